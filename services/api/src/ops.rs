@@ -1,0 +1,66 @@
+//! The ops service: log end offsets against projector positions, and dead letters.
+
+use crate::{internal, Hub};
+use contacthub_core::keys;
+use contacthub_proto::v1::{self as pb, ops_service_server::OpsService};
+use tonic::{Request, Response, Status};
+
+pub struct Ops {
+    hub: Hub,
+}
+
+impl Ops {
+    pub fn new(hub: Hub) -> Self {
+        Ops { hub }
+    }
+}
+
+#[tonic::async_trait]
+impl OpsService for Ops {
+    async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let hub = &self.hub;
+        let positions = hub.projector.positions.borrow().clone();
+        let (ends, log_error) = match hub.log.end_offsets().await {
+            Ok(e) => (e, String::new()),
+            Err(e) => (vec![], e.to_string()),
+        };
+        let log_error = match (log_error.is_empty(), hub.log.health().await) {
+            (true, Err(e)) => e.to_string(),
+            _ => log_error,
+        };
+        let partitions = positions
+            .iter()
+            .enumerate()
+            .map(|(p, &projected)| {
+                let end = ends.get(p).copied().unwrap_or(projected);
+                pb::PartitionStatus {
+                    partition: p as u32,
+                    log_end_offset: end,
+                    projected_offset: projected,
+                    lag: end.saturating_sub(projected),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetStatusResponse {
+            backend: hub.log.backend().into(),
+            topic: hub.log.name(),
+            partitions,
+            dead_letters: hub.store.counter(keys::COUNTER_DEAD).map_err(internal)?,
+            events_applied: hub.store.counter(keys::COUNTER_APPLIED).map_err(internal)?,
+            log_error,
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        req: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        let limit = match req.get_ref().limit {
+            0 => 100,
+            n => n.min(10_000) as usize,
+        };
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            dead_letters: self.hub.store.dead_letters(limit).map_err(internal)?,
+        }))
+    }
+}

@@ -1,0 +1,286 @@
+//! What each command does. IO lives here; everything else is in the library crates.
+
+use crate::cli::*;
+use anyhow::{bail, Context, Result};
+use contacthub_core::{demo, event, render, tenant::Tenants};
+use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog, Record};
+use contacthub_projector::{Projector, Store};
+use contacthub_proto::v1::{self as pb, desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(a) => serve(a).await,
+        Command::Project(a) => project(a).await,
+        Command::Replay(a) => replay(a).await,
+        Command::Digest(a) => {
+            let store = Store::open(&a.read_model)?;
+            println!("{}", store.digest()?);
+            Ok(())
+        }
+        Command::Timeline(a) => timeline(a).await,
+        Command::Status(a) => status(a).await,
+        Command::DeadLetters(a) => dead_letters(a).await,
+        Command::Topics {
+            command: TopicsCommand::Init(a),
+        } => {
+            let mut cfg = kafka::KafkaConfig::new(&a.kafka);
+            cfg.topic = a.topic;
+            cfg.dead_letter_topic = a.dead_letter_topic;
+            let created = kafka::create_topics(&cfg, a.partitions, a.replication).await?;
+            if created.is_empty() {
+                println!("topics {} and {} already exist", cfg.topic, cfg.dead_letter_topic);
+            } else {
+                println!("created {}", created.join(", "));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn tenants(args: &LogArgs) -> Result<Arc<Tenants>> {
+    Ok(Arc::new(match &args.communes {
+        None => Tenants::builtin(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Tenants::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+    }))
+}
+
+/// Opens the configured log: Kafka when an address is given, else the embedded log.
+pub async fn open_log(args: &LogArgs) -> Result<Arc<dyn EventLog>> {
+    if let Some(brokers) = &args.kafka {
+        let mut cfg = kafka::KafkaConfig::new(brokers);
+        cfg.topic = args.topic.clone();
+        cfg.dead_letter_topic = args.dead_letter_topic.clone();
+        cfg.compression = args.kafka_compression.clone();
+        let log = kafka::KafkaLog::connect(cfg).await?;
+        tracing::info!(topic = %log.name(), partitions = log.partitions(), "connected to kafka");
+        Ok(Arc::new(log))
+    } else {
+        let dir = args.data.join("log");
+        let log = EmbeddedLog::open(&dir, args.partitions)
+            .with_context(|| format!("opening the embedded log in {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), partitions = log.partitions(), "embedded log open");
+        Ok(Arc::new(log))
+    }
+}
+
+fn open_store(args: &LogArgs) -> Result<Store> {
+    let dir = args.data.join("read-model");
+    Store::open(&dir).with_context(|| format!("opening the read model in {}", dir.display()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+async fn load_demo(log: &dyn EventLog, tenants: &Tenants, seed: u64, people: usize) -> Result<()> {
+    let ends = log.end_offsets().await?;
+    if ends.iter().any(|&e| e > 0) {
+        tracing::info!("the log already holds events: demo data not loaded again");
+        return Ok(());
+    }
+    let cfg = demo::DemoConfig {
+        seed,
+        people_per_tenant: people,
+        ..Default::default()
+    };
+    let mut batch = Vec::with_capacity(1000);
+    let mut total = 0usize;
+    for e in demo::events(&cfg, tenants) {
+        batch.push(to_record(&e));
+        if batch.len() == 1000 {
+            total += batch.len();
+            log.append(std::mem::take(&mut batch)).await?;
+        }
+    }
+    total += batch.len();
+    log.append(batch).await?;
+    tracing::info!(events = total, seed, people_per_commune = people, "demo data loaded");
+    Ok(())
+}
+
+/// The log record of an event.
+pub fn to_record(e: &pb::Event) -> Record {
+    Record {
+        key: e.tenant.as_bytes().to_vec(),
+        value: event::encode(e),
+        headers: event::headers(e),
+        timestamp_ms: e
+            .recorded_at
+            .as_ref()
+            .and_then(contacthub_proto::ts::to_micros)
+            .map_or(0, |us| us / 1000),
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let tenants = tenants(&a.log)?;
+    std::fs::create_dir_all(&a.log.data).with_context(|| format!("creating {}", a.log.data.display()))?;
+    let log = open_log(&a.log).await?;
+    let store = open_store(&a.log)?;
+    if a.demo {
+        load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
+    }
+    let (projector, handle) = Projector::new(store.clone(), log.clone(), tenants.clone())?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding the gRPC API to {}", a.listen))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let projector_task = tokio::spawn(projector.run(stopped(stop_rx.clone())));
+    let hub = contacthub_api::Hub {
+        log,
+        store,
+        projector: handle,
+        tenants,
+        visibility_timeout: Duration::from_secs(a.visibility_timeout),
+    };
+    println!("contacthub listening on {}", listener.local_addr()?);
+    let api = tokio::spawn(contacthub_api::serve(listener, hub, stopped(stop_rx)));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    api.await??;
+    projector_task.await??;
+    Ok(())
+}
+
+async fn project(a: ProjectArgs) -> Result<()> {
+    let tenants = tenants(&a.log)?;
+    let log = open_log(&a.log).await?;
+    let store = open_store(&a.log)?;
+    let (projector, _handle) = Projector::new(store, log, tenants)?;
+    let projector = projector.with_batch_size(a.batch_size);
+    if a.exit_when_caught_up {
+        let n = projector.catch_up().await?;
+        println!("applied {n} records");
+        return Ok(());
+    }
+    projector.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn replay(a: ReplayArgs) -> Result<()> {
+    if a.into.exists() && std::fs::read_dir(&a.into)?.next().is_some() {
+        bail!("{} is not empty: replay builds a new read model in an empty folder", a.into.display());
+    }
+    let tenants = tenants(&a.log)?;
+    let log = open_log(&a.log).await?;
+    let store = Store::open(&a.into)?;
+    let (projector, _) = Projector::new(store.clone(), log, tenants)?;
+    let n = projector.catch_up().await?;
+    println!("replayed {n} records into {}", a.into.display());
+    println!("digest {}", store.digest()?);
+    Ok(())
+}
+
+async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
+    tonic::transport::Endpoint::from_shared(c.server.clone())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to contacthub at {}", c.server))
+}
+
+fn parse_channel(s: &str) -> Result<i32> {
+    let c = match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+        "phone" | "telephone" => pb::Channel::Phone,
+        "courrier" | "mail" => pb::Channel::Courrier,
+        "web-form" | "web" | "form" => pb::Channel::WebForm,
+        "sms" => pb::Channel::Sms,
+        "email" | "courriel" => pb::Channel::Email,
+        "desk" | "accueil" => pb::Channel::Desk,
+        "back-office" => pb::Channel::BackOffice,
+        other => bail!("unknown channel {other:?} (phone, courrier, web-form, sms, email, desk, back-office)"),
+    };
+    Ok(c as i32)
+}
+
+async fn timeline(a: TimelineArgs) -> Result<()> {
+    use pb::citizen_ref::By;
+    let by = match (a.citizen, a.phone, a.email) {
+        (Some(c), _, _) => By::CitizenId(c),
+        (_, Some(p), _) => By::Phone(p),
+        (_, _, Some(m)) => By::Email(m),
+        _ => bail!("say who: --citizen ID, --phone NUMBER or --email ADDRESS"),
+    };
+    let channels = a.channel.iter().map(|c| parse_channel(c)).collect::<Result<Vec<_>>>()?;
+    let mut client = DeskServiceClient::new(connect(&a.client).await?);
+    let resp = client
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: a.tenant,
+            citizen: Some(pb::CitizenRef { by: Some(by) }),
+            page_size: a.limit,
+            channels,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    print!("{}", render::render_timeline(resp.citizen.as_ref(), &resp.entries));
+    if !resp.next_page_token.is_empty() {
+        println!("  … plus anciens contacts : --limit {}", a.limit * 2);
+    }
+    Ok(())
+}
+
+async fn status(a: ClientArgs) -> Result<()> {
+    let mut client = OpsServiceClient::new(connect(&a).await?);
+    let s = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    println!("backend   {} ({})", s.backend, s.topic);
+    if !s.log_error.is_empty() {
+        println!("LOG UNAVAILABLE: {}", s.log_error);
+    }
+    println!("applied   {} events, {} dead letters", s.events_applied, s.dead_letters);
+    println!("{:>9} {:>14} {:>14} {:>8}", "partition", "log end", "projected", "lag");
+    let mut lag = 0;
+    for p in &s.partitions {
+        println!("{:>9} {:>14} {:>14} {:>8}", p.partition, p.log_end_offset, p.projected_offset, p.lag);
+        lag += p.lag;
+    }
+    println!("total lag {lag}");
+    Ok(())
+}
+
+async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
+    let mut client = OpsServiceClient::new(connect(&a.client).await?);
+    let r = client
+        .list_dead_letters(pb::ListDeadLettersRequest { limit: a.limit })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if r.dead_letters.is_empty() {
+        println!("no dead letters");
+    }
+    for d in r.dead_letters {
+        println!("{}@{}  {} bytes  {}", d.partition, d.offset, d.raw.len(), d.reason);
+    }
+    Ok(())
+}

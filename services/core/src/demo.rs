@@ -1,0 +1,381 @@
+//! A generated, realistic population of the communes with years of contacts on every channel,
+//! deterministic from a seed. Used by `serve --demo`, tests and benchmarks.
+//!
+//! Every commune's first person is a fixed, documented fixture (Givors: Marie Durand,
+//! `06 12 34 56 78`, `marie.durand@example.fr`), so the README tour always finds someone.
+//! Each person's first event is a desk visit that registers them with a citizen id and all
+//! their identifiers; later contacts carry only what that channel would see, with phone
+//! numbers written in the many ways people write them.
+
+use crate::event::{contact, event_id, SCHEMA_VERSION};
+use crate::pb::{self, event::Payload, Category, Channel, Direction, Event};
+use crate::tenant::{Tenant, Tenants};
+use contacthub_proto::ts;
+use rand::{seq::SliceRandom, Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const FIRST: &[&str] = &[
+    "Marie", "Jean", "Fatima", "Mohamed", "Camille", "Lucas", "Léa", "Hugo", "Chloé", "Karim",
+    "Inès", "Thomas", "Manon", "Yanis", "Élodie", "Nicolas", "Sofia", "Antoine", "Aïcha", "Julien",
+    "Zoé", "Mehdi", "Anaïs", "François", "Nadia", "Rémi", "Océane", "Bruno", "Leïla", "Gérard",
+];
+const LAST: &[&str] = &[
+    "Durand", "Martin", "Benali", "Nguyen", "Petit", "Moreau", "Lefèvre", "Garcia", "Haddad",
+    "Roux", "Fontaine", "Da Silva", "Mercier", "Bouvier", "Chérif", "Giraud", "Lambert", "Ferrand",
+    "Saïdi", "Perrin", "Rousseau", "Blanc", "Guérin", "Muller", "Diallo", "Colin", "Le Gall",
+];
+const DOMAINS: &[&str] = &["example.fr", "example.com", "example.net", "mail.example.org"];
+const SERVICES: &[&str] = &[
+    "etat-civil", "education", "petite-enfance", "ccas", "culture", "services-techniques",
+    "urbanisme", "police-municipale",
+];
+const FORMS: &[(&str, Category)] = &[
+    ("acte-naissance", Category::EtatCivil),
+    ("acte-mariage", Category::EtatCivil),
+    ("inscription-scolaire", Category::Scolaire),
+    ("inscription-cantine", Category::Scolaire),
+    ("demande-creche", Category::PetiteEnfance),
+    ("aide-sociale", Category::Ccas),
+    ("signalement-voirie", Category::ServicesTechniques),
+    ("declaration-travaux", Category::Urbanisme),
+    ("inscription-mediatheque", Category::Culture),
+];
+const SUBJECTS: &[(&str, Category)] = &[
+    ("Demande d'acte de naissance", Category::EtatCivil),
+    ("Renouvellement carte d'identité", Category::EtatCivil),
+    ("Inscription à l'école", Category::Scolaire),
+    ("Facture de cantine", Category::Scolaire),
+    ("Place en crèche", Category::PetiteEnfance),
+    ("Demande d'aide au CCAS", Category::Ccas),
+    ("Nid-de-poule rue de la République", Category::ServicesTechniques),
+    ("Éclairage public en panne", Category::ServicesTechniques),
+    ("Permis de construire", Category::Urbanisme),
+    ("Stationnement gênant", Category::PoliceMunicipale),
+    ("Programme de la saison culturelle", Category::Culture),
+    ("Question générale", Category::Other),
+];
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub seed: u64,
+    /// People per commune.
+    pub people_per_tenant: usize,
+    /// Average contacts per person after registration.
+    pub contacts_per_person: usize,
+    /// The contacts span `years` years before `end_us`.
+    pub years: u32,
+    pub end_us: i64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            seed: 42,
+            people_per_tenant: 200,
+            contacts_per_person: 12,
+            years: 3,
+            end_us: 1_793_491_200_000_000, // 2026-11-01T00:00:00Z
+        }
+    }
+}
+
+/// A generated person.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub tenant: String,
+    pub citizen_id: String,
+    pub name: String,
+    /// E.164.
+    pub phones: Vec<String>,
+    pub email: Option<String>,
+    pub household: String,
+}
+
+/// All events of the demo, lazily, in log order (each person registered before their contacts).
+pub fn events(cfg: &DemoConfig, tenants: &Tenants) -> impl Iterator<Item = Event> {
+    let cfg = cfg.clone();
+    let tenants: Vec<Tenant> = tenants.iter().cloned().collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut index = 0usize;
+    let total = cfg.people_per_tenant * tenants.len();
+    std::iter::from_fn(move || {
+        if index >= total {
+            return None;
+        }
+        let tenant = &tenants[index % tenants.len()];
+        let n = index / tenants.len();
+        index += 1;
+        let person = person(&mut rng, tenant, n);
+        Some(person_events(&mut rng, &cfg, tenant, &person, n))
+    })
+    .flatten()
+}
+
+/// The person number `n` of `tenant`; number 0 is the documented fixture.
+fn person(rng: &mut ChaCha8Rng, tenant: &Tenant, n: usize) -> Person {
+    let (first, last) = if n == 0 {
+        ("Marie", "Durand")
+    } else {
+        (*FIRST.choose(rng).unwrap(), *LAST.choose(rng).unwrap())
+    };
+    let mut phones = vec![if n == 0 {
+        "+33612345678".to_string()
+    } else {
+        format!("+33{}{:08}", rng.gen_range(6..=7), rng.gen_range(0..100_000_000u32))
+    }];
+    if rng.gen_bool(0.3) {
+        phones.push(format!("+334{}{:07}", rng.gen_range(7..=8), rng.gen_range(0..10_000_000u32)));
+    }
+    let email = (n == 0 || rng.gen_bool(0.7)).then(|| {
+        let fold = |s: &str| crate::identity::fold_name(s).replace(' ', "-");
+        let domain = if n == 0 { "example.fr" } else { DOMAINS.choose(rng).unwrap() };
+        format!("{}.{}@{domain}", fold(first), fold(last))
+    });
+    Person {
+        tenant: tenant.code.clone(),
+        citizen_id: format!("{}-{:06}", tenant.prefix, n + 1),
+        name: format!("{first} {}", last.to_uppercase()),
+        phones,
+        email,
+        household: format!("{}-F{:05}", tenant.prefix, n / 3 + 1),
+    }
+}
+
+/// Writes an E.164 French number the way a person or a system might.
+pub fn write_phone(e164: &str, style: u8) -> String {
+    let national = format!("0{}", &e164[3..]);
+    let pairs: Vec<&str> = (0..5).map(|i| &national[i * 2..i * 2 + 2]).collect();
+    match style % 7 {
+        0 => pairs.join(" "),
+        1 => pairs.join("."),
+        2 => national,
+        3 => format!("+33 {} {}", &e164[3..4], pairs[1..].join(" ")),
+        4 => format!("0033{}", &e164[3..]),
+        5 => format!("+33 (0){} {}", &e164[3..4], pairs[1..].join(" ")),
+        _ => pairs.join("-"),
+    }
+}
+
+fn person_events(
+    rng: &mut ChaCha8Rng,
+    cfg: &DemoConfig,
+    tenant: &Tenant,
+    p: &Person,
+    n: usize,
+) -> Vec<Event> {
+    let span = i64::from(cfg.years) * 365 * 86_400_000_000;
+    let start = cfg.end_us - span;
+    let source_id = |k: usize| format!("{}-{}-{n}-{k}", cfg.seed, tenant.code);
+    let mut out = Vec::new();
+    let reg_us = start + rng.gen_range(0..span / 4);
+    let mut reg = contact(
+        &tenant.code,
+        "demo",
+        &source_id(0),
+        reg_us,
+        reg_us,
+        Payload::DeskVisit(pb::DeskVisit {
+            desk: "accueil-hdv".into(),
+            duration_minutes: rng.gen_range(5..30),
+        }),
+        pb::Party {
+            citizen_id: p.citizen_id.clone(),
+            phone: p.phones[0].clone(),
+            email: p.email.clone().unwrap_or_default(),
+            name: p.name.clone(),
+            address: Some(pb::PostalAddress {
+                lines: vec![format!("{} rue Jean Jaurès", rng.gen_range(1..200))],
+                postal_code: "69700".into(),
+                city: tenant.name.clone(),
+                country: "FR".into(),
+            }),
+        },
+    );
+    reg.agent_id = format!("agent-{}", rng.gen_range(1..20));
+    set_text(&mut reg, "Création de la fiche usager", "", Category::Other);
+    out.push(reg);
+    for extra in p.phones.iter().skip(1) {
+        // A second number, first seen with the citizen id at the desk.
+        let mut e = out[0].clone();
+        e.event_id = event_id(&tenant.code, "demo", &source_id(1));
+        e.source_id = source_id(1);
+        if let Some(party) = e.personal.as_mut().and_then(|x| x.party.as_mut()) {
+            party.phone = extra.clone();
+            party.email.clear();
+        }
+        e.occurred_at = Some(ts::from_micros(reg_us + 60_000_000));
+        out.push(e);
+    }
+    out.push(household(tenant, p, &source_id(2), reg_us + 120_000_000));
+
+    let count = rng.gen_range(cfg.contacts_per_person / 2..=cfg.contacts_per_person * 3 / 2);
+    for k in 0..count {
+        let at = rng.gen_range(reg_us + 3_600_000_000..cfg.end_us);
+        let sid = source_id(10 + k);
+        let (subject, category) = *SUBJECTS.choose(rng).unwrap();
+        let phone = p.phones.choose(rng).unwrap();
+        let written = write_phone(phone, rng.gen());
+        let by_phone = pb::Party { phone: written, ..Default::default() };
+        let by_mail = || pb::Party {
+            email: p.email.clone().unwrap_or_default(),
+            phone: if p.email.is_none() { p.phones[0].clone() } else { String::new() },
+            ..Default::default()
+        };
+        let channel = *[
+            Channel::Phone, Channel::Phone, Channel::Phone, Channel::Courrier, Channel::WebForm,
+            Channel::Sms, Channel::Email, Channel::Desk,
+        ]
+        .choose(rng)
+        .unwrap();
+        let outbound = rng.gen_bool(0.2);
+        let mut e = match channel {
+            Channel::Phone => {
+                use pb::phone_call::Disposition as D;
+                let disposition = *[D::Answered, D::Answered, D::Answered, D::NoAnswer, D::Busy]
+                    .choose(rng)
+                    .unwrap();
+                let secs = if disposition == D::Answered { rng.gen_range(20..900) } else { 0 };
+                let payload = Payload::PhoneCall(pb::PhoneCall {
+                    disposition: disposition as i32,
+                    duration_seconds: secs + 8,
+                    billed_seconds: secs,
+                    commune_number: tenant.numbers.first().cloned().unwrap_or_default(),
+                    bounced_to_accueil: rng.gen_bool(0.2),
+                });
+                let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, by_phone);
+                set_text(&mut e, "", "", category);
+                e
+            }
+            Channel::Courrier => {
+                let year = chrono::DateTime::from_timestamp_micros(at)
+                    .map(|d| d.format("%Y").to_string())
+                    .unwrap_or_default();
+                let payload = Payload::Courrier(pb::Courrier {
+                    kind: if rng.gen_bool(0.15) { 2 } else { 1 },
+                    chrono: format!("{}-{year}-D{:05}", tenant.prefix, n * 100 + k),
+                    addressed_to_service: SERVICES.choose(rng).unwrap().to_string(),
+                    ..Default::default()
+                });
+                let mut party = by_mail();
+                party.name = p.name.clone();
+                let recorded = at + rng.gen_range(0..3 * 86_400_000_000);
+                let mut e = contact(&tenant.code, "demo", &sid, at, recorded, payload, party);
+                set_text(&mut e, subject, "Madame, Monsieur, je vous écris au sujet de ma demande.", category);
+                e
+            }
+            Channel::WebForm => {
+                let (slug, cat) = *FORMS.choose(rng).unwrap();
+                let payload = Payload::WebForm(pb::WebForm {
+                    form_slug: slug.into(),
+                    submission_id: sid.clone(),
+                });
+                let mut party = by_mail();
+                party.citizen_id = p.citizen_id.clone();
+                let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, party);
+                set_text(&mut e, slug, "", cat);
+                e
+            }
+            Channel::Sms => {
+                let payload = Payload::Sms(pb::Sms {
+                    message_sid: format!("SM{:032x}", rng.gen::<u128>()),
+                    segments: 1,
+                    commune_number: tenant.numbers.first().cloned().unwrap_or_default(),
+                });
+                let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, by_phone);
+                let text = if outbound {
+                    "Votre rendez-vous est confirmé. Mairie 😊"
+                } else {
+                    "Bonjour, est-ce que la mairie est ouverte samedi ?"
+                };
+                set_text(&mut e, "", text, category);
+                e
+            }
+            Channel::Email => {
+                let payload = Payload::Email(pb::Email {
+                    message_id: format!("<{sid}@example.fr>"),
+                    mailbox: "contact".into(),
+                    ..Default::default()
+                });
+                let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, by_mail());
+                set_text(&mut e, subject, "Bonjour,\nPourriez-vous me renseigner ?\nCordialement", category);
+                e
+            }
+            _ => {
+                let payload = Payload::DeskVisit(pb::DeskVisit {
+                    desk: "accueil-hdv".into(),
+                    duration_minutes: rng.gen_range(3..40),
+                });
+                let party = pb::Party { citizen_id: p.citizen_id.clone(), ..Default::default() };
+                let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, party);
+                e.agent_id = format!("agent-{}", rng.gen_range(1..20));
+                set_text(&mut e, subject, "", category);
+                e
+            }
+        };
+        if outbound && matches!(channel, Channel::Phone | Channel::Sms | Channel::Email | Channel::Courrier) {
+            e.direction = Direction::Outbound as i32;
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn set_text(e: &mut Event, subject: &str, text: &str, category: Category) {
+    e.category = category as i32;
+    if let Some(p) = e.personal.as_mut() {
+        p.subject = subject.into();
+        p.text = text.into();
+    }
+}
+
+fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
+    Event {
+        event_id: event_id(&tenant.code, "demo", source_id),
+        tenant: tenant.code.clone(),
+        channel: Channel::BackOffice as i32,
+        occurred_at: Some(ts::from_micros(at)),
+        recorded_at: Some(ts::from_micros(at)),
+        schema_version: SCHEMA_VERSION,
+        direction: Direction::Internal as i32,
+        source: "demo".into(),
+        source_id: source_id.into(),
+        payload: Some(Payload::HouseholdMembership(pb::HouseholdMembership {
+            household_id: p.household.clone(),
+            citizen_id: p.citizen_id.clone(),
+            role: "membre".into(),
+            member: true,
+        })),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::validate;
+    use crate::identity::normalize_phone;
+
+    #[test]
+    fn demo_is_deterministic_and_valid() {
+        let cfg = DemoConfig { people_per_tenant: 5, ..Default::default() };
+        let tenants = Tenants::builtin();
+        let a: Vec<_> = events(&cfg, &tenants).collect();
+        let b: Vec<_> = events(&cfg, &tenants).collect();
+        assert_eq!(a, b);
+        assert!(a.len() > 6 * 5 * 3);
+        for e in &a {
+            validate(e, &tenants).unwrap_or_else(|r| panic!("{r}: {e:?}"));
+        }
+        let channels: std::collections::BTreeSet<_> = a.iter().map(|e| e.channel).collect();
+        assert_eq!(channels.len(), 7, "every channel and back office appear");
+    }
+
+    #[test]
+    fn every_phone_writing_normalises_back() {
+        for style in 0..7 {
+            let w = write_phone("+33612345678", style);
+            assert_eq!(normalize_phone(&w).as_deref(), Some("+33612345678"), "{w}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Events on the log: encoding, decoding, validation and deterministic ids.
+
+use crate::identity::{normalize_email, normalize_phone, valid_id};
+use crate::pb::{self, event::Payload, Channel, Event};
+use crate::tenant::Tenants;
+use contacthub_proto::ts;
+use prost::Message;
+
+/// The version of the contract this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Headers every event carries on the log, so consumers can route without decoding.
+pub const HEADER_EVENT_TYPE: &str = "contacthub-event-type";
+pub const HEADER_SCHEMA_VERSION: &str = "contacthub-schema-version";
+pub const HEADER_TENANT: &str = "contacthub-tenant";
+
+/// Namespace of contacthub's UUIDv5 event ids.
+const EVENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c0a_7c1b_5e2d_4f43_9a61_2b9e_0c48_d301);
+
+/// Earliest `occurred_at` accepted: nothing in the communes' systems is older.
+const EARLIEST_US: i64 = 631_152_000_000_000; // 1990-01-01T00:00:00Z
+/// Latest `recorded_at` accepted.
+const LATEST_US: i64 = 7_258_118_400_000_000; // 2200-01-01T00:00:00Z
+/// How far `occurred_at` may lie after `recorded_at` (clock skew between systems).
+const MAX_SKEW_US: i64 = 86_400_000_000;
+
+/// The deterministic id of the event `source_id` from `source` for `tenant`: the same contact
+/// read twice gets the same id, so it is projected once.
+pub fn event_id(tenant: &str, source: &str, source_id: &str) -> String {
+    let name = format!("{tenant}\0{source}\0{source_id}");
+    uuid::Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// The kind of an event's payload, e.g. `"phone_call"`: header value and timeline `kind`.
+pub fn kind(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::PhoneCall(_) => "phone_call",
+        Payload::Courrier(_) => "courrier",
+        Payload::WebForm(_) => "web_form",
+        Payload::Sms(_) => "sms",
+        Payload::Email(_) => "email",
+        Payload::DeskVisit(_) => "desk_visit",
+        Payload::IdentityLinked(_) => "identity_linked",
+        Payload::IdentityUnlinked(_) => "identity_unlinked",
+        Payload::HouseholdMembership(_) => "household_membership",
+        Payload::RequestOpened(_) => "request_opened",
+        Payload::RequestAssigned(_) => "request_assigned",
+        Payload::RequestStatusChanged(_) => "request_status_changed",
+        Payload::RequestAnswered(_) => "request_answered",
+        Payload::RequestClosed(_) => "request_closed",
+    }
+}
+
+/// The channel a payload belongs to.
+pub fn channel_of(payload: &Payload) -> Channel {
+    match payload {
+        Payload::PhoneCall(_) => Channel::Phone,
+        Payload::Courrier(_) => Channel::Courrier,
+        Payload::WebForm(_) => Channel::WebForm,
+        Payload::Sms(_) => Channel::Sms,
+        Payload::Email(_) => Channel::Email,
+        Payload::DeskVisit(_) => Channel::Desk,
+        _ => Channel::BackOffice,
+    }
+}
+
+/// Whether the payload is a contact with a citizen (as opposed to bookkeeping).
+pub fn is_contact(payload: &Payload) -> bool {
+    channel_of(payload) != Channel::BackOffice
+}
+
+/// Encodes an event for the log.
+pub fn encode(event: &Event) -> Vec<u8> {
+    event.encode_to_vec()
+}
+
+/// Log headers for an event.
+pub fn headers(event: &Event) -> Vec<(String, Vec<u8>)> {
+    let kind = event.payload.as_ref().map(kind).unwrap_or("unknown");
+    vec![
+        (HEADER_EVENT_TYPE.into(), kind.as_bytes().to_vec()),
+        (
+            HEADER_SCHEMA_VERSION.into(),
+            event.schema_version.to_string().into_bytes(),
+        ),
+        (HEADER_TENANT.into(), event.tenant.as_bytes().to_vec()),
+    ]
+}
+
+/// Why an event cannot be projected. The text goes into the dead-letter record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+/// Decodes an event from log bytes.
+pub fn decode(bytes: &[u8]) -> Result<Event, Invalid> {
+    Event::decode(bytes).map_err(|e| invalid(format!("not a contacthub event: {e}")))
+}
+
+/// An event that passed validation, with its times in microseconds.
+#[derive(Debug, Clone)]
+pub struct Valid<'a> {
+    pub event: &'a Event,
+    pub payload: &'a Payload,
+    pub occurred_us: i64,
+}
+
+/// Checks an event against the contract and the configured tenants.
+pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, Invalid> {
+    if event.schema_version == 0 || event.schema_version > SCHEMA_VERSION {
+        return Err(invalid(format!(
+            "unsupported schema_version {} (this build reads 1..={SCHEMA_VERSION})",
+            event.schema_version
+        )));
+    }
+    if event.event_id.is_empty() {
+        return Err(invalid("missing event_id"));
+    }
+    if event.event_id.len() > 128 || event.event_id.contains(|c: char| c.is_control()) {
+        return Err(invalid("event_id is longer than 128 characters or has control characters"));
+    }
+    if event.tenant.is_empty() {
+        return Err(invalid("missing tenant"));
+    }
+    if tenants.get(&event.tenant).is_none() {
+        return Err(invalid(format!("unknown tenant {:?}", event.tenant)));
+    }
+    let payload = event.payload.as_ref().ok_or_else(|| invalid("missing payload"))?;
+    let expected = channel_of(payload);
+    if event.channel != expected as i32 {
+        return Err(invalid(format!(
+            "channel {} does not match payload {} (expected {})",
+            Channel::try_from(event.channel).map_or("unknown".into(), |c| c.as_str_name().to_string()),
+            kind(payload),
+            expected.as_str_name()
+        )));
+    }
+    let recorded_us = event
+        .recorded_at
+        .as_ref()
+        .ok_or_else(|| invalid("missing recorded_at"))
+        .and_then(|t| ts::to_micros(t).ok_or_else(|| invalid("recorded_at is not a valid timestamp")))?;
+    let occurred_us = event
+        .occurred_at
+        .as_ref()
+        .ok_or_else(|| invalid("missing occurred_at"))
+        .and_then(|t| ts::to_micros(t).ok_or_else(|| invalid("occurred_at is not a valid timestamp")))?;
+    if !(EARLIEST_US..LATEST_US).contains(&recorded_us) {
+        return Err(invalid(format!(
+            "recorded_at {} is outside 1990..2200",
+            fmt_us(recorded_us)
+        )));
+    }
+    if occurred_us < EARLIEST_US || occurred_us > recorded_us + MAX_SKEW_US {
+        return Err(invalid(format!(
+            "occurred_at {} is absurd (before 1990 or more than a day after recorded_at {})",
+            fmt_us(occurred_us),
+            fmt_us(recorded_us)
+        )));
+    }
+    let need_request = |what: &str| {
+        if event.request_id.is_empty() {
+            Err(invalid(format!("{what} without request_id")))
+        } else if !valid_id(&event.request_id) {
+            Err(invalid(format!("request_id {:?} is not a valid id", event.request_id)))
+        } else {
+            Ok(())
+        }
+    };
+    let need_citizen = |field: &str, id: &str| {
+        if valid_id(id) {
+            Ok(())
+        } else {
+            Err(invalid(format!("{field} {id:?} is not a valid citizen id")))
+        }
+    };
+    match payload {
+        Payload::IdentityLinked(l) => {
+            need_citizen("citizen_id", &l.citizen_id)?;
+            need_citizen("into_citizen_id", &l.into_citizen_id)?;
+            if l.citizen_id == l.into_citizen_id {
+                return Err(invalid("identity_linked links a citizen to itself"));
+            }
+        }
+        Payload::IdentityUnlinked(u) => {
+            need_citizen("citizen_id", &u.citizen_id)?;
+            need_citizen("from_citizen_id", &u.from_citizen_id)?;
+        }
+        Payload::HouseholdMembership(h) => {
+            need_citizen("citizen_id", &h.citizen_id)?;
+            if !valid_id(&h.household_id) {
+                return Err(invalid(format!("household_id {:?} is not a valid id", h.household_id)));
+            }
+        }
+        Payload::RequestOpened(_) => {
+            need_request("request_opened")?;
+            check_party(event)?;
+        }
+        Payload::RequestAssigned(_)
+        | Payload::RequestStatusChanged(_)
+        | Payload::RequestAnswered(_)
+        | Payload::RequestClosed(_) => need_request(kind(payload))?,
+        _ => {
+            if !event.request_id.is_empty() {
+                need_request(kind(payload))?;
+            }
+            check_party(event)?;
+        }
+    }
+    Ok(Valid {
+        event,
+        payload,
+        occurred_us,
+    })
+}
+
+/// A contact must say who the party is: a citizen id, a usable phone or e-mail, or a name.
+fn check_party(event: &Event) -> Result<(), Invalid> {
+    let party = event
+        .personal
+        .as_ref()
+        .and_then(|p| p.party.as_ref())
+        .ok_or_else(|| invalid("missing party"))?;
+    if !party.citizen_id.is_empty() && !valid_id(&party.citizen_id) {
+        return Err(invalid("party citizen_id is not a valid citizen id"));
+    }
+    let usable = !party.citizen_id.is_empty()
+        || normalize_phone(&party.phone).is_some()
+        || normalize_email(&party.email).is_some()
+        || !party.name.trim().is_empty();
+    if usable {
+        Ok(())
+    } else {
+        Err(invalid("party has no usable identifier (citizen id, phone, e-mail or name)"))
+    }
+}
+
+/// Formats microseconds since the epoch as RFC 3339 (UTC), for messages.
+pub fn fmt_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("{us}us"))
+}
+
+/// A contact event with the common fields filled; callers set the payload-specific parts.
+pub fn contact(
+    tenant: &str,
+    source: &str,
+    source_id: &str,
+    occurred_us: i64,
+    recorded_us: i64,
+    payload: Payload,
+    party: pb::Party,
+) -> Event {
+    Event {
+        event_id: event_id(tenant, source, source_id),
+        tenant: tenant.into(),
+        channel: channel_of(&payload) as i32,
+        occurred_at: Some(ts::from_micros(occurred_us)),
+        recorded_at: Some(ts::from_micros(recorded_us)),
+        schema_version: SCHEMA_VERSION,
+        direction: pb::Direction::Inbound as i32,
+        category: pb::Category::Other as i32,
+        personal: Some(pb::Personal {
+            party: Some(party),
+            ..Default::default()
+        }),
+        source: source.into(),
+        source_id: source_id.into(),
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn call() -> Event {
+        contact(
+            "69091",
+            "test",
+            "1",
+            1_700_000_000_000_000,
+            1_700_000_000_000_000,
+            Payload::PhoneCall(pb::PhoneCall::default()),
+            pb::Party {
+                phone: "06 12 34 56 78".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn reason(e: &Event) -> String {
+        validate(e, &Tenants::builtin()).unwrap_err().0
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        assert_eq!(event_id("69091", "cdr", "1"), event_id("69091", "cdr", "1"));
+        assert_ne!(event_id("69091", "cdr", "1"), event_id("69096", "cdr", "1"));
+        assert_ne!(event_id("69091", "cdr", "1"), event_id("69091", "sms", "1"));
+    }
+
+    #[test]
+    fn a_good_event_validates() {
+        assert!(validate(&call(), &Tenants::builtin()).is_ok());
+    }
+
+    #[test]
+    fn bad_events_say_what_is_wrong() {
+        let mut e = call();
+        e.tenant = "99999".into();
+        assert_eq!(reason(&e), "unknown tenant \"99999\"");
+        let mut e = call();
+        e.event_id.clear();
+        assert_eq!(reason(&e), "missing event_id");
+        let mut e = call();
+        e.occurred_at = Some(ts::from_micros(33_000_000_000_000_000));
+        assert!(reason(&e).starts_with("occurred_at 3015-"), "{}", reason(&e));
+        let mut e = call();
+        e.channel = Channel::Sms as i32;
+        assert!(reason(&e).contains("does not match payload phone_call"));
+        let mut e = call();
+        e.personal = None;
+        assert_eq!(reason(&e), "missing party");
+        let mut e = call();
+        e.personal.as_mut().unwrap().party.as_mut().unwrap().phone = "n/a".into();
+        assert!(reason(&e).starts_with("party has no usable identifier"));
+        let mut e = call();
+        e.payload = Some(Payload::RequestClosed(Default::default()));
+        e.channel = Channel::BackOffice as i32;
+        assert_eq!(reason(&e), "request_closed without request_id");
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let bytes = encode(&call());
+        for cut in 0..bytes.len() {
+            let refused = match decode(&bytes[..cut]) {
+                Err(_) => true,
+                Ok(e) => validate(&e, &Tenants::builtin()).is_err(),
+            };
+            assert!(refused, "truncation at {cut} of {} accepted", bytes.len());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn codec_round_trips(
+            id in "[a-z0-9-]{0,40}",
+            tenant in "[0-9]{5}",
+            phone in "\\PC{0,20}",
+            subject in "\\PC{0,60}",
+            secs in 0i64..4_000_000_000,
+            duration in any::<u32>(),
+        ) {
+            let mut e = call();
+            e.event_id = id;
+            e.tenant = tenant;
+            e.occurred_at = Some(ts::from_micros(secs * 1_000_000));
+            let p = e.personal.as_mut().unwrap();
+            p.subject = subject;
+            p.party.as_mut().unwrap().phone = phone;
+            e.payload = Some(Payload::PhoneCall(pb::PhoneCall { duration_seconds: duration, ..Default::default() }));
+            let back = decode(&encode(&e)).unwrap();
+            prop_assert_eq!(back, e);
+        }
+
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(e) = decode(&bytes) {
+                let _ = validate(&e, &Tenants::builtin());
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Folding one log record into the read model. Pure: all state goes through [`Kv`], so the
+//! same code runs over sled (projector) and over a `BTreeMap` (tests, models).
+
+use crate::event::{self, is_contact, kind, Invalid, Valid};
+use crate::identity::{fold_name, normalize_email, normalize_phone};
+use crate::keys;
+use crate::pb::{self, event::Payload, Citizen, DeadLetter, RequestState, TimelineEntry};
+use crate::render::{excerpt, summary};
+use crate::tenant::Tenants;
+use crate::{Error, Result};
+use prost::Message;
+use std::collections::BTreeMap;
+
+/// Ordered key-value state the fold reads and writes. Writes are buffered by the caller and
+/// must be visible to later reads of the same fold.
+pub trait Kv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
+    fn remove(&mut self, key: Vec<u8>);
+}
+
+impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(BTreeMap::get(self, key).cloned())
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.insert(key, value);
+    }
+    fn remove(&mut self, key: Vec<u8>) {
+        BTreeMap::remove(self, &key);
+    }
+}
+
+/// Where a record sits on the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// What folding one record did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// New timeline entries (one per affected citizen) for `tenant`.
+    Applied {
+        tenant: String,
+        entries: Vec<TimelineEntry>,
+    },
+    /// The event id was already applied; nothing changed.
+    Duplicate,
+    /// The record was kept as a dead letter with this reason.
+    DeadLettered(String),
+}
+
+fn get_msg<M: Message + Default>(kv: &impl Kv, key: &[u8]) -> Result<Option<M>> {
+    match kv.get(key)? {
+        None => Ok(None),
+        Some(v) => M::decode(v.as_slice()).map(Some).map_err(|source| Error::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        }),
+    }
+}
+
+fn bump(kv: &mut impl Kv, name: &str) -> Result<()> {
+    let k = keys::counter(name);
+    let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
+    kv.put(k, (n + 1).to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// Folds the record at `pos` (log key and value as read) into the read model.
+pub fn apply(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    pos: Position,
+    key: &[u8],
+    raw: &[u8],
+) -> Result<Outcome> {
+    let event = match event::decode(raw) {
+        Ok(e) => e,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
+    let valid = match event::validate(&event, tenants) {
+        Ok(v) => v,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
+    let applied_key = keys::applied(&event.tenant, &event.event_id);
+    if kv.get(&applied_key)?.is_some() {
+        return Ok(Outcome::Duplicate);
+    }
+    let entries = match project(kv, tenants, &valid, pos)? {
+        Ok(entries) => entries,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
+    // partition, offset, occurred time, citizen of the first entry: enough to find the entry.
+    let mut at = pos.partition.to_be_bytes().to_vec();
+    at.extend_from_slice(&pos.offset.to_be_bytes());
+    at.extend_from_slice(&valid.occurred_us.to_be_bytes());
+    if let Some(first) = entries.first() {
+        at.extend_from_slice(first.citizen_id.as_bytes());
+    }
+    kv.put(applied_key, at);
+    bump(kv, keys::COUNTER_APPLIED)?;
+    Ok(Outcome::Applied {
+        tenant: event.tenant.clone(),
+        entries,
+    })
+}
+
+fn dead_letter(
+    kv: &mut impl Kv,
+    pos: Position,
+    key: &[u8],
+    raw: &[u8],
+    invalid: Invalid,
+) -> Result<Outcome> {
+    let dl = DeadLetter {
+        partition: pos.partition,
+        offset: pos.offset,
+        reason: invalid.0.clone(),
+        key: key.to_vec(),
+        raw: raw.to_vec(),
+    };
+    kv.put(keys::dead_letter(pos.partition, pos.offset), dl.encode_to_vec());
+    bump(kv, keys::COUNTER_DEAD)?;
+    Ok(Outcome::DeadLettered(invalid.0))
+}
+
+/// Applies a validated event. The inner `Err` is a semantic refusal (dead letter).
+fn project(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    pos: Position,
+) -> Result<Result<Vec<TimelineEntry>, Invalid>> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let citizens: Vec<String> = match v.payload {
+        Payload::RequestOpened(open) => {
+            let citizen = resolve_party(kv, tenants, v)?;
+            let state = RequestState {
+                request_id: e.request_id.clone(),
+                tenant: tenant.clone(),
+                citizen_id: citizen.clone(),
+                kind: open.kind.clone(),
+                status: pb::RequestStatus::Open as i32,
+                opened_at: e.occurred_at,
+                updated_at: e.occurred_at,
+                ..Default::default()
+            };
+            kv.put(keys::request(tenant, &e.request_id), state.encode_to_vec());
+            vec![citizen]
+        }
+        Payload::RequestAssigned(_)
+        | Payload::RequestStatusChanged(_)
+        | Payload::RequestAnswered(_)
+        | Payload::RequestClosed(_) => {
+            let rk = keys::request(tenant, &e.request_id);
+            let Some(mut state) = get_msg::<RequestState>(kv, &rk)? else {
+                return Ok(Err(Invalid(format!("unknown request {:?}", e.request_id))));
+            };
+            match v.payload {
+                Payload::RequestAssigned(a) => {
+                    state.service = a.service.clone();
+                    state.assignee_agent_id = a.assignee_agent_id.clone();
+                    if state.status == pb::RequestStatus::Open as i32 {
+                        state.status = pb::RequestStatus::InProgress as i32;
+                    }
+                }
+                Payload::RequestStatusChanged(s) => state.status = s.status,
+                Payload::RequestAnswered(a) => {
+                    state.status = pb::RequestStatus::Answered as i32;
+                    state.answer_event_id = a.answer_event_id.clone();
+                }
+                _ => state.status = pb::RequestStatus::Closed as i32,
+            }
+            state.updated_at = e.occurred_at;
+            let citizen = state.citizen_id.clone();
+            kv.put(rk, state.encode_to_vec());
+            vec![citizen]
+        }
+        Payload::HouseholdMembership(h) => {
+            let mut c = load_or_create(kv, tenant, &h.citizen_id, false)?;
+            let hk = keys::household_member(tenant, &h.household_id, &h.citizen_id);
+            if h.member {
+                kv.put(hk, h.role.as_bytes().to_vec());
+                if !c.households.contains(&h.household_id) {
+                    c.households.push(h.household_id.clone());
+                }
+            } else {
+                kv.remove(hk);
+                c.households.retain(|x| x != &h.household_id);
+            }
+            put_citizen(kv, &c);
+            vec![h.citizen_id.clone()]
+        }
+        Payload::IdentityLinked(l) => {
+            let mut from = load_or_create(kv, tenant, &l.citizen_id, false)?;
+            let into = load_or_create(kv, tenant, &l.into_citizen_id, false)?;
+            if !from.merged_into.is_empty() {
+                return Ok(Err(Invalid(format!(
+                    "citizen {} is already merged into {}",
+                    from.citizen_id, from.merged_into
+                ))));
+            }
+            if canonical(kv, tenant, &into.citizen_id)? == from.citizen_id {
+                return Ok(Err(Invalid(format!(
+                    "merging {} into {} would make a cycle",
+                    from.citizen_id, into.citizen_id
+                ))));
+            }
+            from.merged_into = into.citizen_id.clone();
+            kv.put(keys::merge_member(tenant, &into.citizen_id, &from.citizen_id), vec![]);
+            put_citizen(kv, &from);
+            put_citizen(kv, &into);
+            vec![from.citizen_id]
+        }
+        Payload::IdentityUnlinked(u) => {
+            let Some(mut c) = get_msg::<Citizen>(kv, &keys::citizen(tenant, &u.citizen_id))? else {
+                return Ok(Err(Invalid(format!("unknown citizen {}", u.citizen_id))));
+            };
+            if c.merged_into != u.from_citizen_id {
+                return Ok(Err(Invalid(format!(
+                    "citizen {} is not merged into {}",
+                    u.citizen_id, u.from_citizen_id
+                ))));
+            }
+            c.merged_into.clear();
+            kv.remove(keys::merge_member(tenant, &u.from_citizen_id, &u.citizen_id));
+            put_citizen(kv, &c);
+            vec![u.citizen_id.clone()]
+        }
+        _ => {
+            debug_assert!(is_contact(v.payload));
+            vec![resolve_party(kv, tenants, v)?]
+        }
+    };
+
+    let mut entries = Vec::with_capacity(citizens.len());
+    for citizen_id in citizens {
+        let entry = timeline_entry(v, &citizen_id, pos);
+        let ck = keys::citizen(tenant, &citizen_id);
+        if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
+            c.entries += 1;
+            let occ = e.occurred_at;
+            if c.first_seen.is_none() || ts_lt(occ, c.first_seen) {
+                c.first_seen = occ;
+            }
+            if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
+                c.last_seen = occ;
+            }
+            kv.put(ck, c.encode_to_vec());
+        }
+        kv.put(
+            keys::timeline_entry(tenant, &citizen_id, v.occurred_us, &e.event_id),
+            entry.encode_to_vec(),
+        );
+        entries.push(entry);
+    }
+    Ok(Ok(entries))
+}
+
+fn ts_lt(a: Option<contacthub_proto::Timestamp>, b: Option<contacthub_proto::Timestamp>) -> bool {
+    let k = |t: Option<contacthub_proto::Timestamp>| t.map(|t| (t.seconds, t.nanos));
+    k(a) < k(b)
+}
+
+fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
+    kv.put(keys::citizen(&c.tenant, &c.citizen_id), c.encode_to_vec());
+}
+
+fn load_or_create(kv: &mut impl Kv, tenant: &str, id: &str, provisional: bool) -> Result<Citizen> {
+    Ok(get_msg::<Citizen>(kv, &keys::citizen(tenant, id))?.unwrap_or_else(|| Citizen {
+        citizen_id: id.to_string(),
+        tenant: tenant.to_string(),
+        provisional,
+        ..Default::default()
+    }))
+}
+
+/// The citizen a (possibly merged) citizen id stands for now.
+pub fn canonical(kv: &impl Kv, tenant: &str, id: &str) -> Result<String> {
+    let mut id = id.to_string();
+    // Merges are acyclic (checked on link); the bound only guards corrupt data.
+    for _ in 0..64 {
+        match get_msg::<Citizen>(kv, &keys::citizen(tenant, &id))? {
+            Some(c) if !c.merged_into.is_empty() => id = c.merged_into,
+            _ => break,
+        }
+    }
+    Ok(id)
+}
+
+/// Finds or creates the citizen of a contact's party and indexes its identifiers.
+fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<String> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let party = e
+        .personal
+        .as_ref()
+        .and_then(|p| p.party.clone())
+        .unwrap_or_default();
+    let phone = normalize_phone(&party.phone);
+    let email = normalize_email(&party.email);
+    let ids: Vec<(&str, String)> = phone
+        .iter()
+        .map(|p| ("phone", p.clone()))
+        .chain(email.iter().map(|m| ("email", m.clone())))
+        .collect();
+
+    let mut found = None;
+    if !party.citizen_id.is_empty() {
+        found = Some(party.citizen_id.clone());
+    } else {
+        for (kind, value) in &ids {
+            if let Some(c) = kv.get(&keys::identifier(tenant, kind, value))? {
+                found = Some(String::from_utf8_lossy(&c).into_owned());
+                break;
+            }
+        }
+    }
+    let citizen_id = match found {
+        Some(id) => id,
+        None => {
+            let sk = keys::sequence(tenant);
+            let n = kv.get(&sk)?.map_or(1, |v| keys::read_u64(&v));
+            kv.put(sk, (n + 1).to_be_bytes().to_vec());
+            let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
+            format!("{prefix}-P{n:06}")
+        }
+    };
+    let mut c = load_or_create(kv, tenant, &citizen_id, party.citizen_id.is_empty())?;
+    for (kind, value) in ids {
+        let ik = keys::identifier(tenant, kind, &value);
+        if kv.get(&ik)?.is_none() {
+            kv.put(ik, citizen_id.as_bytes().to_vec());
+        }
+        let list = if kind == "phone" { &mut c.phones } else { &mut c.emails };
+        if !list.contains(&value) {
+            list.push(value);
+        }
+    }
+    if c.display_name.is_empty() && !fold_name(&party.name).is_empty() {
+        c.display_name = party.name.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    put_citizen(kv, &c);
+    Ok(citizen_id)
+}
+
+fn timeline_entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
+    let e = v.event;
+    let personal = e.personal.clone().unwrap_or_default();
+    let party = personal.party.clone().unwrap_or_default();
+    let mut links = Vec::new();
+    let mut link = |rel: &str, target: &str| {
+        if !target.is_empty() {
+            links.push(pb::Link {
+                rel: rel.into(),
+                target: target.into(),
+            });
+        }
+    };
+    link("request", &e.request_id);
+    match v.payload {
+        Payload::Courrier(c) => link("chrono", &c.chrono),
+        Payload::WebForm(w) => link("submission_id", &w.submission_id),
+        Payload::Email(m) => {
+            link("message_id", &m.message_id);
+            link("in_reply_to", &m.in_reply_to);
+        }
+        Payload::Sms(s) => link("message_sid", &s.message_sid),
+        Payload::IdentityLinked(l) => link("merged_into", &l.into_citizen_id),
+        Payload::IdentityUnlinked(u) => link("unmerged_from", &u.from_citizen_id),
+        Payload::HouseholdMembership(h) => link("household", &h.household_id),
+        Payload::RequestAnswered(a) => link("answer", &a.answer_event_id),
+        _ => {}
+    }
+    let party_identifier = normalize_phone(&party.phone)
+        .or_else(|| normalize_email(&party.email))
+        .unwrap_or_else(|| party.name.clone());
+    TimelineEntry {
+        event_id: e.event_id.clone(),
+        citizen_id: citizen_id.to_string(),
+        channel: e.channel,
+        occurred_at: e.occurred_at,
+        direction: e.direction,
+        category: e.category,
+        kind: kind(v.payload).to_string(),
+        subject: personal.subject.clone(),
+        summary: summary(e, v.payload),
+        request_id: e.request_id.clone(),
+        attachments: e.attachments.clone(),
+        links,
+        agent_id: e.agent_id.clone(),
+        partition: pos.partition,
+        offset: pos.offset,
+        excerpt: excerpt(&personal.text),
+        party_identifier,
+    }
+}

@@ -1,0 +1,127 @@
+//! The read model's key layout: one ordered key space, so one atomic batch can carry every
+//! change of a group of events together with the log position that produced it.
+//!
+//! | prefix | key                                  | value                     |
+//! |--------|--------------------------------------|---------------------------|
+//! | `ck/`  | partition (u32 BE)                   | next offset (u64 BE)      |
+//! | `ev/`  | tenant `\0` event id                 | partition, offset, time, citizen |
+//! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
+//! | `ci/`  | tenant `\0` citizen id               | `Citizen`                 |
+//! | `tl/`  | tenant `\0` citizen `\0` time event  | `TimelineEntry`           |
+//! | `mg/`  | tenant `\0` into `\0` member         | empty                     |
+//! | `hh/`  | tenant `\0` household `\0` citizen   | role                      |
+//! | `rq/`  | tenant `\0` request id               | `RequestState`            |
+//! | `sq/`  | tenant                               | next provisional number   |
+//! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
+//! | `st/`  | counter name                         | u64 BE                    |
+//!
+//! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
+
+pub const CHECKPOINT: &[u8] = b"ck/";
+pub const DEAD_LETTER: &[u8] = b"dl/";
+
+fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let len = prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.extend_from_slice(prefix);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+pub fn checkpoint(partition: u32) -> Vec<u8> {
+    key(CHECKPOINT, &[&partition.to_be_bytes()])
+}
+
+pub fn applied(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"ev/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// `kind` is `phone` or `email`.
+pub fn identifier(tenant: &str, kind: &str, normalized: &str) -> Vec<u8> {
+    let id = format!("{kind}:{normalized}");
+    key(b"id/", &[tenant.as_bytes(), id.as_bytes()])
+}
+
+pub fn citizen(tenant: &str, citizen_id: &str) -> Vec<u8> {
+    key(b"ci/", &[tenant.as_bytes(), citizen_id.as_bytes()])
+}
+
+/// Prefix of a citizen's timeline; entries sort by time, then event id.
+pub fn timeline_prefix(tenant: &str, citizen_id: &str) -> Vec<u8> {
+    let mut k = key(b"tl/", &[tenant.as_bytes(), citizen_id.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// Order-preserving encoding of a signed time.
+pub fn time_bytes(us: i64) -> [u8; 8] {
+    ((us as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn timeline_entry(tenant: &str, citizen_id: &str, occurred_us: i64, event_id: &str) -> Vec<u8> {
+    let mut k = timeline_prefix(tenant, citizen_id);
+    k.extend_from_slice(&time_bytes(occurred_us));
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
+pub fn merge_member(tenant: &str, into: &str, member: &str) -> Vec<u8> {
+    key(b"mg/", &[tenant.as_bytes(), into.as_bytes(), member.as_bytes()])
+}
+
+pub fn merge_members_prefix(tenant: &str, into: &str) -> Vec<u8> {
+    let mut k = key(b"mg/", &[tenant.as_bytes(), into.as_bytes()]);
+    k.push(0);
+    k
+}
+
+pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<u8> {
+    key(b"hh/", &[tenant.as_bytes(), household.as_bytes(), citizen_id.as_bytes()])
+}
+
+pub fn request(tenant: &str, request_id: &str) -> Vec<u8> {
+    key(b"rq/", &[tenant.as_bytes(), request_id.as_bytes()])
+}
+
+pub fn sequence(tenant: &str) -> Vec<u8> {
+    key(b"sq/", &[tenant.as_bytes()])
+}
+
+pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {
+    let mut k = DEAD_LETTER.to_vec();
+    k.extend_from_slice(&partition.to_be_bytes());
+    k.extend_from_slice(&offset.to_be_bytes());
+    k
+}
+
+pub fn counter(name: &str) -> Vec<u8> {
+    key(b"st/", &[name.as_bytes()])
+}
+
+pub const COUNTER_APPLIED: &str = "applied";
+pub const COUNTER_DEAD: &str = "dead_letters";
+
+/// Decodes a u64 value written by this module.
+pub fn read_u64(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_keys_sort_by_time_including_before_1970() {
+        let a = timeline_entry("69091", "C1", -5, "z");
+        let b = timeline_entry("69091", "C1", 3, "a");
+        let c = timeline_entry("69091", "C1", 3, "b");
+        assert!(a < b && b < c);
+        assert!(a.starts_with(&timeline_prefix("69091", "C1")));
+        assert!(!a.starts_with(&timeline_prefix("69091", "C")));
+    }
+}

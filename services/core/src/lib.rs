@@ -1,0 +1,42 @@
+//! contacthub's pure domain: no sockets, no files, no clocks except where passed in.
+//!
+//! Layout:
+//! - [`tenant`]: communes (tenants) by INSEE code, loaded from TOML.
+//! - [`identity`]: identifier normalisation (French phones to E.164, e-mail, names).
+//! - [`event`]: decoding, validation, deterministic ids, kinds of events.
+//! - [`keys`]: the read model's key layout (one ordered key space).
+//! - [`fold`]: folding one event into the read model, over the [`fold::Kv`] trait.
+//! - [`render`]: timelines as text for terminals and snapshot tests.
+//! - [`demo`]: a deterministic generated population with years of contacts.
+
+pub mod demo;
+pub mod event;
+pub mod fold;
+pub mod identity;
+pub mod keys;
+pub mod render;
+pub mod tenant;
+
+pub use contacthub_proto::v1 as pb;
+
+/// Errors of the domain layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An event broke the contract; the reason is meant for a dead-letter record.
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    /// The communes configuration could not be read.
+    #[error("invalid communes configuration: {0}")]
+    Config(String),
+    /// The store behind the read model failed.
+    #[error("read-model store: {0}")]
+    Store(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt read-model record at key {key}: {source}")]
+    Corrupt {
+        key: String,
+        source: prost::DecodeError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

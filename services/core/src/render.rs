@@ -1,0 +1,216 @@
+//! Text for agents: one-line French summaries of events and timelines rendered for a terminal.
+
+use crate::event::fmt_us;
+use crate::pb::{self, event::Payload, Category, Channel, Direction, Event, TimelineEntry};
+use contacthub_proto::ts;
+
+/// How many characters of free text a timeline entry keeps for display.
+pub const EXCERPT_CHARS: usize = 160;
+
+/// The first characters of a free text, on one line.
+pub fn excerpt(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= EXCERPT_CHARS {
+        flat
+    } else {
+        let mut s: String = flat.chars().take(EXCERPT_CHARS - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+fn minutes(secs: u32) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        _ => format!("{} min {:02} s", secs / 60, secs % 60),
+    }
+}
+
+/// A one-line French summary of an event, for the agent reading a timeline.
+pub fn summary(e: &Event, payload: &Payload) -> String {
+    let inbound = e.direction != Direction::Outbound as i32;
+    let way = |i: &str, o: &str| if inbound { i.to_string() } else { o.to_string() };
+    use pb::phone_call::Disposition;
+    match payload {
+        Payload::PhoneCall(c) => {
+            let mut s = way("Appel entrant", "Appel sortant");
+            match Disposition::try_from(c.disposition).unwrap_or(Disposition::Unspecified) {
+                Disposition::Answered => s += &format!(", répondu ({})", minutes(c.billed_seconds.max(c.duration_seconds))),
+                Disposition::NoAnswer => s += ", manqué (pas de réponse)",
+                Disposition::Busy => s += ", manqué (occupé)",
+                Disposition::Failed => s += ", échoué",
+                Disposition::Unspecified => {}
+            }
+            if c.bounced_to_accueil {
+                s += ", renvoyé vers l'accueil";
+            }
+            s
+        }
+        Payload::Courrier(c) => {
+            use pb::courrier::Kind;
+            let kind = match Kind::try_from(c.kind).unwrap_or(Kind::Unspecified) {
+                Kind::RegisteredLetter => "lettre recommandée",
+                Kind::Parcel => "colis",
+                Kind::InternalMemo => "note interne",
+                _ => "lettre",
+            };
+            let mut s = format!("{} ({kind})", way("Courrier reçu", "Courrier envoyé"));
+            if !c.chrono.is_empty() {
+                s = format!("{s} n° {}", c.chrono);
+            }
+            if !c.addressed_to_service.is_empty() {
+                s = format!("{s}, pour {}", c.addressed_to_service);
+            }
+            s
+        }
+        Payload::WebForm(f) => format!("Démarche en ligne « {} »", f.form_slug),
+        Payload::Sms(s) => {
+            let mut t = way("SMS reçu", "SMS envoyé");
+            if s.segments > 1 {
+                t += &format!(" ({} segments)", s.segments);
+            }
+            t
+        }
+        Payload::Email(m) => {
+            let mut t = way("Courriel reçu", "Courriel envoyé");
+            if !m.in_reply_to.is_empty() {
+                t += " (réponse dans un fil)";
+            }
+            t
+        }
+        Payload::DeskVisit(d) => {
+            let mut t = "Visite à l'accueil".to_string();
+            if !d.desk.is_empty() {
+                t += &format!(" ({})", d.desk);
+            }
+            if d.duration_minutes > 0 {
+                t += &format!(", {} min", d.duration_minutes);
+            }
+            t
+        }
+        Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
+        Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
+        Payload::HouseholdMembership(h) => {
+            let role = if h.role.is_empty() { String::new() } else { format!(" ({})", h.role) };
+            if h.member {
+                format!("Rattaché au foyer {}{role}", h.household_id)
+            } else {
+                format!("Détaché du foyer {}", h.household_id)
+            }
+        }
+        Payload::RequestOpened(o) => format!("Demande ouverte : {}", o.kind),
+        Payload::RequestAssigned(a) => format!("Demande attribuée à {}", a.service),
+        Payload::RequestStatusChanged(s) => format!("Statut de la demande : {}", status_fr(s.status)),
+        Payload::RequestAnswered(a) => format!(
+            "Réponse apportée ({})",
+            channel_fr(a.answer_channel)
+        ),
+        Payload::RequestClosed(c) => {
+            if c.resolution.is_empty() {
+                "Demande clôturée".into()
+            } else {
+                format!("Demande clôturée : {}", c.resolution)
+            }
+        }
+    }
+}
+
+fn status_fr(s: i32) -> &'static str {
+    use pb::RequestStatus as S;
+    match S::try_from(s).unwrap_or(S::Unspecified) {
+        S::Open => "ouverte",
+        S::InProgress => "en cours",
+        S::WaitingCitizen => "en attente de l'usager",
+        S::Answered => "répondue",
+        S::Closed => "clôturée",
+        S::Unspecified => "inconnu",
+    }
+}
+
+/// French name of a channel, for agents.
+pub fn channel_fr(c: i32) -> &'static str {
+    match Channel::try_from(c).unwrap_or(Channel::Unspecified) {
+        Channel::Phone => "téléphone",
+        Channel::Courrier => "courrier",
+        Channel::WebForm => "démarche en ligne",
+        Channel::Sms => "SMS",
+        Channel::Email => "courriel",
+        Channel::Desk => "accueil",
+        Channel::BackOffice => "suivi",
+        Channel::Unspecified => "?",
+    }
+}
+
+/// French name of a category, for agents.
+pub fn category_fr(c: i32) -> &'static str {
+    match Category::try_from(c).unwrap_or(Category::Unspecified) {
+        Category::EtatCivil => "état civil",
+        Category::Scolaire => "scolaire / périscolaire",
+        Category::PetiteEnfance => "petite enfance",
+        Category::Ccas => "CCAS",
+        Category::Culture => "culture",
+        Category::ServicesTechniques => "services techniques",
+        Category::Urbanisme => "urbanisme",
+        Category::PoliceMunicipale => "police municipale",
+        Category::Other => "autre",
+        Category::Unspecified => "",
+    }
+}
+
+/// Renders a citizen and timeline entries (as given, newest first) for a terminal.
+pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry]) -> String {
+    let mut out = String::new();
+    if let Some(c) = citizen {
+        let name = if c.display_name.is_empty() { "(sans nom)" } else { &c.display_name };
+        out += &format!("Usager {}  {name}", c.citizen_id);
+        if c.provisional {
+            out += "  [fiche provisoire]";
+        }
+        if !c.merged_into.is_empty() {
+            out += &format!("  [fusionnée dans {}]", c.merged_into);
+        }
+        out.push('\n');
+        for p in &c.phones {
+            out += &format!("  tél.     {p}\n");
+        }
+        for m in &c.emails {
+            out += &format!("  courriel {m}\n");
+        }
+        if !c.households.is_empty() {
+            out += &format!("  foyers   {}\n", c.households.join(", "));
+        }
+        out += &format!("  {} contact(s)\n", c.entries);
+    }
+    if entries.is_empty() {
+        out += "  (aucun contact)\n";
+    }
+    for e in entries {
+        let when = e
+            .occurred_at
+            .as_ref()
+            .and_then(ts::to_micros)
+            .map(fmt_us)
+            .unwrap_or_default();
+        let arrow = match Direction::try_from(e.direction).unwrap_or(Direction::Unspecified) {
+            Direction::Inbound => "→",
+            Direction::Outbound => "←",
+            _ => "·",
+        };
+        out += &format!("{when} {arrow} {:<17} {}", channel_fr(e.channel), e.summary);
+        let cat = category_fr(e.category);
+        if !cat.is_empty() {
+            out += &format!(" [{cat}]");
+        }
+        out.push('\n');
+        if !e.subject.is_empty() {
+            out += &format!("    objet : {}\n", e.subject);
+        }
+        if !e.excerpt.is_empty() {
+            out += &format!("    « {} »\n", e.excerpt);
+        }
+        for l in &e.links {
+            out += &format!("    {} : {}\n", l.rel, l.target);
+        }
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Tenants are communes, named by INSEE code and loaded from a TOML file.
+
+use crate::identity::normalize_phone;
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The configuration shipped with contacthub: the six communes of the syndicate.
+pub const DEFAULT_COMMUNES: &str = include_str!("../communes.toml");
+
+/// One commune.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// INSEE code, e.g. "69091".
+    pub code: String,
+    pub name: String,
+    /// Three-letter prefix of chrono numbers and provisional citizen ids, e.g. "GIV".
+    pub prefix: String,
+    /// The commune's own numbers, E.164.
+    pub numbers: Vec<String>,
+}
+
+/// All known tenants, by code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenants {
+    by_code: BTreeMap<String, Tenant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    commune: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    code: String,
+    name: String,
+    prefix: String,
+    #[serde(default)]
+    numbers: Vec<String>,
+}
+
+impl Tenants {
+    /// Parses a communes TOML file (see `communes.toml` for the format).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let file: File = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut by_code = BTreeMap::new();
+        let mut prefixes = BTreeMap::new();
+        for e in file.commune {
+            if e.code.len() != 5 || !e.code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Error::Config(format!(
+                    "commune code {:?} is not a 5-character INSEE code",
+                    e.code
+                )));
+            }
+            if e.prefix.is_empty()
+                || e.prefix.len() > 8
+                || !e.prefix.bytes().all(|b| b.is_ascii_uppercase())
+            {
+                return Err(Error::Config(format!(
+                    "prefix {:?} of commune {} must be 1 to 8 upper-case letters",
+                    e.prefix, e.code
+                )));
+            }
+            if let Some(other) = prefixes.insert(e.prefix.clone(), e.code.clone()) {
+                return Err(Error::Config(format!(
+                    "prefix {} is used by both {} and {}",
+                    e.prefix, other, e.code
+                )));
+            }
+            let numbers = e
+                .numbers
+                .iter()
+                .map(|n| {
+                    normalize_phone(n).ok_or_else(|| {
+                        Error::Config(format!("commune {}: {n:?} is not a phone number", e.code))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let t = Tenant {
+                code: e.code.clone(),
+                name: e.name,
+                prefix: e.prefix,
+                numbers,
+            };
+            if by_code.insert(e.code.clone(), t).is_some() {
+                return Err(Error::Config(format!("commune {} is listed twice", e.code)));
+            }
+        }
+        if by_code.is_empty() {
+            return Err(Error::Config("no commune is configured".into()));
+        }
+        Ok(Tenants { by_code })
+    }
+
+    /// The six communes of the syndicate.
+    pub fn builtin() -> Self {
+        Self::from_toml(DEFAULT_COMMUNES).expect("the shipped communes.toml is valid")
+    }
+
+    pub fn get(&self, code: &str) -> Option<&Tenant> {
+        self.by_code.get(code)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Tenant> {
+        self.by_code.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_has_the_six_communes() {
+        let t = Tenants::builtin();
+        let names: Vec<_> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Rive-de-Gier",
+                "Givors",
+                "Grigny",
+                "Pierre-Bénite",
+                "Vaulx-en-Velin",
+                "Vénissieux"
+            ]
+        );
+        assert_eq!(t.get("69091").unwrap().numbers, ["+33472491818"]);
+    }
+
+    #[test]
+    fn rejects_duplicates_and_bad_codes() {
+        let dup = "[[commune]]\ncode='69091'\nname='A'\nprefix='A'\n[[commune]]\ncode='69091'\nname='B'\nprefix='B'\n";
+        assert!(Tenants::from_toml(dup).unwrap_err().to_string().contains("listed twice"));
+        let bad = "[[commune]]\ncode='6909'\nname='A'\nprefix='A'\n";
+        assert!(Tenants::from_toml(bad).unwrap_err().to_string().contains("INSEE"));
+    }
+}

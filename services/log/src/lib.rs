@@ -1,0 +1,176 @@
+//! The event log: an ordered, partitioned, durable sequence of records, shaped after Kafka.
+//!
+//! Layout:
+//! - this file: the [`EventLog`] and [`LogReader`] traits, records, the partitioner, errors.
+//! - [`embedded`]: the default backend, append-only files on local disk with group commit.
+//! - [`kafka`]: the same trait over a Kafka cluster (rdkafka).
+//!
+//! Both backends place a record by [`partition_for`] its key (Kafka's murmur2 partitioner), so a
+//! history exported from one backend lands on the same partitions in the other.
+
+pub mod embedded;
+pub mod frame;
+pub mod kafka;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// A record to append.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Milliseconds since the Unix epoch (producer time).
+    pub timestamp_ms: i64,
+}
+
+/// A record read back, with its place on the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredRecord {
+    pub partition: u32,
+    pub offset: u64,
+    pub record: Record,
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Appended {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Errors of the log backends.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("log at {path} is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("partition {partition} does not exist (the log has {count})")]
+    NoSuchPartition { partition: u32, count: u32 },
+    #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the log is closed")]
+    Closed,
+    #[error("topic {topic:?} does not exist on the Kafka cluster; create it with `contacthub topics init --kafka {brokers}`")]
+    TopicMissing { topic: String, brokers: String },
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("timed out after {0:?} waiting for the broker")]
+    Timeout(Duration),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An append-only, partitioned log.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// "embedded" or "kafka".
+    fn backend(&self) -> &'static str;
+
+    /// Name of the topic (Kafka) or folder (embedded) holding the events.
+    fn name(&self) -> String;
+
+    /// Number of partitions; fixed for the life of the log.
+    fn partitions(&self) -> u32;
+
+    /// Appends records, each to the partition of its key, in order per partition. Returns once
+    /// every record is durable (embedded: fsynced; Kafka: acknowledged by all in-sync replicas).
+    async fn append(&self, records: Vec<Record>) -> Result<Vec<Appended>>;
+
+    /// Next offset to be assigned, per partition.
+    async fn end_offsets(&self) -> Result<Vec<u64>>;
+
+    /// Reads the given partitions, each from its offset.
+    async fn reader(&self, from: &[(u32, u64)]) -> Result<Box<dyn LogReader>>;
+
+    /// Keeps a record that could not be projected where other systems can see it (Kafka: the
+    /// dead-letter topic). The embedded backend has nothing to add: the projector's own
+    /// dead-letter store and the log itself already hold it.
+    async fn publish_dead_letter(&self, _record: Record) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the log can currently accept writes; `Err` says why not.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads assigned partitions in order.
+#[async_trait]
+pub trait LogReader: Send {
+    /// Up to `max` records following the previous ones, waiting at most `wait` for the first.
+    /// Records of one partition come in offset order; an empty batch means nothing new yet.
+    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredRecord>>;
+}
+
+/// Kafka's default (Java client) partitioner: murmur2 of the key, positive, modulo `count`.
+pub fn partition_for(key: &[u8], count: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) % count.max(1)
+}
+
+/// Kafka's murmur2 hash (seed 0x9747b28c).
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = 0x9747_b28c ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Vectors from Apache Kafka's UtilsTest.testMurmur2.
+        let cases: &[(&[u8], i32)] = &[
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (b"abc", 479_470_107),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(murmur2(input) as i32, *expected, "{}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn partitions_spread_the_communes() {
+        let codes = ["69091", "69096", "69152", "42186", "69256", "69259"];
+        let parts: std::collections::BTreeSet<_> =
+            codes.iter().map(|c| partition_for(c.as_bytes(), 12)).collect();
+        assert!(parts.len() >= 4, "{parts:?}");
+    }
+}

@@ -1,0 +1,31 @@
+//! The projector: reads the event log and folds it into the read model in sled; and the read
+//! side of that model, used by the API.
+//!
+//! Layout:
+//! - [`store`]: the sled read model, its queries and the batch that applies a group of events.
+//! - [`runner`]: the loop that reads the log, applies batches and publishes what changed.
+//!
+//! Invariant: the checkpoint (next offset per partition) is written in the same atomic sled
+//! batch as the state those offsets produced, so a crash at any instant loses or doubles
+//! nothing: the restarted projector resumes exactly after the last applied batch.
+
+pub mod runner;
+pub mod store;
+
+pub use runner::{Applied, Projector, ProjectorHandle};
+pub use store::{Store, TimelinePage, TimelineQuery};
+
+/// Errors of the projector and read model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("read-model store {path}: {source}")]
+    Sled { path: String, source: sled::Error },
+    #[error(transparent)]
+    Domain(#[from] contacthub_core::Error),
+    #[error(transparent)]
+    Log(#[from] contacthub_log::Error),
+    #[error("invalid page token {0:?}")]
+    PageToken(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

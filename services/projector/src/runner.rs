@@ -1,0 +1,199 @@
+//! The projection loop: read a batch from the log, fold it into one sled batch with the new
+//! checkpoints, commit, then tell watchers.
+
+use crate::store::Store;
+use crate::Result;
+use contacthub_core::fold::{self, Outcome, Position};
+use contacthub_core::pb::TimelineEntry;
+use contacthub_core::tenant::Tenants;
+use contacthub_log::{EventLog, LogReader, Record, StoredRecord};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// Entries a projected event added, for watchers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub tenant: String,
+    pub entries: Vec<TimelineEntry>,
+}
+
+/// What the rest of the process may observe of a running projector.
+#[derive(Clone)]
+pub struct ProjectorHandle {
+    /// Next offset to apply, per partition; changes after every committed batch.
+    pub positions: watch::Receiver<Vec<u64>>,
+    events: broadcast::Sender<Arc<Applied>>,
+}
+
+impl ProjectorHandle {
+    /// New entries from now on. A receiver that falls more than 4096 events behind is told so.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
+        self.events.subscribe()
+    }
+
+    /// Waits until `offset` of `partition` is applied, or `timeout` passes (`false`).
+    pub async fn wait_applied(&self, partition: u32, offset: u64, timeout: Duration) -> bool {
+        let mut rx = self.positions.clone();
+        let done = |p: &Vec<u64>| p.get(partition as usize).is_some_and(|&n| n > offset);
+        tokio::time::timeout(timeout, rx.wait_for(done))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Folds the log into the store.
+pub struct Projector {
+    store: Store,
+    log: Arc<dyn EventLog>,
+    tenants: Arc<Tenants>,
+    batch_size: usize,
+    positions: watch::Sender<Vec<u64>>,
+    events: broadcast::Sender<Arc<Applied>>,
+}
+
+impl Projector {
+    pub fn new(store: Store, log: Arc<dyn EventLog>, tenants: Arc<Tenants>) -> Result<(Self, ProjectorHandle)> {
+        let start = store.checkpoints(log.partitions())?;
+        let (positions, rx) = watch::channel(start);
+        let (events, _) = broadcast::channel(4096);
+        let handle = ProjectorHandle {
+            positions: rx,
+            events: events.clone(),
+        };
+        Ok((
+            Projector {
+                store,
+                log,
+                tenants,
+                batch_size: 2000,
+                positions,
+                events,
+            },
+            handle,
+        ))
+    }
+
+    /// Events per sled batch (default 2000).
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    async fn open_reader(&self) -> Result<Box<dyn LogReader>> {
+        let from: Vec<(u32, u64)> = self.positions.borrow().iter().enumerate().map(|(p, &o)| (p as u32, o)).collect();
+        Ok(self.log.reader(&from).await?)
+    }
+
+    /// Projects until `shutdown` completes. Returns an error only when the read model cannot
+    /// be written (the log is retried).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut reader = self.open_reader().await?;
+        tracing::info!(backend = self.log.backend(), positions = ?*self.positions.borrow(), "projector started");
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let batch = tokio::select! {
+                _ = &mut shutdown => break,
+                b = reader.next_batch(self.batch_size, Duration::from_millis(250)) => b,
+            };
+            match batch {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => {
+                    self.apply(&records).await?;
+                    backoff = Duration::from_millis(100);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the log failed; retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    reader = self.open_reader().await?;
+                }
+            }
+        }
+        self.store.flush()?;
+        tracing::info!("projector stopped");
+        Ok(())
+    }
+
+    /// Applies everything up to the log's current end, then returns the events applied.
+    pub async fn catch_up(&self) -> Result<u64> {
+        let end = self.log.end_offsets().await?;
+        let mut reader = self.open_reader().await?;
+        let mut n = 0u64;
+        while self.positions.borrow().iter().zip(&end).any(|(p, e)| p < e) {
+            let records = reader.next_batch(self.batch_size, Duration::from_secs(1)).await?;
+            n += records.len() as u64;
+            self.apply(&records).await?;
+        }
+        self.store.flush()?;
+        Ok(n)
+    }
+
+    /// Folds records into one atomic batch with their checkpoints, then publishes.
+    pub async fn apply(&self, records: &[StoredRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut batch = self.store.batch();
+        let mut checkpoints: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut applied = Vec::new();
+        let mut dead = Vec::new();
+        let mut duplicates = 0usize;
+        for r in records {
+            let pos = Position {
+                partition: r.partition,
+                offset: r.offset,
+            };
+            match fold::apply(&mut batch, &self.tenants, pos, &r.record.key, &r.record.value)? {
+                Outcome::Applied { tenant, entries } => applied.push(Arc::new(Applied { tenant, entries })),
+                Outcome::Duplicate => duplicates += 1,
+                Outcome::DeadLettered(reason) => dead.push((r, reason)),
+            }
+            checkpoints.insert(r.partition, r.offset + 1);
+        }
+        let cps: Vec<(u32, u64)> = checkpoints.into_iter().collect();
+        batch.commit(&cps)?;
+        self.positions.send_modify(|p| {
+            for &(part, next) in &cps {
+                if let Some(slot) = p.get_mut(part as usize) {
+                    *slot = next;
+                }
+            }
+        });
+        for (r, reason) in &dead {
+            tracing::warn!(partition = r.partition, offset = r.offset, reason = %reason, "event dead-lettered");
+            let mut headers = r.record.headers.clone();
+            headers.push(("contacthub-dead-letter-reason".into(), reason.as_bytes().to_vec()));
+            headers.push(("contacthub-source-partition".into(), r.partition.to_string().into_bytes()));
+            headers.push(("contacthub-source-offset".into(), r.offset.to_string().into_bytes()));
+            let record = Record {
+                key: r.record.key.clone(),
+                value: r.record.value.clone(),
+                headers,
+                timestamp_ms: r.record.timestamp_ms,
+            };
+            if let Err(e) = self.log.publish_dead_letter(record).await {
+                tracing::warn!(error = %e, partition = r.partition, offset = r.offset, "dead letter kept locally only");
+            }
+        }
+        tracing::debug!(
+            records = records.len(),
+            applied = applied.len(),
+            duplicates,
+            dead_letters = dead.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "batch projected"
+        );
+        for a in applied {
+            let _ = self.events.send(a);
+        }
+        Ok(())
+    }
+}

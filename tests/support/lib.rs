@@ -1,1 +1,282 @@
-//! placeholder
+//! Test support: a real hub (log + sled read model + projector + gRPC on 127.0.0.1:0) on
+//! either backend, event builders, and [`on_every_backend!`], which runs one test body against
+//! the embedded log and against a Kafka-API broker.
+//!
+//! Kafka tests use the broker named by `CONTACTHUB_TEST_KAFKA` (host:port), each on topics of
+//! its own. Without it they are skipped with a message, unless `CONTACTHUB_TEST_REQUIRE_KAFKA`
+//! is set (as CI does), in which case they fail.
+
+pub mod crash;
+
+use contacthub_core::event::contact;
+use contacthub_core::pb::{self, event::Payload};
+use contacthub_core::tenant::Tenants;
+use contacthub_log::{embedded::EmbeddedLog, kafka, Appended, EventLog, Record};
+use contacthub_projector::{Projector, ProjectorHandle, Store};
+use contacthub_proto::v1::{desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+pub use contacthub::commands::to_record;
+
+/// Where the log of a test lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded,
+    Kafka { brokers: String },
+}
+
+impl Backend {
+    /// The Kafka backend, if a test broker is configured.
+    pub fn kafka() -> Option<Backend> {
+        match std::env::var("CONTACTHUB_TEST_KAFKA") {
+            Ok(b) if !b.is_empty() => Some(Backend::Kafka { brokers: b }),
+            _ if std::env::var_os("CONTACTHUB_TEST_REQUIRE_KAFKA").is_some() => {
+                panic!("CONTACTHUB_TEST_REQUIRE_KAFKA is set but CONTACTHUB_TEST_KAFKA names no broker")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Runs each named `async fn(Backend)` once per backend, as tests `NAME::embedded` and `NAME::kafka`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name($crate::Backend::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kafka() {
+                match $crate::Backend::kafka() {
+                    Some(b) => super::$name(b).await,
+                    None => eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)"),
+                }
+            }
+        }
+    )*};
+}
+
+/// A unique name for test topics.
+pub fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    format!("{prefix}-{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+/// Kafka settings of a fresh pair of topics.
+pub async fn fresh_kafka(brokers: &str, partitions: u32) -> kafka::KafkaConfig {
+    let mut cfg = kafka::KafkaConfig::new(brokers);
+    cfg.topic = unique("test-events");
+    cfg.dead_letter_topic = format!("{}-dead", cfg.topic);
+    cfg.append_timeout = Duration::from_secs(120);
+    kafka::create_topics(&cfg, partitions, 1).await.expect("creating test topics");
+    cfg
+}
+
+/// Opens a log for a test: embedded in `dir/log`, or fresh Kafka topics.
+pub async fn open_log(backend: &Backend, dir: &Path) -> (Arc<dyn EventLog>, Option<kafka::KafkaConfig>) {
+    match backend {
+        Backend::Embedded => (Arc::new(EmbeddedLog::open(dir.join("log"), 4).unwrap()), None),
+        Backend::Kafka { brokers } => {
+            let cfg = fresh_kafka(brokers, 4).await;
+            let log = kafka::KafkaLog::connect(cfg.clone()).await.expect("connecting to kafka");
+            (Arc::new(log), Some(cfg))
+        }
+    }
+}
+
+/// A running hub for one test.
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub log: Arc<dyn EventLog>,
+    pub store: Store,
+    pub projector: ProjectorHandle,
+    pub kafka: Option<kafka::KafkaConfig>,
+    pub dir: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TestHub {
+    pub async fn start(backend: &Backend) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kafka) = open_log(backend, dir.path()).await;
+        Self::start_on(log, kafka, dir).await
+    }
+
+    pub async fn start_on(log: Arc<dyn EventLog>, kafka: Option<kafka::KafkaConfig>, dir: tempfile::TempDir) -> TestHub {
+        let tenants = Arc::new(Tenants::builtin());
+        let store = Store::open(dir.path().join("read-model")).unwrap();
+        let (projector, handle) = Projector::new(store.clone(), log.clone(), tenants.clone()).unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = contacthub_api::Hub {
+            log: log.clone(),
+            store: store.clone(),
+            projector: handle.clone(),
+            tenants,
+            visibility_timeout: Duration::from_secs(30),
+        };
+        let p = tokio::spawn({
+            let s = stopped(rx.clone());
+            async move { projector.run(s).await.expect("projector failed") }
+        });
+        let a = tokio::spawn({
+            let s = stopped(rx);
+            async move { contacthub_api::serve(listener, hub, s).await.expect("api failed") }
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connecting to the test hub");
+        TestHub {
+            addr,
+            channel,
+            log,
+            store,
+            projector: handle,
+            kafka,
+            dir,
+            stop,
+            tasks: vec![p, a],
+        }
+    }
+
+    pub fn desk(&self) -> DeskServiceClient<Channel> {
+        DeskServiceClient::new(self.channel.clone())
+    }
+
+    pub fn ops(&self) -> OpsServiceClient<Channel> {
+        OpsServiceClient::new(self.channel.clone())
+    }
+
+    /// Appends events to the log (not waiting for projection).
+    pub async fn publish(&self, events: &[pb::Event]) -> Vec<Appended> {
+        self.log.append(events.iter().map(to_record).collect()).await.expect("append")
+    }
+
+    /// Appends raw bytes under a key, as a foreign producer would.
+    pub async fn publish_raw(&self, key: &[u8], value: Vec<u8>) -> Appended {
+        let r = Record {
+            key: key.to_vec(),
+            value,
+            headers: vec![],
+            timestamp_ms: 0,
+        };
+        self.log.append(vec![r]).await.expect("append")[0]
+    }
+
+    /// Waits until the projector applied everything in the log now.
+    pub async fn settle(&self) {
+        let ends = self.log.end_offsets().await.unwrap();
+        let mut rx = self.projector.positions.clone();
+        tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|p| p.iter().zip(&ends).all(|(p, e)| p >= e)))
+            .await
+            .expect("projection did not catch up within 60 s")
+            .unwrap();
+    }
+
+    pub async fn stop(self) -> tempfile::TempDir {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.dir
+    }
+}
+
+pub const GIVORS: &str = "69091";
+pub const GRIGNY: &str = "69096";
+
+/// Microseconds for a UTC date and time.
+pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(y, mo, d)
+        .and_then(|d| d.and_hms_opt(h, mi, 0))
+        .expect("valid date")
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// A phone call from `phone` (written as given).
+pub fn call(tenant: &str, id: &str, phone: &str, when: i64) -> pb::Event {
+    let payload = Payload::PhoneCall(pb::PhoneCall {
+        disposition: pb::phone_call::Disposition::Answered as i32,
+        duration_seconds: 125,
+        billed_seconds: 120,
+        ..Default::default()
+    });
+    contact(tenant, "test-phone", id, when, when, payload, party_phone(phone))
+}
+
+/// A letter from someone known by phone and name.
+pub fn letter(tenant: &str, id: &str, phone: &str, when: i64) -> pb::Event {
+    let payload = Payload::Courrier(pb::Courrier {
+        kind: pb::courrier::Kind::Letter as i32,
+        chrono: format!("GIV-2026-{id}"),
+        addressed_to_service: "urbanisme".into(),
+        ..Default::default()
+    });
+    let mut party = party_phone(phone);
+    party.name = "Marie Durand".into();
+    let mut e = contact(tenant, "test-courrier", id, when, when + 3_600_000_000, payload, party);
+    e.category = pb::Category::Urbanisme as i32;
+    e.personal.as_mut().unwrap().subject = "Permis de construire".into();
+    e
+}
+
+/// A web form with e-mail and phone.
+pub fn web_form(tenant: &str, id: &str, phone: &str, email: &str, when: i64) -> pb::Event {
+    let payload = Payload::WebForm(pb::WebForm {
+        form_slug: "acte-naissance".into(),
+        submission_id: id.into(),
+    });
+    let mut party = party_phone(phone);
+    party.email = email.into();
+    let mut e = contact(tenant, "test-form", id, when, when, payload, party);
+    e.category = pb::Category::EtatCivil as i32;
+    e
+}
+
+pub fn party_phone(phone: &str) -> pb::Party {
+    pb::Party {
+        phone: phone.into(),
+        ..Default::default()
+    }
+}
+
+pub fn by_phone(p: &str) -> Option<pb::CitizenRef> {
+    Some(pb::CitizenRef {
+        by: Some(pb::citizen_ref::By::Phone(p.into())),
+    })
+}
+
+pub fn by_email(m: &str) -> Option<pb::CitizenRef> {
+    Some(pb::CitizenRef {
+        by: Some(pb::citizen_ref::By::Email(m.into())),
+    })
+}
+
+pub fn by_id(id: &str) -> Option<pb::CitizenRef> {
+    Some(pb::CitizenRef {
+        by: Some(pb::citizen_ref::By::CitizenId(id.into())),
+    })
+}
+
+/// Path of the `contacthub` command built for tests (a macro: only tests see the path).
+#[macro_export]
+macro_rules! contacthub_bin {
+    () => {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_contacthub-under-test"))
+    };
+}

@@ -14,11 +14,13 @@ use tonic::{Request, Response, Status};
 
 pub struct Desk {
     hub: Hub,
+    /// Becomes true when the server shuts down; watch streams then end.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Desk {
-    pub fn new(hub: Hub) -> Self {
-        Desk { hub }
+    pub fn new(hub: Hub, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Desk { hub, stopping }
     }
 
     fn tenant(&self, code: &str) -> Result<(), Status> {
@@ -114,9 +116,17 @@ impl DeskService for Desk {
         let store = self.hub.store.clone();
         let tenant = r.tenant;
         let (tx, out) = tokio::sync::mpsc::channel(64);
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
-                let applied = match rx.recv().await {
+                let next = tokio::select! {
+                    _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                        let _ = tx.send(Err(Status::unavailable("the server is shutting down; watch again"))).await;
+                        break;
+                    }
+                    next = rx.recv() => next,
+                };
+                let applied = match next {
                     Ok(a) => a,
                     Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(n)) => {

@@ -84,15 +84,26 @@ pub async fn serve(
         }
     });
 
+    // One shutdown signal for the server and for the open watch streams, which would
+    // otherwise keep a graceful shutdown waiting forever.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "grpc api listening");
     let result = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(DeskServiceServer::new(desk::Desk::new(hub.clone())))
+        .add_service(DeskServiceServer::new(desk::Desk::new(hub.clone(), stop_rx.clone())))
         .add_service(OpsServiceServer::new(ops::Ops::new(hub)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping(stop_rx))
         .await;
     health_task.abort();
     Ok(result?)

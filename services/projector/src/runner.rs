@@ -160,13 +160,6 @@ impl Projector {
         }
         let cps: Vec<(u32, u64)> = checkpoints.into_iter().collect();
         batch.commit(&cps)?;
-        self.positions.send_modify(|p| {
-            for &(part, next) in &cps {
-                if let Some(slot) = p.get_mut(part as usize) {
-                    *slot = next;
-                }
-            }
-        });
         for (r, reason) in &dead {
             tracing::warn!(partition = r.partition, offset = r.offset, reason = %reason, "event dead-lettered");
             let mut headers = r.record.headers.clone();
@@ -191,9 +184,18 @@ impl Projector {
             micros = started.elapsed().as_micros() as u64,
             "batch projected"
         );
+        // Watchers first, positions second: whoever saw a position move (a settled test, a
+        // write waiting to be visible) never receives that position's entries as new.
         for a in applied {
             let _ = self.events.send(a);
         }
+        self.positions.send_modify(|p| {
+            for &(part, next) in &cps {
+                if let Some(slot) = p.get_mut(part as usize) {
+                    *slot = next;
+                }
+            }
+        });
         Ok(())
     }
 }

@@ -1,0 +1,244 @@
+//! Faults on a real Kafka-API broker (tansu): a broker killed with SIGKILL and restarted in the
+//! middle of a stream, and poison messages from a foreign producer.
+
+use contacthub_core::pb;
+use contacthub_core::tenant::Tenants;
+use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog};
+use contacthub_projector::{Projector, Store, TimelineQuery};
+use contacthub_tests::*;
+use prost::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A tansu broker of the test's own, storing in SQLite so it survives SIGKILL.
+struct Broker {
+    child: Child,
+    port: u16,
+    db: std::path::PathBuf,
+}
+
+impl Broker {
+    fn start(db: &std::path::Path, port: u16) -> Option<Broker> {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine"])
+            // tansu resolves the SQLite path against its working directory.
+            .arg(format!("sqlite://{}", db.file_name().unwrap().to_string_lossy()))
+            .current_dir(db.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(_) if std::env::var_os("CONTACTHUB_TEST_REQUIRE_KAFKA").is_none() => return None,
+            Err(e) => panic!("cannot start tansu (cargo install tansu --locked --version 0.6.0 --features dynostore,libsql): {e}"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Broker {
+            child,
+            port,
+            db: db.to_path_buf(),
+        })
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        *self = Broker::start(&self.db, self.port).unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn event(i: u32) -> pb::Event {
+    let tenant = [GIVORS, GRIGNY, "69259"][i as usize % 3];
+    let mut e = call(tenant, &format!("fault-{i}"), &format!("06 10 00 {:02} {:02}", i / 100 % 100, i % 100), at(2026, 6, 1, 8, 0) + i64::from(i) * 1_000_000);
+    e.personal.as_mut().unwrap().party.as_mut().unwrap().citizen_id = format!("C-{}", i % 40);
+    e
+}
+
+/// Event ids of each citizen's timeline, in order, for a set of citizens.
+fn timelines(store: &Store) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for tenant in [GIVORS, GRIGNY, "69259"] {
+        for c in 0..40 {
+            let id = format!("C-{c}");
+            let page = store
+                .timeline(tenant, &id, &TimelineQuery { page_size: 500, ..Default::default() })
+                .unwrap();
+            out.push((format!("{tenant}/{id}"), page.entries.into_iter().map(|e| e.event_id).collect()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut broker) = Broker::start(&dir.path().join("tansu.db"), free_port()) else {
+        eprintln!("skipped: tansu is not installed");
+        return;
+    };
+    let cfg = fresh_kafka(&broker.brokers(), 3).await;
+    let log: Arc<dyn EventLog> = Arc::new(kafka::KafkaLog::connect(cfg.clone()).await.unwrap());
+    let hub = TestHub::start_on(log.clone(), Some(cfg.clone()), tempfile::tempdir().unwrap()).await;
+
+    let total = 600u32;
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for chunk in (0..total).collect::<Vec<_>>().chunks(10) {
+                let events: Vec<_> = chunk.iter().map(|&i| event(i)).collect();
+                log.append(events.iter().map(to_record).collect()).await.expect("append gave up");
+                acked.extend(events.into_iter().map(|e| e.event_id));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!writer.is_finished(), "the stream must still be flowing when the broker dies");
+    broker.kill9();
+    // While the broker is down, health says so.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(hub.channel.clone());
+    let mut not_serving = false;
+    for _ in 0..40 {
+        let s = health
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if s == tonic_health::pb::health_check_response::ServingStatus::NotServing as i32 {
+            not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    broker.restart();
+    let acked = writer.await.unwrap();
+    assert_eq!(acked.len(), total as usize);
+    assert!(not_serving, "health never turned NOT_SERVING while the broker was down");
+    hub.settle().await;
+
+    let live = timelines(&hub.store);
+    let mut projected: Vec<String> = live.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    let n = projected.len();
+    projected.sort();
+    projected.dedup();
+    assert_eq!(projected.len(), n, "an entry is doubled");
+    let mut want = acked.clone();
+    want.sort();
+    assert_eq!(projected, want, "an acknowledged event is lost");
+
+    // The same events without any fault, on the embedded log: the same timelines.
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean_log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(clean_dir.path().join("log"), 3).unwrap());
+    clean_log.append((0..total).map(|i| to_record(&event(i))).collect()).await.unwrap();
+    let clean = Store::open(clean_dir.path().join("rm")).unwrap();
+    let (p, _) = Projector::new(clean.clone(), clean_log, Arc::new(Tenants::builtin())).unwrap();
+    p.catch_up().await.unwrap();
+    assert_eq!(timelines(&clean), live);
+
+    // And replaying the faulted topic gives the very same bytes.
+    let digest = hub.store.digest().unwrap();
+    let dir2 = hub.stop().await;
+    let again = Store::open(dir2.path().join("again")).unwrap();
+    let (p, _) = Projector::new(again.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+    p.catch_up().await.unwrap();
+    assert_eq!(again.digest().unwrap(), digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    let cfg = fresh_kafka(&brokers, 2).await;
+    let log: Arc<dyn EventLog> = Arc::new(kafka::KafkaLog::connect(cfg.clone()).await.unwrap());
+    let hub = TestHub::start_on(log, Some(cfg.clone()), tempfile::tempdir().unwrap()).await;
+
+    // A plain producer, as another system would use, writing straight to the topic.
+    let foreign: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let mut unknown = call(GIVORS, "x", "0612121212", at(2026, 1, 1, 0, 0));
+    unknown.tenant = "12345".into();
+    let unknown = unknown.encode_to_vec();
+    for (key, value) in [(&b"whatever"[..], &b"{\"json\": \"not protobuf\"}"[..]), (&b"12345"[..], &unknown[..])] {
+        foreign
+            .send(BaseRecord::to(&cfg.topic).key(key).payload(value).partition(0))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    foreign.flush(Duration::from_secs(10)).unwrap();
+    let good = call(GIVORS, "after-poison", "0612121212", at(2026, 1, 2, 0, 0));
+    hub.publish(std::slice::from_ref(&good)).await;
+    hub.settle().await;
+    let end = hub.log.end_offsets().await.unwrap();
+    assert!(end.iter().sum::<u64>() >= 3);
+    // Wait until the projector passed the foreign records too.
+    let mut rx = hub.projector.positions.clone();
+    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|p| p[0] >= 2)).await.unwrap().unwrap();
+
+    let tl = hub.store.timeline(GIVORS, &hub.store.by_identifier(GIVORS, "phone", "+33612121212").unwrap().unwrap(), &TimelineQuery { page_size: 10, ..Default::default() }).unwrap();
+    assert_eq!(tl.entries.len(), 1, "the projector went on after the poison");
+    assert_eq!(tl.entries[0].event_id, good.event_id);
+
+    // Both poison messages are on the dead-letter topic, with their reason and raw bytes.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", unique("dlq-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&cfg.dead_letter_topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let reason = m
+                .headers()
+                .and_then(|h| h.iter().find(|x| x.key == "contacthub-dead-letter-reason"))
+                .and_then(|x| x.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            got.push((reason, m.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].0.starts_with("not a contacthub event"), "{}", got[0].0);
+    assert_eq!(got[0].1, b"{\"json\": \"not protobuf\"}");
+    assert_eq!(got[1].0, "unknown tenant \"12345\"");
+    assert_eq!(got[1].1, unknown);
+    hub.stop().await;
+}

@@ -30,12 +30,24 @@ async fn projector_survives_sigkill() {
 
     let bin = contacthub_bin!();
     let kills = crash_cycles(&bin, &data, 20, 7);
-    assert!(kills >= 10, "only {kills} of 20 children were killed mid-projection");
+    assert!(
+        kills >= 10,
+        "only {kills} of 20 children were killed mid-projection"
+    );
     project_to_end(&bin, &data);
 
     let store = Store::open(data.join("read-model")).unwrap();
-    assert_eq!(store.counter(contacthub_core::keys::COUNTER_APPLIED).unwrap() as usize, events);
-    assert_eq!(store.digest().unwrap(), reference, "nothing lost, nothing doubled");
+    assert_eq!(
+        store
+            .counter(contacthub_core::keys::COUNTER_APPLIED)
+            .unwrap() as usize,
+        events
+    );
+    assert_eq!(
+        store.digest().unwrap(),
+        reference,
+        "nothing lost, nothing doubled"
+    );
 }
 
 /// Every visit acknowledged by a `serve` child killed with SIGKILL is there after a restart.
@@ -45,19 +57,32 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
     let bin = contacthub_bin!();
     let spawn = || {
         let mut child = Command::new(&bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--partitions", "4", "--data"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--partitions",
+                "4",
+                "--data",
+            ])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line.trim().rsplit(' ').next().unwrap().to_string();
         (child, format!("http://{addr}"))
     };
     let (mut child, url) = spawn();
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for w in 0..4 {
@@ -91,11 +116,19 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
 
     // Restart, let it catch up, stop it cleanly, and read its read model.
     let (mut child, url) = spawn();
-    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut ops = pb::ops_service_client::OpsServiceClient::new(channel);
     let mut caught_up = false;
     for _ in 0..300 {
-        let s = ops.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+        let s = ops
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         if s.partitions.iter().all(|p| p.lag == 0) {
             caught_up = true;
             break;
@@ -103,20 +136,40 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(caught_up, "restarted server did not catch up");
-    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(term.success());
-    assert!(child.wait().unwrap().success(), "clean shutdown after SIGTERM");
+    assert!(
+        child.wait().unwrap().success(),
+        "clean shutdown after SIGTERM"
+    );
 
     let store = Store::open(dir.path().join("read-model")).unwrap();
     for e in &acked {
-        let tenant = if e.citizen_id.starts_with("GIV") { GIVORS } else { GRIGNY };
+        let tenant = if e.citizen_id.starts_with("GIV") {
+            GIVORS
+        } else {
+            GRIGNY
+        };
         let found = store.applied_entry(tenant, &e.event_id).unwrap();
-        assert_eq!(found.as_ref(), Some(e), "acknowledged visit {} lost or changed", e.event_id);
+        assert_eq!(
+            found.as_ref(),
+            Some(e),
+            "acknowledged visit {} lost or changed",
+            e.event_id
+        );
     }
     // Nothing doubled: as many entries applied as distinct events written.
-    let applied = store.counter(contacthub_core::keys::COUNTER_APPLIED).unwrap();
+    let applied = store
+        .counter(contacthub_core::keys::COUNTER_APPLIED)
+        .unwrap();
     let log = EmbeddedLog::open(dir.path().join("log"), 4).unwrap();
     let written: u64 = log.end_offsets().await.unwrap().iter().sum();
     assert_eq!(applied, written);
-    eprintln!("{} acknowledged visits of {written} written, all present", acked.len());
+    eprintln!(
+        "{} acknowledged visits of {written} written, all present",
+        acked.len()
+    );
 }

@@ -18,13 +18,33 @@ fn tl(tenant: &str, r: Option<pb::CitizenRef>) -> pb::GetTimelineRequest {
 async fn no_rpc_crosses_communes(backend: Backend) {
     let hub = TestHub::start(&backend).await;
     let mut shared_id_a = call(GIVORS, "x1", "0600000001", at(2026, 5, 1, 9, 0));
-    shared_id_a.personal.as_mut().unwrap().party.as_mut().unwrap().citizen_id = "EXT-42".into();
+    shared_id_a
+        .personal
+        .as_mut()
+        .unwrap()
+        .party
+        .as_mut()
+        .unwrap()
+        .citizen_id = "EXT-42".into();
     let mut shared_id_b = call(GRIGNY, "x2", "0600000002", at(2026, 5, 1, 10, 0));
-    shared_id_b.personal.as_mut().unwrap().party.as_mut().unwrap().citizen_id = "EXT-42".into();
+    shared_id_b
+        .personal
+        .as_mut()
+        .unwrap()
+        .party
+        .as_mut()
+        .unwrap()
+        .citizen_id = "EXT-42".into();
     hub.publish(&[
         // Same person known to both communes, by phone.
         call(GIVORS, "a1", "06 77 77 77 77", at(2026, 5, 1, 8, 0)),
-        web_form(GIVORS, "a2", "06 77 77 77 77", "only.givors@example.fr", at(2026, 5, 2, 8, 0)),
+        web_form(
+            GIVORS,
+            "a2",
+            "06 77 77 77 77",
+            "only.givors@example.fr",
+            at(2026, 5, 2, 8, 0),
+        ),
         call(GRIGNY, "b1", "+33 6 77 77 77 77", at(2026, 5, 3, 8, 0)),
         // Same external citizen id in both communes.
         shared_id_a,
@@ -35,22 +55,51 @@ async fn no_rpc_crosses_communes(backend: Backend) {
     let mut desk = hub.desk();
 
     // By phone: each commune sees only its own contacts.
-    let a = desk.get_timeline(tl(GIVORS, by_phone("0677777777"))).await.unwrap().into_inner();
-    let b = desk.get_timeline(tl(GRIGNY, by_phone("0677777777"))).await.unwrap().into_inner();
+    let a = desk
+        .get_timeline(tl(GIVORS, by_phone("0677777777")))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = desk
+        .get_timeline(tl(GRIGNY, by_phone("0677777777")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a.entries.len(), 2);
     assert_eq!(b.entries.len(), 1);
-    assert!(a.entries.iter().all(|e| e.event_id != b.entries[0].event_id));
-    assert_eq!(b.citizen.unwrap().emails.len(), 0, "Givors' e-mail never reaches Grigny");
+    assert!(a
+        .entries
+        .iter()
+        .all(|e| e.event_id != b.entries[0].event_id));
+    assert_eq!(
+        b.citizen.unwrap().emails.len(),
+        0,
+        "Givors' e-mail never reaches Grigny"
+    );
 
     // By e-mail and by citizen id of the other commune: not found.
-    let err = desk.get_timeline(tl(GRIGNY, by_email("only.givors@example.fr"))).await.unwrap_err();
+    let err = desk
+        .get_timeline(tl(GRIGNY, by_email("only.givors@example.fr")))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    let err = desk.get_timeline(tl(GRIGNY, by_id(&a.citizen.unwrap().citizen_id))).await.unwrap_err();
+    let err = desk
+        .get_timeline(tl(GRIGNY, by_id(&a.citizen.unwrap().citizen_id)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
     // The same citizen id in two communes names two people.
-    let ga = desk.get_timeline(tl(GIVORS, by_id("EXT-42"))).await.unwrap().into_inner();
-    let gb = desk.get_timeline(tl(GRIGNY, by_id("EXT-42"))).await.unwrap().into_inner();
+    let ga = desk
+        .get_timeline(tl(GIVORS, by_id("EXT-42")))
+        .await
+        .unwrap()
+        .into_inner();
+    let gb = desk
+        .get_timeline(tl(GRIGNY, by_id("EXT-42")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((ga.entries.len(), gb.entries.len()), (1, 1));
     assert_ne!(ga.entries[0].event_id, gb.entries[0].event_id);
     assert_eq!(ga.citizen.unwrap().phones, ["+33600000001"]);
@@ -64,11 +113,19 @@ async fn no_rpc_crosses_communes(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    hub.publish(&[call(GIVORS, "a3", "0677777777", at(2026, 5, 4, 8, 0))]).await;
+    hub.publish(&[call(GIVORS, "a3", "0677777777", at(2026, 5, 4, 8, 0))])
+        .await;
     let own = call(GRIGNY, "b2", "0677777777", at(2026, 5, 5, 8, 0));
     hub.publish(std::slice::from_ref(&own)).await;
-    let first = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(first.event_id, own.event_id, "the Givors call was not delivered to Grigny");
+    let first = tokio::time::timeout(Duration::from_secs(30), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.event_id, own.event_id,
+        "the Givors call was not delivered to Grigny"
+    );
 
     // A visit recorded in Grigny lands in Grigny only.
     let visit = desk
@@ -83,13 +140,20 @@ async fn no_rpc_crosses_communes(backend: Backend) {
         .into_inner()
         .entry
         .unwrap();
-    let a_after = desk.get_timeline(tl(GIVORS, by_phone("0677777777"))).await.unwrap().into_inner();
+    let a_after = desk
+        .get_timeline(tl(GIVORS, by_phone("0677777777")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a_after.entries.len(), 3);
     assert!(a_after.entries.iter().all(|e| e.event_id != visit.event_id));
 
     // Unknown or missing tenants are refused on every RPC.
     for tenant in ["", "99999"] {
-        let e = desk.get_timeline(tl(tenant, by_phone("0677777777"))).await.unwrap_err();
+        let e = desk
+            .get_timeline(tl(tenant, by_phone("0677777777")))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{tenant:?}");
         let e = desk
             .watch_timeline(pb::WatchTimelineRequest {

@@ -26,9 +26,19 @@ impl Broker {
     fn start(db: &std::path::Path, port: u16) -> Option<Broker> {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+            ])
             // tansu resolves the SQLite path against its working directory.
-            .arg(format!("sqlite://{}", db.file_name().unwrap().to_string_lossy()))
+            .arg(format!(
+                "sqlite://{}",
+                db.file_name().unwrap().to_string_lossy()
+            ))
             .current_dir(db.parent().unwrap())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,13 +83,28 @@ impl Drop for Broker {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn event(i: u32) -> pb::Event {
     let tenant = [GIVORS, GRIGNY, "69259"][i as usize % 3];
-    let mut e = call(tenant, &format!("fault-{i}"), &format!("06 10 00 {:02} {:02}", i / 100 % 100, i % 100), at(2026, 6, 1, 8, 0) + i64::from(i) * 1_000_000);
-    e.personal.as_mut().unwrap().party.as_mut().unwrap().citizen_id = format!("C-{}", i % 40);
+    let mut e = call(
+        tenant,
+        &format!("fault-{i}"),
+        &format!("06 10 00 {:02} {:02}", i / 100 % 100, i % 100),
+        at(2026, 6, 1, 8, 0) + i64::from(i) * 1_000_000,
+    );
+    e.personal
+        .as_mut()
+        .unwrap()
+        .party
+        .as_mut()
+        .unwrap()
+        .citizen_id = format!("C-{}", i % 40);
     e
 }
 
@@ -90,9 +115,19 @@ fn timelines(store: &Store) -> Vec<(String, Vec<String>)> {
         for c in 0..40 {
             let id = format!("C-{c}");
             let page = store
-                .timeline(tenant, &id, &TimelineQuery { page_size: 500, ..Default::default() })
+                .timeline(
+                    tenant,
+                    &id,
+                    &TimelineQuery {
+                        page_size: 500,
+                        ..Default::default()
+                    },
+                )
                 .unwrap();
-            out.push((format!("{tenant}/{id}"), page.entries.into_iter().map(|e| e.event_id).collect()));
+            out.push((
+                format!("{tenant}/{id}"),
+                page.entries.into_iter().map(|e| e.event_id).collect(),
+            ));
         }
     }
     out
@@ -116,7 +151,9 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
             let mut acked = Vec::new();
             for chunk in (0..total).collect::<Vec<_>>().chunks(10) {
                 let events: Vec<_> = chunk.iter().map(|&i| event(i)).collect();
-                log.append(events.iter().map(to_record).collect()).await.expect("append gave up");
+                log.append(events.iter().map(to_record).collect())
+                    .await
+                    .expect("append gave up");
                 acked.extend(events.into_iter().map(|e| e.event_id));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -124,14 +161,19 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!writer.is_finished(), "the stream must still be flowing when the broker dies");
+    assert!(
+        !writer.is_finished(),
+        "the stream must still be flowing when the broker dies"
+    );
     broker.kill9();
     // While the broker is down, health says so.
     let mut health = tonic_health::pb::health_client::HealthClient::new(hub.channel.clone());
     let mut not_serving = false;
     for _ in 0..40 {
         let s = health
-            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -145,7 +187,10 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
     broker.restart();
     let acked = writer.await.unwrap();
     assert_eq!(acked.len(), total as usize);
-    assert!(not_serving, "health never turned NOT_SERVING while the broker was down");
+    assert!(
+        not_serving,
+        "health never turned NOT_SERVING while the broker was down"
+    );
     hub.settle().await;
 
     let live = timelines(&hub.store);
@@ -160,8 +205,12 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
 
     // The same events without any fault, on the embedded log: the same timelines.
     let clean_dir = tempfile::tempdir().unwrap();
-    let clean_log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(clean_dir.path().join("log"), 3).unwrap());
-    clean_log.append((0..total).map(|i| to_record(&event(i))).collect()).await.unwrap();
+    let clean_log: Arc<dyn EventLog> =
+        Arc::new(EmbeddedLog::open(clean_dir.path().join("log"), 3).unwrap());
+    clean_log
+        .append((0..total).map(|i| to_record(&event(i))).collect())
+        .await
+        .unwrap();
     let clean = Store::open(clean_dir.path().join("rm")).unwrap();
     let (p, _) = Projector::new(clean.clone(), clean_log, Arc::new(Tenants::builtin())).unwrap();
     p.catch_up().await.unwrap();
@@ -187,14 +236,24 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
     let hub = TestHub::start_on(log, Some(cfg.clone()), tempfile::tempdir().unwrap()).await;
 
     // A plain producer, as another system would use, writing straight to the topic.
-    let foreign: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let foreign: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
     let mut unknown = call(GIVORS, "x", "0612121212", at(2026, 1, 1, 0, 0));
     unknown.tenant = "12345".into();
     let unknown = unknown.encode_to_vec();
-    for (key, value) in [(&b"whatever"[..], &b"{\"json\": \"not protobuf\"}"[..]), (&b"12345"[..], &unknown[..])] {
+    for (key, value) in [
+        (&b"whatever"[..], &b"{\"json\": \"not protobuf\"}"[..]),
+        (&b"12345"[..], &unknown[..]),
+    ] {
         foreign
-            .send(BaseRecord::to(&cfg.topic).key(key).payload(value).partition(0))
+            .send(
+                BaseRecord::to(&cfg.topic)
+                    .key(key)
+                    .payload(value)
+                    .partition(0),
+            )
             .map_err(|(e, _)| e)
             .unwrap();
     }
@@ -206,10 +265,30 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
     assert!(end.iter().sum::<u64>() >= 3);
     // Wait until the projector passed the foreign records too.
     let mut rx = hub.projector.positions.clone();
-    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|p| p[0] >= 2)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|p| p[0] >= 2))
+        .await
+        .unwrap()
+        .unwrap();
 
-    let tl = hub.store.timeline(GIVORS, &hub.store.by_identifier(GIVORS, "phone", "+33612121212").unwrap().unwrap(), &TimelineQuery { page_size: 10, ..Default::default() }).unwrap();
-    assert_eq!(tl.entries.len(), 1, "the projector went on after the poison");
+    let tl = hub
+        .store
+        .timeline(
+            GIVORS,
+            &hub.store
+                .by_identifier(GIVORS, "phone", "+33612121212")
+                .unwrap()
+                .unwrap(),
+            &TimelineQuery {
+                page_size: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        tl.entries.len(),
+        1,
+        "the projector went on after the poison"
+    );
     assert_eq!(tl.entries[0].event_id, good.event_id);
 
     // Both poison messages are on the dead-letter topic, with their reason and raw bytes.
@@ -220,7 +299,8 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&cfg.dead_letter_topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(&cfg.dead_letter_topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -236,7 +316,11 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
         }
     }
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got[0].0.starts_with("not a contacthub event"), "{}", got[0].0);
+    assert!(
+        got[0].0.starts_with("not a contacthub event"),
+        "{}",
+        got[0].0
+    );
     assert_eq!(got[0].1, b"{\"json\": \"not protobuf\"}");
     assert_eq!(got[1].0, "unknown tenant \"12345\"");
     assert_eq!(got[1].1, unknown);

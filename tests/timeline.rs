@@ -29,7 +29,13 @@ async fn one_citizen_three_channels(backend: Backend) {
     hub.publish(&[
         letter(GIVORS, "000123", "+33 6 12 34 56 78", at(2026, 3, 10, 9, 0)),
         call(GIVORS, "c1", "06 12 34 56 78", at(2026, 3, 2, 14, 30)),
-        web_form(GIVORS, "f1", "0033612345678", "Marie.Durand@Example.fr", at(2026, 3, 5, 20, 15)),
+        web_form(
+            GIVORS,
+            "f1",
+            "0033612345678",
+            "Marie.Durand@Example.fr",
+            at(2026, 3, 5, 20, 15),
+        ),
     ])
     .await;
     hub.settle().await;
@@ -45,7 +51,11 @@ async fn one_citizen_three_channels(backend: Backend) {
         .unwrap()
         .into_inner();
     let kinds: Vec<_> = r.entries.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["courrier", "web_form", "phone_call"], "newest first");
+    assert_eq!(
+        kinds,
+        ["courrier", "web_form", "phone_call"],
+        "newest first"
+    );
     let citizen = r.citizen.clone().unwrap();
     assert!(r.entries.iter().all(|e| e.citizen_id == citizen.citizen_id));
     expect![[r#"
@@ -78,7 +88,8 @@ async fn one_citizen_three_channels(backend: Backend) {
 
 async fn watch_delivers_new_entries(backend: Backend) {
     let hub = TestHub::start(&backend).await;
-    hub.publish(&[call(GIVORS, "w0", "0611111111", at(2026, 1, 1, 8, 0))]).await;
+    hub.publish(&[call(GIVORS, "w0", "0611111111", at(2026, 1, 1, 8, 0))])
+        .await;
     hub.settle().await;
     let mut stream = hub
         .desk()
@@ -124,7 +135,13 @@ async fn record_visit_is_visible_when_it_returns(backend: Backend) {
         agent_id: "agent-7".into(),
         ..Default::default()
     };
-    let entry = desk.record_visit(visit.clone()).await.unwrap().into_inner().entry.unwrap();
+    let entry = desk
+        .record_visit(visit.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
     assert_eq!(entry.kind, "desk_visit");
     // Visible right away, without waiting.
     let tl = desk
@@ -138,7 +155,13 @@ async fn record_visit_is_visible_when_it_returns(backend: Backend) {
         .into_inner();
     assert_eq!(tl.entries, vec![entry.clone()]);
     // A retry with the same idempotency key adds nothing.
-    let again = desk.record_visit(visit.clone()).await.unwrap().into_inner().entry.unwrap();
+    let again = desk
+        .record_visit(visit.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
     assert_eq!(again.event_id, entry.event_id);
     hub.settle().await;
     let tl = desk
@@ -156,7 +179,11 @@ async fn record_visit_is_visible_when_it_returns(backend: Backend) {
     bad.party.as_mut().unwrap().phone = "12".into();
     let err = desk.record_visit(bad).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("not a phone number"), "{}", err.message());
+    assert!(
+        err.message().contains("not a phone number"),
+        "{}",
+        err.message()
+    );
     let mut nobody = visit;
     nobody.party = None;
     let err = desk.record_visit(nobody).await.unwrap_err();
@@ -169,11 +196,14 @@ async fn malformed_events_are_dead_lettered(backend: Backend) {
     let hub = TestHub::start(&backend).await;
     let good = call(GIVORS, "g1", "0633333333", at(2026, 2, 1, 10, 0));
     let bytes = good.encode_to_vec();
-    hub.publish_raw(GIVORS.as_bytes(), bytes[..bytes.len() / 2].to_vec()).await;
-    hub.publish_raw(GIVORS.as_bytes(), b"\xff\xfe not protobuf at all".to_vec()).await;
+    hub.publish_raw(GIVORS.as_bytes(), bytes[..bytes.len() / 2].to_vec())
+        .await;
+    hub.publish_raw(GIVORS.as_bytes(), b"\xff\xfe not protobuf at all".to_vec())
+        .await;
     let mut unknown = call("99999", "u1", "0633333333", at(2026, 2, 1, 10, 0));
     unknown.tenant = "99999".into();
-    hub.publish_raw(GIVORS.as_bytes(), unknown.encode_to_vec()).await;
+    hub.publish_raw(GIVORS.as_bytes(), unknown.encode_to_vec())
+        .await;
     let mut no_id = call(GIVORS, "n1", "0633333333", at(2026, 2, 1, 10, 0));
     no_id.event_id.clear();
     hub.publish(&[no_id]).await;
@@ -196,10 +226,20 @@ async fn malformed_events_are_dead_lettered(backend: Backend) {
     // Listed in log order, each with its reason and raw bytes.
     let reasons: Vec<_> = dead.iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(reasons.len(), 6, "{reasons:#?}");
-    assert_eq!(dead[0].raw, bytes[..bytes.len() / 2], "truncated bytes kept as they were");
+    assert_eq!(
+        dead[0].raw,
+        bytes[..bytes.len() / 2],
+        "truncated bytes kept as they were"
+    );
     assert!(!reasons[0].is_empty());
     assert_eq!(dead[1].raw, b"\xff\xfe not protobuf at all");
-    let expected = ["not a contacthub event", "unknown tenant \"99999\"", "missing event_id", "occurred_at 3026-02-01T10:00:00Z is absurd", "missing party"];
+    let expected = [
+        "not a contacthub event",
+        "unknown tenant \"99999\"",
+        "missing event_id",
+        "occurred_at 3026-02-01T10:00:00Z is absurd",
+        "missing party",
+    ];
     for (reason, want) in reasons[1..].iter().zip(expected) {
         assert!(reason.contains(want), "{reason:?} should say {want:?}");
     }
@@ -216,7 +256,12 @@ async fn malformed_events_are_dead_lettered(backend: Backend) {
         .into_inner();
     assert_eq!(tl.entries.len(), 1);
     assert_eq!(tl.entries[0].event_id, good.event_id);
-    let status = hub.ops().get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    let status = hub
+        .ops()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status.dead_letters, 6);
     assert_eq!(status.partitions.iter().map(|p| p.lag).sum::<u64>(), 0);
     hub.stop().await;
@@ -251,14 +296,21 @@ async fn paging_and_filters(backend: Backend) {
             .unwrap()
             .into_inner();
         assert!(page.entries.len() <= 7);
-        seen.extend(page.entries.into_iter().map(|e| e.occurred_at.unwrap().seconds));
+        seen.extend(
+            page.entries
+                .into_iter()
+                .map(|e| e.occurred_at.unwrap().seconds),
+        );
         if page.next_page_token.is_empty() {
             break;
         }
         token = page.next_page_token;
     }
     assert_eq!(seen.len(), 25);
-    assert!(seen.windows(2).all(|w| w[0] > w[1]), "strictly newest first across pages");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "strictly newest first across pages"
+    );
 
     let letters = desk
         .get_timeline(pb::GetTimelineRequest {
@@ -272,8 +324,15 @@ async fn paging_and_filters(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let days: Vec<_> = letters.entries.iter().map(|e| e.links[0].target.clone()).collect();
-    assert_eq!(days, ["GIV-2026-000015", "GIV-2026-000010", "GIV-2026-000005"]);
+    let days: Vec<_> = letters
+        .entries
+        .iter()
+        .map(|e| e.links[0].target.clone())
+        .collect();
+    assert_eq!(
+        days,
+        ["GIV-2026-000015", "GIV-2026-000010", "GIV-2026-000005"]
+    );
 
     let err = desk
         .get_timeline(pb::GetTimelineRequest {
@@ -289,7 +348,15 @@ async fn paging_and_filters(backend: Backend) {
 }
 
 fn back_office(tenant: &str, id: &str, when: i64, payload: Payload) -> pb::Event {
-    let mut e = contacthub_core::event::contact(tenant, "test-bo", id, when, when, payload, pb::Party::default());
+    let mut e = contacthub_core::event::contact(
+        tenant,
+        "test-bo",
+        id,
+        when,
+        when,
+        payload,
+        pb::Party::default(),
+    );
     e.channel = pb::Channel::BackOffice as i32;
     e.direction = pb::Direction::Internal as i32;
     e.personal = None;
@@ -305,8 +372,14 @@ async fn merged_citizens_share_a_timeline(backend: Backend) {
     .await;
     hub.settle().await;
     let store = &hub.store;
-    let a = store.by_identifier(GIVORS, "phone", "+33655555555").unwrap().unwrap();
-    let b = store.by_identifier(GIVORS, "email", "jean@example.fr").unwrap().unwrap();
+    let a = store
+        .by_identifier(GIVORS, "phone", "+33655555555")
+        .unwrap()
+        .unwrap();
+    let b = store
+        .by_identifier(GIVORS, "email", "jean@example.fr")
+        .unwrap()
+        .unwrap();
     assert_ne!(a, b, "two provisional citizens before the merge");
     let link = back_office(
         GIVORS,
@@ -325,7 +398,11 @@ async fn merged_citizens_share_a_timeline(backend: Backend) {
         citizen: r,
         ..Default::default()
     };
-    let merged = desk.get_timeline(tl(by_email("jean@example.fr"))).await.unwrap().into_inner();
+    let merged = desk
+        .get_timeline(tl(by_email("jean@example.fr")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(merged.citizen.as_ref().unwrap().citizen_id, a);
     let kinds: Vec<_> = merged.entries.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["identity_linked", "web_form", "phone_call"]);
@@ -341,7 +418,11 @@ async fn merged_citizens_share_a_timeline(backend: Backend) {
     );
     hub.publish(&[unlink]).await;
     hub.settle().await;
-    let split = desk.get_timeline(tl(by_phone("0655555555"))).await.unwrap().into_inner();
+    let split = desk
+        .get_timeline(tl(by_phone("0655555555")))
+        .await
+        .unwrap()
+        .into_inner();
     let kinds: Vec<_> = split.entries.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["phone_call"]);
     hub.stop().await;
@@ -360,13 +441,17 @@ async fn replay_is_byte_identical(backend: Backend) {
     hub.publish_raw(GIVORS.as_bytes(), b"poison".to_vec()).await;
     hub.settle().await;
     let live = hub.store.digest().unwrap();
-    let applied = hub.store.counter(contacthub_core::keys::COUNTER_APPLIED).unwrap();
+    let applied = hub
+        .store
+        .counter(contacthub_core::keys::COUNTER_APPLIED)
+        .unwrap();
     assert_eq!(applied as usize, events.len());
     let log = hub.log.clone();
     let dir = hub.stop().await;
 
     let replayed = Store::open(dir.path().join("replayed")).unwrap();
-    let (projector, _) = Projector::new(replayed.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+    let (projector, _) =
+        Projector::new(replayed.clone(), log, Arc::new(Tenants::builtin())).unwrap();
     let n = projector.with_batch_size(97).catch_up().await.unwrap();
     assert_eq!(n as usize, events.len() + 1);
     assert_eq!(replayed.digest().unwrap(), live);

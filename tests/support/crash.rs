@@ -17,7 +17,9 @@ pub async fn write_demo_log(data: &Path, people: usize) -> usize {
         people_per_tenant: people,
         ..Default::default()
     };
-    let events: Vec<_> = demo::events(&cfg, &Tenants::builtin()).map(|e| to_record(&e)).collect();
+    let events: Vec<_> = demo::events(&cfg, &Tenants::builtin())
+        .map(|e| to_record(&e))
+        .collect();
     let n = events.len();
     for chunk in events.chunks(1000) {
         log.append(chunk.to_vec()).await.unwrap();
@@ -27,10 +29,16 @@ pub async fn write_demo_log(data: &Path, people: usize) -> usize {
 
 fn projector(bin: &Path, data: &Path) -> Command {
     let mut c = Command::new(bin);
-    c.args(["project", "--exit-when-caught-up", "--batch-size", "100", "--data"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.args([
+        "project",
+        "--exit-when-caught-up",
+        "--batch-size",
+        "100",
+        "--data",
+    ])
+    .arg(data)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     c
 }
 
@@ -40,7 +48,9 @@ pub fn crash_cycles(bin: &Path, data: &Path, cycles: usize, seed: u64) -> usize 
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut killed = 0;
     for _ in 0..cycles {
-        let mut child = projector(bin, data).spawn().expect("spawning the projector");
+        let mut child = projector(bin, data)
+            .spawn()
+            .expect("spawning the projector");
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL on Unix

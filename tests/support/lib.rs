@@ -13,7 +13,9 @@ use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use contacthub_log::{embedded::EmbeddedLog, kafka, Appended, EventLog, Record};
 use contacthub_projector::{Projector, ProjectorHandle, Store};
-use contacthub_proto::v1::{desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient};
+use contacthub_proto::v1::{
+    desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
+};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,17 +76,27 @@ pub async fn fresh_kafka(brokers: &str, partitions: u32) -> kafka::KafkaConfig {
     cfg.topic = unique("test-events");
     cfg.dead_letter_topic = format!("{}-dead", cfg.topic);
     cfg.append_timeout = Duration::from_secs(120);
-    kafka::create_topics(&cfg, partitions, 1).await.expect("creating test topics");
+    kafka::create_topics(&cfg, partitions, 1)
+        .await
+        .expect("creating test topics");
     cfg
 }
 
 /// Opens a log for a test: embedded in `dir/log`, or fresh Kafka topics.
-pub async fn open_log(backend: &Backend, dir: &Path) -> (Arc<dyn EventLog>, Option<kafka::KafkaConfig>) {
+pub async fn open_log(
+    backend: &Backend,
+    dir: &Path,
+) -> (Arc<dyn EventLog>, Option<kafka::KafkaConfig>) {
     match backend {
-        Backend::Embedded => (Arc::new(EmbeddedLog::open(dir.join("log"), 4).unwrap()), None),
+        Backend::Embedded => (
+            Arc::new(EmbeddedLog::open(dir.join("log"), 4).unwrap()),
+            None,
+        ),
         Backend::Kafka { brokers } => {
             let cfg = fresh_kafka(brokers, 4).await;
-            let log = kafka::KafkaLog::connect(cfg.clone()).await.expect("connecting to kafka");
+            let log = kafka::KafkaLog::connect(cfg.clone())
+                .await
+                .expect("connecting to kafka");
             (Arc::new(log), Some(cfg))
         }
     }
@@ -110,10 +122,15 @@ impl TestHub {
         Self::start_on(log, kafka, dir).await
     }
 
-    pub async fn start_on(log: Arc<dyn EventLog>, kafka: Option<kafka::KafkaConfig>, dir: tempfile::TempDir) -> TestHub {
+    pub async fn start_on(
+        log: Arc<dyn EventLog>,
+        kafka: Option<kafka::KafkaConfig>,
+        dir: tempfile::TempDir,
+    ) -> TestHub {
         let tenants = Arc::new(Tenants::builtin());
         let store = Store::open(dir.path().join("read-model")).unwrap();
-        let (projector, handle) = Projector::new(store.clone(), log.clone(), tenants.clone()).unwrap();
+        let (projector, handle) =
+            Projector::new(store.clone(), log.clone(), tenants.clone()).unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -133,7 +150,11 @@ impl TestHub {
         });
         let a = tokio::spawn({
             let s = stopped(rx);
-            async move { contacthub_api::serve(listener, hub, s).await.expect("api failed") }
+            async move {
+                contacthub_api::serve(listener, hub, s)
+                    .await
+                    .expect("api failed")
+            }
         });
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
@@ -163,7 +184,10 @@ impl TestHub {
 
     /// Appends events to the log (not waiting for projection).
     pub async fn publish(&self, events: &[pb::Event]) -> Vec<Appended> {
-        self.log.append(events.iter().map(to_record).collect()).await.expect("append")
+        self.log
+            .append(events.iter().map(to_record).collect())
+            .await
+            .expect("append")
     }
 
     /// Appends raw bytes under a key, as a foreign producer would.
@@ -181,10 +205,13 @@ impl TestHub {
     pub async fn settle(&self) {
         let ends = self.log.end_offsets().await.unwrap();
         let mut rx = self.projector.positions.clone();
-        tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|p| p.iter().zip(&ends).all(|(p, e)| p >= e)))
-            .await
-            .expect("projection did not catch up within 60 s")
-            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            rx.wait_for(|p| p.iter().zip(&ends).all(|(p, e)| p >= e)),
+        )
+        .await
+        .expect("projection did not catch up within 60 s")
+        .unwrap();
     }
 
     pub async fn stop(self) -> tempfile::TempDir {
@@ -216,7 +243,15 @@ pub fn call(tenant: &str, id: &str, phone: &str, when: i64) -> pb::Event {
         billed_seconds: 120,
         ..Default::default()
     });
-    contact(tenant, "test-phone", id, when, when, payload, party_phone(phone))
+    contact(
+        tenant,
+        "test-phone",
+        id,
+        when,
+        when,
+        payload,
+        party_phone(phone),
+    )
 }
 
 /// A letter from someone known by phone and name.
@@ -229,7 +264,15 @@ pub fn letter(tenant: &str, id: &str, phone: &str, when: i64) -> pb::Event {
     });
     let mut party = party_phone(phone);
     party.name = "Marie Durand".into();
-    let mut e = contact(tenant, "test-courrier", id, when, when + 3_600_000_000, payload, party);
+    let mut e = contact(
+        tenant,
+        "test-courrier",
+        id,
+        when,
+        when + 3_600_000_000,
+        payload,
+        party,
+    );
     e.category = pb::Category::Urbanisme as i32;
     e.personal.as_mut().unwrap().subject = "Permis de construire".into();
     e

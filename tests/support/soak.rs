@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
     let cycles: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let people: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let bin = std::env::current_exe()?.with_file_name("contacthub-under-test");
-    anyhow::ensure!(bin.exists(), "build it first: cargo build -p contacthub-tests --bins");
+    anyhow::ensure!(
+        bin.exists(),
+        "build it first: cargo build -p contacthub-tests --bins"
+    );
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let events = write_demo_log(&data, people).await;
@@ -37,7 +40,17 @@ async fn main() -> anyhow::Result<()> {
     }
     project_to_end(&bin, &data);
     let digest = Store::open(data.join("read-model"))?.digest()?;
-    println!("{events} events, {killed} SIGKILLs, digest {}", if digest == reference { "equal" } else { "DIFFERENT" });
-    anyhow::ensure!(digest == reference, "projection after crashes differs from the reference");
+    println!(
+        "{events} events, {killed} SIGKILLs, digest {}",
+        if digest == reference {
+            "equal"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    anyhow::ensure!(
+        digest == reference,
+        "projection after crashes differs from the reference"
+    );
     Ok(())
 }

@@ -3,7 +3,9 @@
 use crate::{internal, Hub};
 use contacthub_core::event::{self, contact, headers};
 use contacthub_core::identity::{normalize_email, normalize_phone};
-use contacthub_core::pb::{self, citizen_ref::By, desk_service_server::DeskService, event::Payload};
+use contacthub_core::pb::{
+    self, citizen_ref::By, desk_service_server::DeskService, event::Payload,
+};
 use contacthub_log::Record;
 use contacthub_projector::TimelineQuery;
 use contacthub_proto::ts;
@@ -25,7 +27,9 @@ impl Desk {
 
     fn tenant(&self, code: &str) -> Result<(), Status> {
         if code.is_empty() {
-            return Err(Status::invalid_argument("tenant is required (INSEE code of the commune)"));
+            return Err(Status::invalid_argument(
+                "tenant is required (INSEE code of the commune)",
+            ));
         }
         self.hub
             .tenants
@@ -37,9 +41,9 @@ impl Desk {
     /// The canonical citizen designated by `r` in `tenant`, or NOT_FOUND.
     fn resolve(&self, tenant: &str, r: Option<&pb::CitizenRef>) -> Result<String, Status> {
         let store = &self.hub.store;
-        let by = r
-            .and_then(|r| r.by.as_ref())
-            .ok_or_else(|| Status::invalid_argument("citizen is required (citizen_id, phone or email)"))?;
+        let by = r.and_then(|r| r.by.as_ref()).ok_or_else(|| {
+            Status::invalid_argument("citizen is required (citizen_id, phone or email)")
+        })?;
         let id = match by {
             By::CitizenId(id) => store
                 .citizen(tenant, id)
@@ -74,16 +78,25 @@ impl DeskService for Desk {
         let r = req.into_inner();
         self.tenant(&r.tenant)?;
         let citizen_id = self.resolve(&r.tenant, r.citizen.as_ref())?;
-        let bound = |t: &Option<contacthub_proto::Timestamp>, name: &str| -> Result<Option<i64>, Status> {
-            t.as_ref()
-                .map(|t| ts::to_micros(t).ok_or_else(|| Status::invalid_argument(format!("{name} is not a valid timestamp"))))
-                .transpose()
-        };
+        let bound =
+            |t: &Option<contacthub_proto::Timestamp>, name: &str| -> Result<Option<i64>, Status> {
+                t.as_ref()
+                    .map(|t| {
+                        ts::to_micros(t).ok_or_else(|| {
+                            Status::invalid_argument(format!("{name} is not a valid timestamp"))
+                        })
+                    })
+                    .transpose()
+            };
         let q = TimelineQuery {
             channels: r.channels.clone(),
             since_us: bound(&r.since, "since")?,
             until_us: bound(&r.until, "until")?,
-            page_size: if r.page_size == 0 { 50 } else { r.page_size as usize },
+            page_size: if r.page_size == 0 {
+                50
+            } else {
+                r.page_size as usize
+            },
             page_token: (!r.page_token.is_empty()).then(|| r.page_token.clone()),
         };
         let page = self
@@ -91,10 +104,16 @@ impl DeskService for Desk {
             .store
             .timeline(&r.tenant, &citizen_id, &q)
             .map_err(|e| match e {
-                contacthub_projector::Error::PageToken(t) => Status::invalid_argument(format!("invalid page_token {t:?}")),
+                contacthub_projector::Error::PageToken(t) => {
+                    Status::invalid_argument(format!("invalid page_token {t:?}"))
+                }
                 e => internal(e),
             })?;
-        let citizen = self.hub.store.citizen(&r.tenant, &citizen_id).map_err(internal)?;
+        let citizen = self
+            .hub
+            .store
+            .citizen(&r.tenant, &citizen_id)
+            .map_err(internal)?;
         Ok(Response::new(pb::GetTimelineResponse {
             citizen,
             entries: page.entries,
@@ -155,7 +174,9 @@ impl DeskService for Desk {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 
     async fn record_visit(
@@ -166,14 +187,21 @@ impl DeskService for Desk {
         self.tenant(&r.tenant)?;
         let party = r.party.unwrap_or_default();
         if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
-            return Err(Status::invalid_argument(format!("party.phone {:?} is not a phone number", party.phone)));
+            return Err(Status::invalid_argument(format!(
+                "party.phone {:?} is not a phone number",
+                party.phone
+            )));
         }
         if !party.email.is_empty() && normalize_email(&party.email).is_none() {
-            return Err(Status::invalid_argument(format!("party.email {:?} is not an e-mail address", party.email)));
+            return Err(Status::invalid_argument(format!(
+                "party.email {:?} is not an e-mail address",
+                party.email
+            )));
         }
         let now_us = chrono::Utc::now().timestamp_micros();
         let occurred_us = match &r.occurred_at {
-            Some(t) => ts::to_micros(t).ok_or_else(|| Status::invalid_argument("occurred_at is not a valid timestamp"))?,
+            Some(t) => ts::to_micros(t)
+                .ok_or_else(|| Status::invalid_argument("occurred_at is not a valid timestamp"))?,
             None => now_us,
         };
         let source_id = if r.idempotency_key.is_empty() {
@@ -193,7 +221,11 @@ impl DeskService for Desk {
             }),
             party,
         );
-        e.category = if r.category == 0 { pb::Category::Other as i32 } else { r.category };
+        e.category = if r.category == 0 {
+            pb::Category::Other as i32
+        } else {
+            r.category
+        };
         e.request_id = r.request_id.clone();
         e.agent_id = r.agent_id.clone();
         if let Some(p) = e.personal.as_mut() {
@@ -209,12 +241,11 @@ impl DeskService for Desk {
             headers: headers(&e),
             timestamp_ms: now_us / 1000,
         };
-        let placed = self
-            .hub
-            .log
-            .append(vec![record])
-            .await
-            .map_err(|err| Status::unavailable(format!("the visit could not be written to the event log: {err}")))?;
+        let placed = self.hub.log.append(vec![record]).await.map_err(|err| {
+            Status::unavailable(format!(
+                "the visit could not be written to the event log: {err}"
+            ))
+        })?;
         let at = placed[0];
         if !self
             .hub
@@ -232,8 +263,15 @@ impl DeskService for Desk {
             .store
             .applied_entry(&e.tenant, &e.event_id)
             .map_err(internal)?
-            .ok_or_else(|| Status::internal(format!("event {} was projected but has no timeline entry", e.event_id)))?;
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "event {} was projected but has no timeline entry",
+                    e.event_id
+                ))
+            })?;
         tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = at.partition, offset = at.offset, "visit recorded");
-        Ok(Response::new(pb::RecordVisitResponse { entry: Some(entry) }))
+        Ok(Response::new(pb::RecordVisitResponse {
+            entry: Some(entry),
+        }))
     }
 }

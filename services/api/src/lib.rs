@@ -14,7 +14,9 @@ pub mod ops;
 use contacthub_core::tenant::Tenants;
 use contacthub_log::EventLog;
 use contacthub_projector::{ProjectorHandle, Store};
-use contacthub_proto::v1::{desk_service_server::DeskServiceServer, ops_service_server::OpsServiceServer};
+use contacthub_proto::v1::{
+    desk_service_server::DeskServiceServer, ops_service_server::OpsServiceServer,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +50,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<DeskServiceServer<desk::Desk>>().await;
+    reporter
+        .set_serving::<DeskServiceServer<desk::Desk>>()
+        .await;
     reporter.set_serving::<OpsServiceServer<ops::Ops>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contacthub_proto::FILE_DESCRIPTOR_SET)
@@ -68,14 +72,22 @@ pub async fn serve(
             match (&ok, serving) {
                 (Err(e), true) => {
                     tracing::warn!(error = %e, "event log unavailable: health is NOT_SERVING");
-                    reporter.set_not_serving::<DeskServiceServer<desk::Desk>>().await;
-                    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                    reporter
+                        .set_not_serving::<DeskServiceServer<desk::Desk>>()
+                        .await;
+                    reporter
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
                     serving = false;
                 }
                 (Ok(()), false) => {
                     tracing::info!("event log available again: health is SERVING");
-                    reporter.set_serving::<DeskServiceServer<desk::Desk>>().await;
-                    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+                    reporter
+                        .set_serving::<DeskServiceServer<desk::Desk>>()
+                        .await;
+                    reporter
+                        .set_service_status("", tonic_health::ServingStatus::Serving)
+                        .await;
                     serving = true;
                 }
                 _ => {}
@@ -101,7 +113,10 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(DeskServiceServer::new(desk::Desk::new(hub.clone(), stop_rx.clone())))
+        .add_service(DeskServiceServer::new(desk::Desk::new(
+            hub.clone(),
+            stop_rx.clone(),
+        )))
         .add_service(OpsServiceServer::new(ops::Ops::new(hub)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping(stop_rx))
         .await;

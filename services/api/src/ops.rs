@@ -17,7 +17,10 @@ impl Ops {
 
 #[tonic::async_trait]
 impl OpsService for Ops {
-    async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+    async fn get_status(
+        &self,
+        _: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let hub = &self.hub;
         let positions = hub.projector.positions.borrow().clone();
         let (ends, log_error) = match hub.log.end_offsets().await {

@@ -66,7 +66,11 @@ pub struct LogArgs {
     #[arg(long, env = "CONTACTHUB_TOPIC", default_value = "contacthub.events.v1")]
     pub topic: String,
     /// Kafka topic of the dead letters.
-    #[arg(long, env = "CONTACTHUB_DEAD_LETTER_TOPIC", default_value = "contacthub.dead-letters.v1")]
+    #[arg(
+        long,
+        env = "CONTACTHUB_DEAD_LETTER_TOPIC",
+        default_value = "contacthub.dead-letters.v1"
+    )]
     pub dead_letter_topic: String,
     /// Kafka producer compression (none, gzip, snappy, lz4, zstd).
     #[arg(long, env = "CONTACTHUB_KAFKA_COMPRESSION", default_value = "lz4")]
@@ -131,7 +135,11 @@ pub struct DigestArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Address of a running contacthub.
-    #[arg(long, env = "CONTACTHUB_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "CONTACTHUB_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
 }
 
@@ -174,7 +182,11 @@ pub struct TopicsInitArgs {
     pub kafka: String,
     #[arg(long, env = "CONTACTHUB_TOPIC", default_value = "contacthub.events.v1")]
     pub topic: String,
-    #[arg(long, env = "CONTACTHUB_DEAD_LETTER_TOPIC", default_value = "contacthub.dead-letters.v1")]
+    #[arg(
+        long,
+        env = "CONTACTHUB_DEAD_LETTER_TOPIC",
+        default_value = "contacthub.dead-letters.v1"
+    )]
     pub dead_letter_topic: String,
     /// Partitions of the event topic.
     #[arg(long, env = "CONTACTHUB_PARTITIONS", default_value_t = 12)]

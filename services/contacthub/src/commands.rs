@@ -5,7 +5,9 @@ use anyhow::{bail, Context, Result};
 use contacthub_core::{demo, event, render, tenant::Tenants};
 use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog, Record};
 use contacthub_projector::{Projector, Store};
-use contacthub_proto::v1::{self as pb, desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient};
+use contacthub_proto::v1::{
+    self as pb, desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +32,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             cfg.dead_letter_topic = a.dead_letter_topic;
             let created = kafka::create_topics(&cfg, a.partitions, a.replication).await?;
             if created.is_empty() {
-                println!("topics {} and {} already exist", cfg.topic, cfg.dead_letter_topic);
+                println!(
+                    "topics {} and {} already exist",
+                    cfg.topic, cfg.dead_letter_topic
+                );
             } else {
                 println!("created {}", created.join(", "));
             }
@@ -43,7 +48,8 @@ fn tenants(args: &LogArgs) -> Result<Arc<Tenants>> {
     Ok(Arc::new(match &args.communes {
         None => Tenants::builtin(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Tenants::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
     }))
@@ -78,13 +84,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -117,7 +124,12 @@ async fn load_demo(log: &dyn EventLog, tenants: &Tenants, seed: u64, people: usi
     }
     total += batch.len();
     log.append(batch).await?;
-    tracing::info!(events = total, seed, people_per_commune = people, "demo data loaded");
+    tracing::info!(
+        events = total,
+        seed,
+        people_per_commune = people,
+        "demo data loaded"
+    );
     Ok(())
 }
 
@@ -137,7 +149,8 @@ pub fn to_record(e: &pb::Event) -> Record {
 
 async fn serve(a: ServeArgs) -> Result<()> {
     let tenants = tenants(&a.log)?;
-    std::fs::create_dir_all(&a.log.data).with_context(|| format!("creating {}", a.log.data.display()))?;
+    std::fs::create_dir_all(&a.log.data)
+        .with_context(|| format!("creating {}", a.log.data.display()))?;
     let log = open_log(&a.log).await?;
     let store = open_store(&a.log)?;
     if a.demo {
@@ -185,7 +198,10 @@ async fn project(a: ProjectArgs) -> Result<()> {
 
 async fn replay(a: ReplayArgs) -> Result<()> {
     if a.into.exists() && std::fs::read_dir(&a.into)?.next().is_some() {
-        bail!("{} is not empty: replay builds a new read model in an empty folder", a.into.display());
+        bail!(
+            "{} is not empty: replay builds a new read model in an empty folder",
+            a.into.display()
+        );
     }
     let tenants = tenants(&a.log)?;
     let log = open_log(&a.log).await?;
@@ -214,7 +230,9 @@ fn parse_channel(s: &str) -> Result<i32> {
         "email" | "courriel" => pb::Channel::Email,
         "desk" | "accueil" => pb::Channel::Desk,
         "back-office" => pb::Channel::BackOffice,
-        other => bail!("unknown channel {other:?} (phone, courrier, web-form, sms, email, desk, back-office)"),
+        other => bail!(
+            "unknown channel {other:?} (phone, courrier, web-form, sms, email, desk, back-office)"
+        ),
     };
     Ok(c as i32)
 }
@@ -227,7 +245,11 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
         (_, _, Some(m)) => By::Email(m),
         _ => bail!("say who: --citizen ID, --phone NUMBER or --email ADDRESS"),
     };
-    let channels = a.channel.iter().map(|c| parse_channel(c)).collect::<Result<Vec<_>>>()?;
+    let channels = a
+        .channel
+        .iter()
+        .map(|c| parse_channel(c))
+        .collect::<Result<Vec<_>>>()?;
     let mut client = DeskServiceClient::new(connect(&a.client).await?);
     let resp = client
         .get_timeline(pb::GetTimelineRequest {
@@ -240,7 +262,10 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    print!("{}", render::render_timeline(resp.citizen.as_ref(), &resp.entries));
+    print!(
+        "{}",
+        render::render_timeline(resp.citizen.as_ref(), &resp.entries)
+    );
     if !resp.next_page_token.is_empty() {
         println!("  … plus anciens contacts : --limit {}", a.limit * 2);
     }
@@ -258,11 +283,20 @@ async fn status(a: ClientArgs) -> Result<()> {
     if !s.log_error.is_empty() {
         println!("LOG UNAVAILABLE: {}", s.log_error);
     }
-    println!("applied   {} events, {} dead letters", s.events_applied, s.dead_letters);
-    println!("{:>9} {:>14} {:>14} {:>8}", "partition", "log end", "projected", "lag");
+    println!(
+        "applied   {} events, {} dead letters",
+        s.events_applied, s.dead_letters
+    );
+    println!(
+        "{:>9} {:>14} {:>14} {:>8}",
+        "partition", "log end", "projected", "lag"
+    );
     let mut lag = 0;
     for p in &s.partitions {
-        println!("{:>9} {:>14} {:>14} {:>8}", p.partition, p.log_end_offset, p.projected_offset, p.lag);
+        println!(
+            "{:>9} {:>14} {:>14} {:>8}",
+            p.partition, p.log_end_offset, p.projected_offset, p.lag
+        );
         lag += p.lag;
     }
     println!("total lag {lag}");
@@ -280,7 +314,13 @@ async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
         println!("no dead letters");
     }
     for d in r.dead_letters {
-        println!("{}@{}  {} bytes  {}", d.partition, d.offset, d.raw.len(), d.reason);
+        println!(
+            "{}@{}  {} bytes  {}",
+            d.partition,
+            d.offset,
+            d.raw.len(),
+            d.reason
+        );
     }
     Ok(())
 }

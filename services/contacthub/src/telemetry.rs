@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init(format: LogFormat, verbose: bool) {
     let default = if verbose { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default},sled=warn,rdkafka=warn,h2=warn,tower=warn,hyper=warn"))
+        EnvFilter::new(format!(
+            "{default},sled=warn,rdkafka=warn,h2=warn,tower=warn,hyper=warn"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -15,19 +15,57 @@ use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const FIRST: &[&str] = &[
-    "Marie", "Jean", "Fatima", "Mohamed", "Camille", "Lucas", "Léa", "Hugo", "Chloé", "Karim",
-    "Inès", "Thomas", "Manon", "Yanis", "Élodie", "Nicolas", "Sofia", "Antoine", "Aïcha", "Julien",
-    "Zoé", "Mehdi", "Anaïs", "François", "Nadia", "Rémi", "Océane", "Bruno", "Leïla", "Gérard",
+    "Marie",
+    "Jean",
+    "Fatima",
+    "Mohamed",
+    "Camille",
+    "Lucas",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Karim",
+    "Inès",
+    "Thomas",
+    "Manon",
+    "Yanis",
+    "Élodie",
+    "Nicolas",
+    "Sofia",
+    "Antoine",
+    "Aïcha",
+    "Julien",
+    "Zoé",
+    "Mehdi",
+    "Anaïs",
+    "François",
+    "Nadia",
+    "Rémi",
+    "Océane",
+    "Bruno",
+    "Leïla",
+    "Gérard",
 ];
 const LAST: &[&str] = &[
     "Durand", "Martin", "Benali", "Nguyen", "Petit", "Moreau", "Lefèvre", "Garcia", "Haddad",
     "Roux", "Fontaine", "Da Silva", "Mercier", "Bouvier", "Chérif", "Giraud", "Lambert", "Ferrand",
     "Saïdi", "Perrin", "Rousseau", "Blanc", "Guérin", "Muller", "Diallo", "Colin", "Le Gall",
 ];
-const DOMAINS: &[&str] = &["example.fr", "example.com", "example.net", "mail.example.org"];
+const DOMAINS: &[&str] = &[
+    "example.fr",
+    "example.com",
+    "example.net",
+    "mail.example.org",
+];
 const SERVICES: &[&str] = &[
-    "etat-civil", "education", "petite-enfance", "ccas", "culture", "services-techniques",
-    "urbanisme", "police-municipale",
+    "etat-civil",
+    "education",
+    "petite-enfance",
+    "ccas",
+    "culture",
+    "services-techniques",
+    "urbanisme",
+    "police-municipale",
 ];
 const FORMS: &[(&str, Category)] = &[
     ("acte-naissance", Category::EtatCivil),
@@ -47,7 +85,10 @@ const SUBJECTS: &[(&str, Category)] = &[
     ("Facture de cantine", Category::Scolaire),
     ("Place en crèche", Category::PetiteEnfance),
     ("Demande d'aide au CCAS", Category::Ccas),
-    ("Nid-de-poule rue de la République", Category::ServicesTechniques),
+    (
+        "Nid-de-poule rue de la République",
+        Category::ServicesTechniques,
+    ),
     ("Éclairage public en panne", Category::ServicesTechniques),
     ("Permis de construire", Category::Urbanisme),
     ("Stationnement gênant", Category::PoliceMunicipale),
@@ -122,14 +163,26 @@ fn person(rng: &mut ChaCha8Rng, tenant: &Tenant, n: usize) -> Person {
     let mut phones = vec![if n == 0 {
         "+33612345678".to_string()
     } else {
-        format!("+33{}{:08}", rng.gen_range(6..=7), rng.gen_range(0..100_000_000u32))
+        format!(
+            "+33{}{:08}",
+            rng.gen_range(6..=7),
+            rng.gen_range(0..100_000_000u32)
+        )
     }];
     if rng.gen_bool(0.3) {
-        phones.push(format!("+334{}{:07}", rng.gen_range(7..=8), rng.gen_range(0..10_000_000u32)));
+        phones.push(format!(
+            "+334{}{:07}",
+            rng.gen_range(7..=8),
+            rng.gen_range(0..10_000_000u32)
+        ));
     }
     let email = (n == 0 || rng.gen_bool(0.7)).then(|| {
         let fold = |s: &str| crate::identity::fold_name(s).replace(' ', "-");
-        let domain = if n == 0 { "example.fr" } else { DOMAINS.choose(rng).unwrap() };
+        let domain = if n == 0 {
+            "example.fr"
+        } else {
+            DOMAINS.choose(rng).unwrap()
+        };
         format!("{}.{}@{domain}", fold(first), fold(last))
     });
     Person {
@@ -216,15 +269,28 @@ fn person_events(
         let (subject, category) = *SUBJECTS.choose(rng).unwrap();
         let phone = p.phones.choose(rng).unwrap();
         let written = write_phone(phone, rng.gen());
-        let by_phone = pb::Party { phone: written, ..Default::default() };
+        let by_phone = pb::Party {
+            phone: written,
+            ..Default::default()
+        };
         let by_mail = || pb::Party {
             email: p.email.clone().unwrap_or_default(),
-            phone: if p.email.is_none() { p.phones[0].clone() } else { String::new() },
+            phone: if p.email.is_none() {
+                p.phones[0].clone()
+            } else {
+                String::new()
+            },
             ..Default::default()
         };
         let channel = *[
-            Channel::Phone, Channel::Phone, Channel::Phone, Channel::Courrier, Channel::WebForm,
-            Channel::Sms, Channel::Email, Channel::Desk,
+            Channel::Phone,
+            Channel::Phone,
+            Channel::Phone,
+            Channel::Courrier,
+            Channel::WebForm,
+            Channel::Sms,
+            Channel::Email,
+            Channel::Desk,
         ]
         .choose(rng)
         .unwrap();
@@ -235,7 +301,11 @@ fn person_events(
                 let disposition = *[D::Answered, D::Answered, D::Answered, D::NoAnswer, D::Busy]
                     .choose(rng)
                     .unwrap();
-                let secs = if disposition == D::Answered { rng.gen_range(20..900) } else { 0 };
+                let secs = if disposition == D::Answered {
+                    rng.gen_range(20..900)
+                } else {
+                    0
+                };
                 let payload = Payload::PhoneCall(pb::PhoneCall {
                     disposition: disposition as i32,
                     duration_seconds: secs + 8,
@@ -261,7 +331,12 @@ fn person_events(
                 party.name = p.name.clone();
                 let recorded = at + rng.gen_range(0..3 * 86_400_000_000);
                 let mut e = contact(&tenant.code, "demo", &sid, at, recorded, payload, party);
-                set_text(&mut e, subject, "Madame, Monsieur, je vous écris au sujet de ma demande.", category);
+                set_text(
+                    &mut e,
+                    subject,
+                    "Madame, Monsieur, je vous écris au sujet de ma demande.",
+                    category,
+                );
                 e
             }
             Channel::WebForm => {
@@ -298,7 +373,12 @@ fn person_events(
                     ..Default::default()
                 });
                 let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, by_mail());
-                set_text(&mut e, subject, "Bonjour,\nPourriez-vous me renseigner ?\nCordialement", category);
+                set_text(
+                    &mut e,
+                    subject,
+                    "Bonjour,\nPourriez-vous me renseigner ?\nCordialement",
+                    category,
+                );
                 e
             }
             _ => {
@@ -306,14 +386,22 @@ fn person_events(
                     desk: "accueil-hdv".into(),
                     duration_minutes: rng.gen_range(3..40),
                 });
-                let party = pb::Party { citizen_id: p.citizen_id.clone(), ..Default::default() };
+                let party = pb::Party {
+                    citizen_id: p.citizen_id.clone(),
+                    ..Default::default()
+                };
                 let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, party);
                 e.agent_id = format!("agent-{}", rng.gen_range(1..20));
                 set_text(&mut e, subject, "", category);
                 e
             }
         };
-        if outbound && matches!(channel, Channel::Phone | Channel::Sms | Channel::Email | Channel::Courrier) {
+        if outbound
+            && matches!(
+                channel,
+                Channel::Phone | Channel::Sms | Channel::Email | Channel::Courrier
+            )
+        {
             e.direction = Direction::Outbound as i32;
         }
         out.push(e);
@@ -358,7 +446,10 @@ mod tests {
 
     #[test]
     fn demo_is_deterministic_and_valid() {
-        let cfg = DemoConfig { people_per_tenant: 5, ..Default::default() };
+        let cfg = DemoConfig {
+            people_per_tenant: 5,
+            ..Default::default()
+        };
         let tenants = Tenants::builtin();
         let a: Vec<_> = events(&cfg, &tenants).collect();
         let b: Vec<_> = events(&cfg, &tenants).collect();

@@ -15,7 +15,8 @@ pub const HEADER_SCHEMA_VERSION: &str = "contacthub-schema-version";
 pub const HEADER_TENANT: &str = "contacthub-tenant";
 
 /// Namespace of contacthub's UUIDv5 event ids.
-const EVENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c0a_7c1b_5e2d_4f43_9a61_2b9e_0c48_d301);
+const EVENT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c0a_7c1b_5e2d_4f43_9a61_2b9e_0c48_d301);
 
 /// Earliest `occurred_at` accepted: nothing in the communes' systems is older.
 const EARLIEST_US: i64 = 631_152_000_000_000; // 1990-01-01T00:00:00Z
@@ -121,7 +122,9 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         return Err(invalid("missing event_id"));
     }
     if event.event_id.len() > 128 || event.event_id.contains(|c: char| c.is_control()) {
-        return Err(invalid("event_id is longer than 128 characters or has control characters"));
+        return Err(invalid(
+            "event_id is longer than 128 characters or has control characters",
+        ));
     }
     if event.tenant.is_empty() {
         return Err(invalid("missing tenant"));
@@ -129,12 +132,16 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
     if tenants.get(&event.tenant).is_none() {
         return Err(invalid(format!("unknown tenant {:?}", event.tenant)));
     }
-    let payload = event.payload.as_ref().ok_or_else(|| invalid("missing payload"))?;
+    let payload = event
+        .payload
+        .as_ref()
+        .ok_or_else(|| invalid("missing payload"))?;
     let expected = channel_of(payload);
     if event.channel != expected as i32 {
         return Err(invalid(format!(
             "channel {} does not match payload {} (expected {})",
-            Channel::try_from(event.channel).map_or("unknown".into(), |c| c.as_str_name().to_string()),
+            Channel::try_from(event.channel)
+                .map_or("unknown".into(), |c| c.as_str_name().to_string()),
             kind(payload),
             expected.as_str_name()
         )));
@@ -143,12 +150,16 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         .recorded_at
         .as_ref()
         .ok_or_else(|| invalid("missing recorded_at"))
-        .and_then(|t| ts::to_micros(t).ok_or_else(|| invalid("recorded_at is not a valid timestamp")))?;
+        .and_then(|t| {
+            ts::to_micros(t).ok_or_else(|| invalid("recorded_at is not a valid timestamp"))
+        })?;
     let occurred_us = event
         .occurred_at
         .as_ref()
         .ok_or_else(|| invalid("missing occurred_at"))
-        .and_then(|t| ts::to_micros(t).ok_or_else(|| invalid("occurred_at is not a valid timestamp")))?;
+        .and_then(|t| {
+            ts::to_micros(t).ok_or_else(|| invalid("occurred_at is not a valid timestamp"))
+        })?;
     if !(EARLIEST_US..LATEST_US).contains(&recorded_us) {
         return Err(invalid(format!(
             "recorded_at {} is outside 1990..2200",
@@ -166,7 +177,10 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         if event.request_id.is_empty() {
             Err(invalid(format!("{what} without request_id")))
         } else if !valid_id(&event.request_id) {
-            Err(invalid(format!("request_id {:?} is not a valid id", event.request_id)))
+            Err(invalid(format!(
+                "request_id {:?} is not a valid id",
+                event.request_id
+            )))
         } else {
             Ok(())
         }
@@ -193,7 +207,10 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         Payload::HouseholdMembership(h) => {
             need_citizen("citizen_id", &h.citizen_id)?;
             if !valid_id(&h.household_id) {
-                return Err(invalid(format!("household_id {:?} is not a valid id", h.household_id)));
+                return Err(invalid(format!(
+                    "household_id {:?} is not a valid id",
+                    h.household_id
+                )));
             }
         }
         Payload::RequestOpened(_) => {
@@ -235,7 +252,9 @@ fn check_party(event: &Event) -> Result<(), Invalid> {
     if usable {
         Ok(())
     } else {
-        Err(invalid("party has no usable identifier (citizen id, phone, e-mail or name)"))
+        Err(invalid(
+            "party has no usable identifier (citizen id, phone, e-mail or name)",
+        ))
     }
 }
 
@@ -322,7 +341,11 @@ mod tests {
         assert_eq!(reason(&e), "missing event_id");
         let mut e = call();
         e.occurred_at = Some(ts::from_micros(33_000_000_000_000_000));
-        assert!(reason(&e).starts_with("occurred_at 3015-"), "{}", reason(&e));
+        assert!(
+            reason(&e).starts_with("occurred_at 3015-"),
+            "{}",
+            reason(&e)
+        );
         let mut e = call();
         e.channel = Channel::Sms as i32;
         assert!(reason(&e).contains("does not match payload phone_call"));

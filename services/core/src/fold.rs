@@ -55,10 +55,12 @@ pub enum Outcome {
 fn get_msg<M: Message + Default>(kv: &impl Kv, key: &[u8]) -> Result<Option<M>> {
     match kv.get(key)? {
         None => Ok(None),
-        Some(v) => M::decode(v.as_slice()).map(Some).map_err(|source| Error::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            source,
-        }),
+        Some(v) => M::decode(v.as_slice())
+            .map(Some)
+            .map_err(|source| Error::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                source,
+            }),
     }
 }
 
@@ -122,7 +124,10 @@ fn dead_letter(
         key: key.to_vec(),
         raw: raw.to_vec(),
     };
-    kv.put(keys::dead_letter(pos.partition, pos.offset), dl.encode_to_vec());
+    kv.put(
+        keys::dead_letter(pos.partition, pos.offset),
+        dl.encode_to_vec(),
+    );
     bump(kv, keys::COUNTER_DEAD)?;
     Ok(Outcome::DeadLettered(invalid.0))
 }
@@ -211,7 +216,10 @@ fn project(
                 ))));
             }
             from.merged_into = into.citizen_id.clone();
-            kv.put(keys::merge_member(tenant, &into.citizen_id, &from.citizen_id), vec![]);
+            kv.put(
+                keys::merge_member(tenant, &into.citizen_id, &from.citizen_id),
+                vec![],
+            );
             put_citizen(kv, &from);
             put_citizen(kv, &into);
             vec![from.citizen_id]
@@ -227,7 +235,11 @@ fn project(
                 ))));
             }
             c.merged_into.clear();
-            kv.remove(keys::merge_member(tenant, &u.from_citizen_id, &u.citizen_id));
+            kv.remove(keys::merge_member(
+                tenant,
+                &u.from_citizen_id,
+                &u.citizen_id,
+            ));
             put_citizen(kv, &c);
             vec![u.citizen_id.clone()]
         }
@@ -271,12 +283,14 @@ fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
 }
 
 fn load_or_create(kv: &mut impl Kv, tenant: &str, id: &str, provisional: bool) -> Result<Citizen> {
-    Ok(get_msg::<Citizen>(kv, &keys::citizen(tenant, id))?.unwrap_or_else(|| Citizen {
-        citizen_id: id.to_string(),
-        tenant: tenant.to_string(),
-        provisional,
-        ..Default::default()
-    }))
+    Ok(
+        get_msg::<Citizen>(kv, &keys::citizen(tenant, id))?.unwrap_or_else(|| Citizen {
+            citizen_id: id.to_string(),
+            tenant: tenant.to_string(),
+            provisional,
+            ..Default::default()
+        }),
+    )
 }
 
 /// The citizen a (possibly merged) citizen id stands for now.
@@ -336,7 +350,11 @@ fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Strin
         if kv.get(&ik)?.is_none() {
             kv.put(ik, citizen_id.as_bytes().to_vec());
         }
-        let list = if kind == "phone" { &mut c.phones } else { &mut c.emails };
+        let list = if kind == "phone" {
+            &mut c.phones
+        } else {
+            &mut c.emails
+        };
         if !list.contains(&value) {
             list.push(value);
         }

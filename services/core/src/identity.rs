@@ -30,7 +30,7 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     let s = raw.trim().replace("(0)", "");
     let mut digits = String::with_capacity(s.len());
     let mut plus = false;
-    for (i, c) in s.chars().enumerate() {
+    for (i, c) in s.char_indices() {
         match c {
             '0'..='9' => digits.push(c),
             '+' if i == 0 || s[..i].trim().is_empty() => plus = true,
@@ -145,6 +145,7 @@ mod tests {
             "33612345678",
             "612345678",
             " +33 06 12 34 56 78 ",
+            "\u{a0}+33 6 12 34 56 78",
             "06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
         ] {
             assert_eq!(normalize_phone(w).as_deref(), Some("+33612345678"), "{w}");
@@ -153,15 +154,36 @@ mod tests {
 
     #[test]
     fn overseas_and_foreign_numbers() {
-        assert_eq!(normalize_phone("0262 12 34 56").as_deref(), Some("+262262123456"));
-        assert_eq!(normalize_phone("0696 11 22 33").as_deref(), Some("+596696112233"));
-        assert_eq!(normalize_phone("+41 22 123 45 67").as_deref(), Some("+41221234567"));
-        assert_eq!(normalize_phone("0041221234567").as_deref(), Some("+41221234567"));
+        assert_eq!(
+            normalize_phone("0262 12 34 56").as_deref(),
+            Some("+262262123456")
+        );
+        assert_eq!(
+            normalize_phone("0696 11 22 33").as_deref(),
+            Some("+596696112233")
+        );
+        assert_eq!(
+            normalize_phone("+41 22 123 45 67").as_deref(),
+            Some("+41221234567")
+        );
+        assert_eq!(
+            normalize_phone("0041221234567").as_deref(),
+            Some("+41221234567")
+        );
     }
 
     #[test]
     fn non_numbers_are_refused() {
-        for w in ["", "3939", "ORANGE", "06 12 34", "00 00 00 00 00", "06 12 34 56 78 9", "+", "06+12"] {
+        for w in [
+            "",
+            "3939",
+            "ORANGE",
+            "06 12 34",
+            "00 00 00 00 00",
+            "06 12 34 56 78 9",
+            "+",
+            "06+12",
+        ] {
             assert_eq!(normalize_phone(w), None, "{w}");
         }
     }

@@ -71,7 +71,10 @@ pub fn timeline_entry(tenant: &str, citizen_id: &str, occurred_us: i64, event_id
 }
 
 pub fn merge_member(tenant: &str, into: &str, member: &str) -> Vec<u8> {
-    key(b"mg/", &[tenant.as_bytes(), into.as_bytes(), member.as_bytes()])
+    key(
+        b"mg/",
+        &[tenant.as_bytes(), into.as_bytes(), member.as_bytes()],
+    )
 }
 
 pub fn merge_members_prefix(tenant: &str, into: &str) -> Vec<u8> {
@@ -81,7 +84,14 @@ pub fn merge_members_prefix(tenant: &str, into: &str) -> Vec<u8> {
 }
 
 pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<u8> {
-    key(b"hh/", &[tenant.as_bytes(), household.as_bytes(), citizen_id.as_bytes()])
+    key(
+        b"hh/",
+        &[
+            tenant.as_bytes(),
+            household.as_bytes(),
+            citizen_id.as_bytes(),
+        ],
+    )
 }
 
 pub fn request(tenant: &str, request_id: &str) -> Vec<u8> {

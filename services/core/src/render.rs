@@ -29,13 +29,24 @@ fn minutes(secs: u32) -> String {
 /// A one-line French summary of an event, for the agent reading a timeline.
 pub fn summary(e: &Event, payload: &Payload) -> String {
     let inbound = e.direction != Direction::Outbound as i32;
-    let way = |i: &str, o: &str| if inbound { i.to_string() } else { o.to_string() };
+    let way = |i: &str, o: &str| {
+        if inbound {
+            i.to_string()
+        } else {
+            o.to_string()
+        }
+    };
     use pb::phone_call::Disposition;
     match payload {
         Payload::PhoneCall(c) => {
             let mut s = way("Appel entrant", "Appel sortant");
             match Disposition::try_from(c.disposition).unwrap_or(Disposition::Unspecified) {
-                Disposition::Answered => s += &format!(", répondu ({})", minutes(c.billed_seconds.max(c.duration_seconds))),
+                Disposition::Answered => {
+                    s += &format!(
+                        ", répondu ({})",
+                        minutes(c.billed_seconds.max(c.duration_seconds))
+                    )
+                }
                 Disposition::NoAnswer => s += ", manqué (pas de réponse)",
                 Disposition::Busy => s += ", manqué (occupé)",
                 Disposition::Failed => s += ", échoué",
@@ -91,7 +102,11 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
         Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
         Payload::HouseholdMembership(h) => {
-            let role = if h.role.is_empty() { String::new() } else { format!(" ({})", h.role) };
+            let role = if h.role.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", h.role)
+            };
             if h.member {
                 format!("Rattaché au foyer {}{role}", h.household_id)
             } else {
@@ -100,11 +115,12 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         }
         Payload::RequestOpened(o) => format!("Demande ouverte : {}", o.kind),
         Payload::RequestAssigned(a) => format!("Demande attribuée à {}", a.service),
-        Payload::RequestStatusChanged(s) => format!("Statut de la demande : {}", status_fr(s.status)),
-        Payload::RequestAnswered(a) => format!(
-            "Réponse apportée ({})",
-            channel_fr(a.answer_channel)
-        ),
+        Payload::RequestStatusChanged(s) => {
+            format!("Statut de la demande : {}", status_fr(s.status))
+        }
+        Payload::RequestAnswered(a) => {
+            format!("Réponse apportée ({})", channel_fr(a.answer_channel))
+        }
         Payload::RequestClosed(c) => {
             if c.resolution.is_empty() {
                 "Demande clôturée".into()
@@ -161,7 +177,11 @@ pub fn category_fr(c: i32) -> &'static str {
 pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry]) -> String {
     let mut out = String::new();
     if let Some(c) = citizen {
-        let name = if c.display_name.is_empty() { "(sans nom)" } else { &c.display_name };
+        let name = if c.display_name.is_empty() {
+            "(sans nom)"
+        } else {
+            &c.display_name
+        };
         out += &format!("Usager {}  {name}", c.citizen_id);
         if c.provisional {
             out += "  [fiche provisoire]";

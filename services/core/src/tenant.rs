@@ -134,8 +134,14 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_bad_codes() {
         let dup = "[[commune]]\ncode='69091'\nname='A'\nprefix='A'\n[[commune]]\ncode='69091'\nname='B'\nprefix='B'\n";
-        assert!(Tenants::from_toml(dup).unwrap_err().to_string().contains("listed twice"));
+        assert!(Tenants::from_toml(dup)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
         let bad = "[[commune]]\ncode='6909'\nname='A'\nprefix='A'\n";
-        assert!(Tenants::from_toml(bad).unwrap_err().to_string().contains("INSEE"));
+        assert!(Tenants::from_toml(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("INSEE"));
     }
 }

@@ -125,9 +125,7 @@ fn parse_meta(text: &str) -> Option<u32> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Opens a partition file, scans it and cuts a torn tail. Returns the file and its index.
@@ -151,7 +149,9 @@ fn recover(path: &Path) -> Result<(File, Vec<u64>)> {
             Ok((offset, _, n)) => {
                 let expected = positions.len() as u64 - 1;
                 if offset != expected {
-                    reason = Some(format!("frame at offset {offset} where {expected} was expected"));
+                    reason = Some(format!(
+                        "frame at offset {offset} where {expected} was expected"
+                    ));
                     break;
                 }
                 start += n;
@@ -485,7 +485,10 @@ mod tests {
             .unwrap();
         let p = placed[0].partition;
         assert!(placed.iter().all(|a| a.partition == p));
-        assert_eq!(placed.iter().map(|a| a.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            placed.iter().map(|a| a.offset).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
         let mut r = log.reader(&[(p, 3)]).await.unwrap();
         let got = r.next_batch(100, Duration::from_millis(10)).await.unwrap();
         assert_eq!(got.len(), 7);
@@ -501,7 +504,9 @@ mod tests {
     async fn torn_tail_is_cut_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(dir.path(), 1).unwrap();
-        log.append(vec![rec("k", "a"), rec("k", "b")]).await.unwrap();
+        log.append(vec![rec("k", "a"), rec("k", "b")])
+            .await
+            .unwrap();
         drop(log);
         let path = dir.path().join("p-0.log");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -514,7 +519,12 @@ mod tests {
         log.append(vec![rec("k", "c")]).await.unwrap();
         let mut r = log.reader(&[(0, 0)]).await.unwrap();
         let got = r.next_batch(10, Duration::ZERO).await.unwrap();
-        assert_eq!(got.iter().map(|s| s.record.value.clone()).collect::<Vec<_>>(), [b"a", b"b", b"c"]);
+        assert_eq!(
+            got.iter()
+                .map(|s| s.record.value.clone())
+                .collect::<Vec<_>>(),
+            [b"a", b"b", b"c"]
+        );
     }
 
     #[tokio::test]

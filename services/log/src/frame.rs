@@ -71,7 +71,9 @@ pub fn decode(buf: &[u8]) -> Result<(u64, Record, usize), FrameError> {
     let body_len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
     let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
     if body_len > MAX_BODY {
-        return Err(FrameError::Corrupt(format!("body length {body_len} exceeds {MAX_BODY}")));
+        return Err(FrameError::Corrupt(format!(
+            "body length {body_len} exceeds {MAX_BODY}"
+        )));
     }
     let total = HEADER_LEN + body_len;
     if buf.len() < total {
@@ -165,7 +167,11 @@ mod tests {
         let mut buf = Vec::new();
         encode(7, &sample(), &mut buf);
         for cut in 0..buf.len() {
-            assert_eq!(decode(&buf[..cut]), Err(FrameError::Incomplete), "cut at {cut}");
+            assert_eq!(
+                decode(&buf[..cut]),
+                Err(FrameError::Incomplete),
+                "cut at {cut}"
+            );
         }
         let mut bad = buf.clone();
         *bad.last_mut().unwrap() ^= 1;

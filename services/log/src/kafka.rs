@@ -62,22 +62,39 @@ fn kerr(e: rdkafka::error::KafkaError) -> Error {
 
 /// Creates the event topic (infinite retention: it is the system of record) and the
 /// dead-letter topic. Existing topics are left as they are.
-pub async fn create_topics(cfg: &KafkaConfig, partitions: u32, replication: i32) -> Result<Vec<String>> {
+pub async fn create_topics(
+    cfg: &KafkaConfig,
+    partitions: u32,
+    replication: i32,
+) -> Result<Vec<String>> {
     let admin: AdminClient<DefaultClientContext> = cfg.base().create().map_err(kerr)?;
-    let events = NewTopic::new(&cfg.topic, partitions as i32, TopicReplication::Fixed(replication))
-        .set("retention.ms", "-1")
-        .set("retention.bytes", "-1")
-        .set("cleanup.policy", "delete");
-    let dead = NewTopic::new(&cfg.dead_letter_topic, 1, TopicReplication::Fixed(replication))
-        .set("retention.ms", "-1");
+    let events = NewTopic::new(
+        &cfg.topic,
+        partitions as i32,
+        TopicReplication::Fixed(replication),
+    )
+    .set("retention.ms", "-1")
+    .set("retention.bytes", "-1")
+    .set("cleanup.policy", "delete");
+    let dead = NewTopic::new(
+        &cfg.dead_letter_topic,
+        1,
+        TopicReplication::Fixed(replication),
+    )
+    .set("retention.ms", "-1");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics([&events, &dead], &opts).await.map_err(kerr)?;
+    let results = admin
+        .create_topics([&events, &dead], &opts)
+        .await
+        .map_err(kerr)?;
     let mut created = Vec::new();
     for r in results {
         match r {
             Ok(name) => created.push(name),
             Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(Error::Kafka(format!("creating topic {name}: {code}"))),
+            Err((name, code)) => {
+                return Err(Error::Kafka(format!("creating topic {name}: {code}")))
+            }
         }
     }
     Ok(created)
@@ -168,10 +185,11 @@ impl KafkaLog {
 async fn topic_partitions(meta: &Arc<BaseConsumer>, cfg: &KafkaConfig, topic: &str) -> Result<u32> {
     let m = meta.clone();
     let t = topic.to_string();
-    let md = tokio::task::spawn_blocking(move || m.fetch_metadata(Some(&t), Duration::from_secs(10)))
-        .await
-        .map_err(|e| Error::Kafka(e.to_string()))?
-        .map_err(kerr)?;
+    let md =
+        tokio::task::spawn_blocking(move || m.fetch_metadata(Some(&t), Duration::from_secs(10)))
+            .await
+            .map_err(|e| Error::Kafka(e.to_string()))?
+            .map_err(kerr)?;
     let found = md
         .topics()
         .iter()
@@ -280,7 +298,7 @@ impl EventLog for KafkaLog {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "error")
-            .set("fetch.wait.max.ms", "100")
+            .set("fetch.wait.max.ms", "25")
             .set("fetch.min.bytes", "1")
             .set("queued.min.messages", "20000")
             .create()
@@ -304,7 +322,9 @@ impl EventLog for KafkaLog {
     }
 
     async fn publish_dead_letter(&self, record: Record) -> Result<()> {
-        let res = self.send_once(&self.cfg.dead_letter_topic, &[(0, &record)]).await;
+        let res = self
+            .send_once(&self.cfg.dead_letter_topic, &[(0, &record)])
+            .await;
         match res.into_iter().next() {
             Some(Err(e)) => Err(Error::Kafka(e)),
             _ => Ok(()),

@@ -158,19 +158,29 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (input, expected) in cases {
-            assert_eq!(murmur2(input) as i32, *expected, "{}", String::from_utf8_lossy(input));
+            assert_eq!(
+                murmur2(input) as i32,
+                *expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
     #[test]
     fn partitions_spread_the_communes() {
         let codes = ["69091", "69096", "69152", "42186", "69256", "69259"];
-        let parts: std::collections::BTreeSet<_> =
-            codes.iter().map(|c| partition_for(c.as_bytes(), 12)).collect();
+        let parts: std::collections::BTreeSet<_> = codes
+            .iter()
+            .map(|c| partition_for(c.as_bytes(), 12))
+            .collect();
         assert!(parts.len() >= 4, "{parts:?}");
     }
 }

@@ -55,7 +55,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(store: Store, log: Arc<dyn EventLog>, tenants: Arc<Tenants>) -> Result<(Self, ProjectorHandle)> {
+    pub fn new(
+        store: Store,
+        log: Arc<dyn EventLog>,
+        tenants: Arc<Tenants>,
+    ) -> Result<(Self, ProjectorHandle)> {
         let start = store.checkpoints(log.partitions())?;
         let (positions, rx) = watch::channel(start);
         let (events, _) = broadcast::channel(4096);
@@ -83,7 +87,13 @@ impl Projector {
     }
 
     async fn open_reader(&self) -> Result<Box<dyn LogReader>> {
-        let from: Vec<(u32, u64)> = self.positions.borrow().iter().enumerate().map(|(p, &o)| (p as u32, o)).collect();
+        let from: Vec<(u32, u64)> = self
+            .positions
+            .borrow()
+            .iter()
+            .enumerate()
+            .map(|(p, &o)| (p as u32, o))
+            .collect();
         Ok(self.log.reader(&from).await?)
     }
 
@@ -127,7 +137,9 @@ impl Projector {
         let mut reader = self.open_reader().await?;
         let mut n = 0u64;
         while self.positions.borrow().iter().zip(&end).any(|(p, e)| p < e) {
-            let records = reader.next_batch(self.batch_size, Duration::from_secs(1)).await?;
+            let records = reader
+                .next_batch(self.batch_size, Duration::from_secs(1))
+                .await?;
             n += records.len() as u64;
             self.apply(&records).await?;
         }
@@ -151,8 +163,16 @@ impl Projector {
                 partition: r.partition,
                 offset: r.offset,
             };
-            match fold::apply(&mut batch, &self.tenants, pos, &r.record.key, &r.record.value)? {
-                Outcome::Applied { tenant, entries } => applied.push(Arc::new(Applied { tenant, entries })),
+            match fold::apply(
+                &mut batch,
+                &self.tenants,
+                pos,
+                &r.record.key,
+                &r.record.value,
+            )? {
+                Outcome::Applied { tenant, entries } => {
+                    applied.push(Arc::new(Applied { tenant, entries }))
+                }
                 Outcome::Duplicate => duplicates += 1,
                 Outcome::DeadLettered(reason) => dead.push((r, reason)),
             }
@@ -163,9 +183,18 @@ impl Projector {
         for (r, reason) in &dead {
             tracing::warn!(partition = r.partition, offset = r.offset, reason = %reason, "event dead-lettered");
             let mut headers = r.record.headers.clone();
-            headers.push(("contacthub-dead-letter-reason".into(), reason.as_bytes().to_vec()));
-            headers.push(("contacthub-source-partition".into(), r.partition.to_string().into_bytes()));
-            headers.push(("contacthub-source-offset".into(), r.offset.to_string().into_bytes()));
+            headers.push((
+                "contacthub-dead-letter-reason".into(),
+                reason.as_bytes().to_vec(),
+            ));
+            headers.push((
+                "contacthub-source-partition".into(),
+                r.partition.to_string().into_bytes(),
+            ));
+            headers.push((
+                "contacthub-source-offset".into(),
+                r.offset.to_string().into_bytes(),
+            ));
             let record = Record {
                 key: r.record.key.clone(),
                 value: r.record.value.clone(),

@@ -105,7 +105,12 @@ impl Store {
     }
 
     /// The citizen an identifier (kind `phone` or `email`, normalised) belongs to.
-    pub fn by_identifier(&self, tenant: &str, kind: &str, normalized: &str) -> Result<Option<String>> {
+    pub fn by_identifier(
+        &self,
+        tenant: &str,
+        kind: &str,
+        normalized: &str,
+    ) -> Result<Option<String>> {
         Ok(self
             .tree
             .get(keys::identifier(tenant, kind, normalized))
@@ -138,7 +143,11 @@ impl Store {
 
     /// Where an applied event went: its citizen and time, if it was applied.
     pub fn applied_entry(&self, tenant: &str, event_id: &str) -> Result<Option<TimelineEntry>> {
-        let Some(v) = self.tree.get(keys::applied(tenant, event_id)).map_err(self.err())? else {
+        let Some(v) = self
+            .tree
+            .get(keys::applied(tenant, event_id))
+            .map_err(self.err())?
+        else {
             return Ok(None);
         };
         if v.len() < 20 {
@@ -150,7 +159,12 @@ impl Store {
     }
 
     /// A page of the timeline of `canonical` and every citizen merged into it, newest first.
-    pub fn timeline(&self, tenant: &str, canonical: &str, q: &TimelineQuery) -> Result<TimelinePage> {
+    pub fn timeline(
+        &self,
+        tenant: &str,
+        canonical: &str,
+        q: &TimelineQuery,
+    ) -> Result<TimelinePage> {
         let page_size = q.page_size.clamp(1, 500);
         let cursor = match &q.page_token {
             None => None,

@@ -1,0 +1,213 @@
+//! Benchmarks printing figures (run in release: `cargo bench -p contacthub-tests --bench projection`).
+//!
+//! 1. Projection rate on the embedded log: N generated events (default 1,000,000) appended,
+//!    then projected into sled; events/s and peak RSS.
+//! 2. GetTimeline latency p50/p99 for a citizen with 500 entries, 32 concurrent gRPC clients.
+//! 3. Publish → visible latency (RecordVisit) and end-to-end throughput (append → projected),
+//!    on the embedded log and, when `CONTACTHUB_TEST_KAFKA` names a broker, on Kafka.
+//!
+//! Options: `--events N`, `--skip-projection`, `--skip-latency`.
+
+use contacthub_core::{demo, pb, tenant::Tenants};
+use contacthub_log::{embedded::EmbeddedLog, EventLog};
+use contacthub_projector::{Projector, Store};
+use contacthub_tests::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn projection(events: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path().join("log"), 12).unwrap());
+    // About 14.3 events per person on average.
+    let people = (events as f64 / 14.3 / 6.0).ceil() as usize;
+    let cfg = demo::DemoConfig {
+        people_per_tenant: people,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut written = 0usize;
+    let mut batch = Vec::with_capacity(5000);
+    for e in demo::events(&cfg, &Tenants::builtin()).take(events) {
+        batch.push(to_record(&e));
+        if batch.len() == 5000 {
+            written += batch.len();
+            log.append(std::mem::take(&mut batch)).await.unwrap();
+        }
+    }
+    written += batch.len();
+    log.append(batch).await.unwrap();
+    let gen = started.elapsed();
+    println!(
+        "generate+append {written} events: {:.1} s, {:.0} events/s (fsync per 5000-event batch)",
+        gen.as_secs_f64(),
+        written as f64 / gen.as_secs_f64()
+    );
+    let store = Store::open(dir.path().join("read-model")).unwrap();
+    let (projector, _) = Projector::new(store.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+    let started = Instant::now();
+    let n = projector.catch_up().await.unwrap();
+    let took = started.elapsed();
+    println!(
+        "projection: {n} events in {:.1} s = {:.0} events/s; peak RSS of the process {:.0} MiB",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        peak_rss_mib()
+    );
+    let size: u64 = walk(dir.path());
+    println!("on disk (log + read model): {:.0} MiB", size as f64 / 1048576.0);
+}
+
+fn walk(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn get_timeline_latency() {
+    let hub = TestHub::start(&Backend::Embedded).await;
+    let events: Vec<_> = (0..500u32)
+        .map(|i| call(GIVORS, &format!("b{i}"), "0612345678", at(2024, 1, 1, 0, 0) + i64::from(i) * 3_600_000_000))
+        .collect();
+    hub.publish(&events).await;
+    hub.settle().await;
+    for page_size in [50u32, 500] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let mut desk = hub.desk();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(100);
+                for _ in 0..100 {
+                    let t = Instant::now();
+                    let r = desk
+                        .get_timeline(pb::GetTimelineRequest {
+                            tenant: GIVORS.into(),
+                            citizen: by_phone("06 12 34 56 78"),
+                            page_size,
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(r.into_inner().entries.len(), page_size as usize);
+                    lat.push(t.elapsed());
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let wall = started.elapsed();
+        all.sort();
+        println!(
+            "GetTimeline (500-entry citizen, page {page_size}, 32 clients, {} calls): p50 {} p99 {} ({:.0} calls/s)",
+            all.len(),
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.99)),
+            all.len() as f64 / wall.as_secs_f64()
+        );
+    }
+    hub.stop().await;
+}
+
+async fn end_to_end(backend: Backend, label: &str) {
+    let hub = TestHub::start(&backend).await;
+    // Publish -> visible: RecordVisit returns once the entry is projected.
+    let mut desk = hub.desk();
+    let mut lat = Vec::new();
+    for i in 0..300 {
+        let t = Instant::now();
+        desk.record_visit(pb::RecordVisitRequest {
+            tenant: GIVORS.into(),
+            party: Some(party_phone(&format!("06 20 00 {:02} {:02}", i / 100, i % 100))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "{label}: publish->visible (RecordVisit, sequential): p50 {} p99 {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+    // Throughput: 100,000 events appended in batches of 1000 until all are projected.
+    let cfg = demo::DemoConfig {
+        people_per_tenant: 1200,
+        seed: 7,
+        ..Default::default()
+    };
+    let events: Vec<_> = demo::events(&cfg, &Tenants::builtin()).take(100_000).map(|e| to_record(&e)).collect();
+    let n = events.len();
+    let started = Instant::now();
+    for chunk in events.chunks(1000) {
+        hub.log.append(chunk.to_vec()).await.unwrap();
+    }
+    let appended = started.elapsed();
+    hub.settle().await;
+    let took = started.elapsed();
+    println!(
+        "{label}: {n} events appended in {:.1} s ({:.0}/s), projected after {:.1} s: {:.0} events/s end to end",
+        appended.as_secs_f64(),
+        n as f64 / appended.as_secs_f64(),
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    hub.stop().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--test" || a == "--list") {
+        return; // `cargo test --benches` compiles this; the figures come from `cargo bench`.
+    }
+    let events = args
+        .iter()
+        .position(|a| a == "--events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    if !args.iter().any(|a| a == "--skip-projection") {
+        projection(events).await;
+    }
+    if !args.iter().any(|a| a == "--skip-latency") {
+        get_timeline_latency().await;
+        end_to_end(Backend::Embedded, "embedded").await;
+        if let Some(k) = Backend::kafka() {
+            end_to_end(k, "kafka (tansu, loopback)").await;
+        }
+    }
+}

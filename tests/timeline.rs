@@ -213,7 +213,7 @@ async fn malformed_events_are_dead_lettered(backend: Backend) {
     let mut no_party = call(GIVORS, "p1", "", at(2026, 2, 1, 10, 0));
     no_party.personal = None;
     hub.publish(&[no_party]).await;
-    hub.publish(&[good.clone()]).await;
+    hub.publish(std::slice::from_ref(&good)).await;
     hub.settle().await;
 
     let dead = hub

@@ -19,9 +19,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kib| kib / 1024.0)
 }
@@ -73,7 +75,10 @@ async fn projection(events: usize) {
         peak_rss_mib()
     );
     let size: u64 = walk(dir.path());
-    println!("on disk (log + read model): {:.0} MiB", size as f64 / 1048576.0);
+    println!(
+        "on disk (log + read model): {:.0} MiB",
+        size as f64 / 1048576.0
+    );
 }
 
 fn walk(p: &std::path::Path) -> u64 {
@@ -96,7 +101,14 @@ fn walk(p: &std::path::Path) -> u64 {
 async fn get_timeline_latency() {
     let hub = TestHub::start(&Backend::Embedded).await;
     let events: Vec<_> = (0..500u32)
-        .map(|i| call(GIVORS, &format!("b{i}"), "0612345678", at(2024, 1, 1, 0, 0) + i64::from(i) * 3_600_000_000))
+        .map(|i| {
+            call(
+                GIVORS,
+                &format!("b{i}"),
+                "0612345678",
+                at(2024, 1, 1, 0, 0) + i64::from(i) * 3_600_000_000,
+            )
+        })
         .collect();
     hub.publish(&events).await;
     hub.settle().await;
@@ -150,7 +162,11 @@ async fn end_to_end(backend: Backend, label: &str) {
         let t = Instant::now();
         desk.record_visit(pb::RecordVisitRequest {
             tenant: GIVORS.into(),
-            party: Some(party_phone(&format!("06 20 00 {:02} {:02}", i / 100, i % 100))),
+            party: Some(party_phone(&format!(
+                "06 20 00 {:02} {:02}",
+                i / 100,
+                i % 100
+            ))),
             ..Default::default()
         })
         .await
@@ -169,7 +185,10 @@ async fn end_to_end(backend: Backend, label: &str) {
         seed: 7,
         ..Default::default()
     };
-    let events: Vec<_> = demo::events(&cfg, &Tenants::builtin()).take(100_000).map(|e| to_record(&e)).collect();
+    let events: Vec<_> = demo::events(&cfg, &Tenants::builtin())
+        .take(100_000)
+        .map(|e| to_record(&e))
+        .collect();
     let n = events.len();
     let started = Instant::now();
     for chunk in events.chunks(1000) {

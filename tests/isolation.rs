@@ -175,3 +175,110 @@ async fn no_rpc_crosses_communes(backend: Backend) {
     }
     hub.stop().await;
 }
+
+on_every_backend!(agents_see_only_their_communes);
+
+fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+async fn agents_see_only_their_communes(backend: Backend) {
+    let agents = format!(
+        "[[agent]]\nid = 'accueil-givors-1'\ntoken_sha256 = '{}'\ntenants = ['69091']\n\
+         [[agent]]\nid = 'syndicat-ops'\ntoken_sha256 = '{}'\ntenants = ['*']\nops = true\n",
+        token_hash("givors-token"),
+        token_hash("ops-token"),
+    );
+    let hub = TestHub::start_with_access(&backend, Access::from_toml(&agents).unwrap()).await;
+    hub.publish(&[
+        call(GIVORS, "a1", "0688888888", at(2026, 7, 1, 8, 0)),
+        call(GRIGNY, "b1", "0688888888", at(2026, 7, 1, 9, 0)),
+    ])
+    .await;
+    hub.settle().await;
+    let mut desk = hub.desk();
+    let ok = desk
+        .get_timeline(with_token(
+            "givors-token",
+            tl(GIVORS, by_phone("0688888888")),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.entries.len(), 1);
+    for (token, code) in [
+        (Some("givors-token"), tonic::Code::PermissionDenied),
+        (Some("wrong"), tonic::Code::Unauthenticated),
+        (None, tonic::Code::Unauthenticated),
+    ] {
+        let req = tl(GRIGNY, by_phone("0688888888"));
+        let req = match token {
+            Some(t) => with_token(t, req),
+            None => tonic::Request::new(req),
+        };
+        assert_eq!(
+            desk.get_timeline(req).await.unwrap_err().code(),
+            code,
+            "{token:?}"
+        );
+        let watch = pb::WatchTimelineRequest {
+            tenant: GRIGNY.into(),
+            citizen: by_phone("0688888888"),
+        };
+        let watch = match token {
+            Some(t) => with_token(t, watch),
+            None => tonic::Request::new(watch),
+        };
+        assert_eq!(desk.watch_timeline(watch).await.unwrap_err().code(), code);
+    }
+    let refused = desk
+        .record_visit(with_token(
+            "givors-token",
+            pb::RecordVisitRequest {
+                tenant: GRIGNY.into(),
+                party: Some(party_phone("0688888888")),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // The agent written on the event is the authenticated one, not the claimed one.
+    let visit = desk
+        .record_visit(with_token(
+            "givors-token",
+            pb::RecordVisitRequest {
+                tenant: GIVORS.into(),
+                party: Some(party_phone("0688888888")),
+                agent_id: "someone-else".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    assert_eq!(visit.agent_id, "accueil-givors-1");
+    // Syndicate-wide agents may read every commune; ops needs the ops right.
+    let b = desk
+        .get_timeline(with_token("ops-token", tl(GRIGNY, by_phone("0688888888"))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(b.entries.len(), 1);
+    let mut ops = hub.ops();
+    let denied = ops
+        .get_status(with_token("givors-token", pb::GetStatusRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert!(ops
+        .get_status(with_token("ops-token", pb::GetStatusRequest {}))
+        .await
+        .is_ok());
+    hub.stop().await;
+}

@@ -8,6 +8,7 @@
 
 pub mod crash;
 
+pub use contacthub_api::auth::{token_hash, Access};
 use contacthub_core::event::contact;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
@@ -127,6 +128,22 @@ impl TestHub {
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
     ) -> TestHub {
+        Self::start_full(log, kafka, dir, Access::Open).await
+    }
+
+    /// A hub whose API checks agents against `access`.
+    pub async fn start_with_access(backend: &Backend, access: Access) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kafka) = open_log(backend, dir.path()).await;
+        Self::start_full(log, kafka, dir, access).await
+    }
+
+    async fn start_full(
+        log: Arc<dyn EventLog>,
+        kafka: Option<kafka::KafkaConfig>,
+        dir: tempfile::TempDir,
+        access: Access,
+    ) -> TestHub {
         let tenants = Arc::new(Tenants::builtin());
         let store = Store::open(dir.path().join("read-model")).unwrap();
         let (projector, handle) =
@@ -143,6 +160,7 @@ impl TestHub {
             projector: handle.clone(),
             tenants,
             visibility_timeout: Duration::from_secs(30),
+            access: Arc::new(access),
         };
         let p = tokio::spawn({
             let s = stopped(rx.clone());

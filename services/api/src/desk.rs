@@ -75,6 +75,7 @@ impl DeskService for Desk {
         &self,
         req: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
+        self.hub.access.for_tenant(&req, &req.get_ref().tenant)?;
         let r = req.into_inner();
         self.tenant(&r.tenant)?;
         let citizen_id = self.resolve(&r.tenant, r.citizen.as_ref())?;
@@ -127,6 +128,7 @@ impl DeskService for Desk {
         &self,
         req: Request<pb::WatchTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
+        self.hub.access.for_tenant(&req, &req.get_ref().tenant)?;
         let r = req.into_inner();
         self.tenant(&r.tenant)?;
         // Subscribe before resolving, so nothing projected in between is missed.
@@ -183,6 +185,7 @@ impl DeskService for Desk {
         &self,
         req: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::RecordVisitResponse>, Status> {
+        let agent = self.hub.access.for_tenant(&req, &req.get_ref().tenant)?;
         let r = req.into_inner();
         self.tenant(&r.tenant)?;
         let party = r.party.unwrap_or_default();
@@ -227,7 +230,8 @@ impl DeskService for Desk {
             r.category
         };
         e.request_id = r.request_id.clone();
-        e.agent_id = r.agent_id.clone();
+        // An authenticated agent is who the token says, whatever the request claims.
+        e.agent_id = agent.map_or(r.agent_id.clone(), |a| a.id);
         if let Some(p) = e.personal.as_mut() {
             p.subject = r.subject.clone();
             p.text = r.notes.clone();

@@ -2,12 +2,14 @@
 //! health and server reflection, on one tonic server.
 //!
 //! Layout: [`desk`] serves timelines and records visits; [`ops`] serves positions and dead
-//! letters; this file wires them with health and reflection into [`serve`].
+//! letters; [`auth`] says which agent may see which commune; this file wires them with health
+//! and reflection into [`serve`].
 //!
 //! Invariants: the API never writes to the read model: every write is an event appended to
 //! the log, and a write returns once the projector made it visible. Every call names its
 //! tenant and reads only keys of that tenant.
 
+pub mod auth;
 pub mod desk;
 pub mod ops;
 
@@ -41,6 +43,8 @@ pub struct Hub {
     pub tenants: Arc<Tenants>,
     /// How long a write waits to become visible before failing.
     pub visibility_timeout: Duration,
+    /// Which agent may see which commune.
+    pub access: Arc<auth::Access>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -19,8 +19,9 @@ impl Ops {
 impl OpsService for Ops {
     async fn get_status(
         &self,
-        _: Request<pb::GetStatusRequest>,
+        req: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        self.hub.access.for_ops(&req)?;
         let hub = &self.hub;
         let positions = hub.projector.positions.borrow().clone();
         let (ends, log_error) = match hub.log.end_offsets().await {
@@ -58,6 +59,7 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        self.hub.access.for_ops(&req)?;
         let limit = match req.get_ref().limit {
             0 => 100,
             n => n.min(10_000) as usize,

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// People per commune in the demo population.
     #[arg(long, env = "CONTACTHUB_DEMO_PEOPLE", default_value_t = 200)]
     pub demo_people: usize,
+    /// Agents file (TOML: id, token_sha256, tenants, ops). Without it the API is open to
+    /// anyone who can reach it: keep it on 127.0.0.1 then.
+    #[arg(long, env = "CONTACTHUB_AGENTS")]
+    pub agents: Option<PathBuf>,
     /// Seconds a write waits to become visible before the call fails.
     #[arg(long, env = "CONTACTHUB_VISIBILITY_TIMEOUT", default_value_t = 10)]
     pub visibility_timeout: u64,
@@ -141,6 +145,9 @@ pub struct ClientArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// Bearer token of the agent (when the server has an agents file).
+    #[arg(long, env = "CONTACTHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -156,6 +156,18 @@ async fn serve(a: ServeArgs) -> Result<()> {
     if a.demo {
         load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
     }
+    let access = match &a.agents {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            contacthub_api::auth::Access::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("invalid agents file {}: {e}", path.display()))?
+        }
+        None => {
+            tracing::warn!("no agents file: the API is open to anyone who can reach it");
+            contacthub_api::auth::Access::Open
+        }
+    };
     let (projector, handle) = Projector::new(store.clone(), log.clone(), tenants.clone())?;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
@@ -171,6 +183,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         projector: handle,
         tenants,
         visibility_timeout: Duration::from_secs(a.visibility_timeout),
+        access: Arc::new(access),
     };
     println!("contacthub listening on {}", listener.local_addr()?);
     let api = tokio::spawn(contacthub_api::serve(listener, hub, stopped(stop_rx)));
@@ -221,6 +234,18 @@ async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
         .with_context(|| format!("connecting to contacthub at {}", c.server))
 }
 
+/// A request carrying the agent's token, if any.
+fn authed<T>(c: &ClientArgs, msg: T) -> Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(t) = &c.token {
+        let value = format!("Bearer {t}")
+            .parse()
+            .context("the token has characters a header cannot carry")?;
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(req)
+}
+
 fn parse_channel(s: &str) -> Result<i32> {
     let c = match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
         "phone" | "telephone" => pb::Channel::Phone,
@@ -252,13 +277,16 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mut client = DeskServiceClient::new(connect(&a.client).await?);
     let resp = client
-        .get_timeline(pb::GetTimelineRequest {
-            tenant: a.tenant,
-            citizen: Some(pb::CitizenRef { by: Some(by) }),
-            page_size: a.limit,
-            channels,
-            ..Default::default()
-        })
+        .get_timeline(authed(
+            &a.client,
+            pb::GetTimelineRequest {
+                tenant: a.tenant,
+                citizen: Some(pb::CitizenRef { by: Some(by) }),
+                page_size: a.limit,
+                channels,
+                ..Default::default()
+            },
+        )?)
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
@@ -275,7 +303,7 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
 async fn status(a: ClientArgs) -> Result<()> {
     let mut client = OpsServiceClient::new(connect(&a).await?);
     let s = client
-        .get_status(pb::GetStatusRequest {})
+        .get_status(authed(&a, pb::GetStatusRequest {})?)
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
@@ -306,7 +334,10 @@ async fn status(a: ClientArgs) -> Result<()> {
 async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
     let mut client = OpsServiceClient::new(connect(&a.client).await?);
     let r = client
-        .list_dead_letters(pb::ListDeadLettersRequest { limit: a.limit })
+        .list_dead_letters(authed(
+            &a.client,
+            pb::ListDeadLettersRequest { limit: a.limit },
+        )?)
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();

@@ -56,7 +56,7 @@ pub enum Error {
     TooLarge { size: usize, limit: usize },
     #[error("the log is closed")]
     Closed,
-    #[error("topic {topic:?} does not exist on the Kafka cluster; create it with `contacthub topics init --kafka {brokers}`")]
+    #[error("topic {topic:?} does not exist on the Kafka cluster; create the topics with `contacthub topics init --kafka {brokers}` (same --topic and --dead-letter-topic as here)")]
     TopicMissing { topic: String, brokers: String },
     #[error("kafka: {0}")]
     Kafka(String),

@@ -1,0 +1,205 @@
+//! Who may call: agents authenticate with a bearer token and may read only the communes their
+//! entry allows. With no agents file the API is open (one-machine trials only; warned at start).
+//!
+//! Agents file (TOML), tokens stored as SHA-256 so the file holds no secret:
+//!
+//! ```toml
+//! [[agent]]
+//! id = "accueil-givors-1"       # pseudonymous, recorded on the events the agent writes
+//! token_sha256 = "5e88…"        # sha256sum of the bearer token, lower-case hex
+//! tenants = ["69091"]           # communes this agent may see; "*" for every commune
+//! ops = false                   # may call OpsService (positions, dead letters)
+//! ```
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use tonic::{Request, Status};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    tenants: BTreeSet<String>,
+    all_tenants: bool,
+    ops: bool,
+}
+
+impl Agent {
+    pub fn may_read(&self, tenant: &str) -> bool {
+        self.all_tenants || self.tenants.contains(tenant)
+    }
+}
+
+/// The access policy of the API.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Anyone may call anything (no agents file).
+    Open,
+    /// Agents by SHA-256 of their token.
+    Agents(HashMap<String, Agent>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    agent: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: String,
+    token_sha256: String,
+    tenants: Vec<String>,
+    #[serde(default)]
+    ops: bool,
+}
+
+/// Hex SHA-256 of a token, as the agents file stores it.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Access {
+    /// Parses an agents file.
+    pub fn from_toml(text: &str) -> Result<Access, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut agents = HashMap::new();
+        for e in file.agent {
+            let hash = e.token_sha256.to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("agent {}: token_sha256 is not 64 hex digits", e.id));
+            }
+            if e.tenants.is_empty() {
+                return Err(format!("agent {}: tenants is empty", e.id));
+            }
+            let agent = Agent {
+                id: e.id.clone(),
+                all_tenants: e.tenants.iter().any(|t| t == "*"),
+                tenants: e.tenants.into_iter().filter(|t| t != "*").collect(),
+                ops: e.ops,
+            };
+            if agents.insert(hash, agent).is_some() {
+                return Err(format!("agent {}: the same token is listed twice", e.id));
+            }
+        }
+        Ok(Access::Agents(agents))
+    }
+
+    /// The caller of `req`, or UNAUTHENTICATED. `None` in open mode.
+    pub fn caller<T>(&self, req: &Request<T>) -> Result<Option<Agent>, Status> {
+        let Access::Agents(agents) = self else {
+            return Ok(None);
+        };
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
+        agents
+            .get(&token_hash(token.trim()))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Status::unauthenticated("unknown token"))
+    }
+
+    /// The caller, checked for access to `tenant`.
+    pub fn for_tenant<T>(&self, req: &Request<T>, tenant: &str) -> Result<Option<Agent>, Status> {
+        let agent = self.caller(req)?;
+        if let Some(a) = &agent {
+            if !a.may_read(tenant) {
+                tracing::warn!(agent = %a.id, tenant, "agent refused: commune not allowed");
+                return Err(Status::permission_denied(format!(
+                    "agent {} may not access commune {tenant}",
+                    a.id
+                )));
+            }
+        }
+        Ok(agent)
+    }
+
+    /// The caller, checked for ops rights.
+    pub fn for_ops<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        match self.caller(req)? {
+            Some(a) if !a.ops => Err(Status::permission_denied(format!(
+                "agent {} may not call the ops service",
+                a.id
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(token: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        if let Some(t) = token {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        r
+    }
+
+    #[test]
+    fn agents_see_only_their_communes() {
+        let text = format!(
+            "[[agent]]\nid='g'\ntoken_sha256='{}'\ntenants=['69091']\n[[agent]]\nid='s'\ntoken_sha256='{}'\ntenants=['*']\nops=true\n",
+            token_hash("givors-secret"),
+            token_hash("syndicate-secret")
+        );
+        let access = Access::from_toml(&text).unwrap();
+        let g = access
+            .for_tenant(&req(Some("givors-secret")), "69091")
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.id, "g");
+        let denied = access
+            .for_tenant(&req(Some("givors-secret")), "69096")
+            .unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(access
+            .for_tenant(&req(Some("syndicate-secret")), "69096")
+            .is_ok());
+        assert_eq!(
+            access.for_tenant(&req(None), "69091").unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            access
+                .for_tenant(&req(Some("nope")), "69091")
+                .unwrap_err()
+                .code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            access
+                .for_ops(&req(Some("givors-secret")))
+                .unwrap_err()
+                .code(),
+            tonic::Code::PermissionDenied
+        );
+        assert!(access.for_ops(&req(Some("syndicate-secret"))).is_ok());
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let e = Access::from_toml("[[agent]]\nid='x'\ntoken_sha256='abc'\ntenants=['69091']\n")
+            .unwrap_err();
+        assert!(e.contains("64 hex"), "{e}");
+        let e = Access::from_toml(&format!(
+            "[[agent]]\nid='x'\ntoken_sha256='{}'\ntenants=[]\n",
+            token_hash("t")
+        ))
+        .unwrap_err();
+        assert!(e.contains("tenants is empty"), "{e}");
+    }
+}

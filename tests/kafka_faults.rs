@@ -149,15 +149,18 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
         let log = log.clone();
         tokio::spawn(async move {
             let mut acked = Vec::new();
+            let mut placed = Vec::new();
             for chunk in (0..total).collect::<Vec<_>>().chunks(10) {
                 let events: Vec<_> = chunk.iter().map(|&i| event(i)).collect();
-                log.append(events.iter().map(to_record).collect())
-                    .await
-                    .expect("append gave up");
+                placed.extend(
+                    log.append(events.iter().map(to_record).collect())
+                        .await
+                        .expect("append gave up"),
+                );
                 acked.extend(events.into_iter().map(|e| e.event_id));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            acked
+            (acked, placed)
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -185,7 +188,8 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     broker.restart();
-    let acked = writer.await.unwrap();
+    let (acked, placed) = writer.await.unwrap();
+    hub.note(&placed);
     assert_eq!(acked.len(), total as usize);
     assert!(
         not_serving,
@@ -261,8 +265,6 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
     let good = call(GIVORS, "after-poison", "0612121212", at(2026, 1, 2, 0, 0));
     hub.publish(std::slice::from_ref(&good)).await;
     hub.settle().await;
-    let end = hub.log.end_offsets().await.unwrap();
-    assert!(end.iter().sum::<u64>() >= 3);
     // Wait until the projector passed the foreign records too.
     let mut rx = hub.projector.positions.clone();
     tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|p| p[0] >= 2))

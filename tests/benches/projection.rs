@@ -192,7 +192,8 @@ async fn end_to_end(backend: Backend, label: &str) {
     let n = events.len();
     let started = Instant::now();
     for chunk in events.chunks(1000) {
-        hub.log.append(chunk.to_vec()).await.unwrap();
+        let placed = hub.log.append(chunk.to_vec()).await.unwrap();
+        hub.note(&placed);
     }
     let appended = started.elapsed();
     hub.settle().await;

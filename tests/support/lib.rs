@@ -114,6 +114,8 @@ pub struct TestHub {
     pub dir: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Next offset after everything this hub appended, per partition.
+    placed: std::sync::Mutex<Vec<u64>>,
 }
 
 impl TestHub {
@@ -189,6 +191,7 @@ impl TestHub {
             dir,
             stop,
             tasks: vec![p, a],
+            placed: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -202,10 +205,25 @@ impl TestHub {
 
     /// Appends events to the log (not waiting for projection).
     pub async fn publish(&self, events: &[pb::Event]) -> Vec<Appended> {
-        self.log
+        let placed = self
+            .log
             .append(events.iter().map(to_record).collect())
             .await
-            .expect("append")
+            .expect("append");
+        self.note(&placed);
+        placed
+    }
+
+    /// Remembers appended positions, so `settle` waits for them.
+    pub fn note(&self, placed: &[Appended]) {
+        let mut p = self.placed.lock().unwrap();
+        for a in placed {
+            let i = a.partition as usize;
+            if p.len() <= i {
+                p.resize(i + 1, 0);
+            }
+            p[i] = p[i].max(a.offset + 1);
+        }
     }
 
     /// Appends raw bytes under a key, as a foreign producer would.
@@ -216,12 +234,18 @@ impl TestHub {
             headers: vec![],
             timestamp_ms: 0,
         };
-        self.log.append(vec![r]).await.expect("append")[0]
+        let placed = self.log.append(vec![r]).await.expect("append");
+        self.note(&placed);
+        placed[0]
     }
 
-    /// Waits until the projector applied everything in the log now.
+    /// Waits until the projector applied everything in the log now: the log's end offsets and
+    /// everything this hub appended (some brokers report end offsets short of the last batch).
     pub async fn settle(&self) {
-        let ends = self.log.end_offsets().await.unwrap();
+        let mut ends = self.log.end_offsets().await.unwrap();
+        for (e, p) in ends.iter_mut().zip(self.placed.lock().unwrap().iter()) {
+            *e = (*e).max(*p);
+        }
         let mut rx = self.projector.positions.clone();
         tokio::time::timeout(
             Duration::from_secs(60),

@@ -40,6 +40,8 @@ pub enum Command {
     Status(ClientArgs),
     /// Lists events that could not be projected, with the reason.
     DeadLetters(DeadLettersArgs),
+    /// Copies the embedded log of --data into the Kafka topic of --kafka (moving to Kafka).
+    Migrate(MigrateArgs),
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
@@ -127,6 +129,16 @@ pub struct ReplayArgs {
     /// Empty folder for the rebuilt read model.
     #[arg(long, env = "CONTACTHUB_REPLAY_INTO")]
     pub into: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The embedded log's data folder (--data) and the target cluster (--kafka, required).
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Append even when the target topic already holds events.
+    #[arg(long)]
+    pub allow_non_empty: bool,
 }
 
 #[derive(Debug, Args)]

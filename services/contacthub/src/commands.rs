@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", store.digest()?);
             Ok(())
         }
+        Command::Migrate(a) => migrate(a).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
@@ -223,6 +224,46 @@ async fn replay(a: ReplayArgs) -> Result<()> {
     let n = projector.catch_up().await?;
     println!("replayed {n} records into {}", a.into.display());
     println!("digest {}", store.digest()?);
+    Ok(())
+}
+
+async fn migrate(a: MigrateArgs) -> Result<()> {
+    let Some(brokers) = a.log.kafka.clone() else {
+        bail!("migrate needs the target cluster: --kafka host:port");
+    };
+    let dir = a.log.data.join("log");
+    if !dir.join("log.meta").exists() {
+        bail!("no embedded log in {}", dir.display());
+    }
+    let from = EmbeddedLog::open(&dir, a.log.partitions)?;
+    let to = open_log(&a.log).await?;
+    let before: u64 = to.end_offsets().await?.iter().sum();
+    if before > 0 && !a.allow_non_empty {
+        bail!(
+            "topic {} already holds {before} events; copying again would duplicate them (--allow-non-empty to append anyway)",
+            to.name()
+        );
+    }
+    if from.partitions() != to.partitions() {
+        tracing::warn!(
+            embedded = from.partitions(),
+            kafka = to.partitions(),
+            "partition counts differ: communes keep their order but land on other partitions, so the replayed read model's positions differ"
+        );
+    }
+    let n = contacthub_log::copy_log(&from, to.as_ref(), 1000).await?;
+    let after: u64 = to.end_offsets().await?.iter().sum();
+    println!(
+        "copied {n} events from {} to {brokers}/{}",
+        dir.display(),
+        to.name()
+    );
+    if after < before + n {
+        bail!(
+            "the topic holds {after} events, expected at least {}",
+            before + n
+        );
+    }
     Ok(())
 }
 

@@ -129,6 +129,7 @@ impl KafkaLog {
         let meta: BaseConsumer = cfg
             .base()
             .set("group.id", "contacthub-metadata")
+            .set("isolation.level", "read_uncommitted")
             .set("enable.auto.commit", "false")
             .create()
             .map_err(kerr)?;

@@ -109,6 +109,35 @@ pub trait LogReader: Send {
     async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredRecord>>;
 }
 
+/// Copies every record of `from`, partition by partition in offset order, to the end of `to`
+/// (keys, values, headers and timestamps unchanged). Used to move an embedded history into
+/// Kafka. Each partition is read to its end offset and then until a read finds nothing more.
+/// Returns the number of records copied.
+pub async fn copy_log(from: &dyn EventLog, to: &dyn EventLog, batch: usize) -> Result<u64> {
+    let ends = from.end_offsets().await?;
+    let mut copied = 0u64;
+    for (p, &end) in ends.iter().enumerate() {
+        let p = p as u32;
+        let mut reader = from.reader(&[(p, 0)]).await?;
+        let mut next = 0u64;
+        loop {
+            let got = reader.next_batch(batch, Duration::from_millis(300)).await?;
+            if got.is_empty() {
+                if next >= end {
+                    break;
+                }
+                continue;
+            }
+            next = got.last().map_or(next, |r| r.offset + 1);
+            copied += got.len() as u64;
+            to.append(got.into_iter().map(|r| r.record).collect())
+                .await?;
+        }
+        tracing::info!(partition = p, records = next, "partition copied");
+    }
+    Ok(copied)
+}
+
 /// Kafka's default (Java client) partitioner: murmur2 of the key, positive, modulo `count`.
 pub fn partition_for(key: &[u8], count: u32) -> u32 {
     (murmur2(key) & 0x7fff_ffff) % count.max(1)

@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "projection.proto",
         "desk.proto",
         "ops.proto",
+        "courrier.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

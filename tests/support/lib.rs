@@ -14,6 +14,7 @@ use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use contacthub_log::{embedded::EmbeddedLog, kafka, Appended, EventLog, Record};
 use contacthub_projector::{Projector, ProjectorHandle, Store};
+use contacthub_proto::v1::courrier_service_client::CourrierServiceClient;
 use contacthub_proto::v1::{
     desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
 };
@@ -116,6 +117,7 @@ pub struct TestHub {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Next offset after everything this hub appended, per partition.
     placed: std::sync::Mutex<Vec<u64>>,
+    clock: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl TestHub {
@@ -140,6 +142,16 @@ impl TestHub {
         Self::start_full(log, kafka, dir, access).await
     }
 
+    /// A hub with agents over an existing log and data folder.
+    pub async fn start_with_access_on(
+        log: Arc<dyn EventLog>,
+        kafka: Option<kafka::KafkaConfig>,
+        dir: tempfile::TempDir,
+        access: Access,
+    ) -> TestHub {
+        Self::start_full(log, kafka, dir, access).await
+    }
+
     async fn start_full(
         log: Arc<dyn EventLog>,
         kafka: Option<kafka::KafkaConfig>,
@@ -151,6 +163,7 @@ impl TestHub {
         let (projector, handle) =
             Projector::new(store.clone(), log.clone(), tenants.clone()).unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
@@ -163,7 +176,26 @@ impl TestHub {
             tenants,
             visibility_timeout: Duration::from_secs(30),
             access: Arc::new(access),
+            content: contacthub_api::content::ContentStore::open(dir.path().join("content"))
+                .unwrap(),
+            max_scan_bytes: MAX_SCAN_BYTES,
+            scan_inbox: Some(dir.path().join("scan-inbox")),
+            clock: {
+                let clock = clock.clone();
+                Arc::new(
+                    move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
+                        0 => chrono::Utc::now().timestamp_micros(),
+                        t => t,
+                    },
+                )
+            },
         };
+        let inbox = tokio::spawn(contacthub_api::hotfolder::run(
+            hub.clone(),
+            dir.path().join("scan-inbox"),
+            Duration::from_millis(100),
+            stopped(rx.clone()),
+        ));
         let p = tokio::spawn({
             let s = stopped(rx.clone());
             async move { projector.run(s).await.expect("projector failed") }
@@ -190,9 +222,19 @@ impl TestHub {
             kafka,
             dir,
             stop,
-            tasks: vec![p, a],
+            tasks: vec![p, a, inbox],
             placed: std::sync::Mutex::new(Vec::new()),
+            clock,
         }
+    }
+
+    /// Fixes the API's clock at `us` (0: the system clock again).
+    pub fn set_clock(&self, us: i64) {
+        self.clock.store(us, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn courrier(&self) -> CourrierServiceClient<Channel> {
+        CourrierServiceClient::new(self.channel.clone())
     }
 
     pub fn desk(&self) -> DeskServiceClient<Channel> {
@@ -264,6 +306,9 @@ impl TestHub {
         self.dir
     }
 }
+
+/// Largest scan the test hubs accept.
+pub const MAX_SCAN_BYTES: u64 = 1024 * 1024;
 
 pub const GIVORS: &str = "69091";
 pub const GRIGNY: &str = "69096";

@@ -1,12 +1,11 @@
 //! The desk service: timelines by citizen or identifier, live watch, and walk-in visits.
 
 use crate::{internal, Hub};
-use contacthub_core::event::{self, contact, headers};
+use contacthub_core::event::contact;
 use contacthub_core::identity::{normalize_email, normalize_phone};
 use contacthub_core::pb::{
     self, citizen_ref::By, desk_service_server::DeskService, event::Payload,
 };
-use contacthub_log::Record;
 use contacthub_projector::TimelineQuery;
 use contacthub_proto::ts;
 use std::pin::Pin;
@@ -26,16 +25,7 @@ impl Desk {
     }
 
     fn tenant(&self, code: &str) -> Result<(), Status> {
-        if code.is_empty() {
-            return Err(Status::invalid_argument(
-                "tenant is required (INSEE code of the commune)",
-            ));
-        }
-        self.hub
-            .tenants
-            .get(code)
-            .map(|_| ())
-            .ok_or_else(|| Status::invalid_argument(format!("unknown tenant {code:?}")))
+        self.hub.known_tenant(code).map(|_| ())
     }
 
     /// The canonical citizen designated by `r` in `tenant`, or NOT_FOUND.
@@ -201,7 +191,7 @@ impl DeskService for Desk {
                 party.email
             )));
         }
-        let now_us = chrono::Utc::now().timestamp_micros();
+        let now_us = (self.hub.clock)();
         let occurred_us = match &r.occurred_at {
             Some(t) => ts::to_micros(t)
                 .ok_or_else(|| Status::invalid_argument("occurred_at is not a valid timestamp"))?,
@@ -236,32 +226,7 @@ impl DeskService for Desk {
             p.subject = r.subject.clone();
             p.text = r.notes.clone();
         }
-        // Refuse here what the projector would dead-letter: the agent can correct it now.
-        event::validate(&e, &self.hub.tenants).map_err(|i| Status::invalid_argument(i.0))?;
-
-        let record = Record {
-            key: e.tenant.as_bytes().to_vec(),
-            value: event::encode(&e),
-            headers: headers(&e),
-            timestamp_ms: now_us / 1000,
-        };
-        let placed = self.hub.log.append(vec![record]).await.map_err(|err| {
-            Status::unavailable(format!(
-                "the visit could not be written to the event log: {err}"
-            ))
-        })?;
-        let at = placed[0];
-        if !self
-            .hub
-            .projector
-            .wait_applied(at.partition, at.offset, self.hub.visibility_timeout)
-            .await
-        {
-            return Err(Status::deadline_exceeded(format!(
-                "the visit is recorded (event {}, partition {}, offset {}) but not yet visible; it will appear shortly",
-                e.event_id, at.partition, at.offset
-            )));
-        }
+        self.hub.write(&e).await?;
         let entry = self
             .hub
             .store
@@ -273,7 +238,6 @@ impl DeskService for Desk {
                     e.event_id
                 ))
             })?;
-        tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = at.partition, offset = at.offset, "visit recorded");
         Ok(Response::new(pb::RecordVisitResponse {
             entry: Some(entry),
         }))

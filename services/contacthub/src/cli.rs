@@ -42,6 +42,11 @@ pub enum Command {
     DeadLetters(DeadLettersArgs),
     /// Copies the embedded log of --data into the Kafka topic of --kafka (moving to Kafka).
     Migrate(MigrateArgs),
+    /// Mail room: register, show, list, route, answer letters; receipts and reports.
+    Courrier {
+        #[command(subcommand)]
+        command: CourrierCommand,
+    },
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
@@ -105,6 +110,13 @@ pub struct ServeArgs {
     /// anyone who can reach it: keep it on 127.0.0.1 then.
     #[arg(long, env = "CONTACTHUB_AGENTS")]
     pub agents: Option<PathBuf>,
+    /// Scanner drop folder (default DATA/scan-inbox): scans named after a chrono number, or
+    /// with a JSON sidecar naming one, attach to that letter.
+    #[arg(long, env = "CONTACTHUB_SCAN_INBOX")]
+    pub scan_inbox: Option<PathBuf>,
+    /// Largest scan accepted, in megabytes.
+    #[arg(long, env = "CONTACTHUB_MAX_SCAN_MB", default_value_t = 25)]
+    pub max_scan_mb: u64,
     /// Seconds a write waits to become visible before the call fails.
     #[arg(long, env = "CONTACTHUB_VISIBILITY_TIMEOUT", default_value_t = 10)]
     pub visibility_timeout: u64,
@@ -213,4 +225,139 @@ pub struct TopicsInitArgs {
     /// Replication factor (3 in production).
     #[arg(long, env = "CONTACTHUB_REPLICATION", default_value_t = 1)]
     pub replication: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CourrierCommand {
+    /// Registers an incoming letter and prints its chrono number.
+    Register(CourrierRegisterArgs),
+    /// Shows a letter and its history.
+    Show(CourrierRefArgs),
+    /// Lists letters.
+    List(CourrierListArgs),
+    /// Routes (or reassigns) a letter to a service.
+    Route(CourrierRouteArgs),
+    /// Records a step of the internal circuit.
+    Step(CourrierStepArgs),
+    /// Marks a letter answered.
+    Answer(CourrierAnswerArgs),
+    /// Writes the acknowledgement of receipt (PDF).
+    Receipt(CourrierReceiptArgs),
+    /// Registered, routed, answered, time to answer, overdue letters.
+    Report(CourrierTenantArgs),
+    /// Scans from the drop folder that match no letter.
+    Unmatched(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierTenantArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Commune (INSEE code).
+    #[arg(long, env = "CONTACTHUB_TENANT")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierRefArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Chrono number, e.g. GIV-2026-000123.
+    pub chrono: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierRegisterArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Sender's name as on the envelope.
+    #[arg(long)]
+    pub from_name: Option<String>,
+    #[arg(long)]
+    pub from_phone: Option<String>,
+    #[arg(long)]
+    pub from_email: Option<String>,
+    /// Sender's postal address, one --from-address per line.
+    #[arg(long)]
+    pub from_address: Vec<String>,
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    /// état civil, scolaire, petite-enfance, ccas, culture, services-techniques, urbanisme,
+    /// police-municipale, other.
+    #[arg(long, default_value = "other")]
+    pub category: String,
+    /// Service the letter is addressed to.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// letter, registered, parcel, memo.
+    #[arg(long, default_value = "letter")]
+    pub kind: String,
+    #[arg(long, default_value = "")]
+    pub tracking_number: String,
+    /// Date received (YYYY-MM-DD); today when absent.
+    #[arg(long)]
+    pub received: Option<String>,
+    /// Scans to attach (PDF, TIFF, JPEG, PNG).
+    #[arg(long)]
+    pub scan: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierListArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// registered, routed, answered.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub overdue: bool,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierRouteArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub chrono: String,
+    #[arg(long)]
+    pub service: String,
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierStepArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub chrono: String,
+    #[arg(long)]
+    pub step: String,
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierAnswerArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub chrono: String,
+    /// courrier, email, sms, phone, desk.
+    #[arg(long)]
+    pub channel: String,
+    /// Reference of the answer (outgoing chrono, Message-ID...).
+    #[arg(long, default_value = "")]
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierReceiptArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub chrono: String,
+    /// Output PDF file.
+    #[arg(long, short)]
+    pub out: PathBuf,
 }

@@ -22,6 +22,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Migrate(a) => migrate(a).await,
+        Command::Courrier { command } => crate::courrier::run(command).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
@@ -178,6 +179,13 @@ async fn serve(a: ServeArgs) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let projector_task = tokio::spawn(projector.run(stopped(stop_rx.clone())));
+    let content_dir = a.log.data.join("content");
+    let content = contacthub_api::content::ContentStore::open(&content_dir)
+        .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
+    let inbox = a
+        .scan_inbox
+        .clone()
+        .unwrap_or_else(|| a.log.data.join("scan-inbox"));
     let hub = contacthub_api::Hub {
         log,
         store,
@@ -185,12 +193,23 @@ async fn serve(a: ServeArgs) -> Result<()> {
         tenants,
         visibility_timeout: Duration::from_secs(a.visibility_timeout),
         access: Arc::new(access),
+        content,
+        max_scan_bytes: a.max_scan_mb * 1024 * 1024,
+        scan_inbox: Some(inbox.clone()),
+        clock: contacthub_api::system_clock(),
     };
     println!("contacthub listening on {}", listener.local_addr()?);
+    let inbox_task = tokio::spawn(contacthub_api::hotfolder::run(
+        hub.clone(),
+        inbox,
+        Duration::from_secs(1),
+        stopped(stop_rx.clone()),
+    ));
     let api = tokio::spawn(contacthub_api::serve(listener, hub, stopped(stop_rx)));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     api.await??;
+    inbox_task.await?;
     projector_task.await??;
     Ok(())
 }
@@ -267,7 +286,7 @@ async fn migrate(a: MigrateArgs) -> Result<()> {
     Ok(())
 }
 
-async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
+pub(crate) async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
     tonic::transport::Endpoint::from_shared(c.server.clone())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
@@ -276,7 +295,7 @@ async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
 }
 
 /// A request carrying the agent's token, if any.
-fn authed<T>(c: &ClientArgs, msg: T) -> Result<tonic::Request<T>> {
+pub(crate) fn authed<T>(c: &ClientArgs, msg: T) -> Result<tonic::Request<T>> {
     let mut req = tonic::Request::new(msg);
     if let Some(t) = &c.token {
         let value = format!("Bearer {t}")
@@ -287,7 +306,7 @@ fn authed<T>(c: &ClientArgs, msg: T) -> Result<tonic::Request<T>> {
     Ok(req)
 }
 
-fn parse_channel(s: &str) -> Result<i32> {
+pub(crate) fn parse_channel(s: &str) -> Result<i32> {
     let c = match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
         "phone" | "telephone" => pb::Channel::Phone,
         "courrier" | "mail" => pb::Channel::Courrier,

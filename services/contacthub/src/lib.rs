@@ -1,9 +1,11 @@
 //! The `contacthub` binary as a library, so tests can run the very same commands in a child
 //! process. Layout: [`cli`] declares the commands and settings (clap, each with an env
-//! variable); [`commands`] carries them out; [`telemetry`] sets up logs.
+//! variable); [`commands`] carries them out, [`courrier`] the mail-room ones; [`telemetry`]
+//! sets up logs.
 
 pub mod cli;
 pub mod commands;
+pub mod courrier;
 pub mod telemetry;
 
 use clap::Parser;

@@ -49,6 +49,10 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::RequestStatusChanged(_) => "request_status_changed",
         Payload::RequestAnswered(_) => "request_answered",
         Payload::RequestClosed(_) => "request_closed",
+        Payload::CourrierRouted(_) => "courrier_routed",
+        Payload::CourrierStep(_) => "courrier_step",
+        Payload::CourrierAnswered(_) => "courrier_answered",
+        Payload::CourrierScanAttached(_) => "courrier_scan_attached",
     }
 }
 
@@ -221,6 +225,23 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         | Payload::RequestStatusChanged(_)
         | Payload::RequestAnswered(_)
         | Payload::RequestClosed(_) => need_request(kind(payload))?,
+        Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
+        | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
+        | Payload::CourrierAnswered(pb::CourrierAnswered { chrono, .. })
+        | Payload::CourrierScanAttached(pb::CourrierScanAttached { chrono }) => {
+            if !valid_chrono(chrono) {
+                return Err(invalid(format!(
+                    "{} has an invalid chrono {chrono:?}",
+                    kind(payload)
+                )));
+            }
+        }
+        Payload::Courrier(c) if !c.chrono.is_empty() && !valid_chrono(&c.chrono) => {
+            return Err(invalid(format!(
+                "courrier has an invalid chrono {:?}",
+                c.chrono
+            )));
+        }
         _ => {
             if !event.request_id.is_empty() {
                 need_request(kind(payload))?;
@@ -233,6 +254,11 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         payload,
         occurred_us,
     })
+}
+
+/// A chrono number: 1 to 40 characters of `[A-Za-z0-9-]`.
+pub fn valid_chrono(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 40 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// A contact must say who the party is: a citizen id, a usable phone or e-mail, or a name.

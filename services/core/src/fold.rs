@@ -1,10 +1,14 @@
 //! Folding one log record into the read model. Pure: all state goes through [`Kv`], so the
 //! same code runs over sled (projector) and over a `BTreeMap` (tests, models).
 
+use crate::courrier;
 use crate::event::{self, is_contact, kind, Invalid, Valid};
 use crate::identity::{fold_name, normalize_email, normalize_phone};
 use crate::keys;
-use crate::pb::{self, event::Payload, Citizen, DeadLetter, RequestState, TimelineEntry};
+use crate::pb::{
+    self, event::Payload, Citizen, CourrierEvent, CourrierState, DeadLetter, RequestState,
+    TimelineEntry,
+};
 use crate::render::{excerpt, summary};
 use crate::tenant::Tenants;
 use crate::{Error, Result};
@@ -79,18 +83,22 @@ pub fn apply(
     key: &[u8],
     raw: &[u8],
 ) -> Result<Outcome> {
-    let event = match event::decode(raw) {
+    let mut event = match event::decode(raw) {
         Ok(e) => e,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
     };
-    let valid = match event::validate(&event, tenants) {
-        Ok(v) => v,
-        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
-    };
+    if let Err(invalid) = event::validate(&event, tenants) {
+        return dead_letter(kv, pos, key, raw, invalid);
+    }
     let applied_key = keys::applied(&event.tenant, &event.event_id);
     if kv.get(&applied_key)?.is_some() {
         return Ok(Outcome::Duplicate);
     }
+    assign_chrono(kv, tenants, &mut event)?;
+    let valid = match event::validate(&event, tenants) {
+        Ok(v) => v,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
     let entries = match project(kv, tenants, &valid, pos)? {
         Ok(entries) => entries,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
@@ -108,6 +116,34 @@ pub fn apply(
         tenant: event.tenant.clone(),
         entries,
     })
+}
+
+/// Gives an incoming letter without a number the next chrono of its commune and registration
+/// year. Runs in log order, once per event id, so numbers are unique and gap-free, and a
+/// replay assigns the very same ones.
+fn assign_chrono(kv: &mut impl Kv, tenants: &Tenants, event: &mut pb::Event) -> Result<()> {
+    let inbound = event.direction != pb::Direction::Outbound as i32;
+    let recorded = event
+        .recorded_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros);
+    let (Some(Payload::Courrier(c)), true, Some(recorded), Some(tenant)) = (
+        event.payload.as_mut(),
+        inbound,
+        recorded,
+        tenants.get(&event.tenant),
+    ) else {
+        return Ok(());
+    };
+    if !c.chrono.is_empty() {
+        return Ok(());
+    }
+    let year = courrier::registration_year(recorded);
+    let ck = keys::chrono_counter(&tenant.code, year);
+    let n = kv.get(&ck)?.map_or(1, |v| keys::read_u64(&v));
+    kv.put(ck, (n + 1).to_be_bytes().to_vec());
+    c.chrono = courrier::format_chrono(&tenant.prefix, year, n);
+    Ok(())
 }
 
 fn dead_letter(
@@ -243,9 +279,63 @@ fn project(
             put_citizen(kv, &c);
             vec![u.citizen_id.clone()]
         }
+        Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
+        | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
+        | Payload::CourrierAnswered(pb::CourrierAnswered { chrono, .. })
+        | Payload::CourrierScanAttached(pb::CourrierScanAttached { chrono }) => {
+            let ck = keys::courrier(tenant, chrono);
+            let Some(mut state) = get_msg::<CourrierState>(kv, &ck)? else {
+                return Ok(Err(Invalid(format!("unknown courrier {chrono:?}"))));
+            };
+            let (kind, service, note) = match v.payload {
+                Payload::CourrierRouted(r) => {
+                    let kind = if state.service.is_empty() {
+                        "routed"
+                    } else {
+                        "reassigned"
+                    };
+                    state.service = r.service.clone();
+                    if state.status == pb::CourrierStatus::Registered as i32 {
+                        state.status = pb::CourrierStatus::Routed as i32;
+                    }
+                    (kind, r.service.clone(), r.note.clone())
+                }
+                Payload::CourrierStep(s) => (
+                    "step",
+                    state.service.clone(),
+                    format!(
+                        "{}{}{}",
+                        s.step,
+                        if s.note.is_empty() { "" } else { " : " },
+                        s.note
+                    ),
+                ),
+                Payload::CourrierAnswered(a) => {
+                    state.status = pb::CourrierStatus::Answered as i32;
+                    state.answered_at = e.occurred_at;
+                    state.answer_channel = a.answer_channel;
+                    state.answer_ref = a.answer_ref.clone();
+                    ("answered", state.service.clone(), a.answer_ref.clone())
+                }
+                _ => {
+                    state.scans.extend(e.attachments.iter().cloned());
+                    ("scan", state.service.clone(), String::new())
+                }
+            };
+            push_history(&mut state, e, kind, service, note, v.occurred_us);
+            let citizen = state.citizen_id.clone();
+            kv.put(ck, state.encode_to_vec());
+            vec![citizen]
+        }
         _ => {
             debug_assert!(is_contact(v.payload));
-            vec![resolve_party(kv, tenants, v)?]
+            let citizen = resolve_party(kv, tenants, v)?;
+            if let Payload::Courrier(c) = v.payload {
+                if !c.chrono.is_empty() && e.direction != pb::Direction::Outbound as i32 {
+                    register_courrier(kv, v, c, &citizen)?;
+                }
+            }
+            vec![citizen]
         }
     };
 
@@ -271,6 +361,83 @@ fn project(
         entries.push(entry);
     }
     Ok(Ok(entries))
+}
+
+fn push_history(
+    state: &mut CourrierState,
+    e: &pb::Event,
+    kind: &str,
+    service: String,
+    note: String,
+    at_us: i64,
+) {
+    let previous = state
+        .history
+        .last()
+        .and_then(|h| h.at.as_ref())
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(at_us);
+    state.history.push(CourrierEvent {
+        event_id: e.event_id.clone(),
+        at: Some(contacthub_proto::ts::from_micros(at_us)),
+        kind: kind.into(),
+        service,
+        agent_id: e.agent_id.clone(),
+        note,
+        seconds_since_previous: (at_us - previous) / 1_000_000,
+    });
+}
+
+/// Creates the mail-room record of an incoming letter.
+fn register_courrier(kv: &mut impl Kv, v: &Valid, c: &pb::Courrier, citizen: &str) -> Result<()> {
+    let e = v.event;
+    let ck = keys::courrier(&e.tenant, &c.chrono);
+    if kv.get(&ck)?.is_some() {
+        // A number given by an import that is already taken: keep the first letter's record.
+        return Ok(());
+    }
+    let personal = e.personal.clone().unwrap_or_default();
+    let party = personal.party.unwrap_or_default();
+    let mut state = CourrierState {
+        chrono: c.chrono.clone(),
+        tenant: e.tenant.clone(),
+        event_id: e.event_id.clone(),
+        citizen_id: citizen.to_string(),
+        kind: c.kind,
+        tracking_number: c.tracking_number.clone(),
+        subject: personal.subject,
+        category: e.category,
+        addressed_to_service: c.addressed_to_service.clone(),
+        status: pb::CourrierStatus::Registered as i32,
+        received_at: e.occurred_at,
+        registered_at: e.recorded_at,
+        scans: e.attachments.clone(),
+        sender_display: if party.name.is_empty() {
+            citizen.to_string()
+        } else {
+            party.name
+        },
+        ..Default::default()
+    };
+    let at = e
+        .recorded_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(v.occurred_us);
+    push_history(
+        &mut state,
+        e,
+        "registered",
+        c.addressed_to_service.clone(),
+        String::new(),
+        at,
+    );
+    kv.put(ck, state.encode_to_vec());
+    kv.put(
+        keys::courrier_by_event(&e.tenant, &e.event_id),
+        c.chrono.as_bytes().to_vec(),
+    );
+    Ok(())
 }
 
 fn ts_lt(a: Option<contacthub_proto::Timestamp>, b: Option<contacthub_proto::Timestamp>) -> bool {
@@ -392,6 +559,15 @@ fn timeline_entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
         Payload::IdentityUnlinked(u) => link("unmerged_from", &u.from_citizen_id),
         Payload::HouseholdMembership(h) => link("household", &h.household_id),
         Payload::RequestAnswered(a) => link("answer", &a.answer_event_id),
+        Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
+        | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
+        | Payload::CourrierScanAttached(pb::CourrierScanAttached { chrono }) => {
+            link("chrono", chrono)
+        }
+        Payload::CourrierAnswered(a) => {
+            link("chrono", &a.chrono);
+            link("answer", &a.answer_ref);
+        }
         _ => {}
     }
     let party_identifier = normalize_phone(&party.phone)

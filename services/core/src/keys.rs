@@ -12,6 +12,9 @@
 //! | `hh/`  | tenant `\0` household `\0` citizen   | role                      |
 //! | `rq/`  | tenant `\0` request id               | `RequestState`            |
 //! | `sq/`  | tenant                               | next provisional number   |
+//! | `co/`  | tenant `\0` chrono                   | `CourrierState`           |
+//! | `cn/`  | tenant `\0` year                     | next chrono number        |
+//! | `ce/`  | tenant `\0` registration event id    | chrono                    |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `st/`  | counter name                         | u64 BE                    |
 //!
@@ -100,6 +103,24 @@ pub fn request(tenant: &str, request_id: &str) -> Vec<u8> {
 
 pub fn sequence(tenant: &str) -> Vec<u8> {
     key(b"sq/", &[tenant.as_bytes()])
+}
+
+pub fn courrier(tenant: &str, chrono: &str) -> Vec<u8> {
+    key(b"co/", &[tenant.as_bytes(), chrono.as_bytes()])
+}
+
+pub fn courrier_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"co/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+pub fn chrono_counter(tenant: &str, year: i32) -> Vec<u8> {
+    key(b"cn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+}
+
+pub fn courrier_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"ce/", &[tenant.as_bytes(), event_id.as_bytes()])
 }
 
 pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {

@@ -7,13 +7,17 @@
 //! - [`keys`]: the read model's key layout (one ordered key space).
 //! - [`fold`]: folding one event into the read model, over the [`fold::Kv`] trait.
 //! - [`render`]: timelines as text for terminals and snapshot tests.
+//! - [`courrier`]: chrono numbers, committed answer dates, the mail-room report.
+//! - [`receipt`]: the acknowledgement of receipt as a PDF.
 //! - [`demo`]: a deterministic generated population with years of contacts.
 
+pub mod courrier;
 pub mod demo;
 pub mod event;
 pub mod fold;
 pub mod identity;
 pub mod keys;
+pub mod receipt;
 pub mod render;
 pub mod tenant;
 

@@ -121,6 +121,14 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         Payload::RequestAnswered(a) => {
             format!("Réponse apportée ({})", channel_fr(a.answer_channel))
         }
+        Payload::CourrierRouted(r) => format!("Courrier {} transmis à {}", r.chrono, r.service),
+        Payload::CourrierStep(st) => format!("Courrier {} : {}", st.chrono, st.step),
+        Payload::CourrierAnswered(a) => format!(
+            "Réponse au courrier {} ({})",
+            a.chrono,
+            channel_fr(a.answer_channel)
+        ),
+        Payload::CourrierScanAttached(a) => format!("Numérisation jointe au courrier {}", a.chrono),
         Payload::RequestClosed(c) => {
             if c.resolution.is_empty() {
                 "Demande clôturée".into()

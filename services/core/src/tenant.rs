@@ -18,6 +18,27 @@ pub struct Tenant {
     pub prefix: String,
     /// The commune's own numbers, E.164.
     pub numbers: Vec<String>,
+    /// Committed answer delay for letters, in days, by category name (`urbanisme`…), and for
+    /// every other category.
+    pub answer_days_by_category: BTreeMap<String, u32>,
+    pub answer_days: u32,
+}
+
+impl Tenant {
+    /// Days the commune commits to answer a letter of `category` (`pb::Category as i32`).
+    pub fn answer_days_for(&self, category: i32) -> u32 {
+        let name = crate::pb::Category::try_from(category)
+            .map(|c| {
+                c.as_str_name()
+                    .trim_start_matches("CATEGORY_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        self.answer_days_by_category
+            .get(&name)
+            .copied()
+            .unwrap_or(self.answer_days)
+    }
 }
 
 /// All known tenants, by code.
@@ -40,6 +61,14 @@ struct Entry {
     prefix: String,
     #[serde(default)]
     numbers: Vec<String>,
+    #[serde(default = "default_answer_days")]
+    answer_days: u32,
+    #[serde(default)]
+    answer_days_by_category: BTreeMap<String, u32>,
+}
+
+fn default_answer_days() -> u32 {
+    15
 }
 
 impl Tenants {
@@ -79,11 +108,25 @@ impl Tenants {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            for cat in e.answer_days_by_category.keys() {
+                let known = crate::pb::Category::from_str_name(&format!(
+                    "CATEGORY_{}",
+                    cat.to_ascii_uppercase()
+                ));
+                if known.is_none() {
+                    return Err(Error::Config(format!(
+                        "commune {}: unknown category {cat:?} in answer_days_by_category",
+                        e.code
+                    )));
+                }
+            }
             let t = Tenant {
                 code: e.code.clone(),
                 name: e.name,
                 prefix: e.prefix,
                 numbers,
+                answer_days: e.answer_days,
+                answer_days_by_category: e.answer_days_by_category,
             };
             if by_code.insert(e.code.clone(), t).is_some() {
                 return Err(Error::Config(format!("commune {} is listed twice", e.code)));

@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 use contacthub_core::fold::{self, Kv};
 use contacthub_core::keys;
-use contacthub_core::pb::{Citizen, DeadLetter, TimelineEntry};
+use contacthub_core::pb::{Citizen, CourrierState, DeadLetter, TimelineEntry};
 use contacthub_proto::ts;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -224,6 +224,38 @@ impl Store {
             entries: found.into_iter().map(|(_, e)| e).collect(),
             next_page_token,
         })
+    }
+
+    /// A registered letter by chrono number.
+    pub fn courrier(&self, tenant: &str, chrono: &str) -> Result<Option<CourrierState>> {
+        self.get_msg(&keys::courrier(tenant, chrono))
+    }
+
+    /// The letter registered by event `event_id`, once projected.
+    pub fn courrier_by_event(&self, tenant: &str, event_id: &str) -> Result<Option<CourrierState>> {
+        match self
+            .tree
+            .get(keys::courrier_by_event(tenant, event_id))
+            .map_err(self.err())?
+        {
+            Some(chrono) => self.courrier(tenant, &String::from_utf8_lossy(&chrono)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every letter of a commune, in chrono order.
+    pub fn courriers(&self, tenant: &str) -> Result<Vec<CourrierState>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(keys::courrier_prefix(tenant)) {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push(CourrierState::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?);
+        }
+        Ok(out)
     }
 
     /// Dead letters, oldest first.

@@ -1,0 +1,197 @@
+//! The scanner drop folder: scanner stations drop files; a file named after a chrono number
+//! (`GIV-2026-000123.pdf`), or with a JSON sidecar naming one (`scan42.pdf` +
+//! `scan42.json` = `{"chrono": "GIV-2026-000123"}`), is attached to that letter through the
+//! log and moved to `done/`. Anything else moves to `unmatched/` with a `.reason` file, listed
+//! for the clerk: nothing dropped here is ever deleted.
+
+use crate::Hub;
+use contacthub_core::event::{event_id, valid_chrono, SCHEMA_VERSION};
+use contacthub_core::pb::{self, event::Payload};
+use contacthub_proto::ts;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Watches `dir` until `shutdown`, attaching scans that match a letter.
+pub async fn run(hub: Hub, dir: PathBuf, poll: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    for sub in ["done", "unmatched"] {
+        if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
+            tracing::error!(dir = %dir.display(), error = %e, "scan inbox unusable");
+            return;
+        }
+    }
+    tracing::info!(dir = %dir.display(), "watching the scan inbox");
+    let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
+    loop {
+        let seen = match candidates(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot list the scan inbox");
+                Vec::new()
+            }
+        };
+        let mut next_sizes = HashMap::new();
+        for (path, size) in seen {
+            // A file is taken once its size stayed the same for one poll (the scanner finished).
+            if sizes.get(&path) == Some(&size) {
+                take(&hub, &dir, &path).await;
+            } else {
+                next_sizes.insert(path, size);
+            }
+        }
+        sizes = next_sizes;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Scan files waiting in the inbox (not sidecars, not hidden or partial files).
+fn candidates(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = entry.metadata()?;
+        if !meta.is_file()
+            || name.starts_with('.')
+            || name.ends_with(".json")
+            || name.ends_with(".part")
+            || name.ends_with(".tmp")
+        {
+            continue;
+        }
+        out.push((path, meta.len()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The chrono a scan names, by sidecar first, then by file name.
+fn chrono_of(path: &Path) -> Option<String> {
+    let sidecar = path.with_extension("json");
+    if let Ok(text) = std::fs::read_to_string(&sidecar) {
+        #[derive(serde::Deserialize)]
+        struct Sidecar {
+            chrono: String,
+        }
+        if let Ok(s) = serde_json::from_str::<Sidecar>(&text) {
+            return Some(s.chrono);
+        }
+    }
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    (valid_chrono(&stem) && stem.contains('-')).then_some(stem)
+}
+
+async fn take(hub: &Hub, dir: &Path, path: &Path) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match attach(hub, path).await {
+        Ok(chrono) => {
+            tracing::info!(chrono = %chrono, "scan attached from the inbox");
+            move_with_sidecar(path, &dir.join("done"));
+        }
+        Err(reason) => {
+            tracing::warn!(file = %name, reason = %reason, "scan left unmatched");
+            let _ = std::fs::write(
+                dir.join("unmatched").join(format!("{name}.reason")),
+                &reason,
+            );
+            move_with_sidecar(path, &dir.join("unmatched"));
+        }
+    }
+}
+
+fn move_with_sidecar(path: &Path, to: &Path) {
+    for p in [path.to_path_buf(), path.with_extension("json")] {
+        if let Some(name) = p.file_name() {
+            if p.exists() {
+                if let Err(e) = std::fs::rename(&p, to.join(name)) {
+                    tracing::error!(file = %p.display(), error = %e, "could not move a scan out of the inbox");
+                }
+            }
+        }
+    }
+}
+
+/// Attaches the scan to its letter; `Err` says why it cannot be.
+async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
+    let chrono = chrono_of(path)
+        .ok_or("the file name is not a chrono number and there is no sidecar naming one")?;
+    let prefix = chrono.split('-').next().unwrap_or_default();
+    let tenant = hub
+        .tenants
+        .iter()
+        .find(|t| t.prefix == prefix)
+        .ok_or_else(|| format!("no commune has the prefix {prefix:?}"))?
+        .code
+        .clone();
+    let letter = hub
+        .store
+        .courrier(&tenant, &chrono)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no letter {chrono}"))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let attachment = hub
+        .content
+        .put(&bytes, hub.max_scan_bytes)
+        .map_err(|e| format!("the file {e}"))?;
+    if letter.scans.iter().any(|s| s.sha256 == attachment.sha256) {
+        return Ok(chrono); // Already attached (a scan dropped twice).
+    }
+    let now = (hub.clock)();
+    let source_id = format!("{chrono}/{}", attachment.sha256);
+    let e = pb::Event {
+        event_id: event_id(&tenant, "scan-inbox", &source_id),
+        tenant: tenant.clone(),
+        channel: pb::Channel::BackOffice as i32,
+        occurred_at: Some(ts::from_micros(now)),
+        recorded_at: Some(ts::from_micros(now)),
+        schema_version: SCHEMA_VERSION,
+        direction: pb::Direction::Internal as i32,
+        attachments: vec![attachment],
+        source: "scan-inbox".into(),
+        source_id,
+        personal: Some(pb::Personal {
+            attachment_names: vec![path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()],
+            ..Default::default()
+        }),
+        payload: Some(Payload::CourrierScanAttached(pb::CourrierScanAttached {
+            chrono: chrono.clone(),
+        })),
+        ..Default::default()
+    };
+    hub.write(&e).await.map_err(|s| s.message().to_string())?;
+    Ok(chrono)
+}
+
+/// Scans waiting for a clerk in `dir/unmatched`, with the reason.
+pub fn unmatched(dir: &Path) -> std::io::Result<Vec<pb::UnmatchedScan>> {
+    let u = dir.join("unmatched");
+    let mut out = Vec::new();
+    if !u.exists() {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(&u)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".reason") || name.ends_with(".json") {
+            continue;
+        }
+        let reason = std::fs::read_to_string(u.join(format!("{name}.reason"))).unwrap_or_default();
+        out.push(pb::UnmatchedScan {
+            filename: name,
+            reason,
+            size_bytes: entry.metadata()?.len(),
+        });
+    }
+    out.sort_by(|a, b| a.filename.cmp(&b.filename));
+    Ok(out)
+}

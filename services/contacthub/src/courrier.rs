@@ -1,0 +1,346 @@
+//! `contacthub courrier …`: the mail room from a terminal.
+
+use crate::cli::*;
+use crate::commands::{authed, connect, parse_channel};
+use anyhow::{bail, Context, Result};
+use contacthub_core::courrier::paris;
+use contacthub_core::render::category_fr;
+use contacthub_proto::ts;
+use contacthub_proto::v1::{self as pb, courrier_service_client::CourrierServiceClient};
+use tonic::transport::Channel;
+
+/// Scan bytes per gRPC message.
+const CHUNK: usize = 256 * 1024;
+
+async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
+    Ok(CourrierServiceClient::new(connect(c).await?).max_decoding_message_size(64 << 20))
+}
+
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+fn parse_category(s: &str) -> Result<i32> {
+    let name = format!(
+        "CATEGORY_{}",
+        s.trim()
+            .to_ascii_uppercase()
+            .replace(['-', ' '], "_")
+            .replace('É', "E")
+    );
+    pb::Category::from_str_name(&name)
+        .map(|c| c as i32)
+        .with_context(|| format!("unknown category {s:?}"))
+}
+
+fn parse_kind(s: &str) -> Result<i32> {
+    Ok(match s {
+        "letter" | "lettre" => pb::courrier::Kind::Letter,
+        "registered" | "recommande" | "recommandé" => pb::courrier::Kind::RegisteredLetter,
+        "parcel" | "colis" => pb::courrier::Kind::Parcel,
+        "memo" | "note" => pb::courrier::Kind::InternalMemo,
+        other => bail!("unknown kind {other:?} (letter, registered, parcel, memo)"),
+    } as i32)
+}
+
+fn parse_status(s: &str) -> Result<i32> {
+    Ok(match s {
+        "registered" => pb::CourrierStatus::Registered,
+        "routed" => pb::CourrierStatus::Routed,
+        "answered" => pb::CourrierStatus::Answered,
+        other => bail!("unknown status {other:?} (registered, routed, answered)"),
+    } as i32)
+}
+
+fn day(t: &Option<contacthub_proto::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(ts::to_micros)
+        .map(|us| paris(us).format("%d/%m/%Y %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn status_fr(s: i32) -> &'static str {
+    match pb::CourrierStatus::try_from(s).unwrap_or(pb::CourrierStatus::Unspecified) {
+        pb::CourrierStatus::Registered => "enregistré",
+        pb::CourrierStatus::Routed => "transmis",
+        pb::CourrierStatus::Answered => "répondu",
+        pb::CourrierStatus::Unspecified => "?",
+    }
+}
+
+fn line(s: &pb::CourrierState) -> String {
+    let service = if s.service.is_empty() {
+        &s.addressed_to_service
+    } else {
+        &s.service
+    };
+    format!(
+        "{}  {}  {:<10} {:<20} {}",
+        s.chrono,
+        day(&s.received_at),
+        status_fr(s.status),
+        service,
+        s.subject
+    )
+}
+
+fn show(s: &pb::CourrierState) {
+    println!("{}  {}", s.chrono, status_fr(s.status));
+    println!("  expéditeur  {} ({})", s.sender_display, s.citizen_id);
+    println!("  reçu le     {}", day(&s.received_at));
+    println!("  objet       {}", s.subject);
+    println!("  catégorie   {}", category_fr(s.category));
+    if !s.tracking_number.is_empty() {
+        println!("  recommandé  {}", s.tracking_number);
+    }
+    for scan in &s.scans {
+        println!(
+            "  scan        {} {} octets sha256:{}",
+            scan.media_type, scan.size_bytes, scan.sha256
+        );
+    }
+    println!("  circuit :");
+    for h in &s.history {
+        let waited = if h.seconds_since_previous > 0 {
+            format!(" (+{:.1} j)", h.seconds_since_previous as f64 / 86_400.0)
+        } else {
+            String::new()
+        };
+        println!(
+            "    {} {:<11} {:<20} {}{}  {}",
+            day(&h.at),
+            h.kind,
+            h.service,
+            h.agent_id,
+            waited,
+            h.note
+        );
+    }
+}
+
+pub async fn run(command: CourrierCommand) -> Result<()> {
+    match command {
+        CourrierCommand::Register(a) => {
+            let mut c = client(&a.at.client).await?;
+            let received_at = match &a.received {
+                None => None,
+                Some(d) => {
+                    let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                        .with_context(|| format!("--received {d:?} is not YYYY-MM-DD"))?;
+                    Some(ts::from_micros(
+                        date.and_hms_opt(9, 0, 0)
+                            .unwrap()
+                            .and_utc()
+                            .timestamp_micros(),
+                    ))
+                }
+            };
+            let header = pb::CourrierHeader {
+                tenant: a.at.tenant.clone(),
+                sender: Some(pb::Party {
+                    name: a.from_name.clone().unwrap_or_default(),
+                    phone: a.from_phone.clone().unwrap_or_default(),
+                    email: a.from_email.clone().unwrap_or_default(),
+                    address: (!a.from_address.is_empty()).then(|| pb::PostalAddress {
+                        lines: a.from_address.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                received_at,
+                kind: parse_kind(&a.kind)?,
+                tracking_number: a.tracking_number.clone(),
+                subject: a.subject.clone(),
+                category: parse_category(&a.category)?,
+                addressed_to_service: a.service.clone(),
+                ..Default::default()
+            };
+            let mut messages = vec![pb::RegisterCourrierRequest {
+                part: Some(pb::register_courrier_request::Part::Header(header)),
+            }];
+            for (i, path) in a.scan.iter().enumerate() {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                for (k, chunk) in bytes.chunks(CHUNK).enumerate() {
+                    messages.push(pb::RegisterCourrierRequest {
+                        part: Some(pb::register_courrier_request::Part::Scan(pb::ScanChunk {
+                            scan_index: i as u32,
+                            filename: if k == 0 { name.clone() } else { String::new() },
+                            data: chunk.to_vec(),
+                        })),
+                    });
+                }
+            }
+            let state = c
+                .register_courrier(authed(&a.at.client, tokio_stream::iter(messages))?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{}", state.chrono);
+        }
+        CourrierCommand::Show(a) => {
+            let s = client(&a.at.client)
+                .await?
+                .get_courrier(authed(
+                    &a.at.client,
+                    pb::GetCourrierRequest {
+                        tenant: a.at.tenant,
+                        chrono: a.chrono,
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            show(&s);
+        }
+        CourrierCommand::List(a) => {
+            let r = client(&a.at.client)
+                .await?
+                .list_courrier(authed(
+                    &a.at.client,
+                    pb::ListCourrierRequest {
+                        tenant: a.at.tenant,
+                        service: a.service.unwrap_or_default(),
+                        status: a
+                            .status
+                            .as_deref()
+                            .map(parse_status)
+                            .transpose()?
+                            .unwrap_or(0),
+                        overdue_only: a.overdue,
+                        limit: a.limit,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if r.courriers.is_empty() {
+                println!("aucun courrier");
+            }
+            for s in &r.courriers {
+                println!("{}", line(s));
+            }
+        }
+        CourrierCommand::Route(a) => {
+            let s = client(&a.at.client)
+                .await?
+                .route_courrier(authed(
+                    &a.at.client,
+                    pb::RouteCourrierRequest {
+                        tenant: a.at.tenant,
+                        chrono: a.chrono,
+                        service: a.service,
+                        note: a.note,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{}", line(&s));
+        }
+        CourrierCommand::Step(a) => {
+            let s = client(&a.at.client)
+                .await?
+                .record_step(authed(
+                    &a.at.client,
+                    pb::RecordStepRequest {
+                        tenant: a.at.tenant,
+                        chrono: a.chrono,
+                        step: a.step,
+                        note: a.note,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{}", line(&s));
+        }
+        CourrierCommand::Answer(a) => {
+            let s = client(&a.at.client)
+                .await?
+                .mark_answered(authed(
+                    &a.at.client,
+                    pb::MarkAnsweredRequest {
+                        tenant: a.at.tenant,
+                        chrono: a.chrono,
+                        answer_channel: parse_channel(&a.channel)?,
+                        answer_ref: a.reference,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{}", line(&s));
+        }
+        CourrierCommand::Receipt(a) => {
+            let r = client(&a.at.client)
+                .await?
+                .get_receipt(authed(
+                    &a.at.client,
+                    pb::GetCourrierRequest {
+                        tenant: a.at.tenant,
+                        chrono: a.chrono,
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            std::fs::write(&a.out, &r.pdf)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            println!(
+                "accusé de réception {} écrit dans {}",
+                r.chrono,
+                a.out.display()
+            );
+        }
+        CourrierCommand::Report(a) => {
+            let r = client(&a.client)
+                .await?
+                .courrier_report(authed(
+                    &a.client,
+                    pb::CourrierReportRequest {
+                        tenant: a.tenant,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!(
+                "enregistrés {}  transmis {}  répondus {}",
+                r.registered, r.routed, r.answered
+            );
+            println!(
+                "délai de réponse : moyenne {:.1} j, 90e centile {:.1} j",
+                r.average_days_to_answer, r.p90_days_to_answer
+            );
+            println!("en retard : {}", r.overdue.len());
+            for s in &r.overdue {
+                println!("  {}", line(s));
+            }
+        }
+        CourrierCommand::Unmatched(c) => {
+            let r = client(&c)
+                .await?
+                .list_unmatched_scans(authed(&c, pb::ListUnmatchedScansRequest {})?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if r.scans.is_empty() {
+                println!("aucune numérisation en attente");
+            }
+            for s in r.scans {
+                println!("{}  {} octets  {}", s.filename, s.size_bytes, s.reason);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The mail room's rules: chrono numbers, local dates in Paris, committed answer dates, and
+//! the per-commune report. Pure functions over read-model records.
+
+use crate::pb::{CourrierReportResponse, CourrierState, CourrierStatus};
+use crate::tenant::Tenant;
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc, Weekday};
+use contacthub_proto::ts;
+
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 24 * HOUR_US;
+
+/// UTC instant (µs) of 01:00 UTC on the last Sunday of `month` in `year`: when Europe/Paris
+/// switches between CET and CEST.
+fn last_sunday_1am_utc(year: i32, month: u32) -> i64 {
+    let first_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    }
+    .expect("valid date");
+    let mut d = first_next.pred_opt().expect("valid date");
+    while d.weekday() != Weekday::Sun {
+        d = d.pred_opt().expect("valid date");
+    }
+    Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("valid time"))
+        .timestamp_micros()
+}
+
+/// Offset of Europe/Paris from UTC at instant `us` (CET +1 h, CEST +2 h, EU rules).
+pub fn paris_offset_us(us: i64) -> i64 {
+    let year = DateTime::from_timestamp_micros(us).map_or(1970, |d| d.year());
+    let summer = (last_sunday_1am_utc(year, 3)..last_sunday_1am_utc(year, 10)).contains(&us);
+    if summer {
+        2 * HOUR_US
+    } else {
+        HOUR_US
+    }
+}
+
+/// The local date and time in Paris of an instant.
+pub fn paris(us: i64) -> chrono::NaiveDateTime {
+    DateTime::from_timestamp_micros(us + paris_offset_us(us))
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// The registration year of a letter recorded at `us`: the civil year in Paris.
+pub fn registration_year(us: i64) -> i32 {
+    paris(us).year()
+}
+
+/// `GIV-2026-000123`.
+pub fn format_chrono(prefix: &str, year: i32, n: u64) -> String {
+    format!("{prefix}-{year}-{n:06}")
+}
+
+/// When the commune committed to answer a letter (µs): received date plus the delay of its
+/// category.
+pub fn due_us(state: &CourrierState, tenant: &Tenant) -> i64 {
+    let from = state
+        .received_at
+        .as_ref()
+        .or(state.registered_at.as_ref())
+        .and_then(ts::to_micros)
+        .unwrap_or(0);
+    from + i64::from(tenant.answer_days_for(state.category)) * DAY_US
+}
+
+/// A letter not answered by its committed date.
+pub fn is_overdue(state: &CourrierState, tenant: &Tenant, now_us: i64) -> bool {
+    state.status != CourrierStatus::Answered as i32 && now_us > due_us(state, tenant)
+}
+
+fn registered_us(s: &CourrierState) -> i64 {
+    s.registered_at
+        .as_ref()
+        .and_then(ts::to_micros)
+        .unwrap_or(0)
+}
+
+/// Counts, time to answer (average and 90th percentile, in days) and overdue letters among
+/// the letters registered in `[since, until)`.
+pub fn report(
+    states: &[CourrierState],
+    tenant: &Tenant,
+    since_us: i64,
+    until_us: i64,
+    now_us: i64,
+) -> CourrierReportResponse {
+    let mut r = CourrierReportResponse::default();
+    let mut days = Vec::new();
+    for s in states {
+        let at = registered_us(s);
+        if at < since_us || at >= until_us {
+            continue;
+        }
+        r.registered += 1;
+        if s.history.iter().any(|h| h.kind == "routed") {
+            r.routed += 1;
+        }
+        if s.status == CourrierStatus::Answered as i32 {
+            r.answered += 1;
+            let received = s.received_at.as_ref().and_then(ts::to_micros).unwrap_or(at);
+            let answered = s
+                .answered_at
+                .as_ref()
+                .and_then(ts::to_micros)
+                .unwrap_or(received);
+            days.push((answered - received).max(0) as f64 / DAY_US as f64);
+        } else if is_overdue(s, tenant, now_us) {
+            r.overdue.push(s.clone());
+        }
+    }
+    if !days.is_empty() {
+        days.sort_by(f64::total_cmp);
+        r.average_days_to_answer = days.iter().sum::<f64>() / days.len() as f64;
+        let rank = ((days.len() as f64) * 0.9).ceil() as usize;
+        r.p90_days_to_answer = days[rank.clamp(1, days.len()) - 1];
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::Tenants;
+
+    fn at(y: i32, m: u32, d: u32, h: u32) -> i64 {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+            .unwrap()
+            .timestamp_micros()
+    }
+
+    #[test]
+    fn registration_year_is_the_year_in_paris() {
+        assert_eq!(registration_year(at(2026, 12, 31, 22)), 2026); // 23:00 in Paris
+        assert_eq!(registration_year(at(2026, 12, 31, 23)), 2027); // midnight in Paris
+        assert_eq!(paris(at(2026, 7, 1, 22)).day(), 2); // CEST: 00:00 on 2 July
+        assert_eq!(paris(at(2026, 3, 29, 0)).format("%H").to_string(), "01");
+        assert_eq!(paris(at(2026, 3, 29, 1)).format("%H").to_string(), "03");
+    }
+
+    #[test]
+    fn report_counts_and_percentiles() {
+        let t = Tenants::builtin();
+        let giv = t.get("69091").unwrap();
+        let mk = |n: u32, answered_days: Option<i64>| {
+            let received = at(2026, 1, n, 9);
+            CourrierState {
+                chrono: format_chrono("GIV", 2026, n.into()),
+                category: crate::pb::Category::Urbanisme as i32,
+                received_at: Some(ts::from_micros(received)),
+                registered_at: Some(ts::from_micros(received)),
+                status: if answered_days.is_some() {
+                    CourrierStatus::Answered as i32
+                } else {
+                    CourrierStatus::Registered as i32
+                },
+                answered_at: answered_days.map(|d| ts::from_micros(received + d * DAY_US)),
+                ..Default::default()
+            }
+        };
+        let states: Vec<_> = (1..=10)
+            .map(|n| mk(n, Some(i64::from(n))))
+            .chain([mk(20, None), mk(28, None)])
+            .collect();
+        let r = report(
+            &states,
+            giv,
+            at(2026, 1, 1, 0),
+            at(2027, 1, 1, 0),
+            at(2026, 2, 25, 0),
+        );
+        assert_eq!((r.registered, r.answered), (12, 10));
+        assert!((r.average_days_to_answer - 5.5).abs() < 1e-9);
+        assert!((r.p90_days_to_answer - 9.0).abs() < 1e-9);
+        // Urbanisme: 30 days committed. Received 20 January: due 19 February, overdue on the 25th.
+        let overdue: Vec<_> = r.overdue.iter().map(|s| s.chrono.as_str()).collect();
+        assert_eq!(overdue, ["GIV-2026-000020"]);
+    }
+}

@@ -6,7 +6,9 @@
 //! 3. Publish → visible latency (RecordVisit) and end-to-end throughput (append → projected),
 //!    on the embedded log and, when `CONTACTHUB_TEST_KAFKA` names a broker, on Kafka.
 //!
-//! Options: `--events N`, `--skip-projection`, `--skip-latency`.
+//! 4. Mail room: courrier registrations/s with a 200 KB scan each, 8 concurrent clerks.
+//!
+//! Options: `--events N`, `--skip-projection`, `--skip-latency`, `--skip-courrier`.
 
 use contacthub_core::{demo, pb, tenant::Tenants};
 use contacthub_log::{embedded::EmbeddedLog, EventLog};
@@ -208,6 +210,58 @@ async fn end_to_end(backend: Backend, label: &str) {
     hub.stop().await;
 }
 
+async fn courrier_registrations(backend: Backend, label: &str) {
+    use contacthub_core::pb::register_courrier_request::Part;
+    let hub = TestHub::start(&backend).await;
+    let per_clerk = 100;
+    let started = Instant::now();
+    let mut clerks = Vec::new();
+    for clerk in 0..8u32 {
+        let mut c = hub.courrier();
+        clerks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for i in 0..per_clerk {
+                let mut scan = format!("%PDF-1.4\n{clerk}-{i}\n").into_bytes();
+                scan.resize(200 * 1024, b'x');
+                let mut msgs = vec![pb::RegisterCourrierRequest {
+                    part: Some(Part::Header(pb::CourrierHeader {
+                        tenant: GIVORS.into(),
+                        sender: Some(party_phone("06 12 34 56 78")),
+                        subject: "Bench".into(),
+                        ..Default::default()
+                    })),
+                }];
+                for chunk in scan.chunks(64 * 1024) {
+                    msgs.push(pb::RegisterCourrierRequest {
+                        part: Some(Part::Scan(pb::ScanChunk {
+                            scan_index: 0,
+                            filename: "scan.pdf".into(),
+                            data: chunk.to_vec(),
+                        })),
+                    });
+                }
+                let t = Instant::now();
+                c.register_courrier(tokio_stream::iter(msgs)).await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for c in clerks {
+        all.extend(c.await.unwrap());
+    }
+    let wall = started.elapsed();
+    all.sort();
+    println!(
+        "{label}: courrier registrations with a 200 KB scan, 8 clerks: {:.0}/s, p50 {} p99 {}",
+        all.len() as f64 / wall.as_secs_f64(),
+        ms(percentile(&all, 0.5)),
+        ms(percentile(&all, 0.99))
+    );
+    hub.stop().await;
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -228,6 +282,12 @@ async fn main() {
         end_to_end(Backend::Embedded, "embedded").await;
         if let Some(k) = Backend::kafka() {
             end_to_end(k, "kafka (tansu, loopback)").await;
+        }
+    }
+    if !args.iter().any(|a| a == "--skip-courrier") {
+        courrier_registrations(Backend::Embedded, "embedded").await;
+        if let Some(k) = Backend::kafka() {
+            courrier_registrations(k, "kafka (tansu, loopback)").await;
         }
     }
 }

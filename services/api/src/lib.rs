@@ -201,6 +201,8 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping(stop_rx))
         .await;
     health_task.abort();
+    // Wait for the abort, so no clone of the hub (and of its log) outlives `serve`.
+    let _ = health_task.await;
     Ok(result?)
 }
 

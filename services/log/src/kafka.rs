@@ -32,6 +32,8 @@ pub struct KafkaConfig {
     pub compression: String,
     /// How long `append` keeps retrying an unreachable cluster before failing.
     pub append_timeout: Duration,
+    /// Records per producer batch at most (`batch.num.messages`, default 10000).
+    pub batch_records: u32,
 }
 
 impl KafkaConfig {
@@ -42,6 +44,7 @@ impl KafkaConfig {
             dead_letter_topic: "contacthub.dead-letters.v1".into(),
             compression: "lz4".into(),
             append_timeout: Duration::from_secs(60),
+            batch_records: 10_000,
         }
     }
 
@@ -118,7 +121,7 @@ impl KafkaLog {
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5")
             .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
+            .set("batch.num.messages", cfg.batch_records.to_string())
             .set("batch.size", "1000000")
             .set("compression.type", &cfg.compression)
             .set("message.timeout.ms", "30000")

@@ -132,15 +132,16 @@ impl Projector {
     }
 
     /// Applies everything up to the log's current end, then returns the records applied.
-    /// "The end" is the end offsets at the start and then a quiet read: some brokers report a
-    /// high watermark short of the last batch, so the offsets alone are not trusted.
+    /// "The end" is the end offsets at the start and then a quiet read of one second: some
+    /// brokers report a high watermark short of the last batch, so the offsets alone are not
+    /// trusted.
     pub async fn catch_up(&self) -> Result<u64> {
         let end = self.log.end_offsets().await?;
         let mut reader = self.open_reader().await?;
         let mut n = 0u64;
         loop {
             let records = reader
-                .next_batch(self.batch_size, Duration::from_millis(300))
+                .next_batch(self.batch_size, Duration::from_secs(1))
                 .await?;
             if records.is_empty() {
                 let reached = self

@@ -363,11 +363,21 @@ impl CourrierService for Mailroom {
         &self,
         req: Request<pb::ListUnmatchedScansRequest>,
     ) -> Result<Response<pb::ListUnmatchedScansResponse>, Status> {
-        self.hub.access.caller(&req)?;
+        let tenant = req.get_ref().tenant.clone();
+        if tenant.is_empty() {
+            self.hub.access.for_ops(&req)?;
+        } else {
+            self.hub.access.for_tenant(&req, &tenant)?;
+            self.hub.known_tenant(&tenant)?;
+        }
         let scans = match &self.hub.scan_inbox {
-            Some(dir) => crate::hotfolder::unmatched(dir).map_err(internal)?,
+            Some(dir) => crate::hotfolder::unmatched(dir, &self.hub.tenants).map_err(internal)?,
             None => Vec::new(),
         };
+        let scans = scans
+            .into_iter()
+            .filter(|s| tenant.is_empty() || s.tenant == tenant)
+            .collect();
         Ok(Response::new(pb::ListUnmatchedScansResponse { scans }))
     }
 }

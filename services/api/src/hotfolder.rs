@@ -7,6 +7,7 @@
 use crate::Hub;
 use contacthub_core::event::{event_id, valid_chrono, SCHEMA_VERSION};
 use contacthub_core::pb::{self, event::Payload};
+use contacthub_core::tenant::Tenants;
 use contacthub_proto::ts;
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,18 +120,25 @@ fn move_with_sidecar(path: &Path, to: &Path) {
     }
 }
 
+/// The commune whose prefix starts a chrono number.
+fn tenant_of(tenants: &Tenants, chrono: &str) -> Option<String> {
+    let prefix = chrono.split('-').next()?;
+    tenants
+        .iter()
+        .find(|t| t.prefix == prefix)
+        .map(|t| t.code.clone())
+}
+
 /// Attaches the scan to its letter; `Err` says why it cannot be.
 async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
     let chrono = chrono_of(path)
         .ok_or("the file name is not a chrono number and there is no sidecar naming one")?;
-    let prefix = chrono.split('-').next().unwrap_or_default();
-    let tenant = hub
-        .tenants
-        .iter()
-        .find(|t| t.prefix == prefix)
-        .ok_or_else(|| format!("no commune has the prefix {prefix:?}"))?
-        .code
-        .clone();
+    let tenant = tenant_of(&hub.tenants, &chrono).ok_or_else(|| {
+        format!(
+            "no commune has the prefix {:?}",
+            chrono.split('-').next().unwrap_or_default()
+        )
+    })?;
     let letter = hub
         .store
         .courrier(&tenant, &chrono)
@@ -173,8 +181,9 @@ async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
     Ok(chrono)
 }
 
-/// Scans waiting for a clerk in `dir/unmatched`, with the reason.
-pub fn unmatched(dir: &Path) -> std::io::Result<Vec<pb::UnmatchedScan>> {
+/// Scans waiting for a clerk in `dir/unmatched`, with the reason and the commune their name
+/// points to.
+pub fn unmatched(dir: &Path, tenants: &Tenants) -> std::io::Result<Vec<pb::UnmatchedScan>> {
     let u = dir.join("unmatched");
     let mut out = Vec::new();
     if !u.exists() {
@@ -186,10 +195,14 @@ pub fn unmatched(dir: &Path) -> std::io::Result<Vec<pb::UnmatchedScan>> {
             continue;
         }
         let reason = std::fs::read_to_string(u.join(format!("{name}.reason"))).unwrap_or_default();
+        let tenant = chrono_of(&entry.path())
+            .and_then(|c| tenant_of(tenants, &c))
+            .unwrap_or_default();
         out.push(pb::UnmatchedScan {
             filename: name,
             reason,
             size_bytes: entry.metadata()?.len(),
+            tenant,
         });
     }
     out.sort_by(|a, b| a.filename.cmp(&b.filename));

@@ -246,7 +246,7 @@ pub enum CourrierCommand {
     /// Registered, routed, answered, time to answer, overdue letters.
     Report(CourrierTenantArgs),
     /// Scans from the drop folder that match no letter.
-    Unmatched(ClientArgs),
+    Unmatched(CourrierUnmatchedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -360,4 +360,13 @@ pub struct CourrierReceiptArgs {
     /// Output PDF file.
     #[arg(long, short)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CourrierUnmatchedArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Commune (INSEE code); every commune's when absent (ops right needed).
+    #[arg(long, env = "CONTACTHUB_TENANT")]
+    pub tenant: Option<String>,
 }

@@ -327,10 +327,16 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                 println!("  {}", line(s));
             }
         }
-        CourrierCommand::Unmatched(c) => {
-            let r = client(&c)
+        CourrierCommand::Unmatched(a) => {
+            let c = &a.client;
+            let r = client(c)
                 .await?
-                .list_unmatched_scans(authed(&c, pb::ListUnmatchedScansRequest {})?)
+                .list_unmatched_scans(authed(
+                    c,
+                    pb::ListUnmatchedScansRequest {
+                        tenant: a.tenant.clone().unwrap_or_default(),
+                    },
+                )?)
                 .await
                 .map_err(status_err)?
                 .into_inner();

@@ -12,6 +12,18 @@ use tonic::transport::Channel;
 /// Scan bytes per gRPC message.
 const CHUNK: usize = 256 * 1024;
 
+/// Calls `method` of the mail-room service with the agent's token; the answer or its message.
+macro_rules! rpc {
+    ($client:expr, $method:ident, $req:expr) => {
+        client($client)
+            .await?
+            .$method(authed($client, $req)?)
+            .await
+            .map_err(status_err)?
+            .into_inner()
+    };
+}
+
 async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
     Ok(CourrierServiceClient::new(connect(c).await?).max_decoding_message_size(64 << 20))
 }
@@ -183,42 +195,34 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             println!("{}", state.chrono);
         }
         CourrierCommand::Show(a) => {
-            let s = client(&a.at.client)
-                .await?
-                .get_courrier(authed(
-                    &a.at.client,
-                    pb::GetCourrierRequest {
-                        tenant: a.at.tenant,
-                        chrono: a.chrono,
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let s = rpc!(
+                &a.at.client,
+                get_courrier,
+                pb::GetCourrierRequest {
+                    tenant: a.at.tenant,
+                    chrono: a.chrono,
+                }
+            );
             show(&s);
         }
         CourrierCommand::List(a) => {
-            let r = client(&a.at.client)
-                .await?
-                .list_courrier(authed(
-                    &a.at.client,
-                    pb::ListCourrierRequest {
-                        tenant: a.at.tenant,
-                        service: a.service.unwrap_or_default(),
-                        status: a
-                            .status
-                            .as_deref()
-                            .map(parse_status)
-                            .transpose()?
-                            .unwrap_or(0),
-                        overdue_only: a.overdue,
-                        limit: a.limit,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = rpc!(
+                &a.at.client,
+                list_courrier,
+                pb::ListCourrierRequest {
+                    tenant: a.at.tenant,
+                    service: a.service.unwrap_or_default(),
+                    status: a
+                        .status
+                        .as_deref()
+                        .map(parse_status)
+                        .transpose()?
+                        .unwrap_or(0),
+                    overdue_only: a.overdue,
+                    limit: a.limit,
+                    ..Default::default()
+                }
+            );
             if r.courriers.is_empty() {
                 println!("aucun courrier");
             }
@@ -227,72 +231,56 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             }
         }
         CourrierCommand::Route(a) => {
-            let s = client(&a.at.client)
-                .await?
-                .route_courrier(authed(
-                    &a.at.client,
-                    pb::RouteCourrierRequest {
-                        tenant: a.at.tenant,
-                        chrono: a.chrono,
-                        service: a.service,
-                        note: a.note,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let s = rpc!(
+                &a.at.client,
+                route_courrier,
+                pb::RouteCourrierRequest {
+                    tenant: a.at.tenant,
+                    chrono: a.chrono,
+                    service: a.service,
+                    note: a.note,
+                    ..Default::default()
+                }
+            );
             println!("{}", line(&s));
         }
         CourrierCommand::Step(a) => {
-            let s = client(&a.at.client)
-                .await?
-                .record_step(authed(
-                    &a.at.client,
-                    pb::RecordStepRequest {
-                        tenant: a.at.tenant,
-                        chrono: a.chrono,
-                        step: a.step,
-                        note: a.note,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let s = rpc!(
+                &a.at.client,
+                record_step,
+                pb::RecordStepRequest {
+                    tenant: a.at.tenant,
+                    chrono: a.chrono,
+                    step: a.step,
+                    note: a.note,
+                    ..Default::default()
+                }
+            );
             println!("{}", line(&s));
         }
         CourrierCommand::Answer(a) => {
-            let s = client(&a.at.client)
-                .await?
-                .mark_answered(authed(
-                    &a.at.client,
-                    pb::MarkAnsweredRequest {
-                        tenant: a.at.tenant,
-                        chrono: a.chrono,
-                        answer_channel: parse_channel(&a.channel)?,
-                        answer_ref: a.reference,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let s = rpc!(
+                &a.at.client,
+                mark_answered,
+                pb::MarkAnsweredRequest {
+                    tenant: a.at.tenant,
+                    chrono: a.chrono,
+                    answer_channel: parse_channel(&a.channel)?,
+                    answer_ref: a.reference,
+                    ..Default::default()
+                }
+            );
             println!("{}", line(&s));
         }
         CourrierCommand::Receipt(a) => {
-            let r = client(&a.at.client)
-                .await?
-                .get_receipt(authed(
-                    &a.at.client,
-                    pb::GetCourrierRequest {
-                        tenant: a.at.tenant,
-                        chrono: a.chrono,
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = rpc!(
+                &a.at.client,
+                get_receipt,
+                pb::GetCourrierRequest {
+                    tenant: a.at.tenant,
+                    chrono: a.chrono,
+                }
+            );
             std::fs::write(&a.out, &r.pdf)
                 .with_context(|| format!("writing {}", a.out.display()))?;
             println!(
@@ -302,18 +290,14 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             );
         }
         CourrierCommand::Report(a) => {
-            let r = client(&a.client)
-                .await?
-                .courrier_report(authed(
-                    &a.client,
-                    pb::CourrierReportRequest {
-                        tenant: a.tenant,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = rpc!(
+                &a.client,
+                courrier_report,
+                pb::CourrierReportRequest {
+                    tenant: a.tenant,
+                    ..Default::default()
+                }
+            );
             println!(
                 "enregistrés {}  transmis {}  répondus {}",
                 r.registered, r.routed, r.answered
@@ -329,17 +313,13 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
         }
         CourrierCommand::Unmatched(a) => {
             let c = &a.client;
-            let r = client(c)
-                .await?
-                .list_unmatched_scans(authed(
-                    c,
-                    pb::ListUnmatchedScansRequest {
-                        tenant: a.tenant.clone().unwrap_or_default(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = rpc!(
+                c,
+                list_unmatched_scans,
+                pb::ListUnmatchedScansRequest {
+                    tenant: a.tenant.clone().unwrap_or_default(),
+                }
+            );
             if r.scans.is_empty() {
                 println!("aucune numérisation en attente");
             }

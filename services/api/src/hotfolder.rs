@@ -98,7 +98,9 @@ async fn take(hub: &Hub, dir: &Path, path: &Path) {
             move_with_sidecar(path, &dir.join("done"));
         }
         Err(reason) => {
-            tracing::warn!(file = %name, reason = %reason, "scan left unmatched");
+            // File names may carry a name: only at debug level.
+            tracing::debug!(file = %name, "unmatched scan");
+            tracing::warn!(reason = %reason, "scan left unmatched in the inbox");
             let _ = std::fs::write(
                 dir.join("unmatched").join(format!("{name}.reason")),
                 &reason,
@@ -113,7 +115,8 @@ fn move_with_sidecar(path: &Path, to: &Path) {
         if let Some(name) = p.file_name() {
             if p.exists() {
                 if let Err(e) = std::fs::rename(&p, to.join(name)) {
-                    tracing::error!(file = %p.display(), error = %e, "could not move a scan out of the inbox");
+                    tracing::debug!(file = %p.display(), "scan that could not be moved");
+                    tracing::error!(error = %e, "could not move a scan out of the inbox");
                 }
             }
         }

@@ -334,6 +334,20 @@ async fn paging_and_filters(backend: Backend) {
         ["GIV-2026-000015", "GIV-2026-000010", "GIV-2026-000005"]
     );
 
+    // An empty window is an empty page, not an error.
+    let empty = desk
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_phone("0644444444"),
+            since: Some(contacthub_proto::ts::from_micros(at(2025, 2, 1, 0, 0))),
+            until: Some(contacthub_proto::ts::from_micros(at(2025, 1, 1, 0, 0))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(empty.entries.is_empty() && empty.next_page_token.is_empty());
+
     let err = desk
         .get_timeline(pb::GetTimelineRequest {
             tenant: GIVORS.into(),

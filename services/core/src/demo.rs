@@ -57,16 +57,21 @@ const DOMAINS: &[&str] = &[
     "example.net",
     "mail.example.org",
 ];
-const SERVICES: &[&str] = &[
-    "etat-civil",
-    "education",
-    "petite-enfance",
-    "ccas",
-    "culture",
-    "services-techniques",
-    "urbanisme",
-    "police-municipale",
-];
+/// The service that handles a category's letters.
+fn service_for(category: Category) -> &'static str {
+    match category {
+        Category::EtatCivil => "etat-civil",
+        Category::Scolaire => "education",
+        Category::PetiteEnfance => "petite-enfance",
+        Category::Ccas => "ccas",
+        Category::Culture => "culture",
+        Category::ServicesTechniques => "services-techniques",
+        Category::Urbanisme => "urbanisme",
+        Category::PoliceMunicipale => "police-municipale",
+        _ => "accueil",
+    }
+}
+
 const FORMS: &[(&str, Category)] = &[
     ("acte-naissance", Category::EtatCivil),
     ("acte-mariage", Category::EtatCivil),
@@ -324,7 +329,7 @@ fn person_events(
                 let payload = Payload::Courrier(pb::Courrier {
                     kind: if rng.gen_bool(0.15) { 2 } else { 1 },
                     chrono: format!("{}-{year}-D{:05}", tenant.prefix, n * 100 + k),
-                    addressed_to_service: SERVICES.choose(rng).unwrap().to_string(),
+                    addressed_to_service: service_for(category).to_string(),
                     ..Default::default()
                 });
                 let mut party = by_mail();

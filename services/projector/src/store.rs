@@ -190,6 +190,9 @@ impl Store {
                     hi = c;
                 }
             }
+            if lo >= hi {
+                continue; // An empty window (since after until, or a cursor before since).
+            }
             let mut taken = 0;
             for kv in self.tree.range(lo..hi).rev() {
                 let (k, v) = kv.map_err(self.err())?;

@@ -365,3 +365,75 @@ async fn poison_from_a_foreign_producer_goes_to_the_dead_letter_topic() {
     assert_eq!(got[1].1, unknown);
     hub.stop().await;
 }
+
+/// Reads scale out: two hubs on one topic each keep a full read model from their own consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_on_one_topic_each_keep_a_full_read_model() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    let cfg = fresh_kafka(&brokers, 4).await;
+    let hub = |cfg: kafka::KafkaConfig| async move {
+        let log: Arc<dyn EventLog> = Arc::new(kafka::KafkaLog::connect(cfg.clone()).await.unwrap());
+        TestHub::start_on(log, Some(cfg), tempfile::tempdir().unwrap()).await
+    };
+    let a = hub(cfg.clone()).await;
+    let b = hub(cfg.clone()).await;
+
+    let visit = a
+        .desk()
+        .record_visit(pb::RecordVisitRequest {
+            tenant: GIVORS.into(),
+            party: Some(party_phone("06 31 31 31 31")),
+            desk: "accueil-hdv".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    let call = call(GIVORS, "scale-1", "0631313131", at(2026, 8, 1, 9, 0));
+    b.publish(std::slice::from_ref(&call)).await;
+
+    let wanted = {
+        let mut w = vec![visit.event_id.clone(), call.event_id.clone()];
+        w.sort();
+        w
+    };
+    for h in [&a, &b] {
+        let mut seen = Vec::new();
+        for _ in 0..300 {
+            if let Ok(r) = h
+                .desk()
+                .get_timeline(pb::GetTimelineRequest {
+                    tenant: GIVORS.into(),
+                    citizen: by_phone("0631313131"),
+                    ..Default::default()
+                })
+                .await
+            {
+                seen = r
+                    .into_inner()
+                    .entries
+                    .into_iter()
+                    .map(|e| e.event_id)
+                    .collect();
+                seen.sort();
+                if seen == wanted {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, wanted, "each hub sees what the other wrote");
+    }
+    assert_eq!(
+        a.store.digest().unwrap(),
+        b.store.digest().unwrap(),
+        "the same read model"
+    );
+    a.stop().await;
+    b.stop().await;
+}

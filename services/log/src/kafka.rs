@@ -180,10 +180,6 @@ impl KafkaLog {
             })
             .collect()
     }
-
-    pub fn config(&self) -> &KafkaConfig {
-        &self.cfg
-    }
 }
 
 async fn topic_partitions(meta: &Arc<BaseConsumer>, cfg: &KafkaConfig, topic: &str) -> Result<u32> {

@@ -60,8 +60,6 @@ pub enum Error {
     TopicMissing { topic: String, brokers: String },
     #[error("kafka: {0}")]
     Kafka(String),
-    #[error("timed out after {0:?} waiting for the broker")]
-    Timeout(Duration),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -441,39 +441,24 @@ async fn the_internal_circuit_is_traced(backend: Backend) {
             overdue_only,
             ..Default::default()
         };
-    let chronos = |r: pb::ListCourrierResponse| {
-        r.courriers
-            .into_iter()
-            .map(|s| s.chrono)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        chronos(
-            c.list_courrier(list(pb::CourrierStatus::Unspecified, "voirie", false))
-                .await
-                .unwrap()
-                .into_inner()
+    for (req, want) in [
+        (
+            list(pb::CourrierStatus::Unspecified, "voirie", false),
+            &letter.chrono,
         ),
-        vec![letter.chrono.clone()]
-    );
-    assert_eq!(
-        chronos(
-            c.list_courrier(list(pb::CourrierStatus::Answered, "", false))
-                .await
-                .unwrap()
-                .into_inner()
+        (
+            list(pb::CourrierStatus::Answered, "", false),
+            &letter.chrono,
         ),
-        vec![letter.chrono.clone()]
-    );
-    assert_eq!(
-        chronos(
-            c.list_courrier(list(pb::CourrierStatus::Unspecified, "", true))
-                .await
-                .unwrap()
-                .into_inner()
+        (
+            list(pb::CourrierStatus::Unspecified, "", true),
+            &late.chrono,
         ),
-        vec![late.chrono.clone()]
-    );
+    ] {
+        let got: Vec<_> = c.list_courrier(req).await.unwrap().into_inner().courriers;
+        let got: Vec<_> = got.into_iter().map(|s| s.chrono).collect();
+        assert_eq!(got, std::slice::from_ref(want));
+    }
 
     let report = c
         .courrier_report(pb::CourrierReportRequest {

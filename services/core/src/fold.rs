@@ -87,17 +87,23 @@ pub fn apply(
         Ok(e) => e,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
     };
-    if let Err(invalid) = event::validate(&event, tenants) {
-        return dead_letter(kv, pos, key, raw, invalid);
-    }
+    let occurred_us = match event::validate(&event, tenants) {
+        Ok(v) => v.occurred_us,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
     let applied_key = keys::applied(&event.tenant, &event.event_id);
     if kv.get(&applied_key)?.is_some() {
         return Ok(Outcome::Duplicate);
     }
+    // Validated above; giving a letter its chrono changes nothing validation looks at.
     assign_chrono(kv, tenants, &mut event)?;
-    let valid = match event::validate(&event, tenants) {
-        Ok(v) => v,
-        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    let Some(payload) = event.payload.as_ref() else {
+        return dead_letter(kv, pos, key, raw, Invalid("missing payload".into()));
+    };
+    let valid = Valid {
+        event: &event,
+        payload,
+        occurred_us,
     };
     let entries = match project(kv, tenants, &valid, pos)? {
         Ok(entries) => entries,

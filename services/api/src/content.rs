@@ -67,7 +67,29 @@ impl ContentStore {
             size: 0,
             head: Vec::new(),
             limit,
+            media_type: None,
         })
+    }
+
+    /// Stores a document of any type (e-mail and form attachments) in one go: `media_type` as
+    /// declared, else sniffed, else `application/octet-stream`.
+    pub fn put_document(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        limit: u64,
+    ) -> Result<Attachment, UploadError> {
+        let mut u = self.begin(limit)?;
+        let declared = media_type.trim();
+        u.media_type = Some(if declared.is_empty() {
+            sniff(bytes)
+                .unwrap_or("application/octet-stream")
+                .to_string()
+        } else {
+            declared.to_ascii_lowercase()
+        });
+        u.write(bytes)?;
+        u.finish(self)
     }
 
     /// Stores bytes in one go.
@@ -107,6 +129,8 @@ pub struct Upload {
     size: u64,
     head: Vec<u8>,
     limit: u64,
+    /// Set for documents of any type; `None` for scans, which must sniff as one.
+    media_type: Option<String>,
 }
 
 impl Upload {
@@ -118,7 +142,7 @@ impl Upload {
         if self.head.len() < 8 {
             let take = (8 - self.head.len()).min(data.len());
             self.head.extend_from_slice(&data[..take]);
-            if self.head.len() == 8 && sniff(&self.head).is_none() {
+            if self.media_type.is_none() && self.head.len() == 8 && sniff(&self.head).is_none() {
                 return Err(UploadError::NotAScan);
             }
         }
@@ -130,11 +154,16 @@ impl Upload {
     }
 
     /// Whether the upload is a complete, accepted scan; its media type.
-    pub fn check(&self) -> Result<&'static str, UploadError> {
+    pub fn check(&self) -> Result<String, UploadError> {
         if self.size == 0 {
             return Err(UploadError::Empty);
         }
-        sniff(&self.head).ok_or(UploadError::NotAScan)
+        match &self.media_type {
+            Some(m) => Ok(m.clone()),
+            None => sniff(&self.head)
+                .map(str::to_string)
+                .ok_or(UploadError::NotAScan),
+        }
     }
 
     /// Checks the content and moves it into place.
@@ -159,7 +188,7 @@ impl Upload {
         }
         Ok(Attachment {
             sha256: sha,
-            media_type: media_type.into(),
+            media_type,
             size_bytes: self.size,
         })
     }

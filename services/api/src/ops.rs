@@ -68,4 +68,33 @@ impl OpsService for Ops {
             dead_letters: self.hub.store.dead_letters(limit).map_err(internal)?,
         }))
     }
+
+    async fn get_phone_report(
+        &self,
+        req: Request<pb::GetPhoneReportRequest>,
+    ) -> Result<Response<pb::PhoneReport>, Status> {
+        let tenant = req.get_ref().tenant.clone();
+        self.hub.known_tenant(&tenant)?;
+        self.hub.access.for_tenant(&req, &tenant)?;
+        let figure = |name: &str| {
+            self.hub
+                .store
+                .counter(&keys::phone_counter(&tenant, name))
+                .map_err(internal)
+        };
+        let inbound = figure(keys::PHONE_INBOUND)?;
+        let bounced = figure(keys::PHONE_BOUNCED)?;
+        Ok(Response::new(pb::PhoneReport {
+            inbound_calls: inbound,
+            missed_calls: figure(keys::PHONE_MISSED)?,
+            outbound_calls: figure(keys::PHONE_OUTBOUND)?,
+            bounced_calls: bounced,
+            bounce_rate_percent: if inbound == 0 {
+                0.0
+            } else {
+                bounced as f64 * 100.0 / inbound as f64
+            },
+            tenant,
+        }))
+    }
 }

@@ -47,11 +47,81 @@ pub enum Command {
         #[command(subcommand)]
         command: CourrierCommand,
     },
+    /// Sends CDR files or e-mails to a running server's adapter endpoints.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
+    },
+    /// Input the adapters could not parse, kept with the reason.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Calls of a commune and how many bounced back to the central accueil.
+    PhoneReport(CourrierTenantArgs),
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestCommand {
+    /// Asterisk CDR files (Master.csv format).
+    Phone(IngestArgs),
+    /// E-mail messages (.eml, RFC 5322).
+    Email(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files to send.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Commune (INSEE code); without it the server tells the commune from the content
+    /// (needs the ops token when credentials are configured).
+    #[arg(long, env = "CONTACTHUB_TENANT")]
+    pub tenant: Option<String>,
+    /// Adapter endpoints of a running contacthub.
+    #[arg(
+        long,
+        env = "CONTACTHUB_ADAPTERS_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Bearer token of the commune, or the ops token.
+    #[arg(long, env = "CONTACTHUB_ADAPTERS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Lists quarantined input, oldest first.
+    List(QuarantineListArgs),
+    /// Prints the raw bytes of one entry on standard output.
+    Show(QuarantineShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineListArgs {
+    /// Data folder of the server (its quarantine is DATA/quarantine).
+    #[arg(long, env = "CONTACTHUB_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Only this adapter (asterisk-cdr, sms, web-form, email).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Only this commune.
+    #[arg(long, env = "CONTACTHUB_TENANT")]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineShowArgs {
+    #[arg(long, env = "CONTACTHUB_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Entry id, as listed.
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +190,20 @@ pub struct ServeArgs {
     /// Seconds a write waits to become visible before the call fails.
     #[arg(long, env = "CONTACTHUB_VISIBILITY_TIMEOUT", default_value_t = 10)]
     pub visibility_timeout: u64,
+    /// Adapters configuration (TOML: per-commune credentials, mailboxes, form categories,
+    /// accueil extensions). Without it the adapter endpoints are open: keep them on 127.0.0.1.
+    #[arg(long, env = "CONTACTHUB_ADAPTERS")]
+    pub adapters: Option<PathBuf>,
+    /// Address of the adapter endpoints (SMS webhooks, web forms, e-mail and CDR uploads).
+    #[arg(
+        long,
+        env = "CONTACTHUB_ADAPTERS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub adapters_listen: SocketAddr,
+    /// Largest request (and attachment) the adapter endpoints accept, in megabytes.
+    #[arg(long, env = "CONTACTHUB_ADAPTERS_MAX_BODY_MB", default_value_t = 25)]
+    pub adapters_max_body_mb: u64,
 }
 
 #[derive(Debug, Args)]

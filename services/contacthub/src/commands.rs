@@ -26,6 +26,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
+        Command::Ingest { command } => ingest(command).await,
+        Command::Quarantine { command } => quarantine(command),
+        Command::PhoneReport(a) => phone_report(a).await,
         Command::Topics {
             command: TopicsCommand::Init(a),
         } => {
@@ -158,6 +161,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
     if a.demo {
         load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
     }
+    let adapters_cfg = match &a.adapters {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            contacthub_adapters::config::AdaptersConfig::from_toml(&text, &tenants)
+                .with_context(|| format!("in {}", path.display()))?
+        }
+        None => Default::default(),
+    };
     let access = match &a.agents {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -198,7 +210,23 @@ async fn serve(a: ServeArgs) -> Result<()> {
         scan_inbox: Some(inbox.clone()),
         clock: contacthub_api::system_clock(),
     };
+    let adapters_listener = tokio::net::TcpListener::bind(a.adapters_listen)
+        .await
+        .with_context(|| format!("binding the adapter endpoints to {}", a.adapters_listen))?;
     println!("contacthub listening on {}", listener.local_addr()?);
+    println!(
+        "adapter endpoints listening on {}",
+        adapters_listener.local_addr()?
+    );
+    let adapters_task = tokio::spawn(contacthub_adapters::run(
+        hub.clone(),
+        Arc::new(adapters_cfg),
+        a.log.data.clone(),
+        adapters_listener,
+        (a.adapters_max_body_mb * 1024 * 1024) as usize,
+        Duration::from_secs(1),
+        stopped(stop_rx.clone()),
+    ));
     let inbox_task = tokio::spawn(contacthub_api::hotfolder::run(
         hub.clone(),
         inbox,
@@ -209,6 +237,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     api.await??;
+    adapters_task.await??;
     inbox_task.await?;
     projector_task.await??;
     Ok(())
@@ -413,5 +442,136 @@ async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
             d.reason
         );
     }
+    Ok(())
+}
+
+async fn ingest(c: IngestCommand) -> Result<()> {
+    let (a, path, content_type) = match &c {
+        IngestCommand::Phone(a) => (a, "phone/cdr", "text/csv; charset=utf-8"),
+        IngestCommand::Email(a) => (a, "email", "message/rfc822"),
+    };
+    let base = a.url.trim_end_matches('/');
+    let url = match &a.tenant {
+        Some(t) => format!("{base}/v1/{t}/{path}"),
+        None => format!("{base}/v1/{path}"),
+    };
+    let client = reqwest::Client::new();
+    let mut failed = 0;
+    for file in &a.files {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut req = client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(
+                "x-contacthub-origin",
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+            .body(body);
+        if let Some(t) = &a.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("sending {} to {url}", file.display()))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let summary: Option<contacthub_adapters::ingest::Summary> =
+            serde_json::from_str(&text).ok();
+        match summary {
+            Some(s) => {
+                println!(
+                    "{}: {} accepted, {} already known, {} ignored, {} quarantined",
+                    file.display(),
+                    s.accepted,
+                    s.duplicates,
+                    s.ignored,
+                    s.quarantined.len()
+                );
+                for q in &s.quarantined {
+                    let at = if q.locator.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}: ", q.locator)
+                    };
+                    println!("  {at}{} (quarantine {})", q.reason, q.quarantine_id);
+                }
+                if !status.is_success() {
+                    failed += 1;
+                }
+            }
+            None => {
+                println!("{}: refused ({status}): {}", file.display(), text.trim());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files were refused", a.files.len());
+    }
+    Ok(())
+}
+
+fn quarantine(c: QuarantineCommand) -> Result<()> {
+    use contacthub_adapters::quarantine::Quarantine;
+    match c {
+        QuarantineCommand::List(a) => {
+            let q = Quarantine::open(contacthub_adapters::quarantine_dir(&a.data))?;
+            let entries = q.list(a.adapter.as_deref(), a.tenant.as_deref())?;
+            if entries.is_empty() {
+                println!("quarantine is empty");
+            }
+            for e in &entries {
+                let at = if e.locator.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", e.locator)
+                };
+                println!(
+                    "{}  {}  {:<12}  {:<5}  {}{at}: {} ({} bytes)",
+                    e.id,
+                    e.received_at,
+                    e.adapter,
+                    e.tenant.as_deref().unwrap_or("?"),
+                    e.origin,
+                    e.reason,
+                    e.size_bytes
+                );
+            }
+            Ok(())
+        }
+        QuarantineCommand::Show(a) => {
+            let q = Quarantine::open(contacthub_adapters::quarantine_dir(&a.data))?;
+            let Some((_, raw)) = q.raw(&a.id)? else {
+                bail!("no quarantine entry {:?}", a.id);
+            };
+            use std::io::Write;
+            std::io::stdout().write_all(&raw)?;
+            Ok(())
+        }
+    }
+}
+
+async fn phone_report(a: CourrierTenantArgs) -> Result<()> {
+    let mut ops = OpsServiceClient::new(connect(&a.client).await?);
+    let r = ops
+        .get_phone_report(authed(
+            &a.client,
+            pb::GetPhoneReportRequest {
+                tenant: a.tenant.clone(),
+            },
+        )?)
+        .await?
+        .into_inner();
+    println!("commune {}", r.tenant);
+    println!("inbound calls    {}", r.inbound_calls);
+    println!("  missed         {}", r.missed_calls);
+    println!("outbound calls   {}", r.outbound_calls);
+    println!(
+        "bounced to accueil {} ({:.1} % of inbound calls)",
+        r.bounced_calls, r.bounce_rate_percent
+    );
     Ok(())
 }

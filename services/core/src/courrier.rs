@@ -44,6 +44,18 @@ pub fn paris(us: i64) -> chrono::NaiveDateTime {
         .naive_utc()
 }
 
+/// The UTC instant (µs) of a local date and time in Paris. In the autumn hour that occurs
+/// twice the first (summer-time) one is taken; a time in the spring gap is read as winter time.
+pub fn paris_local_to_utc_us(local: chrono::NaiveDateTime) -> i64 {
+    let naive_us = local.and_utc().timestamp_micros();
+    for offset in [2 * HOUR_US, HOUR_US] {
+        if paris_offset_us(naive_us - offset) == offset {
+            return naive_us - offset;
+        }
+    }
+    naive_us - HOUR_US
+}
+
 /// The registration year of a letter recorded at `us`: the civil year in Paris.
 pub fn registration_year(us: i64) -> i32 {
     paris(us).year()
@@ -129,6 +141,31 @@ mod tests {
         Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
             .unwrap()
             .timestamp_micros()
+    }
+
+    #[test]
+    fn paris_local_times_convert_back_to_utc() {
+        let local = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        // Winter (+1 h), summer (+2 h), the doubled autumn hour, the spring gap.
+        assert_eq!(
+            paris_local_to_utc_us(local("2026-01-15 10:00")),
+            at(2026, 1, 15, 9)
+        );
+        assert_eq!(
+            paris_local_to_utc_us(local("2026-07-15 10:00")),
+            at(2026, 7, 15, 8)
+        );
+        assert_eq!(
+            paris_local_to_utc_us(local("2026-10-25 02:30")),
+            at(2026, 10, 25, 0) + HOUR_US / 2
+        );
+        assert_eq!(
+            paris_local_to_utc_us(local("2026-03-29 02:30")),
+            at(2026, 3, 29, 1) + HOUR_US / 2
+        );
+        for us in [at(2026, 1, 15, 9), at(2026, 7, 15, 8), at(2026, 12, 31, 23)] {
+            assert_eq!(paris_local_to_utc_us(paris(us)), us);
+        }
     }
 
     #[test]

@@ -68,6 +68,19 @@ fn get_msg<M: Message + Default>(kv: &impl Kv, key: &[u8]) -> Result<Option<M>> 
     }
 }
 
+/// Which per-commune phone counters a call moves (see [`keys::phone_counter`]): a bounce back
+/// to the central accueil is counted apart from the inbound calls it bounces.
+fn phone_figures(e: &pb::Event, call: &pb::PhoneCall) -> Vec<&'static str> {
+    let inbound = e.direction != pb::Direction::Outbound as i32;
+    let answered = call.disposition == pb::phone_call::Disposition::Answered as i32;
+    match (inbound, call.bounced_to_accueil, answered) {
+        (_, true, _) => vec![keys::PHONE_BOUNCED],
+        (true, false, true) => vec![keys::PHONE_INBOUND],
+        (true, false, false) => vec![keys::PHONE_INBOUND, keys::PHONE_MISSED],
+        (false, false, _) => vec![keys::PHONE_OUTBOUND],
+    }
+}
+
 fn bump(kv: &mut impl Kv, name: &str) -> Result<()> {
     let k = keys::counter(name);
     let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
@@ -118,6 +131,11 @@ pub fn apply(
     }
     kv.put(applied_key, at);
     bump(kv, keys::COUNTER_APPLIED)?;
+    if let Payload::PhoneCall(call) = payload {
+        for figure in phone_figures(&event, call) {
+            bump(kv, &keys::phone_counter(&event.tenant, figure))?;
+        }
+    }
     Ok(Outcome::Applied {
         tenant: event.tenant.clone(),
         entries,
@@ -559,6 +577,9 @@ fn timeline_entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
         Payload::Email(m) => {
             link("message_id", &m.message_id);
             link("in_reply_to", &m.in_reply_to);
+            if m.thread_id != m.message_id {
+                link("thread", &m.thread_id);
+            }
         }
         Payload::Sms(s) => link("message_sid", &s.message_sid),
         Payload::IdentityLinked(l) => link("merged_into", &l.into_citizen_id),

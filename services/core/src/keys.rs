@@ -135,6 +135,18 @@ pub fn counter(name: &str) -> Vec<u8> {
 }
 
 pub const COUNTER_APPLIED: &str = "applied";
+
+/// Per-commune phone counters: inbound calls (bounces excluded), of which missed; outbound
+/// calls; bounces back to the central accueil.
+pub const PHONE_INBOUND: &str = "inbound";
+pub const PHONE_MISSED: &str = "missed";
+pub const PHONE_OUTBOUND: &str = "outbound";
+pub const PHONE_BOUNCED: &str = "bounced";
+
+/// Name of a per-commune phone counter, e.g. `phone/69091/bounced`.
+pub fn phone_counter(tenant: &str, figure: &str) -> String {
+    format!("phone/{tenant}/{figure}")
+}
 pub const COUNTER_DEAD: &str = "dead_letters";
 
 /// Decodes a u64 value written by this module.

@@ -1,0 +1,283 @@
+//! The adapters' configuration (`adapters.toml`): per commune, the credentials of its callers,
+//! its mailboxes, its central accueil extensions and its form categories; globally, the CDR
+//! drop folder and how CDR times are written. Secrets live here, not in `communes.toml`.
+
+use crate::Error;
+use contacthub_core::identity::normalize_email;
+use contacthub_core::pb::Category;
+use contacthub_core::tenant::Tenants;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Form slugs every commune knows without configuration (the usual démarches).
+const DEFAULT_FORMS: &[(&str, Category)] = &[
+    ("acte-naissance", Category::EtatCivil),
+    ("acte-mariage", Category::EtatCivil),
+    ("acte-deces", Category::EtatCivil),
+    ("recensement-citoyen", Category::EtatCivil),
+    ("inscription-scolaire", Category::Scolaire),
+    ("inscription-periscolaire", Category::Scolaire),
+    ("restauration-scolaire", Category::Scolaire),
+    ("creche", Category::PetiteEnfance),
+    ("aide-sociale", Category::Ccas),
+    ("signalement-voirie", Category::ServicesTechniques),
+    ("demande-travaux", Category::ServicesTechniques),
+    ("permis-construire", Category::Urbanisme),
+    ("declaration-prealable", Category::Urbanisme),
+    ("objet-trouve", Category::PoliceMunicipale),
+];
+
+/// How the PBX writes CDR times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CdrTimezone {
+    /// Local time of the communes (Asterisk's default).
+    #[default]
+    #[serde(rename = "Europe/Paris")]
+    Paris,
+    /// UTC (`usegmtime=yes` in cdr.conf).
+    #[serde(rename = "UTC")]
+    Utc,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSettings {
+    /// Drop folder of CDR files (default DATA/cdr-inbox).
+    pub inbox: Option<PathBuf>,
+    #[serde(default)]
+    pub timezone: CdrTimezone,
+    /// Dialplan contexts of transfers: a call leg in one of these, to an accueil extension,
+    /// is a bounce back to the central accueil.
+    #[serde(default = "default_transfer_contexts")]
+    pub transfer_contexts: Vec<String>,
+}
+
+impl Default for PhoneSettings {
+    fn default() -> Self {
+        PhoneSettings {
+            inbox: None,
+            timezone: CdrTimezone::Paris,
+            transfer_contexts: default_transfer_contexts(),
+        }
+    }
+}
+
+fn default_transfer_contexts() -> Vec<String> {
+    vec!["from-internal-xfer".into(), "transfer".into()]
+}
+
+/// Settings of one commune.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommuneSettings {
+    /// INSEE code.
+    pub code: String,
+    /// Lower-case hex SHA-256 of the bearer token its systems send (`Authorization: Bearer`).
+    pub token_sha256: Option<String>,
+    /// Shared secret of body signatures: `X-Contacthub-Signature: sha256=HEX(HMAC-SHA256)`.
+    pub hmac_secret: Option<String>,
+    /// Auth token of its SMS gateway account (`X-Twilio-Signature`, HMAC-SHA1).
+    pub sms_auth_token: Option<String>,
+    /// The commune's own mailboxes (`mairie@ville.fr`) or domains (`@ville.fr`): mail from
+    /// them is outbound.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Maildir delivering the commune's incoming mail (watched by `serve`).
+    pub maildir: Option<PathBuf>,
+    /// Extensions of the central accueil (bounce-back detection).
+    #[serde(default)]
+    pub accueil_extensions: Vec<String>,
+    /// Form slug → category (`etat_civil`, `scolaire`…), on top of the usual démarches.
+    #[serde(default)]
+    pub forms: BTreeMap<String, String>,
+    /// Hosts form attachments given by URL may be fetched from (any when empty).
+    #[serde(default)]
+    pub attachment_hosts: Vec<String>,
+}
+
+/// The whole adapters configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptersConfig {
+    /// The URL the outside world calls the HTTP endpoints with (reverse proxy), used to check
+    /// SMS gateway signatures, e.g. `https://grc.syndicat.fr/adapters`.
+    pub public_url: Option<String>,
+    /// Hex SHA-256 of a bearer token accepted for every commune and for the commune-less
+    /// endpoints (`/v1/phone/cdr`, `/v1/email`): the syndicate's PBX and ops.
+    pub ops_token_sha256: Option<String>,
+    #[serde(default)]
+    pub phone: PhoneSettings,
+    #[serde(default, rename = "commune")]
+    pub communes: Vec<CommuneSettings>,
+}
+
+impl AdaptersConfig {
+    /// Parses and checks a configuration against the known communes.
+    pub fn from_toml(text: &str, tenants: &Tenants) -> Result<Self, Error> {
+        let cfg: AdaptersConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if cfg.ops_token_sha256.as_deref().is_some_and(|h| !hex64(h)) {
+            return Err(Error::Config(
+                "ops_token_sha256 must be 64 hex digits".into(),
+            ));
+        }
+        for c in &cfg.communes {
+            if tenants.get(&c.code).is_none() {
+                return Err(Error::Config(format!("unknown commune {:?}", c.code)));
+            }
+            if !seen.insert(&c.code) {
+                return Err(Error::Config(format!("commune {} is listed twice", c.code)));
+            }
+            if let Some(h) = &c.token_sha256 {
+                if !hex64(h) {
+                    return Err(Error::Config(format!(
+                        "commune {}: token_sha256 must be 64 hex digits",
+                        c.code
+                    )));
+                }
+            }
+            for (slug, cat) in &c.forms {
+                if category_named(cat).is_none() {
+                    return Err(Error::Config(format!(
+                        "commune {}: form {slug:?} has unknown category {cat:?}",
+                        c.code
+                    )));
+                }
+            }
+            for a in &c.addresses {
+                let domain = a.strip_prefix('@').filter(|d| d.contains('.'));
+                if domain.is_none() && normalize_email(a).is_none() {
+                    return Err(Error::Config(format!(
+                        "commune {}: {a:?} is neither an address nor @domain",
+                        c.code
+                    )));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn commune(&self, code: &str) -> Option<&CommuneSettings> {
+        self.communes.iter().find(|c| c.code == code)
+    }
+
+    /// Whether any commune has credentials: without any, the endpoints are open.
+    pub fn has_credentials(&self) -> bool {
+        self.ops_token_sha256.is_some()
+            || self.communes.iter().any(|c| {
+                c.token_sha256.is_some() || c.hmac_secret.is_some() || c.sms_auth_token.is_some()
+            })
+    }
+
+    /// The category of a form: the commune's map, then the usual démarches, else Other.
+    pub fn form_category(&self, tenant: &str, slug: &str) -> Category {
+        self.commune(tenant)
+            .and_then(|c| c.forms.get(slug))
+            .and_then(|c| category_named(c))
+            .or_else(|| {
+                DEFAULT_FORMS
+                    .iter()
+                    .find(|(s, _)| *s == slug)
+                    .map(|(_, c)| *c)
+            })
+            .unwrap_or(Category::Other)
+    }
+
+    /// Whether `email` (normalised) is one of the commune's own addresses or domains.
+    pub fn is_commune_address(&self, tenant: &str, email: &str) -> bool {
+        let Some(c) = self.commune(tenant) else {
+            return false;
+        };
+        c.addresses.iter().any(|a| match a.strip_prefix('@') {
+            Some(domain) => email
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain)),
+            None => normalize_email(a).as_deref() == Some(email),
+        })
+    }
+
+    /// Whether `ext` is a central accueil extension of the commune.
+    pub fn is_accueil(&self, tenant: &str, ext: &str) -> bool {
+        self.commune(tenant)
+            .is_some_and(|c| c.accueil_extensions.iter().any(|e| e == ext))
+    }
+}
+
+/// `etat_civil` → `Category::EtatCivil`.
+pub fn category_named(name: &str) -> Option<Category> {
+    Category::from_str_name(&format!("CATEGORY_{}", name.to_ascii_uppercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_is_checked_and_answers() {
+        let t = Tenants::builtin();
+        let cfg = AdaptersConfig::from_toml(
+            r#"
+[phone]
+timezone = "UTC"
+[[commune]]
+code = "69091"
+addresses = ["Mairie@Ville-Givors.fr", "@givors.fr"]
+accueil_extensions = ["9"]
+[commune.forms]
+"permis-de-louer" = "urbanisme"
+"#,
+            &t,
+        )
+        .unwrap();
+        assert_eq!(cfg.phone.timezone, CdrTimezone::Utc);
+        assert_eq!(
+            cfg.form_category("69091", "permis-de-louer"),
+            Category::Urbanisme
+        );
+        assert_eq!(
+            cfg.form_category("69091", "acte-naissance"),
+            Category::EtatCivil
+        );
+        assert_eq!(
+            cfg.form_category("69091", "nouveau-formulaire"),
+            Category::Other
+        );
+        assert_eq!(
+            cfg.form_category("69096", "permis-de-louer"),
+            Category::Other
+        );
+        assert!(cfg.is_commune_address("69091", "mairie@ville-givors.fr"));
+        assert!(cfg.is_commune_address("69091", "etat-civil@givors.fr"));
+        assert!(!cfg.is_commune_address("69096", "mairie@ville-givors.fr"));
+        assert!(!cfg.is_commune_address("69091", "marie@example.fr"));
+        assert!(cfg.is_accueil("69091", "9"));
+        assert!(!cfg.has_credentials());
+
+        for (bad, says) in [
+            ("[[commune]]\ncode = \"99999\"", "unknown commune"),
+            (
+                "[[commune]]\ncode = \"69091\"\n[[commune]]\ncode = \"69091\"",
+                "listed twice",
+            ),
+            (
+                "[[commune]]\ncode = \"69091\"\ntoken_sha256 = \"abc\"",
+                "64 hex digits",
+            ),
+            (
+                "[[commune]]\ncode = \"69091\"\n[commune.forms]\nx = \"sport\"",
+                "unknown category",
+            ),
+            (
+                "[[commune]]\ncode = \"69091\"\naddresses = [\"mairie\"]",
+                "neither an address",
+            ),
+            ("[phone]\ntimezone = \"Europe/Berlin\"", "unknown variant"),
+            ("colour = 1", "unknown field"),
+        ] {
+            let e = AdaptersConfig::from_toml(bad, &t).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The adapters' HTTP endpoints, on their own port inside `contacthub serve`:
+//!
+//! | method and path               | body                          | answer                     |
+//! |-------------------------------|-------------------------------|----------------------------|
+//! | `POST /v1/{commune}/sms`      | form-encoded gateway webhook  | empty TwiML `<Response/>`  |
+//! | `POST /v1/{commune}/forms`    | JSON submission               | JSON summary               |
+//! | `POST /v1/{commune}/email`    | one RFC 5322 message          | JSON summary               |
+//! | `POST /v1/{commune}/phone/cdr`| Asterisk CDR CSV              | JSON summary               |
+//! | `POST /v1/email`, `POST /v1/phone/cdr` | same, commune told from the content | JSON summary |
+//! | `GET /metrics`, `GET /healthz`|                               | Prometheus text, "ok"      |
+//!
+//! Callers authenticate per commune with a bearer token, an HMAC-SHA256 signature of the
+//! body, or the SMS gateway's own signature; see docs/adapters.md. Bad input gets a 4xx
+//! naming what is wrong, and is kept in the quarantine.
+
+use crate::ingest::{Ingest, Summary};
+use crate::{Adapter, Channels, Input};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use contacthub_api::auth::token_hash;
+use hmac::{Hmac, Mac};
+use std::future::Future;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+/// What the endpoints need.
+pub struct Endpoints {
+    pub ingest: Ingest,
+    pub channels: Channels,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Sms,
+    Forms,
+    Email,
+    Cdr,
+}
+
+/// The router, with a request size limit of `max_body_bytes`.
+pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/v1/{commune}/sms",
+            post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Sms)),
+        )
+        .route(
+            "/v1/{commune}/forms",
+            post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Forms)),
+        )
+        .route(
+            "/v1/{commune}/email",
+            post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Email)),
+        )
+        .route(
+            "/v1/{commune}/phone/cdr",
+            post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Cdr)),
+        )
+        .route(
+            "/v1/email",
+            post(|s, h, u, b| syndicate(s, h, u, b, Channel::Email)),
+        )
+        .route(
+            "/v1/phone/cdr",
+            post(|s, h, u, b| syndicate(s, h, u, b, Channel::Cdr)),
+        )
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(endpoints)
+}
+
+/// Serves the endpoints on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints>,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if !endpoints.ingest.cfg.has_credentials() {
+        tracing::warn!("no adapter credentials configured: the adapter endpoints are open to anyone who can reach them");
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), "adapter endpoints listening");
+    axum::serve(listener, router(endpoints, max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(e): State<Arc<Endpoints>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        e.ingest.metrics.render(),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.into() + "\n",
+    )
+        .into_response()
+}
+
+async fn commune(
+    State(e): State<Arc<Endpoints>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+    channel: Channel,
+) -> Response {
+    if e.ingest.hub.tenants.get(&code).is_none() {
+        return refuse(StatusCode::NOT_FOUND, format!("unknown commune {code:?}"));
+    }
+    if !authorized(&e, Some(&code), &headers, &uri, &body) {
+        return unauthorized(Some(&code));
+    }
+    handle(&e, Some(&code), &headers, &uri, &body, channel).await
+}
+
+async fn syndicate(
+    State(e): State<Arc<Endpoints>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+    channel: Channel,
+) -> Response {
+    if !authorized(&e, None, &headers, &uri, &body) {
+        return unauthorized(None);
+    }
+    handle(&e, None, &headers, &uri, &body, channel).await
+}
+
+async fn handle(
+    e: &Endpoints,
+    tenant: Option<&str>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+    channel: Channel,
+) -> Response {
+    let adapter: &dyn Adapter = match channel {
+        Channel::Sms => &e.channels.sms,
+        Channel::Forms => &e.channels.web_form,
+        Channel::Email => &e.channels.email,
+        Channel::Cdr => &e.channels.phone,
+    };
+    // Callers sending files (the CLI) name them; the URL path otherwise.
+    let origin = headers
+        .get("x-contacthub-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| crate::clip(v.trim(), 200))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| uri.path().to_string());
+    let input = Input {
+        bytes: body,
+        origin: &origin,
+        tenant,
+        received_us: (e.ingest.hub.clock)(),
+    };
+    let summary = match e.ingest.run(adapter, input).await {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(error = %err, path = uri.path(), "input not acknowledged");
+            let mut r = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not recorded, try again: {err}"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return r;
+        }
+    };
+    respond(channel, &summary)
+}
+
+fn respond(channel: Channel, s: &Summary) -> Response {
+    let refused = s.accepted + s.duplicates == 0 && !s.quarantined.is_empty();
+    if channel == Channel::Sms {
+        if refused {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("SMS refused: {}", s.quarantined[0].reason),
+            );
+        }
+        // The answer SMS gateways expect: TwiML, here with nothing to send back.
+        return (
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        )
+            .into_response();
+    }
+    let status = if refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut json = serde_json::to_value(s).expect("a summary serialises");
+    if refused {
+        json["error"] = serde_json::Value::String(s.quarantined[0].reason.clone());
+    }
+    (status, axum::Json(json)).into_response()
+}
+
+fn unauthorized(code: Option<&str>) -> Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        match code {
+            Some(c) => format!("missing or invalid credentials for commune {c} (Authorization: Bearer, X-Contacthub-Signature or X-Twilio-Signature)"),
+            None => "missing or invalid credentials: this endpoint needs the ops token (Authorization: Bearer)".into(),
+        },
+    )
+}
+
+/// Checks the caller: open when no credential is configured at all.
+fn authorized(
+    e: &Endpoints,
+    code: Option<&str>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> bool {
+    let cfg = &e.ingest.cfg;
+    if !cfg.has_credentials() {
+        return true;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let settings = code.and_then(|c| cfg.commune(c));
+    if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+        let h = token_hash(token.trim());
+        let ok = |expected: Option<&String>| {
+            expected.is_some_and(|x| bool::from(x.as_bytes().ct_eq(h.as_bytes())))
+        };
+        if ok(cfg.ops_token_sha256.as_ref()) || ok(settings.and_then(|s| s.token_sha256.as_ref())) {
+            return true;
+        }
+    }
+    if let (Some(sig), Some(secret)) = (
+        header("x-contacthub-signature").and_then(|v| v.strip_prefix("sha256=")),
+        settings.and_then(|s| s.hmac_secret.as_ref()),
+    ) {
+        if verify_body_signature(secret, body, sig) {
+            return true;
+        }
+    }
+    if let (Some(sig), Some(token)) = (
+        header("x-twilio-signature"),
+        settings.and_then(|s| s.sms_auth_token.as_ref()),
+    ) {
+        let base = match &cfg.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", header("host").unwrap_or("")),
+        };
+        let url = format!(
+            "{base}{}",
+            uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+        );
+        if verify_gateway_signature(token, &url, body, sig) {
+            return true;
+        }
+    }
+    tracing::warn!(
+        commune = code.unwrap_or(""),
+        path = uri.path(),
+        "adapter call refused: bad credentials"
+    );
+    false
+}
+
+/// `HEX(HMAC-SHA256(secret, body))`, compared in constant time.
+pub fn verify_body_signature(secret: &str, body: &[u8], hex_sig: &str) -> bool {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(hex_sig.to_ascii_lowercase().as_bytes()),
+    )
+}
+
+/// The body signature a caller sends: `sha256=` + [`verify_body_signature`]'s hex.
+pub fn body_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// The SMS gateway signature (Twilio's scheme): base64 of HMAC-SHA1 with the account's auth
+/// token over the full URL followed by every POST parameter, sorted by name, as name+value.
+pub fn gateway_signature(token: &str, url: &str, form_body: &[u8]) -> String {
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(form_body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.sort();
+    let mut data = url.to_string();
+    for (k, v) in params {
+        data += &k;
+        data += &v;
+    }
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn verify_gateway_signature(token: &str, url: &str, form_body: &[u8], sig: &str) -> bool {
+    bool::from(
+        gateway_signature(token, url, form_body)
+            .as_bytes()
+            .ct_eq(sig.as_bytes()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_match_their_published_examples() {
+        // Twilio's documented example (auth token 12345, URL and parameters below).
+        let body = b"CallSid=CA1234567890ABCDE&Caller=%2B14158675310&Digits=1234&From=%2B14158675310&To=%2B18005551212";
+        assert_eq!(
+            gateway_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", body),
+            "GvWf1cFY/Q7PnoempGyD5oXAezc="
+        );
+        let sig = body_signature("s3cret", b"{}");
+        assert!(verify_body_signature(
+            "s3cret",
+            b"{}",
+            sig.strip_prefix("sha256=").unwrap()
+        ));
+        assert!(!verify_body_signature(
+            "s3cret",
+            b"{ }",
+            sig.strip_prefix("sha256=").unwrap()
+        ));
+        assert!(!verify_body_signature(
+            "other",
+            b"{}",
+            sig.strip_prefix("sha256=").unwrap()
+        ));
+    }
+}

@@ -1,0 +1,256 @@
+//! contacthub's channel adapters: each turns one channel's real wire format into contact
+//! events and publishes them through the event log.
+//!
+//! Layout:
+//! - pure parsers, one module per channel, each implementing [`Adapter`]: [`phone`] (Asterisk
+//!   CDR CSV), [`sms`] (form-encoded SMS gateway webhooks), [`web_form`] (JSON posted by the
+//!   online-procedure portal), [`email`] (RFC 5322 / MIME messages);
+//! - [`config`]: per-commune settings (credentials, mailboxes, form categories, accueil
+//!   extensions), loaded from `adapters.toml`;
+//! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
+//!   duplicates skipped, the rest appended to the log) and keeps what cannot be parsed in the
+//!   [`quarantine`]; [`http`] serves the webhooks and upload endpoints; [`inbox`] watches the
+//!   CDR drop folder and the communes' Maildirs; [`metrics`] counts outcomes.
+//!
+//! Invariants: parsers never panic and never do IO; every input either becomes events or is
+//! quarantined with its raw bytes and a reason (or is counted as ignored when it is not a
+//! contact, e.g. a call between two internal extensions); an event id derives only from the
+//! tenant, the adapter and the source's own id, so the same input read twice is one event.
+
+pub mod config;
+pub mod email;
+pub mod http;
+pub mod inbox;
+pub mod ingest;
+pub mod metrics;
+pub mod phone;
+pub mod quarantine;
+pub mod sms;
+pub mod web_form;
+
+use contacthub_core::pb;
+
+/// Errors of the adapters' IO edges (parsing problems are [`Rejected`] items, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid adapters configuration: {0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("could not write to the event log: {0}")]
+    Log(String),
+    #[error("read model: {0}")]
+    Store(String),
+}
+
+/// Raw input handed to an adapter, with where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub bytes: &'a [u8],
+    /// File name, URL path or Maildir entry: for quarantine records and messages.
+    pub origin: &'a str,
+    /// The commune the input arrived for (URL path, Maildir), when the source says so.
+    pub tenant: Option<&'a str>,
+    /// When contacthub received it (µs since the epoch): `recorded_at`, and `occurred_at`
+    /// when the format carries no time of its own.
+    pub received_us: i64,
+}
+
+/// A document attached to a contact, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// File name as the sender gave it.
+    pub name: String,
+    /// Declared media type ("" when unknown).
+    pub media_type: String,
+    pub source: BlobSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobSource {
+    Bytes(Vec<u8>),
+    /// To be fetched by the publishing edge (web-form attachments given by URL).
+    Url(String),
+}
+
+/// A parsed contact: a valid event ready for the log (without `attachments`, filled once the
+/// blobs are stored), its documents, and the raw record it came from (for the quarantine,
+/// should storing a document fail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub event: pb::Event,
+    pub blobs: Vec<Blob>,
+    pub locator: String,
+    pub raw: Vec<u8>,
+}
+
+/// Input that cannot become an event: kept in the quarantine with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Where in the input, e.g. "line 12" (empty when the whole input is rejected).
+    pub locator: String,
+    pub reason: String,
+    /// The commune it belongs to, when that could be told.
+    pub tenant: Option<String>,
+    pub raw: Vec<u8>,
+}
+
+/// What an adapter made of one record of its input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Contact(Box<Contact>),
+    /// Not a contact with a citizen (e.g. a call between two extensions): counted, not kept.
+    Ignored {
+        locator: String,
+        why: String,
+    },
+    Rejected(Rejected),
+}
+
+impl Item {
+    pub(crate) fn reject(
+        locator: impl Into<String>,
+        reason: impl Into<String>,
+        tenant: Option<&str>,
+        raw: &[u8],
+    ) -> Item {
+        Item::Rejected(Rejected {
+            locator: locator.into(),
+            reason: reason.into(),
+            tenant: tenant.map(str::to_string),
+            raw: raw.to_vec(),
+        })
+    }
+}
+
+/// The item for a parsed event: a contact if it passes the event contract, else rejected
+/// with the contract's reason. Every adapter ends with this, so contacts are always valid.
+pub(crate) fn checked(
+    tenants: &contacthub_core::tenant::Tenants,
+    event: pb::Event,
+    blobs: Vec<Blob>,
+    locator: &str,
+    raw: &[u8],
+) -> Item {
+    match contacthub_core::event::validate(&event, tenants) {
+        Ok(_) => Item::Contact(Box::new(Contact {
+            event,
+            blobs,
+            locator: locator.to_string(),
+            raw: raw.to_vec(),
+        })),
+        Err(invalid) => Item::reject(
+            locator,
+            format!("invalid event: {}", invalid.0),
+            Some(&event.tenant),
+            raw,
+        ),
+    }
+}
+
+/// One channel: turns its wire format into contact events. Implementations are pure (no IO),
+/// so they are tested and fuzzed on bytes; [`ingest::Ingest`] publishes what they return.
+pub trait Adapter: Send + Sync {
+    /// Short stable name: the `source` of its events (part of their ids), the metrics label
+    /// and the quarantine folder. Never change it: ids of re-read inputs would change.
+    fn name(&self) -> &'static str;
+    /// Parses one input into items (one per record: a CDR file has many, a message one).
+    fn parse(&self, input: &Input<'_>) -> Vec<Item>;
+}
+
+/// The four channels, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    pub phone: phone::PhoneCdr,
+    pub sms: sms::SmsWebhook,
+    pub web_form: web_form::WebForm,
+    pub email: email::Email,
+}
+
+impl Channels {
+    pub fn new(
+        cfg: std::sync::Arc<config::AdaptersConfig>,
+        tenants: std::sync::Arc<contacthub_core::tenant::Tenants>,
+    ) -> Self {
+        Channels {
+            phone: phone::PhoneCdr::new(cfg.clone(), tenants.clone()),
+            sms: sms::SmsWebhook::new(tenants.clone()),
+            web_form: web_form::WebForm::new(cfg.clone(), tenants.clone()),
+            email: email::Email::new(cfg, tenants),
+        }
+    }
+}
+
+/// Text from bytes that should be UTF-8 (lossy: a stray byte never loses the rest).
+pub(crate) fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// Up to `max` characters of `s`, for messages.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Where the adapters keep their state inside a data folder.
+pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("quarantine")
+}
+
+/// Runs every adapter inside `serve` until `shutdown`: the HTTP endpoints on `listener`, the
+/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox) and the communes' Maildirs.
+pub async fn run(
+    hub: contacthub_api::Hub,
+    cfg: std::sync::Arc<config::AdaptersConfig>,
+    data: std::path::PathBuf,
+    listener: tokio::net::TcpListener,
+    max_body_bytes: usize,
+    poll: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
+    let channels = Channels::new(cfg.clone(), hub.tenants.clone());
+    let max_document = max_body_bytes as u64;
+    let ingest = ingest::Ingest::new(hub, quarantine, cfg.clone(), max_document);
+    let mut folders = vec![inbox::Watched::Cdr(
+        cfg.phone
+            .inbox
+            .clone()
+            .unwrap_or_else(|| data.join("cdr-inbox")),
+    )];
+    for c in &cfg.communes {
+        if let Some(dir) = &c.maildir {
+            folders.push(inbox::Watched::Maildir {
+                tenant: c.code.clone(),
+                dir: dir.clone(),
+            });
+        }
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let watcher = tokio::spawn(inbox::run(
+        ingest.clone(),
+        channels.clone(),
+        folders,
+        poll,
+        stopped(stop_rx.clone()),
+    ));
+    let endpoints = std::sync::Arc::new(http::Endpoints { ingest, channels });
+    let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
+    let _ = watcher.await;
+    served.map_err(|e| Error::Io {
+        path: "adapter endpoints".into(),
+        source: e,
+    })
+}

@@ -1,0 +1,202 @@
+//! The quarantine: input an adapter could not turn into an event, kept on disk with the
+//! reason, so nothing received is ever lost. `ROOT/ADAPTER/ID.raw` holds the bytes exactly as
+//! received, `ROOT/ADAPTER/ID.json` the record. The id derives from the adapter and the
+//! bytes, so the same bad input received again is one entry.
+
+use crate::{Error, Rejected};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One quarantined input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub adapter: String,
+    pub tenant: Option<String>,
+    /// File name, URL path or Maildir entry it came from.
+    pub origin: String,
+    /// Where in it, e.g. "line 12".
+    pub locator: String,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    pub size_bytes: u64,
+}
+
+/// The quarantine folder.
+#[derive(Debug, Clone)]
+pub struct Quarantine {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes a file completely and durably, then moves it into place.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl Quarantine {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        Ok(Quarantine { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Keeps a rejected input; returns its entry and whether it was new.
+    pub fn put(
+        &self,
+        adapter: &str,
+        origin: &str,
+        rejected: &Rejected,
+        received_us: i64,
+    ) -> Result<(Entry, bool), Error> {
+        let mut h = Sha256::new();
+        h.update(adapter.as_bytes());
+        h.update([0]);
+        h.update(rejected.locator.as_bytes());
+        h.update([0]);
+        h.update(&rejected.raw);
+        let id: String = h.finalize()[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dir = self.root.join(adapter);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let meta = dir.join(format!("{id}.json"));
+        if let Ok(text) = std::fs::read(&meta) {
+            if let Ok(entry) = serde_json::from_slice::<Entry>(&text) {
+                return Ok((entry, false));
+            }
+        }
+        let entry = Entry {
+            id: id.clone(),
+            adapter: adapter.to_string(),
+            tenant: rejected.tenant.clone(),
+            origin: origin.to_string(),
+            locator: rejected.locator.clone(),
+            reason: rejected.reason.clone(),
+            received_at: contacthub_core::event::fmt_us(received_us),
+            size_bytes: rejected.raw.len() as u64,
+        };
+        write_atomic(&dir.join(format!("{id}.raw")), &rejected.raw)?;
+        let json = serde_json::to_vec_pretty(&entry).expect("an entry serialises");
+        write_atomic(&meta, &json)?;
+        Ok((entry, true))
+    }
+
+    /// Every entry, oldest first, optionally of one adapter or one commune.
+    pub fn list(&self, adapter: Option<&str>, tenant: Option<&str>) -> Result<Vec<Entry>, Error> {
+        let mut out = Vec::new();
+        let Ok(dirs) = std::fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
+        for dir in dirs.flatten() {
+            if adapter.is_some_and(|a| dir.file_name().to_string_lossy() != a) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let path = f.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let text = std::fs::read(&path).map_err(io(&path))?;
+                let entry: Entry = serde_json::from_slice(&text).map_err(|e| Error::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                })?;
+                if tenant.is_none_or(|t| entry.tenant.as_deref() == Some(t)) {
+                    out.push(entry);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.received_at, &a.id).cmp(&(&b.received_at, &b.id)));
+        Ok(out)
+    }
+
+    /// The raw bytes of an entry.
+    pub fn raw(&self, id: &str) -> Result<Option<(Entry, Vec<u8>)>, Error> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        for e in self.list(None, None)? {
+            if e.id == id {
+                let path = self.root.join(&e.adapter).join(format!("{id}.raw"));
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                return Ok(Some((e, bytes)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_input_is_kept_once_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Quarantine::open(dir.path()).unwrap();
+        let bad = Rejected {
+            locator: "line 3".into(),
+            reason: "has 3 fields".into(),
+            tenant: Some("69091".into()),
+            raw: b"\"\",\"1\",\"2\"\xff".to_vec(),
+        };
+        let (e, new) = q
+            .put("asterisk-cdr", "Master.csv", &bad, 1_800_000_000_000_000)
+            .unwrap();
+        assert!(new);
+        let (again, new) = q
+            .put("asterisk-cdr", "Master.csv", &bad, 1_800_000_100_000_000)
+            .unwrap();
+        assert!(!new);
+        assert_eq!(again, e);
+        let other = Rejected {
+            locator: "".into(),
+            reason: "no From address".into(),
+            tenant: None,
+            raw: b"x".to_vec(),
+        };
+        q.put("email", "new/1", &other, 1_800_000_200_000_000)
+            .unwrap();
+
+        assert_eq!(q.list(None, None).unwrap().len(), 2);
+        assert_eq!(
+            q.list(Some("email"), None).unwrap()[0].reason,
+            "no From address"
+        );
+        assert_eq!(q.list(None, Some("69091")).unwrap(), vec![e.clone()]);
+        let (entry, raw) = q.raw(&e.id).unwrap().unwrap();
+        assert_eq!((entry.locator.as_str(), raw), ("line 3", bad.raw));
+        assert!(q.raw("../etc").unwrap().is_none());
+        // Reopened: still there.
+        assert_eq!(
+            Quarantine::open(dir.path())
+                .unwrap()
+                .list(None, None)
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}

@@ -61,6 +61,8 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--adapters-listen",
+                "127.0.0.1:0",
                 "--partitions",
                 "4",
                 "--data",

@@ -118,6 +118,7 @@ pub struct TestHub {
     /// Next offset after everything this hub appended, per partition.
     placed: std::sync::Mutex<Vec<u64>>,
     clock: Arc<std::sync::atomic::AtomicI64>,
+    hub: contacthub_api::Hub,
 }
 
 impl TestHub {
@@ -202,6 +203,7 @@ impl TestHub {
         });
         let a = tokio::spawn({
             let s = stopped(rx);
+            let hub = hub.clone();
             async move {
                 contacthub_api::serve(listener, hub, s)
                     .await
@@ -225,7 +227,37 @@ impl TestHub {
             tasks: vec![p, a, inbox],
             placed: std::sync::Mutex::new(Vec::new()),
             clock,
+            hub,
         }
+    }
+
+    /// Starts the channel adapters on this hub, as `serve` does: HTTP endpoints on a free
+    /// port (returned as a base URL), the CDR drop folder `DATA/cdr-inbox`, the Maildirs of
+    /// `adapters_toml`, and the quarantine `DATA/quarantine`.
+    pub async fn start_adapters(&mut self, adapters_toml: &str) -> String {
+        let cfg = contacthub_adapters::config::AdaptersConfig::from_toml(
+            adapters_toml,
+            &self.hub.tenants,
+        )
+        .expect("valid adapters configuration");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut rx = self.stop.subscribe();
+        let task = tokio::spawn(contacthub_adapters::run(
+            self.hub.clone(),
+            Arc::new(cfg),
+            self.dir.path().to_path_buf(),
+            listener,
+            ADAPTER_MAX_BODY,
+            Duration::from_millis(100),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ));
+        self.tasks.push(tokio::spawn(async move {
+            task.await.unwrap().expect("adapters failed");
+        }));
+        url
     }
 
     /// Fixes the API's clock at `us` (0: the system clock again).
@@ -306,6 +338,9 @@ impl TestHub {
         self.dir
     }
 }
+
+/// Largest request the test hubs' adapter endpoints accept.
+pub const ADAPTER_MAX_BODY: usize = 256 * 1024;
 
 /// Largest scan the test hubs accept.
 pub const MAX_SCAN_BYTES: u64 = 1024 * 1024;

@@ -847,3 +847,46 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+on_every_backend!(get_contact_reads_every_event_of_a_batch);
+
+/// Events appended in one batch are each read back in full (offsets inside a batch).
+async fn get_contact_reads_every_event_of_a_batch(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let events: Vec<_> = (0..5)
+        .map(|i| {
+            let mut e = call(
+                GIVORS,
+                &format!("batch-{i}"),
+                "06 12 34 56 78",
+                at(2026, 11, 2, 9, i),
+            );
+            e.personal.as_mut().unwrap().text = format!("note {i}");
+            e
+        })
+        .collect();
+    hub.publish(&events).await;
+    hub.settle().await;
+    for e in events.iter().rev() {
+        let full = contact(&hub, GIVORS, &e.event_id).await;
+        assert_eq!(
+            full.personal.unwrap().text,
+            e.personal.as_ref().unwrap().text
+        );
+        assert_eq!(full.entry.unwrap().event_id, e.event_id);
+    }
+    let missing = hub
+        .desk()
+        .get_contact(pb::GetContactRequest {
+            tenant: GRIGNY.into(),
+            event_id: events[0].event_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code(),
+        tonic::Code::NotFound,
+        "another commune's contact is not found"
+    );
+    hub.stop().await;
+}

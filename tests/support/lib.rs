@@ -340,7 +340,7 @@ impl TestHub {
 }
 
 /// Largest request the test hubs' adapter endpoints accept.
-pub const ADAPTER_MAX_BODY: usize = 256 * 1024;
+pub const ADAPTER_MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Largest scan the test hubs accept.
 pub const MAX_SCAN_BYTES: u64 = 1024 * 1024;

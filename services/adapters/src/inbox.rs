@@ -50,21 +50,29 @@ pub async fn run(
         for f in &folders {
             match f {
                 Watched::Cdr(dir) => {
+                    let mut ready = Vec::new();
                     for (path, size) in files(dir) {
                         if sizes.get(&path) == Some(&size) {
-                            take(&ingest, &channels.phone, &path, None, &dir.join("done")).await;
+                            ready.push(path);
                         } else {
                             next.insert(path, size);
                         }
                     }
+                    for batch in ready.chunks(BATCH) {
+                        take(&ingest, &channels.phone, batch, None, &dir.join("done")).await;
+                    }
                 }
                 Watched::Maildir { tenant, dir } => {
                     // Maildir delivery is atomic (tmp/ then rename into new/): no wait.
-                    for (path, _) in files(&dir.join("new")) {
+                    let ready: Vec<_> = files(&dir.join("new"))
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .collect();
+                    for batch in ready.chunks(BATCH) {
                         take(
                             &ingest,
                             &channels.email,
-                            &path,
+                            batch,
                             Some(tenant),
                             &dir.join("cur"),
                         )
@@ -98,42 +106,53 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
-/// Reads one file through `adapter`, then moves it into `to`.
+/// Files read together: one append to the log and one wait for visibility per batch.
+const BATCH: usize = 200;
+
+/// Reads files through `adapter` as one batch, then moves each into `to`.
 async fn take(
     ingest: &Ingest,
     adapter: &dyn Adapter,
-    path: &Path,
+    paths: &[PathBuf],
     tenant: Option<&str>,
     to: &Path,
 ) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read");
-            return;
+    let mut read = Vec::with_capacity(paths.len());
+    for path in paths {
+        match std::fs::read(path) {
+            Ok(b) => read.push((
+                path,
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                b,
+            )),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read"),
         }
-    };
-    let input = Input {
-        bytes: &bytes,
-        origin: &name,
-        tenant,
-        received_us: (ingest.hub.clock)(),
-    };
-    if let Err(e) = ingest.run(adapter, input).await {
-        tracing::warn!(file = %path.display(), error = %e, "not ingested; will try again");
+    }
+    let received_us = (ingest.hub.clock)();
+    let inputs: Vec<Input<'_>> = read
+        .iter()
+        .map(|(_, name, bytes)| Input {
+            bytes,
+            origin: name,
+            tenant,
+            received_us,
+        })
+        .collect();
+    if let Err(e) = ingest.run_batch(adapter, &inputs).await {
+        tracing::warn!(dir = %to.display(), files = inputs.len(), error = %e, "not ingested; will try again");
         return;
     }
-    let target = match to.file_name().and_then(|n| n.to_str()) {
-        // Maildir: new/ → cur/ with the Seen flag.
-        Some("cur") if !name.contains(":2,") => to.join(format!("{name}:2,S")),
-        _ if to.join(&name).exists() => to.join(format!("{name}.{}", (ingest.hub.clock)())),
-        _ => to.join(&name),
-    };
-    if let Err(e) = std::fs::rename(path, &target) {
-        tracing::error!(file = %path.display(), error = %e, "ingested but could not be moved; it will be read again (harmless)");
+    for (path, name, _) in &read {
+        let target = match to.file_name().and_then(|n| n.to_str()) {
+            // Maildir: new/ → cur/ with the Seen flag.
+            Some("cur") if !name.contains(":2,") => to.join(format!("{name}:2,S")),
+            _ if to.join(name).exists() => to.join(format!("{name}.{received_us}")),
+            _ => to.join(name),
+        };
+        if let Err(e) = std::fs::rename(path, &target) {
+            tracing::error!(file = %path.display(), error = %e, "ingested but could not be moved; it will be read again (harmless)");
+        }
     }
 }

@@ -70,11 +70,54 @@ impl Ingest {
     /// the quarantine cannot be written: then nothing of the input is acknowledged, and the
     /// source keeps it to try again (re-reading is harmless: ids are deterministic).
     pub async fn run(&self, adapter: &dyn Adapter, input: Input<'_>) -> Result<Summary, Error> {
+        let mut all = self.run_batch(adapter, &[input]).await?;
+        Ok(all.remove(0))
+    }
+
+    /// [`Ingest::run`] for several inputs at once (files of a folder): one append and one
+    /// wait for visibility for all of them. One summary per input, in order.
+    pub async fn run_batch(
+        &self,
+        adapter: &dyn Adapter,
+        inputs: &[Input<'_>],
+    ) -> Result<Vec<Summary>, Error> {
         let name = adapter.name();
-        let items = adapter.parse(&input);
-        let mut summary = Summary::default();
         let mut records = Vec::new();
         let mut seen = HashSet::new();
+        let mut summaries = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let summary = self
+                .parse_one(adapter, input, &mut seen, &mut records)
+                .await?;
+            summaries.push(summary);
+        }
+        self.append(name, records).await?;
+        for (input, summary) in inputs.iter().zip(&summaries) {
+            tracing::info!(
+                adapter = name,
+                origin = input.origin,
+                accepted = summary.accepted,
+                duplicates = summary.duplicates,
+                ignored = summary.ignored,
+                quarantined = summary.quarantined.len(),
+                "input ingested"
+            );
+        }
+        Ok(summaries)
+    }
+
+    /// Parses one input: documents stored, rejections quarantined, records to append added to
+    /// `records`.
+    async fn parse_one(
+        &self,
+        adapter: &dyn Adapter,
+        input: &Input<'_>,
+        seen: &mut HashSet<String>,
+        records: &mut Vec<contacthub_log::Record>,
+    ) -> Result<Summary, Error> {
+        let name = adapter.name();
+        let items = adapter.parse(input);
+        let mut summary = Summary::default();
         for item in items {
             match item {
                 Item::Ignored { locator, why } => {
@@ -82,7 +125,7 @@ impl Ingest {
                     summary.ignored += 1;
                     self.metrics.add(name, input.tenant, Outcome::Ignored, 1);
                 }
-                Item::Rejected(r) => self.reject(name, &input, r, &mut summary)?,
+                Item::Rejected(r) => self.reject(name, input, r, &mut summary)?,
                 Item::Contact(c) => {
                     let Contact {
                         mut event,
@@ -140,7 +183,7 @@ impl Ingest {
                         let tenant = Some(event.tenant.clone());
                         self.reject(
                             name,
-                            &input,
+                            input,
                             Rejected {
                                 locator,
                                 reason,
@@ -164,44 +207,45 @@ impl Ingest {
                 }
             }
         }
-        if !records.is_empty() {
-            let placed = self
+        Ok(summary)
+    }
+
+    /// Appends `records` in one batch and waits until the projector made them visible.
+    async fn append(
+        &self,
+        name: &'static str,
+        records: Vec<contacthub_log::Record>,
+    ) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let placed = self
+            .hub
+            .log
+            .append(records)
+            .await
+            .map_err(|e| Error::Log(e.to_string()))?;
+        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+        for p in placed {
+            let o = last.entry(p.partition).or_default();
+            *o = (*o).max(p.offset);
+        }
+        for (partition, offset) in last {
+            if !self
                 .hub
-                .log
-                .append(records)
+                .projector
+                .wait_applied(partition, offset, self.hub.visibility_timeout)
                 .await
-                .map_err(|e| Error::Log(e.to_string()))?;
-            let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-            for p in placed {
-                let o = last.entry(p.partition).or_default();
-                *o = (*o).max(p.offset);
-            }
-            for (partition, offset) in last {
-                if !self
-                    .hub
-                    .projector
-                    .wait_applied(partition, offset, self.hub.visibility_timeout)
-                    .await
-                {
-                    tracing::warn!(
-                        adapter = name,
-                        partition,
-                        offset,
-                        "accepted but not yet visible"
-                    );
-                }
+            {
+                tracing::warn!(
+                    adapter = name,
+                    partition,
+                    offset,
+                    "accepted but not yet visible"
+                );
             }
         }
-        tracing::info!(
-            adapter = name,
-            origin = input.origin,
-            accepted = summary.accepted,
-            duplicates = summary.duplicates,
-            ignored = summary.ignored,
-            quarantined = summary.quarantined.len(),
-            "input ingested"
-        );
-        Ok(summary)
+        Ok(())
     }
 
     fn reject(

@@ -9,7 +9,6 @@ use contacthub_core::pb::{
 use contacthub_projector::TimelineQuery;
 use contacthub_proto::ts;
 use std::pin::Pin;
-use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -126,34 +125,14 @@ impl DeskService for Desk {
             .applied_entry(&r.tenant, &r.event_id)
             .map_err(internal)?
             .ok_or_else(|| Status::not_found("no such contact in this commune"))?;
-        let mut reader = self
+        let personal = self
             .hub
-            .log
-            .reader(&[(entry.partition, entry.offset)])
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot read the event log: {e}")))?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let event = loop {
-            let batch = reader
-                .next_batch(1, Duration::from_millis(500))
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot read the event log: {e}")))?;
-            if let Some(rec) = batch.into_iter().find(|r| r.partition == entry.partition) {
-                break contacthub_core::event::decode(&rec.record.value).map_err(internal)?;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(Status::unavailable("the event log did not answer in time"));
-            }
-        };
-        if event.event_id != r.event_id || event.tenant != r.tenant {
-            return Err(internal(format!(
-                "log position {}/{} does not hold event {}",
-                entry.partition, entry.offset, r.event_id
-            )));
-        }
+            .store
+            .contact_detail(&r.tenant, &r.event_id)
+            .map_err(internal)?;
         Ok(Response::new(pb::GetContactResponse {
             entry: Some(entry),
-            personal: event.personal,
+            personal,
         }))
     }
 

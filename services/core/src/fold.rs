@@ -130,6 +130,12 @@ pub fn apply(
         at.extend_from_slice(first.citizen_id.as_bytes());
     }
     kv.put(applied_key, at);
+    if let (true, Some(personal)) = (is_contact(payload), event.personal.as_ref()) {
+        kv.put(
+            keys::contact_detail(&event.tenant, &event.event_id),
+            personal.encode_to_vec(),
+        );
+    }
     bump(kv, keys::COUNTER_APPLIED)?;
     if let Payload::PhoneCall(call) = payload {
         for figure in phone_figures(&event, call) {

@@ -5,6 +5,7 @@
 //! |--------|--------------------------------------|---------------------------|
 //! | `ck/`  | partition (u32 BE)                   | next offset (u64 BE)      |
 //! | `ev/`  | tenant `\0` event id                 | partition, offset, time, citizen |
+//! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
 //! | `ci/`  | tenant `\0` citizen id               | `Citizen`                 |
 //! | `tl/`  | tenant `\0` citizen `\0` time event  | `TimelineEntry`           |
@@ -42,6 +43,11 @@ pub fn checkpoint(partition: u32) -> Vec<u8> {
 
 pub fn applied(tenant: &str, event_id: &str) -> Vec<u8> {
     key(b"ev/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// Everything personal a contact carries, for the agent who opens it.
+pub fn contact_detail(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"pd/", &[tenant.as_bytes(), event_id.as_bytes()])
 }
 
 /// `kind` is `phone` or `email`.

@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 use contacthub_core::fold::{self, Kv};
 use contacthub_core::keys;
-use contacthub_core::pb::{Citizen, CourrierState, DeadLetter, TimelineEntry};
+use contacthub_core::pb::{Citizen, CourrierState, DeadLetter, Personal, TimelineEntry};
 use contacthub_proto::ts;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -156,6 +156,11 @@ impl Store {
         let occurred = i64::from_be_bytes(v[12..20].try_into().unwrap());
         let citizen = String::from_utf8_lossy(&v[20..]).into_owned();
         self.get_msg(&keys::timeline_entry(tenant, &citizen, occurred, event_id))
+    }
+
+    /// The personal data of an applied contact (whole text, form fields, attachment names).
+    pub fn contact_detail(&self, tenant: &str, event_id: &str) -> Result<Option<Personal>> {
+        self.get_msg(&keys::contact_detail(tenant, event_id))
     }
 
     /// A page of the timeline of `canonical` and every citizen merged into it, newest first.

@@ -164,18 +164,18 @@ impl PhoneCdr {
                 );
             }
         }
-        // The citizen's side: as written on the line (the projector normalises).
+        // The citizen's side, normalised to E.164.
         let party_phone = match direction {
             pb::Direction::Outbound => f[DST].trim().to_string(),
             _ if src.is_some() && Some(&src) != Some(&commune_number) => f[SRC].trim().to_string(),
             _ => clid_number.clone().unwrap_or_default(),
         };
-        if normalize_phone(&party_phone).is_none() {
+        let Some(party_phone) = normalize_phone(&party_phone) else {
             return Item::Ignored {
                 locator,
                 why: "no outside number: a call between internal extensions or with a withheld number".into(),
             };
-        }
+        };
         let bounced = self
             .cfg
             .phone
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(c.event.tenant, "69091");
         assert_eq!(c.event.direction, pb::Direction::Inbound as i32);
         let party = c.event.personal.as_ref().unwrap().party.as_ref().unwrap();
-        assert_eq!(party.phone, "0612345678");
+        assert_eq!(party.phone, "+33612345678");
         assert_eq!(party.name, "Marie Durand");
         assert_eq!(call(c).disposition, Disposition::Answered as i32);
         assert_eq!(
@@ -425,7 +425,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .phone,
-            "0478000000"
+            "+33478000000"
         );
 
         // Transfer to the accueil extension 9: a bounce, party from the clid.
@@ -440,7 +440,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .phone,
-            "0612345678"
+            "+33612345678"
         );
 
         assert!(

@@ -91,13 +91,13 @@ impl SmsWebhook {
         };
         let outbound = normalize_phone(from).is_some_and(|n| tenant.numbers.contains(&n));
         let (party_phone, commune_number) = if outbound { (to, from) } else { (from, to) };
-        if normalize_phone(party_phone).is_none() {
+        let Some(party_e164) = normalize_phone(party_phone) else {
             return reject(format!(
                 "{} {:?} is not a phone number",
                 if outbound { "To" } else { "From" },
                 clip(party_phone, 30)
             ));
-        }
+        };
         let body = get("Body").unwrap_or("");
         let counted = get("NumSegments").and_then(|n| n.trim().parse::<u32>().ok());
         let payload = Payload::Sms(pb::Sms {
@@ -107,7 +107,7 @@ impl SmsWebhook {
                 .unwrap_or_else(|| commune_number.to_string()),
         });
         let party = pb::Party {
-            phone: party_phone.to_string(),
+            phone: party_e164,
             ..Default::default()
         };
         let mut event = contact(

@@ -7,6 +7,7 @@ use crate::config::AdaptersConfig;
 use crate::{clip, Adapter, Blob, BlobSource, Input, Item};
 use base64::Engine;
 use contacthub_core::event::contact;
+use contacthub_core::identity::{normalize_email, normalize_phone};
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use serde::Deserialize;
@@ -136,8 +137,13 @@ impl WebForm {
         };
         let party = pb::Party {
             citizen_id: u.citizen_id.clone().unwrap_or_default(),
-            phone: u.phone.clone().unwrap_or_default(),
-            email: u.email.clone().unwrap_or_default(),
+            // Normalised when they can be; kept as written otherwise (the projector decides).
+            phone: u.phone.as_deref().map_or_else(String::new, |p| {
+                normalize_phone(p).unwrap_or_else(|| p.to_string())
+            }),
+            email: u.email.as_deref().map_or_else(String::new, |m| {
+                normalize_email(m).unwrap_or_else(|| m.to_string())
+            }),
             name,
             ..Default::default()
         };
@@ -295,7 +301,7 @@ mod tests {
         let party = p.party.as_ref().unwrap();
         assert_eq!(
             (party.name.as_str(), party.email.as_str()),
-            ("Marie Durand", "Marie.Durand@example.fr")
+            ("Marie Durand", "marie.durand@example.fr")
         );
         assert_eq!(
             c.blobs[0].source,

@@ -213,11 +213,18 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let adapters_listener = tokio::net::TcpListener::bind(a.adapters_listen)
         .await
         .with_context(|| format!("binding the adapter endpoints to {}", a.adapters_listen))?;
-    println!("contacthub listening on {}", listener.local_addr()?);
-    println!(
-        "adapter endpoints listening on {}",
-        adapters_listener.local_addr()?
-    );
+    // Where to reach the server, for scripts and tests; a closed stdout must not stop it.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "contacthub listening on {}", listener.local_addr()?);
+        let _ = writeln!(
+            out,
+            "adapter endpoints listening on {}",
+            adapters_listener.local_addr()?
+        );
+        let _ = out.flush();
+    }
     let adapters_task = tokio::spawn(contacthub_adapters::run(
         hub.clone(),
         Arc::new(adapters_cfg),

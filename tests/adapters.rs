@@ -8,7 +8,6 @@ use contacthub_adapters::ingest::Summary;
 use contacthub_adapters::quarantine::Quarantine;
 use contacthub_proto::v1 as pb;
 use contacthub_tests::*;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -67,6 +66,13 @@ fn lines(entries: &[pb::TimelineEntry]) -> String {
         .collect()
 }
 
+/// The HTTP status a request gets.
+async fn status(
+    sent: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+) -> u16 {
+    sent.await.unwrap().status().as_u16()
+}
+
 async fn summary(resp: reqwest::Response) -> (u16, Summary) {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
@@ -109,11 +115,11 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
         }
         r.send()
     };
-    assert_eq!(post(None).await.unwrap().status(), 401);
-    assert_eq!(post(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(status(post(None)).await, 401);
+    assert_eq!(status(post(Some("wrong"))).await, 401);
 
-    let (status, first) = summary(post(Some("pbx-token")).await.unwrap()).await;
-    assert_eq!(status, 200);
+    let (code, first) = summary(post(Some("pbx-token")).await.unwrap()).await;
+    assert_eq!(code, 200);
     assert_eq!(
         (first.accepted, first.duplicates, first.ignored),
         (6, 0, 1),
@@ -266,20 +272,11 @@ async fn sms_webhooks_signed_by_the_gateway(backend: Backend) {
     );
     // The gateway retries: still one message.
     assert_eq!(
-        send(GIVORS, inbound.clone(), "gateway-token")
-            .await
-            .unwrap()
-            .status(),
+        status(send(GIVORS, inbound.clone(), "gateway-token")).await,
         200
     );
     // Forged, unsigned, or signed for another commune: refused.
-    assert_eq!(
-        send(GIVORS, inbound.clone(), "guess")
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(status(send(GIVORS, inbound.clone(), "guess")).await, 401);
     let unsigned = http
         .post(format!("{url}/v1/{GIVORS}/sms"))
         .body(inbound.clone())
@@ -288,10 +285,7 @@ async fn sms_webhooks_signed_by_the_gateway(backend: Backend) {
         .unwrap();
     assert_eq!(unsigned.status(), 401);
     assert_eq!(
-        send(GRIGNY, inbound.clone(), "gateway-token")
-            .await
-            .unwrap()
-            .status(),
+        status(send(GRIGNY, inbound.clone(), "gateway-token")).await,
         401
     );
     // A message the commune sent, reported by the gateway's status callback.
@@ -410,8 +404,8 @@ async fn web_forms_with_attachments(backend: Backend) {
         )
         .into_bytes();
 
-    let (status, s) = summary(post(GIVORS, form.clone(), "portal-secret").await.unwrap()).await;
-    assert_eq!((status, s.accepted), (200, 1), "{s:?}");
+    let (code, s) = summary(post(GIVORS, form.clone(), "portal-secret").await.unwrap()).await;
+    assert_eq!((code, s.accepted), (200, 1), "{s:?}");
     let (_, s) = summary(
         post(
             GIVORS,
@@ -423,8 +417,8 @@ async fn web_forms_with_attachments(backend: Backend) {
     )
     .await;
     assert_eq!(s.accepted, 1, "an unknown form is accepted");
-    let (status, again) = summary(post(GIVORS, form.clone(), "portal-secret").await.unwrap()).await;
-    assert_eq!((status, again.accepted, again.duplicates), (200, 0, 1));
+    let (code, again) = summary(post(GIVORS, form.clone(), "portal-secret").await.unwrap()).await;
+    assert_eq!((code, again.accepted, again.duplicates), (200, 0, 1));
 
     let entries = timeline(&hub, GIVORS, by_email("marie.durand@example.fr")).await;
     assert_eq!(entries.len(), 2, "{entries:?}");
@@ -512,24 +506,20 @@ async fn web_forms_with_attachments(backend: Backend) {
         "{body}"
     );
     assert_eq!(
-        post(GIVORS, form.clone(), "not-the-secret")
-            .await
-            .unwrap()
-            .status(),
+        status(post(GIVORS, form.clone(), "not-the-secret")).await,
         401
     );
     assert_eq!(
-        post("12345", form.clone(), "portal-secret")
-            .await
-            .unwrap()
-            .status(),
+        status(post("12345", form.clone(), "portal-secret")).await,
         404
     );
     assert_eq!(
-        post(GIVORS, vec![b' '; ADAPTER_MAX_BODY + 1], "portal-secret")
-            .await
-            .unwrap()
-            .status(),
+        status(post(
+            GIVORS,
+            vec![b' '; ADAPTER_MAX_BODY + 1],
+            "portal-secret"
+        ))
+        .await,
         413
     );
     let missing = String::from_utf8(form.clone())
@@ -702,33 +692,15 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(&bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--partitions",
-            "2",
-            "--adapters",
-        ])
-        .arg(&config)
-        .arg("--data")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut addr = |prefix: &str| {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with(prefix), "{line:?}");
-        format!("http://{}", line.trim().rsplit(' ').next().unwrap())
-    };
-    let grpc = addr("contacthub listening on");
-    let adapters = addr("adapter endpoints listening on");
+    let ServeChild {
+        mut child,
+        grpc,
+        adapters,
+    } = spawn_serve(
+        &bin,
+        dir.path(),
+        &["--adapters".as_ref(), config.as_os_str()],
+    );
     let run = |args: &[&str]| {
         let o = Command::new(&bin).args(args).output().unwrap();
         (

@@ -56,28 +56,8 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let bin = contacthub_bin!();
     let spawn = || {
-        let mut child = Command::new(&bin)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--adapters-listen",
-                "127.0.0.1:0",
-                "--partitions",
-                "4",
-                "--data",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        (child, format!("http://{addr}"))
+        let s = spawn_serve(&bin, dir.path(), &["--partitions".as_ref(), "4".as_ref()]);
+        (s.child, s.grpc)
     };
     let (mut child, url) = spawn();
     let channel = tonic::transport::Endpoint::from_shared(url)

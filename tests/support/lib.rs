@@ -445,3 +445,53 @@ macro_rules! contacthub_bin {
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_contacthub-under-test"))
     };
 }
+
+/// A `contacthub serve` child on free ports over `data`, with `extra` arguments.
+pub struct ServeChild {
+    pub child: std::process::Child,
+    /// `http://` address of the gRPC API.
+    pub grpc: String,
+    /// `http://` address of the adapter endpoints.
+    pub adapters: String,
+}
+
+/// Starts `contacthub serve` as a child process and reads where it listens.
+pub fn spawn_serve(bin: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> ServeChild {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--adapters-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(data)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting contacthub serve");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut addr = |prefix: &str| {
+        let mut line = String::new();
+        out.read_line(&mut line)
+            .expect("reading the server's address");
+        assert!(
+            line.starts_with(prefix),
+            "unexpected first lines of serve: {line:?}"
+        );
+        format!(
+            "http://{}",
+            line.trim().rsplit(' ').next().unwrap_or_default()
+        )
+    };
+    let grpc = addr("contacthub listening on");
+    let adapters = addr("adapter endpoints listening on");
+    ServeChild {
+        child,
+        grpc,
+        adapters,
+    }
+}

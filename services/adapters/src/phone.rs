@@ -341,6 +341,10 @@ mod tests {
         }
     }
 
+    fn party(c: &Contact) -> &pb::Party {
+        c.event.personal.as_ref().unwrap().party.as_ref().unwrap()
+    }
+
     fn call(c: &Contact) -> &pb::PhoneCall {
         match c.event.payload.as_ref() {
             Some(Payload::PhoneCall(p)) => p,
@@ -369,9 +373,9 @@ mod tests {
         let c = contact(&items[0]);
         assert_eq!(c.event.tenant, "69091");
         assert_eq!(c.event.direction, pb::Direction::Inbound as i32);
-        let party = c.event.personal.as_ref().unwrap().party.as_ref().unwrap();
-        assert_eq!(party.phone, "+33612345678");
-        assert_eq!(party.name, "Marie Durand");
+        let p = party(c);
+        assert_eq!(p.phone, "+33612345678");
+        assert_eq!(p.name, "Marie Durand");
         assert_eq!(call(c).disposition, Disposition::Answered as i32);
         assert_eq!(
             (call(c).duration_seconds, call(c).billed_seconds),
@@ -394,17 +398,7 @@ mod tests {
         // A missed call in summer: +2 h; the name equal to the number is no name.
         let c = contact(&items[1]);
         assert_eq!(call(c).disposition, Disposition::NoAnswer as i32);
-        assert_eq!(
-            c.event
-                .personal
-                .as_ref()
-                .unwrap()
-                .party
-                .as_ref()
-                .unwrap()
-                .name,
-            ""
-        );
+        assert_eq!(party(c).name, "");
         assert_eq!(
             contacthub_core::event::fmt_us(
                 contacthub_proto::ts::to_micros(c.event.occurred_at.as_ref().unwrap()).unwrap()
@@ -416,32 +410,12 @@ mod tests {
         let c = contact(&items[2]);
         assert_eq!(c.event.tenant, "69091");
         assert_eq!(c.event.direction, pb::Direction::Outbound as i32);
-        assert_eq!(
-            c.event
-                .personal
-                .as_ref()
-                .unwrap()
-                .party
-                .as_ref()
-                .unwrap()
-                .phone,
-            "+33478000000"
-        );
+        assert_eq!(party(c).phone, "+33478000000");
 
         // Transfer to the accueil extension 9: a bounce, party from the clid.
         let c = contact(&items[3]);
         assert!(call(c).bounced_to_accueil);
-        assert_eq!(
-            c.event
-                .personal
-                .as_ref()
-                .unwrap()
-                .party
-                .as_ref()
-                .unwrap()
-                .phone,
-            "+33612345678"
-        );
+        assert_eq!(party(c).phone, "+33612345678");
 
         assert!(
             matches!(&items[4], Item::Ignored { why, .. } if why.contains("internal extensions"))

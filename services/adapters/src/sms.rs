@@ -212,14 +212,7 @@ mod tests {
         };
         assert_eq!(c.event.direction, pb::Direction::Outbound as i32);
         assert_eq!(
-            c.event
-                .personal
-                .as_ref()
-                .unwrap()
-                .party
-                .as_ref()
-                .unwrap()
-                .phone,
+            c.event.personal.unwrap().party.unwrap().phone,
             "+33612345678"
         );
     }

@@ -142,9 +142,9 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
     expect_test::expect![[r#"
         2026-11-06T13:00:00Z Appel sortant, répondu (3 min 07 s)
         2026-11-05T07:31:00Z Appel entrant, manqué (occupé)
-        2026-11-04T17:02:00Z Appel entrant, manqué (pas de réponse)
         2026-11-03T09:02:00Z Appel entrant, répondu (2 min 00 s), renvoyé vers l'accueil
         2026-11-02T08:14:03Z Appel entrant, répondu (3 min 09 s)
+        2026-10-30T17:02:00Z Appel entrant, manqué (pas de réponse)
     "#]]
     .assert_eq(&lines(&marie));
     assert!(marie.iter().all(|e| e.channel == pb::Channel::Phone as i32));
@@ -184,7 +184,7 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
         lines(&marie)
     );
 
-    // Bounce-back rate: 1 bounce for 3 inbound calls.
+    // Bounce-back rate: 1 bounce for 3 inbound calls, 2 of them in November.
     let report = hub
         .ops()
         .get_phone_report(pb::GetPhoneReportRequest {
@@ -193,16 +193,44 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
+    let figures = |f: &pb::PhoneFigures| {
+        format!(
+            "{} in ({} missed), {} out, {} bounced = {:.2} %",
+            f.inbound_calls,
+            f.missed_calls,
+            f.outbound_calls,
+            f.bounced_calls,
+            f.bounce_rate_percent
+        )
+    };
+    let by_month: Vec<_> = report
+        .months
+        .iter()
+        .map(|m| format!("{}: {}", m.month, figures(m.figures.as_ref().unwrap())))
+        .collect();
     assert_eq!(
-        (
-            report.inbound_calls,
-            report.missed_calls,
-            report.outbound_calls,
-            report.bounced_calls
-        ),
-        (3, 2, 1, 1)
+        by_month,
+        [
+            "2026-10: 1 in (1 missed), 0 out, 0 bounced = 0.00 %",
+            "2026-11: 2 in (1 missed), 1 out, 1 bounced = 50.00 %",
+        ]
     );
-    assert!((report.bounce_rate_percent - 100.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        figures(report.total.as_ref().unwrap()),
+        "3 in (2 missed), 1 out, 1 bounced = 33.33 %"
+    );
+    let grigny = hub
+        .ops()
+        .get_phone_report(pb::GetPhoneReportRequest {
+            tenant: GRIGNY.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        figures(grigny.total.as_ref().unwrap()),
+        "1 in (0 missed), 0 out, 0 bounced = 0.00 %"
+    );
 
     // Quarantined once each, with the raw line.
     let kept = quarantine(&hub, "asterisk-cdr");
@@ -801,8 +829,8 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
     let (ok, said) = run(&["phone-report", "--tenant", "69091", "--server", &grpc]);
     assert!(ok, "{said}");
     assert!(
-        said.contains("inbound calls    3")
-            && said.contains("bounced to accueil 1 (33.3 % of inbound calls)"),
+        said.contains("2026-10          1        1          0         0        0.0 %")
+            && said.contains("total            3        2          1         1       33.3 %"),
         "{said}"
     );
     let (ok, said) = run(&[

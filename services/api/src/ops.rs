@@ -76,24 +76,46 @@ impl OpsService for Ops {
         let tenant = req.get_ref().tenant.clone();
         self.hub.known_tenant(&tenant)?;
         self.hub.access.for_tenant(&req, &tenant)?;
-        let figure = |name: &str| {
-            self.hub
-                .store
-                .counter(&keys::phone_counter(&tenant, name))
-                .map_err(internal)
+        let counters = self
+            .hub
+            .store
+            .counters(&keys::phone_counter_prefix(&tenant))
+            .map_err(internal)?;
+        let figures = |period: &str| {
+            let n = |figure: &str| {
+                counters
+                    .get(&keys::phone_counter(&tenant, period, figure))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let (inbound, bounced) = (n(keys::PHONE_INBOUND), n(keys::PHONE_BOUNCED));
+            pb::PhoneFigures {
+                inbound_calls: inbound,
+                missed_calls: n(keys::PHONE_MISSED),
+                outbound_calls: n(keys::PHONE_OUTBOUND),
+                bounced_calls: bounced,
+                bounce_rate_percent: if inbound == 0 {
+                    0.0
+                } else {
+                    bounced as f64 * 100.0 / inbound as f64
+                },
+            }
         };
-        let inbound = figure(keys::PHONE_INBOUND)?;
-        let bounced = figure(keys::PHONE_BOUNCED)?;
+        let prefix = keys::phone_counter_prefix(&tenant);
+        let months: std::collections::BTreeSet<&str> = counters
+            .keys()
+            .filter_map(|k| k[prefix.len()..].split('/').next())
+            .filter(|p| *p != keys::PHONE_ALL_TIME)
+            .collect();
         Ok(Response::new(pb::PhoneReport {
-            inbound_calls: inbound,
-            missed_calls: figure(keys::PHONE_MISSED)?,
-            outbound_calls: figure(keys::PHONE_OUTBOUND)?,
-            bounced_calls: bounced,
-            bounce_rate_percent: if inbound == 0 {
-                0.0
-            } else {
-                bounced as f64 * 100.0 / inbound as f64
-            },
+            total: Some(figures(keys::PHONE_ALL_TIME)),
+            months: months
+                .into_iter()
+                .map(|m| pb::PhoneMonth {
+                    month: m.to_string(),
+                    figures: Some(figures(m)),
+                })
+                .collect(),
             tenant,
         }))
     }

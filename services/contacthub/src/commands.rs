@@ -573,12 +573,23 @@ async fn phone_report(a: CourrierTenantArgs) -> Result<()> {
         .await?
         .into_inner();
     println!("commune {}", r.tenant);
-    println!("inbound calls    {}", r.inbound_calls);
-    println!("  missed         {}", r.missed_calls);
-    println!("outbound calls   {}", r.outbound_calls);
     println!(
-        "bounced to accueil {} ({:.1} % of inbound calls)",
-        r.bounced_calls, r.bounce_rate_percent
+        "{:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>11}",
+        "period", "inbound", "missed", "outbound", "bounced", "bounce rate"
     );
+    let row = |label: &str, f: &pb::PhoneFigures| {
+        println!(
+            "{label:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>9.1} %",
+            f.inbound_calls,
+            f.missed_calls,
+            f.outbound_calls,
+            f.bounced_calls,
+            f.bounce_rate_percent
+        )
+    };
+    for m in &r.months {
+        row(&m.month, m.figures.as_ref().unwrap_or(&Default::default()));
+    }
+    row("total", r.total.as_ref().unwrap_or(&Default::default()));
     Ok(())
 }

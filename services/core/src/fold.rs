@@ -138,8 +138,11 @@ pub fn apply(
     }
     bump(kv, keys::COUNTER_APPLIED)?;
     if let Payload::PhoneCall(call) = payload {
+        let month = courrier::paris(occurred_us).format("%Y-%m").to_string();
         for figure in phone_figures(&event, call) {
-            bump(kv, &keys::phone_counter(&event.tenant, figure))?;
+            for period in [keys::PHONE_ALL_TIME, month.as_str()] {
+                bump(kv, &keys::phone_counter(&event.tenant, period, figure))?;
+            }
         }
     }
     Ok(Outcome::Applied {

@@ -149,9 +149,18 @@ pub const PHONE_MISSED: &str = "missed";
 pub const PHONE_OUTBOUND: &str = "outbound";
 pub const PHONE_BOUNCED: &str = "bounced";
 
-/// Name of a per-commune phone counter, e.g. `phone/69091/bounced`.
-pub fn phone_counter(tenant: &str, figure: &str) -> String {
-    format!("phone/{tenant}/{figure}")
+/// The period of the all-time phone counters.
+pub const PHONE_ALL_TIME: &str = "all";
+
+/// Name of a per-commune phone counter for a period (`all` or a month `2026-11`), e.g.
+/// `phone/69091/2026-11/bounced`.
+pub fn phone_counter(tenant: &str, period: &str, figure: &str) -> String {
+    format!("phone/{tenant}/{period}/{figure}")
+}
+
+/// Prefix of every phone counter name of a commune.
+pub fn phone_counter_prefix(tenant: &str) -> String {
+    format!("phone/{tenant}/")
 }
 pub const COUNTER_DEAD: &str = "dead_letters";
 

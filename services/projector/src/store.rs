@@ -100,6 +100,18 @@ impl Store {
             .map_or(0, |v| keys::read_u64(&v)))
     }
 
+    /// Every counter whose name starts with `prefix`, by name.
+    pub fn counters(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let start = keys::counter(prefix);
+        for kv in self.tree.scan_prefix(&start) {
+            let (k, v) = kv.map_err(self.err())?;
+            let name = String::from_utf8_lossy(&k[start.len() - prefix.len()..]).into_owned();
+            out.insert(name, keys::read_u64(&v));
+        }
+        Ok(out)
+    }
+
     pub fn citizen(&self, tenant: &str, id: &str) -> Result<Option<Citizen>> {
         self.get_msg(&keys::citizen(tenant, id))
     }

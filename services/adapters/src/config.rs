@@ -115,7 +115,17 @@ pub struct AdaptersConfig {
 impl AdaptersConfig {
     /// Parses and checks a configuration against the known communes.
     pub fn from_toml(text: &str, tenants: &Tenants) -> Result<Self, Error> {
-        let cfg: AdaptersConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut cfg: AdaptersConfig =
+            toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        // Hashes are compared with lower-case hex.
+        for h in cfg
+            .communes
+            .iter_mut()
+            .filter_map(|c| c.token_sha256.as_mut())
+            .chain(cfg.ops_token_sha256.as_mut())
+        {
+            h.make_ascii_lowercase();
+        }
         let mut seen = std::collections::BTreeSet::new();
         let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
         if cfg.ops_token_sha256.as_deref().is_some_and(|h| !hex64(h)) {
@@ -254,6 +264,15 @@ accueil_extensions = ["9"]
         assert!(!cfg.is_commune_address("69091", "marie@example.fr"));
         assert!(cfg.is_accueil("69091", "9"));
         assert!(!cfg.has_credentials());
+
+        let upper =
+            AdaptersConfig::from_toml(&format!("ops_token_sha256 = \"{}\"", "AB".repeat(32)), &t)
+                .unwrap();
+        assert_eq!(
+            upper.ops_token_sha256.as_deref(),
+            Some("ab".repeat(32).as_str())
+        );
+        assert!(upper.has_credentials());
 
         for (bad, says) in [
             ("[[commune]]\ncode = \"99999\"", "unknown commune"),

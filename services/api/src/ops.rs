@@ -3,6 +3,7 @@
 use crate::{internal, Hub};
 use contacthub_core::keys;
 use contacthub_proto::v1::{self as pb, ops_service_server::OpsService};
+use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 pub struct Ops {
@@ -81,39 +82,46 @@ impl OpsService for Ops {
             .store
             .counters(&keys::phone_counter_prefix(&tenant))
             .map_err(internal)?;
-        let figures = |period: &str| {
-            let n = |figure: &str| {
-                counters
-                    .get(&keys::phone_counter(&tenant, period, figure))
-                    .copied()
-                    .unwrap_or(0)
-            };
-            let (inbound, bounced) = (n(keys::PHONE_INBOUND), n(keys::PHONE_BOUNCED));
-            pb::PhoneFigures {
-                inbound_calls: inbound,
-                missed_calls: n(keys::PHONE_MISSED),
-                outbound_calls: n(keys::PHONE_OUTBOUND),
-                bounced_calls: bounced,
-                bounce_rate_percent: if inbound == 0 {
-                    0.0
-                } else {
-                    bounced as f64 * 100.0 / inbound as f64
-                },
-            }
-        };
+        // Counters are monthly: `phone/TENANT/MONTH/FIGURE`.
         let prefix = keys::phone_counter_prefix(&tenant);
-        let months: std::collections::BTreeSet<&str> = counters
-            .keys()
-            .filter_map(|k| k[prefix.len()..].split('/').next())
-            .filter(|p| *p != keys::PHONE_ALL_TIME)
-            .collect();
+        let mut by_month: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
+        for (name, n) in &counters {
+            let Some((month, figure)) = name[prefix.len()..].split_once('/') else {
+                continue;
+            };
+            let slot = match figure {
+                keys::PHONE_INBOUND => 0,
+                keys::PHONE_MISSED => 1,
+                keys::PHONE_OUTBOUND => 2,
+                keys::PHONE_BOUNCED => 3,
+                _ => continue,
+            };
+            by_month.entry(month).or_default()[slot] += n;
+        }
+        let figures = |[inbound, missed, outbound, bounced]: [u64; 4]| pb::PhoneFigures {
+            inbound_calls: inbound,
+            missed_calls: missed,
+            outbound_calls: outbound,
+            bounced_calls: bounced,
+            bounce_rate_percent: if inbound == 0 {
+                0.0
+            } else {
+                bounced as f64 * 100.0 / inbound as f64
+            },
+        };
+        let mut total = [0u64; 4];
+        for f in by_month.values() {
+            for (t, n) in total.iter_mut().zip(f) {
+                *t += n;
+            }
+        }
         Ok(Response::new(pb::PhoneReport {
-            total: Some(figures(keys::PHONE_ALL_TIME)),
-            months: months
-                .into_iter()
-                .map(|m| pb::PhoneMonth {
+            total: Some(figures(total)),
+            months: by_month
+                .iter()
+                .map(|(m, f)| pb::PhoneMonth {
                     month: m.to_string(),
-                    figures: Some(figures(m)),
+                    figures: Some(figures(*f)),
                 })
                 .collect(),
             tenant,

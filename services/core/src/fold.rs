@@ -130,19 +130,29 @@ pub fn apply(
         at.extend_from_slice(first.citizen_id.as_bytes());
     }
     kv.put(applied_key, at);
-    if let (true, Some(personal)) = (is_contact(payload), event.personal.as_ref()) {
-        kv.put(
-            keys::contact_detail(&event.tenant, &event.event_id),
-            personal.encode_to_vec(),
-        );
+    // What the citizen wrote, beyond who they are (the party is in the entry and the citizen):
+    // kept only when there is some, so calls and visits cost nothing here.
+    if let (true, Some(p)) = (is_contact(payload), event.personal.as_ref()) {
+        if !(p.subject.is_empty()
+            && p.text.is_empty()
+            && p.fields.is_empty()
+            && p.attachment_names.is_empty())
+        {
+            let detail = pb::Personal {
+                party: None,
+                ..p.clone()
+            };
+            kv.put(
+                keys::contact_detail(&event.tenant, &event.event_id),
+                detail.encode_to_vec(),
+            );
+        }
     }
     bump(kv, keys::COUNTER_APPLIED)?;
     if let Payload::PhoneCall(call) = payload {
         let month = courrier::paris(occurred_us).format("%Y-%m").to_string();
         for figure in phone_figures(&event, call) {
-            for period in [keys::PHONE_ALL_TIME, month.as_str()] {
-                bump(kv, &keys::phone_counter(&event.tenant, period, figure))?;
-            }
+            bump(kv, &keys::phone_counter(&event.tenant, &month, figure))?;
         }
     }
     Ok(Outcome::Applied {

@@ -149,13 +149,10 @@ pub const PHONE_MISSED: &str = "missed";
 pub const PHONE_OUTBOUND: &str = "outbound";
 pub const PHONE_BOUNCED: &str = "bounced";
 
-/// The period of the all-time phone counters.
-pub const PHONE_ALL_TIME: &str = "all";
-
-/// Name of a per-commune phone counter for a period (`all` or a month `2026-11`), e.g.
-/// `phone/69091/2026-11/bounced`.
-pub fn phone_counter(tenant: &str, period: &str, figure: &str) -> String {
-    format!("phone/{tenant}/{period}/{figure}")
+/// Name of a per-commune monthly phone counter (month in Paris time), e.g.
+/// `phone/69091/2026-11/bounced`. Totals are sums over the months.
+pub fn phone_counter(tenant: &str, month: &str, figure: &str) -> String {
+    format!("phone/{tenant}/{month}/{figure}")
 }
 
 /// Prefix of every phone counter name of a commune.

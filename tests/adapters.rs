@@ -9,7 +9,7 @@ use contacthub_adapters::quarantine::Quarantine;
 use contacthub_proto::v1 as pb;
 use contacthub_tests::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 on_every_backend!(

@@ -7,8 +7,7 @@ use contacthub_log::{embedded::EmbeddedLog, EventLog};
 use contacthub_projector::{Projector, Store};
 use contacthub_tests::crash::{crash_cycles, project_to_end, write_demo_log};
 use contacthub_tests::*;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 

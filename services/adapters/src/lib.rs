@@ -184,11 +184,6 @@ impl Channels {
     }
 }
 
-/// Text from bytes that should be UTF-8 (lossy: a stray byte never loses the rest).
-pub(crate) fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
 /// Up to `max` characters of `s`, for messages.
 pub(crate) fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {

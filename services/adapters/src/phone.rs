@@ -8,7 +8,7 @@
 //! for. A leg in a transfer context to a central accueil extension is a bounce back.
 
 use crate::config::{AdaptersConfig, CdrTimezone};
-use crate::{clip, text, Adapter, Input, Item};
+use crate::{clip, Adapter, Input, Item};
 use contacthub_core::event::contact;
 use contacthub_core::identity::normalize_phone;
 use contacthub_core::pb::{self, event::Payload, phone_call::Disposition};
@@ -266,7 +266,7 @@ impl Adapter for PhoneCdr {
                     records.push(
                         record
                             .iter()
-                            .map(|f| text(f).into_owned())
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
                             .collect::<Vec<_>>(),
                     );
                 }

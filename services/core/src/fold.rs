@@ -132,20 +132,19 @@ pub fn apply(
     kv.put(applied_key, at);
     // What the citizen wrote, beyond who they are (the party is in the entry and the citizen):
     // kept only when there is some, so calls and visits cost nothing here.
-    if let (true, Some(p)) = (is_contact(payload), event.personal.as_ref()) {
-        if !(p.subject.is_empty()
-            && p.text.is_empty()
-            && p.fields.is_empty()
-            && p.attachment_names.is_empty())
-        {
-            let detail = pb::Personal {
-                party: None,
-                ..p.clone()
-            };
-            kv.put(
-                keys::contact_detail(&event.tenant, &event.event_id),
-                detail.encode_to_vec(),
-            );
+    if is_contact(payload) {
+        if let Some(mut detail) = event.personal.take() {
+            if !(detail.subject.is_empty()
+                && detail.text.is_empty()
+                && detail.fields.is_empty()
+                && detail.attachment_names.is_empty())
+            {
+                detail.party = None;
+                kv.put(
+                    keys::contact_detail(&event.tenant, &event.event_id),
+                    detail.encode_to_vec(),
+                );
+            }
         }
     }
     bump(kv, keys::COUNTER_APPLIED)?;

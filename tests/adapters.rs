@@ -171,6 +171,25 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
     let (_, again) = summary(post(Some("pbx-token")).await.unwrap()).await;
     assert_eq!((again.accepted, again.duplicates), (0, 6), "{again:?}");
     assert_eq!(again.event_ids, first.event_ids);
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "{adapter=\"asterisk-cdr\",tenant=\"69091\",outcome=\"accepted\"} 5",
+        "{adapter=\"asterisk-cdr\",tenant=\"69091\",outcome=\"duplicate\"} 5",
+        "{adapter=\"asterisk-cdr\",tenant=\"69096\",outcome=\"accepted\"} 1",
+        "{adapter=\"asterisk-cdr\",tenant=\"\",outcome=\"quarantined\"} 4",
+    ] {
+        assert!(
+            metrics.contains(&format!("contacthub_adapter_items_total{line}\n")),
+            "{metrics}"
+        );
+    }
     let inbox = hub.dir.path().join("cdr-inbox");
     std::fs::write(inbox.join("Master-2026-11.csv"), &csv).unwrap();
     until("the dropped file is done", || {
@@ -743,15 +762,13 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
         !ok && said.contains("refused (401 Unauthorized): missing or invalid credentials"),
         "{said}"
     );
-    let (ok, said) = run(&[
-        "ingest",
-        "phone",
-        csv.to_str().unwrap(),
-        "--url",
-        &adapters,
-        "--token",
-        "ops-token",
-    ]);
+    let ingest = |kind: &str, file: &Path, tenant: &[&str]| {
+        let mut args = vec!["ingest", kind, file.to_str().unwrap(), "--url", &adapters];
+        args.extend_from_slice(tenant);
+        args.extend_from_slice(&["--token", "ops-token"]);
+        run(&args)
+    };
+    let (ok, said) = ingest("phone", &csv, &[]);
     assert!(ok, "{said}");
     assert!(
         said.starts_with(&format!(
@@ -762,30 +779,10 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
     );
     assert!(said.contains("  line 9: has 3 fields"), "{said}");
     let eml = fixtures.join("maildir/1-cantine.eml");
-    let (ok, said) = run(&[
-        "ingest",
-        "email",
-        eml.to_str().unwrap(),
-        "--tenant",
-        "69091",
-        "--url",
-        &adapters,
-        "--token",
-        "ops-token",
-    ]);
+    let (ok, said) = ingest("email", &eml, &["--tenant", "69091"]);
     assert!(ok && said.contains(": 1 accepted"), "{said}");
     let broken = fixtures.join("maildir/4-broken.eml");
-    let (ok, said) = run(&[
-        "ingest",
-        "email",
-        broken.to_str().unwrap(),
-        "--tenant",
-        "69091",
-        "--url",
-        &adapters,
-        "--token",
-        "ops-token",
-    ]);
+    let (ok, said) = ingest("email", &broken, &["--tenant", "69091"]);
     assert!(
         !ok && said.contains("no From address") && said.contains("1 of 1 files were refused"),
         "{said}"

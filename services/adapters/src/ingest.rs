@@ -133,7 +133,7 @@ impl Ingest {
                         locator,
                         raw,
                     } = *c;
-                    let known = !seen.insert(event.event_id.clone())
+                    let known = seen.contains(&event.event_id)
                         || self
                             .hub
                             .store
@@ -194,8 +194,7 @@ impl Ingest {
                         )?;
                         continue;
                     }
-                    self.metrics
-                        .add(name, Some(&event.tenant), Outcome::Accepted, 1);
+                    seen.insert(event.event_id.clone());
                     summary.accepted += 1;
                     summary.event_ids.push(event.event_id.clone());
                     records.push(contacthub_log::Record {
@@ -219,6 +218,11 @@ impl Ingest {
         if records.is_empty() {
             return Ok(());
         }
+        // Counted once the log took them, not before.
+        let tenants: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+            .collect();
         let placed = self
             .hub
             .log
@@ -229,6 +233,9 @@ impl Ingest {
         for p in placed {
             let o = last.entry(p.partition).or_default();
             *o = (*o).max(p.offset);
+        }
+        for tenant in &tenants {
+            self.metrics.add(name, Some(tenant), Outcome::Accepted, 1);
         }
         for (partition, offset) in last {
             if !self

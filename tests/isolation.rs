@@ -36,6 +36,21 @@ async fn no_rpc_crosses_communes(backend: Backend) {
         .unwrap()
         .citizen_id = "EXT-42".into();
     hub.publish(&[
+        // The same citizen id registered in both communes.
+        register(
+            GIVORS,
+            "EXT-42",
+            "Anne Givors",
+            "0600000001",
+            at(2026, 4, 1, 8, 0),
+        ),
+        register(
+            GRIGNY,
+            "EXT-42",
+            "Bruno Grigny",
+            "0600000002",
+            at(2026, 4, 1, 8, 0),
+        ),
         // Same person known to both communes, by phone.
         call(GIVORS, "a1", "06 77 77 77 77", at(2026, 5, 1, 8, 0)),
         web_form(
@@ -100,7 +115,11 @@ async fn no_rpc_crosses_communes(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((ga.entries.len(), gb.entries.len()), (1, 1));
+    assert_eq!(
+        (ga.entries.len(), gb.entries.len()),
+        (2, 2),
+        "each registration and call"
+    );
     assert_ne!(ga.entries[0].event_id, gb.entries[0].event_id);
     assert_eq!(ga.citizen.unwrap().phones, ["+33600000001"]);
 

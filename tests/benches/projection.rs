@@ -2,7 +2,10 @@
 //!
 //! 1. Projection rate on the embedded log: N generated events (default 1,000,000) appended,
 //!    then projected into sled; events/s and peak RSS.
-//! 2. GetTimeline latency p50/p99 for a citizen with 500 entries, 32 concurrent gRPC clients.
+//! 2. GetTimeline latency p50/p99 and calls/s for a citizen with 500 entries: one client with
+//!    one call in flight on its own connection (a desk: a wait per call shows here, as the
+//!    44 ms of a missing TCP_NODELAY did), 8 clients, and 32 clients, each on its own
+//!    connection.
 //! 3. Publish → visible latency (RecordVisit) and end-to-end throughput (append → projected),
 //!    on the embedded log and, when `CONTACTHUB_TEST_KAFKA` names a broker, on Kafka.
 //!
@@ -114,14 +117,28 @@ async fn get_timeline_latency() {
         .collect();
     hub.publish(&events).await;
     hub.settle().await;
-    for page_size in [50u32, 500] {
+    for (clients, page_size, calls) in [
+        (1usize, 20u32, 300),
+        (8, 20, 200),
+        (32, 50, 100),
+        (32, 500, 30),
+    ] {
+        let mut desks = Vec::new();
+        for _ in 0..clients {
+            // One connection per client, as separate desks have.
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", hub.addr))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            desks.push(pb::desk_service_client::DeskServiceClient::new(channel));
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..32 {
-            let mut desk = hub.desk();
+        for mut desk in desks {
             tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(100);
-                for _ in 0..100 {
+                let mut lat = Vec::with_capacity(calls);
+                for _ in 0..calls {
                     let t = Instant::now();
                     let r = desk
                         .get_timeline(pb::GetTimelineRequest {
@@ -145,7 +162,7 @@ async fn get_timeline_latency() {
         let wall = started.elapsed();
         all.sort();
         println!(
-            "GetTimeline (500-entry citizen, page {page_size}, 32 clients, {} calls): p50 {} p99 {} ({:.0} calls/s)",
+            "GetTimeline (500-entry citizen, page {page_size}, {clients} client(s) on own connections, one call in flight each, {} calls): p50 {} p99 {} ({:.0} calls/s)",
             all.len(),
             ms(percentile(&all, 0.5)),
             ms(percentile(&all, 0.99)),

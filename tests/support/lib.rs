@@ -13,7 +13,7 @@ use contacthub_core::event::contact;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use contacthub_log::{embedded::EmbeddedLog, kafka, Appended, EventLog, Record};
-use contacthub_projector::{Projector, ProjectorHandle, Store};
+use contacthub_projector::{ProjectorHandle, Store};
 use contacthub_proto::v1::courrier_service_client::CourrierServiceClient;
 use contacthub_proto::v1::{
     desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
@@ -104,7 +104,7 @@ pub async fn open_log(
     }
 }
 
-/// A running hub for one test.
+/// A running hub for one test: the same [`contacthub::server::Server`] `serve` runs.
 pub struct TestHub {
     pub addr: SocketAddr,
     pub channel: Channel,
@@ -113,12 +113,11 @@ pub struct TestHub {
     pub projector: ProjectorHandle,
     pub kafka: Option<kafka::KafkaConfig>,
     pub dir: tempfile::TempDir,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    server: contacthub::server::Server,
     /// Next offset after everything this hub appended, per partition.
     placed: std::sync::Mutex<Vec<u64>>,
     clock: Arc<std::sync::atomic::AtomicI64>,
-    hub: contacthub_api::Hub,
+    pub hub: contacthub_api::Hub,
 }
 
 impl TestHub {
@@ -159,59 +158,37 @@ impl TestHub {
         dir: tempfile::TempDir,
         access: Access,
     ) -> TestHub {
-        let tenants = Arc::new(Tenants::builtin());
-        let store = Store::open(dir.path().join("read-model")).unwrap();
-        let (projector, handle) =
-            Projector::new(store.clone(), log.clone(), tenants.clone()).unwrap();
-        let (stop, rx) = tokio::sync::watch::channel(false);
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hub = contacthub_api::Hub {
-            log: log.clone(),
-            store: store.clone(),
-            projector: handle.clone(),
-            tenants,
-            visibility_timeout: Duration::from_secs(30),
-            access: Arc::new(access),
-            content: contacthub_api::content::ContentStore::open(dir.path().join("content"))
-                .unwrap(),
-            max_scan_bytes: MAX_SCAN_BYTES,
-            scan_inbox: Some(dir.path().join("scan-inbox")),
-            clock: {
-                let clock = clock.clone();
-                Arc::new(
-                    move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
-                        0 => chrono::Utc::now().timestamp_micros(),
-                        t => t,
-                    },
-                )
+        let server = contacthub::server::Server::start(
+            contacthub::server::ServerConfig {
+                data: dir.path().to_path_buf(),
+                tenants: Arc::new(Tenants::builtin()),
+                access,
+                visibility_timeout: Duration::from_secs(30),
+                max_scan_bytes: MAX_SCAN_BYTES,
+                scan_inbox: dir.path().join("scan-inbox"),
+                poll: Duration::from_millis(100),
+                clock: {
+                    let clock = clock.clone();
+                    Arc::new(
+                        move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
+                            0 => chrono::Utc::now().timestamp_micros(),
+                            t => t,
+                        },
+                    )
+                },
             },
-        };
-        let inbox = tokio::spawn(contacthub_api::hotfolder::run(
-            hub.clone(),
-            dir.path().join("scan-inbox"),
-            Duration::from_millis(100),
-            stopped(rx.clone()),
-        ));
-        let p = tokio::spawn({
-            let s = stopped(rx.clone());
-            async move { projector.run(s).await.expect("projector failed") }
-        });
-        let a = tokio::spawn({
-            let s = stopped(rx);
-            let hub = hub.clone();
-            async move {
-                contacthub_api::serve(listener, hub, s)
-                    .await
-                    .expect("api failed")
-            }
-        });
+            log.clone(),
+            listener,
+        )
+        .await
+        .expect("starting the test hub");
+        let addr = server.grpc_addr;
+        let hub = server.hub.clone();
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
+            .tcp_nodelay(true)
             .connect()
             .await
             .expect("connecting to the test hub");
@@ -219,12 +196,11 @@ impl TestHub {
             addr,
             channel,
             log,
-            store,
-            projector: handle,
+            store: hub.store.clone(),
+            projector: hub.projector.clone(),
             kafka,
             dir,
-            stop,
-            tasks: vec![p, a, inbox],
+            server,
             placed: std::sync::Mutex::new(Vec::new()),
             clock,
             hub,
@@ -242,21 +218,13 @@ impl TestHub {
         .expect("valid adapters configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let mut rx = self.stop.subscribe();
-        let task = tokio::spawn(contacthub_adapters::run(
-            self.hub.clone(),
-            Arc::new(cfg),
+        self.server.start_adapters(
+            cfg,
             self.dir.path().to_path_buf(),
             listener,
             ADAPTER_MAX_BODY,
             Duration::from_millis(100),
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            },
-        ));
-        self.tasks.push(tokio::spawn(async move {
-            task.await.unwrap().expect("adapters failed");
-        }));
+        );
         url
     }
 
@@ -330,13 +298,25 @@ impl TestHub {
         .unwrap();
     }
 
+    /// Stops every part; panics if one of them failed.
     pub async fn stop(self) -> tempfile::TempDir {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
+        self.server
+            .stop()
+            .await
+            .expect("a part of the test hub failed");
         self.dir
     }
+}
+
+/// Waits until `done` says so, polling every 100 ms for at most 30 s.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
 }
 
 /// Largest request the test hubs' adapter endpoints accept.
@@ -413,6 +393,26 @@ pub fn web_form(tenant: &str, id: &str, phone: &str, email: &str, when: i64) -> 
     e
 }
 
+/// The registration of a citizen record `id` (name and phone), as an agent or an import makes
+/// it: contacts may name a citizen id only once it exists.
+pub fn register(tenant: &str, id: &str, name: &str, phone: &str, when: i64) -> pb::Event {
+    let mut party = party_phone(phone);
+    party.name = name.into();
+    let mut e = contact(
+        tenant,
+        "test-register",
+        id,
+        when,
+        when,
+        Payload::CitizenRegistered(pb::CitizenRegistered {
+            citizen_id: id.into(),
+        }),
+        party,
+    );
+    e.direction = pb::Direction::Internal as i32;
+    e
+}
+
 pub fn party_phone(phone: &str) -> pb::Party {
     pb::Party {
         phone: phone.into(),
@@ -457,6 +457,22 @@ pub struct ServeChild {
 
 /// Starts `contacthub serve` as a child process and reads where it listens.
 pub fn spawn_serve(bin: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> ServeChild {
+    // CONTACTHUB_TEST_CHILD_LOGS=1 shows the child's logs (debugging a test).
+    let logs = if std::env::var_os("CONTACTHUB_TEST_CHILD_LOGS").is_some() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    };
+    spawn_serve_with_logs(bin, data, extra, logs)
+}
+
+/// [`spawn_serve`] with the child's standard error (its logs) sent to `logs`.
+pub fn spawn_serve_with_logs(
+    bin: &Path,
+    data: &Path,
+    extra: &[&std::ffi::OsStr],
+    logs: std::process::Stdio,
+) -> ServeChild {
     use std::io::BufRead;
     let mut child = std::process::Command::new(bin)
         .args([
@@ -470,7 +486,7 @@ pub fn spawn_serve(bin: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> Serve
         .arg(data)
         .args(extra)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(logs)
         .spawn()
         .expect("starting contacthub serve");
     let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));

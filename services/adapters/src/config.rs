@@ -91,9 +91,14 @@ pub struct CommuneSettings {
     /// Form slug → category (`etat_civil`, `scolaire`…), on top of the usual démarches.
     #[serde(default)]
     pub forms: BTreeMap<String, String>,
-    /// Hosts form attachments given by URL may be fetched from (any when empty).
+    /// Hosts form attachments given by URL may be fetched from (any public host when empty).
     #[serde(default)]
     pub attachment_hosts: Vec<String>,
+    /// Whether attachments may be fetched from loopback, private or link-local addresses
+    /// (a portal on the commune's own network). Off by default: a URL must not make the hub
+    /// reach its own machine or network.
+    #[serde(default)]
+    pub attachment_private_networks: bool,
 }
 
 /// The whole adapters configuration.

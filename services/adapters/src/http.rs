@@ -10,8 +10,10 @@
 //! | `GET /metrics`, `GET /healthz`|                               | Prometheus text, "ok"      |
 //!
 //! Callers authenticate per commune with a bearer token, an HMAC-SHA256 signature of the
-//! body, or the SMS gateway's own signature; see docs/adapters.md. Bad input gets a 4xx
-//! naming what is wrong, and is kept in the quarantine.
+//! body, or (on `/sms` only) the SMS gateway's own signature; see docs/adapters.md.
+//! `/metrics` needs the ops token once any credential is configured. Bad input gets a 4xx
+//! naming what is wrong (409 when a source id comes again with other content), and is kept
+//! in the quarantine.
 
 use crate::ingest::{Ingest, Summary};
 use crate::{Adapter, Channels, Input};
@@ -87,12 +89,22 @@ pub async fn serve(
         tracing::warn!("no adapter credentials configured: the adapter endpoints are open to anyone who can reach them");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), "adapter endpoints listening");
+    use axum::serve::ListenerExt;
+    // TCP_NODELAY: small answers go out at once instead of waiting for a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on an adapter connection");
+        }
+    });
     axum::serve(listener, router(endpoints, max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-async fn metrics(State(e): State<Arc<Endpoints>>) -> Response {
+async fn metrics(State(e): State<Arc<Endpoints>>, headers: HeaderMap) -> Response {
+    if e.ingest.cfg.has_credentials() && !ops_token(&e, &headers) {
+        return unauthorized(None);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         e.ingest.metrics.render(),
@@ -118,9 +130,12 @@ async fn commune(
     channel: Channel,
 ) -> Response {
     if e.ingest.hub.tenants.get(&code).is_none() {
-        return refuse(StatusCode::NOT_FOUND, format!("unknown commune {code:?}"));
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("unknown commune {:?}", crate::clip(&code, 40)),
+        );
     }
-    if !authorized(&e, Some(&code), &headers, &uri, &body) {
+    if !authorized(&e, Some(&code), channel, &headers, &uri, &body) {
         return unauthorized(Some(&code));
     }
     handle(&e, Some(&code), &headers, &uri, &body, channel).await
@@ -133,7 +148,7 @@ async fn syndicate(
     body: Bytes,
     channel: Channel,
 ) -> Response {
-    if !authorized(&e, None, &headers, &uri, &body) {
+    if !authorized(&e, None, channel, &headers, &uri, &body) {
         return unauthorized(None);
     }
     handle(&e, None, &headers, &uri, &body, channel).await
@@ -169,7 +184,7 @@ async fn handle(
     let summary = match e.ingest.run(adapter, input).await {
         Ok(s) => s,
         Err(err) => {
-            tracing::error!(error = %err, path = uri.path(), "input not acknowledged");
+            tracing::error!(error = %err, path = %crate::clip(uri.path(), 80), "input not acknowledged");
             let mut r = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not recorded, try again: {err}"),
@@ -184,10 +199,17 @@ async fn handle(
 
 fn respond(channel: Channel, s: &Summary) -> Response {
     let refused = s.accepted + s.duplicates == 0 && !s.quarantined.is_empty();
+    // Everything refused was a source id already received with other content.
+    let conflict = refused && s.conflicts == s.refused;
+    let refused_status = if conflict {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     if channel == Channel::Sms {
         if refused {
             return refuse(
-                StatusCode::BAD_REQUEST,
+                refused_status,
                 format!("SMS refused: {}", s.quarantined[0].reason),
             );
         }
@@ -199,7 +221,7 @@ fn respond(channel: Channel, s: &Summary) -> Response {
             .into_response();
     }
     let status = if refused {
-        StatusCode::BAD_REQUEST
+        refused_status
     } else {
         StatusCode::OK
     };
@@ -220,10 +242,24 @@ fn unauthorized(code: Option<&str>) -> Response {
     )
 }
 
-/// Checks the caller: open when no credential is configured at all.
+/// Whether the request carries the ops token.
+fn ops_token(e: &Endpoints, headers: &HeaderMap) -> bool {
+    let Some(expected) = e.ingest.cfg.ops_token_sha256.as_ref() else {
+        return false;
+    };
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("Bearer "))
+        .is_some_and(|t| bool::from(token_hash(t.trim()).as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Checks the caller: open when no credential is configured at all. The SMS gateway's
+/// signature opens only the SMS endpoint.
 fn authorized(
     e: &Endpoints,
     code: Option<&str>,
+    channel: Channel,
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
@@ -256,9 +292,10 @@ fn authorized(
             return true;
         }
     }
-    if let (Some(sig), Some(token)) = (
+    if let (Some(sig), Some(token), Channel::Sms) = (
         header("x-twilio-signature"),
         settings.and_then(|s| s.sms_auth_token.as_ref()),
+        channel,
     ) {
         let base = match &cfg.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
@@ -274,7 +311,7 @@ fn authorized(
     }
     tracing::warn!(
         commune = code.unwrap_or(""),
-        path = uri.path(),
+        path = %crate::clip(uri.path(), 80),
         "adapter call refused: bad credentials"
     );
     false

@@ -127,7 +127,11 @@ async fn take(
                     .unwrap_or_default(),
                 b,
             )),
-            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read"),
+            Err(e) => {
+                // File names may carry a name: only at debug level.
+                tracing::debug!(file = %path.display(), "unreadable file");
+                tracing::warn!(dir = %to.display(), error = %e, "cannot read a file of a watched folder");
+            }
         }
     }
     let received_us = (ingest.hub.clock)();
@@ -152,7 +156,8 @@ async fn take(
             _ => to.join(name),
         };
         if let Err(e) = std::fs::rename(path, &target) {
-            tracing::error!(file = %path.display(), error = %e, "ingested but could not be moved; it will be read again (harmless)");
+            tracing::debug!(file = %path.display(), "file that could not be moved");
+            tracing::error!(dir = %to.display(), error = %e, "ingested but could not be moved; it will be read again (harmless)");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Publishing what adapters parse: documents to the content store (fetching those given by
-//! URL), contacts already projected skipped as duplicates, the rest appended to the log in
-//! one batch and awaited until visible; rejected input to the quarantine. Every source
-//! (HTTP endpoints, drop folders, Maildirs) goes through [`Ingest::run`].
+//! URL, never from the hub's own network unless a commune allows it), contacts already
+//! projected skipped as duplicates (or refused as conflicts when the same source id comes
+//! with other content), the rest appended to the log in one batch and awaited until visible;
+//! refused records to the quarantine, one entry per input. Every source (HTTP endpoints,
+//! drop folders, Maildirs) goes through [`Ingest::run`].
 
 use crate::config::AdaptersConfig;
 use crate::metrics::{Metrics, Outcome};
@@ -9,10 +11,15 @@ use crate::quarantine::Quarantine;
 use crate::{Adapter, BlobSource, Contact, Error, Input, Item, Rejected};
 use contacthub_api::Hub;
 use contacthub_core::event;
+use contacthub_core::limits::quote;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Refused records listed in one summary, at most (all are in the quarantine entry).
+const SUMMARY_REFUSALS: usize = 100;
 
 /// What became of an input, as answered to HTTP callers and the CLI.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -20,6 +27,12 @@ pub struct Summary {
     pub accepted: usize,
     pub duplicates: usize,
     pub ignored: usize,
+    /// Records whose source id was already received with other content (also quarantined).
+    #[serde(default)]
+    pub conflicts: usize,
+    /// Refused records (the first 100 are listed in `quarantined`).
+    #[serde(default)]
+    pub refused: usize,
     pub quarantined: Vec<Quarantined>,
     /// Ids of the accepted and duplicate events, in input order.
     pub event_ids: Vec<String>,
@@ -41,7 +54,6 @@ pub struct Ingest {
     pub cfg: Arc<AdaptersConfig>,
     /// Largest document (attachment) kept, in bytes.
     pub max_document_bytes: u64,
-    http: reqwest::Client,
 }
 
 impl Ingest {
@@ -51,18 +63,12 @@ impl Ingest {
         cfg: Arc<AdaptersConfig>,
         max_document_bytes: u64,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .expect("an HTTP client without custom TLS roots builds");
         Ingest {
             hub,
             quarantine,
             metrics: Arc::new(Metrics::default()),
             cfg,
             max_document_bytes,
-            http,
         }
     }
 
@@ -83,7 +89,7 @@ impl Ingest {
     ) -> Result<Vec<Summary>, Error> {
         let name = adapter.name();
         let mut records = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashMap::new();
         let mut summaries = Vec::with_capacity(inputs.len());
         for input in inputs {
             let summary = self
@@ -93,39 +99,44 @@ impl Ingest {
         }
         self.append(name, records).await?;
         for (input, summary) in inputs.iter().zip(&summaries) {
+            // Origins are file names, which may carry a name: only at debug level.
+            tracing::debug!(adapter = name, origin = input.origin, "input read");
             tracing::info!(
                 adapter = name,
-                origin = input.origin,
+                tenant = input.tenant.unwrap_or(""),
                 accepted = summary.accepted,
                 duplicates = summary.duplicates,
                 ignored = summary.ignored,
-                quarantined = summary.quarantined.len(),
+                conflicts = summary.conflicts,
+                refused = summary.refused,
                 "input ingested"
             );
         }
         Ok(summaries)
     }
 
-    /// Parses one input: documents stored, rejections quarantined, records to append added to
-    /// `records`.
+    /// Parses one input: documents stored, refused records quarantined (one entry for the
+    /// input), records to append added to `records`. `seen` maps the event ids of this batch
+    /// to their fingerprints.
     async fn parse_one(
         &self,
         adapter: &dyn Adapter,
         input: &Input<'_>,
-        seen: &mut HashSet<String>,
+        seen: &mut HashMap<String, Vec<u8>>,
         records: &mut Vec<contacthub_log::Record>,
     ) -> Result<Summary, Error> {
         let name = adapter.name();
         let items = adapter.parse(input);
         let mut summary = Summary::default();
+        let mut refused: Vec<Rejected> = Vec::new();
         for item in items {
             match item {
                 Item::Ignored { locator, why } => {
-                    tracing::debug!(adapter = name, origin = input.origin, %locator, %why, "not a contact");
+                    tracing::debug!(adapter = name, %locator, %why, "not a contact");
                     summary.ignored += 1;
                     self.metrics.add(name, input.tenant, Outcome::Ignored, 1);
                 }
-                Item::Rejected(r) => self.reject(name, input, r, &mut summary)?,
+                Item::Rejected(r) => refused.push(r),
                 Item::Contact(c) => {
                     let Contact {
                         mut event,
@@ -133,34 +144,56 @@ impl Ingest {
                         locator,
                         raw,
                     } = *c;
-                    let known = seen.contains(&event.event_id)
-                        || self
+                    let earlier = match seen.get(&event.event_id) {
+                        Some(fp) => Some(fp.clone()),
+                        None => self
                             .hub
                             .store
-                            .applied_entry(&event.tenant, &event.event_id)
+                            .applied(&event.tenant, &event.event_id)
                             .map_err(|e| Error::Store(e.to_string()))?
-                            .is_some();
-                    if known {
-                        summary.duplicates += 1;
-                        summary.event_ids.push(event.event_id.clone());
-                        self.metrics
-                            .add(name, Some(&event.tenant), Outcome::Duplicate, 1);
+                            .map(|a| a.fingerprint),
+                    };
+                    if let Some(fp) = earlier {
+                        if fp.is_empty() || fp == event.fingerprint {
+                            summary.duplicates += 1;
+                            summary.event_ids.push(event.event_id.clone());
+                            self.metrics
+                                .add(name, Some(&event.tenant), Outcome::Duplicate, 1);
+                        } else {
+                            summary.conflicts += 1;
+                            self.metrics
+                                .add(name, Some(&event.tenant), Outcome::Conflict, 1);
+                            refused.push(Rejected {
+                                reason: format!(
+                                    "source id {:?} was already received with other content (event {}): not recorded",
+                                    quote(&event.source_id),
+                                    event.event_id
+                                ),
+                                detail: None,
+                                tenant: Some(event.tenant.clone()),
+                                locator,
+                                raw,
+                            });
+                        }
                         continue;
                     }
                     let mut failed = None;
                     for (i, blob) in blobs.iter().enumerate() {
+                        let what =
+                            format!("document {} ({:?})", i + 1, crate::clip(&blob.name, 60));
                         let bytes = match &blob.source {
                             BlobSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b.as_slice())),
                             BlobSource::Url(url) => self
                                 .fetch(&event.tenant, url)
                                 .await
-                                .map(std::borrow::Cow::Owned),
+                                .map(std::borrow::Cow::Owned)
+                                .map_err(|detail| (format!("{what} could not be fetched"), detail)),
                         };
                         let stored = bytes.and_then(|b| {
                             self.hub
                                 .content
                                 .put_document(&b, &blob.media_type, self.max_document_bytes)
-                                .map_err(|e| e.to_string())
+                                .map_err(|e| (format!("{what} {e}"), String::new()))
                         });
                         match stored {
                             Ok(a) => {
@@ -170,31 +203,28 @@ impl Ingest {
                                 }
                             }
                             Err(e) => {
-                                failed = Some(format!(
-                                    "document {} ({:?}) {e}",
-                                    i + 1,
-                                    crate::clip(&blob.name, 60)
-                                ));
+                                failed = Some(e);
                                 break;
                             }
                         }
                     }
-                    if let Some(reason) = failed {
-                        let tenant = Some(event.tenant.clone());
-                        self.reject(
-                            name,
-                            input,
-                            Rejected {
-                                locator,
-                                reason,
-                                tenant,
-                                raw,
-                            },
-                            &mut summary,
-                        )?;
+                    // With its documents, the event must still fit its limits.
+                    if failed.is_none() {
+                        if let Err(invalid) = event::check_limits(&event) {
+                            failed = Some((format!("invalid event: {}", invalid.0), String::new()));
+                        }
+                    }
+                    if let Some((reason, detail)) = failed {
+                        refused.push(Rejected {
+                            locator,
+                            reason,
+                            detail: (!detail.is_empty()).then_some(detail),
+                            tenant: Some(event.tenant.clone()),
+                            raw,
+                        });
                         continue;
                     }
-                    seen.insert(event.event_id.clone());
+                    seen.insert(event.event_id.clone(), event.fingerprint.clone());
                     summary.accepted += 1;
                     summary.event_ids.push(event.event_id.clone());
                     records.push(contacthub_log::Record {
@@ -205,6 +235,9 @@ impl Ingest {
                     });
                 }
             }
+        }
+        if !refused.is_empty() {
+            self.quarantine_input(name, input, &refused, &mut summary)?;
         }
         Ok(summary)
     }
@@ -238,7 +271,7 @@ impl Ingest {
             self.metrics.add(name, Some(tenant), Outcome::Accepted, 1);
         }
         for (partition, offset) in last {
-            if !self
+            if let Err(e) = self
                 .hub
                 .projector
                 .wait_applied(partition, offset, self.hub.visibility_timeout)
@@ -248,6 +281,7 @@ impl Ingest {
                     adapter = name,
                     partition,
                     offset,
+                    error = %e,
                     "accepted but not yet visible"
                 );
             }
@@ -255,69 +289,195 @@ impl Ingest {
         Ok(())
     }
 
-    fn reject(
+    /// Keeps `input` in the quarantine (one entry, listing every refused record).
+    fn quarantine_input(
         &self,
         adapter: &'static str,
         input: &Input<'_>,
-        r: Rejected,
+        refused: &[Rejected],
         summary: &mut Summary,
     ) -> Result<(), Error> {
-        let (entry, _) = self
-            .quarantine
-            .put(adapter, input.origin, &r, input.received_us)?;
-        // The reason may quote personal data: it is in the quarantine, not in the log.
-        tracing::warn!(adapter, origin = input.origin, locator = %r.locator, quarantine_id = %entry.id, "input quarantined");
-        self.metrics
-            .add(adapter, r.tenant.as_deref(), Outcome::Quarantined, 1);
-        summary.quarantined.push(Quarantined {
-            locator: r.locator,
-            reason: r.reason,
-            quarantine_id: entry.id,
-        });
+        let (entry, _) = self.quarantine.put(
+            adapter,
+            input.origin,
+            input.bytes,
+            refused,
+            input.received_us,
+        )?;
+        // Reasons may quote personal data: they are in the quarantine, not in the log.
+        tracing::warn!(adapter, records = refused.len(), quarantine_id = %entry.id, "input quarantined");
+        for r in refused {
+            self.metrics
+                .add(adapter, r.tenant.as_deref(), Outcome::Quarantined, 1);
+        }
+        summary.refused += refused.len();
+        for r in refused.iter().take(SUMMARY_REFUSALS) {
+            summary.quarantined.push(Quarantined {
+                locator: r.locator.clone(),
+                reason: r.reason.clone(),
+                quarantine_id: entry.id.clone(),
+            });
+        }
         Ok(())
     }
 
-    /// Fetches a document given by URL (web-form and MMS attachments), within the size
-    /// limit and, when the commune lists them, only from its allowed hosts.
+    /// Fetches a document given by URL (web-form and MMS attachments), within the size limit,
+    /// only from the commune's allowed hosts when it lists some, and never from a loopback,
+    /// private, link-local or otherwise internal address unless the commune allows it
+    /// (`attachment_private_networks`). Redirects are followed by hand (3 at most), each
+    /// target checked again; a name is resolved once and the checked address is the one
+    /// connected to. `Err` is the detail for the quarantine, not for the caller.
     async fn fetch(&self, tenant: &str, url: &str) -> Result<Vec<u8>, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("has a bad URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err("is not at an http(s) URL".into());
-        }
-        let allowed = self
-            .cfg
-            .commune(tenant)
+        let settings = self.cfg.commune(tenant);
+        let allowed = settings
             .map(|c| c.attachment_hosts.as_slice())
             .unwrap_or_default();
-        let host = parsed.host_str().unwrap_or("");
-        if !allowed.is_empty() && !allowed.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-            return Err(format!(
-                "is on host {host:?}, not one of the commune's attachment_hosts"
-            ));
-        }
-        let mut resp = self
-            .http
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| format!("could not be fetched: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("could not be fetched: HTTP {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("could not be fetched: {e}"))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > self.max_document_bytes {
+        let private_ok = settings.is_some_and(|c| c.attachment_private_networks);
+        let mut url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+        for _ in 0..=3 {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("{:?} is not an http(s) URL", quote(url.as_str())));
+            }
+            let host = url.host_str().unwrap_or("").to_string();
+            if !allowed.is_empty() && !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
                 return Err(format!(
-                    "is larger than the limit of {} bytes",
-                    self.max_document_bytes
+                    "host {:?} is not one of the commune's attachment_hosts",
+                    quote(&host)
                 ));
             }
+            let port = url.port_or_known_default().unwrap_or(80);
+            let addrs: Vec<SocketAddr> = match url.host() {
+                Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
+                Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
+                Some(url::Host::Domain(d)) => tokio::time::timeout(
+                    Duration::from_secs(3),
+                    tokio::net::lookup_host((d.to_string(), port)),
+                )
+                .await
+                .map_err(|_| format!("resolving {:?} timed out", quote(d)))?
+                .map_err(|e| format!("cannot resolve {:?}: {e}", quote(d)))?
+                .collect(),
+                None => return Err("URL without a host".into()),
+            };
+            let Some(&addr) = addrs.first() else {
+                return Err(format!("{:?} has no address", quote(&host)));
+            };
+            if !private_ok {
+                if let Some(bad) = addrs.iter().find(|a| internal_address(a.ip())) {
+                    return Err(format!(
+                        "{:?} is an internal address ({}): not fetched",
+                        quote(&host),
+                        bad.ip()
+                    ));
+                }
+            }
+            let mut client = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(20))
+                .redirect(reqwest::redirect::Policy::none());
+            if matches!(url.host(), Some(url::Host::Domain(_))) {
+                // Connect to the address just checked, not to a second resolution's.
+                client = client.resolve(&host, addr);
+            }
+            let client = client.build().map_err(|e| format!("HTTP client: {e}"))?;
+            let mut resp = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status().is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| format!("HTTP {} without a Location", resp.status()))?;
+                url = url
+                    .join(next)
+                    .map_err(|e| format!("bad redirect target: {e}"))?;
+                continue;
+            }
+            if !resp.status().is_success() {
+                return Err(format!("HTTP {}", resp.status()));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                body.extend_from_slice(&chunk);
+                if body.len() as u64 > self.max_document_bytes {
+                    return Err(format!(
+                        "larger than the limit of {} bytes",
+                        self.max_document_bytes
+                    ));
+                }
+            }
+            return Ok(body);
         }
-        Ok(body)
+        Err("more than 3 redirects".into())
+    }
+}
+
+/// Whether an address belongs to the hub's own machine or network rather than the Internet:
+/// loopback, private (RFC 1918, unique-local), link-local (cloud metadata), unspecified,
+/// shared (CGNAT), multicast, broadcast, reserved, and IPv4 mapped into IPv6.
+pub fn internal_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return internal_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_told_apart() {
+        for internal in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(internal_address(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["93.184.216.34", "2a00:1450:4007:80e::200e", "8.8.8.8"] {
+            assert!(!internal_address(public.parse().unwrap()), "{public}");
+        }
+        // The URL parser reads decimal IPv4 hosts as the address they are.
+        let u = reqwest::Url::parse("http://2130706433:8080/x").unwrap();
+        assert_eq!(
+            u.host(),
+            Some(url::Host::Ipv4("127.0.0.1".parse().unwrap()))
+        );
     }
 }

@@ -92,7 +92,11 @@ pub struct Contact {
 pub struct Rejected {
     /// Where in the input, e.g. "line 12" (empty when the whole input is rejected).
     pub locator: String,
+    /// What the caller is told.
     pub reason: String,
+    /// More than the caller may be told (e.g. why a URL could not be fetched, which would
+    /// map the hub's network for an attacker): kept in the quarantine only.
+    pub detail: Option<String>,
     /// The commune it belongs to, when that could be told.
     pub tenant: Option<String>,
     pub raw: Vec<u8>,
@@ -120,6 +124,7 @@ impl Item {
         Item::Rejected(Rejected {
             locator: locator.into(),
             reason: reason.into(),
+            detail: None,
             tenant: tenant.map(str::to_string),
             raw: raw.to_vec(),
         })
@@ -128,13 +133,49 @@ impl Item {
 
 /// The item for a parsed event: a contact if it passes the event contract, else rejected
 /// with the contract's reason. Every adapter ends with this, so contacts are always valid.
+/// Text longer than the limit is kept whole as a document (`texte-complet.txt`) and clipped
+/// in the event; the event gets the fingerprint of what was received.
 pub(crate) fn checked(
     tenants: &contacthub_core::tenant::Tenants,
-    event: pb::Event,
-    blobs: Vec<Blob>,
+    mut event: pb::Event,
+    mut blobs: Vec<Blob>,
     locator: &str,
     raw: &[u8],
 ) -> Item {
+    use contacthub_core::limits;
+    if let Some(p) = event.personal.as_mut() {
+        if p.text.len() > limits::TEXT_CHARS && p.text.chars().count() > limits::TEXT_CHARS {
+            let whole = std::mem::take(&mut p.text);
+            p.text = clip(&whole, limits::TEXT_CHARS - 100)
+                + "\n[…texte tronqué : le texte complet est joint (texte-complet.txt)]";
+            blobs.push(Blob {
+                name: "texte-complet.txt".into(),
+                media_type: "text/plain; charset=utf-8".into(),
+                source: BlobSource::Bytes(whole.into_bytes()),
+            });
+        }
+    }
+    if blobs.len() > limits::ATTACHMENTS {
+        return Item::reject(
+            locator,
+            format!(
+                "{} documents; the limit is {}",
+                blobs.len(),
+                limits::ATTACHMENTS
+            ),
+            Some(&event.tenant),
+            raw,
+        );
+    }
+    for b in &blobs {
+        if let Err(reason) = limits::check_chars("document name", &b.name, limits::FILE_NAME_CHARS)
+        {
+            return Item::reject(locator, reason, Some(&event.tenant), raw);
+        }
+    }
+    let described: Vec<Vec<u8>> = blobs.iter().map(blob_fingerprint).collect();
+    let parts: Vec<&[u8]> = described.iter().map(Vec::as_slice).collect();
+    event.fingerprint = contacthub_core::event::content_fingerprint(&event, &parts);
     match contacthub_core::event::validate(&event, tenants) {
         Ok(_) => Item::Contact(Box::new(Contact {
             event,
@@ -149,6 +190,21 @@ pub(crate) fn checked(
             raw,
         ),
     }
+}
+
+/// What identifies a document as received: name, type and content (or URL).
+fn blob_fingerprint(b: &Blob) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b.name.as_bytes());
+    h.update([0]);
+    h.update(b.media_type.as_bytes());
+    h.update([0]);
+    match &b.source {
+        BlobSource::Bytes(bytes) => h.update(bytes),
+        BlobSource::Url(u) => h.update(u.as_bytes()),
+    }
+    h.finalize().to_vec()
 }
 
 /// One channel: turns its wire format into contact events. Implementations are pure (no IO),
@@ -186,10 +242,7 @@ impl Channels {
 
 /// Up to `max` characters of `s`, for messages.
 pub(crate) fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
+    contacthub_core::limits::clip(s, max)
 }
 
 /// Where the adapters keep their state inside a data folder.

@@ -15,6 +15,8 @@ pub enum Outcome {
     Ignored,
     /// Kept in the quarantine.
     Quarantined,
+    /// A source id already received with other content (also quarantined).
+    Conflict,
 }
 
 impl Outcome {
@@ -24,6 +26,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Ignored => "ignored",
             Outcome::Quarantined => "quarantined",
+            Outcome::Conflict => "conflict",
         }
     }
 }

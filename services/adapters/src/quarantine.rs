@@ -1,5 +1,6 @@
-//! The quarantine: input an adapter could not turn into an event, kept on disk with the
-//! reason, so nothing received is ever lost. `ROOT/ADAPTER/ID.raw` holds the bytes exactly as
+//! The quarantine: input an adapter could not (wholly) turn into events, kept on disk with
+//! the reasons, so nothing received is ever lost. One entry per input (a CDR file with 2,000
+//! bad lines is one entry listing them): `ROOT/ADAPTER/ID.raw` holds the bytes exactly as
 //! received, `ROOT/ADAPTER/ID.json` the record. The id derives from the adapter and the
 //! bytes, so the same bad input received again is one entry.
 
@@ -17,12 +18,35 @@ pub struct Entry {
     pub tenant: Option<String>,
     /// File name, URL path or Maildir entry it came from.
     pub origin: String,
-    /// Where in it, e.g. "line 12".
+    /// Where in it, e.g. "line 12" (the first refused record).
     pub locator: String,
+    /// Why (the first refused record's reason, with its detail; see `records` for all).
     pub reason: String,
     /// RFC 3339, UTC.
     pub received_at: String,
     pub size_bytes: u64,
+    /// Every refused record of the input, in order.
+    #[serde(default)]
+    pub records: Vec<Refusal>,
+}
+
+/// One refused record of a quarantined input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub locator: String,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn of(r: &Rejected) -> Refusal {
+        Refusal {
+            locator: r.locator.clone(),
+            reason: match &r.detail {
+                Some(d) => format!("{} ({d})", r.reason),
+                None => r.reason.clone(),
+            },
+        }
+    }
 }
 
 /// The quarantine folder.
@@ -58,20 +82,20 @@ impl Quarantine {
         &self.root
     }
 
-    /// Keeps a rejected input; returns its entry and whether it was new.
+    /// Keeps an input whose records in `refused` (at least one) could not become events;
+    /// returns its entry and whether it was new.
     pub fn put(
         &self,
         adapter: &str,
         origin: &str,
-        rejected: &Rejected,
+        raw: &[u8],
+        refused: &[Rejected],
         received_us: i64,
     ) -> Result<(Entry, bool), Error> {
         let mut h = Sha256::new();
         h.update(adapter.as_bytes());
         h.update([0]);
-        h.update(rejected.locator.as_bytes());
-        h.update([0]);
-        h.update(&rejected.raw);
+        h.update(raw);
         let id: String = h.finalize()[..10]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -84,17 +108,27 @@ impl Quarantine {
                 return Ok((entry, false));
             }
         }
+        let records: Vec<Refusal> = refused.iter().map(Refusal::of).collect();
+        let first = records.first().cloned().unwrap_or(Refusal {
+            locator: String::new(),
+            reason: "refused".into(),
+        });
         let entry = Entry {
             id: id.clone(),
             adapter: adapter.to_string(),
-            tenant: rejected.tenant.clone(),
+            tenant: refused.iter().find_map(|r| r.tenant.clone()),
             origin: origin.to_string(),
-            locator: rejected.locator.clone(),
-            reason: rejected.reason.clone(),
+            locator: first.locator,
+            reason: if records.len() > 1 {
+                format!("{} records refused; first: {}", records.len(), first.reason)
+            } else {
+                first.reason
+            },
             received_at: contacthub_core::event::fmt_us(received_us),
-            size_bytes: rejected.raw.len() as u64,
+            size_bytes: raw.len() as u64,
+            records,
         };
-        write_atomic(&dir.join(format!("{id}.raw")), &rejected.raw)?;
+        write_atomic(&dir.join(format!("{id}.raw")), raw)?;
         let json = serde_json::to_vec_pretty(&entry).expect("an entry serialises");
         write_atomic(&meta, &json)?;
         Ok((entry, true))
@@ -153,41 +187,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rejected_input_is_kept_once_with_its_reason() {
+    fn rejected_input_is_kept_once_with_its_reasons() {
         let dir = tempfile::tempdir().unwrap();
         let q = Quarantine::open(dir.path()).unwrap();
-        let bad = Rejected {
-            locator: "line 3".into(),
-            reason: "has 3 fields".into(),
+        let file = b"\"\",\"1\",\"2\"\xff\nok\n\"\",\"3\"\n".to_vec();
+        let bad = |line: &str, reason: &str| Rejected {
+            locator: line.into(),
+            reason: reason.into(),
+            detail: None,
             tenant: Some("69091".into()),
-            raw: b"\"\",\"1\",\"2\"\xff".to_vec(),
+            raw: vec![],
         };
+        let refused = [bad("line 1", "has 3 fields"), bad("line 3", "has 2 fields")];
         let (e, new) = q
-            .put("asterisk-cdr", "Master.csv", &bad, 1_800_000_000_000_000)
+            .put(
+                "asterisk-cdr",
+                "Master.csv",
+                &file,
+                &refused,
+                1_800_000_000_000_000,
+            )
             .unwrap();
         assert!(new);
+        assert_eq!(e.reason, "2 records refused; first: has 3 fields");
+        assert_eq!(e.records.len(), 2);
+        assert_eq!(e.records[1].locator, "line 3");
         let (again, new) = q
-            .put("asterisk-cdr", "Master.csv", &bad, 1_800_000_100_000_000)
+            .put(
+                "asterisk-cdr",
+                "Master.csv",
+                &file,
+                &refused,
+                1_800_000_100_000_000,
+            )
             .unwrap();
         assert!(!new);
         assert_eq!(again, e);
         let other = Rejected {
             locator: "".into(),
-            reason: "no From address".into(),
+            reason: "document 1 could not be fetched".into(),
+            detail: Some("connection refused".into()),
             tenant: None,
-            raw: b"x".to_vec(),
+            raw: vec![],
         };
-        q.put("email", "new/1", &other, 1_800_000_200_000_000)
+        q.put("email", "new/1", b"x", &[other], 1_800_000_200_000_000)
             .unwrap();
 
         assert_eq!(q.list(None, None).unwrap().len(), 2);
         assert_eq!(
             q.list(Some("email"), None).unwrap()[0].reason,
-            "no From address"
+            "document 1 could not be fetched (connection refused)",
+            "the detail is kept in the quarantine"
         );
         assert_eq!(q.list(None, Some("69091")).unwrap(), vec![e.clone()]);
         let (entry, raw) = q.raw(&e.id).unwrap().unwrap();
-        assert_eq!((entry.locator.as_str(), raw), ("line 3", bad.raw));
+        assert_eq!((entry.locator.as_str(), raw), ("line 1", file));
         assert!(q.raw("../etc").unwrap().is_none());
         // Reopened: still there.
         assert_eq!(

@@ -102,7 +102,9 @@ impl SmsWebhook {
         let counted = get("NumSegments").and_then(|n| n.trim().parse::<u32>().ok());
         let payload = Payload::Sms(pb::Sms {
             message_sid: sid.to_string(),
-            segments: counted.unwrap_or_else(|| segments(body)),
+            segments: counted
+                .unwrap_or_else(|| segments(body))
+                .min(contacthub_core::limits::SMS_SEGMENTS),
             commune_number: normalize_phone(commune_number)
                 .unwrap_or_else(|| commune_number.to_string()),
         });

@@ -8,6 +8,7 @@ use crate::{clip, Adapter, Blob, BlobSource, Input, Item};
 use base64::Engine;
 use contacthub_core::event::contact;
 use contacthub_core::identity::{normalize_email, normalize_phone};
+use contacthub_core::limits;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use serde::Deserialize;
@@ -222,12 +223,48 @@ impl WebForm {
             party,
         );
         event.category = self.cfg.form_category(&tenant.code, slug) as i32;
+        let (fields, clipped) = fit_fields(fields);
+        if clipped {
+            // The submission as received keeps every field whole.
+            blobs.push(Blob {
+                name: "formulaire-complet.json".into(),
+                media_type: "application/json".into(),
+                source: BlobSource::Bytes(input.bytes.to_vec()),
+            });
+        }
         if let Some(p) = event.personal.as_mut() {
             p.subject = s.title.clone().unwrap_or_else(|| slug.to_string());
             p.fields = fields;
         }
         crate::checked(&self.tenants, event, blobs, "", input.bytes)
     }
+}
+
+/// Fields within the limits ([`limits::FIELDS`] fields, values of [`limits::FIELD_VALUE_CHARS`]
+/// characters); `true` when something was cut (the caller then keeps the whole submission).
+fn fit_fields(mut fields: Vec<pb::Field>) -> (Vec<pb::Field>, bool) {
+    let mut clipped = false;
+    if fields.len() > limits::FIELDS {
+        let more = fields.len() - (limits::FIELDS - 1);
+        fields.truncate(limits::FIELDS - 1);
+        fields.push(pb::Field {
+            name: "…".into(),
+            value: format!("{more} champs de plus : voir formulaire-complet.json"),
+        });
+        clipped = true;
+    }
+    for f in &mut fields {
+        if f.name.chars().count() > limits::FIELD_NAME_CHARS {
+            f.name = clip(&f.name, limits::FIELD_NAME_CHARS - 1);
+            clipped = true;
+        }
+        if f.value.chars().count() > limits::FIELD_VALUE_CHARS {
+            f.value = clip(&f.value, limits::FIELD_VALUE_CHARS - 60)
+                + " [tronqué : voir formulaire-complet.json]";
+            clipped = true;
+        }
+    }
+    (fields, clipped)
 }
 
 impl Adapter for WebForm {

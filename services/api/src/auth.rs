@@ -29,6 +29,11 @@ impl Agent {
     pub fn may_read(&self, tenant: &str) -> bool {
         self.all_tenants || self.tenants.contains(tenant)
     }
+
+    /// Whether the agent may see every commune ("*").
+    pub fn all_communes(&self) -> bool {
+        self.all_tenants
+    }
 }
 
 /// The access policy of the API.
@@ -124,15 +129,20 @@ impl Access {
         Ok(agent)
     }
 
-    /// The caller, checked for ops rights.
-    pub fn for_ops<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    /// The caller, checked for ops rights (`None` in open mode).
+    pub fn for_ops<T>(&self, req: &Request<T>) -> Result<Option<Agent>, Status> {
         match self.caller(req)? {
             Some(a) if !a.ops => Err(Status::permission_denied(format!(
                 "agent {} may not call the ops service",
                 a.id
             ))),
-            _ => Ok(()),
+            a => Ok(a),
         }
+    }
+
+    /// Whether anyone may call (no agents file).
+    pub fn is_open(&self) -> bool {
+        matches!(self, Access::Open)
     }
 }
 

@@ -30,7 +30,8 @@ impl Mailroom {
     fn letter(&self, tenant: &str, chrono: &str) -> Result<CourrierState, Status> {
         if !valid_chrono(chrono) {
             return Err(Status::invalid_argument(format!(
-                "{chrono:?} is not a chrono number"
+                "{:?} is not a chrono number",
+                contacthub_core::limits::quote(chrono)
             )));
         }
         self.hub
@@ -138,7 +139,7 @@ impl CourrierService for Mailroom {
                     .hub
                     .content
                     .begin(self.hub.max_scan_bytes)
-                    .map_err(internal)?;
+                    .map_err(|e| crate::unavailable(format!("the content store: {e}")))?;
                 uploads.push((chunk.filename.clone(), upload));
             } else if i > uploads.len() {
                 return Err(Status::invalid_argument(format!(
@@ -364,19 +365,33 @@ impl CourrierService for Mailroom {
         req: Request<pb::ListUnmatchedScansRequest>,
     ) -> Result<Response<pb::ListUnmatchedScansResponse>, Status> {
         let tenant = req.get_ref().tenant.clone();
-        if tenant.is_empty() {
-            self.hub.access.for_ops(&req)?;
+        // Every commune's scans need the ops right; an agent still sees only its communes'
+        // (file names carry personal data), and scans no commune can be told from only with
+        // access to every commune.
+        let agent = if tenant.is_empty() {
+            self.hub.access.for_ops(&req)?
         } else {
-            self.hub.access.for_tenant(&req, &tenant)?;
+            let agent = self.hub.access.for_tenant(&req, &tenant)?;
             self.hub.known_tenant(&tenant)?;
-        }
+            agent
+        };
         let scans = match &self.hub.scan_inbox {
-            Some(dir) => crate::hotfolder::unmatched(dir, &self.hub.tenants).map_err(internal)?,
+            Some(dir) => crate::hotfolder::unmatched(dir, &self.hub.tenants)
+                .map_err(|e| crate::unavailable(format!("the scan inbox: {e}")))?,
             None => Vec::new(),
         };
         let scans = scans
             .into_iter()
             .filter(|s| tenant.is_empty() || s.tenant == tenant)
+            .filter(|s| {
+                agent.as_ref().is_none_or(|a| {
+                    if s.tenant.is_empty() {
+                        a.all_communes()
+                    } else {
+                        a.may_read(&s.tenant)
+                    }
+                })
+            })
             .collect();
         Ok(Response::new(pb::ListUnmatchedScansResponse { scans }))
     }

@@ -1,8 +1,9 @@
 //! The desk service: timelines by citizen or identifier, live watch, and walk-in visits.
 
-use crate::{internal, Hub};
+use crate::{internal, Hub, WatchGuard};
 use contacthub_core::event::contact;
 use contacthub_core::identity::{normalize_email, normalize_phone};
+use contacthub_core::limits::quote;
 use contacthub_core::pb::{
     self, citizen_ref::By, desk_service_server::DeskService, event::Payload,
 };
@@ -41,13 +42,13 @@ impl Desk {
                 .map(|c| c.citizen_id),
             By::Phone(raw) => {
                 let n = normalize_phone(raw).ok_or_else(|| {
-                    Status::invalid_argument(format!("{raw:?} is not a phone number"))
+                    Status::invalid_argument(format!("{:?} is not a phone number", quote(raw)))
                 })?;
                 store.by_identifier(tenant, "phone", &n).map_err(internal)?
             }
             By::Email(raw) => {
                 let n = normalize_email(raw).ok_or_else(|| {
-                    Status::invalid_argument(format!("{raw:?} is not an e-mail address"))
+                    Status::invalid_argument(format!("{:?} is not an e-mail address", quote(raw)))
                 })?;
                 store.by_identifier(tenant, "email", &n).map_err(internal)?
             }
@@ -96,7 +97,7 @@ impl DeskService for Desk {
             .timeline(&r.tenant, &citizen_id, &q)
             .map_err(|e| match e {
                 contacthub_projector::Error::PageToken(t) => {
-                    Status::invalid_argument(format!("invalid page_token {t:?}"))
+                    Status::invalid_argument(format!("invalid page_token {:?}", quote(&t)))
                 }
                 e => internal(e),
             })?;
@@ -152,9 +153,13 @@ impl DeskService for Desk {
         let tenant = r.tenant;
         let (tx, out) = tokio::sync::mpsc::channel(64);
         let mut stopping = self.stopping.clone();
+        let guard = WatchGuard::new(&self.hub.open_watches);
         tokio::spawn(async move {
+            let _guard = guard;
             loop {
                 let next = tokio::select! {
+                    // The client went away: free this task at once, not at the next entry.
+                    _ = tx.closed() => break,
                     _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
                         let _ = tx.send(Err(Status::unavailable("the server is shutting down; watch again"))).await;
                         break;
@@ -202,19 +207,47 @@ impl DeskService for Desk {
         let agent = self.hub.access.for_tenant(&req, &req.get_ref().tenant)?;
         let r = req.into_inner();
         self.tenant(&r.tenant)?;
-        let party = r.party.unwrap_or_default();
+        let party = r.party.clone().unwrap_or_default();
         if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
             return Err(Status::invalid_argument(format!(
                 "party.phone {:?} is not a phone number",
-                party.phone
+                quote(&party.phone)
             )));
         }
         if !party.email.is_empty() && normalize_email(&party.email).is_none() {
             return Err(Status::invalid_argument(format!(
                 "party.email {:?} is not an e-mail address",
-                party.email
+                quote(&party.email)
             )));
         }
+        if !party.citizen_id.is_empty()
+            && self
+                .hub
+                .store
+                .citizen(&r.tenant, &party.citizen_id)
+                .map_err(internal)?
+                .is_none()
+        {
+            return Err(Status::not_found(format!(
+                "no citizen {:?} in this commune",
+                quote(&party.citizen_id)
+            )));
+        }
+        if r.idempotency_key.chars().count() > 128 {
+            return Err(Status::invalid_argument(
+                "idempotency_key is longer than 128 characters",
+            ));
+        }
+        // What a retry with the same idempotency key must repeat exactly.
+        let fingerprint = {
+            use prost::Message;
+            let mut same = r.clone();
+            same.idempotency_key.clear();
+            contacthub_core::event::content_fingerprint(
+                &Default::default(),
+                &[&same.encode_to_vec()],
+            )
+        };
         let now_us = (self.hub.clock)();
         let occurred_us = match &r.occurred_at {
             Some(t) => ts::to_micros(t)
@@ -244,6 +277,7 @@ impl DeskService for Desk {
             r.category
         };
         e.request_id = r.request_id.clone();
+        e.fingerprint = fingerprint;
         // An authenticated agent is who the token says, whatever the request claims.
         e.agent_id = agent.map_or(r.agent_id.clone(), |a| a.id);
         if let Some(p) = e.personal.as_mut() {

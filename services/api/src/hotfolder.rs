@@ -134,6 +134,15 @@ fn tenant_of(tenants: &Tenants, chrono: &str) -> Option<String> {
 
 /// Attaches the scan to its letter; `Err` says why it cannot be.
 async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the file: {e}"))?
+        .len();
+    if size > hub.max_scan_bytes {
+        return Err(format!(
+            "the file is {size} bytes, larger than the limit of {} bytes",
+            hub.max_scan_bytes
+        ));
+    }
     let chrono = chrono_of(path)
         .ok_or("the file name is not a chrono number and there is no sidecar naming one")?;
     let tenant = tenant_of(&hub.tenants, &chrono).ok_or_else(|| {
@@ -147,11 +156,7 @@ async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
         .courrier(&tenant, &chrono)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no letter {chrono}"))?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let attachment = hub
-        .content
-        .put(&bytes, hub.max_scan_bytes)
-        .map_err(|e| format!("the file {e}"))?;
+    let attachment = store_scan(hub, path)?;
     if letter.scans.iter().any(|s| s.sha256 == attachment.sha256) {
         return Ok(chrono); // Already attached (a scan dropped twice).
     }
@@ -182,6 +187,32 @@ async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
     };
     hub.write(&e).await.map_err(|s| s.message().to_string())?;
     Ok(chrono)
+}
+
+/// Copies a scan into the content store, its bytes streamed (and the upload limited), so a
+/// huge file costs no memory; [`attach`] checks its size before.
+fn store_scan(hub: &Hub, path: &Path) -> Result<contacthub_core::pb::Attachment, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let mut upload = hub
+        .content
+        .begin(hub.max_scan_bytes)
+        .map_err(|e| format!("the content store: {e}"))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        upload
+            .write(&buf[..n])
+            .map_err(|e| format!("the file {e}"))?;
+    }
+    upload
+        .finish(&hub.content)
+        .map_err(|e| format!("the file {e}"))
 }
 
 /// Scans waiting for a clerk in `dir/unmatched`, with the reason and the commune their name

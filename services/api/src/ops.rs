@@ -6,6 +6,9 @@ use contacthub_proto::v1::{self as pb, ops_service_server::OpsService};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
+/// Bytes of each dead letter's value returned by ListDeadLetters (the whole value is kept).
+const DEAD_LETTER_RAW_BYTES: usize = 256 * 1024;
+
 pub struct Ops {
     hub: Hub,
 }
@@ -50,9 +53,12 @@ impl OpsService for Ops {
             backend: hub.log.backend().into(),
             topic: hub.log.name(),
             partitions,
-            dead_letters: hub.store.counter(keys::COUNTER_DEAD).map_err(internal)?,
-            events_applied: hub.store.counter(keys::COUNTER_APPLIED).map_err(internal)?,
+            // Read-model figures are 0 while it is unreadable; projector_error says why.
+            dead_letters: hub.store.counter(keys::COUNTER_DEAD).unwrap_or(0),
+            events_applied: hub.store.counter(keys::COUNTER_APPLIED).unwrap_or(0),
             log_error,
+            projector_error: hub.projector.failing().unwrap_or_default(),
+            open_watches: hub.open_watches.load(std::sync::atomic::Ordering::SeqCst) as u64,
         }))
     }
 
@@ -65,9 +71,12 @@ impl OpsService for Ops {
             0 => 100,
             n => n.min(10_000) as usize,
         };
-        Ok(Response::new(pb::ListDeadLettersResponse {
-            dead_letters: self.hub.store.dead_letters(limit).map_err(internal)?,
-        }))
+        let mut dead_letters = self.hub.store.dead_letters(limit).map_err(internal)?;
+        for d in &mut dead_letters {
+            d.raw_size = d.raw.len() as u64;
+            d.raw.truncate(DEAD_LETTER_RAW_BYTES);
+        }
+        Ok(Response::new(pb::ListDeadLettersResponse { dead_letters }))
     }
 
     async fn get_phone_report(
@@ -75,8 +84,8 @@ impl OpsService for Ops {
         req: Request<pb::GetPhoneReportRequest>,
     ) -> Result<Response<pb::PhoneReport>, Status> {
         let tenant = req.get_ref().tenant.clone();
-        self.hub.known_tenant(&tenant)?;
         self.hub.access.for_tenant(&req, &tenant)?;
+        self.hub.known_tenant(&tenant)?;
         let counters = self
             .hub
             .store

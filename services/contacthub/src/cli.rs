@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// Largest request (and attachment) the adapter endpoints accept, in megabytes.
     #[arg(long, env = "CONTACTHUB_ADAPTERS_MAX_BODY_MB", default_value_t = 25)]
     pub adapters_max_body_mb: u64,
+    /// Serve the API without an agents file (or the adapter endpoints without credentials) on
+    /// an address other machines can reach. Refused otherwise: everything would be open.
+    #[arg(long, env = "CONTACTHUB_INSECURE_OPEN")]
+    pub insecure_open: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Replay(a) => replay(a).await,
         Command::Digest(a) => {
             let store = Store::open(&a.read_model)?;
-            println!("{}", store.digest()?);
+            crate::say!("{}", store.digest()?);
             Ok(())
         }
         Command::Migrate(a) => migrate(a).await,
@@ -37,12 +37,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             cfg.dead_letter_topic = a.dead_letter_topic;
             let created = kafka::create_topics(&cfg, a.partitions, a.replication).await?;
             if created.is_empty() {
-                println!(
+                crate::say!(
                     "topics {} and {} already exist",
-                    cfg.topic, cfg.dead_letter_topic
+                    cfg.topic,
+                    cfg.dead_letter_topic
                 );
             } else {
-                println!("created {}", created.join(", "));
+                crate::say!("created {}", created.join(", "));
             }
             Ok(())
         }
@@ -152,15 +153,15 @@ pub fn to_record(e: &pb::Event) -> Record {
     }
 }
 
+/// Whether an address only this machine can reach.
+fn loopback_only(addr: std::net::SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
 async fn serve(a: ServeArgs) -> Result<()> {
     let tenants = tenants(&a.log)?;
     std::fs::create_dir_all(&a.log.data)
         .with_context(|| format!("creating {}", a.log.data.display()))?;
-    let log = open_log(&a.log).await?;
-    let store = open_store(&a.log)?;
-    if a.demo {
-        load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
-    }
     let adapters_cfg = match &a.adapters {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -177,77 +178,82 @@ async fn serve(a: ServeArgs) -> Result<()> {
             contacthub_api::auth::Access::from_toml(&text)
                 .map_err(|e| anyhow::anyhow!("invalid agents file {}: {e}", path.display()))?
         }
-        None => {
-            tracing::warn!("no agents file: the API is open to anyone who can reach it");
-            contacthub_api::auth::Access::Open
-        }
+        None => contacthub_api::auth::Access::Open,
     };
-    let (projector, handle) = Projector::new(store.clone(), log.clone(), tenants.clone())?;
+    // Without credentials, everything is open to whoever can connect: loopback only, unless
+    // the operator says otherwise in so many words.
+    if access.is_open() && !loopback_only(a.listen) && !a.insecure_open {
+        bail!(
+            "refusing to serve the gRPC API on {} without an agents file: anyone on the network could read every citizen. Give --agents FILE, listen on 127.0.0.1, or pass --insecure-open",
+            a.listen
+        );
+    }
+    if !adapters_cfg.has_credentials() && !loopback_only(a.adapters_listen) && !a.insecure_open {
+        bail!(
+            "refusing to serve the adapter endpoints on {} without credentials in an adapters file: anyone on the network could write contacts. Give --adapters FILE with credentials, listen on 127.0.0.1, or pass --insecure-open",
+            a.adapters_listen
+        );
+    }
+    if access.is_open() {
+        tracing::warn!("no agents file: the API is open to anyone who can reach it");
+    }
+    let log = open_log(&a.log).await?;
+    if a.demo {
+        load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
+    }
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding the gRPC API to {}", a.listen))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let projector_task = tokio::spawn(projector.run(stopped(stop_rx.clone())));
-    let content_dir = a.log.data.join("content");
-    let content = contacthub_api::content::ContentStore::open(&content_dir)
-        .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
-    let inbox = a
-        .scan_inbox
-        .clone()
-        .unwrap_or_else(|| a.log.data.join("scan-inbox"));
-    let hub = contacthub_api::Hub {
-        log,
-        store,
-        projector: handle,
-        tenants,
-        visibility_timeout: Duration::from_secs(a.visibility_timeout),
-        access: Arc::new(access),
-        content,
-        max_scan_bytes: a.max_scan_mb * 1024 * 1024,
-        scan_inbox: Some(inbox.clone()),
-        clock: contacthub_api::system_clock(),
-    };
     let adapters_listener = tokio::net::TcpListener::bind(a.adapters_listen)
         .await
         .with_context(|| format!("binding the adapter endpoints to {}", a.adapters_listen))?;
-    // Where to reach the server, for scripts and tests; a closed stdout must not stop it.
-    {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "contacthub listening on {}", listener.local_addr()?);
-        let _ = writeln!(
-            out,
-            "adapter endpoints listening on {}",
-            adapters_listener.local_addr()?
-        );
-        let _ = out.flush();
-    }
-    let adapters_task = tokio::spawn(contacthub_adapters::run(
-        hub.clone(),
-        Arc::new(adapters_cfg),
+    let adapters_addr = adapters_listener.local_addr()?;
+    let mut server = crate::server::Server::start(
+        crate::server::ServerConfig {
+            data: a.log.data.clone(),
+            tenants,
+            access,
+            visibility_timeout: Duration::from_secs(a.visibility_timeout),
+            max_scan_bytes: a.max_scan_mb * 1024 * 1024,
+            scan_inbox: a
+                .scan_inbox
+                .clone()
+                .unwrap_or_else(|| a.log.data.join("scan-inbox")),
+            poll: Duration::from_secs(1),
+            clock: contacthub_api::system_clock(),
+        },
+        log,
+        listener,
+    )
+    .await?;
+    server.start_adapters(
+        adapters_cfg,
         a.log.data.clone(),
         adapters_listener,
         (a.adapters_max_body_mb * 1024 * 1024) as usize,
         Duration::from_secs(1),
-        stopped(stop_rx.clone()),
-    ));
-    let inbox_task = tokio::spawn(contacthub_api::hotfolder::run(
-        hub.clone(),
-        inbox,
-        Duration::from_secs(1),
-        stopped(stop_rx.clone()),
-    ));
-    let api = tokio::spawn(contacthub_api::serve(listener, hub, stopped(stop_rx)));
-    shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    api.await??;
-    adapters_task.await??;
-    inbox_task.await?;
-    projector_task.await??;
-    Ok(())
+    );
+    // Where to reach the server, for scripts and tests; a closed stdout must not stop it.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "contacthub listening on {}", server.grpc_addr);
+        let _ = writeln!(out, "adapter endpoints listening on {adapters_addr}");
+        let _ = out.flush();
+    }
+    let failure = tokio::select! {
+        _ = shutdown_signal() => None,
+        f = server.failed() => Some(f),
+    };
+    match failure {
+        None => server.stop().await,
+        Some((part, why)) => {
+            tracing::error!(part = %part, reason = %why, "a part of the hub stopped: shutting down");
+            server.hub.faults.set(&part, why.clone());
+            let _ = server.stop().await;
+            bail!("{part} stopped: {why}")
+        }
+    }
 }
 
 async fn project(a: ProjectArgs) -> Result<()> {
@@ -258,7 +264,7 @@ async fn project(a: ProjectArgs) -> Result<()> {
     let projector = projector.with_batch_size(a.batch_size);
     if a.exit_when_caught_up {
         let n = projector.catch_up().await?;
-        println!("applied {n} records");
+        crate::say!("applied {n} records");
         return Ok(());
     }
     projector.run(shutdown_signal()).await?;
@@ -277,8 +283,8 @@ async fn replay(a: ReplayArgs) -> Result<()> {
     let store = Store::open(&a.into)?;
     let (projector, _) = Projector::new(store.clone(), log, tenants)?;
     let n = projector.catch_up().await?;
-    println!("replayed {n} records into {}", a.into.display());
-    println!("digest {}", store.digest()?);
+    crate::say!("replayed {n} records into {}", a.into.display());
+    crate::say!("digest {}", store.digest()?);
     Ok(())
 }
 
@@ -308,7 +314,7 @@ async fn migrate(a: MigrateArgs) -> Result<()> {
     }
     let n = contacthub_log::copy_log(&from, to.as_ref(), 1000).await?;
     let after: u64 = to.end_offsets().await?.iter().sum();
-    println!(
+    crate::say!(
         "copied {n} events from {} to {brokers}/{}",
         dir.display(),
         to.name()
@@ -386,12 +392,12 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    print!(
+    crate::say_raw!(
         "{}",
         render::render_timeline(resp.citizen.as_ref(), &resp.entries)
     );
     if !resp.next_page_token.is_empty() {
-        println!("  … plus anciens contacts : --limit {}", a.limit * 2);
+        crate::say!("  … plus anciens contacts : --limit {}", a.limit * 2);
     }
     Ok(())
 }
@@ -403,27 +409,34 @@ async fn status(a: ClientArgs) -> Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
-    println!("backend   {} ({})", s.backend, s.topic);
+    crate::say!("backend   {} ({})", s.backend, s.topic);
     if !s.log_error.is_empty() {
-        println!("LOG UNAVAILABLE: {}", s.log_error);
+        crate::say!("LOG UNAVAILABLE: {}", s.log_error);
     }
-    println!(
+    crate::say!(
         "applied   {} events, {} dead letters",
-        s.events_applied, s.dead_letters
+        s.events_applied,
+        s.dead_letters
     );
-    println!(
+    crate::say!(
         "{:>9} {:>14} {:>14} {:>8}",
-        "partition", "log end", "projected", "lag"
+        "partition",
+        "log end",
+        "projected",
+        "lag"
     );
     let mut lag = 0;
     for p in &s.partitions {
-        println!(
+        crate::say!(
             "{:>9} {:>14} {:>14} {:>8}",
-            p.partition, p.log_end_offset, p.projected_offset, p.lag
+            p.partition,
+            p.log_end_offset,
+            p.projected_offset,
+            p.lag
         );
         lag += p.lag;
     }
-    println!("total lag {lag}");
+    crate::say!("total lag {lag}");
     Ok(())
 }
 
@@ -438,10 +451,10 @@ async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
     if r.dead_letters.is_empty() {
-        println!("no dead letters");
+        crate::say!("no dead letters");
     }
     for d in r.dead_letters {
-        println!(
+        crate::say!(
             "{}@{}  {} bytes  {}",
             d.partition,
             d.offset,
@@ -489,7 +502,7 @@ async fn ingest(c: IngestCommand) -> Result<()> {
             serde_json::from_str(&text).ok();
         match summary {
             Some(s) => {
-                println!(
+                crate::say!(
                     "{}: {} accepted, {} already known, {} ignored, {} quarantined",
                     file.display(),
                     s.accepted,
@@ -503,14 +516,14 @@ async fn ingest(c: IngestCommand) -> Result<()> {
                     } else {
                         format!("{}: ", q.locator)
                     };
-                    println!("  {at}{} (quarantine {})", q.reason, q.quarantine_id);
+                    crate::say!("  {at}{} (quarantine {})", q.reason, q.quarantine_id);
                 }
                 if !status.is_success() {
                     failed += 1;
                 }
             }
             None => {
-                println!("{}: refused ({status}): {}", file.display(), text.trim());
+                crate::say!("{}: refused ({status}): {}", file.display(), text.trim());
                 failed += 1;
             }
         }
@@ -528,7 +541,7 @@ fn quarantine(c: QuarantineCommand) -> Result<()> {
             let q = Quarantine::open(contacthub_adapters::quarantine_dir(&a.data))?;
             let entries = q.list(a.adapter.as_deref(), a.tenant.as_deref())?;
             if entries.is_empty() {
-                println!("quarantine is empty");
+                crate::say!("quarantine is empty");
             }
             for e in &entries {
                 let at = if e.locator.is_empty() {
@@ -536,7 +549,7 @@ fn quarantine(c: QuarantineCommand) -> Result<()> {
                 } else {
                     format!(" {}", e.locator)
                 };
-                println!(
+                crate::say!(
                     "{}  {}  {:<12}  {:<5}  {}{at}: {} ({} bytes)",
                     e.id,
                     e.received_at,
@@ -572,24 +585,30 @@ async fn phone_report(a: CourrierTenantArgs) -> Result<()> {
         )?)
         .await?
         .into_inner();
-    println!("commune {}", r.tenant);
-    println!(
+    crate::say!("commune {}", r.tenant);
+    crate::say!(
         "{:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>11}",
-        "period", "inbound", "missed", "outbound", "bounced", "bounce rate"
+        "period",
+        "inbound",
+        "missed",
+        "outbound",
+        "bounced",
+        "bounce rate"
     );
-    let row = |label: &str, f: &pb::PhoneFigures| {
-        println!(
+    let row = |label: &str, f: &pb::PhoneFigures| -> Result<()> {
+        crate::say!(
             "{label:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>9.1} %",
             f.inbound_calls,
             f.missed_calls,
             f.outbound_calls,
             f.bounced_calls,
             f.bounce_rate_percent
-        )
+        );
+        Ok(())
     };
     for m in &r.months {
-        row(&m.month, m.figures.as_ref().unwrap_or(&Default::default()));
+        row(&m.month, m.figures.as_ref().unwrap_or(&Default::default()))?;
     }
-    row("total", r.total.as_ref().unwrap_or(&Default::default()));
+    row("total", r.total.as_ref().unwrap_or(&Default::default()))?;
     Ok(())
 }

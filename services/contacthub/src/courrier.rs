@@ -96,29 +96,31 @@ fn line(s: &pb::CourrierState) -> String {
     )
 }
 
-fn show(s: &pb::CourrierState) {
-    println!("{}  {}", s.chrono, status_fr(s.status));
-    println!("  expéditeur  {} ({})", s.sender_display, s.citizen_id);
-    println!("  reçu le     {}", day(&s.received_at));
-    println!("  objet       {}", s.subject);
-    println!("  catégorie   {}", category_fr(s.category));
+fn show(s: &pb::CourrierState) -> Result<()> {
+    crate::say!("{}  {}", s.chrono, status_fr(s.status));
+    crate::say!("  expéditeur  {} ({})", s.sender_display, s.citizen_id);
+    crate::say!("  reçu le     {}", day(&s.received_at));
+    crate::say!("  objet       {}", s.subject);
+    crate::say!("  catégorie   {}", category_fr(s.category));
     if !s.tracking_number.is_empty() {
-        println!("  recommandé  {}", s.tracking_number);
+        crate::say!("  recommandé  {}", s.tracking_number);
     }
     for scan in &s.scans {
-        println!(
+        crate::say!(
             "  scan        {} {} octets sha256:{}",
-            scan.media_type, scan.size_bytes, scan.sha256
+            scan.media_type,
+            scan.size_bytes,
+            scan.sha256
         );
     }
-    println!("  circuit :");
+    crate::say!("  circuit :");
     for h in &s.history {
         let waited = if h.seconds_since_previous > 0 {
             format!(" (+{:.1} j)", h.seconds_since_previous as f64 / 86_400.0)
         } else {
             String::new()
         };
-        println!(
+        crate::say!(
             "    {} {:<11} {:<20} {}{}  {}",
             day(&h.at),
             h.kind,
@@ -128,6 +130,7 @@ fn show(s: &pb::CourrierState) {
             h.note
         );
     }
+    Ok(())
 }
 
 pub async fn run(command: CourrierCommand) -> Result<()> {
@@ -192,7 +195,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                 .await
                 .map_err(status_err)?
                 .into_inner();
-            println!("{}", state.chrono);
+            crate::say!("{}", state.chrono);
         }
         CourrierCommand::Show(a) => {
             let s = rpc!(
@@ -203,7 +206,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                     chrono: a.chrono,
                 }
             );
-            show(&s);
+            show(&s)?;
         }
         CourrierCommand::List(a) => {
             let r = rpc!(
@@ -224,10 +227,10 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                 }
             );
             if r.courriers.is_empty() {
-                println!("aucun courrier");
+                crate::say!("aucun courrier");
             }
             for s in &r.courriers {
-                println!("{}", line(s));
+                crate::say!("{}", line(s));
             }
         }
         CourrierCommand::Route(a) => {
@@ -242,7 +245,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                     ..Default::default()
                 }
             );
-            println!("{}", line(&s));
+            crate::say!("{}", line(&s));
         }
         CourrierCommand::Step(a) => {
             let s = rpc!(
@@ -256,7 +259,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                     ..Default::default()
                 }
             );
-            println!("{}", line(&s));
+            crate::say!("{}", line(&s));
         }
         CourrierCommand::Answer(a) => {
             let s = rpc!(
@@ -270,7 +273,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                     ..Default::default()
                 }
             );
-            println!("{}", line(&s));
+            crate::say!("{}", line(&s));
         }
         CourrierCommand::Receipt(a) => {
             let r = rpc!(
@@ -283,7 +286,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             );
             std::fs::write(&a.out, &r.pdf)
                 .with_context(|| format!("writing {}", a.out.display()))?;
-            println!(
+            crate::say!(
                 "accusé de réception {} écrit dans {}",
                 r.chrono,
                 a.out.display()
@@ -298,17 +301,20 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                     ..Default::default()
                 }
             );
-            println!(
+            crate::say!(
                 "enregistrés {}  transmis {}  répondus {}",
-                r.registered, r.routed, r.answered
+                r.registered,
+                r.routed,
+                r.answered
             );
-            println!(
+            crate::say!(
                 "délai de réponse : moyenne {:.1} j, 90e centile {:.1} j",
-                r.average_days_to_answer, r.p90_days_to_answer
+                r.average_days_to_answer,
+                r.p90_days_to_answer
             );
-            println!("en retard : {}", r.overdue.len());
+            crate::say!("en retard : {}", r.overdue.len());
             for s in &r.overdue {
-                println!("  {}", line(s));
+                crate::say!("  {}", line(s));
             }
         }
         CourrierCommand::Unmatched(a) => {
@@ -321,10 +327,10 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                 }
             );
             if r.scans.is_empty() {
-                println!("aucune numérisation en attente");
+                crate::say!("aucune numérisation en attente");
             }
             for s in r.scans {
-                println!("{}  {} octets  {}", s.filename, s.size_bytes, s.reason);
+                crate::say!("{}  {} octets  {}", s.filename, s.size_bytes, s.reason);
             }
         }
     }

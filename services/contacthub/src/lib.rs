@@ -1,11 +1,12 @@
 //! The `contacthub` binary as a library, so tests can run the very same commands in a child
 //! process. Layout: [`cli`] declares the commands and settings (clap, each with an env
-//! variable); [`commands`] carries them out, [`courrier`] the mail-room ones; [`telemetry`]
-//! sets up logs.
+//! variable); [`commands`] carries them out, [`courrier`] the mail-room ones; [`server`] wires
+//! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
 pub mod cli;
 pub mod commands;
 pub mod courrier;
+pub mod server;
 pub mod telemetry;
 
 use clap::Parser;
@@ -26,9 +27,41 @@ pub fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`contacthub status | head -3`): stop quietly,
+        // with the status a shell gives a command killed by SIGPIPE.
+        Err(e) if broken_pipe(&e) => std::process::ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `println!` that returns an error instead of panicking when standard output is closed.
+#[macro_export]
+macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout())?;
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
+/// `print!` that returns an error instead of panicking when standard output is closed.
+#[macro_export]
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)?;
+    }};
 }

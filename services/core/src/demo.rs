@@ -252,10 +252,23 @@ fn person_events(
     );
     reg.agent_id = format!("agent-{}", rng.gen_range(1..20));
     set_text(&mut reg, "Création de la fiche usager", "", Category::Other);
+    // The record itself comes first: contacts may name a citizen id only once it exists.
+    let mut record = reg.clone();
+    record.event_id = event_id(&tenant.code, "demo", &source_id(3));
+    record.source_id = source_id(3);
+    record.channel = Channel::BackOffice as i32;
+    record.direction = Direction::Internal as i32;
+    if let Some(x) = record.personal.as_mut() {
+        x.subject.clear();
+    }
+    record.payload = Some(Payload::CitizenRegistered(pb::CitizenRegistered {
+        citizen_id: p.citizen_id.clone(),
+    }));
+    out.push(record);
     out.push(reg);
     for extra in p.phones.iter().skip(1) {
         // A second number, first seen with the citizen id at the desk.
-        let mut e = out[0].clone();
+        let mut e = out[1].clone();
         e.event_id = event_id(&tenant.code, "demo", &source_id(1));
         e.source_id = source_id(1);
         if let Some(party) = e.personal.as_mut().and_then(|x| x.party.as_mut()) {

@@ -1,6 +1,7 @@
 //! Events on the log: encoding, decoding, validation and deterministic ids.
 
 use crate::identity::{normalize_email, normalize_phone, valid_id};
+use crate::limits::{self, check_chars};
 use crate::pb::{self, event::Payload, Channel, Event};
 use crate::tenant::Tenants;
 use contacthub_proto::ts;
@@ -53,6 +54,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::CourrierStep(_) => "courrier_step",
         Payload::CourrierAnswered(_) => "courrier_answered",
         Payload::CourrierScanAttached(_) => "courrier_scan_attached",
+        Payload::CitizenRegistered(_) => "citizen_registered",
     }
 }
 
@@ -130,11 +132,15 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             "event_id is longer than 128 characters or has control characters",
         ));
     }
+    check_limits(event)?;
     if event.tenant.is_empty() {
         return Err(invalid("missing tenant"));
     }
     if tenants.get(&event.tenant).is_none() {
-        return Err(invalid(format!("unknown tenant {:?}", event.tenant)));
+        return Err(invalid(format!(
+            "unknown tenant {:?}",
+            limits::quote(&event.tenant)
+        )));
     }
     let payload = event
         .payload
@@ -183,7 +189,7 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         } else if !valid_id(&event.request_id) {
             Err(invalid(format!(
                 "request_id {:?} is not a valid id",
-                event.request_id
+                limits::quote(&event.request_id)
             )))
         } else {
             Ok(())
@@ -193,10 +199,23 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         if valid_id(id) {
             Ok(())
         } else {
-            Err(invalid(format!("{field} {id:?} is not a valid citizen id")))
+            Err(invalid(format!(
+                "{field} {:?} is not a valid citizen id",
+                limits::quote(id)
+            )))
         }
     };
     match payload {
+        Payload::CitizenRegistered(r) => {
+            need_citizen("citizen_id", &r.citizen_id)?;
+            if is_provisional_id(&r.citizen_id) {
+                return Err(invalid(format!(
+                    "citizen_id {:?} has the form of a provisional id, which only the projector gives",
+                    r.citizen_id
+                )));
+            }
+            check_party(event)?;
+        }
         Payload::IdentityLinked(l) => {
             need_citizen("citizen_id", &l.citizen_id)?;
             need_citizen("into_citizen_id", &l.into_citizen_id)?;
@@ -213,7 +232,7 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             if !valid_id(&h.household_id) {
                 return Err(invalid(format!(
                     "household_id {:?} is not a valid id",
-                    h.household_id
+                    limits::quote(&h.household_id)
                 )));
             }
         }
@@ -231,15 +250,16 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         | Payload::CourrierScanAttached(pb::CourrierScanAttached { chrono }) => {
             if !valid_chrono(chrono) {
                 return Err(invalid(format!(
-                    "{} has an invalid chrono {chrono:?}",
-                    kind(payload)
+                    "{} has an invalid chrono {:?}",
+                    kind(payload),
+                    limits::quote(chrono)
                 )));
             }
         }
         Payload::Courrier(c) if !c.chrono.is_empty() && !valid_chrono(&c.chrono) => {
             return Err(invalid(format!(
                 "courrier has an invalid chrono {:?}",
-                c.chrono
+                limits::quote(&c.chrono)
             )));
         }
         _ => {
@@ -254,6 +274,218 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         payload,
         occurred_us,
     })
+}
+
+/// Whether `id` has the form of a provisional citizen id (`GIV-P000123`), which the
+/// projector alone gives to parties nobody knows.
+pub fn is_provisional_id(id: &str) -> bool {
+    id.rsplit_once("-P").is_some_and(|(prefix, n)| {
+        !prefix.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Checks every field against its limit ([`crate::limits`]) and every enum against its known
+/// values, naming the first field that is wrong.
+pub fn check_limits(event: &Event) -> Result<(), Invalid> {
+    let chars =
+        |field: &str, value: &str, max: usize| check_chars(field, value, max).map_err(Invalid);
+    chars("source", &event.source, limits::LABEL_CHARS)?;
+    chars("source_id", &event.source_id, limits::ID_CHARS)?;
+    chars("agent_id", &event.agent_id, limits::LABEL_CHARS)?;
+    chars("request_id", &event.request_id, limits::ID_CHARS)?;
+    if event.fingerprint.len() > 64 {
+        return Err(invalid("fingerprint is longer than 64 bytes"));
+    }
+    if pb::Direction::try_from(event.direction).is_err() {
+        return Err(invalid(format!("unknown direction {}", event.direction)));
+    }
+    if pb::Category::try_from(event.category).is_err() {
+        return Err(invalid(format!("unknown category {}", event.category)));
+    }
+    if event.attachments.len() > limits::ATTACHMENTS {
+        return Err(invalid(format!(
+            "{} attachments; the limit is {}",
+            event.attachments.len(),
+            limits::ATTACHMENTS
+        )));
+    }
+    for a in &event.attachments {
+        chars("attachment media_type", &a.media_type, limits::LABEL_CHARS)?;
+        if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("attachment sha256 is not 64 hex digits"));
+        }
+    }
+    if let Some(p) = &event.personal {
+        if let Some(party) = &p.party {
+            chars("party.citizen_id", &party.citizen_id, 64)?;
+            chars("party.name", &party.name, limits::NAME_CHARS)?;
+            chars("party.phone", &party.phone, limits::PHONE_CHARS)?;
+            chars("party.email", &party.email, limits::EMAIL_CHARS)?;
+            if let Some(a) = &party.address {
+                if a.lines.len() > limits::ADDRESS_LINES {
+                    return Err(invalid(format!(
+                        "party.address has {} lines; the limit is {}",
+                        a.lines.len(),
+                        limits::ADDRESS_LINES
+                    )));
+                }
+                for l in &a.lines {
+                    chars("party.address line", l, limits::ADDRESS_LINE_CHARS)?;
+                }
+                chars(
+                    "party.address.postal_code",
+                    &a.postal_code,
+                    limits::ADDRESS_LINE_CHARS,
+                )?;
+                chars("party.address.city", &a.city, limits::ADDRESS_LINE_CHARS)?;
+                chars(
+                    "party.address.country",
+                    &a.country,
+                    limits::ADDRESS_LINE_CHARS,
+                )?;
+            }
+        }
+        chars("subject", &p.subject, limits::SUBJECT_CHARS)?;
+        chars("text", &p.text, limits::TEXT_CHARS)?;
+        if p.fields.len() > limits::FIELDS {
+            return Err(invalid(format!(
+                "{} form fields; the limit is {}",
+                p.fields.len(),
+                limits::FIELDS
+            )));
+        }
+        for f in &p.fields {
+            chars("field name", &f.name, limits::FIELD_NAME_CHARS)?;
+            chars("field value", &f.value, limits::FIELD_VALUE_CHARS)?;
+        }
+        if p.attachment_names.len() > limits::ATTACHMENTS {
+            return Err(invalid(format!(
+                "{} attachment names; the limit is {}",
+                p.attachment_names.len(),
+                limits::ATTACHMENTS
+            )));
+        }
+        for n in &p.attachment_names {
+            chars("attachment name", n, limits::FILE_NAME_CHARS)?;
+        }
+    }
+    match event.payload.as_ref() {
+        Some(Payload::PhoneCall(c)) => {
+            if pb::phone_call::Disposition::try_from(c.disposition).is_err() {
+                return Err(invalid(format!("unknown disposition {}", c.disposition)));
+            }
+            for (name, v) in [
+                ("duration_seconds", c.duration_seconds),
+                ("billed_seconds", c.billed_seconds),
+            ] {
+                if v > limits::CALL_SECONDS {
+                    return Err(invalid(format!(
+                        "{name} is {v}; a call lasts at most {} seconds",
+                        limits::CALL_SECONDS
+                    )));
+                }
+            }
+            chars("commune_number", &c.commune_number, limits::PHONE_CHARS)?;
+        }
+        Some(Payload::Courrier(c)) => {
+            if pb::courrier::Kind::try_from(c.kind).is_err() {
+                return Err(invalid(format!("unknown courrier kind {}", c.kind)));
+            }
+            chars("tracking_number", &c.tracking_number, limits::LABEL_CHARS)?;
+            chars(
+                "addressed_to_service",
+                &c.addressed_to_service,
+                limits::LABEL_CHARS,
+            )?;
+        }
+        Some(Payload::WebForm(w)) => {
+            chars("form_slug", &w.form_slug, limits::LABEL_CHARS)?;
+            chars("submission_id", &w.submission_id, limits::ID_CHARS)?;
+        }
+        Some(Payload::Sms(m)) => {
+            chars("message_sid", &m.message_sid, limits::ID_CHARS)?;
+            chars("commune_number", &m.commune_number, limits::PHONE_CHARS)?;
+            if m.segments > limits::SMS_SEGMENTS {
+                return Err(invalid(format!(
+                    "segments is {}; the limit is {}",
+                    m.segments,
+                    limits::SMS_SEGMENTS
+                )));
+            }
+        }
+        Some(Payload::Email(m)) => {
+            chars("message_id", &m.message_id, limits::ID_CHARS)?;
+            chars("in_reply_to", &m.in_reply_to, limits::ID_CHARS)?;
+            chars("thread_id", &m.thread_id, limits::ID_CHARS)?;
+            chars("mailbox", &m.mailbox, limits::EMAIL_CHARS)?;
+        }
+        Some(Payload::DeskVisit(d)) => {
+            chars("desk", &d.desk, limits::LABEL_CHARS)?;
+            if d.duration_minutes > limits::VISIT_MINUTES {
+                return Err(invalid(format!(
+                    "duration_minutes is {}; a visit lasts at most {} minutes",
+                    d.duration_minutes,
+                    limits::VISIT_MINUTES
+                )));
+            }
+        }
+        Some(Payload::HouseholdMembership(h)) => chars("role", &h.role, limits::LABEL_CHARS)?,
+        Some(Payload::RequestOpened(o)) => chars("kind", &o.kind, limits::LABEL_CHARS)?,
+        Some(Payload::RequestAssigned(a)) => {
+            chars("service", &a.service, limits::LABEL_CHARS)?;
+            chars(
+                "assignee_agent_id",
+                &a.assignee_agent_id,
+                limits::LABEL_CHARS,
+            )?;
+        }
+        Some(Payload::RequestStatusChanged(s)) => {
+            if pb::RequestStatus::try_from(s.status).is_err() {
+                return Err(invalid(format!("unknown request status {}", s.status)));
+            }
+        }
+        Some(Payload::RequestAnswered(a)) => {
+            chars("answer_event_id", &a.answer_event_id, limits::ID_CHARS)?;
+            if Channel::try_from(a.answer_channel).is_err() {
+                return Err(invalid(format!(
+                    "unknown answer_channel {}",
+                    a.answer_channel
+                )));
+            }
+        }
+        Some(Payload::RequestClosed(c)) => chars("resolution", &c.resolution, limits::NOTE_CHARS)?,
+        Some(Payload::CourrierRouted(r)) => {
+            chars("service", &r.service, limits::LABEL_CHARS)?;
+            chars("note", &r.note, limits::NOTE_CHARS)?;
+        }
+        Some(Payload::CourrierStep(st)) => {
+            chars("step", &st.step, limits::LABEL_CHARS)?;
+            chars("note", &st.note, limits::NOTE_CHARS)?;
+        }
+        Some(Payload::CourrierAnswered(a)) => {
+            chars("answer_ref", &a.answer_ref, limits::ID_CHARS)?;
+            if Channel::try_from(a.answer_channel).is_err() {
+                return Err(invalid(format!(
+                    "unknown answer_channel {}",
+                    a.answer_channel
+                )));
+            }
+        }
+        Some(Payload::IdentityLinked(_))
+        | Some(Payload::IdentityUnlinked(_))
+        | Some(Payload::CourrierScanAttached(_))
+        | Some(Payload::CitizenRegistered(_))
+        | None => {}
+    }
+    // Last: a field over its limit is the better message.
+    let size = event.encoded_len();
+    if size > limits::EVENT_BYTES {
+        return Err(invalid(format!(
+            "the event is {size} bytes encoded; the limit is {}",
+            limits::EVENT_BYTES
+        )));
+    }
+    Ok(())
 }
 
 /// A chrono number: 1 to 40 characters of `[A-Za-z0-9-]`.
@@ -282,6 +514,30 @@ fn check_party(event: &Event) -> Result<(), Invalid> {
             "party has no usable identifier (citizen id, phone, e-mail or name)",
         ))
     }
+}
+
+/// The fingerprint of what a source sent for `event` (16 bytes of SHA-256): the event
+/// without its receipt time (and without its occurred time when that is only the receipt
+/// time, as for SMS webhooks, which carry none), its id and its stored attachments, plus
+/// `extra` (the documents as received). The same input received again has the same
+/// fingerprint; the same source id with other content has another.
+pub fn content_fingerprint(event: &Event, extra: &[&[u8]]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut e = event.clone();
+    if e.occurred_at == e.recorded_at {
+        e.occurred_at = None;
+    }
+    e.recorded_at = None;
+    e.event_id.clear();
+    e.fingerprint.clear();
+    e.attachments.clear();
+    let mut h = Sha256::new();
+    h.update(e.encode_to_vec());
+    for x in extra {
+        h.update((x.len() as u64).to_be_bytes());
+        h.update(x);
+    }
+    h.finalize()[..16].to_vec()
 }
 
 /// Formats microseconds since the epoch as RFC 3339 (UTC), for messages.
@@ -381,6 +637,33 @@ mod tests {
         let mut e = call();
         e.personal.as_mut().unwrap().party.as_mut().unwrap().phone = "n/a".into();
         assert!(reason(&e).starts_with("party has no usable identifier"));
+        let mut e = call();
+        e.personal.as_mut().unwrap().subject = "x".repeat(limits::SUBJECT_CHARS + 1);
+        assert_eq!(reason(&e), "subject is 1001 characters; the limit is 1000");
+        let mut e = call();
+        e.category = 99;
+        assert_eq!(reason(&e), "unknown category 99");
+        let mut e = call();
+        e.payload = Some(Payload::DeskVisit(pb::DeskVisit {
+            duration_minutes: u32::MAX,
+            ..Default::default()
+        }));
+        e.channel = Channel::Desk as i32;
+        assert!(reason(&e).starts_with("duration_minutes is 4294967295"));
+        let mut e = call();
+        e.personal.as_mut().unwrap().fields = (0..limits::FIELDS)
+            .map(|i| pb::Field {
+                name: format!("f{i}"),
+                value: "é".repeat(limits::FIELD_VALUE_CHARS),
+            })
+            .collect();
+        assert!(reason(&e).starts_with("the event is"), "{}", reason(&e));
+        let mut e = call();
+        e.payload = Some(Payload::CitizenRegistered(pb::CitizenRegistered {
+            citizen_id: "GIV-P000015".into(),
+        }));
+        e.channel = Channel::BackOffice as i32;
+        assert!(reason(&e).contains("provisional"), "{}", reason(&e));
         let mut e = call();
         e.payload = Some(Payload::RequestClosed(Default::default()));
         e.channel = Channel::BackOffice as i32;

@@ -122,14 +122,16 @@ pub fn apply(
         Ok(entries) => entries,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
     };
-    // partition, offset, occurred time, citizen of the first entry: enough to find the entry.
-    let mut at = pos.partition.to_be_bytes().to_vec();
-    at.extend_from_slice(&pos.offset.to_be_bytes());
-    at.extend_from_slice(&valid.occurred_us.to_be_bytes());
-    if let Some(first) = entries.first() {
-        at.extend_from_slice(first.citizen_id.as_bytes());
-    }
-    kv.put(applied_key, at);
+    kv.put(
+        applied_key,
+        keys::applied_value(
+            pos.partition,
+            pos.offset,
+            valid.occurred_us,
+            &event.fingerprint,
+            entries.first().map_or("", |e| e.citizen_id.as_str()),
+        ),
+    );
     // What the citizen wrote, beyond who they are (the party is in the entry and the citizen):
     // kept only when there is some, so calls and visits cost nothing here.
     if is_contact(payload) {
@@ -201,6 +203,7 @@ fn dead_letter(
         reason: invalid.0.clone(),
         key: key.to_vec(),
         raw: raw.to_vec(),
+        raw_size: raw.len() as u64,
     };
     kv.put(
         keys::dead_letter(pos.partition, pos.offset),
@@ -219,9 +222,12 @@ fn project(
 ) -> Result<Result<Vec<TimelineEntry>, Invalid>> {
     let e = v.event;
     let tenant = &e.tenant;
+    // A citizen id the contact named that no citizen of this commune has.
+    let mut unknown_claim: Option<String> = None;
     let citizens: Vec<String> = match v.payload {
         Payload::RequestOpened(open) => {
-            let citizen = resolve_party(kv, tenants, v)?;
+            let (citizen, claimed) = resolve_party(kv, tenants, v)?;
+            unknown_claim = claimed;
             let state = RequestState {
                 request_id: e.request_id.clone(),
                 tenant: tenant.clone(),
@@ -263,8 +269,26 @@ fn project(
             kv.put(rk, state.encode_to_vec());
             vec![citizen]
         }
+        Payload::CitizenRegistered(r) => {
+            if kv.get(&keys::citizen(tenant, &r.citizen_id))?.is_some() {
+                return Ok(Err(Invalid(format!(
+                    "citizen {} already exists",
+                    r.citizen_id
+                ))));
+            }
+            let c = Citizen {
+                citizen_id: r.citizen_id.clone(),
+                tenant: tenant.clone(),
+                ..Default::default()
+            };
+            put_citizen(kv, &c);
+            index_party(kv, v, &r.citizen_id)?;
+            vec![r.citizen_id.clone()]
+        }
         Payload::HouseholdMembership(h) => {
-            let mut c = load_or_create(kv, tenant, &h.citizen_id, false)?;
+            let Some(mut c) = get_msg::<Citizen>(kv, &keys::citizen(tenant, &h.citizen_id))? else {
+                return Ok(Err(Invalid(format!("unknown citizen {}", h.citizen_id))));
+            };
             let hk = keys::household_member(tenant, &h.household_id, &h.citizen_id);
             if h.member {
                 kv.put(hk, h.role.as_bytes().to_vec());
@@ -279,8 +303,15 @@ fn project(
             vec![h.citizen_id.clone()]
         }
         Payload::IdentityLinked(l) => {
-            let mut from = load_or_create(kv, tenant, &l.citizen_id, false)?;
-            let into = load_or_create(kv, tenant, &l.into_citizen_id, false)?;
+            let (Some(mut from), Some(into)) = (
+                get_msg::<Citizen>(kv, &keys::citizen(tenant, &l.citizen_id))?,
+                get_msg::<Citizen>(kv, &keys::citizen(tenant, &l.into_citizen_id))?,
+            ) else {
+                return Ok(Err(Invalid(format!(
+                    "unknown citizen {} or {}",
+                    l.citizen_id, l.into_citizen_id
+                ))));
+            };
             if !from.merged_into.is_empty() {
                 return Ok(Err(Invalid(format!(
                     "citizen {} is already merged into {}",
@@ -371,7 +402,8 @@ fn project(
         }
         _ => {
             debug_assert!(is_contact(v.payload));
-            let citizen = resolve_party(kv, tenants, v)?;
+            let (citizen, claimed) = resolve_party(kv, tenants, v)?;
+            unknown_claim = claimed;
             if let Payload::Courrier(c) = v.payload {
                 if !c.chrono.is_empty() && e.direction != pb::Direction::Outbound as i32 {
                     register_courrier(kv, v, c, &citizen)?;
@@ -381,9 +413,22 @@ fn project(
         }
     };
 
+    if let Some(claimed) = &unknown_claim {
+        // For an agent to attach by hand ("à rattacher"); the claim is on the entry too.
+        kv.put(
+            keys::unresolved_claim(tenant, &e.event_id),
+            claimed.as_bytes().to_vec(),
+        );
+    }
     let mut entries = Vec::with_capacity(citizens.len());
     for citizen_id in citizens {
-        let entry = timeline_entry(v, &citizen_id, pos);
+        let mut entry = timeline_entry(v, &citizen_id, pos);
+        if let Some(claimed) = &unknown_claim {
+            entry.links.push(pb::Link {
+                rel: "claimed_citizen".into(),
+                target: claimed.clone(),
+            });
+        }
         let ck = keys::citizen(tenant, &citizen_id);
         if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
             c.entries += 1;
@@ -491,12 +536,11 @@ fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
     kv.put(keys::citizen(&c.tenant, &c.citizen_id), c.encode_to_vec());
 }
 
-fn load_or_create(kv: &mut impl Kv, tenant: &str, id: &str, provisional: bool) -> Result<Citizen> {
+fn load_or_create(kv: &mut impl Kv, tenant: &str, id: &str) -> Result<Citizen> {
     Ok(
         get_msg::<Citizen>(kv, &keys::citizen(tenant, id))?.unwrap_or_else(|| Citizen {
             citizen_id: id.to_string(),
             tenant: tenant.to_string(),
-            provisional,
             ..Default::default()
         }),
     )
@@ -515,29 +559,31 @@ pub fn canonical(kv: &impl Kv, tenant: &str, id: &str) -> Result<String> {
     Ok(id)
 }
 
-/// Finds or creates the citizen of a contact's party and indexes its identifiers.
-fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<String> {
+/// Finds or creates the citizen of a contact's party and indexes its identifiers. A citizen
+/// id the party names is used only when that citizen exists in this commune; otherwise the
+/// contact is resolved by its identifiers like any other, and the claimed id is returned so
+/// the mismatch is kept for an agent. Nobody outside the projector can choose the citizen a
+/// contact creates.
+fn resolve_party(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+) -> Result<(String, Option<String>)> {
     let e = v.event;
     let tenant = &e.tenant;
-    let party = e
-        .personal
-        .as_ref()
-        .and_then(|p| p.party.clone())
-        .unwrap_or_default();
-    let phone = normalize_phone(&party.phone);
-    let email = normalize_email(&party.email);
-    let ids: Vec<(&str, String)> = phone
-        .iter()
-        .map(|p| ("phone", p.clone()))
-        .chain(email.iter().map(|m| ("email", m.clone())))
-        .collect();
-
+    let party = party_of(e);
+    let mut claimed_unknown = None;
     let mut found = None;
     if !party.citizen_id.is_empty() {
-        found = Some(party.citizen_id.clone());
-    } else {
-        for (kind, value) in &ids {
-            if let Some(c) = kv.get(&keys::identifier(tenant, kind, value))? {
+        if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_some() {
+            found = Some(party.citizen_id.clone());
+        } else {
+            claimed_unknown = Some(party.citizen_id.clone());
+        }
+    }
+    if found.is_none() {
+        for (kind, value) in identifiers(&party) {
+            if let Some(c) = kv.get(&keys::identifier(tenant, kind, &value))? {
                 found = Some(String::from_utf8_lossy(&c).into_owned());
                 break;
             }
@@ -550,11 +596,49 @@ fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Strin
             let n = kv.get(&sk)?.map_or(1, |v| keys::read_u64(&v));
             kv.put(sk, (n + 1).to_be_bytes().to_vec());
             let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
-            format!("{prefix}-P{n:06}")
+            let id = format!("{prefix}-P{n:06}");
+            put_citizen(
+                kv,
+                &Citizen {
+                    citizen_id: id.clone(),
+                    tenant: tenant.clone(),
+                    provisional: true,
+                    ..Default::default()
+                },
+            );
+            id
         }
     };
-    let mut c = load_or_create(kv, tenant, &citizen_id, party.citizen_id.is_empty())?;
-    for (kind, value) in ids {
+    index_party(kv, v, &citizen_id)?;
+    Ok((citizen_id, claimed_unknown))
+}
+
+/// The party of an event (empty when it names none).
+fn party_of(e: &pb::Event) -> pb::Party {
+    e.personal
+        .as_ref()
+        .and_then(|p| p.party.as_ref())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The normalised phone and e-mail of a party, as (`phone`|`email`, value).
+fn identifiers(party: &pb::Party) -> Vec<(&'static str, String)> {
+    normalize_phone(&party.phone)
+        .map(|p| ("phone", p))
+        .into_iter()
+        .chain(normalize_email(&party.email).map(|m| ("email", m)))
+        .collect()
+}
+
+/// Adds the party's identifiers and name to an existing citizen record, and indexes the
+/// identifiers no other citizen holds yet.
+fn index_party(kv: &mut impl Kv, v: &Valid, citizen_id: &str) -> Result<()> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let party = party_of(e);
+    let mut c = load_or_create(kv, tenant, citizen_id)?;
+    for (kind, value) in identifiers(&party) {
         let ik = keys::identifier(tenant, kind, &value);
         if kv.get(&ik)?.is_none() {
             kv.put(ik, citizen_id.as_bytes().to_vec());
@@ -572,7 +656,7 @@ fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Strin
         c.display_name = party.name.split_whitespace().collect::<Vec<_>>().join(" ");
     }
     put_citizen(kv, &c);
-    Ok(citizen_id)
+    Ok(())
 }
 
 fn timeline_entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
@@ -636,5 +720,149 @@ fn timeline_entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
         offset: pos.offset,
         excerpt: excerpt(&personal.text),
         party_identifier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::contact;
+
+    type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    fn apply_all(kv: &mut Mem, events: &[pb::Event]) -> Vec<Outcome> {
+        let tenants = Tenants::builtin();
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let pos = Position {
+                    partition: 0,
+                    offset: i as u64,
+                };
+                apply(kv, &tenants, pos, e.tenant.as_bytes(), &e.encode_to_vec()).unwrap()
+            })
+            .collect()
+    }
+
+    fn form(id: &str, citizen_id: &str, email: &str) -> pb::Event {
+        contact(
+            "69091",
+            "test-form",
+            id,
+            1_800_000_000_000_000,
+            1_800_000_000_000_000,
+            Payload::WebForm(pb::WebForm {
+                form_slug: "x".into(),
+                submission_id: id.into(),
+            }),
+            pb::Party {
+                citizen_id: citizen_id.into(),
+                email: email.into(),
+                name: "Someone".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn sms(id: &str, phone: &str) -> pb::Event {
+        contact(
+            "69091",
+            "test-sms",
+            id,
+            1_800_000_000_000_000,
+            1_800_000_000_000_000,
+            Payload::Sms(pb::Sms {
+                message_sid: id.into(),
+                ..Default::default()
+            }),
+            pb::Party {
+                phone: phone.into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn citizen_of(outcome: &Outcome) -> (String, Vec<pb::Link>) {
+        match outcome {
+            Outcome::Applied { entries, .. } => {
+                (entries[0].citizen_id.clone(), entries[0].links.clone())
+            }
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_claimed_citizen_id_must_exist_and_provisional_ids_cannot_be_squatted() {
+        let mut kv = Mem::new();
+        // An attacker names the next provisional id, with their own e-mail.
+        let out = apply_all(
+            &mut kv,
+            &[
+                form("f1", "GIV-P000001", "attacker@example.fr"),
+                sms("s1", "06 12 34 56 78"),
+            ],
+        );
+        let (attacker, links) = citizen_of(&out[0]);
+        assert_eq!(attacker, "GIV-P000001", "resolved by its own identifiers");
+        assert!(links
+            .iter()
+            .any(|l| l.rel == "claimed_citizen" && l.target == "GIV-P000001"));
+        assert!(kv.contains_key(&keys::unresolved_claim("69091", &out_event_id("f1"))));
+        let (victim, _) = citizen_of(&out[1]);
+        assert_eq!(
+            victim, "GIV-P000002",
+            "the next unknown sender is someone else"
+        );
+        let attacker_record: Citizen = get_msg(&kv, &keys::citizen("69091", &attacker))
+            .unwrap()
+            .unwrap();
+        assert!(attacker_record.phones.is_empty(), "{attacker_record:?}");
+    }
+
+    fn out_event_id(source_id: &str) -> String {
+        crate::event::event_id("69091", "test-form", source_id)
+    }
+
+    #[test]
+    fn a_registered_citizen_can_be_named_and_not_registered_twice() {
+        let mut kv = Mem::new();
+        let mut reg = contact(
+            "69091",
+            "test-register",
+            "r1",
+            1_800_000_000_000_000,
+            1_800_000_000_000_000,
+            Payload::CitizenRegistered(pb::CitizenRegistered {
+                citizen_id: "GIV-000001".into(),
+            }),
+            pb::Party {
+                name: "Marie Durand".into(),
+                phone: "0612345678".into(),
+                ..Default::default()
+            },
+        );
+        reg.direction = pb::Direction::Internal as i32;
+        let mut again = reg.clone();
+        again.event_id = crate::event::event_id("69091", "test-register", "r2");
+        let out = apply_all(
+            &mut kv,
+            &[reg, form("f1", "GIV-000001", "marie@example.fr"), again],
+        );
+        let (c, links) = citizen_of(&out[1]);
+        assert_eq!(c, "GIV-000001");
+        assert!(links.iter().all(|l| l.rel != "claimed_citizen"));
+        assert!(
+            matches!(&out[2], Outcome::DeadLettered(r) if r.contains("already exists")),
+            "{:?}",
+            out[2]
+        );
+        let record: Citizen = get_msg(&kv, &keys::citizen("69091", "GIV-000001"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.display_name, "Marie Durand");
+        assert_eq!(record.phones, ["+33612345678"]);
+        assert_eq!(record.emails, ["marie@example.fr"]);
+        assert!(!record.provisional);
     }
 }

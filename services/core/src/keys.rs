@@ -4,7 +4,8 @@
 //! | prefix | key                                  | value                     |
 //! |--------|--------------------------------------|---------------------------|
 //! | `ck/`  | partition (u32 BE)                   | next offset (u64 BE)      |
-//! | `ev/`  | tenant `\0` event id                 | partition, offset, time, citizen |
+//! | `ev/`  | tenant `\0` event id                 | [`Applied`]: partition, offset, time, fingerprint, citizen |
+//! | `ra/`  | tenant `\0` event id                 | citizen id a contact claimed and no citizen has |
 //! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
 //! | `ci/`  | tenant `\0` citizen id               | `Citizen`                 |
@@ -43,6 +44,56 @@ pub fn checkpoint(partition: u32) -> Vec<u8> {
 
 pub fn applied(tenant: &str, event_id: &str) -> Vec<u8> {
     key(b"ev/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// Where an applied event went, as kept under its `ev/` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub partition: u32,
+    pub offset: u64,
+    pub occurred_us: i64,
+    /// [`crate::pb::Event::fingerprint`] as written (empty when the writer set none).
+    pub fingerprint: Vec<u8>,
+    /// Citizen of its first timeline entry (empty when it made none).
+    pub citizen: String,
+}
+
+/// The `ev/` value of an applied event.
+pub fn applied_value(
+    partition: u32,
+    offset: u64,
+    occurred_us: i64,
+    fingerprint: &[u8],
+    citizen: &str,
+) -> Vec<u8> {
+    let fp = &fingerprint[..fingerprint.len().min(255)];
+    let mut v = Vec::with_capacity(21 + fp.len() + citizen.len());
+    v.extend_from_slice(&partition.to_be_bytes());
+    v.extend_from_slice(&offset.to_be_bytes());
+    v.extend_from_slice(&occurred_us.to_be_bytes());
+    v.push(fp.len() as u8);
+    v.extend_from_slice(fp);
+    v.extend_from_slice(citizen.as_bytes());
+    v
+}
+
+/// Reads an `ev/` value written by [`applied_value`].
+pub fn parse_applied(v: &[u8]) -> Option<Applied> {
+    let fixed = v.get(..21)?;
+    let fp_len = usize::from(fixed[20]);
+    let fingerprint = v.get(21..21 + fp_len)?.to_vec();
+    Some(Applied {
+        partition: u32::from_be_bytes(fixed[0..4].try_into().ok()?),
+        offset: u64::from_be_bytes(fixed[4..12].try_into().ok()?),
+        occurred_us: i64::from_be_bytes(fixed[12..20].try_into().ok()?),
+        fingerprint,
+        citizen: String::from_utf8_lossy(&v[21 + fp_len..]).into_owned(),
+    })
+}
+
+/// A contact that named a citizen id no citizen of its commune has.
+pub fn unresolved_claim(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"ra/", &[tenant.as_bytes(), event_id.as_bytes()])
 }
 
 /// Everything personal a contact carries, for the agent who opens it.
@@ -169,6 +220,23 @@ pub fn read_u64(v: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applied_values_round_trip() {
+        let v = applied_value(3, 42, -7, &[1, 2, 3], "GIV-000001");
+        let a = parse_applied(&v).unwrap();
+        assert_eq!(
+            (
+                a.partition,
+                a.offset,
+                a.occurred_us,
+                a.fingerprint.as_slice(),
+                a.citizen.as_str()
+            ),
+            (3, 42, -7, &[1u8, 2, 3][..], "GIV-000001")
+        );
+        assert_eq!(parse_applied(&v[..10]), None);
+    }
 
     #[test]
     fn timeline_keys_sort_by_time_including_before_1970() {

@@ -4,6 +4,7 @@
 //! - [`tenant`]: communes (tenants) by INSEE code, loaded from TOML.
 //! - [`identity`]: identifier normalisation (French phones to E.164, e-mail, names).
 //! - [`event`]: decoding, validation, deterministic ids, kinds of events.
+//! - [`limits`]: the size limit of every field.
 //! - [`keys`]: the read model's key layout (one ordered key space).
 //! - [`fold`]: folding one event into the read model, over the [`fold::Kv`] trait.
 //! - [`render`]: timelines as text for terminals and snapshot tests.
@@ -17,6 +18,7 @@ pub mod event;
 pub mod fold;
 pub mod identity;
 pub mod keys;
+pub mod limits;
 pub mod receipt;
 pub mod render;
 pub mod tenant;

@@ -99,6 +99,7 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
             }
             t
         }
+        Payload::CitizenRegistered(_) => "Fiche usager créée".to_string(),
         Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
         Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
         Payload::HouseholdMembership(h) => {

@@ -32,6 +32,8 @@ pub struct EmbeddedLog {
 struct Shared {
     /// Per partition: byte position of every record, plus the end of the last one.
     index: Vec<RwLock<Vec<u64>>>,
+    /// Why the last group commit failed, until one succeeds (or a probe write does).
+    failing: std::sync::Mutex<Option<String>>,
     files: Vec<Arc<File>>,
     /// Bumped after every group commit, to wake readers.
     commits: watch::Sender<u64>,
@@ -98,6 +100,7 @@ impl EmbeddedLog {
         let (commits, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             index,
+            failing: std::sync::Mutex::new(None),
             files,
             commits,
         });
@@ -266,6 +269,8 @@ fn writer_loop(shared: Arc<Shared>, dir: PathBuf, mut rx: mpsc::Receiver<Request
             replies.push((req.reply, Ok(placed)));
         }
         let written = write_and_sync(&shared, &dir, &mut bufs);
+        *shared.failing.lock().unwrap_or_else(|p| p.into_inner()) =
+            written.as_ref().err().map(|(_, e)| e.to_string());
         match written {
             Ok(()) => {
                 for (p, positions) in new_positions.into_iter().enumerate() {
@@ -356,6 +361,44 @@ impl EventLog for EmbeddedLog {
             .iter()
             .map(|i| (i.read().unwrap().len() - 1) as u64)
             .collect())
+    }
+
+    /// Err while appends fail (full disk, read-only folder): after a failed group commit,
+    /// each call probes the folder with a small synced write until one succeeds.
+    async fn health(&self) -> Result<()> {
+        let failing = self
+            .shared
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(reason) = failing else {
+            return Ok(());
+        };
+        let probe = self.dir.join("log.probe");
+        let written = tokio::task::spawn_blocking(move || {
+            let r = std::fs::File::create(&probe)
+                .and_then(|mut f| f.write_all(&[0u8; 4096]).and_then(|_| f.sync_all()));
+            let _ = std::fs::remove_file(&probe);
+            r
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match written {
+            Ok(()) => {
+                *self
+                    .shared
+                    .failing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(())
+            }
+            Err(_) => Err(Error::Io {
+                path: self.dir.display().to_string(),
+                source: std::io::Error::other(format!("appends fail: {reason}")),
+            }),
+        }
     }
 
     async fn reader(&self, from: &[(u32, u64)]) -> Result<Box<dyn LogReader>> {

@@ -12,7 +12,7 @@
 pub mod runner;
 pub mod store;
 
-pub use runner::{Applied, Projector, ProjectorHandle};
+pub use runner::{Applied, NotVisible, Projector, ProjectorHandle};
 pub use store::{Store, TimelinePage, TimelineQuery};
 
 /// Errors of the projector and read model.
@@ -26,6 +26,15 @@ pub enum Error {
     Log(#[from] contacthub_log::Error),
     #[error("invalid page token {0:?}")]
     PageToken(String),
+    #[error("read-model store {path} is closed: it is being reopened after an error")]
+    Closed { path: String },
+    #[error("read-model store {path} is still in use; it could not be reopened")]
+    Busy { path: String },
+    #[error("read-model folder {path} does not take writes yet: {source}")]
+    NotWritable {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

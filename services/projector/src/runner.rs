@@ -1,5 +1,10 @@
 //! The projection loop: read a batch from the log, fold it into one sled batch with the new
 //! checkpoints, commit, then tell watchers.
+//!
+//! When the read model cannot be written (full disk, read-only folder), the loop says so on
+//! [`ProjectorHandle::failure`] (health turns NOT_SERVING), logs it, and retries with backoff:
+//! it reopens the store and resumes from the checkpoints that are durable, so once the
+//! disk is usable again everything acknowledged is projected, without a restart.
 
 use crate::store::Store;
 use crate::Result;
@@ -25,7 +30,18 @@ pub struct Applied {
 pub struct ProjectorHandle {
     /// Next offset to apply, per partition; changes after every committed batch.
     pub positions: watch::Receiver<Vec<u64>>,
+    /// Why the projector cannot apply the log right now (it keeps retrying); `None` while it can.
+    pub failure: watch::Receiver<Option<String>>,
     events: broadcast::Sender<Arc<Applied>>,
+}
+
+/// Why a write did not become visible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotVisible {
+    #[error("not yet projected after {0:?}")]
+    TimedOut(Duration),
+    #[error("the read model cannot be updated right now: {0}")]
+    ProjectorFailing(String),
 }
 
 impl ProjectorHandle {
@@ -34,13 +50,46 @@ impl ProjectorHandle {
         self.events.subscribe()
     }
 
-    /// Waits until `offset` of `partition` is applied, or `timeout` passes (`false`).
-    pub async fn wait_applied(&self, partition: u32, offset: u64, timeout: Duration) -> bool {
+    /// Waits until `offset` of `partition` is applied. Fails after `timeout`, or at once while
+    /// the projector cannot write the read model.
+    pub async fn wait_applied(
+        &self,
+        partition: u32,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<(), NotVisible> {
         let mut rx = self.positions.clone();
+        let mut failure = self.failure.clone();
         let done = |p: &Vec<u64>| p.get(partition as usize).is_some_and(|&n| n > offset);
-        tokio::time::timeout(timeout, rx.wait_for(done))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let failing = async {
+            let reason = failure
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.clone().unwrap_or_default());
+            match reason {
+                Ok(reason) => reason,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            applied = tokio::time::timeout(timeout, rx.wait_for(done)) => match applied {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(_)) | Err(_) => Err(NotVisible::TimedOut(timeout)),
+            },
+            reason = failing => {
+                // Applied just before the failure was noticed: visible after all.
+                if done(&self.positions.borrow()) {
+                    Ok(())
+                } else {
+                    Err(NotVisible::ProjectorFailing(reason))
+                }
+            }
+        }
+    }
+
+    /// Why the projector cannot apply the log right now, if it cannot.
+    pub fn failing(&self) -> Option<String> {
+        self.failure.borrow().clone()
     }
 }
 
@@ -51,6 +100,7 @@ pub struct Projector {
     tenants: Arc<Tenants>,
     batch_size: usize,
     positions: watch::Sender<Vec<u64>>,
+    failure: watch::Sender<Option<String>>,
     events: broadcast::Sender<Arc<Applied>>,
 }
 
@@ -63,8 +113,10 @@ impl Projector {
         let start = store.checkpoints(log.partitions())?;
         let (positions, rx) = watch::channel(start);
         let (events, _) = broadcast::channel(4096);
+        let (failure, failure_rx) = watch::channel(None);
         let handle = ProjectorHandle {
             positions: rx,
+            failure: failure_rx,
             events: events.clone(),
         };
         Ok((
@@ -74,6 +126,7 @@ impl Projector {
                 tenants,
                 batch_size: 2000,
                 positions,
+                failure,
                 events,
             },
             handle,
@@ -97,24 +150,91 @@ impl Projector {
         Ok(self.log.reader(&from).await?)
     }
 
-    /// Projects until `shutdown` completes. Returns an error only when the read model cannot
-    /// be written (the log is retried).
+    /// Projects until `shutdown` completes. Failures to read the log or to write the read
+    /// model are logged, reported on [`ProjectorHandle::failure`] and retried with backoff
+    /// (up to 30 s apart); `shutdown` interrupts a retry at once.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
-        let mut reader = self.open_reader().await?;
+        let mut reader = loop {
+            match self.open_reader().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the log; retrying in 1 s");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
         tracing::info!(backend = self.log.backend(), positions = ?*self.positions.borrow(), "projector started");
         let mut backoff = Duration::from_millis(100);
+        // Set after the store was reopened: an empty read then proves nothing is left to redo.
+        let mut reopened = false;
+        // Set when the read model could not be written, until it is reopened.
+        let mut broken = false;
         loop {
+            if broken {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                // sled refuses every operation after an I/O error: start again from disk.
+                let store = self.store.clone();
+                let partitions = self.log.partitions();
+                let reopen = tokio::task::spawn_blocking(move || {
+                    store.reopen()?;
+                    store.checkpoints(partitions)
+                })
+                .await;
+                match reopen {
+                    Ok(Ok(start)) => {
+                        tracing::info!(positions = ?start, "read model reopened; projecting again from its durable checkpoints");
+                        self.positions.send_replace(start);
+                        broken = false;
+                        reopened = true;
+                        match self.open_reader().await {
+                            Ok(r) => reader = r,
+                            Err(e) => tracing::warn!(error = %e, "cannot read the log; retrying"),
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "the read model cannot be reopened yet");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reopening the read model failed");
+                        continue;
+                    }
+                }
+            }
             let batch = tokio::select! {
                 _ = &mut shutdown => break,
                 b = reader.next_batch(self.batch_size, Duration::from_millis(250)) => b,
             };
             match batch {
-                Ok(records) if records.is_empty() => {}
-                Ok(records) => {
-                    self.apply(&records).await?;
-                    backoff = Duration::from_millis(100);
+                Ok(records) if records.is_empty() => {
+                    if reopened {
+                        self.recovered();
+                        reopened = false;
+                    }
                 }
+                Ok(records) => match self.apply(&records).await {
+                    Ok(()) => {
+                        self.recovered();
+                        reopened = false;
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(e) => {
+                        let reason = format!("cannot write the read model: {e}");
+                        if self.failure.borrow().as_deref() != Some(reason.as_str()) {
+                            tracing::error!(error = %e, "projection stopped: the read model cannot be written; retrying");
+                        }
+                        self.failure.send_replace(Some(reason));
+                        broken = true;
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the log failed; retrying");
                     tokio::select! {
@@ -122,13 +242,25 @@ impl Projector {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    reader = self.open_reader().await?;
+                    match self.open_reader().await {
+                        Ok(r) => reader = r,
+                        Err(e) => tracing::warn!(error = %e, "cannot read the log; retrying"),
+                    }
                 }
             }
         }
-        self.store.flush()?;
+        if let Err(e) = self.store.flush() {
+            tracing::warn!(error = %e, "the read model could not be flushed at shutdown; it restarts from its last durable checkpoint");
+        }
         tracing::info!("projector stopped");
         Ok(())
+    }
+
+    fn recovered(&self) {
+        if self.failure.borrow().is_some() {
+            tracing::info!("projection resumed: the read model is written again");
+            self.failure.send_replace(None);
+        }
     }
 
     /// Applies everything up to the log's current end, then returns the records applied.
@@ -168,7 +300,7 @@ impl Projector {
             return Ok(());
         }
         let started = Instant::now();
-        let mut batch = self.store.batch();
+        let mut batch = self.store.batch()?;
         let mut checkpoints: BTreeMap<u32, u64> = BTreeMap::new();
         let mut applied = Vec::new();
         let mut dead = Vec::new();

@@ -1,4 +1,8 @@
 //! The read model in sled: one tree, keys laid out by `contacthub_core::keys`.
+//!
+//! After an I/O error (full disk, read-only folder) sled refuses every later operation, so
+//! the store can be [reopened](Store::reopen) in place: the projector does so when it retries,
+//! and resumes from the checkpoints that were durable.
 
 use crate::{Error, Result};
 use contacthub_core::fold::{self, Kv};
@@ -9,14 +13,42 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
-/// The read model.
+/// The read model. Clones share one open database.
 #[derive(Clone)]
 pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
+    open: RwLock<Option<Arc<Open>>>,
+}
+
+struct Open {
     db: sled::Db,
     tree: sled::Tree,
 }
+
+fn open_sled(path: &Path) -> Result<Open> {
+    let err = |source| Error::Sled {
+        path: path.display().to_string(),
+        source,
+    };
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(256 << 20)
+        .flush_every_ms(Some(500))
+        .open()
+        .map_err(err)?;
+    let tree = db.open_tree("read-model").map_err(err)?;
+    Ok(Open { db, tree })
+}
+
+/// Most bytes of entries in one page of a list (timelines, letters, dead letters): under the
+/// 4 MiB every gRPC client accepts by default, whatever the entries hold.
+pub const PAGE_BYTES: usize = 3 << 20;
 
 /// Filters and paging of a timeline read.
 #[derive(Debug, Clone, Default)]
@@ -43,31 +75,77 @@ impl Store {
     /// Opens (or creates) the read model in `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(256 << 20)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|source| Error::Sled {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let tree = db.open_tree("read-model").map_err(|source| Error::Sled {
-            path: path.display().to_string(),
+        let open = open_sled(&path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                open: RwLock::new(Some(Arc::new(open))),
+            }),
+        })
+    }
+
+    /// The open database, or an error while it is being reopened (or could not be).
+    fn db(&self) -> Result<Arc<Open>> {
+        self.inner
+            .open
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Closed {
+                path: self.inner.path.display().to_string(),
+            })
+    }
+
+    /// Closes the database and opens it again from what is on disk: after an I/O error sled
+    /// refuses every operation until then. Waits (up to 10 s) for reads in flight to finish.
+    /// On failure the store stays closed (reads fail) until a later reopen succeeds.
+    pub fn reopen(&self) -> Result<()> {
+        let path = self.inner.path.display().to_string();
+        // Keep the database open (reads may still work) until the folder takes writes again.
+        let probe = self.inner.path.join("reopen.probe");
+        let writable = std::fs::File::create(&probe).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&[0u8; 64 * 1024])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        writable.map_err(|source| Error::NotWritable {
+            path: path.clone(),
             source,
         })?;
-        Ok(Store { path, db, tree })
+        let mut slot = self.inner.open.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut old) = slot.take() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(open) => {
+                        drop(open);
+                        break;
+                    }
+                    Err(still) if std::time::Instant::now() < deadline => {
+                        old = still;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(still) => {
+                        *slot = Some(still);
+                        return Err(Error::Busy { path });
+                    }
+                }
+            }
+        }
+        *slot = Some(Arc::new(open_sled(&self.inner.path)?));
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(sled::Error) -> Error + '_ {
         move |source| Error::Sled {
-            path: self.path.display().to_string(),
+            path: self.inner.path.display().to_string(),
             source,
         }
     }
 
     fn get_msg<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>> {
-        match self.tree.get(key).map_err(self.err())? {
+        match self.db()?.tree.get(key).map_err(self.err())? {
             None => Ok(None),
             Some(v) => M::decode(&*v).map(Some).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
@@ -83,6 +161,7 @@ impl Store {
         (0..partitions)
             .map(|p| {
                 Ok(self
+                    .db()?
                     .tree
                     .get(keys::checkpoint(p))
                     .map_err(self.err())?
@@ -94,6 +173,7 @@ impl Store {
     /// Value of a counter (`keys::COUNTER_*`).
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
+            .db()?
             .tree
             .get(keys::counter(name))
             .map_err(self.err())?
@@ -104,7 +184,7 @@ impl Store {
     pub fn counters(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         let start = keys::counter(prefix);
-        for kv in self.tree.scan_prefix(&start) {
+        for kv in self.db()?.tree.scan_prefix(&start) {
             let (k, v) = kv.map_err(self.err())?;
             let name = String::from_utf8_lossy(&k[start.len() - prefix.len()..]).into_owned();
             out.insert(name, keys::read_u64(&v));
@@ -124,6 +204,7 @@ impl Store {
         normalized: &str,
     ) -> Result<Option<String>> {
         Ok(self
+            .db()?
             .tree
             .get(keys::identifier(tenant, kind, normalized))
             .map_err(self.err())?
@@ -132,7 +213,7 @@ impl Store {
 
     /// The citizen a possibly merged citizen id stands for now.
     pub fn canonical(&self, tenant: &str, id: &str) -> Result<String> {
-        Ok(fold::canonical(&ReadOnly(self), tenant, id)?)
+        Ok(fold::canonical(&ReadOnly(self.db()?), tenant, id)?)
     }
 
     /// The citizen and every citizen merged into it, transitively.
@@ -141,7 +222,7 @@ impl Store {
         let mut i = 0;
         while i < out.len() && out.len() < 1024 {
             let prefix = keys::merge_members_prefix(tenant, &out[i]);
-            for kv in self.tree.scan_prefix(&prefix) {
+            for kv in self.db()?.tree.scan_prefix(&prefix) {
                 let (k, _) = kv.map_err(self.err())?;
                 let member = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
                 if !out.contains(&member) {
@@ -156,18 +237,32 @@ impl Store {
     /// Where an applied event went: its citizen and time, if it was applied.
     pub fn applied_entry(&self, tenant: &str, event_id: &str) -> Result<Option<TimelineEntry>> {
         let Some(v) = self
+            .db()?
             .tree
             .get(keys::applied(tenant, event_id))
             .map_err(self.err())?
         else {
             return Ok(None);
         };
-        if v.len() < 20 {
+        let Some(a) = keys::parse_applied(&v) else {
             return Ok(None);
-        }
-        let occurred = i64::from_be_bytes(v[12..20].try_into().unwrap());
-        let citizen = String::from_utf8_lossy(&v[20..]).into_owned();
-        self.get_msg(&keys::timeline_entry(tenant, &citizen, occurred, event_id))
+        };
+        self.get_msg(&keys::timeline_entry(
+            tenant,
+            &a.citizen,
+            a.occurred_us,
+            event_id,
+        ))
+    }
+
+    /// Where an event went, with the fingerprint it was written with, if it was applied.
+    pub fn applied(&self, tenant: &str, event_id: &str) -> Result<Option<keys::Applied>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::applied(tenant, event_id))
+            .map_err(self.err())?
+            .and_then(|v| keys::parse_applied(&v[..])))
     }
 
     /// The personal data of an applied contact (whole text, form fields, attachment names).
@@ -211,7 +306,7 @@ impl Store {
                 continue; // An empty window (since after until, or a cursor before since).
             }
             let mut taken = 0;
-            for kv in self.tree.range(lo..hi).rev() {
+            for kv in self.db()?.tree.range(lo..hi).rev() {
                 let (k, v) = kv.map_err(self.err())?;
                 let entry = TimelineEntry::decode(&*v).map_err(|source| {
                     Error::Domain(contacthub_core::Error::Corrupt {
@@ -230,8 +325,17 @@ impl Store {
             }
         }
         found.sort_by(|a, b| b.0.cmp(&a.0));
-        let more = found.len() > page_size;
+        let mut more = found.len() > page_size;
         found.truncate(page_size);
+        // A page always fits a client's default message limit (4 MiB).
+        let mut bytes = 0;
+        if let Some(cut) = found.iter().position(|(_, e)| {
+            bytes += e.encoded_len() + 8;
+            bytes > PAGE_BYTES
+        }) {
+            found.truncate(cut.max(1));
+            more = true;
+        }
         let next_page_token = if more {
             found.last().map(|(_, e)| {
                 let us = e.occurred_at.as_ref().and_then(ts::to_micros).unwrap_or(0);
@@ -254,6 +358,7 @@ impl Store {
     /// The letter registered by event `event_id`, once projected.
     pub fn courrier_by_event(&self, tenant: &str, event_id: &str) -> Result<Option<CourrierState>> {
         match self
+            .db()?
             .tree
             .get(keys::courrier_by_event(tenant, event_id))
             .map_err(self.err())?
@@ -266,7 +371,7 @@ impl Store {
     /// Every letter of a commune, in chrono order.
     pub fn courriers(&self, tenant: &str) -> Result<Vec<CourrierState>> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(keys::courrier_prefix(tenant)) {
+        for kv in self.db()?.tree.scan_prefix(keys::courrier_prefix(tenant)) {
             let (k, v) = kv.map_err(self.err())?;
             out.push(CourrierState::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
@@ -281,8 +386,13 @@ impl Store {
     /// Dead letters, oldest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(keys::DEAD_LETTER).take(limit) {
+        let mut bytes = 0;
+        for kv in self.db()?.tree.scan_prefix(keys::DEAD_LETTER).take(limit) {
             let (k, v) = kv.map_err(self.err())?;
+            bytes += v.len();
+            if bytes > PAGE_BYTES && !out.is_empty() {
+                break;
+            }
             out.push(DeadLetter::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
@@ -296,7 +406,7 @@ impl Store {
     /// SHA-256 over every key and value, in order: equal digests, equal projections.
     pub fn digest(&self) -> Result<String> {
         let mut h = Sha256::new();
-        for kv in self.tree.iter() {
+        for kv in self.db()?.tree.iter() {
             let (k, v) = kv.map_err(self.err())?;
             h.update((k.len() as u64).to_be_bytes());
             h.update(&k);
@@ -307,16 +417,17 @@ impl Store {
     }
 
     /// Starts a batch of changes over the current state.
-    pub fn batch(&self) -> Batch<'_> {
-        Batch {
+    pub fn batch(&self) -> Result<Batch<'_>> {
+        Ok(Batch {
             store: self,
+            open: self.db()?,
             overlay: BTreeMap::new(),
-        }
+        })
     }
 
     /// Makes everything applied so far durable (sled also does so every 500 ms).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(self.err())
+        self.db()?.db.flush().map(|_| ()).map_err(self.err())
     }
 }
 
@@ -328,6 +439,7 @@ fn parse_token(t: &str) -> Option<(i64, String)> {
 /// Buffered changes, read back by later folds of the same batch, applied atomically.
 pub struct Batch<'a> {
     store: &'a Store,
+    open: Arc<Open>,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
@@ -336,7 +448,7 @@ impl Kv for Batch<'_> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.clone());
         }
-        self.store
+        self.open
             .tree
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
@@ -364,14 +476,15 @@ impl Batch<'_> {
                 None => b.remove(k),
             }
         }
-        self.store.tree.apply_batch(b).map_err(self.store.err())
+        self.open.tree.apply_batch(b).map_err(self.store.err())
     }
 }
 
-/// Read-only view for pure functions of the core that take a [`Kv`].
-struct ReadOnly<'a>(&'a Store);
+/// Read-only view for pure functions of the core that take a [`Kv`]: they only read, and a
+/// write through it is a bug, so it panics rather than being silently dropped.
+struct ReadOnly(Arc<Open>);
 
-impl Kv for ReadOnly<'_> {
+impl Kv for ReadOnly {
     fn get(&self, key: &[u8]) -> contacthub_core::Result<Option<Vec<u8>>> {
         self.0
             .tree
@@ -379,6 +492,10 @@ impl Kv for ReadOnly<'_> {
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| contacthub_core::Error::Store(e.to_string()))
     }
-    fn put(&mut self, _: Vec<u8>, _: Vec<u8>) {}
-    fn remove(&mut self, _: Vec<u8>) {}
+    fn put(&mut self, _: Vec<u8>, _: Vec<u8>) {
+        unreachable!("a read-only view of the read model was written to")
+    }
+    fn remove(&mut self, _: Vec<u8>) {
+        unreachable!("a read-only view of the read model was written to")
+    }
 }

@@ -2,7 +2,8 @@
 //! services, generated at build time from `proto/contacthub/v1`.
 //!
 //! Layout: `v1` holds everything generated; `FILE_DESCRIPTOR_SET` feeds server reflection;
-//! `ts` converts between protobuf timestamps and chrono.
+//! `ts` converts between protobuf timestamps and chrono; `codec` is the gRPC codec of the
+//! generated services.
 
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]
@@ -14,6 +15,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/contacthub_descriptor.bin"));
 
 pub use prost;
+
+pub mod codec;
 pub use prost_types::Timestamp;
 
 /// Conversions between protobuf timestamps and chrono.

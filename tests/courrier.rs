@@ -246,7 +246,7 @@ async fn bad_scans_are_refused_and_leave_nothing(backend: Backend) {
     let after: u64 = hub.log.end_offsets().await.unwrap().iter().sum();
     assert_eq!(after, before);
     let content =
-        contacthub_api::content::ContentStore::open(hub.dir.path().join("content")).unwrap();
+        contacthub_app::content::ContentStore::open(hub.dir.path().join("content")).unwrap();
     assert_eq!(content.counts(), (0, 0));
     let list = c
         .list_courrier(pb::ListCourrierRequest {

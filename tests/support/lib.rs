@@ -8,7 +8,7 @@
 
 pub mod crash;
 
-pub use contacthub_api::auth::{token_hash, Access};
+pub use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::event::contact;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
@@ -117,7 +117,7 @@ pub struct TestHub {
     /// Next offset after everything this hub appended, per partition.
     placed: std::sync::Mutex<Vec<u64>>,
     clock: Arc<std::sync::atomic::AtomicI64>,
-    pub hub: contacthub_api::Hub,
+    pub hub: contacthub_app::App,
 }
 
 impl TestHub {
@@ -185,7 +185,7 @@ impl TestHub {
         .await
         .expect("starting the test hub");
         let addr = server.grpc_addr;
-        let hub = server.hub.clone();
+        let hub = server.app.clone();
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .tcp_nodelay(true)

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use contacthub_api::auth::token_hash;
+use contacthub_app::auth::token_hash;
 use hmac::{Hmac, Mac};
 use std::future::Future;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ async fn commune(
     body: Bytes,
     channel: Channel,
 ) -> Response {
-    if e.ingest.hub.tenants.get(&code).is_none() {
+    if e.ingest.app.tenants.get(&code).is_none() {
         return refuse(
             StatusCode::NOT_FOUND,
             format!("unknown commune {:?}", crate::clip(&code, 40)),
@@ -179,7 +179,7 @@ async fn handle(
         bytes: body,
         origin: &origin,
         tenant,
-        received_us: (e.ingest.hub.clock)(),
+        received_us: (e.ingest.app.clock)(),
     };
     let summary = match e.ingest.run(adapter, input).await {
         Ok(s) => s,

@@ -134,7 +134,7 @@ async fn take(
             }
         }
     }
-    let received_us = (ingest.hub.clock)();
+    let received_us = (ingest.app.clock)();
     let inputs: Vec<Input<'_>> = read
         .iter()
         .map(|(_, name, bytes)| Input {

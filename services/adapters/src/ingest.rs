@@ -9,11 +9,11 @@ use crate::config::AdaptersConfig;
 use crate::metrics::{Metrics, Outcome};
 use crate::quarantine::Quarantine;
 use crate::{Adapter, BlobSource, Contact, Error, Input, Item, Rejected};
-use contacthub_api::Hub;
+use contacthub_app::App;
 use contacthub_core::event;
 use contacthub_core::limits::quote;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub struct Quarantined {
 /// The publishing edge shared by every source.
 #[derive(Clone)]
 pub struct Ingest {
-    pub hub: Hub,
+    pub app: App,
     pub quarantine: Quarantine,
     pub metrics: Arc<Metrics>,
     pub cfg: Arc<AdaptersConfig>,
@@ -58,13 +58,13 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(
-        hub: Hub,
+        app: App,
         quarantine: Quarantine,
         cfg: Arc<AdaptersConfig>,
         max_document_bytes: u64,
     ) -> Self {
         Ingest {
-            hub,
+            app,
             quarantine,
             metrics: Arc::new(Metrics::default()),
             cfg,
@@ -88,16 +88,16 @@ impl Ingest {
         inputs: &[Input<'_>],
     ) -> Result<Vec<Summary>, Error> {
         let name = adapter.name();
-        let mut records = Vec::new();
+        let mut events = Vec::new();
         let mut seen = HashMap::new();
         let mut summaries = Vec::with_capacity(inputs.len());
         for input in inputs {
             let summary = self
-                .parse_one(adapter, input, &mut seen, &mut records)
+                .parse_one(adapter, input, &mut seen, &mut events)
                 .await?;
             summaries.push(summary);
         }
-        self.append(name, records).await?;
+        self.append(name, &events).await?;
         for (input, summary) in inputs.iter().zip(&summaries) {
             // Origins are file names, which may carry a name: only at debug level.
             tracing::debug!(adapter = name, origin = input.origin, "input read");
@@ -123,7 +123,7 @@ impl Ingest {
         adapter: &dyn Adapter,
         input: &Input<'_>,
         seen: &mut HashMap<String, Vec<u8>>,
-        records: &mut Vec<contacthub_log::Record>,
+        events: &mut Vec<contacthub_core::pb::Event>,
     ) -> Result<Summary, Error> {
         let name = adapter.name();
         let items = adapter.parse(input);
@@ -147,7 +147,7 @@ impl Ingest {
                     let earlier = match seen.get(&event.event_id) {
                         Some(fp) => Some(fp.clone()),
                         None => self
-                            .hub
+                            .app
                             .store
                             .applied(&event.tenant, &event.event_id)
                             .map_err(|e| Error::Store(e.to_string()))?
@@ -190,7 +190,7 @@ impl Ingest {
                                 .map_err(|detail| (format!("{what} could not be fetched"), detail)),
                         };
                         let stored = bytes.and_then(|b| {
-                            self.hub
+                            self.app
                                 .content
                                 .put_document(&b, &blob.media_type, self.max_document_bytes)
                                 .map_err(|e| (format!("{what} {e}"), String::new()))
@@ -227,12 +227,7 @@ impl Ingest {
                     seen.insert(event.event_id.clone(), event.fingerprint.clone());
                     summary.accepted += 1;
                     summary.event_ids.push(event.event_id.clone());
-                    records.push(contacthub_log::Record {
-                        key: event.tenant.as_bytes().to_vec(),
-                        value: event::encode(&event),
-                        headers: event::headers(&event),
-                        timestamp_ms: input.received_us / 1000,
-                    });
+                    events.push(event);
                 }
             }
         }
@@ -242,49 +237,27 @@ impl Ingest {
         Ok(summary)
     }
 
-    /// Appends `records` in one batch and waits until the projector made them visible.
+    /// Appends `events` in one batch and waits until the projector made them visible. Once
+    /// the log took them they count as accepted, visible yet or not.
     async fn append(
         &self,
         name: &'static str,
-        records: Vec<contacthub_log::Record>,
+        events: &[contacthub_core::pb::Event],
     ) -> Result<(), Error> {
-        if records.is_empty() {
+        if events.is_empty() {
             return Ok(());
         }
-        // Counted once the log took them, not before.
-        let tenants: Vec<String> = records
-            .iter()
-            .map(|r| String::from_utf8_lossy(&r.key).into_owned())
-            .collect();
-        let placed = self
-            .hub
-            .log
-            .append(records)
-            .await
-            .map_err(|e| Error::Log(e.to_string()))?;
-        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
-        for p in placed {
-            let o = last.entry(p.partition).or_default();
-            *o = (*o).max(p.offset);
-        }
-        for tenant in &tenants {
-            self.metrics.add(name, Some(tenant), Outcome::Accepted, 1);
-        }
-        for (partition, offset) in last {
-            if let Err(e) = self
-                .hub
-                .projector
-                .wait_applied(partition, offset, self.hub.visibility_timeout)
-                .await
-            {
-                tracing::warn!(
-                    adapter = name,
-                    partition,
-                    offset,
-                    error = %e,
-                    "accepted but not yet visible"
-                );
+        match self.app.append_and_wait(events).await {
+            Ok(_) => {}
+            Err(e) if e.recorded() => {
+                tracing::warn!(adapter = name, error = %e, "accepted but not yet visible");
             }
+            Err(e) => return Err(Error::Log(e.to_string())),
+        }
+        // Counted once the log took them, not before.
+        for e in events {
+            self.metrics
+                .add(name, Some(&e.tenant), Outcome::Accepted, 1);
         }
         Ok(())
     }

@@ -253,7 +253,7 @@ pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
 /// Runs every adapter inside `serve` until `shutdown`: the HTTP endpoints on `listener`, the
 /// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox) and the communes' Maildirs.
 pub async fn run(
-    hub: contacthub_api::Hub,
+    app: contacthub_app::App,
     cfg: std::sync::Arc<config::AdaptersConfig>,
     data: std::path::PathBuf,
     listener: tokio::net::TcpListener,
@@ -262,9 +262,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
-    let channels = Channels::new(cfg.clone(), hub.tenants.clone());
+    let channels = Channels::new(cfg.clone(), app.tenants.clone());
     let max_document = max_body_bytes as u64;
-    let ingest = ingest::Ingest::new(hub, quarantine, cfg.clone(), max_document);
+    let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document);
     let mut folders = vec![inbox::Watched::Cdr(
         cfg.phone
             .inbox

@@ -175,10 +175,10 @@ async fn serve(a: ServeArgs) -> Result<()> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            contacthub_api::auth::Access::from_toml(&text)
+            contacthub_app::auth::Access::from_toml(&text)
                 .map_err(|e| anyhow::anyhow!("invalid agents file {}: {e}", path.display()))?
         }
-        None => contacthub_api::auth::Access::Open,
+        None => contacthub_app::auth::Access::Open,
     };
     // Without credentials, everything is open to whoever can connect: loopback only, unless
     // the operator says otherwise in so many words.
@@ -220,7 +220,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| a.log.data.join("scan-inbox")),
             poll: Duration::from_secs(1),
-            clock: contacthub_api::system_clock(),
+            clock: contacthub_app::system_clock(),
         },
         log,
         listener,
@@ -249,7 +249,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         None => server.stop().await,
         Some((part, why)) => {
             tracing::error!(part = %part, reason = %why, "a part of the hub stopped: shutting down");
-            server.hub.faults.set(&part, why.clone());
+            server.app.faults.set(&part, why.clone());
             let _ = server.stop().await;
             bail!("{part} stopped: {why}")
         }

@@ -8,8 +8,8 @@
 
 use anyhow::{Context, Result};
 use contacthub_adapters::config::AdaptersConfig;
-use contacthub_api::auth::Access;
-use contacthub_api::{Clock, Hub};
+use contacthub_app::auth::Access;
+use contacthub_app::{App, Clock};
 use contacthub_core::tenant::Tenants;
 use contacthub_log::EventLog;
 use contacthub_projector::{Projector, Store};
@@ -43,7 +43,7 @@ pub struct ServerConfig {
 
 /// A running hub.
 pub struct Server {
-    pub hub: Hub,
+    pub app: App,
     /// Where the gRPC API listens.
     pub grpc_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -67,9 +67,9 @@ impl Server {
             .with_context(|| format!("opening the read model in {}", dir.display()))?;
         let (projector, handle) = Projector::new(store.clone(), log.clone(), cfg.tenants.clone())?;
         let content_dir = cfg.data.join("content");
-        let content = contacthub_api::content::ContentStore::open(&content_dir)
+        let content = contacthub_app::content::ContentStore::open(&content_dir)
             .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
-        let hub = Hub {
+        let app = App {
             log,
             store,
             projector: handle,
@@ -97,22 +97,22 @@ impl Server {
         });
         tasks.spawn({
             let s = stopped(rx.clone());
-            let hub = hub.clone();
+            let app = app.clone();
             async move {
-                let r = contacthub_api::serve(grpc, hub, s).await;
+                let r = contacthub_api::serve(grpc, app, s).await;
                 ("grpc api", r.map_err(|e| e.to_string()))
             }
         });
         tasks.spawn({
             let s = stopped(rx.clone());
-            let hub = hub.clone();
+            let app = app.clone();
             async move {
-                contacthub_api::hotfolder::run(hub, cfg.scan_inbox, cfg.poll, s).await;
+                contacthub_app::hotfolder::run(app, cfg.scan_inbox, cfg.poll, s).await;
                 ("scan inbox", Ok(()))
             }
         });
         Ok(Server {
-            hub,
+            app,
             grpc_addr,
             stop,
             tasks,
@@ -130,10 +130,10 @@ impl Server {
         poll: Duration,
     ) {
         let s = stopped(self.stop.subscribe());
-        let hub = self.hub.clone();
+        let app = self.app.clone();
         self.tasks.spawn(async move {
             let r = contacthub_adapters::run(
-                hub,
+                app,
                 Arc::new(cfg),
                 data,
                 listener,

@@ -4,7 +4,7 @@
 //! log and moved to `done/`. Anything else moves to `unmatched/` with a `.reason` file, listed
 //! for the clerk: nothing dropped here is ever deleted.
 
-use crate::Hub;
+use crate::App;
 use contacthub_core::event::{event_id, valid_chrono, SCHEMA_VERSION};
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Watches `dir` until `shutdown`, attaching scans that match a letter.
-pub async fn run(hub: Hub, dir: PathBuf, poll: Duration, shutdown: impl Future<Output = ()>) {
+pub async fn run(app: App, dir: PathBuf, poll: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     for sub in ["done", "unmatched"] {
         if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
@@ -37,7 +37,7 @@ pub async fn run(hub: Hub, dir: PathBuf, poll: Duration, shutdown: impl Future<O
         for (path, size) in seen {
             // A file is taken once its size stayed the same for one poll (the scanner finished).
             if sizes.get(&path) == Some(&size) {
-                take(&hub, &dir, &path).await;
+                take(&app, &dir, &path).await;
             } else {
                 next_sizes.insert(path, size);
             }
@@ -87,12 +87,12 @@ fn chrono_of(path: &Path) -> Option<String> {
     (valid_chrono(&stem) && stem.contains('-')).then_some(stem)
 }
 
-async fn take(hub: &Hub, dir: &Path, path: &Path) {
+async fn take(app: &App, dir: &Path, path: &Path) {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match attach(hub, path).await {
+    match attach(app, path).await {
         Ok(chrono) => {
             tracing::info!(chrono = %chrono, "scan attached from the inbox");
             move_with_sidecar(path, &dir.join("done"));
@@ -133,34 +133,34 @@ fn tenant_of(tenants: &Tenants, chrono: &str) -> Option<String> {
 }
 
 /// Attaches the scan to its letter; `Err` says why it cannot be.
-async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
+async fn attach(app: &App, path: &Path) -> Result<String, String> {
     let size = std::fs::metadata(path)
         .map_err(|e| format!("cannot read the file: {e}"))?
         .len();
-    if size > hub.max_scan_bytes {
+    if size > app.max_scan_bytes {
         return Err(format!(
             "the file is {size} bytes, larger than the limit of {} bytes",
-            hub.max_scan_bytes
+            app.max_scan_bytes
         ));
     }
     let chrono = chrono_of(path)
         .ok_or("the file name is not a chrono number and there is no sidecar naming one")?;
-    let tenant = tenant_of(&hub.tenants, &chrono).ok_or_else(|| {
+    let tenant = tenant_of(&app.tenants, &chrono).ok_or_else(|| {
         format!(
             "no commune has the prefix {:?}",
             chrono.split('-').next().unwrap_or_default()
         )
     })?;
-    let letter = hub
+    let letter = app
         .store
         .courrier(&tenant, &chrono)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no letter {chrono}"))?;
-    let attachment = store_scan(hub, path)?;
+    let attachment = store_scan(app, path)?;
     if letter.scans.iter().any(|s| s.sha256 == attachment.sha256) {
         return Ok(chrono); // Already attached (a scan dropped twice).
     }
-    let now = (hub.clock)();
+    let now = (app.clock)();
     let source_id = format!("{chrono}/{}", attachment.sha256);
     let e = pb::Event {
         event_id: event_id(&tenant, "scan-inbox", &source_id),
@@ -185,18 +185,18 @@ async fn attach(hub: &Hub, path: &Path) -> Result<String, String> {
         })),
         ..Default::default()
     };
-    hub.write(&e).await.map_err(|s| s.message().to_string())?;
+    app.write(&e).await.map_err(|e| e.to_string())?;
     Ok(chrono)
 }
 
 /// Copies a scan into the content store, its bytes streamed (and the upload limited), so a
 /// huge file costs no memory; [`attach`] checks its size before.
-fn store_scan(hub: &Hub, path: &Path) -> Result<contacthub_core::pb::Attachment, String> {
+fn store_scan(app: &App, path: &Path) -> Result<contacthub_core::pb::Attachment, String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let mut upload = hub
+    let mut upload = app
         .content
-        .begin(hub.max_scan_bytes)
+        .begin(app.max_scan_bytes)
         .map_err(|e| format!("the content store: {e}"))?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -211,7 +211,7 @@ fn store_scan(hub: &Hub, path: &Path) -> Result<contacthub_core::pb::Attachment,
             .map_err(|e| format!("the file {e}"))?;
     }
     upload
-        .finish(&hub.content)
+        .finish(&app.content)
         .map_err(|e| format!("the file {e}"))
 }
 

@@ -1,0 +1,320 @@
+//! The mail room (service courrier): register incoming letters with their scans, route them,
+//! record each step of the internal circuit, mark them answered, list, report, and print the
+//! acknowledgement of receipt. Every change is an event on the log; the chrono number is
+//! given by the projector in log order.
+
+use crate::auth::Agent;
+use crate::content::Upload;
+use crate::{timestamp, App, Error, Result};
+use contacthub_core::courrier::{is_overdue, report};
+use contacthub_core::event::{contact, event_id, valid_chrono, SCHEMA_VERSION};
+use contacthub_core::limits::quote;
+use contacthub_core::pb::{self, event::Payload, CourrierState};
+use contacthub_core::receipt::receipt_pdf;
+use contacthub_proto::ts;
+
+/// Scans per letter, at most.
+pub const MAX_SCANS: usize = 50;
+
+fn agent_of(agent: Option<Agent>, claimed: &str) -> String {
+    agent.map_or(claimed.to_string(), |a| a.id)
+}
+
+impl App {
+    /// A registered letter of `tenant`.
+    pub fn letter(&self, tenant: &str, chrono: &str) -> Result<CourrierState> {
+        self.tenant(tenant)?;
+        if !valid_chrono(chrono) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a chrono number",
+                quote(chrono)
+            )));
+        }
+        self.store
+            .courrier(tenant, chrono)?
+            .ok_or_else(|| Error::NotFound(format!("no letter {} in this commune", quote(chrono))))
+    }
+
+    /// Checks a registration's header before its scans are read.
+    pub fn check_courrier_header(&self, header: &pb::CourrierHeader) -> Result<()> {
+        self.tenant(&header.tenant)?;
+        let now = (self.clock)();
+        let received = timestamp(&header.received_at, "received_at")?.unwrap_or(now);
+        if received > now + 300_000_000 {
+            return Err(Error::Invalid("received_at is in the future".into()));
+        }
+        if header.kind == pb::courrier::Kind::RegisteredLetter as i32
+            && header.tracking_number.trim().is_empty()
+        {
+            return Err(Error::Invalid(
+                "a registered letter needs its tracking_number".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts receiving a scan (a temporary file, removed unless the registration succeeds).
+    pub fn begin_scan(&self) -> Result<Upload> {
+        self.content
+            .begin(self.max_scan_bytes)
+            .map_err(|e| Error::Unavailable(format!("the content store: {e}")))
+    }
+
+    /// Registers a letter with its scans (each `(file name, upload)`), once every scan is
+    /// checked; returns the letter, with its chrono number, once visible.
+    pub async fn register_courrier(
+        &self,
+        agent: Option<Agent>,
+        header: &pb::CourrierHeader,
+        uploads: Vec<(String, Upload)>,
+    ) -> Result<CourrierState> {
+        self.check_courrier_header(header)?;
+        if uploads.len() > MAX_SCANS {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_SCANS} scans per letter"
+            )));
+        }
+        // Check every scan before keeping any.
+        for (i, (name, upload)) in uploads.iter().enumerate() {
+            upload
+                .check()
+                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(name))))?;
+        }
+        let mut attachments = Vec::new();
+        let mut names = Vec::new();
+        for (i, (name, upload)) in uploads.into_iter().enumerate() {
+            let a = upload
+                .finish(&self.content)
+                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(&name))))?;
+            attachments.push(a);
+            names.push(name);
+        }
+        let now = (self.clock)();
+        let received = timestamp(&header.received_at, "received_at")?.unwrap_or(now);
+        let source_id = if header.idempotency_key.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            header.idempotency_key.clone()
+        };
+        let payload = Payload::Courrier(pb::Courrier {
+            kind: if header.kind == 0 {
+                pb::courrier::Kind::Letter as i32
+            } else {
+                header.kind
+            },
+            chrono: String::new(),
+            tracking_number: header.tracking_number.clone(),
+            addressed_to_service: header.addressed_to_service.clone(),
+        });
+        let mut e = contact(
+            &header.tenant,
+            "courrier",
+            &source_id,
+            received,
+            now,
+            payload,
+            header.sender.clone().unwrap_or_default(),
+        );
+        e.category = if header.category == 0 {
+            pb::Category::Other as i32
+        } else {
+            header.category
+        };
+        e.attachments = attachments;
+        e.agent_id = agent_of(agent, &header.agent_id);
+        if let Some(p) = e.personal.as_mut() {
+            p.subject = header.subject.clone();
+            p.attachment_names = names;
+        }
+        self.write(&e).await?;
+        let state = self
+            .store
+            .courrier_by_event(&e.tenant, &e.event_id)?
+            .ok_or_else(|| {
+                Error::Internal(format!("letter {} projected without a record", e.event_id))
+            })?;
+        tracing::info!(tenant = %e.tenant, chrono = %state.chrono, scans = state.scans.len(), "courrier registered");
+        Ok(state)
+    }
+
+    /// Writes a mail-room event about `chrono` and returns the letter as it is then.
+    async fn bookkeeping(
+        &self,
+        tenant: &str,
+        chrono: &str,
+        agent: String,
+        payload: Payload,
+    ) -> Result<CourrierState> {
+        self.letter(tenant, chrono)?;
+        let now = (self.clock)();
+        let source_id = uuid::Uuid::new_v4().to_string();
+        let e = pb::Event {
+            event_id: event_id(tenant, "courrier", &source_id),
+            tenant: tenant.into(),
+            channel: pb::Channel::BackOffice as i32,
+            occurred_at: Some(ts::from_micros(now)),
+            recorded_at: Some(ts::from_micros(now)),
+            schema_version: SCHEMA_VERSION,
+            direction: pb::Direction::Internal as i32,
+            source: "courrier".into(),
+            source_id,
+            agent_id: agent,
+            payload: Some(payload),
+            ..Default::default()
+        };
+        self.write(&e).await?;
+        self.letter(tenant, chrono)
+    }
+
+    /// Routes (or reassigns) a letter to a service.
+    pub async fn route_courrier(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::RouteCourrierRequest,
+    ) -> Result<CourrierState> {
+        self.tenant(&r.tenant)?;
+        if r.service.trim().is_empty() {
+            return Err(Error::Invalid("service is required".into()));
+        }
+        let payload = Payload::CourrierRouted(pb::CourrierRouted {
+            chrono: r.chrono.clone(),
+            service: r.service.trim().to_string(),
+            note: r.note.clone(),
+        });
+        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
+            .await
+    }
+
+    /// Records one step of the internal circuit.
+    pub async fn record_step(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::RecordStepRequest,
+    ) -> Result<CourrierState> {
+        self.tenant(&r.tenant)?;
+        if r.step.trim().is_empty() {
+            return Err(Error::Invalid("step is required".into()));
+        }
+        let payload = Payload::CourrierStep(pb::CourrierStep {
+            chrono: r.chrono.clone(),
+            step: r.step.clone(),
+            note: r.note.clone(),
+        });
+        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
+            .await
+    }
+
+    /// Marks a letter answered, with how the answer went.
+    pub async fn mark_answered(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::MarkAnsweredRequest,
+    ) -> Result<CourrierState> {
+        self.tenant(&r.tenant)?;
+        if r.answer_channel == 0 || r.answer_channel == pb::Channel::BackOffice as i32 {
+            return Err(Error::Invalid(
+                "answer_channel must say how the answer went (courrier, email, sms, phone...)"
+                    .into(),
+            ));
+        }
+        let payload = Payload::CourrierAnswered(pb::CourrierAnswered {
+            chrono: r.chrono.clone(),
+            answer_channel: r.answer_channel,
+            answer_ref: r.answer_ref.clone(),
+        });
+        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
+            .await
+    }
+
+    /// Letters of a commune by service, status, registration date and lateness.
+    pub fn list_courrier(&self, r: &pb::ListCourrierRequest) -> Result<Vec<CourrierState>> {
+        let tenant = self.tenant(&r.tenant)?.clone();
+        let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
+        let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
+        let now = (self.clock)();
+        let limit = if r.limit == 0 {
+            100
+        } else {
+            r.limit.min(10_000) as usize
+        };
+        Ok(self
+            .store
+            .courriers(&r.tenant)?
+            .into_iter()
+            .filter(|s| {
+                r.service.is_empty()
+                    || s.service == r.service
+                    || (s.service.is_empty() && s.addressed_to_service == r.service)
+            })
+            .filter(|s| r.status == 0 || s.status == r.status)
+            .filter(|s| {
+                let at = s
+                    .registered_at
+                    .as_ref()
+                    .and_then(ts::to_micros)
+                    .unwrap_or(0);
+                at >= since && at < until
+            })
+            .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
+            .take(limit)
+            .collect())
+    }
+
+    /// The acknowledgement of receipt of a letter, as a PDF.
+    pub fn receipt(&self, tenant: &str, chrono: &str) -> Result<pb::Receipt> {
+        let commune = self.tenant(tenant)?.clone();
+        let state = self.letter(tenant, chrono)?;
+        let pdf = receipt_pdf(
+            &state,
+            &commune,
+            std::slice::from_ref(&state.sender_display),
+        );
+        Ok(pb::Receipt {
+            chrono: state.chrono,
+            pdf,
+        })
+    }
+
+    /// Registered, routed, answered, time to answer and overdue letters of a commune.
+    pub fn courrier_report(
+        &self,
+        r: &pb::CourrierReportRequest,
+    ) -> Result<pb::CourrierReportResponse> {
+        let tenant = self.tenant(&r.tenant)?.clone();
+        let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
+        let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
+        let states = self.store.courriers(&r.tenant)?;
+        Ok(report(&states, &tenant, since, until, (self.clock)()))
+    }
+
+    /// Scans of the drop folder that match no letter: of `tenant`, or of every commune the
+    /// agent may see when `tenant` is empty (file names carry personal data; scans no commune
+    /// can be told from only for an agent of every commune).
+    pub fn unmatched_scans(
+        &self,
+        agent: Option<&Agent>,
+        tenant: &str,
+    ) -> Result<Vec<pb::UnmatchedScan>> {
+        if !tenant.is_empty() {
+            self.tenant(tenant)?;
+        }
+        let scans = match &self.scan_inbox {
+            Some(dir) => crate::hotfolder::unmatched(dir, &self.tenants)
+                .map_err(|e| Error::Unavailable(format!("the scan inbox: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(scans
+            .into_iter()
+            .filter(|s| tenant.is_empty() || s.tenant == tenant)
+            .filter(|s| {
+                agent.is_none_or(|a| {
+                    if s.tenant.is_empty() {
+                        a.all_communes()
+                    } else {
+                        a.may_read(&s.tenant)
+                    }
+                })
+            })
+            .collect())
+    }
+}

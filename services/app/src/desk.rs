@@ -1,0 +1,218 @@
+//! The desk: a citizen's timeline by id or identifier, one contact in full, live watches of a
+//! timeline, and walk-in visits.
+
+use crate::auth::Agent;
+use crate::{timestamp, App, Error, Result, WatchGuard};
+use contacthub_core::event::{contact, content_fingerprint};
+use contacthub_core::identity::{normalize_email, normalize_phone};
+use contacthub_core::limits::quote;
+use contacthub_core::pb::{self, citizen_ref::By, event::Payload};
+use contacthub_projector::TimelineQuery;
+use prost::Message;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+
+impl App {
+    /// The canonical citizen designated by `who` in `tenant`.
+    pub fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
+        let by = who.and_then(|r| r.by.as_ref()).ok_or_else(|| {
+            Error::Invalid("citizen is required (citizen_id, phone or email)".into())
+        })?;
+        let id = match by {
+            By::CitizenId(id) => self.store.citizen(tenant, id)?.map(|c| c.citizen_id),
+            By::Phone(raw) => {
+                let n = normalize_phone(raw).ok_or_else(|| {
+                    Error::Invalid(format!("{:?} is not a phone number", quote(raw)))
+                })?;
+                self.store.by_identifier(tenant, "phone", &n)?
+            }
+            By::Email(raw) => {
+                let n = normalize_email(raw).ok_or_else(|| {
+                    Error::Invalid(format!("{:?} is not an e-mail address", quote(raw)))
+                })?;
+                self.store.by_identifier(tenant, "email", &n)?
+            }
+        };
+        let id = id.ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
+        Ok(self.store.canonical(tenant, &id)?)
+    }
+
+    /// A page of a citizen's cross-channel timeline, newest first, with the citizen.
+    pub fn timeline(&self, r: &pb::GetTimelineRequest) -> Result<pb::GetTimelineResponse> {
+        self.tenant(&r.tenant)?;
+        let citizen_id = self.resolve(&r.tenant, r.citizen.as_ref())?;
+        let q = TimelineQuery {
+            channels: r.channels.clone(),
+            since_us: timestamp(&r.since, "since")?,
+            until_us: timestamp(&r.until, "until")?,
+            page_size: if r.page_size == 0 {
+                50
+            } else {
+                r.page_size as usize
+            },
+            page_token: (!r.page_token.is_empty()).then(|| r.page_token.clone()),
+        };
+        let page = self.store.timeline(&r.tenant, &citizen_id, &q)?;
+        Ok(pb::GetTimelineResponse {
+            citizen: self.store.citizen(&r.tenant, &citizen_id)?,
+            entries: page.entries,
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        })
+    }
+
+    /// One contact in full: its entry and what the citizen wrote.
+    pub fn contact(&self, tenant: &str, event_id: &str) -> Result<pb::GetContactResponse> {
+        self.tenant(tenant)?;
+        let entry = self
+            .store
+            .applied_entry(tenant, event_id)?
+            .ok_or_else(|| Error::NotFound("no such contact in this commune".into()))?;
+        Ok(pb::GetContactResponse {
+            entry: Some(entry),
+            personal: self.store.contact_detail(tenant, event_id)?,
+        })
+    }
+
+    /// New entries of a citizen's timeline as they are projected, until the receiver is
+    /// dropped (the task ends at once), `stopping` turns true, or the watch falls behind.
+    pub fn watch(
+        &self,
+        tenant: &str,
+        who: Option<&pb::CitizenRef>,
+        mut stopping: watch::Receiver<bool>,
+    ) -> Result<mpsc::Receiver<Result<pb::TimelineEntry>>> {
+        self.tenant(tenant)?;
+        // Subscribe before resolving, so nothing projected in between is missed.
+        let mut rx = self.projector.subscribe();
+        let watched = self.resolve(tenant, who)?;
+        let store = self.store.clone();
+        let tenant = tenant.to_string();
+        let (tx, out) = mpsc::channel(64);
+        let guard = WatchGuard::new(&self.open_watches);
+        tokio::spawn(async move {
+            let _guard = guard;
+            loop {
+                let next = tokio::select! {
+                    // The client went away: free this task at once, not at the next entry.
+                    _ = tx.closed() => break,
+                    _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                        let _ = tx.send(Err(Error::Unavailable("the server is shutting down; watch again".into()))).await;
+                        break;
+                    }
+                    next = rx.recv() => next,
+                };
+                let applied = match next {
+                    Ok(a) => a,
+                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Error::Unavailable(format!(
+                                "watch fell {n} events behind; read the timeline again and re-watch"
+                            ))))
+                            .await;
+                        break;
+                    }
+                };
+                if applied.tenant != tenant {
+                    continue;
+                }
+                for entry in &applied.entries {
+                    let owner = match store.canonical(&tenant, &entry.citizen_id) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    };
+                    if owner == watched && tx.send(Ok(entry.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Records a walk-in visit and returns its timeline entry once visible. A party naming a
+    /// citizen id must name an existing citizen of the commune. An authenticated agent is who
+    /// the token says, whatever the request claims.
+    pub async fn record_visit(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::RecordVisitRequest,
+    ) -> Result<pb::TimelineEntry> {
+        self.tenant(&r.tenant)?;
+        let party = r.party.clone().unwrap_or_default();
+        if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
+            return Err(Error::Invalid(format!(
+                "party.phone {:?} is not a phone number",
+                quote(&party.phone)
+            )));
+        }
+        if !party.email.is_empty() && normalize_email(&party.email).is_none() {
+            return Err(Error::Invalid(format!(
+                "party.email {:?} is not an e-mail address",
+                quote(&party.email)
+            )));
+        }
+        if !party.citizen_id.is_empty()
+            && self.store.citizen(&r.tenant, &party.citizen_id)?.is_none()
+        {
+            return Err(Error::NotFound(format!(
+                "no citizen {:?} in this commune",
+                quote(&party.citizen_id)
+            )));
+        }
+        if r.idempotency_key.chars().count() > 128 {
+            return Err(Error::Invalid(
+                "idempotency_key is longer than 128 characters".into(),
+            ));
+        }
+        // What a retry with the same idempotency key must repeat exactly.
+        let fingerprint = {
+            let mut same = r.clone();
+            same.idempotency_key.clear();
+            content_fingerprint(&Default::default(), &[&same.encode_to_vec()])
+        };
+        let now_us = (self.clock)();
+        let occurred_us = timestamp(&r.occurred_at, "occurred_at")?.unwrap_or(now_us);
+        let source_id = if r.idempotency_key.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            r.idempotency_key.clone()
+        };
+        let mut e = contact(
+            &r.tenant,
+            "desk",
+            &source_id,
+            occurred_us,
+            now_us,
+            Payload::DeskVisit(pb::DeskVisit {
+                desk: r.desk.clone(),
+                duration_minutes: r.duration_minutes,
+            }),
+            party,
+        );
+        e.category = if r.category == 0 {
+            pb::Category::Other as i32
+        } else {
+            r.category
+        };
+        e.request_id = r.request_id.clone();
+        e.fingerprint = fingerprint;
+        e.agent_id = agent.map_or(r.agent_id.clone(), |a| a.id);
+        if let Some(p) = e.personal.as_mut() {
+            p.subject = r.subject.clone();
+            p.text = r.notes.clone();
+        }
+        self.write(&e).await?;
+        self.store
+            .applied_entry(&e.tenant, &e.event_id)?
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "event {} was projected but has no timeline entry",
+                    e.event_id
+                ))
+            })
+    }
+}

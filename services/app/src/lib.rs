@@ -1,0 +1,216 @@
+//! contacthub's application layer: the typed commands and queries every front-end calls — the
+//! gRPC API, the adapters' HTTP endpoints and folders, the scan inbox, the CLI through them,
+//! later the web desk — so that a front-end only translates its requests and this crate's
+//! [`Error`] into its own (a tonic `Status`, an HTTP code). No tonic, no axum here.
+//!
+//! Layout:
+//! - this file: [`App`] (the log, the read model, the projector's signals, the content store,
+//!   the clock), [`Error`], [`Faults`] (parts that report a problem, for health);
+//! - [`write`]: [`App::append_and_wait`], the one way anything is written;
+//! - [`desk`]: timelines, contacts, watches and walk-in visits;
+//! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
+//!   receipts, unmatched scans);
+//! - [`status`]: log and projector positions, dead letters, phone report;
+//! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
+//!   front-ends); [`content`]: the content-addressed document store; [`hotfolder`]: the
+//!   scanner drop folder, a front-end of its own.
+//!
+//! Invariants: nothing here writes the read model: every write is an event appended to the
+//! log, and a write returns once the projector made it visible. Every call names its tenant
+//! and reads only keys of that tenant.
+
+pub mod auth;
+pub mod content;
+pub mod courrier;
+pub mod desk;
+pub mod hotfolder;
+pub mod status;
+pub mod write;
+
+use contacthub_core::limits::quote;
+use contacthub_core::tenant::{Tenant, Tenants};
+use contacthub_log::EventLog;
+use contacthub_projector::{ProjectorHandle, Store};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What went wrong, in terms every front-end can translate (gRPC code, HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The request is wrong; the message names what (INVALID_ARGUMENT, 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// What the request names does not exist in this commune (NOT_FOUND, 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The id or key was already used for something else (ALREADY_EXISTS, 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No or unknown credentials (UNAUTHENTICATED, 401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The agent may not do this (PERMISSION_DENIED, 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Try again later: the log or the read model cannot be used now (UNAVAILABLE, 503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Recorded on the log but not yet visible after the visibility timeout
+    /// (DEADLINE_EXCEEDED, 504): it will appear shortly.
+    #[error("{0}")]
+    NotYetVisible(String),
+    /// Recorded on the log but not visible while the projector cannot write the read model
+    /// (UNAVAILABLE, 503): it will appear once it can.
+    #[error("{0}")]
+    RecordedNotVisible(String),
+    /// A fault of the hub; details in its log (INTERNAL, 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the write this error answers is nevertheless on the log.
+    pub fn recorded(&self) -> bool {
+        matches!(self, Error::NotYetVisible(_) | Error::RecordedNotVisible(_))
+    }
+}
+
+impl From<contacthub_projector::Error> for Error {
+    /// The read model failing: unavailable while it is being reopened after an error (retry
+    /// later), internal otherwise (details in the log, not to the caller).
+    fn from(e: contacthub_projector::Error) -> Self {
+        match e {
+            contacthub_projector::Error::Closed { .. }
+            | contacthub_projector::Error::Busy { .. } => {
+                tracing::warn!(error = %e, "read model unavailable");
+                Error::Unavailable(format!("the read model is unavailable right now: {e}"))
+            }
+            contacthub_projector::Error::PageToken(t) => {
+                Error::Invalid(format!("invalid page_token {:?}", quote(&t)))
+            }
+            e => {
+                tracing::error!(error = %e, "request failed");
+                Error::Internal("internal error reading the read model (see the server log)".into())
+            }
+        }
+    }
+}
+
+/// The time source: microseconds since the epoch (a fixed clock in tests).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_micros())
+}
+
+/// Everything the commands and queries need. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub log: Arc<dyn EventLog>,
+    pub store: Store,
+    pub projector: ProjectorHandle,
+    pub tenants: Arc<Tenants>,
+    /// How long a write waits to become visible before failing.
+    pub visibility_timeout: Duration,
+    /// Which agent may see which commune.
+    pub access: Arc<auth::Access>,
+    /// Where scans and documents are stored.
+    pub content: content::ContentStore,
+    /// Largest scan accepted, in bytes.
+    pub max_scan_bytes: u64,
+    /// The scanner drop folder, if any (its `unmatched/` lists scans matching no letter).
+    pub scan_inbox: Option<std::path::PathBuf>,
+    pub clock: Clock,
+    /// Parts of the process that stopped working; health is NOT_SERVING while any is listed.
+    pub faults: Faults,
+    /// WatchTimeline streams open now.
+    pub open_watches: Arc<AtomicUsize>,
+}
+
+impl App {
+    /// The commune `code`, or an error naming what is wrong.
+    pub fn tenant(&self, code: &str) -> Result<&Tenant> {
+        if code.is_empty() {
+            return Err(Error::Invalid(
+                "tenant is required (INSEE code of the commune)".into(),
+            ));
+        }
+        self.tenants
+            .get(code)
+            .ok_or_else(|| Error::Invalid(format!("unknown tenant {:?}", quote(code))))
+    }
+
+    /// Why the hub cannot take or show writes now, if it cannot (for health).
+    pub async fn problems(&self) -> Vec<String> {
+        let mut problems = self.faults.list();
+        if let Err(e) = self.log.health().await {
+            problems.push(format!("event log: {e}"));
+        }
+        if let Some(reason) = self.projector.failing() {
+            problems.push(format!("projector: {reason}"));
+        }
+        problems
+    }
+}
+
+/// Parts of the process that report a problem (a background task that ended, a folder that
+/// cannot be read), by name. Health is NOT_SERVING while any is listed.
+#[derive(Clone, Default)]
+pub struct Faults(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Faults {
+    pub fn set(&self, part: &str, reason: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(part.to_string(), reason.into());
+    }
+
+    pub fn clear(&self, part: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(part);
+    }
+
+    /// Every listed problem, as "part: reason".
+    pub fn list(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
+    }
+}
+
+/// Counts one open watch while alive.
+pub struct WatchGuard(Arc<AtomicUsize>);
+
+impl WatchGuard {
+    pub fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        WatchGuard(count.clone())
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A timestamp given by a caller, in microseconds, or an error naming the field.
+pub fn timestamp(t: &Option<contacthub_proto::Timestamp>, name: &str) -> Result<Option<i64>> {
+    t.as_ref()
+        .map(|t| {
+            contacthub_proto::ts::to_micros(t)
+                .ok_or_else(|| Error::Invalid(format!("{name} is not a valid timestamp")))
+        })
+        .transpose()
+}

@@ -1,0 +1,89 @@
+//! The one write path: validate, refuse a conflicting re-use of an id, append in one batch,
+//! wait until the projector made everything visible.
+
+use crate::{App, Error, Result};
+use contacthub_core::event;
+use contacthub_core::pb::Event;
+use contacthub_log::{Appended, Record};
+use contacthub_projector::NotVisible;
+use std::collections::BTreeMap;
+
+impl App {
+    /// Appends `events` to the log in one batch and returns once all are visible, with where
+    /// each is (in order). An event id already applied is not appended again: with the same
+    /// fingerprint it is a retry (its first position is returned); with another, a
+    /// [`Error::Conflict`]. Every event is validated first; nothing is appended if one fails.
+    pub async fn append_and_wait(&self, events: &[Event]) -> Result<Vec<Appended>> {
+        let mut placed: Vec<Option<Appended>> = Vec::with_capacity(events.len());
+        let mut records = Vec::new();
+        for e in events {
+            event::validate(e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
+            match self.store.applied(&e.tenant, &e.event_id)? {
+                Some(done) if !done.fingerprint.is_empty() && done.fingerprint != e.fingerprint => {
+                    return Err(Error::Conflict(format!(
+                        "this id was already used for other content (event {})",
+                        e.event_id
+                    )));
+                }
+                Some(done) => placed.push(Some(Appended {
+                    partition: done.partition,
+                    offset: done.offset,
+                })),
+                None => {
+                    placed.push(None);
+                    records.push(Record {
+                        key: e.tenant.as_bytes().to_vec(),
+                        value: event::encode(e),
+                        headers: event::headers(e),
+                        timestamp_ms: (self.clock)() / 1000,
+                    });
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok(placed.into_iter().flatten().collect());
+        }
+        let appended = self.log.append(records).await.map_err(|err| {
+            tracing::warn!(error = %err, "append refused by the event log");
+            Error::Unavailable(format!("could not write to the event log: {err}"))
+        })?;
+        let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+        for a in &appended {
+            let o = last.entry(a.partition).or_default();
+            *o = (*o).max(a.offset);
+        }
+        let mut fresh = appended.into_iter();
+        let placed: Vec<Appended> = placed
+            .into_iter()
+            .map(|p| p.or_else(|| fresh.next()).expect("one position per record"))
+            .collect();
+        for (partition, offset) in last {
+            match self
+                .projector
+                .wait_applied(partition, offset, self.visibility_timeout)
+                .await
+            {
+                Ok(()) => {}
+                Err(NotVisible::TimedOut(_)) => {
+                    return Err(Error::NotYetVisible(format!(
+                        "recorded (partition {partition}, offset {offset}) but not yet visible; it will appear shortly"
+                    )))
+                }
+                Err(NotVisible::ProjectorFailing(reason)) => {
+                    return Err(Error::RecordedNotVisible(format!(
+                        "recorded (partition {partition}, offset {offset}) but not yet visible: {reason}; it will appear once the read model is written again"
+                    )))
+                }
+            }
+        }
+        for (e, at) in events.iter().zip(&placed) {
+            tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = at.partition, offset = at.offset, "event written");
+        }
+        Ok(placed)
+    }
+
+    /// [`App::append_and_wait`] for one event.
+    pub async fn write(&self, e: &Event) -> Result<Appended> {
+        Ok(self.append_and_wait(std::slice::from_ref(e)).await?[0])
+    }
+}

@@ -63,12 +63,12 @@ async fn one_citizen_three_channels(backend: Backend) {
           tél.     +33612345678
           courriel marie.durand@example.fr
           3 contact(s)
-        2026-03-10T09:00:00Z → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour urbanisme [urbanisme]
+        2026-03-10 10:00 +01:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour urbanisme [urbanisme]
             objet : Permis de construire
             chrono : GIV-2026-000123
-        2026-03-05T20:15:00Z → démarche en ligne Démarche en ligne « acte-naissance » [état civil]
+        2026-03-05 21:15 +01:00 → démarche en ligne Démarche en ligne « acte-naissance » [état civil]
             submission_id : f1
-        2026-03-02T14:30:00Z → téléphone         Appel entrant, répondu (2 min 05 s) [autre]
+        2026-03-02 15:30 +01:00 → téléphone         Appel entrant, répondu (2 min 05 s) [autre]
     "#]]
     .assert_eq(&render_timeline(Some(&citizen), &r.entries));
 

@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk.proto",
         "ops.proto",
         "courrier.proto",
+        "citizen.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Channel;
 
-pub use contacthub::commands::to_record;
+pub use contacthub_app::write::record as to_record;
 
 /// Where the log of a test lives.
 #[derive(Debug, Clone)]

@@ -48,9 +48,48 @@ pub struct PhoneSettings {
     #[serde(default)]
     pub timezone: CdrTimezone,
     /// Dialplan contexts of transfers: a call leg in one of these, to an accueil extension,
-    /// is a bounce back to the central accueil.
+    /// is a bounce back to the central accueil (it concerns the inbound caller).
     #[serde(default = "default_transfer_contexts")]
     pub transfer_contexts: Vec<String>,
+    /// Dialplan contexts of calls coming from outside (FreePBX: `from-trunk`, `from-pstn`,
+    /// `from-did-direct`…).
+    #[serde(default = "default_inbound_contexts")]
+    pub inbound_contexts: Vec<String>,
+    /// Dialplan contexts of calls placed by the commune's extensions (FreePBX:
+    /// `from-internal`).
+    #[serde(default = "default_outbound_contexts")]
+    pub outbound_contexts: Vec<String>,
+}
+
+impl PhoneSettings {
+    /// The direction a dialplan context tells, if it tells one.
+    pub fn direction_of(&self, dcontext: &str) -> Option<contacthub_core::pb::Direction> {
+        use contacthub_core::pb::Direction;
+        let has = |list: &[String]| list.iter().any(|c| c == dcontext);
+        if has(&self.outbound_contexts) {
+            Some(Direction::Outbound)
+        } else if has(&self.inbound_contexts) || has(&self.transfer_contexts) {
+            Some(Direction::Inbound)
+        } else {
+            None
+        }
+    }
+}
+
+fn default_inbound_contexts() -> Vec<String> {
+    [
+        "from-trunk",
+        "from-pstn",
+        "from-did-direct",
+        "ext-did",
+        "from-external",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn default_outbound_contexts() -> Vec<String> {
+    vec!["from-internal".into()]
 }
 
 impl Default for PhoneSettings {
@@ -59,6 +98,8 @@ impl Default for PhoneSettings {
             inbox: None,
             timezone: CdrTimezone::Paris,
             transfer_contexts: default_transfer_contexts(),
+            inbound_contexts: default_inbound_contexts(),
+            outbound_contexts: default_outbound_contexts(),
         }
     }
 }

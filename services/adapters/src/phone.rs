@@ -43,10 +43,11 @@ impl PhoneCdr {
         PhoneCdr { cfg, tenants }
     }
 
+    /// The commune owning a number (E.164): one of its numbers or direct lines.
     fn commune_of(&self, number: &str) -> Option<&str> {
         self.tenants
             .iter()
-            .find(|t| t.numbers.iter().any(|n| n == number))
+            .find(|t| t.owns_number(number))
             .map(|t| t.code.as_str())
     }
 
@@ -119,43 +120,71 @@ impl PhoneCdr {
         let src = normalize_phone(&f[SRC]);
         let dst = normalize_phone(&f[DST]);
         let (clid_name, clid_number) = split_clid(&f[CLID]);
-        let clid_phone = clid_number.as_deref().and_then(normalize_phone);
-        let by_number = dst
-            .as_deref()
-            .and_then(|d| {
-                self.commune_of(d)
-                    .map(|t| (t, pb::Direction::Inbound, dst.clone()))
-            })
-            .or_else(|| {
-                src.as_deref().and_then(|s| {
-                    self.commune_of(s)
-                        .map(|t| (t, pb::Direction::Outbound, src.clone()))
-                })
-            });
-        let (tenant, direction, commune_number) = match by_number {
-            Some(found) => found,
-            None => {
-                let direction = if src.is_some() || (dst.is_none() && clid_phone.is_some()) {
+        let dcontext = f[DCONTEXT].trim();
+        // The dialplan context says which way the call went (FreePBX/Asterisk conventions,
+        // configurable); failing that, which side is one of the commune's numbers.
+        let direction = match self.cfg.phone.direction_of(dcontext) {
+            Some(d) => d,
+            None => match (
+                dst.as_deref().and_then(|d| self.commune_of(d)),
+                src.as_deref().and_then(|s| self.commune_of(s)),
+            ) {
+                (Some(_), _) => pb::Direction::Inbound,
+                (None, Some(_)) => pb::Direction::Outbound,
+                (None, None) if src.is_some() || (dst.is_none() && clid_number.is_some()) => {
                     pb::Direction::Inbound
-                } else if dst.is_some() {
-                    pb::Direction::Outbound
-                } else {
+                }
+                (None, None) if dst.is_some() => pb::Direction::Outbound,
+                (None, None) => {
                     return Item::Ignored {
                         locator,
                         why: "no outside number: a call between internal extensions or with a withheld number"
                             .into(),
-                    };
-                };
-                let Some(t) = self.commune_named(&f[0]).or(input.tenant) else {
-                    return reject(
-                        "no commune: neither src nor dst is a commune number, and accountcode names no commune"
-                            .into(),
-                        None,
-                    );
-                };
-                (t, direction, None)
-            }
+                    }
+                }
+            },
         };
+        // The commune's side and the citizen's side.
+        let (ours, theirs) = match direction {
+            pb::Direction::Outbound => (&src, dst.clone()),
+            _ => (
+                &dst,
+                src.clone()
+                    .or_else(|| clid_number.as_deref().and_then(normalize_phone)),
+            ),
+        };
+        // The citizen's number, never one of the commune's own (a service line calling the
+        // switchboard is not a citizen), never withheld.
+        let Some(party_phone) = theirs.filter(|n| self.commune_of(n).is_none()) else {
+            return Item::Ignored {
+                locator,
+                why: "no outside number: a call between internal extensions or the commune's own lines, or with a withheld number".into(),
+            };
+        };
+        let by_number = ours
+            .as_deref()
+            .and_then(|n| self.commune_of(n))
+            .or_else(|| {
+                // A transfer leg or an internal leg: either number may be the commune's.
+                [&dst, &src]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|n| self.commune_of(n))
+            });
+        let Some(tenant) = by_number
+            .or_else(|| self.commune_named(&f[0]))
+            .or(input.tenant)
+        else {
+            return reject(
+                "no commune: neither src nor dst is a commune number, and accountcode names no commune"
+                    .into(),
+                None,
+            );
+        };
+        let commune_number = ours
+            .as_ref()
+            .filter(|n| self.commune_of(n).is_some())
+            .cloned();
         if let Some(sent_for) = input.tenant {
             if sent_for != tenant {
                 return reject(
@@ -164,18 +193,6 @@ impl PhoneCdr {
                 );
             }
         }
-        // The citizen's side, normalised to E.164.
-        let party_phone = match direction {
-            pb::Direction::Outbound => f[DST].trim().to_string(),
-            _ if src.is_some() && Some(&src) != Some(&commune_number) => f[SRC].trim().to_string(),
-            _ => clid_number.clone().unwrap_or_default(),
-        };
-        let Some(party_phone) = normalize_phone(&party_phone) else {
-            return Item::Ignored {
-                locator,
-                why: "no outside number: a call between internal extensions or with a withheld number".into(),
-            };
-        };
         let bounced = self
             .cfg
             .phone
@@ -204,7 +221,7 @@ impl PhoneCdr {
         let party = pb::Party {
             phone: party_phone,
             name: if direction == pb::Direction::Inbound {
-                clid_name.unwrap_or_default()
+                clid_name.filter(|n| !not_a_name(n)).unwrap_or_default()
             } else {
                 String::new()
             },
@@ -222,6 +239,26 @@ impl PhoneCdr {
         event.direction = direction as i32;
         crate::checked(&self.tenants, event, Vec::new(), &locator, raw)
     }
+}
+
+/// Caller-ID names that name nobody: what switches and carriers put for withheld or unknown
+/// callers.
+fn not_a_name(name: &str) -> bool {
+    const PLACEHOLDERS: &[&str] = &[
+        "inconnu",
+        "anonyme",
+        "anonymous",
+        "unknown",
+        "unavailable",
+        "private",
+        "prive",
+        "masque",
+        "numero masque",
+        "restricted",
+        "withheld",
+    ];
+    let folded = contacthub_core::identity::fold_name(name);
+    folded.is_empty() || PLACEHOLDERS.contains(&folded.as_str())
 }
 
 /// `"Marie Durand" <0612345678>` → (name, number). A clid that is only a number gives no name.
@@ -364,6 +401,59 @@ mod tests {
         r#""","201","202","from-internal","""201"" <201>","SIP/201-00000018","SIP/202-00000019","Dial","SIP/202","2026-11-02 11:00:00","2026-11-02 11:00:02","2026-11-02 11:00:30",30,28,"ANSWERED","DOCUMENTATION","1762077600.23","""#,
         "\n",
     );
+
+    #[test]
+    fn the_dialplan_context_tells_the_direction_and_commune_lines_are_never_citizens() {
+        let t = Arc::new(
+            Tenants::from_toml(
+                "[[commune]]\ncode = \"69091\"\nname = \"Givors\"\nprefix = \"GIV\"\nnumbers = [\"04 72 49 18 18\"]\ndirect_lines = [\"04 72 49 1\"]\n",
+            )
+            .unwrap(),
+        );
+        let cfg = AdaptersConfig::from_toml("", &t).unwrap();
+        let adapter = PhoneCdr::new(Arc::new(cfg), t);
+        let line = |src: &str, dst: &str, ctx: &str, clid: &str| {
+            format!(
+                r#""","{src}","{dst}","{ctx}","{clid}","SIP/a","SIP/b","Dial","","2026-11-02 09:14:03","2026-11-02 09:14:09","2026-11-02 09:17:12",189,183,"ANSWERED","DOCUMENTATION","u-{src}-{dst}","""#
+            )
+        };
+        let parse = |text: String| {
+            adapter.parse(&Input {
+                bytes: text.as_bytes(),
+                origin: "Master.csv",
+                tenant: None,
+                received_us: 1_800_000_000_000_000,
+            })
+        };
+        // A service's direct line (not in `numbers`, in the SDA range) calls a citizen.
+        let items = parse(line(
+            "0472491234",
+            "0612345678",
+            "from-internal",
+            "\"Etat civil\" <0472491234>",
+        ));
+        let c = contact(&items[0]);
+        assert_eq!(c.event.direction, pb::Direction::Outbound as i32);
+        assert_eq!(party(c).phone, "+33612345678");
+        assert_eq!(party(c).name, "", "the service's name is not the citizen's");
+        assert_eq!(call(c).commune_number, "+33472491234");
+        // An anonymous inbound call: no citizen, counted as ignored.
+        let items = parse(line("", "0472491818", "from-trunk", ""));
+        assert!(matches!(&items[0], Item::Ignored { .. }), "{items:?}");
+        // A direct line calling the switchboard: not a citizen.
+        let items = parse(line("0472491234", "0472491818", "from-trunk", ""));
+        assert!(matches!(&items[0], Item::Ignored { .. }), "{items:?}");
+        // Caller-ID placeholders are not names.
+        for placeholder in ["Inconnu", "Anonymous", "UNKNOWN", "0612345678"] {
+            let items = parse(line(
+                "0612345678",
+                "0472491818",
+                "from-pstn",
+                &format!("\"{placeholder}\" <0612345678>"),
+            ));
+            assert_eq!(party(contact(&items[0])).name, "", "{placeholder}");
+        }
+    }
 
     #[test]
     fn a_master_csv_becomes_calls_with_direction_commune_and_bounces() {

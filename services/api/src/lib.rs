@@ -3,17 +3,18 @@
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`courrier`], [`ops`] (one module per service); this file wires them with
+//! Layout: [`desk`], [`citizens`], [`courrier`], [`ops`] (one module per service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
+pub mod citizens;
 pub mod courrier;
 pub mod desk;
 pub mod ops;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
-    courrier_service_server::CourrierServiceServer, desk_service_server::DeskServiceServer,
-    ops_service_server::OpsServiceServer,
+    citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
+    desk_service_server::DeskServiceServer, ops_service_server::OpsServiceServer,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub async fn serve(
         .set_serving::<DeskServiceServer<desk::Desk>>()
         .await;
     reporter.set_serving::<OpsServiceServer<ops::Ops>>().await;
+    reporter
+        .set_serving::<CitizenServiceServer<citizens::Citizens>>()
+        .await;
     reporter
         .set_serving::<CourrierServiceServer<courrier::Mailroom>>()
         .await;
@@ -136,6 +140,9 @@ pub async fn serve(
         .add_service(DeskServiceServer::new(desk::Desk::new(
             app.clone(),
             stop_rx.clone(),
+        )))
+        .add_service(CitizenServiceServer::new(citizens::Citizens::new(
+            app.clone(),
         )))
         .add_service(CourrierServiceServer::new(courrier::Mailroom::new(
             app.clone(),

@@ -8,6 +8,7 @@
 //!   the clock), [`Error`], [`Faults`] (parts that report a problem, for health);
 //! - [`write`]: [`App::append_and_wait`], the one way anything is written;
 //! - [`desk`]: timelines, contacts, watches and walk-in visits;
+//! - [`citizens`]: citizen records (create, correct, search, merge, unmerge) and households;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
 //! - [`status`]: log and projector positions, dead letters, phone report;
@@ -20,6 +21,7 @@
 //! and reads only keys of that tenant.
 
 pub mod auth;
+pub mod citizens;
 pub mod content;
 pub mod courrier;
 pub mod desk;

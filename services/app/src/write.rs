@@ -8,6 +8,21 @@ use contacthub_log::{Appended, Record};
 use contacthub_projector::NotVisible;
 use std::collections::BTreeMap;
 
+/// The log record of an event: keyed by its tenant, with the routing headers, timestamped
+/// with its `recorded_at`. Every writer of events uses it.
+pub fn record(e: &Event) -> Record {
+    Record {
+        key: e.tenant.as_bytes().to_vec(),
+        value: event::encode(e),
+        headers: event::headers(e),
+        timestamp_ms: e
+            .recorded_at
+            .as_ref()
+            .and_then(contacthub_proto::ts::to_micros)
+            .map_or(0, |us| us / 1000),
+    }
+}
+
 impl App {
     /// Appends `events` to the log in one batch and returns once all are visible, with where
     /// each is (in order). An event id already applied is not appended again: with the same
@@ -31,12 +46,7 @@ impl App {
                 })),
                 None => {
                     placed.push(None);
-                    records.push(Record {
-                        key: e.tenant.as_bytes().to_vec(),
-                        value: event::encode(e),
-                        headers: event::headers(e),
-                        timestamp_ms: (self.clock)() / 1000,
-                    });
+                    records.push(record(e));
                 }
             }
         }

@@ -42,6 +42,11 @@ pub enum Command {
     DeadLetters(DeadLettersArgs),
     /// Copies the embedded log of --data into the Kafka topic of --kafka (moving to Kafka).
     Migrate(MigrateArgs),
+    /// Citizen records: search, show, create, correct, merge, unmerge; households.
+    Citizen {
+        #[command(subcommand)]
+        command: CitizenCommand,
+    },
     /// Mail room: register, show, list, route, answer letters; receipts and reports.
     Courrier {
         #[command(subcommand)]
@@ -457,4 +462,139 @@ pub struct CourrierUnmatchedArgs {
     /// Commune (INSEE code); every commune's when absent (ops right needed).
     #[arg(long, env = "CONTACTHUB_TENANT")]
     pub tenant: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CitizenCommand {
+    /// Finds citizens by name, phone, e-mail, street address, citizen id or letter number;
+    /// one line per citizen, best first, starting with the citizen id.
+    Search(CitizenSearchArgs),
+    /// Shows a citizen record.
+    Show(CitizenRefArgs),
+    /// Creates a citizen record and prints its id.
+    Create(CitizenCreateArgs),
+    /// Corrects or completes a record: the given fields replace those of the record.
+    Update(CitizenUpdateArgs),
+    /// Merges a record into another (the same person).
+    Merge(CitizenMergeArgs),
+    /// Undoes the merge of a record.
+    Unmerge(CitizenUnmergeArgs),
+    /// Shows a household, or adds (--add) or removes (--remove) a member.
+    Household(CitizenHouseholdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenSearchArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// What the agent types: "durand marie", "06 12 34 56 78", "12 rue Émile Zola"…
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenRefArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Citizen id, e.g. GIV-000002.
+    pub citizen: String,
+}
+
+/// The fields of a citizen record.
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// Nom d'usage.
+    #[arg(long)]
+    pub usage_name: Option<String>,
+    /// Nom de naissance.
+    #[arg(long)]
+    pub birth_name: Option<String>,
+    /// Prénoms.
+    #[arg(long)]
+    pub first_names: Option<String>,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    pub birth_date: Option<String>,
+    /// Postal address "NUMBER|STREET|POSTCODE|CITY" (repeat for several; replaces them all).
+    #[arg(long)]
+    pub address: Vec<String>,
+    /// Phone (repeat for several; replaces them all).
+    #[arg(long)]
+    pub phone: Vec<String>,
+    /// E-mail (repeat for several; replaces them all).
+    #[arg(long)]
+    pub email: Vec<String>,
+    /// Preferred channel for answers.
+    #[arg(long, value_enum)]
+    pub preferred: Option<PreferredChannel>,
+    /// Where the citizen agreed to it (e.g. "accueil"); the consent is dated now.
+    #[arg(long)]
+    pub consent_source: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PreferredChannel {
+    Email,
+    Sms,
+    Courrier,
+    Phone,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenCreateArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenUpdateArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub citizen: String,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenMergeArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The record merged (it joins the other).
+    pub citizen: String,
+    #[arg(long)]
+    pub into: String,
+    /// Why they are the same person.
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenUnmergeArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub citizen: String,
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenHouseholdArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub household: String,
+    /// Adds this citizen.
+    #[arg(long, group = "change")]
+    pub add: Option<String>,
+    /// Removes this citizen.
+    #[arg(long, group = "change")]
+    pub remove: Option<String>,
+    /// Role of the added member (responsable, enfant, autre).
+    #[arg(long, default_value = "autre")]
+    pub role: String,
 }

@@ -2,8 +2,8 @@
 
 use crate::cli::*;
 use anyhow::{bail, Context, Result};
-use contacthub_core::{demo, event, render, tenant::Tenants};
-use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog, Record};
+use contacthub_core::{demo, render, tenant::Tenants};
+use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog};
 use contacthub_projector::{Projector, Store};
 use contacthub_proto::v1::{
     self as pb, desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Migrate(a) => migrate(a).await,
         Command::Courrier { command } => crate::courrier::run(command).await,
+        Command::Citizen { command } => crate::citizen::run(command).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
@@ -108,8 +109,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn load_demo(log: &dyn EventLog, tenants: &Tenants, seed: u64, people: usize) -> Result<()> {
-    let ends = log.end_offsets().await?;
+/// Loads the demo population through the application layer, once (skipped when the log
+/// already holds events).
+async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
+    let ends = app.log.end_offsets().await?;
     if ends.iter().any(|&e| e > 0) {
         tracing::info!("the log already holds events: demo data not loaded again");
         return Ok(());
@@ -121,15 +124,19 @@ async fn load_demo(log: &dyn EventLog, tenants: &Tenants, seed: u64, people: usi
     };
     let mut batch = Vec::with_capacity(1000);
     let mut total = 0usize;
-    for e in demo::events(&cfg, tenants) {
-        batch.push(to_record(&e));
+    for e in demo::events(&cfg, &app.tenants) {
+        batch.push(e);
         if batch.len() == 1000 {
             total += batch.len();
-            log.append(std::mem::take(&mut batch)).await?;
+            app.append_and_wait(&std::mem::take(&mut batch))
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
         }
     }
     total += batch.len();
-    log.append(batch).await?;
+    app.append_and_wait(&batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
     tracing::info!(
         events = total,
         seed,
@@ -137,20 +144,6 @@ async fn load_demo(log: &dyn EventLog, tenants: &Tenants, seed: u64, people: usi
         "demo data loaded"
     );
     Ok(())
-}
-
-/// The log record of an event.
-pub fn to_record(e: &pb::Event) -> Record {
-    Record {
-        key: e.tenant.as_bytes().to_vec(),
-        value: event::encode(e),
-        headers: event::headers(e),
-        timestamp_ms: e
-            .recorded_at
-            .as_ref()
-            .and_then(contacthub_proto::ts::to_micros)
-            .map_or(0, |us| us / 1000),
-    }
 }
 
 /// Whether an address only this machine can reach.
@@ -198,9 +191,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
         tracing::warn!("no agents file: the API is open to anyone who can reach it");
     }
     let log = open_log(&a.log).await?;
-    if a.demo {
-        load_demo(log.as_ref(), &tenants, a.demo_seed, a.demo_people).await?;
-    }
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding the gRPC API to {}", a.listen))?;
@@ -233,6 +223,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
         (a.adapters_max_body_mb * 1024 * 1024) as usize,
         Duration::from_secs(1),
     );
+    if a.demo {
+        load_demo(&server.app, a.demo_seed, a.demo_people).await?;
+    }
     // Where to reach the server, for scripts and tests; a closed stdout must not stop it.
     {
         use std::io::Write;

@@ -1,8 +1,10 @@
 //! The `contacthub` binary as a library, so tests can run the very same commands in a child
 //! process. Layout: [`cli`] declares the commands and settings (clap, each with an env
-//! variable); [`commands`] carries them out, [`courrier`] the mail-room ones; [`server`] wires
+//! variable); [`commands`] carries them out, [`courrier`] the mail-room ones, [`citizen`] the
+//! citizen-record ones; [`server`] wires
 //! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
+pub mod citizen;
 pub mod cli;
 pub mod commands;
 pub mod courrier;

@@ -38,6 +38,23 @@ pub fn paris_offset_us(us: i64) -> i64 {
 }
 
 /// The local date and time in Paris of an instant.
+/// A time for people to read: Europe/Paris local time with its offset,
+/// e.g. `2026-11-02 09:14 +01:00`.
+pub fn paris_display(us: i64) -> String {
+    let local = paris(us);
+    let utc = chrono::DateTime::from_timestamp_micros(us)
+        .map(|d| d.naive_utc())
+        .unwrap_or(local);
+    let off = (local - utc).num_minutes();
+    let sign = if off < 0 { '-' } else { '+' };
+    format!(
+        "{} {sign}{:02}:{:02}",
+        local.format("%Y-%m-%d %H:%M"),
+        off.abs() / 60,
+        off.abs() % 60
+    )
+}
+
 pub fn paris(us: i64) -> chrono::NaiveDateTime {
     DateTime::from_timestamp_micros(us + paris_offset_us(us))
         .unwrap_or_default()

@@ -55,6 +55,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::CourrierAnswered(_) => "courrier_answered",
         Payload::CourrierScanAttached(_) => "courrier_scan_attached",
         Payload::CitizenRegistered(_) => "citizen_registered",
+        Payload::CitizenUpdated(_) => "citizen_updated",
     }
 }
 
@@ -207,14 +208,40 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
     };
     match payload {
         Payload::CitizenRegistered(r) => {
-            need_citizen("citizen_id", &r.citizen_id)?;
-            if is_provisional_id(&r.citizen_id) {
-                return Err(invalid(format!(
-                    "citizen_id {:?} has the form of a provisional id, which only the projector gives",
-                    r.citizen_id
-                )));
+            if !r.citizen_id.is_empty() {
+                need_citizen("citizen_id", &r.citizen_id)?;
+                if is_provisional_id(&r.citizen_id) {
+                    return Err(invalid(format!(
+                        "citizen_id {:?} has the form of a provisional id, which only the projector gives",
+                        r.citizen_id
+                    )));
+                }
             }
-            check_party(event)?;
+            let named = event
+                .personal
+                .as_ref()
+                .and_then(|p| p.identity.as_ref())
+                .is_some_and(|i| {
+                    !(i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty())
+                });
+            if !named {
+                check_party(event)?;
+            }
+        }
+        Payload::CitizenUpdated(u) => {
+            need_citizen("citizen_id", &u.citizen_id)?;
+            let named = event
+                .personal
+                .as_ref()
+                .and_then(|p| p.identity.as_ref())
+                .is_some_and(|i| {
+                    !(i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty())
+                });
+            if !named {
+                return Err(invalid(
+                    "citizen_updated needs an identity with a usage or birth name",
+                ));
+            }
         }
         Payload::IdentityLinked(l) => {
             need_citizen("citizen_id", &l.citizen_id)?;
@@ -368,6 +395,9 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         for n in &p.attachment_names {
             chars("attachment name", n, limits::FILE_NAME_CHARS)?;
         }
+        if let Some(i) = &p.identity {
+            check_identity(i)?;
+        }
     }
     match event.payload.as_ref() {
         Some(Payload::PhoneCall(c)) => {
@@ -475,6 +505,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         | Some(Payload::IdentityUnlinked(_))
         | Some(Payload::CourrierScanAttached(_))
         | Some(Payload::CitizenRegistered(_))
+        | Some(Payload::CitizenUpdated(_))
         | None => {}
     }
     // Last: a field over its limit is the better message.
@@ -484,6 +515,64 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             "the event is {size} bytes encoded; the limit is {}",
             limits::EVENT_BYTES
         )));
+    }
+    Ok(())
+}
+
+/// The limits of a citizen record's identity.
+fn check_identity(i: &pb::Identity) -> Result<(), Invalid> {
+    let chars =
+        |field: &str, value: &str, max: usize| check_chars(field, value, max).map_err(Invalid);
+    chars("identity.usage_name", &i.usage_name, limits::NAME_CHARS)?;
+    chars("identity.birth_name", &i.birth_name, limits::NAME_CHARS)?;
+    chars("identity.first_names", &i.first_names, limits::NAME_CHARS)?;
+    chars("identity.note", &i.note, limits::NOTE_CHARS)?;
+    if !i.birth_date.is_empty()
+        && chrono::NaiveDate::parse_from_str(&i.birth_date, "%Y-%m-%d").is_err()
+    {
+        return Err(invalid(format!(
+            "identity.birth_date {:?} is not a date (YYYY-MM-DD)",
+            limits::quote(&i.birth_date)
+        )));
+    }
+    if i.addresses.len() > limits::ADDRESS_LINES {
+        return Err(invalid(format!(
+            "identity has {} addresses; the limit is {}",
+            i.addresses.len(),
+            limits::ADDRESS_LINES
+        )));
+    }
+    for a in &i.addresses {
+        for (field, value) in [
+            ("identity.address.number", &a.number),
+            ("identity.address.street", &a.street),
+            ("identity.address.postcode", &a.postcode),
+            ("identity.address.city", &a.city),
+            ("identity.address.complement", &a.complement),
+        ] {
+            chars(field, value, limits::ADDRESS_LINE_CHARS)?;
+        }
+    }
+    if i.phones.len() > limits::IDENTIFIERS || i.emails.len() > limits::IDENTIFIERS {
+        return Err(invalid(format!(
+            "identity has more than {} phones or e-mails",
+            limits::IDENTIFIERS
+        )));
+    }
+    for p in &i.phones {
+        chars("identity.phone", p, limits::PHONE_CHARS)?;
+    }
+    for m in &i.emails {
+        chars("identity.email", m, limits::EMAIL_CHARS)?;
+    }
+    if pb::ContactChannel::try_from(i.preferred_channel).is_err() {
+        return Err(invalid(format!(
+            "unknown preferred_channel {}",
+            i.preferred_channel
+        )));
+    }
+    if let Some(c) = &i.consent {
+        chars("identity.consent.source", &c.source, limits::LABEL_CHARS)?;
     }
     Ok(())
 }

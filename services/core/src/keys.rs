@@ -12,8 +12,10 @@
 //! | `tl/`  | tenant `\0` citizen `\0` time event  | `TimelineEntry`           |
 //! | `mg/`  | tenant `\0` into `\0` member         | empty                     |
 //! | `hh/`  | tenant `\0` household `\0` citizen   | role                      |
-//! | `rq/`  | tenant `\0` request id               | `RequestState`            |
 //! | `sq/`  | tenant                               | next provisional number   |
+//! | `cs/`  | tenant                               | next citizen number       |
+//! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
+//! | `dx/`  | tenant `\0` word less a letter `\0` citizen | empty (search: one typo away) |
 //! | `co/`  | tenant `\0` chrono                   | `CourrierState`           |
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
@@ -143,6 +145,13 @@ pub fn merge_members_prefix(tenant: &str, into: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of every member of a household.
+pub fn household_members_prefix(tenant: &str, household: &str) -> Vec<u8> {
+    let mut k = key(b"hh/", &[tenant.as_bytes(), household.as_bytes()]);
+    k.push(0);
+    k
+}
+
 pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<u8> {
     key(
         b"hh/",
@@ -154,8 +163,45 @@ pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<
     )
 }
 
-pub fn request(tenant: &str, request_id: &str) -> Vec<u8> {
-    key(b"rq/", &[tenant.as_bytes(), request_id.as_bytes()])
+/// The next number of a registered citizen (`PREFIX-000123`).
+pub fn citizen_sequence(tenant: &str) -> Vec<u8> {
+    key(b"cs/", &[tenant.as_bytes()])
+}
+
+/// A word of a citizen's names or addresses (folded), for search.
+pub fn name_word(tenant: &str, word: &str, citizen: &str) -> Vec<u8> {
+    key(
+        b"nx/",
+        &[tenant.as_bytes(), word.as_bytes(), citizen.as_bytes()],
+    )
+}
+
+/// Prefix of every citizen having `word` (ends with the separator).
+pub fn name_word_prefix(tenant: &str, word: &str) -> Vec<u8> {
+    let mut k = key(b"nx/", &[tenant.as_bytes(), word.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// A word of a citizen's record less one letter, for search with one typo.
+pub fn name_variant(tenant: &str, variant: &str, citizen: &str) -> Vec<u8> {
+    key(
+        b"dx/",
+        &[tenant.as_bytes(), variant.as_bytes(), citizen.as_bytes()],
+    )
+}
+
+/// Prefix of every citizen with a word that `variant` is one deletion of.
+pub fn name_variant_prefix(tenant: &str, variant: &str) -> Vec<u8> {
+    let mut k = key(b"dx/", &[tenant.as_bytes(), variant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// The part of a composite key after its last separator (a citizen id).
+pub fn last_part(k: &[u8]) -> String {
+    let start = k.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&k[start..]).into_owned()
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {

@@ -7,6 +7,7 @@
 //! - [`limits`]: the size limit of every field.
 //! - [`keys`]: the read model's key layout (one ordered key space).
 //! - [`fold`]: folding one event into the read model, over the [`fold::Kv`] trait.
+//! - [`search`]: finding a citizen by name or address (the index the fold keeps).
 //! - [`render`]: timelines as text for terminals and snapshot tests.
 //! - [`courrier`]: chrono numbers, committed answer dates, the mail-room report.
 //! - [`receipt`]: the acknowledgement of receipt as a PDF.
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod limits;
 pub mod receipt;
 pub mod render;
+pub mod search;
 pub mod tenant;
 
 pub use contacthub_proto::v1 as pb;

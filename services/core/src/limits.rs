@@ -43,6 +43,8 @@ pub const VISIT_MINUTES: u32 = 24 * 60;
 pub const CALL_SECONDS: u32 = 86_400;
 /// SMS segments of one message (gateways cap concatenated SMS far below).
 pub const SMS_SEGMENTS: u32 = 255;
+/// Phones, and e-mails, of one citizen record.
+pub const IDENTIFIERS: usize = 10;
 /// A search query (characters).
 pub const QUERY_CHARS: usize = 200;
 

@@ -1,6 +1,5 @@
 //! Text for agents: one-line French summaries of events and timelines rendered for a terminal.
 
-use crate::event::fmt_us;
 use crate::pb::{self, event::Payload, Category, Channel, Direction, Event, TimelineEntry};
 use contacthub_proto::ts;
 
@@ -100,6 +99,7 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
             t
         }
         Payload::CitizenRegistered(_) => "Fiche usager créée".to_string(),
+        Payload::CitizenUpdated(_) => "Fiche usager modifiée".to_string(),
         Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
         Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
         Payload::HouseholdMembership(h) => {
@@ -199,6 +199,46 @@ pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry])
             out += &format!("  [fusionnée dans {}]", c.merged_into);
         }
         out.push('\n');
+        if let Some(i) = &c.identity {
+            if !i.birth_name.is_empty() && i.birth_name != i.usage_name {
+                out += &format!("  né(e)    {}\n", i.birth_name);
+            }
+            if !i.birth_date.is_empty() {
+                out += &format!("  naissance {}\n", i.birth_date);
+            }
+            for a in &i.addresses {
+                let line = [&a.number, &a.street, &a.complement, &a.postcode, &a.city]
+                    .iter()
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                out += &format!("  adresse  {line}\n");
+            }
+            let preferred = match pb::ContactChannel::try_from(i.preferred_channel) {
+                Ok(pb::ContactChannel::Email) => "courriel",
+                Ok(pb::ContactChannel::Sms) => "SMS",
+                Ok(pb::ContactChannel::Courrier) => "courrier",
+                Ok(pb::ContactChannel::Phone) => "téléphone",
+                _ => "",
+            };
+            if !preferred.is_empty() {
+                out += &format!("  préfère  {preferred}");
+                if let Some(c) = &i.consent {
+                    let when = c
+                        .given_at
+                        .as_ref()
+                        .and_then(ts::to_micros)
+                        .map(crate::courrier::paris_display)
+                        .unwrap_or_default();
+                    out += &format!(" (accord {} {when})", c.source);
+                }
+                out.push('\n');
+            }
+            if !i.note.is_empty() {
+                out += &format!("  note     {}\n", i.note);
+            }
+        }
         for p in &c.phones {
             out += &format!("  tél.     {p}\n");
         }
@@ -218,7 +258,7 @@ pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry])
             .occurred_at
             .as_ref()
             .and_then(ts::to_micros)
-            .map(fmt_us)
+            .map(crate::courrier::paris_display)
             .unwrap_or_default();
         let arrow = match Direction::try_from(e.direction).unwrap_or(Direction::Unspecified) {
             Direction::Inbound => "→",

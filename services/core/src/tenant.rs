@@ -18,6 +18,8 @@ pub struct Tenant {
     pub prefix: String,
     /// The commune's own numbers, E.164.
     pub numbers: Vec<String>,
+    /// Prefixes (E.164) of the commune's direct lines (SDA ranges), e.g. `+3347249`.
+    pub direct_lines: Vec<String>,
     /// Committed answer delay for letters, in days, by category name (`urbanisme`…), and for
     /// every other category.
     pub answer_days_by_category: BTreeMap<String, u32>,
@@ -25,6 +27,15 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Whether `number` (E.164) is one of the commune's numbers or direct lines.
+    pub fn owns_number(&self, number: &str) -> bool {
+        self.numbers.iter().any(|n| n == number)
+            || self
+                .direct_lines
+                .iter()
+                .any(|p| number.starts_with(p.as_str()))
+    }
+
     /// Days the commune commits to answer a letter of `category` (`pb::Category as i32`).
     pub fn answer_days_for(&self, category: i32) -> u32 {
         let name = crate::pb::Category::try_from(category)
@@ -61,6 +72,9 @@ struct Entry {
     prefix: String,
     #[serde(default)]
     numbers: Vec<String>,
+    /// Prefixes of direct lines, written like numbers ("04 72 49 1"), or E.164 ("+3347249").
+    #[serde(default)]
+    direct_lines: Vec<String>,
     #[serde(default = "default_answer_days")]
     answer_days: u32,
     #[serde(default)]
@@ -108,6 +122,26 @@ impl Tenants {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let direct_lines = e
+                .direct_lines
+                .iter()
+                .map(|p| {
+                    let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
+                    let e164 = match (p.trim().starts_with('+'), digits.strip_prefix('0')) {
+                        (true, _) => Some(format!("+{digits}")),
+                        (false, Some(national)) if !national.is_empty() => {
+                            Some(format!("+33{national}"))
+                        }
+                        _ => None,
+                    };
+                    e164.filter(|x| x.len() >= 5).ok_or_else(|| {
+                        Error::Config(format!(
+                            "commune {}: direct line prefix {p:?} is not a number prefix",
+                            e.code
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             for cat in e.answer_days_by_category.keys() {
                 let known = crate::pb::Category::from_str_name(&format!(
                     "CATEGORY_{}",
@@ -125,6 +159,7 @@ impl Tenants {
                 name: e.name,
                 prefix: e.prefix,
                 numbers,
+                direct_lines,
                 answer_days: e.answer_days,
                 answer_days_by_category: e.answer_days_by_category,
             };

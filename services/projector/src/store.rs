@@ -213,7 +213,34 @@ impl Store {
 
     /// The citizen a possibly merged citizen id stands for now.
     pub fn canonical(&self, tenant: &str, id: &str) -> Result<String> {
-        Ok(fold::canonical(&ReadOnly(self.db()?), tenant, id)?)
+        Ok(fold::citizens::canonical(
+            &ReadOnly(self.db()?),
+            tenant,
+            id,
+        )?)
+    }
+
+    /// Members of a household with their roles.
+    pub fn household(&self, tenant: &str, household: &str) -> Result<Vec<(String, String)>> {
+        let prefix = keys::household_members_prefix(tenant, household);
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(&prefix).take(1_000) {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push((
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Citizens whose names or addresses match every word of `query`, with a score.
+    pub fn search_words(&self, tenant: &str, query: &str) -> Result<Vec<(String, u32)>> {
+        Ok(contacthub_core::search::by_words(
+            &ReadOnly(self.db()?),
+            tenant,
+            query,
+        )?)
     }
 
     /// The citizen and every citizen merged into it, transitively.
@@ -460,6 +487,43 @@ impl Kv for Batch<'_> {
     fn remove(&mut self, key: Vec<u8>) {
         self.overlay.insert(key, None);
     }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> contacthub_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let pending: Vec<_> = self
+            .overlay
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .collect();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            scan(&self.open.tree, prefix, limit.saturating_add(pending.len()))?
+                .into_iter()
+                .collect();
+        for (k, v) in pending {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+/// Up to `limit` keys of `tree` starting with `prefix`, with their values.
+fn scan(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    limit: usize,
+) -> contacthub_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    tree.scan_prefix(prefix)
+        .take(limit)
+        .map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(|e| contacthub_core::Error::Store(e.to_string()))
+        })
+        .collect()
 }
 
 impl Batch<'_> {
@@ -497,5 +561,12 @@ impl Kv for ReadOnly {
     }
     fn remove(&mut self, _: Vec<u8>) {
         unreachable!("a read-only view of the read model was written to")
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> contacthub_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan(&self.0.tree, prefix, limit)
     }
 }

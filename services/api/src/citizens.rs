@@ -1,0 +1,106 @@
+//! The citizen service: translates gRPC requests into the application layer's citizen
+//! commands and queries ([`contacthub_app::citizens`]).
+
+use crate::{status, token};
+use contacthub_app::App;
+use contacthub_core::pb::{self, citizen_service_server::CitizenService, Citizen};
+use tonic::{Request, Response, Status};
+
+pub struct Citizens {
+    app: App,
+}
+
+impl Citizens {
+    pub fn new(app: App) -> Self {
+        Citizens { app }
+    }
+}
+
+/// Checks the caller's access to `$tenant`, then runs `$call` (the agent in scope as `agent`).
+macro_rules! scoped {
+    ($self:ident, $req:ident, |$agent:ident, $r:ident| $call:expr) => {{
+        let $r = $req.get_ref();
+        let $agent = $self
+            .app
+            .access
+            .for_tenant(token(&$req), &$r.tenant)
+            .map_err(status)?;
+        $call.map(Response::new).map_err(status)
+    }};
+}
+
+#[tonic::async_trait]
+impl CitizenService for Citizens {
+    async fn create_citizen(
+        &self,
+        req: Request<pb::CreateCitizenRequest>,
+    ) -> Result<Response<Citizen>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .create_citizen(agent, r)
+            .await)
+    }
+
+    async fn update_citizen(
+        &self,
+        req: Request<pb::UpdateCitizenRequest>,
+    ) -> Result<Response<Citizen>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .update_citizen(agent, r)
+            .await)
+    }
+
+    async fn get_citizen(
+        &self,
+        req: Request<pb::GetCitizenRequest>,
+    ) -> Result<Response<Citizen>, Status> {
+        scoped!(self, req, |_agent, r| self
+            .app
+            .citizen(&r.tenant, &r.citizen_id))
+    }
+
+    async fn search_citizens(
+        &self,
+        req: Request<pb::SearchCitizensRequest>,
+    ) -> Result<Response<pb::SearchCitizensResponse>, Status> {
+        scoped!(self, req, |_agent, r| self.app.search_citizens(r))
+    }
+
+    async fn merge_citizens(
+        &self,
+        req: Request<pb::MergeCitizensRequest>,
+    ) -> Result<Response<Citizen>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .merge_citizens(agent, r)
+            .await)
+    }
+
+    async fn unmerge_citizen(
+        &self,
+        req: Request<pb::UnmergeCitizenRequest>,
+    ) -> Result<Response<Citizen>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .unmerge_citizen(agent, r)
+            .await)
+    }
+
+    async fn set_household_member(
+        &self,
+        req: Request<pb::SetHouseholdMemberRequest>,
+    ) -> Result<Response<pb::Household>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .set_household_member(agent, r)
+            .await)
+    }
+
+    async fn get_household(
+        &self,
+        req: Request<pb::GetHouseholdRequest>,
+    ) -> Result<Response<pb::Household>, Status> {
+        scoped!(self, req, |_agent, r| self.app.household(r))
+    }
+}

@@ -1,0 +1,433 @@
+//! Citizen records: create, correct, find, merge and unmerge them, and households. Every
+//! change is an event (with the agent, in the citizen's timeline); ids of new records are
+//! given by the projector in log order.
+
+use crate::auth::Agent;
+use crate::{App, Error, Result};
+use contacthub_core::event::{content_fingerprint, event_id, SCHEMA_VERSION};
+use contacthub_core::identity::{normalize_email, normalize_phone, valid_id};
+use contacthub_core::limits::{self, quote};
+use contacthub_core::pb::{self, event::Payload, Citizen};
+use contacthub_proto::ts;
+use prost::Message;
+use std::collections::BTreeMap;
+
+/// What an identifier match scores against word matches (always first).
+const IDENTIFIER_SCORE: u32 = 1_000;
+
+/// A back-office event of `tenant` written now by `agent`.
+fn back_office(
+    app: &App,
+    tenant: &str,
+    source_id: &str,
+    agent: &str,
+    payload: Payload,
+    personal: Option<pb::Personal>,
+) -> pb::Event {
+    let now = (app.clock)();
+    pb::Event {
+        event_id: event_id(tenant, "citizens", source_id),
+        tenant: tenant.into(),
+        channel: pb::Channel::BackOffice as i32,
+        occurred_at: Some(ts::from_micros(now)),
+        recorded_at: Some(ts::from_micros(now)),
+        schema_version: SCHEMA_VERSION,
+        direction: pb::Direction::Internal as i32,
+        source: "citizens".into(),
+        source_id: source_id.into(),
+        agent_id: agent.into(),
+        personal,
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+/// The source id of a command: the client's idempotency key, else a new one.
+fn source_id(key: &str) -> Result<String> {
+    if key.chars().count() > 128 {
+        return Err(Error::Invalid(
+            "idempotency_key is longer than 128 characters".into(),
+        ));
+    }
+    Ok(if key.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        key.to_string()
+    })
+}
+
+fn agent_id(agent: &Option<Agent>) -> String {
+    agent.as_ref().map(|a| a.id.clone()).unwrap_or_default()
+}
+
+/// An identity an agent may save: a name, and identifiers that are what they say.
+fn check_identity(identity: Option<&pb::Identity>) -> Result<pb::Identity> {
+    let i = identity
+        .cloned()
+        .ok_or_else(|| Error::Invalid("identity is required".into()))?;
+    if i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty() {
+        return Err(Error::Invalid(
+            "identity needs a usage name or a birth name".into(),
+        ));
+    }
+    for p in &i.phones {
+        if normalize_phone(p).is_none() {
+            return Err(Error::Invalid(format!(
+                "identity.phones: {:?} is not a phone number",
+                quote(p)
+            )));
+        }
+    }
+    for m in &i.emails {
+        if normalize_email(m).is_none() {
+            return Err(Error::Invalid(format!(
+                "identity.emails: {:?} is not an e-mail address",
+                quote(m)
+            )));
+        }
+    }
+    Ok(i)
+}
+
+impl App {
+    /// A citizen record of `tenant`, or [`Error::NotFound`].
+    pub fn citizen(&self, tenant: &str, citizen_id: &str) -> Result<Citizen> {
+        self.tenant(tenant)?;
+        if !valid_id(citizen_id) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a citizen id",
+                quote(citizen_id)
+            )));
+        }
+        self.store.citizen(tenant, citizen_id)?.ok_or_else(|| {
+            Error::NotFound(format!("no citizen {} in this commune", quote(citizen_id)))
+        })
+    }
+
+    /// Registers a new citizen record and returns it once visible.
+    pub async fn create_citizen(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::CreateCitizenRequest,
+    ) -> Result<Citizen> {
+        self.tenant(&r.tenant)?;
+        let identity = check_identity(r.identity.as_ref())?;
+        let mut same = r.clone();
+        same.idempotency_key.clear();
+        let mut e = back_office(
+            self,
+            &r.tenant,
+            &source_id(&r.idempotency_key)?,
+            &agent_id(&agent),
+            Payload::CitizenRegistered(pb::CitizenRegistered {
+                citizen_id: String::new(),
+            }),
+            Some(pb::Personal {
+                identity: Some(identity),
+                ..Default::default()
+            }),
+        );
+        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        self.write(&e).await?;
+        let entry = self
+            .store
+            .applied_entry(&e.tenant, &e.event_id)?
+            .ok_or_else(|| {
+                Error::Internal(format!("citizen {} projected without an entry", e.event_id))
+            })?;
+        self.citizen(&r.tenant, &entry.citizen_id)
+    }
+
+    /// Replaces a record's identity and returns the record once visible.
+    pub async fn update_citizen(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::UpdateCitizenRequest,
+    ) -> Result<Citizen> {
+        self.citizen(&r.tenant, &r.citizen_id)?;
+        let identity = check_identity(r.identity.as_ref())?;
+        let mut same = r.clone();
+        same.idempotency_key.clear();
+        let mut e = back_office(
+            self,
+            &r.tenant,
+            &source_id(&r.idempotency_key)?,
+            &agent_id(&agent),
+            Payload::CitizenUpdated(pb::CitizenUpdated {
+                citizen_id: r.citizen_id.clone(),
+            }),
+            Some(pb::Personal {
+                identity: Some(identity),
+                ..Default::default()
+            }),
+        );
+        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        self.write(&e).await?;
+        self.citizen(&r.tenant, &r.citizen_id)
+    }
+
+    /// Citizens matching `query`: identifiers first (citizen id, phone, e-mail, chrono number
+    /// of a letter), then names and addresses by score, then the most recent contact.
+    pub fn search_citizens(
+        &self,
+        r: &pb::SearchCitizensRequest,
+    ) -> Result<pb::SearchCitizensResponse> {
+        self.tenant(&r.tenant)?;
+        let query = r.query.trim();
+        if query.is_empty() {
+            return Err(Error::Invalid("query is empty".into()));
+        }
+        limits::check_chars("query", query, limits::QUERY_CHARS).map_err(Error::Invalid)?;
+        let page_size = match r.page_size {
+            0 => 20,
+            n => n.min(100) as usize,
+        };
+        let offset = if r.page_token.is_empty() {
+            0
+        } else {
+            r.page_token.parse::<usize>().map_err(|_| {
+                Error::Invalid(format!("invalid page_token {:?}", quote(&r.page_token)))
+            })?
+        };
+        let tenant = &r.tenant;
+        // Best score and how, per canonical citizen.
+        let mut hits: BTreeMap<String, (u32, &'static str)> = BTreeMap::new();
+        let mut note = |id: String, score: u32, by: &'static str| -> Result<()> {
+            let id = self.store.canonical(tenant, &id)?;
+            let slot = hits.entry(id).or_insert((0, by));
+            if score > slot.0 {
+                *slot = (score, by);
+            }
+            Ok(())
+        };
+        if valid_id(query) && self.store.citizen(tenant, query)?.is_some() {
+            note(query.to_string(), IDENTIFIER_SCORE + 3, "citizen_id")?;
+        }
+        if let Some(p) = normalize_phone(query) {
+            if let Some(id) = self.store.by_identifier(tenant, "phone", &p)? {
+                note(id, IDENTIFIER_SCORE + 2, "phone")?;
+            }
+        }
+        if let Some(m) = normalize_email(query) {
+            if let Some(id) = self.store.by_identifier(tenant, "email", &m)? {
+                note(id, IDENTIFIER_SCORE + 2, "email")?;
+            }
+        }
+        if contacthub_core::event::valid_chrono(query) {
+            if let Some(letter) = self.store.courrier(tenant, &query.to_ascii_uppercase())? {
+                note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono")?;
+            }
+        }
+        for (id, score) in self.store.search_words(tenant, query)? {
+            note(id, score, "name")?;
+        }
+        let mut ranked = Vec::with_capacity(hits.len());
+        for (id, (score, by)) in hits {
+            if let Some(c) = self.store.citizen(tenant, &id)? {
+                ranked.push((score, c, by));
+            }
+        }
+        let last_seen = |c: &Citizen| c.last_seen.map_or(i64::MIN, |t| t.seconds);
+        ranked.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(last_seen(&b.1).cmp(&last_seen(&a.1)))
+                .then(a.1.citizen_id.cmp(&b.1.citizen_id))
+        });
+        let total = ranked.len();
+        let hits = ranked
+            .into_iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|(score, citizen, by)| pb::SearchHit {
+                citizen: Some(citizen),
+                matched_by: by.into(),
+                score,
+            })
+            .collect();
+        Ok(pb::SearchCitizensResponse {
+            hits,
+            next_page_token: if offset + page_size < total {
+                (offset + page_size).to_string()
+            } else {
+                String::new()
+            },
+        })
+    }
+
+    /// Merges `citizen_id` into `into_citizen_id` (the same person); returns the merged record.
+    pub async fn merge_citizens(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::MergeCitizensRequest,
+    ) -> Result<Citizen> {
+        let from = self.citizen(&r.tenant, &r.citizen_id)?;
+        let into = self.citizen(&r.tenant, &r.into_citizen_id)?;
+        if from.citizen_id == into.citizen_id {
+            return Err(Error::Invalid(
+                "a citizen cannot be merged into itself".into(),
+            ));
+        }
+        if !from.merged_into.is_empty() {
+            return Err(Error::Invalid(format!(
+                "citizen {} is already merged into {}",
+                from.citizen_id, from.merged_into
+            )));
+        }
+        if self.store.canonical(&r.tenant, &into.citizen_id)? == from.citizen_id {
+            return Err(Error::Invalid(format!(
+                "merging {} into {} would make a cycle",
+                from.citizen_id, into.citizen_id
+            )));
+        }
+        let reason = reason(&r.reason)?;
+        let e = back_office(
+            self,
+            &r.tenant,
+            &uuid::Uuid::new_v4().to_string(),
+            &agent_id(&agent),
+            Payload::IdentityLinked(pb::IdentityLinked {
+                citizen_id: from.citizen_id.clone(),
+                into_citizen_id: into.citizen_id.clone(),
+            }),
+            Some(pb::Personal {
+                text: reason,
+                ..Default::default()
+            }),
+        );
+        self.write(&e).await?;
+        let canonical = self.store.canonical(&r.tenant, &into.citizen_id)?;
+        self.citizen(&r.tenant, &canonical)
+    }
+
+    /// Undoes the merge of `citizen_id`: its timeline is its own again, exactly.
+    pub async fn unmerge_citizen(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::UnmergeCitizenRequest,
+    ) -> Result<Citizen> {
+        let c = self.citizen(&r.tenant, &r.citizen_id)?;
+        if c.merged_into.is_empty() {
+            return Err(Error::Invalid(format!(
+                "citizen {} is not merged",
+                c.citizen_id
+            )));
+        }
+        let reason = reason(&r.reason)?;
+        let e = back_office(
+            self,
+            &r.tenant,
+            &uuid::Uuid::new_v4().to_string(),
+            &agent_id(&agent),
+            Payload::IdentityUnlinked(pb::IdentityUnlinked {
+                citizen_id: c.citizen_id.clone(),
+                from_citizen_id: c.merged_into.clone(),
+            }),
+            Some(pb::Personal {
+                text: reason,
+                ..Default::default()
+            }),
+        );
+        self.write(&e).await?;
+        self.citizen(&r.tenant, &r.citizen_id)
+    }
+
+    /// Adds a citizen to a household with a role (or removes it), and returns the household.
+    pub async fn set_household_member(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::SetHouseholdMemberRequest,
+    ) -> Result<pb::Household> {
+        self.citizen(&r.tenant, &r.citizen_id)?;
+        if !valid_id(&r.household_id) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a household id",
+                quote(&r.household_id)
+            )));
+        }
+        let e = back_office(
+            self,
+            &r.tenant,
+            &uuid::Uuid::new_v4().to_string(),
+            &agent_id(&agent),
+            Payload::HouseholdMembership(pb::HouseholdMembership {
+                household_id: r.household_id.clone(),
+                citizen_id: r.citizen_id.clone(),
+                role: r.role.trim().to_string(),
+                member: r.member,
+            }),
+            None,
+        );
+        self.write(&e).await?;
+        self.household(&pb::GetHouseholdRequest {
+            tenant: r.tenant.clone(),
+            household_id: r.household_id.clone(),
+            recent: 0,
+        })
+    }
+
+    /// A household: its members with their roles, and its recent contacts across members.
+    pub fn household(&self, r: &pb::GetHouseholdRequest) -> Result<pb::Household> {
+        self.tenant(&r.tenant)?;
+        if !valid_id(&r.household_id) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a household id",
+                quote(&r.household_id)
+            )));
+        }
+        let recent = match r.recent {
+            0 => 20,
+            n => n.min(200) as usize,
+        };
+        let members = self.store.household(&r.tenant, &r.household_id)?;
+        if members.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no household {} in this commune",
+                quote(&r.household_id)
+            )));
+        }
+        let mut entries = Vec::new();
+        let mut out = Vec::new();
+        for (citizen_id, role) in members {
+            let Some(citizen) = self.store.citizen(&r.tenant, &citizen_id)? else {
+                continue;
+            };
+            let page = self.store.timeline(
+                &r.tenant,
+                &citizen_id,
+                &contacthub_projector::TimelineQuery {
+                    page_size: recent,
+                    ..Default::default()
+                },
+            )?;
+            entries.extend(page.entries);
+            out.push(pb::HouseholdMember {
+                citizen: Some(citizen),
+                role,
+            });
+        }
+        let at = |e: &pb::TimelineEntry| {
+            e.occurred_at
+                .map_or((i64::MIN, 0), |t| (t.seconds, t.nanos))
+        };
+        entries.sort_by(|a, b| at(b).cmp(&at(a)).then(a.event_id.cmp(&b.event_id)));
+        entries.dedup_by(|a, b| a.event_id == b.event_id);
+        entries.truncate(recent);
+        Ok(pb::Household {
+            household_id: r.household_id.clone(),
+            members: out,
+            recent: entries,
+        })
+    }
+}
+
+/// The reason of a merge or unmerge: required, bounded.
+fn reason(r: &str) -> Result<String> {
+    let r = r.trim();
+    if r.is_empty() {
+        return Err(Error::Invalid(
+            "reason is required (why these records are, or are not, the same person)".into(),
+        ));
+    }
+    limits::check_chars("reason", r, limits::NOTE_CHARS).map_err(Error::Invalid)?;
+    Ok(r.to_string())
+}

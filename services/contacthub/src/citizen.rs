@@ -1,0 +1,276 @@
+//! The `citizen` commands: search, show, create, update, merge, unmerge, household, over the
+//! gRPC CitizenService of a running hub. Times are shown in Paris local time.
+
+use crate::cli::*;
+use crate::commands::{authed, connect};
+use anyhow::Result;
+use contacthub_core::render;
+use contacthub_proto::v1::{self as pb, citizen_service_client::CitizenServiceClient};
+use tonic::transport::Channel;
+
+async fn client(c: &ClientArgs) -> Result<CitizenServiceClient<Channel>> {
+    Ok(CitizenServiceClient::new(connect(c).await?))
+}
+
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+/// `identity` with the fields given on the command line replaced.
+fn apply(mut identity: pb::Identity, a: &IdentityArgs, now_us: i64) -> Result<pb::Identity> {
+    if let Some(v) = &a.usage_name {
+        identity.usage_name = v.clone();
+    }
+    if let Some(v) = &a.birth_name {
+        identity.birth_name = v.clone();
+    }
+    if let Some(v) = &a.first_names {
+        identity.first_names = v.clone();
+    }
+    if let Some(v) = &a.birth_date {
+        identity.birth_date = v.clone();
+    }
+    if !a.address.is_empty() {
+        identity.addresses = a
+            .address
+            .iter()
+            .map(|line| {
+                let parts: Vec<&str> = line.split('|').map(str::trim).collect();
+                match parts.as_slice() {
+                    [number, street, postcode, city] => Ok(pb::Address {
+                        number: number.to_string(),
+                        street: street.to_string(),
+                        postcode: postcode.to_string(),
+                        city: city.to_string(),
+                        ..Default::default()
+                    }),
+                    _ => anyhow::bail!(
+                        "--address {line:?}: write NUMBER|STREET|POSTCODE|CITY, e.g. \"12|rue Émile Zola|69700|Givors\""
+                    ),
+                }
+            })
+            .collect::<Result<_>>()?;
+    }
+    if !a.phone.is_empty() {
+        identity.phones = a.phone.clone();
+    }
+    if !a.email.is_empty() {
+        identity.emails = a.email.clone();
+    }
+    if let Some(p) = a.preferred {
+        identity.preferred_channel = match p {
+            PreferredChannel::Email => pb::ContactChannel::Email,
+            PreferredChannel::Sms => pb::ContactChannel::Sms,
+            PreferredChannel::Courrier => pb::ContactChannel::Courrier,
+            PreferredChannel::Phone => pb::ContactChannel::Phone,
+        } as i32;
+    }
+    if let Some(source) = &a.consent_source {
+        identity.consent = Some(pb::Consent {
+            given_at: Some(contacthub_proto::ts::from_micros(now_us)),
+            source: source.clone(),
+        });
+    }
+    if let Some(v) = &a.note {
+        identity.note = v.clone();
+    }
+    Ok(identity)
+}
+
+fn line(hit: &pb::SearchHit) -> String {
+    let c = hit.citizen.clone().unwrap_or_default();
+    let mut out = format!(
+        "{}  {}",
+        c.citizen_id,
+        if c.display_name.is_empty() {
+            "(sans nom)"
+        } else {
+            &c.display_name
+        }
+    );
+    if let Some(a) = c.identity.as_ref().and_then(|i| i.addresses.first()) {
+        out += &format!("  {} {} {}", a.number, a.street, a.city);
+    }
+    if let Some(p) = c.phones.first() {
+        out += &format!("  {p}");
+    }
+    if let Some(m) = c.emails.first() {
+        out += &format!("  {m}");
+    }
+    if c.provisional {
+        out += "  [provisoire]";
+    }
+    if let Some(t) = c
+        .last_seen
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+    {
+        out += &format!(
+            "  dernier contact {}",
+            contacthub_core::courrier::paris_display(t)
+        );
+    }
+    out
+}
+
+pub async fn run(command: CitizenCommand) -> Result<()> {
+    let now = chrono::Utc::now().timestamp_micros();
+    match command {
+        CitizenCommand::Search(a) => {
+            let r = client(&a.at.client)
+                .await?
+                .search_citizens(authed(
+                    &a.at.client,
+                    pb::SearchCitizensRequest {
+                        tenant: a.at.tenant.clone(),
+                        query: a.query.join(" "),
+                        page_size: a.limit,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if r.hits.is_empty() {
+                crate::say!("aucun usager trouvé");
+            }
+            for hit in &r.hits {
+                crate::say!("{}", line(hit));
+            }
+        }
+        CitizenCommand::Show(a) => {
+            let c = client(&a.at.client)
+                .await?
+                .get_citizen(authed(
+                    &a.at.client,
+                    pb::GetCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say_raw!("{}", render::render_timeline(Some(&c), &[]));
+        }
+        CitizenCommand::Create(a) => {
+            let identity = apply(pb::Identity::default(), &a.identity, now)?;
+            let c = client(&a.at.client)
+                .await?
+                .create_citizen(authed(
+                    &a.at.client,
+                    pb::CreateCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        identity: Some(identity),
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say!("{}", c.citizen_id);
+        }
+        CitizenCommand::Update(a) => {
+            let mut cl = client(&a.at.client).await?;
+            let current = cl
+                .get_citizen(authed(
+                    &a.at.client,
+                    pb::GetCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let identity = apply(current.identity.unwrap_or_default(), &a.identity, now)?;
+            let c = cl
+                .update_citizen(authed(
+                    &a.at.client,
+                    pb::UpdateCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                        identity: Some(identity),
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say_raw!("{}", render::render_timeline(Some(&c), &[]));
+        }
+        CitizenCommand::Merge(a) => {
+            let c = client(&a.at.client)
+                .await?
+                .merge_citizens(authed(
+                    &a.at.client,
+                    pb::MergeCitizensRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                        into_citizen_id: a.into.clone(),
+                        reason: a.reason.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say!("{} fusionnée dans {}", a.citizen, c.citizen_id);
+        }
+        CitizenCommand::Unmerge(a) => {
+            let c = client(&a.at.client)
+                .await?
+                .unmerge_citizen(authed(
+                    &a.at.client,
+                    pb::UnmergeCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                        reason: a.reason.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say!("{} séparée", c.citizen_id);
+        }
+        CitizenCommand::Household(a) => {
+            let mut cl = client(&a.at.client).await?;
+            let h = match (&a.add, &a.remove) {
+                (Some(c), _) | (None, Some(c)) => cl
+                    .set_household_member(authed(
+                        &a.at.client,
+                        pb::SetHouseholdMemberRequest {
+                            tenant: a.at.tenant.clone(),
+                            household_id: a.household.clone(),
+                            citizen_id: c.clone(),
+                            role: a.role.clone(),
+                            member: a.add.is_some(),
+                        },
+                    )?)
+                    .await
+                    .map_err(status_err)?
+                    .into_inner(),
+                (None, None) => cl
+                    .get_household(authed(
+                        &a.at.client,
+                        pb::GetHouseholdRequest {
+                            tenant: a.at.tenant.clone(),
+                            household_id: a.household.clone(),
+                            recent: 10,
+                        },
+                    )?)
+                    .await
+                    .map_err(status_err)?
+                    .into_inner(),
+            };
+            crate::say!("Foyer {}", h.household_id);
+            for m in &h.members {
+                let c = m.citizen.clone().unwrap_or_default();
+                crate::say!("  {:<12} {}  {}", m.role, c.citizen_id, c.display_name);
+            }
+            if !h.recent.is_empty() {
+                crate::say_raw!("{}", render::render_timeline(None, &h.recent));
+            }
+        }
+    }
+    Ok(())
+}

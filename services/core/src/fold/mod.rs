@@ -1,0 +1,388 @@
+//! Folding one log record into the read model. Pure: all state goes through [`Kv`], so the
+//! same code runs over sled (projector) and over a `BTreeMap` (tests, models).
+//!
+//! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
+//! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
+//! [`courrier`] (the mail room: chrono numbers and letters), [`counters`] (global and
+//! per-commune figures). This file decodes and validates the record, dedupes by event id,
+//! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
+//!
+//! Requests (`request_*` payloads) are validated and kept on the log; the request model that
+//! follows them from first contact to written answer will fold them here.
+
+pub mod citizens;
+pub mod counters;
+pub mod courrier;
+pub mod timeline;
+
+use crate::event::{self, is_contact, Invalid, Valid};
+use crate::keys;
+use crate::pb::{self, event::Payload, DeadLetter, TimelineEntry};
+use crate::tenant::Tenants;
+use crate::{Error, Result};
+use prost::Message;
+use std::collections::BTreeMap;
+
+/// Ordered key-value state the fold reads and writes. Writes are buffered by the caller and
+/// must be visible to later reads of the same fold.
+pub trait Kv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
+    fn remove(&mut self, key: Vec<u8>);
+    /// Every key starting with `prefix`, with its value, in key order, at most `limit`.
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(BTreeMap::get(self, key).cloned())
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.insert(key, value);
+    }
+    fn remove(&mut self, key: Vec<u8>) {
+        BTreeMap::remove(self, &key);
+    }
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(self
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// Writes over a [`Kv`] held apart until [`Staged::commit`]: a savepoint. Dropped without a
+/// commit, it leaves the underlying state as it was.
+pub struct Staged<'a, K: Kv> {
+    base: &'a mut K,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a, K: Kv> Staged<'a, K> {
+    pub fn new(base: &'a mut K) -> Self {
+        Staged {
+            base,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Applies the held writes to the underlying state.
+    pub fn commit(self) {
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => self.base.put(k, v),
+                None => self.base.remove(k),
+            }
+        }
+    }
+}
+
+impl<K: Kv> Kv for Staged<'_, K> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+    fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+    fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        // The base's keys, overridden by the held writes, in order.
+        let pending = self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .base
+            .scan_prefix(prefix, limit.saturating_add(pending))?
+            .into_iter()
+            .collect();
+        for (k, v) in self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+/// Where a record sits on the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// What folding one record did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// New timeline entries (one per affected citizen) for `tenant`.
+    Applied {
+        tenant: String,
+        entries: Vec<TimelineEntry>,
+    },
+    /// The event id was already applied; nothing changed.
+    Duplicate,
+    /// The record was kept as a dead letter with this reason.
+    DeadLettered(String),
+}
+
+pub(crate) fn get_msg<M: Message + Default>(kv: &impl Kv, key: &[u8]) -> Result<Option<M>> {
+    match kv.get(key)? {
+        None => Ok(None),
+        Some(v) => M::decode(v.as_slice())
+            .map(Some)
+            .map_err(|source| Error::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                source,
+            }),
+    }
+}
+
+/// A semantic refusal (the event is dead-lettered), or a store failure.
+pub(crate) type Folded<T> = Result<Result<T, Invalid>>;
+
+/// Folds the record at `pos` (log key and value as read) into the read model.
+pub fn apply(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    pos: Position,
+    key: &[u8],
+    raw: &[u8],
+) -> Result<Outcome> {
+    let mut event = match event::decode(raw) {
+        Ok(e) => e,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
+    let occurred_us = match event::validate(&event, tenants) {
+        Ok(v) => v.occurred_us,
+        Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
+    };
+    let applied_key = keys::applied(&event.tenant, &event.event_id);
+    if kv.get(&applied_key)?.is_some() {
+        return Ok(Outcome::Duplicate);
+    }
+    // Everything this event writes, or nothing: a refusal half-way leaves no trace.
+    let mut staged = Staged::new(kv);
+    // Validated above; giving a letter its chrono changes nothing validation looks at.
+    courrier::assign_chrono(&mut staged, tenants, &mut event)?;
+    let Some(payload) = event.payload.as_ref() else {
+        drop(staged);
+        return dead_letter(kv, pos, key, raw, Invalid("missing payload".into()));
+    };
+    let valid = Valid {
+        event: &event,
+        payload,
+        occurred_us,
+    };
+    let entries = match project(&mut staged, tenants, &valid, pos)? {
+        Ok(entries) => entries,
+        Err(invalid) => {
+            drop(staged);
+            return dead_letter(kv, pos, key, raw, invalid);
+        }
+    };
+    staged.commit();
+    kv.put(
+        applied_key,
+        keys::applied_value(
+            pos.partition,
+            pos.offset,
+            valid.occurred_us,
+            &event.fingerprint,
+            entries.first().map_or("", |e| e.citizen_id.as_str()),
+        ),
+    );
+    // What the citizen wrote, beyond who they are (the party is in the entry and the citizen):
+    // kept only when there is some, so calls and visits cost nothing here.
+    if is_contact(payload) {
+        if let Some(mut detail) = event.personal.take() {
+            if !(detail.subject.is_empty()
+                && detail.text.is_empty()
+                && detail.fields.is_empty()
+                && detail.attachment_names.is_empty())
+            {
+                detail.party = None;
+                kv.put(
+                    keys::contact_detail(&event.tenant, &event.event_id),
+                    detail.encode_to_vec(),
+                );
+            }
+        }
+    }
+    counters::bump(kv, keys::COUNTER_APPLIED)?;
+    if let Payload::PhoneCall(call) = payload {
+        counters::phone_call(kv, &event, call, occurred_us)?;
+    }
+    Ok(Outcome::Applied {
+        tenant: event.tenant.clone(),
+        entries,
+    })
+}
+
+fn dead_letter(
+    kv: &mut impl Kv,
+    pos: Position,
+    key: &[u8],
+    raw: &[u8],
+    invalid: Invalid,
+) -> Result<Outcome> {
+    let dl = DeadLetter {
+        partition: pos.partition,
+        offset: pos.offset,
+        reason: invalid.0.clone(),
+        key: key.to_vec(),
+        raw: raw.to_vec(),
+        raw_size: raw.len() as u64,
+    };
+    kv.put(
+        keys::dead_letter(pos.partition, pos.offset),
+        dl.encode_to_vec(),
+    );
+    counters::bump(kv, keys::COUNTER_DEAD)?;
+    Ok(Outcome::DeadLettered(invalid.0))
+}
+
+/// Applies a validated event: the aggregate it concerns, then the timeline entries of the
+/// citizens it concerns.
+fn project(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    pos: Position,
+) -> Folded<Vec<TimelineEntry>> {
+    let e = v.event;
+    // A citizen id a contact named that no citizen of this commune has.
+    let mut unknown_claim: Option<String> = None;
+    let folded = match v.payload {
+        Payload::CitizenRegistered(r) => citizens::register(kv, tenants, v, r)?,
+        Payload::CitizenUpdated(u) => citizens::update(kv, v, u)?,
+        Payload::HouseholdMembership(h) => citizens::household(kv, v, h)?,
+        Payload::IdentityLinked(l) => citizens::link(kv, v, l)?,
+        Payload::IdentityUnlinked(u) => citizens::unlink(kv, v, u)?,
+        Payload::CourrierRouted(_)
+        | Payload::CourrierStep(_)
+        | Payload::CourrierAnswered(_)
+        | Payload::CourrierScanAttached(_) => courrier::bookkeeping(kv, v)?,
+        // Kept on the log for the request model; nothing to fold yet.
+        Payload::RequestAssigned(_)
+        | Payload::RequestStatusChanged(_)
+        | Payload::RequestAnswered(_)
+        | Payload::RequestClosed(_) => Ok(vec![]),
+        Payload::RequestOpened(_)
+        | Payload::PhoneCall(_)
+        | Payload::Courrier(_)
+        | Payload::WebForm(_)
+        | Payload::Sms(_)
+        | Payload::Email(_)
+        | Payload::DeskVisit(_) => {
+            let (citizen, claimed) = citizens::resolve_party(kv, tenants, v)?;
+            unknown_claim = claimed;
+            if let Payload::Courrier(c) = v.payload {
+                if !c.chrono.is_empty() && e.direction != pb::Direction::Outbound as i32 {
+                    courrier::register(kv, v, c, &citizen)?;
+                }
+            }
+            Ok(vec![citizen])
+        }
+    };
+    let citizens = match folded {
+        Ok(c) => c,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
+    if let Some(claimed) = &unknown_claim {
+        // For an agent to attach by hand ("à rattacher"); the claim is on the entry too.
+        kv.put(
+            keys::unresolved_claim(&e.tenant, &e.event_id),
+            claimed.as_bytes().to_vec(),
+        );
+    }
+    let entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
+    Ok(Ok(entries))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    /// Applies events at offsets 0, 1, 2… of partition 0.
+    pub fn apply_all(kv: &mut Mem, events: &[pb::Event]) -> Vec<Outcome> {
+        let tenants = Tenants::builtin();
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let pos = Position {
+                    partition: 0,
+                    offset: i as u64,
+                };
+                apply(kv, &tenants, pos, e.tenant.as_bytes(), &e.encode_to_vec()).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_staged_write_is_kept_only_when_committed() {
+        let mut kv = Mem::new();
+        kv.put(b"a/1".to_vec(), b"x".to_vec());
+        let mut s = Staged::new(&mut kv);
+        s.put(b"a/2".to_vec(), b"y".to_vec());
+        s.remove(b"a/1".to_vec());
+        assert_eq!(s.get(b"a/1").unwrap(), None);
+        assert_eq!(
+            s.scan_prefix(b"a/", 10).unwrap(),
+            vec![(b"a/2".to_vec(), b"y".to_vec())]
+        );
+        drop(s);
+        assert_eq!(kv.len(), 1, "dropped: nothing written");
+        let mut s = Staged::new(&mut kv);
+        s.put(b"a/2".to_vec(), b"y".to_vec());
+        s.commit();
+        assert_eq!(kv.scan_prefix(b"a/", 1).unwrap().len(), 1, "limit");
+        assert_eq!(kv.scan_prefix(b"a/", 10).unwrap().len(), 2);
+        assert!(kv.scan_prefix(b"b/", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refused_event_leaves_no_write() {
+        // A scan attached to a letter that does not exist is refused after nothing else.
+        let mut kv = Mem::new();
+        let mut e = crate::event::contact(
+            "69091",
+            "t",
+            "1",
+            1_800_000_000_000_000,
+            1_800_000_000_000_000,
+            Payload::CourrierScanAttached(pb::CourrierScanAttached {
+                chrono: "GIV-2026-000001".into(),
+            }),
+            Default::default(),
+        );
+        e.direction = pb::Direction::Internal as i32;
+        let out = apply_all(&mut kv, &[e]);
+        assert!(matches!(&out[0], Outcome::DeadLettered(r) if r.contains("unknown courrier")));
+        let written: Vec<_> = kv
+            .keys()
+            .map(|k| String::from_utf8_lossy(&k[..3]).into_owned())
+            .collect();
+        assert_eq!(
+            written,
+            ["dl/", "st/"],
+            "only the dead letter and its count"
+        );
+    }
+}

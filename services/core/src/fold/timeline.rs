@@ -1,0 +1,183 @@
+//! The timeline aggregate: one entry per citizen an event concerns, under
+//! `tl/tenant/citizen/time/event`, and the citizen's first and last contact and count.
+
+use super::{get_msg, Kv, Position};
+use crate::event::{kind, Valid};
+use crate::identity::{normalize_email, normalize_phone};
+use crate::keys;
+use crate::pb::{self, event::Payload, Citizen, TimelineEntry};
+use crate::render::{excerpt, summary};
+use crate::Result;
+use prost::Message;
+
+fn ts_lt(a: Option<contacthub_proto::Timestamp>, b: Option<contacthub_proto::Timestamp>) -> bool {
+    let k = |t: Option<contacthub_proto::Timestamp>| t.map(|t| (t.seconds, t.nanos));
+    k(a) < k(b)
+}
+
+/// Writes the entries of `v` for `citizens` and updates their records; `claimed` is a citizen
+/// id the contact named that no citizen has (linked on the entry for an agent).
+pub(crate) fn write(
+    kv: &mut impl Kv,
+    v: &Valid,
+    pos: Position,
+    citizens: &[String],
+    claimed: Option<&str>,
+) -> Result<Vec<TimelineEntry>> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let mut entries = Vec::with_capacity(citizens.len());
+    for citizen_id in citizens {
+        let mut entry = entry(v, citizen_id, pos);
+        if let Some(claimed) = claimed {
+            entry.links.push(pb::Link {
+                rel: "claimed_citizen".into(),
+                target: claimed.to_string(),
+            });
+        }
+        let ck = keys::citizen(tenant, citizen_id);
+        if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
+            c.entries += 1;
+            let occ = e.occurred_at;
+            if c.first_seen.is_none() || ts_lt(occ, c.first_seen) {
+                c.first_seen = occ;
+            }
+            if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
+                c.last_seen = occ;
+            }
+            kv.put(ck, c.encode_to_vec());
+        }
+        kv.put(
+            keys::timeline_entry(tenant, citizen_id, v.occurred_us, &e.event_id),
+            entry.encode_to_vec(),
+        );
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The entry of an event in a citizen's timeline.
+fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
+    let e = v.event;
+    let personal = e.personal.clone().unwrap_or_default();
+    let party = personal.party.clone().unwrap_or_default();
+    let mut links = Vec::new();
+    let mut link = |rel: &str, target: &str| {
+        if !target.is_empty() {
+            links.push(pb::Link {
+                rel: rel.into(),
+                target: target.into(),
+            });
+        }
+    };
+    link("request", &e.request_id);
+    match v.payload {
+        Payload::Courrier(c) => link("chrono", &c.chrono),
+        Payload::WebForm(w) => link("submission_id", &w.submission_id),
+        Payload::Email(m) => {
+            link("message_id", &m.message_id);
+            link("in_reply_to", &m.in_reply_to);
+            if m.thread_id != m.message_id {
+                link("thread", &m.thread_id);
+            }
+        }
+        Payload::Sms(s) => link("message_sid", &s.message_sid),
+        Payload::IdentityLinked(l) => link("merged_into", &l.into_citizen_id),
+        Payload::IdentityUnlinked(u) => link("unmerged_from", &u.from_citizen_id),
+        Payload::HouseholdMembership(h) => link("household", &h.household_id),
+        Payload::RequestAnswered(a) => link("answer", &a.answer_event_id),
+        Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
+        | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
+        | Payload::CourrierScanAttached(pb::CourrierScanAttached { chrono }) => {
+            link("chrono", chrono)
+        }
+        Payload::CourrierAnswered(a) => {
+            link("chrono", &a.chrono);
+            link("answer", &a.answer_ref);
+        }
+        _ => {}
+    }
+    let party_identifier = normalize_phone(&party.phone)
+        .or_else(|| normalize_email(&party.email))
+        .unwrap_or_else(|| party.name.clone());
+    TimelineEntry {
+        event_id: e.event_id.clone(),
+        citizen_id: citizen_id.to_string(),
+        channel: e.channel,
+        occurred_at: e.occurred_at,
+        direction: e.direction,
+        category: e.category,
+        kind: kind(v.payload).to_string(),
+        subject: personal.subject.clone(),
+        summary: summary(e, v.payload),
+        request_id: e.request_id.clone(),
+        attachments: e.attachments.clone(),
+        links,
+        agent_id: e.agent_id.clone(),
+        partition: pos.partition,
+        offset: pos.offset,
+        excerpt: excerpt(&personal.text),
+        party_identifier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::contact;
+    use crate::fold::tests::{apply_all, Mem};
+    use crate::fold::Outcome;
+    use crate::keys;
+    use crate::pb::{self, event::Payload};
+    use prost::Message;
+
+    #[test]
+    fn entries_keep_time_order_and_the_citizen_counts_them() {
+        let mut kv = Mem::new();
+        let call = |id: &str, at: i64| {
+            contact(
+                "69091",
+                "t",
+                id,
+                at,
+                at,
+                Payload::PhoneCall(pb::PhoneCall::default()),
+                pb::Party {
+                    phone: "0612345678".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        let out = apply_all(
+            &mut kv,
+            &[
+                call("late", 1_800_000_100_000_000),
+                call("early", 1_800_000_000_000_000),
+            ],
+        );
+        let Outcome::Applied { entries, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        let citizen = &entries[0].citizen_id;
+        let prefix = keys::timeline_prefix("69091", citizen);
+        let ids: Vec<String> = kv
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| pb::TimelineEntry::decode(v.as_slice()).unwrap().event_id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                crate::event::event_id("69091", "t", "early"),
+                crate::event::event_id("69091", "t", "late")
+            ]
+        );
+        let c = pb::Citizen::decode(kv.get(&keys::citizen("69091", citizen)).unwrap().as_slice())
+            .unwrap();
+        assert_eq!(c.entries, 2);
+        assert_eq!(
+            c.first_seen.unwrap().seconds,
+            1_800_000_000,
+            "first contact by occurrence, not by log order"
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Finding a citizen by name or address as an agent types it: "durand marie", "Vélasquez",
+//! "velazquez", "12 rue Émile Zola". Pure: the index lives in the read model (keys `nx/` and
+//! `dx/`, written by [`crate::fold::citizens`]) and is read through [`Kv`].
+//!
+//! Every word of a record's names and addresses is folded (accents, case, hyphens and
+//! apostrophes removed, [`fold_name`]) and indexed; words of 4 letters or more are also
+//! indexed under each of their one-letter deletions, so a query word one typo away (a
+//! letter changed, added or missing) meets them ("symmetric delete"). A query matches a
+//! citizen when each of its words is a word of the record, the start of one (2 letters or
+//! more), or one typo away from one; word order does not matter.
+
+use crate::fold::Kv;
+use crate::identity::fold_name;
+use crate::keys;
+use crate::pb;
+use crate::Result;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How well a query word matched a record's word.
+const EXACT: u32 = 3;
+const PREFIX: u32 = 2;
+const TYPO: u32 = 1;
+
+/// Citizens one query word may bring in, at most (prefixes of very common words).
+const CANDIDATES_PER_WORD: usize = 20_000;
+
+/// Words of a record, folded and deduplicated: names first, then addresses.
+pub fn words(identity: Option<&pb::Identity>, display_name: &str) -> BTreeSet<String> {
+    let mut text = String::new();
+    match identity {
+        Some(i) => {
+            for part in [&i.usage_name, &i.birth_name, &i.first_names] {
+                text.push(' ');
+                text.push_str(part);
+            }
+            for a in &i.addresses {
+                for part in [&a.number, &a.street, &a.city] {
+                    text.push(' ');
+                    text.push_str(part);
+                }
+            }
+            if i.usage_name.is_empty() && i.birth_name.is_empty() {
+                text.push(' ');
+                text.push_str(display_name);
+            }
+        }
+        None => text.push_str(display_name),
+    }
+    fold_name(&text)
+        .split(' ')
+        .filter(|w| !w.is_empty() && w.chars().count() <= 40)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The one-letter deletions of a word of 4 letters or more.
+pub fn deletions(word: &str) -> BTreeSet<String> {
+    let chars: Vec<char> = word.chars().collect();
+    if chars.len() < 4 {
+        return BTreeSet::new();
+    }
+    (0..chars.len())
+        .map(|i| {
+            chars
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, c)| c)
+                .collect()
+        })
+        .collect()
+}
+
+/// Index keys of a record's words: each word, and each of its deletions.
+pub fn index_keys(tenant: &str, citizen: &str, words: &BTreeSet<String>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for w in words {
+        out.push(keys::name_word(tenant, w, citizen));
+        for d in deletions(w) {
+            out.push(keys::name_variant(tenant, &d, citizen));
+        }
+    }
+    out
+}
+
+/// Citizens whose words match every word of `query`, with a score (higher is better).
+pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, u32)>> {
+    let words: Vec<String> = fold_name(query)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(str::to_string)
+        .collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut total: Option<BTreeMap<String, u32>> = None;
+    for w in &words {
+        let mut scores: BTreeMap<String, u32> = BTreeMap::new();
+        let mut note = |citizen: String, score: u32| {
+            let s = scores.entry(citizen).or_default();
+            *s = (*s).max(score);
+        };
+        // The word itself, or a word it starts (2 letters or more).
+        let prefix = keys::name_word_prefix(tenant, w);
+        let exact_len = prefix.len();
+        let scan = if w.chars().count() >= 2 {
+            kv.scan_prefix(&prefix[..exact_len - 1], CANDIDATES_PER_WORD)?
+        } else {
+            kv.scan_prefix(&prefix, CANDIDATES_PER_WORD)?
+        };
+        for (k, _) in scan {
+            let rest = &k[exact_len - 1..];
+            // rest = word-suffix \0 citizen
+            let Some(sep) = rest.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let citizen = String::from_utf8_lossy(&rest[sep + 1..]).into_owned();
+            note(citizen, if sep == 0 { EXACT } else { PREFIX });
+        }
+        // One typo away: a deletion of one is the other, or both share a deletion.
+        if w.chars().count() >= 3 {
+            let mut probes: BTreeSet<String> = deletions(w);
+            probes.insert(w.clone());
+            for p in &probes {
+                for (k, _) in kv.scan_prefix(&keys::name_variant_prefix(tenant, p), 1_000)? {
+                    let citizen = keys::last_part(&k);
+                    note(citizen, TYPO);
+                }
+                if p != w {
+                    for (k, _) in kv.scan_prefix(&keys::name_word_prefix(tenant, p), 1_000)? {
+                        let citizen = keys::last_part(&k);
+                        note(citizen, TYPO);
+                    }
+                }
+            }
+        }
+        total = Some(match total {
+            None => scores,
+            Some(t) => t
+                .into_iter()
+                .filter_map(|(c, s)| scores.get(&c).map(|x| (c, s + x)))
+                .collect(),
+        });
+        if total.as_ref().is_some_and(BTreeMap::is_empty) {
+            break;
+        }
+    }
+    Ok(total.unwrap_or_default().into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn index(kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, citizen: &str, name: &str) {
+        for k in index_keys("69091", citizen, &words(None, name)) {
+            kv.put(k, vec![]);
+        }
+    }
+
+    fn found(kv: &BTreeMap<Vec<u8>, Vec<u8>>, q: &str) -> Vec<String> {
+        let mut r = by_words(kv, "69091", q).unwrap();
+        r.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        r.into_iter().map(|(c, _)| c).collect()
+    }
+
+    #[test]
+    fn names_are_found_as_agents_type_them() {
+        let mut kv = BTreeMap::new();
+        index(&mut kv, "C1", "Marie Durand");
+        index(&mut kv, "C2", "Vélasquez-Durand Ana");
+        index(&mut kv, "C3", "Jean-Élie D'Aré");
+        index(&mut kv, "C4", "Mario Dupont");
+        assert_eq!(found(&kv, "durand marie"), ["C1"]);
+        assert_eq!(found(&kv, "Marie DURAND"), ["C1"]);
+        assert_eq!(found(&kv, "velasquez"), ["C2"]);
+        assert_eq!(found(&kv, "velazquez"), ["C2"], "one typo");
+        assert_eq!(found(&kv, "vélasq"), ["C2"], "a prefix");
+        assert_eq!(found(&kv, "durand"), ["C1", "C2"]);
+        assert_eq!(found(&kv, "jean elie d are"), ["C3"]);
+        assert_eq!(found(&kv, "d'aré jean-élie"), ["C3"]);
+        assert_eq!(
+            found(&kv, "mari"),
+            ["C1", "C4"],
+            "prefix of marie and mario"
+        );
+        assert!(found(&kv, "zola").is_empty());
+        assert!(found(&kv, "").is_empty());
+    }
+
+    #[test]
+    fn addresses_are_words_of_the_record() {
+        let mut kv = BTreeMap::new();
+        let identity = pb::Identity {
+            usage_name: "Durand".into(),
+            first_names: "Marie".into(),
+            addresses: vec![pb::Address {
+                number: "12".into(),
+                street: "rue Émile Zola".into(),
+                postcode: "69700".into(),
+                city: "Givors".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        for k in index_keys("69091", "C1", &words(Some(&identity), "")) {
+            kv.put(k, vec![]);
+        }
+        assert_eq!(found(&kv, "12 rue Émile Zola"), ["C1"]);
+        assert_eq!(found(&kv, "marie zola"), ["C1"]);
+    }
+}

@@ -1,0 +1,520 @@
+//! Citizen records end to end (gRPC CitizenService and the CLI): create, correct, search the
+//! way an accueil agent types, merge and unmerge with a reason, households; bad input and
+//! other communes refused with nothing written. Every body runs on the embedded log and on
+//! Kafka.
+
+use contacthub_proto::v1 as pb;
+use contacthub_proto::v1::citizen_service_client::CitizenServiceClient;
+use contacthub_tests::*;
+use tonic::transport::Channel;
+
+on_every_backend!(
+    records_are_created_found_and_corrected,
+    merges_are_reversible_and_households_gather_contacts,
+    bad_citizen_requests_say_what_is_wrong_and_write_nothing,
+);
+
+fn client(hub: &TestHub) -> CitizenServiceClient<Channel> {
+    CitizenServiceClient::new(hub.channel.clone())
+}
+
+fn identity(first: &str, usage: &str, phone: &str, street: &str) -> pb::Identity {
+    pb::Identity {
+        usage_name: usage.into(),
+        first_names: first.into(),
+        birth_date: "1984-03-12".into(),
+        addresses: vec![pb::Address {
+            number: "12".into(),
+            street: street.into(),
+            postcode: "69700".into(),
+            city: "Givors".into(),
+            ..Default::default()
+        }],
+        phones: vec![phone.into()],
+        emails: vec![format!(
+            "{}.{}@example.fr",
+            first.to_lowercase(),
+            usage.to_lowercase()
+        )
+        .replace(' ', "")],
+        preferred_channel: pb::ContactChannel::Email as i32,
+        ..Default::default()
+    }
+}
+
+async fn create(hub: &TestHub, tenant: &str, i: pb::Identity) -> pb::Citizen {
+    client(hub)
+        .create_citizen(pb::CreateCitizenRequest {
+            tenant: tenant.into(),
+            identity: Some(i),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("create: {s}"))
+        .into_inner()
+}
+
+async fn search(hub: &TestHub, tenant: &str, q: &str) -> Vec<(String, String)> {
+    client(hub)
+        .search_citizens(pb::SearchCitizensRequest {
+            tenant: tenant.into(),
+            query: q.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("search {q:?}: {s}"))
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|h| (h.citizen.unwrap().citizen_id, h.matched_by))
+        .collect()
+}
+
+fn ids(hits: &[(String, String)]) -> Vec<&str> {
+    hits.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+async fn records_are_created_found_and_corrected(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let marie = create(
+        &hub,
+        GIVORS,
+        identity("Marie", "Durand", "06 12 34 56 78", "rue Émile Zola"),
+    )
+    .await;
+    let ana = create(
+        &hub,
+        GIVORS,
+        identity(
+            "Ana",
+            "Vélasquez-Durand",
+            "06 98 76 54 32",
+            "avenue Jean Jaurès",
+        ),
+    )
+    .await;
+    let other = create(
+        &hub,
+        GRIGNY,
+        identity("Marie", "Durand", "06 12 34 56 78", "rue Émile Zola"),
+    )
+    .await;
+    assert_eq!(
+        marie.citizen_id, "GIV-000001",
+        "ids from the commune's sequence"
+    );
+    assert_eq!(ana.citizen_id, "GIV-000002");
+    assert_eq!(other.citizen_id, "GRI-000001");
+    assert_eq!(marie.display_name, "Marie Durand");
+    assert!(!marie.provisional);
+
+    for (q, want) in [
+        ("durand marie", vec!["GIV-000001"]),
+        ("Marie DURAND", vec!["GIV-000001"]),
+        ("velasquez", vec!["GIV-000002"]),
+        ("velazquez", vec!["GIV-000002"]),
+        ("vélasq", vec!["GIV-000002"]),
+        ("12 rue Émile Zola", vec!["GIV-000001"]),
+        ("06.12.34.56.78", vec!["GIV-000001"]),
+        ("+33 6 98 76 54 32", vec!["GIV-000002"]),
+        ("marie.durand@example.fr", vec!["GIV-000001"]),
+        ("GIV-000002", vec!["GIV-000002"]),
+        ("zola jaures", vec![]),
+    ] {
+        assert_eq!(ids(&search(&hub, GIVORS, q).await), want, "{q}");
+    }
+    // Both Durand, the exact identifier first; another commune's Marie never appears.
+    let hits = search(&hub, GIVORS, "durand").await;
+    assert_eq!(ids(&hits).len(), 2);
+    let by_phone = search(&hub, GIVORS, "0612345678").await;
+    assert_eq!(by_phone, [("GIV-000001".to_string(), "phone".to_string())]);
+    assert_eq!(ids(&search(&hub, GRIGNY, "durand").await), ["GRI-000001"]);
+    let err = client(&hub)
+        .get_citizen(pb::GetCitizenRequest {
+            tenant: GRIGNY.into(),
+            citizen_id: marie.citizen_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // A contact by her phone lands in her record; a letter is found by its number.
+    hub.publish(&[letter(
+        GIVORS,
+        "000777",
+        "06 12 34 56 78",
+        at(2026, 3, 1, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    assert_eq!(
+        ids(&search(&hub, GIVORS, "GIV-2026-000777").await),
+        ["GIV-000001"]
+    );
+
+    // A correction: she now uses her married name; the index follows, the change is in her
+    // timeline with its agent.
+    let mut changed = identity("Marie", "Lefèvre", "06 12 34 56 78", "rue Émile Zola");
+    changed.birth_name = "Durand".into();
+    let updated = client(&hub)
+        .update_citizen(pb::UpdateCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            identity: Some(changed),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.display_name, "Marie Lefèvre");
+    assert_eq!(ids(&search(&hub, GIVORS, "lefevre").await), ["GIV-000001"]);
+    assert_eq!(
+        ids(&search(&hub, GIVORS, "durand marie").await),
+        ["GIV-000001"],
+        "the birth name still finds her"
+    );
+    let timeline = hub
+        .desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_id(&marie.citizen_id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds: Vec<_> = timeline.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["citizen_updated", "citizen_registered", "courrier"]);
+    hub.stop().await;
+}
+
+async fn merges_are_reversible_and_households_gather_contacts(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let marie = create(
+        &hub,
+        GIVORS,
+        identity("Marie", "Durand", "06 12 34 56 78", "rue Émile Zola"),
+    )
+    .await;
+    // The same person, known only by an SMS from another number: a provisional record.
+    let mut sms = call(GIVORS, "s1", "07 11 22 33 44", at(2026, 4, 1, 9, 0));
+    sms.payload = Some(pb::event::Payload::Sms(pb::Sms {
+        message_sid: "SM1".into(),
+        ..Default::default()
+    }));
+    sms.channel = pb::Channel::Sms as i32;
+    hub.publish(&[sms]).await;
+    hub.settle().await;
+    let provisional = hub
+        .store
+        .by_identifier(GIVORS, "phone", "+33711223344")
+        .unwrap()
+        .unwrap();
+    let digest_before = timeline_ids(&hub, &marie.citizen_id).await;
+
+    let merged = client(&hub)
+        .merge_citizens(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: provisional.clone(),
+            into_citizen_id: marie.citizen_id.clone(),
+            reason: "même personne : confirmé au guichet".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.citizen_id, marie.citizen_id);
+    let union = timeline_ids(&hub, &marie.citizen_id).await;
+    assert!(union.len() > digest_before.len());
+    // Searching the provisional record's number finds the merged record.
+    assert_eq!(
+        ids(&search(&hub, GIVORS, "07 11 22 33 44").await),
+        [marie.citizen_id.as_str()]
+    );
+
+    client(&hub)
+        .unmerge_citizen(pb::UnmergeCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: provisional.clone(),
+            reason: "erreur : homonyme".into(),
+        })
+        .await
+        .unwrap();
+    let after: Vec<String> = timeline_ids(&hub, &marie.citizen_id)
+        .await
+        .into_iter()
+        .filter(|k| !k.starts_with("identity_"))
+        .collect();
+    assert_eq!(
+        after, digest_before,
+        "the unmerge gives back the very timeline"
+    );
+
+    // A household: two members, their recent contacts together, newest first.
+    let child = create(
+        &hub,
+        GIVORS,
+        identity("Léo", "Durand", "06 55 55 55 55", "rue Émile Zola"),
+    )
+    .await;
+    for (who, role) in [
+        (&marie.citizen_id, "responsable"),
+        (&child.citizen_id, "enfant"),
+    ] {
+        client(&hub)
+            .set_household_member(pb::SetHouseholdMemberRequest {
+                tenant: GIVORS.into(),
+                household_id: "FOY-1".into(),
+                citizen_id: who.clone(),
+                role: role.into(),
+                member: true,
+            })
+            .await
+            .unwrap();
+    }
+    let h = client(&hub)
+        .get_household(pb::GetHouseholdRequest {
+            tenant: GIVORS.into(),
+            household_id: "FOY-1".into(),
+            recent: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let members: Vec<_> = h
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.citizen.as_ref().unwrap().citizen_id.as_str(),
+                m.role.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [("GIV-000001", "responsable"), ("GIV-000002", "enfant")]
+    );
+    assert!(h.recent.iter().any(|e| e.citizen_id == child.citizen_id));
+    assert!(h.recent.iter().any(|e| e.citizen_id == marie.citizen_id));
+    let times: Vec<_> = h
+        .recent
+        .iter()
+        .map(|e| e.occurred_at.unwrap().seconds)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    hub.stop().await;
+}
+
+/// `kind/event_id` of every entry of a citizen's (merged) timeline.
+async fn timeline_ids(hub: &TestHub, citizen: &str) -> Vec<String> {
+    hub.desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_id(citizen),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| format!("{}/{}", e.kind, e.event_id))
+        .collect()
+}
+
+/// A request with the Givors agent's token.
+fn authed<T>(m: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut()
+        .insert("authorization", "Bearer t".parse().unwrap());
+    r
+}
+
+async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backend) {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='givors'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("t")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&backend, access).await;
+    let marie = client(&hub)
+        .create_citizen(authed(pb::CreateCitizenRequest {
+            tenant: GIVORS.into(),
+            identity: Some(identity("Marie", "Durand", "0612345678", "rue Zola")),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        marie.updated_by, "givors",
+        "the agent is who the token says"
+    );
+    let ends = hub.log.end_offsets().await.unwrap();
+    let mut c = client(&hub);
+    let code = |r: Result<tonic::Response<pb::Citizen>, tonic::Status>| {
+        let s = r.unwrap_err();
+        (s.code(), s.message().to_string())
+    };
+    let (code1, msg) = code(
+        c.merge_citizens(authed(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            into_citizen_id: marie.citizen_id.clone(),
+            reason: "x".into(),
+        }))
+        .await,
+    );
+    assert_eq!(code1, tonic::Code::InvalidArgument, "{msg}");
+    assert!(msg.contains("itself"));
+    let (code2, _) = code(
+        c.merge_citizens(authed(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            into_citizen_id: "GIV-999999".into(),
+            reason: "x".into(),
+        }))
+        .await,
+    );
+    assert_eq!(code2, tonic::Code::NotFound);
+    let (code3, msg) = code(
+        c.merge_citizens(authed(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            into_citizen_id: "GIV-000001".into(),
+            reason: String::new(),
+        }))
+        .await,
+    );
+    assert_eq!(code3, tonic::Code::InvalidArgument, "{msg}");
+    let (code4, msg) = code(
+        c.unmerge_citizen(authed(pb::UnmergeCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            reason: "x".into(),
+        }))
+        .await,
+    );
+    assert_eq!(code4, tonic::Code::InvalidArgument);
+    assert!(msg.contains("not merged"), "{msg}");
+    let (code5, msg) = code(
+        c.create_citizen(authed(pb::CreateCitizenRequest {
+            tenant: GIVORS.into(),
+            identity: Some(pb::Identity {
+                first_names: "Sans nom".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await,
+    );
+    assert_eq!(code5, tonic::Code::InvalidArgument);
+    assert!(msg.contains("usage name or a birth name"), "{msg}");
+    let mut bad_date = identity("Marie", "Durand", "0612345678", "rue Zola");
+    bad_date.birth_date = "12/03/1984".into();
+    let (code6, msg) = code(
+        c.create_citizen(authed(pb::CreateCitizenRequest {
+            tenant: GIVORS.into(),
+            identity: Some(bad_date),
+            ..Default::default()
+        }))
+        .await,
+    );
+    assert_eq!(code6, tonic::Code::InvalidArgument);
+    assert!(msg.contains("birth_date"), "{msg}");
+    // Another commune: refused before anything.
+    let (code7, _) = code(
+        c.get_citizen(authed(pb::GetCitizenRequest {
+            tenant: GRIGNY.into(),
+            citizen_id: marie.citizen_id.clone(),
+        }))
+        .await,
+    );
+    assert_eq!(code7, tonic::Code::PermissionDenied);
+    // Searches: empty, oversized.
+    for (q, says) in [
+        ("   ", "query is empty"),
+        (&*"x".repeat(10_000), "the limit is 200"),
+    ] {
+        let s = c
+            .search_citizens(authed(pb::SearchCitizensRequest {
+                tenant: GIVORS.into(),
+                query: q.into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains(says), "{}", s.message());
+    }
+    assert_eq!(
+        hub.log.end_offsets().await.unwrap(),
+        ends,
+        "nothing written"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_and_creates_citizens() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = spawn_serve(&contacthub_bin!(), &dir.path().join("data"), &[]);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(contacthub_bin!())
+            .args(args)
+            .args(["--server", &serve.grpc])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "citizen",
+        "create",
+        "--tenant",
+        GIVORS,
+        "--usage-name",
+        "Durand",
+        "--first-names",
+        "Marie",
+        "--address",
+        "12|rue Émile Zola|69700|Givors",
+        "--phone",
+        "06 12 34 56 78",
+        "--preferred",
+        "sms",
+        "--consent-source",
+        "accueil",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "GIV-000001");
+    let (ok, out) = run(&["citizen", "search", "--tenant", GIVORS, "durand", "marie"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("GIV-000001  Marie Durand  12 rue Émile Zola Givors  +33612345678"),
+        "{out}"
+    );
+    let (ok, out) = run(&[
+        "citizen",
+        "update",
+        "--tenant",
+        GIVORS,
+        "GIV-000001",
+        "--birth-date",
+        "1984-03-12",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("naissance 1984-03-12") && out.contains("adresse  12 rue Émile Zola"),
+        "{out}"
+    );
+    assert!(out.contains("préfère  SMS (accord accueil "), "{out}");
+    let (ok, out) = run(&["citizen", "show", "--tenant", GIVORS, "GIV-000099"]);
+    assert!(!ok && out.contains("no citizen GIV-000099"), "{out}");
+    let mut child = serve.child;
+    child.kill().unwrap();
+    let _ = child.wait();
+}

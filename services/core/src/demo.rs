@@ -72,6 +72,39 @@ fn service_for(category: Category) -> &'static str {
     }
 }
 
+/// Streets of the communes (as in the Base Adresse Nationale).
+const STREETS: &[&str] = &[
+    "rue Jean Jaurès",
+    "rue Émile Zola",
+    "avenue Charles de Gaulle",
+    "rue Victor Hugo",
+    "place de la Liberté",
+    "rue de la République",
+    "boulevard Gambetta",
+    "rue Pasteur",
+    "chemin des Saules",
+    "allée des Tilleuls",
+    "rue Jules Ferry",
+    "avenue du 8 Mai 1945",
+    "rue Paul Éluard",
+    "impasse des Lilas",
+    "rue Lamartine",
+    "quai du Rhône",
+];
+
+/// Postcode of a commune of the syndicate (demo addresses).
+fn postcode(code: &str) -> &'static str {
+    match code {
+        "69091" => "69700",
+        "69096" => "69520",
+        "69152" => "69310",
+        "42186" => "42800",
+        "69256" => "69120",
+        "69259" => "69200",
+        _ => "69000",
+    }
+}
+
 const FORMS: &[(&str, Category)] = &[
     ("acte-naissance", Category::EtatCivil),
     ("acte-mariage", Category::EtatCivil),
@@ -227,6 +260,11 @@ fn person_events(
     let source_id = |k: usize| format!("{}-{}-{n}-{k}", cfg.seed, tenant.code);
     let mut out = Vec::new();
     let reg_us = start + rng.gen_range(0..span / 4);
+    // Drawn in this order, so the generated population stays the same.
+    let duration_minutes = rng.gen_range(5..30);
+    let number = rng.gen_range(1..200);
+    let street = STREETS[n % STREETS.len()];
+    let postcode = postcode(&tenant.code);
     let mut reg = contact(
         &tenant.code,
         "demo",
@@ -235,7 +273,7 @@ fn person_events(
         reg_us,
         Payload::DeskVisit(pb::DeskVisit {
             desk: "accueil-hdv".into(),
-            duration_minutes: rng.gen_range(5..30),
+            duration_minutes,
         }),
         pb::Party {
             citizen_id: p.citizen_id.clone(),
@@ -243,8 +281,8 @@ fn person_events(
             email: p.email.clone().unwrap_or_default(),
             name: p.name.clone(),
             address: Some(pb::PostalAddress {
-                lines: vec![format!("{} rue Jean Jaurès", rng.gen_range(1..200))],
-                postal_code: "69700".into(),
+                lines: vec![format!("{number} {street}")],
+                postal_code: postcode.into(),
                 city: tenant.name.clone(),
                 country: "FR".into(),
             }),
@@ -264,6 +302,29 @@ fn person_events(
     record.payload = Some(Payload::CitizenRegistered(pb::CitizenRegistered {
         citizen_id: p.citizen_id.clone(),
     }));
+    if let Some(x) = record.personal.as_mut() {
+        let (first, last) = p.name.split_once(' ').unwrap_or(("", &p.name));
+        x.identity = Some(pb::Identity {
+            usage_name: last.to_string(),
+            first_names: first.to_string(),
+            addresses: vec![pb::Address {
+                number: number.to_string(),
+                street: street.to_string(),
+                postcode: postcode.to_string(),
+                city: tenant.name.clone(),
+                ..Default::default()
+            }],
+            phones: vec![p.phones[0].clone()],
+            emails: p.email.iter().cloned().collect(),
+            preferred_channel: match n % 4 {
+                0 => pb::ContactChannel::Email,
+                1 => pb::ContactChannel::Sms,
+                2 => pb::ContactChannel::Courrier,
+                _ => pb::ContactChannel::Phone,
+            } as i32,
+            ..Default::default()
+        });
+    }
     out.push(record);
     out.push(reg);
     for extra in p.phones.iter().skip(1) {

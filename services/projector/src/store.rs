@@ -430,6 +430,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Bytes of keys and values under `prefix` (to size an index).
+    pub fn prefix_bytes(&self, prefix: &[u8]) -> Result<u64> {
+        let mut n = 0u64;
+        for kv in self.db()?.tree.scan_prefix(prefix) {
+            let (k, v) = kv.map_err(self.err())?;
+            n += (k.len() + v.len()) as u64;
+        }
+        Ok(n)
+    }
+
     /// SHA-256 over every key and value, in order: equal digests, equal projections.
     pub fn digest(&self) -> Result<String> {
         let mut h = Sha256::new();

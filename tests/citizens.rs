@@ -9,6 +9,7 @@ use contacthub_tests::*;
 use tonic::transport::Channel;
 
 on_every_backend!(
+    shared_identifiers_wait_for_an_agent_and_duplicates_are_proposed,
     records_are_created_found_and_corrected,
     merges_are_reversible_and_households_gather_contacts,
     bad_citizen_requests_say_what_is_wrong_and_write_nothing,
@@ -517,4 +518,153 @@ async fn the_cli_finds_and_creates_citizens() {
     let mut child = serve.child;
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+async fn shared_identifiers_wait_for_an_agent_and_duplicates_are_proposed(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    // A family landline on two records.
+    let mut a = identity("Paul", "Martin", "04 78 00 00 01", "rue Pasteur");
+    a.birth_date = "1970-01-01".into();
+    let paul = create(&hub, GIVORS, a.clone()).await;
+    let anne = create(
+        &hub,
+        GIVORS,
+        identity("Anne", "Martin", "04 78 00 00 01", "rue Pasteur"),
+    )
+    .await;
+    let landline = call(GIVORS, "family", "04 78 00 00 01", at(2026, 6, 1, 9, 0));
+    hub.publish(std::slice::from_ref(&landline)).await;
+    hub.settle().await;
+    // On nobody's timeline yet: in the worklist, with both candidates.
+    let mut c = client(&hub);
+    let waiting = c
+        .list_unresolved_contacts(pb::ListUnresolvedContactsRequest {
+            tenant: GIVORS.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        waiting[0].entry.as_ref().unwrap().event_id,
+        landline.event_id
+    );
+    assert_eq!(
+        waiting[0].candidates,
+        [paul.citizen_id.clone(), anne.citizen_id.clone()]
+    );
+    let err = hub
+        .desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_phone("0478000001"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("shared by 2 citizens"), "{err:?}");
+    assert_eq!(search(&hub, GIVORS, "04 78 00 00 01").await.len(), 2);
+    // The agent attaches it to Anne: it is in her timeline, and the worklist is empty.
+    let entry = c
+        .attach_contact(pb::AttachContactRequest {
+            tenant: GIVORS.into(),
+            contact_event_id: landline.event_id.clone(),
+            citizen_id: anne.citizen_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(entry.citizen_id, anne.citizen_id);
+    assert!(timeline_ids(&hub, &anne.citizen_id)
+        .await
+        .contains(&format!("phone_call/{}", landline.event_id)));
+    assert!(!timeline_ids(&hub, &paul.citizen_id)
+        .await
+        .iter()
+        .any(|e| e.ends_with(&landline.event_id)));
+    let again = c
+        .attach_contact(pb::AttachContactRequest {
+            tenant: GIVORS.into(),
+            contact_event_id: landline.event_id.clone(),
+            citizen_id: paul.citizen_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::NotFound);
+
+    // Duplicates proposed, never merged: the same name and birth date; a provisional record
+    // sharing a phone with a confirmed one.
+    let twin = create(&hub, GIVORS, a).await;
+    hub.publish(&[call(GIVORS, "p1", "06 44 44 44 44", at(2026, 6, 2, 9, 0))])
+        .await;
+    hub.settle().await;
+    let provisional = hub
+        .store
+        .by_identifier(GIVORS, "phone", "+33644444444")
+        .unwrap()
+        .unwrap();
+    let confirmed = create(
+        &hub,
+        GIVORS,
+        identity("Léa", "Roux", "06 44 44 44 44", "rue Lamartine"),
+    )
+    .await;
+    let proposals = |c: &mut CitizenServiceClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.list_duplicate_proposals(pb::ListDuplicateProposalsRequest {
+                tenant: GIVORS.into(),
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .proposals
+            .into_iter()
+            .map(|p| {
+                let mut pair = [p.citizen.unwrap().citizen_id, p.other.unwrap().citizen_id];
+                pair.sort();
+                (pair, p.why)
+            })
+            .collect::<Vec<_>>()
+        }
+    };
+    let found = proposals(&mut c).await;
+    let mut twins = [paul.citizen_id.clone(), twin.citizen_id.clone()];
+    twins.sort();
+    let mut shared = [provisional.clone(), confirmed.citizen_id.clone()];
+    shared.sort();
+    assert!(
+        found.contains(&(twins.clone(), "same name and birth date".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(shared, "shared phone".to_string())),
+        "{found:?}"
+    );
+    c.dismiss_duplicate(pb::DismissDuplicateRequest {
+        tenant: GIVORS.into(),
+        citizen_id: paul.citizen_id.clone(),
+        other_citizen_id: twin.citizen_id.clone(),
+        reason: "homonymes : dates de naissance vérifiées".into(),
+    })
+    .await
+    .unwrap();
+    assert!(!proposals(&mut c)
+        .await
+        .iter()
+        .any(|(pair, _)| *pair == twins));
+    assert_eq!(
+        hub.store
+            .citizen(GIVORS, &paul.citizen_id)
+            .unwrap()
+            .unwrap()
+            .merged_into,
+        "",
+        "never merged automatically"
+    );
+    hub.stop().await;
 }

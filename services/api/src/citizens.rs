@@ -103,4 +103,44 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::Household>, Status> {
         scoped!(self, req, |_agent, r| self.app.household(r))
     }
+
+    async fn list_unresolved_contacts(
+        &self,
+        req: Request<pb::ListUnresolvedContactsRequest>,
+    ) -> Result<Response<pb::ListUnresolvedContactsResponse>, Status> {
+        scoped!(self, req, |_agent, r| self
+            .app
+            .unresolved_contacts(r)
+            .map(|contacts| pb::ListUnresolvedContactsResponse { contacts }))
+    }
+
+    async fn attach_contact(
+        &self,
+        req: Request<pb::AttachContactRequest>,
+    ) -> Result<Response<pb::TimelineEntry>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .attach_contact(agent, r)
+            .await)
+    }
+
+    async fn list_duplicate_proposals(
+        &self,
+        req: Request<pb::ListDuplicateProposalsRequest>,
+    ) -> Result<Response<pb::ListDuplicateProposalsResponse>, Status> {
+        scoped!(self, req, |_agent, r| self.app.duplicate_proposals(r).map(
+            |proposals| pb::ListDuplicateProposalsResponse { proposals }
+        ))
+    }
+
+    async fn dismiss_duplicate(
+        &self,
+        req: Request<pb::DismissDuplicateRequest>,
+    ) -> Result<Response<pb::DismissDuplicateResponse>, Status> {
+        scoped!(self, req, |agent, r| self
+            .app
+            .dismiss_duplicate(agent, r)
+            .await
+            .map(|()| pb::DismissDuplicateResponse {}))
+    }
 }

@@ -203,13 +203,14 @@ impl App {
         if valid_id(query) && self.store.citizen(tenant, query)?.is_some() {
             note(query.to_string(), IDENTIFIER_SCORE + 3, "citizen_id")?;
         }
+        // Every holder of a shared number or mailbox.
         if let Some(p) = normalize_phone(query) {
-            if let Some(id) = self.store.by_identifier(tenant, "phone", &p)? {
+            for id in self.store.holders(tenant, "phone", &p)? {
                 note(id, IDENTIFIER_SCORE + 2, "phone")?;
             }
         }
         if let Some(m) = normalize_email(query) {
-            if let Some(id) = self.store.by_identifier(tenant, "email", &m)? {
+            for id in self.store.holders(tenant, "email", &m)? {
                 note(id, IDENTIFIER_SCORE + 2, "email")?;
             }
         }
@@ -417,6 +418,195 @@ impl App {
             members: out,
             recent: entries,
         })
+    }
+}
+
+impl App {
+    /// The "à rattacher" worklist: contacts waiting for an agent (and, with
+    /// `include_attached`, those attached by their identifiers after naming an unknown id).
+    pub fn unresolved_contacts(
+        &self,
+        r: &pb::ListUnresolvedContactsRequest,
+    ) -> Result<Vec<pb::Unresolved>> {
+        self.tenant(&r.tenant)?;
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(500) as usize,
+        };
+        Ok(self
+            .store
+            .unresolved(&r.tenant, 10_000)?
+            .into_iter()
+            .filter(|u| r.include_attached || u.attached_to.is_empty())
+            .take(limit)
+            .collect())
+    }
+
+    /// Attaches a waiting contact to a citizen; returns its entry once in that timeline.
+    pub async fn attach_contact(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::AttachContactRequest,
+    ) -> Result<pb::TimelineEntry> {
+        self.citizen(&r.tenant, &r.citizen_id)?;
+        self.store
+            .unresolved_contact(&r.tenant, &r.contact_event_id)?
+            .filter(|u| u.attached_to.is_empty())
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no contact {} waiting to be attached in this commune",
+                    quote(&r.contact_event_id)
+                ))
+            })?;
+        let e = back_office(
+            self,
+            &r.tenant,
+            &format!("attach/{}", r.contact_event_id),
+            &agent_id(&agent),
+            Payload::ContactAttached(pb::ContactAttached {
+                contact_event_id: r.contact_event_id.clone(),
+                citizen_id: r.citizen_id.clone(),
+            }),
+            None,
+        );
+        self.write(&e).await?;
+        self.store
+            .applied_entry(&r.tenant, &r.contact_event_id)?
+            .ok_or_else(|| Error::Internal("the attached contact has no entry".into()))
+    }
+
+    /// Pairs of records that may be one person, never merged automatically: the same folded
+    /// name and birth date, the same folded name and address, or a provisional record sharing
+    /// a phone or e-mail with a confirmed one. Pairs an agent dismissed are left out.
+    pub fn duplicate_proposals(
+        &self,
+        r: &pb::ListDuplicateProposalsRequest,
+    ) -> Result<Vec<pb::DuplicateProposal>> {
+        use contacthub_core::identity::fold_name;
+        self.tenant(&r.tenant)?;
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(500) as usize,
+        };
+        let live: Vec<Citizen> = self
+            .store
+            .citizens(&r.tenant)?
+            .into_iter()
+            .filter(|c| c.merged_into.is_empty())
+            .collect();
+        let name = |c: &Citizen| fold_name(&c.display_name);
+        let mut groups: BTreeMap<(String, String, &'static str), Vec<usize>> = BTreeMap::new();
+        for (i, c) in live.iter().enumerate() {
+            let Some(id) = &c.identity else { continue };
+            if !id.birth_date.is_empty() {
+                groups
+                    .entry((name(c), id.birth_date.clone(), "same name and birth date"))
+                    .or_default()
+                    .push(i);
+            }
+            for a in &id.addresses {
+                let place = fold_name(&format!("{} {} {}", a.number, a.street, a.city));
+                groups
+                    .entry((name(c), place, "same name and address"))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let mut pairs: Vec<(usize, usize, &'static str)> = Vec::new();
+        for ((_, _, why), members) in &groups {
+            for (x, &a) in members.iter().enumerate() {
+                for &b in &members[x + 1..] {
+                    pairs.push((a, b, why));
+                }
+            }
+        }
+        // Provisional records sharing an identifier with a confirmed one.
+        let index: BTreeMap<&str, usize> = live
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.citizen_id.as_str(), i))
+            .collect();
+        for (i, c) in live.iter().enumerate().filter(|(_, c)| c.provisional) {
+            for (kind, list, why) in [
+                ("phone", &c.phones, "shared phone"),
+                ("email", &c.emails, "shared e-mail"),
+            ] {
+                for value in list {
+                    for h in self.store.holders(&r.tenant, kind, value)? {
+                        if let Some(&j) = index.get(h.as_str()) {
+                            if j != i && !live[j].provisional {
+                                pairs.push((j, i, why));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The strongest reason first, so a pair found twice is shown with it.
+        let strength = |why: &str| match why {
+            "same name and birth date" => 0,
+            "same name and address" => 1,
+            _ => 2,
+        };
+        pairs.sort_by_key(|(a, b, why)| (strength(why), *a, *b));
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for (a, b, why) in pairs {
+            let (x, y) = (&live[a], &live[b]);
+            let key = if x.citizen_id <= y.citizen_id {
+                (x.citizen_id.clone(), y.citizen_id.clone())
+            } else {
+                (y.citizen_id.clone(), x.citizen_id.clone())
+            };
+            if !seen.insert(key)
+                || self
+                    .store
+                    .dismissed(&r.tenant, &x.citizen_id, &y.citizen_id)?
+            {
+                continue;
+            }
+            out.push(pb::DuplicateProposal {
+                citizen: Some(x.clone()),
+                other: Some(y.clone()),
+                why: why.into(),
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The two records are different people: they are not proposed again.
+    pub async fn dismiss_duplicate(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::DismissDuplicateRequest,
+    ) -> Result<()> {
+        self.citizen(&r.tenant, &r.citizen_id)?;
+        self.citizen(&r.tenant, &r.other_citizen_id)?;
+        if r.citizen_id == r.other_citizen_id {
+            return Err(Error::Invalid(
+                "a citizen is not a duplicate of itself".into(),
+            ));
+        }
+        let reason = reason(&r.reason)?;
+        let e = back_office(
+            self,
+            &r.tenant,
+            &uuid::Uuid::new_v4().to_string(),
+            &agent_id(&agent),
+            Payload::DuplicateDismissed(pb::DuplicateDismissed {
+                citizen_id: r.citizen_id.clone(),
+                other_citizen_id: r.other_citizen_id.clone(),
+            }),
+            Some(pb::Personal {
+                text: reason,
+                ..Default::default()
+            }),
+        );
+        self.write(&e).await?;
+        Ok(())
     }
 }
 

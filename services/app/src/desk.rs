@@ -18,20 +18,46 @@ impl App {
         let by = who.and_then(|r| r.by.as_ref()).ok_or_else(|| {
             Error::Invalid("citizen is required (citizen_id, phone or email)".into())
         })?;
-        let id = match by {
-            By::CitizenId(id) => self.store.citizen(tenant, id)?.map(|c| c.citizen_id),
-            By::Phone(raw) => {
-                let n = normalize_phone(raw).ok_or_else(|| {
+        let (kind, value) = match by {
+            By::CitizenId(id) => {
+                let id = self
+                    .store
+                    .citizen(tenant, id)?
+                    .map(|c| c.citizen_id)
+                    .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
+                return Ok(self.store.canonical(tenant, &id)?);
+            }
+            By::Phone(raw) => (
+                "phone",
+                normalize_phone(raw).ok_or_else(|| {
                     Error::Invalid(format!("{:?} is not a phone number", quote(raw)))
-                })?;
-                self.store.by_identifier(tenant, "phone", &n)?
-            }
-            By::Email(raw) => {
-                let n = normalize_email(raw).ok_or_else(|| {
+                })?,
+            ),
+            By::Email(raw) => (
+                "email",
+                normalize_email(raw).ok_or_else(|| {
                     Error::Invalid(format!("{:?} is not an e-mail address", quote(raw)))
-                })?;
-                self.store.by_identifier(tenant, "email", &n)?
+                })?,
+            ),
+        };
+        let mut holders = Vec::new();
+        for h in self.store.holders(tenant, kind, &value)? {
+            let h = self.store.canonical(tenant, &h)?;
+            if !holders.contains(&h) {
+                holders.push(h);
             }
+        }
+        if holders.len() > 1 {
+            return Err(Error::Invalid(format!(
+                "this {kind} is shared by {} citizens ({}): name one by citizen_id",
+                holders.len(),
+                holders.join(", ")
+            )));
+        }
+        let id = match holders.pop() {
+            Some(h) => Some(h),
+            // Records from before holders were kept: the first holder.
+            None => self.store.by_identifier(tenant, kind, &value)?,
         };
         let id = id.ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
         Ok(self.store.canonical(tenant, &id)?)

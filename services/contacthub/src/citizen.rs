@@ -232,6 +232,107 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 .into_inner();
             crate::say!("{} séparée", c.citizen_id);
         }
+        CitizenCommand::Unresolved(a) => {
+            let r = client(&a.at.client)
+                .await?
+                .list_unresolved_contacts(authed(
+                    &a.at.client,
+                    pb::ListUnresolvedContactsRequest {
+                        tenant: a.at.tenant.clone(),
+                        include_attached: a.all,
+                        ..Default::default()
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if r.contacts.is_empty() {
+                crate::say!("aucun contact à rattacher");
+            }
+            for u in &r.contacts {
+                let e = u.entry.clone().unwrap_or_default();
+                let when = e
+                    .occurred_at
+                    .as_ref()
+                    .and_then(contacthub_proto::ts::to_micros)
+                    .map(contacthub_core::courrier::paris_display)
+                    .unwrap_or_default();
+                let state = if u.attached_to.is_empty() {
+                    format!("candidats : {}", u.candidates.join(", "))
+                } else {
+                    format!("rattaché à {}", u.attached_to)
+                };
+                let claimed = if u.claimed_citizen_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(", fiche inconnue citée : {}", u.claimed_citizen_id)
+                };
+                crate::say!("{}  {when}  {}  ({state}{claimed})", e.event_id, e.summary);
+            }
+        }
+        CitizenCommand::Attach(a) => {
+            let e = client(&a.at.client)
+                .await?
+                .attach_contact(authed(
+                    &a.at.client,
+                    pb::AttachContactRequest {
+                        tenant: a.at.tenant.clone(),
+                        contact_event_id: a.contact.clone(),
+                        citizen_id: a.citizen.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say!("{} rattaché à {}", e.event_id, e.citizen_id);
+        }
+        CitizenCommand::Proposals(a) => {
+            let r = client(&a.client)
+                .await?
+                .list_duplicate_proposals(authed(
+                    &a.client,
+                    pb::ListDuplicateProposalsRequest {
+                        tenant: a.tenant.clone(),
+                        limit: 0,
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            if r.proposals.is_empty() {
+                crate::say!("aucun doublon proposé");
+            }
+            for p in &r.proposals {
+                let (c, o) = (
+                    p.citizen.clone().unwrap_or_default(),
+                    p.other.clone().unwrap_or_default(),
+                );
+                crate::say!(
+                    "{}  {}  ~  {}  {}  ({})",
+                    c.citizen_id,
+                    c.display_name,
+                    o.citizen_id,
+                    o.display_name,
+                    p.why
+                );
+            }
+        }
+        CitizenCommand::Dismiss(a) => {
+            client(&a.at.client)
+                .await?
+                .dismiss_duplicate(authed(
+                    &a.at.client,
+                    pb::DismissDuplicateRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                        other_citizen_id: a.other.clone(),
+                        reason: a.reason.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?;
+            crate::say!("{} et {} : doublon écarté", a.citizen, a.other);
+        }
         CitizenCommand::Household(a) => {
             let mut cl = client(&a.at.client).await?;
             let h = match (&a.add, &a.remove) {

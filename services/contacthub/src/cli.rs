@@ -481,6 +481,42 @@ pub enum CitizenCommand {
     Unmerge(CitizenUnmergeArgs),
     /// Shows a household, or adds (--add) or removes (--remove) a member.
     Household(CitizenHouseholdArgs),
+    /// The "à rattacher" worklist: contacts waiting for an agent, with their candidates.
+    Unresolved(CitizenUnresolvedArgs),
+    /// Attaches a waiting contact (its event id) to a citizen.
+    Attach(CitizenAttachArgs),
+    /// Records that may be the same person.
+    Proposals(CourrierTenantArgs),
+    /// Two records proposed as duplicates are different people.
+    Dismiss(CitizenDismissArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenUnresolvedArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Also contacts attached by their identifiers that named an unknown citizen id.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenAttachArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Event id of the contact, as listed.
+    pub contact: String,
+    pub citizen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenDismissArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub citizen: String,
+    pub other: String,
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,8 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::CourrierScanAttached(_) => "courrier_scan_attached",
         Payload::CitizenRegistered(_) => "citizen_registered",
         Payload::CitizenUpdated(_) => "citizen_updated",
+        Payload::ContactAttached(_) => "contact_attached",
+        Payload::DuplicateDismissed(_) => "duplicate_dismissed",
     }
 }
 
@@ -241,6 +243,19 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                 return Err(invalid(
                     "citizen_updated needs an identity with a usage or birth name",
                 ));
+            }
+        }
+        Payload::ContactAttached(a) => {
+            need_citizen("citizen_id", &a.citizen_id)?;
+            if a.contact_event_id.is_empty() || a.contact_event_id.len() > 128 {
+                return Err(invalid("contact_attached needs the contact's event id"));
+            }
+        }
+        Payload::DuplicateDismissed(d) => {
+            need_citizen("citizen_id", &d.citizen_id)?;
+            need_citizen("other_citizen_id", &d.other_citizen_id)?;
+            if d.citizen_id == d.other_citizen_id {
+                return Err(invalid("duplicate_dismissed names one citizen twice"));
             }
         }
         Payload::IdentityLinked(l) => {
@@ -506,6 +521,8 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         | Some(Payload::CourrierScanAttached(_))
         | Some(Payload::CitizenRegistered(_))
         | Some(Payload::CitizenUpdated(_))
+        | Some(Payload::ContactAttached(_))
+        | Some(Payload::DuplicateDismissed(_))
         | None => {}
     }
     // Last: a field over its limit is the better message.

@@ -5,7 +5,9 @@
 //! |--------|--------------------------------------|---------------------------|
 //! | `ck/`  | partition (u32 BE)                   | next offset (u64 BE)      |
 //! | `ev/`  | tenant `\0` event id                 | [`Applied`]: partition, offset, time, fingerprint, citizen |
-//! | `ra/`  | tenant `\0` event id                 | citizen id a contact claimed and no citizen has |
+//! | `ra/`  | tenant `\0` event id                 | `Unresolved`: a contact for an agent ("à rattacher") |
+//! | `ih/`  | tenant `\0` kind `:` id `\0` citizen  | empty: every holder of an identifier |
+//! | `dd/`  | tenant `\0` citizen `\0` citizen      | empty: a pair dismissed as duplicates |
 //! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
 //! | `ci/`  | tenant `\0` citizen id               | `Citizen`                 |
@@ -93,9 +95,53 @@ pub fn parse_applied(v: &[u8]) -> Option<Applied> {
     })
 }
 
-/// A contact that named a citizen id no citizen of its commune has.
+/// A contact for an agent: waiting to be attached, or that named an unknown citizen id.
 pub fn unresolved_claim(tenant: &str, event_id: &str) -> Vec<u8> {
     key(b"ra/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// Prefix of every contact for an agent of a commune.
+pub fn unresolved_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"ra/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// `citizen` holds the identifier (`kind` is `phone` or `email`).
+pub fn identifier_holder(tenant: &str, kind: &str, normalized: &str, citizen: &str) -> Vec<u8> {
+    let id = format!("{kind}:{normalized}");
+    key(
+        b"ih/",
+        &[tenant.as_bytes(), id.as_bytes(), citizen.as_bytes()],
+    )
+}
+
+/// Prefix of every holder of an identifier.
+pub fn identifier_holders_prefix(tenant: &str, kind: &str, normalized: &str) -> Vec<u8> {
+    let id = format!("{kind}:{normalized}");
+    let mut k = key(b"ih/", &[tenant.as_bytes(), id.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// Prefix of every identifier holder of a commune.
+pub fn identifier_holders_of(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"ih/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// A pair of citizens an agent said are different people (in id order).
+pub fn duplicate_dismissed(tenant: &str, a: &str, b: &str) -> Vec<u8> {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    key(b"dd/", &[tenant.as_bytes(), a.as_bytes(), b.as_bytes()])
+}
+
+/// Prefix of every citizen record of a commune.
+pub fn citizens_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"ci/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
 }
 
 /// Everything personal a contact carries, for the agent who opens it.

@@ -100,6 +100,13 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         }
         Payload::CitizenRegistered(_) => "Fiche usager créée".to_string(),
         Payload::CitizenUpdated(_) => "Fiche usager modifiée".to_string(),
+        Payload::ContactAttached(_) => "Contact rattaché à la fiche".to_string(),
+        Payload::DuplicateDismissed(d) => {
+            format!(
+                "Doublon écarté : {} n'est pas {}",
+                d.citizen_id, d.other_citizen_id
+            )
+        }
         Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
         Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
         Payload::HouseholdMembership(h) => {

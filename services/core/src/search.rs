@@ -3,7 +3,7 @@
 //! `dx/`, written by [`crate::fold::citizens`]) and is read through [`Kv`].
 //!
 //! Every word of a record's names and addresses is folded (accents, case, hyphens and
-//! apostrophes removed, [`fold_name`]) and indexed; words of 4 letters or more are also
+//! apostrophes removed, [`fold_name`]) and indexed; name words of 4 letters or more are also
 //! indexed under each of their one-letter deletions, so a query word one typo away (a
 //! letter changed, added or missing) meets them ("symmetric delete"). A query matches a
 //! citizen when each of its words is a word of the record, the start of one (2 letters or
@@ -24,33 +24,48 @@ const TYPO: u32 = 1;
 /// Citizens one query word may bring in, at most (prefixes of very common words).
 const CANDIDATES_PER_WORD: usize = 20_000;
 
-/// Words of a record, folded and deduplicated: names first, then addresses.
-pub fn words(identity: Option<&pb::Identity>, display_name: &str) -> BTreeSet<String> {
-    let mut text = String::new();
+/// Words of a record, folded and deduplicated: its names, and its addresses.
+pub fn words(identity: Option<&pb::Identity>, display_name: &str) -> Words {
+    let mut names = String::new();
+    let mut places = String::new();
     match identity {
         Some(i) => {
             for part in [&i.usage_name, &i.birth_name, &i.first_names] {
-                text.push(' ');
-                text.push_str(part);
+                names.push(' ');
+                names.push_str(part);
             }
             for a in &i.addresses {
                 for part in [&a.number, &a.street, &a.city] {
-                    text.push(' ');
-                    text.push_str(part);
+                    places.push(' ');
+                    places.push_str(part);
                 }
             }
             if i.usage_name.is_empty() && i.birth_name.is_empty() {
-                text.push(' ');
-                text.push_str(display_name);
+                names.push(' ');
+                names.push_str(display_name);
             }
         }
-        None => text.push_str(display_name),
+        None => names.push_str(display_name),
     }
-    fold_name(&text)
-        .split(' ')
-        .filter(|w| !w.is_empty() && w.chars().count() <= 40)
-        .map(str::to_string)
-        .collect()
+    let split = |text: &str| -> BTreeSet<String> {
+        fold_name(text)
+            .split(' ')
+            .filter(|w| !w.is_empty() && w.chars().count() <= 40)
+            .map(str::to_string)
+            .collect()
+    };
+    Words {
+        names: split(&names),
+        places: split(&places),
+    }
+}
+
+/// The words of a record: names are searched with one typo allowed, places (addresses) as
+/// written or by prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Words {
+    pub names: BTreeSet<String>,
+    pub places: BTreeSet<String>,
 }
 
 /// The one-letter deletions of a word of 4 letters or more.
@@ -71,11 +86,13 @@ pub fn deletions(word: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Index keys of a record's words: each word, and each of its deletions.
-pub fn index_keys(tenant: &str, citizen: &str, words: &BTreeSet<String>) -> Vec<Vec<u8>> {
+/// Index keys of a record's words: each word, and each deletion of each name.
+pub fn index_keys(tenant: &str, citizen: &str, words: &Words) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for w in words {
+    for w in words.names.union(&words.places) {
         out.push(keys::name_word(tenant, w, citizen));
+    }
+    for w in &words.names {
         for d in deletions(w) {
             out.push(keys::name_variant(tenant, &d, citizen));
         }

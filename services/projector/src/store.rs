@@ -7,7 +7,7 @@
 use crate::{Error, Result};
 use contacthub_core::fold::{self, Kv};
 use contacthub_core::keys;
-use contacthub_core::pb::{Citizen, CourrierState, DeadLetter, Personal, TimelineEntry};
+use contacthub_core::pb::{self, Citizen, CourrierState, DeadLetter, Personal, TimelineEntry};
 use contacthub_proto::ts;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -220,6 +220,70 @@ impl Store {
         )?)
     }
 
+    /// Every citizen holding an identifier (`kind` `phone` or `email`, normalised), as
+    /// recorded (not resolved through merges).
+    pub fn holders(&self, tenant: &str, kind: &str, normalized: &str) -> Result<Vec<String>> {
+        let prefix = keys::identifier_holders_prefix(tenant, kind, normalized);
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(&prefix).take(100) {
+            let (k, _) = kv.map_err(self.err())?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Contacts for an agent ("à rattacher"), oldest key first.
+    pub fn unresolved(&self, tenant: &str, limit: usize) -> Result<Vec<pb::Unresolved>> {
+        let mut out = Vec::new();
+        for kv in self
+            .db()?
+            .tree
+            .scan_prefix(keys::unresolved_prefix(tenant))
+            .take(limit)
+        {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push(pb::Unresolved::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// One contact for an agent, if it is one.
+    pub fn unresolved_contact(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<Option<pb::Unresolved>> {
+        self.get_msg(&keys::unresolved_claim(tenant, event_id))
+    }
+
+    /// Every citizen record of a commune, in id order.
+    pub fn citizens(&self, tenant: &str) -> Result<Vec<Citizen>> {
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(keys::citizens_prefix(tenant)) {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push(Citizen::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Whether an agent said these two citizens are different people.
+    pub fn dismissed(&self, tenant: &str, a: &str, b: &str) -> Result<bool> {
+        self.db()?
+            .tree
+            .contains_key(keys::duplicate_dismissed(tenant, a, b))
+            .map_err(self.err())
+    }
+
     /// Members of a household with their roles.
     pub fn household(&self, tenant: &str, household: &str) -> Result<Vec<(String, String)>> {
         let prefix = keys::household_members_prefix(tenant, household);
@@ -274,6 +338,12 @@ impl Store {
         let Some(a) = keys::parse_applied(&v) else {
             return Ok(None);
         };
+        if a.citizen.is_empty() {
+            // Waiting to be attached: its entry is in the worklist.
+            return Ok(self
+                .unresolved_contact(tenant, event_id)?
+                .and_then(|u| u.entry));
+        }
         self.get_msg(&keys::timeline_entry(
             tenant,
             &a.citizen,

@@ -64,30 +64,70 @@ fn identifiers(party: &pb::Party, identity: Option<&pb::Identity>) -> Vec<(&'sta
     out
 }
 
-/// Finds or creates the citizen of a contact's party, adds the party's identifiers to it, and
-/// returns it with the citizen id the party claimed, if no citizen of the commune has it.
-pub(crate) fn resolve_party(
-    kv: &mut impl Kv,
-    tenants: &Tenants,
-    v: &Valid,
-) -> Result<(String, Option<String>)> {
+/// Where a contact goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    /// To this citizen; `claimed` is a citizen id it named that no citizen has.
+    Attached {
+        citizen: String,
+        claimed: Option<String>,
+    },
+    /// Nowhere yet: its identifiers are held by several citizens; an agent attaches it.
+    Waiting {
+        candidates: Vec<String>,
+        claimed: Option<String>,
+    },
+}
+
+/// Every citizen holding an identifier, as they stand now (merged records as the record they
+/// joined), without repeats.
+fn holders(kv: &impl Kv, tenant: &str, kind: &str, value: &str) -> Result<Vec<String>> {
+    let prefix = keys::identifier_holders_prefix(tenant, kind, value);
+    let mut out: Vec<String> = Vec::new();
+    for (k, _) in kv.scan_prefix(&prefix, 100)? {
+        let id = canonical(kv, tenant, &String::from_utf8_lossy(&k[prefix.len()..]))?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the citizen of a contact's party: the citizen id it names if that citizen exists;
+/// else the one citizen holding its phone or e-mail; else a new provisional citizen. When
+/// several citizens hold its identifiers (a family landline, a shared mailbox), the contact
+/// waits for an agent instead of going to the first one.
+pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Resolution> {
     let e = v.event;
     let tenant = &e.tenant;
     let party = party_of(e);
-    let mut claimed_unknown = None;
+    let mut claimed = None;
     let mut found = None;
     if !party.citizen_id.is_empty() {
         if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_some() {
             found = Some(party.citizen_id.clone());
         } else {
-            claimed_unknown = Some(party.citizen_id.clone());
+            claimed = Some(party.citizen_id.clone());
         }
     }
     if found.is_none() {
+        let mut all: Vec<String> = Vec::new();
         for (kind, value) in identifiers(&party, None) {
-            if let Some(c) = kv.get(&keys::identifier(tenant, kind, &value))? {
-                found = Some(String::from_utf8_lossy(&c).into_owned());
-                break;
+            for h in holders(kv, tenant, kind, &value)? {
+                if !all.contains(&h) {
+                    all.push(h);
+                }
+            }
+        }
+        match all.len() {
+            0 => {}
+            1 => found = all.pop(),
+            _ => {
+                all.sort();
+                return Ok(Resolution::Waiting {
+                    candidates: all,
+                    claimed,
+                });
             }
         }
     }
@@ -112,7 +152,10 @@ pub(crate) fn resolve_party(
         }
     };
     let Some(mut c) = load(kv, tenant, &citizen_id)? else {
-        return Ok((citizen_id, claimed_unknown));
+        return Ok(Resolution::Attached {
+            citizen: citizen_id,
+            claimed,
+        });
     };
     add_identifiers(kv, &mut c, &party, None)?;
     if c.display_name.is_empty() && !fold_name(&party.name).is_empty() {
@@ -120,10 +163,71 @@ pub(crate) fn resolve_party(
         reindex(kv, &c, None)?;
     }
     put_citizen(kv, &c);
-    Ok((citizen_id, claimed_unknown))
+    Ok(Resolution::Attached {
+        citizen: citizen_id,
+        claimed,
+    })
 }
 
-/// Adds identifiers to a citizen record, and indexes those no other citizen holds yet.
+/// A waiting contact attached by an agent: its entry goes to the citizen's timeline.
+pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Folded<Vec<String>> {
+    let tenant = &v.event.tenant;
+    let key = keys::unresolved_claim(tenant, &a.contact_event_id);
+    let Some(waiting) = get_msg::<pb::Unresolved>(kv, &key)? else {
+        return Ok(Err(Invalid(format!(
+            "contact {} is not waiting to be attached",
+            a.contact_event_id
+        ))));
+    };
+    if !waiting.attached_to.is_empty() {
+        return Ok(Err(Invalid(format!(
+            "contact {} is already attached to {}",
+            a.contact_event_id, waiting.attached_to
+        ))));
+    }
+    if load(kv, tenant, &a.citizen_id)?.is_none() {
+        return Ok(Err(Invalid(format!("unknown citizen {}", a.citizen_id))));
+    }
+    let mut entry = waiting.entry.unwrap_or_default();
+    entry.citizen_id = a.citizen_id.clone();
+    super::timeline::put_entry(kv, tenant, &entry)?;
+    let ak = keys::applied(tenant, &a.contact_event_id);
+    if let Some(done) = kv.get(&ak)?.and_then(|v| keys::parse_applied(&v)) {
+        kv.put(
+            ak,
+            keys::applied_value(
+                done.partition,
+                done.offset,
+                done.occurred_us,
+                &done.fingerprint,
+                &a.citizen_id,
+            ),
+        );
+    }
+    kv.remove(key);
+    Ok(Ok(vec![a.citizen_id.clone()]))
+}
+
+/// Two citizens an agent said are different people: not proposed as duplicates again.
+pub(crate) fn dismiss(
+    kv: &mut impl Kv,
+    v: &Valid,
+    d: &pb::DuplicateDismissed,
+) -> Folded<Vec<String>> {
+    let tenant = &v.event.tenant;
+    for id in [&d.citizen_id, &d.other_citizen_id] {
+        if load(kv, tenant, id)?.is_none() {
+            return Ok(Err(Invalid(format!("unknown citizen {id}"))));
+        }
+    }
+    kv.put(
+        keys::duplicate_dismissed(tenant, &d.citizen_id, &d.other_citizen_id),
+        Vec::new(),
+    );
+    Ok(Ok(vec![d.citizen_id.clone()]))
+}
+
+/// Adds identifiers to a citizen record and records it as one of their holders.
 fn add_identifiers(
     kv: &mut impl Kv,
     c: &mut Citizen,
@@ -135,6 +239,11 @@ fn add_identifiers(
         if kv.get(&ik)?.is_none() {
             kv.put(ik, c.citizen_id.as_bytes().to_vec());
         }
+        // Every holder is known: a shared identifier resolves no contact by itself.
+        kv.put(
+            keys::identifier_holder(&c.tenant, kind, &value, &c.citizen_id),
+            Vec::new(),
+        );
         let list = if kind == "phone" {
             &mut c.phones
         } else {
@@ -397,6 +506,7 @@ mod tests {
     }
 
     fn citizen_of(outcome: &Outcome) -> (String, Vec<pb::Link>) {
+        // (the citizen of the first entry and its links)
         match outcome {
             Outcome::Applied { entries, .. } => {
                 (entries[0].citizen_id.clone(), entries[0].links.clone())
@@ -525,5 +635,93 @@ mod tests {
         assert_eq!(record(&kv, "GIV-000001").display_name, "Marie Lefèvre");
         assert!(search::by_words(&kv, "69091", "durand").unwrap().is_empty());
         assert_eq!(search::by_words(&kv, "69091", "lefevre").unwrap().len(), 1);
+    }
+
+    /// What agents see of the citizens: each one's merge state and the event ids of its
+    /// timeline (the union over the citizens merged into it), bookkeeping entries left out.
+    fn view(kv: &Mem) -> Vec<(String, String, Vec<String>)> {
+        let mut out = Vec::new();
+        for (k, v) in kv.scan_prefix(b"ci/69091\0", usize::MAX).unwrap() {
+            let c = Citizen::decode(v.as_slice()).unwrap();
+            let mut members = vec![c.citizen_id.clone()];
+            let mut i = 0;
+            while i < members.len() {
+                let prefix = keys::merge_members_prefix("69091", &members[i]);
+                for (m, _) in kv.scan_prefix(&prefix, usize::MAX).unwrap() {
+                    members.push(String::from_utf8_lossy(&m[prefix.len()..]).into_owned());
+                }
+                i += 1;
+            }
+            let mut ids = Vec::new();
+            for m in &members {
+                let prefix = keys::timeline_prefix("69091", m);
+                for (_, e) in kv.scan_prefix(&prefix, usize::MAX).unwrap() {
+                    let e = pb::TimelineEntry::decode(e.as_slice()).unwrap();
+                    if !e.kind.starts_with("identity_") {
+                        ids.push(e.event_id);
+                    }
+                }
+            }
+            ids.sort();
+            let _ = k;
+            out.push((c.citizen_id, c.merged_into, ids));
+        }
+        out
+    }
+
+    fn back_office(id: &str, payload: Payload) -> pb::Event {
+        let mut e = contact(
+            "69091",
+            "test-merge",
+            id,
+            1_900_000_000_000_000,
+            1_900_000_000_000_000,
+            payload,
+            Default::default(),
+        );
+        e.direction = pb::Direction::Internal as i32;
+        e
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merge_then_unmerge_is_as_if_never_merged(
+            phones in proptest::collection::vec(0u8..5, 2..25),
+            pick in (0usize..8, 0usize..8),
+        ) {
+            let events: Vec<pb::Event> = phones
+                .iter()
+                .enumerate()
+                .map(|(i, p)| sms(&format!("s{i}"), &format!("06 00 00 00 0{p}")))
+                .collect();
+            let mut never = Mem::new();
+            apply_all(&mut never, &events);
+            let citizens: Vec<String> = view(&never).into_iter().map(|(c, _, _)| c).collect();
+            let (a, b) = (&citizens[pick.0 % citizens.len()], &citizens[pick.1 % citizens.len()]);
+            proptest::prop_assume!(a != b);
+            let mut history = events.clone();
+            history.push(back_office("link", Payload::IdentityLinked(pb::IdentityLinked {
+                citizen_id: a.clone(),
+                into_citizen_id: b.clone(),
+            })));
+            let mut merged = Mem::new();
+            apply_all(&mut merged, &history);
+            let together = view(&merged);
+            let union = |v: &[(String, String, Vec<String>)], id: &str| {
+                v.iter().find(|(c, _, _)| c == id).unwrap().2.clone()
+            };
+            let before = view(&never);
+            let mut expected = union(&before, a);
+            expected.extend(union(&before, b));
+            expected.sort();
+            proptest::prop_assert_eq!(union(&together, b), expected);
+            history.push(back_office("unlink", Payload::IdentityUnlinked(pb::IdentityUnlinked {
+                citizen_id: a.clone(),
+                from_citizen_id: b.clone(),
+            })));
+            let mut undone = Mem::new();
+            apply_all(&mut undone, &history);
+            proptest::prop_assert_eq!(view(&undone), before);
+        }
     }
 }

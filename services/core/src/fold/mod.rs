@@ -266,12 +266,16 @@ fn project(
     let e = v.event;
     // A citizen id a contact named that no citizen of this commune has.
     let mut unknown_claim: Option<String> = None;
+    // The citizens holding a waiting contact's identifiers.
+    let mut waiting: Option<Vec<String>> = None;
     let folded = match v.payload {
         Payload::CitizenRegistered(r) => citizens::register(kv, tenants, v, r)?,
         Payload::CitizenUpdated(u) => citizens::update(kv, v, u)?,
         Payload::HouseholdMembership(h) => citizens::household(kv, v, h)?,
         Payload::IdentityLinked(l) => citizens::link(kv, v, l)?,
         Payload::IdentityUnlinked(u) => citizens::unlink(kv, v, u)?,
+        Payload::ContactAttached(a) => citizens::attach(kv, v, a)?,
+        Payload::DuplicateDismissed(d) => citizens::dismiss(kv, v, d)?,
         Payload::CourrierRouted(_)
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)
@@ -288,28 +292,53 @@ fn project(
         | Payload::Sms(_)
         | Payload::Email(_)
         | Payload::DeskVisit(_) => {
-            let (citizen, claimed) = citizens::resolve_party(kv, tenants, v)?;
-            unknown_claim = claimed;
+            let citizen = match citizens::resolve_party(kv, tenants, v)? {
+                citizens::Resolution::Attached { citizen, claimed } => {
+                    unknown_claim = claimed;
+                    Some(citizen)
+                }
+                citizens::Resolution::Waiting {
+                    candidates,
+                    claimed,
+                } => {
+                    unknown_claim = claimed;
+                    waiting = Some(candidates);
+                    None
+                }
+            };
             if let Payload::Courrier(c) = v.payload {
                 if !c.chrono.is_empty() && e.direction != pb::Direction::Outbound as i32 {
-                    courrier::register(kv, v, c, &citizen)?;
+                    courrier::register(kv, v, c, citizen.as_deref().unwrap_or(""))?;
                 }
             }
-            Ok(vec![citizen])
+            Ok(citizen.into_iter().collect())
         }
     };
     let citizens = match folded {
         Ok(c) => c,
         Err(invalid) => return Ok(Err(invalid)),
     };
-    if let Some(claimed) = &unknown_claim {
-        // For an agent to attach by hand ("à rattacher"); the claim is on the entry too.
+    let entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
+    // For an agent ("à rattacher"): a contact waiting for its citizen, or one that named a
+    // citizen id nobody has.
+    if waiting.is_some() || unknown_claim.is_some() {
+        let attached_to = entries.first().map(|e| e.citizen_id.clone());
+        let unresolved = pb::Unresolved {
+            entry: Some(
+                entries
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| timeline::entry(v, "", pos)),
+            ),
+            candidates: waiting.unwrap_or_default(),
+            claimed_citizen_id: unknown_claim.unwrap_or_default(),
+            attached_to: attached_to.unwrap_or_default(),
+        };
         kv.put(
             keys::unresolved_claim(&e.tenant, &e.event_id),
-            claimed.as_bytes().to_vec(),
+            unresolved.encode_to_vec(),
         );
     }
-    let entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
     Ok(Ok(entries))
 }
 

@@ -35,29 +35,41 @@ pub(crate) fn write(
                 target: claimed.to_string(),
             });
         }
-        let ck = keys::citizen(tenant, citizen_id);
-        if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
-            c.entries += 1;
-            let occ = e.occurred_at;
-            if c.first_seen.is_none() || ts_lt(occ, c.first_seen) {
-                c.first_seen = occ;
-            }
-            if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
-                c.last_seen = occ;
-            }
-            kv.put(ck, c.encode_to_vec());
-        }
-        kv.put(
-            keys::timeline_entry(tenant, citizen_id, v.occurred_us, &e.event_id),
-            entry.encode_to_vec(),
-        );
+        put_entry(kv, tenant, &entry)?;
         entries.push(entry);
     }
     Ok(entries)
 }
 
-/// The entry of an event in a citizen's timeline.
-fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
+/// Writes an entry in its citizen's timeline and counts it in the citizen's record.
+pub(crate) fn put_entry(kv: &mut impl Kv, tenant: &str, entry: &TimelineEntry) -> Result<()> {
+    let ck = keys::citizen(tenant, &entry.citizen_id);
+    if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
+        c.entries += 1;
+        let occ = entry.occurred_at;
+        if c.first_seen.is_none() || ts_lt(occ, c.first_seen) {
+            c.first_seen = occ;
+        }
+        if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
+            c.last_seen = occ;
+        }
+        kv.put(ck, c.encode_to_vec());
+    }
+    let at = entry
+        .occurred_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(0);
+    kv.put(
+        keys::timeline_entry(tenant, &entry.citizen_id, at, &entry.event_id),
+        entry.encode_to_vec(),
+    );
+    Ok(())
+}
+
+/// The entry of an event in a citizen's timeline (`citizen_id` empty for a contact waiting
+/// to be attached).
+pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {
     let e = v.event;
     let personal = e.personal.clone().unwrap_or_default();
     let party = personal.party.clone().unwrap_or_default();

@@ -152,6 +152,20 @@ async fn records_are_created_found_and_corrected(backend: Backend) {
         ids(&search(&hub, GIVORS, "GIV-2026-000777").await),
         ["GIV-000001"]
     );
+    // And a démarche by its submission id.
+    hub.publish(&[web_form(
+        GIVORS,
+        "DEM-2026-4242",
+        "06 98 76 54 32",
+        "",
+        at(2026, 3, 2, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    assert_eq!(
+        search(&hub, GIVORS, "DEM-2026-4242").await,
+        [("GIV-000002".to_string(), "reference".to_string())]
+    );
 
     // A correction: she now uses her married name; the index follows, the change is in her
     // timeline with its agent.
@@ -250,6 +264,33 @@ async fn merges_are_reversible_and_households_gather_contacts(backend: Backend) 
         "the unmerge gives back the very timeline"
     );
 
+    // A cycle is refused: b into a after a into b.
+    let other = create(
+        &hub,
+        GIVORS,
+        identity("Jean", "Petit", "06 66 66 66 66", "rue Pasteur"),
+    )
+    .await;
+    client(&hub)
+        .merge_citizens(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: other.citizen_id.clone(),
+            into_citizen_id: provisional.clone(),
+            reason: "même personne".into(),
+        })
+        .await
+        .unwrap();
+    let cycle = client(&hub)
+        .merge_citizens(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: provisional.clone(),
+            into_citizen_id: other.citizen_id.clone(),
+            reason: "même personne".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(cycle.code(), tonic::Code::InvalidArgument);
+    assert!(cycle.message().contains("cycle"), "{cycle:?}");
     // A household: two members, their recent contacts together, newest first.
     let child = create(
         &hub,
@@ -272,6 +313,28 @@ async fn merges_are_reversible_and_households_gather_contacts(backend: Backend) 
             .await
             .unwrap();
     }
+    // A visit the parent makes for the child: in both timelines and in the household view.
+    let visit = hub
+        .desk()
+        .record_visit(pb::RecordVisitRequest {
+            tenant: GIVORS.into(),
+            party: Some(pb::Party {
+                citizen_id: marie.citizen_id.clone(),
+                ..Default::default()
+            }),
+            for_citizen_ids: vec![child.citizen_id.clone()],
+            subject: "Inscription à la cantine".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    assert_eq!(visit.citizen_id, marie.citizen_id);
+    assert!(timeline_ids(&hub, &child.citizen_id)
+        .await
+        .contains(&format!("desk_visit/{}", visit.event_id)));
     let h = client(&hub)
         .get_household(pb::GetHouseholdRequest {
             tenant: GIVORS.into(),
@@ -286,16 +349,27 @@ async fn merges_are_reversible_and_households_gather_contacts(backend: Backend) 
         .iter()
         .map(|m| {
             (
-                m.citizen.as_ref().unwrap().citizen_id.as_str(),
-                m.role.as_str(),
+                m.citizen.as_ref().unwrap().citizen_id.clone(),
+                m.role.clone(),
             )
         })
         .collect();
     assert_eq!(
         members,
-        [("GIV-000001", "responsable"), ("GIV-000002", "enfant")]
+        [
+            (marie.citizen_id.clone(), "responsable".to_string()),
+            (child.citizen_id.clone(), "enfant".to_string())
+        ]
     );
     assert!(h.recent.iter().any(|e| e.citizen_id == child.citizen_id));
+    assert_eq!(
+        h.recent
+            .iter()
+            .filter(|e| e.event_id == visit.event_id)
+            .count(),
+        1,
+        "once in the household view, though in two timelines"
+    );
     assert!(h.recent.iter().any(|e| e.citizen_id == marie.citizen_id));
     let times: Vec<_> = h
         .recent
@@ -449,6 +523,109 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
         assert!(s.message().contains(says), "{}", s.message());
     }
+    // A merge across communes: the other commune's record does not exist here.
+    let (code8, _) = code(
+        c.merge_citizens(authed(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            into_citizen_id: "GRI-000001".into(),
+            reason: "x".into(),
+        }))
+        .await,
+    );
+    assert_eq!(code8, tonic::Code::NotFound);
+    // Every citizen RPC refuses another commune before anything.
+    let denied = |s: tonic::Status| assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+    let g = || GRIGNY.to_string();
+    denied(
+        c.create_citizen(authed(pb::CreateCitizenRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.update_citizen(authed(pb::UpdateCitizenRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.search_citizens(authed(pb::SearchCitizensRequest {
+            tenant: g(),
+            query: "durand".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.merge_citizens(authed(pb::MergeCitizensRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.unmerge_citizen(authed(pb::UnmergeCitizenRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.set_household_member(authed(pb::SetHouseholdMemberRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.get_household(authed(pb::GetHouseholdRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.list_unresolved_contacts(authed(pb::ListUnresolvedContactsRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.attach_contact(authed(pb::AttachContactRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.list_duplicate_proposals(authed(pb::ListDuplicateProposalsRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
+    denied(
+        c.dismiss_duplicate(authed(pb::DismissDuplicateRequest {
+            tenant: g(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(
         hub.log.end_offsets().await.unwrap(),
         ends,

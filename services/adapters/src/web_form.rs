@@ -32,6 +32,10 @@ struct Submission {
     fields: Fields,
     #[serde(default)]
     attachments: Vec<Attachment>,
+    /// Citizen ids of the people the démarche is about besides the user (a child a parent
+    /// registers at school).
+    #[serde(default)]
+    concerns: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +239,7 @@ impl WebForm {
         if let Some(p) = event.personal.as_mut() {
             p.subject = s.title.clone().unwrap_or_else(|| slug.to_string());
             p.fields = fields;
+            p.concerns = s.concerns.iter().map(|c| c.trim().to_string()).collect();
         }
         crate::checked(&self.tenants, event, blobs, "", input.bytes)
     }

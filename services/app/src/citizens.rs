@@ -190,44 +190,68 @@ impl App {
             })?
         };
         let tenant = &r.tenant;
-        // Best score and how, per canonical citizen.
-        let mut hits: BTreeMap<String, (u32, &'static str)> = BTreeMap::new();
-        let mut note = |id: String, score: u32, by: &'static str| -> Result<()> {
-            let id = self.store.canonical(tenant, &id)?;
-            let slot = hits.entry(id).or_insert((0, by));
+        // Best score and how, per citizen id as found.
+        let mut found: BTreeMap<String, (u32, &'static str)> = BTreeMap::new();
+        let mut note = |id: String, score: u32, by: &'static str| {
+            let slot = found.entry(id).or_insert((0, by));
             if score > slot.0 {
                 *slot = (score, by);
             }
-            Ok(())
         };
         if valid_id(query) && self.store.citizen(tenant, query)?.is_some() {
-            note(query.to_string(), IDENTIFIER_SCORE + 3, "citizen_id")?;
+            note(query.to_string(), IDENTIFIER_SCORE + 3, "citizen_id");
         }
         // Every holder of a shared number or mailbox.
         if let Some(p) = normalize_phone(query) {
             for id in self.store.holders(tenant, "phone", &p)? {
-                note(id, IDENTIFIER_SCORE + 2, "phone")?;
+                note(id, IDENTIFIER_SCORE + 2, "phone");
             }
         }
         if let Some(m) = normalize_email(query) {
             for id in self.store.holders(tenant, "email", &m)? {
-                note(id, IDENTIFIER_SCORE + 2, "email")?;
+                note(id, IDENTIFIER_SCORE + 2, "email");
             }
         }
         if contacthub_core::event::valid_chrono(query) {
             if let Some(letter) = self.store.courrier(tenant, &query.to_ascii_uppercase())? {
-                note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono")?;
+                note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono");
+            }
+        }
+        // The reference a source gave a contact: a form's submission id, an SMS, an e-mail.
+        if let Some(event_id) = self.store.by_source_ref(tenant, query)? {
+            if let Some(entry) = self.store.applied_entry(tenant, &event_id)? {
+                if !entry.citizen_id.is_empty() {
+                    note(entry.citizen_id, IDENTIFIER_SCORE + 1, "reference");
+                }
             }
         }
         for (id, score) in self.store.search_words(tenant, query)? {
-            note(id, score, "name")?;
+            note(id, score, "name");
         }
-        let mut ranked = Vec::with_capacity(hits.len());
-        for (id, (score, by)) in hits {
-            if let Some(c) = self.store.citizen(tenant, &id)? {
-                ranked.push((score, c, by));
+        // One read per citizen: its record, followed through merges (rare) to the record it
+        // joined; the best score per record shown.
+        let mut hits: BTreeMap<String, (u32, Citizen, &'static str)> = BTreeMap::new();
+        for (id, (score, by)) in found {
+            let Some(mut c) = self.store.citizen(tenant, &id)? else {
+                continue;
+            };
+            for _ in 0..64 {
+                if c.merged_into.is_empty() {
+                    break;
+                }
+                match self.store.citizen(tenant, &c.merged_into)? {
+                    Some(next) => c = next,
+                    None => break,
+                }
+            }
+            let better = hits
+                .get(&c.citizen_id)
+                .is_none_or(|(best, _, _)| score > *best);
+            if better {
+                hits.insert(c.citizen_id.clone(), (score, c, by));
             }
         }
+        let mut ranked: Vec<(u32, Citizen, &'static str)> = hits.into_values().collect();
         let last_seen = |c: &Citizen| c.last_seen.map_or(i64::MIN, |t| t.seconds);
         ranked.sort_by(|a, b| {
             b.0.cmp(&a.0)

@@ -189,6 +189,14 @@ impl App {
                 quote(&party.citizen_id)
             )));
         }
+        for other in &r.for_citizen_ids {
+            if self.store.citizen(&r.tenant, other)?.is_none() {
+                return Err(Error::NotFound(format!(
+                    "no citizen {:?} in this commune (for_citizen_ids)",
+                    quote(other)
+                )));
+            }
+        }
         if r.idempotency_key.chars().count() > 128 {
             return Err(Error::Invalid(
                 "idempotency_key is longer than 128 characters".into(),
@@ -230,6 +238,7 @@ impl App {
         if let Some(p) = e.personal.as_mut() {
             p.subject = r.subject.clone();
             p.text = r.notes.clone();
+            p.concerns = r.for_citizen_ids.clone();
         }
         self.write(&e).await?;
         self.store

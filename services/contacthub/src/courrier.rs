@@ -3,7 +3,7 @@
 use crate::cli::*;
 use crate::commands::{authed, connect, parse_channel};
 use anyhow::{bail, Context, Result};
-use contacthub_core::courrier::paris;
+use contacthub_core::courrier::paris_display;
 use contacthub_core::render::category_fr;
 use contacthub_proto::ts;
 use contacthub_proto::v1::{self as pb, courrier_service_client::CourrierServiceClient};
@@ -67,7 +67,7 @@ fn parse_status(s: &str) -> Result<i32> {
 fn day(t: &Option<contacthub_proto::Timestamp>) -> String {
     t.as_ref()
         .and_then(ts::to_micros)
-        .map(|us| paris(us).format("%d/%m/%Y %H:%M").to_string())
+        .map(paris_display)
         .unwrap_or_default()
 }
 

@@ -413,6 +413,21 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         if let Some(i) = &p.identity {
             check_identity(i)?;
         }
+        if p.concerns.len() > limits::IDENTIFIERS {
+            return Err(invalid(format!(
+                "the contact concerns {} citizens; the limit is {}",
+                p.concerns.len(),
+                limits::IDENTIFIERS
+            )));
+        }
+        for c in &p.concerns {
+            if !valid_id(c) {
+                return Err(invalid(format!(
+                    "concerns {:?}, which is not a citizen id",
+                    limits::quote(c)
+                )));
+            }
+        }
     }
     match event.payload.as_ref() {
         Some(Payload::PhoneCall(c)) => {

@@ -7,6 +7,7 @@
 //! | `ev/`  | tenant `\0` event id                 | [`Applied`]: partition, offset, time, fingerprint, citizen |
 //! | `ra/`  | tenant `\0` event id                 | `Unresolved`: a contact for an agent ("à rattacher") |
 //! | `ih/`  | tenant `\0` kind `:` id `\0` citizen  | empty: every holder of an identifier |
+//! | `sr/`  | tenant `\0` source reference        | event id (submission id, MessageSid, Message-ID) |
 //! | `dd/`  | tenant `\0` citizen `\0` citizen      | empty: a pair dismissed as duplicates |
 //! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
@@ -266,6 +267,12 @@ pub fn courrier_prefix(tenant: &str) -> Vec<u8> {
 
 pub fn chrono_counter(tenant: &str, year: i32) -> Vec<u8> {
     key(b"cn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+}
+
+/// A contact by the reference its source gave it (a form's submission id, an SMS's
+/// MessageSid, an e-mail's Message-ID), for search.
+pub fn source_ref(tenant: &str, reference: &str) -> Vec<u8> {
+    key(b"sr/", &[tenant.as_bytes(), reference.as_bytes()])
 }
 
 pub fn courrier_by_event(tenant: &str, event_id: &str) -> Vec<u8> {

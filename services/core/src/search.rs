@@ -5,7 +5,8 @@
 //! Every word of a record's names and addresses is folded (accents, case, hyphens and
 //! apostrophes removed, [`fold_name`]) and indexed; name words of 4 letters or more are also
 //! indexed under each of their one-letter deletions, so a query word one typo away (a
-//! letter changed, added or missing) meets them ("symmetric delete"). A query matches a
+//! letter changed, added or missing) meets them ("symmetric delete") when no word is written
+//! or started as typed. A query matches a
 //! citizen when each of its words is a word of the record, the start of one (2 letters or
 //! more), or one typo away from one; word order does not matter.
 
@@ -114,10 +115,10 @@ pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, 
     let mut total: Option<BTreeMap<String, u32>> = None;
     for w in &words {
         let mut scores: BTreeMap<String, u32> = BTreeMap::new();
-        let mut note = |citizen: String, score: u32| {
+        fn note(scores: &mut BTreeMap<String, u32>, citizen: String, score: u32) {
             let s = scores.entry(citizen).or_default();
             *s = (*s).max(score);
-        };
+        }
         // The word itself, or a word it starts (2 letters or more).
         let prefix = keys::name_word_prefix(tenant, w);
         let exact_len = prefix.len();
@@ -133,21 +134,23 @@ pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, 
                 continue;
             };
             let citizen = String::from_utf8_lossy(&rest[sep + 1..]).into_owned();
-            note(citizen, if sep == 0 { EXACT } else { PREFIX });
+            note(&mut scores, citizen, if sep == 0 { EXACT } else { PREFIX });
         }
-        // One typo away: a deletion of one is the other, or both share a deletion.
-        if w.chars().count() >= 3 {
+        // One typo away (a deletion of one is the other, or both share a deletion), only
+        // when nothing is written so: an exact or started word is what the agent means, and
+        // the probes are what costs.
+        if scores.is_empty() && w.chars().count() >= 3 {
             let mut probes: BTreeSet<String> = deletions(w);
             probes.insert(w.clone());
             for p in &probes {
                 for (k, _) in kv.scan_prefix(&keys::name_variant_prefix(tenant, p), 1_000)? {
                     let citizen = keys::last_part(&k);
-                    note(citizen, TYPO);
+                    note(&mut scores, citizen, TYPO);
                 }
                 if p != w {
                     for (k, _) in kv.scan_prefix(&keys::name_word_prefix(tenant, p), 1_000)? {
                         let citizen = keys::last_part(&k);
-                        note(citizen, TYPO);
+                        note(&mut scores, citizen, TYPO);
                     }
                 }
             }

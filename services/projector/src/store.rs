@@ -232,6 +232,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The contact a source reference names (submission id, MessageSid, Message-ID).
+    pub fn by_source_ref(&self, tenant: &str, reference: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::source_ref(tenant, reference))
+            .map_err(self.err())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// Contacts for an agent ("à rattacher"), oldest key first.
     pub fn unresolved(&self, tenant: &str, limit: usize) -> Result<Vec<pb::Unresolved>> {
         let mut out = Vec::new();

@@ -311,7 +311,27 @@ fn project(
                     courrier::register(kv, v, c, citizen.as_deref().unwrap_or(""))?;
                 }
             }
-            Ok(citizen.into_iter().collect())
+            // Found again by the reference its source gave it.
+            let reference = match v.payload {
+                Payload::WebForm(w) => w.submission_id.as_str(),
+                Payload::Sms(m) => m.message_sid.as_str(),
+                Payload::Email(m) => m.message_id.as_str(),
+                _ => "",
+            };
+            if !reference.is_empty() {
+                kv.put(
+                    keys::source_ref(&e.tenant, reference),
+                    e.event_id.as_bytes().to_vec(),
+                );
+            }
+            // The citizens it is also about (a child, a relative) that exist here.
+            let mut all: Vec<String> = citizen.into_iter().collect();
+            for other in e.personal.iter().flat_map(|p| p.concerns.iter()) {
+                if !all.contains(other) && kv.get(&keys::citizen(&e.tenant, other))?.is_some() {
+                    all.push(other.clone());
+                }
+            }
+            Ok(all)
         }
     };
     let citizens = match folded {
@@ -322,11 +342,16 @@ fn project(
     // For an agent ("à rattacher"): a contact waiting for its citizen, or one that named a
     // citizen id nobody has.
     if waiting.is_some() || unknown_claim.is_some() {
-        let attached_to = entries.first().map(|e| e.citizen_id.clone());
+        // Entries of a waiting contact are only those of the citizens it is also about.
+        let attached = if waiting.is_some() {
+            None
+        } else {
+            entries.first()
+        };
+        let attached_to = attached.map(|e| e.citizen_id.clone());
         let unresolved = pb::Unresolved {
             entry: Some(
-                entries
-                    .first()
+                attached
                     .cloned()
                     .unwrap_or_else(|| timeline::entry(v, "", pos)),
             ),

@@ -228,47 +228,44 @@ impl App {
         for (id, score) in self.store.search_words(tenant, query)? {
             note(id, score, "name");
         }
-        // One read per citizen: its record, followed through merges (rare) to the record it
-        // joined; the best score per record shown.
-        let mut hits: BTreeMap<String, (u32, Citizen, &'static str)> = BTreeMap::new();
+        // One small read per candidate (its search card: last contact, merge), through
+        // merges (rare) to the record it joined; the best score per record.
+        let mut cards: BTreeMap<String, (u32, i64, &'static str)> = BTreeMap::new();
         for (id, (score, by)) in found {
-            let Some(mut c) = self.store.citizen(tenant, &id)? else {
-                continue;
-            };
+            let mut id = id;
+            let mut card = self.store.search_card(tenant, &id)?;
             for _ in 0..64 {
-                if c.merged_into.is_empty() {
-                    break;
-                }
-                match self.store.citizen(tenant, &c.merged_into)? {
-                    Some(next) => c = next,
-                    None => break,
+                match &card {
+                    Some((_, into)) if !into.is_empty() => {
+                        id = into.clone();
+                        card = self.store.search_card(tenant, &id)?;
+                    }
+                    _ => break,
                 }
             }
-            let better = hits
-                .get(&c.citizen_id)
-                .is_none_or(|(best, _, _)| score > *best);
+            let Some((last_seen, _)) = card else { continue };
+            let better = cards.get(&id).is_none_or(|(best, _, _)| score > *best);
             if better {
-                hits.insert(c.citizen_id.clone(), (score, c, by));
+                cards.insert(id, (score, last_seen, by));
             }
         }
-        let mut ranked: Vec<(u32, Citizen, &'static str)> = hits.into_values().collect();
-        let last_seen = |c: &Citizen| c.last_seen.map_or(i64::MIN, |t| t.seconds);
-        ranked.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then(last_seen(&b.1).cmp(&last_seen(&a.1)))
-                .then(a.1.citizen_id.cmp(&b.1.citizen_id))
-        });
-        let total = ranked.len();
-        let hits = ranked
+        let mut ranked: Vec<(String, u32, i64, &'static str)> = cards
             .into_iter()
-            .skip(offset)
-            .take(page_size)
-            .map(|(score, citizen, by)| pb::SearchHit {
-                citizen: Some(citizen),
-                matched_by: by.into(),
-                score,
-            })
+            .map(|(id, (score, last, by))| (id, score, last, by))
             .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        let total = ranked.len();
+        // Whole records for the page only.
+        let mut hits = Vec::with_capacity(page_size);
+        for (id, score, _, by) in ranked.into_iter().skip(offset).take(page_size) {
+            if let Some(citizen) = self.store.citizen(tenant, &id)? {
+                hits.push(pb::SearchHit {
+                    citizen: Some(citizen),
+                    matched_by: by.into(),
+                    score,
+                });
+            }
+        }
         Ok(pb::SearchCitizensResponse {
             hits,
             next_page_token: if offset + page_size < total {

@@ -86,8 +86,16 @@ impl App {
                 }
             }
         }
-        for (e, at) in events.iter().zip(&placed) {
-            tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = at.partition, offset = at.offset, "event written");
+        match events {
+            [e] => {
+                tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = placed[0].partition, offset = placed[0].offset, "event written")
+            }
+            _ => {
+                tracing::info!(events = events.len(), "events written");
+                for (e, at) in events.iter().zip(&placed) {
+                    tracing::debug!(tenant = %e.tenant, event_id = %e.event_id, partition = at.partition, offset = at.offset, "event written");
+                }
+            }
         }
         Ok(placed)
     }

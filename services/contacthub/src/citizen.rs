@@ -151,7 +151,7 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 .await
                 .map_err(status_err)?
                 .into_inner();
-            crate::say_raw!("{}", render::render_timeline(Some(&c), &[]));
+            crate::say_raw!("{}", render::render_citizen(&c));
         }
         CitizenCommand::Create(a) => {
             let identity = apply(pb::Identity::default(), &a.identity, now)?;
@@ -197,7 +197,7 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 .await
                 .map_err(status_err)?
                 .into_inner();
-            crate::say_raw!("{}", render::render_timeline(Some(&c), &[]));
+            crate::say_raw!("{}", render::render_citizen(&c));
         }
         CitizenCommand::Merge(a) => {
             let c = client(&a.at.client)
@@ -369,7 +369,7 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 crate::say!("  {:<12} {}  {}", m.role, c.citizen_id, c.display_name);
             }
             if !h.recent.is_empty() {
-                crate::say_raw!("{}", render::render_timeline(None, &h.recent));
+                crate::say_raw!("{}", render::render_entries(&h.recent));
             }
         }
     }

@@ -8,6 +8,7 @@
 //! | `ra/`  | tenant `\0` event id                 | `Unresolved`: a contact for an agent ("à rattacher") |
 //! | `ih/`  | tenant `\0` kind `:` id `\0` citizen  | empty: every holder of an identifier |
 //! | `sr/`  | tenant `\0` source reference        | event id (submission id, MessageSid, Message-ID) |
+//! | `lc/`  | tenant `\0` citizen                 | search card: last contact (i64 BE µs), merged into |
 //! | `dd/`  | tenant `\0` citizen `\0` citizen      | empty: a pair dismissed as duplicates |
 //! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
@@ -267,6 +268,23 @@ pub fn courrier_prefix(tenant: &str) -> Vec<u8> {
 
 pub fn chrono_counter(tenant: &str, year: i32) -> Vec<u8> {
     key(b"cn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+}
+
+/// What search ranking reads of a citizen: its last contact and the record it joined.
+pub fn search_card(tenant: &str, citizen: &str) -> Vec<u8> {
+    key(b"lc/", &[tenant.as_bytes(), citizen.as_bytes()])
+}
+
+pub fn search_card_value(last_seen_us: i64, merged_into: &str) -> Vec<u8> {
+    let mut v = last_seen_us.to_be_bytes().to_vec();
+    v.extend_from_slice(merged_into.as_bytes());
+    v
+}
+
+/// (last contact in µs, merged into) from a search card.
+pub fn parse_search_card(v: &[u8]) -> Option<(i64, String)> {
+    let at = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    Some((at, String::from_utf8_lossy(&v[8..]).into_owned()))
 }
 
 /// A contact by the reference its source gave it (a form's submission id, an SMS's

@@ -191,72 +191,83 @@ pub fn category_fr(c: i32) -> &'static str {
 
 /// Renders a citizen and timeline entries (as given, newest first) for a terminal.
 pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry]) -> String {
+    let mut out = citizen.map(render_citizen).unwrap_or_default();
+    out += &render_entries(entries);
+    out
+}
+
+/// Renders a citizen's card (names, record, identifiers, households) for a terminal.
+pub fn render_citizen(c: &pb::Citizen) -> String {
     let mut out = String::new();
-    if let Some(c) = citizen {
-        let name = if c.display_name.is_empty() {
-            "(sans nom)"
-        } else {
-            &c.display_name
-        };
-        out += &format!("Usager {}  {name}", c.citizen_id);
-        if c.provisional {
-            out += "  [fiche provisoire]";
-        }
-        if !c.merged_into.is_empty() {
-            out += &format!("  [fusionnée dans {}]", c.merged_into);
-        }
-        out.push('\n');
-        if let Some(i) = &c.identity {
-            if !i.birth_name.is_empty() && i.birth_name != i.usage_name {
-                out += &format!("  né(e)    {}\n", i.birth_name);
-            }
-            if !i.birth_date.is_empty() {
-                out += &format!("  naissance {}\n", i.birth_date);
-            }
-            for a in &i.addresses {
-                let line = [&a.number, &a.street, &a.complement, &a.postcode, &a.city]
-                    .iter()
-                    .filter(|x| !x.is_empty())
-                    .map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                out += &format!("  adresse  {line}\n");
-            }
-            let preferred = match pb::ContactChannel::try_from(i.preferred_channel) {
-                Ok(pb::ContactChannel::Email) => "courriel",
-                Ok(pb::ContactChannel::Sms) => "SMS",
-                Ok(pb::ContactChannel::Courrier) => "courrier",
-                Ok(pb::ContactChannel::Phone) => "téléphone",
-                _ => "",
-            };
-            if !preferred.is_empty() {
-                out += &format!("  préfère  {preferred}");
-                if let Some(c) = &i.consent {
-                    let when = c
-                        .given_at
-                        .as_ref()
-                        .and_then(ts::to_micros)
-                        .map(crate::courrier::paris_display)
-                        .unwrap_or_default();
-                    out += &format!(" (accord {} {when})", c.source);
-                }
-                out.push('\n');
-            }
-            if !i.note.is_empty() {
-                out += &format!("  note     {}\n", i.note);
-            }
-        }
-        for p in &c.phones {
-            out += &format!("  tél.     {p}\n");
-        }
-        for m in &c.emails {
-            out += &format!("  courriel {m}\n");
-        }
-        if !c.households.is_empty() {
-            out += &format!("  foyers   {}\n", c.households.join(", "));
-        }
-        out += &format!("  {} contact(s)\n", c.entries);
+    let name = if c.display_name.is_empty() {
+        "(sans nom)"
+    } else {
+        &c.display_name
+    };
+    out += &format!("Usager {}  {name}", c.citizen_id);
+    if c.provisional {
+        out += "  [fiche provisoire]";
     }
+    if !c.merged_into.is_empty() {
+        out += &format!("  [fusionnée dans {}]", c.merged_into);
+    }
+    out.push('\n');
+    if let Some(i) = &c.identity {
+        if !i.birth_name.is_empty() && i.birth_name != i.usage_name {
+            out += &format!("  né(e)    {}\n", i.birth_name);
+        }
+        if !i.birth_date.is_empty() {
+            out += &format!("  naissance {}\n", i.birth_date);
+        }
+        for a in &i.addresses {
+            let line = [&a.number, &a.street, &a.complement, &a.postcode, &a.city]
+                .iter()
+                .filter(|x| !x.is_empty())
+                .map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out += &format!("  adresse  {line}\n");
+        }
+        let preferred = match pb::ContactChannel::try_from(i.preferred_channel) {
+            Ok(pb::ContactChannel::Email) => "courriel",
+            Ok(pb::ContactChannel::Sms) => "SMS",
+            Ok(pb::ContactChannel::Courrier) => "courrier",
+            Ok(pb::ContactChannel::Phone) => "téléphone",
+            _ => "",
+        };
+        if !preferred.is_empty() {
+            out += &format!("  préfère  {preferred}");
+            if let Some(c) = &i.consent {
+                let when = c
+                    .given_at
+                    .as_ref()
+                    .and_then(ts::to_micros)
+                    .map(crate::courrier::paris_display)
+                    .unwrap_or_default();
+                out += &format!(" (accord {} {when})", c.source);
+            }
+            out.push('\n');
+        }
+        if !i.note.is_empty() {
+            out += &format!("  note     {}\n", i.note);
+        }
+    }
+    for p in &c.phones {
+        out += &format!("  tél.     {p}\n");
+    }
+    for m in &c.emails {
+        out += &format!("  courriel {m}\n");
+    }
+    if !c.households.is_empty() {
+        out += &format!("  foyers   {}\n", c.households.join(", "));
+    }
+    out += &format!("  {} contact(s)\n", c.entries);
+    out
+}
+
+/// Renders timeline entries (as given, newest first) for a terminal, in Paris time.
+pub fn render_entries(entries: &[TimelineEntry]) -> String {
+    let mut out = String::new();
     if entries.is_empty() {
         out += "  (aucun contact)\n";
     }

@@ -232,6 +232,16 @@ impl Store {
         Ok(out)
     }
 
+    /// A citizen's last contact (µs, `i64::MIN` when none) and the record it joined.
+    pub fn search_card(&self, tenant: &str, citizen: &str) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::search_card(tenant, citizen))
+            .map_err(self.err())?
+            .and_then(|v| keys::parse_search_card(&v)))
+    }
+
     /// The contact a source reference names (submission id, MessageSid, Message-ID).
     pub fn by_source_ref(&self, tenant: &str, reference: &str) -> Result<Option<String>> {
         Ok(self

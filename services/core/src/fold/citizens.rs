@@ -17,8 +17,18 @@ use crate::tenant::Tenants;
 use crate::Result;
 use prost::Message;
 
+/// Writes a citizen record, and its search card (what ranking reads for every candidate).
 pub(crate) fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
     kv.put(keys::citizen(&c.tenant, &c.citizen_id), c.encode_to_vec());
+    let last_seen = c
+        .last_seen
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(i64::MIN);
+    kv.put(
+        keys::search_card(&c.tenant, &c.citizen_id),
+        keys::search_card_value(last_seen, &c.merged_into),
+    );
 }
 
 fn load(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {

@@ -53,7 +53,7 @@ pub(crate) fn put_entry(kv: &mut impl Kv, tenant: &str, entry: &TimelineEntry) -
         if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
             c.last_seen = occ;
         }
-        kv.put(ck, c.encode_to_vec());
+        super::citizens::put_citizen(kv, &c);
     }
     let at = entry
         .occurred_at

@@ -72,6 +72,34 @@ fn service_for(category: Category) -> &'static str {
     }
 }
 
+/// Beginnings and endings of French surnames: with the common names above, a population has
+/// as many distinct surnames as a real commune (a few hundred people share the most common
+/// ones, most names are rare), which is what search is measured on.
+const NAME_STARTS: &[&str] = &[
+    "Bel", "Bon", "Bou", "Char", "Chau", "Cour", "Dela", "Des", "Du", "Fa", "Fer", "Fon", "Gar",
+    "Gau", "Gi", "Gu", "La", "Lan", "Le", "Ma", "Mar", "Mer", "Mo", "Pa", "Per", "Pi", "Po", "Ri",
+    "Ro", "Sau", "Ta", "Ter", "Va", "Ver", "Vil", "Bran", "Cla", "Dau", "Hou", "Mon",
+];
+const NAME_ENDS: &[&str] = &[
+    "bert", "chard", "det", "don", "fort", "gnier", "got", "guet", "lard", "lin", "lon", "mand",
+    "mier", "nard", "net", "nier", "pin", "quet", "rand", "reau", "ret", "rier", "rin", "rot",
+    "ssard", "ssier", "tel", "thier", "tier", "ton", "vaud", "veau", "vel", "zard", "zier", "llet",
+    "chon", "geon", "dieu", "rieux",
+];
+
+/// A surname: one of the common names one time in five, else a rarer one.
+fn surname(rng: &mut ChaCha8Rng) -> String {
+    if rng.gen_bool(0.2) {
+        LAST.choose(rng).unwrap().to_string()
+    } else {
+        format!(
+            "{}{}",
+            NAME_STARTS.choose(rng).unwrap(),
+            NAME_ENDS.choose(rng).unwrap()
+        )
+    }
+}
+
 /// Streets of the communes (as in the Base Adresse Nationale).
 const STREETS: &[&str] = &[
     "rue Jean Jaurès",
@@ -194,10 +222,11 @@ pub fn events(cfg: &DemoConfig, tenants: &Tenants) -> impl Iterator<Item = Event
 /// The person number `n` of `tenant`; number 0 is the documented fixture.
 fn person(rng: &mut ChaCha8Rng, tenant: &Tenant, n: usize) -> Person {
     let (first, last) = if n == 0 {
-        ("Marie", "Durand")
+        ("Marie", "Durand".to_string())
     } else {
-        (*FIRST.choose(rng).unwrap(), *LAST.choose(rng).unwrap())
+        (*FIRST.choose(rng).unwrap(), surname(rng))
     };
+    let last = last.as_str();
     let mut phones = vec![if n == 0 {
         "+33612345678".to_string()
     } else {

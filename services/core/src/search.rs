@@ -22,8 +22,10 @@ const EXACT: u32 = 3;
 const PREFIX: u32 = 2;
 const TYPO: u32 = 1;
 
-/// Citizens one query word may bring in, at most (prefixes of very common words).
+/// Citizens one query word may bring in, at most: a word as typed brings in every holder; a
+/// started word (or a typo) its first 500, by word — type one more letter to narrow.
 const CANDIDATES_PER_WORD: usize = 20_000;
+const CANDIDATES_PER_PREFIX: usize = 500;
 
 /// Words of a record, folded and deduplicated: its names, and its addresses.
 pub fn words(identity: Option<&pb::Identity>, display_name: &str) -> Words {
@@ -122,11 +124,15 @@ pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, 
         // The word itself, or a word it starts (2 letters or more).
         let prefix = keys::name_word_prefix(tenant, w);
         let exact_len = prefix.len();
-        let scan = if w.chars().count() >= 2 {
-            kv.scan_prefix(&prefix[..exact_len - 1], CANDIDATES_PER_WORD)?
-        } else {
-            kv.scan_prefix(&prefix, CANDIDATES_PER_WORD)?
-        };
+        // Every holder of the word as typed; then, for a started word, others up to a bound.
+        let mut scan = kv.scan_prefix(&prefix, CANDIDATES_PER_WORD)?;
+        if w.chars().count() >= 2 {
+            scan.extend(
+                kv.scan_prefix(&prefix[..exact_len - 1], scan.len() + CANDIDATES_PER_PREFIX)?
+                    .into_iter()
+                    .filter(|(k, _)| !k.starts_with(&prefix)),
+            );
+        }
         for (k, _) in scan {
             let rest = &k[exact_len - 1..];
             // rest = word-suffix \0 citizen
@@ -143,12 +149,16 @@ pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, 
             let mut probes: BTreeSet<String> = deletions(w);
             probes.insert(w.clone());
             for p in &probes {
-                for (k, _) in kv.scan_prefix(&keys::name_variant_prefix(tenant, p), 1_000)? {
+                for (k, _) in
+                    kv.scan_prefix(&keys::name_variant_prefix(tenant, p), CANDIDATES_PER_PREFIX)?
+                {
                     let citizen = keys::last_part(&k);
                     note(&mut scores, citizen, TYPO);
                 }
                 if p != w {
-                    for (k, _) in kv.scan_prefix(&keys::name_word_prefix(tenant, p), 1_000)? {
+                    for (k, _) in
+                        kv.scan_prefix(&keys::name_word_prefix(tenant, p), CANDIDATES_PER_PREFIX)?
+                    {
                         let citizen = keys::last_part(&k);
                         note(&mut scores, citizen, TYPO);
                     }

@@ -119,12 +119,17 @@ async fn concurrent_registration_is_unique_and_gap_free(backend: Backend) {
     let expected: Vec<_> = (1..=80).map(|n| format!("GIV-2026-{n:06}")).collect();
     assert_eq!(chronos, expected, "unique and gap-free");
 
-    // A retry with the same idempotency key gets the same number, and takes none.
+    // A retry with the same idempotency key (the same letter, the same scan) gets the same
+    // number, and takes none; the key reused for another letter is refused.
     let mut c = hub.courrier();
-    let again = register(&mut c, header(GIVORS, "c3-3"), vec![])
+    let again = register(&mut c, header(GIVORS, "c3-3"), vec![pdf(303, 2000)])
         .await
         .unwrap();
     assert!(chronos.contains(&again.chrono));
+    let other = register(&mut c, header(GIVORS, "c3-3"), vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), tonic::Code::AlreadyExists, "{other:?}");
 
     // The letters are in the sender's timeline, with their chrono.
     let tl = hub

@@ -1,5 +1,5 @@
-//! contacthub's gRPC API: the desk, mail-room and ops services, standard health and server
-//! reflection, on one tonic server. Handlers only translate: requests into the application
+//! contacthub's gRPC API: the desk, citizen, mail-room and ops services, standard health and
+//! server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
@@ -59,6 +59,7 @@ pub fn status(e: contacthub_app::Error) -> tonic::Status {
 const SERVICES: &[&str] = &[
     "",
     "contacthub.v1.DeskService",
+    "contacthub.v1.CitizenService",
     "contacthub.v1.CourrierService",
 ];
 

@@ -185,9 +185,13 @@ impl App {
         let offset = if r.page_token.is_empty() {
             0
         } else {
-            r.page_token.parse::<usize>().map_err(|_| {
-                Error::Invalid(format!("invalid page_token {:?}", quote(&r.page_token)))
-            })?
+            r.page_token
+                .parse::<usize>()
+                .ok()
+                .filter(|&o| o <= 100_000)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("invalid page_token {:?}", quote(&r.page_token)))
+                })?
         };
         let tenant = &r.tenant;
         // Best score and how, per citizen id as found.
@@ -268,7 +272,7 @@ impl App {
         }
         Ok(pb::SearchCitizensResponse {
             hits,
-            next_page_token: if offset + page_size < total {
+            next_page_token: if offset.saturating_add(page_size) < total {
                 (offset + page_size).to_string()
             } else {
                 String::new()
@@ -436,8 +440,8 @@ impl App {
         entries.truncate(recent);
         Ok(pb::Household {
             household_id: r.household_id.clone(),
-            members: out,
-            recent: entries,
+            members: crate::within_page(out),
+            recent: crate::within_page(entries),
         })
     }
 }
@@ -454,13 +458,11 @@ impl App {
             0 => 100,
             n => n.min(500) as usize,
         };
-        Ok(self
-            .store
-            .unresolved(&r.tenant, 10_000)?
-            .into_iter()
-            .filter(|u| r.include_attached || u.attached_to.is_empty())
-            .take(limit)
-            .collect())
+        Ok(crate::within_page(self.store.unresolved(
+            &r.tenant,
+            limit,
+            |u| r.include_attached || u.attached_to.is_empty(),
+        )?))
     }
 
     /// Attaches a waiting contact to a citizen; returns its entry once in that timeline.
@@ -595,7 +597,7 @@ impl App {
                 break;
             }
         }
-        Ok(out)
+        Ok(crate::within_page(out))
     }
 
     /// The two records are different people: they are not proposed again.

@@ -166,6 +166,23 @@ impl Upload {
         }
     }
 
+    /// What the upload will be once finished (hash, type, size), without keeping it.
+    pub fn peek(&self) -> Result<Attachment, UploadError> {
+        let media_type = self.check()?;
+        let sha: String = self
+            .hasher
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Attachment {
+            sha256: sha,
+            media_type,
+            size_bytes: self.size,
+        })
+    }
+
     /// Checks the content and moves it into place.
     pub fn finish(mut self, store: &ContentStore) -> Result<Attachment, UploadError> {
         let media_type = self.check()?;

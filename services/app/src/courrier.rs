@@ -7,11 +7,14 @@ use crate::auth::Agent;
 use crate::content::Upload;
 use crate::{timestamp, App, Error, Result};
 use contacthub_core::courrier::{is_overdue, report};
-use contacthub_core::event::{contact, event_id, valid_chrono, SCHEMA_VERSION};
+use contacthub_core::event::{
+    contact, content_fingerprint, event_id, valid_chrono, SCHEMA_VERSION,
+};
 use contacthub_core::limits::quote;
 use contacthub_core::pb::{self, event::Payload, CourrierState};
 use contacthub_core::receipt::receipt_pdf;
 use contacthub_proto::ts;
+use prost::Message;
 
 /// Scans per letter, at most.
 pub const MAX_SCANS: usize = 50;
@@ -74,20 +77,16 @@ impl App {
                 "at most {MAX_SCANS} scans per letter"
             )));
         }
-        // Check every scan before keeping any.
-        for (i, (name, upload)) in uploads.iter().enumerate() {
-            upload
-                .check()
-                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(name))))?;
-        }
+        // Every scan checked, and the whole event valid, before any scan is kept.
         let mut attachments = Vec::new();
         let mut names = Vec::new();
-        for (i, (name, upload)) in uploads.into_iter().enumerate() {
-            let a = upload
-                .finish(&self.content)
-                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(&name))))?;
-            attachments.push(a);
-            names.push(name);
+        for (i, (name, upload)) in uploads.iter().enumerate() {
+            attachments.push(
+                upload
+                    .peek()
+                    .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(name))))?,
+            );
+            names.push(name.clone());
         }
         let now = (self.clock)();
         let received = timestamp(&header.received_at, "received_at")?.unwrap_or(now);
@@ -120,11 +119,34 @@ impl App {
         } else {
             header.category
         };
-        e.attachments = attachments;
         e.agent_id = agent_of(agent, &header.agent_id);
         if let Some(p) = e.personal.as_mut() {
             p.subject = header.subject.clone();
             p.attachment_names = names;
+        }
+        // A retry with the same idempotency key repeats the same letter and scans.
+        let scans: Vec<&[u8]> = attachments.iter().map(|a| a.sha256.as_bytes()).collect();
+        let mut same = header.clone();
+        same.idempotency_key.clear();
+        same.received_at = None;
+        let described = same.encode_to_vec();
+        let mut parts = vec![described.as_slice()];
+        parts.extend(scans);
+        e.fingerprint = content_fingerprint(&Default::default(), &parts);
+        e.attachments = attachments;
+        contacthub_core::event::validate(&e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
+        if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
+            if done.fingerprint != e.fingerprint {
+                return Err(Error::Conflict(format!(
+                    "this idempotency key was already used for another letter (event {})",
+                    e.event_id
+                )));
+            }
+        }
+        for (i, (name, upload)) in uploads.into_iter().enumerate() {
+            upload
+                .finish(&self.content)
+                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(&name))))?;
         }
         self.write(&e).await?;
         let state = self
@@ -237,27 +259,28 @@ impl App {
         } else {
             r.limit.min(10_000) as usize
         };
-        Ok(self
-            .store
-            .courriers(&r.tenant)?
-            .into_iter()
-            .filter(|s| {
-                r.service.is_empty()
-                    || s.service == r.service
-                    || (s.service.is_empty() && s.addressed_to_service == r.service)
-            })
-            .filter(|s| r.status == 0 || s.status == r.status)
-            .filter(|s| {
-                let at = s
-                    .registered_at
-                    .as_ref()
-                    .and_then(ts::to_micros)
-                    .unwrap_or(0);
-                at >= since && at < until
-            })
-            .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
-            .take(limit)
-            .collect())
+        Ok(crate::within_page(
+            self.store
+                .courriers(&r.tenant)?
+                .into_iter()
+                .filter(|s| {
+                    r.service.is_empty()
+                        || s.service == r.service
+                        || (s.service.is_empty() && s.addressed_to_service == r.service)
+                })
+                .filter(|s| r.status == 0 || s.status == r.status)
+                .filter(|s| {
+                    let at = s
+                        .registered_at
+                        .as_ref()
+                        .and_then(ts::to_micros)
+                        .unwrap_or(0);
+                    at >= since && at < until
+                })
+                .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
+                .take(limit)
+                .collect(),
+        ))
     }
 
     /// The acknowledgement of receipt of a letter, as a PDF.

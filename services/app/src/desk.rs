@@ -54,12 +54,9 @@ impl App {
                 holders.join(", ")
             )));
         }
-        let id = match holders.pop() {
-            Some(h) => Some(h),
-            // Records from before holders were kept: the first holder.
-            None => self.store.by_identifier(tenant, kind, &value)?,
-        };
-        let id = id.ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
+        let id = holders
+            .pop()
+            .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
         Ok(self.store.canonical(tenant, &id)?)
     }
 

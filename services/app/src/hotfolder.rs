@@ -80,7 +80,8 @@ fn chrono_of(path: &Path) -> Option<String> {
             chrono: String,
         }
         if let Ok(s) = serde_json::from_str::<Sidecar>(&text) {
-            return Some(s.chrono);
+            // A sidecar naming no chrono number names nothing.
+            return valid_chrono(&s.chrono).then_some(s.chrono);
         }
     }
     let stem = path.file_stem()?.to_string_lossy().into_owned();
@@ -148,7 +149,7 @@ async fn attach(app: &App, path: &Path) -> Result<String, String> {
     let tenant = tenant_of(&app.tenants, &chrono).ok_or_else(|| {
         format!(
             "no commune has the prefix {:?}",
-            chrono.split('-').next().unwrap_or_default()
+            contacthub_core::limits::quote(chrono.split('-').next().unwrap_or_default())
         )
     })?;
     let letter = app

@@ -173,13 +173,6 @@ impl Faults {
             .insert(part.to_string(), reason.into());
     }
 
-    pub fn clear(&self, part: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(part);
-    }
-
     /// Every listed problem, as "part: reason".
     pub fn list(&self) -> Vec<String> {
         self.0
@@ -205,6 +198,19 @@ impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The first `items` whose encoded sizes fit a page (3 MiB): every answer fits the 4 MiB a
+/// gRPC client accepts by default, whatever the items hold.
+pub(crate) fn within_page<T: prost::Message>(mut items: Vec<T>) -> Vec<T> {
+    let mut bytes = 0;
+    if let Some(cut) = items.iter().position(|i| {
+        bytes += i.encoded_len() + 8;
+        bytes > contacthub_projector::store::PAGE_BYTES
+    }) {
+        items.truncate(cut.max(1));
+    }
+    items
 }
 
 /// A timestamp given by a caller, in microseconds, or an error naming the field.

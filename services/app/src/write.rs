@@ -63,6 +63,8 @@ impl App {
             *o = (*o).max(a.offset);
         }
         let mut fresh = appended.into_iter();
+        // Which events this call appended (the others were already applied).
+        let appended_here: Vec<bool> = placed.iter().map(Option::is_none).collect();
         let placed: Vec<Appended> = placed
             .into_iter()
             .map(|p| p.or_else(|| fresh.next()).expect("one position per record"))
@@ -83,6 +85,20 @@ impl App {
                     return Err(Error::RecordedNotVisible(format!(
                         "recorded (partition {partition}, offset {offset}) but not yet visible: {reason}; it will appear once the read model is written again"
                     )))
+                }
+            }
+        }
+        // Two writers may have appended one id with different content at once: the fold
+        // kept the first; the other is told.
+        for (e, was) in events.iter().zip(&appended_here) {
+            if *was && !e.fingerprint.is_empty() {
+                if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
+                    if done.fingerprint != e.fingerprint {
+                        return Err(Error::Conflict(format!(
+                            "this id was used at the same time for other content (event {})",
+                            e.event_id
+                        )));
+                    }
                 }
             }
         }

@@ -117,20 +117,16 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
     let now = chrono::Utc::now().timestamp_micros();
     match command {
         CitizenCommand::Search(a) => {
-            let r = client(&a.at.client)
-                .await?
-                .search_citizens(authed(
-                    &a.at.client,
-                    pb::SearchCitizensRequest {
-                        tenant: a.at.tenant.clone(),
-                        query: a.query.join(" "),
-                        page_size: a.limit,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = crate::rpc!(
+                &a.at.client,
+                search_citizens,
+                pb::SearchCitizensRequest {
+                    tenant: a.at.tenant.clone(),
+                    query: a.query.join(" "),
+                    page_size: a.limit,
+                    ..Default::default()
+                }
+            );
             if r.hits.is_empty() {
                 crate::say!("aucun usager trouvé");
             }
@@ -139,35 +135,27 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
             }
         }
         CitizenCommand::Show(a) => {
-            let c = client(&a.at.client)
-                .await?
-                .get_citizen(authed(
-                    &a.at.client,
-                    pb::GetCitizenRequest {
-                        tenant: a.at.tenant.clone(),
-                        citizen_id: a.citizen.clone(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let c = crate::rpc!(
+                &a.at.client,
+                get_citizen,
+                pb::GetCitizenRequest {
+                    tenant: a.at.tenant.clone(),
+                    citizen_id: a.citizen.clone(),
+                }
+            );
             crate::say_raw!("{}", render::render_citizen(&c));
         }
         CitizenCommand::Create(a) => {
             let identity = apply(pb::Identity::default(), &a.identity, now)?;
-            let c = client(&a.at.client)
-                .await?
-                .create_citizen(authed(
-                    &a.at.client,
-                    pb::CreateCitizenRequest {
-                        tenant: a.at.tenant.clone(),
-                        identity: Some(identity),
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let c = crate::rpc!(
+                &a.at.client,
+                create_citizen,
+                pb::CreateCitizenRequest {
+                    tenant: a.at.tenant.clone(),
+                    identity: Some(identity),
+                    ..Default::default()
+                }
+            );
             crate::say!("{}", c.citizen_id);
         }
         CitizenCommand::Update(a) => {
@@ -200,52 +188,40 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
             crate::say_raw!("{}", render::render_citizen(&c));
         }
         CitizenCommand::Merge(a) => {
-            let c = client(&a.at.client)
-                .await?
-                .merge_citizens(authed(
-                    &a.at.client,
-                    pb::MergeCitizensRequest {
-                        tenant: a.at.tenant.clone(),
-                        citizen_id: a.citizen.clone(),
-                        into_citizen_id: a.into.clone(),
-                        reason: a.reason.clone(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let c = crate::rpc!(
+                &a.at.client,
+                merge_citizens,
+                pb::MergeCitizensRequest {
+                    tenant: a.at.tenant.clone(),
+                    citizen_id: a.citizen.clone(),
+                    into_citizen_id: a.into.clone(),
+                    reason: a.reason.clone(),
+                }
+            );
             crate::say!("{} fusionnée dans {}", a.citizen, c.citizen_id);
         }
         CitizenCommand::Unmerge(a) => {
-            let c = client(&a.at.client)
-                .await?
-                .unmerge_citizen(authed(
-                    &a.at.client,
-                    pb::UnmergeCitizenRequest {
-                        tenant: a.at.tenant.clone(),
-                        citizen_id: a.citizen.clone(),
-                        reason: a.reason.clone(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let c = crate::rpc!(
+                &a.at.client,
+                unmerge_citizen,
+                pb::UnmergeCitizenRequest {
+                    tenant: a.at.tenant.clone(),
+                    citizen_id: a.citizen.clone(),
+                    reason: a.reason.clone(),
+                }
+            );
             crate::say!("{} séparée", c.citizen_id);
         }
         CitizenCommand::Unresolved(a) => {
-            let r = client(&a.at.client)
-                .await?
-                .list_unresolved_contacts(authed(
-                    &a.at.client,
-                    pb::ListUnresolvedContactsRequest {
-                        tenant: a.at.tenant.clone(),
-                        include_attached: a.all,
-                        ..Default::default()
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = crate::rpc!(
+                &a.at.client,
+                list_unresolved_contacts,
+                pb::ListUnresolvedContactsRequest {
+                    tenant: a.at.tenant.clone(),
+                    include_attached: a.all,
+                    ..Default::default()
+                }
+            );
             if r.contacts.is_empty() {
                 crate::say!("aucun contact à rattacher");
             }
@@ -271,34 +247,26 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
             }
         }
         CitizenCommand::Attach(a) => {
-            let e = client(&a.at.client)
-                .await?
-                .attach_contact(authed(
-                    &a.at.client,
-                    pb::AttachContactRequest {
-                        tenant: a.at.tenant.clone(),
-                        contact_event_id: a.contact.clone(),
-                        citizen_id: a.citizen.clone(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let e = crate::rpc!(
+                &a.at.client,
+                attach_contact,
+                pb::AttachContactRequest {
+                    tenant: a.at.tenant.clone(),
+                    contact_event_id: a.contact.clone(),
+                    citizen_id: a.citizen.clone(),
+                }
+            );
             crate::say!("{} rattaché à {}", e.event_id, e.citizen_id);
         }
         CitizenCommand::Proposals(a) => {
-            let r = client(&a.client)
-                .await?
-                .list_duplicate_proposals(authed(
-                    &a.client,
-                    pb::ListDuplicateProposalsRequest {
-                        tenant: a.tenant.clone(),
-                        limit: 0,
-                    },
-                )?)
-                .await
-                .map_err(status_err)?
-                .into_inner();
+            let r = crate::rpc!(
+                &a.client,
+                list_duplicate_proposals,
+                pb::ListDuplicateProposalsRequest {
+                    tenant: a.tenant.clone(),
+                    limit: 0,
+                }
+            );
             if r.proposals.is_empty() {
                 crate::say!("aucun doublon proposé");
             }
@@ -318,19 +286,16 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
             }
         }
         CitizenCommand::Dismiss(a) => {
-            client(&a.at.client)
-                .await?
-                .dismiss_duplicate(authed(
-                    &a.at.client,
-                    pb::DismissDuplicateRequest {
-                        tenant: a.at.tenant.clone(),
-                        citizen_id: a.citizen.clone(),
-                        other_citizen_id: a.other.clone(),
-                        reason: a.reason.clone(),
-                    },
-                )?)
-                .await
-                .map_err(status_err)?;
+            crate::rpc!(
+                &a.at.client,
+                dismiss_duplicate,
+                pb::DismissDuplicateRequest {
+                    tenant: a.at.tenant.clone(),
+                    citizen_id: a.citizen.clone(),
+                    other_citizen_id: a.other.clone(),
+                    reason: a.reason.clone(),
+                }
+            );
             crate::say!("{} et {} : doublon écarté", a.citizen, a.other);
         }
         CitizenCommand::Household(a) => {

@@ -12,18 +12,6 @@ use tonic::transport::Channel;
 /// Scan bytes per gRPC message.
 const CHUNK: usize = 256 * 1024;
 
-/// Calls `method` of the mail-room service with the agent's token; the answer or its message.
-macro_rules! rpc {
-    ($client:expr, $method:ident, $req:expr) => {
-        client($client)
-            .await?
-            .$method(authed($client, $req)?)
-            .await
-            .map_err(status_err)?
-            .into_inner()
-    };
-}
-
 async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
     Ok(CourrierServiceClient::new(connect(c).await?).max_decoding_message_size(64 << 20))
 }
@@ -198,7 +186,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             crate::say!("{}", state.chrono);
         }
         CourrierCommand::Show(a) => {
-            let s = rpc!(
+            let s = crate::rpc!(
                 &a.at.client,
                 get_courrier,
                 pb::GetCourrierRequest {
@@ -209,7 +197,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             show(&s)?;
         }
         CourrierCommand::List(a) => {
-            let r = rpc!(
+            let r = crate::rpc!(
                 &a.at.client,
                 list_courrier,
                 pb::ListCourrierRequest {
@@ -234,7 +222,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             }
         }
         CourrierCommand::Route(a) => {
-            let s = rpc!(
+            let s = crate::rpc!(
                 &a.at.client,
                 route_courrier,
                 pb::RouteCourrierRequest {
@@ -248,7 +236,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             crate::say!("{}", line(&s));
         }
         CourrierCommand::Step(a) => {
-            let s = rpc!(
+            let s = crate::rpc!(
                 &a.at.client,
                 record_step,
                 pb::RecordStepRequest {
@@ -262,7 +250,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             crate::say!("{}", line(&s));
         }
         CourrierCommand::Answer(a) => {
-            let s = rpc!(
+            let s = crate::rpc!(
                 &a.at.client,
                 mark_answered,
                 pb::MarkAnsweredRequest {
@@ -276,7 +264,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             crate::say!("{}", line(&s));
         }
         CourrierCommand::Receipt(a) => {
-            let r = rpc!(
+            let r = crate::rpc!(
                 &a.at.client,
                 get_receipt,
                 pb::GetCourrierRequest {
@@ -293,7 +281,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             );
         }
         CourrierCommand::Report(a) => {
-            let r = rpc!(
+            let r = crate::rpc!(
                 &a.client,
                 courrier_report,
                 pb::CourrierReportRequest {
@@ -319,7 +307,7 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
         }
         CourrierCommand::Unmatched(a) => {
             let c = &a.client;
-            let r = rpc!(
+            let r = crate::rpc!(
                 c,
                 list_unmatched_scans,
                 pb::ListUnmatchedScansRequest {

@@ -46,6 +46,20 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Calls `method` of a gRPC client made by the calling module's `client(&ClientArgs)`, with
+/// the agent's token (`authed`); the answer, or its message as the error (`status_err`).
+#[macro_export]
+macro_rules! rpc {
+    ($client:expr, $method:ident, $req:expr) => {
+        client($client)
+            .await?
+            .$method(authed($client, $req)?)
+            .await
+            .map_err(status_err)?
+            .into_inner()
+    };
+}
+
 /// `println!` that returns an error instead of panicking when standard output is closed.
 #[macro_export]
 macro_rules! say {

@@ -37,7 +37,6 @@ pub fn paris_offset_us(us: i64) -> i64 {
     }
 }
 
-/// The local date and time in Paris of an instant.
 /// A time for people to read: Europe/Paris local time with its offset,
 /// e.g. `2026-11-02 09:14 +01:00`.
 pub fn paris_display(us: i64) -> String {
@@ -55,6 +54,7 @@ pub fn paris_display(us: i64) -> String {
     )
 }
 
+/// The local date and time in Paris of an instant.
 pub fn paris(us: i64) -> chrono::NaiveDateTime {
     DateTime::from_timestamp_micros(us + paris_offset_us(us))
         .unwrap_or_default()

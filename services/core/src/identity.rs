@@ -65,6 +65,22 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     }
 }
 
+/// The E.164 start of a French number's beginning written nationally (`04 72 49 1` →
+/// `+3347249 1`…, `0262 12` → `+26226212`): for number ranges (direct lines).
+pub fn national_prefix_to_e164(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().filter(|c| c.is_ascii_digit()).collect();
+    if raw.trim().starts_with('+') {
+        return (!digits.is_empty()).then(|| format!("+{digits}"));
+    }
+    let national = digits.strip_prefix('0').filter(|n| !n.is_empty())?;
+    for (prefix, cc) in OVERSEAS {
+        if digits.starts_with(prefix) {
+            return Some(format!("+{cc}{national}"));
+        }
+    }
+    Some(format!("+33{national}"))
+}
+
 /// The 9 digits after +33 (a wrongly kept leading 0 is dropped).
 fn french_national(n: &str) -> Option<String> {
     let n = if n.len() == 10 {
@@ -186,6 +202,23 @@ mod tests {
         ] {
             assert_eq!(normalize_phone(w), None, "{w}");
         }
+    }
+
+    #[test]
+    fn number_ranges_start_like_the_numbers_they_hold() {
+        let start = national_prefix_to_e164("04 72 49 1").unwrap();
+        assert!(normalize_phone("04 72 49 12 34")
+            .unwrap()
+            .starts_with(&start));
+        let start = national_prefix_to_e164("0262 12").unwrap();
+        assert!(normalize_phone("0262 12 34 56")
+            .unwrap()
+            .starts_with(&start));
+        assert_eq!(
+            national_prefix_to_e164("+3347249").as_deref(),
+            Some("+3347249")
+        );
+        assert_eq!(national_prefix_to_e164("0"), None);
     }
 
     #[test]

@@ -126,13 +126,6 @@ pub fn identifier_holders_prefix(tenant: &str, kind: &str, normalized: &str) -> 
     k
 }
 
-/// Prefix of every identifier holder of a commune.
-pub fn identifier_holders_of(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"ih/", &[tenant.as_bytes()]);
-    k.push(0);
-    k
-}
-
 /// A pair of citizens an agent said are different people (in id order).
 pub fn duplicate_dismissed(tenant: &str, a: &str, b: &str) -> Vec<u8> {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };

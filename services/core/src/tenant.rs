@@ -126,20 +126,14 @@ impl Tenants {
                 .direct_lines
                 .iter()
                 .map(|p| {
-                    let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
-                    let e164 = match (p.trim().starts_with('+'), digits.strip_prefix('0')) {
-                        (true, _) => Some(format!("+{digits}")),
-                        (false, Some(national)) if !national.is_empty() => {
-                            Some(format!("+33{national}"))
-                        }
-                        _ => None,
-                    };
-                    e164.filter(|x| x.len() >= 5).ok_or_else(|| {
-                        Error::Config(format!(
-                            "commune {}: direct line prefix {p:?} is not a number prefix",
-                            e.code
-                        ))
-                    })
+                    crate::identity::national_prefix_to_e164(p)
+                        .filter(|x| x.len() >= 5)
+                        .ok_or_else(|| {
+                            Error::Config(format!(
+                                "commune {}: direct line prefix {p:?} is not a number prefix",
+                                e.code
+                            ))
+                        })
                 })
                 .collect::<Result<Vec<_>>>()?;
             for cat in e.answer_days_by_category.keys() {

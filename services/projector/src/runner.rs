@@ -192,11 +192,17 @@ impl Projector {
                     Ok(Ok(start)) => {
                         tracing::info!(positions = ?start, "read model reopened; projecting again from its durable checkpoints");
                         self.positions.send_replace(start);
-                        broken = false;
-                        reopened = true;
+                        // Read again from those checkpoints: the old reader is past them.
                         match self.open_reader().await {
-                            Ok(r) => reader = r,
-                            Err(e) => tracing::warn!(error = %e, "cannot read the log; retrying"),
+                            Ok(r) => {
+                                reader = r;
+                                broken = false;
+                                reopened = true;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot read the log; retrying");
+                                continue;
+                            }
                         }
                     }
                     Ok(Err(e)) => {

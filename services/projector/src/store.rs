@@ -46,7 +46,8 @@ fn open_sled(path: &Path) -> Result<Open> {
     Ok(Open { db, tree })
 }
 
-/// Most bytes of entries in one page of a list (timelines, letters, dead letters): under the
+/// Most bytes of entries in one page of a list (timelines, dead letters, and the lists of the
+/// application layer): under the
 /// 4 MiB every gRPC client accepts by default, whatever the entries hold.
 pub const PAGE_BYTES: usize = 3 << 20;
 
@@ -252,22 +253,28 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Contacts for an agent ("à rattacher"), oldest key first.
-    pub fn unresolved(&self, tenant: &str, limit: usize) -> Result<Vec<pb::Unresolved>> {
+    /// Contacts for an agent ("à rattacher") that `keep` keeps, at most `limit`, in key order.
+    pub fn unresolved(
+        &self,
+        tenant: &str,
+        limit: usize,
+        keep: impl Fn(&pb::Unresolved) -> bool,
+    ) -> Result<Vec<pb::Unresolved>> {
         let mut out = Vec::new();
-        for kv in self
-            .db()?
-            .tree
-            .scan_prefix(keys::unresolved_prefix(tenant))
-            .take(limit)
-        {
+        for kv in self.db()?.tree.scan_prefix(keys::unresolved_prefix(tenant)) {
             let (k, v) = kv.map_err(self.err())?;
-            out.push(pb::Unresolved::decode(&*v).map_err(|source| {
+            let u = pb::Unresolved::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     source,
                 })
-            })?);
+            })?;
+            if keep(&u) {
+                out.push(u);
+                if out.len() == limit {
+                    break;
+                }
+            }
         }
         Ok(out)
     }

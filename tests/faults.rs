@@ -496,6 +496,7 @@ async fn oversize_input_is_kept_and_never_blocks(backend: Backend) {
     // A CDR file in the drop folder with one monstrous line: that line is quarantined, the
     // others and the files beside it are read.
     let inbox = hub.dir.path().join("cdr-inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
     let huge_name = "N".repeat(300_000);
     let csv = format!(
         "\"\",\"0612000001\",\"0472491818\",\"from-trunk\",\"\"\"{huge_name}\"\" <0612000001>\",\"SIP/1\",\"SIP/2\",\"Dial\",\"\",\"2026-11-02 09:14:03\",\"2026-11-02 09:14:09\",\"2026-11-02 09:17:12\",\"189\",\"183\",\"ANSWERED\",\"DOCUMENTATION\",\"u1\"\n\"\",\"0612000002\",\"0472491818\",\"from-trunk\",\"\",\"SIP/1\",\"SIP/2\",\"Dial\",\"\",\"2026-11-02 10:14:03\",\"2026-11-02 10:14:09\",\"2026-11-02 10:17:12\",\"189\",\"183\",\"ANSWERED\",\"DOCUMENTATION\",\"u2\"\n"
@@ -766,6 +767,8 @@ async fn unmatched_scans_are_scoped_and_sized_before_reading() {
     .unwrap();
     let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
     let inbox = hub.dir.path().join("scan-inbox");
+    // The watcher creates it too, maybe not yet.
+    std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("GIV-2026-999999.pdf"), b"%PDF-1.4\n").unwrap();
     std::fs::write(inbox.join("VEN-2026-000001 Dupont.pdf"), b"%PDF-1.4\n").unwrap();
     std::fs::write(inbox.join("scan-sans-nom.pdf"), b"%PDF-1.4\n").unwrap();

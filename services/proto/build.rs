@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ops.proto",
         "courrier.proto",
         "citizen.proto",
+        "request.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

@@ -16,26 +16,13 @@ impl Citizens {
     }
 }
 
-/// Checks the caller's access to `$tenant`, then runs `$call` (the agent in scope as `agent`).
-macro_rules! scoped {
-    ($self:ident, $req:ident, |$agent:ident, $r:ident| $call:expr) => {{
-        let $r = $req.get_ref();
-        let $agent = $self
-            .app
-            .access
-            .for_tenant(token(&$req), &$r.tenant)
-            .map_err(status)?;
-        $call.map(Response::new).map_err(status)
-    }};
-}
-
 #[tonic::async_trait]
 impl CitizenService for Citizens {
     async fn create_citizen(
         &self,
         req: Request<pb::CreateCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .create_citizen(agent, r)
             .await)
@@ -45,7 +32,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::UpdateCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .update_citizen(agent, r)
             .await)
@@ -55,7 +42,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |_agent, r| self
             .app
             .citizen(&r.tenant, &r.citizen_id))
     }
@@ -64,14 +51,14 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::SearchCitizensRequest>,
     ) -> Result<Response<pb::SearchCitizensResponse>, Status> {
-        scoped!(self, req, |_agent, r| self.app.search_citizens(r))
+        crate::scoped!(self, req, |_agent, r| self.app.search_citizens(r))
     }
 
     async fn merge_citizens(
         &self,
         req: Request<pb::MergeCitizensRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .merge_citizens(agent, r)
             .await)
@@ -81,7 +68,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::UnmergeCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .unmerge_citizen(agent, r)
             .await)
@@ -91,7 +78,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::SetHouseholdMemberRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .set_household_member(agent, r)
             .await)
@@ -101,14 +88,14 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        scoped!(self, req, |_agent, r| self.app.household(r))
+        crate::scoped!(self, req, |_agent, r| self.app.household(r))
     }
 
     async fn list_unresolved_contacts(
         &self,
         req: Request<pb::ListUnresolvedContactsRequest>,
     ) -> Result<Response<pb::ListUnresolvedContactsResponse>, Status> {
-        scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |_agent, r| self
             .app
             .unresolved_contacts(r)
             .map(|contacts| pb::ListUnresolvedContactsResponse { contacts }))
@@ -118,7 +105,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::AttachContactRequest>,
     ) -> Result<Response<pb::TimelineEntry>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .attach_contact(agent, r)
             .await)
@@ -128,16 +115,17 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::ListDuplicateProposalsRequest>,
     ) -> Result<Response<pb::ListDuplicateProposalsResponse>, Status> {
-        scoped!(self, req, |_agent, r| self.app.duplicate_proposals(r).map(
-            |proposals| pb::ListDuplicateProposalsResponse { proposals }
-        ))
+        crate::scoped!(self, req, |_agent, r| self
+            .app
+            .duplicate_proposals(r)
+            .map(|proposals| pb::ListDuplicateProposalsResponse { proposals }))
     }
 
     async fn dismiss_duplicate(
         &self,
         req: Request<pb::DismissDuplicateRequest>,
     ) -> Result<Response<pb::DismissDuplicateResponse>, Status> {
-        scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
             .dismiss_duplicate(agent, r)
             .await

@@ -1,20 +1,22 @@
-//! contacthub's gRPC API: the desk, citizen, mail-room and ops services, standard health and
-//! server reflection, on one tonic server. Handlers only translate: requests into the application
+//! contacthub's gRPC API: the desk, citizen, request, mail-room and ops services, standard
+//! health and server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`citizens`], [`courrier`], [`ops`] (one module per service); this file wires them with
+//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`ops`] (one module per service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
 pub mod citizens;
 pub mod courrier;
 pub mod desk;
 pub mod ops;
+pub mod requests;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
     citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
     desk_service_server::DeskServiceServer, ops_service_server::OpsServiceServer,
+    request_service_server::RequestServiceServer,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,21 @@ pub enum Error {
     #[error("reflection descriptor: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
+
+/// Checks the caller's access to the request's tenant, then runs `$call` (the agent in scope
+/// under the given name) and translates its answer.
+macro_rules! scoped {
+    ($self:ident, $req:ident, |$agent:ident, $r:ident| $call:expr) => {{
+        let $r = $req.get_ref();
+        let $agent = $self
+            .app
+            .access
+            .for_tenant(token(&$req), &$r.tenant)
+            .map_err(status)?;
+        $call.map(Response::new).map_err(status)
+    }};
+}
+pub(crate) use scoped;
 
 /// The bearer token a request carries, if any.
 pub(crate) fn token<T>(req: &tonic::Request<T>) -> Option<&str> {
@@ -61,6 +78,7 @@ const SERVICES: &[&str] = &[
     "contacthub.v1.DeskService",
     "contacthub.v1.CitizenService",
     "contacthub.v1.CourrierService",
+    "contacthub.v1.RequestService",
 ];
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -76,6 +94,9 @@ pub async fn serve(
     reporter.set_serving::<OpsServiceServer<ops::Ops>>().await;
     reporter
         .set_serving::<CitizenServiceServer<citizens::Citizens>>()
+        .await;
+    reporter
+        .set_serving::<RequestServiceServer<requests::Requests>>()
         .await;
     reporter
         .set_serving::<CourrierServiceServer<courrier::Mailroom>>()
@@ -146,6 +167,9 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(CourrierServiceServer::new(courrier::Mailroom::new(
+            app.clone(),
+        )))
+        .add_service(RequestServiceServer::new(requests::Requests::new(
             app.clone(),
         )))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)))

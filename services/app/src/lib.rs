@@ -9,6 +9,7 @@
 //! - [`write`]: [`App::append_and_wait`], the one way anything is written;
 //! - [`desk`]: timelines, contacts, watches and walk-in visits;
 //! - [`citizens`]: citizen records (create, correct, search, merge, unmerge) and households;
+//! - [`requests`]: requests (demandes) from first contact to written answer, worklists;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
 //! - [`status`]: log and projector positions, dead letters, phone report;
@@ -26,6 +27,7 @@ pub mod content;
 pub mod courrier;
 pub mod desk;
 pub mod hotfolder;
+pub mod requests;
 pub mod status;
 pub mod write;
 

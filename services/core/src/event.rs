@@ -58,6 +58,8 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::CitizenUpdated(_) => "citizen_updated",
         Payload::ContactAttached(_) => "contact_attached",
         Payload::DuplicateDismissed(_) => "duplicate_dismissed",
+        Payload::RequestReopened(_) => "request_reopened",
+        Payload::RequestLinked(_) => "request_linked",
     }
 }
 
@@ -279,13 +281,19 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             }
         }
         Payload::RequestOpened(_) => {
-            need_request("request_opened")?;
+            if !event.request_id.is_empty() {
+                return Err(invalid(
+                    "request_opened carries no request_id: the projector gives its reference",
+                ));
+            }
             check_party(event)?;
         }
         Payload::RequestAssigned(_)
         | Payload::RequestStatusChanged(_)
         | Payload::RequestAnswered(_)
-        | Payload::RequestClosed(_) => need_request(kind(payload))?,
+        | Payload::RequestClosed(_)
+        | Payload::RequestReopened(_)
+        | Payload::RequestLinked(_) => need_request(kind(payload))?,
         Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
         | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
         | Payload::CourrierAnswered(pb::CourrierAnswered { chrono, .. })
@@ -490,7 +498,30 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             }
         }
         Some(Payload::HouseholdMembership(h)) => chars("role", &h.role, limits::LABEL_CHARS)?,
-        Some(Payload::RequestOpened(o)) => chars("kind", &o.kind, limits::LABEL_CHARS)?,
+        Some(Payload::RequestOpened(o)) => {
+            chars("kind", &o.kind, limits::LABEL_CHARS)?;
+            chars("service", &o.service, limits::LABEL_CHARS)?;
+            chars("on_behalf_of", &o.on_behalf_of, limits::LABEL_CHARS)?;
+            chars(
+                "from_contact_event_id",
+                &o.from_contact_event_id,
+                limits::ID_CHARS,
+            )?;
+            if o.requester_citizen_ids.len() > limits::IDENTIFIERS {
+                return Err(invalid(format!(
+                    "{} requesters; the limit is {}",
+                    o.requester_citizen_ids.len(),
+                    limits::IDENTIFIERS
+                )));
+            }
+        }
+        Some(Payload::RequestLinked(l)) => {
+            if l.contact_event_id.is_empty() {
+                return Err(invalid("request_linked needs the contact's event id"));
+            }
+            chars("contact_event_id", &l.contact_event_id, limits::ID_CHARS)?;
+        }
+        Some(Payload::RequestReopened(_)) => {}
         Some(Payload::RequestAssigned(a)) => {
             chars("service", &a.service, limits::LABEL_CHARS)?;
             chars(
@@ -513,7 +544,14 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
                 )));
             }
         }
-        Some(Payload::RequestClosed(c)) => chars("resolution", &c.resolution, limits::NOTE_CHARS)?,
+        Some(Payload::RequestClosed(c)) => {
+            chars("resolution", &c.resolution, limits::NOTE_CHARS)?;
+            chars("redirected_to", &c.redirected_to, limits::LABEL_CHARS)?;
+            chars("duplicate_of", &c.duplicate_of, limits::ID_CHARS)?;
+            if pb::CloseReason::try_from(c.reason).is_err() {
+                return Err(invalid(format!("unknown close reason {}", c.reason)));
+            }
+        }
         Some(Payload::CourrierRouted(r)) => {
             chars("service", &r.service, limits::LABEL_CHARS)?;
             chars("note", &r.note, limits::NOTE_CHARS)?;

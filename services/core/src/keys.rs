@@ -16,6 +16,9 @@
 //! | `tl/`  | tenant `\0` citizen `\0` time event  | `TimelineEntry`           |
 //! | `mg/`  | tenant `\0` into `\0` member         | empty                     |
 //! | `hh/`  | tenant `\0` household `\0` citizen   | role                      |
+//! | `rq/`  | tenant `\0` reference                | `Request`                 |
+//! | `rn/`  | tenant `\0` year                     | next request number       |
+//! | `re/`  | tenant `\0` opening event id         | request reference         |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -243,6 +246,28 @@ pub fn name_variant_prefix(tenant: &str, variant: &str) -> Vec<u8> {
 pub fn last_part(k: &[u8]) -> String {
     let start = k.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
     String::from_utf8_lossy(&k[start..]).into_owned()
+}
+
+/// A request by its reference (`GIV-D-2026-000042`).
+pub fn request(tenant: &str, reference: &str) -> Vec<u8> {
+    key(b"rq/", &[tenant.as_bytes(), reference.as_bytes()])
+}
+
+/// Prefix of every request of a commune.
+pub fn requests_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"rq/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// The request an opening event opened (its reference).
+pub fn request_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"re/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// The next request number of a commune's year.
+pub fn request_counter(tenant: &str, year: i32) -> Vec<u8> {
+    key(b"rn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {

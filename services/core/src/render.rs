@@ -121,8 +121,21 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
                 format!("Détaché du foyer {}", h.household_id)
             }
         }
-        Payload::RequestOpened(o) => format!("Demande ouverte : {}", o.kind),
-        Payload::RequestAssigned(a) => format!("Demande attribuée à {}", a.service),
+        Payload::RequestOpened(o) => {
+            let mut t = "Demande ouverte".to_string();
+            if !o.service.is_empty() {
+                t += &format!(" pour {}", o.service);
+            }
+            if !o.on_behalf_of.is_empty() {
+                t += &format!(" (au nom de {})", o.on_behalf_of);
+            }
+            t
+        }
+        Payload::RequestReopened(_) => format!("Demande {} rouverte", e.request_id),
+        Payload::RequestLinked(_) => format!("Contact rattaché à la demande {}", e.request_id),
+        Payload::RequestAssigned(a) => {
+            format!("Demande {} attribuée à {}", e.request_id, a.service)
+        }
         Payload::RequestStatusChanged(s) => {
             format!("Statut de la demande : {}", status_fr(s.status))
         }
@@ -147,10 +160,13 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
     }
 }
 
-fn status_fr(s: i32) -> &'static str {
+/// French name of a request's status, for agents.
+pub fn status_fr(s: i32) -> &'static str {
     use pb::RequestStatus as S;
     match S::try_from(s).unwrap_or(S::Unspecified) {
-        S::Open => "ouverte",
+        S::Open => "reçue",
+        S::Assigned => "attribuée",
+        S::Reopened => "rouverte",
         S::InProgress => "en cours",
         S::WaitingCitizen => "en attente de l'usager",
         S::Answered => "répondue",

@@ -243,6 +243,36 @@ impl Store {
             .and_then(|v| keys::parse_search_card(&v)))
     }
 
+    /// A request by its reference.
+    pub fn request(&self, tenant: &str, reference: &str) -> Result<Option<pb::Request>> {
+        self.get_msg(&keys::request(tenant, reference))
+    }
+
+    /// The reference of the request an opening event opened.
+    pub fn request_by_event(&self, tenant: &str, event_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::request_by_event(tenant, event_id))
+            .map_err(self.err())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every request of a commune, by reference.
+    pub fn requests(&self, tenant: &str) -> Result<Vec<pb::Request>> {
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(keys::requests_prefix(tenant)) {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push(pb::Request::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?);
+        }
+        Ok(out)
+    }
+
     /// The contact a source reference names (submission id, MessageSid, Message-ID).
     pub fn by_source_ref(&self, tenant: &str, reference: &str) -> Result<Option<String>> {
         Ok(self

@@ -3,16 +3,14 @@
 //!
 //! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
 //! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
-//! [`courrier`] (the mail room: chrono numbers and letters), [`counters`] (global and
-//! per-commune figures). This file decodes and validates the record, dedupes by event id,
+//! [`courrier`] (the mail room: chrono numbers and letters), [`requests`] (demandes, from
+//! first contact to written answer), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
 //! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
-//!
-//! Requests (`request_*` payloads) are validated and kept on the log; the request model that
-//! follows them from first contact to written answer will fold them here.
 
 pub mod citizens;
 pub mod counters;
 pub mod courrier;
+pub mod requests;
 pub mod timeline;
 
 use crate::event::{self, is_contact, Invalid, Valid};
@@ -280,13 +278,14 @@ fn project(
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)
         | Payload::CourrierScanAttached(_) => courrier::bookkeeping(kv, v)?,
-        // Kept on the log for the request model; nothing to fold yet.
+        Payload::RequestOpened(o) => requests::open(kv, tenants, v, o)?,
         Payload::RequestAssigned(_)
         | Payload::RequestStatusChanged(_)
         | Payload::RequestAnswered(_)
-        | Payload::RequestClosed(_) => Ok(vec![]),
-        Payload::RequestOpened(_)
-        | Payload::PhoneCall(_)
+        | Payload::RequestClosed(_)
+        | Payload::RequestReopened(_)
+        | Payload::RequestLinked(_) => requests::follow(kv, tenants, v)?,
+        Payload::PhoneCall(_)
         | Payload::Courrier(_)
         | Payload::WebForm(_)
         | Payload::Sms(_)

@@ -1,0 +1,97 @@
+//! The request service: translates gRPC requests into the application layer's request
+//! commands and worklists ([`contacthub_app::requests`]).
+
+use crate::{status, token};
+use contacthub_app::App;
+use contacthub_core::pb::{self, request_service_server::RequestService, Request as Demande};
+use tonic::{Request, Response, Status};
+
+pub struct Requests {
+    app: App,
+}
+
+impl Requests {
+    pub fn new(app: App) -> Self {
+        Requests { app }
+    }
+}
+
+#[tonic::async_trait]
+impl RequestService for Requests {
+    async fn open_request(
+        &self,
+        req: Request<pb::OpenRequestRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.open_request(agent, r).await)
+    }
+
+    async fn link_contact(
+        &self,
+        req: Request<pb::LinkContactRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.link_contact(agent, r).await)
+    }
+
+    async fn assign_request(
+        &self,
+        req: Request<pb::AssignRequestRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .assign_request(agent, r)
+            .await)
+    }
+
+    async fn set_request_status(
+        &self,
+        req: Request<pb::SetRequestStatusRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .set_request_status(agent, r)
+            .await)
+    }
+
+    async fn record_answer(
+        &self,
+        req: Request<pb::RecordAnswerRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.record_answer(agent, r).await)
+    }
+
+    async fn close_request(
+        &self,
+        req: Request<pb::CloseRequestRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.close_request(agent, r).await)
+    }
+
+    async fn reopen_request(
+        &self,
+        req: Request<pb::ReopenRequestRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .reopen_request(agent, r)
+            .await)
+    }
+
+    async fn get_request(
+        &self,
+        req: Request<pb::GetRequestRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |_agent, r| self
+            .app
+            .request(&r.tenant, &r.reference))
+    }
+
+    async fn list_requests(
+        &self,
+        req: Request<pb::ListRequestsRequest>,
+    ) -> Result<Response<pb::ListRequestsResponse>, Status> {
+        crate::scoped!(self, req, |_agent, r| self
+            .app
+            .list_requests(r)
+            .map(|requests| pb::ListRequestsResponse { requests }))
+    }
+}

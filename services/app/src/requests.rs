@@ -1,0 +1,357 @@
+//! Requests (demandes): open one from a contact or directly, assign it, record its written
+//! answer, close it (never silently), reopen it, link later contacts, and the worklists of
+//! services and agents. Every change is an event; references and due dates are given by the
+//! projector.
+
+use crate::auth::Agent;
+use crate::{App, Error, Result};
+use contacthub_core::event::{content_fingerprint, event_id, SCHEMA_VERSION};
+use contacthub_core::identity::valid_id;
+use contacthub_core::limits::{self, quote};
+use contacthub_core::pb::{self, event::Payload, Request, RequestStatus};
+use contacthub_proto::ts;
+use prost::Message;
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn agent_id(agent: &Option<Agent>) -> String {
+    agent.as_ref().map(|a| a.id.clone()).unwrap_or_default()
+}
+
+impl App {
+    /// A request of `tenant` by its reference.
+    pub fn request(&self, tenant: &str, reference: &str) -> Result<Request> {
+        self.tenant(tenant)?;
+        if !valid_id(reference) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not a request reference",
+                quote(reference)
+            )));
+        }
+        self.store.request(tenant, reference)?.ok_or_else(|| {
+            Error::NotFound(format!("no request {} in this commune", quote(reference)))
+        })
+    }
+
+    fn request_event(
+        &self,
+        tenant: &str,
+        reference: &str,
+        agent: &Option<Agent>,
+        payload: Payload,
+        note: String,
+    ) -> pb::Event {
+        let now = (self.clock)();
+        let source_id = uuid::Uuid::new_v4().to_string();
+        pb::Event {
+            event_id: event_id(tenant, "requests", &source_id),
+            tenant: tenant.into(),
+            channel: pb::Channel::BackOffice as i32,
+            occurred_at: Some(ts::from_micros(now)),
+            recorded_at: Some(ts::from_micros(now)),
+            schema_version: SCHEMA_VERSION,
+            direction: pb::Direction::Internal as i32,
+            source: "requests".into(),
+            source_id,
+            agent_id: agent_id(agent),
+            request_id: reference.into(),
+            personal: (!note.is_empty()).then(|| pb::Personal {
+                text: note,
+                ..Default::default()
+            }),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
+    /// Writes an event about a request and returns the request as it is then.
+    async fn follow_request(
+        &self,
+        tenant: &str,
+        reference: &str,
+        agent: &Option<Agent>,
+        payload: Payload,
+        note: String,
+    ) -> Result<Request> {
+        self.request(tenant, reference)?;
+        let e = self.request_event(tenant, reference, agent, payload, note);
+        self.write(&e).await?;
+        self.request(tenant, reference)
+    }
+
+    /// Opens a request; returns it with its reference and due date once visible.
+    pub async fn open_request(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::OpenRequestRequest,
+    ) -> Result<Request> {
+        self.tenant(&r.tenant)?;
+        if r.subject.trim().is_empty() {
+            return Err(Error::Invalid("subject is required".into()));
+        }
+        if pb::Category::try_from(r.category).is_err() {
+            return Err(Error::Invalid(format!("unknown category {}", r.category)));
+        }
+        // The requester: the contact's citizen, or the one named, or whom it is on behalf of.
+        let mut party = pb::Party::default();
+        let now = (self.clock)();
+        if !r.from_contact_event_id.is_empty() {
+            let entry = self
+                .store
+                .applied_entry(&r.tenant, &r.from_contact_event_id)?
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no contact {} in this commune",
+                        quote(&r.from_contact_event_id)
+                    ))
+                })?;
+            party.citizen_id = entry.citizen_id;
+        }
+        if !r.citizen_id.is_empty() {
+            self.citizen(&r.tenant, &r.citizen_id)?;
+            party.citizen_id = r.citizen_id.clone();
+        }
+        for other in &r.other_requester_citizen_ids {
+            self.citizen(&r.tenant, other)?;
+        }
+        if party.citizen_id.is_empty() {
+            if r.on_behalf_of.trim().is_empty() {
+                return Err(Error::Invalid(
+                    "say who asks: from_contact_event_id, citizen_id or on_behalf_of".into(),
+                ));
+            }
+            party.name = r.on_behalf_of.clone();
+        }
+        if r.idempotency_key.chars().count() > 128 {
+            return Err(Error::Invalid(
+                "idempotency_key is longer than 128 characters".into(),
+            ));
+        }
+        let source_id = if r.idempotency_key.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            r.idempotency_key.clone()
+        };
+        let mut e = contacthub_core::event::contact(
+            &r.tenant,
+            "requests",
+            &source_id,
+            now,
+            now,
+            Payload::RequestOpened(pb::RequestOpened {
+                kind: String::new(),
+                service: r.service.trim().to_string(),
+                from_contact_event_id: r.from_contact_event_id.clone(),
+                requester_citizen_ids: r.other_requester_citizen_ids.clone(),
+                on_behalf_of: r.on_behalf_of.clone(),
+            }),
+            party,
+        );
+        e.direction = pb::Direction::Internal as i32;
+        e.category = if r.category == 0 {
+            pb::Category::Other as i32
+        } else {
+            r.category
+        };
+        e.agent_id = agent_id(&agent);
+        if let Some(p) = e.personal.as_mut() {
+            p.subject = r.subject.trim().to_string();
+            p.location = r.location.clone();
+        }
+        let mut same = r.clone();
+        same.idempotency_key.clear();
+        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        self.write(&e).await?;
+        let reference = self
+            .store
+            .request_by_event(&r.tenant, &e.event_id)?
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "request {} projected without a reference",
+                    e.event_id
+                ))
+            })?;
+        self.request(&r.tenant, &reference)
+    }
+
+    /// A later contact belongs to the request.
+    pub async fn link_contact(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::LinkContactRequest,
+    ) -> Result<Request> {
+        self.request(&r.tenant, &r.reference)?;
+        self.store
+            .applied_entry(&r.tenant, &r.contact_event_id)?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no contact {} in this commune",
+                    quote(&r.contact_event_id)
+                ))
+            })?;
+        let payload = Payload::RequestLinked(pb::RequestLinked {
+            contact_event_id: r.contact_event_id.clone(),
+        });
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+            .await
+    }
+
+    pub async fn assign_request(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::AssignRequestRequest,
+    ) -> Result<Request> {
+        if r.service.trim().is_empty() && r.assignee_agent_id.trim().is_empty() {
+            return Err(Error::Invalid("say to which service or agent".into()));
+        }
+        let payload = Payload::RequestAssigned(pb::RequestAssigned {
+            service: r.service.trim().to_string(),
+            assignee_agent_id: r.assignee_agent_id.trim().to_string(),
+        });
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+            .await
+    }
+
+    pub async fn set_request_status(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::SetRequestStatusRequest,
+    ) -> Result<Request> {
+        let allowed = [
+            RequestStatus::InProgress as i32,
+            RequestStatus::WaitingCitizen as i32,
+        ];
+        if !allowed.contains(&r.status) {
+            return Err(Error::Invalid(
+                "status is in progress or waiting for the citizen; answers, closings and reopenings have calls of their own".into(),
+            ));
+        }
+        let payload = Payload::RequestStatusChanged(pb::RequestStatusChanged { status: r.status });
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+            .await
+    }
+
+    /// Records the written answer: how it went, and its reference.
+    pub async fn record_answer(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::RecordAnswerRequest,
+    ) -> Result<Request> {
+        let written = [
+            pb::Channel::Courrier as i32,
+            pb::Channel::Email as i32,
+            pb::Channel::Sms as i32,
+            pb::Channel::WebForm as i32,
+        ];
+        if !written.contains(&r.answer_channel) {
+            return Err(Error::Invalid(
+                "answer_channel is a written one: courrier, e-mail, SMS or portal (web form)"
+                    .into(),
+            ));
+        }
+        if r.answer_ref.trim().is_empty() {
+            return Err(Error::Invalid(
+                "answer_ref is required (outgoing chrono, Message-ID, SMS id…)".into(),
+            ));
+        }
+        let payload = Payload::RequestAnswered(pb::RequestAnswered {
+            answer_event_id: String::new(),
+            answer_channel: r.answer_channel,
+            answer_ref: r.answer_ref.trim().to_string(),
+        });
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+            .await
+    }
+
+    /// Closes a request after its written answer, or with a reason; never silently.
+    pub async fn close_request(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::CloseRequestRequest,
+    ) -> Result<Request> {
+        use pb::CloseReason as R;
+        let current = self.request(&r.tenant, &r.reference)?;
+        match R::try_from(r.reason).unwrap_or(R::Unspecified) {
+            R::Unspecified => {
+                return Err(Error::Invalid(
+                    "a request is never closed silently: reason answered (after RecordAnswer), redirected, duplicate or withdrawn".into(),
+                ))
+            }
+            R::Answered if current.status != RequestStatus::Answered as i32 => {
+                return Err(Error::Invalid(format!(
+                    "request {} has no written answer recorded",
+                    current.reference
+                )))
+            }
+            R::Redirected if r.redirected_to.trim().is_empty() => {
+                return Err(Error::Invalid(
+                    "redirected_to: which administration handles it".into(),
+                ))
+            }
+            R::Duplicate => {
+                if r.duplicate_of == r.reference {
+                    return Err(Error::Invalid("a request is not a duplicate of itself".into()));
+                }
+                self.request(&r.tenant, &r.duplicate_of)?;
+            }
+            _ => {}
+        }
+        limits::check_chars("note", &r.note, limits::NOTE_CHARS).map_err(Error::Invalid)?;
+        let payload = Payload::RequestClosed(pb::RequestClosed {
+            resolution: String::new(),
+            reason: r.reason,
+            redirected_to: r.redirected_to.trim().to_string(),
+            duplicate_of: r.duplicate_of.clone(),
+        });
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, r.note.clone())
+            .await
+    }
+
+    pub async fn reopen_request(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::ReopenRequestRequest,
+    ) -> Result<Request> {
+        let payload = Payload::RequestReopened(pb::RequestReopened {});
+        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+            .await
+    }
+
+    /// A worklist: requests by service or agent, open, overdue, due soon or unassigned,
+    /// oldest due first.
+    pub fn list_requests(&self, r: &pb::ListRequestsRequest) -> Result<Vec<Request>> {
+        self.tenant(&r.tenant)?;
+        let now = (self.clock)();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(1_000) as usize,
+        };
+        let due = |q: &Request| {
+            q.due_at
+                .as_ref()
+                .and_then(ts::to_micros)
+                .unwrap_or(i64::MAX)
+        };
+        let closed = |q: &Request| q.status == RequestStatus::Closed as i32;
+        let answered = |q: &Request| q.status == RequestStatus::Answered as i32 || closed(q);
+        let mut out: Vec<Request> = self
+            .store
+            .requests(&r.tenant)?
+            .into_iter()
+            .filter(|q| r.service.is_empty() || q.service == r.service)
+            .filter(|q| {
+                r.assignee_agent_id.is_empty() || q.assignee_agent_id == r.assignee_agent_id
+            })
+            .filter(|q| !r.open_only || !closed(q))
+            .filter(|q| !r.overdue_only || (!answered(q) && due(q) < now))
+            .filter(|q| {
+                r.due_within_days == 0
+                    || (!answered(q) && due(q) < now + i64::from(r.due_within_days) * DAY_US)
+            })
+            .filter(|q| !r.unassigned_only || (q.assignee_agent_id.is_empty() && !closed(q)))
+            .collect();
+        out.sort_by(|a, b| due(a).cmp(&due(b)).then(a.reference.cmp(&b.reference)));
+        out.truncate(limit);
+        Ok(crate::within_page(out))
+    }
+}

@@ -1,0 +1,253 @@
+//! The request aggregate (demandes): opened from any contact or by an agent, numbered in log
+//! order (`GIV-D-2026-000042`), owned by a service, due a committed number of days after the
+//! first contact on any channel, and never closed without a written answer or a reason.
+
+use super::{citizens, get_msg, Folded, Kv};
+use crate::courrier::registration_year;
+use crate::event::{Invalid, Valid};
+use crate::keys;
+use crate::pb::{self, event::Payload, CourrierEvent, Request, RequestStatus};
+use crate::tenant::Tenants;
+use crate::Result;
+use contacthub_proto::ts;
+use prost::Message;
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn put(kv: &mut impl Kv, r: &Request) {
+    kv.put(keys::request(&r.tenant, &r.reference), r.encode_to_vec());
+}
+
+/// When an applied event occurred, if it was applied in this commune.
+fn occurred(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<i64>> {
+    Ok(kv
+        .get(&keys::applied(tenant, event_id))?
+        .and_then(|v| keys::parse_applied(&v))
+        .map(|a| a.occurred_us))
+}
+
+/// The committed answer date: `days` of the commune for the category after the first contact.
+fn due(tenants: &Tenants, tenant: &str, category: i32, first_us: i64) -> i64 {
+    let days = tenants
+        .get(tenant)
+        .map_or(15, |t| t.answer_days_for(category));
+    first_us + i64::from(days) * DAY_US
+}
+
+fn step(r: &mut Request, e: &pb::Event, kind: &str, note: String, at_us: i64) {
+    let previous = r
+        .history
+        .last()
+        .and_then(|h| h.at.as_ref())
+        .and_then(ts::to_micros)
+        .unwrap_or(at_us);
+    r.history.push(CourrierEvent {
+        event_id: e.event_id.clone(),
+        at: Some(ts::from_micros(at_us)),
+        kind: kind.into(),
+        service: r.service.clone(),
+        agent_id: e.agent_id.clone(),
+        note,
+        seconds_since_previous: (at_us - previous) / 1_000_000,
+    });
+}
+
+/// Opens a request: gives it the next reference of its commune and year (Paris time of
+/// recording), resolves its requester, starts its clock at its first contact.
+pub(crate) fn open(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    o: &pb::RequestOpened,
+) -> Folded<Vec<String>> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let first = if o.from_contact_event_id.is_empty() {
+        v.occurred_us
+    } else {
+        match occurred(kv, tenant, &o.from_contact_event_id)? {
+            Some(at) => at.min(v.occurred_us),
+            None => {
+                return Ok(Err(Invalid(format!(
+                    "unknown contact {}",
+                    o.from_contact_event_id
+                ))))
+            }
+        }
+    };
+    let mut requesters = Vec::new();
+    for id in &o.requester_citizen_ids {
+        if kv.get(&keys::citizen(tenant, id))?.is_none() {
+            return Ok(Err(Invalid(format!("unknown citizen {id}"))));
+        }
+        requesters.push(id.clone());
+    }
+    if let citizens::Resolution::Attached { citizen, .. } = citizens::resolve_party(kv, tenants, v)?
+    {
+        if !requesters.contains(&citizen) {
+            requesters.insert(0, citizen);
+        }
+    }
+    let recorded = e
+        .recorded_at
+        .as_ref()
+        .and_then(ts::to_micros)
+        .unwrap_or(v.occurred_us);
+    let year = registration_year(recorded);
+    let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
+    let ck = keys::request_counter(tenant, year);
+    let n = kv.get(&ck)?.map_or(1, |v| keys::read_u64(&v));
+    kv.put(ck, (n + 1).to_be_bytes().to_vec());
+    let personal = e.personal.clone().unwrap_or_default();
+    let mut r = Request {
+        reference: format!("{prefix}-D-{year}-{n:06}"),
+        tenant: tenant.clone(),
+        subject: personal.subject,
+        category: e.category,
+        service: o.service.clone(),
+        status: RequestStatus::Open as i32,
+        requesters: requesters.clone(),
+        contacts: if o.from_contact_event_id.is_empty() {
+            vec![]
+        } else {
+            vec![o.from_contact_event_id.clone()]
+        },
+        opened_at: e.occurred_at,
+        first_contact_at: Some(ts::from_micros(first)),
+        due_at: Some(ts::from_micros(due(tenants, tenant, e.category, first))),
+        on_behalf_of: o.on_behalf_of.clone(),
+        location: personal.location,
+        ..Default::default()
+    };
+    step(&mut r, e, "opened", String::new(), v.occurred_us);
+    kv.put(
+        keys::request_by_event(tenant, &e.event_id),
+        r.reference.as_bytes().to_vec(),
+    );
+    put(kv, &r);
+    Ok(Ok(requesters))
+}
+
+/// Any later event of a request (`Event.request_id` is its reference).
+pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<Vec<String>> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let Some(mut r) = get_msg::<Request>(kv, &keys::request(tenant, &e.request_id))? else {
+        return Ok(Err(Invalid(format!("unknown request {}", e.request_id))));
+    };
+    let closed = r.status == RequestStatus::Closed as i32;
+    let (kind, note) = match v.payload {
+        Payload::RequestAssigned(a) => {
+            if closed {
+                return Ok(Err(Invalid(format!("request {} is closed", r.reference))));
+            }
+            if !a.service.is_empty() {
+                r.service = a.service.clone();
+            }
+            r.assignee_agent_id = a.assignee_agent_id.clone();
+            r.status = RequestStatus::Assigned as i32;
+            ("assigned", a.assignee_agent_id.clone())
+        }
+        Payload::RequestStatusChanged(s) => {
+            if closed || s.status == RequestStatus::Closed as i32 {
+                return Ok(Err(Invalid(
+                    "a request is closed by request_closed only".into(),
+                )));
+            }
+            r.status = s.status;
+            ("status", String::new())
+        }
+        Payload::RequestAnswered(a) => {
+            if closed {
+                return Ok(Err(Invalid(format!("request {} is closed", r.reference))));
+            }
+            r.status = RequestStatus::Answered as i32;
+            r.answered_at = e.occurred_at;
+            r.answer_channel = a.answer_channel;
+            r.answer_ref = a.answer_ref.clone();
+            ("answered", a.answer_ref.clone())
+        }
+        Payload::RequestClosed(c) => {
+            if closed {
+                return Ok(Err(Invalid(format!(
+                    "request {} is already closed",
+                    r.reference
+                ))));
+            }
+            use pb::CloseReason as R;
+            match R::try_from(c.reason).unwrap_or(R::Unspecified) {
+                R::Answered if r.status != RequestStatus::Answered as i32 => {
+                    return Ok(Err(Invalid(format!(
+                        "request {} has no written answer recorded",
+                        r.reference
+                    ))))
+                }
+                R::Redirected if c.redirected_to.trim().is_empty() => {
+                    return Ok(Err(Invalid(
+                        "a redirected request names the administration it went to".into(),
+                    )))
+                }
+                R::Duplicate
+                    if c.duplicate_of == r.reference
+                        || kv.get(&keys::request(tenant, &c.duplicate_of))?.is_none() =>
+                {
+                    return Ok(Err(Invalid(format!(
+                        "duplicate_of {:?} is not another request of this commune",
+                        crate::limits::quote(&c.duplicate_of)
+                    ))))
+                }
+                R::Unspecified => {
+                    return Ok(Err(Invalid(
+                        "a request is never closed silently: a written answer or a reason".into(),
+                    )))
+                }
+                _ => {}
+            }
+            r.status = RequestStatus::Closed as i32;
+            r.closed_at = e.occurred_at;
+            r.close_reason = c.reason;
+            r.redirected_to = c.redirected_to.clone();
+            r.duplicate_of = c.duplicate_of.clone();
+            ("closed", c.resolution.clone())
+        }
+        Payload::RequestReopened(_) => {
+            if r.status != RequestStatus::Closed as i32
+                && r.status != RequestStatus::Answered as i32
+            {
+                return Ok(Err(Invalid(format!(
+                    "request {} is not closed",
+                    r.reference
+                ))));
+            }
+            r.status = RequestStatus::Reopened as i32;
+            r.closed_at = None;
+            ("reopened", String::new())
+        }
+        Payload::RequestLinked(l) => {
+            let Some(at) = occurred(kv, tenant, &l.contact_event_id)? else {
+                return Ok(Err(Invalid(format!(
+                    "unknown contact {}",
+                    l.contact_event_id
+                ))));
+            };
+            if !r.contacts.contains(&l.contact_event_id) {
+                r.contacts.push(l.contact_event_id.clone());
+            }
+            // The clock starts at the first contact on any channel.
+            let first = r
+                .first_contact_at
+                .as_ref()
+                .and_then(ts::to_micros)
+                .unwrap_or(at);
+            if at < first {
+                r.first_contact_at = Some(ts::from_micros(at));
+                r.due_at = Some(ts::from_micros(due(tenants, tenant, r.category, at)));
+            }
+            ("linked", l.contact_event_id.clone())
+        }
+        _ => return Ok(Ok(vec![])),
+    };
+    step(&mut r, e, kind, note, v.occurred_us);
+    put(kv, &r);
+    Ok(Ok(r.requesters.clone()))
+}

@@ -9,6 +9,7 @@ use contacthub_tests::*;
 use tonic::transport::Channel;
 
 on_every_backend!(
+    contacts_join_their_request_by_reference_or_thread,
     a_request_is_followed_to_a_written_answer,
     refused_closings_and_other_communes_write_nothing,
 );
@@ -290,4 +291,197 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         .into_inner();
     assert_eq!(closed.close_reason, pb::CloseReason::Withdrawn as i32);
     hub.stop().await;
+}
+
+fn email(id: &str, thread: &str, from: &str, subject: &str, when: i64) -> pb::Event {
+    let mut e = contacthub_core::event::contact(
+        GIVORS,
+        "test-email",
+        id,
+        when,
+        when,
+        pb::event::Payload::Email(pb::Email {
+            message_id: id.into(),
+            thread_id: thread.into(),
+            in_reply_to: if id == thread {
+                String::new()
+            } else {
+                thread.into()
+            },
+            ..Default::default()
+        }),
+        pb::Party {
+            email: from.into(),
+            ..Default::default()
+        },
+    );
+    e.personal.as_mut().unwrap().subject = subject.into();
+    e
+}
+
+async fn contacts_join_their_request_by_reference_or_thread(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    hub.set_clock(at(2026, 4, 1, 9, 0));
+    let first = email(
+        "m1@x",
+        "m1@x",
+        "paul@example.fr",
+        "Trottoir dangereux",
+        at(2026, 4, 1, 8, 0),
+    );
+    hub.publish(std::slice::from_ref(&first)).await;
+    hub.settle().await;
+    let mut c = client(&hub);
+    let opened = c
+        .open_request(pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: "Trottoir dangereux".into(),
+            category: pb::Category::ServicesTechniques as i32,
+            from_contact_event_id: first.event_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A reply in the same thread, and an SMS quoting the reference: both join it.
+    let reply = email(
+        "m2@x",
+        "m1@x",
+        "paul@example.fr",
+        "Re: Trottoir dangereux",
+        at(2026, 4, 3, 8, 0),
+    );
+    let mut sms = call(GIVORS, "s-1", "06 55 55 55 55", at(2026, 4, 4, 8, 0));
+    sms.personal.as_mut().unwrap().text =
+        format!("Bonjour, où en est ma demande {} ?", opened.reference);
+    let unrelated = email(
+        "m9@x",
+        "m9@x",
+        "paul@example.fr",
+        "Autre chose",
+        at(2026, 4, 5, 8, 0),
+    );
+    hub.publish(&[reply.clone(), sms.clone(), unrelated.clone()])
+        .await;
+    hub.settle().await;
+    let r = c
+        .get_request(pb::GetRequestRequest {
+            tenant: GIVORS.into(),
+            reference: opened.reference.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.contacts,
+        [
+            first.event_id.clone(),
+            reply.event_id.clone(),
+            sms.event_id.clone()
+        ]
+    );
+    // The opening shows the reference and the date due in the citizen's timeline.
+    let timeline = hub
+        .desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_email("paul@example.fr"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let opening = timeline
+        .entries
+        .iter()
+        .find(|e| e.kind == "request_opened")
+        .unwrap();
+    assert!(
+        opening.summary.ends_with(&format!(
+            "n° {}, réponse due le 16/04/2026",
+            opened.reference
+        )),
+        "{}",
+        opening.summary
+    );
+    let replied = timeline
+        .entries
+        .iter()
+        .find(|e| e.event_id == reply.event_id)
+        .unwrap();
+    assert_eq!(replied.request_id, opened.reference);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_follows_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = spawn_serve(&contacthub_bin!(), &dir.path().join("data"), &[]);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(contacthub_bin!())
+            .args(args)
+            .args(["--server", &serve.grpc])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "citizen",
+        "create",
+        "--tenant",
+        GIVORS,
+        "--usage-name",
+        "Durand",
+        "--first-names",
+        "Marie",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "request",
+        "open",
+        "--tenant",
+        GIVORS,
+        "--citizen",
+        "GIV-000001",
+        "--subject",
+        "Lampadaire éteint",
+        "--category",
+        "services-techniques",
+        "--service",
+        "voirie",
+    ]);
+    assert!(ok, "{out}");
+    let reference = out.split_whitespace().next().unwrap().to_string();
+    assert!(reference.starts_with("GIV-D-"), "{out}");
+    assert!(out.contains("reçue") && out.contains("voirie"), "{out}");
+    let (ok, out) = run(&["request", "list", "--tenant", GIVORS, "--service", "voirie"]);
+    assert!(ok && out.starts_with(&reference), "{out}");
+    let (ok, out) = run(&[
+        "request", "close", "--tenant", GIVORS, &reference, "--reason", "answered",
+    ]);
+    assert!(!ok && out.contains("no written answer"), "{out}");
+    let (ok, out) = run(&[
+        "request",
+        "answer",
+        "--tenant",
+        GIVORS,
+        &reference,
+        "--channel",
+        "courrier",
+        "--answer-ref",
+        "GIV-2026-S0001",
+    ]);
+    assert!(ok && out.contains("réponse"), "{out}");
+    let (ok, out) = run(&[
+        "request", "close", "--tenant", GIVORS, &reference, "--reason", "answered",
+    ]);
+    assert!(ok && out.contains("clôturée"), "{out}");
+    let (ok, out) = run(&["request", "list", "--tenant", GIVORS]);
+    assert!(ok && out.contains("aucune demande"), "{out}");
+    let mut child = serve.child;
+    child.kill().unwrap();
+    let _ = child.wait();
 }

@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CitizenCommand,
     },
+    /// Requests (demandes): open, link, assign, answer, close, reopen, show, list.
+    Request {
+        #[command(subcommand)]
+        command: RequestCommand,
+    },
     /// Mail room: register, show, list, route, answer letters; receipts and reports.
     Courrier {
         #[command(subcommand)]
@@ -633,4 +638,133 @@ pub struct CitizenHouseholdArgs {
     /// Role of the added member (responsable, enfant, autre).
     #[arg(long, default_value = "autre")]
     pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Opens a request and prints its reference and due date.
+    Open(RequestOpenArgs),
+    /// Links a later contact (its event id) to a request.
+    Link(RequestContactArgs),
+    /// Assigns a request to a service and/or an agent.
+    Assign(RequestAssignArgs),
+    /// Records the written answer of a request.
+    Answer(RequestAnswerArgs),
+    /// Closes a request: after its answer, or with a reason.
+    Close(RequestCloseArgs),
+    /// Reopens a request.
+    Reopen(RequestRefArgs),
+    /// Shows a request and its history.
+    Show(RequestRefArgs),
+    /// Worklists: oldest due first.
+    List(RequestListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestRefArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Reference, e.g. GIV-D-2026-000042.
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestOpenArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[arg(long)]
+    pub subject: String,
+    /// état civil, scolaire, petite-enfance, ccas, culture, services-techniques, urbanisme,
+    /// police-municipale, other.
+    #[arg(long, default_value = "other")]
+    pub category: String,
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// The contact it comes from (event id).
+    #[arg(long)]
+    pub from_contact: Option<String>,
+    /// The requester's citizen id.
+    #[arg(long)]
+    pub citizen: Option<String>,
+    /// On behalf of an élu or a neighbourhood council.
+    #[arg(long)]
+    pub on_behalf_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestContactArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub reference: String,
+    /// Event id of the contact.
+    pub contact: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestAssignArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub reference: String,
+    #[arg(long, default_value = "")]
+    pub service: String,
+    #[arg(long, default_value = "")]
+    pub agent: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestAnswerArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub reference: String,
+    /// courrier, email, sms, portal.
+    #[arg(long)]
+    pub channel: String,
+    /// Reference of the answer (outgoing chrono, Message-ID…).
+    #[arg(long)]
+    pub answer_ref: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CloseReasonArg {
+    Answered,
+    Redirected,
+    Duplicate,
+    Withdrawn,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestCloseArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub reference: String,
+    #[arg(long, value_enum)]
+    pub reason: CloseReasonArg,
+    /// The administration it was redirected to.
+    #[arg(long, default_value = "")]
+    pub redirected_to: String,
+    /// The request it duplicates.
+    #[arg(long, default_value = "")]
+    pub duplicate_of: String,
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestListArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[arg(long, default_value = "")]
+    pub service: String,
+    #[arg(long, default_value = "")]
+    pub agent: String,
+    #[arg(long)]
+    pub overdue: bool,
+    /// Due within this many days.
+    #[arg(long, default_value_t = 0)]
+    pub due_within: u32,
+    #[arg(long)]
+    pub unassigned: bool,
+    /// Closed ones too.
+    #[arg(long)]
+    pub all: bool,
 }

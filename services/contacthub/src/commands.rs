@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate(a) => migrate(a).await,
         Command::Courrier { command } => crate::courrier::run(command).await,
         Command::Citizen { command } => crate::citizen::run(command).await,
+        Command::Request { command } => crate::request::run(command).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,

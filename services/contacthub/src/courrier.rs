@@ -20,7 +20,7 @@ fn status_err(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}", s.message())
 }
 
-fn parse_category(s: &str) -> Result<i32> {
+pub(crate) fn parse_category(s: &str) -> Result<i32> {
     let name = format!(
         "CATEGORY_{}",
         s.trim()

@@ -1,13 +1,14 @@
 //! The `contacthub` binary as a library, so tests can run the very same commands in a child
 //! process. Layout: [`cli`] declares the commands and settings (clap, each with an env
 //! variable); [`commands`] carries them out, [`courrier`] the mail-room ones, [`citizen`] the
-//! citizen-record ones; [`server`] wires
+//! citizen-record ones, [`request`] the request ones; [`server`] wires
 //! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
 pub mod citizen;
 pub mod cli;
 pub mod commands;
 pub mod courrier;
+pub mod request;
 pub mod server;
 pub mod telemetry;
 

@@ -19,6 +19,7 @@
 //! | `rq/`  | tenant `\0` reference                | `Request`                 |
 //! | `rn/`  | tenant `\0` year                     | next request number       |
 //! | `re/`  | tenant `\0` opening event id         | request reference         |
+//! | `rt/`  | tenant `\0` e-mail thread id         | request reference         |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -263,6 +264,11 @@ pub fn requests_prefix(tenant: &str) -> Vec<u8> {
 /// The request an opening event opened (its reference).
 pub fn request_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
     key(b"re/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// The request an e-mail thread belongs to (by the thread's first Message-ID).
+pub fn request_thread(tenant: &str, thread_id: &str) -> Vec<u8> {
+    key(b"rt/", &[tenant.as_bytes(), thread_id.as_bytes()])
 }
 
 /// The next request number of a commune's year.

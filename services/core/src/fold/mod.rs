@@ -266,6 +266,8 @@ fn project(
     let mut unknown_claim: Option<String> = None;
     // The citizens holding a waiting contact's identifiers.
     let mut waiting: Option<Vec<String>> = None;
+    // The request a contact joined by itself.
+    let mut request: Option<String> = None;
     let folded = match v.payload {
         Payload::CitizenRegistered(r) => citizens::register(kv, tenants, v, r)?,
         Payload::CitizenUpdated(u) => citizens::update(kv, v, u)?,
@@ -323,6 +325,8 @@ fn project(
                     e.event_id.as_bytes().to_vec(),
                 );
             }
+            // The open request it quotes or whose e-mail thread it continues.
+            request = requests::auto_link(kv, tenants, v)?;
             // The citizens it is also about (a child, a relative) that exist here.
             let mut all: Vec<String> = citizen.into_iter().collect();
             for other in e.personal.iter().flat_map(|p| p.concerns.iter()) {
@@ -337,7 +341,40 @@ fn project(
         Ok(c) => c,
         Err(invalid) => return Ok(Err(invalid)),
     };
-    let entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
+    let mut entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
+    if let Some(reference) = request {
+        for entry in &mut entries {
+            entry.request_id = reference.clone();
+            timeline::rewrite(kv, &e.tenant, entry);
+        }
+    }
+    // An opened request shows its reference and its committed date in the timeline.
+    if let Payload::RequestOpened(_) = v.payload {
+        if let Some(r) = kv
+            .get(&keys::request_by_event(&e.tenant, &e.event_id))?
+            .and_then(|reference| {
+                get_msg::<pb::Request>(
+                    kv,
+                    &keys::request(&e.tenant, &String::from_utf8_lossy(&reference)),
+                )
+                .transpose()
+            })
+            .transpose()?
+        {
+            let due = r
+                .due_at
+                .as_ref()
+                .and_then(contacthub_proto::ts::to_micros)
+                .map(|us| crate::courrier::paris(us).format("%d/%m/%Y").to_string())
+                .unwrap_or_default();
+            for entry in &mut entries {
+                entry.request_id = r.reference.clone();
+                entry.summary =
+                    format!("{} n° {}, réponse due le {due}", entry.summary, r.reference);
+                timeline::rewrite(kv, &e.tenant, entry);
+            }
+        }
+    }
     // For an agent ("à rattacher"): a contact waiting for its citizen, or one that named a
     // citizen id nobody has.
     if waiting.is_some() || unknown_claim.is_some() {

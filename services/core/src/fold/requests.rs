@@ -26,6 +26,102 @@ fn occurred(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<i64>> {
         .map(|a| a.occurred_us))
 }
 
+/// The e-mail thread of an applied contact (from its timeline entry's links), if it is one.
+fn thread_of(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<String>> {
+    let Some(a) = kv
+        .get(&keys::applied(tenant, event_id))?
+        .and_then(|v| keys::parse_applied(&v))
+    else {
+        return Ok(None);
+    };
+    let entry: Option<pb::TimelineEntry> = get_msg(
+        kv,
+        &keys::timeline_entry(tenant, &a.citizen, a.occurred_us, event_id),
+    )?;
+    Ok(entry.and_then(|e| {
+        let link = |rel: &str| {
+            e.links
+                .iter()
+                .find(|l| l.rel == rel)
+                .map(|l| l.target.clone())
+        };
+        link("thread").or_else(|| link("message_id"))
+    }))
+}
+
+/// Remembers the e-mail thread of a contact of a request, so the thread's later messages
+/// join it.
+fn follow_thread(kv: &mut impl Kv, tenant: &str, event_id: &str, reference: &str) -> Result<()> {
+    if let Some(thread) = thread_of(kv, tenant, event_id)? {
+        kv.put(
+            keys::request_thread(tenant, &thread),
+            reference.as_bytes().to_vec(),
+        );
+    }
+    Ok(())
+}
+
+/// The reference of a request of the commune that `text` quotes (`GIV-D-2026-000042`).
+fn quoted_reference(text: &str, prefix: &str) -> Option<String> {
+    let marker = format!("{prefix}-D-");
+    let mut rest = text;
+    while let Some(i) = rest.find(&marker) {
+        let tail = &rest[i + marker.len()..];
+        let candidate: String = tail.chars().take(11).collect();
+        let b = candidate.as_bytes();
+        if b.len() == 11
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..].iter().all(u8::is_ascii_digit)
+        {
+            return Some(format!("{marker}{candidate}"));
+        }
+        rest = tail;
+    }
+    None
+}
+
+/// Links a new contact to the open request it belongs to: one whose reference it quotes
+/// (subject or text), or whose e-mail thread it continues. Returns the reference.
+pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Option<String>> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
+    let personal = e.personal.as_ref();
+    let quoted = personal.and_then(|p| {
+        quoted_reference(&p.subject, prefix).or_else(|| quoted_reference(&p.text, prefix))
+    });
+    let threaded = match v.payload {
+        Payload::Email(m) if !m.thread_id.is_empty() => kv
+            .get(&keys::request_thread(tenant, &m.thread_id))?
+            .map(|r| String::from_utf8_lossy(&r).into_owned()),
+        _ => None,
+    };
+    for reference in quoted.into_iter().chain(threaded) {
+        let Some(mut r) = get_msg::<Request>(kv, &keys::request(tenant, &reference))? else {
+            continue;
+        };
+        if r.status == RequestStatus::Closed as i32 {
+            continue;
+        }
+        if !r.contacts.contains(&e.event_id) {
+            r.contacts.push(e.event_id.clone());
+        }
+        if let Payload::Email(m) = v.payload {
+            if !m.thread_id.is_empty() {
+                kv.put(
+                    keys::request_thread(tenant, &m.thread_id),
+                    reference.as_bytes().to_vec(),
+                );
+            }
+        }
+        step(&mut r, e, "linked", "automatique".into(), v.occurred_us);
+        put(kv, &r);
+        return Ok(Some(reference));
+    }
+    Ok(None)
+}
+
 /// The committed answer date: `days` of the commune for the category after the first contact.
 fn due(tenants: &Tenants, tenant: &str, category: i32, first_us: i64) -> i64 {
     let days = tenants
@@ -124,6 +220,9 @@ pub(crate) fn open(
         keys::request_by_event(tenant, &e.event_id),
         r.reference.as_bytes().to_vec(),
     );
+    if !o.from_contact_event_id.is_empty() {
+        follow_thread(kv, tenant, &o.from_contact_event_id, &r.reference)?;
+    }
     put(kv, &r);
     Ok(Ok(requesters))
 }
@@ -233,6 +332,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             if !r.contacts.contains(&l.contact_event_id) {
                 r.contacts.push(l.contact_event_id.clone());
             }
+            follow_thread(kv, tenant, &l.contact_event_id, &r.reference)?;
             // The clock starts at the first contact on any channel.
             let first = r
                 .first_contact_at
@@ -250,4 +350,27 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
     step(&mut r, e, kind, note, v.occurred_us);
     put(kv, &r);
     Ok(Ok(r.requesters.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_reference;
+
+    #[test]
+    fn references_are_found_in_what_citizens_write() {
+        assert_eq!(
+            quoted_reference("Re: votre demande GIV-D-2026-000042 du 3 mars", "GIV").as_deref(),
+            Some("GIV-D-2026-000042")
+        );
+        assert_eq!(
+            quoted_reference("GIV-D-26-42 et GIV-D-2026-00004", "GIV"),
+            None
+        );
+        assert_eq!(
+            quoted_reference("GRI-D-2026-000042", "GIV"),
+            None,
+            "another commune's"
+        );
+        assert_eq!(quoted_reference("é GIV-D-2026-0000é", "GIV"), None);
+    }
 }

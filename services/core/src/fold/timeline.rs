@@ -67,6 +67,19 @@ pub(crate) fn put_entry(kv: &mut impl Kv, tenant: &str, entry: &TimelineEntry) -
     Ok(())
 }
 
+/// Writes an entry again after a change (the citizen's counts are already right).
+pub(crate) fn rewrite(kv: &mut impl Kv, tenant: &str, entry: &TimelineEntry) {
+    let at = entry
+        .occurred_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(0);
+    kv.put(
+        keys::timeline_entry(tenant, &entry.citizen_id, at, &entry.event_id),
+        entry.encode_to_vec(),
+    );
+}
+
 /// The entry of an event in a citizen's timeline (`citizen_id` empty for a contact waiting
 /// to be attached).
 pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry {

@@ -1,0 +1,178 @@
+//! The `request` commands (suivi des demandes): open, link, assign, answer, close, reopen,
+//! show, list, over the gRPC RequestService of a running hub. Times in Paris local time.
+
+use crate::cli::*;
+use crate::commands::{authed, connect, parse_channel};
+use anyhow::Result;
+use contacthub_core::courrier::paris_display;
+use contacthub_core::render::{category_fr, channel_fr, status_fr};
+use contacthub_proto::ts;
+use contacthub_proto::v1::{self as pb, request_service_client::RequestServiceClient};
+use tonic::transport::Channel;
+
+async fn client(c: &ClientArgs) -> Result<RequestServiceClient<Channel>> {
+    Ok(RequestServiceClient::new(connect(c).await?))
+}
+
+fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+fn when(t: &Option<contacthub_proto::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(ts::to_micros)
+        .map(paris_display)
+        .unwrap_or_default()
+}
+
+/// One line: reference, status, due date, service, subject.
+fn line(r: &pb::Request) -> String {
+    format!(
+        "{}  {:<22}  échéance {}  {:<18}  {}",
+        r.reference,
+        status_fr(r.status),
+        when(&r.due_at),
+        r.service,
+        r.subject
+    )
+}
+
+fn show(r: &pb::Request) -> Result<()> {
+    crate::say!("{}", line(r));
+    crate::say!("  catégorie      {}", category_fr(r.category));
+    crate::say!("  demandeurs     {}", r.requesters.join(", "));
+    if !r.on_behalf_of.is_empty() {
+        crate::say!("  au nom de      {}", r.on_behalf_of);
+    }
+    crate::say!("  premier contact {}", when(&r.first_contact_at));
+    if !r.assignee_agent_id.is_empty() {
+        crate::say!("  agent          {}", r.assignee_agent_id);
+    }
+    if r.answered_at.is_some() {
+        crate::say!(
+            "  réponse        {} par {} ({})",
+            when(&r.answered_at),
+            channel_fr(r.answer_channel),
+            r.answer_ref
+        );
+    }
+    crate::say!("  contacts       {}", r.contacts.len());
+    for h in &r.history {
+        crate::say!(
+            "    {} {:<9} {} {}",
+            when(&h.at),
+            h.kind,
+            h.agent_id,
+            h.note
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(command: RequestCommand) -> Result<()> {
+    let r = match command {
+        RequestCommand::Open(a) => crate::rpc!(
+            &a.at.client,
+            open_request,
+            pb::OpenRequestRequest {
+                tenant: a.at.tenant.clone(),
+                subject: a.subject.clone(),
+                category: crate::courrier::parse_category(&a.category)?,
+                service: a.service.clone(),
+                from_contact_event_id: a.from_contact.clone().unwrap_or_default(),
+                citizen_id: a.citizen.clone().unwrap_or_default(),
+                on_behalf_of: a.on_behalf_of.clone().unwrap_or_default(),
+                ..Default::default()
+            }
+        ),
+        RequestCommand::Link(a) => crate::rpc!(
+            &a.at.client,
+            link_contact,
+            pb::LinkContactRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+                contact_event_id: a.contact.clone(),
+            }
+        ),
+        RequestCommand::Assign(a) => crate::rpc!(
+            &a.at.client,
+            assign_request,
+            pb::AssignRequestRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+                service: a.service.clone(),
+                assignee_agent_id: a.agent.clone(),
+            }
+        ),
+        RequestCommand::Answer(a) => crate::rpc!(
+            &a.at.client,
+            record_answer,
+            pb::RecordAnswerRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+                answer_channel: match a.channel.as_str() {
+                    "portal" | "portail" => pb::Channel::WebForm as i32,
+                    other => parse_channel(other)?,
+                },
+                answer_ref: a.answer_ref.clone(),
+            }
+        ),
+        RequestCommand::Close(a) => crate::rpc!(
+            &a.at.client,
+            close_request,
+            pb::CloseRequestRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+                reason: match a.reason {
+                    CloseReasonArg::Answered => pb::CloseReason::Answered,
+                    CloseReasonArg::Redirected => pb::CloseReason::Redirected,
+                    CloseReasonArg::Duplicate => pb::CloseReason::Duplicate,
+                    CloseReasonArg::Withdrawn => pb::CloseReason::Withdrawn,
+                } as i32,
+                redirected_to: a.redirected_to.clone(),
+                duplicate_of: a.duplicate_of.clone(),
+                note: a.note.clone(),
+            }
+        ),
+        RequestCommand::Reopen(a) => crate::rpc!(
+            &a.at.client,
+            reopen_request,
+            pb::ReopenRequestRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+            }
+        ),
+        RequestCommand::Show(a) => crate::rpc!(
+            &a.at.client,
+            get_request,
+            pb::GetRequestRequest {
+                tenant: a.at.tenant.clone(),
+                reference: a.reference.clone(),
+            }
+        ),
+        RequestCommand::List(a) => {
+            let list = crate::rpc!(
+                &a.at.client,
+                list_requests,
+                pb::ListRequestsRequest {
+                    tenant: a.at.tenant.clone(),
+                    service: a.service.clone(),
+                    assignee_agent_id: a.agent.clone(),
+                    open_only: !a.all,
+                    overdue_only: a.overdue,
+                    due_within_days: a.due_within,
+                    unassigned_only: a.unassigned,
+                    limit: 0,
+                }
+            );
+            if list.requests.is_empty() {
+                crate::say!("aucune demande");
+            }
+            for r in &list.requests {
+                crate::say!("{}", line(r));
+            }
+            return Ok(());
+        }
+    };
+    show(&r)
+}

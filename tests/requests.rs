@@ -9,6 +9,7 @@ use contacthub_tests::*;
 use tonic::transport::Channel;
 
 on_every_backend!(
+    a_collective_answers_each_of_its_requests,
     contacts_join_their_request_by_reference_or_thread,
     a_request_is_followed_to_a_written_answer,
     refused_closings_and_other_communes_write_nothing,
@@ -484,4 +485,126 @@ async fn the_cli_follows_a_request() {
     let mut child = serve.child;
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+async fn a_collective_answers_each_of_its_requests(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    hub.set_clock(at(2026, 5, 1, 9, 0));
+    let citizens = client_citizens(&hub);
+    // Three neighbours report the same broken street light; one prefers SMS.
+    let mut ids = Vec::new();
+    for (name, preferred) in [
+        ("Durand", pb::ContactChannel::Email),
+        ("Martin", pb::ContactChannel::Sms),
+        ("Petit", pb::ContactChannel::Unspecified),
+    ] {
+        let c = citizens
+            .clone()
+            .create_citizen(pb::CreateCitizenRequest {
+                tenant: GIVORS.into(),
+                identity: Some(pb::Identity {
+                    usage_name: name.into(),
+                    preferred_channel: preferred as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(c.citizen_id);
+    }
+    let mut c = client(&hub);
+    let mut members = Vec::new();
+    for id in &ids {
+        let r = c
+            .open_request(pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Lampadaire éteint rue Zola".into(),
+                category: pb::Category::ServicesTechniques as i32,
+                citizen_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        members.push(r.reference);
+    }
+    let collective = c
+        .open_request(pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: "Éclairage rue Zola en panne".into(),
+            category: pb::Category::ServicesTechniques as i32,
+            on_behalf_of: "services techniques".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let grouped = c
+        .group_requests(pb::GroupRequestsRequest {
+            tenant: GIVORS.into(),
+            collective: collective.reference.clone(),
+            members: members.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grouped.members, members);
+    let err = c
+        .group_requests(pb::GroupRequestsRequest {
+            tenant: GIVORS.into(),
+            collective: members[0].clone(),
+            members: vec![collective.reference.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    c.record_answer(pb::RecordAnswerRequest {
+        tenant: GIVORS.into(),
+        reference: collective.reference.clone(),
+        answer_channel: pb::Channel::Courrier as i32,
+        answer_ref: "GIV-2026-S0042".into(),
+    })
+    .await
+    .unwrap();
+    c.close_request(pb::CloseRequestRequest {
+        tenant: GIVORS.into(),
+        reference: collective.reference.clone(),
+        reason: pb::CloseReason::Answered as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut channels = Vec::new();
+    for m in &members {
+        let r = c
+            .get_request(pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: m.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.collective, collective.reference);
+        assert_eq!(r.status, pb::RequestStatus::Closed as i32);
+        assert_eq!(r.answer_ref, "GIV-2026-S0042");
+        channels.push(r.answer_channel);
+    }
+    assert_eq!(
+        channels,
+        [
+            pb::Channel::Email as i32,
+            pb::Channel::Sms as i32,
+            pb::Channel::Courrier as i32
+        ],
+        "each requester's preferred written channel, else the collective's"
+    );
+    hub.stop().await;
+}
+
+fn client_citizens(
+    hub: &TestHub,
+) -> contacthub_proto::v1::citizen_service_client::CitizenServiceClient<Channel> {
+    contacthub_proto::v1::citizen_service_client::CitizenServiceClient::new(hub.channel.clone())
 }

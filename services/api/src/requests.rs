@@ -85,6 +85,16 @@ impl RequestService for Requests {
             .request(&r.tenant, &r.reference))
     }
 
+    async fn group_requests(
+        &self,
+        req: Request<pb::GroupRequestsRequest>,
+    ) -> Result<Response<Demande>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .group_requests(agent, r)
+            .await)
+    }
+
     async fn list_requests(
         &self,
         req: Request<pb::ListRequestsRequest>,

@@ -307,6 +307,40 @@ impl App {
             .await
     }
 
+    /// Groups requests about one problem under a collective request.
+    pub async fn group_requests(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::GroupRequestsRequest,
+    ) -> Result<Request> {
+        let collective = self.request(&r.tenant, &r.collective)?;
+        if r.members.is_empty() {
+            return Err(Error::Invalid("members: at least one request".into()));
+        }
+        if !collective.collective.is_empty() {
+            return Err(Error::Invalid(format!(
+                "request {} is itself grouped under {}",
+                collective.reference, collective.collective
+            )));
+        }
+        for m in &r.members {
+            if *m == r.collective {
+                return Err(Error::Invalid("a request cannot join itself".into()));
+            }
+            let member = self.request(&r.tenant, m)?;
+            if !member.members.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "request {m} is a collective request itself"
+                )));
+            }
+        }
+        let payload = Payload::RequestGrouped(pb::RequestGrouped {
+            members: r.members.clone(),
+        });
+        self.follow_request(&r.tenant, &r.collective, &agent, payload, String::new())
+            .await
+    }
+
     pub async fn reopen_request(
         &self,
         agent: Option<Agent>,

@@ -654,6 +654,8 @@ pub enum RequestCommand {
     Close(RequestCloseArgs),
     /// Reopens a request.
     Reopen(RequestRefArgs),
+    /// Groups requests about one problem under a collective request.
+    Group(RequestGroupArgs),
     /// Shows a request and its history.
     Show(RequestRefArgs),
     /// Worklists: oldest due first.
@@ -767,4 +769,15 @@ pub struct RequestListArgs {
     /// Closed ones too.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestGroupArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The collective request.
+    pub collective: String,
+    /// The requests it gathers.
+    #[arg(required = true, num_args = 1..)]
+    pub members: Vec<String>,
 }

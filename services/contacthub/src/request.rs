@@ -57,6 +57,12 @@ fn show(r: &pb::Request) -> Result<()> {
         );
     }
     crate::say!("  contacts       {}", r.contacts.len());
+    if !r.collective.is_empty() {
+        crate::say!("  collective     {}", r.collective);
+    }
+    if !r.members.is_empty() {
+        crate::say!("  regroupe       {}", r.members.join(", "));
+    }
     for h in &r.history {
         crate::say!(
             "    {} {:<9} {} {}",
@@ -140,6 +146,15 @@ pub async fn run(command: RequestCommand) -> Result<()> {
             pb::ReopenRequestRequest {
                 tenant: a.at.tenant.clone(),
                 reference: a.reference.clone(),
+            }
+        ),
+        RequestCommand::Group(a) => crate::rpc!(
+            &a.at.client,
+            group_requests,
+            pb::GroupRequestsRequest {
+                tenant: a.at.tenant.clone(),
+                collective: a.collective.clone(),
+                members: a.members.clone(),
             }
         ),
         RequestCommand::Show(a) => crate::rpc!(

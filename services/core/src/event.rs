@@ -60,6 +60,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::DuplicateDismissed(_) => "duplicate_dismissed",
         Payload::RequestReopened(_) => "request_reopened",
         Payload::RequestLinked(_) => "request_linked",
+        Payload::RequestGrouped(_) => "request_grouped",
     }
 }
 
@@ -293,7 +294,8 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         | Payload::RequestAnswered(_)
         | Payload::RequestClosed(_)
         | Payload::RequestReopened(_)
-        | Payload::RequestLinked(_) => need_request(kind(payload))?,
+        | Payload::RequestLinked(_)
+        | Payload::RequestGrouped(_) => need_request(kind(payload))?,
         Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
         | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
         | Payload::CourrierAnswered(pb::CourrierAnswered { chrono, .. })
@@ -522,6 +524,14 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             chars("contact_event_id", &l.contact_event_id, limits::ID_CHARS)?;
         }
         Some(Payload::RequestReopened(_)) => {}
+        Some(Payload::RequestGrouped(g)) => {
+            if g.members.is_empty() || g.members.len() > 1_000 {
+                return Err(invalid("request_grouped names 1 to 1,000 member requests"));
+            }
+            for m in &g.members {
+                chars("member", m, limits::ID_CHARS)?;
+            }
+        }
         Some(Payload::RequestAssigned(a)) => {
             chars("service", &a.service, limits::LABEL_CHARS)?;
             chars(

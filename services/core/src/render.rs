@@ -133,6 +133,11 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         }
         Payload::RequestReopened(_) => format!("Demande {} rouverte", e.request_id),
         Payload::RequestLinked(_) => format!("Contact rattaché à la demande {}", e.request_id),
+        Payload::RequestGrouped(g) => format!(
+            "{} demande(s) regroupée(s) sous la demande collective {}",
+            g.members.len(),
+            e.request_id
+        ),
         Payload::RequestAssigned(a) => {
             format!("Demande {} attribuée à {}", e.request_id, a.service)
         }

@@ -286,7 +286,8 @@ fn project(
         | Payload::RequestAnswered(_)
         | Payload::RequestClosed(_)
         | Payload::RequestReopened(_)
-        | Payload::RequestLinked(_) => requests::follow(kv, tenants, v)?,
+        | Payload::RequestLinked(_)
+        | Payload::RequestGrouped(_) => requests::follow(kv, tenants, v)?,
         Payload::PhoneCall(_)
         | Payload::Courrier(_)
         | Payload::WebForm(_)

@@ -122,6 +122,26 @@ pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Resul
     Ok(None)
 }
 
+/// The written channel the first of `citizens` who chose one prefers (e-mail, SMS, courrier).
+fn preferred_channel(kv: &impl Kv, tenant: &str, citizens: &[String]) -> Result<Option<i32>> {
+    for id in citizens {
+        let c: Option<pb::Citizen> = get_msg(kv, &keys::citizen(tenant, id))?;
+        let preferred = c
+            .and_then(|c| c.identity)
+            .map(|i| i.preferred_channel)
+            .and_then(|p| match pb::ContactChannel::try_from(p) {
+                Ok(pb::ContactChannel::Email) => Some(pb::Channel::Email as i32),
+                Ok(pb::ContactChannel::Sms) => Some(pb::Channel::Sms as i32),
+                Ok(pb::ContactChannel::Courrier) => Some(pb::Channel::Courrier as i32),
+                _ => None,
+            });
+        if preferred.is_some() {
+            return Ok(preferred);
+        }
+    }
+    Ok(None)
+}
+
 /// The committed answer date: `days` of the commune for the category after the first contact.
 fn due(tenants: &Tenants, tenant: &str, category: i32, first_us: i64) -> i64 {
     let days = tenants
@@ -264,7 +284,61 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             r.answered_at = e.occurred_at;
             r.answer_channel = a.answer_channel;
             r.answer_ref = a.answer_ref.clone();
+            // A collective's answer is each member's, on each requester's preferred channel.
+            for m in &r.members {
+                let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))? else {
+                    continue;
+                };
+                if member.status == RequestStatus::Closed as i32 {
+                    continue;
+                }
+                member.status = RequestStatus::Answered as i32;
+                member.answered_at = e.occurred_at;
+                member.answer_channel =
+                    preferred_channel(kv, tenant, &member.requesters)?.unwrap_or(a.answer_channel);
+                member.answer_ref = a.answer_ref.clone();
+                step(
+                    &mut member,
+                    e,
+                    "answered",
+                    format!("réponse collective {}", r.reference),
+                    v.occurred_us,
+                );
+                put(kv, &member);
+            }
             ("answered", a.answer_ref.clone())
+        }
+        Payload::RequestGrouped(g) => {
+            if closed || !r.collective.is_empty() {
+                return Ok(Err(Invalid(format!(
+                    "request {} cannot gather others (closed, or itself grouped)",
+                    r.reference
+                ))));
+            }
+            for m in &g.members {
+                let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))? else {
+                    return Ok(Err(Invalid(format!("unknown request {m}"))));
+                };
+                if *m == r.reference || !member.members.is_empty() {
+                    return Ok(Err(Invalid(format!(
+                        "request {m} cannot join the collective {}",
+                        r.reference
+                    ))));
+                }
+                member.collective = r.reference.clone();
+                step(
+                    &mut member,
+                    e,
+                    "grouped",
+                    r.reference.clone(),
+                    v.occurred_us,
+                );
+                put(kv, &member);
+                if !r.members.contains(m) {
+                    r.members.push(m.clone());
+                }
+            }
+            ("grouped", g.members.join(", "))
         }
         Payload::RequestClosed(c) => {
             if closed {
@@ -301,6 +375,28 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                     )))
                 }
                 _ => {}
+            }
+            // A collective closed on its answer closes its answered members with it.
+            if c.reason == R::Answered as i32 {
+                for m in &r.members {
+                    let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))?
+                    else {
+                        continue;
+                    };
+                    if member.status == RequestStatus::Answered as i32 {
+                        member.status = RequestStatus::Closed as i32;
+                        member.closed_at = e.occurred_at;
+                        member.close_reason = c.reason;
+                        step(
+                            &mut member,
+                            e,
+                            "closed",
+                            format!("demande collective {}", r.reference),
+                            v.occurred_us,
+                        );
+                        put(kv, &member);
+                    }
+                }
             }
             r.status = RequestStatus::Closed as i32;
             r.closed_at = e.occurred_at;

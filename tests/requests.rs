@@ -280,6 +280,11 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(council.reference, "GIV-D-2026-000002");
+    assert!(
+        council.requesters.is_empty(),
+        "a council is no citizen: {:?}",
+        council.requesters
+    );
     let closed = c
         .close_request(pb::CloseRequestRequest {
             tenant: GIVORS.into(),

@@ -138,13 +138,151 @@ async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Resul
     app.append_and_wait(&batch)
         .await
         .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
+    let requests = demo_requests(app, 20)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
     tracing::info!(
         events = total,
+        requests,
         seed,
         people_per_commune = people,
         "demo data loaded"
     );
     Ok(())
+}
+
+/// Requests of the demo, through the application layer like an agent's: opened from the
+/// latest written contact of the first citizens of each commune, in every state (received,
+/// assigned, answered, closed, withdrawn; the old ones overdue), and one collective request
+/// gathering a commune's first three.
+async fn demo_requests(
+    app: &contacthub_app::App,
+    per_commune: usize,
+) -> contacthub_app::Result<usize> {
+    use contacthub_projector::TimelineQuery;
+    let mut opened = 0;
+    let codes: Vec<(String, String)> = app
+        .tenants
+        .iter()
+        .map(|t| (t.code.clone(), t.prefix.clone()))
+        .collect();
+    for (tenant, prefix) in codes {
+        let mut references = Vec::new();
+        for n in 1..=per_commune {
+            let citizen = format!("{prefix}-{n:06}");
+            let page = app.store.timeline(
+                &tenant,
+                &citizen,
+                &TimelineQuery {
+                    page_size: 50,
+                    ..Default::default()
+                },
+            )?;
+            let written = [
+                pb::Channel::WebForm as i32,
+                pb::Channel::Email as i32,
+                pb::Channel::Courrier as i32,
+            ];
+            let Some(contact) = page.entries.iter().find(|e| {
+                written.contains(&e.channel) && e.direction == pb::Direction::Inbound as i32
+            }) else {
+                continue;
+            };
+            let service = pb::Category::try_from(contact.category)
+                .map(|c| demo::service_for(c).to_string())
+                .unwrap_or_default();
+            let r = app
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: tenant.clone(),
+                        subject: if contact.subject.is_empty() {
+                            contact.summary.clone()
+                        } else {
+                            contact.subject.clone()
+                        },
+                        category: contact.category,
+                        service: service.clone(),
+                        from_contact_event_id: contact.event_id.clone(),
+                        idempotency_key: format!("demo-request-{tenant}-{n}"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            opened += 1;
+            let agent = format!("agent-{}", n % 7 + 1);
+            if n % 5 != 0 {
+                app.assign_request(
+                    None,
+                    &pb::AssignRequestRequest {
+                        tenant: tenant.clone(),
+                        reference: r.reference.clone(),
+                        service,
+                        assignee_agent_id: agent,
+                    },
+                )
+                .await?;
+            }
+            if n % 5 == 2 || n % 5 == 3 {
+                app.record_answer(
+                    None,
+                    &pb::RecordAnswerRequest {
+                        tenant: tenant.clone(),
+                        reference: r.reference.clone(),
+                        answer_channel: pb::Channel::Courrier as i32,
+                        answer_ref: format!("{}-S{n:04}", r.reference),
+                    },
+                )
+                .await?;
+            }
+            let reason = match n % 5 {
+                3 => Some(pb::CloseReason::Answered),
+                4 => Some(pb::CloseReason::Withdrawn),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                app.close_request(
+                    None,
+                    &pb::CloseRequestRequest {
+                        tenant: tenant.clone(),
+                        reference: r.reference.clone(),
+                        reason: reason as i32,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            } else {
+                references.push(r.reference);
+            }
+        }
+        if references.len() >= 3 {
+            let collective = app
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: tenant.clone(),
+                        subject: "Signalements groupés".into(),
+                        category: pb::Category::ServicesTechniques as i32,
+                        service: "services-techniques".into(),
+                        on_behalf_of: "services techniques".into(),
+                        idempotency_key: format!("demo-collective-{tenant}"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            app.group_requests(
+                None,
+                &pb::GroupRequestsRequest {
+                    tenant: tenant.clone(),
+                    collective: collective.reference,
+                    members: references[..3].to_vec(),
+                },
+            )
+            .await?;
+            opened += 1;
+        }
+    }
+    Ok(opened)
 }
 
 /// Whether an address only this machine can reach.

@@ -92,7 +92,27 @@ pub fn due_us(state: &CourrierState, tenant: &Tenant) -> i64 {
         .or(state.registered_at.as_ref())
         .and_then(ts::to_micros)
         .unwrap_or(0);
-    from + i64::from(tenant.answer_days_for(state.category)) * DAY_US
+    answer_due_us(tenant, state.category, from)
+}
+
+/// When a commune committed to answer something of `category` first received at `from_us`:
+/// the same Paris local time `answer_days` later, counting calendar days or, where the
+/// commune says so, working days (Monday to Friday).
+pub fn answer_due_us(tenant: &Tenant, category: i32, from_us: i64) -> i64 {
+    let days = tenant.answer_days_for(category);
+    let mut local = paris(from_us);
+    if tenant.answer_in_working_days {
+        let mut left = days;
+        while left > 0 {
+            local += chrono::Duration::days(1);
+            if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
+                left -= 1;
+            }
+        }
+    } else {
+        local += chrono::Duration::days(i64::from(days));
+    }
+    paris_local_to_utc_us(local)
 }
 
 /// A letter not answered by its committed date.
@@ -183,6 +203,31 @@ mod tests {
         for us in [at(2026, 1, 15, 9), at(2026, 7, 15, 8), at(2026, 12, 31, 23)] {
             assert_eq!(paris_local_to_utc_us(paris(us)), us);
         }
+    }
+
+    #[test]
+    fn due_dates_count_working_days_where_the_commune_says_so() {
+        let t = Tenants::builtin();
+        let other = crate::pb::Category::Other as i32;
+        // Friday 6 March 2026, 10:00 in Paris.
+        let friday = at(2026, 3, 6, 9);
+        // Givors: 15 calendar days → Saturday 21 March, same local hour.
+        let giv = t.get("69091").unwrap();
+        assert_eq!(answer_due_us(giv, other, friday), at(2026, 3, 21, 9));
+        // Across the spring change the local hour is kept: 10:00 CEST is 08:00 UTC.
+        assert_eq!(
+            answer_due_us(giv, other, at(2026, 3, 20, 9)),
+            at(2026, 4, 4, 8)
+        );
+        // Grigny: 15 working days → Friday 27 March.
+        let gri = t.get("69096").unwrap();
+        assert!(gri.answer_in_working_days);
+        assert_eq!(answer_due_us(gri, other, friday), at(2026, 3, 27, 9));
+        // From a Saturday the count starts on Monday: 15 working days → Friday 27 March.
+        assert_eq!(
+            answer_due_us(gri, other, at(2026, 3, 7, 9)),
+            at(2026, 3, 27, 9)
+        );
     }
 
     #[test]

@@ -57,8 +57,8 @@ const DOMAINS: &[&str] = &[
     "example.net",
     "mail.example.org",
 ];
-/// The service that handles a category's letters.
-fn service_for(category: Category) -> &'static str {
+/// The service a category's letters and requests go to in the demo.
+pub fn service_for(category: Category) -> &'static str {
     match category {
         Category::EtatCivil => "etat-civil",
         Category::Scolaire => "education",

@@ -24,6 +24,9 @@ pub struct Tenant {
     /// every other category.
     pub answer_days_by_category: BTreeMap<String, u32>,
     pub answer_days: u32,
+    /// Whether those days are working days (Monday to Friday, Paris time) rather than
+    /// calendar days.
+    pub answer_in_working_days: bool,
 }
 
 impl Tenant {
@@ -79,6 +82,8 @@ struct Entry {
     answer_days: u32,
     #[serde(default)]
     answer_days_by_category: BTreeMap<String, u32>,
+    #[serde(default)]
+    answer_in_working_days: bool,
 }
 
 fn default_answer_days() -> u32 {
@@ -155,6 +160,7 @@ impl Tenants {
                 numbers,
                 direct_lines,
                 answer_days: e.answer_days,
+                answer_in_working_days: e.answer_in_working_days,
                 answer_days_by_category: e.answer_days_by_category,
             };
             if by_code.insert(e.code.clone(), t).is_some() {

@@ -144,10 +144,9 @@ fn preferred_channel(kv: &impl Kv, tenant: &str, citizens: &[String]) -> Result<
 
 /// The committed answer date: `days` of the commune for the category after the first contact.
 fn due(tenants: &Tenants, tenant: &str, category: i32, first_us: i64) -> i64 {
-    let days = tenants
-        .get(tenant)
-        .map_or(15, |t| t.answer_days_for(category));
-    first_us + i64::from(days) * DAY_US
+    tenants.get(tenant).map_or(first_us + 15 * DAY_US, |t| {
+        crate::courrier::answer_due_us(t, category, first_us)
+    })
 }
 
 fn step(r: &mut Request, e: &pb::Event, kind: &str, note: String, at_us: i64) {
@@ -198,10 +197,21 @@ pub(crate) fn open(
         }
         requesters.push(id.clone());
     }
-    if let citizens::Resolution::Attached { citizen, .. } = citizens::resolve_party(kv, tenants, v)?
-    {
-        if !requesters.contains(&citizen) {
-            requesters.insert(0, citizen);
+    // The requester, when the party names a citizen (an élu or a council named only by
+    // `on_behalf_of` is no citizen).
+    let party = e.personal.as_ref().and_then(|p| p.party.as_ref());
+    let names_someone = party.is_some_and(|p| {
+        !p.citizen_id.is_empty()
+            || crate::identity::normalize_phone(&p.phone).is_some()
+            || crate::identity::normalize_email(&p.email).is_some()
+    });
+    if names_someone {
+        if let citizens::Resolution::Attached { citizen, .. } =
+            citizens::resolve_party(kv, tenants, v)?
+        {
+            if !requesters.contains(&citizen) {
+                requesters.insert(0, citizen);
+            }
         }
     }
     let recorded = e

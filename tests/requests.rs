@@ -492,6 +492,58 @@ async fn the_cli_follows_a_request() {
     let _ = child.wait();
 }
 
+/// The README's first command: the demo hub's worklists say something on first run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_requests_in_every_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = spawn_serve(
+        &contacthub_bin!(),
+        &dir.path().join("data"),
+        &["--demo".as_ref()],
+    );
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(contacthub_bin!())
+            .args(args)
+            .args(["--server", &serve.grpc])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    for tenant in ["69091", "69096", "42186"] {
+        let all = run(&["request", "list", "--tenant", tenant, "--all"]);
+        for status in [
+            "reçue",
+            "attribuée",
+            "en cours",
+            "en attente de l'usager",
+            "répondue",
+            "clôturée",
+            "rouverte",
+        ] {
+            assert!(all.contains(status), "{tenant}: no {status} in\n{all}");
+        }
+        let overdue = run(&["request", "list", "--tenant", tenant, "--overdue"]);
+        assert!(overdue.lines().count() >= 3, "{tenant}:\n{overdue}");
+        let unassigned = run(&["request", "list", "--tenant", tenant, "--unassigned"]);
+        assert!(unassigned.contains("reçue"), "{tenant}:\n{unassigned}");
+        let collective = all
+            .lines()
+            .find(|l| l.contains("Signalements groupés"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{tenant}: no collective in\n{all}"));
+        let shown = run(&["request", "show", "--tenant", tenant, collective]);
+        let members = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("regroupe"))
+            .unwrap_or_else(|| panic!("{shown}"));
+        assert_eq!(members.split(',').count(), 3, "{shown}");
+    }
+    let mut child = serve.child;
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
 async fn a_collective_answers_each_of_its_requests(backend: Backend) {
     let hub = TestHub::start(&backend).await;
     hub.set_clock(at(2026, 5, 1, 9, 0));

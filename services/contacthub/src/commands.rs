@@ -152,9 +152,9 @@ async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Resul
 }
 
 /// Requests of the demo, through the application layer like an agent's: opened from the
-/// latest written contact of the first citizens of each commune, in every state (received,
-/// assigned, answered, closed, withdrawn; the old ones overdue), and one collective request
-/// gathering a commune's first three.
+/// latest written contact of the first citizens of each commune, in every state (see
+/// `demo_request_state`; the old ones overdue), and one collective request gathering three
+/// open ones of each commune.
 async fn demo_requests(
     app: &contacthub_app::App,
     per_commune: usize,
@@ -168,6 +168,8 @@ async fn demo_requests(
         .collect();
     for (tenant, prefix) in codes {
         let mut references = Vec::new();
+        let mut first = String::new();
+        let mut k = 0;
         for n in 1..=per_commune {
             let citizen = format!("{prefix}-{n:06}");
             let page = app.store.timeline(
@@ -210,48 +212,9 @@ async fn demo_requests(
                 )
                 .await?;
             opened += 1;
-            let agent = format!("agent-{}", n % 7 + 1);
-            if n % 5 != 0 {
-                app.assign_request(
-                    None,
-                    &pb::AssignRequestRequest {
-                        tenant: tenant.clone(),
-                        reference: r.reference.clone(),
-                        service,
-                        assignee_agent_id: agent,
-                    },
-                )
-                .await?;
-            }
-            if n % 5 == 2 || n % 5 == 3 {
-                app.record_answer(
-                    None,
-                    &pb::RecordAnswerRequest {
-                        tenant: tenant.clone(),
-                        reference: r.reference.clone(),
-                        answer_channel: pb::Channel::Courrier as i32,
-                        answer_ref: format!("{}-S{n:04}", r.reference),
-                    },
-                )
-                .await?;
-            }
-            let reason = match n % 5 {
-                3 => Some(pb::CloseReason::Answered),
-                4 => Some(pb::CloseReason::Withdrawn),
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                app.close_request(
-                    None,
-                    &pb::CloseRequestRequest {
-                        tenant: tenant.clone(),
-                        reference: r.reference.clone(),
-                        reason: reason as i32,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            } else {
+            k += 1;
+            demo_request_state(app, &tenant, &r.reference, &service, k, &mut first).await?;
+            if [0, 1, 2, 3, 9].contains(&(k % 10)) {
                 references.push(r.reference);
             }
         }
@@ -283,6 +246,92 @@ async fn demo_requests(
         }
     }
     Ok(opened)
+}
+
+/// Moves a commune's `n`th demo request to one of ten states, by `n % 10`: received,
+/// assigned, in progress, waiting for the citizen, answered, closed answered, withdrawn,
+/// redirected, duplicate (of `first`, the commune's first request), reopened.
+async fn demo_request_state(
+    app: &contacthub_app::App,
+    tenant: &str,
+    reference: &str,
+    service: &str,
+    n: usize,
+    first: &mut String,
+) -> contacthub_app::Result<()> {
+    use pb::CloseReason as R;
+    let step = n % 10;
+    if first.is_empty() {
+        *first = reference.to_string();
+    }
+    let tenant = tenant.to_string();
+    let reference = reference.to_string();
+    if step != 0 {
+        app.assign_request(
+            None,
+            &pb::AssignRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                service: service.to_string(),
+                assignee_agent_id: format!("agent-{}", n % 7 + 1),
+            },
+        )
+        .await?;
+    }
+    let status = match step {
+        2 => Some(pb::RequestStatus::InProgress),
+        3 => Some(pb::RequestStatus::WaitingCitizen),
+        _ => None,
+    };
+    if let Some(status) = status {
+        app.set_request_status(
+            None,
+            &pb::SetRequestStatusRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                status: status as i32,
+            },
+        )
+        .await?;
+    }
+    if [4, 5, 9].contains(&step) {
+        app.record_answer(
+            None,
+            &pb::RecordAnswerRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                answer_channel: pb::Channel::Courrier as i32,
+                answer_ref: format!("{reference}-S{n:04}"),
+            },
+        )
+        .await?;
+    }
+    let close = match step {
+        5 | 9 => Some((R::Answered, "", "")),
+        6 => Some((R::Withdrawn, "", "")),
+        7 => Some((R::Redirected, "Métropole de Lyon", "")),
+        8 if *first != reference => Some((R::Duplicate, "", first.as_str())),
+        _ => None,
+    };
+    if let Some((reason, redirected_to, duplicate_of)) = close {
+        app.close_request(
+            None,
+            &pb::CloseRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                reason: reason as i32,
+                redirected_to: redirected_to.into(),
+                duplicate_of: duplicate_of.into(),
+                note: String::new(),
+            },
+        )
+        .await?;
+    }
+    if step == 9 {
+        app.reopen_request(None, &pb::ReopenRequestRequest { tenant, reference })
+            .await?;
+    }
+    Ok(())
 }
 
 /// Whether an address only this machine can reach.

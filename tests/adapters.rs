@@ -743,6 +743,7 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
         mut child,
         grpc,
         adapters,
+        ..
     } = spawn_serve(
         &bin,
         dir.path(),

@@ -638,17 +638,7 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
 async fn the_cli_finds_and_creates_citizens() {
     let dir = tempfile::tempdir().unwrap();
     let serve = spawn_serve(&contacthub_bin!(), &dir.path().join("data"), &[]);
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .args(["--server", &serve.grpc])
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    };
+    let run = |args: &[&str]| serve.cli(args);
     let (ok, out) = run(&[
         "citizen",
         "create",

@@ -423,17 +423,7 @@ async fn contacts_join_their_request_by_reference_or_thread(backend: Backend) {
 async fn the_cli_follows_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let serve = spawn_serve(&contacthub_bin!(), &dir.path().join("data"), &[]);
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .args(["--server", &serve.grpc])
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
-    };
+    let run = |args: &[&str]| serve.cli(args);
     let (ok, out) = run(&[
         "citizen",
         "create",
@@ -502,13 +492,9 @@ async fn the_demo_has_requests_in_every_state() {
         &["--demo".as_ref()],
     );
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .args(["--server", &serve.grpc])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{args:?}: {o:?}");
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let (ok, out) = serve.cli(args);
+        assert!(ok, "{args:?}: {out}");
+        out
     };
     for tenant in ["69091", "69096", "42186"] {
         let all = run(&["request", "list", "--tenant", tenant, "--all"]);

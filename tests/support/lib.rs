@@ -453,6 +453,24 @@ pub struct ServeChild {
     pub grpc: String,
     /// `http://` address of the adapter endpoints.
     pub adapters: String,
+    /// The `contacthub` binary it runs, for [`ServeChild::cli`].
+    pub bin: std::path::PathBuf,
+}
+
+impl ServeChild {
+    /// Runs a `contacthub` CLI command against this server: whether it succeeded, and its
+    /// standard output followed by its standard error.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let o = std::process::Command::new(&self.bin)
+            .args(args)
+            .args(["--server", &self.grpc])
+            .output()
+            .expect("running the contacthub CLI");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    }
 }
 
 /// Starts `contacthub serve` as a child process and reads where it listens.
@@ -509,5 +527,6 @@ pub fn spawn_serve_with_logs(
         child,
         grpc,
         adapters,
+        bin: bin.to_path_buf(),
     }
 }

@@ -509,6 +509,21 @@ async fn the_demo_has_requests_in_every_state() {
         ] {
             assert!(all.contains(status), "{tenant}: no {status} in\n{all}");
         }
+        // Every closing says why.
+        let closings: String = all
+            .lines()
+            .filter(|l| l.contains("clôturée"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|r| run(&["request", "show", "--tenant", tenant, r]))
+            .collect();
+        for why in [
+            "répondue par écrit",
+            "retirée par l'usager",
+            "réorientée vers Métropole de Lyon",
+            "doublon de ",
+        ] {
+            assert!(closings.contains(why), "{tenant}: no {why} in\n{closings}");
+        }
         let overdue = run(&["request", "list", "--tenant", tenant, "--overdue"]);
         assert!(overdue.lines().count() >= 3, "{tenant}:\n{overdue}");
         let unassigned = run(&["request", "list", "--tenant", tenant, "--unassigned"]);

@@ -5,7 +5,7 @@ use crate::cli::*;
 use crate::commands::{authed, connect, parse_channel};
 use anyhow::Result;
 use contacthub_core::courrier::paris_display;
-use contacthub_core::render::{category_fr, channel_fr, status_fr};
+use contacthub_core::render::{category_fr, channel_fr, close_reason_fr, status_fr};
 use contacthub_proto::ts;
 use contacthub_proto::v1::{self as pb, request_service_client::RequestServiceClient};
 use tonic::transport::Channel;
@@ -55,6 +55,9 @@ fn show(r: &pb::Request) -> Result<()> {
             channel_fr(r.answer_channel),
             r.answer_ref
         );
+    }
+    if r.status == pb::RequestStatus::Closed as i32 {
+        crate::say!("  clôture        {}", close_reason_fr(r));
     }
     crate::say!("  contacts       {}", r.contacts.len());
     if !r.collective.is_empty() {

@@ -180,6 +180,19 @@ pub fn status_fr(s: i32) -> &'static str {
     }
 }
 
+/// Why a request was closed, in French, for agents: the reason and whom or which request
+/// it names.
+pub fn close_reason_fr(r: &pb::Request) -> String {
+    use pb::CloseReason as R;
+    match R::try_from(r.close_reason).unwrap_or(R::Unspecified) {
+        R::Answered => "répondue par écrit".into(),
+        R::Redirected => format!("réorientée vers {}", r.redirected_to),
+        R::Duplicate => format!("doublon de {}", r.duplicate_of),
+        R::Withdrawn => "retirée par l'usager".into(),
+        R::Unspecified => String::new(),
+    }
+}
+
 /// French name of a channel, for agents.
 pub fn channel_fr(c: i32) -> &'static str {
     match Channel::try_from(c).unwrap_or(Channel::Unspecified) {

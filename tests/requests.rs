@@ -1,7 +1,9 @@
 //! Requests (demandes) end to end over gRPC: opened from a contact, a later contact linked,
 //! assigned, overdue against a fixed clock, answered in writing and closed with the delay
-//! counted from the first contact; refused closings and other communes write nothing. Every
-//! body runs on the embedded log and on Kafka.
+//! counted from the first contact; letters from the mail room followed the same way; refused
+//! closings and other communes write nothing; dashboards against a hand-computed history,
+//! read by an élu, and agents of a service seeing its requests. Every body runs on the
+//! embedded log and on Kafka.
 
 use contacthub_proto::v1 as pb;
 use contacthub_proto::v1::request_service_client::RequestServiceClient;
@@ -9,6 +11,8 @@ use contacthub_tests::*;
 use tonic::transport::Channel;
 
 on_every_backend!(
+    a_letter_is_followed_as_a_request,
+    dashboard_figures_match_a_hand_computed_history,
     a_collective_answers_each_of_its_requests,
     contacts_join_their_request_by_reference_or_thread,
     a_request_is_followed_to_a_written_answer,
@@ -497,7 +501,9 @@ async fn the_demo_has_requests_in_every_state() {
         out
     };
     for tenant in ["69091", "69096", "42186"] {
-        let all = run(&["request", "list", "--tenant", tenant, "--all"]);
+        let all = run(&[
+            "request", "list", "--tenant", tenant, "--all", "--limit", "1000",
+        ]);
         for status in [
             "reçue",
             "attribuée",
@@ -665,4 +671,503 @@ fn client_citizens(
     hub: &TestHub,
 ) -> contacthub_proto::v1::citizen_service_client::CitizenServiceClient<Channel> {
     contacthub_proto::v1::citizen_service_client::CitizenServiceClient::new(hub.channel.clone())
+}
+
+fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A letter registered by the mail room is a request: its clock starts on the day it was
+/// received, it moves with the letter's routing, it is overdue past its date, and the mail
+/// room's answer is its written answer.
+async fn a_letter_is_followed_as_a_request(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    hub.set_clock(at(2026, 4, 1, 8, 0));
+    let mut mail = hub.courrier();
+    let mut header = pb::CourrierHeader {
+        tenant: GIVORS.into(),
+        sender: Some(pb::Party {
+            name: "Marie Durand".into(),
+            phone: "06 12 34 56 78".into(),
+            ..Default::default()
+        }),
+        kind: pb::courrier::Kind::Letter as i32,
+        subject: "Demande de permis".into(),
+        category: pb::Category::Urbanisme as i32,
+        addressed_to_service: "urbanisme".into(),
+        idempotency_key: "letter-1".into(),
+        ..Default::default()
+    };
+    header.received_at = Some(contacthub_proto::ts::from_micros(at(2026, 3, 30, 8, 0)));
+    let letter = mail
+        .register_courrier(tokio_stream::iter(vec![pb::RegisterCourrierRequest {
+            part: Some(pb::register_courrier_request::Part::Header(header)),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(letter.request_reference, "GIV-D-2026-000001");
+    let mut c = client(&hub);
+    let get = |c: &mut RequestServiceClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.get_request(pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: "GIV-D-2026-000001".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let r = get(&mut c).await;
+    assert_eq!(
+        (r.chrono.as_str(), r.channel, r.service.as_str(), r.status),
+        (
+            letter.chrono.as_str(),
+            pb::Channel::Courrier as i32,
+            "urbanisme",
+            pb::RequestStatus::Open as i32
+        )
+    );
+    assert_eq!(r.requesters, std::slice::from_ref(&letter.citizen_id));
+    // Urbanisme answers within 30 days of the day the letter came (communes.toml).
+    assert_eq!(
+        r.due_at.unwrap().seconds * 1_000_000,
+        at(2026, 3, 30, 8, 0) + 30 * DAY
+    );
+    // An agent opening another request from the letter is told which one follows it.
+    let again = c
+        .open_request(pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: "x".into(),
+            from_contact_event_id: letter.event_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(again.message().contains("GIV-D-2026-000001"), "{again:?}");
+    // The mail room routes the letter: the request is assigned to that service.
+    mail.route_courrier(pb::RouteCourrierRequest {
+        tenant: GIVORS.into(),
+        chrono: letter.chrono.clone(),
+        service: "droit-des-sols".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = get(&mut c).await;
+    assert_eq!(
+        (r.service.as_str(), r.status),
+        ("droit-des-sols", pb::RequestStatus::Assigned as i32)
+    );
+    // Overdue in the service's worklist on 1 May, not before.
+    let overdue = |c: &mut RequestServiceClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.list_requests(pb::ListRequestsRequest {
+                tenant: GIVORS.into(),
+                service: "droit-des-sols".into(),
+                overdue_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .requests
+            .len()
+        }
+    };
+    hub.set_clock(at(2026, 4, 28, 8, 0));
+    assert_eq!(overdue(&mut c).await, 0);
+    hub.set_clock(at(2026, 5, 1, 8, 0));
+    assert_eq!(overdue(&mut c).await, 1);
+    // The mail room's answer is the request's written answer; the request can be closed.
+    let answered = mail
+        .mark_answered(pb::MarkAnsweredRequest {
+            tenant: GIVORS.into(),
+            chrono: letter.chrono.clone(),
+            answer_channel: pb::Channel::Courrier as i32,
+            answer_ref: "GIV-2026-S0042".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answered.status, pb::CourrierStatus::Answered as i32);
+    let r = get(&mut c).await;
+    assert_eq!(
+        (r.status, r.answer_ref.as_str()),
+        (pb::RequestStatus::Answered as i32, "GIV-2026-S0042")
+    );
+    assert_eq!(overdue(&mut c).await, 0);
+    let closed = c
+        .close_request(pb::CloseRequestRequest {
+            tenant: GIVORS.into(),
+            reference: r.reference.clone(),
+            reason: pb::CloseReason::Answered as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.status, pb::RequestStatus::Closed as i32);
+    // And an answer recorded on the request shows on the letter (a second letter).
+    let second = mail
+        .register_courrier(tokio_stream::iter(vec![pb::RegisterCourrierRequest {
+            part: Some(pb::register_courrier_request::Part::Header(
+                pb::CourrierHeader {
+                    tenant: GIVORS.into(),
+                    kind: pb::courrier::Kind::Letter as i32,
+                    subject: "Voirie".into(),
+                    sender: Some(pb::Party {
+                        name: "Jean Martin".into(),
+                        ..Default::default()
+                    }),
+                    idempotency_key: "letter-2".into(),
+                    ..Default::default()
+                },
+            )),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    c.record_answer(pb::RecordAnswerRequest {
+        tenant: GIVORS.into(),
+        reference: second.request_reference.clone(),
+        answer_channel: pb::Channel::Email as i32,
+        answer_ref: "<answer@givors.fr>".into(),
+    })
+    .await
+    .unwrap();
+    let letter = mail
+        .get_courrier(pb::GetCourrierRequest {
+            tenant: GIVORS.into(),
+            chrono: second.chrono.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (letter.status, letter.answer_ref.as_str()),
+        (pb::CourrierStatus::Answered as i32, "<answer@givors.fr>")
+    );
+    hub.stop().await;
+}
+
+fn agents() -> contacthub_app::auth::Access {
+    use contacthub_app::auth::{token_hash, Access};
+    let text = format!(
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='maire'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
+        token_hash("accueil"),
+        token_hash("voirie"),
+        token_hash("elu")
+    );
+    Access::from_toml(&text).unwrap()
+}
+
+/// A small history of Givors in March and April 2026 whose dashboard is computed by hand
+/// below; an élu reads it, and nothing else; an agent of a service sees its requests only;
+/// a replay gives the same read model.
+async fn dashboard_figures_match_a_hand_computed_history(backend: Backend) {
+    let hub = TestHub::start_with_access(&backend, agents()).await;
+    let acc = "accueil";
+    let phone_call = |id: &str, who: &str, when: i64, answered: bool, bounced: bool| {
+        let mut e = call(GIVORS, id, who, when);
+        if let Some(pb::event::Payload::PhoneCall(c)) = e.payload.as_mut() {
+            if !answered {
+                c.disposition = pb::phone_call::Disposition::NoAnswer as i32;
+            }
+            c.bounced_to_accueil = bounced;
+        }
+        e
+    };
+    let form = web_form(GIVORS, "F1", "06 11 11 11 11", "", at(2026, 3, 2, 9, 0));
+    let l1 = letter(GIVORS, "L1", "06 33 33 33 33", at(2026, 3, 5, 9, 0));
+    let l2 = letter(GIVORS, "L2", "06 44 44 44 44", at(2026, 3, 6, 9, 0));
+    hub.publish(&[
+        form.clone(),
+        phone_call("C1", "06 22 22 22 22", at(2026, 3, 3, 9, 0), true, false),
+        phone_call("C2", "06 22 22 22 22", at(2026, 3, 3, 10, 0), false, false),
+        phone_call("C3", "06 22 22 22 22", at(2026, 3, 4, 9, 0), true, true),
+        l1,
+        l2,
+    ])
+    .await;
+    hub.settle().await;
+    let mut c = client(&hub);
+    let mut mail = hub.courrier();
+    hub.set_clock(at(2026, 3, 2, 10, 0));
+    let r1 = c
+        .open_request(with_token(
+            acc,
+            pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Acte de naissance".into(),
+                category: pb::Category::EtatCivil as i32,
+                service: "etat-civil".into(),
+                from_contact_event_id: form.event_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let street_light = |street: &str, number: &str| pb::OpenRequestRequest {
+        tenant: GIVORS.into(),
+        subject: "Lampadaire éteint".into(),
+        category: pb::Category::ServicesTechniques as i32,
+        service: "voirie".into(),
+        on_behalf_of: "conseil de quartier du Centre".into(),
+        location: Some(pb::Address {
+            number: number.into(),
+            street: street.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    hub.set_clock(at(2026, 3, 3, 10, 0));
+    let r2 = c
+        .open_request(with_token(acc, street_light("Rue Émile Zola", "12")))
+        .await
+        .unwrap()
+        .into_inner();
+    hub.set_clock(at(2026, 3, 4, 10, 0));
+    let r3 = c
+        .open_request(with_token(acc, street_light("rue Emile  Zola", "3")))
+        .await
+        .unwrap()
+        .into_inner();
+    // R1 answered on 9 March: 7 days, within its 8. R2 withdrawn. Letter 1 routed on
+    // 6 March and answered on 1 April: 27 days, within urbanisme's 30. Letter 2 and R3 wait.
+    hub.set_clock(at(2026, 3, 9, 10, 0));
+    c.record_answer(with_token(
+        acc,
+        pb::RecordAnswerRequest {
+            tenant: GIVORS.into(),
+            reference: r1.reference.clone(),
+            answer_channel: pb::Channel::Email as i32,
+            answer_ref: "<a1@givors.fr>".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    hub.set_clock(at(2026, 3, 10, 10, 0));
+    c.close_request(with_token(
+        acc,
+        pb::CloseRequestRequest {
+            tenant: GIVORS.into(),
+            reference: r2.reference.clone(),
+            reason: pb::CloseReason::Withdrawn as i32,
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    hub.set_clock(at(2026, 3, 6, 10, 0));
+    mail.route_courrier(with_token(
+        acc,
+        pb::RouteCourrierRequest {
+            tenant: GIVORS.into(),
+            chrono: "GIV-2026-L1".into(),
+            service: "urbanisme".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    hub.set_clock(at(2026, 4, 1, 10, 0));
+    mail.mark_answered(with_token(
+        acc,
+        pb::MarkAnsweredRequest {
+            tenant: GIVORS.into(),
+            chrono: "GIV-2026-L1".into(),
+            answer_channel: pb::Channel::Courrier as i32,
+            answer_ref: "GIV-2026-S1".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+
+    hub.set_clock(at(2026, 5, 15, 10, 0));
+    let mut dash = pb::dashboard_service_client::DashboardServiceClient::new(hub.channel.clone());
+    let ask = pb::GetDashboardRequest {
+        tenant: GIVORS.into(),
+        from_month: "2026-03".into(),
+        to_month: "2026-04".into(),
+    };
+    let d = dash
+        .get_dashboard(with_token("elu", ask.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let row = |month: &str, dim: &str, value: &str| {
+        d.rows
+            .iter()
+            .find(|r| r.month == month && r.dimension == dim && r.value == value)
+            .and_then(|r| r.figures)
+            .unwrap_or_else(|| panic!("no row {month} {dim} {value}: {:#?}", d.rows))
+    };
+    let all = row("", "commune", "");
+    // Contacts: the form, three calls (one bounced), two letters.
+    assert_eq!(all.contacts_received, 6);
+    // Opened: R1, R2, R3 and the two letters.
+    assert_eq!(all.requests_opened, 5);
+    assert_eq!((all.requests_answered, all.answered_in_time), (2, 2));
+    assert_eq!(all.answered_in_time_percent, 100.0);
+    assert_eq!((all.p50_days_to_answer, all.p90_days_to_answer), (7, 27));
+    assert_eq!(all.closed_without_answer, 1);
+    // R3 (due 19 March) and letter 2 (due 5 April) are overdue on 15 May.
+    assert_eq!(all.overdue_now, 2);
+    assert_eq!((all.letters_registered, all.letters_traced), (2, 1));
+    assert_eq!(all.letters_traced_percent, 50.0);
+    // Inbound calls (bounces apart): C1 and C2, one missed; one bounced to the accueil.
+    assert_eq!(
+        (all.calls_inbound, all.calls_missed, all.calls_bounced),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (all.missed_call_percent, all.bounce_back_percent),
+        (50.0, 50.0)
+    );
+    let march = row("2026-03", "commune", "");
+    let april = row("2026-04", "commune", "");
+    assert_eq!(
+        (
+            march.requests_opened,
+            march.requests_answered,
+            march.p50_days_to_answer
+        ),
+        (5, 1, 7)
+    );
+    assert_eq!(
+        (
+            april.requests_opened,
+            april.requests_answered,
+            april.p50_days_to_answer
+        ),
+        (0, 1, 27)
+    );
+    assert_eq!(row("", "channel", "courrier").requests_opened, 2);
+    assert_eq!(row("", "channel", "web_form").contacts_received, 1);
+    assert_eq!(row("", "channel", "phone").contacts_received, 3);
+    let voirie = row("", "service", "voirie");
+    assert_eq!(
+        (
+            voirie.requests_opened,
+            voirie.closed_without_answer,
+            voirie.overdue_now
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(row("", "category", "urbanisme").overdue_now, 1);
+    let recurring: Vec<_> = d
+        .recurring
+        .iter()
+        .map(|p| (p.kind.as_str(), p.value.as_str(), p.requests))
+        .collect();
+    assert_eq!(
+        recurring,
+        [
+            ("category", "services_techniques", 2),
+            ("category", "urbanisme", 2),
+            ("category", "etat_civil", 1),
+            ("street", "rue emile zola", 2),
+        ]
+    );
+    let csv = contacthub_core::dashboard::csv(&d);
+    assert!(
+        csv.lines()
+            .any(|l| l
+                == "2026-03 à 2026-04;commune;;6;5;2;2;100,0;7;27;1;2;2;1;50,0;2;1;1;50,0;50,0"),
+        "{csv}"
+    );
+    // Overdue from the minute its date passes: R3 is due on 19 March at 10:00 UTC.
+    for (clock, expected) in [(at(2026, 3, 19, 9, 59), 0), (at(2026, 3, 19, 10, 1), 1)] {
+        hub.set_clock(clock);
+        let d = dash
+            .get_dashboard(with_token("elu", ask.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(d.rows[0].figures.unwrap().overdue_now, expected);
+    }
+    // Aggregates only for an élu: no request, no timeline.
+    let refused = c
+        .get_request(with_token(
+            "elu",
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: r1.reference.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    // Bad periods are named.
+    let bad = dash
+        .get_dashboard(with_token(
+            "elu",
+            pb::GetDashboardRequest {
+                from_month: "2026-3".into(),
+                ..ask.clone()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        bad.code() == tonic::Code::InvalidArgument && bad.message().contains("from_month"),
+        "{bad:?}"
+    );
+    // An agent of voirie sees voirie's requests, not état civil's.
+    let theirs = c
+        .list_requests(with_token(
+            "voirie",
+            pb::ListRequestsRequest {
+                tenant: GIVORS.into(),
+                open_only: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .requests;
+    assert_eq!(
+        theirs
+            .iter()
+            .map(|r| r.reference.as_str())
+            .collect::<Vec<_>>(),
+        [r3.reference.as_str()]
+    );
+    let hidden = c
+        .get_request(with_token(
+            "voirie",
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: r1.reference.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
+    // A replay from offset 0 gives the same read model, so the same dashboard.
+    let live = hub.store.digest().unwrap();
+    let log = hub.log.clone();
+    let dir = hub.stop().await;
+    let replayed = contacthub_projector::Store::open(dir.path().join("replayed")).unwrap();
+    let (p, _) = contacthub_projector::Projector::new(
+        replayed.clone(),
+        log,
+        std::sync::Arc::new(contacthub_core::tenant::Tenants::builtin()),
+    )
+    .unwrap();
+    p.catch_up().await.unwrap();
+    assert_eq!(replayed.digest().unwrap(), live);
 }

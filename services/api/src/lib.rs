@@ -1,4 +1,4 @@
-//! contacthub's gRPC API: the desk, citizen, request, mail-room and ops services, standard
+//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room and ops services, standard
 //! health and server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
@@ -15,8 +15,8 @@ pub mod requests;
 use contacthub_app::App;
 use contacthub_proto::v1::{
     citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
-    desk_service_server::DeskServiceServer, ops_service_server::OpsServiceServer,
-    request_service_server::RequestServiceServer,
+    dashboard_service_server::DashboardServiceServer, desk_service_server::DeskServiceServer,
+    ops_service_server::OpsServiceServer, request_service_server::RequestServiceServer,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -79,6 +79,7 @@ const SERVICES: &[&str] = &[
     "contacthub.v1.CitizenService",
     "contacthub.v1.CourrierService",
     "contacthub.v1.RequestService",
+    "contacthub.v1.DashboardService",
 ];
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -97,6 +98,9 @@ pub async fn serve(
         .await;
     reporter
         .set_serving::<RequestServiceServer<requests::Requests>>()
+        .await;
+    reporter
+        .set_serving::<DashboardServiceServer<requests::Dashboards>>()
         .await;
     reporter
         .set_serving::<CourrierServiceServer<courrier::Mailroom>>()
@@ -170,6 +174,9 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(RequestServiceServer::new(requests::Requests::new(
+            app.clone(),
+        )))
+        .add_service(DashboardServiceServer::new(requests::Dashboards::new(
             app.clone(),
         )))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)))

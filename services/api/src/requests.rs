@@ -1,9 +1,13 @@
 //! The request service: translates gRPC requests into the application layer's request
-//! commands and worklists ([`contacthub_app::requests`]).
+//! commands and worklists ([`contacthub_app::requests`]), and the dashboard service
+//! ([`contacthub_app::dashboard`]).
 
 use crate::{status, token};
 use contacthub_app::App;
-use contacthub_core::pb::{self, request_service_server::RequestService, Request as Demande};
+use contacthub_core::pb::{
+    self, dashboard_service_server::DashboardService, request_service_server::RequestService,
+    Request as Demande,
+};
 use tonic::{Request, Response, Status};
 
 pub struct Requests {
@@ -13,6 +17,32 @@ pub struct Requests {
 impl Requests {
     pub fn new(app: App) -> Self {
         Requests { app }
+    }
+}
+
+/// The dashboard service: aggregates only, readable by élus.
+pub struct Dashboards {
+    app: App,
+}
+
+impl Dashboards {
+    pub fn new(app: App) -> Self {
+        Dashboards { app }
+    }
+}
+
+#[tonic::async_trait]
+impl DashboardService for Dashboards {
+    async fn get_dashboard(
+        &self,
+        req: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        let r = req.get_ref();
+        self.app
+            .access
+            .for_dashboard(token(&req), &r.tenant)
+            .map_err(status)?;
+        self.app.dashboard(r).map(Response::new).map_err(status)
     }
 }
 
@@ -80,9 +110,11 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::GetRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |_agent, r| self
-            .app
-            .request(&r.tenant, &r.reference))
+        crate::scoped!(self, req, |agent, r| self.app.get_request(
+            &agent,
+            &r.tenant,
+            &r.reference
+        ))
     }
 
     async fn group_requests(
@@ -99,9 +131,9 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::ListRequestsRequest>,
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
-        crate::scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
-            .list_requests(r)
+            .list_requests(&agent, r)
             .map(|requests| pb::ListRequestsResponse { requests }))
     }
 }

@@ -9,6 +9,8 @@
 //! token_sha256 = "5e88…"        # sha256sum of the bearer token, lower-case hex
 //! tenants = ["69091"]           # communes this agent may see; "*" for every commune
 //! ops = false                   # may call OpsService (positions, dead letters)
+//! services = ["voirie"]         # optional: sees only these services' requests (and its own)
+//! role = "agent"                # "elu": dashboards only (aggregates, no personal data)
 //! ```
 
 use crate::{Error, Result};
@@ -23,9 +25,28 @@ pub struct Agent {
     tenants: BTreeSet<String>,
     all_tenants: bool,
     ops: bool,
+    /// Services whose requests the agent sees; empty: every service (accueil, mail room).
+    services: BTreeSet<String>,
+    role: Role,
+}
+
+/// What an agent is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An agent of the commune: citizens, contacts, requests of their communes.
+    #[default]
+    Agent,
+    /// An élu: dashboards only (aggregates, no personal data).
+    Elu,
 }
 
 impl Agent {
+    /// Whether the agent sees a request of `service` assigned to `assignee`.
+    pub fn sees_request(&self, service: &str, assignee: &str) -> bool {
+        self.services.is_empty() || self.services.contains(service) || assignee == self.id
+    }
+
     pub fn may_read(&self, tenant: &str) -> bool {
         self.all_tenants || self.tenants.contains(tenant)
     }
@@ -60,6 +81,10 @@ struct Entry {
     tenants: Vec<String>,
     #[serde(default)]
     ops: bool,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    role: Role,
 }
 
 /// Hex SHA-256 of a token, as the agents file stores it.
@@ -88,6 +113,8 @@ impl Access {
                 all_tenants: e.tenants.iter().any(|t| t == "*"),
                 tenants: e.tenants.into_iter().filter(|t| t != "*").collect(),
                 ops: e.ops,
+                services: e.services.into_iter().collect(),
+                role: e.role,
             };
             if agents.insert(hash, agent).is_some() {
                 return Err(format!("agent {}: the same token is listed twice", e.id));
@@ -112,8 +139,24 @@ impl Access {
             .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
     }
 
-    /// The caller, checked for access to `tenant`.
+    /// The caller, checked for access to `tenant`'s citizens and requests (not an élu's
+    /// token: élus read dashboards only).
     pub fn for_tenant(&self, token: Option<&str>, tenant: &str) -> Result<Option<Agent>> {
+        let agent = self.for_dashboard(token, tenant)?;
+        if let Some(a) = &agent {
+            if a.role == Role::Elu {
+                tracing::warn!(agent = %a.id, "élu refused: personal data");
+                return Err(Error::Forbidden(format!(
+                    "agent {} is an élu: dashboards only (no personal data)",
+                    a.id
+                )));
+            }
+        }
+        Ok(agent)
+    }
+
+    /// The caller, checked for access to `tenant`'s dashboards (aggregates only).
+    pub fn for_dashboard(&self, token: Option<&str>, tenant: &str) -> Result<Option<Agent>> {
         let agent = self.caller(token)?;
         if let Some(a) = &agent {
             if !a.may_read(tenant) {
@@ -131,7 +174,7 @@ impl Access {
     /// The caller, checked for ops rights (`None` in open mode).
     pub fn for_ops(&self, token: Option<&str>) -> Result<Option<Agent>> {
         match self.caller(token)? {
-            Some(a) if !a.ops => Err(Error::Forbidden(format!(
+            Some(a) if !a.ops || a.role == Role::Elu => Err(Error::Forbidden(format!(
                 "agent {} may not call the ops service",
                 a.id
             ))),

@@ -12,6 +12,7 @@
 //! - [`requests`]: requests (demandes) from first contact to written answer, worklists;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
+//! - [`dashboard`]: the figures of a commune over months, for élus and services;
 //! - [`status`]: log and projector positions, dead letters, phone report;
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
 //!   front-ends); [`content`]: the content-addressed document store; [`hotfolder`]: the
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod citizens;
 pub mod content;
 pub mod courrier;
+pub mod dashboard;
 pub mod desk;
 pub mod hotfolder;
 pub mod requests;

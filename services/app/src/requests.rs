@@ -33,6 +33,23 @@ impl App {
         })
     }
 
+    /// A request as `agent` may see it: an agent of services sees their services' requests
+    /// and those assigned to them; another's is not found, as in another commune.
+    pub fn get_request(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Request> {
+        let r = self.request(tenant, reference)?;
+        match agent {
+            Some(a) if !a.sees_request(&r.service, &r.assignee_agent_id) => Err(Error::NotFound(
+                format!("no request {} in this commune", quote(reference)),
+            )),
+            _ => Ok(r),
+        }
+    }
+
     fn request_event(
         &self,
         tenant: &str,
@@ -73,7 +90,7 @@ impl App {
         payload: Payload,
         note: String,
     ) -> Result<Request> {
-        self.request(tenant, reference)?;
+        self.get_request(agent, tenant, reference)?;
         let e = self.request_event(tenant, reference, agent, payload, note);
         self.write(&e).await?;
         self.request(tenant, reference)
@@ -106,6 +123,16 @@ impl App {
                     ))
                 })?;
             party.citizen_id = entry.citizen_id;
+            // A letter is followed by the request the mail room opened for it.
+            if let Some(existing) = self
+                .store
+                .request_by_event(&r.tenant, &r.from_contact_event_id)?
+            {
+                return Err(Error::Invalid(format!(
+                    "contact {} is already followed by request {existing}",
+                    quote(&r.from_contact_event_id)
+                )));
+            }
         }
         if !r.citizen_id.is_empty() {
             self.citizen(&r.tenant, &r.citizen_id)?;
@@ -353,7 +380,11 @@ impl App {
 
     /// A worklist: requests by service or agent, open, overdue, due soon or unassigned,
     /// oldest due first.
-    pub fn list_requests(&self, r: &pb::ListRequestsRequest) -> Result<Vec<Request>> {
+    pub fn list_requests(
+        &self,
+        agent: &Option<Agent>,
+        r: &pb::ListRequestsRequest,
+    ) -> Result<Vec<Request>> {
         self.tenant(&r.tenant)?;
         let now = (self.clock)();
         let limit = match r.limit {
@@ -372,6 +403,11 @@ impl App {
             .store
             .requests(&r.tenant)?
             .into_iter()
+            .filter(|q| {
+                agent
+                    .as_ref()
+                    .is_none_or(|a| a.sees_request(&q.service, &q.assignee_agent_id))
+            })
             .filter(|q| r.service.is_empty() || q.service == r.service)
             .filter(|q| {
                 r.assignee_agent_id.is_empty() || q.assignee_agent_id == r.assignee_agent_id

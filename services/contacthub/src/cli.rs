@@ -52,6 +52,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RequestCommand,
     },
+    /// Dashboard of a commune over months (aggregates only): requests, delays, letters, calls.
+    Dashboard(DashboardArgs),
     /// Mail room: register, show, list, route, answer letters; receipts and reports.
     Courrier {
         #[command(subcommand)]
@@ -186,7 +188,7 @@ pub struct ServeArgs {
     /// People per commune in the demo population.
     #[arg(long, env = "CONTACTHUB_DEMO_PEOPLE", default_value_t = 200)]
     pub demo_people: usize,
-    /// Agents file (TOML: id, token_sha256, tenants, ops). Without it the API is open to
+    /// Agents file (TOML: id, token_sha256, tenants, ops, services, role). Without it the API is open to
     /// anyone who can reach it: keep it on 127.0.0.1 then.
     #[arg(long, env = "CONTACTHUB_AGENTS")]
     pub agents: Option<PathBuf>,
@@ -640,6 +642,21 @@ pub struct CitizenHouseholdArgs {
     pub role: String,
 }
 
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// First month, YYYY-MM (default: eleven months before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last month, YYYY-MM (default: this month, Paris time).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Every row as CSV for a spreadsheet (`;`, decimal comma).
+    #[arg(long)]
+    pub csv: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// Opens a request and prints its reference and due date.
@@ -769,6 +786,9 @@ pub struct RequestListArgs {
     /// Closed ones too.
     #[arg(long)]
     pub all: bool,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

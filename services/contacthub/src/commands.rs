@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Courrier { command } => crate::courrier::run(command).await,
         Command::Citizen { command } => crate::citizen::run(command).await,
         Command::Request { command } => crate::request::run(command).await,
+        Command::Dashboard(a) => crate::request::dashboard(a).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
@@ -180,11 +181,8 @@ async fn demo_requests(
                     ..Default::default()
                 },
             )?;
-            let written = [
-                pb::Channel::WebForm as i32,
-                pb::Channel::Email as i32,
-                pb::Channel::Courrier as i32,
-            ];
+            // Letters are requests already (the mail room opens one for each).
+            let written = [pb::Channel::WebForm as i32, pb::Channel::Email as i32];
             let Some(contact) = page.entries.iter().find(|e| {
                 written.contains(&e.channel) && e.direction == pb::Direction::Inbound as i32
             }) else {

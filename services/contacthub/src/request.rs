@@ -1,5 +1,6 @@
 //! The `request` commands (suivi des demandes): open, link, assign, answer, close, reopen,
-//! show, list, over the gRPC RequestService of a running hub. Times in Paris local time.
+//! show, list, over the gRPC RequestService of a running hub, and `dashboard` over its
+//! DashboardService. Times in Paris local time.
 
 use crate::cli::*;
 use crate::commands::{authed, connect, parse_channel};
@@ -7,7 +8,10 @@ use anyhow::Result;
 use contacthub_core::courrier::paris_display;
 use contacthub_core::render::{category_fr, channel_fr, close_reason_fr, status_fr};
 use contacthub_proto::ts;
-use contacthub_proto::v1::{self as pb, request_service_client::RequestServiceClient};
+use contacthub_proto::v1::{
+    self as pb, dashboard_service_client::DashboardServiceClient,
+    request_service_client::RequestServiceClient,
+};
 use tonic::transport::Channel;
 
 async fn client(c: &ClientArgs) -> Result<RequestServiceClient<Channel>> {
@@ -40,6 +44,10 @@ fn line(r: &pb::Request) -> String {
 fn show(r: &pb::Request) -> Result<()> {
     crate::say!("{}", line(r));
     crate::say!("  catégorie      {}", category_fr(r.category));
+    crate::say!("  canal          {}", channel_fr(r.channel));
+    if !r.chrono.is_empty() {
+        crate::say!("  courrier       {}", r.chrono);
+    }
     crate::say!("  demandeurs     {}", r.requesters.join(", "));
     if !r.on_behalf_of.is_empty() {
         crate::say!("  au nom de      {}", r.on_behalf_of);
@@ -180,7 +188,7 @@ pub async fn run(command: RequestCommand) -> Result<()> {
                     overdue_only: a.overdue,
                     due_within_days: a.due_within,
                     unassigned_only: a.unassigned,
-                    limit: 0,
+                    limit: a.limit,
                 }
             );
             if list.requests.is_empty() {
@@ -193,4 +201,132 @@ pub async fn run(command: RequestCommand) -> Result<()> {
         }
     };
     show(&r)
+}
+
+/// `contacthub dashboard`: the figures of a commune over months, as text or CSV.
+pub async fn dashboard(a: DashboardArgs) -> Result<()> {
+    use contacthub_core::dashboard::{csv, dimension_fr, value_fr};
+    let now = chrono::Utc::now().timestamp_micros();
+    let to =
+        a.to.clone()
+            .unwrap_or_else(|| contacthub_core::dashboard::month_of(now));
+    let from = match &a.from {
+        Some(f) => f.clone(),
+        None => {
+            let (y, m) = to
+                .split_once('-')
+                .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<i32>().ok()?)))
+                .ok_or_else(|| anyhow::anyhow!("--to {to:?} is not a month (YYYY-MM)"))?;
+            let months = y * 12 + (m - 1) - 11;
+            format!("{:04}-{:02}", months / 12, months % 12 + 1)
+        }
+    };
+    let req = pb::GetDashboardRequest {
+        tenant: a.at.tenant.clone(),
+        from_month: from,
+        to_month: to,
+    };
+    let d = DashboardServiceClient::new(connect(&a.at.client).await?)
+        .get_dashboard(authed(&a.at.client, req)?)
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    if a.csv {
+        crate::say_raw!("{}", csv(&d));
+        return Ok(());
+    }
+    let pct = |x: f64| format!("{x:.1} %").replace('.', ",");
+    crate::say!(
+        "Tableau de bord {} — {} à {} (calculé le {})",
+        d.tenant,
+        d.from_month,
+        d.to_month,
+        when(&d.computed_at)
+    );
+    let whole = d
+        .rows
+        .iter()
+        .find(|r| r.month.is_empty() && r.dimension == "commune");
+    if let Some(f) = whole.and_then(|r| r.figures.as_ref()) {
+        crate::say!("  contacts reçus               {}", f.contacts_received);
+        crate::say!("  demandes ouvertes            {}", f.requests_opened);
+        crate::say!(
+            "  demandes répondues           {} (dans le délai : {}, {})",
+            f.requests_answered,
+            f.answered_in_time,
+            pct(f.answered_in_time_percent)
+        );
+        crate::say!(
+            "  délai de réponse             médiane {} j, 90 % en {} j",
+            f.p50_days_to_answer,
+            f.p90_days_to_answer
+        );
+        crate::say!("  closes sans réponse          {}", f.closed_without_answer);
+        crate::say!("  en retard aujourd'hui        {}", f.overdue_now);
+        crate::say!(
+            "  courriers enregistrés        {} (tracés : {})",
+            f.letters_registered,
+            pct(f.letters_traced_percent)
+        );
+        crate::say!(
+            "  appels reçus                 {} (manqués : {}, renvoyés à l'accueil : {})",
+            f.calls_inbound,
+            pct(f.missed_call_percent),
+            pct(f.bounce_back_percent)
+        );
+    }
+    crate::say!();
+    crate::say!("  mois      contacts  ouvertes  répondues  dans le délai  médiane  en p90");
+    for r in d
+        .rows
+        .iter()
+        .filter(|r| !r.month.is_empty() && r.dimension == "commune")
+    {
+        let f = r.figures.unwrap_or_default();
+        crate::say!(
+            "  {}  {:>8}  {:>8}  {:>9}  {:>13}  {:>5} j  {:>4} j",
+            r.month,
+            f.contacts_received,
+            f.requests_opened,
+            f.requests_answered,
+            pct(f.answered_in_time_percent),
+            f.p50_days_to_answer,
+            f.p90_days_to_answer
+        );
+    }
+    for dim in ["channel", "category", "service"] {
+        crate::say!();
+        crate::say!(
+            "  par {:<24} ouvertes  répondues  dans le délai  en retard",
+            dimension_fr(dim)
+        );
+        for r in d
+            .rows
+            .iter()
+            .filter(|r| r.month.is_empty() && r.dimension == dim)
+        {
+            let f = r.figures.unwrap_or_default();
+            crate::say!(
+                "  {:<28} {:>8}  {:>9}  {:>13}  {:>9}",
+                value_fr(dim, &r.value),
+                f.requests_opened,
+                f.requests_answered,
+                pct(f.answered_in_time_percent),
+                f.overdue_now
+            );
+        }
+    }
+    if !d.recurring.is_empty() {
+        crate::say!();
+        crate::say!("  problèmes récurrents");
+        for p in &d.recurring {
+            crate::say!(
+                "  {:<10} {:<40} {:>5} demandes",
+                dimension_fr(&p.kind),
+                value_fr(&p.kind, &p.value),
+                p.requests
+            );
+        }
+    }
+    Ok(())
 }

@@ -512,7 +512,69 @@ fn person_events(
         {
             e.direction = Direction::Outbound as i32;
         }
+        let letter = match (&e.payload, e.direction == Direction::Outbound as i32) {
+            (Some(Payload::Courrier(c)), false) => {
+                Some((c.chrono.clone(), c.addressed_to_service.clone()))
+            }
+            _ => None,
+        };
+        let recorded = e.recorded_at.as_ref().and_then(ts::to_micros).unwrap_or(at);
         out.push(e);
+        if let Some((chrono, service)) = letter {
+            out.extend(letter_circuit(
+                tenant, &sid, &chrono, &service, recorded, cfg.end_us,
+            ));
+        }
+    }
+    out
+}
+
+/// The mail room's work on a demo letter: routed the next day (nineteen in twenty), answered
+/// within two to forty days (most of them), as long as that is before the demo's end. Drawn
+/// from the letter's own id, so the rest of the demo stays the same.
+fn letter_circuit(
+    tenant: &Tenant,
+    sid: &str,
+    chrono: &str,
+    service: &str,
+    recorded: i64,
+    end_us: i64,
+) -> Vec<Event> {
+    const DAY: i64 = 86_400_000_000;
+    let seed = sid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let rng = &mut ChaCha8Rng::seed_from_u64(seed);
+    let event = |n: u32, at: i64, payload: Payload| {
+        let mut e = internal(tenant, &format!("{sid}-circuit-{n}"), at, payload);
+        e.agent_id = "courrier-1".into();
+        e
+    };
+    let mut out = Vec::new();
+    let routed = recorded + DAY;
+    if routed > end_us || rng.gen_bool(0.05) {
+        return out;
+    }
+    out.push(event(
+        1,
+        routed,
+        Payload::CourrierRouted(pb::CourrierRouted {
+            chrono: chrono.into(),
+            service: service.into(),
+            note: String::new(),
+        }),
+    ));
+    let answered = recorded + rng.gen_range(2..40) * DAY;
+    if answered <= end_us && rng.gen_bool(0.9) {
+        out.push(event(
+            2,
+            answered,
+            Payload::CourrierAnswered(pb::CourrierAnswered {
+                chrono: chrono.into(),
+                answer_channel: Channel::Courrier as i32,
+                answer_ref: format!("{chrono}-R"),
+            }),
+        ));
     }
     out
 }
@@ -525,7 +587,8 @@ fn set_text(e: &mut Event, subject: &str, text: &str, category: Category) {
     }
 }
 
-fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
+/// A back-office event of the demo.
+fn internal(tenant: &Tenant, source_id: &str, at: i64, payload: Payload) -> Event {
     Event {
         event_id: event_id(&tenant.code, "demo", source_id),
         tenant: tenant.code.clone(),
@@ -536,14 +599,23 @@ fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
         direction: Direction::Internal as i32,
         source: "demo".into(),
         source_id: source_id.into(),
-        payload: Some(Payload::HouseholdMembership(pb::HouseholdMembership {
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
+    internal(
+        tenant,
+        source_id,
+        at,
+        Payload::HouseholdMembership(pb::HouseholdMembership {
             household_id: p.household.clone(),
             citizen_id: p.citizen_id.clone(),
             role: "membre".into(),
             member: true,
-        })),
-        ..Default::default()
-    }
+        }),
+    )
 }
 
 #[cfg(test)]

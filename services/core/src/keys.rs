@@ -20,6 +20,7 @@
 //! | `rn/`  | tenant `\0` year                     | next request number       |
 //! | `re/`  | tenant `\0` opening event id         | request reference         |
 //! | `rt/`  | tenant `\0` e-mail thread id         | request reference         |
+//! | `od/`  | tenant `\0` due (i64 BE µs) `\0` reference | open request: its dashboard slice |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -28,7 +29,7 @@
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
-//! | `st/`  | counter name                         | u64 BE                    |
+//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE             |
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
@@ -274,6 +275,20 @@ pub fn request_thread(tenant: &str, thread_id: &str) -> Vec<u8> {
 /// The next request number of a commune's year.
 pub fn request_counter(tenant: &str, year: i32) -> Vec<u8> {
     key(b"rn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+}
+
+/// An open request (not answered, not closed) by its committed date: what "overdue now" and
+/// the dashboards read without decoding every request. The value is
+/// [`crate::dashboard::Slice::encode`] of the request.
+pub fn open_request(tenant: &str, due_us: i64, reference: &str) -> Vec<u8> {
+    key(
+        b"od/",
+        &[
+            tenant.as_bytes(),
+            &due_us.to_be_bytes(),
+            reference.as_bytes(),
+        ],
+    )
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {

@@ -14,6 +14,7 @@
 //! - [`demo`]: a deterministic generated population with years of contacts.
 
 pub mod courrier;
+pub mod dashboard;
 pub mod demo;
 pub mod event;
 pub mod fold;

@@ -273,6 +273,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The open requests of a commune (not answered, not closed) due from `from_us` to before
+    /// `until_us`, oldest due first: their dashboard slice.
+    pub fn open_requests_due(
+        &self,
+        tenant: &str,
+        from_us: i64,
+        until_us: i64,
+    ) -> Result<Vec<contacthub_core::dashboard::Slice>> {
+        let start = keys::open_request(tenant, from_us.max(0), "");
+        let end = keys::open_request(tenant, until_us.max(0), "");
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.range(start..end) {
+            let (_, v) = kv.map_err(self.err())?;
+            out.push(contacthub_core::dashboard::Slice::decode(&v));
+        }
+        Ok(out)
+    }
+
     /// The contact a source reference names (submission id, MessageSid, Message-ID).
     pub fn by_source_ref(&self, tenant: &str, reference: &str) -> Result<Option<String>> {
         Ok(self

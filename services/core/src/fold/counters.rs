@@ -1,5 +1,6 @@
 //! Figures the fold keeps: events applied and dead-lettered (global), and each commune's
-//! monthly phone figures (inbound, missed, outbound, bounced back to the accueil).
+//! monthly phone figures (inbound, missed, outbound, bounced back to the accueil) and
+//! dashboard figures.
 
 use super::Kv;
 use crate::courrier;
@@ -12,6 +13,25 @@ pub(crate) fn bump(kv: &mut impl Kv, name: &str) -> Result<()> {
     let k = keys::counter(name);
     let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
     kv.put(k, (n + 1).to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// Counts one dashboard `figure` under each (dimension, value) of `dims`, in the Paris month
+/// of `at_us` (see [`crate::dashboard`]).
+pub(crate) fn dashboard(
+    kv: &mut impl Kv,
+    tenant: &str,
+    at_us: i64,
+    dims: &[(&str, &str)],
+    figure: &str,
+) -> Result<()> {
+    let month = crate::dashboard::month_of(at_us);
+    for (dim, value) in dims {
+        bump(
+            kv,
+            &crate::dashboard::counter_name(tenant, &month, dim, value, figure),
+        )?;
+    }
     Ok(())
 }
 

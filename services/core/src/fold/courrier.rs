@@ -1,8 +1,9 @@
 //! The mail-room aggregate: chrono numbers given in log order, the record of each incoming
 //! letter, and its circuit (routing, steps, scans, answer) as history.
 
-use super::{get_msg, Folded, Kv};
+use super::{counters, get_msg, requests, Folded, Kv};
 use crate::courrier;
+use crate::dashboard::{self, Slice};
 use crate::event::{Invalid, Valid};
 use crate::keys;
 use crate::pb::{self, event::Payload, CourrierEvent, CourrierState};
@@ -67,14 +68,107 @@ fn push_history(
     });
 }
 
-/// Creates the mail-room record of an incoming letter.
-pub(crate) fn register(kv: &mut impl Kv, v: &Valid, c: &pb::Courrier, citizen: &str) -> Result<()> {
-    let e = v.event;
-    let ck = keys::courrier(&e.tenant, &c.chrono);
-    if kv.get(&ck)?.is_some() {
-        // A number given by an import that is already taken: keep the first letter's record.
+/// Whether a letter holds this chrono number already (an import may bring a taken one: the
+/// first letter keeps it).
+pub(crate) fn is_registered(kv: &impl Kv, tenant: &str, chrono: &str) -> Result<bool> {
+    Ok(kv.get(&keys::courrier(tenant, chrono))?.is_some())
+}
+
+/// Counts a letter's figure in the month it was registered.
+fn count(kv: &mut impl Kv, state: &CourrierState, figure: &str) -> Result<()> {
+    let at = state
+        .registered_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .unwrap_or(0);
+    let slice = Slice::of(
+        pb::Channel::Courrier as i32,
+        state.category,
+        &state.addressed_to_service,
+    );
+    counters::dashboard(kv, &state.tenant, at, &slice.dims(), figure)
+}
+
+/// Routes a letter to a service (the first routing makes it traced); the kind of step.
+fn route(kv: &mut impl Kv, state: &mut CourrierState, service: &str) -> Result<&'static str> {
+    let first = state.service.is_empty();
+    state.service = service.to_string();
+    if state.status == pb::CourrierStatus::Registered as i32 {
+        state.status = pb::CourrierStatus::Routed as i32;
+    }
+    if first {
+        count(kv, state, dashboard::TRACED)?;
+        Ok("routed")
+    } else {
+        Ok("reassigned")
+    }
+}
+
+/// A request that follows a letter was assigned to another service: the letter goes there.
+pub(crate) fn routed_by_request(
+    kv: &mut impl Kv,
+    v: &Valid,
+    chrono: &str,
+    service: &str,
+) -> Result<()> {
+    let ck = keys::courrier(&v.event.tenant, chrono);
+    let Some(mut state) = get_msg::<CourrierState>(kv, &ck)? else {
+        return Ok(());
+    };
+    if state.service == service {
         return Ok(());
     }
+    let kind = route(kv, &mut state, service)?;
+    push_history(
+        &mut state,
+        v.event,
+        kind,
+        service.to_string(),
+        "demande".into(),
+        v.occurred_us,
+    );
+    kv.put(ck, state.encode_to_vec());
+    Ok(())
+}
+
+/// The request that follows a letter got its written answer: so did the letter.
+pub(crate) fn answered_by_request(
+    kv: &mut impl Kv,
+    v: &Valid,
+    chrono: &str,
+    a: &pb::RequestAnswered,
+) -> Result<()> {
+    let ck = keys::courrier(&v.event.tenant, chrono);
+    let Some(mut state) = get_msg::<CourrierState>(kv, &ck)? else {
+        return Ok(());
+    };
+    state.status = pb::CourrierStatus::Answered as i32;
+    state.answered_at = v.event.occurred_at;
+    state.answer_channel = a.answer_channel;
+    state.answer_ref = a.answer_ref.clone();
+    let service = state.service.clone();
+    push_history(
+        &mut state,
+        v.event,
+        "answered",
+        service,
+        a.answer_ref.clone(),
+        v.occurred_us,
+    );
+    kv.put(ck, state.encode_to_vec());
+    Ok(())
+}
+
+/// Creates the mail-room record of an incoming letter, followed by request `reference`.
+pub(crate) fn register(
+    kv: &mut impl Kv,
+    v: &Valid,
+    c: &pb::Courrier,
+    citizen: &str,
+    reference: &str,
+) -> Result<()> {
+    let e = v.event;
+    let ck = keys::courrier(&e.tenant, &c.chrono);
     let personal = e.personal.clone().unwrap_or_default();
     let party = personal.party.unwrap_or_default();
     let mut state = CourrierState {
@@ -96,6 +190,7 @@ pub(crate) fn register(kv: &mut impl Kv, v: &Valid, c: &pb::Courrier, citizen: &
         } else {
             party.name
         },
+        request_reference: reference.to_string(),
         ..Default::default()
     };
     let at = e
@@ -111,6 +206,7 @@ pub(crate) fn register(kv: &mut impl Kv, v: &Valid, c: &pb::Courrier, citizen: &
         String::new(),
         at,
     );
+    count(kv, &state, dashboard::LETTERS)?;
     kv.put(ck, state.encode_to_vec());
     kv.put(
         keys::courrier_by_event(&e.tenant, &e.event_id),
@@ -119,7 +215,8 @@ pub(crate) fn register(kv: &mut impl Kv, v: &Valid, c: &pb::Courrier, citizen: &
     Ok(())
 }
 
-/// A routing, step, scan or answer of a registered letter, in its history.
+/// A routing, step, scan or answer of a registered letter, in its history; its request moves
+/// with it.
 pub(crate) fn bookkeeping(kv: &mut impl Kv, v: &Valid) -> Folded<Vec<String>> {
     let e = v.event;
     let tenant = &e.tenant;
@@ -137,15 +234,7 @@ pub(crate) fn bookkeeping(kv: &mut impl Kv, v: &Valid) -> Folded<Vec<String>> {
     };
     let (kind, service, note) = match v.payload {
         Payload::CourrierRouted(r) => {
-            let kind = if state.service.is_empty() {
-                "routed"
-            } else {
-                "reassigned"
-            };
-            state.service = r.service.clone();
-            if state.status == pb::CourrierStatus::Registered as i32 {
-                state.status = pb::CourrierStatus::Routed as i32;
-            }
+            let kind = route(kv, &mut state, &r.service)?;
             (kind, r.service.clone(), r.note.clone())
         }
         Payload::CourrierStep(s) => (
@@ -173,6 +262,9 @@ pub(crate) fn bookkeeping(kv: &mut impl Kv, v: &Valid) -> Folded<Vec<String>> {
     push_history(&mut state, e, kind, service, note, v.occurred_us);
     let citizen = state.citizen_id.clone();
     kv.put(ck, state.encode_to_vec());
+    if !state.request_reference.is_empty() {
+        requests::letter_moved(kv, v, &state.request_reference)?;
+    }
     Ok(Ok(vec![citizen]))
 }
 

@@ -221,6 +221,16 @@ pub fn apply(
         }
     }
     counters::bump(kv, keys::COUNTER_APPLIED)?;
+    if is_contact(payload) && event.direction != pb::Direction::Outbound as i32 {
+        let slice = crate::dashboard::Slice::of(event.channel, event.category, "");
+        counters::dashboard(
+            kv,
+            &event.tenant,
+            occurred_us,
+            &slice.dims()[..3],
+            crate::dashboard::CONTACTS,
+        )?;
+    }
     if let Payload::PhoneCall(call) = payload {
         counters::phone_call(kv, &event, call, occurred_us)?;
     }
@@ -308,11 +318,6 @@ fn project(
                     None
                 }
             };
-            if let Payload::Courrier(c) = v.payload {
-                if !c.chrono.is_empty() && e.direction != pb::Direction::Outbound as i32 {
-                    courrier::register(kv, v, c, citizen.as_deref().unwrap_or(""))?;
-                }
-            }
             // Found again by the reference its source gave it.
             let reference = match v.payload {
                 Payload::WebForm(w) => w.submission_id.as_str(),
@@ -328,6 +333,21 @@ fn project(
             }
             // The open request it quotes or whose e-mail thread it continues.
             request = requests::auto_link(kv, tenants, v)?;
+            // A registered letter is a request (or joins the one it quotes).
+            if let Payload::Courrier(c) = v.payload {
+                if !c.chrono.is_empty()
+                    && e.direction != pb::Direction::Outbound as i32
+                    && !courrier::is_registered(kv, &e.tenant, &c.chrono)?
+                {
+                    let who = citizen.as_deref().unwrap_or("");
+                    let reference = match request.clone() {
+                        Some(r) => r,
+                        None => requests::open_for_letter(kv, tenants, v, c, who)?,
+                    };
+                    courrier::register(kv, v, c, who, &reference)?;
+                    request = Some(reference);
+                }
+            }
             // The citizens it is also about (a child, a relative) that exist here.
             let mut all: Vec<String> = citizen.into_iter().collect();
             for other in e.personal.iter().flat_map(|p| p.concerns.iter()) {

@@ -2,8 +2,9 @@
 //! order (`GIV-D-2026-000042`), owned by a service, due a committed number of days after the
 //! first contact on any channel, and never closed without a written answer or a reason.
 
-use super::{citizens, get_msg, Folded, Kv};
+use super::{citizens, counters, get_msg, Folded, Kv};
 use crate::courrier::registration_year;
+use crate::dashboard::{self, Slice};
 use crate::event::{Invalid, Valid};
 use crate::keys;
 use crate::pb::{self, event::Payload, CourrierEvent, Request, RequestStatus};
@@ -14,8 +15,108 @@ use prost::Message;
 
 const DAY_US: i64 = 86_400_000_000;
 
-fn put(kv: &mut impl Kv, r: &Request) {
-    kv.put(keys::request(&r.tenant, &r.reference), r.encode_to_vec());
+/// Whether a request still waits for its written answer.
+fn is_open(r: &Request) -> bool {
+    r.status != RequestStatus::Answered as i32 && r.status != RequestStatus::Closed as i32
+}
+
+/// Its key in the index of open requests by due date, when it is open.
+fn open_key(r: &Request) -> Option<Vec<u8>> {
+    let due = r.due_at.as_ref().and_then(ts::to_micros)?;
+    is_open(r).then(|| keys::open_request(&r.tenant, due.max(0), &r.reference))
+}
+
+fn slice(r: &Request) -> Slice {
+    Slice::of(r.channel, r.category, &r.service)
+}
+
+/// Counts an open request in (or, `add` false, out of) the day it is due, in each slice.
+fn count_due(kv: &mut impl Kv, r: &Request, add: bool) -> Result<()> {
+    let Some(due) = r.due_at.as_ref().and_then(ts::to_micros) else {
+        return Ok(());
+    };
+    let day = dashboard::day_of(due);
+    let s = slice(r);
+    for (dim, value) in s.dims() {
+        let k = keys::counter(&dashboard::due_counter_name(&r.tenant, &day, dim, value));
+        let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
+        let n = if add { n + 1 } else { n.saturating_sub(1) };
+        if n == 0 {
+            kv.remove(k);
+        } else {
+            kv.put(k, n.to_be_bytes().to_vec());
+        }
+    }
+    Ok(())
+}
+
+/// Writes a request, keeping the open requests (by due instant, and counted by due day and
+/// slice) in step.
+fn put(kv: &mut impl Kv, r: &Request) -> Result<()> {
+    let key = keys::request(&r.tenant, &r.reference);
+    let old = get_msg::<Request>(kv, &key)?;
+    let old_key = old.as_ref().and_then(open_key);
+    let new_key = open_key(r);
+    let same = old_key == new_key && old.as_ref().is_some_and(|o| slice(o) == slice(r));
+    if !same {
+        if let (Some(k), Some(o)) = (old_key, &old) {
+            kv.remove(k);
+            count_due(kv, o, false)?;
+        }
+        if let Some(k) = new_key {
+            kv.put(k, slice(r).encode());
+            count_due(kv, r, true)?;
+        }
+    }
+    kv.put(key, r.encode_to_vec());
+    Ok(())
+}
+
+/// Records the written answer of a request (a collective's or a letter's too), counting the
+/// first one in the dashboards: in time or not, and the days it took.
+fn answer(
+    kv: &mut impl Kv,
+    r: &mut Request,
+    e: &pb::Event,
+    channel: i32,
+    answer_ref: &str,
+    at_us: i64,
+) -> Result<()> {
+    if r.answered_at.is_none() {
+        let dims = slice(r);
+        let dims = dims.dims();
+        let first = r
+            .first_contact_at
+            .as_ref()
+            .and_then(ts::to_micros)
+            .unwrap_or(at_us);
+        let due = r.due_at.as_ref().and_then(ts::to_micros).unwrap_or(at_us);
+        counters::dashboard(kv, &r.tenant, at_us, &dims, dashboard::ANSWERED)?;
+        if at_us <= due {
+            counters::dashboard(kv, &r.tenant, at_us, &dims, dashboard::IN_TIME)?;
+        }
+        let days = dashboard::days_figure(dashboard::days_between(first, at_us));
+        counters::dashboard(kv, &r.tenant, at_us, &dims, &days)?;
+    }
+    r.status = RequestStatus::Answered as i32;
+    r.answered_at = e.occurred_at;
+    r.answer_channel = channel;
+    r.answer_ref = answer_ref.to_string();
+    Ok(())
+}
+
+/// The timeline entry of an applied contact, if it was applied in this commune.
+fn applied_entry(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<pb::TimelineEntry>> {
+    let Some(a) = kv
+        .get(&keys::applied(tenant, event_id))?
+        .and_then(|v| keys::parse_applied(&v))
+    else {
+        return Ok(None);
+    };
+    get_msg(
+        kv,
+        &keys::timeline_entry(tenant, &a.citizen, a.occurred_us, event_id),
+    )
 }
 
 /// When an applied event occurred, if it was applied in this commune.
@@ -28,17 +129,7 @@ fn occurred(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<i64>> {
 
 /// The e-mail thread of an applied contact (from its timeline entry's links), if it is one.
 fn thread_of(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<String>> {
-    let Some(a) = kv
-        .get(&keys::applied(tenant, event_id))?
-        .and_then(|v| keys::parse_applied(&v))
-    else {
-        return Ok(None);
-    };
-    let entry: Option<pb::TimelineEntry> = get_msg(
-        kv,
-        &keys::timeline_entry(tenant, &a.citizen, a.occurred_us, event_id),
-    )?;
-    Ok(entry.and_then(|e| {
+    Ok(applied_entry(kv, tenant, event_id)?.and_then(|e| {
         let link = |rel: &str| {
             e.links
                 .iter()
@@ -116,7 +207,7 @@ pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Resul
             }
         }
         step(&mut r, e, "linked", "automatique".into(), v.occurred_us);
-        put(kv, &r);
+        put(kv, &r)?;
         return Ok(Some(reference));
     }
     Ok(None)
@@ -167,8 +258,88 @@ fn step(r: &mut Request, e: &pb::Event, kind: &str, note: String, at_us: i64) {
     });
 }
 
-/// Opens a request: gives it the next reference of its commune and year (Paris time of
-/// recording), resolves its requester, starts its clock at its first contact.
+/// What a new request starts with.
+struct New {
+    subject: String,
+    category: i32,
+    service: String,
+    requesters: Vec<String>,
+    from_contact: String,
+    first_us: i64,
+    on_behalf_of: String,
+    location: Option<pb::Address>,
+    channel: i32,
+    chrono: String,
+}
+
+/// Creates a request: the next reference of its commune and year (Paris time of recording),
+/// its committed date from its first contact, counted as opened in the dashboards.
+fn create(kv: &mut impl Kv, tenants: &Tenants, v: &Valid, n: New) -> Result<Request> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    let recorded = e
+        .recorded_at
+        .as_ref()
+        .and_then(ts::to_micros)
+        .unwrap_or(v.occurred_us);
+    let year = registration_year(recorded);
+    let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
+    let ck = keys::request_counter(tenant, year);
+    let number = kv.get(&ck)?.map_or(1, |v| keys::read_u64(&v));
+    kv.put(ck, (number + 1).to_be_bytes().to_vec());
+    let mut r = Request {
+        reference: format!("{prefix}-D-{year}-{number:06}"),
+        tenant: tenant.clone(),
+        subject: n.subject,
+        category: n.category,
+        service: n.service,
+        status: RequestStatus::Open as i32,
+        requesters: n.requesters,
+        contacts: if n.from_contact.is_empty() {
+            vec![]
+        } else {
+            vec![n.from_contact.clone()]
+        },
+        opened_at: Some(ts::from_micros(v.occurred_us)),
+        first_contact_at: Some(ts::from_micros(n.first_us)),
+        due_at: Some(ts::from_micros(due(
+            tenants, tenant, n.category, n.first_us,
+        ))),
+        on_behalf_of: n.on_behalf_of,
+        location: n.location,
+        channel: n.channel,
+        chrono: n.chrono,
+        ..Default::default()
+    };
+    step(&mut r, e, "opened", String::new(), v.occurred_us);
+    kv.put(
+        keys::request_by_event(tenant, &e.event_id),
+        r.reference.as_bytes().to_vec(),
+    );
+    if !n.from_contact.is_empty() {
+        follow_thread(kv, tenant, &n.from_contact, &r.reference)?;
+    }
+    counters::dashboard(
+        kv,
+        tenant,
+        v.occurred_us,
+        &slice(&r).dims(),
+        dashboard::OPENED,
+    )?;
+    if let Some(street) = r.location.as_ref().and_then(dashboard::street_of) {
+        counters::dashboard(
+            kv,
+            tenant,
+            v.occurred_us,
+            &[(dashboard::DIM_STREET, &street)],
+            dashboard::OPENED,
+        )?;
+    }
+    put(kv, &r)?;
+    Ok(r)
+}
+
+/// Opens a request: resolves its requester, starts its clock at its first contact.
 pub(crate) fn open(
     kv: &mut impl Kv,
     tenants: &Tenants,
@@ -177,11 +348,22 @@ pub(crate) fn open(
 ) -> Folded<Vec<String>> {
     let e = v.event;
     let tenant = &e.tenant;
-    let first = if o.from_contact_event_id.is_empty() {
-        v.occurred_us
+    let (first, channel) = if o.from_contact_event_id.is_empty() {
+        (v.occurred_us, e.channel)
     } else {
+        if let Some(letter) = kv.get(&keys::request_by_event(tenant, &o.from_contact_event_id))? {
+            return Ok(Err(Invalid(format!(
+                "contact {} is already followed by request {}",
+                o.from_contact_event_id,
+                String::from_utf8_lossy(&letter)
+            ))));
+        }
         match occurred(kv, tenant, &o.from_contact_event_id)? {
-            Some(at) => at.min(v.occurred_us),
+            Some(at) => (
+                at.min(v.occurred_us),
+                applied_entry(kv, tenant, &o.from_contact_event_id)?
+                    .map_or(e.channel, |entry| entry.channel),
+            ),
             None => {
                 return Ok(Err(Invalid(format!(
                     "unknown contact {}",
@@ -214,47 +396,93 @@ pub(crate) fn open(
             }
         }
     }
-    let recorded = e
-        .recorded_at
-        .as_ref()
-        .and_then(ts::to_micros)
-        .unwrap_or(v.occurred_us);
-    let year = registration_year(recorded);
-    let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
-    let ck = keys::request_counter(tenant, year);
-    let n = kv.get(&ck)?.map_or(1, |v| keys::read_u64(&v));
-    kv.put(ck, (n + 1).to_be_bytes().to_vec());
     let personal = e.personal.clone().unwrap_or_default();
-    let mut r = Request {
-        reference: format!("{prefix}-D-{year}-{n:06}"),
-        tenant: tenant.clone(),
-        subject: personal.subject,
-        category: e.category,
-        service: o.service.clone(),
-        status: RequestStatus::Open as i32,
-        requesters: requesters.clone(),
-        contacts: if o.from_contact_event_id.is_empty() {
-            vec![]
-        } else {
-            vec![o.from_contact_event_id.clone()]
+    create(
+        kv,
+        tenants,
+        v,
+        New {
+            subject: personal.subject,
+            category: e.category,
+            service: o.service.clone(),
+            requesters: requesters.clone(),
+            from_contact: o.from_contact_event_id.clone(),
+            first_us: first,
+            on_behalf_of: o.on_behalf_of.clone(),
+            location: personal.location,
+            channel,
+            chrono: String::new(),
         },
-        opened_at: e.occurred_at,
-        first_contact_at: Some(ts::from_micros(first)),
-        due_at: Some(ts::from_micros(due(tenants, tenant, e.category, first))),
-        on_behalf_of: o.on_behalf_of.clone(),
-        location: personal.location,
-        ..Default::default()
-    };
-    step(&mut r, e, "opened", String::new(), v.occurred_us);
-    kv.put(
-        keys::request_by_event(tenant, &e.event_id),
-        r.reference.as_bytes().to_vec(),
-    );
-    if !o.from_contact_event_id.is_empty() {
-        follow_thread(kv, tenant, &o.from_contact_event_id, &r.reference)?;
-    }
-    put(kv, &r);
+    )?;
     Ok(Ok(requesters))
+}
+
+/// Every letter registered by the mail room is a request: opened by the letter itself, owned
+/// by the service it is addressed to, its clock started on the day it was received.
+pub(crate) fn open_for_letter(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    c: &pb::Courrier,
+    citizen: &str,
+) -> Result<String> {
+    let personal = v.event.personal.clone().unwrap_or_default();
+    let r = create(
+        kv,
+        tenants,
+        v,
+        New {
+            subject: personal.subject,
+            category: v.event.category,
+            service: c.addressed_to_service.clone(),
+            requesters: if citizen.is_empty() {
+                vec![]
+            } else {
+                vec![citizen.to_string()]
+            },
+            from_contact: v.event.event_id.clone(),
+            first_us: v.occurred_us,
+            on_behalf_of: String::new(),
+            location: personal.location,
+            channel: pb::Channel::Courrier as i32,
+            chrono: c.chrono.clone(),
+        },
+    )?;
+    Ok(r.reference)
+}
+
+/// The mail room routed or answered the letter a request follows: the request moves with it.
+pub(crate) fn letter_moved(kv: &mut impl Kv, v: &Valid, reference: &str) -> Result<()> {
+    let e = v.event;
+    let Some(mut r) = get_msg::<Request>(kv, &keys::request(&e.tenant, reference))? else {
+        return Ok(());
+    };
+    if r.status == RequestStatus::Closed as i32 {
+        return Ok(());
+    }
+    let (kind, note) = match v.payload {
+        Payload::CourrierRouted(c) => {
+            r.service = c.service.clone();
+            if r.status == RequestStatus::Open as i32 {
+                r.status = RequestStatus::Assigned as i32;
+            }
+            ("assigned", format!("courrier orienté vers {}", c.service))
+        }
+        Payload::CourrierAnswered(a) => {
+            answer(
+                kv,
+                &mut r,
+                e,
+                a.answer_channel,
+                &a.answer_ref,
+                v.occurred_us,
+            )?;
+            ("answered", a.answer_ref.clone())
+        }
+        _ => return Ok(()),
+    };
+    step(&mut r, e, kind, note, v.occurred_us);
+    put(kv, &r)
 }
 
 /// Any later event of a request (`Event.request_id` is its reference).
@@ -272,6 +500,9 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             }
             if !a.service.is_empty() {
                 r.service = a.service.clone();
+                if !r.chrono.is_empty() {
+                    super::courrier::routed_by_request(kv, v, &r.chrono, &a.service)?;
+                }
             }
             r.assignee_agent_id = a.assignee_agent_id.clone();
             r.status = RequestStatus::Assigned as i32;
@@ -290,10 +521,17 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             if closed {
                 return Ok(Err(Invalid(format!("request {} is closed", r.reference))));
             }
-            r.status = RequestStatus::Answered as i32;
-            r.answered_at = e.occurred_at;
-            r.answer_channel = a.answer_channel;
-            r.answer_ref = a.answer_ref.clone();
+            answer(
+                kv,
+                &mut r,
+                e,
+                a.answer_channel,
+                &a.answer_ref,
+                v.occurred_us,
+            )?;
+            if !r.chrono.is_empty() {
+                super::courrier::answered_by_request(kv, v, &r.chrono, a)?;
+            }
             // A collective's answer is each member's, on each requester's preferred channel.
             for m in &r.members {
                 let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))? else {
@@ -302,11 +540,9 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                 if member.status == RequestStatus::Closed as i32 {
                     continue;
                 }
-                member.status = RequestStatus::Answered as i32;
-                member.answered_at = e.occurred_at;
-                member.answer_channel =
+                let channel =
                     preferred_channel(kv, tenant, &member.requesters)?.unwrap_or(a.answer_channel);
-                member.answer_ref = a.answer_ref.clone();
+                answer(kv, &mut member, e, channel, &a.answer_ref, v.occurred_us)?;
                 step(
                     &mut member,
                     e,
@@ -314,7 +550,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                     format!("réponse collective {}", r.reference),
                     v.occurred_us,
                 );
-                put(kv, &member);
+                put(kv, &member)?;
             }
             ("answered", a.answer_ref.clone())
         }
@@ -343,7 +579,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                     r.reference.clone(),
                     v.occurred_us,
                 );
-                put(kv, &member);
+                put(kv, &member)?;
                 if !r.members.contains(m) {
                     r.members.push(m.clone());
                 }
@@ -404,9 +640,18 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                             format!("demande collective {}", r.reference),
                             v.occurred_us,
                         );
-                        put(kv, &member);
+                        put(kv, &member)?;
                     }
                 }
+            }
+            if c.reason != R::Answered as i32 && r.answered_at.is_none() {
+                counters::dashboard(
+                    kv,
+                    tenant,
+                    v.occurred_us,
+                    &slice(&r).dims(),
+                    dashboard::CLOSED_OTHER,
+                )?;
             }
             r.status = RequestStatus::Closed as i32;
             r.closed_at = e.occurred_at;
@@ -454,7 +699,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
         _ => return Ok(Ok(vec![])),
     };
     step(&mut r, e, kind, note, v.occurred_us);
-    put(kv, &r);
+    put(kv, &r)?;
     Ok(Ok(r.requesters.clone()))
 }
 

@@ -1,0 +1,50 @@
+//! Dashboards for élus and services: the figures of a commune over a period of months, from
+//! the read model's counters (rebuilt by replay like everything else), with "overdue now" from
+//! the open requests counted by due day and, for today, its index of open requests. Aggregates only; see [`contacthub_core::dashboard`].
+
+use crate::{App, Error, Result};
+use contacthub_core::dashboard::{self, Inputs};
+use contacthub_core::keys;
+use contacthub_core::pb;
+
+impl App {
+    /// The dashboard of `r.tenant` from `r.from_month` to `r.to_month`.
+    pub fn dashboard(&self, r: &pb::GetDashboardRequest) -> Result<pb::Dashboard> {
+        self.tenant(&r.tenant)?;
+        let months = dashboard::months(&r.from_month, &r.to_month).map_err(Error::Invalid)?;
+        let now = (self.clock)();
+        let mut inputs = Inputs::default();
+        for month in &months {
+            let prefix = dashboard::month_prefix(&r.tenant, month);
+            let counters = self.store.counters(&prefix)?;
+            if !counters.is_empty() {
+                let counters = counters
+                    .into_iter()
+                    .map(|(name, n)| (name[prefix.len()..].to_string(), n))
+                    .collect();
+                inputs.counters.insert(month.clone(), counters);
+            }
+            let prefix = format!("{}{month}/", keys::phone_counter_prefix(&r.tenant));
+            let phone = self.store.counters(&prefix)?;
+            if !phone.is_empty() {
+                let phone = phone
+                    .into_iter()
+                    .map(|(name, n)| (name[prefix.len()..].to_string(), n))
+                    .collect();
+                inputs.phone.insert(month.clone(), phone);
+            }
+        }
+        let prefix = dashboard::due_prefix(&r.tenant);
+        inputs.due_by_day = self
+            .store
+            .counters(&prefix)?
+            .into_iter()
+            .map(|(name, n)| (name[prefix.len()..].to_string(), n))
+            .collect();
+        inputs.today = dashboard::day_of(now);
+        inputs.overdue_today =
+            self.store
+                .open_requests_due(&r.tenant, dashboard::start_of_day(now), now)?;
+        Ok(dashboard::assemble(&r.tenant, &months, &inputs, now))
+    }
+}

@@ -253,6 +253,8 @@ async fn a_full_disk_or_read_only_folder_pauses_projection_and_recovers(backend:
             "127.0.0.1:0",
             "--adapters-listen",
             "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(&data)
@@ -1046,6 +1048,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "0.0.0.0:0",
             "--adapters-listen",
             "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path())
@@ -1061,6 +1065,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "127.0.0.1:0",
             "--adapters-listen",
             "0.0.0.0:0",
+            "--web-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path())
@@ -1068,6 +1074,22 @@ fn serve_refuses_an_open_api_beyond_loopback() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("without credentials"));
+    let o = Command::new(contacthub_bin!())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--adapters-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "0.0.0.0:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to serve the web desk"));
     // Said in so many words, it starts.
     let (mut child, _, _) = serve_logged(&dir.path().join("open"), &["--insecure-open"]);
     assert!(child.try_wait().unwrap().is_none());
@@ -1087,6 +1109,8 @@ fn a_part_that_stops_stops_serve_with_an_error() {
             "--listen",
             "127.0.0.1:0",
             "--adapters-listen",
+            "127.0.0.1:0",
+            "--web-listen",
             "127.0.0.1:0",
             "--data",
         ])

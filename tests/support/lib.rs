@@ -107,6 +107,8 @@ pub async fn open_log(
 /// A running hub for one test: the same [`contacthub::server::Server`] `serve` runs.
 pub struct TestHub {
     pub addr: SocketAddr,
+    /// `http://` address of the web desk.
+    pub web: String,
     pub channel: Channel,
     pub log: Arc<dyn EventLog>,
     pub store: Store,
@@ -184,6 +186,10 @@ impl TestHub {
         )
         .await
         .expect("starting the test hub");
+        let mut server = server;
+        let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web = format!("http://{}", web_listener.local_addr().unwrap());
+        server.start_web(web_listener);
         let addr = server.grpc_addr;
         let hub = server.app.clone();
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -194,6 +200,7 @@ impl TestHub {
             .expect("connecting to the test hub");
         TestHub {
             addr,
+            web,
             channel,
             log,
             store: hub.store.clone(),
@@ -453,6 +460,8 @@ pub struct ServeChild {
     pub grpc: String,
     /// `http://` address of the adapter endpoints.
     pub adapters: String,
+    /// `http://` address of the web desk.
+    pub web: String,
     /// The `contacthub` binary it runs, for [`ServeChild::cli`].
     pub bin: std::path::PathBuf,
 }
@@ -499,6 +508,8 @@ pub fn spawn_serve_with_logs(
             "127.0.0.1:0",
             "--adapters-listen",
             "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(data)
@@ -516,17 +527,18 @@ pub fn spawn_serve_with_logs(
             line.starts_with(prefix),
             "unexpected first lines of serve: {line:?}"
         );
-        format!(
-            "http://{}",
-            line.trim().rsplit(' ').next().unwrap_or_default()
-        )
+        let at = line.trim().rsplit(' ').next().unwrap_or_default();
+        let at = at.trim_start_matches("http://").trim_end_matches('/');
+        format!("http://{at}")
     };
     let grpc = addr("contacthub listening on");
     let adapters = addr("adapter endpoints listening on");
+    let web = addr("web desk listening on");
     ServeChild {
         child,
         grpc,
         adapters,
+        web,
         bin: bin.to_path_buf(),
     }
 }

@@ -159,7 +159,10 @@ pub async fn serve(
 
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "grpc api listening");
+    // gRPC-Web (HTTP/1.1 and the browser's framing) on the same port, for web front-ends.
     let result = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -51,6 +51,11 @@ impl Agent {
         self.all_tenants || self.tenants.contains(tenant)
     }
 
+    /// Whether the agent is an élu (dashboards only).
+    pub fn is_elu(&self) -> bool {
+        self.role == Role::Elu
+    }
+
     /// Whether the agent may see every commune ("*").
     pub fn all_communes(&self) -> bool {
         self.all_tenants

@@ -4,11 +4,10 @@
 
 use crate::auth::Agent;
 use crate::{App, Error, Result};
-use contacthub_core::event::{content_fingerprint, event_id, SCHEMA_VERSION};
+use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::{normalize_email, normalize_phone, valid_id};
 use contacthub_core::limits::{self, quote};
 use contacthub_core::pb::{self, event::Payload, Citizen};
-use contacthub_proto::ts;
 use prost::Message;
 use std::collections::BTreeMap;
 
@@ -24,22 +23,9 @@ fn back_office(
     payload: Payload,
     personal: Option<pb::Personal>,
 ) -> pb::Event {
-    let now = (app.clock)();
-    pb::Event {
-        event_id: event_id(tenant, "citizens", source_id),
-        tenant: tenant.into(),
-        channel: pb::Channel::BackOffice as i32,
-        occurred_at: Some(ts::from_micros(now)),
-        recorded_at: Some(ts::from_micros(now)),
-        schema_version: SCHEMA_VERSION,
-        direction: pb::Direction::Internal as i32,
-        source: "citizens".into(),
-        source_id: source_id.into(),
-        agent_id: agent.into(),
-        personal,
-        payload: Some(payload),
-        ..Default::default()
-    }
+    let mut e = app.internal_event("citizens", tenant, source_id, agent, payload);
+    e.personal = personal;
+    e
 }
 
 /// The source id of a command: the client's idempotency key, else a new one.
@@ -323,6 +309,21 @@ impl App {
         self.write(&e).await?;
         let canonical = self.store.canonical(&r.tenant, &into.citizen_id)?;
         self.citizen(&r.tenant, &canonical)
+    }
+
+    /// The records merged into `canonical` (directly or through others), which an agent may
+    /// separate again.
+    pub fn merged_records(&self, tenant: &str, canonical: &str) -> Result<Vec<Citizen>> {
+        self.tenant(tenant)?;
+        let mut out = Vec::new();
+        for id in self.store.members(tenant, canonical)? {
+            if id != canonical {
+                if let Some(c) = self.store.citizen(tenant, &id)? {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Undoes the merge of `citizen_id`: its timeline is its own again, exactly.

@@ -7,9 +7,7 @@ use crate::auth::Agent;
 use crate::content::Upload;
 use crate::{timestamp, App, Error, Result};
 use contacthub_core::courrier::{is_overdue, report};
-use contacthub_core::event::{
-    contact, content_fingerprint, event_id, valid_chrono, SCHEMA_VERSION,
-};
+use contacthub_core::event::{contact, content_fingerprint, valid_chrono};
 use contacthub_core::limits::quote;
 use contacthub_core::pb::{self, event::Payload, CourrierState};
 use contacthub_core::receipt::receipt_pdf;
@@ -168,22 +166,8 @@ impl App {
         payload: Payload,
     ) -> Result<CourrierState> {
         self.letter(tenant, chrono)?;
-        let now = (self.clock)();
         let source_id = uuid::Uuid::new_v4().to_string();
-        let e = pb::Event {
-            event_id: event_id(tenant, "courrier", &source_id),
-            tenant: tenant.into(),
-            channel: pb::Channel::BackOffice as i32,
-            occurred_at: Some(ts::from_micros(now)),
-            recorded_at: Some(ts::from_micros(now)),
-            schema_version: SCHEMA_VERSION,
-            direction: pb::Direction::Internal as i32,
-            source: "courrier".into(),
-            source_id,
-            agent_id: agent,
-            payload: Some(payload),
-            ..Default::default()
-        };
+        let e = self.internal_event("courrier", tenant, &source_id, &agent, payload);
         self.write(&e).await?;
         self.letter(tenant, chrono)
     }

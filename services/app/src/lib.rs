@@ -12,6 +12,7 @@
 //! - [`requests`]: requests (demandes) from first contact to written answer, worklists;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
+//! - [`catalogue`]: the catalogue of validated answers (publish, withdraw, search);
 //! - [`dashboard`]: the figures of a commune over months, for élus and services;
 //! - [`status`]: log and projector positions, dead letters, phone report;
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
@@ -23,6 +24,7 @@
 //! and reads only keys of that tenant.
 
 pub mod auth;
+pub mod catalogue;
 pub mod citizens;
 pub mod content;
 pub mod courrier;
@@ -140,6 +142,34 @@ pub struct App {
 
 impl App {
     /// The commune `code`, or an error naming what is wrong.
+    /// A back-office event of `source` (`citizens`, `requests`, `courrier`, `catalogue`…)
+    /// written now by `agent`, its id derived from `source_id`.
+    pub(crate) fn internal_event(
+        &self,
+        source: &str,
+        tenant: &str,
+        source_id: &str,
+        agent: &str,
+        payload: contacthub_core::pb::event::Payload,
+    ) -> contacthub_core::pb::Event {
+        use contacthub_core::pb;
+        let now = (self.clock)();
+        pb::Event {
+            event_id: contacthub_core::event::event_id(tenant, source, source_id),
+            tenant: tenant.into(),
+            channel: pb::Channel::BackOffice as i32,
+            occurred_at: Some(contacthub_proto::ts::from_micros(now)),
+            recorded_at: Some(contacthub_proto::ts::from_micros(now)),
+            schema_version: contacthub_core::event::SCHEMA_VERSION,
+            direction: pb::Direction::Internal as i32,
+            source: source.into(),
+            source_id: source_id.into(),
+            agent_id: agent.into(),
+            payload: Some(payload),
+            ..Default::default()
+        }
+    }
+
     pub fn tenant(&self, code: &str) -> Result<&Tenant> {
         if code.is_empty() {
             return Err(Error::Invalid(

@@ -5,7 +5,7 @@
 
 use crate::auth::Agent;
 use crate::{App, Error, Result};
-use contacthub_core::event::{content_fingerprint, event_id, SCHEMA_VERSION};
+use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::valid_id;
 use contacthub_core::limits::{self, quote};
 use contacthub_core::pb::{self, event::Payload, Request, RequestStatus};
@@ -50,6 +50,35 @@ impl App {
         }
     }
 
+    /// The requests a citizen asked (as requester), as `agent` may see them, newest first.
+    pub fn citizen_requests(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        citizen: &str,
+    ) -> Result<Vec<Request>> {
+        self.tenant(tenant)?;
+        let members = self.store.members(tenant, citizen)?;
+        let mut out: Vec<Request> = self
+            .store
+            .requests(tenant)?
+            .into_iter()
+            .filter(|r| {
+                r.requesters
+                    .iter()
+                    .any(|q| q == citizen || members.contains(q))
+            })
+            .filter(|r| {
+                agent
+                    .as_ref()
+                    .is_none_or(|a| a.sees_request(&r.service, &r.assignee_agent_id))
+            })
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.opened_at.as_ref().and_then(ts::to_micros)));
+        out.truncate(200);
+        Ok(out)
+    }
+
     fn request_event(
         &self,
         tenant: &str,
@@ -58,27 +87,14 @@ impl App {
         payload: Payload,
         note: String,
     ) -> pb::Event {
-        let now = (self.clock)();
         let source_id = uuid::Uuid::new_v4().to_string();
-        pb::Event {
-            event_id: event_id(tenant, "requests", &source_id),
-            tenant: tenant.into(),
-            channel: pb::Channel::BackOffice as i32,
-            occurred_at: Some(ts::from_micros(now)),
-            recorded_at: Some(ts::from_micros(now)),
-            schema_version: SCHEMA_VERSION,
-            direction: pb::Direction::Internal as i32,
-            source: "requests".into(),
-            source_id,
-            agent_id: agent_id(agent),
-            request_id: reference.into(),
-            personal: (!note.is_empty()).then(|| pb::Personal {
-                text: note,
-                ..Default::default()
-            }),
-            payload: Some(payload),
+        let mut e = self.internal_event("requests", tenant, &source_id, &agent_id(agent), payload);
+        e.request_id = reference.into();
+        e.personal = (!note.is_empty()).then(|| pb::Personal {
+            text: note,
             ..Default::default()
-        }
+        });
+        e
     }
 
     /// Writes an event about a request and returns the request as it is then.

@@ -213,6 +213,9 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub adapters_listen: SocketAddr,
+    /// Address of the web desk (the agents' pages).
+    #[arg(long, env = "CONTACTHUB_WEB_LISTEN", default_value = "127.0.0.1:8088")]
+    pub web_listen: SocketAddr,
     /// Largest request (and attachment) the adapter endpoints accept, in megabytes.
     #[arg(long, env = "CONTACTHUB_ADAPTERS_MAX_BODY_MB", default_value_t = 25)]
     pub adapters_max_body_mb: u64,

@@ -367,6 +367,12 @@ async fn serve(a: ServeArgs) -> Result<()> {
             a.listen
         );
     }
+    if access.is_open() && !loopback_only(a.web_listen) && !a.insecure_open {
+        bail!(
+            "refusing to serve the web desk on {} without an agents file: anyone on the network could read every citizen. Give --agents FILE, listen on 127.0.0.1, or pass --insecure-open",
+            a.web_listen
+        );
+    }
     if !adapters_cfg.has_credentials() && !loopback_only(a.adapters_listen) && !a.insecure_open {
         bail!(
             "refusing to serve the adapter endpoints on {} without credentials in an adapters file: anyone on the network could write contacts. Give --adapters FILE with credentials, listen on 127.0.0.1, or pass --insecure-open",
@@ -384,6 +390,10 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the adapter endpoints to {}", a.adapters_listen))?;
     let adapters_addr = adapters_listener.local_addr()?;
+    let web_listener = tokio::net::TcpListener::bind(a.web_listen)
+        .await
+        .with_context(|| format!("binding the web desk to {}", a.web_listen))?;
+    let web_addr = web_listener.local_addr()?;
     let mut server = crate::server::Server::start(
         crate::server::ServerConfig {
             data: a.log.data.clone(),
@@ -409,6 +419,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         (a.adapters_max_body_mb * 1024 * 1024) as usize,
         Duration::from_secs(1),
     );
+    server.start_web(web_listener);
     if a.demo {
         load_demo(&server.app, a.demo_seed, a.demo_people).await?;
     }
@@ -418,6 +429,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "contacthub listening on {}", server.grpc_addr);
         let _ = writeln!(out, "adapter endpoints listening on {adapters_addr}");
+        let _ = writeln!(out, "web desk listening on http://{web_addr}/");
         let _ = out.flush();
     }
     let failure = tokio::select! {

@@ -1,5 +1,6 @@
-//! The hub as one running server: read model, projector, gRPC API, scan inbox and channel
-//! adapters over a given log, wired once here for `contacthub serve` and for the tests.
+//! The hub as one running server: read model, projector, gRPC API, scan inbox, channel
+//! adapters and web desk over a given log, wired once here for `contacthub serve` and for the
+//! tests.
 //!
 //! Every part runs as a supervised task: when one ends before shutdown (an error, or a task
 //! that should have run until shutdown), [`Server::failed`] says which and why; the caller
@@ -143,6 +144,17 @@ impl Server {
             )
             .await;
             ("channel adapters", r.map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Starts the web desk on `listener`.
+    pub fn start_web(&mut self, listener: TcpListener) {
+        let rx = self.stop.subscribe();
+        let s = stopped(rx.clone());
+        let app = self.app.clone();
+        self.tasks.spawn(async move {
+            let r = contacthub_web::serve(listener, app, s, rx).await;
+            ("web desk", r.map_err(|e| e.to_string()))
         });
     }
 

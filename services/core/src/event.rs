@@ -61,6 +61,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::RequestReopened(_) => "request_reopened",
         Payload::RequestLinked(_) => "request_linked",
         Payload::RequestGrouped(_) => "request_grouped",
+        Payload::CatalogueAnswerPublished(_) => "catalogue_answer_published",
     }
 }
 
@@ -296,6 +297,23 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         | Payload::RequestReopened(_)
         | Payload::RequestLinked(_)
         | Payload::RequestGrouped(_) => need_request(kind(payload))?,
+        Payload::CatalogueAnswerPublished(a) => {
+            if !crate::identity::valid_id(&a.answer_id) || a.answer_id.chars().count() > 64 {
+                return Err(invalid(format!(
+                    "catalogue answer_id {:?} is not an id (at most 64 characters)",
+                    limits::quote(&a.answer_id)
+                )));
+            }
+            if chrono::NaiveDate::parse_from_str(&a.reviewed_on, "%Y-%m-%d").is_err() {
+                return Err(invalid(format!(
+                    "catalogue reviewed_on {:?} is not a date (YYYY-MM-DD)",
+                    limits::quote(&a.reviewed_on)
+                )));
+            }
+            if a.title.trim().is_empty() || a.text.trim().is_empty() {
+                return Err(invalid("a catalogue answer has a title and a text"));
+            }
+        }
         Payload::CourrierRouted(pb::CourrierRouted { chrono, .. })
         | Payload::CourrierStep(pb::CourrierStep { chrono, .. })
         | Payload::CourrierAnswered(pb::CourrierAnswered { chrono, .. })
@@ -524,6 +542,15 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             chars("contact_event_id", &l.contact_event_id, limits::ID_CHARS)?;
         }
         Some(Payload::RequestReopened(_)) => {}
+        Some(Payload::CatalogueAnswerPublished(a)) => {
+            chars("answer_id", &a.answer_id, limits::ID_CHARS)?;
+            chars("demarche", &a.demarche, limits::LABEL_CHARS)?;
+            chars("service", &a.service, limits::LABEL_CHARS)?;
+            chars("title", &a.title, limits::LABEL_CHARS)?;
+            chars("text", &a.text, limits::TEXT_CHARS)?;
+            chars("owner", &a.owner, limits::LABEL_CHARS)?;
+            chars("reviewed_on", &a.reviewed_on, limits::LABEL_CHARS)?;
+        }
         Some(Payload::RequestGrouped(g)) => {
             if g.members.is_empty() || g.members.len() > 1_000 {
                 return Err(invalid("request_grouped names 1 to 1,000 member requests"));

@@ -21,6 +21,7 @@
 //! | `re/`  | tenant `\0` opening event id         | request reference         |
 //! | `rt/`  | tenant `\0` e-mail thread id         | request reference         |
 //! | `od/`  | tenant `\0` due (i64 BE µs) `\0` reference | open request: its dashboard slice |
+//! | `ka/`  | tenant `\0` answer id                | `CatalogueAnswer`         |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -289,6 +290,18 @@ pub fn open_request(tenant: &str, due_us: i64, reference: &str) -> Vec<u8> {
             reference.as_bytes(),
         ],
     )
+}
+
+/// A validated answer of a commune's catalogue.
+pub fn catalogue(tenant: &str, answer_id: &str) -> Vec<u8> {
+    key(b"ka/", &[tenant.as_bytes(), answer_id.as_bytes()])
+}
+
+/// Prefix of every catalogue answer of a commune.
+pub fn catalogue_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"ka/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {

@@ -132,6 +132,9 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
             t
         }
         Payload::RequestReopened(_) => format!("Demande {} rouverte", e.request_id),
+        Payload::CatalogueAnswerPublished(a) => {
+            format!("Réponse du catalogue « {} » publiée", a.title)
+        }
         Payload::RequestLinked(_) => format!("Contact rattaché à la demande {}", e.request_id),
         Payload::RequestGrouped(g) => format!(
             "{} demande(s) regroupée(s) sous la demande collective {}",

@@ -291,6 +291,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Every answer of a commune's catalogue, by id.
+    pub fn catalogue(&self, tenant: &str) -> Result<Vec<pb::CatalogueAnswer>> {
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(keys::catalogue_prefix(tenant)) {
+            let (k, v) = kv.map_err(self.err())?;
+            out.push(pb::CatalogueAnswer::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// One answer of a commune's catalogue.
+    pub fn catalogue_answer(
+        &self,
+        tenant: &str,
+        answer_id: &str,
+    ) -> Result<Option<pb::CatalogueAnswer>> {
+        self.get_msg(&keys::catalogue(tenant, answer_id))
+    }
+
     /// The contact a source reference names (submission id, MessageSid, Message-ID).
     pub fn by_source_ref(&self, tenant: &str, reference: &str) -> Result<Option<String>> {
         Ok(self

@@ -298,6 +298,26 @@ fn project(
         | Payload::RequestReopened(_)
         | Payload::RequestLinked(_)
         | Payload::RequestGrouped(_) => requests::follow(kv, tenants, v)?,
+        Payload::CatalogueAnswerPublished(a) => {
+            let key = keys::catalogue(&e.tenant, &a.answer_id);
+            let version = get_msg::<pb::CatalogueAnswer>(kv, &key)?.map_or(0, |c| c.version);
+            let answer = pb::CatalogueAnswer {
+                answer_id: a.answer_id.clone(),
+                tenant: e.tenant.clone(),
+                demarche: a.demarche.clone(),
+                service: a.service.clone(),
+                title: a.title.clone(),
+                text: a.text.clone(),
+                owner: a.owner.clone(),
+                reviewed_on: a.reviewed_on.clone(),
+                withdrawn: a.withdrawn,
+                version: version + 1,
+                updated_at: e.occurred_at,
+                updated_by: e.agent_id.clone(),
+            };
+            kv.put(key, answer.encode_to_vec());
+            Ok(vec![])
+        }
         Payload::PhoneCall(_)
         | Payload::Courrier(_)
         | Payload::WebForm(_)

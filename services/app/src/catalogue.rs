@@ -1,0 +1,153 @@
+//! The catalogue of validated answers (catalogue de réponses, the communes' internal
+//! information project): per commune, what agents answer about each démarche, owned by a
+//! service, with the date it was last reviewed. Publishing and withdrawing are events; the
+//! search is over the commune's answers in the read model.
+
+use crate::auth::Agent;
+use crate::{App, Error, Result};
+use contacthub_core::identity::fold_name;
+use contacthub_core::limits::quote;
+use contacthub_core::pb::{self, event::Payload, CatalogueAnswer};
+
+/// An answer as an agent writes it.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    /// Empty for a new answer (an id is made from its title).
+    pub answer_id: String,
+    pub demarche: String,
+    pub service: String,
+    pub title: String,
+    pub text: String,
+    pub owner: String,
+    /// `YYYY-MM-DD`; empty: today (Paris).
+    pub reviewed_on: String,
+    pub withdrawn: bool,
+}
+
+/// An id from a title: `carte-d-identite-delais`.
+fn slug(title: &str) -> String {
+    let folded = fold_name(title);
+    let mut s: String = folded
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').chars().take(48).collect()
+}
+
+impl App {
+    /// The answers of a commune's catalogue matching every word of `query` (all when empty),
+    /// withdrawn ones only when asked, by title.
+    pub fn catalogue(
+        &self,
+        tenant: &str,
+        query: &str,
+        with_withdrawn: bool,
+    ) -> Result<Vec<CatalogueAnswer>> {
+        self.tenant(tenant)?;
+        contacthub_core::limits::check_chars("query", query, contacthub_core::limits::QUERY_CHARS)
+            .map_err(Error::Invalid)?;
+        let words: Vec<String> = fold_name(query)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let mut out: Vec<CatalogueAnswer> = self
+            .store
+            .catalogue(tenant)?
+            .into_iter()
+            .filter(|a| with_withdrawn || !a.withdrawn)
+            .filter(|a| {
+                let hay = fold_name(&format!(
+                    "{} {} {} {}",
+                    a.title, a.demarche, a.service, a.text
+                ));
+                words.iter().all(|w| hay.contains(w.as_str()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.title.cmp(&b.title));
+        Ok(out)
+    }
+
+    /// One answer of the catalogue.
+    pub fn catalogue_answer(&self, tenant: &str, answer_id: &str) -> Result<CatalogueAnswer> {
+        self.tenant(tenant)?;
+        self.store
+            .catalogue_answer(tenant, answer_id)?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no catalogue answer {} in this commune",
+                    quote(answer_id)
+                ))
+            })
+    }
+
+    /// Publishes an answer (a new one, or a new version of `draft.answer_id`); returns it
+    /// once visible.
+    pub async fn publish_answer(
+        &self,
+        agent: Option<Agent>,
+        tenant: &str,
+        draft: &Draft,
+    ) -> Result<CatalogueAnswer> {
+        self.tenant(tenant)?;
+        let now = (self.clock)();
+        let answer_id = if draft.answer_id.trim().is_empty() {
+            let base = slug(&draft.title);
+            if base.is_empty() {
+                return Err(Error::Invalid("the answer needs a title".into()));
+            }
+            // A new answer never replaces another with the same title.
+            let mut id = base.clone();
+            let mut n = 2;
+            while self.store.catalogue_answer(tenant, &id)?.is_some() {
+                id = format!("{base}-{n}");
+                n += 1;
+            }
+            id
+        } else {
+            self.catalogue_answer(tenant, draft.answer_id.trim())?;
+            draft.answer_id.trim().to_string()
+        };
+        let reviewed_on = if draft.reviewed_on.trim().is_empty() {
+            contacthub_core::courrier::paris(now)
+                .format("%Y-%m-%d")
+                .to_string()
+        } else {
+            draft.reviewed_on.trim().to_string()
+        };
+        let source_id = uuid::Uuid::new_v4().to_string();
+        let e = self.internal_event(
+            "catalogue",
+            tenant,
+            &source_id,
+            &agent.map(|a| a.id).unwrap_or_default(),
+            Payload::CatalogueAnswerPublished(pb::CatalogueAnswerPublished {
+                answer_id: answer_id.clone(),
+                demarche: draft.demarche.trim().into(),
+                service: draft.service.trim().into(),
+                title: draft.title.trim().into(),
+                text: draft.text.trim().into(),
+                owner: draft.owner.trim().into(),
+                reviewed_on,
+                withdrawn: draft.withdrawn,
+            }),
+        );
+        contacthub_core::event::validate(&e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
+        self.write(&e).await?;
+        self.catalogue_answer(tenant, &answer_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_come_from_titles() {
+        assert_eq!(
+            super::slug("Carte d'identité : délais"),
+            "carte-d-identite-delais"
+        );
+        assert_eq!(super::slug("!!!"), "");
+    }
+}

@@ -1,0 +1,254 @@
+//! contacthub's web desk: the French pages accueil agents, mail-room clerks, services and élus
+//! work in all day — citizen search, the citizen page with its live cross-channel timeline, a
+//! contact in full, walk-in visits, requests and worklists, the dashboard — served by axum with
+//! compile-time checked askama templates and a few lines of script. Everything it needs is
+//! embedded in the binary. Handlers only translate: every rule lives in the application layer,
+//! called directly (the same `App` the gRPC API calls), and access goes through the same
+//! [`contacthub_app::auth::Access`].
+//!
+//! Layout: this file (router, state, errors, security headers); [`session`] (sign-in with an
+//! agent's token, session cookie, CSRF token); [`pages`] (one handler per page or action);
+//! [`view`] (what templates show: French labels, Paris times, icons); [`chart`] (the
+//! dashboard's bars, computed as numbers for an SVG template).
+
+pub mod catalogue;
+pub mod chart;
+pub mod mailroom;
+pub mod pages;
+pub mod records;
+pub mod session;
+pub mod view;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use contacthub_app::App;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Errors of the web server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("web desk: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler shares.
+pub struct Desk {
+    pub app: App,
+    pub sessions: session::Sessions,
+    /// Turns true at shutdown: live streams end.
+    pub stopping: watch::Receiver<bool>,
+}
+
+pub type State = Arc<Desk>;
+
+/// A page that could not be shown: its HTTP status and a French message.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl From<contacthub_app::Error> for Failure {
+    fn from(e: contacthub_app::Error) -> Self {
+        use contacthub_app::Error as E;
+        let (status, message) = match &e {
+            E::Invalid(m) => (StatusCode::BAD_REQUEST, format!("Demande incorrecte : {m}")),
+            E::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "Introuvable dans cette commune.".to_string(),
+            ),
+            E::Conflict(m) => (StatusCode::CONFLICT, format!("Conflit : {m}")),
+            E::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "Connectez-vous pour continuer.".to_string(),
+            ),
+            E::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "Vous n'avez pas accès à cette page.".to_string(),
+            ),
+            E::Unavailable(_) | E::RecordedNotVisible(_) | E::NotYetVisible(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Le service est momentanément indisponible ; réessayez dans un instant."
+                    .to_string(),
+            ),
+            E::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Erreur interne ; l'exploitation a été prévenue.".to_string(),
+            ),
+        };
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "web desk: page failed");
+        }
+        Failure { status, message }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let page = view::ErrorPage {
+            title: match self.status {
+                StatusCode::NOT_FOUND => "Introuvable",
+                StatusCode::FORBIDDEN => "Accès refusé",
+                StatusCode::UNAUTHORIZED => "Connexion requise",
+                _ => "Erreur",
+            },
+            message: &self.message,
+        };
+        (self.status, render(&page)).into_response()
+    }
+}
+
+/// A rendered template as an HTML response (a template error is an internal error page).
+pub fn render(t: &impl askama::Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "web desk: template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "erreur interne").into_response()
+        }
+    }
+}
+
+const CSS: &str = include_str!("../static/desk.css");
+const JS: &str = include_str!("../static/desk.js");
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Headers on every answer: no framing, no sniffing, scripts and styles from the desk only.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                 object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The desk's routes.
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/connexion", get(pages::login_form).post(pages::login))
+        .route("/deconnexion", post(pages::logout))
+        .route("/citoyens", get(pages::search))
+        .route("/citoyens/{tenant}/{citizen}", get(pages::citizen))
+        .route("/citoyens/{tenant}/{citizen}/flux", get(pages::live))
+        .route("/citoyens/{tenant}/{citizen}/visites", post(pages::visit))
+        .route(
+            "/citoyens/{tenant}/{citizen}/defusion",
+            post(records::unmerge),
+        )
+        .route("/a-rattacher", get(records::unresolved))
+        .route("/a-rattacher/{tenant}/{event}", post(records::attach))
+        .route("/doublons", get(records::duplicates))
+        .route("/doublons/{tenant}/fusion", post(records::merge))
+        .route("/doublons/{tenant}/ecarter", post(records::dismiss))
+        .route("/contacts/{tenant}/{event}", get(pages::contact))
+        .route(
+            "/contacts/{tenant}/{event}/demande",
+            post(pages::open_request),
+        )
+        .route(
+            "/contacts/{tenant}/{event}/rattacher",
+            post(pages::link_request),
+        )
+        .route("/demandes", get(pages::worklist))
+        .route("/demandes/{tenant}/{reference}", get(pages::request))
+        .route(
+            "/demandes/{tenant}/{reference}/reponse",
+            post(pages::answer),
+        )
+        .route("/demandes/{tenant}/{reference}/cloture", post(pages::close))
+        .route("/courrier", get(mailroom::letters))
+        .route(
+            "/courrier/{tenant}",
+            post(mailroom::register).layer(axum::extract::DefaultBodyLimit::max(
+                // Ten scans of the largest size, and the form around them.
+                (state.app.max_scan_bytes as usize).saturating_mul(10) + (1 << 20),
+            )),
+        )
+        .route("/courrier/{tenant}/{chrono}", get(mailroom::letter))
+        .route(
+            "/courrier/{tenant}/{chrono}/orientation",
+            post(mailroom::route),
+        )
+        .route(
+            "/courrier/{tenant}/{chrono}/accuse.pdf",
+            get(mailroom::receipt),
+        )
+        .route("/courrier/{tenant}/{chrono}/scans/{n}", get(mailroom::scan))
+        .route(
+            "/contacts/{tenant}/{event}/pieces/{n}",
+            get(mailroom::attachment),
+        )
+        .route("/catalogue", get(catalogue::list))
+        .route("/catalogue/{tenant}", post(catalogue::publish))
+        .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
+        .route("/tableau-de-bord", get(pages::dashboard))
+        .route("/tableau-de-bord.csv", get(pages::dashboard_csv))
+        .route(
+            "/static/desk.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/static/desk.js",
+            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .fallback(|| async {
+            Failure {
+                status: StatusCode::NOT_FOUND,
+                message: "Cette page n'existe pas.".into(),
+            }
+        })
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves the desk on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let state = Arc::new(Desk {
+        app,
+        sessions: session::Sessions::default(),
+        stopping,
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

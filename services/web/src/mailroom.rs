@@ -1,0 +1,451 @@
+//! The mail room's pages: the letters of a commune, registering one with its scans (upload),
+//! a letter's page (its circuit, routing, its request), the acknowledgement of receipt, and
+//! the documents of letters and contacts, viewable in the browser and downloadable.
+
+use crate::pages::{chrome, pick, see_other, Page, CATEGORIES};
+use crate::session::Caller;
+use crate::view::{self, url_encode};
+use crate::{render, Failure, State};
+use axum::extract::{Multipart, Path, Query, State as Axum};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Form;
+use contacthub_core::pb;
+use contacthub_core::render::{category_fr, channel_fr};
+use serde::Deserialize;
+
+fn letter_url(tenant: &str, chrono: &str) -> String {
+    format!("/courrier/{}/{}", url_encode(tenant), url_encode(chrono))
+}
+
+fn status_fr(s: i32) -> &'static str {
+    match pb::CourrierStatus::try_from(s).unwrap_or(pb::CourrierStatus::Unspecified) {
+        pb::CourrierStatus::Registered => "enregistré",
+        pb::CourrierStatus::Routed => "orienté",
+        pb::CourrierStatus::Answered => "répondu",
+        _ => "",
+    }
+}
+
+fn row(s: &pb::CourrierState, due_us: i64, now_us: i64) -> view::LetterRow {
+    let answered = s.status == pb::CourrierStatus::Answered as i32;
+    view::LetterRow {
+        chrono: s.chrono.clone(),
+        url: letter_url(&s.tenant, &s.chrono),
+        received: view::micros(&s.received_at)
+            .map(view::day)
+            .unwrap_or_default(),
+        sender: s.sender_display.clone(),
+        subject: s.subject.clone(),
+        service: if s.service.is_empty() {
+            format!("(adressé à {})", s.addressed_to_service)
+        } else {
+            s.service.clone()
+        },
+        status: status_fr(s.status),
+        due: view::day(due_us),
+        overdue: !answered && now_us > due_us,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LettersQuery {
+    #[serde(default)]
+    commune: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    retard: bool,
+}
+
+pub async fn letters(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Query(q): Query<LettersQuery>,
+) -> Page {
+    let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
+    caller.for_tenant(&desk, &tenant)?;
+    let commune = desk.app.tenant(&tenant)?.clone();
+    let now = (desk.app.clock)();
+    let list = desk.app.list_courrier(&pb::ListCourrierRequest {
+        tenant: tenant.clone(),
+        service: q.service.trim().into(),
+        overdue_only: q.retard,
+        limit: 200,
+        ..Default::default()
+    })?;
+    let rows = list
+        .iter()
+        .map(|s| row(s, contacthub_core::courrier::due_us(s, &commune), now))
+        .collect();
+    Ok(render(&view::Letters {
+        chrome: chrome(&caller, &desk, "courrier"),
+        communes,
+        tenant,
+        service: q.service,
+        overdue_only: q.retard,
+        rows,
+        categories: CATEGORIES
+            .iter()
+            .map(|(c, code)| (*code, category_fr(*c as i32)))
+            .collect(),
+        today: chrono::DateTime::from_timestamp_micros(now)
+            .map(|_| {
+                contacthub_core::courrier::paris(now)
+                    .format("%Y-%m-%d")
+                    .to_string()
+            })
+            .unwrap_or_default(),
+    }))
+}
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure {
+        status: StatusCode::BAD_REQUEST,
+        message: message.into(),
+    }
+}
+
+/// Registers a letter from the form (multipart: the fields, then the scans).
+pub async fn register(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    mut form: Multipart,
+) -> Page {
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let mut fields = std::collections::HashMap::new();
+    let mut uploads = Vec::new();
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("Formulaire illisible : {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "scans" {
+            let file_name = field.file_name().unwrap_or_default().to_string();
+            let mut upload = desk.app.begin_scan()?;
+            let mut size = 0usize;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| bad(format!("Envoi interrompu : {e}")))?
+            {
+                size += chunk.len();
+                upload
+                    .write(&chunk)
+                    .map_err(|e| bad(format!("Scan refusé : {e}")))?;
+            }
+            // An empty file input sends an empty part: no scan.
+            if size > 0 {
+                uploads.push((file_name, upload));
+            }
+        } else {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| bad(format!("Formulaire illisible : {e}")))?;
+            if text.chars().count() > 5_000 {
+                return Err(bad(format!("Le champ {name} est trop long.")));
+            }
+            fields.insert(name, text);
+        }
+    }
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    caller.check_csrf(&get("csrf"))?;
+    let category = CATEGORIES
+        .iter()
+        .find(|(_, code)| *code == get("category"))
+        .map_or(pb::Category::Other, |(c, _)| *c);
+    let received_at = match get("received").as_str() {
+        "" => None,
+        d => {
+            let day = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| bad("La date de réception doit être une date (AAAA-MM-JJ)."))?;
+            // Noon of that day in Paris, or now for a letter that came this morning.
+            let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
+            let now = (desk.app.clock)();
+            let at = contacthub_core::courrier::paris_local_to_utc_us(noon).min(now);
+            if day > contacthub_core::courrier::paris(now).date() {
+                return Err(bad("La date de réception est dans le futur."));
+            }
+            Some(contacthub_proto::ts::from_micros(at))
+        }
+    };
+    let kind = match get("kind").as_str() {
+        "recommandee" => pb::courrier::Kind::RegisteredLetter,
+        "colis" => pb::courrier::Kind::Parcel,
+        "interne" => pb::courrier::Kind::InternalMemo,
+        _ => pb::courrier::Kind::Letter,
+    };
+    let state = desk
+        .app
+        .register_courrier(
+            agent,
+            &pb::CourrierHeader {
+                tenant: tenant.clone(),
+                sender: Some(pb::Party {
+                    name: get("sender"),
+                    phone: get("phone"),
+                    email: get("email"),
+                    ..Default::default()
+                }),
+                received_at,
+                kind: kind as i32,
+                tracking_number: get("tracking"),
+                subject: get("subject"),
+                category: category as i32,
+                addressed_to_service: get("service"),
+                idempotency_key: get("key"),
+                ..Default::default()
+            },
+            uploads,
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "{}?avis=enregistre",
+        letter_url(&tenant, &state.chrono)
+    )))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    avis: String,
+}
+
+pub async fn letter(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, chrono)): Path<(String, String)>,
+    Query(n): Query<Notice>,
+) -> Page {
+    caller.for_tenant(&desk, &tenant)?;
+    let s = desk.app.letter(&tenant, &chrono)?;
+    let commune = desk.app.tenant(&tenant)?.clone();
+    let now = (desk.app.clock)();
+    let url = letter_url(&tenant, &s.chrono);
+    Ok(render(&view::LetterPage {
+        chrome: chrome(&caller, &desk, "courrier"),
+        r: row(&s, contacthub_core::courrier::due_us(&s, &commune), now),
+        url: url.clone(),
+        category: category_fr(s.category),
+        addressed_to: s.addressed_to_service.clone(),
+        registered: view::micros(&s.registered_at)
+            .map(view::when)
+            .unwrap_or_default(),
+        answer: if s.answered_at.is_some() {
+            format!(
+                "le {} par {} ({})",
+                view::micros(&s.answered_at)
+                    .map(view::when)
+                    .unwrap_or_default(),
+                channel_fr(s.answer_channel),
+                s.answer_ref
+            )
+        } else {
+            String::new()
+        },
+        citizen_url: if s.citizen_id.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "/citoyens/{}/{}",
+                url_encode(&tenant),
+                url_encode(&s.citizen_id)
+            )
+        },
+        request: s.request_reference.clone(),
+        request_url: if s.request_reference.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "/demandes/{}/{}",
+                url_encode(&tenant),
+                url_encode(&s.request_reference)
+            )
+        },
+        scans: s
+            .scans
+            .iter()
+            .enumerate()
+            .map(|(i, a)| view::Document {
+                url: format!("{url}/scans/{i}"),
+                label: format!(
+                    "Scan {} ({}, {} Ko)",
+                    i + 1,
+                    a.media_type,
+                    a.size_bytes.div_ceil(1024)
+                ),
+            })
+            .collect(),
+        history: s
+            .history
+            .iter()
+            .map(|h| view::Step {
+                when: view::micros(&h.at).map(view::when).unwrap_or_default(),
+                kind: h.kind.clone(),
+                agent: h.agent_id.clone(),
+                note: if h.service.is_empty() {
+                    h.note.clone()
+                } else {
+                    format!("{} {}", h.service, h.note).trim().to_string()
+                },
+            })
+            .collect(),
+        notice: match n.avis.as_str() {
+            "enregistre" => format!("Courrier enregistré sous le numéro {}.", s.chrono),
+            "oriente" => "Courrier orienté.".into(),
+            _ => String::new(),
+        },
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct RouteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn route(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, chrono)): Path<(String, String)>,
+    Form(f): Form<RouteForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    desk.app
+        .route_courrier(
+            agent,
+            &pb::RouteCourrierRequest {
+                tenant: tenant.clone(),
+                chrono: chrono.clone(),
+                service: f.service.trim().into(),
+                note: f.note.trim().into(),
+                agent_id: String::new(),
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "{}?avis=oriente",
+        letter_url(&tenant, &chrono)
+    )))
+}
+
+pub async fn receipt(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, chrono)): Path<(String, String)>,
+) -> Page {
+    caller.for_tenant(&desk, &tenant)?;
+    let r = desk.app.receipt(&tenant, &chrono)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"accuse-{}.pdf\"", r.chrono),
+            ),
+        ],
+        r.pdf,
+    )
+        .into_response())
+}
+
+/// A stored document, with a type the browser shows itself (PDF, images) or downloads.
+async fn document(desk: &State, a: &pb::Attachment, name: &str) -> Page {
+    let bytes = tokio::fs::read(desk.app.content.path(&a.sha256))
+        .await
+        .map_err(|_| Failure {
+            status: StatusCode::NOT_FOUND,
+            message: "Document introuvable dans le dépôt.".into(),
+        })?;
+    let shown = matches!(
+        a.media_type.as_str(),
+        "application/pdf" | "image/png" | "image/jpeg" | "image/tiff"
+    );
+    let media = if shown {
+        a.media_type.as_str()
+    } else {
+        "application/octet-stream"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, media.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "{}; filename=\"{name}\"",
+                    if shown { "inline" } else { "attachment" }
+                ),
+            ),
+            // A document is not a page: nothing in it runs.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'self'"
+                    .to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn extension(media: &str) -> &'static str {
+    match media {
+        "application/pdf" => "pdf",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/tiff" => "tif",
+        _ => "bin",
+    }
+}
+
+pub async fn scan(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, chrono, n)): Path<(String, String, usize)>,
+) -> Page {
+    caller.for_tenant(&desk, &tenant)?;
+    let s = desk.app.letter(&tenant, &chrono)?;
+    let a = s.scans.get(n).ok_or_else(|| Failure {
+        status: StatusCode::NOT_FOUND,
+        message: "Ce courrier n'a pas ce scan.".into(),
+    })?;
+    document(
+        &desk,
+        a,
+        &format!("{}-scan-{}.{}", s.chrono, n + 1, extension(&a.media_type)),
+    )
+    .await
+}
+
+pub async fn attachment(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, event, n)): Path<(String, String, usize)>,
+) -> Page {
+    caller.for_tenant(&desk, &tenant)?;
+    let c = desk.app.contact(&tenant, &event)?;
+    let entry = c.entry.unwrap_or_default();
+    let a = entry.attachments.get(n).ok_or_else(|| Failure {
+        status: StatusCode::NOT_FOUND,
+        message: "Ce contact n'a pas cette pièce.".into(),
+    })?;
+    document(
+        &desk,
+        a,
+        &format!("piece-{}.{}", n + 1, extension(&a.media_type)),
+    )
+    .await
+}

@@ -1,0 +1,199 @@
+//! Signing in and staying signed in: an agent signs in with the bearer token of the agents file
+//! (without an agents file, with nothing: the desk is open and says so), gets a random session
+//! id in a cookie (HttpOnly, SameSite=Strict, Secure behind TLS) and a CSRF token every form
+//! carries. Sessions live in memory: a restart signs everyone out. Each page then asks
+//! [`contacthub_app::auth::Access`] with the session's token, exactly as the gRPC API does.
+
+use crate::{Failure, State};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use contacthub_app::auth::Agent;
+use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const COOKIE: &str = "contacthub_session";
+/// A session unused this long is forgotten.
+const IDLE: Duration = Duration::from_secs(10 * 3600);
+/// At most this many sessions are kept (the oldest go first).
+const MAX_SESSIONS: usize = 10_000;
+
+/// A signed-in agent (or, on an open desk, a visitor).
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The agent's bearer token (`None` on an open desk).
+    pub token: Option<String>,
+    pub agent: Option<Agent>,
+    pub csrf: String,
+    seen: Instant,
+}
+
+/// The sessions of a running desk.
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<HashMap<String, Session>>,
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Sessions {
+    /// Opens a session; its id, for the cookie.
+    pub fn open(&self, token: Option<String>, agent: Option<Agent>) -> String {
+        let id = random_hex();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, s| s.seen.elapsed() < IDLE);
+        if map.len() >= MAX_SESSIONS {
+            if let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                token,
+                agent,
+                csrf: random_hex(),
+                seen: Instant::now(),
+            },
+        );
+        id
+    }
+
+    fn get(&self, id: &str) -> Option<Session> {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map.get_mut(id)?;
+        if s.seen.elapsed() >= IDLE {
+            map.remove(id);
+            return None;
+        }
+        s.seen = Instant::now();
+        Some(s.clone())
+    }
+
+    pub fn close(&self, id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+}
+
+/// The session id the request's cookie carries.
+pub fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The `Set-Cookie` value of a session (Secure when the desk is reached over TLS, as a
+/// reverse proxy says with `X-Forwarded-Proto: https`).
+pub fn set_cookie(id: &str, headers: &HeaderMap) -> String {
+    let tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
+        if tls { "; Secure" } else { "" }
+    )
+}
+
+/// Clears the session cookie.
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// The caller of a page: a session, or a redirection to the sign-in page.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: String,
+    pub session: Session,
+}
+
+impl Caller {
+    /// The agent, checked for `tenant`'s citizens and requests (as the gRPC API checks).
+    pub fn for_tenant(&self, desk: &State, tenant: &str) -> Result<Option<Agent>, Failure> {
+        Ok(desk
+            .app
+            .access
+            .for_tenant(self.session.token.as_deref(), tenant)?)
+    }
+
+    /// The agent, checked for `tenant`'s dashboards.
+    pub fn for_dashboard(&self, desk: &State, tenant: &str) -> Result<Option<Agent>, Failure> {
+        Ok(desk
+            .app
+            .access
+            .for_dashboard(self.session.token.as_deref(), tenant)?)
+    }
+
+    /// A form's CSRF token must be the session's.
+    pub fn check_csrf(&self, token: &str) -> Result<(), Failure> {
+        if !token.is_empty() && token == self.session.csrf {
+            Ok(())
+        } else {
+            Err(Failure {
+                status: StatusCode::FORBIDDEN,
+                message: "Formulaire expiré : rechargez la page et recommencez.".into(),
+            })
+        }
+    }
+
+    /// Whether the caller is an élu (dashboards only).
+    pub fn is_elu(&self) -> bool {
+        self.session.agent.as_ref().is_some_and(Agent::is_elu)
+    }
+
+    /// Who is signed in, for the page header.
+    pub fn who(&self) -> String {
+        self.session
+            .agent
+            .as_ref()
+            .map_or_else(|| "accès ouvert".to_string(), |a| a.id.clone())
+    }
+}
+
+impl FromRequestParts<State> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, desk: &State) -> Result<Self, Self::Rejection> {
+        let id = cookie(&parts.headers);
+        match id.as_deref().and_then(|id| desk.sessions.get(id)) {
+            Some(session) => Ok(Caller {
+                id: id.unwrap_or_default(),
+                session,
+            }),
+            None => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let next = if next.starts_with('/') && !next.starts_with("//") {
+                    next
+                } else {
+                    "/"
+                };
+                Err(Redirect::to(&format!(
+                    "/connexion?suite={}",
+                    crate::view::url_encode(next)
+                ))
+                .into_response())
+            }
+        }
+    }
+}

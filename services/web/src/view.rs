@@ -1,0 +1,492 @@
+//! What the templates show, prepared here: French labels, Europe/Paris times, channel icons,
+//! links. Templates receive plain strings (askama escapes them) and never compute anything.
+
+use askama::Template;
+use contacthub_core::courrier::paris;
+use contacthub_core::pb;
+use contacthub_core::render::{category_fr, channel_fr, close_reason_fr, status_fr};
+use contacthub_proto::ts;
+
+/// What every page around its content shows: who is signed in, the CSRF token of its forms,
+/// whether the desk is open to anyone.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    pub who: String,
+    pub csrf: String,
+    pub open: bool,
+    pub elu: bool,
+    /// The section of the navigation the page belongs to.
+    pub section: &'static str,
+}
+
+/// `%`-encoding for a URL query value or path segment.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A time for people: `02/11/2026 09:14`, Paris local time.
+pub fn when(us: i64) -> String {
+    paris(us).format("%d/%m/%Y %H:%M").to_string()
+}
+
+/// A date for people: `02/11/2026`, Paris local time.
+pub fn day(us: i64) -> String {
+    paris(us).format("%d/%m/%Y").to_string()
+}
+
+pub fn micros(t: &Option<contacthub_proto::Timestamp>) -> Option<i64> {
+    t.as_ref().and_then(ts::to_micros)
+}
+
+/// The icon (a symbol of the page's sprite) of a channel.
+pub fn icon(channel: i32) -> &'static str {
+    match pb::Channel::try_from(channel).unwrap_or(pb::Channel::Unspecified) {
+        pb::Channel::Phone => "i-phone",
+        pb::Channel::Courrier => "i-courrier",
+        pb::Channel::WebForm => "i-form",
+        pb::Channel::Sms => "i-sms",
+        pb::Channel::Email => "i-email",
+        pb::Channel::Desk => "i-desk",
+        _ => "i-office",
+    }
+}
+
+fn direction_fr(d: i32) -> &'static str {
+    match pb::Direction::try_from(d).unwrap_or(pb::Direction::Unspecified) {
+        pb::Direction::Inbound => "reçu",
+        pb::Direction::Outbound => "envoyé",
+        _ => "interne",
+    }
+}
+
+/// One line of a timeline.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub when: String,
+    /// ISO instant, for `<time datetime>`.
+    pub iso: String,
+    pub icon: &'static str,
+    pub channel: &'static str,
+    pub direction: &'static str,
+    pub summary: String,
+    pub excerpt: String,
+    pub url: String,
+    pub request: String,
+    pub request_url: String,
+}
+
+impl Entry {
+    pub fn of(tenant: &str, e: &pb::TimelineEntry) -> Entry {
+        let at = micros(&e.occurred_at).unwrap_or(0);
+        Entry {
+            when: when(at),
+            iso: chrono::DateTime::from_timestamp_micros(at)
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_default(),
+            icon: icon(e.channel),
+            channel: channel_fr(e.channel),
+            direction: direction_fr(e.direction),
+            summary: if e.subject.is_empty() {
+                e.summary.clone()
+            } else {
+                format!("{} — {}", e.summary, e.subject)
+            },
+            excerpt: e.excerpt.clone(),
+            url: format!(
+                "/contacts/{}/{}",
+                url_encode(tenant),
+                url_encode(&e.event_id)
+            ),
+            request: e.request_id.clone(),
+            request_url: if e.request_id.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "/demandes/{}/{}",
+                    url_encode(tenant),
+                    url_encode(&e.request_id)
+                )
+            },
+        }
+    }
+}
+
+/// One request in a list.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub reference: String,
+    pub url: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub service: String,
+    pub due: String,
+    pub overdue: bool,
+    pub category: &'static str,
+    pub assignee: String,
+}
+
+impl RequestRow {
+    pub fn of(r: &pb::Request, now_us: i64) -> RequestRow {
+        let due = micros(&r.due_at);
+        let open = r.status != pb::RequestStatus::Answered as i32
+            && r.status != pb::RequestStatus::Closed as i32;
+        RequestRow {
+            reference: r.reference.clone(),
+            url: format!(
+                "/demandes/{}/{}",
+                url_encode(&r.tenant),
+                url_encode(&r.reference)
+            ),
+            subject: r.subject.clone(),
+            status: status_fr(r.status),
+            service: if r.service.is_empty() {
+                "non attribuée".into()
+            } else {
+                r.service.clone()
+            },
+            due: due.map(day).unwrap_or_default(),
+            overdue: open && due.is_some_and(|d| now_us > d),
+            category: category_fr(r.category),
+            assignee: r.assignee_agent_id.clone(),
+        }
+    }
+}
+
+/// A commune in a selector.
+#[derive(Debug, Clone)]
+pub struct Commune {
+    pub code: String,
+    pub name: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct Login {
+    pub open: bool,
+    pub next: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub url: String,
+    pub name: String,
+    pub id: String,
+    pub contacts: String,
+    pub address: String,
+    pub matched_by: String,
+    pub provisional: bool,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+pub struct Search {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub q: String,
+    pub hits: Vec<Hit>,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "results.html")]
+pub struct Results {
+    pub q: String,
+    pub hits: Vec<Hit>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub role: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelFilter {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "citizen.html")]
+pub struct CitizenPage {
+    pub chrome: Chrome,
+    pub tenant: String,
+    pub id: String,
+    pub url: String,
+    pub name: String,
+    pub provisional: bool,
+    pub merged_into: String,
+    pub birth_date: String,
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub addresses: Vec<String>,
+    pub preferred: String,
+    pub consent: String,
+    pub household: Vec<Member>,
+    /// Records merged into this one, each with its form to separate it again.
+    pub merged: Vec<Member>,
+    pub requests: Vec<RequestRow>,
+    pub entries: Vec<Entry>,
+    pub filters: Vec<ChannelFilter>,
+    pub next_page: String,
+    pub live_url: String,
+    pub notice: String,
+}
+
+#[derive(Template)]
+#[template(path = "entry.html")]
+pub struct EntryFragment {
+    pub e: Entry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "contact.html")]
+pub struct ContactPage {
+    pub chrome: Chrome,
+    pub tenant: String,
+    pub event_id: String,
+    pub e: Entry,
+    pub citizen_url: String,
+    pub subject: String,
+    pub text: String,
+    pub fields: Vec<Field>,
+    pub attachments: Vec<Document>,
+    pub categories: Vec<(&'static str, &'static str)>,
+    /// The citizen's open requests (reference, subject).
+    pub open_requests: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub when: String,
+    pub kind: String,
+    pub agent: String,
+    pub note: String,
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+pub struct RequestPage {
+    pub chrome: Chrome,
+    pub tenant: String,
+    pub r: RequestRow,
+    pub requesters: Vec<Member>,
+    pub first_contact: String,
+    pub answer: String,
+    pub closing: String,
+    pub chrono: String,
+    pub on_behalf_of: String,
+    pub open: bool,
+    pub answered: bool,
+    pub history: Vec<Step>,
+    pub notice: String,
+    /// Validated answers to link into the written answer (id, title).
+    pub catalogue: Vec<(String, String)>,
+}
+
+impl RequestPage {
+    pub fn closing_of(r: &pb::Request) -> String {
+        if r.status == pb::RequestStatus::Closed as i32 {
+            close_reason_fr(r)
+        } else {
+            String::new()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "worklist.html")]
+pub struct Worklist {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub service: String,
+    pub overdue_only: bool,
+    pub rows: Vec<RequestRow>,
+}
+
+/// A row of a dashboard table.
+#[derive(Debug, Clone)]
+pub struct DashRow {
+    pub label: String,
+    pub opened: u64,
+    pub answered: u64,
+    pub in_time: String,
+    pub p50: u32,
+    pub p90: u32,
+    pub overdue: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DashTable {
+    pub caption: &'static str,
+    pub rows: Vec<DashRow>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub from: String,
+    pub to: String,
+    pub figures: Vec<(&'static str, String)>,
+    pub chart: crate::chart::Bars,
+    pub tables: Vec<DashTable>,
+    pub recurring: Vec<(String, String, u64)>,
+    pub csv_url: String,
+}
+
+/// A document to view or download.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub url: String,
+    pub label: String,
+}
+
+/// A letter in a list.
+#[derive(Debug, Clone)]
+pub struct LetterRow {
+    pub chrono: String,
+    pub url: String,
+    pub received: String,
+    pub sender: String,
+    pub subject: String,
+    pub service: String,
+    pub status: &'static str,
+    pub due: String,
+    pub overdue: bool,
+}
+
+#[derive(Template)]
+#[template(path = "letters.html")]
+pub struct Letters {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub service: String,
+    pub overdue_only: bool,
+    pub rows: Vec<LetterRow>,
+    pub categories: Vec<(&'static str, &'static str)>,
+    pub today: String,
+}
+
+#[derive(Template)]
+#[template(path = "letter.html")]
+pub struct LetterPage {
+    pub chrome: Chrome,
+    pub r: LetterRow,
+    pub url: String,
+    pub category: &'static str,
+    pub addressed_to: String,
+    pub registered: String,
+    pub answer: String,
+    pub citizen_url: String,
+    pub request: String,
+    pub request_url: String,
+    pub scans: Vec<Document>,
+    pub history: Vec<Step>,
+    pub notice: String,
+}
+
+/// A contact waiting for its citizen.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub action: String,
+    pub e: Entry,
+    pub who: String,
+    pub claimed: String,
+    pub candidates: Vec<Member>,
+}
+
+#[derive(Template)]
+#[template(path = "waiting.html")]
+pub struct WaitingPage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub items: Vec<Waiting>,
+    pub notice: String,
+}
+
+/// Two records that may be one person.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub a: Member,
+    pub b: Member,
+    pub why: String,
+}
+
+#[derive(Template)]
+#[template(path = "pairs.html")]
+pub struct PairsPage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub pairs: Vec<Pair>,
+    pub notice: String,
+}
+
+/// An answer of the catalogue.
+#[derive(Debug, Clone)]
+pub struct CatalogueItem {
+    pub url: String,
+    pub id: String,
+    pub title: String,
+    pub demarche: String,
+    pub service: String,
+    pub owner: String,
+    pub reviewed_on: String,
+    pub reviewed_iso: String,
+    pub text: String,
+    pub withdrawn: bool,
+    pub version: u32,
+}
+
+#[derive(Template)]
+#[template(path = "catalogue.html")]
+pub struct CataloguePage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub q: String,
+    pub items: Vec<CatalogueItem>,
+}
+
+#[derive(Template)]
+#[template(path = "answer.html")]
+pub struct AnswerPage {
+    pub chrome: Chrome,
+    pub tenant: String,
+    pub a: CatalogueItem,
+    pub notice: String,
+}

@@ -1,0 +1,33 @@
+// contacthub desk: search as you type and a live timeline. The pages work without it.
+"use strict";
+(function () {
+  var q = document.querySelector("input[data-live]");
+  if (q) {
+    var results = document.getElementById("resultats");
+    var commune = document.getElementById("commune");
+    var timer = null;
+    var last = q.value;
+    var run = function () {
+      var value = q.value.trim();
+      if (value === last) { return; }
+      last = value;
+      var params = new URLSearchParams({ q: value, commune: commune ? commune.value : "" });
+      history.replaceState(null, "", "/citoyens?" + params.toString());
+      if (!value) { results.innerHTML = ""; return; }
+      params.set("fragment", "true");
+      fetch("/citoyens?" + params.toString(), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : ""; })
+        .then(function (html) { if (q.value.trim() === value) { results.innerHTML = html; } });
+    };
+    q.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 200); });
+  }
+  var timeline = document.getElementById("timeline");
+  if (timeline && timeline.dataset.flux && window.EventSource) {
+    var announce = document.getElementById("annonce");
+    var source = new EventSource(timeline.dataset.flux);
+    source.addEventListener("entry", function (e) {
+      timeline.insertAdjacentHTML("afterbegin", e.data);
+      if (announce) { announce.textContent = "Nouveau contact reçu."; }
+    });
+  }
+})();

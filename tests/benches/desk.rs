@@ -1,0 +1,178 @@
+//! Benchmark printing figures (release: `cargo bench -p contacthub-tests --bench desk`): the
+//! web desk as agents use it, over HTTP on loopback. The citizen page of a citizen with 500
+//! timeline entries (the page shows the newest 50, then pages), with one agent (one request
+//! in flight, its own connection) and with 8 at once: p50 / p99 server round trip. Then the
+//! time from a contact being appended to the log to its line arriving in an open page's live
+//! stream (server-sent events), embedded log.
+
+use contacthub_app::auth::{token_hash, Access};
+use contacthub_core::pb;
+use contacthub_tests::*;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn sign_in(web: &str) -> String {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{web}/connexion"))
+        .form(&[("token", "givors")])
+        .send()
+        .await
+        .unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("givors")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let start = at(2025, 1, 1, 8, 0);
+    let contacts: Vec<pb::Event> = (0..500)
+        .map(|i| {
+            let mut e = call(
+                GIVORS,
+                &format!("c{i}"),
+                "06 12 34 56 78",
+                start + i * 3_600_000_000,
+            );
+            if i % 3 == 0 {
+                e = web_form(
+                    GIVORS,
+                    &format!("f{i}"),
+                    "06 12 34 56 78",
+                    "",
+                    start + i * 3_600_000_000,
+                );
+            }
+            e
+        })
+        .collect();
+    hub.publish(&contacts).await;
+    hub.settle().await;
+    let citizen = hub
+        .hub
+        .resolve(
+            GIVORS,
+            Some(&pb::CitizenRef {
+                by: Some(pb::citizen_ref::By::Phone("0612345678".into())),
+            }),
+        )
+        .unwrap();
+    let entries = hub
+        .store
+        .citizen(GIVORS, &citizen)
+        .unwrap()
+        .unwrap()
+        .entries;
+    let page = format!("{}/citoyens/{GIVORS}/{citizen}", hub.web);
+    for agents in [1usize, 8] {
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for _ in 0..agents {
+            let cookie = sign_in(&hub.web).await;
+            let page = page.clone();
+            tasks.push(tokio::spawn(async move {
+                // One connection per agent, one request in flight.
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                let mut lat = Vec::new();
+                for i in 0..220 {
+                    let t = Instant::now();
+                    let r = http
+                        .get(&page)
+                        .header("cookie", &cookie)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success());
+                    let body = r.text().await.unwrap();
+                    assert!(body.contains("Historique"));
+                    if i >= 20 {
+                        lat.push(t.elapsed());
+                    }
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let wall = started.elapsed();
+        all.sort();
+        println!(
+            "citizen page ({entries} entries, 50 shown; {agents} agent(s), one request in flight each): p50 {} p99 {} ({:.0} pages/s)",
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.99)),
+            all.len() as f64 / wall.as_secs_f64()
+        );
+    }
+
+    // A contact appended while the page is open: how long until its line reaches the page.
+    let cookie = sign_in(&hub.web).await;
+    let stream = reqwest::Client::new()
+        .get(format!("{page}/flux"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let mut body = stream.bytes_stream();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lat = Vec::new();
+    for i in 0..50 {
+        let e = call(
+            GIVORS,
+            &format!("live{i}"),
+            "06 12 34 56 78",
+            at(2026, 11, 1, 9, 0) + i,
+        );
+        let t = Instant::now();
+        hub.publish(&[e]).await;
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+                .await
+                .expect("the live line within 5 s")
+                .expect("the stream open")
+                .unwrap();
+            if String::from_utf8_lossy(&chunk).contains("event: entry") {
+                break;
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "append → line in an open page (server-sent event, embedded log, {} contacts): p50 {} p99 {} max {}",
+        lat.len(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
+    hub.stop().await;
+}

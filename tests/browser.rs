@@ -1,0 +1,462 @@
+//! The web desk in a real browser: headless Chromium driven over WebDriver (Debian's chromium
+//! and chromium-driver, started by scripts/test-all and named by `CONTACTHUB_TEST_WEBDRIVER`;
+//! axe-core named by `CONTACTHUB_TEST_AXE`). An accueil agent signs in, finds Marie Durand by
+//! typing, reads her timeline in Paris time, sees a visit recorded in another window appear
+//! live, opens a request from her e-mail, answers and closes it; the dashboard page says what
+//! GetDashboard says; another commune's page is refused; every page has no serious or critical
+//! accessibility violation. A screenshot of every page is kept in `target/desk-screenshots/`.
+
+use contacthub_app::auth::{token_hash, Access};
+use contacthub_core::event::contact;
+use contacthub_core::pb::{self, event::Payload};
+use contacthub_core::{demo, tenant::Tenants};
+use contacthub_tests::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::time::{Duration, Instant};
+
+/// The WebDriver server, when one is configured (scripts/test-all starts chromedriver).
+fn webdriver() -> Option<String> {
+    match std::env::var("CONTACTHUB_TEST_WEBDRIVER") {
+        Ok(w) if !w.is_empty() => Some(w),
+        _ if std::env::var_os("CONTACTHUB_TEST_REQUIRE_BROWSER").is_some() => {
+            panic!("CONTACTHUB_TEST_REQUIRE_BROWSER is set but CONTACTHUB_TEST_WEBDRIVER names no WebDriver server")
+        }
+        _ => None,
+    }
+}
+
+async fn browser(webdriver: &str, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": std::env::var("CONTACTHUB_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    // chromedriver listens on loopback: plain HTTP.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .expect("a browser session from the WebDriver server")
+}
+
+fn screenshots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/desk-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves a screenshot of the page and checks it with axe-core: no serious or critical
+/// violation of WCAG 2.1 A/AA.
+async fn review(c: &Client, name: &str, axe: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    let found = violations(c, axe).await;
+    assert!(
+        found.is_empty(),
+        "{name}: accessibility violations: {found:#?}"
+    );
+}
+
+/// The serious and critical WCAG 2.1 A/AA violations axe-core finds on the page.
+async fn violations(c: &Client, axe: &str) -> Vec<String> {
+    let script = format!(
+        "{axe}\nconst done = arguments[arguments.length - 1];\
+         axe.run(document, {{ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }})\
+           .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
+             .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+           .catch(e => done(['axe failed: ' + e]));"
+    );
+    let found = c.execute_async(&script, vec![]).await.unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Waits until `check` holds on the page's text (at most 10 s).
+async fn until_text(c: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        // While a page loads, the old one's elements go stale: read again.
+        let text = c
+            .execute(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}; the page says:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accueil_agent_works_in_the_browser() {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("givors")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let cfg = demo::DemoConfig {
+        people_per_tenant: 4,
+        ..Default::default()
+    };
+    let mut events: Vec<pb::Event> = demo::events(&cfg, &Tenants::builtin()).collect();
+    // An e-mail of Marie Durand's to open a request from.
+    let mut mail = contact(
+        GIVORS,
+        "test-email",
+        "<cantine-1@example.fr>",
+        at(2026, 10, 20, 8, 30),
+        at(2026, 10, 20, 8, 30),
+        Payload::Email(pb::Email {
+            message_id: "<cantine-1@example.fr>".into(),
+            mailbox: "contact".into(),
+            ..Default::default()
+        }),
+        pb::Party {
+            email: "marie.durand@example.fr".into(),
+            ..Default::default()
+        },
+    );
+    mail.category = pb::Category::Scolaire as i32;
+    if let Some(p) = mail.personal.as_mut() {
+        p.subject = "Cantine de septembre".into();
+        p.text = "Bonjour,\nla facture de cantine de septembre est en double.\nMarie Durand".into();
+    }
+    events.push(mail);
+    hub.publish(&events).await;
+    hub.settle().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+
+    // Sign in.
+    c.goto(&format!("{}/citoyens", hub.web)).await.unwrap();
+    review(&c, "connexion", &axe).await;
+    // The check can fail: an image without a text alternative is found.
+    c.execute(
+        "const i = document.createElement('img'); i.src = '/static/none.png'; i.id = 'probe'; document.body.append(i); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = violations(&c, &axe).await;
+    assert!(
+        found.iter().any(|v| v.starts_with("image-alt")),
+        "{found:?}"
+    );
+    c.refresh().await.unwrap();
+    fill(&c, "#token", "givors").await;
+    click(&c, "button[type=submit]").await;
+    until_text(&c, "signed in", |t| t.contains("Rechercher un usager")).await;
+    review(&c, "recherche", &axe).await;
+
+    // Search as you type: no button pressed.
+    fill(&c, "#q", "durand").await;
+    until_text(&c, "results appear as one types", |t| {
+        t.contains("Marie DURAND")
+    })
+    .await;
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .ends_with("q=durand&commune=69091"));
+    review(&c, "resultats", &axe).await;
+    click(&c, "#resultats a[href='/citoyens/69091/GIV-000001']").await;
+    let page = until_text(&c, "Marie Durand's page", |t| {
+        t.contains("Historique de tous les canaux")
+    })
+    .await;
+    for channel in ["téléphone", "courriel", "accueil"] {
+        assert!(page.contains(channel), "{channel} in {page}");
+    }
+    // Times in Europe/Paris: each shown time is its instant in Paris.
+    let times = c
+        .execute(
+            "return [...document.querySelectorAll('#timeline time')].map(t => [t.dateTime, t.textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let times: Vec<(String, String)> = serde_json::from_value(times).unwrap();
+    assert!(times.len() > 3, "{times:?}");
+    for (iso, shown) in &times {
+        let us = chrono::DateTime::parse_from_rfc3339(iso)
+            .unwrap()
+            .timestamp_micros();
+        let paris = contacthub_core::courrier::paris(us)
+            .format("%d/%m/%Y %H:%M")
+            .to_string();
+        assert_eq!(shown, &paris, "{iso}");
+    }
+    review(&c, "usager", &axe).await;
+
+    // A second window on the same page sees a visit recorded in the first, without reload.
+    let first = c.window().await.unwrap();
+    let second = c.new_window(false).await.unwrap().handle;
+    c.switch_to_window(second.clone()).await.unwrap();
+    c.goto(&format!("{}/citoyens/69091/GIV-000001", hub.web))
+        .await
+        .unwrap();
+    until_text(&c, "the second window", |t| t.contains("Historique")).await;
+    c.execute("window.__notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    // Let its live stream connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.switch_to_window(first.clone()).await.unwrap();
+    fill(&c, "#subject", "Demande de carte d'identité").await;
+    click(&c, "form[action$='/visites'] button").await;
+    until_text(&c, "the visit recorded", |t| {
+        t.contains("Visite enregistrée")
+    })
+    .await;
+    c.switch_to_window(second).await.unwrap();
+    let appeared = Instant::now();
+    until_text(&c, "the visit appears live", |t| {
+        t.contains("Demande de carte d'identité")
+    })
+    .await;
+    let live = c
+        .execute("return window.__notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        live,
+        serde_json::Value::Bool(true),
+        "the page was not reloaded"
+    );
+    eprintln!(
+        "visit seen in the other window {:?} after the first showed it",
+        appeared.elapsed()
+    );
+    c.close_window().await.unwrap();
+    c.switch_to_window(first).await.unwrap();
+
+    // A request opened from her e-mail, answered in writing, closed.
+    c.goto(&format!("{}/citoyens/69091/GIV-000001", hub.web))
+        .await
+        .unwrap();
+    let email = c
+        .find(Locator::XPath(
+            "//ol[@id='timeline']//a[contains(., 'Cantine de septembre')]",
+        ))
+        .await
+        .unwrap();
+    email.click().await.unwrap();
+    until_text(&c, "the e-mail in full", |t| {
+        t.contains("la facture de cantine de septembre est en double")
+    })
+    .await;
+    review(&c, "contact", &axe).await;
+    c.find(Locator::Css("#r-category"))
+        .await
+        .unwrap()
+        .select_by_value("scolaire")
+        .await
+        .unwrap();
+    fill(&c, "#r-service", "education").await;
+    click(&c, "form[action$='/demande'] button").await;
+    let opened = until_text(&c, "the request opened", |t| t.contains("Demande ouverte.")).await;
+    let reference = opened
+        .split_whitespace()
+        .find(|w| w.starts_with("GIV-D-"))
+        .expect("a reference")
+        .to_string();
+    review(&c, "demande", &axe).await;
+    c.find(Locator::Css("#channel"))
+        .await
+        .unwrap()
+        .select_by_value("courriel")
+        .await
+        .unwrap();
+    fill(&c, "#answer_ref", "<reponse-cantine@givors.fr>").await;
+    click(&c, "form[action$='/reponse'] button").await;
+    until_text(&c, "the answer recorded", |t| {
+        t.contains("Réponse enregistrée.")
+    })
+    .await;
+    click(&c, "form[action$='/cloture'] button").await;
+    until_text(&c, "the request closed", |t| {
+        t.contains("Demande clôturée.")
+    })
+    .await;
+    c.goto(&format!("{}/citoyens/69091/GIV-000001", hub.web))
+        .await
+        .unwrap();
+    let page = until_text(&c, "the citizen page", |t| t.contains("Demandes")).await;
+    assert!(
+        page.lines()
+            .any(|l| l.contains(&reference) && l.contains("clôturée")),
+        "{reference} closed in {page}"
+    );
+
+    // The mail room: a letter registered with its scan gets its chrono number, its receipt,
+    // its request.
+    let scan = profiles.path().join("scan-lettre.pdf");
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+    std::fs::write(&scan, pdf).unwrap();
+    c.goto(&format!("{}/courrier", hub.web)).await.unwrap();
+    until_text(&c, "the mail room", |t| {
+        t.contains("Enregistrer un courrier reçu")
+    })
+    .await;
+    review(&c, "courrier", &axe).await;
+    fill(&c, "#l-sender", "Jean Martin").await;
+    fill(&c, "#l-phone", "06 98 76 54 32").await;
+    fill(&c, "#l-subject", "Stationnement rue Pasteur").await;
+    fill(&c, "#l-service", "voirie").await;
+    c.find(Locator::Css("#l-scans"))
+        .await
+        .unwrap()
+        .send_keys(&scan.display().to_string())
+        .await
+        .unwrap();
+    click(&c, "form[enctype] button").await;
+    let registered = until_text(&c, "the letter registered", |t| {
+        t.contains("Courrier enregistré sous le numéro")
+    })
+    .await;
+    let chrono = registered
+        .split_whitespace()
+        .find(|w| w.starts_with("GIV-2026-") || w.starts_with("GIV-2027-"))
+        .expect("a chrono number")
+        .trim_end_matches('.')
+        .to_string();
+    assert!(registered.contains("GIV-D-"), "its request: {registered}");
+    review(&c, "lettre", &axe).await;
+    let fetched = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             Promise.all([fetch(location.pathname + '/accuse.pdf'), fetch(location.pathname + '/scans/0')])\
+               .then(rs => Promise.all(rs.map(r => r.arrayBuffer().then(b => [r.status, r.headers.get('content-type'), new TextDecoder().decode(b)]))))\
+               .then(done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let fetched: Vec<(u16, String, String)> = serde_json::from_value(fetched).unwrap();
+    assert_eq!(
+        (fetched[0].0, fetched[0].1.as_str()),
+        (200, "application/pdf")
+    );
+    assert!(fetched[0].2.starts_with("%PDF"), "the receipt of {chrono}");
+    assert_eq!(fetched[1].2.as_bytes(), pdf, "the scan as uploaded");
+    fill(&c, "#o-service", "police-municipale").await;
+    click(&c, "form[action$='/orientation'] button").await;
+    let routed = until_text(&c, "the letter routed", |t| t.contains("Courrier orienté.")).await;
+    assert!(routed.contains("police-municipale"), "{routed}");
+
+    // The worklist and the dashboard.
+    c.goto(&format!("{}/demandes", hub.web)).await.unwrap();
+    until_text(&c, "the worklist", |t| t.contains("Demandes à traiter")).await;
+    review(&c, "demandes", &axe).await;
+    c.goto(&format!("{}/tableau-de-bord?de=2024-11&a=2026-10", hub.web))
+        .await
+        .unwrap();
+    until_text(&c, "the dashboard", |t| t.contains("Problèmes récurrents")).await;
+    review(&c, "tableau-de-bord", &axe).await;
+    let shown = c
+        .execute(
+            "return Object.fromEntries([...document.querySelectorAll('dd[data-figure]')].map(d => [d.dataset.figure, d.textContent]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let d = hub
+        .hub
+        .dashboard(&pb::GetDashboardRequest {
+            tenant: GIVORS.into(),
+            from_month: "2024-11".into(),
+            to_month: "2026-10".into(),
+        })
+        .unwrap();
+    let whole = d.rows[0].figures.unwrap();
+    assert_eq!(shown["Contacts reçus"], whole.contacts_received.to_string());
+    assert_eq!(
+        shown["Demandes ouvertes"],
+        whole.requests_opened.to_string()
+    );
+    assert_eq!(
+        shown["Demandes répondues"],
+        whole.requests_answered.to_string()
+    );
+    assert_eq!(
+        shown["En retard aujourd'hui"],
+        whole.overdue_now.to_string()
+    );
+
+    // The records and catalogue pages.
+    for (path, name, says) in [
+        ("/a-rattacher", "a-rattacher", "Contacts à rattacher"),
+        ("/doublons", "doublons", "Fiches en double possibles"),
+        ("/catalogue", "catalogue", "Catalogue de réponses validées"),
+    ] {
+        c.goto(&format!("{}{path}", hub.web)).await.unwrap();
+        until_text(&c, name, |t| t.contains(says)).await;
+        review(&c, name, &axe).await;
+    }
+    fill(&c, "#n-title", "Inscription scolaire : pièces").await;
+    fill(&c, "#n-owner", "service éducation").await;
+    fill(
+        &c,
+        "#n-text",
+        "Livret de famille, justificatif de domicile, carnet de vaccination.",
+    )
+    .await;
+    click(&c, "form[action='/catalogue/69091'] button").await;
+    until_text(&c, "the answer published", |t| {
+        t.contains("Réponse publiée.")
+    })
+    .await;
+    review(&c, "reponse-catalogue", &axe).await;
+
+    // Another commune: refused, nothing shown.
+    c.goto(&format!("{}/citoyens/69096/GRI-000001", hub.web))
+        .await
+        .unwrap();
+    let refused = until_text(&c, "refused", |t| t.contains("Accès refusé")).await;
+    assert!(!refused.contains("GRI-0"));
+    review(&c, "refus", &axe).await;
+    c.close().await.unwrap();
+    hub.stop().await;
+}

@@ -1,0 +1,626 @@
+//! The web desk over real HTTP on a free port: signing in, each agent kept to its communes and
+//! role on every page and action (another commune's citizen, contact, worklist, dashboard:
+//! 403, nothing of it shown), CSRF on every form, session cookie flags and security headers,
+//! a visit recorded from the citizen page, the dashboard page equal to GetDashboard, the open
+//! desk's banner.
+
+use contacthub_app::auth::{token_hash, Access};
+use contacthub_core::{demo, pb, tenant::Tenants};
+use contacthub_tests::*;
+use reqwest::StatusCode;
+
+/// An agent's browser: its session cookie.
+struct Desk {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+impl Desk {
+    async fn sign_in(
+        base: &str,
+        token: &str,
+    ) -> (StatusCode, Option<Desk>, reqwest::header::HeaderMap) {
+        let http = client();
+        let r = http
+            .post(format!("{base}/connexion"))
+            .form(&[("token", token), ("suite", "/")])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let cookie = headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string);
+        (
+            status,
+            cookie.map(|cookie| Desk {
+                http,
+                base: base.to_string(),
+                cookie,
+            }),
+            headers,
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        (status, if location.is_empty() { body } else { location })
+    }
+}
+
+/// The CSRF token of the first form of a page.
+fn csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn agents() -> Access {
+    Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
+        token_hash("givors"),
+        token_hash("elu")
+    ))
+    .unwrap()
+}
+
+async fn demo_hub(access: Access) -> TestHub {
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let cfg = demo::DemoConfig {
+        people_per_tenant: 4,
+        ..Default::default()
+    };
+    let events: Vec<pb::Event> = demo::events(&cfg, &Tenants::builtin()).collect();
+    hub.publish(&events).await;
+    hub.settle().await;
+    hub
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_agent_sees_only_their_commune_and_role() {
+    let hub = demo_hub(agents()).await;
+    let web = hub.web.clone();
+    // Not signed in: to the sign-in page, then back.
+    let r = client()
+        .get(format!("{web}/citoyens?q=durand"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "/connexion?suite=%2Fcitoyens%3Fq%3Ddurand"
+    );
+    let (status, bad, _) = Desk::sign_in(&web, "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(bad.is_none());
+    let (status, desk, headers) = Desk::sign_in(&web, "givors").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+    let desk = desk.unwrap();
+
+    // Givors: Marie Durand is found and shown, with security headers.
+    let r = desk
+        .http
+        .get(format!("{web}/citoyens?q=durand"))
+        .header("cookie", &desk.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("lang=\"fr\""));
+    assert!(page.contains("/citoyens/69091/GIV-000001"), "{page}");
+    let (status, marie) = desk.get("/citoyens/69091/GIV-000001").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        marie.contains("Marie DURAND") && marie.contains("Historique"),
+        "{marie}"
+    );
+
+    // Grigny's citizen, contact, worklist, dashboard: refused, nothing of them shown.
+    let grigny = hub.store.citizen("69096", "GRI-000001").unwrap().unwrap();
+    let contact = hub
+        .store
+        .timeline("69096", "GRI-000001", &Default::default())
+        .unwrap()
+        .entries[0]
+        .event_id
+        .clone();
+    for path in [
+        "/citoyens?q=durand&commune=69096".to_string(),
+        "/citoyens/69096/GRI-000001".to_string(),
+        format!("/contacts/69096/{contact}"),
+        "/citoyens/69096/GRI-000001/flux".to_string(),
+        "/demandes?commune=69096".to_string(),
+        "/tableau-de-bord?commune=69096".to_string(),
+        "/tableau-de-bord.csv?commune=69096".to_string(),
+        "/courrier?commune=69096".to_string(),
+        "/courrier/69096/GRI-2026-000001".to_string(),
+        "/courrier/69096/GRI-2026-000001/accuse.pdf".to_string(),
+        "/courrier/69096/GRI-2026-000001/scans/0".to_string(),
+        format!("/contacts/69096/{contact}/pieces/0"),
+        "/a-rattacher?commune=69096".to_string(),
+        "/doublons?commune=69096".to_string(),
+        "/catalogue?commune=69096".to_string(),
+        "/demandes/69096/GRI-D-2026-000001".to_string(),
+    ] {
+        let (status, body) = desk.get(&path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            !body.contains(&grigny.display_name) && !body.contains("GRI-0"),
+            "{path}: {body}"
+        );
+    }
+    // Grigny's contact under Givors's name is simply not there.
+    let (status, _) = desk.get(&format!("/contacts/69091/{contact}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A form without its CSRF token writes nothing; with it, the visit is recorded.
+    let before = hub
+        .store
+        .citizen("69091", "GIV-000001")
+        .unwrap()
+        .unwrap()
+        .entries;
+    let (status, _) = desk
+        .post(
+            "/citoyens/69091/GIV-000001/visites",
+            &[("subject", "Renouvellement de passeport")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = desk
+        .post(
+            "/citoyens/69091/GIV-000001/visites",
+            &[("subject", "x"), ("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hub.store
+            .citizen("69091", "GIV-000001")
+            .unwrap()
+            .unwrap()
+            .entries,
+        before
+    );
+    let token = csrf(&marie);
+    let (status, to) = desk
+        .post(
+            "/citoyens/69091/GIV-000001/visites",
+            &[("subject", "Renouvellement de passeport"), ("csrf", &token)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, after) = desk.get(&to).await;
+    assert!(after.contains("Visite enregistrée") && after.contains("Renouvellement de passeport"));
+    assert_eq!(
+        hub.store
+            .citizen("69091", "GIV-000001")
+            .unwrap()
+            .unwrap()
+            .entries,
+        before + 1
+    );
+    // Behind TLS (a reverse proxy says so), the cookie is Secure.
+    let r = client()
+        .post(format!("{web}/connexion"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", "givors")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+
+    // An élu: the dashboard, nothing personal.
+    let (_, elu, _) = Desk::sign_in(&web, "elu").await;
+    let elu = elu.unwrap();
+    for path in [
+        "/citoyens?q=durand",
+        "/citoyens/69091/GIV-000001",
+        "/demandes",
+    ] {
+        let (status, body) = elu.get(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!body.to_lowercase().contains("durand"), "{path}");
+    }
+    let (status, dashboard) = elu.get("/tableau-de-bord?de=2024-11&a=2026-10").await;
+    assert_eq!(status, StatusCode::OK);
+    // The page's figures are GetDashboard's.
+    let d = hub
+        .hub
+        .dashboard(&pb::GetDashboardRequest {
+            tenant: "69091".into(),
+            from_month: "2024-11".into(),
+            to_month: "2026-10".into(),
+        })
+        .unwrap();
+    let whole = d.rows[0].figures.unwrap();
+    assert!(whole.contacts_received > 0);
+    for (label, value) in [
+        ("Contacts reçus", whole.contacts_received.to_string()),
+        ("Demandes ouvertes", whole.requests_opened.to_string()),
+        ("Demandes répondues", whole.requests_answered.to_string()),
+    ] {
+        let shown = format!("data-figure=\"{label}\">{value}<");
+        assert!(dashboard.contains(&shown), "{shown} in {dashboard}");
+    }
+    let r = elu
+        .http
+        .get(format!("{web}/tableau-de-bord.csv?de=2024-11&a=2026-10"))
+        .header("cookie", &elu.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.unwrap();
+    assert_eq!(
+        csv.trim_start_matches('\u{feff}'),
+        contacthub_core::dashboard::csv(&d)
+    );
+
+    // Signing out ends the session.
+    let token = csrf(&marie);
+    let (status, _) = desk.post("/deconnexion", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = desk.get("/citoyens").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_desk_says_so() {
+    let hub = demo_hub(Access::Open).await;
+    let r = client()
+        .get(format!("{}/connexion", hub.web))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Accès ouvert"));
+    let (status, desk, _) = Desk::sign_in(&hub.web, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page) = desk.unwrap().get("/citoyens/69096/GRI-000001").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Accès ouvert"), "{page}");
+    hub.stop().await;
+}
+
+/// gRPC-Web on the gRPC port: a browser's framing over HTTP/1.1, answered like gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_api_speaks_grpc_web() {
+    use prost::Message;
+    let hub = demo_hub(Access::Open).await;
+    let call = |ask: pb::GetDashboardRequest| {
+        let url = format!(
+            "http://{}/contacthub.v1.DashboardService/GetDashboard",
+            hub.addr
+        );
+        async move {
+            let body = ask.encode_to_vec();
+            let mut framed = vec![0u8];
+            framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&body);
+            let r = client()
+                .post(url)
+                .header("content-type", "application/grpc-web+proto")
+                .header("x-grpc-web", "1")
+                .body(framed)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.headers()["content-type"], "application/grpc-web+proto");
+            // An error comes as headers only ("trailers-only"), an answer with a trailer frame.
+            let status = r
+                .headers()
+                .get("grpc-status")
+                .map(|s| format!("grpc-status:{}", s.to_str().unwrap()));
+            let bytes = r.bytes().await.unwrap().to_vec();
+            // Frames: flag (0 data, 0x80 trailers), length, payload.
+            let (mut message, mut trailers) = (None, status.unwrap_or_default());
+            let mut rest = &bytes[..];
+            while rest.len() >= 5 {
+                let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+                let payload = &rest[5..5 + len];
+                if rest[0] & 0x80 == 0 {
+                    message = Some(pb::Dashboard::decode(payload).unwrap());
+                } else {
+                    trailers = String::from_utf8_lossy(payload).into_owned();
+                }
+                rest = &rest[5 + len..];
+            }
+            (message, trailers)
+        }
+    };
+    let ask = pb::GetDashboardRequest {
+        tenant: "69091".into(),
+        from_month: "2025-11".into(),
+        to_month: "2026-10".into(),
+    };
+    let (got, trailers) = call(ask.clone()).await;
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+    let mut expected = hub.hub.dashboard(&ask).unwrap();
+    let mut got = got.unwrap();
+    // Computed at a different instant.
+    expected.computed_at = None;
+    got.computed_at = None;
+    assert_eq!(got, expected);
+    let (_, trailers) = call(pb::GetDashboardRequest {
+        from_month: "novembre".into(),
+        ..ask
+    })
+    .await;
+    assert!(trailers.contains("grpc-status:3"), "{trailers}");
+    hub.stop().await;
+}
+
+/// Contacts waiting for their citizen are attached, duplicates merged with a reason and
+/// separated again, a contact linked to a request, the catalogue written, searched, revised,
+/// linked into a written answer and withdrawn: all from the desk's forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_keep_records_and_the_catalogue_from_the_desk() {
+    let hub = demo_hub(agents()).await;
+    let t0 = at(2026, 9, 1, 9, 0);
+    // Two records share a phone: a call from it waits for an agent.
+    hub.publish(&[
+        register(GIVORS, "GIV-000101", "Paul Lenoir", "06 55 55 55 01", t0),
+        register(GIVORS, "GIV-000102", "Rose Lenoir", "06 55 55 55 01", t0),
+    ])
+    .await;
+    hub.settle().await;
+    let waiting = call(GIVORS, "shared-1", "06 55 55 55 01", t0 + 3_600_000_000);
+    // A provisional record for an unknown number, later registered: a duplicate proposal.
+    let unknown = call(GIVORS, "new-1", "06 55 55 55 09", t0 + 7_200_000_000);
+    hub.publish(&[waiting.clone(), unknown.clone()]).await;
+    hub.settle().await;
+    hub.publish(&[register(
+        GIVORS,
+        "GIV-000103",
+        "Lucie Blanchard",
+        "06 55 55 55 09",
+        t0 + 10_800_000_000,
+    )])
+    .await;
+    hub.settle().await;
+    let (_, desk, _) = Desk::sign_in(&hub.web, "givors").await;
+    let desk = desk.unwrap();
+
+    let (status, page) = desk.get("/a-rattacher").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Paul Lenoir") && page.contains("Rose Lenoir"),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let (status, _) = desk
+        .post(
+            &format!("/a-rattacher/69091/{}", waiting.event_id),
+            &[("csrf", &token), ("citizen", "GIV-000102")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let entry = hub
+        .store
+        .applied_entry(GIVORS, &waiting.event_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.citizen_id, "GIV-000102");
+
+    let (_, page) = desk.get("/doublons").await;
+    assert!(page.contains("Lucie Blanchard"), "{page}");
+    let provisional = hub
+        .store
+        .applied_entry(GIVORS, &unknown.event_id)
+        .unwrap()
+        .unwrap()
+        .citizen_id;
+    // A merge needs a reason.
+    let (status, _) = desk
+        .post(
+            "/doublons/69091/fusion",
+            &[
+                ("csrf", &token),
+                ("citizen", &provisional),
+                ("other", "GIV-000103"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = desk
+        .post(
+            "/doublons/69091/fusion",
+            &[
+                ("csrf", &token),
+                ("citizen", &provisional),
+                ("other", "GIV-000103"),
+                ("reason", "même numéro, appel de la même personne"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        hub.store
+            .citizen(GIVORS, &provisional)
+            .unwrap()
+            .unwrap()
+            .merged_into,
+        "GIV-000103"
+    );
+    let (_, page) = desk.get("/citoyens/69091/GIV-000103").await;
+    assert!(page.contains("Fiches fusionnées dans celle-ci"), "{page}");
+    let (status, to) = desk
+        .post(
+            &format!("/citoyens/69091/{provisional}/defusion"),
+            &[("csrf", &token), ("reason", "erreur de fusion")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(hub
+        .store
+        .citizen(GIVORS, &provisional)
+        .unwrap()
+        .unwrap()
+        .merged_into
+        .is_empty());
+
+    // The catalogue: written, found, revised, linked into an answer, withdrawn.
+    let (status, to) = desk
+        .post(
+            "/catalogue/69091",
+            &[
+                ("csrf", &token),
+                ("title", "Carte d'identité : délais"),
+                ("demarche", "carte nationale d'identité"),
+                ("service", "état civil"),
+                ("owner", "responsable état civil"),
+                ("reviewed_on", "2026-10-01"),
+                (
+                    "text",
+                    "Comptez quatre semaines après le rendez-vous en mairie.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        to.starts_with("/catalogue/69091/carte-d-identite-delais"),
+        "{to}"
+    );
+    let (_, found) = desk.get("/catalogue?q=quatre%20semaines").await;
+    assert!(
+        found.contains("/catalogue/69091/carte-d-identite-delais\">Carte d&#39;identité : délais<"),
+        "{found}"
+    );
+    let (_, none) = desk.get("/catalogue?q=passeport").await;
+    assert!(none.contains("0 réponse(s)"), "{none}");
+    let (status, _) = desk
+        .post(
+            "/catalogue/69091",
+            &[
+                ("csrf", &token),
+                ("id", "carte-d-identite-delais"),
+                ("title", "Carte d'identité : délais"),
+                ("owner", "responsable état civil"),
+                (
+                    "text",
+                    "Comptez six semaines après le rendez-vous en mairie.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let answer = hub
+        .hub
+        .catalogue_answer(GIVORS, "carte-d-identite-delais")
+        .unwrap();
+    assert_eq!((answer.version, answer.text.contains("six")), (2, true));
+    // A contact linked to a request, and the request answered with the catalogue's answer.
+    let request = hub
+        .hub
+        .open_request(
+            None,
+            &pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Carte d'identité".into(),
+                citizen_id: "GIV-000102".into(),
+                service: "etat-civil".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, _) = desk
+        .post(
+            &format!("/contacts/69091/{}/rattacher", waiting.event_id),
+            &[("csrf", &token), ("reference", &request.reference)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = desk
+        .post(
+            &format!("/demandes/69091/{}/reponse", request.reference),
+            &[
+                ("csrf", &token),
+                ("channel", "courriel"),
+                ("catalogue", "carte-d-identite-delais"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let request = hub.hub.request(GIVORS, &request.reference).unwrap();
+    assert!(request.contacts.contains(&waiting.event_id));
+    assert_eq!(request.answer_ref, "catalogue:carte-d-identite-delais");
+    assert_eq!(request.answer_channel, pb::Channel::Email as i32);
+    let (status, _) = desk
+        .post(
+            "/catalogue/69091",
+            &[
+                ("csrf", &token),
+                ("id", "carte-d-identite-delais"),
+                ("title", "Carte d'identité : délais"),
+                ("owner", "responsable état civil"),
+                ("text", "Comptez six semaines."),
+                ("withdraw", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, list) = desk.get("/catalogue").await;
+    assert!(list.contains("0 réponse(s)"), "{list}");
+    hub.stop().await;
+}

@@ -187,6 +187,25 @@ async fn an_accueil_agent_works_in_the_browser() {
     click(&c, "button[type=submit]").await;
     until_text(&c, "signed in", |t| t.contains("Rechercher un usager")).await;
     review(&c, "recherche", &axe).await;
+    // Keyboard first: Tab reaches the skip link, Enter takes focus to the content.
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{e004}").await.unwrap();
+    let focused = c
+        .execute("return document.activeElement.className;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, "skip");
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
+    let focused = c
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, "contenu");
 
     // Search as you type: no button pressed.
     fill(&c, "#q", "durand").await;

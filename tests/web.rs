@@ -97,9 +97,11 @@ fn csrf(html: &str) -> String {
 fn agents() -> Access {
     Access::from_toml(&format!(
         "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
-         [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
+         [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
+         [[agent]]\nid='voirie-givors'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n",
         token_hash("givors"),
-        token_hash("elu")
+        token_hash("elu"),
+        token_hash("voirie")
     ))
     .unwrap()
 }
@@ -622,5 +624,127 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, list) = desk.get("/catalogue").await;
     assert!(list.contains("0 réponse(s)"), "{list}");
+    // A withdrawn answer is not cited.
+    let other = hub
+        .hub
+        .open_request(
+            None,
+            &pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Passeport".into(),
+                citizen_id: "GIV-000101".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, _) = desk
+        .post(
+            &format!("/demandes/69091/{}/reponse", other.reference),
+            &[
+                ("csrf", &token),
+                ("channel", "courriel"),
+                ("catalogue", "carte-d-identite-delais"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     hub.stop().await;
+}
+
+/// What an attacker on the network or in another tab tries: a redirect to another site after
+/// signing in, signing a victim in from another origin, reaching an open desk through a name
+/// pointed at 127.0.0.1; and an agent of one service reading another service's letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_resists_redirects_foreign_forms_and_rebinding() {
+    let hub = demo_hub(agents()).await;
+    let web = hub.web.clone();
+    for next in [
+        "/\t/evil.example",
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil",
+    ] {
+        let r = client()
+            .post(format!("{web}/connexion"))
+            .form(&[("token", "givors"), ("suite", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["location"], "/", "{next:?}");
+    }
+    let r = client()
+        .post(format!("{web}/connexion"))
+        .header("origin", "http://evil.example")
+        .form(&[("token", "givors")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = client()
+        .post(format!("{web}/connexion"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("token", "givors")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // A letter for urbanisme: the mail room and urbanisme see it, voirie does not.
+    let letter = hub
+        .hub
+        .register_courrier(
+            None,
+            &pb::CourrierHeader {
+                tenant: GIVORS.into(),
+                sender: Some(pb::Party {
+                    name: "Jean Martin".into(),
+                    ..Default::default()
+                }),
+                subject: "Permis de construire".into(),
+                addressed_to_service: "urbanisme".into(),
+                ..Default::default()
+            },
+            vec![],
+        )
+        .await
+        .unwrap();
+    let path = format!("/courrier/69091/{}", letter.chrono);
+    let (_, clerk, _) = Desk::sign_in(&web, "givors").await;
+    let clerk = clerk.unwrap();
+    let (status, page) = clerk.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Permis de construire"));
+    let (_, voirie, _) = Desk::sign_in(&web, "voirie").await;
+    let voirie = voirie.unwrap();
+    for p in [path.clone(), format!("{path}/accuse.pdf")] {
+        let (status, body) = voirie.get(&p).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+        assert!(!body.contains("Permis de construire"));
+    }
+    let (_, list) = voirie.get("/courrier").await;
+    assert!(!list.contains(&letter.chrono), "{list}");
+    let (_, list) = clerk.get("/courrier").await;
+    assert!(list.contains(&letter.chrono));
+    hub.stop().await;
+
+    // An open desk answers only this machine's names.
+    let open = demo_hub(Access::Open).await;
+    let r = client()
+        .get(format!("{}/connexion", open.web))
+        .header("host", "rebound.evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    let port = open.web.rsplit(':').next().unwrap().to_string();
+    let r = client()
+        .get(format!("{}/connexion", open.web))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    open.stop().await;
 }

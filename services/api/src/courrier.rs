@@ -140,12 +140,13 @@ impl CourrierService for Mailroom {
         req: Request<pb::GetCourrierRequest>,
     ) -> Result<Response<CourrierState>, Status> {
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
         self.app
-            .letter(&r.tenant, &r.chrono)
+            .letter_for(&agent, &r.tenant, &r.chrono)
             .map(Response::new)
             .map_err(status)
     }
@@ -155,11 +156,12 @@ impl CourrierService for Mailroom {
         req: Request<pb::ListCourrierRequest>,
     ) -> Result<Response<pb::ListCourrierResponse>, Status> {
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
-        let courriers = self.app.list_courrier(r).map_err(status)?;
+        let courriers = self.app.list_courrier(&agent, r).map_err(status)?;
         Ok(Response::new(pb::ListCourrierResponse { courriers }))
     }
 
@@ -168,12 +170,13 @@ impl CourrierService for Mailroom {
         req: Request<pb::GetCourrierRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
         self.app
-            .receipt(&r.tenant, &r.chrono)
+            .receipt(&agent, &r.tenant, &r.chrono)
             .map(Response::new)
             .map_err(status)
     }

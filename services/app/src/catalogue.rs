@@ -83,6 +83,28 @@ impl App {
             })
     }
 
+    /// The reference of a written answer that follows catalogue answer `catalogue_id` (when
+    /// given): `catalogue:ID`, after the agent's own reference if any. A withdrawn answer is
+    /// not cited.
+    pub fn answer_ref(&self, tenant: &str, own: &str, catalogue_id: &str) -> Result<String> {
+        if catalogue_id.is_empty() {
+            return Ok(own.to_string());
+        }
+        let a = self.catalogue_answer(tenant, catalogue_id)?;
+        if a.withdrawn {
+            return Err(Error::Invalid(format!(
+                "catalogue answer {} was withdrawn",
+                quote(&a.answer_id)
+            )));
+        }
+        let link = format!("catalogue:{}", a.answer_id);
+        Ok(if own.is_empty() {
+            link
+        } else {
+            format!("{own} ({link})")
+        })
+    }
+
     /// Publishes an answer (a new one, or a new version of `draft.answer_id`); returns it
     /// once visible.
     pub async fn publish_answer(

@@ -36,6 +36,40 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("no letter {} in this commune", quote(chrono))))
     }
 
+    /// Whether `agent` may see a letter: an agent of some services sees the letters whose
+    /// request is theirs (or assigned to them), as for any request.
+    fn sees_letter(&self, agent: &Option<Agent>, s: &CourrierState) -> Result<bool> {
+        let Some(a) = agent else { return Ok(true) };
+        if let Some(r) = self.store.request(&s.tenant, &s.request_reference)? {
+            return Ok(a.sees_request(&r.service, &r.assignee_agent_id));
+        }
+        let service = if s.service.is_empty() {
+            &s.addressed_to_service
+        } else {
+            &s.service
+        };
+        Ok(a.sees_request(service, ""))
+    }
+
+    /// A registered letter of `tenant` as `agent` may see it (another service's is not found,
+    /// as in another commune).
+    pub fn letter_for(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        chrono: &str,
+    ) -> Result<CourrierState> {
+        let s = self.letter(tenant, chrono)?;
+        if self.sees_letter(agent, &s)? {
+            Ok(s)
+        } else {
+            Err(Error::NotFound(format!(
+                "no letter {} in this commune",
+                quote(chrono)
+            )))
+        }
+    }
+
     /// Checks a registration's header before its scans are read.
     pub fn check_courrier_header(&self, header: &pb::CourrierHeader) -> Result<()> {
         self.tenant(&header.tenant)?;
@@ -162,10 +196,11 @@ impl App {
         &self,
         tenant: &str,
         chrono: &str,
+        caller: &Option<Agent>,
         agent: String,
         payload: Payload,
     ) -> Result<CourrierState> {
-        self.letter(tenant, chrono)?;
+        self.letter_for(caller, tenant, chrono)?;
         let source_id = uuid::Uuid::new_v4().to_string();
         let e = self.internal_event("courrier", tenant, &source_id, &agent, payload);
         self.write(&e).await?;
@@ -187,8 +222,15 @@ impl App {
             service: r.service.trim().to_string(),
             note: r.note.clone(),
         });
-        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
-            .await
+        let caller = agent.clone();
+        self.bookkeeping(
+            &r.tenant,
+            &r.chrono,
+            &caller,
+            agent_of(agent, &r.agent_id),
+            payload,
+        )
+        .await
     }
 
     /// Records one step of the internal circuit.
@@ -206,8 +248,15 @@ impl App {
             step: r.step.clone(),
             note: r.note.clone(),
         });
-        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
-            .await
+        let caller = agent.clone();
+        self.bookkeeping(
+            &r.tenant,
+            &r.chrono,
+            &caller,
+            agent_of(agent, &r.agent_id),
+            payload,
+        )
+        .await
     }
 
     /// Marks a letter answered, with how the answer went.
@@ -228,12 +277,23 @@ impl App {
             answer_channel: r.answer_channel,
             answer_ref: r.answer_ref.clone(),
         });
-        self.bookkeeping(&r.tenant, &r.chrono, agent_of(agent, &r.agent_id), payload)
-            .await
+        let caller = agent.clone();
+        self.bookkeeping(
+            &r.tenant,
+            &r.chrono,
+            &caller,
+            agent_of(agent, &r.agent_id),
+            payload,
+        )
+        .await
     }
 
     /// Letters of a commune by service, status, registration date and lateness.
-    pub fn list_courrier(&self, r: &pb::ListCourrierRequest) -> Result<Vec<CourrierState>> {
+    pub fn list_courrier(
+        &self,
+        agent: &Option<Agent>,
+        r: &pb::ListCourrierRequest,
+    ) -> Result<Vec<CourrierState>> {
         let tenant = self.tenant(&r.tenant)?.clone();
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
@@ -262,15 +322,21 @@ impl App {
                     at >= since && at < until
                 })
                 .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
+                .filter(|s| self.sees_letter(agent, s).unwrap_or(false))
                 .take(limit)
                 .collect(),
         ))
     }
 
     /// The acknowledgement of receipt of a letter, as a PDF.
-    pub fn receipt(&self, tenant: &str, chrono: &str) -> Result<pb::Receipt> {
+    pub fn receipt(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        chrono: &str,
+    ) -> Result<pb::Receipt> {
         let commune = self.tenant(tenant)?.clone();
-        let state = self.letter(tenant, chrono)?;
+        let state = self.letter_for(agent, tenant, chrono)?;
         let pdf = receipt_pdf(
             &state,
             &commune,

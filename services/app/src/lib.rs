@@ -141,7 +141,6 @@ pub struct App {
 }
 
 impl App {
-    /// The commune `code`, or an error naming what is wrong.
     /// A back-office event of `source` (`citizens`, `requests`, `courrier`, `catalogue`…)
     /// written now by `agent`, its id derived from `source_id`.
     pub(crate) fn internal_event(
@@ -170,6 +169,7 @@ impl App {
         }
     }
 
+    /// The commune `code`, or an error naming what is wrong.
     pub fn tenant(&self, code: &str) -> Result<&Tenant> {
         if code.is_empty() {
             return Err(Error::Invalid(

@@ -313,7 +313,7 @@ impl App {
         r: &pb::CloseRequestRequest,
     ) -> Result<Request> {
         use pb::CloseReason as R;
-        let current = self.request(&r.tenant, &r.reference)?;
+        let current = self.get_request(&agent, &r.tenant, &r.reference)?;
         match R::try_from(r.reason).unwrap_or(R::Unspecified) {
             R::Unspecified => {
                 return Err(Error::Invalid(

@@ -207,20 +207,12 @@ pub async fn run(command: RequestCommand) -> Result<()> {
 pub async fn dashboard(a: DashboardArgs) -> Result<()> {
     use contacthub_core::dashboard::{csv, dimension_fr, value_fr};
     let now = chrono::Utc::now().timestamp_micros();
-    let to =
-        a.to.clone()
-            .unwrap_or_else(|| contacthub_core::dashboard::month_of(now));
-    let from = match &a.from {
-        Some(f) => f.clone(),
-        None => {
-            let (y, m) = to
-                .split_once('-')
-                .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<i32>().ok()?)))
-                .ok_or_else(|| anyhow::anyhow!("--to {to:?} is not a month (YYYY-MM)"))?;
-            let months = y * 12 + (m - 1) - 11;
-            format!("{:04}-{:02}", months / 12, months % 12 + 1)
-        }
-    };
+    let (from, to) = contacthub_core::dashboard::period(
+        a.from.as_deref().unwrap_or(""),
+        a.to.as_deref().unwrap_or(""),
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let req = pb::GetDashboardRequest {
         tenant: a.at.tenant.clone(),
         from_month: from,

@@ -206,6 +206,29 @@ pub fn months(from: &str, to: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A dashboard's period from what was asked: `to` defaults to the month of `now_us`, `from`
+/// to eleven months before `to` (a year).
+pub fn period(from: &str, to: &str, now_us: i64) -> Result<(String, String), String> {
+    let to = if to.trim().is_empty() {
+        month_of(now_us)
+    } else {
+        to.trim().to_string()
+    };
+    let from = if from.trim().is_empty() {
+        let (y, m) = parse_month(&to).ok_or_else(|| {
+            format!(
+                "to_month {:?} is not a month (YYYY-MM)",
+                crate::limits::quote(&to)
+            )
+        })?;
+        let months = y * 12 + (m as i32 - 1) - 11;
+        format!("{:04}-{:02}", months / 12, months % 12 + 1)
+    } else {
+        from.trim().to_string()
+    };
+    Ok((from, to))
+}
+
 /// What the read model holds for a dashboard.
 #[derive(Debug, Default)]
 pub struct Inputs {
@@ -513,6 +536,14 @@ pub fn csv(d: &pb::Dashboard) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_period_defaults_to_the_last_twelve_months() {
+        let (from, to) = period("", "2026-03", 0).unwrap();
+        assert_eq!((from.as_str(), to.as_str()), ("2025-04", "2026-03"));
+        assert!(period("", "999999999-01", 0).is_err());
+        assert_eq!(period("2026-01", "2026-02", 0).unwrap().0, "2026-01");
+    }
 
     #[test]
     fn periods_are_checked() {

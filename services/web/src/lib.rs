@@ -6,10 +6,12 @@
 //! called directly (the same `App` the gRPC API calls), and access goes through the same
 //! [`contacthub_app::auth::Access`].
 //!
-//! Layout: this file (router, state, errors, security headers); [`session`] (sign-in with an
-//! agent's token, session cookie, CSRF token); [`pages`] (one handler per page or action);
-//! [`view`] (what templates show: French labels, Paris times, icons); [`chart`] (the
-//! dashboard's bars, computed as numbers for an SVG template).
+//! Layout: this file (router, state, errors, security headers, the open desk's host check);
+//! [`session`] (sign-in with an agent's token, session cookie, CSRF token); [`pages`]
+//! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
+//! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
+//! catalogue of validated answers); [`view`] (what templates show: French labels, Paris
+//! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
 pub mod catalogue;
 pub mod chart;
@@ -155,6 +157,23 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     res
 }
 
+/// An open desk (no agents file) answers only requests addressed to this machine by name:
+/// without it, any web page could read it through DNS rebinding.
+async fn open_desk_host(
+    axum::extract::State(desk): axum::extract::State<State>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if desk.app.access.is_open() && !session::loopback_host(req.headers()) {
+        return Failure {
+            status: StatusCode::MISDIRECTED_REQUEST,
+            message: "Sans fichier d'agents, le bureau ne répond qu'à localhost.".into(),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// The desk's routes.
 pub fn router(state: State) -> Router {
     Router::new()
@@ -231,6 +250,10 @@ pub fn router(state: State) -> Router {
                 message: "Cette page n'existe pas.".into(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            open_desk_host,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

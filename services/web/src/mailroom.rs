@@ -64,16 +64,19 @@ pub async fn letters(
     Query(q): Query<LettersQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
     let commune = desk.app.tenant(&tenant)?.clone();
     let now = (desk.app.clock)();
-    let list = desk.app.list_courrier(&pb::ListCourrierRequest {
-        tenant: tenant.clone(),
-        service: q.service.trim().into(),
-        overdue_only: q.retard,
-        limit: 200,
-        ..Default::default()
-    })?;
+    let list = desk.app.list_courrier(
+        &agent,
+        &pb::ListCourrierRequest {
+            tenant: tenant.clone(),
+            service: q.service.trim().into(),
+            overdue_only: q.retard,
+            limit: 200,
+            ..Default::default()
+        },
+    )?;
     let rows = list
         .iter()
         .map(|s| row(s, contacthub_core::courrier::due_us(s, &commune), now))
@@ -116,6 +119,10 @@ pub async fn register(
     let agent = caller.for_tenant(&desk, &tenant)?;
     let mut fields = std::collections::HashMap::new();
     let mut uploads = Vec::new();
+    let mut scan_parts = 0usize;
+    // The form sends its CSRF token first: nothing is read into the content store before it
+    // is checked, at most MAX_SCANS scans, and text fields are read in bounded chunks.
+    let mut checked = false;
     while let Some(mut field) = form
         .next_field()
         .await
@@ -123,6 +130,18 @@ pub async fn register(
     {
         let name = field.name().unwrap_or_default().to_string();
         if name == "scans" {
+            if !checked {
+                return Err(bad(
+                    "Formulaire incomplet : rechargez la page et recommencez.",
+                ));
+            }
+            scan_parts += 1;
+            if scan_parts > contacthub_app::courrier::MAX_SCANS {
+                return Err(bad(format!(
+                    "Au plus {} scans par courrier.",
+                    contacthub_app::courrier::MAX_SCANS
+                )));
+            }
             let file_name = field.file_name().unwrap_or_default().to_string();
             let mut upload = desk.app.begin_scan()?;
             let mut size = 0usize;
@@ -141,12 +160,25 @@ pub async fn register(
                 uploads.push((file_name, upload));
             }
         } else {
-            let text = field
-                .text()
+            if fields.len() >= 32 {
+                return Err(bad("Formulaire trop long."));
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field
+                .chunk()
                 .await
-                .map_err(|e| bad(format!("Formulaire illisible : {e}")))?;
-            if text.chars().count() > 5_000 {
-                return Err(bad(format!("Le champ {name} est trop long.")));
+                .map_err(|e| bad(format!("Formulaire illisible : {e}")))?
+            {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > 20_000 {
+                    return Err(bad(format!("Le champ {name} est trop long.")));
+                }
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|_| bad(format!("Le champ {name} n'est pas du texte.")))?;
+            if name == "csrf" {
+                caller.check_csrf(text.trim())?;
+                checked = true;
             }
             fields.insert(name, text);
         }
@@ -225,8 +257,8 @@ pub async fn letter(
     Path((tenant, chrono)): Path<(String, String)>,
     Query(n): Query<Notice>,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
-    let s = desk.app.letter(&tenant, &chrono)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let s = desk.app.letter_for(&agent, &tenant, &chrono)?;
     let commune = desk.app.tenant(&tenant)?.clone();
     let now = (desk.app.clock)();
     let url = letter_url(&tenant, &s.chrono);
@@ -347,8 +379,8 @@ pub async fn receipt(
     caller: Caller,
     Path((tenant, chrono)): Path<(String, String)>,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
-    let r = desk.app.receipt(&tenant, &chrono)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let r = desk.app.receipt(&agent, &tenant, &chrono)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -416,8 +448,8 @@ pub async fn scan(
     caller: Caller,
     Path((tenant, chrono, n)): Path<(String, String, usize)>,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
-    let s = desk.app.letter(&tenant, &chrono)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let s = desk.app.letter_for(&agent, &tenant, &chrono)?;
     let a = s.scans.get(n).ok_or_else(|| Failure {
         status: StatusCode::NOT_FOUND,
         message: "Ce courrier n'a pas ce scan.".into(),

@@ -101,8 +101,14 @@ pub struct NextQuery {
     suite: String,
 }
 
+/// Where to go after signing in: a path of this desk only (no scheme, no other host, no
+/// control character or space a browser would strip into `//elsewhere`).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let path_only = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 2_000
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if path_only {
         next
     } else {
         "/"
@@ -130,6 +136,16 @@ pub async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    // Signing in from another site (login CSRF) is refused: the browser says where the form
+    // came from.
+    if !session::same_origin(&headers) {
+        tracing::info!("web desk: sign-in from another origin refused");
+        return Failure {
+            status: StatusCode::FORBIDDEN,
+            message: "Connexion refusée : le formulaire ne vient pas de ce poste.".into(),
+        }
+        .into_response();
+    }
     let token = f.token.trim();
     let (token, agent) = if desk.app.access.is_open() {
         (None, None)
@@ -151,7 +167,14 @@ pub async fn login(
     if let Some(a) = &agent {
         tracing::info!(agent = %a.id, "web desk: signed in");
     }
-    let id = desk.sessions.open(token, agent);
+    let Some(id) = desk.sessions.open(token, agent) else {
+        return Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Trop de sessions ouvertes : fermez-en une (Se déconnecter) et recommencez."
+                .into(),
+        }
+        .into_response();
+    };
     let next = match safe_next(&f.suite) {
         "/" if elu => "/tableau-de-bord",
         n => n,
@@ -294,7 +317,7 @@ pub async fn citizen(
     Query(q): Query<CitizenQuery>,
     RawQuery(raw): RawQuery,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
     // The channels shown (`canal=telephone&canal=courriel`); all when none.
     let raw = raw.unwrap_or_default();
     let chosen: Vec<&str> = raw
@@ -348,7 +371,6 @@ pub async fn citizen(
         }
     }
     let now = now(&desk);
-    let agent = caller.for_tenant(&desk, &tenant)?;
     let mut requests: Vec<RequestRow> = desk
         .app
         .citizen_requests(&agent, &tenant, &c.citizen_id)?
@@ -468,7 +490,13 @@ pub async fn live(
         move |item| {
             let tenant = tenant.clone();
             async move {
-                let entry = item.ok()?;
+                // A watch that fell behind or a server shutting down ends the stream: the
+                // page says to reload rather than miss contacts silently.
+                let Ok(entry) = item else {
+                    return Some(Ok(Event::default()
+                        .event("reload")
+                        .data("Rechargez la page pour voir les derniers contacts.")));
+                };
                 let html = askama::Template::render(&view::EntryFragment {
                     e: Entry::of(&tenant, &entry),
                 })
@@ -843,16 +871,9 @@ pub async fn answer(
         "portail" => pb::Channel::WebForm,
         _ => pb::Channel::Courrier,
     };
-    let mut answer_ref = f.answer_ref.trim().to_string();
-    if !f.catalogue.is_empty() {
-        let a = desk.app.catalogue_answer(&tenant, &f.catalogue)?;
-        let link = format!("catalogue:{}", a.answer_id);
-        answer_ref = if answer_ref.is_empty() {
-            link
-        } else {
-            format!("{answer_ref} ({link})")
-        };
-    }
+    let answer_ref = desk
+        .app
+        .answer_ref(&tenant, f.answer_ref.trim(), f.catalogue.trim())?;
     desk.app
         .record_answer(
             agent,
@@ -915,21 +936,10 @@ fn dashboard_of(
 ) -> Result<(Vec<Commune>, pb::Dashboard), Failure> {
     let (communes, tenant) = pick(desk, caller, &q.commune)?;
     caller.for_dashboard(desk, &tenant)?;
-    let to = if q.a.is_empty() {
-        dash::month_of(now(desk))
-    } else {
-        q.a.clone()
-    };
-    let from = if q.de.is_empty() {
-        let (y, m) = to
-            .split_once('-')
-            .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<i32>().ok()?)))
-            .unwrap_or((2026, 1));
-        let months = y * 12 + (m - 1) - 11;
-        format!("{:04}-{:02}", months / 12, months % 12 + 1)
-    } else {
-        q.de.clone()
-    };
+    let (from, to) = dash::period(&q.de, &q.a, now(desk)).map_err(|m| Failure {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("Période incorrecte : {m}"),
+    })?;
     let d = desk.app.dashboard(&pb::GetDashboardRequest {
         tenant,
         from_month: from,

@@ -18,17 +18,29 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "contacthub_session";
 /// A session unused this long is forgotten.
 const IDLE: Duration = Duration::from_secs(10 * 3600);
-/// At most this many sessions are kept (the oldest go first).
+/// At most this many sessions are kept; when full, new sign-ins are refused (no one else's
+/// session is ended).
 const MAX_SESSIONS: usize = 10_000;
+/// At most this many sessions per agent (or on an open desk): an agent's oldest goes first.
+const PER_AGENT: usize = 20;
 
 /// A signed-in agent (or, on an open desk, a visitor).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     /// The agent's bearer token (`None` on an open desk).
     pub token: Option<String>,
     pub agent: Option<Agent>,
     pub csrf: String,
     seen: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token nor the CSRF token.
+        f.debug_struct("Session")
+            .field("agent", &self.agent.as_ref().map(|a| a.id.as_str()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The sessions of a running desk.
@@ -44,19 +56,24 @@ fn random_hex() -> String {
 }
 
 impl Sessions {
-    /// Opens a session; its id, for the cookie.
-    pub fn open(&self, token: Option<String>, agent: Option<Agent>) -> String {
+    /// Opens a session; its id, for the cookie (`None` when the desk has too many).
+    pub fn open(&self, token: Option<String>, agent: Option<Agent>) -> Option<String> {
         let id = random_hex();
+        let who = agent.as_ref().map(|a| a.id.clone());
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| s.seen.elapsed() < IDLE);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.seen)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
+        let theirs: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.agent.as_ref().map(|a| a.id.clone()) == who)
+            .map(|(k, s)| (k.clone(), s.seen))
+            .collect();
+        if theirs.len() >= PER_AGENT {
+            if let Some((oldest, _)) = theirs.iter().min_by_key(|(_, seen)| *seen) {
+                map.remove(oldest);
             }
+        }
+        if map.len() >= MAX_SESSIONS {
+            return None;
         }
         map.insert(
             id.clone(),
@@ -67,7 +84,7 @@ impl Sessions {
                 seen: Instant::now(),
             },
         );
-        id
+        Some(id)
     }
 
     fn get(&self, id: &str) -> Option<Session> {
@@ -85,6 +102,42 @@ impl Sessions {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);
     }
+}
+
+/// Whether a form was posted from a page of this desk: the browser's `Sec-Fetch-Site` says
+/// so, or its `Origin` names the host the request went to. A client that sends neither (not
+/// a browser) is let through: it cannot carry a victim's cookies.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => {
+            origin
+                .split_once("://")
+                .map(|(_, rest)| rest)
+                .unwrap_or(origin)
+                == host
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Whether the `Host` a request names is this machine (`localhost`, `127.0.0.1`, `[::1]`,
+/// any port): an open desk answers only those, so no web page can reach it by pointing its
+/// own name at 127.0.0.1 (DNS rebinding).
+pub fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
 }
 
 /// The session id the request's cookie carries.
@@ -141,9 +194,16 @@ impl Caller {
             .for_dashboard(self.session.token.as_deref(), tenant)?)
     }
 
-    /// A form's CSRF token must be the session's.
+    /// A form's CSRF token must be the session's (compared in constant time).
     pub fn check_csrf(&self, token: &str) -> Result<(), Failure> {
-        if !token.is_empty() && token == self.session.csrf {
+        let expected = self.session.csrf.as_bytes();
+        let same = token.len() == expected.len()
+            && token
+                .bytes()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !token.is_empty() && same {
             Ok(())
         } else {
             Err(Failure {

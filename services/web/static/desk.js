@@ -29,5 +29,9 @@
       timeline.insertAdjacentHTML("afterbegin", e.data);
       if (announce) { announce.textContent = "Nouveau contact reçu."; }
     });
+    source.addEventListener("reload", function (e) {
+      source.close();
+      if (announce) { announce.textContent = e.data; }
+    });
   }
 })();

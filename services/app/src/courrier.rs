@@ -337,11 +337,24 @@ impl App {
     ) -> Result<pb::Receipt> {
         let commune = self.tenant(tenant)?.clone();
         let state = self.letter_for(agent, tenant, chrono)?;
-        let pdf = receipt_pdf(
-            &state,
-            &commune,
-            std::slice::from_ref(&state.sender_display),
-        );
+        // The sender's name, and the postal address of their record when it has one.
+        let mut recipient = vec![state.sender_display.clone()];
+        if let Some(a) = self
+            .store
+            .citizen(tenant, &state.citizen_id)?
+            .and_then(|c| c.identity)
+            .and_then(|i| i.addresses.into_iter().next())
+        {
+            let street = format!("{} {}", a.number, a.street);
+            let town = format!("{} {}", a.postcode, a.city);
+            recipient.extend(
+                [street.trim(), a.complement.trim(), town.trim()]
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        let pdf = receipt_pdf(&state, &commune, &recipient);
         Ok(pb::Receipt {
             chrono: state.chrono,
             pdf,

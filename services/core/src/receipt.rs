@@ -1,15 +1,93 @@
-//! The acknowledgement of receipt (accusé de réception) of a letter, as a one-page PDF written
-//! by hand: standard Helvetica fonts with WinAnsiEncoding, so French text needs no embedded
-//! font and any PDF reader prints it.
+//! The acknowledgement of receipt (accusé de réception) of a letter: an A4 PDF with the
+//! commune's letterhead, the sender's name and postal address where a window envelope (DL or
+//! C5, French layout) shows it, the chrono number, French dates and the committed answer date.
+//! Text is set in DejaVu Sans, embedded (subset) in every file, so any name in any Latin,
+//! Vietnamese, Polish, Turkish… writing prints as written. Pure: bytes in, bytes out.
 
 use crate::courrier::{due_us, paris};
 use crate::pb::CourrierState;
 use crate::tenant::Tenant;
 use contacthub_proto::ts;
+use krilla::geom::Point;
+use krilla::page::PageSettings;
+use krilla::text::{Font, TextDirection};
+use krilla::Document;
+use std::sync::{Arc, OnceLock};
 
-/// The receipt of `state` from `tenant`, addressed to `recipient` lines (name, address).
+static REGULAR: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../fonts/DejaVuSans-Bold.ttf");
+
+/// The embedded fonts (regular, bold), parsed once.
+fn fonts() -> &'static (Font, Font) {
+    static FONTS: OnceLock<(Font, Font)> = OnceLock::new();
+    FONTS.get_or_init(|| {
+        let load = |bytes: &'static [u8]| {
+            Font::new(Arc::new(bytes.to_vec()).into(), 0).expect("the embedded font parses")
+        };
+        (load(REGULAR), load(BOLD))
+    })
+}
+
+/// Points per millimetre.
+const MM: f32 = 72.0 / 25.4;
+/// A4 in points.
+const WIDTH: f32 = 210.0 * MM;
+const HEIGHT: f32 = 297.0 * MM;
+
+/// French months, for dates people read (`3 mars 2026`).
+const MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// A date in French, Paris time: `3 mars 2026`.
+pub fn date_fr(us: i64) -> String {
+    use chrono::Datelike;
+    let d = paris(us).date();
+    format!("{} {} {}", d.day(), MONTHS[d.month0() as usize], d.year())
+}
+
+/// A line to print: where (millimetres from the left and from the top), bold or not, size.
+struct Line {
+    x_mm: f32,
+    y_mm: f32,
+    bold: bool,
+    size: f32,
+    text: String,
+}
+
+/// Cuts a text into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// The receipt of `state` from `tenant`, addressed to `recipient` (name, then postal address
+/// lines, as known).
 pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String]) -> Vec<u8> {
-    let date = |us: i64| paris(us).format("%d/%m/%Y").to_string();
     let received = state
         .received_at
         .as_ref()
@@ -22,134 +100,111 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
         &state.service
     };
     let days = tenant.answer_days_for(state.category);
-    let mut lines: Vec<(bool, f32, String)> = vec![
-        (true, 16.0, format!("Mairie de {}", tenant.name)),
-        (false, 10.0, String::new()),
-    ];
-    for r in recipient {
-        lines.push((false, 11.0, r.clone()));
+    let unit = if tenant.answer_in_working_days {
+        "jours ouvrés"
+    } else {
+        "jours"
+    };
+    let mut lines = Vec::new();
+    let mut put = |x_mm: f32, y_mm: f32, bold: bool, size: f32, text: String| {
+        lines.push(Line {
+            x_mm,
+            y_mm,
+            bold,
+            size,
+            text,
+        })
+    };
+    // Letterhead, top left.
+    put(20.0, 20.0, true, 14.0, format!("Mairie de {}", tenant.name));
+    for (i, l) in tenant.address.iter().enumerate() {
+        put(20.0, 27.0 + 5.0 * i as f32, false, 10.0, l.clone());
     }
-    lines.extend([
-        (false, 11.0, String::new()),
-        (true, 14.0, "Accusé de réception".to_string()),
-        (false, 11.0, String::new()),
-        (
-            false,
-            11.0,
-            format!("N° d'enregistrement : {}", state.chrono),
+    // The recipient, where a DL / C5 window envelope shows it (110 mm from the left, 50 mm
+    // from the top).
+    for (i, l) in recipient
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .take(6)
+        .enumerate()
+    {
+        put(110.0, 50.0 + 5.5 * i as f32, false, 11.0, l.clone());
+    }
+    put(
+        110.0,
+        90.0,
+        false,
+        10.0,
+        format!("{}, le {}", tenant.name, date_fr(received)),
+    );
+    put(20.0, 105.0, true, 14.0, "Accusé de réception".into());
+    let mut y = 117.0;
+    let mut body = |bold: bool, text: String| {
+        for l in wrap(&text, 88) {
+            put(20.0, y, bold, 11.0, l);
+            y += 6.0;
+        }
+    };
+    body(true, format!("Numéro d'enregistrement : {}", state.chrono));
+    body(false, format!("Reçu le : {}", date_fr(received)));
+    body(
+        false,
+        format!(
+            "Service chargé du dossier : {}",
+            if service.is_empty() {
+                "accueil"
+            } else {
+                service
+            }
         ),
-        (false, 11.0, format!("Reçu le : {}", date(received))),
-        (
-            false,
-            11.0,
-            format!(
-                "Service chargé du dossier : {}",
-                if service.is_empty() {
-                    "accueil"
-                } else {
-                    service
-                }
-            ),
-        ),
-    ]);
+    );
     if !state.subject.is_empty() {
-        lines.push((false, 11.0, format!("Objet : {}", state.subject)));
+        body(false, format!("Objet : {}", state.subject));
     }
-    lines.extend([
-        (false, 11.0, String::new()),
-        (
-            false,
-            11.0,
-            format!("Votre courrier a bien été enregistré. La commune s'engage à y répondre dans un délai de {days} jours,"),
+    body(false, String::new());
+    body(
+        false,
+        format!(
+            "Votre courrier a bien été enregistré. La commune s'engage à y répondre par écrit \
+             dans un délai de {days} {unit}, soit au plus tard le {}.",
+            date_fr(due_us(state, tenant))
         ),
-        (
+    );
+    body(
+        false,
+        "Merci de rappeler le numéro d'enregistrement dans toute correspondance.".into(),
+    );
+    render(&lines)
+}
+
+fn render(lines: &[Line]) -> Vec<u8> {
+    let (regular, bold) = fonts();
+    let mut document = Document::new();
+    let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid page size");
+    let mut page = document.start_page_with(settings);
+    let mut surface = page.surface();
+    for l in lines {
+        if l.text.is_empty() {
+            continue;
+        }
+        surface.draw_text(
+            Point::from_xy(l.x_mm * MM, l.y_mm * MM),
+            if l.bold {
+                bold.clone()
+            } else {
+                regular.clone()
+            },
+            l.size,
+            &l.text,
             false,
-            11.0,
-            format!("soit au plus tard le {}.", date(due_us(state, tenant))),
-        ),
-        (
-            false,
-            11.0,
-            "Merci de rappeler le numéro d'enregistrement dans toute correspondance.".to_string(),
-        ),
-    ]);
-    let mut content = String::from("BT\n56 790 Td\n");
-    for (bold, size, text) in &lines {
-        let font = if *bold { "F2" } else { "F1" };
-        content += &format!(
-            "/{font} {size} Tf\n0 -{:.0} Td\n({}) Tj\n",
-            size * 1.5,
-            escape(text)
+            TextDirection::Auto,
         );
     }
-    content += "ET\n";
-    let content = win_ansi(&content);
-
-    let mut pdf: Vec<u8> = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    let objects: Vec<Vec<u8>> = vec![
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R /F2 5 0 R >> >> /Contents 6 0 R >>".to_vec(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>".to_vec(),
-        [
-            format!("<< /Length {} >>\nstream\n", content.len()).into_bytes(),
-            content,
-            b"\nendstream".to_vec(),
-        ]
-        .concat(),
-    ];
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        pdf.extend_from_slice(body);
-        pdf.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    pdf
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('(', "\\(")
-        .replace(')', "\\)")
-}
-
-/// Windows-1252 bytes of a text; characters it lacks become `?`.
-fn win_ansi(s: &str) -> Vec<u8> {
-    s.chars()
-        .map(|c| match c {
-            '\u{0}'..='\u{7f}' | '\u{a0}'..='\u{ff}' => c as u32 as u8,
-            '€' => 0x80,
-            '‚' => 0x82,
-            '„' => 0x84,
-            '…' => 0x85,
-            '‘' => 0x91,
-            '’' => 0x92,
-            '“' => 0x93,
-            '”' => 0x94,
-            '–' => 0x96,
-            '—' => 0x97,
-            'œ' => 0x9c,
-            'Œ' => 0x8c,
-            'Ÿ' => 0x9f,
-            _ => b'?',
-        })
-        .collect()
+    surface.finish();
+    page.finish();
+    // Nothing here can fail for these inputs (one page, text in an embedded font): an error
+    // would be a bug, reported as an empty document rather than a panic.
+    document.finish().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -158,7 +213,7 @@ mod tests {
     use crate::tenant::Tenants;
 
     #[test]
-    fn receipt_is_a_well_formed_pdf() {
+    fn receipt_is_a_small_pdf_with_its_font_subset() {
         let t = Tenants::builtin();
         let state = CourrierState {
             chrono: "GIV-2026-000123".into(),
@@ -168,30 +223,24 @@ mod tests {
             addressed_to_service: "urbanisme".into(),
             ..Default::default()
         };
-        let pdf = receipt_pdf(&state, t.get("69091").unwrap(), &["Marie Durand".into()]);
-        assert!(pdf.starts_with(b"%PDF-1.4"));
-        assert!(pdf.ends_with(b"%%EOF\n"));
-        let text = String::from_utf8_lossy(&pdf);
-        assert!(text.contains("(N\u{fffd} d'enregistrement : GIV-2026-000123) Tj"));
-        assert!(text.contains("Permis \\(modificatif\\)"));
-        assert!(
-            pdf.windows(b"c\x9cur".len()).any(|w| w == b"c\x9cur"),
-            "œ in WinAnsi"
+        let pdf = receipt_pdf(
+            &state,
+            t.get("69091").unwrap(),
+            &["Nguyễn Thị Minh Khai".into(), "3 rue Pasteur".into()],
         );
-        // Every xref offset points at its object.
-        let sx = pdf.windows(10).rposition(|w| w == b"startxref\n").unwrap() + 10;
-        let tail = std::str::from_utf8(&pdf[sx..]).unwrap();
-        let xref_at: usize = tail.lines().next().unwrap().parse().unwrap();
-        let table = std::str::from_utf8(&pdf[xref_at..]).unwrap();
-        for (i, line) in table.lines().skip(3).take(6).enumerate() {
-            let off: usize = line[..10].parse().unwrap();
-            assert!(
-                pdf[off..].starts_with(format!("{} 0 obj", i + 1).as_bytes()),
-                "object {}",
-                i + 1
-            );
-        }
-        // Due date: 30 days for urbanisme.
-        assert!(text.contains("30 jours"));
+        assert!(pdf.starts_with(b"%PDF-"));
+        // The font is embedded as a subset: a few kilobytes, not the whole 750 KB file.
+        assert!(
+            pdf.windows(9).any(|w| w == b"FontFile2"),
+            "an embedded TrueType font"
+        );
+        assert!(pdf.len() < 120_000, "{} bytes", pdf.len());
+    }
+
+    #[test]
+    fn dates_and_lines_are_french() {
+        // 1_790_000_000 s is 21 September 2026.
+        assert_eq!(date_fr(1_790_000_000_000_000), "21 septembre 2026");
+        assert_eq!(wrap("un deux trois", 7), ["un deux", "trois"]);
     }
 }

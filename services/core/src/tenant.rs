@@ -27,6 +27,8 @@ pub struct Tenant {
     /// Whether those days are working days (Monday to Friday, Paris time) rather than
     /// calendar days.
     pub answer_in_working_days: bool,
+    /// The town hall's postal address, for the letterhead (lines).
+    pub address: Vec<String>,
 }
 
 impl Tenant {
@@ -84,6 +86,9 @@ struct Entry {
     answer_days_by_category: BTreeMap<String, u32>,
     #[serde(default)]
     answer_in_working_days: bool,
+    /// The town hall's postal address (lines), printed on the letterhead.
+    #[serde(default)]
+    address: Vec<String>,
 }
 
 fn default_answer_days() -> u32 {
@@ -161,6 +166,7 @@ impl Tenants {
                 direct_lines,
                 answer_days: e.answer_days,
                 answer_in_working_days: e.answer_in_working_days,
+                address: e.address,
                 answer_days_by_category: e.answer_days_by_category,
             };
             if by_code.insert(e.code.clone(), t).is_some() {

@@ -244,7 +244,17 @@ fn hits(tenant: &str, r: &pb::SearchCitizensResponse) -> Vec<view::Hit> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 address: address.split_whitespace().collect::<Vec<_>>().join(" "),
-                matched_by: h.matched_by.clone(),
+                matched_by: match h.matched_by.as_str() {
+                    "name" => "le nom",
+                    "phone" => "le téléphone",
+                    "email" => "le courriel",
+                    "address" => "l'adresse",
+                    "citizen_id" => "le numéro d'usager",
+                    "chrono" => "le numéro de courrier",
+                    "reference" => "la référence d'une démarche",
+                    _ => "la recherche",
+                }
+                .to_string(),
                 provisional: c.provisional,
             })
         })

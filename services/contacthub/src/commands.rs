@@ -471,12 +471,74 @@ async fn replay(a: ReplayArgs) -> Result<()> {
     }
     let tenants = tenants(&a.log)?;
     let log = open_log(&a.log).await?;
+    let ends = log.end_offsets().await?;
     let store = Store::open(&a.into)?;
     let (projector, _) = Projector::new(store.clone(), log, tenants)?;
-    let n = projector.catch_up().await?;
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let progress = tokio::spawn(replay_progress(store.clone(), ends, done_rx));
+    let n = projector.catch_up().await;
+    let _ = done_tx.send(true);
+    let _ = progress.await;
+    let n = n?;
     crate::say!("replayed {n} records into {}", a.into.display());
     crate::say!("digest {}", store.digest()?);
     Ok(())
+}
+
+/// Shows how far a replay is, on standard error: a progress bar with events/s and the time
+/// left on a terminal, a line every ten seconds otherwise (logs, CI).
+async fn replay_progress(
+    store: Store,
+    ends: Vec<u64>,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::io::IsTerminal;
+    let total: u64 = ends.iter().sum();
+    let parts = ends.len() as u32;
+    let position = || -> u64 {
+        store
+            .checkpoints(parts)
+            .map(|c| c.iter().zip(&ends).map(|(c, e)| (*c).min(*e)).sum())
+            .unwrap_or(0)
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events  {per_sec}  reste {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let every = if terminal {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(10)
+    };
+    loop {
+        let stop = tokio::time::timeout(every, done.wait_for(|d| *d)).await.is_ok();
+        let at = position();
+        match &bar {
+            Some(bar) => bar.set_position(at),
+            None if !stop => {
+                let rate = at as f64 / started.elapsed().as_secs_f64().max(0.001);
+                let left = (total.saturating_sub(at)) as f64 / rate.max(1.0);
+                eprintln!(
+                    "replayed {at} of {total} events ({rate:.0} events/s, about {left:.0} s left)"
+                );
+            }
+            None => {}
+        }
+        if stop {
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            return;
+        }
+    }
 }
 
 async fn migrate(a: MigrateArgs) -> Result<()> {

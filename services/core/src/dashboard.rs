@@ -34,6 +34,8 @@ const DAYS: &str = "days/";
 pub const MAX_MONTHS: usize = 36;
 /// Recurring problems listed per kind.
 const RECURRING: usize = 10;
+/// The fewest requests a street needs to be listed among recurring problems.
+const MIN_STREET_REQUESTS: u64 = 2;
 
 /// The slices something is counted in: its channel, category and service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -436,7 +438,14 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
             .map(|((_, v), a)| (v.clone(), a.get(OPENED)))
             .collect(),
     );
-    top(DIM_STREET, streets.into_iter().collect());
+    // A street with a single request could point at one household: not listed.
+    top(
+        DIM_STREET,
+        streets
+            .into_iter()
+            .filter(|(_, n)| *n >= MIN_STREET_REQUESTS)
+            .collect(),
+    );
     pb::Dashboard {
         tenant: tenant.to_string(),
         from_month: months.first().cloned().unwrap_or_default(),

@@ -545,6 +545,34 @@ async fn the_demo_has_requests_in_every_state() {
             .find_map(|l| l.trim().strip_prefix("regroupe"))
             .unwrap_or_else(|| panic!("{shown}"));
         assert_eq!(members.split(',').count(), 3, "{shown}");
+        // The dashboard of the demo says something, as text and as CSV.
+        let board = run(&[
+            "dashboard",
+            "--tenant",
+            tenant,
+            "--from",
+            "2024-11",
+            "--to",
+            "2026-10",
+        ]);
+        assert!(
+            board.contains(&format!("Tableau de bord {tenant}"))
+                && board.contains("demandes ouvertes")
+                && board.contains("problèmes récurrents"),
+            "{board}"
+        );
+        let csv = run(&[
+            "dashboard",
+            "--tenant",
+            tenant,
+            "--from",
+            "2024-11",
+            "--to",
+            "2026-10",
+            "--csv",
+        ]);
+        assert!(csv.starts_with("mois;dimension;valeur;"), "{csv}");
+        assert!(csv.lines().count() > 24, "{csv}");
     }
     let mut child = serve.child;
     child.kill().unwrap();

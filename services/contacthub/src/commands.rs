@@ -139,7 +139,20 @@ async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Resul
     app.append_and_wait(&batch)
         .await
         .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
-    let requests = demo_requests(app, 20)
+    // The demo's requests are handled when their contacts came, not when the demo loads:
+    // the same application layer, on a clock the demo sets before each step.
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut timed = app.clone();
+    timed.clock = {
+        let (clock, real) = (clock.clone(), app.clock.clone());
+        Arc::new(
+            move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => real(),
+                t => t.min(real()),
+            },
+        )
+    };
+    let requests = demo_requests(&timed, &clock, 20)
         .await
         .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
     tracing::info!(
@@ -152,15 +165,19 @@ async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Resul
     Ok(())
 }
 
+const HOUR_US: i64 = 3_600_000_000;
+
 /// Requests of the demo, through the application layer like an agent's: opened from the
 /// latest written contact of the first citizens of each commune, in every state (see
 /// `demo_request_state`; the old ones overdue), and one collective request gathering three
 /// open ones of each commune.
 async fn demo_requests(
     app: &contacthub_app::App,
+    clock: &std::sync::atomic::AtomicI64,
     per_commune: usize,
 ) -> contacthub_app::Result<usize> {
     use contacthub_projector::TimelineQuery;
+    use std::sync::atomic::Ordering::SeqCst;
     let mut opened = 0;
     let codes: Vec<(String, String)> = app
         .tenants
@@ -191,6 +208,12 @@ async fn demo_requests(
             let service = pb::Category::try_from(contact.category)
                 .map(|c| demo::service_for(c).to_string())
                 .unwrap_or_default();
+            let at = contact
+                .occurred_at
+                .as_ref()
+                .and_then(contacthub_proto::ts::to_micros)
+                .unwrap_or(0);
+            clock.store(at + HOUR_US, SeqCst);
             let r = app
                 .open_request(
                     None,
@@ -211,11 +234,23 @@ async fn demo_requests(
                 .await?;
             opened += 1;
             k += 1;
-            demo_request_state(app, &tenant, &r.reference, &service, k, &mut first).await?;
+            demo_request_state(
+                app,
+                clock,
+                at,
+                &tenant,
+                &r.reference,
+                &service,
+                k,
+                &mut first,
+            )
+            .await?;
             if [0, 1, 2, 3, 9].contains(&(k % 10)) {
                 references.push(r.reference);
             }
         }
+        // The collective is gathered now.
+        clock.store(0, SeqCst);
         if references.len() >= 3 {
             let collective = app
                 .open_request(
@@ -249,8 +284,11 @@ async fn demo_requests(
 /// Moves a commune's `n`th demo request to one of ten states, by `n % 10`: received,
 /// assigned, in progress, waiting for the citizen, answered, closed answered, withdrawn,
 /// redirected, duplicate (of `first`, the commune's first request), reopened.
+#[allow(clippy::too_many_arguments)]
 async fn demo_request_state(
     app: &contacthub_app::App,
+    clock: &std::sync::atomic::AtomicI64,
+    contact_at: i64,
     tenant: &str,
     reference: &str,
     service: &str,
@@ -264,6 +302,16 @@ async fn demo_request_state(
     }
     let tenant = tenant.to_string();
     let reference = reference.to_string();
+    // Days after the contact: assigned the next day, worked on, answered within 3 to 25 days
+    // (some late), closed the day after.
+    let day = |d: i64| {
+        clock.store(
+            contact_at + d * 24 * HOUR_US,
+            std::sync::atomic::Ordering::SeqCst,
+        )
+    };
+    let answered_after = 3 + (n as i64 * 7) % 23;
+    day(1);
     if step != 0 {
         app.assign_request(
             None,
@@ -282,6 +330,7 @@ async fn demo_request_state(
         _ => None,
     };
     if let Some(status) = status {
+        day(2);
         app.set_request_status(
             None,
             &pb::SetRequestStatusRequest {
@@ -293,6 +342,7 @@ async fn demo_request_state(
         .await?;
     }
     if [4, 5, 9].contains(&step) {
+        day(answered_after);
         app.record_answer(
             None,
             &pb::RecordAnswerRequest {
@@ -312,6 +362,7 @@ async fn demo_request_state(
         _ => None,
     };
     if let Some((reason, redirected_to, duplicate_of)) = close {
+        day(answered_after + 1);
         app.close_request(
             None,
             &pb::CloseRequestRequest {
@@ -326,6 +377,7 @@ async fn demo_request_state(
         .await?;
     }
     if step == 9 {
+        day(answered_after + 3);
         app.reopen_request(None, &pb::ReopenRequestRequest { tenant, reference })
             .await?;
     }
@@ -519,7 +571,9 @@ async fn replay_progress(
         Duration::from_secs(10)
     };
     loop {
-        let stop = tokio::time::timeout(every, done.wait_for(|d| *d)).await.is_ok();
+        let stop = tokio::time::timeout(every, done.wait_for(|d| *d))
+            .await
+            .is_ok();
         let at = position();
         match &bar {
             Some(bar) => bar.set_position(at),

@@ -111,7 +111,7 @@ fn show(s: &pb::CourrierState) -> Result<()> {
         crate::say!(
             "    {} {:<11} {:<20} {}{}  {}",
             day(&h.at),
-            h.kind,
+            contacthub_core::render::step_fr(&h.kind),
             h.service,
             h.agent_id,
             waited,

@@ -78,7 +78,7 @@ fn show(r: &pb::Request) -> Result<()> {
         crate::say!(
             "    {} {:<9} {} {}",
             when(&h.at),
-            h.kind,
+            contacthub_core::render::step_fr(&h.kind),
             h.agent_id,
             h.note
         );
@@ -268,7 +268,7 @@ pub async fn dashboard(a: DashboardArgs) -> Result<()> {
         );
     }
     crate::say!();
-    crate::say!("  mois      contacts  ouvertes  répondues  dans le délai  médiane  en p90");
+    crate::say!("  mois      contacts  ouvertes  répondues  dans le délai  médiane  90 % en");
     for r in d
         .rows
         .iter()

@@ -502,7 +502,7 @@ pub fn csv(d: &pb::Dashboard) -> String {
     let mut out = String::from(
         "mois;dimension;valeur;contacts reçus;demandes ouvertes;demandes répondues;\
          répondues dans le délai;% dans le délai;délai médian (jours);délai p90 (jours);\
-         closes sans réponse;en retard maintenant;courriers enregistrés;courriers tracés;\
+         closes sans réponse;en retard aujourd'hui;courriers enregistrés;courriers tracés;\
          % courriers tracés;appels reçus;appels manqués;appels renvoyés à l'accueil;\
          % appels manqués;% renvois à l'accueil\n",
     );
@@ -525,7 +525,12 @@ pub fn csv(d: &pb::Dashboard) -> String {
             f.p50_days_to_answer.to_string(),
             f.p90_days_to_answer.to_string(),
             f.closed_without_answer.to_string(),
-            f.overdue_now.to_string(),
+            // "Overdue now" is a figure of the whole period, not of a month.
+            if r.month.is_empty() {
+                f.overdue_now.to_string()
+            } else {
+                String::new()
+            },
             f.letters_registered.to_string(),
             f.letters_traced.to_string(),
             decimal(f.letters_traced_percent),

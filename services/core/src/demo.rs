@@ -133,16 +133,48 @@ fn postcode(code: &str) -> &'static str {
     }
 }
 
-const FORMS: &[(&str, Category)] = &[
-    ("acte-naissance", Category::EtatCivil),
-    ("acte-mariage", Category::EtatCivil),
-    ("inscription-scolaire", Category::Scolaire),
-    ("inscription-cantine", Category::Scolaire),
-    ("demande-creche", Category::PetiteEnfance),
-    ("aide-sociale", Category::Ccas),
-    ("signalement-voirie", Category::ServicesTechniques),
-    ("declaration-travaux", Category::Urbanisme),
-    ("inscription-mediatheque", Category::Culture),
+const FORMS: &[(&str, &str, Category)] = &[
+    (
+        "acte-naissance",
+        "Demande d'acte de naissance",
+        Category::EtatCivil,
+    ),
+    (
+        "acte-mariage",
+        "Demande d'acte de mariage",
+        Category::EtatCivil,
+    ),
+    (
+        "inscription-scolaire",
+        "Inscription scolaire",
+        Category::Scolaire,
+    ),
+    (
+        "inscription-cantine",
+        "Inscription à la cantine",
+        Category::Scolaire,
+    ),
+    (
+        "demande-creche",
+        "Demande de place en crèche",
+        Category::PetiteEnfance,
+    ),
+    ("aide-sociale", "Demande d'aide sociale", Category::Ccas),
+    (
+        "signalement-voirie",
+        "Signalement sur la voirie",
+        Category::ServicesTechniques,
+    ),
+    (
+        "declaration-travaux",
+        "Déclaration préalable de travaux",
+        Category::Urbanisme,
+    ),
+    (
+        "inscription-mediatheque",
+        "Inscription à la médiathèque",
+        Category::Culture,
+    ),
 ];
 const SUBJECTS: &[(&str, Category)] = &[
     ("Demande d'acte de naissance", Category::EtatCivil),
@@ -448,7 +480,7 @@ fn person_events(
                 e
             }
             Channel::WebForm => {
-                let (slug, cat) = *FORMS.choose(rng).unwrap();
+                let (slug, title, cat) = *FORMS.choose(rng).unwrap();
                 let payload = Payload::WebForm(pb::WebForm {
                     form_slug: slug.into(),
                     submission_id: sid.clone(),
@@ -456,7 +488,7 @@ fn person_events(
                 let mut party = by_mail();
                 party.citizen_id = p.citizen_id.clone();
                 let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, party);
-                set_text(&mut e, slug, "", cat);
+                set_text(&mut e, title, "", cat);
                 e
             }
             Channel::Sms => {

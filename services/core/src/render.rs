@@ -183,6 +183,26 @@ pub fn status_fr(s: i32) -> &'static str {
     }
 }
 
+/// A step of a request's or a letter's history, in French, for agents.
+pub fn step_fr(kind: &str) -> &str {
+    match kind {
+        "opened" => "ouverte",
+        "assigned" => "attribuée",
+        "status" => "statut changé",
+        "answered" => "réponse écrite",
+        "closed" => "clôturée",
+        "reopened" => "rouverte",
+        "linked" => "contact rattaché",
+        "grouped" => "regroupée",
+        "registered" => "enregistré",
+        "routed" => "orienté",
+        "reassigned" => "réorienté",
+        "step" => "étape",
+        "scan" => "scan ajouté",
+        other => other,
+    }
+}
+
 /// Why a request was closed, in French, for agents: the reason and whom or which request
 /// it names.
 pub fn close_reason_fr(r: &pb::Request) -> String {

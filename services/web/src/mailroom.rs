@@ -321,7 +321,7 @@ pub async fn letter(
             .iter()
             .map(|h| view::Step {
                 when: view::micros(&h.at).map(view::when).unwrap_or_default(),
-                kind: h.kind.clone(),
+                kind: contacthub_core::render::step_fr(&h.kind).to_string(),
                 agent: h.agent_id.clone(),
                 note: if h.service.is_empty() {
                     h.note.clone()

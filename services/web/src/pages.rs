@@ -60,6 +60,7 @@ fn communes(desk: &State, agent: Option<&Agent>, chosen: &str) -> Vec<Commune> {
             selected: t.code == chosen,
         })
         .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     if !out.iter().any(|c| c.selected) {
         if let Some(first) = out.first_mut() {
             first.selected = true;
@@ -833,9 +834,13 @@ pub async fn request(
             .iter()
             .map(|h| view::Step {
                 when: view::micros(&h.at).map(view::when).unwrap_or_default(),
-                kind: h.kind.clone(),
+                kind: contacthub_core::render::step_fr(&h.kind).to_string(),
                 agent: h.agent_id.clone(),
-                note: h.note.clone(),
+                note: if h.kind == "assigned" && !h.note.is_empty() {
+                    format!("à {}", h.note)
+                } else {
+                    h.note.clone()
+                },
             })
             .collect(),
         notice: match n.avis.as_str() {
@@ -1018,6 +1023,7 @@ pub async fn dashboard(
     };
     let mut tables = vec![view::DashTable {
         caption: "Par mois",
+        overdue: false,
         rows: d
             .rows
             .iter()
@@ -1032,6 +1038,7 @@ pub async fn dashboard(
     ] {
         tables.push(view::DashTable {
             caption,
+            overdue: true,
             rows: d
                 .rows
                 .iter()

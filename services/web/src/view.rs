@@ -349,6 +349,8 @@ pub struct DashRow {
 pub struct DashTable {
     pub caption: &'static str,
     pub rows: Vec<DashRow>,
+    /// Whether the rows have an "overdue now" figure (the whole period's do, months do not).
+    pub overdue: bool,
 }
 
 #[derive(Template)]

@@ -826,8 +826,8 @@ fn the_cli_sends_files_and_lists_the_quarantine() {
     let (ok, said) = run(&["phone-report", "--tenant", "69091", "--server", &grpc]);
     assert!(ok, "{said}");
     assert!(
-        said.contains("2026-10          1        1          0         0        0.0 %")
-            && said.contains("total            3        2          1         1       33.3 %"),
+        said.contains("2026-10          1        1          0         0        0,0 %")
+            && said.contains("total            3        2          1         1       33,3 %"),
         "{said}"
     );
     let (ok, said) = run(&[

@@ -758,7 +758,7 @@ async fn dead_letters(a: DeadLettersArgs) -> Result<()> {
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
     if r.dead_letters.is_empty() {
-        crate::say!("no dead letters");
+        crate::say!("aucun événement en lettre morte");
     }
     for d in r.dead_letters {
         crate::say!(
@@ -895,21 +895,21 @@ async fn phone_report(a: CourrierTenantArgs) -> Result<()> {
     crate::say!("commune {}", r.tenant);
     crate::say!(
         "{:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>11}",
-        "period",
-        "inbound",
-        "missed",
-        "outbound",
-        "bounced",
-        "bounce rate"
+        "mois",
+        "reçus",
+        "manqués",
+        "émis",
+        "renvoyés",
+        "% renvoyés"
     );
     let row = |label: &str, f: &pb::PhoneFigures| -> Result<()> {
         crate::say!(
-            "{label:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>9.1} %",
+            "{label:<8}  {:>8}  {:>7}  {:>9}  {:>8}  {:>11}",
             f.inbound_calls,
             f.missed_calls,
             f.outbound_calls,
             f.bounced_calls,
-            f.bounce_rate_percent
+            format!("{:.1} %", f.bounce_rate_percent).replace('.', ",")
         );
         Ok(())
     };

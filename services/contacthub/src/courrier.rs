@@ -290,15 +290,15 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
                 }
             );
             crate::say!(
-                "enregistrés {}  transmis {}  répondus {}",
+                "enregistrés {}  orientés {}  répondus {}",
                 r.registered,
                 r.routed,
                 r.answered
             );
             crate::say!(
-                "délai de réponse : moyenne {:.1} j, 90e centile {:.1} j",
-                r.average_days_to_answer,
-                r.p90_days_to_answer
+                "délai de réponse : moyenne {} j, 90e centile {} j",
+                format!("{:.1}", r.average_days_to_answer).replace('.', ","),
+                format!("{:.1}", r.p90_days_to_answer).replace('.', ",")
             );
             crate::say!("en retard : {}", r.overdue.len());
             for s in &r.overdue {

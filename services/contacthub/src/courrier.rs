@@ -59,15 +59,6 @@ fn day(t: &Option<contacthub_proto::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-fn status_fr(s: i32) -> &'static str {
-    match pb::CourrierStatus::try_from(s).unwrap_or(pb::CourrierStatus::Unspecified) {
-        pb::CourrierStatus::Registered => "enregistré",
-        pb::CourrierStatus::Routed => "transmis",
-        pb::CourrierStatus::Answered => "répondu",
-        pb::CourrierStatus::Unspecified => "?",
-    }
-}
-
 fn line(s: &pb::CourrierState) -> String {
     let service = if s.service.is_empty() {
         &s.addressed_to_service
@@ -78,14 +69,18 @@ fn line(s: &pb::CourrierState) -> String {
         "{}  {}  {:<10} {:<20} {}",
         s.chrono,
         day(&s.received_at),
-        status_fr(s.status),
+        contacthub_core::render::courrier_status_fr(s.status),
         service,
         s.subject
     )
 }
 
 fn show(s: &pb::CourrierState) -> Result<()> {
-    crate::say!("{}  {}", s.chrono, status_fr(s.status));
+    crate::say!(
+        "{}  {}",
+        s.chrono,
+        contacthub_core::render::courrier_status_fr(s.status)
+    );
     crate::say!("  expéditeur  {} ({})", s.sender_display, s.citizen_id);
     crate::say!("  reçu le     {}", day(&s.received_at));
     crate::say!("  objet       {}", s.subject);

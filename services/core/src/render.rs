@@ -183,6 +183,16 @@ pub fn status_fr(s: i32) -> &'static str {
     }
 }
 
+/// Where a letter is in the mail room's circuit, in French, for agents.
+pub fn courrier_status_fr(s: i32) -> &'static str {
+    match pb::CourrierStatus::try_from(s).unwrap_or(pb::CourrierStatus::Unspecified) {
+        pb::CourrierStatus::Registered => "enregistré",
+        pb::CourrierStatus::Routed => "orienté",
+        pb::CourrierStatus::Answered => "répondu",
+        pb::CourrierStatus::Unspecified => "",
+    }
+}
+
 /// A step of a request's or a letter's history, in French, for agents.
 pub fn step_fr(kind: &str) -> &str {
     match kind {

@@ -18,15 +18,6 @@ fn letter_url(tenant: &str, chrono: &str) -> String {
     format!("/courrier/{}/{}", url_encode(tenant), url_encode(chrono))
 }
 
-fn status_fr(s: i32) -> &'static str {
-    match pb::CourrierStatus::try_from(s).unwrap_or(pb::CourrierStatus::Unspecified) {
-        pb::CourrierStatus::Registered => "enregistré",
-        pb::CourrierStatus::Routed => "orienté",
-        pb::CourrierStatus::Answered => "répondu",
-        _ => "",
-    }
-}
-
 fn row(s: &pb::CourrierState, due_us: i64, now_us: i64) -> view::LetterRow {
     let answered = s.status == pb::CourrierStatus::Answered as i32;
     view::LetterRow {
@@ -42,7 +33,7 @@ fn row(s: &pb::CourrierState, due_us: i64, now_us: i64) -> view::LetterRow {
         } else {
             s.service.clone()
         },
-        status: status_fr(s.status),
+        status: contacthub_core::render::courrier_status_fr(s.status),
         due: view::day(due_us),
         overdue: !answered && now_us > due_us,
     }

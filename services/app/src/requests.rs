@@ -223,7 +223,7 @@ impl App {
         agent: Option<Agent>,
         r: &pb::LinkContactRequest,
     ) -> Result<Request> {
-        self.request(&r.tenant, &r.reference)?;
+        self.get_request(&agent, &r.tenant, &r.reference)?;
         self.store
             .applied_entry(&r.tenant, &r.contact_event_id)?
             .ok_or_else(|| {

@@ -670,7 +670,7 @@ pub async fn link_request(
     caller.check_csrf(&f.csrf)?;
     let agent = caller.for_tenant(&desk, &tenant)?;
     let reference = f.reference.trim().to_string();
-    desk.app.get_request(&agent, &tenant, &reference)?;
+    // `link_contact` checks the request is one this agent may see.
     desk.app
         .link_contact(
             agent,

@@ -638,37 +638,6 @@ async fn the_mail_room_refuses_other_communes(backend: Backend) {
     hub.stop().await;
 }
 
-/// `pdftotext` (Debian's poppler-utils), when installed (scripts/test-all installs it).
-fn pdftotext() -> Option<std::path::PathBuf> {
-    let found = std::process::Command::new("pdftotext")
-        .arg("-v")
-        .output()
-        .is_ok();
-    if !found && std::env::var_os("CONTACTHUB_TEST_REQUIRE_PDFTOTEXT").is_some() {
-        panic!("CONTACTHUB_TEST_REQUIRE_PDFTOTEXT is set but pdftotext is not installed");
-    }
-    found.then(|| "pdftotext".into())
-}
-
-/// The text of a PDF as `pdftotext` reads it (`None` without pdftotext).
-fn pdf_text(pdf: &[u8]) -> Option<String> {
-    let tool = pdftotext()?;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("document.pdf");
-    std::fs::write(&file, pdf).unwrap();
-    let out = std::process::Command::new(tool)
-        .arg(&file)
-        .arg("-")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap())
-}
-
 /// A receipt for a Vietnamese name about a Polish one reads as written, with the sender's
 /// postal address where the envelope window shows it.
 async fn receipts_print_every_name_as_written(backend: Backend) {

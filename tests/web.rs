@@ -593,6 +593,54 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // A written answer composed on the request page goes to the outbox, listed there.
+    let (_, page) = desk
+        .get(&format!("/demandes/69091/{}", request.reference))
+        .await;
+    assert!(page.contains("Rédiger et envoyer la réponse"), "{page}");
+    let send = [
+        ("csrf", token.as_str()),
+        ("channel", "portail"),
+        ("reason", "l'usager consulte son compte"),
+        ("catalogue", "carte-d-identite-delais"),
+        ("key", "desk-form-1"),
+    ];
+    for _ in 0..2 {
+        let (status, to) = desk
+            .post(
+                &format!("/demandes/69091/{}/envoi", request.reference),
+                &send,
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    }
+    let sent = hub
+        .hub
+        .list_answers(&None, GIVORS, &request.reference)
+        .unwrap();
+    assert_eq!(sent.len(), 1, "a second click sends one answer");
+    assert!(sent[0].text.contains("six semaines"), "{:?}", sent[0]);
+    let (_, page) = desk
+        .get(&format!(
+            "/demandes/69091/{}?avis=envoyee",
+            request.reference
+        ))
+        .await;
+    assert!(
+        page.contains("Réponse mise à l&#39;envoi") && page.contains("en attente d&#39;envoi"),
+        "{page}"
+    );
+    let (status, _) = desk
+        .post(
+            &format!("/demandes/69091/{}/envoi", request.reference),
+            &[("csrf", token.as_str()), ("text", "")],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no text, no catalogue answer"
+    );
     let (status, _) = desk
         .post(
             &format!("/demandes/69091/{}/reponse", request.reference),

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "courrier.proto",
         "citizen.proto",
         "request.proto",
+        "outbound.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

@@ -7,6 +7,8 @@
 //! is set (as CI does), in which case they fail.
 
 pub mod crash;
+pub mod gateway;
+pub mod smtp;
 
 pub use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::event::contact;
@@ -541,4 +543,35 @@ pub fn spawn_serve_with_logs(
         web,
         bin: bin.to_path_buf(),
     }
+}
+
+/// `pdftotext` (Debian's poppler-utils), when installed (scripts/test-all installs it).
+pub fn pdftotext() -> Option<std::path::PathBuf> {
+    let found = std::process::Command::new("pdftotext")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !found && std::env::var_os("CONTACTHUB_TEST_REQUIRE_PDFTOTEXT").is_some() {
+        panic!("CONTACTHUB_TEST_REQUIRE_PDFTOTEXT is set but pdftotext is not installed");
+    }
+    found.then(|| "pdftotext".into())
+}
+
+/// The text of a PDF as `pdftotext` reads it (`None` without pdftotext).
+pub fn pdf_text(pdf: &[u8]) -> Option<String> {
+    let tool = pdftotext()?;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("document.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
 }

@@ -140,6 +140,55 @@ pub struct CommuneSettings {
     /// reach its own machine or network.
     #[serde(default)]
     pub attachment_private_networks: bool,
+    /// The SMTP relay written answers by e-mail go out through.
+    pub smtp: Option<SmtpSettings>,
+    /// The SMS gateway's REST API written answers by SMS go out through (the same
+    /// Twilio-shaped provider as inbound; its auth token is `sms_auth_token`).
+    pub sms_gateway: Option<SmsGatewaySettings>,
+}
+
+/// How the connection to the SMTP relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, required (port 587 by default).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465 by default).
+    Tls,
+    /// No encryption (a relay on the same host or network only; port 25 by default).
+    None,
+}
+
+/// A commune's SMTP relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Credentials (AUTH PLAIN / LOGIN), when the relay asks for them.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The sender, e.g. `Mairie de Givors <reponses@ville-givors.fr>`.
+    pub from: String,
+    /// Where citizens' replies go, if not to `from`.
+    pub reply_to: Option<String>,
+}
+
+/// A commune's SMS gateway account (REST API shaped like Twilio's Messages resource).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsGatewaySettings {
+    /// Base URL of the API, e.g. `https://api.twilio.com`.
+    pub api_url: String,
+    pub account_sid: String,
+    /// The commune's sending number (E.164) or sender id.
+    pub from: String,
+    /// Where the gateway posts delivery reports; default `public_url` +
+    /// `/v1/{commune}/sms/status`.
+    pub status_callback: Option<String>,
 }
 
 /// The whole adapters configuration.

@@ -36,6 +36,85 @@ fn first_id(v: &HeaderValue<'_>) -> Option<String> {
     .filter(|s| !s.is_empty() && s.len() <= 250)
 }
 
+/// A delivery status notification (RFC 3464: `multipart/report;
+/// report-type=delivery-status`) of a failed delivery: the bounce of the message it names by
+/// its Message-ID (in its `text/rfc822-headers` or `message/rfc822` part). Reports of
+/// successful or delayed delivery are not bounces.
+fn delivery_report(msg: &mail_parser::Message<'_>, tenant: &str) -> Option<Item> {
+    let ct = msg.content_type()?;
+    let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        && ct
+            .attribute("report-type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("delivery-status"));
+    if !is_report {
+        return None;
+    }
+    let kind = |p: &mail_parser::MessagePart<'_>| {
+        p.content_type()
+            .map(|c| {
+                format!(
+                    "{}/{}",
+                    c.ctype().to_ascii_lowercase(),
+                    c.subtype().unwrap_or("").to_ascii_lowercase()
+                )
+            })
+            .unwrap_or_default()
+    };
+    let mut status = String::new();
+    let mut diagnostic = String::new();
+    let mut action = String::new();
+    let mut original = None;
+    for part in &msg.parts {
+        match kind(part).as_str() {
+            "message/delivery-status" | "message/global-delivery-status" => {
+                let text = String::from_utf8_lossy(part.contents());
+                for line in text.lines() {
+                    let (name, value) = line.split_once(':').unwrap_or(("", ""));
+                    let value = value.trim();
+                    match name.trim().to_ascii_lowercase().as_str() {
+                        "status" if status.is_empty() => status = clip(value, 20),
+                        "action" if action.is_empty() => action = value.to_ascii_lowercase(),
+                        "diagnostic-code" if diagnostic.is_empty() => {
+                            diagnostic = clip(value.trim_start_matches("smtp;").trim(), 200)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            "text/rfc822-headers" | "message/rfc822" | "message/global-headers" => {
+                original = original.or_else(|| {
+                    MessageParser::default()
+                        .parse_headers(part.contents())
+                        .and_then(|m| m.message_id().map(str::to_string))
+                });
+            }
+            _ => {}
+        }
+    }
+    if !action.is_empty() && action != "failed" {
+        return Some(Item::Ignored {
+            locator: String::new(),
+            why: format!("delivery report: {action}"),
+        });
+    }
+    let message_id = original?.trim().trim_matches(['<', '>']).to_string();
+    let mut reason = "courriel non remis".to_string();
+    if !status.is_empty() {
+        reason += &format!(" (statut {status})");
+    }
+    if !diagnostic.is_empty() {
+        reason += &format!(" : {diagnostic}");
+    }
+    Some(Item::Bounce {
+        tenant: tenant.to_string(),
+        message_id,
+        reason,
+    })
+}
+
 impl Email {
     pub fn new(cfg: Arc<AdaptersConfig>, tenants: Arc<Tenants>) -> Self {
         Email { cfg, tenants }
@@ -91,6 +170,9 @@ impl Email {
                 input.tenant,
             );
         };
+        if let Some(bounce) = delivery_report(&msg, &tenant) {
+            return bounce;
+        }
         let outbound = self.cfg.is_commune_address(&tenant, &from_email);
         let (party_email, party_name, mailbox) = if outbound {
             let Some((to, name)) = recipients.first().cloned() else {

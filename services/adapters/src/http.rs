@@ -52,6 +52,7 @@ pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
             "/v1/{commune}/sms",
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Sms)),
         )
+        .route("/v1/{commune}/sms/status", post(sms_status))
         .route(
             "/v1/{commune}/forms",
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Forms)),
@@ -139,6 +140,63 @@ async fn commune(
         return unauthorized(Some(&code));
     }
     handle(&e, Some(&code), &headers, &uri, &body, channel).await
+}
+
+/// The SMS gateway's delivery report (status callback) of an answer sent by SMS: `failed` or
+/// `undelivered` is a bounce, which puts the request back in its worklist; other statuses
+/// (queued, sent, delivered) change nothing.
+async fn sms_status(
+    State(e): State<Arc<Endpoints>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if e.ingest.app.tenants.get(&code).is_none() {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("unknown commune {:?}", crate::clip(&code, 40)),
+        );
+    }
+    if !authorized(&e, Some(&code), Channel::Sms, &headers, &uri, &body) {
+        return unauthorized(Some(&code));
+    }
+    let field = |name: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| crate::clip(v.trim(), 200))
+            .unwrap_or_default()
+    };
+    let (sid, status) = (field("MessageSid"), field("MessageStatus"));
+    if sid.is_empty() || status.is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a delivery report names MessageSid and MessageStatus",
+        );
+    }
+    if status != "failed" && status != "undelivered" {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let error = field("ErrorCode");
+    let reason = if error.is_empty() {
+        format!("SMS non remis ({status})")
+    } else {
+        format!("SMS non remis ({status}, code {error})")
+    };
+    match e.ingest.app.answer_bounced(&code, &sid, &reason).await {
+        Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(None) => {
+            tracing::debug!(tenant = %code, "delivery report of an unknown message");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "delivery report not recorded");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not recorded, try again: {err}"),
+            )
+        }
+    }
 }
 
 async fn syndicate(

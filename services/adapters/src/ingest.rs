@@ -33,6 +33,9 @@ pub struct Summary {
     /// Refused records (the first 100 are listed in `quarantined`).
     #[serde(default)]
     pub refused: usize,
+    /// Delivery reports that sent a written answer back to its request's worklist.
+    #[serde(default)]
+    pub bounces: usize,
     pub quarantined: Vec<Quarantined>,
     /// Ids of the accepted and duplicate events, in input order.
     pub event_ids: Vec<String>,
@@ -137,6 +140,22 @@ impl Ingest {
                     self.metrics.add(name, input.tenant, Outcome::Ignored, 1);
                 }
                 Item::Rejected(r) => refused.push(r),
+                Item::Bounce {
+                    tenant,
+                    message_id,
+                    reason,
+                } => match self.app.answer_bounced(&tenant, &message_id, &reason).await {
+                    Ok(Some(_)) => summary.bounces += 1,
+                    Ok(None) => {
+                        tracing::debug!(
+                            adapter = name,
+                            "delivery report of a message the hub did not send"
+                        );
+                        summary.ignored += 1;
+                        self.metrics.add(name, input.tenant, Outcome::Ignored, 1);
+                    }
+                    Err(e) => return Err(Error::Log(e.to_string())),
+                },
                 Item::Contact(c) => {
                     let Contact {
                         mut event,

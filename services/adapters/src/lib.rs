@@ -10,7 +10,10 @@
 //! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
 //!   duplicates skipped, the rest appended to the log) and keeps what cannot be parsed in the
 //!   [`quarantine`]; [`http`] serves the webhooks and upload endpoints; [`inbox`] watches the
-//!   CDR drop folder and the communes' Maildirs; [`metrics`] counts outcomes.
+//!   CDR drop folder and the communes' Maildirs; [`metrics`] counts outcomes;
+//! - the way out: [`outbound`] delivers the written answers of the outbox (SMTP relay, SMS
+//!   gateway, portal) and records each outcome; bounces come back through [`http`] (the
+//!   gateway's status callback) and [`email`] (delivery status notifications).
 //!
 //! Invariants: parsers never panic and never do IO; every input either becomes events or is
 //! quarantined with its raw bytes and a reason (or is counted as ignored when it is not a
@@ -23,6 +26,7 @@ pub mod http;
 pub mod inbox;
 pub mod ingest;
 pub mod metrics;
+pub mod outbound;
 pub mod phone;
 pub mod quarantine;
 pub mod sms;
@@ -112,6 +116,13 @@ pub enum Item {
         why: String,
     },
     Rejected(Rejected),
+    /// A report that a message the hub sent did not reach its recipient (an SMTP delivery
+    /// status notification): the message's id, and why, in words for the agent.
+    Bounce {
+        tenant: String,
+        message_id: String,
+        reason: String,
+    },
 }
 
 impl Item {
@@ -251,7 +262,8 @@ pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Runs every adapter inside `serve` until `shutdown`: the HTTP endpoints on `listener`, the
-/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox) and the communes' Maildirs.
+/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox), the communes' Maildirs, and
+/// the sender of written answers.
 pub async fn run(
     app: contacthub_app::App,
     cfg: std::sync::Arc<config::AdaptersConfig>,
@@ -262,6 +274,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
+    let providers = outbound::Providers::from_config(&cfg)?;
     let channels = Channels::new(cfg.clone(), app.tenants.clone());
     let max_document = max_body_bytes as u64;
     let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document);
@@ -294,9 +307,16 @@ pub async fn run(
         poll,
         stopped(stop_rx.clone()),
     ));
+    let sender = tokio::spawn(outbound::run(
+        ingest.app.clone(),
+        providers,
+        poll.min(std::time::Duration::from_millis(200)),
+        stopped(stop_rx.clone()),
+    ));
     let endpoints = std::sync::Arc::new(http::Endpoints { ingest, channels });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;
+    let _ = sender.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

@@ -6,6 +6,7 @@
 use crate::{clip, Adapter, Blob, BlobSource, Input, Item};
 use contacthub_core::event::contact;
 use contacthub_core::identity::normalize_phone;
+use contacthub_core::outbound::sms_segments;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
 use std::sync::Arc;
@@ -22,26 +23,6 @@ pub struct SmsWebhook {
 impl SmsWebhook {
     pub fn new(tenants: Arc<Tenants>) -> Self {
         SmsWebhook { tenants }
-    }
-}
-
-/// Segments a gateway bills for `body`: GSM 7-bit text takes 160 characters in one segment
-/// and 153 per segment beyond; anything else (accents outside GSM, emoji) is UCS-2, 70 / 67.
-pub fn segments(body: &str) -> u32 {
-    const GSM: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€";
-    let gsm = body.chars().all(|c| GSM.contains(c));
-    let units: usize = if gsm {
-        body.chars()
-            .map(|c| if "^{}\\[~]|€".contains(c) { 2 } else { 1 })
-            .sum()
-    } else {
-        body.encode_utf16().count()
-    };
-    let (one, many) = if gsm { (160, 153) } else { (70, 67) };
-    if units <= one {
-        1
-    } else {
-        units.div_ceil(many) as u32
     }
 }
 
@@ -103,7 +84,7 @@ impl SmsWebhook {
         let payload = Payload::Sms(pb::Sms {
             message_sid: sid.to_string(),
             segments: counted
-                .unwrap_or_else(|| segments(body))
+                .unwrap_or_else(|| sms_segments(body))
                 .min(contacthub_core::limits::SMS_SEGMENTS),
             commune_number: normalize_phone(commune_number)
                 .unwrap_or_else(|| commune_number.to_string()),
@@ -253,23 +234,6 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn segments_follow_gsm_and_ucs2_rules() {
-        assert_eq!(segments(""), 1);
-        assert_eq!(segments(&"a".repeat(160)), 1);
-        assert_eq!(segments(&"a".repeat(161)), 2);
-        assert_eq!(segments(&"é".repeat(160)), 1, "é is in the GSM alphabet");
-        assert_eq!(segments(&"ê".repeat(70)), 1);
-        assert_eq!(segments(&"ê".repeat(71)), 2);
-        assert_eq!(segments("😊"), 1);
-        assert_eq!(
-            segments(&"😊".repeat(35)),
-            1,
-            "an emoji is two UTF-16 units"
-        );
-        assert_eq!(segments(&"😊".repeat(36)), 2);
     }
 
     proptest! {

@@ -1,22 +1,24 @@
-//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room and ops services, standard
+//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room, outbound and ops services, standard
 //! health and server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`ops`] (one module per service); this file wires them with
+//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`] (one module per service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
 pub mod citizens;
 pub mod courrier;
 pub mod desk;
 pub mod ops;
+pub mod outbound;
 pub mod requests;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
     citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
     dashboard_service_server::DashboardServiceServer, desk_service_server::DeskServiceServer,
-    ops_service_server::OpsServiceServer, request_service_server::RequestServiceServer,
+    ops_service_server::OpsServiceServer, outbound_service_server::OutboundServiceServer,
+    request_service_server::RequestServiceServer,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -80,6 +82,7 @@ const SERVICES: &[&str] = &[
     "contacthub.v1.CourrierService",
     "contacthub.v1.RequestService",
     "contacthub.v1.DashboardService",
+    "contacthub.v1.OutboundService",
 ];
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -104,6 +107,9 @@ pub async fn serve(
         .await;
     reporter
         .set_serving::<CourrierServiceServer<courrier::Mailroom>>()
+        .await;
+    reporter
+        .set_serving::<OutboundServiceServer<outbound::Outbound>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contacthub_proto::FILE_DESCRIPTOR_SET)
@@ -180,6 +186,9 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(DashboardServiceServer::new(requests::Dashboards::new(
+            app.clone(),
+        )))
+        .add_service(OutboundServiceServer::new(outbound::Outbound::new(
             app.clone(),
         )))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)))

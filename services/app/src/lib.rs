@@ -12,6 +12,8 @@
 //! - [`requests`]: requests (demandes) from first contact to written answer, worklists;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
+//! - [`answers`]: written answers sent to citizens (compose, preview, outbox, print queue,
+//!   outcomes and bounces);
 //! - [`catalogue`]: the catalogue of validated answers (publish, withdraw, search);
 //! - [`dashboard`]: the figures of a commune over months, for élus and services;
 //! - [`status`]: log and projector positions, dead letters, phone report;
@@ -23,6 +25,7 @@
 //! log, and a write returns once the projector made it visible. Every call names its tenant
 //! and reads only keys of that tenant.
 
+pub mod answers;
 pub mod auth;
 pub mod catalogue;
 pub mod citizens;

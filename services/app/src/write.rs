@@ -116,6 +116,27 @@ impl App {
         Ok(placed)
     }
 
+    /// Returns once the read model shows everything on the log now: what a process that
+    /// acts on the read model (the sender) waits for, so a restart never acts on a view older
+    /// than its own last writes.
+    pub async fn wait_caught_up(&self) -> Result<()> {
+        let ends = self.log.end_offsets().await.map_err(|err| {
+            Error::Unavailable(format!("could not read the event log's end: {err}"))
+        })?;
+        for (partition, end) in ends.into_iter().enumerate() {
+            if end == 0 {
+                continue;
+            }
+            self.projector
+                .wait_applied(partition as u32, end - 1, self.visibility_timeout)
+                .await
+                .map_err(|e| {
+                    Error::Unavailable(format!("the read model is behind the log: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+
     /// [`App::append_and_wait`] for one event.
     pub async fn write(&self, e: &Event) -> Result<Appended> {
         Ok(self.append_and_wait(std::slice::from_ref(e)).await?[0])

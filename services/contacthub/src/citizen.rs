@@ -2,7 +2,7 @@
 //! gRPC CitizenService of a running hub. Times are shown in Paris local time.
 
 use crate::cli::*;
-use crate::commands::{authed, connect};
+use crate::commands::{authed, connect, status_err};
 use anyhow::Result;
 use contacthub_core::render;
 use contacthub_proto::v1::{self as pb, citizen_service_client::CitizenServiceClient};
@@ -10,10 +10,6 @@ use tonic::transport::Channel;
 
 async fn client(c: &ClientArgs) -> Result<CitizenServiceClient<Channel>> {
     Ok(CitizenServiceClient::new(connect(c).await?))
-}
-
-fn status_err(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", s.message())
 }
 
 /// `identity` with the fields given on the command line replaced.

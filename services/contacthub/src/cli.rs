@@ -52,6 +52,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RequestCommand,
     },
+    /// Written answers sent to citizens on their preferred channel: preview, send, status.
+    Answer {
+        #[command(subcommand)]
+        command: AnswerCommand,
+    },
+    /// The outbound channel's print queue: letters to print and post.
+    Outbound {
+        #[command(subcommand)]
+        command: OutboundCommand,
+    },
     /// Dashboard of a commune over months (aggregates only): requests, delays, letters, calls.
     Dashboard(DashboardArgs),
     /// Mail room: register, show, list, route, answer letters; receipts and reports.
@@ -744,6 +754,78 @@ pub struct RequestAnswerArgs {
     /// Reference of the answer (outgoing chrono, Message-ID…).
     #[arg(long)]
     pub answer_ref: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnswerCommand {
+    /// Shows the answer as it would be sent (channel, recipient, text, SMS segments); writes
+    /// the letter with --pdf.
+    Preview(AnswerComposeArgs),
+    /// Puts the answer in the outbox and prints its id: the hub sends it, retrying.
+    Send(AnswerComposeArgs),
+    /// Where the answers of a request are: sent, retried, failed, bounced.
+    Status(RequestRefArgs),
+}
+
+/// The written channels an answer goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnswerChannelArg {
+    Email,
+    Sms,
+    Courrier,
+    /// A message in the citizen's portal account.
+    Portal,
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerComposeArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The request answered, e.g. GIV-D-2026-000042.
+    pub reference: String,
+    /// Default: the citizen's preferred channel, when they consented to it.
+    #[arg(long, value_enum)]
+    pub channel: Option<AnswerChannelArg>,
+    /// Why another channel than the preferred one (required then).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Default: "Votre demande <reference>".
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The answer; `-` reads it from standard input.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// A catalogue answer to start from (its text when --text is not given).
+    #[arg(long)]
+    pub catalogue: Option<String>,
+    /// E-mail: attach the answer letter as a PDF.
+    #[arg(long)]
+    pub attach_letter: bool,
+    /// Preview: write the letter (courrier, or attached) to this file.
+    #[arg(long)]
+    pub pdf: Option<PathBuf>,
+    /// The same key sends one answer, however many times the command is run.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboundCommand {
+    /// Letters waiting to be printed, oldest first; --out writes their PDFs,
+    /// --mark-printed records letters printed and posted.
+    PrintQueue(PrintQueueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrintQueueArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// Folder to write each letter to (`<answer id>.pdf`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Answer ids of letters printed and posted (repeatable).
+    #[arg(long)]
+    pub mark_printed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

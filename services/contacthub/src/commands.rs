@@ -26,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Citizen { command } => crate::citizen::run(command).await,
         Command::Request { command } => crate::request::run(command).await,
         Command::Dashboard(a) => crate::request::dashboard(a).await,
+        Command::Answer { command } => crate::answer::run(command).await,
+        Command::Outbound { command } => crate::answer::outbound(command).await,
         Command::Timeline(a) => timeline(a).await,
         Command::Status(a) => status(a).await,
         Command::DeadLetters(a) => dead_letters(a).await,
@@ -59,7 +61,24 @@ fn tenants(args: &LogArgs) -> Result<Arc<Tenants>> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Tenants::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            let mut tenants =
+                Tenants::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+            // Logos are named relative to the communes file.
+            let logos: Vec<(String, String)> = tenants
+                .iter()
+                .filter_map(|t| t.logo_file.clone().map(|f| (t.code.clone(), f)))
+                .collect();
+            let base = path.parent().unwrap_or(std::path::Path::new("."));
+            for (code, file) in logos {
+                let logo = base.join(&file);
+                let bytes = std::fs::read(&logo).with_context(|| {
+                    format!("reading the logo of commune {code}: {}", logo.display())
+                })?;
+                tenants
+                    .set_logo(&code, bytes)
+                    .with_context(|| format!("in {}", path.display()))?;
+            }
+            tenants
         }
     }))
 }
@@ -641,6 +660,19 @@ pub(crate) async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel>
         .connect()
         .await
         .with_context(|| format!("connecting to contacthub at {}", c.server))
+}
+
+/// A server's refusal, as the message it gave.
+pub(crate) fn status_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", s.message())
+}
+
+/// A time for people: Paris local time (empty when unset).
+pub(crate) fn when(t: &Option<contacthub_proto::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+        .map(contacthub_core::courrier::paris_display)
+        .unwrap_or_default()
 }
 
 /// A request carrying the agent's token, if any.

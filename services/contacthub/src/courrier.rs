@@ -1,7 +1,7 @@
 //! `contacthub courrier …`: the mail room from a terminal.
 
 use crate::cli::*;
-use crate::commands::{authed, connect, parse_channel};
+use crate::commands::{authed, connect, parse_channel, status_err};
 use anyhow::{bail, Context, Result};
 use contacthub_core::courrier::paris_display;
 use contacthub_core::render::category_fr;
@@ -14,10 +14,6 @@ const CHUNK: usize = 256 * 1024;
 
 async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
     Ok(CourrierServiceClient::new(connect(c).await?).max_decoding_message_size(64 << 20))
-}
-
-fn status_err(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", s.message())
 }
 
 pub(crate) fn parse_category(s: &str) -> Result<i32> {

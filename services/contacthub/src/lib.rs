@@ -4,6 +4,7 @@
 //! citizen-record ones, [`request`] the request ones; [`server`] wires
 //! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
+pub mod answer;
 pub mod citizen;
 pub mod cli;
 pub mod commands;

@@ -3,11 +3,9 @@
 //! DashboardService. Times in Paris local time.
 
 use crate::cli::*;
-use crate::commands::{authed, connect, parse_channel};
+use crate::commands::{authed, connect, parse_channel, status_err, when};
 use anyhow::Result;
-use contacthub_core::courrier::paris_display;
 use contacthub_core::render::{category_fr, channel_fr, close_reason_fr, status_fr};
-use contacthub_proto::ts;
 use contacthub_proto::v1::{
     self as pb, dashboard_service_client::DashboardServiceClient,
     request_service_client::RequestServiceClient,
@@ -16,17 +14,6 @@ use tonic::transport::Channel;
 
 async fn client(c: &ClientArgs) -> Result<RequestServiceClient<Channel>> {
     Ok(RequestServiceClient::new(connect(c).await?))
-}
-
-fn status_err(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", s.message())
-}
-
-fn when(t: &Option<contacthub_proto::Timestamp>) -> String {
-    t.as_ref()
-        .and_then(ts::to_micros)
-        .map(paris_display)
-        .unwrap_or_default()
 }
 
 /// One line: reference, status, due date, service, subject.

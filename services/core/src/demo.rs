@@ -383,6 +383,11 @@ fn person_events(
                 2 => pb::ContactChannel::Courrier,
                 _ => pb::ContactChannel::Phone,
             } as i32,
+            // Agreed at the accueil when the record was made.
+            consent: Some(pb::Consent {
+                given_at: Some(ts::from_micros(reg_us)),
+                source: "accueil".into(),
+            }),
             ..Default::default()
         });
     }

@@ -62,6 +62,8 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::RequestLinked(_) => "request_linked",
         Payload::RequestGrouped(_) => "request_grouped",
         Payload::CatalogueAnswerPublished(_) => "catalogue_answer_published",
+        Payload::AnswerComposed(_) => "answer_composed",
+        Payload::AnswerOutcome(_) => "answer_outcome",
     }
 }
 
@@ -297,6 +299,40 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         | Payload::RequestReopened(_)
         | Payload::RequestLinked(_)
         | Payload::RequestGrouped(_) => need_request(kind(payload))?,
+        Payload::AnswerComposed(a) => {
+            need_request(kind(payload))?;
+            use Channel as C;
+            if ![C::Email, C::Sms, C::Courrier, C::WebForm]
+                .map(|c| c as i32)
+                .contains(&a.channel)
+            {
+                return Err(invalid(
+                    "answer_composed channel is e-mail, SMS, courrier or portal (web form)",
+                ));
+            }
+            let citizen = event
+                .personal
+                .as_ref()
+                .and_then(|p| p.party.as_ref())
+                .map_or("", |p| p.citizen_id.as_str());
+            need_citizen("answer_composed party citizen_id", citizen)?;
+        }
+        Payload::AnswerOutcome(o) => {
+            need_request(kind(payload))?;
+            if !valid_id(&o.answer_event_id) {
+                return Err(invalid("answer_outcome without a valid answer_event_id"));
+            }
+            if !matches!(
+                pb::answer_outcome::Kind::try_from(o.kind),
+                Ok(pb::answer_outcome::Kind::Delivered
+                    | pb::answer_outcome::Kind::Failed
+                    | pb::answer_outcome::Kind::Bounced)
+            ) {
+                return Err(invalid(
+                    "answer_outcome kind is delivered, failed or bounced",
+                ));
+            }
+        }
         Payload::CatalogueAnswerPublished(a) => {
             if !crate::identity::valid_id(&a.answer_id) || a.answer_id.chars().count() > 64 {
                 return Err(invalid(format!(
@@ -542,6 +578,24 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             chars("contact_event_id", &l.contact_event_id, limits::ID_CHARS)?;
         }
         Some(Payload::RequestReopened(_)) => {}
+        Some(Payload::AnswerComposed(a)) => {
+            chars(
+                "catalogue_answer_id",
+                &a.catalogue_answer_id,
+                limits::ID_CHARS,
+            )?;
+            chars("channel_reason", &a.channel_reason, limits::LABEL_CHARS)?;
+        }
+        Some(Payload::AnswerOutcome(o)) => {
+            chars("answer_event_id", &o.answer_event_id, limits::ID_CHARS)?;
+            chars(
+                "provider_message_id",
+                &o.provider_message_id,
+                limits::ID_CHARS,
+            )?;
+            chars("pdf_sha256", &o.pdf_sha256, limits::LABEL_CHARS)?;
+            chars("error", &o.error, limits::NOTE_CHARS)?;
+        }
         Some(Payload::CatalogueAnswerPublished(a)) => {
             chars("answer_id", &a.answer_id, limits::ID_CHARS)?;
             chars("demarche", &a.demarche, limits::LABEL_CHARS)?;

@@ -22,6 +22,10 @@
 //! | `rt/`  | tenant `\0` e-mail thread id         | request reference         |
 //! | `od/`  | tenant `\0` due (i64 BE µs) `\0` reference | open request: its dashboard slice |
 //! | `ka/`  | tenant `\0` answer id                | `CatalogueAnswer`         |
+//! | `an/`  | tenant `\0` answer event id          | `Answer` (outbound)       |
+//! | `ar/`  | tenant `\0` reference `\0` answer id  | empty: the answers of a request |
+//! | `ob/`  | next attempt (i64 BE µs) tenant `\0` answer id | empty: the outbox, due first |
+//! | `pq/`  | tenant `\0` answer id                | empty: letters to print   |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -295,6 +299,59 @@ pub fn open_request(tenant: &str, due_us: i64, reference: &str) -> Vec<u8> {
 /// A validated answer of a commune's catalogue.
 pub fn catalogue(tenant: &str, answer_id: &str) -> Vec<u8> {
     key(b"ka/", &[tenant.as_bytes(), answer_id.as_bytes()])
+}
+
+pub fn answer(tenant: &str, answer_id: &str) -> Vec<u8> {
+    key(b"an/", &[tenant.as_bytes(), answer_id.as_bytes()])
+}
+
+pub fn request_answer(tenant: &str, reference: &str, answer_id: &str) -> Vec<u8> {
+    key(
+        b"ar/",
+        &[
+            tenant.as_bytes(),
+            reference.as_bytes(),
+            answer_id.as_bytes(),
+        ],
+    )
+}
+
+/// Prefix of the answers of one request.
+pub fn request_answers_prefix(tenant: &str, reference: &str) -> Vec<u8> {
+    let mut k = key(b"ar/", &[tenant.as_bytes(), reference.as_bytes()]);
+    k.push(0);
+    k
+}
+
+pub const OUTBOX: &[u8] = b"ob/";
+
+/// An answer waiting in the outbox, ordered by when it is next tried.
+pub fn outbox(due_us: i64, tenant: &str, answer_id: &str) -> Vec<u8> {
+    let mut k = OUTBOX.to_vec();
+    k.extend_from_slice(&due_us.max(0).to_be_bytes());
+    k.extend_from_slice(&key(b"", &[tenant.as_bytes(), answer_id.as_bytes()]));
+    k
+}
+
+/// The due instant, tenant and answer id of an outbox key.
+pub fn parse_outbox(k: &[u8]) -> Option<(i64, String, String)> {
+    let rest = k.strip_prefix(OUTBOX)?;
+    let due = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let mut parts = rest[8..].splitn(2, |b| *b == 0);
+    let tenant = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let id = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((due, tenant, id))
+}
+
+pub fn print_queue(tenant: &str, answer_id: &str) -> Vec<u8> {
+    key(b"pq/", &[tenant.as_bytes(), answer_id.as_bytes()])
+}
+
+/// Prefix of a commune's letters to print.
+pub fn print_queue_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"pq/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
 }
 
 /// Prefix of every catalogue answer of a commune.

@@ -21,6 +21,7 @@ pub mod fold;
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod outbound;
 pub mod receipt;
 pub mod render;
 pub mod search;

@@ -1,11 +1,12 @@
-//! The acknowledgement of receipt (accusé de réception) of a letter: an A4 PDF with the
-//! commune's letterhead, the sender's name and postal address where a window envelope (DL or
-//! C5, French layout) shows it, the chrono number, French dates and the committed answer date.
+//! The commune's documents: the acknowledgement of receipt (accusé de réception) of a letter
+//! and the answer letter (réponse écrite), A4 PDFs with the commune's letterhead, the
+//! citizen's name and postal address where a window envelope (DL or C5, French layout) shows
+//! it, the reference, French dates (and, for a receipt, the committed answer date).
 //! Text is set in DejaVu Sans, embedded (subset) in every file, so any name in any Latin,
 //! Vietnamese, Polish, Turkish… writing prints as written. Pure: bytes in, bytes out.
 
 use crate::courrier::{due_us, paris};
-use crate::pb::CourrierState;
+use crate::pb::{Answer, CourrierState};
 use crate::tenant::Tenant;
 use contacthub_proto::ts;
 use krilla::geom::Point;
@@ -57,8 +58,22 @@ pub fn date_fr(us: i64) -> String {
     format!("{} {} {}", d.day(), MONTHS[d.month0() as usize], d.year())
 }
 
-/// A line to print: where (millimetres from the left and from the top), bold or not, size.
+/// The logo of a letterhead, if `bytes` are a PNG or JPEG krilla reads.
+pub fn logo_image(bytes: &[u8]) -> Result<krilla::image::Image, String> {
+    let data: krilla::Data = Arc::new(bytes.to_vec()).into();
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        krilla::image::Image::from_png(data, true)
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        krilla::image::Image::from_jpeg(data, true)
+    } else {
+        Err("neither PNG nor JPEG".into())
+    }
+}
+
+/// A line to print: on which page, where (millimetres from the left and from the top), bold
+/// or not, size.
 struct Line {
+    page: usize,
     x_mm: f32,
     y_mm: f32,
     bold: bool,
@@ -108,6 +123,7 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
     let mut lines = Vec::new();
     let mut put = |x_mm: f32, y_mm: f32, bold: bool, size: f32, text: String| {
         lines.push(Line {
+            page: 0,
             x_mm,
             y_mm,
             bold,
@@ -174,34 +190,135 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
         false,
         "Merci de rappeler le numéro d'enregistrement dans toute correspondance.".into(),
     );
-    render(&lines)
+    render(&lines, &tenant.logo)
 }
 
-fn render(lines: &[Line]) -> Vec<u8> {
+/// The answer letter of `answer` from `tenant`, for the request's `service`: letterhead, the
+/// recipient in the envelope's window, the date it was written, its reference and subject,
+/// the text in paragraphs, on as many pages as it takes.
+pub fn answer_letter_pdf(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<u8> {
+    let written = answer
+        .composed_at
+        .as_ref()
+        .and_then(ts::to_micros)
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    let mut put = |page: usize, x_mm: f32, y_mm: f32, bold: bool, size: f32, text: String| {
+        lines.push(Line {
+            page,
+            x_mm,
+            y_mm,
+            bold,
+            size,
+            text,
+        })
+    };
+    put(
+        0,
+        20.0,
+        20.0,
+        true,
+        14.0,
+        format!("Mairie de {}", tenant.name),
+    );
+    for (i, l) in tenant.address.iter().enumerate() {
+        put(0, 20.0, 27.0 + 5.0 * i as f32, false, 10.0, l.clone());
+    }
+    for (i, l) in answer.postal_lines.iter().take(6).enumerate() {
+        put(0, 110.0, 50.0 + 5.5 * i as f32, false, 11.0, l.clone());
+    }
+    put(
+        0,
+        110.0,
+        90.0,
+        false,
+        10.0,
+        format!("{}, le {}", tenant.name, date_fr(written)),
+    );
+    put(
+        0,
+        20.0,
+        100.0,
+        false,
+        10.0,
+        format!("Référence : {}", answer.request_reference),
+    );
+    let (mut page, mut y) = (0, 108.0);
+    let mut body = |bold: bool, text: &str| {
+        for l in wrap(text, 88) {
+            if y > 275.0 {
+                page += 1;
+                y = 20.0;
+            }
+            put(page, 20.0, y, bold, 11.0, l);
+            y += 6.0;
+        }
+        y += 3.0;
+    };
+    if !answer.subject.is_empty() {
+        body(true, &format!("Objet : {}", answer.subject));
+    }
+    body(false, "Madame, Monsieur,");
+    for paragraph in answer.text.split('\n').filter(|p| !p.trim().is_empty()) {
+        body(false, paragraph);
+    }
+    body(
+        false,
+        "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations \
+         distinguées.",
+    );
+    let signed = if service.is_empty() {
+        format!("La mairie de {}", tenant.name)
+    } else {
+        format!("Le service {} de la mairie de {}", service, tenant.name)
+    };
+    body(false, &signed);
+    render(&lines, &tenant.logo)
+}
+
+/// Prints `lines`, and on the first page the commune's `logo` (if any) in the top right
+/// corner, at most 40 × 25 mm, clear of the envelope's window.
+fn render(lines: &[Line], logo: &[u8]) -> Vec<u8> {
     let (regular, bold) = fonts();
     let mut document = Document::new();
-    let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid page size");
-    let mut page = document.start_page_with(settings);
-    let mut surface = page.surface();
-    for l in lines {
-        if l.text.is_empty() {
-            continue;
+    let pages = lines.iter().map(|l| l.page + 1).max().unwrap_or(1);
+    for n in 0..pages {
+        let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid page size");
+        let mut page = document.start_page_with(settings);
+        let mut surface = page.surface();
+        if let (0, Ok(image)) = (n, logo_image(logo)) {
+            let (w, h) = image.size();
+            let scale = (40.0 * MM / w.max(1) as f32).min(25.0 * MM / h.max(1) as f32);
+            let (w, h) = (w as f32 * scale, h as f32 * scale);
+            if let Some(size) = krilla::geom::Size::from_wh(w, h) {
+                surface.push_transform(&krilla::geom::Transform::from_translate(
+                    190.0 * MM - w,
+                    12.0 * MM,
+                ));
+                surface.draw_image(image, size);
+                surface.pop();
+            }
         }
-        surface.draw_text(
-            Point::from_xy(l.x_mm * MM, l.y_mm * MM),
-            if l.bold {
-                bold.clone()
-            } else {
-                regular.clone()
-            },
-            l.size,
-            &l.text,
-            false,
-            TextDirection::Auto,
-        );
+        for l in lines.iter().filter(|l| l.page == n) {
+            if l.text.is_empty() {
+                continue;
+            }
+            surface.draw_text(
+                Point::from_xy(l.x_mm * MM, l.y_mm * MM),
+                if l.bold {
+                    bold.clone()
+                } else {
+                    regular.clone()
+                },
+                l.size,
+                &l.text,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        surface.finish();
+        page.finish();
     }
-    surface.finish();
-    page.finish();
     // Nothing here can fail for these inputs (one page, text in an embedded font): an error
     // would be a bug, reported as an empty document rather than a panic.
     document.finish().unwrap_or_default()
@@ -235,6 +352,57 @@ mod tests {
             "an embedded TrueType font"
         );
         assert!(pdf.len() < 120_000, "{} bytes", pdf.len());
+    }
+
+    #[test]
+    fn a_long_answer_letter_runs_over_pages_and_is_the_same_twice() {
+        let t = Tenants::builtin();
+        let answer = Answer {
+            request_reference: "GIV-D-2026-000042".into(),
+            subject: "Votre demande de logement".into(),
+            text: "Łukasz Żółć, votre dossier avance. ".repeat(400),
+            postal_lines: vec!["Nguyễn Thị Minh Khai".into(), "69700 Givors".into()],
+            composed_at: Some(ts::from_micros(1_790_000_000_000_000)),
+            ..Default::default()
+        };
+        let pdf = answer_letter_pdf(&answer, t.get("69091").unwrap(), "logement");
+        assert!(pdf.starts_with(b"%PDF-"));
+        let text = String::from_utf8_lossy(&pdf);
+        let count = text.find("/Count ").map(|i| &text[i + 7..i + 9]);
+        assert!(
+            count.is_some_and(|c| c.trim().parse::<u32>().is_ok_and(|n| n >= 2)),
+            "pages: {count:?}"
+        );
+        assert_eq!(
+            pdf,
+            answer_letter_pdf(&answer, t.get("69091").unwrap(), "logement"),
+            "the same letter gives the same bytes (its hash is its proof)"
+        );
+    }
+
+    #[test]
+    fn a_logo_is_printed_and_a_bad_one_refused() {
+        // A 1×1 PNG.
+        const PNG: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00,
+            0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78,
+            0xda, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x56, 0xc7,
+            0x2f, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
+        let mut t = Tenants::builtin();
+        let without = answer_letter_pdf(&Answer::default(), t.get("69091").unwrap(), "");
+        t.set_logo("69091", PNG.to_vec()).unwrap();
+        let with = answer_letter_pdf(&Answer::default(), t.get("69091").unwrap(), "");
+        // The only difference is the logo: an image object and its stream.
+        assert!(
+            with.len() > without.len() + 100,
+            "the logo adds an image ({} → {} bytes)",
+            without.len(),
+            with.len()
+        );
+        let bad = t.set_logo("69091", b"GIF89a".to_vec()).unwrap_err();
+        assert!(bad.to_string().contains("PNG or JPEG"), "{bad}");
     }
 
     #[test]

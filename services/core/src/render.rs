@@ -135,6 +135,22 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
         Payload::CatalogueAnswerPublished(a) => {
             format!("Réponse du catalogue « {} » publiée", a.title)
         }
+        Payload::AnswerComposed(a) => format!(
+            "Réponse écrite à la demande {} ({}) : en attente d'envoi",
+            e.request_id,
+            channel_fr(a.channel)
+        ),
+        Payload::AnswerOutcome(o) => {
+            use pb::answer_outcome::Kind;
+            match Kind::try_from(o.kind).unwrap_or(Kind::Unspecified) {
+                Kind::Delivered => format!("Réponse à la demande {} remise", e.request_id),
+                Kind::Failed => {
+                    format!("Échec d'envoi de la réponse à la demande {}", e.request_id)
+                }
+                Kind::Bounced => format!("Réponse à la demande {} revenue en erreur", e.request_id),
+                Kind::Unspecified => format!("Réponse à la demande {}", e.request_id),
+            }
+        }
         Payload::RequestLinked(_) => format!("Contact rattaché à la demande {}", e.request_id),
         Payload::RequestGrouped(g) => format!(
             "{} demande(s) regroupée(s) sous la demande collective {}",
@@ -166,6 +182,35 @@ pub fn summary(e: &Event, payload: &Payload) -> String {
             }
         }
     }
+}
+
+/// French name of where a written answer is, for agents.
+pub fn answer_status_fr(s: i32) -> &'static str {
+    use pb::AnswerStatus as S;
+    match S::try_from(s).unwrap_or(S::Unspecified) {
+        S::Queued => "en attente d'envoi",
+        S::Retrying => "nouvel essai prévu",
+        S::Delivered => "remise",
+        S::Failed => "échec d'envoi",
+        S::Bounced => "revenue en erreur",
+        S::Unspecified => "inconnu",
+    }
+}
+
+/// The timeline line of a written answer, as it stands.
+pub fn answer_summary(a: &pb::Answer) -> String {
+    let how = match pb::Channel::try_from(a.channel).unwrap_or(pb::Channel::Unspecified) {
+        pb::Channel::Email => "par courriel",
+        pb::Channel::Sms => "par SMS",
+        pb::Channel::Courrier => "par courrier",
+        pb::Channel::WebForm => "sur le portail",
+        _ => "",
+    };
+    format!(
+        "Réponse écrite {how} à la demande {} : {}",
+        a.request_reference,
+        answer_status_fr(a.status)
+    )
 }
 
 /// French name of a request's status, for agents.
@@ -200,6 +245,9 @@ pub fn step_fr(kind: &str) -> &str {
         "assigned" => "attribuée",
         "status" => "statut changé",
         "answered" => "réponse écrite",
+        "answer_queued" => "réponse mise à l'envoi",
+        "answer_failed" => "échec d'envoi de la réponse",
+        "answer_bounced" => "réponse revenue en erreur",
         "closed" => "clôturée",
         "reopened" => "rouverte",
         "linked" => "contact rattaché",

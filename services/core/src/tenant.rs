@@ -29,6 +29,11 @@ pub struct Tenant {
     pub answer_in_working_days: bool,
     /// The town hall's postal address, for the letterhead (lines).
     pub address: Vec<String>,
+    /// The logo file named in the communes file (relative to it), if any.
+    pub logo_file: Option<String>,
+    /// The logo printed on the letterhead (PNG or JPEG bytes; empty: none), loaded from
+    /// `logo_file` by the binary ([`Tenants::set_logo`]).
+    pub logo: Vec<u8>,
 }
 
 impl Tenant {
@@ -89,6 +94,8 @@ struct Entry {
     /// The town hall's postal address (lines), printed on the letterhead.
     #[serde(default)]
     address: Vec<String>,
+    /// A PNG or JPEG file, relative to the communes file: the logo of the letterhead.
+    logo: Option<String>,
 }
 
 fn default_answer_days() -> u32 {
@@ -168,6 +175,8 @@ impl Tenants {
                 answer_in_working_days: e.answer_in_working_days,
                 address: e.address,
                 answer_days_by_category: e.answer_days_by_category,
+                logo_file: e.logo,
+                logo: Vec::new(),
             };
             if by_code.insert(e.code.clone(), t).is_some() {
                 return Err(Error::Config(format!("commune {} is listed twice", e.code)));
@@ -182,6 +191,27 @@ impl Tenants {
     /// The six communes of the syndicate.
     pub fn builtin() -> Self {
         Self::from_toml(DEFAULT_COMMUNES).expect("the shipped communes.toml is valid")
+    }
+
+    /// Gives commune `code` the logo `bytes` (its `logo_file`'s content): a PNG or JPEG of at
+    /// most 1 MiB that the PDF writer can read.
+    pub fn set_logo(&mut self, code: &str, bytes: Vec<u8>) -> Result<()> {
+        let Some(t) = self.by_code.get_mut(code) else {
+            return Err(Error::Config(format!("unknown commune {code}")));
+        };
+        if bytes.len() > 1 << 20 {
+            return Err(Error::Config(format!(
+                "commune {code}: the logo is {} bytes; the limit is 1 MiB",
+                bytes.len()
+            )));
+        }
+        if let Err(why) = crate::receipt::logo_image(&bytes) {
+            return Err(Error::Config(format!(
+                "commune {code}: the logo is not a readable PNG or JPEG image ({why})"
+            )));
+        }
+        t.logo = bytes;
+        Ok(())
     }
 
     pub fn get(&self, code: &str) -> Option<&Tenant> {

@@ -291,6 +291,50 @@ impl Store {
         Ok(out)
     }
 
+    /// A written answer (outbound) by its event id.
+    pub fn answer(&self, tenant: &str, answer_id: &str) -> Result<Option<pb::Answer>> {
+        self.get_msg(&keys::answer(tenant, answer_id))
+    }
+
+    /// Ids of the answers listed under `prefix` (`ar/`, `pq/`): the last part of each key.
+    fn answers_under(&self, tenant: &str, prefix: Vec<u8>) -> Result<Vec<pb::Answer>> {
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(self.err())?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.extend(self.answer(tenant, &id)?);
+        }
+        out.sort_by_key(|a| a.composed_at.as_ref().map(|t| (t.seconds, t.nanos)));
+        Ok(out)
+    }
+
+    /// The written answers of a request, oldest first.
+    pub fn request_answers(&self, tenant: &str, reference: &str) -> Result<Vec<pb::Answer>> {
+        self.answers_under(tenant, keys::request_answers_prefix(tenant, reference))
+    }
+
+    /// A commune's letters waiting to be printed, oldest first.
+    pub fn print_queue(&self, tenant: &str) -> Result<Vec<pb::Answer>> {
+        self.answers_under(tenant, keys::print_queue_prefix(tenant))
+    }
+
+    /// Answers of every commune due in the outbox by `now_us`, at most `limit`, due first:
+    /// (tenant, answer id).
+    pub fn outbox_due(&self, now_us: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(keys::OUTBOX).take(limit) {
+            let (k, _) = kv.map_err(self.err())?;
+            let Some((due, tenant, id)) = keys::parse_outbox(&k) else {
+                continue;
+            };
+            if due > now_us {
+                break;
+            }
+            out.push((tenant, id));
+        }
+        Ok(out)
+    }
+
     /// Every answer of a commune's catalogue, by id.
     pub fn catalogue(&self, tenant: &str) -> Result<Vec<pb::CatalogueAnswer>> {
         let mut out = Vec::new();

@@ -208,6 +208,10 @@ pub fn router(state: State) -> Router {
             "/demandes/{tenant}/{reference}/reponse",
             post(pages::answer),
         )
+        .route(
+            "/demandes/{tenant}/{reference}/envoi",
+            post(pages::send_answer),
+        )
         .route("/demandes/{tenant}/{reference}/cloture", post(pages::close))
         .route("/courrier", get(mailroom::letters))
         .route(

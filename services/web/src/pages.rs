@@ -791,12 +791,19 @@ pub async fn request(
     let r = desk.app.get_request(&agent, &tenant, &reference)?;
     let now = now(&desk);
     let mut requesters = Vec::new();
+    // The written channel the first requester prefers, if they consented to it.
+    let mut preferred = String::new();
     for id in &r.requesters {
-        let name = desk
-            .app
-            .citizen(&tenant, id)
-            .map(|c| c.display_name)
-            .unwrap_or_default();
+        let citizen = desk.app.citizen(&tenant, id).ok();
+        if preferred.is_empty() {
+            preferred = citizen
+                .as_ref()
+                .and_then(|c| c.identity.as_ref())
+                .and_then(contacthub_core::outbound::preferred_channel)
+                .map(|c| channel_fr(c as i32).to_string())
+                .unwrap_or_default();
+        }
+        let name = citizen.map(|c| c.display_name).unwrap_or_default();
         requesters.push(view::Member {
             url: format!("/citoyens/{}/{}", url_encode(&tenant), url_encode(id)),
             name: if name.is_empty() { id.clone() } else { name },
@@ -846,6 +853,7 @@ pub async fn request(
         notice: match n.avis.as_str() {
             "ouverte" => "Demande ouverte.".into(),
             "repondue" => "Réponse enregistrée.".into(),
+            "envoyee" => "Réponse mise à l'envoi : elle part dans quelques secondes.".into(),
             "close" => "Demande clôturée.".into(),
             "rattache" => "Contact rattaché à la demande.".into(),
             _ => String::new(),
@@ -856,7 +864,77 @@ pub async fn request(
             .into_iter()
             .map(|a| (a.answer_id, a.title))
             .collect(),
+        sent: desk
+            .app
+            .list_answers(&agent, &tenant, &reference)?
+            .iter()
+            .map(view::SentAnswer::of)
+            .collect(),
+        send_key: crate::session::random_hex(),
+        preferred,
     }))
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    csrf: String,
+    /// Empty: the citizen's preferred channel.
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    catalogue: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    letter: Option<String>,
+    /// Given by the page: a second click sends one answer.
+    #[serde(default)]
+    key: String,
+}
+
+/// Composes a written answer and puts it in the outbox.
+pub async fn send_answer(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Form(f): Form<SendForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let channel = match f.channel.as_str() {
+        "courriel" => pb::Channel::Email,
+        "sms" => pb::Channel::Sms,
+        "courrier" => pb::Channel::Courrier,
+        "portail" => pb::Channel::WebForm,
+        _ => pb::Channel::Unspecified,
+    };
+    desk.app
+        .send_answer(
+            agent,
+            &pb::ComposeAnswerRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                channel: channel as i32,
+                channel_reason: f.reason,
+                subject: f.subject,
+                text: f.text,
+                catalogue_answer_id: f.catalogue,
+                attach_letter: f.letter.is_some(),
+                idempotency_key: f.key,
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=envoyee",
+        url_encode(&tenant),
+        url_encode(&reference)
+    )))
 }
 
 #[derive(Deserialize)]

@@ -49,7 +49,7 @@ pub struct Sessions {
     inner: Mutex<HashMap<String, Session>>,
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()

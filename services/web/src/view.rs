@@ -310,6 +310,49 @@ pub struct RequestPage {
     pub notice: String,
     /// Validated answers to link into the written answer (id, title).
     pub catalogue: Vec<(String, String)>,
+    /// Written answers composed here, oldest first.
+    pub sent: Vec<SentAnswer>,
+    /// Idempotency key of the compose form: a second click sends one answer.
+    pub send_key: String,
+    /// The written channel the requester prefers (empty: none consented to).
+    pub preferred: String,
+}
+
+/// A written answer as the request page lists it.
+pub struct SentAnswer {
+    pub when: String,
+    pub channel: String,
+    pub status: String,
+    /// The proof (provider's id, printed letter's hash) or what went wrong.
+    pub detail: String,
+}
+
+impl SentAnswer {
+    pub fn of(a: &pb::Answer) -> SentAnswer {
+        let channel = if a.channel == pb::Channel::WebForm as i32 {
+            "portail".to_string()
+        } else {
+            channel_fr(a.channel).to_string()
+        };
+        let detail = if !a.last_error.is_empty() {
+            a.last_error.clone()
+        } else if !a.provider_message_id.is_empty() {
+            a.provider_message_id.clone()
+        } else if !a.pdf_sha256.is_empty() {
+            format!(
+                "lettre imprimée, empreinte {}",
+                &a.pdf_sha256[..a.pdf_sha256.len().min(16)]
+            )
+        } else {
+            String::new()
+        };
+        SentAnswer {
+            when: micros(&a.composed_at).map(when).unwrap_or_default(),
+            channel,
+            status: contacthub_core::render::answer_status_fr(a.status).to_string(),
+            detail,
+        }
+    }
 }
 
 impl RequestPage {

@@ -4,9 +4,10 @@
 //! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
 //! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
 //! [`courrier`] (the mail room: chrono numbers and letters), [`requests`] (demandes, from
-//! first contact to written answer), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
+//! first contact to written answer), [`answers`] (the outbox of written answers), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
 //! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
 
+pub mod answers;
 pub mod citizens;
 pub mod counters;
 pub mod courrier;
@@ -298,6 +299,8 @@ fn project(
         | Payload::RequestReopened(_)
         | Payload::RequestLinked(_)
         | Payload::RequestGrouped(_) => requests::follow(kv, tenants, v)?,
+        Payload::AnswerComposed(c) => answers::compose(kv, v, c)?,
+        Payload::AnswerOutcome(o) => answers::outcome(kv, v, o)?,
         Payload::CatalogueAnswerPublished(a) => {
             let key = keys::catalogue(&e.tenant, &a.answer_id);
             let version = get_msg::<pb::CatalogueAnswer>(kv, &key)?.map_or(0, |c| c.version);
@@ -414,6 +417,13 @@ fn project(
                     format!("{} n° {}, réponse due le {due}", entry.summary, r.reference);
                 timeline::rewrite(kv, &e.tenant, entry);
             }
+        }
+    }
+    // A written answer shows on the channel it goes by.
+    if let Payload::AnswerComposed(c) = v.payload {
+        for entry in &mut entries {
+            entry.channel = c.channel;
+            timeline::rewrite(kv, &e.tenant, entry);
         }
     }
     // For an agent ("à rattacher"): a contact waiting for its citizen, or one that named a

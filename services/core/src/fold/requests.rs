@@ -52,7 +52,7 @@ fn count_due(kv: &mut impl Kv, r: &Request, add: bool) -> Result<()> {
 
 /// Writes a request, keeping the open requests (by due instant, and counted by due day and
 /// slice) in step.
-fn put(kv: &mut impl Kv, r: &Request) -> Result<()> {
+pub(super) fn put(kv: &mut impl Kv, r: &Request) -> Result<()> {
     let key = keys::request(&r.tenant, &r.reference);
     let old = get_msg::<Request>(kv, &key)?;
     let old_key = old.as_ref().and_then(open_key);
@@ -240,7 +240,7 @@ fn due(tenants: &Tenants, tenant: &str, category: i32, first_us: i64) -> i64 {
     })
 }
 
-fn step(r: &mut Request, e: &pb::Event, kind: &str, note: String, at_us: i64) {
+pub(super) fn step(r: &mut Request, e: &pb::Event, kind: &str, note: String, at_us: i64) {
     let previous = r
         .history
         .last()
@@ -485,6 +485,42 @@ pub(crate) fn letter_moved(kv: &mut impl Kv, v: &Valid, reference: &str) -> Resu
     put(kv, &r)
 }
 
+/// Records the written answer `a` on `r` (not yet written back), on its letter, and on the
+/// members of a collective (each on its requesters' preferred channel).
+pub(super) fn answered(
+    kv: &mut impl Kv,
+    v: &Valid,
+    r: &mut Request,
+    a: &pb::RequestAnswered,
+) -> Result<()> {
+    let e = v.event;
+    let tenant = &e.tenant;
+    answer(kv, r, e, a.answer_channel, &a.answer_ref, v.occurred_us)?;
+    if !r.chrono.is_empty() {
+        super::courrier::answered_by_request(kv, v, &r.chrono, a)?;
+    }
+    for m in &r.members {
+        let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))? else {
+            continue;
+        };
+        if member.status == RequestStatus::Closed as i32 {
+            continue;
+        }
+        let channel =
+            preferred_channel(kv, tenant, &member.requesters)?.unwrap_or(a.answer_channel);
+        answer(kv, &mut member, e, channel, &a.answer_ref, v.occurred_us)?;
+        step(
+            &mut member,
+            e,
+            "answered",
+            format!("réponse collective {}", r.reference),
+            v.occurred_us,
+        );
+        put(kv, &member)?;
+    }
+    Ok(())
+}
+
 /// Any later event of a request (`Event.request_id` is its reference).
 pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<Vec<String>> {
     let e = v.event;
@@ -521,37 +557,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             if closed {
                 return Ok(Err(Invalid(format!("request {} is closed", r.reference))));
             }
-            answer(
-                kv,
-                &mut r,
-                e,
-                a.answer_channel,
-                &a.answer_ref,
-                v.occurred_us,
-            )?;
-            if !r.chrono.is_empty() {
-                super::courrier::answered_by_request(kv, v, &r.chrono, a)?;
-            }
-            // A collective's answer is each member's, on each requester's preferred channel.
-            for m in &r.members {
-                let Some(mut member) = get_msg::<Request>(kv, &keys::request(tenant, m))? else {
-                    continue;
-                };
-                if member.status == RequestStatus::Closed as i32 {
-                    continue;
-                }
-                let channel =
-                    preferred_channel(kv, tenant, &member.requesters)?.unwrap_or(a.answer_channel);
-                answer(kv, &mut member, e, channel, &a.answer_ref, v.occurred_us)?;
-                step(
-                    &mut member,
-                    e,
-                    "answered",
-                    format!("réponse collective {}", r.reference),
-                    v.occurred_us,
-                );
-                put(kv, &member)?;
-            }
+            answered(kv, v, &mut r, a)?;
             ("answered", a.answer_ref.clone())
         }
         Payload::RequestGrouped(g) => {

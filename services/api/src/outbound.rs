@@ -1,0 +1,75 @@
+//! The outbound service: translates gRPC requests into the application layer's written
+//! answers ([`contacthub_app::answers`]): preview, send, status, the print queue.
+
+use crate::{status, token};
+use contacthub_app::App;
+use contacthub_core::pb::{self, outbound_service_server::OutboundService};
+use tonic::{Request, Response, Status};
+
+pub struct Outbound {
+    app: App,
+}
+
+impl Outbound {
+    pub fn new(app: App) -> Self {
+        Outbound { app }
+    }
+}
+
+#[tonic::async_trait]
+impl OutboundService for Outbound {
+    async fn preview_answer(
+        &self,
+        req: Request<pb::ComposeAnswerRequest>,
+    ) -> Result<Response<pb::AnswerPreview>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.preview_answer(&agent, r))
+    }
+
+    async fn send_answer(
+        &self,
+        req: Request<pb::ComposeAnswerRequest>,
+    ) -> Result<Response<pb::Answer>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.send_answer(agent, r).await)
+    }
+
+    async fn get_answer(
+        &self,
+        req: Request<pb::GetAnswerRequest>,
+    ) -> Result<Response<pb::Answer>, Status> {
+        crate::scoped!(self, req, |agent, r| self.app.get_answer(
+            &agent,
+            &r.tenant,
+            &r.answer_event_id
+        ))
+    }
+
+    async fn list_answers(
+        &self,
+        req: Request<pb::ListAnswersRequest>,
+    ) -> Result<Response<pb::ListAnswersResponse>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .list_answers(&agent, &r.tenant, &r.reference)
+            .map(|answers| pb::ListAnswersResponse { answers }))
+    }
+
+    async fn list_print_queue(
+        &self,
+        req: Request<pb::ListPrintQueueRequest>,
+    ) -> Result<Response<pb::PrintQueue>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .print_queue(&agent, &r.tenant)
+            .map(|items| pb::PrintQueue { items }))
+    }
+
+    async fn mark_printed(
+        &self,
+        req: Request<pb::MarkPrintedRequest>,
+    ) -> Result<Response<pb::Answer>, Status> {
+        crate::scoped!(self, req, |agent, r| self
+            .app
+            .mark_printed(agent, &r.tenant, &r.answer_event_id, &r.pdf_sha256)
+            .await)
+    }
+}

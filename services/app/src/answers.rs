@@ -1,0 +1,467 @@
+//! Written answers (the outbound channel): compose an answer to a request on the citizen's
+//! preferred channel (or another, with the reason kept), preview it, put it in the outbox;
+//! its status; the print queue of letters; and the outcomes the sender, the printers and the
+//! bounce handlers report. Delivering is the sender's job (`contacthub_adapters::outbound`).
+
+use crate::auth::Agent;
+use crate::{App, Error, Result};
+use contacthub_core::event::content_fingerprint;
+use contacthub_core::fold::answers::postal_lines;
+use contacthub_core::fold::citizens::display_name;
+use contacthub_core::identity::{normalize_phone, valid_id};
+use contacthub_core::limits::{self, quote};
+use contacthub_core::outbound::{preferred_channel, sms_segments, MAX_SMS_SEGMENTS};
+use contacthub_core::pb::{self, answer_outcome::Kind, event::Payload, Channel, RequestStatus};
+use contacthub_core::receipt::answer_letter_pdf;
+use contacthub_core::render::channel_fr;
+use contacthub_proto::ts;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+/// An answer ready to be written: the event, and what the preview shows.
+struct Composed {
+    event: pb::Event,
+    preview: pb::AnswerPreview,
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn written(channel: i32) -> bool {
+    [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Courrier,
+        Channel::WebForm,
+    ]
+    .map(|c| c as i32)
+    .contains(&channel)
+}
+
+impl App {
+    /// Builds the answer `r` asks for, checking everything a send would.
+    fn compose(&self, agent: &Option<Agent>, r: &pb::ComposeAnswerRequest) -> Result<Composed> {
+        let commune = self.tenant(&r.tenant)?.clone();
+        let request = self.get_request(agent, &r.tenant, &r.reference)?;
+        if request.status == RequestStatus::Closed as i32 {
+            return Err(Error::Invalid(format!(
+                "request {} is closed: reopen it to answer again",
+                request.reference
+            )));
+        }
+        let Some(requester) = request.requesters.first() else {
+            return Err(Error::Invalid(format!(
+                "request {} has no requester to answer",
+                request.reference
+            )));
+        };
+        let citizen_id = self.store.canonical(&r.tenant, requester)?;
+        let identity = self
+            .store
+            .citizen(&r.tenant, &citizen_id)?
+            .and_then(|c| c.identity)
+            .unwrap_or_default();
+        let preferred = preferred_channel(&identity);
+        let channel = match (r.channel, preferred) {
+            (0, Some(p)) => p as i32,
+            (0, None) => {
+                return Err(Error::Invalid(
+                    "the citizen chose no written channel with consent: choose one (e-mail, SMS, courrier or portal)".into(),
+                ))
+            }
+            (c, _) if !written(c) => {
+                return Err(Error::Invalid(
+                    "channel is a written one: e-mail, SMS, courrier or portal (web form)".into(),
+                ))
+            }
+            (c, _) => c,
+        };
+        let reason = r.channel_reason.trim();
+        if preferred.is_some_and(|p| p as i32 != channel) && reason.is_empty() {
+            return Err(Error::Invalid(format!(
+                "the citizen prefers {}: say why you answer by {} (channel_reason)",
+                channel_fr(preferred.map_or(0, |p| p as i32)),
+                channel_fr(channel)
+            )));
+        }
+        if reason.chars().count() > limits::LABEL_CHARS {
+            return Err(Error::Invalid(format!(
+                "channel_reason is longer than {} characters",
+                limits::LABEL_CHARS
+            )));
+        }
+        let catalogue = r.catalogue_answer_id.trim();
+        let mut text = r.text.trim().to_string();
+        if !catalogue.is_empty() {
+            let c = self
+                .store
+                .catalogue_answer(&r.tenant, catalogue)?
+                .filter(|c| !c.withdrawn)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no catalogue answer {} in this commune (or withdrawn)",
+                        quote(catalogue)
+                    ))
+                })?;
+            if text.is_empty() {
+                text = c.text;
+            }
+        }
+        if text.is_empty() {
+            return Err(Error::Invalid(
+                "text is required (or a catalogue answer to start from)".into(),
+            ));
+        }
+        if text.chars().count() > limits::TEXT_CHARS {
+            return Err(Error::Invalid(format!(
+                "text is {} characters; the limit is {}",
+                text.chars().count(),
+                limits::TEXT_CHARS
+            )));
+        }
+        let subject = match r.subject.trim() {
+            "" => format!("Votre demande {}", request.reference),
+            s => s.to_string(),
+        };
+        if subject.chars().count() > limits::LABEL_CHARS {
+            return Err(Error::Invalid(format!(
+                "subject is longer than {} characters",
+                limits::LABEL_CHARS
+            )));
+        }
+        if r.idempotency_key.chars().count() > 128 {
+            return Err(Error::Invalid(
+                "idempotency_key is longer than 128 characters".into(),
+            ));
+        }
+        let mut party = pb::Party {
+            citizen_id: citizen_id.clone(),
+            name: display_name(&identity),
+            ..Default::default()
+        };
+        // The postal address, for a letter (printed, or attached to an e-mail).
+        party.address = identity.addresses.first().map(|a| pb::PostalAddress {
+            lines: [
+                format!("{} {}", a.number, a.street).trim().to_string(),
+                a.complement.trim().to_string(),
+            ]
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .collect(),
+            postal_code: a.postcode.clone(),
+            city: a.city.clone(),
+            country: String::new(),
+        });
+        let mut segments = 0;
+        let missing = |what: &str| {
+            Error::Invalid(format!(
+                "the citizen's record has no {what}: add it to their record or choose another channel"
+            ))
+        };
+        match Channel::try_from(channel).unwrap_or(Channel::Unspecified) {
+            Channel::Email => {
+                party.email = identity
+                    .emails
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| missing("e-mail address"))?;
+            }
+            Channel::Sms => {
+                party.phone = identity
+                    .phones
+                    .iter()
+                    .find_map(|p| normalize_phone(p))
+                    .ok_or_else(|| missing("phone number"))?;
+                segments = sms_segments(&text);
+                if segments > MAX_SMS_SEGMENTS {
+                    return Err(Error::Invalid(format!(
+                        "the text takes {segments} SMS; the limit is {MAX_SMS_SEGMENTS}: shorten it or answer by e-mail or courrier"
+                    )));
+                }
+            }
+            Channel::Courrier if party.address.is_none() => {
+                return Err(missing("postal address"));
+            }
+            _ => {}
+        }
+        let source_id = if r.idempotency_key.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            r.idempotency_key.clone()
+        };
+        let mut e = self.internal_event(
+            "answers",
+            &r.tenant,
+            &source_id,
+            &agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            Payload::AnswerComposed(pb::AnswerComposed {
+                channel,
+                catalogue_answer_id: catalogue.to_string(),
+                channel_reason: reason.to_string(),
+                attach_letter: r.attach_letter && channel == Channel::Email as i32,
+            }),
+        );
+        e.direction = pb::Direction::Outbound as i32;
+        e.request_id = request.reference.clone();
+        e.category = request.category;
+        e.personal = Some(pb::Personal {
+            party: Some(party.clone()),
+            subject: subject.clone(),
+            text: text.clone(),
+            ..Default::default()
+        });
+        let mut same = r.clone();
+        same.idempotency_key.clear();
+        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        // What the letter will look like (a courrier, or attached to an e-mail).
+        let draft = pb::Answer {
+            request_reference: request.reference.clone(),
+            subject: subject.clone(),
+            text: text.clone(),
+            postal_lines: postal_lines(&party),
+            composed_at: e.occurred_at,
+            ..Default::default()
+        };
+        let with_letter = channel == Channel::Courrier as i32
+            || (channel == Channel::Email as i32 && r.attach_letter);
+        let letter = if with_letter {
+            answer_letter_pdf(&draft, &commune, &request.service)
+        } else {
+            Vec::new()
+        };
+        let preview = pb::AnswerPreview {
+            channel,
+            preferred: preferred.is_some_and(|p| p as i32 == channel),
+            recipient: match Channel::try_from(channel).unwrap_or(Channel::Unspecified) {
+                Channel::Email => party.email.clone(),
+                Channel::Sms => party.phone.clone(),
+                Channel::WebForm => citizen_id,
+                _ => String::new(),
+            },
+            postal_lines: draft.postal_lines,
+            subject,
+            text,
+            sms_segments: segments,
+            letter_pdf: letter,
+        };
+        Ok(Composed { event: e, preview })
+    }
+
+    /// The answer as it would be sent; writes nothing.
+    pub fn preview_answer(
+        &self,
+        agent: &Option<Agent>,
+        r: &pb::ComposeAnswerRequest,
+    ) -> Result<pb::AnswerPreview> {
+        Ok(self.compose(agent, r)?.preview)
+    }
+
+    /// Puts the answer in the outbox; returns it once visible. The sender delivers it.
+    pub async fn send_answer(
+        &self,
+        agent: Option<Agent>,
+        r: &pb::ComposeAnswerRequest,
+    ) -> Result<pb::Answer> {
+        let composed = self.compose(&agent, r)?;
+        self.write(&composed.event).await?;
+        self.answer(&r.tenant, &composed.event.event_id)
+    }
+
+    /// An answer by its id (the sender's and bounce handlers' view: no agent).
+    pub fn answer(&self, tenant: &str, answer_id: &str) -> Result<pb::Answer> {
+        self.tenant(tenant)?;
+        if !valid_id(answer_id) {
+            return Err(Error::Invalid(format!(
+                "{:?} is not an answer id",
+                quote(answer_id)
+            )));
+        }
+        self.store.answer(tenant, answer_id)?.ok_or_else(|| {
+            Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
+        })
+    }
+
+    /// An answer as `agent` may see it: one of a request they see.
+    pub fn get_answer(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        answer_id: &str,
+    ) -> Result<pb::Answer> {
+        let a = self.answer(tenant, answer_id)?;
+        self.get_request(agent, tenant, &a.request_reference)
+            .map_err(|_| {
+                Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
+            })?;
+        Ok(a)
+    }
+
+    /// The answers of a request, oldest first.
+    pub fn list_answers(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Vec<pb::Answer>> {
+        let r = self.get_request(agent, tenant, reference)?;
+        Ok(self.store.request_answers(tenant, &r.reference)?)
+    }
+
+    /// The letter of an answer, as printed or attached.
+    pub fn answer_letter(&self, a: &pb::Answer) -> Result<Vec<u8>> {
+        let commune = self.tenant(&a.tenant)?;
+        let service = self
+            .store
+            .request(&a.tenant, &a.request_reference)?
+            .map(|r| r.service)
+            .unwrap_or_default();
+        Ok(answer_letter_pdf(a, commune, &service))
+    }
+
+    /// A commune's letters waiting to be printed, oldest first, with their PDF and its hash
+    /// (of requests `agent` sees).
+    pub fn print_queue(&self, agent: &Option<Agent>, tenant: &str) -> Result<Vec<pb::PrintItem>> {
+        self.tenant(tenant)?;
+        let mut out = Vec::new();
+        for a in self.store.print_queue(tenant)? {
+            if self
+                .get_request(agent, tenant, &a.request_reference)
+                .is_err()
+            {
+                continue;
+            }
+            let pdf = self.answer_letter(&a)?;
+            out.push(pb::PrintItem {
+                pdf_sha256: sha256_hex(&pdf),
+                letter_pdf: pdf,
+                answer: Some(a),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A letter of the print queue was printed and posted: the request's written answer, with
+    /// the printed PDF's hash (as the queue listed it) as its proof.
+    pub async fn mark_printed(
+        &self,
+        agent: Option<Agent>,
+        tenant: &str,
+        answer_id: &str,
+        pdf_sha256: &str,
+    ) -> Result<pb::Answer> {
+        let a = self.get_answer(&agent, tenant, answer_id)?;
+        if a.channel != Channel::Courrier as i32 {
+            return Err(Error::Invalid(format!(
+                "answer {} goes by {}, not by courrier",
+                a.answer_event_id,
+                channel_fr(a.channel)
+            )));
+        }
+        if a.status == pb::AnswerStatus::Delivered as i32 {
+            return Ok(a);
+        }
+        let pdf = self.answer_letter(&a)?;
+        let hash = sha256_hex(&pdf);
+        if !pdf_sha256.is_empty() && !pdf_sha256.eq_ignore_ascii_case(&hash) {
+            return Err(Error::Conflict(format!(
+                "the letter of answer {} is not the one listed (hash {}): list the print queue again",
+                a.answer_event_id,
+                quote(pdf_sha256)
+            )));
+        }
+        let outcome = pb::AnswerOutcome {
+            answer_event_id: a.answer_event_id.clone(),
+            kind: Kind::Delivered as i32,
+            attempt: 1,
+            pdf_sha256: hash,
+            ..Default::default()
+        };
+        self.record_outcome(&agent, &a, outcome).await
+    }
+
+    /// Writes what happened to an answer (the sender, the print queue, a bounce); returns the
+    /// answer as it is then. The outcome's id is derived from the answer, the kind and the
+    /// attempt, so a report repeated after a crash is written once.
+    pub async fn record_outcome(
+        &self,
+        agent: &Option<Agent>,
+        a: &pb::Answer,
+        outcome: pb::AnswerOutcome,
+    ) -> Result<pb::Answer> {
+        let source_id = format!(
+            "{}/{}/{}",
+            a.answer_event_id,
+            Kind::try_from(outcome.kind)
+                .unwrap_or(Kind::Unspecified)
+                .as_str_name(),
+            outcome.attempt
+        );
+        let mut e = self.internal_event(
+            "outbound",
+            &a.tenant,
+            &source_id,
+            &agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            Payload::AnswerOutcome(outcome),
+        );
+        e.direction = pb::Direction::Outbound as i32;
+        e.request_id = a.request_reference.clone();
+        self.write(&e).await?;
+        self.answer(&a.tenant, &a.answer_event_id)
+    }
+
+    /// A delivered answer came back (an SMTP delivery status notification, the SMS gateway's
+    /// status callback), named by the provider's message id: the request goes back to its
+    /// worklist. `None` when no delivered answer of this commune has that id.
+    pub async fn answer_bounced(
+        &self,
+        tenant: &str,
+        provider_message_id: &str,
+        reason: &str,
+    ) -> Result<Option<pb::Answer>> {
+        self.tenant(tenant)?;
+        let Some(id) = self.store.by_source_ref(tenant, provider_message_id)? else {
+            return Ok(None);
+        };
+        let Some(a) = self.store.answer(tenant, &id)? else {
+            return Ok(None);
+        };
+        if a.status != pb::AnswerStatus::Delivered as i32 {
+            return Ok(Some(a));
+        }
+        let reason: String = reason.chars().take(limits::NOTE_CHARS).collect();
+        let outcome = pb::AnswerOutcome {
+            answer_event_id: a.answer_event_id.clone(),
+            kind: Kind::Bounced as i32,
+            attempt: a.attempts,
+            provider_message_id: a.provider_message_id.clone(),
+            error: reason,
+            ..Default::default()
+        };
+        self.record_outcome(&None, &a, outcome).await.map(Some)
+    }
+
+    /// Answers of every commune due in the outbox now, at most `limit`, due first.
+    pub fn outbox_due(&self, limit: usize) -> Result<Vec<pb::Answer>> {
+        let now = (self.clock)();
+        let mut out = Vec::new();
+        for (tenant, id) in self.store.outbox_due(now, limit)? {
+            out.extend(self.store.answer(&tenant, &id)?);
+        }
+        Ok(out)
+    }
+
+    /// When the next answer of the outbox is due, if any.
+    pub fn outbox_next_due(&self) -> Result<Option<i64>> {
+        Ok(self
+            .store
+            .outbox_due(i64::MAX, 1)?
+            .first()
+            .and_then(|(t, id)| self.store.answer(t, id).ok().flatten())
+            .and_then(|a| a.next_attempt_at.as_ref().and_then(ts::to_micros)))
+    }
+}

@@ -1,0 +1,117 @@
+//! Rules of the outbound channel that every front-end and the sender share: the written
+//! channel a citizen prefers (with consent), how many SMS segments a text takes, and the
+//! retry schedule of the outbox. Pure.
+
+use crate::pb::{self, Channel, ContactChannel};
+
+/// Longest SMS answer, in segments (a long text is split by the gateway and billed per part).
+pub const MAX_SMS_SEGMENTS: u32 = 10;
+
+/// Attempts before the sender gives an answer up and hands it back to the agent.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The written channel the citizen chose, if they consented to be answered on it.
+pub fn preferred_channel(identity: &pb::Identity) -> Option<Channel> {
+    identity
+        .consent
+        .as_ref()
+        .and_then(|c| c.given_at.as_ref())?;
+    match ContactChannel::try_from(identity.preferred_channel).ok()? {
+        ContactChannel::Email => Some(Channel::Email),
+        ContactChannel::Sms => Some(Channel::Sms),
+        ContactChannel::Courrier => Some(Channel::Courrier),
+        _ => None,
+    }
+}
+
+/// The GSM 03.38 default alphabet, and its extension table (two units each).
+const GSM: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡\
+ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_EXTENSION: &str = "^{}\\[~]|€\u{c}";
+
+/// Segments an SMS of `text` takes: 160 GSM-7 characters in one, 153 per part when split;
+/// 70 UCS-2 units (any character outside GSM-7, like `ê` or `ł`) in one, 67 per part.
+pub fn sms_segments(text: &str) -> u32 {
+    let gsm: Option<usize> = text
+        .chars()
+        .map(|c| {
+            if GSM.contains(c) {
+                Some(1)
+            } else if GSM_EXTENSION.contains(c) {
+                Some(2)
+            } else {
+                None
+            }
+        })
+        .sum();
+    let (units, single, part) = match gsm {
+        Some(units) => (units, 160, 153),
+        None => (text.encode_utf16().count(), 70, 67),
+    };
+    if units <= single {
+        1
+    } else {
+        units.div_ceil(part) as u32
+    }
+}
+
+/// When attempt `attempt` (1 for the first) failed at `now_us`, when to try again: 30 s,
+/// 2 min, 8 min… (×4, at most 6 h), or never after [`MAX_ATTEMPTS`].
+pub fn retry_at(attempt: u32, now_us: i64) -> Option<i64> {
+    if attempt >= MAX_ATTEMPTS {
+        return None;
+    }
+    let seconds = (30u64 * 4u64.pow(attempt.saturating_sub(1).min(8))).min(6 * 3600);
+    Some(now_us + seconds as i64 * 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_follow_the_two_alphabets() {
+        assert_eq!(sms_segments(""), 1);
+        assert_eq!(sms_segments(&"a".repeat(160)), 1);
+        assert_eq!(sms_segments(&"a".repeat(161)), 2);
+        assert_eq!(sms_segments(&"a".repeat(306)), 2);
+        assert_eq!(sms_segments(&"a".repeat(307)), 3);
+        // é is GSM-7; ê is not: the whole text goes UCS-2.
+        assert_eq!(sms_segments(&"é".repeat(160)), 1);
+        assert_eq!(sms_segments(&"ê".repeat(70)), 1);
+        assert_eq!(sms_segments(&"ê".repeat(71)), 2);
+        // € takes two GSM-7 units.
+        assert_eq!(sms_segments(&"€".repeat(80)), 1);
+        assert_eq!(sms_segments(&"€".repeat(81)), 2);
+        // An emoji is two UTF-16 units.
+        assert_eq!(sms_segments(&"😊".repeat(35)), 1);
+        assert_eq!(sms_segments(&"😊".repeat(36)), 2);
+    }
+
+    #[test]
+    fn retries_back_off_then_give_up() {
+        assert_eq!(retry_at(1, 0), Some(30_000_000));
+        assert_eq!(retry_at(2, 0), Some(120_000_000));
+        assert_eq!(retry_at(MAX_ATTEMPTS, 0), None);
+    }
+
+    #[test]
+    fn no_consent_no_preferred_channel() {
+        let mut i = pb::Identity {
+            preferred_channel: ContactChannel::Sms as i32,
+            ..Default::default()
+        };
+        assert_eq!(preferred_channel(&i), None);
+        i.consent = Some(pb::Consent {
+            given_at: Some(contacthub_proto::ts::from_micros(1)),
+            source: "accueil".into(),
+        });
+        assert_eq!(preferred_channel(&i), Some(Channel::Sms));
+        i.preferred_channel = ContactChannel::Phone as i32;
+        assert_eq!(
+            preferred_channel(&i),
+            None,
+            "a call is not a written answer"
+        );
+    }
+}

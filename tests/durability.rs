@@ -11,6 +11,41 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The status of the `serve` child at `url` once its projector caught up with the log.
+async fn caught_up(url: String) -> pb::GetStatusResponse {
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ops = pb::ops_service_client::OpsServiceClient::new(channel);
+    for _ in 0..300 {
+        let s = ops
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if s.partitions.iter().all(|p| p.lag == 0) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not catch up");
+}
+
+/// Stops a `serve` child with SIGTERM and checks it shut down cleanly.
+fn terminate(child: &mut std::process::Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "clean shutdown after SIGTERM"
+    );
+}
+
 /// A projector child killed 20 times mid-projection ends with the projection a clean run makes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projector_survives_sigkill() {
@@ -97,35 +132,8 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
 
     // Restart, let it catch up, stop it cleanly, and read its read model.
     let (mut child, url) = spawn();
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut ops = pb::ops_service_client::OpsServiceClient::new(channel);
-    let mut caught_up = false;
-    for _ in 0..300 {
-        let s = ops
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        if s.partitions.iter().all(|p| p.lag == 0) {
-            caught_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(caught_up, "restarted server did not catch up");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(
-        child.wait().unwrap().success(),
-        "clean shutdown after SIGTERM"
-    );
+    caught_up(url).await;
+    terminate(&mut child);
 
     let store = Store::open(dir.path().join("read-model")).unwrap();
     for e in &acked {
@@ -153,4 +161,91 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
         "{} acknowledged visits of {written} written, all present",
         acked.len()
     );
+}
+
+/// Blue/green: a replay into a new folder while the hub serves and writers keep writing,
+/// then the documented switch (stop, move the folders, start): the hub folds what came after
+/// the replay and ends with the read model a replay of the whole log makes, every visit there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_rebuilt_while_serving_takes_over_with_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bin = contacthub_bin!();
+    let extra = ["--partitions".as_ref(), "4".as_ref()];
+    let mut serve = spawn_serve(&bin, &data, &extra);
+    let channel = tonic::transport::Endpoint::from_shared(serve.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let visit = |i: u32| pb::RecordVisitRequest {
+        tenant: if i.is_multiple_of(2) { GIVORS } else { GRIGNY }.into(),
+        party: Some(party_phone(&format!(
+            "06 00 00 {:02} {:02}",
+            i / 100,
+            i % 100
+        ))),
+        idempotency_key: format!("v{i}"),
+        ..Default::default()
+    };
+    let mut desk = pb::desk_service_client::DeskServiceClient::new(channel.clone());
+    for i in 0..100 {
+        desk.record_visit(visit(i)).await.unwrap();
+    }
+    // Writers keep going while the replay runs.
+    let writer = {
+        let mut desk = desk.clone();
+        tokio::spawn(async move {
+            let mut n = 100;
+            for i in 100..400 {
+                if desk.record_visit(visit(i)).await.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let green = data.join("read-model.new");
+    let out = Command::new(&bin)
+        .args(["replay", "--data"])
+        .arg(&data)
+        .arg("--into")
+        .arg(&green)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = writer.await.unwrap();
+    assert_eq!(written, 400);
+    // The switch: stop, move, start.
+    terminate(&mut serve.child);
+    std::fs::rename(data.join("read-model"), data.join("read-model.old")).unwrap();
+    std::fs::rename(&green, data.join("read-model")).unwrap();
+    let mut serve = spawn_serve(&bin, &data, &extra);
+    let status = caught_up(serve.grpc.clone()).await;
+    assert_eq!(status.events_applied, 400, "every visit, once");
+    terminate(&mut serve.child);
+    // The same bytes as a replay of the whole log.
+    let whole = dir.path().join("whole");
+    let out = Command::new(&bin)
+        .args(["replay", "--data"])
+        .arg(&data)
+        .arg("--into")
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let digest = |path: &std::path::Path| {
+        let out = Command::new(&bin)
+            .args(["digest", "--read-model"])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(digest(&data.join("read-model")), digest(&whole));
 }

@@ -255,6 +255,8 @@ async fn a_full_disk_or_read_only_folder_pauses_projection_and_recovers(backend:
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(&data)
@@ -1050,6 +1052,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path())
@@ -1067,6 +1071,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "0.0.0.0:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path())
@@ -1083,6 +1089,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "127.0.0.1:0",
             "--web-listen",
             "0.0.0.0:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path())
@@ -1112,6 +1120,8 @@ fn a_part_that_stops_stops_serve_with_an_error() {
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(dir.path().join("data"))
@@ -1136,4 +1146,65 @@ fn a_part_that_stops_stops_serve_with_an_error() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("scan inbox stopped"), "{err}");
+}
+
+/// The hub's Prometheus metrics: after writes and a timeline read, the apply count, the
+/// batch, append and GetTimeline latency histograms, and a lag of zero per partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_serves_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = spawn_serve(&contacthub_bin!(), dir.path(), &[]);
+    let ch = tonic::transport::Endpoint::from_shared(serve.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut desk = pb::desk_service_client::DeskServiceClient::new(ch);
+    for i in 0..3 {
+        desk.record_visit(pb::RecordVisitRequest {
+            tenant: "69091".into(),
+            party: Some(party_phone("0612345678")),
+            subject: format!("visite {i}"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    desk.get_timeline(pb::GetTimelineRequest {
+        tenant: "69091".into(),
+        citizen: by_phone("0612345678"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let page = reqwest::get(&serve.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        page.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+    };
+    assert!(value("contacthub_projector_events_total") >= 3.0);
+    assert_eq!(value("contacthub_get_timeline_seconds_count"), 1.0);
+    assert!(value("contacthub_log_append_seconds_count") >= 3.0);
+    assert!(value("contacthub_projector_batch_seconds_count") >= 1.0);
+    assert_eq!(value("contacthub_serving"), 1.0);
+    let lags: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("contacthub_projector_lag{"))
+        .collect();
+    assert_eq!(lags.len(), 12, "one per partition: {lags:?}");
+    assert!(lags.iter().all(|l| l.ends_with(" 0")), "{lags:?}");
+    assert!(
+        !page.contains("0612345678") && !page.contains("visite"),
+        "no personal data"
+    );
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
 }

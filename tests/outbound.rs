@@ -48,6 +48,8 @@ addresses = ["@ville-givors.fr"]
 host = "127.0.0.1"
 port = {}
 tls = "none"
+username = "grc-givors"
+password = "relay-secret"
 from = "Mairie de Givors <reponses@ville-givors.fr>"
 "#,
         smtp.port
@@ -168,6 +170,9 @@ async fn request(ch: &Channel, reference: &str) -> pb::Request {
 async fn answers_go_out_on_the_preferred_channel_with_their_proof(backend: Backend) {
     let mut hub = TestHub::start(&backend).await;
     let smtp = SmtpServer::start().await;
+    smtp.require_password("relay-secret");
+    // The relay refuses the first attempt for now: tried again after its backoff.
+    smtp.refuse_next(1);
     let gateway = Gateway::start().await;
     let adapters = hub
         .start_adapters(&adapters_toml(&smtp, Some(&gateway)))
@@ -213,7 +218,19 @@ async fn answers_go_out_on_the_preferred_channel_with_their_proof(backend: Backe
     let queued = out.send_answer(req).await.unwrap().into_inner();
     assert_eq!(queued.status, pb::AnswerStatus::Queued as i32);
     let id = queued.answer_event_id.clone();
+    let retrying = wait_status(&ch, &id, pb::AnswerStatus::Retrying).await;
+    assert!(retrying.last_error.contains("451"), "{retrying:?}");
+    assert!(smtp.received().is_empty());
+    let next = ts::to_micros(retrying.next_attempt_at.as_ref().unwrap()).unwrap();
+    hub.set_clock(next + 1_000_000);
     let sent = wait_status(&ch, &id, pb::AnswerStatus::Delivered).await;
+    hub.set_clock(0);
+    assert_eq!(sent.attempts, 2);
+    assert!(
+        smtp.logins().iter().all(|l| l == "grc-givors") && !smtp.logins().is_empty(),
+        "authenticated with the commune's credentials: {:?}",
+        smtp.logins()
+    );
     let mails = smtp.received();
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
@@ -534,6 +551,7 @@ on_every_backend!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_batch_delivers_every_answer_exactly_once() {
     let smtp = SmtpServer::start().await;
+    smtp.require_password("relay-secret");
     smtp.hold_message(3);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("adapters.toml");
@@ -660,7 +678,14 @@ async fn a_commune_logo_prints_on_its_letters() {
     std::fs::create_dir(&bad).unwrap();
     let communes = communes_with_logo(&bad, b"GIF89a not a logo");
     let out = std::process::Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(dir.path().join("bad-data"))
         .arg("--communes")
         .arg(&communes)
@@ -682,6 +707,20 @@ async fn a_commune_logo_prints_on_its_letters() {
         .await
         .unwrap();
     let (_, reference) = citizen_with_request(&ch, pb::ContactChannel::Courrier).await;
+    let preview = dir.path().join("apercu.pdf");
+    let (ok, said) = serve.cli(&[
+        "answer",
+        "preview",
+        "--tenant",
+        GIVORS,
+        &reference,
+        "--text",
+        "Votre demande est acceptée.",
+        "--pdf",
+        preview.to_str().unwrap(),
+    ]);
+    assert!(ok && said.contains("courrier (canal préféré"), "{said}");
+    assert!(std::fs::read(&preview).unwrap().starts_with(b"%PDF-"));
     let (ok, said) = serve.cli(&[
         "answer",
         "send",

@@ -227,6 +227,9 @@ impl TestHub {
         .expect("valid adapters configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        self.server
+            .start_sender(&cfg)
+            .expect("valid SMTP relays and SMS gateways");
         self.server.start_adapters(
             cfg,
             self.dir.path().to_path_buf(),
@@ -464,6 +467,8 @@ pub struct ServeChild {
     pub adapters: String,
     /// `http://` address of the web desk.
     pub web: String,
+    /// `http://` address of the metrics endpoint (`…/metrics`).
+    pub metrics: String,
     /// The `contacthub` binary it runs, for [`ServeChild::cli`].
     pub bin: std::path::PathBuf,
 }
@@ -512,6 +517,8 @@ pub fn spawn_serve_with_logs(
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data",
         ])
         .arg(data)
@@ -536,11 +543,13 @@ pub fn spawn_serve_with_logs(
     let grpc = addr("contacthub listening on");
     let adapters = addr("adapter endpoints listening on");
     let web = addr("web desk listening on");
+    let metrics = addr("metrics listening on");
     ServeChild {
         child,
         grpc,
         adapters,
         web,
+        metrics,
         bin: bin.to_path_buf(),
     }
 }

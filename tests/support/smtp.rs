@@ -19,6 +19,10 @@ pub struct Received {
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
+    /// User names of successful `AUTH PLAIN` exchanges.
+    logins: Vec<String>,
+    /// The password `AUTH PLAIN` accepts (any, when unset).
+    password: Option<String>,
     refuse_next: u32,
     hold_nth: Option<usize>,
     holding: bool,
@@ -44,6 +48,16 @@ impl SmtpServer {
             }
         });
         SmtpServer { port, state }
+    }
+
+    /// Asks clients to authenticate with `password` (AUTH PLAIN).
+    pub fn require_password(&self, password: &str) {
+        self.state.lock().unwrap().password = Some(password.to_string());
+    }
+
+    /// User names that authenticated, in order.
+    pub fn logins(&self) -> Vec<String> {
+        self.state.lock().unwrap().logins.clone()
     }
 
     /// Messages accepted so far, in order.
@@ -82,8 +96,32 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
             return;
         }
         let upper = line.trim_end().to_ascii_uppercase();
-        let answer: &[u8] = if upper.starts_with("EHLO") {
+        let auth = state.lock().unwrap().password.clone();
+        let answer: &[u8] = if upper.starts_with("EHLO") && auth.is_some() {
+            b"250-test.local\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SIZE 20000000\r\n"
+        } else if upper.starts_with("EHLO") {
             b"250-test.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 20000000\r\n"
+        } else if upper.starts_with("AUTH PLAIN ") {
+            use base64::Engine;
+            let given = base64::engine::general_purpose::STANDARD
+                .decode(line.trim_end()[11..].trim())
+                .unwrap_or_default();
+            let parts: Vec<String> = given
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            let mut s = state.lock().unwrap();
+            if parts.len() == 3 && s.password.as_deref().is_none_or(|p| p == parts[2]) {
+                s.logins.push(parts[1].clone());
+                b"235 2.7.0 Authentication successful\r\n"
+            } else {
+                b"535 5.7.8 Authentication credentials invalid\r\n"
+            }
+        } else if upper.starts_with("MAIL FROM:")
+            && auth.is_some()
+            && state.lock().unwrap().logins.is_empty()
+        {
+            b"530 5.7.0 Authentication required\r\n"
         } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
             b"250 2.0.0 OK\r\n"
         } else if upper.starts_with("RSET") {

@@ -262,8 +262,8 @@ pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Runs every adapter inside `serve` until `shutdown`: the HTTP endpoints on `listener`, the
-/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox), the communes' Maildirs, and
-/// the sender of written answers.
+/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox) and the communes' Maildirs.
+/// The sender of written answers ([`outbound::run`]) is started apart: one hub per log sends.
 pub async fn run(
     app: contacthub_app::App,
     cfg: std::sync::Arc<config::AdaptersConfig>,
@@ -274,7 +274,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
-    let providers = outbound::Providers::from_config(&cfg)?;
     let channels = Channels::new(cfg.clone(), app.tenants.clone());
     let max_document = max_body_bytes as u64;
     let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document);
@@ -307,16 +306,9 @@ pub async fn run(
         poll,
         stopped(stop_rx.clone()),
     ));
-    let sender = tokio::spawn(outbound::run(
-        ingest.app.clone(),
-        providers,
-        poll.min(std::time::Duration::from_millis(200)),
-        stopped(stop_rx.clone()),
-    ));
     let endpoints = std::sync::Arc::new(http::Endpoints { ingest, channels });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;
-    let _ = sender.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

@@ -28,12 +28,16 @@ impl DeskService for Desk {
         &self,
         req: Request<pb::GetTimelineRequest>,
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
+        let started = std::time::Instant::now();
         let r = req.get_ref();
         self.app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
-        self.app.timeline(r).map(Response::new).map_err(status)
+        let page = self.app.timeline(r).map(Response::new).map_err(status);
+        metrics::histogram!("contacthub_get_timeline_seconds")
+            .record(started.elapsed().as_secs_f64());
+        page
     }
 
     async fn get_contact(

@@ -53,10 +53,13 @@ impl App {
         if records.is_empty() {
             return Ok(placed.into_iter().flatten().collect());
         }
+        let started = std::time::Instant::now();
         let appended = self.log.append(records).await.map_err(|err| {
             tracing::warn!(error = %err, "append refused by the event log");
             Error::Unavailable(format!("could not write to the event log: {err}"))
         })?;
+        metrics::histogram!("contacthub_log_append_seconds")
+            .record(started.elapsed().as_secs_f64());
         let mut last: BTreeMap<u32, u64> = BTreeMap::new();
         for a in &appended {
             let o = last.entry(a.partition).or_default();
@@ -102,6 +105,8 @@ impl App {
                 }
             }
         }
+        metrics::histogram!("contacthub_write_visible_seconds")
+            .record(started.elapsed().as_secs_f64());
         match events {
             [e] => {
                 tracing::info!(tenant = %e.tenant, event_id = %e.event_id, partition = placed[0].partition, offset = placed[0].offset, "event written")

@@ -30,7 +30,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Runs the projector alone (a read model kept up to date from the log).
     Project(ProjectArgs),
-    /// Rebuilds a read model from offset 0 into an empty folder and prints its digest.
+    /// Rebuilds a read model from offset 0 into an empty folder and prints its digest; runs
+    /// while the hub serves (then switch to it: docs/operations.md).
     Replay(ReplayArgs),
     /// Prints the digest of a read model (equal digests, equal projections).
     Digest(DigestArgs),
@@ -226,6 +227,18 @@ pub struct ServeArgs {
     /// Address of the web desk (the agents' pages).
     #[arg(long, env = "CONTACTHUB_WEB_LISTEN", default_value = "127.0.0.1:8088")]
     pub web_listen: SocketAddr,
+    /// Whether this hub sends the written answers of the outbox (e-mail, SMS). With several
+    /// hubs on one Kafka log, exactly one sends: the others say `off`.
+    #[arg(long, env = "CONTACTHUB_OUTBOUND", value_enum, default_value_t = Outbound::Send)]
+    pub outbound: Outbound,
+    /// Address of the hub's Prometheus metrics (`GET /metrics`): projector lag per
+    /// partition, apply rate, batch, append and GetTimeline latencies, answers sent.
+    #[arg(
+        long,
+        env = "CONTACTHUB_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
     /// Largest request (and attachment) the adapter endpoints accept, in megabytes.
     #[arg(long, env = "CONTACTHUB_ADAPTERS_MAX_BODY_MB", default_value_t = 25)]
     pub adapters_max_body_mb: u64,
@@ -765,6 +778,15 @@ pub enum AnswerCommand {
     Send(AnswerComposeArgs),
     /// Where the answers of a request are: sent, retried, failed, bounced.
     Status(RequestRefArgs),
+}
+
+/// Whether a hub sends the outbox's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Outbound {
+    /// Deliver the answers of the outbox (one hub per log).
+    Send,
+    /// Leave them to another hub.
+    Off,
 }
 
 /// The written channels an answer goes by.

@@ -465,6 +465,10 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the web desk to {}", a.web_listen))?;
     let web_addr = web_listener.local_addr()?;
+    let metrics_listener = tokio::net::TcpListener::bind(a.metrics_listen)
+        .await
+        .with_context(|| format!("binding the metrics endpoint to {}", a.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
     let mut server = crate::server::Server::start(
         crate::server::ServerConfig {
             data: a.log.data.clone(),
@@ -483,6 +487,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
         listener,
     )
     .await?;
+    if a.outbound == Outbound::Send {
+        server.start_sender(&adapters_cfg)?;
+    }
     server.start_adapters(
         adapters_cfg,
         a.log.data.clone(),
@@ -491,6 +498,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         Duration::from_secs(1),
     );
     server.start_web(web_listener);
+    server.start_metrics(metrics_listener)?;
     if a.demo {
         load_demo(&server.app, a.demo_seed, a.demo_people).await?;
     }
@@ -501,6 +509,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         let _ = writeln!(out, "contacthub listening on {}", server.grpc_addr);
         let _ = writeln!(out, "adapter endpoints listening on {adapters_addr}");
         let _ = writeln!(out, "web desk listening on http://{web_addr}/");
+        let _ = writeln!(out, "metrics listening on http://{metrics_addr}/metrics");
         let _ = out.flush();
     }
     let failure = tokio::select! {
@@ -541,7 +550,17 @@ async fn replay(a: ReplayArgs) -> Result<()> {
         );
     }
     let tenants = tenants(&a.log)?;
-    let log = open_log(&a.log).await?;
+    // The embedded log is read as it stands now, even while a hub serves it (blue/green).
+    let log: Arc<dyn EventLog> = match &a.log.kafka {
+        Some(_) => open_log(&a.log).await?,
+        None => {
+            let dir = a.log.data.join("log");
+            Arc::new(
+                EmbeddedLog::open_snapshot(&dir)
+                    .with_context(|| format!("reading the embedded log in {}", dir.display()))?,
+            )
+        }
+    };
     let ends = log.end_offsets().await?;
     let store = Store::open(&a.into)?;
     let (projector, _) = Projector::new(store.clone(), log, tenants)?;

@@ -147,6 +147,18 @@ impl Server {
         });
     }
 
+    /// Starts the sender of written answers with the SMTP relays and SMS gateways of `cfg`.
+    pub fn start_sender(&mut self, cfg: &AdaptersConfig) -> Result<()> {
+        let providers = contacthub_adapters::outbound::Providers::from_config(cfg)?;
+        let s = stopped(self.stop.subscribe());
+        let app = self.app.clone();
+        self.tasks.spawn(async move {
+            contacthub_adapters::outbound::run(app, providers, Duration::from_millis(200), s).await;
+            ("sender of written answers", Ok(()))
+        });
+        Ok(())
+    }
+
     /// Starts the web desk on `listener`.
     pub fn start_web(&mut self, listener: TcpListener) {
         let rx = self.stop.subscribe();
@@ -156,6 +168,37 @@ impl Server {
             let r = contacthub_web::serve(listener, app, s, rx).await;
             ("web desk", r.map_err(|e| e.to_string()))
         });
+    }
+
+    /// Serves the hub's Prometheus metrics on `listener` (`GET /metrics`), after installing
+    /// the process's metrics recorder (once per process: `serve`).
+    pub fn start_metrics(&mut self, listener: TcpListener) -> Result<()> {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 10.0,
+            ])
+            .context("the metrics' histogram buckets")?
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder)
+            .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+        let app = self.app.clone();
+        let s = stopped(self.stop.subscribe());
+        self.tasks.spawn(async move {
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let (app, handle) = (app.clone(), handle.clone());
+                    async move { metrics_page(&app, &handle).await }
+                }),
+            );
+            let r = axum::serve(listener, router)
+                .with_graceful_shutdown(s)
+                .await;
+            ("metrics endpoint", r.map_err(|e| e.to_string()))
+        });
+        Ok(())
     }
 
     /// Resolves when a part ends before shutdown: its name and why.
@@ -198,4 +241,32 @@ impl Server {
             anyhow::bail!("{}", failures.join("; "))
         }
     }
+}
+
+/// The metrics in Prometheus' text format, with the positions read now: log end offset,
+/// projected offset and lag per partition, dead letters, open watches, health.
+async fn metrics_page(
+    app: &App,
+    handle: &metrics_exporter_prometheus::PrometheusHandle,
+) -> impl axum::response::IntoResponse {
+    let status = app.status().await;
+    for p in &status.partitions {
+        let partition = p.partition.to_string();
+        metrics::gauge!("contacthub_log_end_offset", "partition" => partition.clone())
+            .set(p.log_end_offset as f64);
+        metrics::gauge!("contacthub_projector_offset", "partition" => partition.clone())
+            .set(p.projected_offset as f64);
+        metrics::gauge!("contacthub_projector_lag", "partition" => partition).set(p.lag as f64);
+    }
+    metrics::gauge!("contacthub_dead_letters").set(status.dead_letters as f64);
+    metrics::gauge!("contacthub_open_watches").set(status.open_watches as f64);
+    let serving = app.problems().await.is_empty();
+    metrics::gauge!("contacthub_serving").set(if serving { 1.0 } else { 0.0 });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
 }

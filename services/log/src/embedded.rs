@@ -5,7 +5,9 @@
 //! makes them readable. An acknowledged record therefore survives `kill -9` and power loss. On
 //! open, each file is scanned; a torn tail (a write that was never acknowledged) is cut off and
 //! kept beside the file as `p-N.log.torn-OFFSET`, never silently dropped. A lock file stops
-//! two processes from opening the same log.
+//! two processes from opening the same log for writing; [`EmbeddedLog::open_snapshot`] reads
+//! what a running hub's log holds at that instant, without the lock (a replay into a new read
+//! model while the hub serves).
 
 use crate::frame::{self, FrameError};
 use crate::{partition_for, Appended, Error, EventLog, LogReader, Record, Result, StoredRecord};
@@ -26,7 +28,8 @@ pub struct EmbeddedLog {
     dir: PathBuf,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Request>,
-    _lock: File,
+    /// The lock held while the log is open for writing (none for a snapshot).
+    _lock: Option<File>,
 }
 
 struct Shared {
@@ -115,7 +118,43 @@ impl EmbeddedLog {
             dir,
             shared,
             tx,
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens the log in `dir` for reading only, as far as its complete records go now, while
+    /// another process may hold it and append: no lock taken, nothing written, a record
+    /// being written at this instant left out. Appends are refused.
+    pub fn open_snapshot(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let meta_path = dir.join(META);
+        let text = std::fs::read_to_string(&meta_path).map_err(io(&meta_path))?;
+        let partitions = parse_meta(&text).ok_or_else(|| Error::Corrupt {
+            path: meta_path.display().to_string(),
+            reason: format!("unreadable metadata {text:?}"),
+        })?;
+        let mut index = Vec::new();
+        let mut files = Vec::new();
+        for p in 0..partitions {
+            let path = dir.join(format!("p-{p}.log"));
+            let file = File::open(&path).map_err(io(&path))?;
+            let (positions, _) = scan(&file, &path)?;
+            index.push(RwLock::new(positions));
+            files.push(Arc::new(file));
+        }
+        let (commits, _) = watch::channel(0);
+        // No writer: every append finds the channel closed.
+        let (tx, _) = mpsc::channel(1);
+        Ok(EmbeddedLog {
+            dir,
+            shared: Arc::new(Shared {
+                index,
+                failing: std::sync::Mutex::new(None),
+                files,
+                commits,
+            }),
+            tx,
+            _lock: None,
         })
     }
 }
@@ -141,6 +180,31 @@ fn recover(path: &Path) -> Result<(File, Vec<u64>)> {
         .open(path)
         .map_err(io(path))?;
     let len = file.metadata().map_err(io(path))?.len();
+    let (positions, reason) = scan(&file, path)?;
+    let good = *positions.last().unwrap_or(&0);
+    if good < len {
+        let torn = path.with_extension(format!("log.torn-{}", positions.len() - 1));
+        let mut tail = vec![0u8; (len - good) as usize];
+        file.read_exact_at(&mut tail, good).map_err(io(path))?;
+        std::fs::write(&torn, &tail).map_err(io(&torn))?;
+        file.set_len(good).map_err(io(path))?;
+        file.sync_all().map_err(io(path))?;
+        tracing::warn!(
+            path = %path.display(),
+            kept_records = positions.len() - 1,
+            cut_bytes = len - good,
+            saved_to = %torn.display(),
+            reason = reason.as_deref().unwrap_or("incomplete frame at the end"),
+            "cut an unacknowledged torn tail from the log"
+        );
+    }
+    file.flush().map_err(io(path))?;
+    Ok((file, positions))
+}
+
+/// The byte position of every complete record of a partition file from its start, plus the
+/// end of the last one, and why the scan stopped short of the end (if it did).
+fn scan(file: &File, path: &Path) -> Result<(Vec<u64>, Option<String>)> {
     let mut positions = vec![0u64];
     let mut buf = Vec::with_capacity(8 << 20);
     let mut start = 0usize; // position in buf of the next frame
@@ -166,7 +230,7 @@ fn recover(path: &Path) -> Result<(File, Vec<u64>)> {
                 start = 0;
                 let have = buf.len();
                 buf.resize(have + (8 << 20), 0);
-                let mut f = &file;
+                let mut f = file;
                 let got = read_full(&mut f, &mut buf[have..]).map_err(io(path))?;
                 buf.truncate(have + got);
                 eof = got == 0;
@@ -178,25 +242,7 @@ fn recover(path: &Path) -> Result<(File, Vec<u64>)> {
             }
         }
     }
-    let good = *positions.last().unwrap();
-    if good < len {
-        let torn = path.with_extension(format!("log.torn-{}", positions.len() - 1));
-        let mut tail = vec![0u8; (len - good) as usize];
-        file.read_exact_at(&mut tail, good).map_err(io(path))?;
-        std::fs::write(&torn, &tail).map_err(io(&torn))?;
-        file.set_len(good).map_err(io(path))?;
-        file.sync_all().map_err(io(path))?;
-        tracing::warn!(
-            path = %path.display(),
-            kept_records = positions.len() - 1,
-            cut_bytes = len - good,
-            saved_to = %torn.display(),
-            reason = reason.as_deref().unwrap_or("incomplete frame at the end"),
-            "cut an unacknowledged torn tail from the log"
-        );
-    }
-    file.flush().map_err(io(path))?;
-    Ok((file, positions))
+    Ok((positions, reason))
 }
 
 fn read_full(r: &mut impl Read, mut buf: &mut [u8]) -> std::io::Result<usize> {

@@ -358,6 +358,9 @@ impl Projector {
                 tracing::warn!(error = %e, partition = r.partition, offset = r.offset, "dead letter kept locally only");
             }
         }
+        metrics::counter!("contacthub_projector_events_total").increment(records.len() as u64);
+        metrics::histogram!("contacthub_projector_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
         tracing::debug!(
             records = records.len(),
             applied = applied.len(),

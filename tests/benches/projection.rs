@@ -20,19 +20,6 @@ use contacthub_tests::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -51,17 +38,7 @@ async fn projection(events: usize) {
         ..Default::default()
     };
     let started = Instant::now();
-    let mut written = 0usize;
-    let mut batch = Vec::with_capacity(5000);
-    for e in demo::events(&cfg, &Tenants::builtin()).take(events) {
-        batch.push(to_record(&e));
-        if batch.len() == 5000 {
-            written += batch.len();
-            log.append(std::mem::take(&mut batch)).await.unwrap();
-        }
-    }
-    written += batch.len();
-    log.append(batch).await.unwrap();
+    let written = append_demo(&*log, &cfg, events).await;
     let gen = started.elapsed();
     println!(
         "generate+append {written} events: {:.1} s, {:.0} events/s (fsync per 5000-event batch)",
@@ -79,28 +56,11 @@ async fn projection(events: usize) {
         n as f64 / took.as_secs_f64(),
         peak_rss_mib()
     );
-    let size: u64 = walk(dir.path());
+    let size: u64 = size_of(dir.path());
     println!(
         "on disk (log + read model): {:.0} MiB",
         size as f64 / 1048576.0
     );
-}
-
-fn walk(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        walk(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 async fn get_timeline_latency() {

@@ -584,3 +584,51 @@ pub fn pdf_text(pdf: &[u8]) -> Option<String> {
     );
     Some(String::from_utf8(out.stdout).unwrap())
 }
+
+/// Appends the first `events` events of the demo `cfg` to `log` in batches of 5,000, as a
+/// producer would; returns how many.
+pub async fn append_demo(
+    log: &dyn EventLog,
+    cfg: &contacthub_core::demo::DemoConfig,
+    events: usize,
+) -> usize {
+    let mut written = 0usize;
+    let mut batch = Vec::with_capacity(5000);
+    for e in contacthub_core::demo::events(cfg, &Tenants::builtin()).take(events) {
+        batch.push(to_record(&e));
+        if batch.len() == 5000 {
+            written += batch.len();
+            log.append(std::mem::take(&mut batch)).await.unwrap();
+        }
+    }
+    written += batch.len();
+    log.append(batch).await.unwrap();
+    written
+}
+
+/// The process's peak resident memory (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Bytes of the files under `p`.
+pub fn size_of(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => size_of(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

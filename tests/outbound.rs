@@ -426,6 +426,18 @@ async fn answers_go_out_on_the_preferred_channel_with_their_proof(backend: Backe
         401,
         "only the gateway reports deliveries"
     );
+    let portal = http
+        .post(&url)
+        .bearer_auth(AGENT_TOKEN)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        portal.status(),
+        401,
+        "the commune's portal token is not the gateway"
+    );
     let signed = http
         .post(&url)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -537,6 +549,45 @@ async fn letters_wait_in_the_print_queue_until_printed(backend: Backend) {
         .items
         .is_empty());
     assert!(smtp.received().is_empty());
+
+    // A request closed while its letter waits: the letter is not printed.
+    let (citizen, _) = citizen_with_request(&ch, pb::ContactChannel::Courrier).await;
+    let other = RequestServiceClient::new(ch.clone())
+        .open_request(pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: SUBJECT.into(),
+            citizen_id: citizen,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reference;
+    let waiting = out
+        .send_answer(compose(&other, &text))
+        .await
+        .unwrap()
+        .into_inner();
+    RequestServiceClient::new(ch.clone())
+        .close_request(pb::CloseRequestRequest {
+            tenant: GIVORS.into(),
+            reference: other.clone(),
+            reason: pb::CloseReason::Withdrawn as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cancelled = wait_status(&ch, &waiting.answer_event_id, pb::AnswerStatus::Failed).await;
+    assert!(cancelled.last_error.contains("clôturée"), "{cancelled:?}");
+    let queue = out
+        .list_print_queue(pb::ListPrintQueueRequest {
+            tenant: GIVORS.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(queue.is_empty(), "{queue:?}");
     hub.stop().await;
 }
 

@@ -158,7 +158,21 @@ async fn sms_status(
             format!("unknown commune {:?}", crate::clip(&code, 40)),
         );
     }
-    if !authorized(&e, Some(&code), Channel::Sms, &headers, &uri, &body) {
+    // Only the gateway (its signature) or ops report deliveries: a commune's portal token
+    // cannot mark an answer undelivered.
+    let cfg = &e.ingest.cfg;
+    let gateway = cfg
+        .commune(&code)
+        .and_then(|s| s.sms_auth_token.as_ref())
+        .zip(
+            headers
+                .get("x-twilio-signature")
+                .and_then(|v| v.to_str().ok()),
+        )
+        .is_some_and(|(token, sig)| {
+            verify_gateway_signature(token, &request_url(cfg, &headers, &uri), &body, sig.trim())
+        });
+    if cfg.has_credentials() && !gateway && !ops_token(&e, &headers) {
         return unauthorized(Some(&code));
     }
     let field = |name: &str| {
@@ -183,11 +197,28 @@ async fn sms_status(
     } else {
         format!("SMS non remis ({status}, code {error})")
     };
-    match e.ingest.app.answer_bounced(&code, &sid, &reason).await {
+    let app = &e.ingest.app;
+    let mut bounced = app.answer_bounced(&code, &sid, &reason).await;
+    if matches!(bounced, Ok(None)) {
+        // The report may come before the delivery it reports is visible: once the read model
+        // shows the whole log, look again.
+        bounced = match app.wait_caught_up().await {
+            Ok(()) => app.answer_bounced(&code, &sid, &reason).await,
+            Err(err) => Err(err),
+        };
+    }
+    match bounced {
         Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(None) => {
-            tracing::debug!(tenant = %code, "delivery report of an unknown message");
-            StatusCode::NO_CONTENT.into_response()
+            // Not (yet) an answer of this hub: the gateway tries again later.
+            tracing::info!(tenant = %code, "delivery report of a message not known here");
+            let mut r = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unknown message: not recorded, try again later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            r
         }
         Err(err) => {
             tracing::error!(error = %err, "delivery report not recorded");
@@ -355,15 +386,7 @@ fn authorized(
         settings.and_then(|s| s.sms_auth_token.as_ref()),
         channel,
     ) {
-        let base = match &cfg.public_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("http://{}", header("host").unwrap_or("")),
-        };
-        let url = format!(
-            "{base}{}",
-            uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-        );
-        if verify_gateway_signature(token, &url, body, sig) {
+        if verify_gateway_signature(token, &request_url(cfg, headers, uri), body, sig) {
             return true;
         }
     }
@@ -373,6 +396,25 @@ fn authorized(
         "adapter call refused: bad credentials"
     );
     false
+}
+
+/// The URL the SMS gateway called, as it signs it: `public_url` (behind a reverse proxy) or
+/// this host, with the path and query.
+fn request_url(cfg: &crate::config::AdaptersConfig, headers: &HeaderMap, uri: &Uri) -> String {
+    let base = match &cfg.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!(
+            "http://{}",
+            headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        ),
+    };
+    format!(
+        "{base}{}",
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    )
 }
 
 /// `HEX(HMAC-SHA256(secret, body))`, compared in constant time.

@@ -5,10 +5,12 @@
 //! Exactly once: an answer leaves the outbox only when its outcome is on the log. Each
 //! provider gets the answer's id as its idempotency key — the SMS gateway as the
 //! `Idempotency-Key` header (a retried request returns the first message), the SMTP relay as
-//! the Message-ID `<answer-id@domain>`. SMTP has no idempotency: if the hub dies after the
-//! relay accepted a message (its `250` after DATA) and before the outcome is on the log, the
-//! e-mail is sent again on restart with the same Message-ID, which mail clients show once.
-//! That window is the time of one log append (about a millisecond).
+//! the Message-ID `<answer-id@domain>`. SMTP has no idempotency: if the hub loses what the
+//! relay said after it accepted a message (killed between its `250` after DATA and the
+//! append of the outcome, about a millisecond, or a response lost on the network and taken
+//! for a failure), the e-mail is sent again with the same Message-ID, which mail clients
+//! show once. The same holds for a gateway that does not honour the idempotency key.
+//! Answers go one at a time; one hub per log sends (`--outbound`).
 
 use crate::config::{AdaptersConfig, SmsGatewaySettings, SmtpSettings, SmtpTls};
 use crate::Error;
@@ -374,14 +376,15 @@ async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), 
     };
     metrics::counter!("contacthub_answers_total", "channel" => channel, "outcome" => result)
         .increment(1);
-    app.record_outcome(&None, &a, outcome)
+    app.record_delivery(&a, outcome)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
 
-/// Runs the sender until `shutdown`: every `poll`, the answers due in the outbox, one at a
-/// time, oldest due first.
+/// Runs the sender until `shutdown`: the answers due in the outbox, one at a time, oldest
+/// due first, looked for as soon as the projector applies something (a new answer) and every
+/// `poll` (retries falling due).
 pub async fn run(
     app: App,
     providers: Providers,
@@ -389,6 +392,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
+    let mut applied = app.projector.subscribe();
     loop {
         // Work in the outbox: first let the read model catch up with the log, so an answer
         // whose outcome is on the log (written before a crash) is not sent again.
@@ -421,6 +425,8 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
+            // Anything applied (or a lagging receiver): look again.
+            _ = applied.recv() => {}
             _ = &mut shutdown => return,
         }
     }

@@ -384,10 +384,21 @@ impl App {
         self.record_outcome(&agent, &a, outcome).await
     }
 
-    /// Writes what happened to an answer (the sender, the print queue, a bounce); returns the
-    /// answer as it is then. The outcome's id is derived from the answer, the kind and the
-    /// attempt, so a report repeated after a crash is written once.
-    pub async fn record_outcome(
+    /// What the sender found delivering an answer (no agent: the hub itself); returns the
+    /// answer as it is then. Not for front-ends: agents mark letters printed
+    /// ([`App::mark_printed`]), bounces come from providers ([`App::answer_bounced`]).
+    pub async fn record_delivery(
+        &self,
+        a: &pb::Answer,
+        outcome: pb::AnswerOutcome,
+    ) -> Result<pb::Answer> {
+        self.record_outcome(&None, a, outcome).await
+    }
+
+    /// Writes what happened to an answer, by `agent` if one did it. The outcome's id is
+    /// derived from the answer, the kind and the attempt, so a report repeated after a crash
+    /// is written once.
+    async fn record_outcome(
         &self,
         agent: &Option<Agent>,
         a: &pb::Answer,
@@ -424,7 +435,10 @@ impl App {
         reason: &str,
     ) -> Result<Option<pb::Answer>> {
         self.tenant(tenant)?;
-        let Some(id) = self.store.by_source_ref(tenant, provider_message_id)? else {
+        let Some(id) = self
+            .store
+            .by_provider_message(tenant, provider_message_id)?
+        else {
             return Ok(None);
         };
         let Some(a) = self.store.answer(tenant, &id)? else {

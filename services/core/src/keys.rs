@@ -26,6 +26,7 @@
 //! | `ar/`  | tenant `\0` reference `\0` answer id  | empty: the answers of a request |
 //! | `ob/`  | next attempt (i64 BE µs) tenant `\0` answer id | empty: the outbox, due first |
 //! | `pq/`  | tenant `\0` answer id                | empty: letters to print   |
+//! | `pm/`  | tenant `\0` provider message id      | answer id (bounces find it) |
 //! | `sq/`  | tenant                               | next provisional number   |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
@@ -321,6 +322,11 @@ pub fn request_answers_prefix(tenant: &str, reference: &str) -> Vec<u8> {
     let mut k = key(b"ar/", &[tenant.as_bytes(), reference.as_bytes()]);
     k.push(0);
     k
+}
+
+/// The answer a provider's message id (Message-ID, SMS sid) names, for bounces.
+pub fn provider_message(tenant: &str, message_id: &str) -> Vec<u8> {
+    key(b"pm/", &[tenant.as_bytes(), message_id.as_bytes()])
 }
 
 pub const OUTBOX: &[u8] = b"ob/";

@@ -291,6 +291,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The answer a provider's message id names (delivered answers only).
+    pub fn by_provider_message(&self, tenant: &str, message_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::provider_message(tenant, message_id))
+            .map_err(self.err())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// A written answer (outbound) by its event id.
     pub fn answer(&self, tenant: &str, answer_id: &str) -> Result<Option<pb::Answer>> {
         self.get_msg(&keys::answer(tenant, answer_id))

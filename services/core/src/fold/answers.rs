@@ -54,6 +54,28 @@ fn unqueue(kv: &mut impl Kv, a: &Answer) {
     kv.remove(keys::print_queue(&a.tenant, &a.answer_event_id));
 }
 
+/// A request closed with answers still waiting: they are not sent (failed, with the reason),
+/// and leave the outbox and the print queue.
+pub(crate) fn cancel_pending(kv: &mut impl Kv, tenant: &str, reference: &str) -> Result<()> {
+    let prefix = keys::request_answers_prefix(tenant, reference);
+    for (k, _) in kv.scan_prefix(&prefix, 10_000)? {
+        let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        let key = keys::answer(tenant, &id);
+        let Some(mut a) = get_msg::<Answer>(kv, &key)? else {
+            continue;
+        };
+        if a.status == AnswerStatus::Queued as i32 || a.status == AnswerStatus::Retrying as i32 {
+            unqueue(kv, &a);
+            a.status = AnswerStatus::Failed as i32;
+            a.next_attempt_at = None;
+            a.last_error = "demande clôturée avant l'envoi".into();
+            kv.put(key, a.encode_to_vec());
+            retell(kv, &a)?;
+        }
+    }
+    Ok(())
+}
+
 /// An answer is put in the outbox (or the print queue) and in its citizen's timeline.
 pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Folded<Vec<String>> {
     let e = v.event;
@@ -159,7 +181,10 @@ pub(crate) fn outcome(kv: &mut impl Kv, v: &Valid, o: &pb::AnswerOutcome) -> Fol
     };
     match Kind::try_from(o.kind).unwrap_or(Kind::Unspecified) {
         // A second report of one delivery (a sender restarted after sending) changes nothing.
-        Kind::Delivered if settled => return Ok(Ok(vec![])),
+        // An answer cancelled with its request but sent meanwhile is recorded as sent.
+        Kind::Delivered if delivered || a.status == AnswerStatus::Bounced as i32 => {
+            return Ok(Ok(vec![]))
+        }
         Kind::Delivered => {
             unqueue(kv, &a);
             a.status = AnswerStatus::Delivered as i32;
@@ -172,7 +197,7 @@ pub(crate) fn outcome(kv: &mut impl Kv, v: &Valid, o: &pb::AnswerOutcome) -> Fol
             a.last_error.clear();
             if !o.provider_message_id.is_empty() {
                 kv.put(
-                    keys::source_ref(tenant, &o.provider_message_id),
+                    keys::provider_message(tenant, &o.provider_message_id),
                     a.answer_event_id.as_bytes().to_vec(),
                 );
             }

@@ -659,6 +659,7 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
                     dashboard::CLOSED_OTHER,
                 )?;
             }
+            super::answers::cancel_pending(kv, tenant, &r.reference)?;
             r.status = RequestStatus::Closed as i32;
             r.closed_at = e.occurred_at;
             r.close_reason = c.reason;

@@ -5,12 +5,14 @@
 //! Exactly once: an answer leaves the outbox only when its outcome is on the log. Each
 //! provider gets the answer's id as its idempotency key — the SMS gateway as the
 //! `Idempotency-Key` header (a retried request returns the first message), the SMTP relay as
-//! the Message-ID `<answer-id@domain>`. SMTP has no idempotency: if the hub loses what the
-//! relay said after it accepted a message (killed between its `250` after DATA and the
-//! append of the outcome, about a millisecond, or a response lost on the network and taken
-//! for a failure), the e-mail is sent again with the same Message-ID, which mail clients
-//! show once. The same holds for a gateway that does not honour the idempotency key.
-//! Answers go one at a time; one hub per log sends (`--outbound`).
+//! the Message-ID `<answer-id.nonce@domain>` (the nonce, drawn when the answer was composed,
+//! keeps anyone but the recipient from naming it in a forged bounce). SMTP has no
+//! idempotency: if the hub loses what the relay said after it accepted a message (killed
+//! between its `250` after DATA and the append of the outcome, about a millisecond, or a
+//! response lost on the network and taken for a failure), the e-mail is sent again with the
+//! same Message-ID, which mail clients show once. The same holds for a gateway that does not
+//! honour the idempotency key. Answers go one at a time; one hub per log sends
+//! (`--outbound`).
 
 use crate::config::{AdaptersConfig, SmsGatewaySettings, SmtpSettings, SmtpTls};
 use crate::Error;
@@ -94,6 +96,16 @@ impl Smtp {
         })
     }
 
+    /// The Message-ID of an answer (without brackets): its id and its nonce, at the sender's
+    /// domain. The same on every attempt; only the recipient sees the nonce.
+    fn message_id(&self, a: &pb::Answer) -> String {
+        if a.message_nonce.is_empty() {
+            format!("{}@{}", a.answer_event_id, self.domain)
+        } else {
+            format!("{}.{}@{}", a.answer_event_id, a.message_nonce, self.domain)
+        }
+    }
+
     /// The e-mail of an answer: UTF-8 subject (RFC 2047 encoded), plain text body, the letter
     /// attached when asked, a Message-ID made of the answer's id.
     fn message(&self, a: &pb::Answer, letter: Option<&[u8]>) -> Result<Message, Delivery> {
@@ -105,7 +117,7 @@ impl Smtp {
             .from(self.from.clone())
             .to(to)
             .subject(a.subject.clone())
-            .message_id(Some(format!("<{}@{}>", a.answer_event_id, self.domain)));
+            .message_id(Some(format!("<{}>", self.message_id(a))));
         if let Some(r) = &self.reply_to {
             b = b.reply_to(r.clone());
         }
@@ -134,7 +146,7 @@ impl Smtp {
             Ok(m) => m,
             Err(d) => return d,
         };
-        let message_id = format!("{}@{}", a.answer_event_id, self.domain);
+        let message_id = self.message_id(a);
         match self.transport.send(m).await {
             Ok(_) => Delivery::Sent {
                 message_id,

@@ -204,6 +204,7 @@ impl App {
                 catalogue_answer_id: catalogue.to_string(),
                 channel_reason: reason.to_string(),
                 attach_letter: r.attach_letter && channel == Channel::Email as i32,
+                message_nonce: uuid::Uuid::new_v4().simple().to_string(),
             }),
         );
         e.direction = pb::Direction::Outbound as i32;

@@ -585,6 +585,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
                 limits::ID_CHARS,
             )?;
             chars("channel_reason", &a.channel_reason, limits::LABEL_CHARS)?;
+            chars("message_nonce", &a.message_nonce, limits::LABEL_CHARS)?;
         }
         Some(Payload::AnswerOutcome(o)) => {
             chars("answer_event_id", &o.answer_event_id, limits::ID_CHARS)?;

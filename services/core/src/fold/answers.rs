@@ -126,6 +126,7 @@ pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Fo
         catalogue_answer_id: c.catalogue_answer_id.clone(),
         channel_reason: c.channel_reason.clone(),
         attach_letter: c.attach_letter,
+        message_nonce: c.message_nonce.clone(),
         composed_at: e.occurred_at,
         agent_id: e.agent_id.clone(),
         next_attempt_at: e.occurred_at,

@@ -627,7 +627,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         ))
         .await;
     assert!(
-        page.contains("Réponse mise à l&#39;envoi") && page.contains("en attente d&#39;envoi"),
+        page.contains("Réponse mise à l&#39;envoi :") && page.contains("en attente d&#39;envoi"),
         "{page}"
     );
     let (status, _) = desk

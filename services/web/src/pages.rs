@@ -853,7 +853,10 @@ pub async fn request(
         notice: match n.avis.as_str() {
             "ouverte" => "Demande ouverte.".into(),
             "repondue" => "Réponse enregistrée.".into(),
-            "envoyee" => "Réponse mise à l'envoi : elle part dans quelques secondes.".into(),
+            "envoyee" => {
+                "Réponse mise à l'envoi : son état (remise, nouvel essai, échec) est dans « Réponses écrites »."
+                    .into()
+            }
             "close" => "Demande clôturée.".into(),
             "rattache" => "Contact rattaché à la demande.".into(),
             _ => String::new(),
@@ -898,6 +901,17 @@ pub struct SendForm {
     key: String,
 }
 
+/// The written channel an answer form names (`courriel`, `sms`, `courrier`, `portail`).
+fn written_channel(name: &str) -> Option<pb::Channel> {
+    match name {
+        "courriel" => Some(pb::Channel::Email),
+        "sms" => Some(pb::Channel::Sms),
+        "courrier" => Some(pb::Channel::Courrier),
+        "portail" => Some(pb::Channel::WebForm),
+        _ => None,
+    }
+}
+
 /// Composes a written answer and puts it in the outbox.
 pub async fn send_answer(
     Axum(desk): Axum<State>,
@@ -907,13 +921,8 @@ pub async fn send_answer(
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
     let agent = caller.for_tenant(&desk, &tenant)?;
-    let channel = match f.channel.as_str() {
-        "courriel" => pb::Channel::Email,
-        "sms" => pb::Channel::Sms,
-        "courrier" => pb::Channel::Courrier,
-        "portail" => pb::Channel::WebForm,
-        _ => pb::Channel::Unspecified,
-    };
+    // Empty: the citizen's preferred channel.
+    let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Unspecified);
     desk.app
         .send_answer(
             agent,
@@ -958,12 +967,7 @@ pub async fn answer(
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
     let agent = caller.for_tenant(&desk, &tenant)?;
-    let channel = match f.channel.as_str() {
-        "courriel" => pb::Channel::Email,
-        "sms" => pb::Channel::Sms,
-        "portail" => pb::Channel::WebForm,
-        _ => pb::Channel::Courrier,
-    };
+    let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Courrier);
     let answer_ref = desk
         .app
         .answer_ref(&tenant, f.answer_ref.trim(), f.catalogue.trim())?;

@@ -15,17 +15,29 @@ use tokio::sync::{mpsc, watch};
 impl App {
     /// The canonical citizen designated by `who` in `tenant`.
     pub fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
+        Ok(self.resolve_record(tenant, who)?.0)
+    }
+
+    /// [`App::resolve`], with the canonical citizen's record when it was read on the way (a
+    /// citizen named by an id that was not merged): the desk's hottest read decodes it once.
+    fn resolve_record(
+        &self,
+        tenant: &str,
+        who: Option<&pb::CitizenRef>,
+    ) -> Result<(String, Option<pb::Citizen>)> {
         let by = who.and_then(|r| r.by.as_ref()).ok_or_else(|| {
             Error::Invalid("citizen is required (citizen_id, phone or email)".into())
         })?;
         let (kind, value) = match by {
             By::CitizenId(id) => {
-                let id = self
+                let citizen = self
                     .store
                     .citizen(tenant, id)?
-                    .map(|c| c.citizen_id)
                     .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
-                return Ok(self.store.canonical(tenant, &id)?);
+                if citizen.merged_into.is_empty() {
+                    return Ok((citizen.citizen_id.clone(), Some(citizen)));
+                }
+                return Ok((self.store.canonical(tenant, &citizen.merged_into)?, None));
             }
             By::Phone(raw) => (
                 "phone",
@@ -57,13 +69,13 @@ impl App {
         let id = holders
             .pop()
             .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
-        Ok(self.store.canonical(tenant, &id)?)
+        Ok((self.store.canonical(tenant, &id)?, None))
     }
 
     /// A page of a citizen's cross-channel timeline, newest first, with the citizen.
     pub fn timeline(&self, r: &pb::GetTimelineRequest) -> Result<pb::GetTimelineResponse> {
         self.tenant(&r.tenant)?;
-        let citizen_id = self.resolve(&r.tenant, r.citizen.as_ref())?;
+        let (citizen_id, citizen) = self.resolve_record(&r.tenant, r.citizen.as_ref())?;
         let q = TimelineQuery {
             channels: r.channels.clone(),
             since_us: timestamp(&r.since, "since")?,
@@ -76,8 +88,12 @@ impl App {
             page_token: (!r.page_token.is_empty()).then(|| r.page_token.clone()),
         };
         let page = self.store.timeline(&r.tenant, &citizen_id, &q)?;
+        let citizen = match citizen {
+            Some(c) => Some(c),
+            None => self.store.citizen(&r.tenant, &citizen_id)?,
+        };
         Ok(pb::GetTimelineResponse {
-            citizen: self.store.citizen(&r.tenant, &citizen_id)?,
+            citizen,
             entries: page.entries,
             next_page_token: page.next_page_token.unwrap_or_default(),
         })

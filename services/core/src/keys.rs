@@ -35,7 +35,7 @@
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
-//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE             |
+//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\x01figure`): [`pack_counters`] |
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
@@ -421,6 +421,52 @@ pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {
 
 pub fn counter(name: &str) -> Vec<u8> {
     key(b"st/", &[name.as_bytes()])
+}
+
+/// Marks a packed counter: `<prefix>\x01<figure>` holds several counters of one figure, as
+/// [`pack_counters`] lays them out; [`unpack_counter_name`] names each as if it stood alone.
+pub const PACKED: char = '\x01';
+
+/// The name of the packed counter of `figure` under `prefix` (a dashboard month).
+pub fn packed_counter(prefix: &str, figure: &str) -> String {
+    format!("{prefix}{PACKED}{figure}")
+}
+
+/// Counts by part (`dim=value`), in order: per part a u16 BE length, the part, a u64 BE count.
+pub fn pack_counters(counts: &std::collections::BTreeMap<String, u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (part, n) in counts {
+        let part = &part.as_bytes()[..part.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+/// Reads [`pack_counters`]'s layout; a truncated tail is ignored.
+pub fn unpack_counters(v: &[u8]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = v;
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let Some(part) = rest.get(2..2 + len) else {
+            break;
+        };
+        let Some(n) = rest.get(2 + len..2 + len + 8) else {
+            break;
+        };
+        out.insert(String::from_utf8_lossy(part).into_owned(), read_u64(n));
+        rest = &rest[2 + len + 8..];
+    }
+    out
+}
+
+/// The name one part of a packed counter would have on its own: `<prefix><part>/<figure>`
+/// (see [`crate::dashboard::counter_name`]); `None` when `name` is not packed.
+pub fn unpack_counter_name(name: &str, part: &str) -> Option<String> {
+    let (prefix, figure) = name.split_once(PACKED)?;
+    Some(format!("{prefix}{part}/{figure}"))
 }
 
 pub const COUNTER_APPLIED: &str = "applied";

@@ -181,14 +181,23 @@ impl Store {
             .map_or(0, |v| keys::read_u64(&v)))
     }
 
-    /// Every counter whose name starts with `prefix`, by name.
+    /// Every counter whose name starts with `prefix`, by name; a packed counter
+    /// (`keys::PACKED`) counts as the counters it holds, under their own names.
     pub fn counters(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         let start = keys::counter(prefix);
         for kv in self.db()?.tree.scan_prefix(&start) {
             let (k, v) = kv.map_err(self.err())?;
             let name = String::from_utf8_lossy(&k[start.len() - prefix.len()..]).into_owned();
-            out.insert(name, keys::read_u64(&v));
+            if name.contains(keys::PACKED) {
+                for (part, n) in keys::unpack_counters(&v) {
+                    if let Some(name) = keys::unpack_counter_name(&name, &part) {
+                        *out.entry(name).or_insert(0) += n;
+                    }
+                }
+            } else {
+                *out.entry(name).or_insert(0) += keys::read_u64(&v);
+            }
         }
         Ok(out)
     }

@@ -17,7 +17,9 @@ pub(crate) fn bump(kv: &mut impl Kv, name: &str) -> Result<()> {
 }
 
 /// Counts one dashboard `figure` under each (dimension, value) of `dims`, in the Paris month
-/// of `at_us` (see [`crate::dashboard`]).
+/// of `at_us` (see [`crate::dashboard`]). Several dimensions share one packed key (one read,
+/// one write: the projector's cost is per key); a single one (a street: many values) has its
+/// own.
 pub(crate) fn dashboard(
     kv: &mut impl Kv,
     tenant: &str,
@@ -26,12 +28,25 @@ pub(crate) fn dashboard(
     figure: &str,
 ) -> Result<()> {
     let month = crate::dashboard::month_of(at_us);
-    for (dim, value) in dims {
-        bump(
+    if let [(dim, value)] = dims {
+        return bump(
             kv,
             &crate::dashboard::counter_name(tenant, &month, dim, value, figure),
-        )?;
+        );
     }
+    let prefix = crate::dashboard::month_prefix(tenant, &month);
+    let k = keys::counter(&keys::packed_counter(&prefix, figure));
+    let mut counts = kv
+        .get(&k)?
+        .map(|v| keys::unpack_counters(&v))
+        .unwrap_or_default();
+    for (dim, value) in dims {
+        let name = crate::dashboard::counter_name(tenant, &month, dim, value, figure);
+        // `<dim>=<value>`: the name without the month prefix and the figure.
+        let part = &name[prefix.len()..name.len() - figure.len() - 1];
+        *counts.entry(part.to_string()).or_insert(0) += 1;
+    }
+    kv.put(k, keys::pack_counters(&counts));
     Ok(())
 }
 
@@ -68,6 +83,72 @@ mod tests {
     use crate::event::contact;
     use crate::fold::tests::{apply_all, Mem};
     use crate::pb::{event::Payload, phone_call::Disposition};
+
+    #[test]
+    fn the_dimensions_of_a_figure_share_one_packed_key() {
+        let mut kv = Mem::new();
+        let dims = [("commune", ""), ("channel", "sms"), ("category", "voirie")];
+        dashboard(&mut kv, "69091", 1_800_000_000_000_000, &dims, "contacts").unwrap();
+        let dims = [
+            ("commune", ""),
+            ("channel", "email"),
+            ("category", "voirie"),
+        ];
+        dashboard(&mut kv, "69091", 1_800_000_000_000_000, &dims, "contacts").unwrap();
+        let prefix = crate::dashboard::month_prefix("69091", "2027-01");
+        let packed: Vec<_> = kv
+            .keys()
+            .filter(|k| k.starts_with(&keys::counter(&prefix)))
+            .collect();
+        assert_eq!(packed.len(), 1, "one key for the figure's month");
+        let name = keys::packed_counter(&prefix, "contacts");
+        let counts = keys::unpack_counters(&kv[&keys::counter(&name)]);
+        let named: Vec<(String, u64)> = counts
+            .iter()
+            .map(|(part, n)| (keys::unpack_counter_name(&name, part).unwrap(), *n))
+            .collect();
+        let expect = |dim: &str, value: &str, n: u64| {
+            (
+                crate::dashboard::counter_name("69091", "2027-01", dim, value, "contacts"),
+                n,
+            )
+        };
+        assert_eq!(
+            named,
+            [
+                expect("category", "voirie", 2),
+                expect("channel", "email", 1),
+                expect("channel", "sms", 1),
+                expect("commune", "", 2),
+            ]
+        );
+        // A street (one dimension, many values) keeps a key of its own.
+        dashboard(
+            &mut kv,
+            "69091",
+            1_800_000_000_000_000,
+            &[("street", "rue\u{1}zola")],
+            "opened",
+        )
+        .unwrap();
+        assert!(
+            kv.contains_key(&keys::counter(&crate::dashboard::counter_name(
+                "69091", "2027-01", "street", "rue-zola", "opened"
+            )))
+        );
+    }
+
+    #[test]
+    fn a_truncated_packed_counter_reads_what_is_whole() {
+        let mut counts = std::collections::BTreeMap::new();
+        counts.insert("channel=sms".to_string(), 3u64);
+        counts.insert("commune=".to_string(), 5u64);
+        let v = keys::pack_counters(&counts);
+        assert_eq!(keys::unpack_counters(&v), counts);
+        let cut = keys::unpack_counters(&v[..v.len() - 1]);
+        assert_eq!(cut.len(), 1);
+        assert!(keys::unpack_counters(&[0xff]).is_empty());
+    }
 
     #[test]
     fn calls_are_counted_by_commune_month_and_figure() {

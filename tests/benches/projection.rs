@@ -14,15 +14,15 @@
 //! Options: `--events N`, `--skip-projection`, `--skip-latency`, `--skip-courrier`.
 
 use contacthub_core::{demo, pb, tenant::Tenants};
-
-// As the `contacthub` binary: the allocator is a third of the projector's time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use contacthub_log::{embedded::EmbeddedLog, EventLog};
 use contacthub_projector::{Projector, Store};
 use contacthub_tests::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// As the `contacthub` binary: the allocator is a third of the projector's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

@@ -14,10 +14,6 @@
 //! Options: `--events N` (1,000,000), `--out DIR` (required), `--seconds S` per run (5).
 
 use contacthub_core::{demo, identity, pb, tenant::Tenants};
-
-// As the `contacthub` binary: the allocator is a third of the projector's time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use contacthub_log::{embedded::EmbeddedLog, EventLog};
 use contacthub_projector::{Projector, Store};
 use contacthub_tests::*;
@@ -28,6 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
+
+// As the `contacthub` binary: the allocator is a third of the projector's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The store's own ceiling: random inserts per second into an empty sled tree opened as the
 /// read model is (keys of 50 bytes under one commune, values of 150 bytes, atomic batches of

@@ -80,14 +80,14 @@ impl Slice {
     }
 }
 
-/// A value as it may appear in a counter name (no `/`, no `=`, no control character such as
-/// `keys::PACKED`, bounded).
+/// A value as it may appear in a counter name (no `/`, no `=`, no `\0`, which marks a packed
+/// counter: `keys::PACKED`; bounded).
 fn value(s: &str) -> String {
     s.trim()
         .chars()
         .take(64)
         .map(|c| {
-            if matches!(c, '/' | '=') || c.is_control() {
+            if matches!(c, '/' | '=' | '\0') {
                 '-'
             } else {
                 c

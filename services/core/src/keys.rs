@@ -35,7 +35,7 @@
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
-//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\x01figure`): [`pack_counters`] |
+//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
@@ -423,9 +423,11 @@ pub fn counter(name: &str) -> Vec<u8> {
     key(b"st/", &[name.as_bytes()])
 }
 
-/// Marks a packed counter: `<prefix>\x01<figure>` holds several counters of one figure, as
+/// Marks a packed counter: `<prefix>\0<figure>` holds several counters of one figure, as
 /// [`pack_counters`] lays them out; [`unpack_counter_name`] names each as if it stood alone.
-pub const PACKED: char = '\x01';
+/// No counter name standing alone ever held a `\0` (dashboard values never do), so read models
+/// written before packing read the same.
+pub const PACKED: char = '\0';
 
 /// The name of the packed counter of `figure` under `prefix` (a dashboard month).
 pub fn packed_counter(prefix: &str, figure: &str) -> String {
@@ -436,6 +438,8 @@ pub fn packed_counter(prefix: &str, figure: &str) -> String {
 pub fn pack_counters(counts: &std::collections::BTreeMap<String, u64>) -> Vec<u8> {
     let mut out = Vec::new();
     for (part, n) in counts {
+        // Parts are `dim=value` with values of at most 64 characters.
+        debug_assert!(part.len() <= u16::MAX as usize, "counter part too long");
         let part = &part.as_bytes()[..part.len().min(u16::MAX as usize)];
         out.extend_from_slice(&(part.len() as u16).to_be_bytes());
         out.extend_from_slice(part);
@@ -456,7 +460,8 @@ pub fn unpack_counters(v: &[u8]) -> std::collections::BTreeMap<String, u64> {
         let Some(n) = rest.get(2 + len..2 + len + 8) else {
             break;
         };
-        out.insert(String::from_utf8_lossy(part).into_owned(), read_u64(n));
+        *out.entry(String::from_utf8_lossy(part).into_owned())
+            .or_insert(0) += read_u64(n);
         rest = &rest[2 + len + 8..];
     }
     out
@@ -514,6 +519,20 @@ mod tests {
             (3, 42, -7, &[1u8, 2, 3][..], "GIV-000001")
         );
         assert_eq!(parse_applied(&v[..10]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn packed_counters_round_trip(
+            counts in proptest::collection::btree_map("[a-z]{1,8}=[^\\x00/=]{0,64}", 0..u64::MAX, 0..40)
+        ) {
+            proptest::prop_assert_eq!(unpack_counters(&pack_counters(&counts)), counts);
+        }
+
+        #[test]
+        fn unpacking_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = unpack_counters(&bytes);
+        }
     }
 
     #[test]

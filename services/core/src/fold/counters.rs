@@ -127,7 +127,7 @@ mod tests {
             &mut kv,
             "69091",
             1_800_000_000_000_000,
-            &[("street", "rue\u{1}zola")],
+            &[("street", "rue\0zola")],
             "opened",
         )
         .unwrap();

@@ -182,7 +182,9 @@ impl Store {
     }
 
     /// Every counter whose name starts with `prefix`, by name; a packed counter
-    /// (`keys::PACKED`) counts as the counters it holds, under their own names.
+    /// (`keys::PACKED`) counts as the counters it holds, under their own names. A packed
+    /// counter lies right under its month (`dashboard::month_prefix`): ask for a whole month,
+    /// not for one dimension of it.
     pub fn counters(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         let start = keys::counter(prefix);

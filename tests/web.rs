@@ -652,7 +652,10 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let request = hub.hub.request(GIVORS, &request.reference).unwrap();
+    let request = hub
+        .hub
+        .get_request(&None, GIVORS, &request.reference)
+        .unwrap();
     assert!(request.contacts.contains(&waiting.event_id));
     assert_eq!(request.answer_ref, "catalogue:carte-d-identite-delais");
     assert_eq!(request.answer_channel, pb::Channel::Email as i32);

@@ -76,7 +76,63 @@ pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            endpoints.clone(),
+            guard,
+        ))
         .with_state(endpoints)
+}
+
+/// Refuses a source address that failed to authenticate too often lately (429 with
+/// Retry-After, the right credential too), counts and logs each refusal with its address,
+/// and refuses what a web page of another site posts (a browser says so with
+/// `Sec-Fetch-Site` or `Origin`): gateways and portals call from servers, never from a
+/// citizen's browser.
+async fn guard(
+    State(e): State<Arc<Endpoints>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross_site = matches!(header("sec-fetch-site"), Some("cross-site" | "same-site"))
+        || header("origin").is_some_and(|o| {
+            o.split_once("://").map_or(o, |(_, rest)| rest) != header("host").unwrap_or("")
+        });
+    if cross_site {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "posted by a web page of another site: refused",
+        );
+    }
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let throttle = e.ingest.app.throttle.clone();
+    if let Some(ip) = source {
+        if let Err(wait) = throttle.check(ip) {
+            tracing::warn!(source = %ip, "adapter call refused: too many failed authentications from this address");
+            let mut res = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed authentications from this address: retry in {} s",
+                    wait.as_secs()
+                ),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, wait.as_secs().into());
+            return res;
+        }
+    }
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        if let Some(ip) = source {
+            throttle.failed(ip);
+            tracing::warn!(source = %ip, "adapter call refused: bad credentials");
+        }
+    }
+    res
 }
 
 /// Serves the endpoints on `listener` until `shutdown` completes.
@@ -97,9 +153,13 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY not set on an adapter connection");
         }
     });
-    axum::serve(listener, router(endpoints, max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(endpoints, max_body_bytes)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn metrics(State(e): State<Arc<Endpoints>>, headers: HeaderMap) -> Response {

@@ -51,7 +51,7 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::SearchCitizensRequest>,
     ) -> Result<Response<pb::SearchCitizensResponse>, Status> {
-        crate::scoped!(self, req, |_agent, r| self.app.search_citizens(r))
+        crate::scoped!(self, req, |agent, r| self.app.search_citizens(&agent, r))
     }
 
     async fn merge_citizens(
@@ -88,16 +88,16 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        crate::scoped!(self, req, |_agent, r| self.app.household(r))
+        crate::scoped!(self, req, |agent, r| self.app.household(&agent, r))
     }
 
     async fn list_unresolved_contacts(
         &self,
         req: Request<pb::ListUnresolvedContactsRequest>,
     ) -> Result<Response<pb::ListUnresolvedContactsResponse>, Status> {
-        crate::scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |agent, r| self
             .app
-            .unresolved_contacts(r)
+            .unresolved_contacts(&agent, r)
             .map(|contacts| pb::ListUnresolvedContactsResponse { contacts }))
     }
 

@@ -30,11 +30,16 @@ impl DeskService for Desk {
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
         let started = std::time::Instant::now();
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
-        let page = self.app.timeline(r).map(Response::new).map_err(status);
+        let page = self
+            .app
+            .timeline(&agent, r)
+            .map(Response::new)
+            .map_err(status);
         metrics::histogram!("contacthub_get_timeline_seconds")
             .record(started.elapsed().as_secs_f64());
         page
@@ -45,12 +50,13 @@ impl DeskService for Desk {
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::GetContactResponse>, Status> {
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
         self.app
-            .contact(&r.tenant, &r.event_id)
+            .contact(&agent, &r.tenant, &r.event_id)
             .map(Response::new)
             .map_err(status)
     }
@@ -62,13 +68,14 @@ impl DeskService for Desk {
         req: Request<pb::WatchTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
         let r = req.get_ref();
-        self.app
+        let agent = self
+            .app
             .access
             .for_tenant(token(&req), &r.tenant)
             .map_err(status)?;
         let rx = self
             .app
-            .watch(&r.tenant, r.citizen.as_ref(), self.stopping.clone())
+            .watch(&agent, &r.tenant, r.citizen.as_ref(), self.stopping.clone())
             .map_err(status)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|e| e.map_err(status));
         Ok(Response::new(Box::pin(stream)))

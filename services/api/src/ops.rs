@@ -30,8 +30,11 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
-        self.app.access.for_ops(token(&req)).map_err(status)?;
-        let dead_letters = self.app.dead_letters(req.get_ref().limit).map_err(status)?;
+        let agent = self.app.access.for_ops(token(&req)).map_err(status)?;
+        let dead_letters = self
+            .app
+            .dead_letters(&agent, req.get_ref().limit)
+            .map_err(status)?;
         Ok(Response::new(pb::ListDeadLettersResponse { dead_letters }))
     }
 

@@ -47,7 +47,7 @@ impl App {
     /// Builds the answer `r` asks for, checking everything a send would.
     fn compose(&self, agent: &Option<Agent>, r: &pb::ComposeAnswerRequest) -> Result<Composed> {
         let commune = self.tenant(&r.tenant)?.clone();
-        let request = self.get_request(agent, &r.tenant, &r.reference)?;
+        let request = self.request_for_work(agent, &r.tenant, &r.reference)?;
         if request.status == RequestStatus::Closed as i32 {
             return Err(Error::Invalid(format!(
                 "request {} is closed: reopen it to answer again",
@@ -295,7 +295,7 @@ impl App {
         answer_id: &str,
     ) -> Result<pb::Answer> {
         let a = self.answer(tenant, answer_id)?;
-        self.get_request(agent, tenant, &a.request_reference)
+        self.request_for_work(agent, tenant, &a.request_reference)
             .map_err(|_| {
                 Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
             })?;
@@ -309,7 +309,7 @@ impl App {
         tenant: &str,
         reference: &str,
     ) -> Result<Vec<pb::Answer>> {
-        let r = self.get_request(agent, tenant, reference)?;
+        let r = self.request_for_work(agent, tenant, reference)?;
         Ok(self.store.request_answers(tenant, &r.reference)?)
     }
 
@@ -331,7 +331,7 @@ impl App {
         let mut out = Vec::new();
         for a in self.store.print_queue(tenant)? {
             if self
-                .get_request(agent, tenant, &a.request_reference)
+                .request_for_work(agent, tenant, &a.request_reference)
                 .is_err()
             {
                 continue;

@@ -47,6 +47,18 @@ impl Agent {
         self.services.is_empty() || self.services.contains(service) || assignee == self.id
     }
 
+    /// Whether the agent works in service `service`.
+    pub fn in_service(&self, service: &str) -> bool {
+        self.services.contains(service)
+    }
+
+    /// Whether the agent belongs to no service: the accueil, the mail room. They see every
+    /// service's requests, but of a confidential service's matters only what orients the
+    /// person (see [`crate::guard`]).
+    pub fn is_generalist(&self) -> bool {
+        self.services.is_empty()
+    }
+
     pub fn may_read(&self, tenant: &str) -> bool {
         self.all_tenants || self.tenants.contains(tenant)
     }

@@ -156,9 +156,10 @@ impl App {
     /// of a letter), then names and addresses by score, then the most recent contact.
     pub fn search_citizens(
         &self,
+        agent: &Option<Agent>,
         r: &pb::SearchCitizensRequest,
     ) -> Result<pb::SearchCitizensResponse> {
-        self.tenant(&r.tenant)?;
+        let commune = self.tenant(&r.tenant)?;
         let query = r.query.trim();
         if query.is_empty() {
             return Err(Error::Invalid("query is empty".into()));
@@ -202,15 +203,21 @@ impl App {
                 note(id, IDENTIFIER_SCORE + 2, "email");
             }
         }
+        // A letter or a contact found by its reference tells who wrote it: only to who may
+        // read it.
         if contacthub_core::event::valid_chrono(query) {
             if let Some(letter) = self.store.courrier(tenant, &query.to_ascii_uppercase())? {
-                note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono");
+                if self.letter_sight(agent, commune, &letter)?.0 == crate::guard::Sight::Full {
+                    note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono");
+                }
             }
         }
         // The reference a source gave a contact: a form's submission id, an SMS, an e-mail.
         if let Some(event_id) = self.store.by_source_ref(tenant, query)? {
             if let Some(entry) = self.store.applied_entry(tenant, &event_id)? {
-                if !entry.citizen_id.is_empty() {
+                let full =
+                    self.contact_sight(agent, commune, &entry)?.0 == crate::guard::Sight::Full;
+                if !entry.citizen_id.is_empty() && full {
                     note(entry.citizen_id, IDENTIFIER_SCORE + 1, "reference");
                 }
             }
@@ -385,16 +392,23 @@ impl App {
             None,
         );
         self.write(&e).await?;
-        self.household(&pb::GetHouseholdRequest {
-            tenant: r.tenant.clone(),
-            household_id: r.household_id.clone(),
-            recent: 0,
-        })
+        self.household(
+            &agent,
+            &pb::GetHouseholdRequest {
+                tenant: r.tenant.clone(),
+                household_id: r.household_id.clone(),
+                recent: 0,
+            },
+        )
     }
 
     /// A household: its members with their roles, and its recent contacts across members.
-    pub fn household(&self, r: &pb::GetHouseholdRequest) -> Result<pb::Household> {
-        self.tenant(&r.tenant)?;
+    pub fn household(
+        &self,
+        agent: &Option<Agent>,
+        r: &pb::GetHouseholdRequest,
+    ) -> Result<pb::Household> {
+        let commune = self.tenant(&r.tenant)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} is not a household id",
@@ -442,7 +456,7 @@ impl App {
         Ok(pb::Household {
             household_id: r.household_id.clone(),
             members: crate::within_page(out),
-            recent: crate::within_page(entries),
+            recent: crate::within_page(self.seen_entries(agent, commune, entries)?),
         })
     }
 }
@@ -452,18 +466,23 @@ impl App {
     /// `include_attached`, those attached by their identifiers after naming an unknown id).
     pub fn unresolved_contacts(
         &self,
+        agent: &Option<Agent>,
         r: &pb::ListUnresolvedContactsRequest,
     ) -> Result<Vec<pb::Unresolved>> {
-        self.tenant(&r.tenant)?;
+        let commune = self.tenant(&r.tenant)?;
         let limit = match r.limit {
             0 => 100,
             n => n.min(500) as usize,
         };
-        Ok(crate::within_page(self.store.unresolved(
-            &r.tenant,
-            limit,
-            |u| r.include_attached || u.attached_to.is_empty(),
-        )?))
+        let mut out = self.store.unresolved(&r.tenant, limit, |u| {
+            r.include_attached || u.attached_to.is_empty()
+        })?;
+        for u in &mut out {
+            if let Some(e) = u.entry.take() {
+                u.entry = Some(self.seen_entry(agent, commune, e)?);
+            }
+        }
+        Ok(crate::within_page(out))
     }
 
     /// Attaches a waiting contact to a citizen; returns its entry once in that timeline.

@@ -5,6 +5,7 @@
 
 use crate::auth::Agent;
 use crate::content::Upload;
+use crate::guard::Sight;
 use crate::{timestamp, App, Error, Result};
 use contacthub_core::courrier::{is_overdue, report};
 use contacthub_core::event::{contact, content_fingerprint, valid_chrono};
@@ -22,8 +23,8 @@ fn agent_of(agent: Option<Agent>, claimed: &str) -> String {
 }
 
 impl App {
-    /// A registered letter of `tenant`.
-    pub fn letter(&self, tenant: &str, chrono: &str) -> Result<CourrierState> {
+    /// A registered letter of `tenant`, whoever asks: for the checks below only.
+    pub(crate) fn letter(&self, tenant: &str, chrono: &str) -> Result<CourrierState> {
         self.tenant(tenant)?;
         if !valid_chrono(chrono) {
             return Err(Error::Invalid(format!(
@@ -59,15 +60,50 @@ impl App {
         tenant: &str,
         chrono: &str,
     ) -> Result<CourrierState> {
+        Ok(self.letter_with_sight(agent, tenant, chrono)?.0)
+    }
+
+    /// A letter as `agent` may read it, and how much they read of it.
+    fn letter_with_sight(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        chrono: &str,
+    ) -> Result<(CourrierState, Sight)> {
+        let commune = self.tenant(tenant)?;
         let s = self.letter(tenant, chrono)?;
-        if self.sees_letter(agent, &s)? {
-            Ok(s)
-        } else {
-            Err(Error::NotFound(format!(
+        if !self.sees_letter(agent, &s)? {
+            return Err(Error::NotFound(format!(
                 "no letter {} in this commune",
                 quote(chrono)
-            )))
+            )));
         }
+        let (sight, service) = self.letter_sight(agent, commune, &s)?;
+        Ok((
+            crate::guard::letter_as_seen(s, commune, &service, sight),
+            sight,
+        ))
+    }
+
+    /// A letter `agent` may act on with at least `needed` sight (the mail room routes a
+    /// confidential letter it may not read; only the service answers it).
+    fn letter_for_work(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        chrono: &str,
+        needed: Sight,
+    ) -> Result<CourrierState> {
+        let (s, sight) = self.letter_with_sight(agent, tenant, chrono)?;
+        if sight < needed {
+            let commune = self.tenant(tenant)?;
+            return Err(Error::Forbidden(format!(
+                "letter {} is a confidential matter of {}: only its agents read and change it",
+                s.chrono,
+                commune.service_name(&s.withheld_service)
+            )));
+        }
+        Ok(s)
     }
 
     /// Checks a registration's header before its scans are read.
@@ -200,11 +236,15 @@ impl App {
         agent: String,
         payload: Payload,
     ) -> Result<CourrierState> {
-        self.letter_for(caller, tenant, chrono)?;
+        let needed = match payload {
+            Payload::CourrierAnswered(_) => Sight::Full,
+            _ => Sight::Suivi,
+        };
+        self.letter_for_work(caller, tenant, chrono, needed)?;
         let source_id = uuid::Uuid::new_v4().to_string();
         let e = self.internal_event("courrier", tenant, &source_id, &agent, payload);
         self.write(&e).await?;
-        self.letter(tenant, chrono)
+        self.letter_for(caller, tenant, chrono)
     }
 
     /// Routes (or reassigns) a letter to a service.
@@ -298,6 +338,10 @@ impl App {
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
         let now = (self.clock)();
+        let seen = |s: CourrierState| -> Result<CourrierState> {
+            let (sight, service) = self.letter_sight(agent, &tenant, &s)?;
+            Ok(crate::guard::letter_as_seen(s, &tenant, &service, sight))
+        };
         let limit = if r.limit == 0 {
             100
         } else {
@@ -324,7 +368,8 @@ impl App {
                 .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
                 .filter(|s| self.sees_letter(agent, s).unwrap_or(false))
                 .take(limit)
-                .collect(),
+                .map(seen)
+                .collect::<Result<Vec<_>>>()?,
         ))
     }
 
@@ -336,7 +381,8 @@ impl App {
         chrono: &str,
     ) -> Result<pb::Receipt> {
         let commune = self.tenant(tenant)?.clone();
-        let state = self.letter_for(agent, tenant, chrono)?;
+        // The mail room prints it for a letter it may not read: without its subject.
+        let state = self.letter_for_work(agent, tenant, chrono, Sight::Suivi)?;
         // The sender's name, and the postal address of their record when it has one.
         let mut recipient = vec![state.sender_display.clone()];
         if let Some(a) = self

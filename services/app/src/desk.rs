@@ -73,8 +73,12 @@ impl App {
     }
 
     /// A page of a citizen's cross-channel timeline, newest first, with the citizen.
-    pub fn timeline(&self, r: &pb::GetTimelineRequest) -> Result<pb::GetTimelineResponse> {
-        self.tenant(&r.tenant)?;
+    pub fn timeline(
+        &self,
+        agent: &Option<Agent>,
+        r: &pb::GetTimelineRequest,
+    ) -> Result<pb::GetTimelineResponse> {
+        let commune = self.tenant(&r.tenant)?;
         let (citizen_id, citizen) = self.resolve_record(&r.tenant, r.citizen.as_ref())?;
         let q = TimelineQuery {
             channels: r.channels.clone(),
@@ -94,21 +98,33 @@ impl App {
         };
         Ok(pb::GetTimelineResponse {
             citizen,
-            entries: page.entries,
+            entries: self.seen_entries(agent, commune, page.entries)?,
             next_page_token: page.next_page_token.unwrap_or_default(),
         })
     }
 
-    /// One contact in full: its entry and what the citizen wrote.
-    pub fn contact(&self, tenant: &str, event_id: &str) -> Result<pb::GetContactResponse> {
-        self.tenant(tenant)?;
+    /// One contact in full: its entry and what the citizen wrote (of a need-to-know matter
+    /// of another service, only that it exists).
+    pub fn contact(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<pb::GetContactResponse> {
+        let commune = self.tenant(tenant)?;
         let entry = self
             .store
             .applied_entry(tenant, event_id)?
             .ok_or_else(|| Error::NotFound("no such contact in this commune".into()))?;
+        let entry = self.seen_entry(agent, commune, entry)?;
+        let personal = if entry.withheld_service.is_empty() {
+            self.store.contact_detail(tenant, event_id)?
+        } else {
+            None
+        };
         Ok(pb::GetContactResponse {
             entry: Some(entry),
-            personal: self.store.contact_detail(tenant, event_id)?,
+            personal,
         })
     }
 
@@ -116,11 +132,14 @@ impl App {
     /// dropped (the task ends at once), `stopping` turns true, or the watch falls behind.
     pub fn watch(
         &self,
+        agent: &Option<Agent>,
         tenant: &str,
         who: Option<&pb::CitizenRef>,
         mut stopping: watch::Receiver<bool>,
     ) -> Result<mpsc::Receiver<Result<pb::TimelineEntry>>> {
-        self.tenant(tenant)?;
+        let commune = self.tenant(tenant)?.clone();
+        let agent = agent.clone();
+        let app = self.clone();
         // Subscribe before resolving, so nothing projected in between is missed.
         let mut rx = self.projector.subscribe();
         let watched = self.resolve(tenant, who)?;
@@ -163,7 +182,17 @@ impl App {
                             return;
                         }
                     };
-                    if owner == watched && tx.send(Ok(entry.clone())).await.is_err() {
+                    if owner != watched {
+                        continue;
+                    }
+                    let seen = match app.seen_entry(&agent, &commune, entry.clone()) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    if tx.send(Ok(seen)).await.is_err() {
                         return;
                     }
                 }

@@ -17,9 +17,12 @@
 //! - [`catalogue`]: the catalogue of validated answers (publish, withdraw, search);
 //! - [`dashboard`]: the figures of a commune over months, for élus and services;
 //! - [`status`]: log and projector positions, dead letters, phone report;
+//! - [`guard`]: need-to-know between services: what each caller reads of a contact, a
+//!   request, a letter, a document;
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
 //!   front-ends); [`content`]: the content-addressed document store; [`hotfolder`]: the
-//!   scanner drop folder, a front-end of its own.
+//!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins per source
+//!   address, shared by every front-end that checks a credential.
 //!
 //! Invariants: nothing here writes the read model: every write is an event appended to the
 //! log, and a write returns once the projector made it visible. Every call names its tenant
@@ -33,9 +36,11 @@ pub mod content;
 pub mod courrier;
 pub mod dashboard;
 pub mod desk;
+pub mod guard;
 pub mod hotfolder;
 pub mod requests;
 pub mod status;
+pub mod throttle;
 pub mod write;
 
 use contacthub_core::limits::quote;
@@ -141,6 +146,8 @@ pub struct App {
     pub faults: Faults,
     /// WatchTimeline streams open now.
     pub open_watches: Arc<AtomicUsize>,
+    /// Failed sign-ins per source address (desk, adapters).
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 impl App {

@@ -19,8 +19,8 @@ fn agent_id(agent: &Option<Agent>) -> String {
 }
 
 impl App {
-    /// A request of `tenant` by its reference.
-    pub fn request(&self, tenant: &str, reference: &str) -> Result<Request> {
+    /// A request of `tenant` by its reference, whoever asks: for the checks below only.
+    pub(crate) fn request(&self, tenant: &str, reference: &str) -> Result<Request> {
         self.tenant(tenant)?;
         if !valid_id(reference) {
             return Err(Error::Invalid(format!(
@@ -41,6 +41,20 @@ impl App {
         tenant: &str,
         reference: &str,
     ) -> Result<Request> {
+        let commune = self.tenant(tenant)?;
+        let r = self.visible_request(agent, tenant, reference)?;
+        let sight = self.request_sight(agent, commune, &r);
+        Ok(crate::guard::request_as_seen(r, commune, sight))
+    }
+
+    /// A request `agent` sees in the worklists (an agent of services: theirs, or assigned to
+    /// them), whole, whatever its need-to-know: for the checks of commands.
+    fn visible_request(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Request> {
         let r = self.request(tenant, reference)?;
         match agent {
             Some(a) if !a.sees_request(&r.service, &r.assignee_agent_id) => Err(Error::NotFound(
@@ -50,6 +64,46 @@ impl App {
         }
     }
 
+    /// A request `agent` may read whole and act on: one they see, not a need-to-know matter
+    /// of another service. Every command about a request checks it here.
+    pub(crate) fn request_for_work(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Request> {
+        let commune = self.tenant(tenant)?;
+        let r = self.visible_request(agent, tenant, reference)?;
+        if self.request_sight(agent, commune, &r) != crate::guard::Sight::Full {
+            return Err(Error::Forbidden(format!(
+                "request {} is a confidential matter of {}: only its agents read and change it",
+                r.reference,
+                commune.service_name(&r.service)
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Checks that `agent` reads a contact whole before acting on it (opening a request from
+    /// it, linking it).
+    pub(crate) fn contact_for_work(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        entry: &pb::TimelineEntry,
+    ) -> Result<()> {
+        let commune = self.tenant(tenant)?;
+        let (sight, service) = self.contact_sight(agent, commune, entry)?;
+        if sight != crate::guard::Sight::Full {
+            return Err(Error::Forbidden(format!(
+                "contact {} is a confidential matter of {}: only its agents read and change it",
+                entry.event_id,
+                commune.service_name(&service)
+            )));
+        }
+        Ok(())
+    }
+
     /// The requests a citizen asked (as requester), as `agent` may see them, newest first.
     pub fn citizen_requests(
         &self,
@@ -57,7 +111,7 @@ impl App {
         tenant: &str,
         citizen: &str,
     ) -> Result<Vec<Request>> {
-        self.tenant(tenant)?;
+        let commune = self.tenant(tenant)?;
         let members = self.store.members(tenant, citizen)?;
         let mut out: Vec<Request> = self
             .store
@@ -76,7 +130,13 @@ impl App {
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.opened_at.as_ref().and_then(ts::to_micros)));
         out.truncate(200);
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                let sight = self.request_sight(agent, commune, &r);
+                crate::guard::request_as_seen(r, commune, sight)
+            })
+            .collect())
     }
 
     fn request_event(
@@ -106,7 +166,7 @@ impl App {
         payload: Payload,
         note: String,
     ) -> Result<Request> {
-        self.get_request(agent, tenant, reference)?;
+        self.request_for_work(agent, tenant, reference)?;
         let e = self.request_event(tenant, reference, agent, payload, note);
         self.write(&e).await?;
         self.request(tenant, reference)
@@ -138,6 +198,7 @@ impl App {
                         quote(&r.from_contact_event_id)
                     ))
                 })?;
+            self.contact_for_work(&agent, &r.tenant, &entry)?;
             party.citizen_id = entry.citizen_id;
             // A letter is followed by the request the mail room opened for it.
             if let Some(existing) = self
@@ -223,8 +284,9 @@ impl App {
         agent: Option<Agent>,
         r: &pb::LinkContactRequest,
     ) -> Result<Request> {
-        self.get_request(&agent, &r.tenant, &r.reference)?;
-        self.store
+        self.request_for_work(&agent, &r.tenant, &r.reference)?;
+        let entry = self
+            .store
             .applied_entry(&r.tenant, &r.contact_event_id)?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -232,6 +294,7 @@ impl App {
                     quote(&r.contact_event_id)
                 ))
             })?;
+        self.contact_for_work(&agent, &r.tenant, &entry)?;
         let payload = Payload::RequestLinked(pb::RequestLinked {
             contact_event_id: r.contact_event_id.clone(),
         });
@@ -313,7 +376,7 @@ impl App {
         r: &pb::CloseRequestRequest,
     ) -> Result<Request> {
         use pb::CloseReason as R;
-        let current = self.get_request(&agent, &r.tenant, &r.reference)?;
+        let current = self.request_for_work(&agent, &r.tenant, &r.reference)?;
         match R::try_from(r.reason).unwrap_or(R::Unspecified) {
             R::Unspecified => {
                 return Err(Error::Invalid(
@@ -335,7 +398,7 @@ impl App {
                 if r.duplicate_of == r.reference {
                     return Err(Error::Invalid("a request is not a duplicate of itself".into()));
                 }
-                self.request(&r.tenant, &r.duplicate_of)?;
+                self.request_for_work(&agent, &r.tenant, &r.duplicate_of)?;
             }
             _ => {}
         }
@@ -356,7 +419,7 @@ impl App {
         agent: Option<Agent>,
         r: &pb::GroupRequestsRequest,
     ) -> Result<Request> {
-        let collective = self.request(&r.tenant, &r.collective)?;
+        let collective = self.request_for_work(&agent, &r.tenant, &r.collective)?;
         if r.members.is_empty() {
             return Err(Error::Invalid("members: at least one request".into()));
         }
@@ -370,7 +433,8 @@ impl App {
             if *m == r.collective {
                 return Err(Error::Invalid("a request cannot join itself".into()));
             }
-            let member = self.request(&r.tenant, m)?;
+            // Grouping writes each member: each is checked as any write would be.
+            let member = self.request_for_work(&agent, &r.tenant, m)?;
             if !member.members.is_empty() {
                 return Err(Error::Invalid(format!(
                     "request {m} is a collective request itself"
@@ -401,7 +465,7 @@ impl App {
         agent: &Option<Agent>,
         r: &pb::ListRequestsRequest,
     ) -> Result<Vec<Request>> {
-        self.tenant(&r.tenant)?;
+        let commune = self.tenant(&r.tenant)?;
         let now = (self.clock)();
         let limit = match r.limit {
             0 => 100,
@@ -438,6 +502,13 @@ impl App {
             .collect();
         out.sort_by(|a, b| due(a).cmp(&due(b)).then(a.reference.cmp(&b.reference)));
         out.truncate(limit);
+        let out = out
+            .into_iter()
+            .map(|q| {
+                let sight = self.request_sight(agent, commune, &q);
+                crate::guard::request_as_seen(q, commune, sight)
+            })
+            .collect();
         Ok(crate::within_page(out))
     }
 }

@@ -1,6 +1,7 @@
 //! What ops watch: log end offsets against projector positions, dead letters, and the
 //! phone figures of a commune.
 
+use crate::auth::Agent;
 use crate::{App, Result};
 use contacthub_core::keys;
 use contacthub_core::pb;
@@ -47,19 +48,30 @@ impl App {
         }
     }
 
-    /// Dead letters, oldest first (`limit` 0 means 100; at most 10,000), each value cut to
-    /// 256 KiB (`raw_size` gives its size).
-    pub fn dead_letters(&self, limit: u32) -> Result<Vec<pb::DeadLetter>> {
+    /// Dead letters of the communes `agent` may see, oldest first (`limit` 0 means 100; at
+    /// most 10,000), each value cut to 256 KiB (`raw_size` gives its size). The raw bytes
+    /// (which hold a citizen's words) go to an agent of every commune only; a record whose key
+    /// names no commune, too.
+    pub fn dead_letters(&self, agent: &Option<Agent>, limit: u32) -> Result<Vec<pb::DeadLetter>> {
         let limit = match limit {
             0 => 100,
             n => n.min(10_000) as usize,
         };
-        let mut dead_letters = self.store.dead_letters(limit)?;
+        let every = agent.as_ref().is_none_or(Agent::all_communes);
+        let mut dead_letters = self.store.dead_letters(limit, |d| {
+            every
+                || std::str::from_utf8(&d.key)
+                    .is_ok_and(|t| agent.as_ref().is_some_and(|a| a.may_read(t)))
+        })?;
         for d in &mut dead_letters {
             d.raw_size = d.raw.len() as u64;
-            d.raw.truncate(DEAD_LETTER_RAW_BYTES);
+            if every {
+                d.raw.truncate(DEAD_LETTER_RAW_BYTES);
+            } else {
+                d.raw.clear();
+            }
         }
-        Ok(dead_letters)
+        Ok(crate::within_page(dead_letters))
     }
 
     /// Calls of one commune, month by month and in total, with the bounce-back rate.

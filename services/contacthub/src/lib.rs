@@ -17,6 +17,9 @@ use clap::Parser;
 
 /// Parses the command line, runs the command, and turns errors into an exit code.
 pub fn main() -> std::process::ExitCode {
+    // Everything the hub writes holds personal data: files 0600 and folders 0700, whatever
+    // the umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = cli::Cli::parse();
     telemetry::init(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

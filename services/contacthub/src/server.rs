@@ -51,6 +51,65 @@ pub struct Server {
     tasks: JoinSet<(&'static str, Result<(), String>)>,
 }
 
+/// The read model in `dir`, first rebuilt from the log (into a new folder, then switched)
+/// when it cannot be used as it is: sled cannot open it, or another format of the fold wrote
+/// it. A folder that takes no writes (a full or read-only disk) is an error before sled
+/// touches anything, so such a start leaves the read model as it was.
+pub async fn open_read_model(
+    dir: &std::path::Path,
+    log: &Arc<dyn EventLog>,
+    tenants: &Arc<Tenants>,
+) -> Result<Store> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the read-model folder {}", dir.display()))?;
+    Store::check_writable(dir).with_context(|| {
+        format!(
+            "the read model in {} was not opened (left as it was): free space or make the folder writable, then start again",
+            dir.display()
+        )
+    })?;
+    let why = match Store::open(dir) {
+        Ok(store) => match store.format() {
+            Ok(f) if f == contacthub_core::keys::FORMAT => return Ok(store),
+            Ok(f) => format!(
+                "it was folded with format {f}; this contacthub folds format {}",
+                contacthub_core::keys::FORMAT
+            ),
+            Err(e) => e.to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(folder = %dir.display(), reason = %why, "read model cannot be used as it is: rebuilding it from the log");
+    let started = std::time::Instant::now();
+    let fresh = dir.with_extension("rebuild");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)
+            .with_context(|| format!("removing an unfinished rebuild in {}", fresh.display()))?;
+    }
+    let n = {
+        let store = Store::open(&fresh)
+            .with_context(|| format!("creating a read model in {}", fresh.display()))?;
+        let (projector, _) = Projector::new(store.clone(), log.clone(), tenants.clone())?;
+        let n = projector
+            .catch_up()
+            .await
+            .context("rebuilding the read model from the log")?;
+        store.flush()?;
+        n
+    };
+    let old = dir.with_extension("old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    std::fs::rename(dir, &old)
+        .and_then(|()| std::fs::rename(&fresh, dir))
+        .with_context(|| format!("switching to the rebuilt read model in {}", dir.display()))?;
+    std::fs::remove_dir_all(&old)
+        .with_context(|| format!("removing the old read model in {}", old.display()))?;
+    tracing::warn!(folder = %dir.display(), events = n, seconds = started.elapsed().as_secs_f64(), "read model rebuilt from the log");
+    Store::open(dir).with_context(|| format!("opening the read model in {}", dir.display()))
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
@@ -64,8 +123,7 @@ impl Server {
         grpc: TcpListener,
     ) -> Result<Server> {
         let dir = cfg.data.join("read-model");
-        let store = Store::open(&dir)
-            .with_context(|| format!("opening the read model in {}", dir.display()))?;
+        let store = open_read_model(&dir, &log, &cfg.tenants).await?;
         let (projector, handle) = Projector::new(store.clone(), log.clone(), cfg.tenants.clone())?;
         let content_dir = cfg.data.join("content");
         let content = contacthub_app::content::ContentStore::open(&content_dir)
@@ -83,6 +141,7 @@ impl Server {
             clock: cfg.clock,
             faults: Default::default(),
             open_watches: Default::default(),
+            throttle: Default::default(),
         };
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);

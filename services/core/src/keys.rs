@@ -19,6 +19,7 @@
 //! | `rq/`  | tenant `\0` reference                | `Request`                 |
 //! | `rn/`  | tenant `\0` year                     | next request number       |
 //! | `re/`  | tenant `\0` opening event id         | request reference         |
+//! | `rc/`  | tenant `\0` contact id `\0` reference | empty: the requests a contact belongs to |
 //! | `rt/`  | tenant `\0` e-mail thread id         | request reference         |
 //! | `od/`  | tenant `\0` due (i64 BE µs) `\0` reference | open request: its dashboard slice |
 //! | `ka/`  | tenant `\0` answer id                | `CatalogueAnswer`         |
@@ -35,11 +36,19 @@
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
+//! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
 pub const CHECKPOINT: &[u8] = b"ck/";
+
+/// The version of what the fold writes. A read model folded with another one is rebuilt from
+/// the log when the hub starts: bump it whenever a change of the fold or of this layout means
+/// an existing read model would read wrong (a new index, a value in another shape).
+pub const FORMAT: u32 = 2;
+/// Where the read model says which [`FORMAT`] it was folded with.
+pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
 
 fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -274,6 +283,25 @@ pub fn request_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
 }
 
 /// The request an e-mail thread belongs to (by the thread's first Message-ID).
+/// A request `contact_id` belongs to (opened from it, linked to it, or quoted by it).
+pub fn contact_request(tenant: &str, contact_id: &str, reference: &str) -> Vec<u8> {
+    key(
+        b"rc/",
+        &[
+            tenant.as_bytes(),
+            contact_id.as_bytes(),
+            reference.as_bytes(),
+        ],
+    )
+}
+
+/// Prefix of the requests a contact belongs to.
+pub fn contact_requests_prefix(tenant: &str, contact_id: &str) -> Vec<u8> {
+    let mut k = key(b"rc/", &[tenant.as_bytes(), contact_id.as_bytes()]);
+    k.push(0);
+    k
+}
+
 pub fn request_thread(tenant: &str, thread_id: &str) -> Vec<u8> {
     key(b"rt/", &[tenant.as_bytes(), thread_id.as_bytes()])
 }

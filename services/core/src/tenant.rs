@@ -34,6 +34,42 @@ pub struct Tenant {
     /// The logo printed on the letterhead (PNG or JPEG bytes; empty: none), loaded from
     /// `logo_file` by the binary ([`Tenants::set_logo`]).
     pub logo: Vec<u8>,
+    /// The commune's services (the shared directory, completed by the commune's own entries),
+    /// in the order of the file.
+    pub services: Vec<Service>,
+    /// What agents outside a confidential service (the accueil, the mail room) see of its
+    /// matters.
+    pub orientation: Orientation,
+}
+
+/// A service of a commune, from the directory of the communes file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Service {
+    /// Its code on the log (`ccas`, `etat-civil`): never shown to agents or citizens.
+    pub code: String,
+    /// What agents and citizens read (« Centre communal d'action sociale »).
+    pub name: String,
+    /// Its contacts and requests are need-to-know: only its own agents read them.
+    pub confidential: bool,
+    /// Categories (`pb::Category as i32`) whose contacts belong to it when nothing else says
+    /// (a form « aide sociale » is the CCAS's before any request is opened).
+    pub categories: Vec<i32>,
+    /// Where citizens reach it (acknowledgements of receipt, answer letters).
+    pub address: Vec<String>,
+    pub phone: String,
+    pub email: String,
+}
+
+/// What an agent of no confidential service sees of a confidential matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orientation {
+    /// That a contact or a request exists: its date, its channel, its service.
+    Existence,
+    /// Also a request's reference, status and date due, to tell the person where it
+    /// stands and where to go (the default).
+    #[default]
+    Suivi,
 }
 
 impl Tenant {
@@ -44,6 +80,29 @@ impl Tenant {
                 .direct_lines
                 .iter()
                 .any(|p| number.starts_with(p.as_str()))
+    }
+
+    /// The service `code`, if the directory has it.
+    pub fn service(&self, code: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.code == code)
+    }
+
+    /// What agents read for service `code`: its name, or the code itself when the directory
+    /// does not have it (written by hand before the directory existed).
+    pub fn service_name<'a>(&'a self, code: &'a str) -> &'a str {
+        self.service(code).map_or(code, |s| s.name.as_str())
+    }
+
+    /// The service contacts of `category` belong to when nothing else says.
+    pub fn service_of_category(&self, category: i32) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.categories.contains(&category))
+    }
+
+    /// Whether the matters of service `code` are need-to-know.
+    pub fn is_confidential(&self, code: &str) -> bool {
+        self.service(code).is_some_and(|s| s.confidential)
     }
 
     /// Days the commune commits to answer a letter of `category` (`pb::Category as i32`).
@@ -72,6 +131,113 @@ pub struct Tenants {
 #[serde(deny_unknown_fields)]
 struct File {
     commune: Vec<Entry>,
+    /// The services every commune has (each may complete or add its own).
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+    #[serde(default)]
+    confidentiality: Confidentiality,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Confidentiality {
+    #[serde(default)]
+    orientation: Orientation,
+}
+
+#[derive(Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    code: String,
+    name: Option<String>,
+    confidential: Option<bool>,
+    categories: Option<Vec<String>>,
+    address: Option<Vec<String>>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+/// A category as the communes file names it (`etat_civil`, `etat-civil`), as an enum value.
+fn category_of(name: &str) -> Option<i32> {
+    crate::pb::Category::from_str_name(&format!(
+        "CATEGORY_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    ))
+    .map(|c| c as i32)
+}
+
+/// The directory of one commune: the shared entries, each completed by the commune's entry
+/// of the same code, then the commune's own.
+fn directory(commune: &str, shared: &[ServiceEntry], own: &[ServiceEntry]) -> Result<Vec<Service>> {
+    let mut merged: Vec<ServiceEntry> = shared.to_vec();
+    for o in own {
+        match merged.iter_mut().find(|m| m.code == o.code) {
+            Some(m) => {
+                let o = o.clone();
+                m.name = o.name.or(m.name.take());
+                m.confidential = o.confidential.or(m.confidential);
+                m.categories = o.categories.or(m.categories.take());
+                m.address = o.address.or(m.address.take());
+                m.phone = o.phone.or(m.phone.take());
+                m.email = o.email.or(m.email.take());
+            }
+            None => merged.push(o.clone()),
+        }
+    }
+    let mut out: Vec<Service> = Vec::with_capacity(merged.len());
+    for m in merged {
+        let valid_code = !m.code.is_empty()
+            && m.code.len() <= 64
+            && m.code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid_code {
+            return Err(Error::Config(format!(
+                "commune {commune}: service code {:?} must be 1 to 64 lower-case letters, digits or dashes",
+                m.code
+            )));
+        }
+        if out.iter().any(|s| s.code == m.code) {
+            return Err(Error::Config(format!(
+                "commune {commune}: service {} is listed twice",
+                m.code
+            )));
+        }
+        let name = m.name.unwrap_or_default();
+        if name.trim().is_empty() || name.chars().count() > crate::limits::LABEL_CHARS {
+            return Err(Error::Config(format!(
+                "commune {commune}: service {} needs a name (at most {} characters)",
+                m.code,
+                crate::limits::LABEL_CHARS
+            )));
+        }
+        let mut categories = Vec::new();
+        for c in m.categories.unwrap_or_default() {
+            categories.push(category_of(&c).ok_or_else(|| {
+                Error::Config(format!(
+                    "commune {commune}: service {}: unknown category {c:?}",
+                    m.code
+                ))
+            })?);
+        }
+        let phone = m.phone.unwrap_or_default();
+        if !phone.is_empty() && normalize_phone(&phone).is_none() {
+            return Err(Error::Config(format!(
+                "commune {commune}: service {}: {phone:?} is not a phone number",
+                m.code
+            )));
+        }
+        out.push(Service {
+            code: m.code,
+            name: name.trim().to_string(),
+            confidential: m.confidential.unwrap_or(false),
+            categories,
+            address: m.address.unwrap_or_default(),
+            phone,
+            email: m.email.unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -96,6 +262,11 @@ struct Entry {
     address: Vec<String>,
     /// A PNG or JPEG file, relative to the communes file: the logo of the letterhead.
     logo: Option<String>,
+    /// The commune's own services, or its details of shared ones (address, phone…).
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+    /// What the accueil sees of confidential matters, if not as every commune.
+    orientation: Option<Orientation>,
 }
 
 fn default_answer_days() -> u32 {
@@ -165,7 +336,10 @@ impl Tenants {
                     )));
                 }
             }
+            let services = directory(&e.code, &file.service, &e.service)?;
             let t = Tenant {
+                services,
+                orientation: e.orientation.unwrap_or(file.confidentiality.orientation),
                 code: e.code.clone(),
                 name: e.name,
                 prefix: e.prefix,

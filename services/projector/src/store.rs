@@ -77,11 +77,37 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let open = open_sled(&path)?;
+        // A new read model is folded with this version of the fold.
+        if open.tree.is_empty() {
+            open.tree
+                .insert(keys::FORMAT_KEY, &keys::FORMAT.to_be_bytes())
+                .map_err(|source| Error::Sled {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
                 open: RwLock::new(Some(Arc::new(open))),
             }),
+        })
+    }
+
+    /// Whether folder `path` takes writes now (64 KiB written and synced, then removed): what
+    /// is checked before sled opens or reopens a read model, since sled writes as it opens and
+    /// a write that fails half-way leaves files it cannot read again.
+    pub fn check_writable(path: &Path) -> Result<()> {
+        let probe = path.join("write.probe");
+        let writable = std::fs::File::create(&probe).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&[0u8; 64 * 1024])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        writable.map_err(|source| Error::NotWritable {
+            path: path.display().to_string(),
+            source,
         })
     }
 
@@ -103,17 +129,7 @@ impl Store {
     pub fn reopen(&self) -> Result<()> {
         let path = self.inner.path.display().to_string();
         // Keep the database open (reads may still work) until the folder takes writes again.
-        let probe = self.inner.path.join("reopen.probe");
-        let writable = std::fs::File::create(&probe).and_then(|mut f| {
-            use std::io::Write;
-            f.write_all(&[0u8; 64 * 1024])?;
-            f.sync_all()
-        });
-        let _ = std::fs::remove_file(&probe);
-        writable.map_err(|source| Error::NotWritable {
-            path: path.clone(),
-            source,
-        })?;
+        Store::check_writable(&self.inner.path)?;
         let mut slot = self.inner.open.write().unwrap_or_else(|p| p.into_inner());
         if let Some(mut old) = slot.take() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -155,6 +171,32 @@ impl Store {
                 })
             }),
         }
+    }
+
+    /// The [`keys::FORMAT`] this read model was folded with (0: before formats were kept).
+    pub fn format(&self) -> Result<u32> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::FORMAT_KEY)
+            .map_err(self.err())?
+            .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// The requests a contact belongs to (opened from it, linked to it, quoting it).
+    pub fn contact_requests(&self, tenant: &str, contact_id: &str) -> Result<Vec<String>> {
+        let prefix = keys::contact_requests_prefix(tenant, contact_id);
+        self.db()?
+            .tree
+            .scan_prefix(&prefix)
+            .keys()
+            .take(1_000)
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+                    .map_err(self.err())
+            })
+            .collect()
     }
 
     /// Next offset to apply, per partition.
@@ -645,21 +687,32 @@ impl Store {
     }
 
     /// Dead letters, oldest first.
-    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+    pub fn dead_letters(
+        &self,
+        limit: usize,
+        keep: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<Vec<DeadLetter>> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for kv in self.db()?.tree.scan_prefix(keys::DEAD_LETTER).take(limit) {
-            let (k, v) = kv.map_err(self.err())?;
-            bytes += v.len();
-            if bytes > PAGE_BYTES && !out.is_empty() {
+        for kv in self.db()?.tree.scan_prefix(keys::DEAD_LETTER) {
+            if out.len() == limit {
                 break;
             }
-            out.push(DeadLetter::decode(&*v).map_err(|source| {
+            let (k, v) = kv.map_err(self.err())?;
+            let d = DeadLetter::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     source,
                 })
-            })?);
+            })?;
+            if !keep(&d) {
+                continue;
+            }
+            bytes += v.len();
+            if bytes > PAGE_BYTES && !out.is_empty() {
+                break;
+            }
+            out.push(d);
         }
         Ok(out)
     }

@@ -174,6 +174,43 @@ async fn open_desk_host(
     next.run(req).await
 }
 
+/// Refuses a source address that failed to sign in too often lately (429 with Retry-After,
+/// the right token too), and counts each refused sign-in of an address, logged with it.
+async fn throttle(
+    axum::extract::State(desk): axum::extract::State<State>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = source {
+        if let Err(wait) = desk.app.throttle.check(ip) {
+            tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");
+            let mut res = Failure {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!(
+                    "Trop de tentatives de connexion depuis ce poste : réessayez dans {} s.",
+                    wait.as_secs()
+                ),
+            }
+            .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+            return res;
+        }
+    }
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        if let Some(ip) = source {
+            desk.app.throttle.failed(ip);
+            tracing::warn!(source = %ip, "web desk: sign-in refused");
+        }
+    }
+    res
+}
+
 /// The desk's routes.
 pub fn router(state: State) -> Router {
     Router::new()
@@ -258,6 +295,10 @@ pub fn router(state: State) -> Router {
             state.clone(),
             open_desk_host,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -274,8 +315,11 @@ pub async fn serve(
         sessions: session::Sessions::default(),
         stopping,
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }

@@ -458,8 +458,8 @@ pub async fn attachment(
     caller: Caller,
     Path((tenant, event, n)): Path<(String, String, usize)>,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.contact(&tenant, &event)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let c = desk.app.contact(&agent, &tenant, &event)?;
     let entry = c.entry.unwrap_or_default();
     let a = entry.attachments.get(n).ok_or_else(|| Failure {
         status: StatusCode::NOT_FOUND,

@@ -154,7 +154,6 @@ pub async fn login(
         match desk.app.access.caller(Some(token)) {
             Ok(agent) => (Some(token.to_string()), agent),
             Err(_) => {
-                tracing::info!("web desk: sign-in refused");
                 let page = view::Login {
                     open: false,
                     next: safe_next(&f.suite).to_string(),
@@ -264,17 +263,20 @@ fn hits(tenant: &str, r: &pb::SearchCitizensResponse) -> Vec<view::Hit> {
 
 pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<SearchQuery>) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
     let query = q.q.trim().to_string();
     let (found, message) = if query.is_empty() {
         (vec![], String::new())
     } else {
-        match desk.app.search_citizens(&pb::SearchCitizensRequest {
-            tenant: tenant.clone(),
-            query: query.clone(),
-            page_size: 20,
-            ..Default::default()
-        }) {
+        match desk.app.search_citizens(
+            &agent,
+            &pb::SearchCitizensRequest {
+                tenant: tenant.clone(),
+                query: query.clone(),
+                page_size: 20,
+                ..Default::default()
+            },
+        ) {
             Ok(r) if r.hits.is_empty() => {
                 (vec![], format!("Aucun usager ne correspond à « {query} »."))
             }
@@ -341,16 +343,19 @@ pub async fn citizen(
         .filter(|(_, code)| chosen.contains(code))
         .map(|(c, _)| *c as i32)
         .collect();
-    let page = desk.app.timeline(&pb::GetTimelineRequest {
-        tenant: tenant.clone(),
-        citizen: Some(pb::CitizenRef {
-            by: Some(pb::citizen_ref::By::CitizenId(id.clone())),
-        }),
-        channels,
-        page_size: 50,
-        page_token: q.suite.clone(),
-        ..Default::default()
-    })?;
+    let page = desk.app.timeline(
+        &agent,
+        &pb::GetTimelineRequest {
+            tenant: tenant.clone(),
+            citizen: Some(pb::CitizenRef {
+                by: Some(pb::citizen_ref::By::CitizenId(id.clone())),
+            }),
+            channels,
+            page_size: 50,
+            page_token: q.suite.clone(),
+            ..Default::default()
+        },
+    )?;
     let c = page.citizen.clone().unwrap_or_default();
     let identity = c.identity.clone().unwrap_or_default();
     let url = format!(
@@ -360,11 +365,14 @@ pub async fn citizen(
     );
     let mut household = Vec::new();
     for h in &c.households {
-        let hh = desk.app.household(&pb::GetHouseholdRequest {
-            tenant: tenant.clone(),
-            household_id: h.clone(),
-            recent: 1,
-        })?;
+        let hh = desk.app.household(
+            &agent,
+            &pb::GetHouseholdRequest {
+                tenant: tenant.clone(),
+                household_id: h.clone(),
+                recent: 1,
+            },
+        )?;
         for m in hh.members {
             let Some(mc) = m.citizen else { continue };
             if mc.citizen_id == c.citizen_id {
@@ -488,17 +496,38 @@ pub async fn live(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Failure> {
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let Some((guard, mut ended)) = caller.session.open_stream(&desk.sessions) else {
+        return Err(Failure {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "Trop de pages ouvertes en direct : fermez-en une et rechargez celle-ci."
+                .into(),
+        });
+    };
+    // The stream ends with the server, or with the session (sign-out, expiry).
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let mut server = desk.stopping.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = server.wait_for(|s| *s) => {}
+            _ = ended.wait_for(|e| *e) => {}
+            _ = stop_tx.closed() => return,
+        }
+        let _ = stop_tx.send(true);
+    });
     let rx = desk.app.watch(
+        &agent,
         &tenant,
         Some(&pb::CitizenRef {
             by: Some(pb::citizen_ref::By::CitizenId(id)),
         }),
-        desk.stopping.clone(),
+        stopping,
     )?;
     let stream = futures::StreamExt::filter_map(
         tokio_stream::wrappers::ReceiverStream::new(rx),
         move |item| {
+            // Counted as open for as long as the stream lives.
+            let _guard = &guard;
             let tenant = tenant.clone();
             async move {
                 // A watch that fell behind or a server shutting down ends the stream: the
@@ -584,7 +613,7 @@ pub async fn contact(
     Path((tenant, event)): Path<(String, String)>,
 ) -> Page {
     let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.contact(&tenant, &event)?;
+    let c = desk.app.contact(&agent, &tenant, &event)?;
     let entry = c.entry.unwrap_or_default();
     let personal = c.personal.unwrap_or_default();
     // The citizen's open requests, to link this contact to one.
@@ -867,12 +896,16 @@ pub async fn request(
             .into_iter()
             .map(|a| (a.answer_id, a.title))
             .collect(),
-        sent: desk
-            .app
-            .list_answers(&agent, &tenant, &reference)?
-            .iter()
-            .map(view::SentAnswer::of)
-            .collect(),
+        // Of a need-to-know matter of another service, nothing of its answers.
+        sent: if r.withheld_service.is_empty() {
+            desk.app
+                .list_answers(&agent, &tenant, &reference)?
+                .iter()
+                .map(view::SentAnswer::of)
+                .collect()
+        } else {
+            Vec::new()
+        },
         send_key: crate::session::random_hex(),
         preferred,
     }))

@@ -41,14 +41,15 @@ pub async fn unresolved(
     Query(q): Query<CommuneQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
-    let list = desk
-        .app
-        .unresolved_contacts(&pb::ListUnresolvedContactsRequest {
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let list = desk.app.unresolved_contacts(
+        &agent,
+        &pb::ListUnresolvedContactsRequest {
             tenant: tenant.clone(),
             limit: 200,
             include_attached: false,
-        })?;
+        },
+    )?;
     let mut items = Vec::new();
     for u in list {
         let entry = u.entry.clone().unwrap_or_default();

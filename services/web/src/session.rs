@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use contacthub_app::auth::Agent;
 use rand::RngCore;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 pub const COOKIE: &str = "contacthub_session";
 /// A session unused this long is forgotten.
@@ -24,6 +26,11 @@ const MAX_SESSIONS: usize = 10_000;
 /// At most this many sessions per agent (or on an open desk): an agent's oldest goes first.
 const PER_AGENT: usize = 20;
 
+/// Live streams (the citizen page's timeline) one session may hold open at once.
+pub const STREAMS_PER_SESSION: usize = 8;
+/// Live streams the whole desk holds open at once, at most.
+pub const STREAMS: usize = 2_000;
+
 /// A signed-in agent (or, on an open desk, a visitor).
 #[derive(Clone)]
 pub struct Session {
@@ -32,6 +39,50 @@ pub struct Session {
     pub agent: Option<Agent>,
     pub csrf: String,
     seen: Instant,
+    live: Arc<Live>,
+}
+
+/// What the live streams of a session share: how many are open, and the signal that ends
+/// them when the session ends (sign-out, expiry).
+struct Live {
+    ended: watch::Sender<bool>,
+    open: AtomicUsize,
+}
+
+/// One open live stream of a session: counted while alive.
+pub struct StreamGuard {
+    session: Arc<Live>,
+    desk: Arc<AtomicUsize>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.session.open.fetch_sub(1, Ordering::SeqCst);
+        self.desk.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Session {
+    /// Opens a live stream of this session: its guard, and a signal that turns true when the
+    /// session ends; `None` when the session or the desk holds too many already.
+    pub fn open_stream(&self, sessions: &Sessions) -> Option<(StreamGuard, watch::Receiver<bool>)> {
+        if self.live.open.fetch_add(1, Ordering::SeqCst) >= STREAMS_PER_SESSION {
+            self.live.open.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        if sessions.streams.fetch_add(1, Ordering::SeqCst) >= STREAMS {
+            sessions.streams.fetch_sub(1, Ordering::SeqCst);
+            self.live.open.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some((
+            StreamGuard {
+                session: self.live.clone(),
+                desk: sessions.streams.clone(),
+            },
+            self.live.ended.subscribe(),
+        ))
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -47,6 +98,13 @@ impl std::fmt::Debug for Session {
 #[derive(Default)]
 pub struct Sessions {
     inner: Mutex<HashMap<String, Session>>,
+    /// Live streams open now, over every session.
+    streams: Arc<AtomicUsize>,
+}
+
+/// Ends a session's live streams.
+fn end(s: &Session) {
+    let _ = s.live.ended.send(true);
 }
 
 pub(crate) fn random_hex() -> String {
@@ -61,7 +119,13 @@ impl Sessions {
         let id = random_hex();
         let who = agent.as_ref().map(|a| a.id.clone());
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.seen.elapsed() < IDLE);
+        map.retain(|_, s| {
+            let alive = s.seen.elapsed() < IDLE;
+            if !alive {
+                end(s);
+            }
+            alive
+        });
         let theirs: Vec<(String, Instant)> = map
             .iter()
             .filter(|(_, s)| s.agent.as_ref().map(|a| a.id.clone()) == who)
@@ -69,7 +133,9 @@ impl Sessions {
             .collect();
         if theirs.len() >= PER_AGENT {
             if let Some((oldest, _)) = theirs.iter().min_by_key(|(_, seen)| *seen) {
-                map.remove(oldest);
+                if let Some(s) = map.remove(oldest) {
+                    end(&s);
+                }
             }
         }
         if map.len() >= MAX_SESSIONS {
@@ -82,6 +148,10 @@ impl Sessions {
                 agent,
                 csrf: random_hex(),
                 seen: Instant::now(),
+                live: Arc::new(Live {
+                    ended: watch::channel(false).0,
+                    open: AtomicUsize::new(0),
+                }),
             },
         );
         Some(id)
@@ -91,16 +161,21 @@ impl Sessions {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.get_mut(id)?;
         if s.seen.elapsed() >= IDLE {
-            map.remove(id);
+            if let Some(s) = map.remove(id) {
+                end(&s);
+            }
             return None;
         }
         s.seen = Instant::now();
         Some(s.clone())
     }
 
+    /// Ends a session and its live streams.
     pub fn close(&self, id: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
+        if let Some(s) = map.remove(id) {
+            end(&s);
+        }
     }
 }
 

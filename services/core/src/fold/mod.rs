@@ -387,6 +387,10 @@ fn project(
     };
     let mut entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
     if let Some(reference) = request {
+        kv.put(
+            keys::contact_request(&e.tenant, &e.event_id, &reference),
+            Vec::new(),
+        );
         for entry in &mut entries {
             entry.request_id = reference.clone();
             timeline::rewrite(kv, &e.tenant, entry);

@@ -318,6 +318,10 @@ fn create(kv: &mut impl Kv, tenants: &Tenants, v: &Valid, n: New) -> Result<Requ
     );
     if !n.from_contact.is_empty() {
         follow_thread(kv, tenant, &n.from_contact, &r.reference)?;
+        kv.put(
+            keys::contact_request(tenant, &n.from_contact, &r.reference),
+            Vec::new(),
+        );
     }
     counters::dashboard(
         kv,
@@ -690,6 +694,10 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             if !r.contacts.contains(&l.contact_event_id) {
                 r.contacts.push(l.contact_event_id.clone());
             }
+            kv.put(
+                keys::contact_request(tenant, &l.contact_event_id, &r.reference),
+                Vec::new(),
+            );
             follow_thread(kv, tenant, &l.contact_event_id, &r.reference)?;
             // The clock starts at the first contact on any channel.
             let first = r

@@ -143,6 +143,7 @@ pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry
         offset: pos.offset,
         excerpt: excerpt(&personal.text),
         party_identifier,
+        withheld_service: String::new(),
     }
 }
 

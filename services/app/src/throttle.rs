@@ -1,0 +1,78 @@
+//! Guessing credentials at speed: failed sign-ins (desk tokens, adapter tokens and
+//! signatures) are counted per source address, and an address that failed too often lately
+//! is refused outright — with the right credential too — until its window ends. Every
+//! front-end that checks a credential asks the same [`Throttle`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Failed attempts an address may make in one window.
+pub const MAX_FAILURES: u32 = 10;
+/// How long an address's failures count.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses followed at once, at most (the oldest windows go first when full).
+const MAX_TRACKED: usize = 100_000;
+
+/// Failed attempts per source address.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle").finish_non_exhaustive()
+    }
+}
+
+impl Throttle {
+    /// `Err(retry_after)` while `source` is refused.
+    pub fn check(&self, source: IpAddr) -> Result<(), Duration> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&source) {
+            Some(&(n, since)) if n >= MAX_FAILURES && since.elapsed() < WINDOW => Err(WINDOW
+                .saturating_sub(since.elapsed())
+                .max(Duration::from_secs(1))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed attempt from `source`.
+    pub fn failed(&self, source: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&source) {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            if map.len() >= MAX_TRACKED {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        let slot = map.entry(source).or_insert((0, Instant::now()));
+        if slot.1.elapsed() >= WINDOW {
+            *slot = (0, Instant::now());
+        }
+        slot.0 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_refused_after_too_many_failures_and_others_are_not() {
+        let t = Throttle::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert!(t.check(a).is_ok());
+            t.failed(a);
+        }
+        let wait = t.check(a).unwrap_err();
+        assert!(wait <= WINDOW && wait >= Duration::from_secs(1), "{wait:?}");
+        assert!(t.check(b).is_ok());
+    }
+}

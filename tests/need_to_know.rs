@@ -1,0 +1,369 @@
+//! Need-to-know between services: a confidential service's contacts, letters, documents and
+//! requests (the CCAS's here, as the shipped communes file says) are read whole by its own
+//! agents only. An agent of another service sees that a contact exists (date, channel,
+//! « Confidentiel — … ») on every surface — timeline, contact, documents, household, search,
+//! live watch, worklists, the web desk — and can change none of it; the accueil also sees a
+//! request's reference and status to orient the person.
+
+use contacthub_app::auth::{token_hash, Access};
+use contacthub_core::event::contact;
+use contacthub_core::pb::{self, event::Payload};
+use contacthub_proto::v1::citizen_service_client::CitizenServiceClient;
+use contacthub_proto::v1::request_service_client::RequestServiceClient;
+use contacthub_tests::*;
+use reqwest::StatusCode;
+
+const SECRET: &str = "Dettes de loyer depuis mars";
+const SUBJECT: &str = "Aide sociale confidentielle";
+
+fn agents() -> Access {
+    Access::from_toml(&format!(
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='voirie'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='ccas'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['ccas']\n",
+        token_hash("accueil"),
+        token_hash("voirie"),
+        token_hash("ccas"),
+    ))
+    .unwrap()
+}
+
+fn as_agent<T>(token: &str, m: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A form « aide sociale » of category CCAS from Marie's phone, with a document.
+fn social_aid_form(at_us: i64, sha256: &str) -> pb::Event {
+    let mut e = contact(
+        GIVORS,
+        "test-form",
+        "aide-1",
+        at_us,
+        at_us,
+        Payload::WebForm(pb::WebForm {
+            form_slug: "aide-sociale".into(),
+            submission_id: "AS-2026-77".into(),
+        }),
+        party_phone("06 12 34 56 78"),
+    );
+    e.category = pb::Category::Ccas as i32;
+    e.attachments = vec![pb::Attachment {
+        sha256: sha256.into(),
+        media_type: "application/pdf".into(),
+        size_bytes: 9,
+    }];
+    let p = e.personal.as_mut().unwrap();
+    p.subject = SUBJECT.into();
+    p.text = SECRET.into();
+    p.attachment_names = vec!["avis-expulsion.pdf".into()];
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confidential_matter_is_read_by_its_service_only() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let doc = hub
+        .hub
+        .content
+        .put(b"%PDF-1.4\n", 1 << 20)
+        .expect("stored document");
+    let form = social_aid_form(at(2026, 3, 2, 9, 0), &doc.sha256);
+    hub.publish(&[
+        register(
+            GIVORS,
+            "GIV-000900",
+            "Marie Durand",
+            "06 12 34 56 78",
+            at(2026, 1, 5, 9, 0),
+        ),
+        form.clone(),
+        call(GIVORS, "c1", "06 12 34 56 78", at(2026, 3, 3, 10, 0)),
+    ])
+    .await;
+    hub.settle().await;
+    let mut desk = hub.desk();
+    let timeline = |token: &'static str| {
+        let mut desk = hub.desk();
+        async move {
+            desk.get_timeline(as_agent(
+                token,
+                pb::GetTimelineRequest {
+                    tenant: GIVORS.into(),
+                    citizen: by_id("GIV-000900"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+        }
+    };
+    let of = |entries: &[pb::TimelineEntry]| -> pb::TimelineEntry {
+        entries
+            .iter()
+            .find(|e| e.event_id == form.event_id)
+            .cloned()
+            .expect("the form is in the timeline")
+    };
+
+    // The CCAS reads it whole.
+    let mine = of(&timeline("ccas").await);
+    assert_eq!(mine.subject, SUBJECT);
+    assert!(mine.withheld_service.is_empty());
+    // Another service and the accueil see that it exists, and nothing else.
+    for token in ["voirie", "accueil"] {
+        let entries = timeline(token).await;
+        let theirs = of(&entries);
+        assert_eq!(theirs.withheld_service, "ccas", "{token}");
+        assert!(
+            theirs.subject.is_empty() && theirs.excerpt.is_empty(),
+            "{token}: {theirs:?}"
+        );
+        assert!(
+            theirs.attachments.is_empty() && theirs.links.is_empty(),
+            "{token}"
+        );
+        assert!(theirs.party_identifier.is_empty(), "{token}");
+        assert_eq!(
+            theirs.summary,
+            "Confidentiel — Centre communal d'action sociale (CCAS)"
+        );
+        assert_eq!(theirs.channel, pb::Channel::WebForm as i32);
+        assert!(theirs.occurred_at.is_some());
+        // The call of the same person is no secret.
+        assert!(entries
+            .iter()
+            .any(|e| e.kind == "phone_call" && e.withheld_service.is_empty()));
+        let text = format!("{entries:?}");
+        assert!(
+            !text.contains("aide-sociale") && !text.contains("loyer"),
+            "{token}: {text}"
+        );
+    }
+
+    // The contact itself.
+    let c = desk
+        .get_contact(as_agent(
+            "voirie",
+            pb::GetContactRequest {
+                tenant: GIVORS.into(),
+                event_id: form.event_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(c.personal.is_none(), "{c:?}");
+    assert_eq!(c.entry.unwrap().withheld_service, "ccas");
+    let c = desk
+        .get_contact(as_agent(
+            "ccas",
+            pb::GetContactRequest {
+                tenant: GIVORS.into(),
+                event_id: form.event_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.personal.unwrap().text, SECRET);
+
+    // Search by the form's own reference finds her only for who reads the form.
+    let mut citizens = CitizenServiceClient::new(hub.channel.clone());
+    for (token, hits) in [("voirie", 0), ("ccas", 1)] {
+        let found = citizens
+            .search_citizens(as_agent(
+                token,
+                pb::SearchCitizensRequest {
+                    tenant: GIVORS.into(),
+                    query: "AS-2026-77".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.hits.len(), hits, "{token}");
+    }
+
+    // A request opened from it by the CCAS is the CCAS's: the accueil sees where it stands,
+    // another service nothing of it, and neither may change it.
+    let mut requests = RequestServiceClient::new(hub.channel.clone());
+    let opened = requests
+        .open_request(as_agent(
+            "ccas",
+            pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: SUBJECT.into(),
+                category: pb::Category::Ccas as i32,
+                service: "ccas".into(),
+                from_contact_event_id: form.event_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = requests
+        .get_request(as_agent(
+            "accueil",
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: opened.reference.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.withheld_service, "ccas");
+    assert_eq!(
+        seen.status,
+        pb::RequestStatus::Open as i32,
+        "the accueil follows it"
+    );
+    assert!(seen.due_at.is_some());
+    assert!(!seen.subject.contains("Aide sociale"), "{}", seen.subject);
+    let refused = requests
+        .close_request(as_agent(
+            "accueil",
+            pb::CloseRequestRequest {
+                tenant: GIVORS.into(),
+                reference: opened.reference.clone(),
+                reason: pb::CloseReason::Withdrawn as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let refused = requests
+        .get_request(as_agent(
+            "voirie",
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: opened.reference.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+
+    // A voirie agent cannot take the CCAS request into a voirie collective and answer it.
+    let collective = requests
+        .open_request(as_agent(
+            "voirie",
+            pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Trottoir défoncé".into(),
+                category: pb::Category::ServicesTechniques as i32,
+                service: "voirie".into(),
+                citizen_id: "GIV-000900".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = requests
+        .group_requests(as_agent(
+            "voirie",
+            pb::GroupRequestsRequest {
+                tenant: GIVORS.into(),
+                collective: collective.reference.clone(),
+                members: vec![opened.reference.clone()],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    let after = requests
+        .get_request(as_agent(
+            "ccas",
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference: opened.reference.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.collective.is_empty(), "{after:?}");
+
+    // The web desk: the contact page and its document.
+    let web = WebAgent::sign_in(&hub.web, "voirie").await;
+    let (status, page) = web.get(&format!("/contacts/69091/{}", form.event_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Confidentiel"), "{page}");
+    assert!(
+        !page.contains("loyer") && !page.contains("expulsion"),
+        "{page}"
+    );
+    let (status, _) = web
+        .get(&format!("/contacts/69091/{}/pieces/0", form.event_id))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, page) = web.get("/citoyens/69091/GIV-000900").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("Aide sociale") && !page.contains("aide-sociale"),
+        "{page}"
+    );
+    let ccas = WebAgent::sign_in(&hub.web, "ccas").await;
+    let (status, _) = ccas
+        .get(&format!("/contacts/69091/{}/pieces/0", form.event_id))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = ccas
+        .get(&format!("/contacts/69091/{}", form.event_id))
+        .await;
+    assert!(page.contains("loyer"), "{page}");
+}
+
+/// An agent's browser on the web desk.
+struct WebAgent {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl WebAgent {
+    async fn sign_in(base: &str, token: &str) -> WebAgent {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("{base}/connexion"))
+            .form(&[("token", token), ("suite", "/")])
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        WebAgent {
+            http,
+            base: base.into(),
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+}

@@ -28,13 +28,6 @@ fn agents() -> Access {
     .unwrap()
 }
 
-fn as_agent<T>(token: &str, m: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(m);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
 /// A form « aide sociale » of category CCAS from Marie's phone, with a document.
 fn social_aid_form(at_us: i64, sha256: &str) -> pb::Event {
     let mut e = contact(
@@ -321,49 +314,4 @@ async fn a_confidential_matter_is_read_by_its_service_only() {
         .get(&format!("/contacts/69091/{}", form.event_id))
         .await;
     assert!(page.contains("loyer"), "{page}");
-}
-
-/// An agent's browser on the web desk.
-struct WebAgent {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-impl WebAgent {
-    async fn sign_in(base: &str, token: &str) -> WebAgent {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let r = http
-            .post(format!("{base}/connexion"))
-            .form(&[("token", token), ("suite", "/")])
-            .send()
-            .await
-            .unwrap();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        WebAgent {
-            http,
-            base: base.into(),
-            cookie,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
 }

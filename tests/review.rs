@@ -11,13 +11,6 @@ use contacthub_tests::*;
 use reqwest::StatusCode;
 use std::time::Duration;
 
-fn as_agent<T>(token: &str, m: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(m);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -188,20 +181,8 @@ async fn live_streams_are_bounded_and_end_with_their_session() {
     .await;
     hub.settle().await;
     let web = hub.web.clone();
-    let client = http();
-    let r = client
-        .post(format!("{web}/connexion"))
-        .form(&[("token", "t"), ("suite", "/")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let agent = WebAgent::sign_in(&web, "t").await;
+    let (client, cookie) = (agent.http.clone(), agent.cookie.clone());
     let flux = format!("{web}/citoyens/69091/GIV-000901/flux");
     let mut open = Vec::new();
     for _ in 0..contacthub_web::session::STREAMS_PER_SESSION {
@@ -222,15 +203,7 @@ async fn live_streams_are_bounded_and_end_with_their_session() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     // Signing out ends every stream of the session.
-    let page = client
-        .get(format!("{web}/citoyens"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = agent.get("/citoyens").await;
     let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
     let csrf = page[at..].split('"').next().unwrap().to_string();
     let r = client

@@ -425,6 +425,65 @@ pub fn register(tenant: &str, id: &str, name: &str, phone: &str, when: i64) -> p
     e
 }
 
+/// A gRPC request carrying an agent's bearer token.
+pub fn as_agent<T>(token: &str, m: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a token fit for a header"),
+    );
+    r
+}
+
+/// An agent's browser on the web desk, signed in: its session cookie.
+pub struct WebAgent {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: String,
+}
+
+impl WebAgent {
+    /// Signs in on the desk at `base` with `token` (redirections are not followed).
+    pub async fn sign_in(base: &str, token: &str) -> WebAgent {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let r = http
+            .post(format!("{base}/connexion"))
+            .form(&[("token", token), ("suite", "/")])
+            .send()
+            .await
+            .expect("the desk answers");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("a cookie")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        WebAgent {
+            http,
+            base: base.into(),
+            cookie,
+        }
+    }
+
+    /// A page of the desk: its status and body.
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("the desk answers");
+        (r.status(), r.text().await.unwrap_or_default())
+    }
+}
+
 pub fn party_phone(phone: &str) -> pb::Party {
     pb::Party {
         phone: phone.into(),

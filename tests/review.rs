@@ -283,3 +283,139 @@ fn the_hub_keeps_its_files_to_its_own_user() {
     }
     assert!(seen > 2, "the log and the read model: {seen} files");
 }
+
+/// A form from the portal naming a citizen and giving identifiers, as anyone may post one.
+fn claiming_form(id: &str, claimed: &str, name: &str, phone: &str, email: &str) -> pb::Event {
+    let mut e = web_form(GIVORS, id, phone, email, at(2026, 3, 4, 9, 0));
+    let party = e.personal.as_mut().unwrap().party.as_mut().unwrap();
+    party.citizen_id = claimed.into();
+    party.name = name.into();
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_claiming_a_citizen_changes_no_record_and_captures_no_contact() {
+    let hub = TestHub::start(&Backend::Embedded).await;
+    let mut marie = register(
+        GIVORS,
+        "GIV-000902",
+        "Marie Durand",
+        "06 12 34 56 78",
+        at(2026, 1, 5, 9, 0),
+    );
+    marie
+        .personal
+        .as_mut()
+        .unwrap()
+        .party
+        .as_mut()
+        .unwrap()
+        .email = "marie@example.fr".into();
+    let forged = claiming_form(
+        "f1",
+        "GIV-000902",
+        "Marie Durand",
+        "",
+        "attacker@evil.example",
+    );
+    let decoy = claiming_form("f2", "GIV-999999", "Faux Nom", "06 99 88 77 66", "");
+    let mut sms = contacthub_core::event::contact(
+        GIVORS,
+        "test-sms",
+        "s1",
+        at(2026, 3, 5, 9, 0),
+        at(2026, 3, 5, 9, 0),
+        pb::event::Payload::Sms(pb::Sms {
+            message_sid: "SM-victim".into(),
+            ..Default::default()
+        }),
+        party_phone("06 99 88 77 66"),
+    );
+    sms.personal.as_mut().unwrap().text = "Bonjour".into();
+    // Her own form, with her own e-mail, goes to her timeline as before.
+    let own = claiming_form("f3", "GIV-000902", "Marie Durand", "", "marie@example.fr");
+    hub.publish(&[
+        marie,
+        forged.clone(),
+        decoy.clone(),
+        sms.clone(),
+        own.clone(),
+    ])
+    .await;
+    hub.settle().await;
+
+    let mut citizens = contacthub_proto::v1::citizen_service_client::CitizenServiceClient::new(
+        hub.channel.clone(),
+    );
+    let record = citizens
+        .get_citizen(pb::GetCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: "GIV-000902".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        record.emails,
+        ["marie@example.fr"],
+        "no e-mail added by a form"
+    );
+    let timeline = hub
+        .desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_id("GIV-000902"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = timeline
+        .entries
+        .iter()
+        .map(|e| e.event_id.as_str())
+        .collect();
+    assert!(ids.contains(&own.event_id.as_str()), "{ids:?}");
+    assert!(!ids.contains(&forged.event_id.as_str()), "{ids:?}");
+    // The forged claim waits for an agent, with her as a candidate.
+    let waiting = citizens
+        .list_unresolved_contacts(pb::ListUnresolvedContactsRequest {
+            tenant: GIVORS.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    let claim = waiting
+        .iter()
+        .find(|u| u.entry.as_ref().unwrap().event_id == forged.event_id)
+        .expect("the forged form waits in « à rattacher »");
+    assert_eq!(claim.candidates, ["GIV-000902"]);
+    // The decoy's number leads no SMS to the decoy's record.
+    let sms_owner = hub
+        .desk()
+        .get_contact(pb::GetContactRequest {
+            tenant: GIVORS.into(),
+            event_id: sms.event_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap()
+        .citizen_id;
+    let decoy_owner = hub
+        .desk()
+        .get_contact(pb::GetContactRequest {
+            tenant: GIVORS.into(),
+            event_id: decoy.event_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap()
+        .citizen_id;
+    assert_ne!(sms_owner, decoy_owner);
+}

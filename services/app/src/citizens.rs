@@ -563,7 +563,8 @@ impl App {
                 }
             }
         }
-        // Provisional records sharing an identifier with a confirmed one.
+        // Provisional records sharing an identifier with another record (a confirmed one, or
+        // the record of a form that only declared it).
         let index: BTreeMap<&str, usize> = live
             .iter()
             .enumerate()
@@ -577,7 +578,7 @@ impl App {
                 for value in list {
                     for h in self.store.holders(&r.tenant, kind, value)? {
                         if let Some(&j) = index.get(h.as_str()) {
-                            if j != i && !live[j].provisional {
+                            if j != i {
                                 pairs.push((j, i, why));
                             }
                         }

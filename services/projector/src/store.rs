@@ -250,19 +250,23 @@ impl Store {
         self.get_msg(&keys::citizen(tenant, id))
     }
 
-    /// The citizen an identifier (kind `phone` or `email`, normalised) belongs to.
+    /// The citizen an identifier (kind `phone` or `email`, normalised) belongs to first (or,
+    /// when only a form declared it, the first record it was declared for).
     pub fn by_identifier(
         &self,
         tenant: &str,
         kind: &str,
         normalized: &str,
     ) -> Result<Option<String>> {
-        Ok(self
+        match self
             .db()?
             .tree
             .get(keys::identifier(tenant, kind, normalized))
             .map_err(self.err())?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        {
+            Some(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
+            None => Ok(self.holders(tenant, kind, normalized)?.into_iter().next()),
+        }
     }
 
     /// The citizen a possibly merged citizen id stands for now.
@@ -275,13 +279,19 @@ impl Store {
     }
 
     /// Every citizen holding an identifier (`kind` `phone` or `email`, normalised), as
-    /// recorded (not resolved through merges).
+    /// recorded (not resolved through merges), including records that only a form declared
+    /// it for (an agent looking for a person finds those too).
     pub fn holders(&self, tenant: &str, kind: &str, normalized: &str) -> Result<Vec<String>> {
-        let prefix = keys::identifier_holders_prefix(tenant, kind, normalized);
-        let mut out = Vec::new();
-        for kv in self.db()?.tree.scan_prefix(&prefix).take(100) {
-            let (k, _) = kv.map_err(self.err())?;
-            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        let mut out: Vec<String> = Vec::new();
+        for kind in [kind, fold::citizens::declared_kind(kind)] {
+            let prefix = keys::identifier_holders_prefix(tenant, kind, normalized);
+            for kv in self.db()?.tree.scan_prefix(&prefix).take(100) {
+                let (k, _) = kv.map_err(self.err())?;
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
         }
         Ok(out)
     }

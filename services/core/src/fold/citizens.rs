@@ -107,28 +107,60 @@ fn holders(kv: &impl Kv, tenant: &str, kind: &str, value: &str) -> Result<Vec<St
 /// else the one citizen holding its phone or e-mail; else a new provisional citizen. When
 /// several citizens hold its identifiers (a family landline, a shared mailbox), the contact
 /// waits for an agent instead of going to the first one.
+///
+/// What the sender merely declares is not proof: an online form ([`self_declared`]) is
+/// attached to the citizen id it names only when every identifier it gives is already that
+/// citizen's (otherwise it waits for an agent, the claim as a candidate); it never adds an
+/// identifier to a confirmed record, and the identifiers of a provisional record it creates
+/// are shown on it but never indexed, so no SMS or call is attached to that record by a
+/// number someone typed into a form.
 pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Resolution> {
     let e = v.event;
     let tenant = &e.tenant;
     let party = party_of(e);
+    let declared = self_declared(e);
     let mut claimed = None;
     let mut found = None;
+    let mut all: Vec<String> = Vec::new();
+    let mut unheld = false;
+    for (kind, value) in identifiers(&party, None) {
+        let mut held = holders(kv, tenant, kind, &value)?;
+        // A form is also matched with what earlier forms declared.
+        if declared {
+            for h in holders(kv, tenant, declared_kind(kind), &value)? {
+                if !held.contains(&h) {
+                    held.push(h);
+                }
+            }
+        }
+        unheld |= held.is_empty();
+        for h in held {
+            if !all.contains(&h) {
+                all.push(h);
+            }
+        }
+    }
     if !party.citizen_id.is_empty() {
         if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_some() {
+            let named = canonical(kv, tenant, &party.citizen_id)?;
+            let consistent = !unheld && all.iter().all(|h| *h == named);
+            if declared && !consistent {
+                let mut candidates = all.clone();
+                if !candidates.contains(&named) {
+                    candidates.push(named);
+                }
+                candidates.sort();
+                return Ok(Resolution::Waiting {
+                    candidates,
+                    claimed: None,
+                });
+            }
             found = Some(party.citizen_id.clone());
         } else {
             claimed = Some(party.citizen_id.clone());
         }
     }
     if found.is_none() {
-        let mut all: Vec<String> = Vec::new();
-        for (kind, value) in identifiers(&party, None) {
-            for h in holders(kv, tenant, kind, &value)? {
-                if !all.contains(&h) {
-                    all.push(h);
-                }
-            }
-        }
         match all.len() {
             0 => {}
             1 => found = all.pop(),
@@ -167,7 +199,26 @@ pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> R
             claimed,
         });
     };
-    add_identifiers(kv, &mut c, &party, None)?;
+    if !declared {
+        add_identifiers(kv, &mut c, &party, None)?;
+    } else if c.provisional {
+        // On the record and found by agents, but indexed apart: only forms are matched
+        // with it, never a call, an SMS or an e-mail.
+        for (kind, value) in identifiers(&party, None) {
+            kv.put(
+                keys::identifier_holder(tenant, declared_kind(kind), &value, &citizen_id),
+                Vec::new(),
+            );
+            let list = if kind == "phone" {
+                &mut c.phones
+            } else {
+                &mut c.emails
+            };
+            if !list.contains(&value) {
+                list.push(value);
+            }
+        }
+    }
     if c.display_name.is_empty() && !fold_name(&party.name).is_empty() {
         c.display_name = party.name.split_whitespace().collect::<Vec<_>>().join(" ");
         reindex(kv, &c, None)?;
@@ -177,6 +228,23 @@ pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> R
         citizen: citizen_id,
         claimed,
     })
+}
+
+/// The holder index of identifiers only declared in a form (`phone?`, `email?`): agents find
+/// a record by them, later forms are matched with them, no other contact is.
+pub fn declared_kind(kind: &str) -> &'static str {
+    if kind == "phone" {
+        "phone?"
+    } else {
+        "email?"
+    }
+}
+
+/// Whether a contact's party is only what its sender declared, with nothing proving it: an
+/// online form (anyone may type any name, number, e-mail or citizen id into one). A call or an
+/// SMS comes from its number, an e-mail from its mailbox; an agent wrote the others.
+pub(crate) fn self_declared(e: &pb::Event) -> bool {
+    e.channel == pb::Channel::WebForm as i32 && e.direction == pb::Direction::Inbound as i32
 }
 
 /// A waiting contact attached by an agent: its entry goes to the citizen's timeline.
@@ -559,17 +627,27 @@ mod tests {
     #[test]
     fn a_registered_citizen_can_be_named_and_not_registered_twice() {
         let mut kv = Mem::new();
+        let claim = form("f1", "GIV-000001", "marie@example.fr");
         let out = apply_all(
             &mut kv,
             &[
                 registration("r1", "GIV-000001", None),
-                form("f1", "GIV-000001", "marie@example.fr"),
+                claim.clone(),
                 registration("r2", "GIV-000001", None),
             ],
         );
-        let (c, links) = citizen_of(&out[1]);
-        assert_eq!(c, "GIV-000001");
-        assert!(links.iter().all(|l| l.rel != "claimed_citizen"));
+        // A form naming her with an e-mail she does not hold waits for an agent: what a
+        // form declares never changes a confirmed record.
+        assert!(
+            matches!(&out[1], Outcome::Applied { entries, .. } if entries.is_empty()),
+            "{:?}",
+            out[1]
+        );
+        let waiting: pb::Unresolved =
+            get_msg(&kv, &keys::unresolved_claim("69091", &claim.event_id))
+                .unwrap()
+                .expect("waiting for an agent");
+        assert_eq!(waiting.candidates, ["GIV-000001"]);
         assert!(
             matches!(&out[2], Outcome::DeadLettered(r) if r.contains("already exists")),
             "{:?}",
@@ -578,7 +656,7 @@ mod tests {
         let r = record(&kv, "GIV-000001");
         assert_eq!(r.display_name, "Marie Durand");
         assert_eq!(r.phones, ["+33612345678"]);
-        assert_eq!(r.emails, ["marie@example.fr"]);
+        assert!(r.emails.is_empty(), "{:?}", r.emails);
         assert!(!r.provisional);
     }
 

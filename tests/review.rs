@@ -419,3 +419,61 @@ async fn a_form_claiming_a_citizen_changes_no_record_and_captures_no_contact() {
         .citizen_id;
     assert_ne!(sms_owner, decoy_owner);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_hub_answers_grpc_web_for_this_machine_only() {
+    let hub = TestHub::start(&Backend::Embedded).await;
+    let call = |host: &'static str| {
+        let url = format!("http://{}/contacthub.v1.DeskService/GetTimeline", hub.addr);
+        async move {
+            let r = http()
+                .post(url)
+                .header("host", host)
+                .header("content-type", "application/grpc-web+proto")
+                .header("x-grpc-web", "1")
+                // An empty GetTimelineRequest, framed: no flag, length 0.
+                .body(vec![0u8, 0, 0, 0, 0])
+                .send()
+                .await
+                .unwrap();
+            r.headers()
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        }
+    };
+    // DNS rebinding: a page of evil.example whose name now points at 127.0.0.1.
+    assert_eq!(call("evil.example:50051").await, "7", "PERMISSION_DENIED");
+    assert_eq!(
+        call("127.0.0.1").await,
+        "3",
+        "INVALID_ARGUMENT: the request itself is looked at"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_over_grpc_is_slowed_down() {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("right")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let mut desk = hub.desk();
+    let ask = |token: &str| {
+        as_agent(
+            token,
+            pb::GetTimelineRequest {
+                tenant: GIVORS.into(),
+                citizen: by_phone("0612345678"),
+                ..Default::default()
+            },
+        )
+    };
+    for _ in 0..contacthub_app::throttle::MAX_FAILURES {
+        let e = desk.get_timeline(ask("wrong")).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    }
+    let e = desk.get_timeline(ask("right")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+}

@@ -3,12 +3,14 @@
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`] (one module per service); this file wires them with
+//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`] (one module per service); [`gate`] (the open
+//! hub's host check and the throttle of failed credentials, before every service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
 pub mod citizens;
 pub mod courrier;
 pub mod desk;
+pub mod gate;
 pub mod ops;
 pub mod outbound;
 pub mod requests;
@@ -168,6 +170,7 @@ pub async fn serve(
     // gRPC-Web (HTTP/1.1 and the browser's framing) on the same port, for web front-ends.
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(gate::GateLayer { app: app.clone() })
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(health)
         .add_service(reflection)

@@ -1,0 +1,108 @@
+//! What every call goes through before its service: an open hub (no agents file) answers only
+//! requests addressed to this machine by name (a web page cannot reach it through DNS
+//! rebinding and gRPC-Web), and an address that failed to authenticate too often lately is
+//! refused (`RESOURCE_EXHAUSTED`), each refusal counted and logged with its address, as the
+//! web desk and the adapters do ([`contacthub_app::throttle`]).
+
+use contacthub_app::App;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The layer that puts [`Gate`] in front of the services.
+#[derive(Clone)]
+pub struct GateLayer {
+    pub app: App,
+}
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = Gate<S>;
+    fn layer(&self, inner: S) -> Gate<S> {
+        Gate {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    app: App,
+}
+
+/// Whether a request names this machine: `localhost`, `127.0.0.1` or `[::1]`, any port.
+fn loopback_name(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1")
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Gate<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if self.app.access.is_open() {
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| req.uri().authority().map(|a| a.to_string()));
+            if !host.as_deref().is_some_and(loopback_name) {
+                let refused = tonic::Status::permission_denied(
+                    "without an agents file this hub answers only requests addressed to localhost",
+                );
+                return Box::pin(async move { Ok(refused.into_http()) });
+            }
+        }
+        let source = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|i| i.remote_addr())
+            .map(|a| a.ip());
+        let throttle = self.app.throttle.clone();
+        if let Some(ip) = source {
+            if let Err(wait) = throttle.check(ip) {
+                tracing::warn!(source = %ip, "grpc call refused: too many failed authentications from this address");
+                let refused = tonic::Status::resource_exhausted(format!(
+                    "too many failed authentications from this address: retry in {} s",
+                    wait.as_secs()
+                ));
+                return Box::pin(async move { Ok(refused.into_http()) });
+            }
+        }
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let res = call.await?;
+            // A refused credential answers at once, its status in the headers.
+            let unauthenticated = res
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|v| v.as_bytes() == b"16");
+            if let (true, Some(ip)) = (unauthenticated, source) {
+                throttle.failed(ip);
+                tracing::warn!(source = %ip, "grpc call refused: bad credentials");
+            }
+            Ok(res)
+        })
+    }
+}

@@ -38,6 +38,20 @@ impl OpsService for Ops {
         Ok(Response::new(pb::ListDeadLettersResponse { dead_letters }))
     }
 
+    async fn get_digest(
+        &self,
+        req: Request<pb::GetDigestRequest>,
+    ) -> Result<Response<pb::GetDigestResponse>, Status> {
+        self.app.access.for_ops(token(&req)).map_err(status)?;
+        // Hashing the whole read model takes a while: off the async threads.
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || app.digest())
+            .await
+            .map_err(|e| Status::internal(format!("digest: {e}")))?
+            .map(Response::new)
+            .map_err(status)
+    }
+
     async fn get_phone_report(
         &self,
         req: Request<pb::GetPhoneReportRequest>,

@@ -74,6 +74,23 @@ impl App {
         Ok(crate::within_page(dead_letters))
     }
 
+    /// The digest of the read model as it is now, with the positions folded before and after
+    /// (equal when nothing was folded meanwhile, else `Unavailable`: ask again).
+    pub fn digest(&self) -> Result<pb::GetDigestResponse> {
+        let before = self.projector.positions.borrow().clone();
+        let digest = self.store.digest()?;
+        let after = self.projector.positions.borrow().clone();
+        if before != after {
+            return Err(crate::Error::Unavailable(
+                "events were folded while the digest was taken: take it again when the log is quiet".into(),
+            ));
+        }
+        Ok(pb::GetDigestResponse {
+            digest,
+            positions: after,
+        })
+    }
+
     /// Calls of one commune, month by month and in total, with the bounce-back rate.
     pub fn phone_report(&self, tenant: &str) -> Result<pb::PhoneReport> {
         self.tenant(tenant)?;

@@ -70,7 +70,9 @@ pub enum Command {
         #[command(subcommand)]
         command: CourrierCommand,
     },
-    /// Sends CDR files or e-mails to a running server's adapter endpoints.
+    /// Sends CDR files or e-mails to a running server's adapter endpoints. Exits 0 when all
+    /// was taken, 3 when some lines or files went to the quarantine (the rest was taken), 1
+    /// when a file was refused or the hub could not be reached.
     Ingest {
         #[command(subcommand)]
         command: IngestCommand,
@@ -281,9 +283,12 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// Read-model folder (e.g. ./data/read-model).
+    /// Read-model folder (e.g. ./data/read-model). When a running hub holds it, its digest is
+    /// asked of that hub (--server).
     #[arg(long, env = "CONTACTHUB_READ_MODEL")]
     pub read_model: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]

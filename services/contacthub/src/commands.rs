@@ -16,11 +16,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve(a).await,
         Command::Project(a) => project(a).await,
         Command::Replay(a) => replay(a).await,
-        Command::Digest(a) => {
-            let store = Store::open(&a.read_model)?;
-            crate::say!("{}", store.digest()?);
-            Ok(())
-        }
+        Command::Digest(a) => digest(a).await,
         Command::Migrate(a) => migrate(a).await,
         Command::Courrier { command } => crate::courrier::run(command).await,
         Command::Citizen { command } => crate::citizen::run(command).await,
@@ -674,11 +670,33 @@ async fn migrate(a: MigrateArgs) -> Result<()> {
 }
 
 pub(crate) async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel> {
-    tonic::transport::Endpoint::from_shared(c.server.clone())?
+    let address = server_url(&c.server);
+    let endpoint = tonic::transport::Endpoint::from_shared(address.clone()).map_err(|_| {
+        anyhow::anyhow!(
+            "{:?} is not a hub address: give host:port, e.g. --server 127.0.0.1:50051 (or CONTACTHUB_SERVER)",
+            c.server
+        )
+    })?;
+    endpoint
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .with_context(|| format!("connecting to contacthub at {}", c.server))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no contacthub answers at {address}: is the hub running (contacthub serve)? Otherwise give its address with --server host:port or CONTACTHUB_SERVER"
+            )
+        })
+}
+
+/// A hub's address as given (`127.0.0.1:50051`, `hub.example:50051`, `http://…`), with the
+/// scheme gRPC needs.
+pub(crate) fn server_url(given: &str) -> String {
+    let given = given.trim();
+    if given.contains("://") {
+        given.to_string()
+    } else {
+        format!("http://{given}")
+    }
 }
 
 /// A server's refusal, as the message it gave.
@@ -760,6 +778,36 @@ async fn timeline(a: TimelineArgs) -> Result<()> {
     Ok(())
 }
 
+/// The digest of a read model: read from its folder, or, while a hub serves it (sled lets one
+/// process open it), asked of that hub.
+async fn digest(a: DigestArgs) -> Result<()> {
+    if !a.read_model.exists() {
+        bail!("no read model in {}", a.read_model.display());
+    }
+    match Store::open(&a.read_model) {
+        Ok(store) => {
+            crate::say!("{}", store.digest()?);
+            Ok(())
+        }
+        Err(local) => {
+            let mut client = OpsServiceClient::new(connect(&a.client).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {} ({local}) and {}",
+                    a.read_model.display(),
+                    crate::one_line(&e)
+                )
+            })?);
+            let d = client
+                .get_digest(authed(&a.client, pb::GetDigestRequest {})?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            crate::say!("{}", d.digest);
+            Ok(())
+        }
+    }
+}
+
 async fn status(a: ClientArgs) -> Result<()> {
     let mut client = OpsServiceClient::new(connect(&a).await?);
     let s = client
@@ -795,6 +843,10 @@ async fn status(a: ClientArgs) -> Result<()> {
         lag += p.lag;
     }
     crate::say!("total lag {lag}");
+    if !s.projector_error.is_empty() {
+        crate::say!("PROJECTOR FAILING: {}", s.projector_error);
+    }
+    crate::say!("open watch streams {}", s.open_watches);
     Ok(())
 }
 
@@ -835,6 +887,7 @@ async fn ingest(c: IngestCommand) -> Result<()> {
     };
     let client = reqwest::Client::new();
     let mut failed = 0;
+    let mut quarantined = 0;
     for file in &a.files {
         let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let mut req = client
@@ -879,6 +932,7 @@ async fn ingest(c: IngestCommand) -> Result<()> {
                 if !status.is_success() {
                     failed += 1;
                 }
+                quarantined += s.quarantined.len();
             }
             None => {
                 crate::say!("{}: refused ({status}): {}", file.display(), text.trim());
@@ -889,6 +943,9 @@ async fn ingest(c: IngestCommand) -> Result<()> {
     if failed > 0 {
         bail!("{failed} of {} files were refused", a.files.len());
     }
+    if quarantined > 0 {
+        return Err(crate::Quarantined(quarantined).into());
+    }
     Ok(())
 }
 
@@ -896,7 +953,18 @@ fn quarantine(c: QuarantineCommand) -> Result<()> {
     use contacthub_adapters::quarantine::Quarantine;
     match c {
         QuarantineCommand::List(a) => {
-            let q = Quarantine::open(contacthub_adapters::quarantine_dir(&a.data))?;
+            let dir = contacthub_adapters::quarantine_dir(&a.data);
+            if !a.data.is_dir() {
+                bail!(
+                    "no data folder {}: give the hub's with --data (or CONTACTHUB_DATA)",
+                    a.data.display()
+                );
+            }
+            if !dir.is_dir() {
+                crate::say!("quarantine is empty");
+                return Ok(());
+            }
+            let q = Quarantine::open(dir)?;
             let entries = q.list(a.adapter.as_deref(), a.tenant.as_deref())?;
             if entries.is_empty() {
                 crate::say!("quarantine is empty");
@@ -921,7 +989,11 @@ fn quarantine(c: QuarantineCommand) -> Result<()> {
             Ok(())
         }
         QuarantineCommand::Show(a) => {
-            let q = Quarantine::open(contacthub_adapters::quarantine_dir(&a.data))?;
+            let dir = contacthub_adapters::quarantine_dir(&a.data);
+            if !dir.is_dir() {
+                bail!("no quarantine in {}", dir.display());
+            }
+            let q = Quarantine::open(dir)?;
             let Some((_, raw)) = q.raw(&a.id)? else {
                 bail!("no quarantine entry {:?}", a.id);
             };

@@ -17,16 +17,11 @@ async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
 }
 
 pub(crate) fn parse_category(s: &str) -> Result<i32> {
-    let name = format!(
-        "CATEGORY_{}",
-        s.trim()
-            .to_ascii_uppercase()
-            .replace(['-', ' '], "_")
-            .replace('É', "E")
-    );
-    pb::Category::from_str_name(&name)
-        .map(|c| c as i32)
-        .with_context(|| format!("unknown category {s:?}"))
+    contacthub_core::render::category_from_name(s).with_context(|| {
+        format!(
+            "unknown category {s:?}: état civil, scolaire, petite enfance, ccas, culture, services techniques, urbanisme, police municipale or autre"
+        )
+    })
 }
 
 fn parse_kind(s: &str) -> Result<i32> {

@@ -37,12 +37,49 @@ pub fn main() -> std::process::ExitCode {
         // The reader of our output went away (`contacthub status | head -3`): stop quietly,
         // with the status a shell gives a command killed by SIGPIPE.
         Err(e) if broken_pipe(&e) => std::process::ExitCode::from(141),
+        // Taken, but not all of it: a cron job notices (`ingest`).
+        Err(e) if e.downcast_ref::<Quarantined>().is_some() => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(3)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
+
+/// An error and its causes on one line, each said once: a cause whose words are already in
+/// the line (an error that prints its source, then the source itself) is not repeated.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for message in e.chain().map(|c| c.to_string()) {
+        if out.contains(&message) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+    }
+    out
+}
+
+/// Some input went to the quarantine (exit code 3): the rest was taken.
+#[derive(Debug)]
+pub struct Quarantined(pub usize);
+
+impl std::fmt::Display for Quarantined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} item(s) went to the quarantine (contacthub quarantine list); the rest was taken",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Quarantined {}
 
 fn broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -304,6 +304,27 @@ pub fn category_fr(c: i32) -> &'static str {
     }
 }
 
+/// The category someone names: its code (`etat-civil`, `etat_civil`, `services-techniques`)
+/// or its French name as agents read it (« état civil », « Petite enfance », « autre »), in
+/// any case, with or without accents.
+pub fn category_from_name(s: &str) -> Option<i32> {
+    let wanted = crate::identity::fold_name(s);
+    if wanted.is_empty() {
+        return None;
+    }
+    (1..=9).find(|&c| {
+        let code = Category::try_from(c)
+            .map(|k| k.as_str_name().trim_start_matches("CATEGORY_").to_string())
+            .unwrap_or_default();
+        let name = category_fr(c);
+        [code.as_str(), name]
+            .iter()
+            .any(|n| crate::identity::fold_name(n) == wanted)
+            || (c == Category::Other as i32 && wanted == "other")
+            || (c == Category::Scolaire as i32 && wanted == "scolaire")
+    })
+}
+
 /// Renders a citizen and timeline entries (as given, newest first) for a terminal.
 pub fn render_timeline(citizen: Option<&pb::Citizen>, entries: &[TimelineEntry]) -> String {
     let mut out = citizen.map(render_citizen).unwrap_or_default();
@@ -415,4 +436,34 @@ pub fn render_entries(entries: &[TimelineEntry]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn categories_are_understood_as_agents_write_them() {
+        use crate::pb::Category as C;
+        for (written, meant) in [
+            ("état civil", C::EtatCivil),
+            ("Etat-Civil", C::EtatCivil),
+            ("etat_civil", C::EtatCivil),
+            ("services-techniques", C::ServicesTechniques),
+            ("Services techniques", C::ServicesTechniques),
+            ("petite enfance", C::PetiteEnfance),
+            ("scolaire", C::Scolaire),
+            ("scolaire / périscolaire", C::Scolaire),
+            ("CCAS", C::Ccas),
+            ("police municipale", C::PoliceMunicipale),
+            ("autre", C::Other),
+            ("other", C::Other),
+        ] {
+            assert_eq!(
+                super::category_from_name(written),
+                Some(meant as i32),
+                "{written}"
+            );
+        }
+        assert_eq!(super::category_from_name("voirie"), None);
+        assert_eq!(super::category_from_name(""), None);
+    }
 }

@@ -1,0 +1,153 @@
+//! The command line as an ops engineer uses it from the docs alone: a hub address without a
+//! scheme, a clear word when no hub answers, each error said once, `status` with the
+//! projector's error and open watches, `digest` while the hub serves, `quarantine list` that
+//! creates nothing, `ingest` that exits 3 when something went to the quarantine, categories
+//! written as the help lists them.
+
+use contacthub_tests::*;
+use std::process::{Command, Output};
+
+fn run(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(contacthub_bin!())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CONTACTHUB_SERVER")
+        .env_remove("CONTACTHUB_DATA")
+        .output()
+        .expect("running contacthub")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+#[test]
+fn the_cli_as_an_ops_engineer_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut serve = spawn_serve(&contacthub_bin!(), &data, &[]);
+    let bare = serve.grpc.trim_start_matches("http://").to_string();
+
+    // An address as people write it, and what status says.
+    let o = run(&["status", "--server", &bare], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("open watch streams 0"), "{out}");
+
+    // Nobody there: which address was tried, and how to give another.
+    let o = run(&["status", "--server", "127.0.0.1:1"], dir.path());
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(
+        err.contains("no contacthub answers at http://127.0.0.1:1")
+            && err.contains("CONTACTHUB_SERVER"),
+        "{err}"
+    );
+
+    // A second hub on the same data says why, once.
+    let o = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--adapters-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        line.matches("in use by another contacthub process").count(),
+        1,
+        "{line}"
+    );
+
+    // The digest of the read model the hub serves, as the docs show it.
+    let model = data.join("read-model");
+    let o = run(
+        &[
+            "digest",
+            "--read-model",
+            model.to_str().unwrap(),
+            "--server",
+            &bare,
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let digest = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(digest.len(), 64, "{digest}");
+
+    // A CDR file with one line the adapter cannot read: taken, but the exit code says so.
+    let cdr = dir.path().join("Master.csv");
+    let mut body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/adapters/Master.csv"
+    ))
+    .unwrap();
+    body.push_str("\"not\",\"a\",\"cdr\"\n");
+    std::fs::write(&cdr, body).unwrap();
+    let o = run(
+        &[
+            "ingest",
+            "phone",
+            cdr.to_str().unwrap(),
+            "--url",
+            &serve.adapters,
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("quarantine"), "{}", text(&o));
+
+    // Categories as the help writes them.
+    let o = run(
+        &[
+            "courrier",
+            "register",
+            "--tenant",
+            "69091",
+            "--from-name",
+            "Jean Martin",
+            "--subject",
+            "Acte de naissance",
+            "--category",
+            "état civil",
+            "--server",
+            &bare,
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+
+    // Listing the quarantine reads the hub's folder and creates none.
+    let empty = tempfile::tempdir().unwrap();
+    let o = run(&["quarantine", "list"], empty.path());
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--data"), "{}", text(&o));
+    assert!(!empty.path().join("data").exists(), "./data was created");
+    let o = run(
+        &["quarantine", "list", "--data", data.to_str().unwrap()],
+        empty.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("not"),
+        "the bad line is listed: {}",
+        text(&o)
+    );
+}

@@ -151,3 +151,69 @@ fn the_cli_as_an_ops_engineer_finds_it() {
         text(&o)
     );
 }
+
+#[test]
+fn json_logs_are_json_on_every_line() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(contacthub_bin!())
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--adapters-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    // A graceful stop: every log line written before it ends.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    for line in lines.iter().map(String::as_str).chain(err.lines()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(!line.contains("Some(") && !line.contains("Cdr("), "{line}");
+        assert!(v.is_object(), "{line}");
+    }
+    assert!(err.lines().count() > 3, "{err}");
+    assert!(lines[0].contains("\"addr\":\"127.0.0.1:"), "{}", lines[0]);
+}
+
+#[test]
+fn topics_init_says_at_once_when_no_broker_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let o = run(&["topics", "init", "--kafka", "127.0.0.1:1"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text(&o).contains("no Kafka broker answered at 127.0.0.1:1"),
+        "{}",
+        text(&o)
+    );
+}

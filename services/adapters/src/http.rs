@@ -145,7 +145,9 @@ pub async fn serve(
     if !endpoints.ingest.cfg.has_credentials() {
         tracing::warn!("no adapter credentials configured: the adapter endpoints are open to anyone who can reach them");
     }
-    tracing::info!(addr = ?listener.local_addr().ok(), "adapter endpoints listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "adapter endpoints listening");
+    }
     use axum::serve::ListenerExt;
     // TCP_NODELAY: small answers go out at once instead of waiting for a delayed ACK.
     let listener = listener.tap_io(|tcp| {

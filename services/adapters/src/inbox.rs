@@ -42,7 +42,14 @@ pub async fn run(
                 tracing::error!(dir = %d.display(), error = %e, "cannot create a watched folder");
             }
         }
-        tracing::info!(folder = ?f, "watching");
+        match f {
+            Watched::Cdr(d) => {
+                tracing::info!(folder = %d.display(), "watching the CDR drop folder")
+            }
+            Watched::Maildir { tenant, dir } => {
+                tracing::info!(tenant = %tenant, folder = %dir.display(), "watching a Maildir")
+            }
+        }
     }
     let mut sizes: HashMap<PathBuf, u64> = HashMap::new();
     loop {

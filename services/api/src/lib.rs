@@ -165,8 +165,9 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "grpc api listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "grpc api listening");
+    }
     // gRPC-Web (HTTP/1.1 and the browser's framing) on the same port, for web front-ends.
     let result = tonic::transport::Server::builder()
         .accept_http1(true)

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(cli: Cli) -> Result<()> {
+    let log_format = cli.log_format;
     match cli.command {
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve(a, log_format).await,
         Command::Project(a) => project(a).await,
         Command::Replay(a) => replay(a).await,
         Command::Digest(a) => digest(a).await,
@@ -404,7 +405,7 @@ fn loopback_only(addr: std::net::SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
-async fn serve(a: ServeArgs) -> Result<()> {
+async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
     let tenants = tenants(&a.log)?;
     std::fs::create_dir_all(&a.log.data)
         .with_context(|| format!("creating {}", a.log.data.display()))?;
@@ -502,10 +503,23 @@ async fn serve(a: ServeArgs) -> Result<()> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "contacthub listening on {}", server.grpc_addr);
-        let _ = writeln!(out, "adapter endpoints listening on {adapters_addr}");
-        let _ = writeln!(out, "web desk listening on http://{web_addr}/");
-        let _ = writeln!(out, "metrics listening on http://{metrics_addr}/metrics");
+        let lines = [
+            ("contacthub", format!("{}", server.grpc_addr)),
+            ("adapter endpoints", adapters_addr.to_string()),
+            ("web desk", format!("http://{web_addr}/")),
+            ("metrics", format!("http://{metrics_addr}/metrics")),
+        ];
+        for (part, at) in lines {
+            let _ = match log_format {
+                LogFormat::Human => writeln!(out, "{part} listening on {at}"),
+                // Every line JSON, like the logs.
+                LogFormat::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"message": "listening", "part": part, "addr": at})
+                ),
+            };
+        }
         let _ = out.flush();
     }
     let failure = tokio::select! {

@@ -11,9 +11,12 @@ pub fn init(format: LogFormat, verbose: bool) {
             "{default},sled=warn,rdkafka=warn,h2=warn,tower=warn,hyper=warn"
         ))
     });
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never in a file or a journal.
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

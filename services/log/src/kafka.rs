@@ -70,7 +70,24 @@ pub async fn create_topics(
     partitions: u32,
     replication: i32,
 ) -> Result<Vec<String>> {
-    let admin: AdminClient<DefaultClientContext> = cfg.base().create().map_err(kerr)?;
+    let admin: Arc<AdminClient<DefaultClientContext>> =
+        Arc::new(cfg.base().create().map_err(kerr)?);
+    // A cluster that does not answer is said within seconds, not after librdkafka's retries.
+    let probe = admin.clone();
+    let reached = tokio::task::spawn_blocking(move || {
+        probe
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|_| ())
+    })
+    .await
+    .map_err(|e| Error::Kafka(format!("asking the cluster: {e}")))?;
+    if let Err(e) = reached {
+        return Err(Error::Kafka(format!(
+            "no Kafka broker answered at {} within 10 s ({e}): check --kafka (CONTACTHUB_KAFKA) and that the brokers run",
+            cfg.brokers
+        )));
+    }
     let events = NewTopic::new(
         &cfg.topic,
         partitions as i32,

@@ -217,3 +217,39 @@ fn topics_init_says_at_once_when_no_broker_answers() {
         text(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_of_the_hub_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = spawn_serve(&contacthub_bin!(), &dir.path().join("data"), &[]);
+    // A timeline read, so its histogram exists.
+    let (_, _) = serve.cli(&["timeline", "--tenant", "69091", "--phone", "0612345678"]);
+    let page = reqwest::get(&serve.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    let typed: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(typed.len() > 8, "{page}");
+    for name in &typed {
+        assert!(
+            page.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}: {page}"
+        );
+    }
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "contacthub_get_timeline_seconds",
+    ] {
+        assert!(typed.contains(&name), "{name} missing: {page}");
+    }
+}

@@ -378,16 +378,6 @@ async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), 
             }
         }
     };
-    let channel = contacthub_core::render::channel_fr(a.channel);
-    let result = if outcome.kind == Kind::Delivered as i32 {
-        "delivered"
-    } else if outcome.retry_at.is_some() {
-        "retrying"
-    } else {
-        "failed"
-    };
-    metrics::counter!("contacthub_answers_total", "channel" => channel, "outcome" => result)
-        .increment(1);
     app.record_delivery(&a, outcome)
         .await
         .map(|_| ())

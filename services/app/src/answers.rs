@@ -422,7 +422,23 @@ impl App {
         );
         e.direction = pb::Direction::Outbound as i32;
         e.request_id = a.request_reference.clone();
+        let result = match &e.payload {
+            Some(Payload::AnswerOutcome(o)) if o.kind == Kind::Delivered as i32 => "delivered",
+            Some(Payload::AnswerOutcome(o)) if o.kind == Kind::Bounced as i32 => "bounced",
+            Some(Payload::AnswerOutcome(o)) if o.retry_at.is_some() => "retrying",
+            _ => "failed",
+        };
         self.write(&e).await?;
+        // Every outcome, sent by the sender or printed by the mail room, under one name.
+        let channel = pb::Channel::try_from(a.channel)
+            .map(|c| {
+                c.as_str_name()
+                    .trim_start_matches("CHANNEL_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        metrics::counter!("contacthub_answers_total", "channel" => channel, "outcome" => result)
+            .increment(1);
         self.answer(&a.tenant, &a.answer_event_id)
     }
 

@@ -242,6 +242,7 @@ impl Server {
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder)
             .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+        describe_metrics();
         let app = self.app.clone();
         let s = stopped(self.stop.subscribe());
         self.tasks.spawn(async move {
@@ -302,6 +303,126 @@ impl Server {
     }
 }
 
+/// What each metric of the hub means (`# HELP` lines).
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "contacthub_log_end_offset",
+        "Next offset the log will give, per partition."
+    );
+    describe_gauge!(
+        "contacthub_projector_offset",
+        "Next offset the projector will fold, per partition."
+    );
+    describe_gauge!(
+        "contacthub_projector_lag",
+        "Records on the log not yet folded into the read model, per partition."
+    );
+    describe_gauge!(
+        "contacthub_dead_letters",
+        "Records that could not be projected, kept with their reason."
+    );
+    describe_gauge!(
+        "contacthub_open_watches",
+        "Live timeline streams open now (gRPC and web desk)."
+    );
+    describe_gauge!(
+        "contacthub_serving",
+        "1 while the hub is healthy, 0 while health is NOT_SERVING."
+    );
+    describe_counter!(
+        "contacthub_projector_events_total",
+        "Records folded into the read model."
+    );
+    describe_histogram!(
+        "contacthub_projector_batch_seconds",
+        Unit::Seconds,
+        "Time to fold and commit one batch of records."
+    );
+    describe_histogram!(
+        "contacthub_log_append_seconds",
+        Unit::Seconds,
+        "Time for the log to acknowledge an append."
+    );
+    describe_histogram!(
+        "contacthub_write_visible_seconds",
+        Unit::Seconds,
+        "Time from an append to its visibility in the read model."
+    );
+    describe_histogram!(
+        "contacthub_get_timeline_seconds",
+        Unit::Seconds,
+        "Time to answer GetTimeline."
+    );
+    describe_counter!("contacthub_answers_total", "Outcomes of written answers by channel (email, sms, courrier, web_form) and outcome (delivered, retrying, failed, bounced); printed letters count as delivered.");
+    describe_counter!(
+        "process_cpu_seconds_total",
+        Unit::Seconds,
+        "CPU time the hub's process used, user and system."
+    );
+    describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the hub's process."
+    );
+    describe_gauge!(
+        "process_open_fds",
+        "Open file descriptors of the hub's process."
+    );
+    describe_gauge!(
+        "process_max_fds",
+        "Most file descriptors the hub's process may open."
+    );
+    describe_gauge!(
+        "process_start_time_seconds",
+        Unit::Seconds,
+        "When the hub's process started, in seconds since the epoch."
+    );
+}
+
+/// The process's own figures from /proc (Linux): CPU seconds, resident memory, open and
+/// allowed file descriptors, start time. Absent elsewhere.
+fn process_metrics() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = 100.0; // USER_HZ on Linux
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+    if let (Some(user), Some(system)) = (field(14), field(15)) {
+        metrics::counter!("process_cpu_seconds_total").absolute(((user + system) / ticks) as u64);
+    }
+    if let Some(rss_pages) = field(24) {
+        metrics::gauge!("process_resident_memory_bytes").set(rss_pages * 4096.0);
+    }
+    if let (Some(start), Ok(uptime)) = (field(22), std::fs::read_to_string("/proc/uptime")) {
+        let boot_ago = uptime
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        metrics::gauge!("process_start_time_seconds").set(now - boot_ago + start / ticks);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        if let Some(max) = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            metrics::gauge!("process_max_fds").set(max);
+        }
+    }
+}
+
 /// The metrics in Prometheus' text format, with the positions read now: log end offset,
 /// projected offset and lag per partition, dead letters, open watches, health.
 async fn metrics_page(
@@ -321,6 +442,7 @@ async fn metrics_page(
     metrics::gauge!("contacthub_open_watches").set(status.open_watches as f64);
     let serving = app.problems().await.is_empty();
     metrics::gauge!("contacthub_serving").set(if serving { 1.0 } else { 0.0 });
+    process_metrics();
     (
         [(
             axum::http::header::CONTENT_TYPE,

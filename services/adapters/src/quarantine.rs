@@ -25,9 +25,13 @@ pub struct Entry {
     /// RFC 3339, UTC.
     pub received_at: String,
     pub size_bytes: u64,
-    /// Every refused record of the input, in order.
+    /// Every refused record of the input, in order (the last time it was refused).
     #[serde(default)]
     pub records: Vec<Refusal>,
+    /// RFC 3339, UTC: when the same input was last refused for other reasons than first
+    /// (a configuration changed, a document could be fetched no more…); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub refused_again_at: String,
 }
 
 /// One refused record of a quarantined input.
@@ -103,30 +107,42 @@ impl Quarantine {
         let dir = self.root.join(adapter);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let meta = dir.join(format!("{id}.json"));
-        if let Ok(text) = std::fs::read(&meta) {
-            if let Ok(entry) = serde_json::from_slice::<Entry>(&text) {
-                return Ok((entry, false));
-            }
-        }
         let records: Vec<Refusal> = refused.iter().map(Refusal::of).collect();
         let first = records.first().cloned().unwrap_or(Refusal {
             locator: String::new(),
             reason: "refused".into(),
         });
+        let reason = if records.len() > 1 {
+            format!("{} records refused; first: {}", records.len(), first.reason)
+        } else {
+            first.reason.clone()
+        };
+        if let Ok(text) = std::fs::read(&meta) {
+            if let Ok(mut entry) = serde_json::from_slice::<Entry>(&text) {
+                if entry.records == records {
+                    return Ok((entry, false));
+                }
+                // Refused again, for other reasons: the record says the new ones.
+                entry.records = records;
+                entry.reason = reason;
+                entry.locator = first.locator;
+                entry.refused_again_at = contacthub_core::event::fmt_us(received_us);
+                let json = serde_json::to_vec_pretty(&entry).expect("an entry serialises");
+                write_atomic(&meta, &json)?;
+                return Ok((entry, false));
+            }
+        }
         let entry = Entry {
             id: id.clone(),
             adapter: adapter.to_string(),
             tenant: refused.iter().find_map(|r| r.tenant.clone()),
             origin: origin.to_string(),
             locator: first.locator,
-            reason: if records.len() > 1 {
-                format!("{} records refused; first: {}", records.len(), first.reason)
-            } else {
-                first.reason
-            },
+            reason,
             received_at: contacthub_core::event::fmt_us(received_us),
             size_bytes: raw.len() as u64,
             records,
+            refused_again_at: String::new(),
         };
         write_atomic(&dir.join(format!("{id}.raw")), raw)?;
         let json = serde_json::to_vec_pretty(&entry).expect("an entry serialises");
@@ -223,6 +239,21 @@ mod tests {
             .unwrap();
         assert!(!new);
         assert_eq!(again, e);
+        // Refused again for another reason: the entry says the new one, and when.
+        let (changed, new) = q
+            .put(
+                "asterisk-cdr",
+                "Master.csv",
+                &file,
+                &[bad("line 3", "unknown commune")],
+                1_800_000_150_000_000,
+            )
+            .unwrap();
+        assert!(!new);
+        assert_eq!(changed.reason, "unknown commune");
+        assert_eq!(changed.received_at, e.received_at);
+        assert!(!changed.refused_again_at.is_empty());
+        let e = changed;
         let other = Rejected {
             locator: "".into(),
             reason: "document 1 could not be fetched".into(),
@@ -241,7 +272,7 @@ mod tests {
         );
         assert_eq!(q.list(None, Some("69091")).unwrap(), vec![e.clone()]);
         let (entry, raw) = q.raw(&e.id).unwrap().unwrap();
-        assert_eq!((entry.locator.as_str(), raw), ("line 1", file));
+        assert_eq!((entry.locator.as_str(), raw), ("line 3", file));
         assert!(q.raw("../etc").unwrap().is_none());
         // Reopened: still there.
         assert_eq!(

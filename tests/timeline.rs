@@ -60,7 +60,7 @@ async fn one_citizen_three_channels(backend: Backend) {
     assert!(r.entries.iter().all(|e| e.citizen_id == citizen.citizen_id));
     expect![[r#"
         Usager GIV-P000001  Marie Durand  [fiche provisoire]
-          tél.     +33612345678
+          tél.     06 12 34 56 78
           courriel marie.durand@example.fr
           3 contact(s)
         2026-03-10 10:00 +01:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour urbanisme [urbanisme]

@@ -88,7 +88,7 @@ fn line(hit: &pb::SearchHit) -> String {
         out += &format!("  {} {} {}", a.number, a.street, a.city);
     }
     if let Some(p) = c.phones.first() {
-        out += &format!("  {p}");
+        out += &format!("  {}", contacthub_core::identity::display_phone(p));
     }
     if let Some(m) = c.emails.first() {
         out += &format!("  {m}");

@@ -133,6 +133,28 @@ pub fn fold_name(raw: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A phone number as people write it: French numbers (metropolitan and overseas) in the
+/// national format (« 06 12 34 56 78 », « 0692 12 34 56 »), others in the international
+/// format (« +44 20 7946 0958 »), from libphonenumber's metadata. What is no phone number is
+/// shown as given.
+pub fn display_phone(raw: &str) -> String {
+    let Some(e164) = normalize_phone(raw) else {
+        return raw.to_string();
+    };
+    match phonenumber::parse(None, &e164) {
+        Ok(n) => {
+            let french = matches!(n.code().value(), 33 | 262 | 508 | 590 | 594 | 596);
+            let mode = if french {
+                phonenumber::Mode::National
+            } else {
+                phonenumber::Mode::International
+            };
+            n.format().mode(mode).to_string()
+        }
+        Err(_) => e164,
+    }
+}
+
 /// A citizen id is 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -144,6 +166,15 @@ pub fn valid_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn phones_are_shown_as_people_write_them() {
+        assert_eq!(super::display_phone("+33612345678"), "06 12 34 56 78");
+        assert_eq!(super::display_phone("0472491818"), "04 72 49 18 18");
+        assert_eq!(super::display_phone("+262692123456"), "0692 12 34 56");
+        assert_eq!(super::display_phone("+442079460958"), "+44 20 7946 0958");
+        assert_eq!(super::display_phone("Marie"), "Marie");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -389,7 +389,7 @@ pub fn render_citizen(c: &pb::Citizen) -> String {
         }
     }
     for p in &c.phones {
-        out += &format!("  tél.     {p}\n");
+        out += &format!("  tél.     {}\n", crate::identity::display_phone(p));
     }
     for m in &c.emails {
         out += &format!("  courriel {m}\n");

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use contacthub_app::auth::Agent;
 use contacthub_core::dashboard as dash;
+use contacthub_core::identity::display_phone;
 use contacthub_core::pb;
 use contacthub_core::render::{category_fr, channel_fr};
 use serde::Deserialize;
@@ -239,8 +240,8 @@ fn hits(tenant: &str, r: &pb::SearchCitizensResponse) -> Vec<view::Hit> {
                 contacts: c
                     .phones
                     .iter()
-                    .chain(c.emails.iter())
-                    .cloned()
+                    .map(|p| display_phone(p))
+                    .chain(c.emails.iter().cloned())
                     .collect::<Vec<_>>()
                     .join(", "),
                 address: address.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -422,7 +423,7 @@ pub async fn citizen(
         provisional: c.provisional,
         merged_into: c.merged_into.clone(),
         birth_date: identity.birth_date.clone(),
-        phones: c.phones.clone(),
+        phones: c.phones.iter().map(|p| display_phone(p)).collect(),
         emails: c.emails.clone(),
         addresses: identity
             .addresses

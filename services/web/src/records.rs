@@ -66,7 +66,7 @@ pub async fn unresolved(
                 url_encode(&entry.event_id)
             ),
             e: Entry::of(&tenant, &entry),
-            who: entry.party_identifier.clone(),
+            who: contacthub_core::identity::display_phone(&entry.party_identifier),
             claimed: u.claimed_citizen_id.clone(),
             candidates,
         });

@@ -121,9 +121,18 @@ async fn records_are_created_found_and_corrected(backend: Backend) {
         ("marie.durand@example.fr", vec!["GIV-000001"]),
         ("GIV-000002", vec!["GIV-000002"]),
         ("zola jaures", vec![]),
+        // Titles and civilities as agents type them are not part of anyone's name.
+        ("madame durand marie", vec!["GIV-000001"]),
+        ("Mme Durand Marie", vec!["GIV-000001"]),
+        ("M. Velasquez", vec!["GIV-000002"]),
     ] {
         assert_eq!(ids(&search(&hub, GIVORS, q).await), want, "{q}");
     }
+    // Found by the street: the agent is told so.
+    assert_eq!(
+        search(&hub, GIVORS, "rue emile zola").await,
+        [("GIV-000001".to_string(), "address".to_string())]
+    );
     // Both Durand, the exact identifier first; another commune's Marie never appears.
     let hits = search(&hub, GIVORS, "durand").await;
     assert_eq!(ids(&hits).len(), 2);

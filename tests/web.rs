@@ -722,7 +722,8 @@ async fn the_desk_resists_redirects_foreign_forms_and_rebinding() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.headers()["location"], "/", "{next:?}");
+        // Not elsewhere: where the accueil agent starts.
+        assert_eq!(r.headers()["location"], "/citoyens", "{next:?}");
     }
     let r = client()
         .post(format!("{web}/connexion"))
@@ -798,4 +799,22 @@ async fn the_desk_resists_redirects_foreign_forms_and_rebinding() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     open.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_agent_starts_where_they_work() {
+    let hub = demo_hub(agents()).await;
+    for (token, start) in [
+        ("givors", "/citoyens"),
+        ("voirie", "/demandes"),
+        ("elu", "/tableau-de-bord"),
+    ] {
+        let (status, _, headers) = Desk::sign_in(&hub.web, token).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"], start, "{token}");
+    }
+    // The search box has the focus when the page opens.
+    let (_, desk, _) = Desk::sign_in(&hub.web, "givors").await;
+    let (_, page) = desk.unwrap().get("/citoyens").await;
+    assert!(page.contains(" autofocus"), "{page}");
 }

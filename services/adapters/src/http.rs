@@ -125,12 +125,14 @@ async fn guard(
             return res;
         }
     }
+    let path = crate::clip(req.uri().path(), 80).to_string();
     let res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
         if let Some(ip) = source {
             throttle.failed(ip);
-            tracing::warn!(source = %ip, "adapter call refused: bad credentials");
         }
+        let source = source.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::warn!(source = %source, path = %path, "adapter call refused: bad credentials");
     }
     res
 }
@@ -452,11 +454,6 @@ fn authorized(
             return true;
         }
     }
-    tracing::warn!(
-        commune = code.unwrap_or(""),
-        path = %crate::clip(uri.path(), 80),
-        "adapter call refused: bad credentials"
-    );
     false
 }
 

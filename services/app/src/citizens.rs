@@ -256,6 +256,19 @@ impl App {
         let mut hits = Vec::with_capacity(page_size);
         for (id, score, _, by) in ranked.into_iter().skip(offset).take(page_size) {
             if let Some(citizen) = self.store.citizen(tenant, &id)? {
+                // Words found in the address only: the agent is told so.
+                let by = if by == "name"
+                    && contacthub_core::search::found_by_address(
+                        &contacthub_core::search::words(
+                            citizen.identity.as_ref(),
+                            &citizen.display_name,
+                        ),
+                        query,
+                    ) {
+                    "address"
+                } else {
+                    by
+                };
                 hits.push(pb::SearchHit {
                     citizen: Some(citizen),
                     matched_by: by.into(),

@@ -103,14 +103,48 @@ pub fn index_keys(tenant: &str, citizen: &str, words: &Words) -> Vec<Vec<u8>> {
     out
 }
 
-/// Citizens whose words match every word of `query`, with a score (higher is better).
-pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, u32)>> {
-    let words: Vec<String> = fold_name(query)
+/// Titles and civilities an agent types before a name (« madame Durand », « M. Martin »),
+/// folded: not words of anyone's record.
+const CIVILITIES: &[&str] = &[
+    "m",
+    "mr",
+    "mme",
+    "mmes",
+    "mlle",
+    "mlles",
+    "madame",
+    "monsieur",
+    "mademoiselle",
+    "messieurs",
+    "mesdames",
+    "dr",
+    "docteur",
+];
+
+/// The words of a query as searched: folded, civilities left out, at most 8.
+pub fn query_words(query: &str) -> Vec<String> {
+    fold_name(query)
         .split(' ')
-        .filter(|w| !w.is_empty())
+        .filter(|w| !w.is_empty() && !CIVILITIES.contains(w))
         .take(8)
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// Whether a record was found by its address rather than its names: every word of the query
+/// is (the start of) a word of its addresses and none of its names.
+pub fn found_by_address(record: &Words, query: &str) -> bool {
+    let words = query_words(query);
+    let meets = |set: &BTreeSet<String>, w: &str| set.iter().any(|x| x.starts_with(w));
+    !words.is_empty()
+        && words
+            .iter()
+            .all(|w| meets(&record.places, w) && !meets(&record.names, w))
+}
+
+/// Citizens whose words match every word of `query`, with a score (higher is better).
+pub fn by_words(kv: &impl Kv, tenant: &str, query: &str) -> Result<Vec<(String, u32)>> {
+    let words = query_words(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }

@@ -90,11 +90,17 @@ fn now(desk: &State) -> i64 {
 }
 
 pub async fn home(caller: Caller) -> Response {
-    see_other(if caller.is_elu() {
-        "/tableau-de-bord"
-    } else {
-        "/citoyens"
-    })
+    see_other(landing(caller.session.agent.as_ref()))
+}
+
+/// Where an agent starts their day: an élu on the dashboard, an agent of a service on their
+/// worklist, the accueil and the mail room on the search.
+fn landing(agent: Option<&Agent>) -> &'static str {
+    match agent {
+        Some(a) if a.is_elu() => "/tableau-de-bord",
+        Some(a) if !a.is_generalist() => "/demandes",
+        _ => "/citoyens",
+    }
 }
 
 #[derive(Deserialize)]
@@ -164,7 +170,7 @@ pub async fn login(
             }
         }
     };
-    let elu = agent.as_ref().is_some_and(Agent::is_elu);
+    let start = landing(agent.as_ref());
     if let Some(a) = &agent {
         tracing::info!(agent = %a.id, "web desk: signed in");
     }
@@ -177,7 +183,7 @@ pub async fn login(
         .into_response();
     };
     let next = match safe_next(&f.suite) {
-        "/" if elu => "/tableau-de-bord",
+        "/" => start,
         n => n,
     };
     (

@@ -1118,6 +1118,18 @@ async fn dashboard_figures_match_a_hand_computed_history(backend: Backend) {
                 == "2026-03 à 2026-04;commune;;6;5;2;2;100,0;7;27;1;2;2;1;50,0;2;1;1;50,0;50,0"),
         "{csv}"
     );
+    // Services, categories and channels by name, from the communes file's directory.
+    let labels: Vec<(&str, &str)> = d
+        .rows
+        .iter()
+        .filter(|r| r.month.is_empty() && r.dimension == "service")
+        .map(|r| (r.value.as_str(), r.label.as_str()))
+        .collect();
+    assert!(labels.contains(&("urbanisme", "Urbanisme")), "{labels:?}");
+    assert!(
+        csv.contains(";service;Urbanisme;") && csv.contains(";catégorie;urbanisme;"),
+        "{csv}"
+    );
     // Overdue from the minute its date passes: R3 is due on 19 March at 10:00 UTC.
     for (clock, expected) in [(at(2026, 3, 19, 9, 59), 0), (at(2026, 3, 19, 10, 1), 1)] {
         hub.set_clock(clock);

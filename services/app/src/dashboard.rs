@@ -10,7 +10,7 @@ use contacthub_core::pb;
 impl App {
     /// The dashboard of `r.tenant` from `r.from_month` to `r.to_month`.
     pub fn dashboard(&self, r: &pb::GetDashboardRequest) -> Result<pb::Dashboard> {
-        self.tenant(&r.tenant)?;
+        let commune = self.tenant(&r.tenant)?;
         let months = dashboard::months(&r.from_month, &r.to_month).map_err(Error::Invalid)?;
         let now = (self.clock)();
         let mut inputs = Inputs::default();
@@ -45,6 +45,8 @@ impl App {
         inputs.overdue_today =
             self.store
                 .open_requests_due(&r.tenant, dashboard::start_of_day(now), now)?;
-        Ok(dashboard::assemble(&r.tenant, &months, &inputs, now))
+        let mut d = dashboard::assemble(&r.tenant, &months, &inputs, now);
+        dashboard::label(&mut d, commune);
+        Ok(d)
     }
 }

@@ -203,7 +203,14 @@ impl App {
         commune: &Tenant,
         entry: &TimelineEntry,
     ) -> Result<(Sight, String)> {
-        if agent.is_none() {
+        // Nothing to look up when no matter of the commune is withheld from this caller.
+        let withheld_somewhere = agent.as_ref().is_some_and(|a| {
+            commune
+                .services
+                .iter()
+                .any(|s| s.confidential && !a.in_service(&s.code))
+        });
+        if !withheld_somewhere {
             return Ok((Sight::Full, String::new()));
         }
         let mut least = (Sight::Full, String::new());

@@ -192,7 +192,7 @@ pub async fn run(command: RequestCommand) -> Result<()> {
 
 /// `contacthub dashboard`: the figures of a commune over months, as text or CSV.
 pub async fn dashboard(a: DashboardArgs) -> Result<()> {
-    use contacthub_core::dashboard::{csv, dimension_fr, value_fr};
+    use contacthub_core::dashboard::{csv, dimension_fr};
     let now = chrono::Utc::now().timestamp_micros();
     let (from, to) = contacthub_core::dashboard::period(
         a.from.as_deref().unwrap_or(""),
@@ -287,7 +287,7 @@ pub async fn dashboard(a: DashboardArgs) -> Result<()> {
             let f = r.figures.unwrap_or_default();
             crate::say!(
                 "  {:<28} {:>8}  {:>9}  {:>13}  {:>9}",
-                value_fr(dim, &r.value),
+                r.label,
                 f.requests_opened,
                 f.requests_answered,
                 pct(f.answered_in_time_percent),
@@ -302,7 +302,7 @@ pub async fn dashboard(a: DashboardArgs) -> Result<()> {
             crate::say!(
                 "  {:<10} {:<40} {:>5} demandes",
                 dimension_fr(&p.kind),
-                value_fr(&p.kind, &p.value),
+                p.label,
                 p.requests
             );
         }

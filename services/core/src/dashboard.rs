@@ -414,6 +414,7 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
         dimension: DIM_ORDER[*d].to_string(),
         value: val.clone(),
         figures: Some(acc.figures()),
+        label: String::new(),
     };
     let mut rows: Vec<pb::DashboardRow> = period.iter().map(|(k, a)| row("", k, a)).collect();
     for (month, slices) in &per_month {
@@ -428,6 +429,7 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
                 kind: kind.into(),
                 value,
                 requests,
+                label: String::new(),
             }
         }));
     };
@@ -457,13 +459,25 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
     }
 }
 
-/// A dimension's value for people: the French label of a channel or category.
-pub fn value_fr(dimension: &str, value: &str) -> String {
+/// A dimension's value for people: the French name of a channel or category, a service's
+/// name from the commune's directory.
+pub fn value_fr(commune: &crate::tenant::Tenant, dimension: &str, value: &str) -> String {
     match dimension {
         DIM_CHANNEL => channel_fr(channel_from_code(value)).to_string(),
         DIM_CATEGORY => category_fr(category_from_code(value)).to_string(),
         DIM_SERVICE if value.is_empty() => "sans service".into(),
+        DIM_SERVICE => commune.service_name(value).to_string(),
         _ => value.to_string(),
+    }
+}
+
+/// Names every row and recurring problem of a dashboard for people ([`value_fr`]).
+pub fn label(d: &mut pb::Dashboard, commune: &crate::tenant::Tenant) {
+    for r in &mut d.rows {
+        r.label = value_fr(commune, &r.dimension, &r.value);
+    }
+    for p in &mut d.recurring {
+        p.label = value_fr(commune, &p.kind, &p.value);
     }
 }
 
@@ -517,7 +531,7 @@ pub fn csv(d: &pb::Dashboard) -> String {
         let cells = [
             month,
             dimension_fr(&r.dimension).to_string(),
-            value_fr(&r.dimension, &r.value),
+            r.label.clone(),
             f.contacts_received.to_string(),
             f.requests_opened.to_string(),
             f.requests_answered.to_string(),

@@ -168,9 +168,9 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
         format!(
             "Service chargé du dossier : {}",
             if service.is_empty() {
-                "accueil"
+                "Accueil"
             } else {
-                service
+                tenant.service_name(service)
             }
         ),
     );
@@ -270,7 +270,11 @@ pub fn answer_letter_pdf(answer: &Answer, tenant: &Tenant, service: &str) -> Vec
     let signed = if service.is_empty() {
         format!("La mairie de {}", tenant.name)
     } else {
-        format!("Le service {} de la mairie de {}", service, tenant.name)
+        format!(
+            "{}, mairie de {}",
+            tenant.service_name(service),
+            tenant.name
+        )
     };
     body(false, &signed);
     render(&lines, &tenant.logo)

@@ -1165,7 +1165,7 @@ pub async fn dashboard(
                 .rows
                 .iter()
                 .filter(|r| r.month.is_empty() && r.dimension == dim)
-                .map(|r| row(dash::value_fr(dim, &r.value), r.figures.unwrap_or_default()))
+                .map(|r| row(r.label.clone(), r.figures.unwrap_or_default()))
                 .collect(),
         });
     }
@@ -1190,7 +1190,7 @@ pub async fn dashboard(
             .map(|p| {
                 (
                     dash::dimension_fr(&p.kind).to_string(),
-                    dash::value_fr(&p.kind, &p.value),
+                    p.label.clone(),
                     p.requests,
                 )
             })

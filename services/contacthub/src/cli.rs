@@ -273,12 +273,10 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The embedded log's data folder (--data) and the target cluster (--kafka, required).
+    /// The embedded log's data folder (--data) and the target cluster (--kafka, required). Run it
+    /// again after an interruption: it goes on after what the topic already holds.
     #[command(flatten)]
     pub log: LogArgs,
-    /// Append even when the target topic already holds events.
-    #[arg(long)]
-    pub allow_non_empty: bool,
 }
 
 #[derive(Debug, Args)]

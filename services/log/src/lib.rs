@@ -60,6 +60,9 @@ pub enum Error {
     TopicMissing { topic: String, brokers: String },
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The target of a copy is not (the start of) a copy of the source.
+    #[error("{0}")]
+    NotACopy(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -107,19 +110,119 @@ pub trait LogReader: Send {
     async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<StoredRecord>>;
 }
 
-/// Copies every record of `from`, partition by partition in offset order, to the end of `to`
-/// (keys, values, headers and timestamps unchanged). Used to move an embedded history into
-/// Kafka. Each partition is read to its end offset and then until a read finds nothing more.
-/// Returns the number of records copied.
-pub async fn copy_log(from: &dyn EventLog, to: &dyn EventLog, batch: usize) -> Result<u64> {
+/// What [`copy_log`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Copied {
+    /// Records appended to the target now.
+    pub copied: u64,
+    /// Records the target already held from an earlier, interrupted copy.
+    pub already: u64,
+}
+
+/// A record as compared between the source and the target: key and value.
+fn same(a: &Record, b: &Record) -> bool {
+    a.key == b.key && a.value == b.value
+}
+
+/// Folds a record into a partition's running digest (its key and value, length-prefixed).
+fn digest(h: &mut u64, r: &Record) {
+    for part in [&r.key, &r.value] {
+        for b in (part.len() as u64).to_be_bytes().iter().chain(part.iter()) {
+            *h = (*h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Reads `reader` until a read of `quiet` finds nothing, calling `each` on every record.
+async fn drain(
+    reader: &mut Box<dyn LogReader>,
+    batch: usize,
+    quiet: Duration,
+    mut each: impl FnMut(StoredRecord) -> Result<()>,
+) -> Result<()> {
+    loop {
+        let got = reader.next_batch(batch, quiet).await?;
+        if got.is_empty() {
+            return Ok(());
+        }
+        for r in got {
+            each(r)?;
+        }
+    }
+}
+
+/// Copies every record of `from`, partition by partition in offset order, to `to` (keys,
+/// values, headers and timestamps unchanged): how an embedded history moves into Kafka.
+///
+/// Restartable: what a target partition already holds is read back and must be the start of
+/// the source partition (a copy interrupted earlier); the copy goes on after it. Verified: each
+/// target partition is then read back whole and its records compared (count and digest of
+/// keys and values) with the source's — never trusting end offsets, which some brokers report
+/// short of the last batch. A target that holds other records is refused
+/// ([`Error::NotACopy`]). With other partition counts (communes land on other partitions),
+/// the target must be empty and the total count is verified.
+pub async fn copy_log(from: &dyn EventLog, to: &dyn EventLog, batch: usize) -> Result<Copied> {
+    let quiet = Duration::from_secs(1);
     let ends = from.end_offsets().await?;
-    let mut copied = 0u64;
+    let mut done = Copied::default();
+    let aligned = from.partitions() == to.partitions();
+    if !aligned {
+        let mut held = 0u64;
+        let all: Vec<(u32, u64)> = (0..to.partitions()).map(|p| (p, 0)).collect();
+        drain(&mut to.reader(&all).await?, batch, quiet, |_| {
+            held += 1;
+            Ok(())
+        })
+        .await?;
+        if held > 0 {
+            return Err(Error::NotACopy(format!(
+                "the target holds {held} records and has {} partitions where the source has {}: copy into a new, empty topic",
+                to.partitions(),
+                from.partitions()
+            )));
+        }
+    }
     for (p, &end) in ends.iter().enumerate() {
         let p = p as u32;
-        let mut reader = from.reader(&[(p, 0)]).await?;
-        let mut next = 0u64;
+        let mut source = from.reader(&[(p, 0)]).await?;
+        let mut expected = 0u64; // digest of the source partition
+        let mut pending: std::collections::VecDeque<StoredRecord> = Default::default();
+        let mut have = 0u64;
+        // What the target partition already holds must be the start of this one.
+        if aligned {
+            let mut target = to.reader(&[(p, 0)]).await?;
+            loop {
+                let got = target.next_batch(batch, quiet).await?;
+                if got.is_empty() {
+                    break;
+                }
+                for t in got {
+                    if pending.is_empty() {
+                        pending.extend(source.next_batch(batch, quiet).await?);
+                    }
+                    match pending.pop_front() {
+                        Some(s) if same(&s.record, &t.record) => {
+                            digest(&mut expected, &s.record);
+                            have += 1;
+                        }
+                        _ => {
+                            return Err(Error::NotACopy(format!(
+                                "partition {p} of the target holds at offset {} a record that is not the source's: it is not a copy of this log; copy into a new, empty topic",
+                                t.offset
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+        done.already += have;
+        // The rest, in order.
+        let mut next = have;
         loop {
-            let got = reader.next_batch(batch, Duration::from_millis(300)).await?;
+            let mut got: Vec<StoredRecord> = pending.drain(..).collect();
+            if got.is_empty() {
+                got = source.next_batch(batch, Duration::from_millis(300)).await?;
+            }
             if got.is_empty() {
                 if next >= end {
                     break;
@@ -127,13 +230,51 @@ pub async fn copy_log(from: &dyn EventLog, to: &dyn EventLog, batch: usize) -> R
                 continue;
             }
             next = got.last().map_or(next, |r| r.offset + 1);
-            copied += got.len() as u64;
+            done.copied += got.len() as u64;
+            for r in &got {
+                digest(&mut expected, &r.record);
+            }
             to.append(got.into_iter().map(|r| r.record).collect())
                 .await?;
         }
-        tracing::info!(partition = p, records = next, "partition copied");
+        // Read back.
+        if aligned {
+            let (mut count, mut found) = (0u64, 0u64);
+            drain(&mut to.reader(&[(p, 0)]).await?, batch, quiet, |r| {
+                count += 1;
+                digest(&mut found, &r.record);
+                Ok(())
+            })
+            .await?;
+            if count != next || found != expected {
+                return Err(Error::NotACopy(format!(
+                    "partition {p} of the target read back {count} records where the source has {next}{}: run the copy again (it goes on where it stopped) once the cluster is healthy",
+                    if count == next { ", with other contents" } else { "" }
+                )));
+            }
+        }
+        tracing::info!(
+            partition = p,
+            records = next,
+            "partition copied and read back"
+        );
     }
-    Ok(copied)
+    if !aligned {
+        let mut count = 0u64;
+        let all: Vec<(u32, u64)> = (0..to.partitions()).map(|p| (p, 0)).collect();
+        drain(&mut to.reader(&all).await?, batch, quiet, |_| {
+            count += 1;
+            Ok(())
+        })
+        .await?;
+        if count != done.copied {
+            return Err(Error::NotACopy(format!(
+                "the target read back {count} records where {} were copied",
+                done.copied
+            )));
+        }
+    }
+    Ok(done)
 }
 
 /// Kafka's default (Java client) partitioner: murmur2 of the key, positive, modulo `count`.

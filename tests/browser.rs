@@ -187,7 +187,20 @@ async fn an_accueil_agent_works_in_the_browser() {
     click(&c, "button[type=submit]").await;
     until_text(&c, "signed in", |t| t.contains("Rechercher un usager")).await;
     review(&c, "recherche", &axe).await;
-    // Keyboard first: Tab reaches the skip link, Enter takes focus to the content.
+    // The search box has the focus when the page opens: the agent types at once.
+    let focused = c
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, "q");
+    // Keyboard first: from the top of the page, Tab reaches the skip link, Enter takes focus
+    // to the content.
+    c.execute(
+        "document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex');",
+        vec![],
+    )
+    .await
+    .unwrap();
     let body = c.find(Locator::Css("body")).await.unwrap();
     body.send_keys("\u{e004}").await.unwrap();
     let focused = c

@@ -315,3 +315,53 @@ async fn a_confidential_matter_is_read_by_its_service_only() {
         .await;
     assert!(page.contains("loyer"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attaching_a_waiting_confidential_contact_does_not_show_it() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    // A family landline: the form from it waits for an agent.
+    let mut form = social_aid_form(at(2026, 3, 2, 9, 0), &"0".repeat(64));
+    form.attachments.clear();
+    form.personal.as_mut().unwrap().attachment_names.clear();
+    hub.publish(&[
+        register(
+            GIVORS,
+            "GIV-000910",
+            "Marie Durand",
+            "04 78 00 00 01",
+            at(2026, 1, 5, 9, 0),
+        ),
+        register(
+            GIVORS,
+            "GIV-000911",
+            "Paul Durand",
+            "04 78 00 00 01",
+            at(2026, 1, 5, 9, 0),
+        ),
+        {
+            let mut f = form.clone();
+            f.personal.as_mut().unwrap().party.as_mut().unwrap().phone = "04 78 00 00 01".into();
+            f
+        },
+    ])
+    .await;
+    hub.settle().await;
+    let mut citizens = CitizenServiceClient::new(hub.channel.clone());
+    let entry = citizens
+        .attach_contact(as_agent(
+            "voirie",
+            pb::AttachContactRequest {
+                tenant: GIVORS.into(),
+                contact_event_id: form.event_id.clone(),
+                citizen_id: "GIV-000910".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(entry.withheld_service, "ccas");
+    assert!(
+        entry.subject.is_empty() && entry.excerpt.is_empty(),
+        "{entry:?}"
+    );
+}

@@ -526,9 +526,12 @@ impl App {
             None,
         );
         self.write(&e).await?;
-        self.store
+        let entry = self
+            .store
             .applied_entry(&r.tenant, &r.contact_event_id)?
-            .ok_or_else(|| Error::Internal("the attached contact has no entry".into()))
+            .ok_or_else(|| Error::Internal("the attached contact has no entry".into()))?;
+        // Attaching a contact one may not read does not show it.
+        self.seen_entry(&agent, self.tenant(&r.tenant)?, entry)
     }
 
     /// Pairs of records that may be one person, never merged automatically: the same folded

@@ -1,0 +1,20 @@
+//! The end-to-end tests of contacthub, one module per subject, linked as one test binary.
+
+mod adapters;
+mod browser;
+mod citizens;
+mod courrier;
+mod docs;
+mod durability;
+mod faults;
+mod isolation;
+mod kafka_faults;
+mod migrate;
+mod need_to_know;
+mod ops_cli;
+mod outbound;
+mod requests;
+mod review;
+mod tidy;
+mod timeline;
+mod web;

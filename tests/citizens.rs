@@ -12,6 +12,7 @@ on_every_backend!(
     shared_identifiers_wait_for_an_agent_and_duplicates_are_proposed,
     records_are_created_found_and_corrected,
     merges_are_reversible_and_households_gather_contacts,
+    a_merged_record_holds_the_union_of_both,
     bad_citizen_requests_say_what_is_wrong_and_write_nothing,
 );
 
@@ -386,6 +387,130 @@ async fn merges_are_reversible_and_households_gather_contacts(backend: Backend) 
         .map(|e| e.occurred_at.unwrap().seconds)
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    hub.stop().await;
+}
+
+/// Merging a complete record into a new, nearly empty one (the agent picked the wrong
+/// survivor): the survivor shows her mobile, e-mail, address, preferred channel and
+/// household; searching her mobile shows that number; an unmerge gives each its own again.
+async fn a_merged_record_holds_the_union_of_both(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let marie = create(
+        &hub,
+        GIVORS,
+        identity("Marie", "Durand", "06 12 34 56 78", "rue Émile Zola"),
+    )
+    .await;
+    client(&hub)
+        .set_household_member(pb::SetHouseholdMemberRequest {
+            tenant: GIVORS.into(),
+            household_id: "FOY-7".into(),
+            citizen_id: marie.citizen_id.clone(),
+            role: "parent".into(),
+            member: true,
+        })
+        .await
+        .unwrap();
+    let empty = create(
+        &hub,
+        GIVORS,
+        pb::Identity {
+            usage_name: "Durand".into(),
+            phones: vec!["04 78 00 00 01".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let get = |id: String| {
+        let hub = &hub;
+        async move {
+            client(hub)
+                .get_citizen(pb::GetCitizenRequest {
+                    tenant: GIVORS.into(),
+                    citizen_id: id,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let before = get(marie.citizen_id.clone()).await;
+    let survivor = client(&hub)
+        .merge_citizens(pb::MergeCitizensRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            into_citizen_id: empty.citizen_id.clone(),
+            reason: "même personne".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for c in [survivor, get(empty.citizen_id.clone()).await] {
+        assert_eq!(c.citizen_id, empty.citizen_id);
+        assert_eq!(c.phones, ["+33478000001", "+33612345678"], "{c:?}");
+        assert_eq!(c.emails, ["marie.durand@example.fr"]);
+        assert_eq!(c.households, ["FOY-7"]);
+        let i = c.identity.unwrap();
+        assert_eq!(i.usage_name, "Durand", "the survivor's own value first");
+        assert_eq!(i.first_names, "Marie", "what only the merged record holds");
+        assert_eq!(i.birth_date, "1984-03-12");
+        assert_eq!(i.addresses.len(), 1);
+        assert_eq!(i.preferred_channel, pb::ContactChannel::Email as i32);
+    }
+    let hits = client(&hub)
+        .search_citizens(pb::SearchCitizensRequest {
+            tenant: GIVORS.into(),
+            query: "06 12 34 56 78".into(),
+            page_size: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert_eq!(hits.len(), 1);
+    let hit = hits[0].citizen.clone().unwrap();
+    assert_eq!(hit.citizen_id, empty.citizen_id);
+    assert!(hit.phones.contains(&"+33612345678".to_string()), "{hit:?}");
+    // The household names the survivor, once.
+    let h = client(&hub)
+        .get_household(pb::GetHouseholdRequest {
+            tenant: GIVORS.into(),
+            household_id: "FOY-7".into(),
+            recent: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let members: Vec<_> = h
+        .members
+        .iter()
+        .map(|m| m.citizen.as_ref().unwrap().citizen_id.clone())
+        .collect();
+    assert_eq!(members, [empty.citizen_id.clone()]);
+
+    client(&hub)
+        .unmerge_citizen(pb::UnmergeCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: marie.citizen_id.clone(),
+            reason: "erreur".into(),
+        })
+        .await
+        .unwrap();
+    let alone = get(empty.citizen_id.clone()).await;
+    assert_eq!(alone.phones, ["+33478000001"]);
+    assert!(alone.emails.is_empty() && alone.households.is_empty());
+    let back = get(marie.citizen_id.clone()).await;
+    assert!(back.merged_into.is_empty());
+    assert_eq!(
+        (back.phones, back.emails, back.households, back.identity),
+        (
+            before.phones,
+            before.emails,
+            before.households,
+            before.identity
+        )
+    );
     hub.stop().await;
 }
 

@@ -441,7 +441,14 @@ impl App {
         }
         let mut entries = Vec::new();
         let mut out = Vec::new();
-        for (citizen_id, role) in members {
+        let mut seen: Vec<String> = Vec::new();
+        for (member_id, role) in members {
+            // A member merged into another record is that record now.
+            let citizen_id = self.store.canonical(&r.tenant, &member_id)?;
+            if seen.contains(&citizen_id) {
+                continue;
+            }
+            seen.push(citizen_id.clone());
             let Some(citizen) = self.store.citizen(&r.tenant, &citizen_id)? else {
                 continue;
             };

@@ -246,8 +246,27 @@ impl Store {
         Ok(out)
     }
 
+    /// A record as agents see it: once others were merged into it, with what they hold that
+    /// it lacks ([`fold::citizens::union`], computed here so an unmerge stays exact). A record
+    /// merged into another is returned as stored (it names the record it joined).
     pub fn citizen(&self, tenant: &str, id: &str) -> Result<Option<Citizen>> {
-        self.get_msg(&keys::citizen(tenant, id))
+        let Some(c) = self.get_msg::<Citizen>(&keys::citizen(tenant, id))? else {
+            return Ok(None);
+        };
+        if !c.merged_into.is_empty() {
+            return Ok(Some(c));
+        }
+        let mut merged = Vec::new();
+        for member in self.members(tenant, id)?.iter().skip(1) {
+            if let Some(m) = self.get_msg::<Citizen>(&keys::citizen(tenant, member))? {
+                merged.push(m);
+            }
+        }
+        Ok(Some(if merged.is_empty() {
+            c
+        } else {
+            fold::citizens::union(c, merged)
+        }))
     }
 
     /// The citizen an identifier (kind `phone` or `email`, normalised) belongs to first (or,

@@ -494,6 +494,65 @@ pub(crate) fn link(kv: &mut impl Kv, v: &Valid, l: &pb::IdentityLinked) -> Folde
     Ok(Ok(vec![from.citizen_id]))
 }
 
+/// A record as agents see it once others were merged into it: the survivor's own values
+/// first, then what only the merged records hold (their phones, e-mails, postal addresses and
+/// households; a name, birth date, preferred channel with its consent or note the survivor
+/// lacks). Computed at read time from the records as stored, so an unmerge is exact.
+pub fn union(mut survivor: Citizen, merged: impl IntoIterator<Item = Citizen>) -> Citizen {
+    fn add<T: PartialEq + Clone>(into: &mut Vec<T>, from: &[T]) {
+        for x in from {
+            if !into.contains(x) {
+                into.push(x.clone());
+            }
+        }
+    }
+    fn fill(into: &mut String, from: &str) {
+        if into.trim().is_empty() {
+            *into = from.to_string();
+        }
+    }
+    for m in merged {
+        add(&mut survivor.phones, &m.phones);
+        add(&mut survivor.emails, &m.emails);
+        add(&mut survivor.households, &m.households);
+        if survivor.provisional && !m.provisional {
+            survivor.provisional = false;
+            survivor.display_name = m.display_name.clone();
+        }
+        if survivor.display_name.trim().is_empty() {
+            survivor.display_name = m.display_name.clone();
+        }
+        survivor.entries += m.entries;
+        let earlier = |a: &Option<contacthub_proto::Timestamp>, b: &Option<contacthub_proto::Timestamp>| {
+            let key = |t: &Option<contacthub_proto::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
+            key(a) < key(b)
+        };
+        if m.first_seen.is_some()
+            && (survivor.first_seen.is_none() || earlier(&m.first_seen, &survivor.first_seen))
+        {
+            survivor.first_seen = m.first_seen;
+        }
+        if earlier(&survivor.last_seen, &m.last_seen) {
+            survivor.last_seen = m.last_seen;
+        }
+        let Some(theirs) = m.identity else { continue };
+        let ours = survivor.identity.get_or_insert_with(Default::default);
+        fill(&mut ours.usage_name, &theirs.usage_name);
+        fill(&mut ours.birth_name, &theirs.birth_name);
+        fill(&mut ours.first_names, &theirs.first_names);
+        fill(&mut ours.birth_date, &theirs.birth_date);
+        fill(&mut ours.note, &theirs.note);
+        add(&mut ours.addresses, &theirs.addresses);
+        add(&mut ours.phones, &theirs.phones);
+        add(&mut ours.emails, &theirs.emails);
+        if ours.preferred_channel == 0 {
+            ours.preferred_channel = theirs.preferred_channel;
+            ours.consent = theirs.consent;
+        }
+    }
+    survivor
+}
+
 pub(crate) fn unlink(kv: &mut impl Kv, v: &Valid, u: &pb::IdentityUnlinked) -> Folded<Vec<String>> {
     let tenant = &v.event.tenant;
     let Some(mut c) = load(kv, tenant, &u.citizen_id)? else {

@@ -15,9 +15,13 @@
 
 pub mod catalogue;
 pub mod chart;
+pub mod citizen;
+pub mod contacts;
+pub mod dashboard;
 pub mod mailroom;
 pub mod pages;
 pub mod records;
+pub mod requests;
 pub mod session;
 pub mod view;
 
@@ -217,10 +221,10 @@ pub fn router(state: State) -> Router {
         .route("/", get(pages::home))
         .route("/connexion", get(pages::login_form).post(pages::login))
         .route("/deconnexion", post(pages::logout))
-        .route("/citoyens", get(pages::search))
-        .route("/citoyens/{tenant}/{citizen}", get(pages::citizen))
-        .route("/citoyens/{tenant}/{citizen}/flux", get(pages::live))
-        .route("/citoyens/{tenant}/{citizen}/visites", post(pages::visit))
+        .route("/citoyens", get(citizen::search))
+        .route("/citoyens/{tenant}/{citizen}", get(citizen::citizen))
+        .route("/citoyens/{tenant}/{citizen}/flux", get(citizen::live))
+        .route("/citoyens/{tenant}/{citizen}/visites", post(citizen::visit))
         .route(
             "/citoyens/{tenant}/{citizen}/defusion",
             post(records::unmerge),
@@ -230,26 +234,29 @@ pub fn router(state: State) -> Router {
         .route("/doublons", get(records::duplicates))
         .route("/doublons/{tenant}/fusion", post(records::merge))
         .route("/doublons/{tenant}/ecarter", post(records::dismiss))
-        .route("/contacts/{tenant}/{event}", get(pages::contact))
+        .route("/contacts/{tenant}/{event}", get(contacts::contact))
         .route(
             "/contacts/{tenant}/{event}/demande",
-            post(pages::open_request),
+            post(contacts::open_request),
         )
         .route(
             "/contacts/{tenant}/{event}/rattacher",
-            post(pages::link_request),
+            post(contacts::link_request),
         )
-        .route("/demandes", get(pages::worklist))
-        .route("/demandes/{tenant}/{reference}", get(pages::request))
+        .route("/demandes", get(requests::worklist))
+        .route("/demandes/{tenant}/{reference}", get(requests::request))
         .route(
             "/demandes/{tenant}/{reference}/reponse",
-            post(pages::answer),
+            post(requests::answer),
         )
         .route(
             "/demandes/{tenant}/{reference}/envoi",
-            post(pages::send_answer),
+            post(requests::send_answer),
         )
-        .route("/demandes/{tenant}/{reference}/cloture", post(pages::close))
+        .route(
+            "/demandes/{tenant}/{reference}/cloture",
+            post(requests::close),
+        )
         .route("/courrier", get(mailroom::letters))
         .route(
             "/courrier/{tenant}",
@@ -275,8 +282,8 @@ pub fn router(state: State) -> Router {
         .route("/catalogue", get(catalogue::list))
         .route("/catalogue/{tenant}", post(catalogue::publish))
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
-        .route("/tableau-de-bord", get(pages::dashboard))
-        .route("/tableau-de-bord.csv", get(pages::dashboard_csv))
+        .route("/tableau-de-bord", get(dashboard::dashboard))
+        .route("/tableau-de-bord.csv", get(dashboard::dashboard_csv))
         .route(
             "/static/desk.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),

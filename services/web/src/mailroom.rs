@@ -2,7 +2,8 @@
 //! a letter's page (its circuit, routing, its request), the acknowledgement of receipt, and
 //! the documents of letters and contacts, viewable in the browser and downloadable.
 
-use crate::pages::{chrome, pick, see_other, Page, CATEGORIES};
+use crate::contacts::CATEGORIES;
+use crate::pages::{chrome, pick, see_other, Page};
 use crate::session::Caller;
 use crate::view::{self, url_encode};
 use crate::{render, Failure, State};

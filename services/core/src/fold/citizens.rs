@@ -523,8 +523,10 @@ pub fn union(mut survivor: Citizen, merged: impl IntoIterator<Item = Citizen>) -
             survivor.display_name = m.display_name.clone();
         }
         survivor.entries += m.entries;
-        let earlier = |a: &Option<contacthub_proto::Timestamp>, b: &Option<contacthub_proto::Timestamp>| {
-            let key = |t: &Option<contacthub_proto::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
+        let earlier = |a: &Option<contacthub_proto::Timestamp>,
+                       b: &Option<contacthub_proto::Timestamp>| {
+            let key =
+                |t: &Option<contacthub_proto::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
             key(a) < key(b)
         };
         if m.first_seen.is_some()

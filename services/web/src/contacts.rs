@@ -1,0 +1,179 @@
+//! One contact: what it says and its documents, and turning it into a request or linking it
+//! to one of the citizen's open requests.
+
+use crate::pages::{chrome, see_other, Page};
+use crate::session::Caller;
+use crate::view::{self, url_encode, Entry};
+use crate::{render, State};
+use axum::extract::{Path, State as Axum};
+use axum::Form;
+use contacthub_core::pb;
+use contacthub_core::render::category_fr;
+use serde::Deserialize;
+
+pub(crate) const CATEGORIES: [(pb::Category, &str); 9] = [
+    (pb::Category::Other, "autre"),
+    (pb::Category::EtatCivil, "etat-civil"),
+    (pb::Category::Scolaire, "scolaire"),
+    (pb::Category::PetiteEnfance, "petite-enfance"),
+    (pb::Category::Ccas, "ccas"),
+    (pb::Category::Culture, "culture"),
+    (pb::Category::ServicesTechniques, "services-techniques"),
+    (pb::Category::Urbanisme, "urbanisme"),
+    (pb::Category::PoliceMunicipale, "police-municipale"),
+];
+
+pub async fn contact(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, event)): Path<(String, String)>,
+) -> Page {
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let c = desk.app.contact(&agent, &tenant, &event)?;
+    let entry = c.entry.unwrap_or_default();
+    let personal = c.personal.unwrap_or_default();
+    // The citizen's open requests, to link this contact to one.
+    let open: Vec<(String, String)> = if entry.citizen_id.is_empty() {
+        vec![]
+    } else {
+        desk.app
+            .citizen_requests(&agent, &tenant, &entry.citizen_id)?
+            .into_iter()
+            .filter(|r| r.status != pb::RequestStatus::Closed as i32)
+            .map(|r| (r.reference, r.subject))
+            .collect()
+    };
+    Ok(render(&view::ContactPage {
+        chrome: chrome(&caller, &desk, "citoyens"),
+        tenant: tenant.clone(),
+        event_id: event.clone(),
+        e: Entry::of(&tenant, &entry),
+        citizen_url: if entry.citizen_id.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "/citoyens/{}/{}",
+                url_encode(&tenant),
+                url_encode(&entry.citizen_id)
+            )
+        },
+        subject: personal.subject,
+        text: personal.text,
+        fields: personal
+            .fields
+            .into_iter()
+            .map(|f| view::Field {
+                name: f.name,
+                value: f.value,
+            })
+            .collect(),
+        attachments: entry
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| view::Document {
+                url: format!(
+                    "/contacts/{}/{}/pieces/{i}",
+                    url_encode(&tenant),
+                    url_encode(&event)
+                ),
+                label: format!(
+                    "{} ({}, {} Ko)",
+                    personal
+                        .attachment_names
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("pièce {}", i + 1)),
+                    a.media_type,
+                    a.size_bytes.div_ceil(1024)
+                ),
+            })
+            .collect(),
+        categories: CATEGORIES
+            .iter()
+            .map(|(c, code)| (*code, category_fr(*c as i32)))
+            .collect(),
+        open_requests: open,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+}
+
+/// Links a contact to an open request.
+pub async fn link_request(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, event)): Path<(String, String)>,
+    Form(f): Form<LinkForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let reference = f.reference.trim().to_string();
+    // `link_contact` checks the request is one this agent may see.
+    desk.app
+        .link_contact(
+            agent,
+            &pb::LinkContactRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                contact_event_id: event,
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=rattache",
+        url_encode(&tenant),
+        url_encode(&reference)
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct OpenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    service: String,
+}
+
+pub async fn open_request(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, event)): Path<(String, String)>,
+    Form(f): Form<OpenForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let category = CATEGORIES
+        .iter()
+        .find(|(_, code)| *code == f.category)
+        .map_or(pb::Category::Other, |(c, _)| *c);
+    let r = desk
+        .app
+        .open_request(
+            agent,
+            &pb::OpenRequestRequest {
+                tenant: tenant.clone(),
+                subject: f.subject.trim().into(),
+                category: category as i32,
+                service: f.service.trim().into(),
+                from_contact_event_id: event,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=ouverte",
+        url_encode(&tenant),
+        url_encode(&r.reference)
+    )))
+}

@@ -1,0 +1,298 @@
+//! Requests to their written answer: the worklist of a service, a request's page, composing
+//! and sending the answer, closing.
+
+use crate::pages::{chrome, now, pick, see_other, CsrfForm, Page};
+use crate::session::Caller;
+use crate::view::{self, url_encode, RequestRow};
+use crate::{render, State};
+use axum::extract::{Path, Query, State as Axum};
+use axum::Form;
+use contacthub_core::pb;
+use contacthub_core::render::channel_fr;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct WorklistQuery {
+    #[serde(default)]
+    commune: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    retard: bool,
+}
+
+pub async fn worklist(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Query(q): Query<WorklistQuery>,
+) -> Page {
+    let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let now = now(&desk);
+    let list = desk.app.list_requests(
+        &agent,
+        &pb::ListRequestsRequest {
+            tenant: tenant.clone(),
+            service: q.service.trim().into(),
+            open_only: true,
+            overdue_only: q.retard,
+            limit: 500,
+            ..Default::default()
+        },
+    )?;
+    let mut rows: Vec<RequestRow> = list.iter().map(|r| RequestRow::of(r, now)).collect();
+    // Overdue first, then oldest due first (the order of the list).
+    rows.sort_by_key(|r| std::cmp::Reverse(r.overdue));
+    Ok(render(&view::Worklist {
+        chrome: chrome(&caller, &desk, "demandes"),
+        communes,
+        tenant,
+        service: q.service,
+        overdue_only: q.retard,
+        rows,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    avis: String,
+}
+
+pub async fn request(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Query(n): Query<Notice>,
+) -> Page {
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let r = desk.app.get_request(&agent, &tenant, &reference)?;
+    let now = now(&desk);
+    let mut requesters = Vec::new();
+    // The written channel the first requester prefers, if they consented to it.
+    let mut preferred = String::new();
+    for id in &r.requesters {
+        let citizen = desk.app.citizen(&tenant, id).ok();
+        if preferred.is_empty() {
+            preferred = citizen
+                .as_ref()
+                .and_then(|c| c.identity.as_ref())
+                .and_then(contacthub_core::outbound::preferred_channel)
+                .map(|c| channel_fr(c as i32).to_string())
+                .unwrap_or_default();
+        }
+        let name = citizen.map(|c| c.display_name).unwrap_or_default();
+        requesters.push(view::Member {
+            url: format!("/citoyens/{}/{}", url_encode(&tenant), url_encode(id)),
+            name: if name.is_empty() { id.clone() } else { name },
+            role: id.clone(),
+        });
+    }
+    let answered = r.answered_at.is_some();
+    Ok(render(&view::RequestPage {
+        chrome: chrome(&caller, &desk, "demandes"),
+        tenant: tenant.clone(),
+        r: RequestRow::of(&r, now),
+        requesters,
+        first_contact: view::micros(&r.first_contact_at)
+            .map(view::when)
+            .unwrap_or_default(),
+        answer: if answered {
+            format!(
+                "le {} par {} ({})",
+                view::micros(&r.answered_at)
+                    .map(view::when)
+                    .unwrap_or_default(),
+                channel_fr(r.answer_channel),
+                r.answer_ref
+            )
+        } else {
+            String::new()
+        },
+        closing: view::RequestPage::closing_of(&r),
+        chrono: r.chrono.clone(),
+        on_behalf_of: r.on_behalf_of.clone(),
+        open: r.status != pb::RequestStatus::Closed as i32,
+        answered: r.status == pb::RequestStatus::Answered as i32,
+        history: r
+            .history
+            .iter()
+            .map(|h| view::Step {
+                when: view::micros(&h.at).map(view::when).unwrap_or_default(),
+                kind: contacthub_core::render::step_fr(&h.kind).to_string(),
+                agent: h.agent_id.clone(),
+                note: if h.kind == "assigned" && !h.note.is_empty() {
+                    format!("à {}", h.note)
+                } else {
+                    h.note.clone()
+                },
+            })
+            .collect(),
+        notice: match n.avis.as_str() {
+            "ouverte" => "Demande ouverte.".into(),
+            "repondue" => "Réponse enregistrée.".into(),
+            "envoyee" => {
+                "Réponse mise à l'envoi : son état (remise, nouvel essai, échec) est dans « Réponses écrites »."
+                    .into()
+            }
+            "close" => "Demande clôturée.".into(),
+            "rattache" => "Contact rattaché à la demande.".into(),
+            _ => String::new(),
+        },
+        catalogue: desk
+            .app
+            .catalogue(&tenant, "", false)?
+            .into_iter()
+            .map(|a| (a.answer_id, a.title))
+            .collect(),
+        // Of a need-to-know matter of another service, nothing of its answers.
+        sent: if r.withheld_service.is_empty() {
+            desk.app
+                .list_answers(&agent, &tenant, &reference)?
+                .iter()
+                .map(view::SentAnswer::of)
+                .collect()
+        } else {
+            Vec::new()
+        },
+        send_key: crate::session::random_hex(),
+        preferred,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    csrf: String,
+    /// Empty: the citizen's preferred channel.
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    catalogue: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    letter: Option<String>,
+    /// Given by the page: a second click sends one answer.
+    #[serde(default)]
+    key: String,
+}
+
+/// The written channel an answer form names (`courriel`, `sms`, `courrier`, `portail`).
+fn written_channel(name: &str) -> Option<pb::Channel> {
+    match name {
+        "courriel" => Some(pb::Channel::Email),
+        "sms" => Some(pb::Channel::Sms),
+        "courrier" => Some(pb::Channel::Courrier),
+        "portail" => Some(pb::Channel::WebForm),
+        _ => None,
+    }
+}
+
+/// Composes a written answer and puts it in the outbox.
+pub async fn send_answer(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Form(f): Form<SendForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    // Empty: the citizen's preferred channel.
+    let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Unspecified);
+    desk.app
+        .send_answer(
+            agent,
+            &pb::ComposeAnswerRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                channel: channel as i32,
+                channel_reason: f.reason,
+                subject: f.subject,
+                text: f.text,
+                catalogue_answer_id: f.catalogue,
+                attach_letter: f.letter.is_some(),
+                idempotency_key: f.key,
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=envoyee",
+        url_encode(&tenant),
+        url_encode(&reference)
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct AnswerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    answer_ref: String,
+    /// A validated answer of the catalogue the written answer follows.
+    #[serde(default)]
+    catalogue: String,
+}
+
+pub async fn answer(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Form(f): Form<AnswerForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Courrier);
+    let answer_ref = desk
+        .app
+        .answer_ref(&tenant, f.answer_ref.trim(), f.catalogue.trim())?;
+    desk.app
+        .record_answer(
+            agent,
+            &pb::RecordAnswerRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                answer_channel: channel as i32,
+                answer_ref,
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=repondue",
+        url_encode(&tenant),
+        url_encode(&reference)
+    )))
+}
+
+pub async fn close(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    desk.app
+        .close_request(
+            agent,
+            &pb::CloseRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                reason: pb::CloseReason::Answered as i32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/demandes/{}/{}?avis=close",
+        url_encode(&tenant),
+        url_encode(&reference)
+    )))
+}

@@ -109,6 +109,16 @@ async fn fill(c: &Client, css: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Chooses the option of value `value` in the `<select>` `css`.
+async fn choose(c: &Client, css: &str, value: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
 async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
@@ -326,7 +336,7 @@ async fn an_accueil_agent_works_in_the_browser() {
         .select_by_value("scolaire")
         .await
         .unwrap();
-    fill(&c, "#r-service", "education").await;
+    choose(&c, "#r-service", "education").await;
     click(&c, "form[action$='/demande'] button").await;
     let opened = until_text(&c, "the request opened", |t| t.contains("Demande ouverte.")).await;
     let reference = opened
@@ -376,7 +386,7 @@ async fn an_accueil_agent_works_in_the_browser() {
     fill(&c, "#l-sender", "Jean Martin").await;
     fill(&c, "#l-phone", "06 98 76 54 32").await;
     fill(&c, "#l-subject", "Stationnement rue Pasteur").await;
-    fill(&c, "#l-service", "voirie").await;
+    choose(&c, "#l-service", "voirie").await;
     c.find(Locator::Css("#l-scans"))
         .await
         .unwrap()
@@ -413,7 +423,7 @@ async fn an_accueil_agent_works_in_the_browser() {
     );
     assert!(fetched[0].2.starts_with("%PDF"), "the receipt of {chrono}");
     assert_eq!(fetched[1].2.as_bytes(), pdf, "the scan as uploaded");
-    fill(&c, "#o-service", "police-municipale").await;
+    choose(&c, "#o-service", "police-municipale").await;
     click(&c, "form[action$='/orientation'] button").await;
     let routed = until_text(&c, "the letter routed", |t| t.contains("Courrier orienté.")).await;
     assert!(routed.contains("police-municipale"), "{routed}");
@@ -489,6 +499,178 @@ async fn an_accueil_agent_works_in_the_browser() {
     let refused = until_text(&c, "refused", |t| t.contains("Accès refusé")).await;
     assert!(!refused.contains("GRI-0"));
     review(&c, "refus", &axe).await;
+    c.close().await.unwrap();
+    hub.stop().await;
+}
+
+/// Reads the value of the form field `css`.
+async fn value(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Sets a date field (typing into `<input type="date">` depends on the browser's locale).
+async fn set_date(c: &Client, css: &str, iso: &str) {
+    c.execute(
+        "document.querySelector(arguments[0]).value = arguments[1]; return null;",
+        vec![css.into(), iso.into()],
+    )
+    .await
+    .unwrap();
+}
+
+/// An accueil agent keeps a record without the command line: creates it from a search that
+/// found nobody (filled from what was typed), is told in French what is wrong, corrects it,
+/// builds a household with a child whose age shows, and opens a request from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accueil_agent_keeps_a_record_on_the_desk() {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("givors")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+    c.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&c, "#token", "givors").await;
+    click(&c, "button[type=submit]").await;
+    until_text(&c, "signed in", |t| t.contains("Rechercher un usager")).await;
+
+    // Nobody found: the page offers a new record, filled from the search.
+    fill(&c, "#q", "madame lefebvre jeanne").await;
+    until_text(&c, "nobody found", |t| {
+        t.contains("Aucun usager ne correspond")
+    })
+    .await;
+    click(&c, "#resultats a.action").await;
+    until_text(&c, "the new record's form", |t| {
+        t.contains("Nouvelle fiche")
+    })
+    .await;
+    assert_eq!(value(&c, "#r-usage").await, "Lefebvre");
+    assert_eq!(value(&c, "#r-first").await, "Jeanne");
+    review(&c, "fiche-nouvelle", &axe).await;
+    fill(&c, "#r-phones", "0612345678").await;
+    fill(&c, "#r-emails", "jeanne.lefebvre@").await;
+    set_date(&c, "#r-born", "1985-04-02").await;
+    choose(&c, "#r-preferred", "courriel").await;
+    click(&c, "input[name=consent]").await;
+    click(&c, "form.record button[type=submit]").await;
+    let wrong = until_text(&c, "the error in French", |t| {
+        t.contains("n'est pas une adresse de courriel")
+    })
+    .await;
+    assert!(wrong.contains("« jeanne.lefebvre@ »"), "{wrong}");
+    assert_eq!(
+        value(&c, "#r-phones").await,
+        "0612345678",
+        "nothing typed is lost"
+    );
+    review(&c, "fiche-erreur", &axe).await;
+    fill(&c, "#r-emails", "jeanne.lefebvre@example.fr").await;
+    click(&c, "form.record button[type=submit]").await;
+    let page = until_text(&c, "the record created", |t| t.contains("Fiche créée.")).await;
+    for shown in [
+        "Jeanne Lefebvre",
+        "06 12 34 56 78",
+        "jeanne.lefebvre@example.fr",
+        "02/04/1985",
+        "courriel",
+        "donné le",
+    ] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+    let parent_url = c.current_url().await.unwrap();
+    let parent = parent_url
+        .path_segments()
+        .unwrap()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let stored = hub.store.citizen(GIVORS, &parent).unwrap().unwrap();
+    assert_eq!(stored.phones, ["+33612345678"]);
+    assert!(stored.identity.unwrap().consent.is_some());
+    review(&c, "fiche-creee", &axe).await;
+
+    // Corrected: her address.
+    click(&c, "a[href$='/fiche']").await;
+    until_text(&c, "the record's form", |t| t.contains("Corriger la fiche")).await;
+    assert_eq!(value(&c, "#r-emails").await, "jeanne.lefebvre@example.fr");
+    fill(&c, "#r-number", "8").await;
+    fill(&c, "#r-street", "rue Jean Jaurès").await;
+    fill(&c, "#r-postcode", "69700").await;
+    fill(&c, "#r-city", "Givors").await;
+    click(&c, "form.record button[type=submit]").await;
+    let page = until_text(&c, "the record saved", |t| t.contains("Fiche enregistrée.")).await;
+    assert!(page.contains("8 rue Jean Jaurès, 69700 Givors"), "{page}");
+
+    // Her son, and the household.
+    c.goto(&format!(
+        "{}/fiches/nouvelle?commune=69091&q=lefebvre+léo",
+        hub.web
+    ))
+    .await
+    .unwrap();
+    until_text(&c, "the child's form", |t| t.contains("Nouvelle fiche")).await;
+    set_date(&c, "#r-born", "2019-06-15").await;
+    click(&c, "form.record button[type=submit]").await;
+    until_text(&c, "the child's record", |t| t.contains("Fiche créée.")).await;
+    let child_url = c.current_url().await.unwrap();
+    let child = child_url
+        .path_segments()
+        .unwrap()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    c.goto(parent_url.as_str()).await.unwrap();
+    until_text(&c, "her page", |t| t.contains("Foyer")).await;
+    fill(&c, "#h-member", &child).await;
+    choose(&c, "#h-relation", "enfant").await;
+    click(&c, "form[action$='/foyer'] button").await;
+    let page = until_text(&c, "the household", |t| t.contains("Foyer mis à jour.")).await;
+    let today = contacthub_core::courrier::paris(chrono::Utc::now().timestamp_micros()).date();
+    let age = contacthub_web::view::age("2019-06-15", today);
+    assert!(
+        page.contains(&format!("Léo Lefebvre (enfant), {age}")),
+        "{page}"
+    );
+    review(&c, "foyer", &axe).await;
+    // The child's page names his mother.
+    c.goto(child_url.as_str()).await.unwrap();
+    until_text(&c, "the child's household", |t| {
+        t.contains("Jeanne Lefebvre")
+    })
+    .await;
+
+    // A request opened from her page.
+    c.goto(parent_url.as_str()).await.unwrap();
+    until_text(&c, "her page", |t| t.contains("Nouvelle demande")).await;
+    fill(&c, "#n-subject", "Renouvellement de carte d'identité").await;
+    choose(&c, "#n-category", "etat-civil").await;
+    choose(&c, "#n-service", "etat-civil").await;
+    click(&c, "form[action$='/demandes'] button").await;
+    let page = until_text(&c, "the request", |t| t.contains("Demande ouverte")).await;
+    assert!(
+        page.contains("Renouvellement de carte d'identité"),
+        "{page}"
+    );
+    let requests = hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].service, "etat-civil");
     c.close().await.unwrap();
     hub.stop().await;
 }

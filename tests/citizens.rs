@@ -487,7 +487,7 @@ async fn a_merged_record_holds_the_union_of_both(backend: Backend) {
         .iter()
         .map(|m| m.citizen.as_ref().unwrap().citizen_id.clone())
         .collect();
-    assert_eq!(members, [empty.citizen_id.clone()]);
+    assert_eq!(members, std::slice::from_ref(&empty.citizen_id));
 
     client(&hub)
         .unmerge_citizen(pb::UnmergeCitizenRequest {

@@ -818,3 +818,123 @@ async fn each_agent_starts_where_they_work() {
     let (_, page) = desk.unwrap().get("/citoyens").await;
     assert!(page.contains(" autofocus"), "{page}");
 }
+
+/// The record's new actions (create, correct, household, a request from the page) refuse an
+/// agent of another commune and an élu, and write nothing for them; a form sent twice creates
+/// one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_actions_refuse_whom_they_must() {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
+         [[agent]]\nid='accueil-grigny'\ntoken_sha256='{}'\ntenants=['69096']\n",
+        token_hash("givors"),
+        token_hash("elu"),
+        token_hash("grigny")
+    ))
+    .unwrap();
+    let hub = demo_hub(access).await;
+    let (_, givors, _) = Desk::sign_in(&hub.web, "givors").await;
+    let givors = givors.unwrap();
+    let (status, form) = givors
+        .get("/fiches/nouvelle?commune=69091&q=petit+anna")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("value=\"Petit\""), "{form}");
+    let action = form
+        .split("action=\"")
+        .find(|a| a.starts_with("/fiches/"))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let token = csrf(&form);
+    let fields = [
+        ("csrf", token.as_str()),
+        ("usage_name", "Petit"),
+        ("first_names", "Anna"),
+        ("phones", "06 44 44 44 01"),
+        ("preferred", ""),
+    ];
+    let (status, to) = givors.post(&action, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (status, again) = givors.post(&action, &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, again, "the same form sent twice is one record");
+    let id = to
+        .split('/')
+        .nth(3)
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+
+    for (token, refused) in [
+        ("grigny", StatusCode::FORBIDDEN),
+        ("elu", StatusCode::FORBIDDEN),
+    ] {
+        let (_, other, _) = Desk::sign_in(&hub.web, token).await;
+        let other = other.unwrap();
+        let (_, page) = other.get("/").await;
+        let (_, page) = if page.contains("csrf") {
+            (StatusCode::OK, page)
+        } else {
+            other.get("/tableau-de-bord").await
+        };
+        let csrf = csrf(&page);
+        let base = format!("/citoyens/69091/{id}");
+        let (status, _) = other.get(&format!("{base}/fiche")).await;
+        assert_eq!(status, refused, "{token} reads the form");
+        for (path, form) in [
+            (
+                format!("{base}/fiche"),
+                vec![("csrf", csrf.as_str()), ("usage_name", "Volé")],
+            ),
+            (
+                format!("{base}/foyer"),
+                vec![
+                    ("csrf", csrf.as_str()),
+                    ("member", id.as_str()),
+                    ("relation", "enfant"),
+                ],
+            ),
+            (
+                format!("{base}/demandes"),
+                vec![("csrf", csrf.as_str()), ("subject", "Volée")],
+            ),
+            (
+                "/fiches/69091?cle=x".to_string(),
+                vec![("csrf", csrf.as_str()), ("usage_name", "Intrus")],
+            ),
+        ] {
+            let (status, _) = other.post(&path, &form).await;
+            assert_eq!(status, refused, "{token} posts {path}");
+        }
+    }
+    let c = hub.store.citizen(GIVORS, &id).unwrap().unwrap();
+    assert_eq!(c.identity.unwrap().usage_name, "Petit");
+    assert!(c.households.is_empty());
+    assert!(hub
+        .hub
+        .citizen_requests(&None, GIVORS, &id)
+        .unwrap()
+        .is_empty());
+    let (status, to) = givors
+        .post(
+            &format!("/citoyens/69091/{id}/demandes"),
+            &[
+                ("csrf", token.as_str()),
+                ("subject", "Renouvellement de passeport"),
+                ("category", "etat-civil"),
+                ("service", "etat-civil"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(to.ends_with("?avis=ouverte"), "{to}");
+    let (_, found) = givors.get("/citoyens?commune=69091&q=intrus").await;
+    assert!(found.contains("Aucun usager"), "{found}");
+    hub.stop().await;
+}

@@ -90,6 +90,21 @@ impl App {
         })
     }
 
+    /// A citizen record of `tenant` the caller may open (an agent of the commune).
+    pub fn citizen_for(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        citizen_id: &str,
+    ) -> Result<Citizen> {
+        if let Some(a) = agent {
+            if !a.may_read(tenant) {
+                return Err(Error::Forbidden(format!("no access to commune {tenant}")));
+            }
+        }
+        self.citizen(tenant, citizen_id)
+    }
+
     /// Registers a new citizen record and returns it once visible.
     pub async fn create_citizen(
         &self,

@@ -100,11 +100,21 @@ pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Sea
             Err(e) => return Err(e.into()),
         }
     };
+    let create_url = if query.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "/fiches/nouvelle?commune={}&q={}",
+            url_encode(&tenant),
+            url_encode(&query)
+        )
+    };
     if q.fragment {
         return Ok(render(&view::Results {
             q: query,
             hits: found,
             message,
+            create_url,
         }));
     }
     Ok(render(&view::Search {
@@ -114,6 +124,7 @@ pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Sea
         q: query,
         hits: found,
         message,
+        create_url,
     }))
 }
 
@@ -176,6 +187,7 @@ pub async fn citizen(
         url_encode(&tenant),
         url_encode(&c.citizen_id)
     );
+    let today = contacthub_core::courrier::paris(now(&desk)).date();
     let mut household = Vec::new();
     for h in &c.households {
         let hh = desk.app.household(
@@ -188,16 +200,29 @@ pub async fn citizen(
         )?;
         for m in hh.members {
             let Some(mc) = m.citizen else { continue };
-            if mc.citizen_id == c.citizen_id {
+            if mc.citizen_id == c.citizen_id
+                || household
+                    .iter()
+                    .any(|r: &view::Relative| r.id == mc.citizen_id)
+            {
                 continue;
             }
-            household.push(view::Member {
+            household.push(view::Relative {
                 url: format!(
                     "/citoyens/{}/{}",
                     url_encode(&tenant),
                     url_encode(&mc.citizen_id)
                 ),
-                name: mc.display_name,
+                age: view::age(
+                    mc.identity.as_ref().map_or("", |i| i.birth_date.as_str()),
+                    today,
+                ),
+                name: if mc.display_name.is_empty() {
+                    mc.citizen_id.clone()
+                } else {
+                    mc.display_name
+                },
+                id: mc.citizen_id,
                 role: m.role,
             });
         }
@@ -234,7 +259,14 @@ pub async fn citizen(
         },
         provisional: c.provisional,
         merged_into: c.merged_into.clone(),
-        birth_date: identity.birth_date.clone(),
+        birth_date: view::iso_day(&identity.birth_date),
+        age: view::age(&identity.birth_date, today),
+        relations: &crate::record::RELATIONS,
+        services: crate::pages::services(&desk, &tenant),
+        categories: crate::contacts::CATEGORIES
+            .iter()
+            .map(|(c, code)| (*code, contacthub_core::render::category_fr(*c as i32)))
+            .collect(),
         phones: c.phones.iter().map(|p| display_phone(p)).collect(),
         emails: c.emails.clone(),
         addresses: identity
@@ -297,6 +329,10 @@ pub async fn citizen(
         },
         notice: match q.avis.as_str() {
             "visite" => "Visite enregistrée.".into(),
+            "fiche-creee" => "Fiche créée.".into(),
+            "fiche" => "Fiche enregistrée.".into(),
+            "foyer" => "Foyer mis à jour.".into(),
+            "foyer-retire" => "Personne retirée du foyer.".into(),
             "defusion" => "Fiche séparée : son historique est de nouveau le sien.".into(),
             _ => String::new(),
         },

@@ -23,6 +23,14 @@ pub(crate) const CATEGORIES: [(pb::Category, &str); 9] = [
     (pb::Category::PoliceMunicipale, "police-municipale"),
 ];
 
+/// The category a form's code names (« autre » when none).
+pub(crate) fn category_of(code: &str) -> pb::Category {
+    CATEGORIES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or(pb::Category::Other, |(c, _)| *c)
+}
+
 pub async fn contact(
     Axum(desk): Axum<State>,
     caller: Caller,
@@ -89,6 +97,7 @@ pub async fn contact(
                 ),
             })
             .collect(),
+        services: crate::pages::services(&desk, &tenant),
         categories: CATEGORIES
             .iter()
             .map(|(c, code)| (*code, category_fr(*c as i32)))
@@ -153,10 +162,7 @@ pub async fn open_request(
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
     let agent = caller.for_tenant(&desk, &tenant)?;
-    let category = CATEGORIES
-        .iter()
-        .find(|(_, code)| *code == f.category)
-        .map_or(pb::Category::Other, |(c, _)| *c);
+    let category = category_of(&f.category);
     let r = desk
         .app
         .open_request(

@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod mailroom;
 pub mod pages;
+pub mod record;
 pub mod records;
 pub mod requests;
 pub mod session;
@@ -225,6 +226,20 @@ pub fn router(state: State) -> Router {
         .route("/citoyens/{tenant}/{citizen}", get(citizen::citizen))
         .route("/citoyens/{tenant}/{citizen}/flux", get(citizen::live))
         .route("/citoyens/{tenant}/{citizen}/visites", post(citizen::visit))
+        .route(
+            "/citoyens/{tenant}/{citizen}/fiche",
+            get(record::edit_record).post(record::update_record),
+        )
+        .route(
+            "/citoyens/{tenant}/{citizen}/foyer",
+            post(record::household),
+        )
+        .route(
+            "/citoyens/{tenant}/{citizen}/demandes",
+            post(record::open_request),
+        )
+        .route("/fiches/nouvelle", get(record::new_record))
+        .route("/fiches/{tenant}", post(record::create_record))
         .route(
             "/citoyens/{tenant}/{citizen}/defusion",
             post(records::unmerge),

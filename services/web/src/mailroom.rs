@@ -74,6 +74,7 @@ pub async fn letters(
         .map(|s| row(s, contacthub_core::courrier::due_us(s, &commune), now))
         .collect();
     Ok(render(&view::Letters {
+        services: crate::pages::services(&desk, &tenant),
         chrome: chrome(&caller, &desk, "courrier"),
         communes,
         tenant,
@@ -255,6 +256,7 @@ pub async fn letter(
     let now = (desk.app.clock)();
     let url = letter_url(&tenant, &s.chrono);
     Ok(render(&view::LetterPage {
+        services: crate::pages::services(&desk, &tenant),
         chrome: chrome(&caller, &desk, "courrier"),
         r: row(&s, contacthub_core::courrier::due_us(&s, &commune), now),
         url: url.clone(),

@@ -78,6 +78,23 @@ fn selected(communes: &[Commune]) -> Result<String, Failure> {
         })
 }
 
+/// The services of `tenant`'s directory an agent chooses from: (code, name), by name.
+pub(crate) fn services(desk: &State, tenant: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = desk
+        .app
+        .tenants
+        .get(tenant)
+        .map(|t| {
+            t.services
+                .iter()
+                .map(|s| (s.code.clone(), s.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
 pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }

@@ -204,6 +204,7 @@ pub struct Search {
     pub q: String,
     pub hits: Vec<Hit>,
     pub message: String,
+    pub create_url: String,
 }
 
 #[derive(Template)]
@@ -212,6 +213,9 @@ pub struct Results {
     pub q: String,
     pub hits: Vec<Hit>,
     pub message: String,
+    /// A new record's form filled from the search (offered when nobody or the wrong people
+    /// were found).
+    pub create_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +223,45 @@ pub struct Member {
     pub name: String,
     pub role: String,
     pub url: String,
+}
+
+/// A member of the citizen's household, as the citizen page lists them.
+#[derive(Debug, Clone)]
+pub struct Relative {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    /// « enfant », « conjoint »…
+    pub role: String,
+    /// « 7 ans », or empty when the birth date is unknown.
+    pub age: String,
+}
+
+/// « 7 ans » (« 1 an », « 4 mois » under one) on `today`, from a `YYYY-MM-DD` birth date.
+pub fn age(birth_date: &str, today: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    let Ok(born) = chrono::NaiveDate::parse_from_str(birth_date, "%Y-%m-%d") else {
+        return String::new();
+    };
+    if born > today {
+        return String::new();
+    }
+    let mut months = (today.year() - born.year()) * 12 + today.month() as i32 - born.month() as i32;
+    if today.day() < born.day() {
+        months -= 1;
+    }
+    match months / 12 {
+        0 => format!("{months} mois"),
+        1 => "1 an".into(),
+        y => format!("{y} ans"),
+    }
+}
+
+/// A `YYYY-MM-DD` date as agents write it (03/12/2026); as stored when it is not one.
+pub fn iso_day(date: &str) -> String {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|_| date.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +287,12 @@ pub struct CitizenPage {
     pub addresses: Vec<String>,
     pub preferred: String,
     pub consent: String,
-    pub household: Vec<Member>,
+    pub household: Vec<Relative>,
+    pub relations: &'static [&'static str],
+    pub age: String,
+    pub categories: Vec<(&'static str, &'static str)>,
+    /// The commune's services (code, name), from its directory.
+    pub services: Vec<(String, String)>,
     /// Records merged into this one, each with its form to separate it again.
     pub merged: Vec<Member>,
     pub requests: Vec<RequestRow>,
@@ -280,6 +328,8 @@ pub struct ContactPage {
     pub fields: Vec<Field>,
     pub attachments: Vec<Document>,
     pub categories: Vec<(&'static str, &'static str)>,
+    /// The commune's services (code, name), from its directory.
+    pub services: Vec<(String, String)>,
     /// The citizen's open requests (reference, subject).
     pub open_requests: Vec<(String, String)>,
 }
@@ -442,6 +492,8 @@ pub struct Letters {
     pub overdue_only: bool,
     pub rows: Vec<LetterRow>,
     pub categories: Vec<(&'static str, &'static str)>,
+    /// The commune's services (code, name), from its directory.
+    pub services: Vec<(String, String)>,
     pub today: String,
 }
 
@@ -461,6 +513,8 @@ pub struct LetterPage {
     pub scans: Vec<Document>,
     pub history: Vec<Step>,
     pub notice: String,
+    /// The commune's services (code, name), from its directory.
+    pub services: Vec<(String, String)>,
 }
 
 /// A contact waiting for its citizen.
@@ -534,4 +588,50 @@ pub struct AnswerPage {
     pub tenant: String,
     pub a: CatalogueItem,
     pub notice: String,
+}
+
+/// The fields of a citizen record's form, as typed (or as stored, to correct them).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RecordFields {
+    pub usage_name: String,
+    pub birth_name: String,
+    pub first_names: String,
+    /// `YYYY-MM-DD` (an `<input type="date">`).
+    pub birth_date: String,
+    /// One per line.
+    pub phones: String,
+    pub emails: String,
+    pub number: String,
+    pub street: String,
+    pub complement: String,
+    pub postcode: String,
+    pub city: String,
+    /// `courriel`, `sms`, `courrier`, `telephone` or empty.
+    pub preferred: String,
+    #[serde(deserialize_with = "checkbox")]
+    pub consent: bool,
+    pub note: String,
+}
+
+fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let v: String = serde::Deserialize::deserialize(d)?;
+    Ok(!v.is_empty())
+}
+
+#[derive(Template)]
+#[template(path = "record.html")]
+pub struct RecordPage {
+    pub chrome: Chrome,
+    pub title: String,
+    /// The record's id (empty for a new one).
+    pub id: String,
+    pub action: String,
+    pub submit: &'static str,
+    pub cancel: String,
+    pub f: RecordFields,
+    pub channels: Vec<(&'static str, &'static str)>,
+    /// When and where the consent was given, if it was.
+    pub consent_given: String,
+    pub error: String,
 }

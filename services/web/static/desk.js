@@ -33,5 +33,9 @@
       source.close();
       if (announce) { announce.textContent = e.data; }
     });
+    // A page left (or kept in the back-forward cache) ends its stream: a browser holds six
+    // connections per desk, and streams left open would stall the next pages.
+    window.addEventListener("pagehide", function () { source.close(); });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
   }
 })();

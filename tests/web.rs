@@ -938,3 +938,149 @@ async fn record_actions_refuse_whom_they_must() {
     assert!(found.contains("Aucun usager"), "{found}");
     hub.stop().await;
 }
+
+/// A service agent's worklist: answered requests apart (« répondues, à clôturer ») and closed
+/// in one step, the requester, channel and service by name in the columns, « m'attribuer »
+/// and giving a request to a colleague of the same service; a request of another service
+/// slipped into the bulk close, or a colleague of another service, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_agent_clears_the_worklist() {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='voirie-2'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='ccas-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['ccas']\n",
+        token_hash("voirie"),
+        token_hash("voirie2"),
+        token_hash("ccas")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    hub.publish(&[register(
+        GIVORS,
+        "GIV-000201",
+        "Paul Lenoir",
+        "06 55 55 55 01",
+        at(2026, 9, 1, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    let open = |subject: &str, service: &str| {
+        let hub = &hub;
+        let (subject, service) = (subject.to_string(), service.to_string());
+        async move {
+            hub.hub
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: GIVORS.into(),
+                        subject,
+                        category: pb::Category::ServicesTechniques as i32,
+                        service,
+                        citizen_id: "GIV-000201".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .reference
+        }
+    };
+    let pothole = open("Nid-de-poule rue Pasteur", "voirie").await;
+    let lamp = open("Lampadaire éteint", "voirie").await;
+    let aid = open("Aide au loyer", "ccas").await;
+    for r in [&lamp, &aid] {
+        hub.hub
+            .record_answer(
+                None,
+                &pb::RecordAnswerRequest {
+                    tenant: GIVORS.into(),
+                    reference: r.clone(),
+                    answer_channel: pb::Channel::Courrier as i32,
+                    answer_ref: "lettre".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (_, desk, _) = Desk::sign_in(&hub.web, "voirie").await;
+    let desk = desk.unwrap();
+    let (status, page) = desk.get("/demandes").await;
+    assert_eq!(status, StatusCode::OK);
+    let (todo, done) = page.split_once("Répondues, à clôturer").unwrap();
+    assert!(todo.contains(&pothole) && !todo.contains(&lamp), "{todo}");
+    assert!(done.contains(&lamp) && !done.contains(&pothole), "{done}");
+    assert!(
+        !page.contains(&aid),
+        "another service's request is not listed"
+    );
+    for column in ["Paul Lenoir", "Voirie", "M'attribuer"] {
+        assert!(todo.contains(column), "{column} in {todo}");
+    }
+    let token = csrf(&page);
+
+    // « M'attribuer », then to a colleague of the same service; not to the CCAS's agent.
+    let (status, to) = desk
+        .post(
+            &format!("/demandes/69091/{pothole}/attribution"),
+            &[("csrf", &token), ("retour", "liste")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let r = hub.hub.get_request(&None, GIVORS, &pothole).unwrap();
+    assert_eq!(r.assignee_agent_id, "voirie-1");
+    let (_, page) = desk.get(&format!("/demandes/69091/{pothole}")).await;
+    assert!(page.contains("<option value=\"voirie-2\""), "{page}");
+    assert!(!page.contains("ccas-1"), "{page}");
+    let (status, _) = desk
+        .post(
+            &format!("/demandes/69091/{pothole}/attribution"),
+            &[("csrf", &token), ("agent", "voirie-2")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        hub.hub
+            .get_request(&None, GIVORS, &pothole)
+            .unwrap()
+            .assignee_agent_id,
+        "voirie-2"
+    );
+    let (status, page) = desk
+        .post(
+            &format!("/demandes/69091/{pothole}/attribution"),
+            &[("csrf", &token), ("agent", "ccas-1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+
+    // The bulk close: a CCAS request slipped in is refused.
+    let body = format!("csrf={token}&ref={aid}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/demandes/69091/cloture-groupee", hub.web))
+        .header("cookie", &desk.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let status_of = |r: &str| hub.hub.get_request(&None, GIVORS, r).unwrap().status;
+    assert_eq!(status_of(&aid), pb::RequestStatus::Answered as i32);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/demandes/69091/cloture-groupee", hub.web))
+        .header("cookie", &desk.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}&ref={lamp}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&lamp), pb::RequestStatus::Closed as i32);
+    let (_, page) = desk.get("/demandes?avis=closes-1").await;
+    assert!(page.contains("Demandes clôturées : 1."), "{page}");
+    assert!(page.contains("Aucune demande répondue en attente de clôture."));
+    hub.stop().await;
+}

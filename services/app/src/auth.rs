@@ -199,6 +199,51 @@ impl Access {
         }
     }
 
+    /// The agents a request of `tenant` may be given to by `of`: the commune's agents (not
+    /// élus) who share a service with `of` — every agent of the commune when `of` belongs to
+    /// no service — `of` included, by id. Empty in open mode (no one is known).
+    pub fn colleagues(&self, of: &Agent, tenant: &str) -> Vec<String> {
+        let Access::Agents(agents) = self else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = agents
+            .values()
+            .filter(|a| a.role != Role::Elu && a.may_read(tenant))
+            .filter(|a| {
+                a.id == of.id || of.is_generalist() || a.services.iter().any(|s| of.in_service(s))
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The agents of `tenant` working in `service`, by id (empty in open mode).
+    pub fn agents_in(&self, tenant: &str, service: &str) -> Vec<String> {
+        let Access::Agents(agents) = self else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = agents
+            .values()
+            .filter(|a| a.role != Role::Elu && a.may_read(tenant) && a.in_service(service))
+            .map(|a| a.id.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `id` is an agent (not an élu) of `tenant` a request can be given to; any id in
+    /// open mode.
+    pub fn is_agent_of(&self, id: &str, tenant: &str) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Agents(agents) => agents
+                .values()
+                .any(|a| a.id == id && a.role != Role::Elu && a.may_read(tenant)),
+        }
+    }
+
     /// Whether anyone may call (no agents file).
     pub fn is_open(&self) -> bool {
         matches!(self, Access::Open)
@@ -208,6 +253,36 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colleagues_share_a_service_and_the_commune() {
+        let text = format!(
+            "[[agent]]\nid='v1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+             [[agent]]\nid='v2'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie', 'urbanisme']\n\
+             [[agent]]\nid='c1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['ccas']\n\
+             [[agent]]\nid='v3'\ntoken_sha256='{}'\ntenants=['69096']\nservices=['voirie']\n\
+             [[agent]]\nid='maire'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
+             [[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
+            token_hash("v1"),
+            token_hash("v2"),
+            token_hash("c1"),
+            token_hash("v3"),
+            token_hash("maire"),
+            token_hash("accueil")
+        );
+        let access = Access::from_toml(&text).unwrap();
+        let v1 = access.caller(Some("v1")).unwrap().unwrap();
+        assert_eq!(access.colleagues(&v1, "69091"), ["v1", "v2"]);
+        let accueil = access.caller(Some("accueil")).unwrap().unwrap();
+        assert_eq!(
+            access.colleagues(&accueil, "69091"),
+            ["accueil", "c1", "v1", "v2"]
+        );
+        assert!(access.is_agent_of("c1", "69091"));
+        assert!(!access.is_agent_of("v3", "69091"), "another commune");
+        assert!(!access.is_agent_of("maire", "69091"), "an élu");
+        assert!(!access.is_agent_of("nobody", "69091"));
+    }
 
     #[test]
     fn agents_see_only_their_communes() {

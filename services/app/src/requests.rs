@@ -310,6 +310,13 @@ impl App {
         if r.service.trim().is_empty() && r.assignee_agent_id.trim().is_empty() {
             return Err(Error::Invalid("say to which service or agent".into()));
         }
+        let assignee = r.assignee_agent_id.trim();
+        if !assignee.is_empty() && !self.access.is_agent_of(assignee, &r.tenant) {
+            return Err(Error::Invalid(format!(
+                "assignee_agent_id: {} is not an agent of this commune",
+                quote(assignee)
+            )));
+        }
         let payload = Payload::RequestAssigned(pb::RequestAssigned {
             service: r.service.trim().to_string(),
             assignee_agent_id: r.assignee_agent_id.trim().to_string(),

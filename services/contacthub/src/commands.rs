@@ -335,7 +335,17 @@ async fn demo_request_state(
                 tenant: tenant.clone(),
                 reference: reference.clone(),
                 service: service.to_string(),
-                assignee_agent_id: format!("agent-{}", n % 7 + 1),
+                // Someone of the service: a pseudonymous agent on an open hub, one of the agents
+                // file's otherwise (none when the service has nobody there).
+                assignee_agent_id: if app.access.is_open() {
+                    format!("agent-{}", n % 7 + 1)
+                } else {
+                    let agents = app.access.agents_in(&tenant, service);
+                    agents
+                        .get(n % agents.len().max(1))
+                        .cloned()
+                        .unwrap_or_default()
+                },
             },
         )
         .await?;

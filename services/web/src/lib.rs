@@ -259,6 +259,14 @@ pub fn router(state: State) -> Router {
             post(contacts::link_request),
         )
         .route("/demandes", get(requests::worklist))
+        .route(
+            "/demandes/{tenant}/cloture-groupee",
+            post(requests::close_answered),
+        )
+        .route(
+            "/demandes/{tenant}/{reference}/attribution",
+            post(requests::assign),
+        )
         .route("/demandes/{tenant}/{reference}", get(requests::request))
         .route(
             "/demandes/{tenant}/{reference}/reponse",

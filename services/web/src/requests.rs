@@ -19,6 +19,8 @@ pub struct WorklistQuery {
     service: String,
     #[serde(default)]
     retard: bool,
+    #[serde(default)]
+    avis: String,
 }
 
 pub async fn worklist(
@@ -40,17 +42,171 @@ pub async fn worklist(
             ..Default::default()
         },
     )?;
-    let mut rows: Vec<RequestRow> = list.iter().map(|r| RequestRow::of(r, now)).collect();
+    let commune = desk.app.tenants.get(&tenant);
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut rows = Vec::new();
+    let mut answered = Vec::new();
+    for r in &list {
+        let mut row = RequestRow::of(r, now).named(commune, &r.service);
+        if let Some(first) = r.requesters.first() {
+            if !names.contains_key(first) {
+                let name = desk
+                    .app
+                    .citizen_for(&agent, &tenant, first)
+                    .map(|c| c.display_name)
+                    .unwrap_or_default();
+                names.insert(first.clone(), name);
+            }
+            match names.get(first).map(String::as_str) {
+                Some("") | None => {}
+                Some(name) => row.requester = name.to_string(),
+            }
+        }
+        if row.answered {
+            answered.push(row);
+        } else {
+            rows.push(row);
+        }
+    }
     // Overdue first, then oldest due first (the order of the list).
     rows.sort_by_key(|r| std::cmp::Reverse(r.overdue));
+    let me = agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
     Ok(render(&view::Worklist {
         chrome: chrome(&caller, &desk, "demandes"),
+        colleagues: agent
+            .as_ref()
+            .map(|a| desk.app.access.colleagues(a, &tenant))
+            .unwrap_or_default(),
+        me,
+        services: crate::pages::services(&desk, &tenant),
         communes,
         tenant,
         service: q.service,
         overdue_only: q.retard,
         rows,
+        answered,
+        notice: match q.avis.as_str() {
+            "attribuee" => "Demande attribuée.".into(),
+            n if n.starts_with("closes-") => {
+                format!("Demandes clôturées : {}.", &n["closes-".len()..])
+            }
+            _ => String::new(),
+        },
     }))
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    csrf: String,
+    /// The agent it goes to (the caller for « m'attribuer »).
+    #[serde(default)]
+    agent: String,
+    /// Back to the worklist rather than the request's page.
+    #[serde(default)]
+    retour: String,
+}
+
+/// Gives a request to an agent: the caller (« m'attribuer ») or a colleague.
+pub async fn assign(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, reference)): Path<(String, String)>,
+    Form(f): Form<AssignForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let to = match (f.agent.trim(), &agent) {
+        ("", Some(me)) => me.id.clone(),
+        ("", None) => {
+            return Err(crate::Failure {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                message: "Choisissez l'agent à qui attribuer la demande.".into(),
+            })
+        }
+        (to, _) => to.to_string(),
+    };
+    if !desk.app.access.is_agent_of(&to, &tenant)
+        || agent
+            .as_ref()
+            .is_some_and(|a| !desk.app.access.colleagues(a, &tenant).contains(&to))
+    {
+        return Err(crate::Failure {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: "Cet agent n'est pas de votre service : orientez la demande vers son service."
+                .into(),
+        });
+    }
+    desk.app
+        .assign_request(
+            agent,
+            &pb::AssignRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                assignee_agent_id: to,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(see_other(&if f.retour == "liste" {
+        format!("/demandes?commune={}&avis=attribuee", url_encode(&tenant))
+    } else {
+        format!(
+            "/demandes/{}/{}?avis=attribuee",
+            url_encode(&tenant),
+            url_encode(&reference)
+        )
+    }))
+}
+
+/// Closes the answered requests ticked on the worklist (`ref=…` repeated), each checked.
+pub async fn close_answered(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    body: String,
+) -> Page {
+    let mut csrf = String::new();
+    let mut references = Vec::new();
+    for pair in body.split('&') {
+        match pair.split_once('=') {
+            Some(("csrf", v)) => csrf = v.to_string(),
+            Some(("ref", v))
+                if !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                references.push(v.to_string())
+            }
+            _ => {}
+        }
+    }
+    caller.check_csrf(&csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    if references.is_empty() || references.len() > 500 {
+        return Err(crate::Failure {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: "Cochez les demandes répondues à clôturer.".into(),
+        });
+    }
+    for reference in &references {
+        desk.app
+            .close_request(
+                agent.clone(),
+                &pb::CloseRequestRequest {
+                    tenant: tenant.clone(),
+                    reference: reference.clone(),
+                    reason: pb::CloseReason::Answered as i32,
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
+    Ok(see_other(&format!(
+        "/demandes?commune={}&avis=closes-{}",
+        url_encode(&tenant),
+        references.len()
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -90,9 +246,13 @@ pub async fn request(
     }
     let answered = r.answered_at.is_some();
     Ok(render(&view::RequestPage {
+        colleagues: agent
+            .as_ref()
+            .map(|a| desk.app.access.colleagues(a, &tenant))
+            .unwrap_or_default(),
         chrome: chrome(&caller, &desk, "demandes"),
         tenant: tenant.clone(),
-        r: RequestRow::of(&r, now),
+        r: RequestRow::of(&r, now).named(desk.app.tenants.get(&tenant), &r.service),
         requesters,
         first_contact: view::micros(&r.first_contact_at)
             .map(view::when)
@@ -130,6 +290,7 @@ pub async fn request(
             .collect(),
         notice: match n.avis.as_str() {
             "ouverte" => "Demande ouverte.".into(),
+            "attribuee" => "Demande attribuée.".into(),
             "repondue" => "Réponse enregistrée.".into(),
             "envoyee" => {
                 "Réponse mise à l'envoi : son état (remise, nouvel essai, échec) est dans « Réponses écrites »."

@@ -132,9 +132,25 @@ pub struct RequestRow {
     pub overdue: bool,
     pub category: &'static str,
     pub assignee: String,
+    /// The written answer is recorded: to close.
+    pub answered: bool,
+    /// The channel it came by (« courrier », « téléphone »…).
+    pub channel: &'static str,
+    /// Who asks: the first requester's name, or whom it is on behalf of.
+    pub requester: String,
 }
 
 impl RequestRow {
+    /// The row with its service by name, from the commune's directory.
+    pub fn named(mut self, commune: Option<&contacthub_core::tenant::Tenant>, code: &str) -> Self {
+        if let Some(t) = commune {
+            if !code.is_empty() {
+                self.service = t.service_name(code).to_string();
+            }
+        }
+        self
+    }
+
     pub fn of(r: &pb::Request, now_us: i64) -> RequestRow {
         let due = micros(&r.due_at);
         let open = r.status != pb::RequestStatus::Answered as i32
@@ -157,6 +173,13 @@ impl RequestRow {
             overdue: open && due.is_some_and(|d| now_us > d),
             category: category_fr(r.category),
             assignee: r.assignee_agent_id.clone(),
+            answered: r.status == pb::RequestStatus::Answered as i32,
+            channel: if r.channel == 0 {
+                ""
+            } else {
+                channel_fr(r.channel)
+            },
+            requester: r.on_behalf_of.clone(),
         }
     }
 }
@@ -366,6 +389,8 @@ pub struct RequestPage {
     pub send_key: String,
     /// The written channel the requester prefers (empty: none consented to).
     pub preferred: String,
+    /// Whom the request can be given to (the caller's colleagues), by id.
+    pub colleagues: Vec<String>,
 }
 
 /// A written answer as the request page lists it.
@@ -423,7 +448,16 @@ pub struct Worklist {
     pub tenant: String,
     pub service: String,
     pub overdue_only: bool,
+    /// To handle: no written answer yet.
     pub rows: Vec<RequestRow>,
+    /// Answered, to close (apart, with a bulk close).
+    pub answered: Vec<RequestRow>,
+    pub services: Vec<(String, String)>,
+    /// Whom a request can be given to (the caller's colleagues), by id.
+    pub colleagues: Vec<String>,
+    /// The caller's id (empty in open mode: « m'attribuer » needs someone).
+    pub me: String,
+    pub notice: String,
 }
 
 /// A row of a dashboard table.

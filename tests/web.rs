@@ -1084,3 +1084,44 @@ async fn a_service_agent_clears_the_worklist() {
     assert!(page.contains("Aucune demande répondue en attente de clôture."));
     hub.stop().await;
 }
+
+/// The demo is a commune an agent recognises: contacts wait in « à rattacher » (a landline
+/// the parents share), duplicates are proposed, households hold parents and a child with
+/// ages at one address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_gives_the_agents_work() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let cfg = demo::DemoConfig {
+        people_per_tenant: 24,
+        ..Default::default()
+    };
+    let events: Vec<pb::Event> = demo::events(&cfg, &Tenants::builtin()).collect();
+    hub.publish(&events).await;
+    hub.settle().await;
+    let (_, desk, _) = Desk::sign_in(&hub.web, "givors").await;
+    let desk = desk.unwrap();
+    let (_, waiting) = desk.get("/a-rattacher").await;
+    assert!(
+        waiting.contains("GIV-000001") && waiting.contains("GIV-000002"),
+        "{waiting}"
+    );
+    let (_, pairs) = desk.get("/doublons").await;
+    assert!(pairs.contains("GIV-900007"), "{pairs}");
+    let (_, family) = desk.get("/citoyens/69091/GIV-000001").await;
+    assert!(
+        family.contains("(conjoint)") && family.contains("(enfant), "),
+        "{family}"
+    );
+    assert!(
+        family.contains(" ans)"),
+        "her age beside her birth date: {family}"
+    );
+    let head = hub.store.citizen(GIVORS, "GIV-000001").unwrap().unwrap();
+    let child = hub.store.citizen(GIVORS, "GIV-000003").unwrap().unwrap();
+    assert_eq!(
+        head.identity.unwrap().addresses,
+        child.identity.unwrap().addresses,
+        "one address for the household"
+    );
+    hub.stop().await;
+}

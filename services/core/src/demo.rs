@@ -320,11 +320,15 @@ fn person_events(
     let start = cfg.end_us - span;
     let source_id = |k: usize| format!("{}-{}-{n}-{k}", cfg.seed, tenant.code);
     let mut out = Vec::new();
-    let reg_us = start + rng.gen_range(0..span / 4);
+    // Registered at the accueil: during opening hours.
+    let reg_us = office_hours(start + rng.gen_range(0..span / 4));
     // Drawn in this order, so the generated population stays the same.
     let duration_minutes = rng.gen_range(5..30);
-    let number = rng.gen_range(1..200);
-    let street = STREETS[n % STREETS.len()];
+    let _ = rng.gen_range(1..200);
+    // A household (three people in a row) lives at one address: its first member's.
+    let head = n - n % 3;
+    let number = 1 + (head * 37 + 11) % 199;
+    let street = STREETS[head % STREETS.len()];
     let postcode = postcode(&tenant.code);
     let mut reg = contact(
         &tenant.code,
@@ -377,6 +381,7 @@ fn person_events(
             }],
             phones: vec![p.phones[0].clone()],
             emails: p.email.iter().cloned().collect(),
+            birth_date: birth_date(&tenant.code, n),
             preferred_channel: match n % 4 {
                 0 => pb::ContactChannel::Email,
                 1 => pb::ContactChannel::Sms,
@@ -405,7 +410,7 @@ fn person_events(
         e.occurred_at = Some(ts::from_micros(reg_us + 60_000_000));
         out.push(e);
     }
-    out.push(household(tenant, p, &source_id(2), reg_us + 120_000_000));
+    out.push(household(tenant, p, n, &source_id(2), reg_us + 120_000_000));
 
     let count = rng.gen_range(cfg.contacts_per_person / 2..=cfg.contacts_per_person * 3 / 2);
     for k in 0..count {
@@ -440,6 +445,12 @@ fn person_events(
         .choose(rng)
         .unwrap();
         let outbound = rng.gen_bool(0.2);
+        // Calls, letters and visits when the town hall works; forms, e-mails and SMS at any
+        // hour.
+        let at = match channel {
+            Channel::Phone | Channel::Courrier | Channel::Desk => office_hours(at).min(cfg.end_us),
+            _ => at,
+        };
         let mut e = match channel {
             Channel::Phone => {
                 use pb::phone_call::Disposition as D;
@@ -474,7 +485,7 @@ fn person_events(
                 });
                 let mut party = by_mail();
                 party.name = p.name.clone();
-                let recorded = at + rng.gen_range(0..3 * 86_400_000_000);
+                let recorded = office_hours(at + rng.gen_range(0..3 * 86_400_000_000));
                 let mut e = contact(&tenant.code, "demo", &sid, at, recorded, payload, party);
                 set_text(
                     &mut e,
@@ -563,6 +574,62 @@ fn person_events(
             ));
         }
     }
+    // Work for the agents' worklists, drawn from the person's number (the generator's
+    // sequence is unchanged). The parents of every fourth household share a landline, and a
+    // call from it waits in « à rattacher »: two records hold the number.
+    if n % 12 <= 1 {
+        let landline = format!("+33478{:06}", (head * 7919 + 104_729) % 1_000_000);
+        if let Some(i) = out[0].personal.as_mut().and_then(|x| x.identity.as_mut()) {
+            i.phones.push(landline.clone());
+        }
+        if n % 12 == 1 {
+            let at = office_hours(reg_us + 30 * 86_400_000_000).min(cfg.end_us);
+            let mut e = contact(
+                &tenant.code,
+                "demo",
+                &source_id(5),
+                at,
+                at,
+                Payload::PhoneCall(pb::PhoneCall {
+                    disposition: pb::phone_call::Disposition::Answered as i32,
+                    duration_seconds: 200,
+                    billed_seconds: 192,
+                    commune_number: tenant.numbers.first().cloned().unwrap_or_default(),
+                    bounced_to_accueil: false,
+                }),
+                pb::Party {
+                    phone: landline,
+                    ..Default::default()
+                },
+            );
+            set_text(&mut e, "", "", Category::Scolaire);
+            out.push(e);
+        }
+    }
+    // One person in twenty was registered a second time at another desk, without phone or
+    // e-mail: the same name and birth date, proposed as a duplicate.
+    if n % 20 == 7 {
+        let mut again = out[0].clone();
+        let at = office_hours(reg_us + 90 * 86_400_000_000).min(cfg.end_us);
+        again.source_id = source_id(6);
+        again.event_id = event_id(&tenant.code, "demo", &again.source_id);
+        again.occurred_at = Some(ts::from_micros(at));
+        again.recorded_at = Some(ts::from_micros(at));
+        again.payload = Some(Payload::CitizenRegistered(pb::CitizenRegistered {
+            citizen_id: format!("{}-{:06}", tenant.prefix, 900_000 + n),
+        }));
+        if let Some(i) = again.personal.as_mut().and_then(|x| x.identity.as_mut()) {
+            i.phones.clear();
+            i.emails.clear();
+            i.consent = None;
+            i.preferred_channel = 0;
+        }
+        if let Some(party) = again.personal.as_mut().and_then(|x| x.party.as_mut()) {
+            party.phone.clear();
+            party.email.clear();
+        }
+        out.push(again);
+    }
     out
 }
 
@@ -588,7 +655,7 @@ fn letter_circuit(
         e
     };
     let mut out = Vec::new();
-    let routed = recorded + DAY;
+    let routed = office_hours(recorded + DAY);
     if routed > end_us || rng.gen_bool(0.05) {
         return out;
     }
@@ -601,7 +668,7 @@ fn letter_circuit(
             note: String::new(),
         }),
     ));
-    let answered = recorded + rng.gen_range(2..40) * DAY;
+    let answered = office_hours(recorded + rng.gen_range(2..40) * DAY);
     if answered <= end_us && rng.gen_bool(0.9) {
         out.push(event(
             2,
@@ -641,7 +708,56 @@ fn internal(tenant: &Tenant, source_id: &str, at: i64, payload: Payload) -> Even
     }
 }
 
-fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
+/// The same instant moved into the town hall's opening hours, Paris time: Monday to Friday,
+/// 08:30 to 17:30 (the time of day folded into those nine hours, a weekend day moved to the
+/// Monday after, so a later step never comes before an earlier one). Deterministic and drawing nothing, so the rest of the demo is unchanged:
+/// visits, calls, letters and agents' steps happen when a town hall works, while forms,
+/// e-mails and SMS keep any hour.
+pub fn office_hours(us: i64) -> i64 {
+    use crate::courrier::{paris, paris_local_to_utc_us};
+    use chrono::{Datelike, Timelike, Weekday};
+    let local = paris(us);
+    let minute = i64::from(local.hour() * 60 + local.minute());
+    let (open, span) = (8 * 60 + 30, 9 * 60);
+    let folded = open + (minute - open).rem_euclid(span);
+    let date = match local.weekday() {
+        Weekday::Sat => local.date() + chrono::Duration::days(2),
+        Weekday::Sun => local.date() + chrono::Duration::days(1),
+        _ => local.date(),
+    };
+    let time =
+        chrono::NaiveTime::from_hms_opt((folded / 60) as u32, (folded % 60) as u32, local.second())
+            .unwrap_or_default();
+    paris_local_to_utc_us(date.and_time(time)) + i64::from(local.nanosecond() / 1_000)
+}
+
+/// The relation of person `n` in their household: two parents and a child.
+fn relation(n: usize) -> &'static str {
+    match n % 3 {
+        0 => "parent",
+        1 => "conjoint",
+        _ => "enfant",
+    }
+}
+
+/// Person `n`'s birth date (`YYYY-MM-DD`): an adult born 1950–1994, a child 2008–2022. Drawn
+/// from the person's number, not the demo's generator, so the rest of the demo is unchanged.
+fn birth_date(tenant: &str, n: usize) -> String {
+    let h = tenant
+        .bytes()
+        .chain((n as u64).to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let year = if relation(n) == "enfant" {
+        2008 + h % 15
+    } else {
+        1950 + h % 45
+    };
+    format!("{year}-{:02}-{:02}", 1 + (h >> 8) % 12, 1 + (h >> 16) % 28)
+}
+
+fn household(tenant: &Tenant, p: &Person, n: usize, source_id: &str, at: i64) -> Event {
     internal(
         tenant,
         source_id,
@@ -649,7 +765,7 @@ fn household(tenant: &Tenant, p: &Person, source_id: &str, at: i64) -> Event {
         Payload::HouseholdMembership(pb::HouseholdMembership {
             household_id: p.household.clone(),
             citizen_id: p.citizen_id.clone(),
-            role: "membre".into(),
+            role: relation(n).into(),
             member: true,
         }),
     )
@@ -660,6 +776,75 @@ mod tests {
     use super::*;
     use crate::event::validate;
     use crate::identity::normalize_phone;
+
+    #[test]
+    fn office_hours_are_a_town_halls() {
+        use crate::courrier::{paris, paris_local_to_utc_us};
+        use chrono::{Datelike, NaiveDate, Timelike, Weekday};
+        let at = |d: u32, h: u32, m: u32| {
+            paris_local_to_utc_us(
+                NaiveDate::from_ymd_opt(2026, 12, d)
+                    .unwrap()
+                    .and_hms_opt(h, m, 0)
+                    .unwrap(),
+            )
+        };
+        // Thursday 03/12/2026: 10:00 stays; 00:30 and 03:45 fold into the day; Saturday and
+        // Sunday go to Monday.
+        assert_eq!(office_hours(at(3, 10, 0)), at(3, 10, 0));
+        assert_eq!(
+            paris(office_hours(at(3, 0, 30))).time().to_string(),
+            "09:30:00"
+        );
+        assert_eq!(
+            paris(office_hours(at(3, 3, 45))).time().to_string(),
+            "12:45:00"
+        );
+        assert_eq!(office_hours(at(5, 10, 0)), at(7, 10, 0));
+        assert_eq!(office_hours(at(6, 10, 0)), at(7, 10, 0));
+        for hour in 0..24 {
+            for day in 1..=31 {
+                let local = paris(office_hours(at(day.min(31), hour, 17)));
+                assert!(!matches!(local.weekday(), Weekday::Sat | Weekday::Sun));
+                let minute = local.hour() * 60 + local.minute();
+                assert!((8 * 60 + 30..17 * 60 + 30).contains(&minute), "{local}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_demo_town_hall_works_in_opening_hours() {
+        use crate::courrier::paris;
+        use chrono::{Datelike, Timelike, Weekday};
+        let cfg = DemoConfig {
+            people_per_tenant: 30,
+            ..Default::default()
+        };
+        let mut at_night = 0;
+        let mut counter = 0;
+        for e in events(&cfg, &Tenants::builtin()) {
+            let us = e.occurred_at.as_ref().and_then(ts::to_micros).unwrap();
+            let local = paris(us);
+            let minute = local.hour() * 60 + local.minute();
+            let open = !matches!(local.weekday(), Weekday::Sat | Weekday::Sun)
+                && (8 * 60 + 30..17 * 60 + 30).contains(&minute);
+            let at_the_town_hall = matches!(
+                Channel::try_from(e.channel).unwrap(),
+                Channel::Phone | Channel::Courrier | Channel::Desk | Channel::BackOffice
+            );
+            if at_the_town_hall {
+                counter += 1;
+                assert!(open || us == cfg.end_us, "{:?} at {local}", e.payload);
+            } else if !open {
+                at_night += 1;
+            }
+            if let Some(Payload::HouseholdMembership(h)) = &e.payload {
+                assert!(["parent", "conjoint", "enfant"].contains(&h.role.as_str()));
+            }
+        }
+        assert!(counter > 1000, "{counter}");
+        assert!(at_night > 0, "forms, e-mails and SMS come at any hour");
+    }
 
     #[test]
     fn demo_is_deterministic_and_valid() {

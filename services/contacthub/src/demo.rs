@@ -1,0 +1,291 @@
+//! The demo commune loaded by `serve --demo`: its population through the application layer
+//! (once), then its requests handled as agents would, on a clock the demo sets before each
+//! step (agents' steps within opening hours, [`demo::office_hours`]).
+
+use anyhow::Result;
+use contacthub_core::demo;
+use contacthub_proto::v1 as pb;
+use std::sync::Arc;
+
+/// Loads the demo population through the application layer, once (skipped when the log
+/// already holds events).
+pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
+    let ends = app.log.end_offsets().await?;
+    if ends.iter().any(|&e| e > 0) {
+        tracing::info!("the log already holds events: demo data not loaded again");
+        return Ok(());
+    }
+    let cfg = demo::DemoConfig {
+        seed,
+        people_per_tenant: people,
+        ..Default::default()
+    };
+    let mut batch = Vec::with_capacity(1000);
+    let mut total = 0usize;
+    for e in demo::events(&cfg, &app.tenants) {
+        batch.push(e);
+        if batch.len() == 1000 {
+            total += batch.len();
+            app.append_and_wait(&std::mem::take(&mut batch))
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
+        }
+    }
+    total += batch.len();
+    app.append_and_wait(&batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
+    // The demo's requests are handled when their contacts came, not when the demo loads:
+    // the same application layer, on a clock the demo sets before each step.
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut timed = app.clone();
+    timed.clock = {
+        let (clock, real) = (clock.clone(), app.clock.clone());
+        Arc::new(
+            move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => real(),
+                t => t.min(real()),
+            },
+        )
+    };
+    let requests = demo_requests(&timed, &clock, 20)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
+    tracing::info!(
+        events = total,
+        requests,
+        seed,
+        people_per_commune = people,
+        "demo data loaded"
+    );
+    Ok(())
+}
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// Requests of the demo, through the application layer like an agent's: opened from the
+/// latest written contact of the first citizens of each commune, in every state (see
+/// `demo_request_state`; the old ones overdue), and one collective request gathering three
+/// open ones of each commune.
+async fn demo_requests(
+    app: &contacthub_app::App,
+    clock: &std::sync::atomic::AtomicI64,
+    per_commune: usize,
+) -> contacthub_app::Result<usize> {
+    use contacthub_projector::TimelineQuery;
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut opened = 0;
+    let codes: Vec<(String, String)> = app
+        .tenants
+        .iter()
+        .map(|t| (t.code.clone(), t.prefix.clone()))
+        .collect();
+    for (tenant, prefix) in codes {
+        let mut references = Vec::new();
+        let mut first = String::new();
+        let mut k = 0;
+        for n in 1..=per_commune {
+            let citizen = format!("{prefix}-{n:06}");
+            let page = app.store.timeline(
+                &tenant,
+                &citizen,
+                &TimelineQuery {
+                    page_size: 50,
+                    ..Default::default()
+                },
+            )?;
+            // Letters are requests already (the mail room opens one for each).
+            let written = [pb::Channel::WebForm as i32, pb::Channel::Email as i32];
+            let Some(contact) = page.entries.iter().find(|e| {
+                written.contains(&e.channel) && e.direction == pb::Direction::Inbound as i32
+            }) else {
+                continue;
+            };
+            let service = pb::Category::try_from(contact.category)
+                .map(|c| demo::service_for(c).to_string())
+                .unwrap_or_default();
+            let at = contact
+                .occurred_at
+                .as_ref()
+                .and_then(contacthub_proto::ts::to_micros)
+                .unwrap_or(0);
+            clock.store(at + HOUR_US, SeqCst);
+            let r = app
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: tenant.clone(),
+                        subject: if contact.subject.is_empty() {
+                            contact.summary.clone()
+                        } else {
+                            contact.subject.clone()
+                        },
+                        category: contact.category,
+                        service: service.clone(),
+                        from_contact_event_id: contact.event_id.clone(),
+                        idempotency_key: format!("demo-request-{tenant}-{n}"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            opened += 1;
+            k += 1;
+            demo_request_state(
+                app,
+                clock,
+                at,
+                &tenant,
+                &r.reference,
+                &service,
+                k,
+                &mut first,
+            )
+            .await?;
+            if [0, 1, 2, 3, 9].contains(&(k % 10)) {
+                references.push(r.reference);
+            }
+        }
+        // The collective is gathered now.
+        clock.store(0, SeqCst);
+        if references.len() >= 3 {
+            let collective = app
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: tenant.clone(),
+                        subject: "Signalements groupés".into(),
+                        category: pb::Category::ServicesTechniques as i32,
+                        service: "services-techniques".into(),
+                        on_behalf_of: "services techniques".into(),
+                        idempotency_key: format!("demo-collective-{tenant}"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            app.group_requests(
+                None,
+                &pb::GroupRequestsRequest {
+                    tenant: tenant.clone(),
+                    collective: collective.reference,
+                    members: references[..3].to_vec(),
+                },
+            )
+            .await?;
+            opened += 1;
+        }
+    }
+    Ok(opened)
+}
+
+/// Moves a commune's `n`th demo request to one of ten states, by `n % 10`: received,
+/// assigned, in progress, waiting for the citizen, answered, closed answered, withdrawn,
+/// redirected, duplicate (of `first`, the commune's first request), reopened.
+#[allow(clippy::too_many_arguments)]
+async fn demo_request_state(
+    app: &contacthub_app::App,
+    clock: &std::sync::atomic::AtomicI64,
+    contact_at: i64,
+    tenant: &str,
+    reference: &str,
+    service: &str,
+    n: usize,
+    first: &mut String,
+) -> contacthub_app::Result<()> {
+    use pb::CloseReason as R;
+    let step = n % 10;
+    if first.is_empty() {
+        *first = reference.to_string();
+    }
+    let tenant = tenant.to_string();
+    let reference = reference.to_string();
+    // Days after the contact: assigned the next day, worked on, answered within 3 to 25 days
+    // (some late), closed the day after.
+    let day = |d: i64| {
+        clock.store(
+            demo::office_hours(contact_at + d * 24 * HOUR_US),
+            std::sync::atomic::Ordering::SeqCst,
+        )
+    };
+    let answered_after = 3 + (n as i64 * 7) % 23;
+    day(1);
+    if step != 0 {
+        app.assign_request(
+            None,
+            &pb::AssignRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                service: service.to_string(),
+                // Someone of the service: a pseudonymous agent on an open hub, one of the agents
+                // file's otherwise (none when the service has nobody there).
+                assignee_agent_id: if app.access.is_open() {
+                    format!("agent-{}", n % 7 + 1)
+                } else {
+                    let agents = app.access.agents_in(&tenant, service);
+                    agents
+                        .get(n % agents.len().max(1))
+                        .cloned()
+                        .unwrap_or_default()
+                },
+            },
+        )
+        .await?;
+    }
+    let status = match step {
+        2 => Some(pb::RequestStatus::InProgress),
+        3 => Some(pb::RequestStatus::WaitingCitizen),
+        _ => None,
+    };
+    if let Some(status) = status {
+        day(2);
+        app.set_request_status(
+            None,
+            &pb::SetRequestStatusRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                status: status as i32,
+            },
+        )
+        .await?;
+    }
+    if [4, 5, 9].contains(&step) {
+        day(answered_after);
+        app.record_answer(
+            None,
+            &pb::RecordAnswerRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                answer_channel: pb::Channel::Courrier as i32,
+                answer_ref: format!("{reference}-S{n:04}"),
+            },
+        )
+        .await?;
+    }
+    let close = match step {
+        5 | 9 => Some((R::Answered, "", "")),
+        6 => Some((R::Withdrawn, "", "")),
+        7 => Some((R::Redirected, "Métropole de Lyon", "")),
+        8 if *first != reference => Some((R::Duplicate, "", first.as_str())),
+        _ => None,
+    };
+    if let Some((reason, redirected_to, duplicate_of)) = close {
+        day(answered_after + 1);
+        app.close_request(
+            None,
+            &pb::CloseRequestRequest {
+                tenant: tenant.clone(),
+                reference: reference.clone(),
+                reason: reason as i32,
+                redirected_to: redirected_to.into(),
+                duplicate_of: duplicate_of.into(),
+                note: String::new(),
+            },
+        )
+        .await?;
+    }
+    if step == 9 {
+        day(answered_after + 3);
+        app.reopen_request(None, &pb::ReopenRequestRequest { tenant, reference })
+            .await?;
+    }
+    Ok(())
+}

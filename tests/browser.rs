@@ -671,6 +671,89 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
     let requests = hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].service, "etat-civil");
+
+    // The answer: a validated answer fills the editor; the agent adds a salutation of her
+    // own; the preview shows the letter as printed, with one salutation and the service's
+    // signatory; a channel she does not prefer needs a reason, said in French.
+    hub.hub
+        .publish_answer(
+            None,
+            GIVORS,
+            &contacthub_app::catalogue::Draft {
+                title: "Carte d'identité : délais".into(),
+                service: "etat-civil".into(),
+                text: "Comptez quatre semaines après le rendez-vous en mairie.".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    c.refresh().await.unwrap();
+    until_text(&c, "the compose form", |t| t.contains("Rédiger et envoyer")).await;
+    choose(&c, "#send_catalogue", "carte-d-identite-delais").await;
+    c.execute(
+        "document.getElementById('send_catalogue').dispatchEvent(new Event('change')); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        value(&c, "#send_text").await,
+        "Comptez quatre semaines après le rendez-vous en mairie."
+    );
+    fill(
+        &c,
+        "#send_text",
+        "Madame, Monsieur,\nComptez quatre semaines après le rendez-vous en mairie.",
+    )
+    .await;
+    choose(&c, "#send_channel", "sms").await;
+    click(&c, "button[name=apercu]").await;
+    let refused = until_text(&c, "the reason asked", |t| {
+        t.contains("Réponse non envoyée")
+    })
+    .await;
+    assert!(
+        refused.contains(
+            "l'usager préfère le canal « courriel » : indiquez pourquoi vous répondez par « SMS »"
+        ),
+        "{refused}"
+    );
+    assert!(!refused.contains("channel_reason"), "{refused}");
+    assert!(
+        value(&c, "#send_text").await.contains("quatre semaines"),
+        "the text is kept"
+    );
+    choose(&c, "#send_channel", "courrier").await;
+    fill(&c, "#send_reason", "l'usagère le demande").await;
+    click(&c, "button[name=apercu]").await;
+    until_text(&c, "the preview", |t| t.contains("Aperçu : courrier")).await;
+    let preview = c
+        .execute(
+            "return document.getElementById('apercu').innerText;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Once as the salutation, once in the closing formula: the one typed is dropped.
+    assert_eq!(preview.matches("Madame, Monsieur,").count(), 2, "{preview}");
+    for line in [
+        "8 rue Jean Jaurès",
+        "Claire Martin, responsable de l'état civil",
+        "État civil, mairie de Givors",
+        "Nous vous prions d'agréer",
+    ] {
+        assert!(preview.contains(line), "{line} in {preview}");
+    }
+    review(&c, "apercu-reponse", &axe).await;
+    click(&c, "form[action$='/envoi'] button:not([name])").await;
+    until_text(&c, "the answer sent", |t| {
+        t.contains("Réponse mise à l'envoi")
+    })
+    .await;
     c.close().await.unwrap();
     hub.stop().await;
 }

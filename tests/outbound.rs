@@ -195,12 +195,17 @@ async fn answers_go_out_on_the_preferred_channel_with_their_proof(backend: Backe
     by_sms.channel = pb::Channel::Sms as i32;
     let refused = out.send_answer(by_sms.clone()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(refused.message().contains("channel_reason"), "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("indiquez pourquoi vous répondez par « SMS »"),
+        "{refused:?}"
+    );
     let mut empty = compose(&reference, " ");
     empty.channel = pb::Channel::Email as i32;
     let refused = out.send_answer(empty).await.unwrap_err();
     assert!(
-        refused.message().contains("text is required"),
+        refused.message().contains("écrivez le texte de la réponse"),
         "{refused:?}"
     );
     let mut elsewhere = compose(&reference, &text);

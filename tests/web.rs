@@ -630,7 +630,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         page.contains("Réponse mise à l&#39;envoi :") && page.contains("en attente d&#39;envoi"),
         "{page}"
     );
-    let (status, _) = desk
+    let (status, page) = desk
         .post(
             &format!("/demandes/69091/{}/envoi", request.reference),
             &[("csrf", token.as_str()), ("text", "")],
@@ -638,8 +638,12 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         .await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "no text, no catalogue answer"
+    );
+    assert!(
+        page.contains("Réponse non envoyée : l&#39;usager n&#39;a consenti à aucun canal écrit"),
+        "{page}"
     );
     let (status, _) = desk
         .post(

@@ -50,13 +50,13 @@ impl App {
         let request = self.request_for_work(agent, &r.tenant, &r.reference)?;
         if request.status == RequestStatus::Closed as i32 {
             return Err(Error::Invalid(format!(
-                "request {} is closed: reopen it to answer again",
+                "la demande {} est clôturée : rouvrez-la pour répondre de nouveau",
                 request.reference
             )));
         }
         let Some(requester) = request.requesters.first() else {
             return Err(Error::Invalid(format!(
-                "request {} has no requester to answer",
+                "la demande {} n'a pas de demandeur à qui répondre",
                 request.reference
             )));
         };
@@ -71,12 +71,12 @@ impl App {
             (0, Some(p)) => p as i32,
             (0, None) => {
                 return Err(Error::Invalid(
-                    "the citizen chose no written channel with consent: choose one (e-mail, SMS, courrier or portal)".into(),
+                    "l'usager n'a consenti à aucun canal écrit : choisissez le courriel, le SMS, le courrier ou le portail".into(),
                 ))
             }
             (c, _) if !written(c) => {
                 return Err(Error::Invalid(
-                    "channel is a written one: e-mail, SMS, courrier or portal (web form)".into(),
+                    "la réponse part par écrit : courriel, SMS, courrier ou portail".into(),
                 ))
             }
             (c, _) => c,
@@ -84,14 +84,14 @@ impl App {
         let reason = r.channel_reason.trim();
         if preferred.is_some_and(|p| p as i32 != channel) && reason.is_empty() {
             return Err(Error::Invalid(format!(
-                "the citizen prefers {}: say why you answer by {} (channel_reason)",
+                "l'usager préfère le canal « {} » : indiquez pourquoi vous répondez par « {} »",
                 channel_fr(preferred.map_or(0, |p| p as i32)),
                 channel_fr(channel)
             )));
         }
         if reason.chars().count() > limits::LABEL_CHARS {
             return Err(Error::Invalid(format!(
-                "channel_reason is longer than {} characters",
+                "le motif du canal dépasse {} caractères",
                 limits::LABEL_CHARS
             )));
         }
@@ -104,7 +104,7 @@ impl App {
                 .filter(|c| !c.withdrawn)
                 .ok_or_else(|| {
                     Error::NotFound(format!(
-                        "no catalogue answer {} in this commune (or withdrawn)",
+                        "aucune réponse validée {} dans cette commune (ou elle a été retirée)",
                         quote(catalogue)
                     ))
                 })?;
@@ -114,12 +114,12 @@ impl App {
         }
         if text.is_empty() {
             return Err(Error::Invalid(
-                "text is required (or a catalogue answer to start from)".into(),
+                "écrivez le texte de la réponse (ou partez d'une réponse validée)".into(),
             ));
         }
         if text.chars().count() > limits::TEXT_CHARS {
             return Err(Error::Invalid(format!(
-                "text is {} characters; the limit is {}",
+                "le texte fait {} caractères ; la limite est {}",
                 text.chars().count(),
                 limits::TEXT_CHARS
             )));
@@ -130,7 +130,7 @@ impl App {
         };
         if subject.chars().count() > limits::LABEL_CHARS {
             return Err(Error::Invalid(format!(
-                "subject is longer than {} characters",
+                "l'objet dépasse {} caractères",
                 limits::LABEL_CHARS
             )));
         }
@@ -160,7 +160,7 @@ impl App {
         let mut segments = 0;
         let missing = |what: &str| {
             Error::Invalid(format!(
-                "the citizen's record has no {what}: add it to their record or choose another channel"
+                "la fiche de l'usager n'a pas {what} : complétez sa fiche ou choisissez un autre canal"
             ))
         };
         match Channel::try_from(channel).unwrap_or(Channel::Unspecified) {
@@ -169,23 +169,23 @@ impl App {
                     .emails
                     .first()
                     .cloned()
-                    .ok_or_else(|| missing("e-mail address"))?;
+                    .ok_or_else(|| missing("d'adresse de courriel"))?;
             }
             Channel::Sms => {
                 party.phone = identity
                     .phones
                     .iter()
                     .find_map(|p| normalize_phone(p))
-                    .ok_or_else(|| missing("phone number"))?;
+                    .ok_or_else(|| missing("de numéro de téléphone"))?;
                 segments = sms_segments(&text);
                 if segments > MAX_SMS_SEGMENTS {
                     return Err(Error::Invalid(format!(
-                        "the text takes {segments} SMS; the limit is {MAX_SMS_SEGMENTS}: shorten it or answer by e-mail or courrier"
+                        "le texte tient en {segments} SMS ; la limite est {MAX_SMS_SEGMENTS} : raccourcissez-le ou répondez par courriel ou courrier"
                     )));
                 }
             }
             Channel::Courrier if party.address.is_none() => {
-                return Err(missing("postal address"));
+                return Err(missing("d'adresse postale"));
             }
             _ => {}
         }

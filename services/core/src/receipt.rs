@@ -193,6 +193,78 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
     render(&lines, &tenant.logo)
 }
 
+/// Whether a paragraph is a salutation (« Madame, Monsieur, », « Bonjour ») or a closing
+/// formula (« Cordialement », « Veuillez agréer… »): the letter writes its own.
+fn formula(paragraph: &str) -> Option<bool> {
+    let p = crate::identity::fold_name(paragraph);
+    let p = p.trim();
+    let salutation = [
+        "madame monsieur",
+        "madame",
+        "monsieur",
+        "bonjour",
+        "madame monsieur bonjour",
+        "chere madame",
+        "cher monsieur",
+    ];
+    if salutation.contains(&p) {
+        return Some(true);
+    }
+    let closing = [
+        "cordialement",
+        "bien cordialement",
+        "veuillez agreer",
+        "nous vous prions d agreer",
+        "je vous prie d agreer",
+        "recevez madame monsieur",
+    ];
+    closing
+        .iter()
+        .any(|c| p == *c || (p.starts_with(c) && p.len() < 200))
+        .then_some(false)
+}
+
+/// The paragraphs of an answer letter under its subject: the salutation, the agent's text
+/// (without a salutation or closing typed into it: the template owns them), the closing
+/// formula and the signature — the service's signatory by name and title when the communes
+/// file names one, else the service by name. The same words the preview shows.
+pub fn letter_body(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<String> {
+    let mut paragraphs: Vec<String> = answer
+        .text
+        .split('\n')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    while paragraphs.first().is_some_and(|p| formula(p) == Some(true)) {
+        paragraphs.remove(0);
+    }
+    while paragraphs.last().is_some_and(|p| formula(p) == Some(false)) {
+        paragraphs.pop();
+    }
+    let mut out = vec!["Madame, Monsieur,".to_string()];
+    out.extend(paragraphs);
+    out.push(
+        "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations \
+         distinguées."
+            .into(),
+    );
+    let directory = tenant.service(service);
+    match directory.filter(|s| !s.signatory.is_empty()) {
+        Some(s) => {
+            out.push(s.signatory.clone());
+            out.push(format!("{}, mairie de {}", s.name, tenant.name));
+        }
+        None if service.is_empty() => out.push(format!("La mairie de {}", tenant.name)),
+        None => out.push(format!(
+            "{}, mairie de {}",
+            tenant.service_name(service),
+            tenant.name
+        )),
+    }
+    out
+}
+
 /// The answer letter of `answer` from `tenant`, for the request's `service`: letterhead, the
 /// recipient in the envelope's window, the date it was written, its reference and subject,
 /// the text in paragraphs, on as many pages as it takes.
@@ -258,25 +330,9 @@ pub fn answer_letter_pdf(answer: &Answer, tenant: &Tenant, service: &str) -> Vec
     if !answer.subject.is_empty() {
         body(true, &format!("Objet : {}", answer.subject));
     }
-    body(false, "Madame, Monsieur,");
-    for paragraph in answer.text.split('\n').filter(|p| !p.trim().is_empty()) {
-        body(false, paragraph);
+    for paragraph in letter_body(answer, tenant, service) {
+        body(false, &paragraph);
     }
-    body(
-        false,
-        "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations \
-         distinguées.",
-    );
-    let signed = if service.is_empty() {
-        format!("La mairie de {}", tenant.name)
-    } else {
-        format!(
-            "{}, mairie de {}",
-            tenant.service_name(service),
-            tenant.name
-        )
-    };
-    body(false, &signed);
     render(&lines, &tenant.logo)
 }
 
@@ -356,6 +412,38 @@ mod tests {
             "an embedded TrueType font"
         );
         assert!(pdf.len() < 120_000, "{} bytes", pdf.len());
+    }
+
+    #[test]
+    fn the_letter_owns_its_salutation_closing_and_signature() {
+        let t = Tenants::builtin();
+        let givors = t.get("69091").unwrap();
+        let answer = Answer {
+            text: "Madame, Monsieur,\nVotre acte est prêt.\nCordialement,".into(),
+            ..Default::default()
+        };
+        let body = letter_body(&answer, givors, "etat-civil");
+        assert_eq!(
+            body,
+            [
+                "Madame, Monsieur,",
+                "Votre acte est prêt.",
+                "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations distinguées.",
+                "Claire Martin, responsable de l'état civil",
+                "État civil, mairie de Givors",
+            ]
+        );
+        let voirie = letter_body(&answer, givors, "voirie");
+        assert_eq!(voirie.last().unwrap(), "Voirie, mairie de Givors");
+        // A sentence that merely starts like a formula stays.
+        let kept = Answer {
+            text: "Bonjour à vous aussi : voici la réponse.".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            letter_body(&kept, givors, "")[1],
+            "Bonjour à vous aussi : voici la réponse."
+        );
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Service {
     pub address: Vec<String>,
     pub phone: String,
     pub email: String,
+    /// Who signs its answer letters, by name and title (« Claire Martin, responsable de
+    /// l'état civil »); empty: the service by name.
+    pub signatory: String,
 }
 
 /// What an agent of no confidential service sees of a confidential matter.
@@ -155,6 +158,7 @@ struct ServiceEntry {
     address: Option<Vec<String>>,
     phone: Option<String>,
     email: Option<String>,
+    signatory: Option<String>,
 }
 
 /// A category as the communes file names it (`etat_civil`, `etat-civil`), as an enum value.
@@ -180,6 +184,7 @@ fn directory(commune: &str, shared: &[ServiceEntry], own: &[ServiceEntry]) -> Re
                 m.address = o.address.or(m.address.take());
                 m.phone = o.phone.or(m.phone.take());
                 m.email = o.email.or(m.email.take());
+                m.signatory = o.signatory.or(m.signatory.take());
             }
             None => merged.push(o.clone()),
         }
@@ -220,6 +225,16 @@ fn directory(commune: &str, shared: &[ServiceEntry], own: &[ServiceEntry]) -> Re
                 ))
             })?);
         }
+        if m.signatory
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > crate::limits::LABEL_CHARS)
+        {
+            return Err(Error::Config(format!(
+                "commune {commune}: service {}: signatory is longer than {} characters",
+                m.code,
+                crate::limits::LABEL_CHARS
+            )));
+        }
         let phone = m.phone.unwrap_or_default();
         if !phone.is_empty() && normalize_phone(&phone).is_none() {
             return Err(Error::Config(format!(
@@ -235,6 +250,7 @@ fn directory(commune: &str, shared: &[ServiceEntry], own: &[ServiceEntry]) -> Re
             address: m.address.unwrap_or_default(),
             phone,
             email: m.email.unwrap_or_default(),
+            signatory: m.signatory.unwrap_or_default().trim().to_string(),
         });
     }
     Ok(out)

@@ -6,6 +6,7 @@ use crate::session::Caller;
 use crate::view::{self, url_encode, RequestRow};
 use crate::{render, State};
 use axum::extract::{Path, Query, State as Axum};
+use axum::response::IntoResponse;
 use axum::Form;
 use contacthub_core::pb;
 use contacthub_core::render::channel_fr;
@@ -221,6 +222,26 @@ pub async fn request(
     Path((tenant, reference)): Path<(String, String)>,
     Query(n): Query<Notice>,
 ) -> Page {
+    request_page(
+        &desk,
+        &caller,
+        &tenant,
+        &reference,
+        &n.avis,
+        view::Compose::default(),
+    )
+}
+
+/// A request's page, with the answer being written as the agent left it.
+fn request_page(
+    desk: &State,
+    caller: &Caller,
+    tenant: &str,
+    reference: &str,
+    avis: &str,
+    compose: view::Compose,
+) -> Page {
+    let (desk, tenant, reference) = (desk.clone(), tenant.to_string(), reference.to_string());
     let agent = caller.for_tenant(&desk, &tenant)?;
     let r = desk.app.get_request(&agent, &tenant, &reference)?;
     let now = now(&desk);
@@ -245,12 +266,19 @@ pub async fn request(
         });
     }
     let answered = r.answered_at.is_some();
-    Ok(render(&view::RequestPage {
+    // A refused answer is the page again, with what stops it: 422.
+    let status = if compose.error.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, render(&view::RequestPage {
+        compose,
         colleagues: agent
             .as_ref()
             .map(|a| desk.app.access.colleagues(a, &tenant))
             .unwrap_or_default(),
-        chrome: chrome(&caller, &desk, "demandes"),
+        chrome: chrome(caller, &desk, "demandes"),
         tenant: tenant.clone(),
         r: RequestRow::of(&r, now).named(desk.app.tenants.get(&tenant), &r.service),
         requesters,
@@ -288,7 +316,7 @@ pub async fn request(
                 },
             })
             .collect(),
-        notice: match n.avis.as_str() {
+        notice: match avis {
             "ouverte" => "Demande ouverte.".into(),
             "attribuee" => "Demande attribuée.".into(),
             "repondue" => "Réponse enregistrée.".into(),
@@ -304,7 +332,7 @@ pub async fn request(
             .app
             .catalogue(&tenant, "", false)?
             .into_iter()
-            .map(|a| (a.answer_id, a.title))
+            .map(|a| (a.answer_id, a.title, a.text))
             .collect(),
         // Of a need-to-know matter of another service, nothing of its answers.
         sent: if r.withheld_service.is_empty() {
@@ -319,6 +347,7 @@ pub async fn request(
         send_key: crate::session::random_hex(),
         preferred,
     }))
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -342,6 +371,9 @@ pub struct SendForm {
     /// Given by the page: a second click sends one answer.
     #[serde(default)]
     key: String,
+    /// Present when « Prévisualiser » was pressed.
+    #[serde(default)]
+    apercu: Option<String>,
 }
 
 /// The written channel an answer form names (`courriel`, `sms`, `courrier`, `portail`).
@@ -355,7 +387,9 @@ fn written_channel(name: &str) -> Option<pb::Channel> {
     }
 }
 
-/// Composes a written answer and puts it in the outbox.
+/// Composes a written answer: previews it (« Prévisualiser ») or puts it in the outbox. What
+/// stops it (no consent, a missing address, a text too long for an SMS…) is said on the page,
+/// in French, with everything typed kept.
 pub async fn send_answer(
     Axum(desk): Axum<State>,
     caller: Caller,
@@ -366,27 +400,85 @@ pub async fn send_answer(
     let agent = caller.for_tenant(&desk, &tenant)?;
     // Empty: the citizen's preferred channel.
     let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Unspecified);
-    desk.app
-        .send_answer(
-            agent,
-            &pb::ComposeAnswerRequest {
-                tenant: tenant.clone(),
-                reference: reference.clone(),
-                channel: channel as i32,
-                channel_reason: f.reason,
-                subject: f.subject,
-                text: f.text,
-                catalogue_answer_id: f.catalogue,
-                attach_letter: f.letter.is_some(),
-                idempotency_key: f.key,
+    let asked = pb::ComposeAnswerRequest {
+        tenant: tenant.clone(),
+        reference: reference.clone(),
+        channel: channel as i32,
+        channel_reason: f.reason.clone(),
+        subject: f.subject.clone(),
+        text: f.text.clone(),
+        catalogue_answer_id: f.catalogue.clone(),
+        attach_letter: f.letter.is_some(),
+        idempotency_key: f.key.clone(),
+    };
+    let mut compose = view::Compose {
+        channel: f.channel.clone(),
+        reason: f.reason.clone(),
+        subject: f.subject.clone(),
+        text: f.text.clone(),
+        catalogue: f.catalogue.clone(),
+        letter: f.letter.is_some(),
+        ..Default::default()
+    };
+    let refused = |e: contacthub_app::Error| match e {
+        contacthub_app::Error::Invalid(m) => Ok(m),
+        e => Err(crate::Failure::from(e)),
+    };
+    if f.apercu.is_some() {
+        match desk.app.preview_answer(&agent, &asked) {
+            Ok(p) => {
+                let service = desk
+                    .app
+                    .get_request(&agent, &tenant, &reference)
+                    .map(|r| r.service)
+                    .unwrap_or_default();
+                compose.preview = Some(preview_of(&desk, &tenant, &service, p));
+            }
+            Err(e) => compose.error = refused(e)?,
+        }
+        return request_page(&desk, &caller, &tenant, &reference, "", compose);
+    }
+    match desk.app.send_answer(agent, &asked).await {
+        Ok(_) => Ok(see_other(&format!(
+            "/demandes/{}/{}?avis=envoyee",
+            url_encode(&tenant),
+            url_encode(&reference)
+        ))),
+        Err(e) => {
+            compose.error = refused(e)?;
+            request_page(&desk, &caller, &tenant, &reference, "", compose)
+        }
+    }
+}
+
+/// What the agent reads before sending: the letter's paragraphs as printed (salutation,
+/// text, closing, signature: [`contacthub_core::receipt::letter_body`]), or the e-mail's or
+/// SMS's text as sent.
+fn preview_of(desk: &State, tenant: &str, service: &str, p: pb::AnswerPreview) -> view::Preview {
+    let letter = !p.letter_pdf.is_empty();
+    let paragraphs = match (letter, desk.app.tenants.get(tenant)) {
+        (true, Some(commune)) => contacthub_core::receipt::letter_body(
+            &pb::Answer {
+                text: p.text.clone(),
+                ..Default::default()
             },
-        )
-        .await?;
-    Ok(see_other(&format!(
-        "/demandes/{}/{}?avis=envoyee",
-        url_encode(&tenant),
-        url_encode(&reference)
-    )))
+            commune,
+            service,
+        ),
+        _ => p.text.lines().map(str::to_string).collect(),
+    };
+    view::Preview {
+        channel: channel_fr(p.channel),
+        recipient: match pb::Channel::try_from(p.channel) {
+            Ok(pb::Channel::Sms) => contacthub_core::identity::display_phone(&p.recipient),
+            _ => p.recipient,
+        },
+        postal_lines: p.postal_lines,
+        subject: p.subject,
+        paragraphs,
+        sms_segments: p.sms_segments,
+        letter,
+    }
 }
 
 #[derive(Deserialize)]

@@ -381,8 +381,8 @@ pub struct RequestPage {
     pub answered: bool,
     pub history: Vec<Step>,
     pub notice: String,
-    /// Validated answers to link into the written answer (id, title).
-    pub catalogue: Vec<(String, String)>,
+    /// Validated answers to start from (id, title, text).
+    pub catalogue: Vec<(String, String, String)>,
     /// Written answers composed here, oldest first.
     pub sent: Vec<SentAnswer>,
     /// Idempotency key of the compose form: a second click sends one answer.
@@ -391,6 +391,37 @@ pub struct RequestPage {
     pub preferred: String,
     /// Whom the request can be given to (the caller's colleagues), by id.
     pub colleagues: Vec<String>,
+    /// The answer being written: what was typed, what is wrong with it, its preview.
+    pub compose: Compose,
+}
+
+/// The compose form as the agent left it.
+#[derive(Debug, Clone, Default)]
+pub struct Compose {
+    pub channel: String,
+    pub reason: String,
+    pub subject: String,
+    pub text: String,
+    pub catalogue: String,
+    pub letter: bool,
+    /// Why it cannot go, in French.
+    pub error: String,
+    pub preview: Option<Preview>,
+}
+
+/// An answer exactly as it would leave.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// « courriel », « SMS », « courrier »…
+    pub channel: &'static str,
+    pub recipient: String,
+    pub postal_lines: Vec<String>,
+    pub subject: String,
+    /// The e-mail's or SMS's text, or the letter's paragraphs (salutation to signature).
+    pub paragraphs: Vec<String>,
+    pub sms_segments: u32,
+    /// A letter is printed (or attached to the e-mail).
+    pub letter: bool,
 }
 
 /// A written answer as the request page lists it.

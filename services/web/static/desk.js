@@ -21,6 +21,20 @@
     };
     q.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 200); });
   }
+  // Choosing a validated answer puts its text into the editor (an agent's own text is kept
+  // unless they agree to replace it).
+  var pick = document.querySelector("select[data-fills]");
+  if (pick) {
+    var editor = document.getElementById(pick.dataset.fills);
+    pick.addEventListener("change", function () {
+      var chosen = pick.options[pick.selectedIndex];
+      var text = chosen ? chosen.getAttribute("data-text") : "";
+      if (!text || !editor) { return; }
+      if (editor.value.trim() && editor.value !== text &&
+          !window.confirm("Remplacer le texte déjà écrit par celui de la réponse validée ?")) { return; }
+      editor.value = text;
+    });
+  }
   var timeline = document.getElementById("timeline");
   if (timeline && timeline.dataset.flux && window.EventSource) {
     var announce = document.getElementById("annonce");

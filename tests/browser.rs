@@ -754,6 +754,25 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         t.contains("Réponse mise à l'envoi")
     })
     .await;
+
+    // The mail room prints it from the desk and marks it posted, closing the request in the
+    // same step.
+    c.goto(&format!("{}/impression", hub.web)).await.unwrap();
+    let queue = until_text(&c, "the print queue", |t| t.contains("Lettres à imprimer")).await;
+    assert!(
+        queue.contains("Jeanne Lefebvre") || queue.contains("LEFEBVRE"),
+        "{queue}"
+    );
+    review(&c, "impression", &axe).await;
+    click(&c, "input[name=cloturer]").await;
+    click(&c, "button[formaction$='/imprimees']").await;
+    until_text(&c, "marked printed", |t| {
+        t.contains("demandes clôturées : 1.")
+    })
+    .await;
+    let r = &hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap()[0];
+    assert_eq!(r.status, pb::RequestStatus::Closed as i32);
+    assert_eq!(r.answer_channel, pb::Channel::Courrier as i32);
     c.close().await.unwrap();
     hub.stop().await;
 }

@@ -1129,3 +1129,145 @@ async fn the_demo_gives_the_agents_work() {
     );
     hub.stop().await;
 }
+
+/// The print queue on the desk: two letters printed as one PDF (each with its salutation and
+/// its recipient), marked posted; an agent of another service sees none of them and cannot
+/// mark them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mail_room_prints_the_answer_letters() {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='courrier-1'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n",
+        token_hash("courrier"),
+        token_hash("voirie")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let mut references = Vec::new();
+    for (name, street) in [("Paul Lenoir", "rue Pasteur"), ("Rose Blanc", "rue Zola")] {
+        let (first, last) = name.split_once(' ').unwrap();
+        let c = hub
+            .hub
+            .create_citizen(
+                None,
+                &pb::CreateCitizenRequest {
+                    tenant: GIVORS.into(),
+                    identity: Some(pb::Identity {
+                        usage_name: last.into(),
+                        first_names: first.into(),
+                        addresses: vec![pb::Address {
+                            number: "3".into(),
+                            street: street.into(),
+                            postcode: "69700".into(),
+                            city: "Givors".into(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let r = hub
+            .hub
+            .open_request(
+                None,
+                &pb::OpenRequestRequest {
+                    tenant: GIVORS.into(),
+                    subject: "Acte de naissance".into(),
+                    category: pb::Category::EtatCivil as i32,
+                    service: "etat-civil".into(),
+                    citizen_id: c.citizen_id,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        hub.hub
+            .send_answer(
+                None,
+                &pb::ComposeAnswerRequest {
+                    tenant: GIVORS.into(),
+                    reference: r.reference.clone(),
+                    channel: pb::Channel::Courrier as i32,
+                    text: "Votre acte vous est envoyé.".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        references.push(r.reference);
+    }
+    let (_, voirie, _) = Desk::sign_in(&hub.web, "voirie").await;
+    let voirie = voirie.unwrap();
+    let (_, page) = voirie.get("/impression").await;
+    assert!(page.contains("Aucune lettre en attente"), "{page}");
+    let ids: Vec<String> = hub
+        .hub
+        .print_queue(&None, GIVORS)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.answer.unwrap().answer_event_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let form = |token: &str, close: bool| {
+        let mut body = format!("csrf={token}");
+        for id in &ids {
+            body.push_str(&format!("&lettre={id}"));
+        }
+        if close {
+            body.push_str("&cloturer=1");
+        }
+        body
+    };
+    let post = |desk: &Desk, path: &str, body: String| {
+        let r = client()
+            .post(format!("{}{path}", hub.web))
+            .header("cookie", &desk.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let token = csrf(&page);
+    let (status, _) = post(&voirie, "/impression/69091/imprimees", form(&token, true)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no letter of theirs");
+    assert_eq!(hub.hub.print_queue(&None, GIVORS).unwrap().len(), 2);
+
+    let (_, desk, _) = Desk::sign_in(&hub.web, "courrier").await;
+    let desk = desk.unwrap();
+    let (_, page) = desk.get("/impression").await;
+    assert!(
+        page.contains("Paul LENOIR") || page.contains("Paul Lenoir"),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let (status, pdf) = post(&desk, "/impression/69091/lettres.pdf", form(&token, false)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pdf.starts_with(b"%PDF-"));
+    if let Some(text) = pdf_text(&pdf) {
+        assert_eq!(
+            text.matches("Votre acte vous est envoyé.").count(),
+            2,
+            "{text}"
+        );
+        assert!(
+            text.contains("rue Pasteur") && text.contains("rue Zola"),
+            "{text}"
+        );
+    }
+    let (status, _) = post(&desk, "/impression/69091/imprimees", form(&token, true)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(hub.hub.print_queue(&None, GIVORS).unwrap().is_empty());
+    for r in &references {
+        let r = hub.hub.get_request(&None, GIVORS, r).unwrap();
+        assert_eq!(r.status, pb::RequestStatus::Closed as i32);
+    }
+    let (_, page) = desk.get("/impression?avis=closes-2").await;
+    assert!(page.contains("demandes clôturées : 2."), "{page}");
+    hub.stop().await;
+}

@@ -346,6 +346,37 @@ impl App {
         Ok(out)
     }
 
+    /// The letters of the print queue named by `answer_ids` (all of them when empty), in one
+    /// PDF to print at once, with the answers it holds. Only letters of requests `agent` sees.
+    pub fn print_batch(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        answer_ids: &[String],
+    ) -> Result<(Vec<u8>, Vec<pb::Answer>)> {
+        let commune = self.tenant(tenant)?.clone();
+        let mut chosen = Vec::new();
+        for a in self.store.print_queue(tenant)? {
+            let listed = answer_ids.is_empty() || answer_ids.contains(&a.answer_event_id);
+            if !listed {
+                continue;
+            }
+            let Ok(request) = self.request_for_work(agent, tenant, &a.request_reference) else {
+                continue;
+            };
+            chosen.push((a, request.service));
+        }
+        if chosen.is_empty() {
+            return Err(Error::Invalid(
+                "no letter of the print queue is chosen".into(),
+            ));
+        }
+        let letters: Vec<(&pb::Answer, &str)> =
+            chosen.iter().map(|(a, s)| (a, s.as_str())).collect();
+        let pdf = contacthub_core::receipt::answer_letters_pdf(&letters, &commune);
+        Ok((pdf, chosen.into_iter().map(|(a, _)| a).collect()))
+    }
+
     /// A letter of the print queue was printed and posted: the request's written answer, with
     /// the printed PDF's hash (as the queue listed it) as its proof.
     pub async fn mark_printed(

@@ -190,7 +190,7 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
         false,
         "Merci de rappeler le numéro d'enregistrement dans toute correspondance.".into(),
     );
-    render(&lines, &tenant.logo)
+    render(&lines, &tenant.logo, &[0])
 }
 
 /// Whether a paragraph is a salutation (« Madame, Monsieur, », « Bonjour ») or a closing
@@ -269,6 +269,31 @@ pub fn letter_body(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<Strin
 /// recipient in the envelope's window, the date it was written, its reference and subject,
 /// the text in paragraphs, on as many pages as it takes.
 pub fn answer_letter_pdf(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<u8> {
+    render(&letter_lines(answer, tenant, service), &tenant.logo, &[0])
+}
+
+/// Several answer letters of `tenant` in one document to print at once, each on its own
+/// pages with the letterhead and logo: (answer, the request's service).
+pub fn answer_letters_pdf(letters: &[(&Answer, &str)], tenant: &Tenant) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut firsts = Vec::new();
+    for (answer, service) in letters {
+        let offset = all.iter().map(|l: &Line| l.page + 1).max().unwrap_or(0);
+        firsts.push(offset);
+        all.extend(
+            letter_lines(answer, tenant, service)
+                .into_iter()
+                .map(|l| Line {
+                    page: l.page + offset,
+                    ..l
+                }),
+        );
+    }
+    render(&all, &tenant.logo, &firsts)
+}
+
+/// Where each line of an answer letter goes.
+fn letter_lines(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<Line> {
     let written = answer
         .composed_at
         .as_ref()
@@ -333,12 +358,12 @@ pub fn answer_letter_pdf(answer: &Answer, tenant: &Tenant, service: &str) -> Vec
     for paragraph in letter_body(answer, tenant, service) {
         body(false, &paragraph);
     }
-    render(&lines, &tenant.logo)
+    lines
 }
 
 /// Prints `lines`, and on the first page the commune's `logo` (if any) in the top right
 /// corner, at most 40 × 25 mm, clear of the envelope's window.
-fn render(lines: &[Line], logo: &[u8]) -> Vec<u8> {
+fn render(lines: &[Line], logo: &[u8], logo_pages: &[usize]) -> Vec<u8> {
     let (regular, bold) = fonts();
     let mut document = Document::new();
     let pages = lines.iter().map(|l| l.page + 1).max().unwrap_or(1);
@@ -346,7 +371,7 @@ fn render(lines: &[Line], logo: &[u8]) -> Vec<u8> {
         let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid page size");
         let mut page = document.start_page_with(settings);
         let mut surface = page.surface();
-        if let (0, Ok(image)) = (n, logo_image(logo)) {
+        if let (true, Ok(image)) = (logo_pages.contains(&n), logo_image(logo)) {
             let (w, h) = image.size();
             let scale = (40.0 * MM / w.max(1) as f32).min(25.0 * MM / h.max(1) as f32);
             let (w, h) = (w as f32 * scale, h as f32 * scale);

@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod mailroom;
 pub mod pages;
+pub mod printing;
 pub mod record;
 pub mod records;
 pub mod requests;
@@ -281,6 +282,9 @@ pub fn router(state: State) -> Router {
             post(requests::close),
         )
         .route("/courrier", get(mailroom::letters))
+        .route("/impression", get(printing::queue))
+        .route("/impression/{tenant}/lettres.pdf", post(printing::pdf))
+        .route("/impression/{tenant}/imprimees", post(printing::printed))
         .route(
             "/courrier/{tenant}",
             post(mailroom::register).layer(axum::extract::DefaultBodyLimit::max(

@@ -700,3 +700,25 @@ pub struct RecordPage {
     pub consent_given: String,
     pub error: String,
 }
+
+/// An answer letter waiting in the print queue.
+#[derive(Debug, Clone)]
+pub struct Printable {
+    pub id: String,
+    pub request_url: String,
+    pub reference: String,
+    pub recipient: String,
+    pub address: String,
+    pub subject: String,
+    pub written: String,
+}
+
+#[derive(Template)]
+#[template(path = "print.html")]
+pub struct PrintQueue {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub letters: Vec<Printable>,
+    pub notice: String,
+}

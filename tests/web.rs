@@ -1271,3 +1271,48 @@ async fn the_mail_room_prints_the_answer_letters() {
     assert!(page.contains("demandes clôturées : 2."), "{page}");
     hub.stop().await;
 }
+
+/// The élus' dashboard reads as French: months by name, « — » where there is nothing to
+/// count, period presets, a comparison with the year before, a scale on the chart, and no
+/// « suivi » among the channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_speaks_to_elus() {
+    let hub = demo_hub(agents()).await;
+    let (_, elu, _) = Desk::sign_in(&hub.web, "elu").await;
+    let elu = elu.unwrap();
+    let (status, page) = elu
+        .get("/tableau-de-bord?commune=69091&de=2026-03&a=2026-10")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for shown in [
+        "De mars 2026 à octobre 2026",
+        "<th scope=\"row\">juillet 2026</th>",
+        ">juil.</text>",
+        "Ce mois",
+        "12 derniers mois",
+        "Année civile",
+        "Année précédente",
+        "Comparer avec l'année précédente",
+        "class=\"tick\"",
+    ] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+    assert!(
+        !page.contains(">suivi<"),
+        "« suivi » is not a channel: {page}"
+    );
+    // A period with nothing in it: « — », not « 0,0 % ».
+    let (_, empty) = elu
+        .get("/tableau-de-bord?commune=69091&de=2019-01&a=2019-02")
+        .await;
+    assert!(
+        empty.contains("data-figure=\"Répondues dans le délai\">—<"),
+        "{empty}"
+    );
+    assert!(!empty.contains("0,0 %"), "{empty}");
+    let (_, compared) = elu
+        .get("/tableau-de-bord?commune=69091&de=2026-03&a=2026-10&comparer=true")
+        .await;
+    assert!(compared.contains("un an plus tôt : "), "{compared}");
+    hub.stop().await;
+}

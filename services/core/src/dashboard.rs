@@ -463,6 +463,8 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
 /// name from the commune's directory.
 pub fn value_fr(commune: &crate::tenant::Tenant, dimension: &str, value: &str) -> String {
     match dimension {
+        // A request an agent opened with no contact came by no channel.
+        DIM_CHANNEL if value == "back_office" => "sans contact (ouverte par un agent)".into(),
         DIM_CHANNEL => channel_fr(channel_from_code(value)).to_string(),
         DIM_CATEGORY => category_fr(category_from_code(value)).to_string(),
         DIM_SERVICE if value.is_empty() => "sans service".into(),

@@ -467,3 +467,66 @@ mod tests {
         assert_eq!(super::category_from_name(""), None);
     }
 }
+
+const MONTHS_FR: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// A month (`YYYY-MM`) as people write it: « mars 2026 »; as given when it is not one.
+pub fn month_fr(month: &str) -> String {
+    match month_parts(month) {
+        Some((y, m)) => format!("{} {y}", MONTHS_FR[m - 1]),
+        None => month.to_string(),
+    }
+}
+
+/// A month's short name under a chart's bar, as French abbreviates it: « janv. », « mars ».
+pub fn month_short_fr(month: &str) -> String {
+    const SHORT: [&str; 12] = [
+        "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+        "déc.",
+    ];
+    match month_parts(month) {
+        Some((_, m)) => SHORT[m - 1].to_string(),
+        None => month.to_string(),
+    }
+}
+
+fn month_parts(month: &str) -> Option<(u32, usize)> {
+    let (y, m) = month.split_once('-')?;
+    let (y, m): (u32, usize) = (y.parse().ok()?, m.parse().ok()?);
+    (y >= 1000 && (1..=12).contains(&m) && month.len() == 7).then_some((y, m))
+}
+
+#[cfg(test)]
+mod month_tests {
+    use super::*;
+
+    #[test]
+    fn months_read_in_french() {
+        assert_eq!(month_fr("2026-03"), "mars 2026");
+        assert_eq!(month_fr("2026-12"), "décembre 2026");
+        assert_eq!(month_fr("2026-13"), "2026-13");
+        let short: Vec<String> = (1..=12)
+            .map(|m| month_short_fr(&format!("2026-{m:02}")))
+            .collect();
+        assert_eq!(
+            short,
+            [
+                "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
+                "nov.", "déc."
+            ]
+        );
+    }
+}

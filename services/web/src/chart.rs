@@ -28,6 +28,8 @@ pub struct Bars {
     pub bars: Vec<Bar>,
     pub labels: Vec<Label>,
     pub max: u64,
+    /// The scale on the left: (y, value) at 0, half and the top.
+    pub ticks: Vec<(u32, u64)>,
 }
 
 const PLOT: u32 = 160;
@@ -48,8 +50,13 @@ pub fn bars(months: &[(String, u64, u64)]) -> Bars {
         width: 40 + SLOT * months.len() as u32,
         height: TOP + PLOT + 30,
         max,
+        ticks: [0, max / 2, max]
+            .into_iter()
+            .map(|v| (TOP + PLOT - scale(v), v))
+            .collect(),
         ..Default::default()
     };
+    out.ticks.dedup_by_key(|t| t.1);
     for (i, (month, opened, answered)) in months.iter().enumerate() {
         let x = 40 + SLOT * i as u32;
         for (k, (kind, n, what)) in [
@@ -65,12 +72,15 @@ pub fn bars(months: &[(String, u64, u64)]) -> Bars {
                 y: TOP + PLOT - h,
                 height: h,
                 kind,
-                title: format!("{month} : {n} demandes {what}"),
+                title: format!(
+                    "{} : {n} demandes {what}",
+                    contacthub_core::render::month_fr(month)
+                ),
             });
         }
         out.labels.push(Label {
             x: x + 4 + BAR,
-            text: month.get(5..7).unwrap_or(month).to_string(),
+            text: contacthub_core::render::month_short_fr(month),
         });
     }
     out
@@ -86,7 +96,7 @@ mod tests {
         let heights: Vec<u32> = b.bars.iter().map(|b| b.height).collect();
         assert_eq!(heights, [80, 40, 0, 160]);
         assert_eq!(b.bars[3].y, TOP);
-        assert_eq!(b.labels[1].text, "04");
+        assert_eq!(b.labels[1].text, "avr.");
         assert!(b.bars[0].title.contains("10 demandes ouvertes"));
         assert_eq!(bars(&[]).bars.len(), 0);
     }

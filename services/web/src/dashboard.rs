@@ -19,6 +19,9 @@ pub struct DashboardQuery {
     de: String,
     #[serde(default)]
     a: String,
+    /// Beside each key figure, the same months a year before.
+    #[serde(default)]
+    comparer: bool,
 }
 
 /// The dashboard asked for: the commune, and the period (by default the last twelve months).
@@ -41,8 +44,87 @@ fn dashboard_of(
     Ok((communes, d))
 }
 
-fn pct(x: f64) -> String {
-    format!("{x:.1} %").replace('.', ",")
+/// A share in French (« 87,5 % »), or « — » when there is nothing to count.
+fn pct(x: f64, of: u64) -> String {
+    if of == 0 {
+        "—".into()
+    } else {
+        format!("{x:.1} %").replace('.', ",")
+    }
+}
+
+/// Days to answer, or « — » when nothing was answered.
+fn days(d: u32, answered: u64) -> String {
+    if answered == 0 {
+        "—".into()
+    } else {
+        format!("{d} j")
+    }
+}
+
+/// The key figures of a period, as the page shows them.
+fn key_figures(f: &pb::DashboardFigures) -> Vec<(&'static str, String)> {
+    vec![
+        ("Contacts reçus", f.contacts_received.to_string()),
+        ("Demandes ouvertes", f.requests_opened.to_string()),
+        ("Demandes répondues", f.requests_answered.to_string()),
+        (
+            "Répondues dans le délai",
+            pct(f.answered_in_time_percent, f.requests_answered),
+        ),
+        (
+            "Délai de réponse médian",
+            days(f.p50_days_to_answer, f.requests_answered),
+        ),
+        (
+            "Délai pour 90 % des réponses",
+            days(f.p90_days_to_answer, f.requests_answered),
+        ),
+        ("En retard aujourd'hui", f.overdue_now.to_string()),
+        (
+            "Courriers tracés",
+            pct(f.letters_traced_percent, f.letters_registered),
+        ),
+        (
+            "Appels manqués",
+            pct(f.missed_call_percent, f.calls_inbound),
+        ),
+        (
+            "Appels renvoyés à l'accueil",
+            pct(f.bounce_back_percent, f.calls_inbound),
+        ),
+    ]
+}
+
+/// The same months a year before.
+fn year_before(month: &str) -> String {
+    match month.split_once('-') {
+        Some((y, m)) => match y.parse::<i32>() {
+            Ok(y) => format!("{:04}-{m}", y - 1),
+            Err(_) => month.to_string(),
+        },
+        None => month.to_string(),
+    }
+}
+
+/// The period presets: (label, from, to), from the current month.
+fn presets(now_us: i64) -> Vec<(&'static str, String, String)> {
+    let this = dash::month_of(now_us);
+    let year = this.get(..4).unwrap_or("2026").to_string();
+    let last_year = year
+        .parse::<i32>()
+        .map_or(year.clone(), |y| (y - 1).to_string());
+    let (twelve_from, _) = dash::period("", &this, now_us).unwrap_or_default();
+    vec![
+        ("Ce mois", this.clone(), this.clone()),
+        ("12 derniers mois", twelve_from, this.clone()),
+        ("Année civile", format!("{year}-01"), this),
+        (
+            "Année précédente",
+            format!("{last_year}-01"),
+            format!("{last_year}-12"),
+        ),
+    ]
 }
 
 pub async fn dashboard(
@@ -57,30 +139,29 @@ pub async fn dashboard(
         .find(|r| r.month.is_empty() && r.dimension == dash::DIM_COMMUNE)
         .and_then(|r| r.figures)
         .unwrap_or_default();
-    let figures = vec![
-        ("Contacts reçus", whole.contacts_received.to_string()),
-        ("Demandes ouvertes", whole.requests_opened.to_string()),
-        ("Demandes répondues", whole.requests_answered.to_string()),
-        (
-            "Répondues dans le délai",
-            pct(whole.answered_in_time_percent),
-        ),
-        (
-            "Délai de réponse médian",
-            format!("{} j", whole.p50_days_to_answer),
-        ),
-        (
-            "Délai pour 90 % des réponses",
-            format!("{} j", whole.p90_days_to_answer),
-        ),
-        ("En retard aujourd'hui", whole.overdue_now.to_string()),
-        ("Courriers tracés", pct(whole.letters_traced_percent)),
-        ("Appels manqués", pct(whole.missed_call_percent)),
-        (
-            "Appels renvoyés à l'accueil",
-            pct(whole.bounce_back_percent),
-        ),
-    ];
+    let mut figures: Vec<(&'static str, String, String)> = key_figures(&whole)
+        .into_iter()
+        .map(|(k, v)| (k, v, String::new()))
+        .collect();
+    if q.comparer {
+        let before = desk.app.dashboard(&pb::GetDashboardRequest {
+            tenant: d.tenant.clone(),
+            from_month: year_before(&d.from_month),
+            to_month: year_before(&d.to_month),
+        })?;
+        let then = before
+            .rows
+            .iter()
+            .find(|r| r.month.is_empty() && r.dimension == dash::DIM_COMMUNE)
+            .and_then(|r| r.figures)
+            .unwrap_or_default();
+        for (f, (_, v)) in figures.iter_mut().zip(key_figures(&then)) {
+            // « En retard aujourd'hui » is of today, not of a period.
+            if f.0 != "En retard aujourd'hui" {
+                f.2 = v;
+            }
+        }
+    }
     let months: Vec<(String, u64, u64)> = d
         .rows
         .iter()
@@ -94,9 +175,9 @@ pub async fn dashboard(
         label,
         opened: f.requests_opened,
         answered: f.requests_answered,
-        in_time: pct(f.answered_in_time_percent),
-        p50: f.p50_days_to_answer,
-        p90: f.p90_days_to_answer,
+        in_time: pct(f.answered_in_time_percent, f.requests_answered),
+        p50: days(f.p50_days_to_answer, f.requests_answered),
+        p90: days(f.p90_days_to_answer, f.requests_answered),
         overdue: f.overdue_now,
     };
     let mut tables = vec![view::DashTable {
@@ -106,7 +187,12 @@ pub async fn dashboard(
             .rows
             .iter()
             .filter(|r| !r.month.is_empty() && r.dimension == dash::DIM_COMMUNE)
-            .map(|r| row(r.month.clone(), r.figures.unwrap_or_default()))
+            .map(|r| {
+                row(
+                    contacthub_core::render::month_fr(&r.month),
+                    r.figures.unwrap_or_default(),
+                )
+            })
             .collect(),
     }];
     for (dim, caption) in [
@@ -137,6 +223,30 @@ pub async fn dashboard(
         tenant: d.tenant.clone(),
         from: d.from_month.clone(),
         to: d.to_month.clone(),
+        period: format!(
+            "De {} à {}",
+            contacthub_core::render::month_fr(&d.from_month),
+            contacthub_core::render::month_fr(&d.to_month)
+        ),
+        compared: q.comparer,
+        presets: presets(now(&desk))
+            .into_iter()
+            .map(|(label, from, to)| {
+                (
+                    label,
+                    format!(
+                        "/tableau-de-bord?commune={}&de={from}&a={to}",
+                        url_encode(&d.tenant)
+                    ),
+                )
+            })
+            .collect(),
+        compare_url: format!(
+            "/tableau-de-bord?commune={}&de={}&a={}&comparer=true",
+            url_encode(&d.tenant),
+            url_encode(&d.from_month),
+            url_encode(&d.to_month)
+        ),
         figures,
         chart: crate::chart::bars(&months),
         tables,

@@ -498,8 +498,9 @@ pub struct DashRow {
     pub opened: u64,
     pub answered: u64,
     pub in_time: String,
-    pub p50: u32,
-    pub p90: u32,
+    /// « 12 j », or « — » when nothing was answered.
+    pub p50: String,
+    pub p90: String,
     pub overdue: u64,
 }
 
@@ -519,7 +520,14 @@ pub struct DashboardPage {
     pub tenant: String,
     pub from: String,
     pub to: String,
-    pub figures: Vec<(&'static str, String)>,
+    /// « De mars 2026 à février 2027 ».
+    pub period: String,
+    /// Key figures: (name, this period, the same months a year before when compared).
+    pub figures: Vec<(&'static str, String, String)>,
+    pub compared: bool,
+    /// (label, url) of the period presets.
+    pub presets: Vec<(&'static str, String)>,
+    pub compare_url: String,
     pub chart: crate::chart::Bars,
     pub tables: Vec<DashTable>,
     pub recurring: Vec<(String, String, u64)>,

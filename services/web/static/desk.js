@@ -35,6 +35,8 @@
       editor.value = text;
     });
   }
+  var print = document.querySelector("button[data-print]");
+  if (print) { print.addEventListener("click", function () { window.print(); }); }
   var timeline = document.getElementById("timeline");
   if (timeline && timeline.dataset.flux && window.EventSource) {
     var announce = document.getElementById("annonce");

@@ -426,7 +426,8 @@ async fn an_accueil_agent_works_in_the_browser() {
     choose(&c, "#o-service", "police-municipale").await;
     click(&c, "form[action$='/orientation'] button").await;
     let routed = until_text(&c, "the letter routed", |t| t.contains("Courrier orienté.")).await;
-    assert!(routed.contains("police-municipale"), "{routed}");
+    assert!(routed.contains("Police municipale"), "{routed}");
+    assert!(routed.contains("Adressé à\nVoirie"), "services by name: {routed}");
 
     // The worklist and the dashboard.
     c.goto(&format!("{}/demandes", hub.web)).await.unwrap();
@@ -773,6 +774,53 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
     let r = &hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap()[0];
     assert_eq!(r.status, pb::RequestStatus::Closed as i32);
     assert_eq!(r.answer_channel, pb::Channel::Courrier as i32);
+
+    // Her letter at the mail room: the clerk picks her as its sender as he types, and writes
+    // the address on the envelope, which the acknowledgement of receipt carries.
+    c.goto(&format!("{}/courrier", hub.web)).await.unwrap();
+    until_text(&c, "the mail room", |t| {
+        t.contains("Enregistrer un courrier reçu")
+    })
+    .await;
+    fill(&c, "#l-who", "lefebvre jeanne").await;
+    until_text(&c, "the citizens to pick from", |t| t.contains(&parent)).await;
+    click(&c, &format!("button[data-pick-id='{parent}']")).await;
+    until_text(&c, "the sender picked", |t| {
+        t.contains(&format!("Expéditeur : Jeanne Lefebvre ({parent})"))
+    })
+    .await;
+    review(&c, "courrier-expediteur", &axe).await;
+    fill(&c, "#l-address", "8 rue Jean Jaurès").await;
+    fill(&c, "#l-postcode", "69700").await;
+    fill(&c, "#l-city", "Givors").await;
+    fill(&c, "#l-subject", "Demande d'acte de mariage").await;
+    click(&c, "form[action='/courrier/69091'] button[type=submit]").await;
+    let letter = until_text(&c, "the letter registered", |t| {
+        t.contains("Demande d'acte de mariage")
+    })
+    .await;
+    assert!(letter.contains("Jeanne Lefebvre"), "{letter}");
+    let chrono = c
+        .current_url()
+        .await
+        .unwrap()
+        .path_segments()
+        .unwrap()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let state = hub.hub.letter_for(&None, GIVORS, &chrono).unwrap();
+    assert_eq!(
+        state.citizen_id, parent,
+        "her record, not a provisional one"
+    );
+    let receipt = hub.hub.receipt(&None, GIVORS, &chrono).unwrap();
+    if let Some(text) = pdf_text(&receipt.pdf) {
+        assert!(
+            text.contains("8 rue Jean Jaurès") && text.contains("69700 Givors"),
+            "{text}"
+        );
+    }
     c.close().await.unwrap();
     hub.stop().await;
 }

@@ -1316,3 +1316,95 @@ async fn the_dashboard_speaks_to_elus() {
     assert!(compared.contains("un an plus tôt : "), "{compared}");
     hub.stop().await;
 }
+
+/// The mail room's list: newest first, fifty a page with links to the others, filters by
+/// answer, chrono number and sender; a letter registered for a citizen picked in the
+/// commune carries their name, and its receipt the address written on the envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mail_room_finds_every_letter() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let t0 = at(2026, 9, 1, 9, 0);
+    for n in 0..57i64 {
+        hub.hub
+            .register_courrier(
+                None,
+                &pb::CourrierHeader {
+                    tenant: GIVORS.into(),
+                    sender: Some(pb::Party {
+                        name: format!("Expéditeur {n:02}"),
+                        ..Default::default()
+                    }),
+                    received_at: Some(contacthub_proto::ts::from_micros(t0 + n * 86_400_000_000)),
+                    subject: format!("Lettre {n:02}"),
+                    category: pb::Category::Urbanisme as i32,
+                    ..Default::default()
+                },
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+    let (_, desk, _) = Desk::sign_in(&hub.web, "givors").await;
+    let desk = desk.unwrap();
+    let (_, page) = desk.get("/courrier").await;
+    assert!(
+        page.contains("57 courrier(s), les plus récents d'abord — page 1 sur 2"),
+        "{page}"
+    );
+    let first = page.find("Lettre 56").expect("the newest on page 1");
+    assert!(first < page.find("Lettre 55").unwrap(), "newest first");
+    assert!(!page.contains("Lettre 00"), "the oldest on page 2");
+    assert!(
+        page.contains("adressé à : Urbanisme") || page.contains("à orienter"),
+        "{page}"
+    );
+    let next = page
+        .split("href=\"")
+        .map(|h| h.split('"').next().unwrap())
+        .find(|h| h.starts_with("/courrier?") && h.ends_with("page=2"))
+        .unwrap()
+        .replace("&#38;", "&");
+    let (_, two) = desk.get(&next).await;
+    assert!(
+        two.contains("Lettre 00") && !two.contains("Lettre 56"),
+        "{two}"
+    );
+    let (_, by_sender) = desk.get("/courrier?expediteur=expediteur+07").await;
+    assert!(
+        by_sender.contains("1 courrier(s)") && by_sender.contains("Lettre 07"),
+        "{by_sender}"
+    );
+    let chrono = hub
+        .hub
+        .list_courrier(
+            &None,
+            &pb::ListCourrierRequest {
+                tenant: GIVORS.into(),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()[0]
+        .chrono
+        .clone();
+    let (_, by_chrono) = desk
+        .get(&format!("/courrier?chrono={}", chrono.to_lowercase()))
+        .await;
+    assert!(by_chrono.contains("1 courrier(s)"), "{by_chrono}");
+    hub.hub
+        .mark_answered(
+            None,
+            &pb::MarkAnsweredRequest {
+                tenant: GIVORS.into(),
+                chrono: chrono.clone(),
+                answer_channel: pb::Channel::Courrier as i32,
+                answer_ref: "réponse".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, unanswered) = desk.get("/courrier?non_repondu=true").await;
+    assert!(unanswered.contains("56 courrier(s)"), "{unanswered}");
+    hub.stop().await;
+}

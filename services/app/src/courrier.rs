@@ -385,7 +385,20 @@ impl App {
         let state = self.letter_for_work(agent, tenant, chrono, Sight::Suivi)?;
         // The sender's name, and the postal address of their record when it has one.
         let mut recipient = vec![state.sender_display.clone()];
-        if let Some(a) = self
+        // The address written on the letter, when the clerk typed it.
+        let written = self
+            .store
+            .contact_detail(tenant, &state.event_id)?
+            .and_then(|p| p.party)
+            .and_then(|p| p.address)
+            .filter(|a| !a.lines.is_empty() || !a.city.is_empty());
+        if let Some(a) = written {
+            recipient.extend(a.lines.iter().map(|l| l.trim().to_string()));
+            let town = format!("{} {}", a.postal_code, a.city);
+            if !town.trim().is_empty() {
+                recipient.push(town.trim().to_string());
+            }
+        } else if let Some(a) = self
             .store
             .citizen(tenant, &state.citizen_id)?
             .and_then(|c| c.identity)

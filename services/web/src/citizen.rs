@@ -24,6 +24,9 @@ pub struct SearchQuery {
     /// Only the results (for search as you type).
     #[serde(default)]
     fragment: bool,
+    /// Results to pick from (`choix=true`), with `fragment`.
+    #[serde(default)]
+    choix: bool,
 }
 
 fn hits(tenant: &str, r: &pb::SearchCitizensResponse) -> Vec<view::Hit> {
@@ -115,6 +118,7 @@ pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Sea
             hits: found,
             message,
             create_url,
+            picker: q.choix,
         }));
     }
     Ok(render(&view::Search {
@@ -125,6 +129,7 @@ pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Sea
         hits: found,
         message,
         create_url,
+        picker: false,
     }))
 }
 

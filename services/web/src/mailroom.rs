@@ -19,7 +19,12 @@ fn letter_url(tenant: &str, chrono: &str) -> String {
     format!("/courrier/{}/{}", url_encode(tenant), url_encode(chrono))
 }
 
-fn row(s: &pb::CourrierState, due_us: i64, now_us: i64) -> view::LetterRow {
+fn row(
+    s: &pb::CourrierState,
+    commune: &contacthub_core::tenant::Tenant,
+    due_us: i64,
+    now_us: i64,
+) -> view::LetterRow {
     let answered = s.status == pb::CourrierStatus::Answered as i32;
     view::LetterRow {
         chrono: s.chrono.clone(),
@@ -29,10 +34,10 @@ fn row(s: &pb::CourrierState, due_us: i64, now_us: i64) -> view::LetterRow {
             .unwrap_or_default(),
         sender: s.sender_display.clone(),
         subject: s.subject.clone(),
-        service: if s.service.is_empty() {
-            format!("(adressé à {})", s.addressed_to_service)
-        } else {
-            s.service.clone()
+        service: match (s.service.as_str(), s.addressed_to_service.as_str()) {
+            ("", "") => "à orienter".into(),
+            ("", to) => format!("adressé à : {}", commune.service_name(to)),
+            (service, _) => commune.service_name(service).to_string(),
         },
         status: contacthub_core::render::courrier_status_fr(s.status),
         due: view::day(due_us),
@@ -48,7 +53,22 @@ pub struct LettersQuery {
     service: String,
     #[serde(default)]
     retard: bool,
+    /// Only letters without a written answer yet.
+    #[serde(default)]
+    non_repondu: bool,
+    /// A chrono number or part of it.
+    #[serde(default)]
+    chrono: String,
+    /// The sender's name or part of it (accents and case ignored).
+    #[serde(default)]
+    expediteur: String,
+    /// 1 for the newest letters.
+    #[serde(default)]
+    page: usize,
 }
+
+/// Letters per page of the mail room's list.
+const PAGE: usize = 50;
 
 pub async fn letters(
     Axum(desk): Axum<State>,
@@ -65,14 +85,70 @@ pub async fn letters(
             tenant: tenant.clone(),
             service: q.service.trim().into(),
             overdue_only: q.retard,
-            limit: 200,
+            limit: 10_000,
             ..Default::default()
         },
     )?;
-    let rows = list
+    let chrono = q.chrono.trim().to_uppercase();
+    let sender = contacthub_core::identity::fold_name(q.expediteur.trim());
+    let mut chosen: Vec<&pb::CourrierState> = list
         .iter()
-        .map(|s| row(s, contacthub_core::courrier::due_us(s, &commune), now))
+        .filter(|s| !q.non_repondu || s.status != pb::CourrierStatus::Answered as i32)
+        .filter(|s| chrono.is_empty() || s.chrono.contains(&chrono))
+        .filter(|s| {
+            sender.is_empty()
+                || contacthub_core::identity::fold_name(&s.sender_display).contains(&sender)
+        })
         .collect();
+    // Newest first.
+    let at = |s: &pb::CourrierState| {
+        view::micros(&s.received_at)
+            .or(view::micros(&s.registered_at))
+            .unwrap_or(0)
+    };
+    chosen.sort_by(|a, b| at(b).cmp(&at(a)).then(b.chrono.cmp(&a.chrono)));
+    let total = chosen.len();
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = q.page.clamp(1, pages);
+    let rows = chosen
+        .iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .map(|s| {
+            row(
+                s,
+                &commune,
+                contacthub_core::courrier::due_us(s, &commune),
+                now,
+            )
+        })
+        .collect();
+    let link = |n: usize| {
+        format!(
+            "/courrier?commune={}&service={}&retard={}&non_repondu={}&chrono={}&expediteur={}&page={n}",
+            url_encode(&tenant),
+            url_encode(&q.service),
+            q.retard,
+            q.non_repondu,
+            url_encode(&q.chrono),
+            url_encode(&q.expediteur)
+        )
+    };
+    let pager = view::Pager {
+        page,
+        pages,
+        total,
+        previous: if page > 1 {
+            link(page - 1)
+        } else {
+            String::new()
+        },
+        next: if page < pages {
+            link(page + 1)
+        } else {
+            String::new()
+        },
+    };
     Ok(render(&view::Letters {
         services: crate::pages::services(&desk, &tenant),
         chrome: chrome(&caller, &desk, "courrier"),
@@ -80,6 +156,10 @@ pub async fn letters(
         tenant,
         service: q.service,
         overdue_only: q.retard,
+        unanswered_only: q.non_repondu,
+        chrono: q.chrono,
+        sender: q.expediteur,
+        pager,
         rows,
         categories: CATEGORIES
             .iter()
@@ -183,6 +263,17 @@ pub async fn register(
             .unwrap_or_default()
     };
     caller.check_csrf(&get("csrf"))?;
+    // A sender picked among the commune's citizens: their record, and their name when none
+    // was typed.
+    let citizen = get("citizen");
+    let picked_name = if citizen.is_empty() {
+        String::new()
+    } else {
+        desk.app
+            .citizen_for(&agent, &tenant, &citizen)
+            .map_err(|_| bad(format!("Aucun usager {citizen} dans cette commune.")))?
+            .display_name
+    };
     let category = CATEGORIES
         .iter()
         .find(|(_, code)| *code == get("category"))
@@ -215,10 +306,27 @@ pub async fn register(
             &pb::CourrierHeader {
                 tenant: tenant.clone(),
                 sender: Some(pb::Party {
-                    name: get("sender"),
+                    citizen_id: citizen.clone(),
+                    name: match get("sender") {
+                        typed if typed.is_empty() => picked_name.clone(),
+                        typed => typed,
+                    },
                     phone: get("phone"),
                     email: get("email"),
-                    ..Default::default()
+                    address: {
+                        let (line, postcode, city) = (get("address"), get("postcode"), get("city"));
+                        (!line.trim().is_empty() || !city.trim().is_empty()).then(|| {
+                            pb::PostalAddress {
+                                lines: vec![line.trim().to_string()]
+                                    .into_iter()
+                                    .filter(|l| !l.is_empty())
+                                    .collect(),
+                                postal_code: postcode.trim().to_string(),
+                                city: city.trim().to_string(),
+                                country: "FR".into(),
+                            }
+                        })
+                    },
                 }),
                 received_at,
                 kind: kind as i32,
@@ -258,10 +366,15 @@ pub async fn letter(
     Ok(render(&view::LetterPage {
         services: crate::pages::services(&desk, &tenant),
         chrome: chrome(&caller, &desk, "courrier"),
-        r: row(&s, contacthub_core::courrier::due_us(&s, &commune), now),
+        r: row(
+            &s,
+            &commune,
+            contacthub_core::courrier::due_us(&s, &commune),
+            now,
+        ),
         url: url.clone(),
         category: category_fr(s.category),
-        addressed_to: s.addressed_to_service.clone(),
+        addressed_to: commune.service_name(&s.addressed_to_service).to_string(),
         registered: view::micros(&s.registered_at)
             .map(view::when)
             .unwrap_or_default(),

@@ -228,6 +228,8 @@ pub struct Search {
     pub hits: Vec<Hit>,
     pub message: String,
     pub create_url: String,
+    /// Always false: the search page links to citizens' pages.
+    pub picker: bool,
 }
 
 #[derive(Template)]
@@ -239,6 +241,8 @@ pub struct Results {
     /// A new record's form filled from the search (offered when nobody or the wrong people
     /// were found).
     pub create_url: String,
+    /// Results to pick a citizen from (the mail room's sender), not links to their pages.
+    pub picker: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -563,6 +567,10 @@ pub struct Letters {
     pub tenant: String,
     pub service: String,
     pub overdue_only: bool,
+    pub unanswered_only: bool,
+    pub chrono: String,
+    pub sender: String,
+    pub pager: Pager,
     pub rows: Vec<LetterRow>,
     pub categories: Vec<(&'static str, &'static str)>,
     /// The commune's services (code, name), from its directory.
@@ -729,4 +737,14 @@ pub struct PrintQueue {
     pub tenant: String,
     pub letters: Vec<Printable>,
     pub notice: String,
+}
+
+/// Where a paged list stands: its page of `pages`, `total` items, links to the neighbours.
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    pub page: usize,
+    pub pages: usize,
+    pub total: usize,
+    pub previous: String,
+    pub next: String,
 }

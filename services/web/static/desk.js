@@ -35,6 +35,35 @@
       editor.value = text;
     });
   }
+  // The mail room picks a letter's sender among the commune's citizens, as one searches.
+  var who = document.querySelector("input[data-picker]");
+  if (who) {
+    var chosen = document.getElementById(who.dataset.picker);
+    var choices = document.getElementById(who.getAttribute("aria-controls"));
+    var picked = document.getElementById(who.getAttribute("aria-describedby"));
+    var wait = null;
+    who.addEventListener("input", function () {
+      clearTimeout(wait);
+      chosen.value = "";
+      picked.textContent = "";
+      wait = setTimeout(function () {
+        var value = who.value.trim();
+        if (!value) { choices.innerHTML = ""; return; }
+        var params = new URLSearchParams({ q: value, commune: who.dataset.commune, fragment: "true", choix: "true" });
+        fetch("/citoyens?" + params.toString(), { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.text() : ""; })
+          .then(function (html) { if (who.value.trim() === value) { choices.innerHTML = html; } });
+      }, 200);
+    });
+    choices.addEventListener("click", function (e) {
+      var b = e.target.closest("button[data-pick-id]");
+      if (!b) { return; }
+      chosen.value = b.dataset.pickId;
+      who.value = b.dataset.pickName;
+      picked.textContent = "Expéditeur : " + b.dataset.pickName + " (" + b.dataset.pickId + ")";
+      choices.innerHTML = "";
+    });
+  }
   var print = document.querySelector("button[data-print]");
   if (print) { print.addEventListener("click", function () { window.print(); }); }
   var timeline = document.getElementById("timeline");

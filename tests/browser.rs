@@ -427,7 +427,10 @@ async fn an_accueil_agent_works_in_the_browser() {
     click(&c, "form[action$='/orientation'] button").await;
     let routed = until_text(&c, "the letter routed", |t| t.contains("Courrier orienté.")).await;
     assert!(routed.contains("Police municipale"), "{routed}");
-    assert!(routed.contains("Adressé à\nVoirie"), "services by name: {routed}");
+    assert!(
+        routed.contains("Adressé à\nVoirie"),
+        "services by name: {routed}"
+    );
 
     // The worklist and the dashboard.
     c.goto(&format!("{}/demandes", hub.web)).await.unwrap();

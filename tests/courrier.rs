@@ -16,6 +16,7 @@ on_every_backend!(
     the_internal_circuit_is_traced,
     the_mail_room_refuses_other_communes,
     receipts_print_every_name_as_written,
+    receipts_say_what_the_law_asks,
 );
 
 type Mailroom = pb::courrier_service_client::CourrierServiceClient<Channel>;
@@ -698,5 +699,60 @@ async fn receipts_print_every_name_as_written(backend: Backend) {
         assert!(text.contains(expected), "{expected:?} in\n{text}");
     }
     assert!(!text.contains('?'), "no character lost:\n{text}");
+    hub.stop().await;
+}
+
+/// An acknowledgement of receipt says what the Code des relations entre le public et
+/// l'administration asks, with the commune's texts: the service in charge with its postal
+/// address, phone and e-mail; for a category where silence is a decision, the date from which
+/// it is (accepted for urbanisme, rejected for the CCAS) and the routes of appeal; nothing of
+/// the kind for a category the communes file does not name.
+async fn receipts_say_what_the_law_asks(backend: Backend) {
+    let Some(_) = pdftotext() else {
+        eprintln!("pdftotext is not installed: skipped");
+        return;
+    };
+    let hub = TestHub::start(&backend).await;
+    let mut c: Mailroom = hub.courrier();
+    let received = at(2026, 11, 16, 10, 0);
+    let mut text_of = async |category: pb::Category, service: &str, key: &str| {
+        let mut h = header(GIVORS, key);
+        h.category = category as i32;
+        h.addressed_to_service = service.into();
+        h.received_at = Some(contacthub_proto::ts::from_micros(received));
+        let letter = register(&mut c, h, vec![]).await.unwrap();
+        let receipt = c
+            .get_receipt(pb::GetCourrierRequest {
+                tenant: GIVORS.into(),
+                chrono: letter.chrono.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pdf_text(&receipt.pdf)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ccas = text_of(pb::Category::Ccas, "ccas", "crpa-1").await;
+    for expected in [
+        "Service chargé du dossier : Centre communal d'action sociale",
+        "Adresse : CCAS de Givors, Place Camille Vallin, 69700 Givors",
+        "Téléphone : 04 72 49 18 55 — courriel : ccas@example.fr",
+        "votre demande sera réputée rejetée le 16/01/2027",
+        "Voies et délais de recours : En cas de refus",
+        "tribunal administratif de Lyon",
+    ] {
+        assert!(ccas.contains(expected), "{expected:?} in\n{ccas}");
+    }
+    let permit = text_of(pb::Category::Urbanisme, "urbanisme", "crpa-2").await;
+    assert!(
+        permit.contains("votre demande sera réputée acceptée le 16/01/2027"),
+        "{permit}"
+    );
+    let culture = text_of(pb::Category::Culture, "culture", "crpa-3").await;
+    assert!(!culture.contains("réputée"), "{culture}");
+    assert!(!culture.contains("Voies et délais"), "{culture}");
     hub.stop().await;
 }

@@ -174,6 +174,21 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
             }
         ),
     );
+    // Where to reach it (R112-5): its postal address, phone and e-mail from the directory.
+    if let Some(s) = tenant.service(service) {
+        if !s.address.is_empty() {
+            body(false, format!("Adresse : {}", s.address.join(", ")));
+        }
+        let phone = crate::identity::normalize_phone(&s.phone)
+            .map(|p| crate::identity::display_phone(&p))
+            .unwrap_or_default();
+        match (phone.as_str(), s.email.as_str()) {
+            ("", "") => {}
+            (p, "") => body(false, format!("Téléphone : {p}")),
+            ("", m) => body(false, format!("Courriel : {m}")),
+            (p, m) => body(false, format!("Téléphone : {p} — courriel : {m}")),
+        }
+    }
     if !state.subject.is_empty() {
         body(false, format!("Objet : {}", state.subject));
     }
@@ -186,6 +201,37 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
             date_fr(due_us(state, tenant))
         ),
     );
+    // When silence is a decision (L112-3): from which date, and the routes of appeal.
+    if let Some(silence) = tenant.receipt.silence_for(state.category) {
+        let months = tenant.receipt.silence_months;
+        let decided = crate::courrier::paris(received)
+            .date()
+            .checked_add_months(chrono::Months::new(months))
+            .map(|d| d.format("%d/%m/%Y").to_string())
+            .unwrap_or_default();
+        body(
+            false,
+            format!(
+                "Si votre courrier est une demande à laquelle la commune doit répondre par une \
+                 décision, son silence pendant {months} mois vaudra décision {} : à défaut de \
+                 réponse, votre demande sera réputée {} le {decided}.",
+                match silence {
+                    crate::tenant::Silence::Acceptation => "d'acceptation",
+                    crate::tenant::Silence::Rejet => "de rejet",
+                },
+                match silence {
+                    crate::tenant::Silence::Acceptation => "acceptée",
+                    crate::tenant::Silence::Rejet => "rejetée",
+                }
+            ),
+        );
+        if !tenant.receipt.appeal.is_empty() {
+            body(
+                false,
+                format!("Voies et délais de recours : {}", tenant.receipt.appeal),
+            );
+        }
+    }
     body(
         false,
         "Merci de rappeler le numéro d'enregistrement dans toute correspondance.".into(),

@@ -37,6 +37,8 @@ pub struct Tenant {
     /// The commune's services (the shared directory, completed by the commune's own entries),
     /// in the order of the file.
     pub services: Vec<Service>,
+    /// What its acknowledgements of receipt say of silence and appeals (CRPA L112-3, R112-5).
+    pub receipt: ReceiptTexts,
     /// What agents outside a confidential service (the accueil, the mail room) see of its
     /// matters.
     pub orientation: Orientation,
@@ -61,6 +63,50 @@ pub struct Service {
     /// Who signs its answer letters, by name and title (« Claire Martin, responsable de
     /// l'état civil »); empty: the service by name.
     pub signatory: String,
+}
+
+/// What an acknowledgement of receipt says beyond the facts of the letter, as the Code des
+/// relations entre le public et l'administration asks (L112-3, R112-5): when silence is a
+/// decision, and the routes and deadlines of appeal.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptTexts {
+    /// By category (`urbanisme`): what the administration's silence means, « acceptation »
+    /// or « rejet ». A category not named gets no such mention.
+    #[serde(default)]
+    pub silence: BTreeMap<String, Silence>,
+    /// Months after receipt after which silence is a decision (two by default, L231-1).
+    #[serde(default = "default_silence_months")]
+    pub silence_months: u32,
+    /// The routes and deadlines of appeal, printed when silence can be a decision.
+    #[serde(default)]
+    pub appeal: String,
+}
+
+fn default_silence_months() -> u32 {
+    2
+}
+
+/// What an administration's silence means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Silence {
+    /// Silence vaut acceptation.
+    Acceptation,
+    /// Silence vaut rejet.
+    Rejet,
+}
+
+impl ReceiptTexts {
+    /// What silence means for letters of `category` (`pb::Category as i32`), if anything.
+    pub fn silence_for(&self, category: i32) -> Option<Silence> {
+        let name = crate::pb::Category::try_from(category)
+            .ok()?
+            .as_str_name()
+            .trim_start_matches("CATEGORY_")
+            .to_ascii_lowercase();
+        self.silence.get(&name).copied()
+    }
 }
 
 /// What an agent of no confidential service sees of a confidential matter.
@@ -139,6 +185,8 @@ struct File {
     service: Vec<ServiceEntry>,
     #[serde(default)]
     confidentiality: Confidentiality,
+    /// What every commune's receipts say (a commune may have its own).
+    receipt: Option<ReceiptTexts>,
 }
 
 #[derive(Deserialize, Default)]
@@ -283,6 +331,8 @@ struct Entry {
     service: Vec<ServiceEntry>,
     /// What the accueil sees of confidential matters, if not as every commune.
     orientation: Option<Orientation>,
+    /// The commune's own receipt texts, if not as every commune.
+    receipt: Option<ReceiptTexts>,
 }
 
 fn default_answer_days() -> u32 {
@@ -353,8 +403,30 @@ impl Tenants {
                 }
             }
             let services = directory(&e.code, &file.service, &e.service)?;
+            let receipt = e
+                .receipt
+                .or_else(|| file.receipt.clone())
+                .unwrap_or(ReceiptTexts {
+                    silence_months: default_silence_months(),
+                    ..Default::default()
+                });
+            for cat in receipt.silence.keys() {
+                if category_of(cat).is_none() {
+                    return Err(Error::Config(format!(
+                        "commune {}: unknown category {cat:?} in receipt.silence",
+                        e.code
+                    )));
+                }
+            }
+            if receipt.appeal.chars().count() > 2_000 {
+                return Err(Error::Config(format!(
+                    "commune {}: receipt.appeal is longer than 2000 characters",
+                    e.code
+                )));
+            }
             let t = Tenant {
                 services,
+                receipt,
                 orientation: e.orientation.unwrap_or(file.confidentiality.orientation),
                 code: e.code.clone(),
                 name: e.name,

@@ -824,6 +824,59 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
             "{text}"
         );
     }
+    // On a phone (360 px wide) no page scrolls sideways: the menu folds, forms stack, wide
+    // tables scroll inside their frame.
+    c.set_window_size(360, 800).await.unwrap();
+    let width = c
+        .execute("return window.innerWidth;", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(width <= 400, "a phone's width, not {width}");
+    let request = hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap()[0]
+        .reference
+        .clone();
+    for (n, path) in [
+        "/citoyens?q=lefebvre".to_string(),
+        format!("/citoyens/69091/{parent}"),
+        format!("/citoyens/69091/{parent}/fiche"),
+        "/demandes".into(),
+        format!("/demandes/69091/{request}"),
+        "/courrier".into(),
+        format!("/courrier/69091/{chrono}"),
+        "/impression".into(),
+        "/a-rattacher".into(),
+        "/doublons".into(),
+        "/catalogue".into(),
+        "/tableau-de-bord".into(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        c.goto(&format!("{}{path}", hub.web)).await.unwrap();
+        until_text(&c, &path, |t| t.contains("Se déconnecter")).await;
+        let (scroll, inner) = c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .map(|v| serde_json::from_value::<(u64, u64)>(v).unwrap())
+            .unwrap();
+        if scroll > inner {
+            let wide = c
+                .execute(
+                    "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('table, .scroll, pre')).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' ' + getComputedStyle(e).display + ' ' + getComputedStyle(e.parentElement).overflowX + ' ' + e.parentElement.className);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            panic!("{path} scrolls sideways: {scroll} px in {inner}: {wide}");
+        }
+        review(&c, &format!("telephone-{n:02}"), &axe).await;
+    }
+
     c.close().await.unwrap();
     hub.stop().await;
 }

@@ -86,14 +86,14 @@ pub async fn contact(
                     url_encode(&event)
                 ),
                 label: format!(
-                    "{} ({}, {} Ko)",
+                    "{} ({}, {})",
                     personal
                         .attachment_names
                         .get(i)
                         .cloned()
                         .unwrap_or_else(|| format!("pièce {}", i + 1)),
-                    a.media_type,
-                    a.size_bytes.div_ceil(1024)
+                    view::kind_fr(&a.media_type),
+                    view::size_fr(a.size_bytes)
                 ),
             })
             .collect(),

@@ -416,10 +416,10 @@ pub async fn letter(
             .map(|(i, a)| view::Document {
                 url: format!("{url}/scans/{i}"),
                 label: format!(
-                    "Scan {} ({}, {} Ko)",
+                    "Scan {} ({}, {})",
                     i + 1,
-                    a.media_type,
-                    a.size_bytes.div_ceil(1024)
+                    view::kind_fr(&a.media_type),
+                    view::size_fr(a.size_bytes)
                 ),
             })
             .collect(),

@@ -748,3 +748,37 @@ pub struct Pager {
     pub previous: String,
     pub next: String,
 }
+
+/// A document's kind as agents say it (« PDF », « image JPEG »), never a MIME type.
+pub fn kind_fr(media_type: &str) -> String {
+    match media_type.split(';').next().unwrap_or("").trim() {
+        "application/pdf" => "PDF".into(),
+        "image/jpeg" => "image JPEG".into(),
+        "image/png" => "image PNG".into(),
+        "image/tiff" => "image TIFF".into(),
+        "image/gif" => "image GIF".into(),
+        "image/webp" => "image WebP".into(),
+        "text/plain" => "texte".into(),
+        "text/csv" => "tableau CSV".into(),
+        "application/vnd.oasis.opendocument.text" => "document texte (ODT)".into(),
+        "application/msword"
+        | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+            "document Word".into()
+        }
+        "application/vnd.ms-excel"
+        | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+            "classeur Excel".into()
+        }
+        t if t.starts_with("image/") => "image".into(),
+        _ => "fichier".into(),
+    }
+}
+
+/// A document's size as agents read it: « 12 Ko », « 1,4 Mo ».
+pub fn size_fr(bytes: u64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{} Ko", bytes.div_ceil(1024))
+    } else {
+        format!("{:.1} Mo", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
+    }
+}

@@ -251,6 +251,13 @@ async fn an_accueil_agent_works_in_the_browser() {
     for channel in ["téléphone", "courriel", "accueil"] {
         assert!(page.contains(channel), "{channel} in {page}");
     }
+    // At the top: how she reached the commune, per channel, and her requests.
+    let (brief, _) = page.split_once("Historique de tous les canaux").unwrap();
+    assert!(brief.contains("En bref"), "{brief}");
+    assert!(
+        brief.contains("téléphone : ") && brief.contains(", le dernier le "),
+        "{brief}"
+    );
     // Times in Europe/Paris: each shown time is its instant in Paris.
     let times = c
         .execute(
@@ -307,6 +314,17 @@ async fn an_accueil_agent_works_in_the_browser() {
         serde_json::Value::Bool(true),
         "the page was not reloaded"
     );
+    // The notice is at the top of the page, where the agent looks, not below the fold.
+    let notice = c
+        .execute(
+            "const a = document.getElementById('annonce'); return [a.textContent, a.getBoundingClientRect().top];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (text, top): (String, f64) = serde_json::from_value(notice).unwrap();
+    assert!(text.starts_with("Nouveau contact reçu"), "{text}");
+    assert!(top < 400.0, "the notice is {top} px down the page");
     eprintln!(
         "visit seen in the other window {:?} after the first showed it",
         appeared.elapsed()

@@ -12,7 +12,71 @@ use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
+/// How often and when last a citizen reached the commune on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCount {
+    /// `pb::Channel as i32`.
+    pub channel: i32,
+    pub contacts: u64,
+    /// The last one, µs.
+    pub last_us: i64,
+}
+
 impl App {
+    /// Per channel, a citizen's contacts and the last one (merged records included), the
+    /// channel of the latest first; internal steps left out. What a contact is, not what it
+    /// says: an agent who may not read a matter still sees that it exists. Reads at most the
+    /// last 10,000 entries.
+    pub fn channel_summary(
+        &self,
+        agent: &Option<Agent>,
+        tenant: &str,
+        citizen_id: &str,
+    ) -> Result<Vec<ChannelCount>> {
+        self.citizen_for(agent, tenant, citizen_id)?;
+        let canonical = self.store.canonical(tenant, citizen_id)?;
+        let mut counts: Vec<ChannelCount> = Vec::new();
+        let mut token = None;
+        for _ in 0..10 {
+            let page = self.store.timeline(
+                tenant,
+                &canonical,
+                &TimelineQuery {
+                    page_size: 1_000,
+                    page_token: token.take(),
+                    ..Default::default()
+                },
+            )?;
+            for e in &page.entries {
+                if e.channel == pb::Channel::BackOffice as i32 || e.channel == 0 {
+                    continue;
+                }
+                let at = e
+                    .occurred_at
+                    .as_ref()
+                    .and_then(contacthub_proto::ts::to_micros)
+                    .unwrap_or(i64::MIN);
+                match counts.iter_mut().find(|c| c.channel == e.channel) {
+                    Some(c) => {
+                        c.contacts += 1;
+                        c.last_us = c.last_us.max(at);
+                    }
+                    None => counts.push(ChannelCount {
+                        channel: e.channel,
+                        contacts: 1,
+                        last_us: at,
+                    }),
+                }
+            }
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        counts.sort_by(|a, b| b.last_us.cmp(&a.last_us));
+        Ok(counts)
+    }
+
     /// The canonical citizen designated by `who` in `tenant`.
     pub fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
         Ok(self.resolve_record(tenant, who)?.0)

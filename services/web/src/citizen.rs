@@ -240,6 +240,28 @@ pub async fn citizen(
         .map(|r| RequestRow::of(r, now))
         .collect();
     requests.sort_by_key(|r| std::cmp::Reverse(r.overdue));
+    let open: Vec<&RequestRow> = requests.iter().filter(|r| r.open).collect();
+    let late = open.iter().filter(|r| r.overdue).count();
+    let open_summary = match (open.len(), late) {
+        (0, _) => String::new(),
+        (1, 0) => "1 demande en cours".into(),
+        (1, _) => "1 demande en cours, en retard".into(),
+        (n, 0) => format!("{n} demandes en cours"),
+        (n, l) => format!("{n} demandes en cours, dont {l} en retard"),
+    };
+    let summary = desk
+        .app
+        .channel_summary(&agent, &tenant, &c.citizen_id)?
+        .iter()
+        .map(|k| {
+            format!(
+                "{} : {}, le dernier le {}",
+                channel_fr(k.channel),
+                k.contacts,
+                view::day(k.last_us)
+            )
+        })
+        .collect();
     let consent = identity
         .consent
         .as_ref()
@@ -294,6 +316,8 @@ pub async fn citizen(
         .into(),
         consent,
         household,
+        summary,
+        open_summary,
         merged: desk
             .app
             .merged_records(&tenant, &c.citizen_id)?

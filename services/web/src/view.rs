@@ -134,6 +134,8 @@ pub struct RequestRow {
     pub assignee: String,
     /// The written answer is recorded: to close.
     pub answered: bool,
+    /// Not closed yet.
+    pub open: bool,
     /// The channel it came by (« courrier », « téléphone »…).
     pub channel: &'static str,
     /// Who asks: the first requester's name, or whom it is on behalf of.
@@ -174,6 +176,7 @@ impl RequestRow {
             category: category_fr(r.category),
             assignee: r.assignee_agent_id.clone(),
             answered: r.status == pb::RequestStatus::Answered as i32,
+            open: r.status != pb::RequestStatus::Closed as i32,
             channel: if r.channel == 0 {
                 ""
             } else {
@@ -315,6 +318,10 @@ pub struct CitizenPage {
     pub preferred: String,
     pub consent: String,
     pub household: Vec<Relative>,
+    /// At the top: per channel, « téléphone : 12, le dernier le 03/12/2026 ».
+    pub summary: Vec<String>,
+    /// « 2 demandes en cours, dont 1 en retard », or empty.
+    pub open_summary: String,
     pub relations: &'static [&'static str],
     pub age: String,
     pub categories: Vec<(&'static str, &'static str)>,

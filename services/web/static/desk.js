@@ -72,7 +72,7 @@
     var source = new EventSource(timeline.dataset.flux);
     source.addEventListener("entry", function (e) {
       timeline.insertAdjacentHTML("afterbegin", e.data);
-      if (announce) { announce.textContent = "Nouveau contact reçu."; }
+      if (announce) { announce.textContent = "Nouveau contact reçu : il est en tête de l'historique."; }
     });
     source.addEventListener("reload", function (e) {
       source.close();

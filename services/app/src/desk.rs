@@ -73,7 +73,7 @@ impl App {
                 None => break,
             }
         }
-        counts.sort_by(|a, b| b.last_us.cmp(&a.last_us));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.last_us));
         Ok(counts)
     }
 

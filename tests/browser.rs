@@ -139,7 +139,7 @@ async fn an_accueil_agent_works_in_the_browser() {
     )
     .expect("reading axe-core");
     let access = Access::from_toml(&format!(
-        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\ncatalogue=true\n",
         token_hash("givors")
     ))
     .unwrap();
@@ -500,7 +500,6 @@ async fn an_accueil_agent_works_in_the_browser() {
         review(&c, name, &axe).await;
     }
     fill(&c, "#n-title", "Inscription scolaire : pièces").await;
-    fill(&c, "#n-owner", "service éducation").await;
     fill(
         &c,
         "#n-text",

@@ -576,6 +576,24 @@ async fn the_demo_has_requests_in_every_state() {
         assert!(csv.starts_with("mois;dimension;valeur;"), "{csv}");
         assert!(csv.lines().count() > 24, "{csv}");
     }
+    // A filled catalogue of validated answers, in each commune's name (open desk).
+    let desk = WebAgent::sign_in(&serve.web, "").await;
+    let (_, catalogue) = desk.get("/catalogue?commune=69096").await;
+    for title in [
+        "Carte d&#39;identité et passeport : délais",
+        "Inscription scolaire : pièces à fournir",
+        "Aide sociale d&#39;urgence : premier rendez-vous",
+        "Horaires d&#39;ouverture de la mairie",
+    ] {
+        assert!(catalogue.contains(title), "{title} in {catalogue}");
+    }
+    let (_, hours) = desk
+        .get("/catalogue/69096/horaires-d-ouverture-de-la-mairie")
+        .await;
+    assert!(
+        hours.contains("La mairie de Grigny vous accueille"),
+        "{hours}"
+    );
     let mut child = serve.child;
     child.kill().unwrap();
     let _ = child.wait();

@@ -96,7 +96,7 @@ fn csrf(html: &str) -> String {
 
 fn agents() -> Access {
     Access::from_toml(&format!(
-        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\ncatalogue=true\n\
          [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
          [[agent]]\nid='voirie-givors'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n",
         token_hash("givors"),
@@ -550,6 +550,39 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     );
     let (_, none) = desk.get("/catalogue?q=passeport").await;
     assert!(none.contains("0 réponse(s)"), "{none}");
+    // Validated by whom published it, not by a name typed in; an agent without the right
+    // publishes nothing and is offered no form.
+    assert_eq!(
+        hub.hub
+            .catalogue_answer(GIVORS, "carte-d-identite-delais")
+            .unwrap()
+            .owner,
+        "accueil-givors"
+    );
+    let (_, voirie, _) = Desk::sign_in(&hub.web, "voirie").await;
+    let voirie = voirie.unwrap();
+    let (_, page) = voirie.get("/catalogue").await;
+    assert!(!page.contains("Ajouter une réponse"), "{page}");
+    assert!(page.contains("Seuls les agents habilités"), "{page}");
+    let (status, _) = voirie
+        .post(
+            "/catalogue/69091",
+            &[
+                ("csrf", &csrf(&page)),
+                ("id", "carte-d-identite-delais"),
+                ("title", "Carte d'identité : délais"),
+                ("text", "Plus de carte d'identité."),
+                ("withdraw", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        !hub.hub
+            .catalogue_answer(GIVORS, "carte-d-identite-delais")
+            .unwrap()
+            .withdrawn
+    );
     let (status, _) = desk
         .post(
             "/catalogue/69091",

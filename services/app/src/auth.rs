@@ -11,6 +11,7 @@
 //! ops = false                   # may call OpsService (positions, dead letters)
 //! services = ["voirie"]         # optional: sees only these services' requests (and its own)
 //! role = "agent"                # "elu": dashboards only (aggregates, no personal data)
+//! catalogue = false             # may publish and withdraw validated answers
 //! ```
 
 use crate::{Error, Result};
@@ -28,6 +29,8 @@ pub struct Agent {
     /// Services whose requests the agent sees; empty: every service (accueil, mail room).
     services: BTreeSet<String>,
     role: Role,
+    /// May publish and withdraw the catalogue's validated answers.
+    catalogue: bool,
 }
 
 /// What an agent is.
@@ -50,6 +53,11 @@ impl Agent {
     /// Whether the agent works in service `service`.
     pub fn in_service(&self, service: &str) -> bool {
         self.services.contains(service)
+    }
+
+    /// Whether the agent may publish and withdraw validated answers of the catalogue.
+    pub fn publishes_catalogue(&self) -> bool {
+        self.catalogue && self.role != Role::Elu
     }
 
     /// Whether the agent belongs to no service: the accueil, the mail room. They see every
@@ -102,6 +110,8 @@ struct Entry {
     services: Vec<String>,
     #[serde(default)]
     role: Role,
+    #[serde(default)]
+    catalogue: bool,
 }
 
 /// Hex SHA-256 of a token, as the agents file stores it.
@@ -132,6 +142,7 @@ impl Access {
                 ops: e.ops,
                 services: e.services.into_iter().collect(),
                 role: e.role,
+                catalogue: e.catalogue,
             };
             if agents.insert(hash, agent).is_some() {
                 return Err(format!("agent {}: the same token is listed twice", e.id));

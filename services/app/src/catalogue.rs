@@ -114,6 +114,18 @@ impl App {
         draft: &Draft,
     ) -> Result<CatalogueAnswer> {
         self.tenant(tenant)?;
+        // Validating an answer is a right the agents file gives (`catalogue = true`); the
+        // agent who publishes is who validated it.
+        let owner = match &agent {
+            Some(a) if !a.may_read(tenant) || !a.publishes_catalogue() => {
+                return Err(Error::Forbidden(format!(
+                    "agent {} may not publish or withdraw validated answers",
+                    a.id
+                )))
+            }
+            Some(a) => a.id.clone(),
+            None => draft.owner.trim().to_string(),
+        };
         let now = (self.clock)();
         let answer_id = if draft.answer_id.trim().is_empty() {
             let base = slug(&draft.title);
@@ -151,7 +163,7 @@ impl App {
                 service: draft.service.trim().into(),
                 title: draft.title.trim().into(),
                 text: draft.text.trim().into(),
-                owner: draft.owner.trim().into(),
+                owner,
                 reviewed_on,
                 withdrawn: draft.withdrawn,
             }),

@@ -7,6 +7,59 @@ use contacthub_core::demo;
 use contacthub_proto::v1 as pb;
 use std::sync::Arc;
 
+/// The demo's catalogue of validated answers: (title, démarche, service, validated by, text).
+const CATALOGUE: [(&str, &str, &str, &str, &str); 7] = [
+    (
+        "Carte d'identité et passeport : délais",
+        "carte nationale d'identité, passeport",
+        "etat-civil",
+        "responsable de l'état civil",
+        "Les demandes de carte nationale d'identité et de passeport se font sur rendez-vous, après une pré-demande en ligne sur le site de l'ANTS. Comptez quatre à six semaines entre le rendez-vous et la mise à disposition du titre, que vous retirez en personne à la mairie de {commune}.",
+    ),
+    (
+        "Acte de naissance : comment l'obtenir",
+        "acte d'état civil",
+        "etat-civil",
+        "responsable de l'état civil",
+        "Un acte de naissance s'obtient gratuitement auprès de la mairie du lieu de naissance, en ligne, par courrier ou au guichet. Précisez vos nom, prénoms, date de naissance et les noms de vos parents. L'acte vous est adressé sous huit jours.",
+    ),
+    (
+        "Inscription scolaire : pièces à fournir",
+        "inscription scolaire",
+        "education",
+        "responsable du service éducation",
+        "Pour inscrire votre enfant à l'école, présentez le livret de famille, un justificatif de domicile de moins de trois mois et le carnet de vaccination. Le certificat d'inscription vous est remis sur place ; vous le présentez ensuite au directeur de l'école.",
+    ),
+    (
+        "Aide sociale d'urgence : premier rendez-vous",
+        "aide sociale",
+        "ccas",
+        "directrice du CCAS",
+        "Le centre communal d'action sociale vous reçoit sur rendez-vous pour étudier votre situation. Apportez une pièce d'identité, vos derniers justificatifs de ressources et vos factures en attente. Une réponse vous est donnée après examen de votre dossier par la commission.",
+    ),
+    (
+        "Travaux : déclaration préalable",
+        "déclaration préalable de travaux",
+        "urbanisme",
+        "responsable de l'urbanisme",
+        "Les travaux qui modifient l'aspect extérieur d'une construction demandent une déclaration préalable, déposée en mairie ou en ligne. Le délai d'instruction est d'un mois à compter du dépôt d'un dossier complet ; sans réponse à son terme, la déclaration est acceptée.",
+    ),
+    (
+        "Voirie : signalement pris en compte",
+        "signalement sur la voie publique",
+        "voirie",
+        "responsable de la voirie",
+        "Votre signalement a été transmis aux services techniques. Une équipe se rend sur place pour évaluer l'intervention ; les réparations urgentes sont faites sous quarante-huit heures, les autres sont programmées dans les semaines qui suivent.",
+    ),
+    (
+        "Horaires d'ouverture de la mairie",
+        "horaires",
+        "accueil",
+        "responsable de l'accueil",
+        "La mairie de {commune} vous accueille du lundi au vendredi de 8 h 30 à 12 h et de 13 h 30 à 17 h 30, et le samedi de 9 h à 12 h pour l'état civil. Les services reçoivent sur rendez-vous en dehors de ces horaires.",
+    ),
+];
+
 /// Loads the demo population through the application layer, once (skipped when the log
 /// already holds events).
 pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
@@ -51,6 +104,25 @@ pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usiz
     let requests = demo_requests(&timed, &clock, 20)
         .await
         .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
+    for tenant in app.tenants.iter() {
+        for (title, demarche, service, owner, text) in CATALOGUE {
+            app.publish_answer(
+                None,
+                &tenant.code,
+                &contacthub_app::catalogue::Draft {
+                    title: title.to_string(),
+                    demarche: demarche.to_string(),
+                    service: service.to_string(),
+                    owner: owner.to_string(),
+                    text: text.replace("{commune}", &tenant.name),
+                    reviewed_on: "2026-09-15".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing the demo's catalogue: {e}"))?;
+        }
+    }
     tracing::info!(
         events = total,
         requests,

@@ -44,7 +44,7 @@ pub struct ListQuery {
 
 pub async fn list(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<ListQuery>) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
     let items = desk
         .app
         .catalogue(&tenant, q.q.trim(), false)?
@@ -57,6 +57,7 @@ pub async fn list(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<ListQ
         tenant,
         q: q.q,
         items,
+        may_publish: agent.as_ref().is_none_or(|a| a.publishes_catalogue()),
     }))
 }
 
@@ -72,12 +73,13 @@ pub async fn answer(
     Path((tenant, id)): Path<(String, String)>,
     Query(n): Query<Notice>,
 ) -> Page {
-    caller.for_tenant(&desk, &tenant)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
     let a = desk.app.catalogue_answer(&tenant, &id)?;
     Ok(render(&view::AnswerPage {
         chrome: chrome(&caller, &desk, "catalogue"),
         tenant,
         a: item(&a),
+        may_publish: agent.as_ref().is_none_or(|a| a.publishes_catalogue()),
         notice: match n.avis.as_str() {
             "publiee" => "Réponse publiée.".into(),
             "retiree" => "Réponse retirée du catalogue.".into(),

@@ -667,6 +667,8 @@ pub struct CataloguePage {
     pub tenant: String,
     pub q: String,
     pub items: Vec<CatalogueItem>,
+    /// The caller may publish and withdraw answers (`catalogue = true` in the agents file).
+    pub may_publish: bool,
 }
 
 #[derive(Template)]
@@ -676,6 +678,7 @@ pub struct AnswerPage {
     pub tenant: String,
     pub a: CatalogueItem,
     pub notice: String,
+    pub may_publish: bool,
 }
 
 /// The fields of a citizen record's form, as typed (or as stored, to correct them).

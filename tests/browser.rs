@@ -4,7 +4,9 @@
 //! typing, reads her timeline in Paris time, sees a visit recorded in another window appear
 //! live, opens a request from her e-mail, answers and closes it; the dashboard page says what
 //! GetDashboard says; another commune's page is refused; every page has no serious or critical
-//! accessibility violation. A screenshot of every page is kept in `target/desk-screenshots/`.
+//! accessibility violation. Further days: an accueil agent keeping a record (create, correct,
+//! household, a request, an answer previewed, the print queue, a letter registered for her),
+//! a service agent and an élu. A screenshot of every page is kept in `target/desk-screenshots/`.
 
 use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::event::contact;
@@ -894,6 +896,154 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         review(&c, &format!("telephone-{n:02}"), &axe).await;
     }
 
+    c.close().await.unwrap();
+    hub.stop().await;
+}
+
+/// A service agent's and an élu's day on the desk, without the command line. The voirie
+/// agent lands on the worklist, takes a request (« m'attribuer »), answers it by letter after
+/// reading the preview, closes the answered ones in one step and never sees the CCAS's
+/// matter; the élu lands on the dashboard, picks a preset period, compares with the year
+/// before and is refused a citizen's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_agent_and_an_elu_work_in_the_browser() {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='voirie-givors'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
+        token_hash("voirie"),
+        token_hash("elu")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let cfg = demo::DemoConfig {
+        people_per_tenant: 6,
+        ..Default::default()
+    };
+    let events: Vec<pb::Event> = demo::events(&cfg, &Tenants::builtin()).collect();
+    hub.publish(&events).await;
+    hub.settle().await;
+    let open = |subject: &str, service: &str, category: pb::Category| {
+        let hub = &hub;
+        let (subject, service) = (subject.to_string(), service.to_string());
+        async move {
+            hub.hub
+                .open_request(
+                    None,
+                    &pb::OpenRequestRequest {
+                        tenant: GIVORS.into(),
+                        subject,
+                        category: category as i32,
+                        service,
+                        citizen_id: "GIV-000001".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .reference
+        }
+    };
+    let pothole = open(
+        "Nid-de-poule rue Pasteur",
+        "voirie",
+        pb::Category::ServicesTechniques,
+    )
+    .await;
+    let secret = open("Aide au loyer", "ccas", pb::Category::Ccas).await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+
+    // The voirie agent starts on the worklist.
+    c.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&c, "#token", "voirie").await;
+    click(&c, "button[type=submit]").await;
+    let list = until_text(&c, "the worklist", |t| t.contains("Demandes à traiter")).await;
+    assert!(list.contains("Nid-de-poule rue Pasteur"), "{list}");
+    assert!(
+        !list.contains(&secret) && !list.contains("Aide au loyer"),
+        "{list}"
+    );
+    click(
+        &c,
+        &format!("form[action$='/{pothole}/attribution'] button"),
+    )
+    .await;
+    until_text(&c, "assigned", |t| t.contains("Demande attribuée.")).await;
+    review(&c, "voirie-demandes", &axe).await;
+    c.goto(&format!("{}/demandes/69091/{pothole}", hub.web))
+        .await
+        .unwrap();
+    until_text(&c, "the request", |t| t.contains("Rédiger et envoyer")).await;
+    choose(&c, "#send_channel", "courrier").await;
+    fill(&c, "#send_reason", "réponse avec le plan des travaux").await;
+    fill(
+        &c,
+        "#send_text",
+        "L'équipe de voirie comblera le nid-de-poule la semaine prochaine.",
+    )
+    .await;
+    click(&c, "button[name=apercu]").await;
+    until_text(&c, "the preview", |t| t.contains("Aperçu : courrier")).await;
+    review(&c, "voirie-apercu", &axe).await;
+    click(&c, "form[action$='/envoi'] button:not([name])").await;
+    until_text(&c, "sent", |t| t.contains("Réponse mise à l'envoi")).await;
+    // The letter printed and posted (the print queue), the request is to close.
+    let letter = hub.hub.print_queue(&None, GIVORS).unwrap()[0]
+        .answer
+        .clone()
+        .unwrap();
+    hub.hub
+        .mark_printed(None, GIVORS, &letter.answer_event_id, "")
+        .await
+        .unwrap();
+    c.goto(&format!("{}/demandes", hub.web)).await.unwrap();
+    let list = until_text(&c, "to close", |t| t.contains("Répondues, à clôturer")).await;
+    let (_, to_close) = list.split_once("Répondues, à clôturer").unwrap();
+    assert!(to_close.contains(&pothole), "{to_close}");
+    click(&c, "form[action$='/cloture-groupee'] button").await;
+    until_text(&c, "closed", |t| t.contains("Demandes clôturées : 1.")).await;
+    assert_eq!(
+        hub.hub.get_request(&None, GIVORS, &pothole).unwrap().status,
+        pb::RequestStatus::Closed as i32
+    );
+    // The CCAS's matter: refused at its address too.
+    c.goto(&format!("{}/demandes/69091/{secret}", hub.web))
+        .await
+        .unwrap();
+    let refused = until_text(&c, "the CCAS request", |t| t.contains("Introuvable")).await;
+    assert!(!refused.contains("Aide au loyer"), "{refused}");
+    click(&c, "a[href='/']").await;
+    until_text(&c, "back to work", |t| t.contains("Demandes à traiter")).await;
+    click(&c, ".who button").await;
+    until_text(&c, "signed out", |t| t.contains("Jeton")).await;
+
+    // The élu starts on the dashboard.
+    fill(&c, "#token", "elu").await;
+    click(&c, "button[type=submit]").await;
+    until_text(&c, "the dashboard", |t| t.contains("Tableau de bord")).await;
+    click(&c, "nav.presets a[href*='de=']").await;
+    let page = until_text(&c, "a preset period", |t| t.contains("De ")).await;
+    assert!(page.contains("Contacts reçus"), "{page}");
+    let compare = c
+        .find(Locator::XPath("//a[contains(., 'Comparer avec')]"))
+        .await
+        .unwrap();
+    compare.click().await.unwrap();
+    until_text(&c, "compared", |t| t.contains("un an plus tôt")).await;
+    review(&c, "elu-tableau-de-bord", &axe).await;
+    c.goto(&format!("{}/citoyens/69091/GIV-000001", hub.web))
+        .await
+        .unwrap();
+    let refused = until_text(&c, "refused", |t| t.contains("Accès refusé")).await;
+    assert!(!refused.contains("DURAND"), "{refused}");
     c.close().await.unwrap();
     hub.stop().await;
 }

@@ -221,12 +221,12 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         (
             close(pb::CloseReason::Answered, ""),
             tonic::Code::InvalidArgument,
-            "no written answer",
+            "pas encore de réponse écrite",
         ),
         (
             close(pb::CloseReason::Redirected, ""),
             tonic::Code::InvalidArgument,
-            "redirected_to",
+            "réorientée",
         ),
         (
             close(pb::CloseReason::Duplicate, "GIV-D-2026-999999"),
@@ -464,7 +464,7 @@ async fn the_cli_follows_a_request() {
     let (ok, out) = run(&[
         "request", "close", "--tenant", GIVORS, &reference, "--reason", "answered",
     ]);
-    assert!(!ok && out.contains("no written answer"), "{out}");
+    assert!(!ok && out.contains("pas encore de réponse écrite"), "{out}");
     let (ok, out) = run(&[
         "request",
         "answer",

@@ -180,7 +180,7 @@ impl App {
     ) -> Result<Request> {
         self.tenant(&r.tenant)?;
         if r.subject.trim().is_empty() {
-            return Err(Error::Invalid("subject is required".into()));
+            return Err(Error::Invalid("indiquez l'objet de la demande".into()));
         }
         if pb::Category::try_from(r.category).is_err() {
             return Err(Error::Invalid(format!("unknown category {}", r.category)));
@@ -206,7 +206,7 @@ impl App {
                 .request_by_event(&r.tenant, &r.from_contact_event_id)?
             {
                 return Err(Error::Invalid(format!(
-                    "contact {} is already followed by request {existing}",
+                    "ce contact ({}) est déjà suivi par la demande {existing}",
                     quote(&r.from_contact_event_id)
                 )));
             }
@@ -392,18 +392,18 @@ impl App {
             }
             R::Answered if current.status != RequestStatus::Answered as i32 => {
                 return Err(Error::Invalid(format!(
-                    "request {} has no written answer recorded",
+                    "la demande {} n'a pas encore de réponse écrite enregistrée",
                     current.reference
                 )))
             }
             R::Redirected if r.redirected_to.trim().is_empty() => {
                 return Err(Error::Invalid(
-                    "redirected_to: which administration handles it".into(),
+                    "indiquez l'administration vers laquelle la demande est réorientée".into(),
                 ))
             }
             R::Duplicate => {
                 if r.duplicate_of == r.reference {
-                    return Err(Error::Invalid("a request is not a duplicate of itself".into()));
+                    return Err(Error::Invalid("une demande n'est pas le doublon d'elle-même".into()));
                 }
                 self.request_for_work(&agent, &r.tenant, &r.duplicate_of)?;
             }

@@ -65,7 +65,7 @@ impl From<contacthub_app::Error> for Failure {
     fn from(e: contacthub_app::Error) -> Self {
         use contacthub_app::Error as E;
         let (status, message) = match &e {
-            E::Invalid(m) => (StatusCode::BAD_REQUEST, format!("Demande incorrecte : {m}")),
+            E::Invalid(m) => (StatusCode::BAD_REQUEST, format!("Impossible : {m}.")),
             E::NotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "Introuvable dans cette commune.".to_string(),

@@ -253,3 +253,59 @@ async fn every_metric_of_the_hub_says_what_it_is() {
         assert!(typed.contains(&name), "{name} missing: {page}");
     }
 }
+
+/// A secured cluster is reached with a Kafka client properties file (--kafka-config): its
+/// properties reach librdkafka (a SASL mechanism this broker does not speak is refused by the
+/// handshake, not ignored; a property librdkafka does not know is named), a line that is no
+/// property is refused with its number, and the SASL password is never printed.
+#[test]
+fn a_kafka_properties_file_reaches_the_client() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("kafka.properties");
+    let topic = format!("props-{}", std::process::id());
+    let init = |props: &std::path::Path| {
+        run(
+            &[
+                "topics",
+                "init",
+                "--kafka",
+                &brokers,
+                "--topic",
+                &topic,
+                "--dead-letter-topic",
+                &format!("{topic}-dl"),
+                "--kafka-config",
+                props.to_str().unwrap(),
+            ],
+            dir.path(),
+        )
+    };
+    std::fs::write(&props, "# plain\nclient.id=contacthub-props-test\n").unwrap();
+    let o = init(&props);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(&props, "no.such.property=1\n").unwrap();
+    let o = init(&props);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no.such.property"), "{}", text(&o));
+    std::fs::write(&props, "security.protocol=SASL_SSL\nnot a property\n").unwrap();
+    let o = init(&props);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("line 2 is not key=value"), "{}", text(&o));
+    std::fs::write(
+        &props,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=SCRAM-SHA-512\nsasl.username=hub\nsasl.password=s3cret-never-printed\n",
+    )
+    .unwrap();
+    let o = init(&props);
+    assert!(
+        !o.status.success(),
+        "a broker without SASL refuses: {}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("s3cret-never-printed"), "{}", text(&o));
+    assert!(text(&o).contains("--kafka-config"), "{}", text(&o));
+}

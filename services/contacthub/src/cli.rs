@@ -177,6 +177,10 @@ pub struct LogArgs {
     /// Kafka producer compression (none, gzip, snappy, lz4, zstd).
     #[arg(long, env = "CONTACTHUB_KAFKA_COMPRESSION", default_value = "lz4")]
     pub kafka_compression: String,
+    /// A Kafka client properties file (key=value) for a secured cluster: security.protocol,
+    /// sasl.mechanisms, sasl.username, sasl.password, ssl.ca.location… (docs/operations.md).
+    #[arg(long, env = "CONTACTHUB_KAFKA_CONFIG")]
+    pub kafka_config: Option<PathBuf>,
     /// Partitions of a new embedded log (an existing log keeps its own).
     #[arg(long, env = "CONTACTHUB_PARTITIONS", default_value_t = 12)]
     pub partitions: u32,
@@ -340,6 +344,9 @@ pub struct TopicsInitArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "CONTACTHUB_KAFKA")]
     pub kafka: String,
+    /// A Kafka client properties file for a secured cluster (as for serve).
+    #[arg(long, env = "CONTACTHUB_KAFKA_CONFIG")]
+    pub kafka_config: Option<PathBuf>,
     #[arg(long, env = "CONTACTHUB_TOPIC", default_value = "contacthub.events.v1")]
     pub topic: String,
     #[arg(

@@ -35,6 +35,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: TopicsCommand::Init(a),
         } => {
             let mut cfg = kafka::KafkaConfig::new(&a.kafka);
+            if let Some(path) = &a.kafka_config {
+                cfg.properties = kafka::read_properties(path)?;
+            }
             cfg.topic = a.topic;
             cfg.dead_letter_topic = a.dead_letter_topic;
             let created = kafka::create_topics(&cfg, a.partitions, a.replication).await?;
@@ -87,6 +90,9 @@ pub async fn open_log(args: &LogArgs) -> Result<Arc<dyn EventLog>> {
         cfg.topic = args.topic.clone();
         cfg.dead_letter_topic = args.dead_letter_topic.clone();
         cfg.compression = args.kafka_compression.clone();
+        if let Some(path) = &args.kafka_config {
+            cfg.properties = kafka::read_properties(path)?;
+        }
         let log = kafka::KafkaLog::connect(cfg).await?;
         tracing::info!(topic = %log.name(), partitions = log.partitions(), "connected to kafka");
         Ok(Arc::new(log))

@@ -34,6 +34,51 @@ pub struct KafkaConfig {
     pub append_timeout: Duration,
     /// Records per producer batch at most (`batch.num.messages`, default 10000).
     pub batch_records: u32,
+    /// Further librdkafka client properties, set last: how to reach a secured cluster
+    /// (`security.protocol=SASL_SSL`, `sasl.mechanisms`, `sasl.username`, `sasl.password`,
+    /// `ssl.ca.location`…), from a Kafka client properties file ([`read_properties`]).
+    pub properties: Vec<(String, String)>,
+}
+
+/// Reads a Kafka client properties file: `key=value` lines, `#` or `!` comments, blank lines
+/// ignored. A line that is not a property is refused with its number; values are never
+/// printed (the file holds the SASL password).
+pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_properties(&text).map_err(|m| Error::Kafka(format!("{}: {m}", path.display())))
+}
+
+fn parse_properties(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {} is not key=value", n + 1));
+        };
+        let key = key.trim();
+        let valid = !key.is_empty()
+            && key.len() <= 100
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        if !valid {
+            return Err(format!("line {}: {key:?} is not a property name", n + 1));
+        }
+        if key == "bootstrap.servers" {
+            return Err(format!(
+                "line {}: bootstrap.servers comes from --kafka, not from this file",
+                n + 1
+            ));
+        }
+        out.push((key.to_string(), value.trim().to_string()));
+    }
+    Ok(out)
 }
 
 impl KafkaConfig {
@@ -45,6 +90,7 @@ impl KafkaConfig {
             compression: "lz4".into(),
             append_timeout: Duration::from_secs(60),
             batch_records: 10_000,
+            properties: Vec::new(),
         }
     }
 
@@ -55,6 +101,9 @@ impl KafkaConfig {
             .set("socket.keepalive.enable", "true")
             .set("reconnect.backoff.max.ms", "5000")
             .set("log_level", "4");
+        for (key, value) in &self.properties {
+            c.set(key, value);
+        }
         c
     }
 }
@@ -83,8 +132,13 @@ pub async fn create_topics(
     .await
     .map_err(|e| Error::Kafka(format!("asking the cluster: {e}")))?;
     if let Err(e) = reached {
+        let secured = if cfg.properties.is_empty() {
+            ""
+        } else {
+            ", and that --kafka-config (security.protocol, sasl.*, ssl.*) is what the cluster expects"
+        };
         return Err(Error::Kafka(format!(
-            "no Kafka broker answered at {} within 10 s ({e}): check --kafka (CONTACTHUB_KAFKA) and that the brokers run",
+            "no Kafka broker answered at {} within 10 s ({e}): check --kafka (CONTACTHUB_KAFKA) and that the brokers run{secured}",
             cfg.brokers
         )));
     }
@@ -418,5 +472,31 @@ impl LogReader for KafkaReader {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod properties_tests {
+    use super::parse_properties;
+
+    #[test]
+    fn a_properties_file_reads_as_kafka_clients_write_it() {
+        let p = parse_properties(
+            "# secured cluster\nsecurity.protocol=SASL_SSL\n\nsasl.mechanisms = SCRAM-SHA-512\nsasl.password=a=b\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            [
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.mechanisms".into(), "SCRAM-SHA-512".into()),
+                ("sasl.password".into(), "a=b".into()),
+            ]
+        );
+        assert_eq!(
+            parse_properties("ok=1\nnot a property\n").unwrap_err(),
+            "line 2 is not key=value"
+        );
+        assert!(parse_properties("bootstrap.servers=x:9092").is_err());
     }
 }

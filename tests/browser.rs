@@ -843,6 +843,49 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
             "{text}"
         );
     }
+    // An SMS from a number nobody has: a provisional record, joined to hers from its page.
+    let mut sms = call(
+        GIVORS,
+        "sms-unknown-1",
+        "07 66 55 44 33",
+        at(2026, 11, 30, 9, 0),
+    );
+    sms.channel = pb::Channel::Sms as i32;
+    sms.payload = Some(Payload::Sms(pb::Sms {
+        message_sid: "SMunknown1".into(),
+        ..Default::default()
+    }));
+    if let Some(p) = sms.personal.as_mut() {
+        p.text = "C'est Jeanne Lefebvre, j'ai changé de numéro.".into();
+    }
+    hub.publish(&[sms.clone()]).await;
+    hub.settle().await;
+    let provisional = hub
+        .store
+        .applied_entry(GIVORS, &sms.event_id)
+        .unwrap()
+        .unwrap()
+        .citizen_id;
+    c.goto(&format!("{}/citoyens/69091/{provisional}", hub.web))
+        .await
+        .unwrap();
+    until_text(&c, "the provisional record", |t| {
+        t.contains("Rattacher à la fiche d'un usager connu")
+    })
+    .await;
+    fill(&c, "#j-who", "lefebvre jeanne").await;
+    until_text(&c, "candidates", |t| t.contains(&parent)).await;
+    click(&c, &format!("button[data-pick-id='{parent}']")).await;
+    review(&c, "fiche-provisoire", &axe).await;
+    click(&c, "form[action$='/rattacher'] button[type=submit]").await;
+    let joined = until_text(&c, "joined", |t| t.contains("Fiche provisoire rattachée")).await;
+    assert!(joined.contains("j'ai changé de numéro"), "{joined}");
+    assert!(
+        joined.contains("07 66 55 44 33"),
+        "her new number on her record: {joined}"
+    );
+    assert!(c.current_url().await.unwrap().as_str().contains(&parent));
+
     // On a phone (360 px wide) no page scrolls sideways: the menu folds, forms stack, wide
     // tables scroll inside their frame.
     c.set_window_size(360, 800).await.unwrap();

@@ -447,6 +447,17 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
         page.contains("Paul Lenoir") && page.contains("Rose Lenoir"),
         "{page}"
     );
+    // Each candidate with what tells them apart and a link to compare; each radio button
+    // with its own label.
+    assert!(page.contains("voir la fiche"), "{page}");
+    assert!(
+        page.contains("1 contact") || page.contains(" contacts"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<label for=\"w1-GIV-000101\">Paul Lenoir (GIV-000101)</label>"),
+        "{page}"
+    );
     let token = csrf(&page);
     let (status, _) = desk
         .post(
@@ -940,6 +951,10 @@ async fn record_actions_refuse_whom_they_must() {
             (
                 format!("{base}/demandes"),
                 vec![("csrf", csrf.as_str()), ("subject", "Volée")],
+            ),
+            (
+                format!("{base}/rattacher"),
+                vec![("csrf", csrf.as_str()), ("into", "GIV-000001")],
             ),
             (
                 "/fiches/69091?cle=x".to_string(),

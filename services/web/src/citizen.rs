@@ -362,6 +362,9 @@ pub async fn citizen(
             "fiche" => "Fiche enregistrée.".into(),
             "foyer" => "Foyer mis à jour.".into(),
             "foyer-retire" => "Personne retirée du foyer.".into(),
+            "rattachee" => {
+                "Fiche provisoire rattachée : ses contacts sont dans cet historique.".into()
+            }
             "defusion" => "Fiche séparée : son historique est de nouveau le sien.".into(),
             _ => String::new(),
         },

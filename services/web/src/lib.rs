@@ -235,6 +235,7 @@ pub fn router(state: State) -> Router {
             "/citoyens/{tenant}/{citizen}/foyer",
             post(record::household),
         )
+        .route("/citoyens/{tenant}/{citizen}/rattacher", post(record::join))
         .route(
             "/citoyens/{tenant}/{citizen}/demandes",
             post(record::open_request),

@@ -504,6 +504,58 @@ pub async fn household(
 }
 
 #[derive(Deserialize)]
+pub struct JoinForm {
+    #[serde(default)]
+    csrf: String,
+    /// The existing record it is the same person as.
+    #[serde(default)]
+    into: String,
+}
+
+/// A provisional record (an unknown SMS sender, a caller) is an existing citizen: it joins
+/// their record (a merge, with the agent and a reason; separable again from their page).
+pub async fn join(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+    Form(f): Form<JoinForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let agent = caller.for_tenant(&desk, &tenant)?;
+    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
+    if !c.provisional {
+        return Err(crate::Failure {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: "Seule une fiche provisoire se rattache ainsi ; deux fiches confirmées se fusionnent depuis « Doublons ».".into(),
+        });
+    }
+    let into = f.into.trim();
+    if into.is_empty() {
+        return Err(crate::Failure {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: "Choisissez la fiche de l'usager.".into(),
+        });
+    }
+    let merged = desk
+        .app
+        .merge_citizens(
+            agent,
+            &pb::MergeCitizensRequest {
+                tenant: tenant.clone(),
+                citizen_id: c.citizen_id.clone(),
+                into_citizen_id: into.to_string(),
+                reason: "fiche provisoire rattachée à la fiche de l'usager depuis sa page".into(),
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/citoyens/{}/{}?avis=rattachee",
+        url_encode(&tenant),
+        url_encode(&merged.citizen_id)
+    )))
+}
+
+#[derive(Deserialize)]
 pub struct OpenForm {
     #[serde(default)]
     csrf: String,

@@ -56,9 +56,51 @@ pub async fn unresolved(
         let mut candidates = Vec::new();
         for id in &u.candidates {
             if let Ok(c) = desk.app.citizen(&tenant, id) {
-                candidates.push(citizen_link(&tenant, &c));
+                let link = citizen_link(&tenant, &c);
+                let identity = c.identity.clone().unwrap_or_default();
+                let mut detail = Vec::new();
+                if !identity.birth_date.is_empty() {
+                    detail.push(format!("né(e) le {}", view::iso_day(&identity.birth_date)));
+                }
+                if let Some(a) = identity.addresses.first() {
+                    detail.push(
+                        format!("{} {}, {}", a.number, a.street, a.city)
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+                detail.push(match c.entries {
+                    0 | 1 => format!("{} contact", c.entries),
+                    n => format!("{n} contacts"),
+                });
+                candidates.push(view::Candidate {
+                    id: c.citizen_id.clone(),
+                    name: link.name,
+                    url: link.url,
+                    detail: detail.join(" · "),
+                });
             }
         }
+        // What it says, so the agent can tell who wrote or called.
+        let text = desk
+            .app
+            .contact(&agent, &tenant, &entry.event_id)
+            .ok()
+            .and_then(|c| c.personal)
+            .map(|p| {
+                let t = if p.text.trim().is_empty() {
+                    p.subject
+                } else {
+                    p.text
+                };
+                let mut t: String = t.chars().take(400).collect();
+                if t.chars().count() == 400 {
+                    t.push('…');
+                }
+                t
+            })
+            .unwrap_or_default();
         items.push(view::Waiting {
             action: format!(
                 "/a-rattacher/{}/{}",
@@ -68,6 +110,7 @@ pub async fn unresolved(
             e: Entry::of(&tenant, &entry),
             who: contacthub_core::identity::display_phone(&entry.party_identifier),
             claimed: u.claimed_citizen_id.clone(),
+            text,
             candidates,
         });
     }

@@ -612,7 +612,19 @@ pub struct Waiting {
     pub e: Entry,
     pub who: String,
     pub claimed: String,
-    pub candidates: Vec<Member>,
+    /// What the contact says (its first lines), when the agent may read it.
+    pub text: String,
+    pub candidates: Vec<Candidate>,
+}
+
+/// A record a waiting contact may belong to, with what tells people apart.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    /// « née le 12/03/1984 · 12 rue Émile Zola · 3 contacts ».
+    pub detail: String,
 }
 
 #[derive(Template)]

@@ -812,7 +812,7 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
     })
     .await;
     review(&c, "courrier-expediteur", &axe).await;
-    fill(&c, "#l-address", "8 rue Jean Jaurès").await;
+    fill(&c, "#l-address", "2 place de la Liberté").await;
     fill(&c, "#l-postcode", "69700").await;
     fill(&c, "#l-city", "Givors").await;
     fill(&c, "#l-subject", "Demande d'acte de mariage").await;
@@ -839,7 +839,7 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
     let receipt = hub.hub.receipt(&None, GIVORS, &chrono).unwrap();
     if let Some(text) = pdf_text(&receipt.pdf) {
         assert!(
-            text.contains("8 rue Jean Jaurès") && text.contains("69700 Givors"),
+            text.contains("2 place de la Liberté") && text.contains("69700 Givors"),
             "{text}"
         );
     }

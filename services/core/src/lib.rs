@@ -41,8 +41,10 @@ pub enum Error {
     /// The store behind the read model failed.
     #[error("read-model store: {0}")]
     Store(String),
-    /// A stored record could not be decoded.
-    #[error("corrupt read-model record at key {key}: {source}")]
+    /// A stored record could not be decoded. Its key is shown by family and commune only
+    /// (`ih/69091/…`): keys can hold identifiers (a phone number, an e-mail address), and this
+    /// error is logged at warn and error.
+    #[error("corrupt read-model record at key {}: {source}", redact_key(key))]
     Corrupt {
         key: String,
         source: prost::DecodeError,
@@ -50,3 +52,32 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A read-model key as logs may show it: its family and commune, the rest elided.
+pub fn redact_key(key: &str) -> String {
+    let mut parts = key.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(family), Some(tenant), Some(_)) => format!("{family}/{tenant}/…"),
+        (Some(family), Some(tenant), None) => format!("{family}/{tenant}"),
+        _ => "…".into(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn a_key_in_a_log_names_no_one() {
+        assert_eq!(
+            super::redact_key("ih/69091/phone/+33612345678"),
+            "ih/69091/…"
+        );
+        assert_eq!(super::redact_key("st/applied"), "st/applied");
+        let e = super::Error::Corrupt {
+            key: "id/69091/email/marie@example.fr".into(),
+            // A real decode error: a truncated varint.
+            source: <crate::pb::Citizen as prost::Message>::decode(&[0x08u8, 0x80][..])
+                .unwrap_err(),
+        };
+        assert!(!e.to_string().contains("marie"), "{e}");
+    }
+}

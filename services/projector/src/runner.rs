@@ -334,7 +334,13 @@ impl Projector {
         let cps: Vec<(u32, u64)> = checkpoints.into_iter().collect();
         batch.commit(&cps)?;
         for (r, reason) in &dead {
-            tracing::warn!(partition = r.partition, offset = r.offset, reason = %reason, "event dead-lettered");
+            // The reason can quote what the event holds (a malformed phone number): debug only.
+            tracing::warn!(
+                partition = r.partition,
+                offset = r.offset,
+                "event dead-lettered (reason: `contacthub dead-letters`)"
+            );
+            tracing::debug!(partition = r.partition, offset = r.offset, reason = %reason, "dead letter reason");
             let mut headers = r.record.headers.clone();
             headers.push((
                 "contacthub-dead-letter-reason".into(),

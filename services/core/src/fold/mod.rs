@@ -213,7 +213,16 @@ pub fn apply(
                 && detail.fields.is_empty()
                 && detail.attachment_names.is_empty())
             {
-                detail.party = None;
+                // Of the party, only a postal address written on the contact (a letter's
+                // envelope): the receipt is sent there; who it is lives in the entry.
+                detail.party = detail
+                    .party
+                    .take()
+                    .and_then(|p| p.address)
+                    .map(|a| pb::Party {
+                        address: Some(a),
+                        ..Default::default()
+                    });
                 kv.put(
                     keys::contact_detail(&event.tenant, &event.event_id),
                     detail.encode_to_vec(),

@@ -576,7 +576,7 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
         .await,
     );
     assert_eq!(code1, tonic::Code::InvalidArgument, "{msg}");
-    assert!(msg.contains("itself"));
+    assert!(msg.contains("elle-même"));
     let (code2, _) = code(
         c.merge_citizens(authed(pb::MergeCitizensRequest {
             tenant: GIVORS.into(),
@@ -606,7 +606,7 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
         .await,
     );
     assert_eq!(code4, tonic::Code::InvalidArgument);
-    assert!(msg.contains("not merged"), "{msg}");
+    assert!(msg.contains("n'est fusionnée dans aucune autre"), "{msg}");
     let (code5, msg) = code(
         c.create_citizen(authed(pb::CreateCitizenRequest {
             tenant: GIVORS.into(),

@@ -311,18 +311,18 @@ impl App {
         let into = self.citizen(&r.tenant, &r.into_citizen_id)?;
         if from.citizen_id == into.citizen_id {
             return Err(Error::Invalid(
-                "a citizen cannot be merged into itself".into(),
+                "une fiche ne se fusionne pas avec elle-même".into(),
             ));
         }
         if !from.merged_into.is_empty() {
             return Err(Error::Invalid(format!(
-                "citizen {} is already merged into {}",
+                "la fiche {} est déjà fusionnée dans la fiche {}",
                 from.citizen_id, from.merged_into
             )));
         }
         if self.store.canonical(&r.tenant, &into.citizen_id)? == from.citizen_id {
             return Err(Error::Invalid(format!(
-                "merging {} into {} would make a cycle",
+                "fusionner {} dans {} ferait un cycle (l'une est déjà fusionnée dans l'autre)",
                 from.citizen_id, into.citizen_id
             )));
         }
@@ -370,7 +370,7 @@ impl App {
         let c = self.citizen(&r.tenant, &r.citizen_id)?;
         if c.merged_into.is_empty() {
             return Err(Error::Invalid(format!(
-                "citizen {} is not merged",
+                "la fiche {} n'est fusionnée dans aucune autre",
                 c.citizen_id
             )));
         }
@@ -669,7 +669,7 @@ impl App {
         self.citizen(&r.tenant, &r.other_citizen_id)?;
         if r.citizen_id == r.other_citizen_id {
             return Err(Error::Invalid(
-                "a citizen is not a duplicate of itself".into(),
+                "une fiche n'est pas le doublon d'elle-même".into(),
             ));
         }
         let reason = reason(&r.reason)?;
@@ -697,7 +697,7 @@ fn reason(r: &str) -> Result<String> {
     let r = r.trim();
     if r.is_empty() {
         return Err(Error::Invalid(
-            "reason is required (why these records are, or are not, the same person)".into(),
+            "indiquez le motif (pourquoi ces fiches sont, ou ne sont pas, la même personne)".into(),
         ));
     }
     limits::check_chars("reason", r, limits::NOTE_CHARS).map_err(Error::Invalid)?;

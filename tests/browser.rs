@@ -470,11 +470,14 @@ async fn an_accueil_agent_works_in_the_browser() {
         .unwrap();
     let d = hub
         .hub
-        .dashboard(&pb::GetDashboardRequest {
-            tenant: GIVORS.into(),
-            from_month: "2024-11".into(),
-            to_month: "2026-10".into(),
-        })
+        .dashboard(
+            &hub.scope(GIVORS),
+            &pb::GetDashboardRequest {
+                tenant: GIVORS.into(),
+                from_month: "2024-11".into(),
+                to_month: "2026-10".into(),
+            },
+        )
         .unwrap();
     let whole = d.rows[0].figures.unwrap();
     assert_eq!(shown["Contacts reçus"], whole.contacts_received.to_string());
@@ -691,7 +694,10 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         page.contains("Renouvellement de carte d'identité"),
         "{page}"
     );
-    let requests = hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap();
+    let requests = hub
+        .hub
+        .citizen_requests(&hub.scope(GIVORS), &parent)
+        .unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].service, "etat-civil");
 
@@ -700,8 +706,7 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
     // signatory; a channel she does not prefer needs a reason, said in French.
     hub.hub
         .publish_answer(
-            None,
-            GIVORS,
+            &hub.scope(GIVORS),
             &contacthub_app::catalogue::Draft {
                 title: "Carte d'identité : délais".into(),
                 service: "etat-civil".into(),
@@ -793,7 +798,10 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         t.contains("demandes clôturées : 1.")
     })
     .await;
-    let r = &hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap()[0];
+    let r = &hub
+        .hub
+        .citizen_requests(&hub.scope(GIVORS), &parent)
+        .unwrap()[0];
     assert_eq!(r.status, pb::RequestStatus::Closed as i32);
     assert_eq!(r.answer_channel, pb::Channel::Courrier as i32);
 
@@ -831,12 +839,12 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         .nth(2)
         .unwrap()
         .to_string();
-    let state = hub.hub.letter_for(&None, GIVORS, &chrono).unwrap();
+    let state = hub.hub.letter_for(&hub.scope(GIVORS), &chrono).unwrap();
     assert_eq!(
         state.citizen_id, parent,
         "her record, not a provisional one"
     );
-    let receipt = hub.hub.receipt(&None, GIVORS, &chrono).unwrap();
+    let receipt = hub.hub.receipt(&hub.scope(GIVORS), &chrono).unwrap();
     if let Some(text) = pdf_text(&receipt.pdf) {
         assert!(
             text.contains("2 place de la Liberté") && text.contains("69700 Givors"),
@@ -896,7 +904,10 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
         .as_u64()
         .unwrap();
     assert!(width <= 400, "a phone's width, not {width}");
-    let request = hub.hub.citizen_requests(&None, GIVORS, &parent).unwrap()[0]
+    let request = hub
+        .hub
+        .citizen_requests(&hub.scope(GIVORS), &parent)
+        .unwrap()[0]
         .reference
         .clone();
     for (n, path) in [
@@ -979,7 +990,7 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
         async move {
             hub.hub
                 .open_request(
-                    None,
+                    &hub.scope(GIVORS),
                     &pb::OpenRequestRequest {
                         tenant: GIVORS.into(),
                         subject,
@@ -1039,12 +1050,12 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
     click(&c, "form[action$='/envoi'] button:not([name])").await;
     until_text(&c, "sent", |t| t.contains("Réponse mise à l'envoi")).await;
     // The letter printed and posted (the print queue), the request is to close.
-    let letter = hub.hub.print_queue(&None, GIVORS).unwrap()[0]
+    let letter = hub.hub.print_queue(&hub.scope(GIVORS)).unwrap()[0]
         .answer
         .clone()
         .unwrap();
     hub.hub
-        .mark_printed(None, GIVORS, &letter.answer_event_id, "")
+        .mark_printed(&hub.scope(GIVORS), &letter.answer_event_id, "")
         .await
         .unwrap();
     c.goto(&format!("{}/demandes", hub.web)).await.unwrap();
@@ -1054,7 +1065,10 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
     click(&c, "form[action$='/cloture-groupee'] button").await;
     until_text(&c, "closed", |t| t.contains("Demandes clôturées : 1.")).await;
     assert_eq!(
-        hub.hub.get_request(&None, GIVORS, &pothole).unwrap().status,
+        hub.hub
+            .get_request(&hub.scope(GIVORS), &pothole)
+            .unwrap()
+            .status,
         pb::RequestStatus::Closed as i32
     );
     // The CCAS's matter: refused at its address too.

@@ -461,7 +461,9 @@ async fn oversize_input_is_kept_and_never_blocks(backend: Backend) {
         .unwrap();
     assert!(detail.text.chars().count() <= contacthub_core::limits::TEXT_CHARS);
     assert_eq!(detail.attachment_names, ["texte-complet.txt"]);
-    let kept = hub.hub.content.path(&entry.attachments[0].sha256);
+    let kept = contacthub_app::content::ContentStore::open(hub.dir.path().join("content"))
+        .unwrap()
+        .path(&entry.attachments[0].sha256);
     assert_eq!(std::fs::read_to_string(kept).unwrap(), body);
 
     // An e-mail with a 2.5 MB subject, in a Maildir beside a good one: the bad one is
@@ -569,11 +571,7 @@ async fn cancelled_watches_free_their_tasks(backend: Backend) {
     hub.publish(&[call(GIVORS, "w0", "0633333333", at(2026, 5, 1, 8, 0))])
         .await;
     hub.settle().await;
-    let open = || {
-        hub.hub
-            .open_watches
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
+    let open = || hub.hub.open_watches();
     let mut handles = Vec::new();
     for _ in 0..200 {
         let mut desk = hub.desk();

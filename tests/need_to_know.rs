@@ -58,9 +58,8 @@ fn social_aid_form(at_us: i64, sha256: &str) -> pb::Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confidential_matter_is_read_by_its_service_only() {
     let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
-    let doc = hub
-        .hub
-        .content
+    let doc = contacthub_app::content::ContentStore::open(hub.dir.path().join("content"))
+        .unwrap()
         .put(b"%PDF-1.4\n", 1 << 20)
         .expect("stored document");
     let form = social_aid_form(at(2026, 3, 2, 9, 0), &doc.sha256);
@@ -364,4 +363,118 @@ async fn attaching_a_waiting_confidential_contact_does_not_show_it() {
         entry.subject.is_empty() && entry.excerpt.is_empty(),
         "{entry:?}"
     );
+}
+
+/// The application layer is a door: every command and query takes the caller's scope, and a
+/// scope acts in its own commune only, an élu's reads figures only, an open hub's visitor is
+/// no one on a hub with an agents file, and the hub's own parts do only their own work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_application_layer_takes_the_callers_scope_only() {
+    use contacthub_app::Error;
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='maire'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
+         [[agent]]\nid='syndicat'\ntoken_sha256='{}'\ntenants=['*']\n",
+        token_hash("accueil"),
+        token_hash("maire"),
+        token_hash("syndicat"),
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access.clone()).await;
+    hub.publish(&[register(
+        GRIGNY,
+        "GRI-000900",
+        "Paul Martin",
+        "06 98 76 54 32",
+        at(2026, 3, 1, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    let app = &hub.hub;
+    let grigny_record = || pb::GetTimelineRequest {
+        tenant: GRIGNY.into(),
+        citizen: by_id("GRI-000900"),
+        ..Default::default()
+    };
+
+    // An agent of both communes, scoped to Givors, reads nothing of Grigny through it.
+    let in_givors = access.scope(Some("syndicat"), GIVORS).unwrap();
+    let refused = app.timeline(&in_givors, &grigny_record()).unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    let refused = app
+        .open_request(
+            &in_givors,
+            &pb::OpenRequestRequest {
+                tenant: GRIGNY.into(),
+                citizen_id: "GRI-000900".into(),
+                subject: "Trottoir".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    // Scoped to Grigny, the same agent reads it.
+    let in_grigny = access.scope(Some("syndicat"), GRIGNY).unwrap();
+    assert_eq!(
+        app.timeline(&in_grigny, &grigny_record())
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.citizen(&in_grigny, "GRI-000900").unwrap().citizen_id,
+        "GRI-000900"
+    );
+    // A Givors-only agent gets no scope in Grigny at all.
+    assert!(matches!(
+        access.scope(Some("accueil"), GRIGNY),
+        Err(Error::Forbidden(_))
+    ));
+
+    // An élu's scope reads the dashboard, and no citizen.
+    let elu = access.dashboard_scope(Some("maire"), GIVORS).unwrap();
+    let figures = pb::GetDashboardRequest {
+        tenant: GIVORS.into(),
+        from_month: "2026-01".into(),
+        to_month: "2026-12".into(),
+    };
+    assert!(app.dashboard(&elu, &figures).is_ok());
+    let refused = app
+        .search_citizens(
+            &elu,
+            &pb::SearchCitizensRequest {
+                tenant: GIVORS.into(),
+                query: "martin".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+
+    // An open hub's visitor is no one here.
+    let visitor = Access::Open.scope(None, GRIGNY).unwrap();
+    let refused = app.citizen(&visitor, "GRI-000900").unwrap_err();
+    assert!(matches!(refused, Error::Unauthenticated(_)), "{refused:?}");
+
+    // The sender delivers answers; it does not record contacts, and the adapters do not
+    // take the outbox.
+    let refused = app
+        .append_contacts(
+            System::Sender,
+            &[call(
+                GRIGNY,
+                "c-door",
+                "06 98 76 54 32",
+                at(2026, 3, 2, 9, 0),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    assert!(matches!(
+        app.outbox_due(System::Adapters, 10),
+        Err(Error::Forbidden(_))
+    ));
 }

@@ -285,11 +285,14 @@ async fn each_agent_sees_only_their_commune_and_role() {
     // The page's figures are GetDashboard's.
     let d = hub
         .hub
-        .dashboard(&pb::GetDashboardRequest {
-            tenant: "69091".into(),
-            from_month: "2024-11".into(),
-            to_month: "2026-10".into(),
-        })
+        .dashboard(
+            &hub.scope(GIVORS),
+            &pb::GetDashboardRequest {
+                tenant: "69091".into(),
+                from_month: "2024-11".into(),
+                to_month: "2026-10".into(),
+            },
+        )
         .unwrap();
     let whole = d.rows[0].figures.unwrap();
     assert!(whole.contacts_received > 0);
@@ -395,7 +398,7 @@ async fn the_grpc_api_speaks_grpc_web() {
     };
     let (got, trailers) = call(ask.clone()).await;
     assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
-    let mut expected = hub.hub.dashboard(&ask).unwrap();
+    let mut expected = hub.hub.dashboard(&hub.scope(GIVORS), &ask).unwrap();
     let mut got = got.unwrap();
     // Computed at a different instant.
     expected.computed_at = None;
@@ -565,7 +568,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     // publishes nothing and is offered no form.
     assert_eq!(
         hub.hub
-            .catalogue_answer(GIVORS, "carte-d-identite-delais")
+            .catalogue_answer(&hub.scope(GIVORS), "carte-d-identite-delais")
             .unwrap()
             .owner,
         "accueil-givors"
@@ -590,7 +593,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         !hub.hub
-            .catalogue_answer(GIVORS, "carte-d-identite-delais")
+            .catalogue_answer(&hub.scope(GIVORS), "carte-d-identite-delais")
             .unwrap()
             .withdrawn
     );
@@ -612,14 +615,14 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let answer = hub
         .hub
-        .catalogue_answer(GIVORS, "carte-d-identite-delais")
+        .catalogue_answer(&hub.scope(GIVORS), "carte-d-identite-delais")
         .unwrap();
     assert_eq!((answer.version, answer.text.contains("six")), (2, true));
     // A contact linked to a request, and the request answered with the catalogue's answer.
     let request = hub
         .hub
         .open_request(
-            None,
+            &hub.scope(GIVORS),
             &pb::OpenRequestRequest {
                 tenant: GIVORS.into(),
                 subject: "Carte d'identité".into(),
@@ -660,7 +663,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     }
     let sent = hub
         .hub
-        .list_answers(&None, GIVORS, &request.reference)
+        .list_answers(&hub.scope(GIVORS), &request.reference)
         .unwrap();
     assert_eq!(sent.len(), 1, "a second click sends one answer");
     assert!(sent[0].text.contains("six semaines"), "{:?}", sent[0]);
@@ -702,7 +705,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let request = hub
         .hub
-        .get_request(&None, GIVORS, &request.reference)
+        .get_request(&hub.scope(GIVORS), &request.reference)
         .unwrap();
     assert!(request.contacts.contains(&waiting.event_id));
     assert_eq!(request.answer_ref, "catalogue:carte-d-identite-delais");
@@ -727,7 +730,7 @@ async fn agents_keep_records_and_the_catalogue_from_the_desk() {
     let other = hub
         .hub
         .open_request(
-            None,
+            &hub.scope(GIVORS),
             &pb::OpenRequestRequest {
                 tenant: GIVORS.into(),
                 subject: "Passeport".into(),
@@ -795,7 +798,7 @@ async fn the_desk_resists_redirects_foreign_forms_and_rebinding() {
     let letter = hub
         .hub
         .register_courrier(
-            None,
+            &hub.scope(GIVORS),
             &pb::CourrierHeader {
                 tenant: GIVORS.into(),
                 sender: Some(pb::Party {
@@ -970,7 +973,7 @@ async fn record_actions_refuse_whom_they_must() {
     assert!(c.households.is_empty());
     assert!(hub
         .hub
-        .citizen_requests(&None, GIVORS, &id)
+        .citizen_requests(&hub.scope(GIVORS), &id)
         .unwrap()
         .is_empty());
     let (status, to) = givors
@@ -1022,7 +1025,7 @@ async fn a_service_agent_clears_the_worklist() {
         async move {
             hub.hub
                 .open_request(
-                    None,
+                    &hub.scope(GIVORS),
                     &pb::OpenRequestRequest {
                         tenant: GIVORS.into(),
                         subject,
@@ -1043,7 +1046,7 @@ async fn a_service_agent_clears_the_worklist() {
     for r in [&lamp, &aid] {
         hub.hub
             .record_answer(
-                None,
+                &hub.scope(GIVORS),
                 &pb::RecordAnswerRequest {
                     tenant: GIVORS.into(),
                     reference: r.clone(),
@@ -1078,7 +1081,7 @@ async fn a_service_agent_clears_the_worklist() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
-    let r = hub.hub.get_request(&None, GIVORS, &pothole).unwrap();
+    let r = hub.hub.get_request(&hub.scope(GIVORS), &pothole).unwrap();
     assert_eq!(r.assignee_agent_id, "voirie-1");
     let (_, page) = desk.get(&format!("/demandes/69091/{pothole}")).await;
     assert!(page.contains("<option value=\"voirie-2\""), "{page}");
@@ -1092,7 +1095,7 @@ async fn a_service_agent_clears_the_worklist() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
         hub.hub
-            .get_request(&None, GIVORS, &pothole)
+            .get_request(&hub.scope(GIVORS), &pothole)
             .unwrap()
             .assignee_agent_id,
         "voirie-2"
@@ -1116,7 +1119,7 @@ async fn a_service_agent_clears_the_worklist() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let status_of = |r: &str| hub.hub.get_request(&None, GIVORS, r).unwrap().status;
+    let status_of = |r: &str| hub.hub.get_request(&hub.scope(GIVORS), r).unwrap().status;
     assert_eq!(status_of(&aid), pb::RequestStatus::Answered as i32);
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1197,7 +1200,7 @@ async fn the_mail_room_prints_the_answer_letters() {
         let c = hub
             .hub
             .create_citizen(
-                None,
+                &hub.scope(GIVORS),
                 &pb::CreateCitizenRequest {
                     tenant: GIVORS.into(),
                     identity: Some(pb::Identity {
@@ -1220,7 +1223,7 @@ async fn the_mail_room_prints_the_answer_letters() {
         let r = hub
             .hub
             .open_request(
-                None,
+                &hub.scope(GIVORS),
                 &pb::OpenRequestRequest {
                     tenant: GIVORS.into(),
                     subject: "Acte de naissance".into(),
@@ -1234,7 +1237,7 @@ async fn the_mail_room_prints_the_answer_letters() {
             .unwrap();
         hub.hub
             .send_answer(
-                None,
+                &hub.scope(GIVORS),
                 &pb::ComposeAnswerRequest {
                     tenant: GIVORS.into(),
                     reference: r.reference.clone(),
@@ -1253,7 +1256,7 @@ async fn the_mail_room_prints_the_answer_letters() {
     assert!(page.contains("Aucune lettre en attente"), "{page}");
     let ids: Vec<String> = hub
         .hub
-        .print_queue(&None, GIVORS)
+        .print_queue(&hub.scope(GIVORS))
         .unwrap()
         .into_iter()
         .map(|i| i.answer.unwrap().answer_event_id)
@@ -1284,7 +1287,7 @@ async fn the_mail_room_prints_the_answer_letters() {
     let token = csrf(&page);
     let (status, _) = post(&voirie, "/impression/69091/imprimees", form(&token, true)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no letter of theirs");
-    assert_eq!(hub.hub.print_queue(&None, GIVORS).unwrap().len(), 2);
+    assert_eq!(hub.hub.print_queue(&hub.scope(GIVORS)).unwrap().len(), 2);
 
     let (_, desk, _) = Desk::sign_in(&hub.web, "courrier").await;
     let desk = desk.unwrap();
@@ -1310,9 +1313,9 @@ async fn the_mail_room_prints_the_answer_letters() {
     }
     let (status, _) = post(&desk, "/impression/69091/imprimees", form(&token, true)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(hub.hub.print_queue(&None, GIVORS).unwrap().is_empty());
+    assert!(hub.hub.print_queue(&hub.scope(GIVORS)).unwrap().is_empty());
     for r in &references {
-        let r = hub.hub.get_request(&None, GIVORS, r).unwrap();
+        let r = hub.hub.get_request(&hub.scope(GIVORS), r).unwrap();
         assert_eq!(r.status, pb::RequestStatus::Closed as i32);
     }
     let (_, page) = desk.get("/impression?avis=closes-2").await;
@@ -1375,7 +1378,7 @@ async fn the_mail_room_finds_every_letter() {
     for n in 0..57i64 {
         hub.hub
             .register_courrier(
-                None,
+                &hub.scope(GIVORS),
                 &pb::CourrierHeader {
                     tenant: GIVORS.into(),
                     sender: Some(pb::Party {
@@ -1425,7 +1428,7 @@ async fn the_mail_room_finds_every_letter() {
     let chrono = hub
         .hub
         .list_courrier(
-            &None,
+            &hub.scope(GIVORS),
             &pb::ListCourrierRequest {
                 tenant: GIVORS.into(),
                 limit: 1,
@@ -1441,7 +1444,7 @@ async fn the_mail_room_finds_every_letter() {
     assert!(by_chrono.contains("1 courrier(s)"), "{by_chrono}");
     hub.hub
         .mark_answered(
-            None,
+            &hub.scope(GIVORS),
             &pb::MarkAnsweredRequest {
                 tenant: GIVORS.into(),
                 chrono: chrono.clone(),

@@ -75,13 +75,20 @@ async fn main() {
     hub.settle().await;
     let citizen = hub
         .hub
-        .resolve(
-            GIVORS,
-            Some(&pb::CitizenRef {
-                by: Some(pb::citizen_ref::By::Phone("0612345678".into())),
-            }),
+        .search_citizens(
+            &hub.scope(GIVORS),
+            &pb::SearchCitizensRequest {
+                tenant: GIVORS.into(),
+                query: "06 12 34 56 78".into(),
+                ..Default::default()
+            },
         )
-        .unwrap();
+        .unwrap()
+        .hits[0]
+        .citizen
+        .clone()
+        .unwrap()
+        .citizen_id;
     let entries = hub
         .store
         .citizen(GIVORS, &citizen)

@@ -10,7 +10,7 @@ pub mod crash;
 pub mod gateway;
 pub mod smtp;
 
-pub use contacthub_app::auth::{token_hash, Access};
+pub use contacthub_app::auth::{token_hash, Access, Scope, System};
 use contacthub_core::event::contact;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::tenant::Tenants;
@@ -205,8 +205,8 @@ impl TestHub {
             web,
             channel,
             log,
-            store: hub.store.clone(),
-            projector: hub.projector.clone(),
+            store: server.store.clone(),
+            projector: server.projector.clone(),
             kafka,
             dir,
             server,
@@ -222,7 +222,7 @@ impl TestHub {
     pub async fn start_adapters(&mut self, adapters_toml: &str) -> String {
         let cfg = contacthub_adapters::config::AdaptersConfig::from_toml(
             adapters_toml,
-            &self.hub.tenants,
+            self.hub.tenants(),
         )
         .expect("valid adapters configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -241,6 +241,12 @@ impl TestHub {
     }
 
     /// Fixes the API's clock at `us` (0: the system clock again).
+    /// The hub acting in `tenant` on its own, as the demo loader does: what a test uses to set
+    /// the scene or check what it left, through the application layer.
+    pub fn scope(&self, tenant: &str) -> Scope {
+        Scope::system(System::Demo, tenant)
+    }
+
     pub fn set_clock(&self, us: i64) {
         self.clock.store(us, std::sync::atomic::Ordering::SeqCst);
     }

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use contacthub_app::auth::token_hash;
+use contacthub_app::auth::{token_hash, System};
 use hmac::{Hmac, Mac};
 use std::future::Future;
 use std::sync::Arc;
@@ -109,9 +109,9 @@ async fn guard(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let throttle = e.ingest.app.throttle.clone();
+    let app = e.ingest.app.clone();
     if let Some(ip) = source {
-        if let Err(wait) = throttle.check(ip) {
+        if let Err(wait) = app.throttle().check(ip) {
             tracing::warn!(source = %ip, "adapter call refused: too many failed authentications from this address");
             let mut res = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -129,7 +129,7 @@ async fn guard(
     let res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
         if let Some(ip) = source {
-            throttle.failed(ip);
+            app.throttle().failed(ip);
         }
         let source = source.map(|ip| ip.to_string()).unwrap_or_default();
         tracing::warn!(source = %source, path = %path, "adapter call refused: bad credentials");
@@ -194,7 +194,7 @@ async fn commune(
     body: Bytes,
     channel: Channel,
 ) -> Response {
-    if e.ingest.app.tenants.get(&code).is_none() {
+    if e.ingest.app.tenants().get(&code).is_none() {
         return refuse(
             StatusCode::NOT_FOUND,
             format!("unknown commune {:?}", crate::clip(&code, 40)),
@@ -216,7 +216,7 @@ async fn sms_status(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if e.ingest.app.tenants.get(&code).is_none() {
+    if e.ingest.app.tenants().get(&code).is_none() {
         return refuse(
             StatusCode::NOT_FOUND,
             format!("unknown commune {:?}", crate::clip(&code, 40)),
@@ -262,12 +262,17 @@ async fn sms_status(
         format!("SMS non remis ({status}, code {error})")
     };
     let app = &e.ingest.app;
-    let mut bounced = app.answer_bounced(&code, &sid, &reason).await;
+    let mut bounced = app
+        .answer_bounced(System::Adapters, &code, &sid, &reason)
+        .await;
     if matches!(bounced, Ok(None)) {
         // The report may come before the delivery it reports is visible: once the read model
         // shows the whole log, look again.
         bounced = match app.wait_caught_up().await {
-            Ok(()) => app.answer_bounced(&code, &sid, &reason).await,
+            Ok(()) => {
+                app.answer_bounced(System::Adapters, &code, &sid, &reason)
+                    .await
+            }
             Err(err) => Err(err),
         };
     }
@@ -332,7 +337,7 @@ async fn handle(
         bytes: body,
         origin: &origin,
         tenant,
-        received_us: (e.ingest.app.clock)(),
+        received_us: e.ingest.app.now(),
     };
     let summary = match e.ingest.run(adapter, input).await {
         Ok(s) => s,

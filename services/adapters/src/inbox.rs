@@ -141,7 +141,7 @@ async fn take(
             }
         }
     }
-    let received_us = (ingest.app.clock)();
+    let received_us = ingest.app.now();
     let inputs: Vec<Input<'_>> = read
         .iter()
         .map(|(_, name, bytes)| Input {

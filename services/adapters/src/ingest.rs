@@ -9,6 +9,8 @@ use crate::config::AdaptersConfig;
 use crate::metrics::{Metrics, Outcome};
 use crate::quarantine::Quarantine;
 use crate::{Adapter, BlobSource, Contact, Error, Input, Item, Rejected};
+use contacthub_app::auth::System;
+use contacthub_app::write::Prior;
 use contacthub_app::App;
 use contacthub_core::event;
 use contacthub_core::limits::quote;
@@ -144,7 +146,11 @@ impl Ingest {
                     tenant,
                     message_id,
                     reason,
-                } => match self.app.answer_bounced(&tenant, &message_id, &reason).await {
+                } => match self
+                    .app
+                    .answer_bounced(System::Adapters, &tenant, &message_id, &reason)
+                    .await
+                {
                     Ok(Some(_)) => summary.bounces += 1,
                     Ok(None) => {
                         tracing::debug!(
@@ -163,17 +169,22 @@ impl Ingest {
                         locator,
                         raw,
                     } = *c;
-                    let earlier = match seen.get(&event.event_id) {
-                        Some(fp) => Some(fp.clone()),
-                        None => self
+                    // The write path's rule, for a batch: ids seen earlier in it, then the log.
+                    let prior = match seen.get(&event.event_id) {
+                        Some(fp) if fp.is_empty() || *fp == event.fingerprint => Some(true),
+                        Some(_) => Some(false),
+                        None => match self
                             .app
-                            .store
-                            .applied(&event.tenant, &event.event_id)
+                            .prior(&event)
                             .map_err(|e| Error::Store(e.to_string()))?
-                            .map(|a| a.fingerprint),
+                        {
+                            Prior::New => None,
+                            Prior::Same(_) => Some(true),
+                            Prior::Other => Some(false),
+                        },
                     };
-                    if let Some(fp) = earlier {
-                        if fp.is_empty() || fp == event.fingerprint {
+                    if let Some(same) = prior {
+                        if same {
                             summary.duplicates += 1;
                             summary.event_ids.push(event.event_id.clone());
                             self.metrics
@@ -210,8 +221,12 @@ impl Ingest {
                         };
                         let stored = bytes.and_then(|b| {
                             self.app
-                                .content
-                                .put_document(&b, &blob.media_type, self.max_document_bytes)
+                                .store_document(
+                                    System::Adapters,
+                                    &b,
+                                    &blob.media_type,
+                                    self.max_document_bytes,
+                                )
                                 .map_err(|e| (format!("{what} {e}"), String::new()))
                         });
                         match stored {
@@ -266,7 +281,7 @@ impl Ingest {
         if events.is_empty() {
             return Ok(());
         }
-        match self.app.append_and_wait(events).await {
+        match self.app.append_contacts(System::Adapters, events).await {
             Ok(_) => {}
             Err(e) if e.recorded() => {
                 tracing::warn!(adapter = name, error = %e, "accepted but not yet visible");

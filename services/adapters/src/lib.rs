@@ -274,7 +274,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
-    let channels = Channels::new(cfg.clone(), app.tenants.clone());
+    let channels = Channels::new(cfg.clone(), app.tenants().clone());
     let max_document = max_body_bytes as u64;
     let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document);
     let mut folders = vec![inbox::Watched::Cdr(

@@ -17,6 +17,7 @@
 use crate::config::{AdaptersConfig, SmsGatewaySettings, SmtpSettings, SmtpTls};
 use crate::Error;
 use contacthub_app::answers::sha256_hex;
+use contacthub_app::auth::System;
 use contacthub_app::App;
 use contacthub_core::outbound::retry_at;
 use contacthub_core::pb::{self, answer_outcome::Kind, Channel};
@@ -317,7 +318,7 @@ impl Providers {
             Channel::Email => match self.smtp.get(&a.tenant) {
                 Some(s) => {
                     let letter = if a.attach_letter {
-                        match app.answer_letter(a) {
+                        match app.answer_letter_for(System::Sender, a) {
                             Ok(pdf) => Some(pdf),
                             Err(e) => return failed(false, format!("lettre : {e}")),
                         }
@@ -347,7 +348,7 @@ impl Providers {
 async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), String> {
     let attempt = a.attempts + 1;
     let delivery = providers.deliver(app, &a).await;
-    let now = (app.clock)();
+    let now = app.now();
     let outcome = match delivery {
         Delivery::Sent {
             message_id,
@@ -378,7 +379,7 @@ async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), 
             }
         }
     };
-    app.record_delivery(&a, outcome)
+    app.record_delivery(System::Sender, &a, outcome)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -394,14 +395,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
-    let mut applied = app.projector.subscribe();
+    let mut applied = app.applied();
     loop {
         // Work in the outbox: first let the read model catch up with the log, so an answer
         // whose outcome is on the log (written before a crash) is not sent again.
-        let due = match app.outbox_due(1) {
+        let due = match app.outbox_due(System::Sender, 1) {
             Ok(due) if due.is_empty() => Ok(due),
             Ok(_) => match app.wait_caught_up().await {
-                Ok(()) => app.outbox_due(64),
+                Ok(()) => app.outbox_due(System::Sender, 64),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),

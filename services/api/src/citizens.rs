@@ -22,9 +22,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::CreateCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .create_citizen(agent, r)
+            .create_citizen(&scope, r)
             .await)
     }
 
@@ -32,9 +32,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::UpdateCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .update_citizen(agent, r)
+            .update_citizen(&scope, r)
             .await)
     }
 
@@ -42,25 +42,25 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        crate::scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .citizen(&r.tenant, &r.citizen_id))
+            .citizen(&scope, &r.citizen_id))
     }
 
     async fn search_citizens(
         &self,
         req: Request<pb::SearchCitizensRequest>,
     ) -> Result<Response<pb::SearchCitizensResponse>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.search_citizens(&agent, r))
+        crate::scoped!(self, req, |scope, r| self.app.search_citizens(&scope, r))
     }
 
     async fn merge_citizens(
         &self,
         req: Request<pb::MergeCitizensRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .merge_citizens(agent, r)
+            .merge_citizens(&scope, r)
             .await)
     }
 
@@ -68,9 +68,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::UnmergeCitizenRequest>,
     ) -> Result<Response<Citizen>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .unmerge_citizen(agent, r)
+            .unmerge_citizen(&scope, r)
             .await)
     }
 
@@ -78,9 +78,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::SetHouseholdMemberRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .set_household_member(agent, r)
+            .set_household_member(&scope, r)
             .await)
     }
 
@@ -88,16 +88,16 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.household(&agent, r))
+        crate::scoped!(self, req, |scope, r| self.app.household(&scope, r))
     }
 
     async fn list_unresolved_contacts(
         &self,
         req: Request<pb::ListUnresolvedContactsRequest>,
     ) -> Result<Response<pb::ListUnresolvedContactsResponse>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .unresolved_contacts(&agent, r)
+            .unresolved_contacts(&scope, r)
             .map(|contacts| pb::ListUnresolvedContactsResponse { contacts }))
     }
 
@@ -105,9 +105,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::AttachContactRequest>,
     ) -> Result<Response<pb::TimelineEntry>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .attach_contact(agent, r)
+            .attach_contact(&scope, r)
             .await)
     }
 
@@ -115,9 +115,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::ListDuplicateProposalsRequest>,
     ) -> Result<Response<pb::ListDuplicateProposalsResponse>, Status> {
-        crate::scoped!(self, req, |_agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .duplicate_proposals(r)
+            .duplicate_proposals(&scope, r)
             .map(|proposals| pb::ListDuplicateProposalsResponse { proposals }))
     }
 
@@ -125,9 +125,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::DismissDuplicateRequest>,
     ) -> Result<Response<pb::DismissDuplicateResponse>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .dismiss_duplicate(agent, r)
+            .dismiss_duplicate(&scope, r)
             .await
             .map(|()| pb::DismissDuplicateResponse {}))
     }

@@ -38,10 +38,10 @@ impl CourrierService for Mailroom {
                 ))
             }
         };
-        let agent = self
+        let scope = self
             .app
-            .access
-            .for_tenant(token.as_deref(), &header.tenant)
+            .access()
+            .scope(token.as_deref(), &header.tenant)
             .map_err(status)?;
         self.app.check_courrier_header(&header).map_err(status)?;
         // Scans go to temporary files; nothing is kept unless the whole registration succeeds.
@@ -78,7 +78,7 @@ impl CourrierService for Mailroom {
                 .map_err(|e| Status::invalid_argument(format!("scan {i} ({}) {e}", quote(name))))?;
         }
         self.app
-            .register_courrier(agent, &header, uploads)
+            .register_courrier(&scope, &header, uploads)
             .await
             .map(Response::new)
             .map_err(status)
@@ -88,112 +88,58 @@ impl CourrierService for Mailroom {
         &self,
         req: Request<pb::RouteCourrierRequest>,
     ) -> Result<Response<CourrierState>, Status> {
-        let r = req.get_ref();
-        let agent = self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .route_courrier(agent, r)
-            .await
-            .map(Response::new)
-            .map_err(status)
+            .route_courrier(&scope, r)
+            .await)
     }
 
     async fn record_step(
         &self,
         req: Request<pb::RecordStepRequest>,
     ) -> Result<Response<CourrierState>, Status> {
-        let r = req.get_ref();
-        let agent = self
-            .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .record_step(agent, r)
-            .await
-            .map(Response::new)
-            .map_err(status)
+        crate::scoped!(self, req, |scope, r| self.app.record_step(&scope, r).await)
     }
 
     async fn mark_answered(
         &self,
         req: Request<pb::MarkAnsweredRequest>,
     ) -> Result<Response<CourrierState>, Status> {
-        let r = req.get_ref();
-        let agent = self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .mark_answered(agent, r)
-            .await
-            .map(Response::new)
-            .map_err(status)
+            .mark_answered(&scope, r)
+            .await)
     }
 
     async fn get_courrier(
         &self,
         req: Request<pb::GetCourrierRequest>,
     ) -> Result<Response<CourrierState>, Status> {
-        let r = req.get_ref();
-        let agent = self
-            .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .letter_for(&agent, &r.tenant, &r.chrono)
-            .map(Response::new)
-            .map_err(status)
+        crate::scoped!(self, req, |scope, r| self.app.letter_for(&scope, &r.chrono))
     }
 
     async fn list_courrier(
         &self,
         req: Request<pb::ListCourrierRequest>,
     ) -> Result<Response<pb::ListCourrierResponse>, Status> {
-        let r = req.get_ref();
-        let agent = self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        let courriers = self.app.list_courrier(&agent, r).map_err(status)?;
-        Ok(Response::new(pb::ListCourrierResponse { courriers }))
+            .list_courrier(&scope, r)
+            .map(|courriers| pb::ListCourrierResponse { courriers }))
     }
 
     async fn get_receipt(
         &self,
         req: Request<pb::GetCourrierRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
-        let r = req.get_ref();
-        let agent = self
-            .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .receipt(&agent, &r.tenant, &r.chrono)
-            .map(Response::new)
-            .map_err(status)
+        crate::scoped!(self, req, |scope, r| self.app.receipt(&scope, &r.chrono))
     }
 
     async fn courrier_report(
         &self,
         req: Request<pb::CourrierReportRequest>,
     ) -> Result<Response<pb::CourrierReportResponse>, Status> {
-        let r = req.get_ref();
-        self.app
-            .access
-            .for_tenant(token(&req), &r.tenant)
-            .map_err(status)?;
-        self.app
-            .courrier_report(r)
-            .map(Response::new)
-            .map_err(status)
+        crate::scoped!(self, req, |scope, r| self.app.courrier_report(&scope, r))
     }
 
     async fn list_unmatched_scans(
@@ -202,16 +148,18 @@ impl CourrierService for Mailroom {
     ) -> Result<Response<pb::ListUnmatchedScansResponse>, Status> {
         let tenant = &req.get_ref().tenant;
         // Every commune's scans need the ops right.
-        let agent = if tenant.is_empty() {
-            self.app.access.for_ops(token(&req))
+        let scans = if tenant.is_empty() {
+            let ops = self.app.access().ops(token(&req)).map_err(status)?;
+            self.app.all_unmatched_scans(&ops)
         } else {
-            self.app.access.for_tenant(token(&req), tenant)
+            let scope = self
+                .app
+                .access()
+                .scope(token(&req), tenant)
+                .map_err(status)?;
+            self.app.unmatched_scans(&scope)
         }
         .map_err(status)?;
-        let scans = self
-            .app
-            .unmatched_scans(agent.as_ref(), tenant)
-            .map_err(status)?;
         Ok(Response::new(pb::ListUnmatchedScansResponse { scans }))
     }
 }

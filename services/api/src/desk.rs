@@ -30,14 +30,14 @@ impl DeskService for Desk {
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
         let started = std::time::Instant::now();
         let r = req.get_ref();
-        let agent = self
+        let scope = self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
+            .access()
+            .scope(token(&req), &r.tenant)
             .map_err(status)?;
         let page = self
             .app
-            .timeline(&agent, r)
+            .timeline(&scope, r)
             .map(Response::new)
             .map_err(status);
         metrics::histogram!("contacthub_get_timeline_seconds")
@@ -50,13 +50,13 @@ impl DeskService for Desk {
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::GetContactResponse>, Status> {
         let r = req.get_ref();
-        let agent = self
+        let scope = self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
+            .access()
+            .scope(token(&req), &r.tenant)
             .map_err(status)?;
         self.app
-            .contact(&agent, &r.tenant, &r.event_id)
+            .contact(&scope, &r.event_id)
             .map(Response::new)
             .map_err(status)
     }
@@ -68,14 +68,14 @@ impl DeskService for Desk {
         req: Request<pb::WatchTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
         let r = req.get_ref();
-        let agent = self
+        let scope = self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
+            .access()
+            .scope(token(&req), &r.tenant)
             .map_err(status)?;
         let rx = self
             .app
-            .watch(&agent, &r.tenant, r.citizen.as_ref(), self.stopping.clone())
+            .watch(&scope, r.citizen.as_ref(), self.stopping.clone())
             .map_err(status)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|e| e.map_err(status));
         Ok(Response::new(Box::pin(stream)))
@@ -86,12 +86,12 @@ impl DeskService for Desk {
         req: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::RecordVisitResponse>, Status> {
         let r = req.get_ref();
-        let agent = self
+        let scope = self
             .app
-            .access
-            .for_tenant(token(&req), &r.tenant)
+            .access()
+            .scope(token(&req), &r.tenant)
             .map_err(status)?;
-        let entry = self.app.record_visit(agent, r).await.map_err(status)?;
+        let entry = self.app.record_visit(&scope, r).await.map_err(status)?;
         Ok(Response::new(pb::RecordVisitResponse {
             entry: Some(entry),
         }))

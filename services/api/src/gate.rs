@@ -60,7 +60,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if self.app.access.is_open() {
+        if self.app.access().is_open() {
             let host = req
                 .headers()
                 .get(http::header::HOST)
@@ -79,9 +79,9 @@ where
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|i| i.remote_addr())
             .map(|a| a.ip());
-        let throttle = self.app.throttle.clone();
+        let app = self.app.clone();
         if let Some(ip) = source {
-            if let Err(wait) = throttle.check(ip) {
+            if let Err(wait) = app.throttle().check(ip) {
                 tracing::warn!(source = %ip, "grpc call refused: too many failed authentications from this address");
                 let refused = tonic::Status::resource_exhausted(format!(
                     "too many failed authentications from this address: retry in {} s",
@@ -99,7 +99,7 @@ where
                 .get("grpc-status")
                 .is_some_and(|v| v.as_bytes() == b"16");
             if let (true, Some(ip)) = (unauthenticated, source) {
-                throttle.failed(ip);
+                app.throttle().failed(ip);
                 tracing::warn!(source = %ip, "grpc call refused: bad credentials");
             }
             Ok(res)

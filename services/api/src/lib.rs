@@ -42,8 +42,8 @@ macro_rules! scoped {
         let $r = $req.get_ref();
         let $agent = $self
             .app
-            .access
-            .for_tenant(token(&$req), &$r.tenant)
+            .access()
+            .scope(token(&$req), &$r.tenant)
             .map_err(status)?;
         $call.map(Response::new).map_err(status)
     }};

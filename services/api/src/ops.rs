@@ -22,7 +22,7 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        self.app.access.for_ops(token(&req)).map_err(status)?;
+        self.app.access().ops(token(&req)).map_err(status)?;
         Ok(Response::new(self.app.status().await))
     }
 
@@ -30,10 +30,10 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
-        let agent = self.app.access.for_ops(token(&req)).map_err(status)?;
+        let ops = self.app.access().ops(token(&req)).map_err(status)?;
         let dead_letters = self
             .app
-            .dead_letters(&agent, req.get_ref().limit)
+            .dead_letters(&ops, req.get_ref().limit)
             .map_err(status)?;
         Ok(Response::new(pb::ListDeadLettersResponse { dead_letters }))
     }
@@ -42,7 +42,7 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::GetDigestRequest>,
     ) -> Result<Response<pb::GetDigestResponse>, Status> {
-        self.app.access.for_ops(token(&req)).map_err(status)?;
+        self.app.access().ops(token(&req)).map_err(status)?;
         // Hashing the whole read model takes a while: off the async threads.
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || app.digest())
@@ -56,14 +56,6 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::GetPhoneReportRequest>,
     ) -> Result<Response<pb::PhoneReport>, Status> {
-        let tenant = &req.get_ref().tenant;
-        self.app
-            .access
-            .for_tenant(token(&req), tenant)
-            .map_err(status)?;
-        self.app
-            .phone_report(tenant)
-            .map(Response::new)
-            .map_err(status)
+        crate::scoped!(self, req, |scope, _r| self.app.phone_report(&scope))
     }
 }

@@ -22,34 +22,32 @@ impl OutboundService for Outbound {
         &self,
         req: Request<pb::ComposeAnswerRequest>,
     ) -> Result<Response<pb::AnswerPreview>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.preview_answer(&agent, r))
+        crate::scoped!(self, req, |scope, r| self.app.preview_answer(&scope, r))
     }
 
     async fn send_answer(
         &self,
         req: Request<pb::ComposeAnswerRequest>,
     ) -> Result<Response<pb::Answer>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.send_answer(agent, r).await)
+        crate::scoped!(self, req, |scope, r| self.app.send_answer(&scope, r).await)
     }
 
     async fn get_answer(
         &self,
         req: Request<pb::GetAnswerRequest>,
     ) -> Result<Response<pb::Answer>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.get_answer(
-            &agent,
-            &r.tenant,
-            &r.answer_event_id
-        ))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .get_answer(&scope, &r.answer_event_id))
     }
 
     async fn list_answers(
         &self,
         req: Request<pb::ListAnswersRequest>,
     ) -> Result<Response<pb::ListAnswersResponse>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .list_answers(&agent, &r.tenant, &r.reference)
+            .list_answers(&scope, &r.reference)
             .map(|answers| pb::ListAnswersResponse { answers }))
     }
 
@@ -57,9 +55,9 @@ impl OutboundService for Outbound {
         &self,
         req: Request<pb::ListPrintQueueRequest>,
     ) -> Result<Response<pb::PrintQueue>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .print_queue(&agent, &r.tenant)
+            .print_queue(&scope)
             .map(|items| pb::PrintQueue { items }))
     }
 
@@ -67,9 +65,9 @@ impl OutboundService for Outbound {
         &self,
         req: Request<pb::MarkPrintedRequest>,
     ) -> Result<Response<pb::Answer>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .mark_printed(agent, &r.tenant, &r.answer_event_id, &r.pdf_sha256)
+            .mark_printed(&scope, &r.answer_event_id, &r.pdf_sha256)
             .await)
     }
 }

@@ -38,11 +38,15 @@ impl DashboardService for Dashboards {
         req: Request<pb::GetDashboardRequest>,
     ) -> Result<Response<pb::Dashboard>, Status> {
         let r = req.get_ref();
-        self.app
-            .access
-            .for_dashboard(token(&req), &r.tenant)
+        let scope = self
+            .app
+            .access()
+            .dashboard_scope(token(&req), &r.tenant)
             .map_err(status)?;
-        self.app.dashboard(r).map(Response::new).map_err(status)
+        self.app
+            .dashboard(&scope, r)
+            .map(Response::new)
+            .map_err(status)
     }
 }
 
@@ -52,23 +56,23 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::OpenRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.open_request(agent, r).await)
+        crate::scoped!(self, req, |scope, r| self.app.open_request(&scope, r).await)
     }
 
     async fn link_contact(
         &self,
         req: Request<pb::LinkContactRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.link_contact(agent, r).await)
+        crate::scoped!(self, req, |scope, r| self.app.link_contact(&scope, r).await)
     }
 
     async fn assign_request(
         &self,
         req: Request<pb::AssignRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .assign_request(agent, r)
+            .assign_request(&scope, r)
             .await)
     }
 
@@ -76,9 +80,9 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::SetRequestStatusRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .set_request_status(agent, r)
+            .set_request_status(&scope, r)
             .await)
     }
 
@@ -86,23 +90,29 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::RecordAnswerRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.record_answer(agent, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .record_answer(&scope, r)
+            .await)
     }
 
     async fn close_request(
         &self,
         req: Request<pb::CloseRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.close_request(agent, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .close_request(&scope, r)
+            .await)
     }
 
     async fn reopen_request(
         &self,
         req: Request<pb::ReopenRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .reopen_request(agent, r)
+            .reopen_request(&scope, r)
             .await)
     }
 
@@ -110,20 +120,18 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::GetRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self.app.get_request(
-            &agent,
-            &r.tenant,
-            &r.reference
-        ))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .get_request(&scope, &r.reference))
     }
 
     async fn group_requests(
         &self,
         req: Request<pb::GroupRequestsRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .group_requests(agent, r)
+            .group_requests(&scope, r)
             .await)
     }
 
@@ -131,9 +139,9 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::ListRequestsRequest>,
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
-        crate::scoped!(self, req, |agent, r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .list_requests(&agent, r)
+            .list_requests(&scope, r)
             .map(|requests| pb::ListRequestsResponse { requests }))
     }
 }

@@ -3,7 +3,7 @@
 //! its status; the print queue of letters; and the outcomes the sender, the printers and the
 //! bounce handlers report. Delivering is the sender's job (`contacthub_adapters::outbound`).
 
-use crate::auth::Agent;
+use crate::auth::{Scope, System};
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::fold::answers::postal_lines;
@@ -43,11 +43,22 @@ fn written(channel: i32) -> bool {
     .contains(&channel)
 }
 
+/// The scope of `actor` in `tenant` if it is one of the hub's parts `allowed` to do this.
+fn hub_part(actor: System, allowed: &[System], tenant: &str) -> Result<Scope> {
+    if allowed.contains(&actor) {
+        Ok(Scope::system(actor, tenant))
+    } else {
+        Err(Error::Forbidden(format!(
+            "{actor:?} does not deliver answers nor report on them"
+        )))
+    }
+}
+
 impl App {
     /// Builds the answer `r` asks for, checking everything a send would.
-    fn compose(&self, agent: &Option<Agent>, r: &pb::ComposeAnswerRequest) -> Result<Composed> {
+    fn compose(&self, scope: &Scope, r: &pb::ComposeAnswerRequest) -> Result<Composed> {
         let commune = self.tenant(&r.tenant)?.clone();
-        let request = self.request_for_work(agent, &r.tenant, &r.reference)?;
+        let request = self.request_for_work(scope, &r.tenant, &r.reference)?;
         if request.status == RequestStatus::Closed as i32 {
             return Err(Error::Invalid(format!(
                 "la demande {} est clôturée : rouvrez-la pour répondre de nouveau",
@@ -198,7 +209,7 @@ impl App {
             "answers",
             &r.tenant,
             &source_id,
-            &agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            &scope.agent_id(),
             Payload::AnswerComposed(pb::AnswerComposed {
                 channel,
                 catalogue_answer_id: catalogue.to_string(),
@@ -256,25 +267,27 @@ impl App {
     /// The answer as it would be sent; writes nothing.
     pub fn preview_answer(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::ComposeAnswerRequest,
     ) -> Result<pb::AnswerPreview> {
-        Ok(self.compose(agent, r)?.preview)
+        self.enter(scope, &r.tenant)?;
+        Ok(self.compose(scope, r)?.preview)
     }
 
     /// Puts the answer in the outbox; returns it once visible. The sender delivers it.
     pub async fn send_answer(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::ComposeAnswerRequest,
     ) -> Result<pb::Answer> {
-        let composed = self.compose(&agent, r)?;
+        self.enter(scope, &r.tenant)?;
+        let composed = self.compose(scope, r)?;
         self.write(&composed.event).await?;
         self.answer(&r.tenant, &composed.event.event_id)
     }
 
-    /// An answer by its id (the sender's and bounce handlers' view: no agent).
-    pub fn answer(&self, tenant: &str, answer_id: &str) -> Result<pb::Answer> {
+    /// An answer by its id, whoever asks: for the checks and the hub's own parts only.
+    pub(crate) fn answer(&self, tenant: &str, answer_id: &str) -> Result<pb::Answer> {
         self.tenant(tenant)?;
         if !valid_id(answer_id) {
             return Err(Error::Invalid(format!(
@@ -288,14 +301,11 @@ impl App {
     }
 
     /// An answer as `agent` may see it: one of a request they see.
-    pub fn get_answer(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        answer_id: &str,
-    ) -> Result<pb::Answer> {
+    pub fn get_answer(&self, scope: &Scope, answer_id: &str) -> Result<pb::Answer> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let a = self.answer(tenant, answer_id)?;
-        self.request_for_work(agent, tenant, &a.request_reference)
+        self.request_for_work(scope, tenant, &a.request_reference)
             .map_err(|_| {
                 Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
             })?;
@@ -303,18 +313,21 @@ impl App {
     }
 
     /// The answers of a request, oldest first.
-    pub fn list_answers(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        reference: &str,
-    ) -> Result<Vec<pb::Answer>> {
-        let r = self.request_for_work(agent, tenant, reference)?;
+    pub fn list_answers(&self, scope: &Scope, reference: &str) -> Result<Vec<pb::Answer>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let r = self.request_for_work(scope, tenant, reference)?;
         Ok(self.store.request_answers(tenant, &r.reference)?)
     }
 
-    /// The letter of an answer, as printed or attached.
-    pub fn answer_letter(&self, a: &pb::Answer) -> Result<Vec<u8>> {
+    /// The letter of an answer the sender delivers (attached to an e-mail, printed).
+    pub fn answer_letter_for(&self, actor: System, a: &pb::Answer) -> Result<Vec<u8>> {
+        hub_part(actor, &[System::Sender], &a.tenant)?;
+        self.answer_letter(a)
+    }
+
+    /// The letter of an answer, as printed or attached (an answer the caller already read).
+    pub(crate) fn answer_letter(&self, a: &pb::Answer) -> Result<Vec<u8>> {
         let commune = self.tenant(&a.tenant)?;
         let service = self
             .store
@@ -326,12 +339,13 @@ impl App {
 
     /// A commune's letters waiting to be printed, oldest first, with their PDF and its hash
     /// (of requests `agent` sees).
-    pub fn print_queue(&self, agent: &Option<Agent>, tenant: &str) -> Result<Vec<pb::PrintItem>> {
-        self.tenant(tenant)?;
+    pub fn print_queue(&self, scope: &Scope) -> Result<Vec<pb::PrintItem>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let mut out = Vec::new();
         for a in self.store.print_queue(tenant)? {
             if self
-                .request_for_work(agent, tenant, &a.request_reference)
+                .request_for_work(scope, tenant, &a.request_reference)
                 .is_err()
             {
                 continue;
@@ -350,10 +364,11 @@ impl App {
     /// PDF to print at once, with the answers it holds. Only letters of requests `agent` sees.
     pub fn print_batch(
         &self,
-        agent: &Option<Agent>,
-        tenant: &str,
+        scope: &Scope,
         answer_ids: &[String],
     ) -> Result<(Vec<u8>, Vec<pb::Answer>)> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let commune = self.tenant(tenant)?.clone();
         let mut chosen = Vec::new();
         for a in self.store.print_queue(tenant)? {
@@ -361,7 +376,7 @@ impl App {
             if !listed {
                 continue;
             }
-            let Ok(request) = self.request_for_work(agent, tenant, &a.request_reference) else {
+            let Ok(request) = self.request_for_work(scope, tenant, &a.request_reference) else {
                 continue;
             };
             chosen.push((a, request.service));
@@ -381,12 +396,13 @@ impl App {
     /// the printed PDF's hash (as the queue listed it) as its proof.
     pub async fn mark_printed(
         &self,
-        agent: Option<Agent>,
-        tenant: &str,
+        scope: &Scope,
         answer_id: &str,
         pdf_sha256: &str,
     ) -> Result<pb::Answer> {
-        let a = self.get_answer(&agent, tenant, answer_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let a = self.get_answer(scope, answer_id)?;
         if a.channel != Channel::Courrier as i32 {
             return Err(Error::Invalid(format!(
                 "answer {} goes by {}, not by courrier",
@@ -413,7 +429,7 @@ impl App {
             pdf_sha256: hash,
             ..Default::default()
         };
-        self.record_outcome(&agent, &a, outcome).await
+        self.record_outcome(scope, &a, outcome).await
     }
 
     /// What the sender found delivering an answer (no agent: the hub itself); returns the
@@ -421,10 +437,12 @@ impl App {
     /// ([`App::mark_printed`]), bounces come from providers ([`App::answer_bounced`]).
     pub async fn record_delivery(
         &self,
+        actor: System,
         a: &pb::Answer,
         outcome: pb::AnswerOutcome,
     ) -> Result<pb::Answer> {
-        self.record_outcome(&None, a, outcome).await
+        let scope = hub_part(actor, &[System::Sender], &a.tenant)?;
+        self.record_outcome(&scope, a, outcome).await
     }
 
     /// Writes what happened to an answer, by `agent` if one did it. The outcome's id is
@@ -432,7 +450,7 @@ impl App {
     /// is written once.
     async fn record_outcome(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         a: &pb::Answer,
         outcome: pb::AnswerOutcome,
     ) -> Result<pb::Answer> {
@@ -448,7 +466,7 @@ impl App {
             "outbound",
             &a.tenant,
             &source_id,
-            &agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            &scope.agent_id(),
             Payload::AnswerOutcome(outcome),
         );
         e.direction = pb::Direction::Outbound as i32;
@@ -478,11 +496,13 @@ impl App {
     /// worklist. `None` when no delivered answer of this commune has that id.
     pub async fn answer_bounced(
         &self,
+        actor: System,
         tenant: &str,
         provider_message_id: &str,
         reason: &str,
     ) -> Result<Option<pb::Answer>> {
         self.tenant(tenant)?;
+        let scope = hub_part(actor, &[System::Adapters, System::Sender], tenant)?;
         let Some(id) = self
             .store
             .by_provider_message(tenant, provider_message_id)?
@@ -504,11 +524,12 @@ impl App {
             error: reason,
             ..Default::default()
         };
-        self.record_outcome(&None, &a, outcome).await.map(Some)
+        self.record_outcome(&scope, &a, outcome).await.map(Some)
     }
 
     /// Answers of every commune due in the outbox now, at most `limit`, due first.
-    pub fn outbox_due(&self, limit: usize) -> Result<Vec<pb::Answer>> {
+    pub fn outbox_due(&self, actor: System, limit: usize) -> Result<Vec<pb::Answer>> {
+        hub_part(actor, &[System::Sender], "")?;
         let now = (self.clock)();
         let mut out = Vec::new();
         for (tenant, id) in self.store.outbox_due(now, limit)? {
@@ -518,7 +539,8 @@ impl App {
     }
 
     /// When the next answer of the outbox is due, if any.
-    pub fn outbox_next_due(&self) -> Result<Option<i64>> {
+    pub fn outbox_next_due(&self, actor: System) -> Result<Option<i64>> {
+        hub_part(actor, &[System::Sender], "")?;
         Ok(self
             .store
             .outbox_due(i64::MAX, 1)?

@@ -82,6 +82,107 @@ impl Agent {
     }
 }
 
+/// Who calls, and in which commune: what every command and query of [`crate::App`] takes, so
+/// what it reads and writes is what this caller may. Only this module makes one: an agent's
+/// from their token checked for the commune ([`Access::scope`]), an open hub's visitor, or a
+/// named part of the hub itself ([`Scope::system`]).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    commune: String,
+    caller: Caller,
+}
+
+/// Who is behind a [`Scope`].
+#[derive(Debug, Clone)]
+enum Caller {
+    Agent(Agent),
+    /// A hub without an agents file (one machine's trials): everything.
+    Open,
+    System(System),
+}
+
+/// The parts of the hub that act on their own, without an agent: they read whole and write
+/// events with no agent on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// The channel adapters (forms, SMS, e-mail, calls) and their bounce reports.
+    Adapters,
+    /// The outbound sender delivering written answers.
+    Sender,
+    /// The scanner drop folder attaching scans to letters.
+    ScanInbox,
+    /// The demo loader's agents' follow-up.
+    Demo,
+}
+
+impl Scope {
+    /// A part of the hub acting in `tenant` on its own.
+    pub fn system(actor: System, tenant: &str) -> Scope {
+        Scope {
+            commune: tenant.to_string(),
+            caller: Caller::System(actor),
+        }
+    }
+
+    /// The commune (INSEE code) this scope is in.
+    pub fn commune(&self) -> &str {
+        &self.commune
+    }
+
+    /// The agent calling, if an agent calls (not an open hub's visitor, not the hub itself).
+    pub fn agent(&self) -> Option<&Agent> {
+        match &self.caller {
+            Caller::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The id recorded on the events this caller writes (empty when no agent writes).
+    pub fn agent_id(&self) -> String {
+        self.agent().map(|a| a.id.clone()).unwrap_or_default()
+    }
+
+    /// Whether the caller reads dashboards only (an élu).
+    pub fn is_elu(&self) -> bool {
+        self.agent().is_some_and(Agent::is_elu)
+    }
+
+    /// Whether anyone calls on a hub without an agents file.
+    pub(crate) fn is_open_visitor(&self) -> bool {
+        matches!(self.caller, Caller::Open)
+    }
+
+    /// Which part of the hub calls, if one does.
+    pub fn system_actor(&self) -> Option<System> {
+        match self.caller {
+            Caller::System(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// An ops caller: an ops agent (of some or every commune), or anyone on an open hub.
+#[derive(Debug, Clone)]
+pub struct Ops(Caller);
+
+impl Ops {
+    /// Whether the caller sees `tenant`'s dead letters and quarantine.
+    pub fn may_read(&self, tenant: &str) -> bool {
+        match &self.0 {
+            Caller::Agent(a) => a.may_read(tenant),
+            _ => true,
+        }
+    }
+
+    /// Whether the caller sees every commune (and so raw bytes of what no commune owns).
+    pub fn all_communes(&self) -> bool {
+        match &self.0 {
+            Caller::Agent(a) => a.all_communes(),
+            _ => true,
+        }
+    }
+}
+
 /// The access policy of the API.
 #[derive(Debug, Clone)]
 pub enum Access {
@@ -151,8 +252,10 @@ impl Access {
         Ok(Access::Agents(agents))
     }
 
-    /// The caller presenting `token` (a bearer token, as the front-end received it), or
-    /// [`Error::Unauthenticated`]. `None` in open mode.
+    /// The agent presenting `token` (a bearer token, as the front-end received it), or
+    /// [`Error::Unauthenticated`]. `None` in open mode. For a front-end that needs to know
+    /// who signs in before any commune is named (the desk's sign-in); every command and
+    /// query takes a [`Scope`] instead.
     pub fn caller(&self, token: Option<&str>) -> Result<Option<Agent>> {
         let Access::Agents(agents) = self else {
             return Ok(None);
@@ -167,11 +270,11 @@ impl Access {
             .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
     }
 
-    /// The caller, checked for access to `tenant`'s citizens and requests (not an élu's
-    /// token: élus read dashboards only).
-    pub fn for_tenant(&self, token: Option<&str>, tenant: &str) -> Result<Option<Agent>> {
-        let agent = self.for_dashboard(token, tenant)?;
-        if let Some(a) = &agent {
+    /// The scope of the agent presenting `token` in `tenant`: their commune's citizens,
+    /// contacts and requests (not an élu's token: élus read dashboards only).
+    pub fn scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
+        let scope = self.dashboard_scope(token, tenant)?;
+        if let Caller::Agent(a) = &scope.caller {
             if a.role == Role::Elu {
                 tracing::warn!(agent = %a.id, "élu refused: personal data");
                 return Err(Error::Forbidden(format!(
@@ -180,33 +283,41 @@ impl Access {
                 )));
             }
         }
-        Ok(agent)
+        Ok(scope)
     }
 
-    /// The caller, checked for access to `tenant`'s dashboards (aggregates only).
-    pub fn for_dashboard(&self, token: Option<&str>, tenant: &str) -> Result<Option<Agent>> {
-        let agent = self.caller(token)?;
-        if let Some(a) = &agent {
-            if !a.may_read(tenant) {
-                tracing::warn!(agent = %a.id, "agent refused: commune not allowed");
-                return Err(Error::Forbidden(format!(
-                    "agent {} may not access commune {}",
-                    a.id,
-                    contacthub_core::limits::quote(tenant)
-                )));
+    /// The scope of the agent presenting `token` in `tenant`'s dashboards (aggregates only,
+    /// an élu's too).
+    pub fn dashboard_scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
+        let caller = match self.caller(token)? {
+            Some(a) => {
+                if !a.may_read(tenant) {
+                    tracing::warn!(agent = %a.id, "agent refused: commune not allowed");
+                    return Err(Error::Forbidden(format!(
+                        "agent {} may not access commune {}",
+                        a.id,
+                        contacthub_core::limits::quote(tenant)
+                    )));
+                }
+                Caller::Agent(a)
             }
-        }
-        Ok(agent)
+            None => Caller::Open,
+        };
+        Ok(Scope {
+            commune: tenant.to_string(),
+            caller,
+        })
     }
 
-    /// The caller, checked for ops rights (`None` in open mode).
-    pub fn for_ops(&self, token: Option<&str>) -> Result<Option<Agent>> {
+    /// The caller, checked for ops rights: positions, dead letters, the quarantine.
+    pub fn ops(&self, token: Option<&str>) -> Result<Ops> {
         match self.caller(token)? {
             Some(a) if !a.ops || a.role == Role::Elu => Err(Error::Forbidden(format!(
                 "agent {} may not call the ops service",
                 a.id
             ))),
-            a => Ok(a),
+            Some(a) => Ok(Ops(Caller::Agent(a))),
+            None => Ok(Ops(Caller::Open)),
         }
     }
 
@@ -303,29 +414,27 @@ mod tests {
             token_hash("syndicate-secret")
         );
         let access = Access::from_toml(&text).unwrap();
-        let g = access
-            .for_tenant(Some("givors-secret"), "69091")
-            .unwrap()
-            .unwrap();
-        assert_eq!(g.id, "g");
+        let g = access.scope(Some("givors-secret"), "69091").unwrap();
+        assert_eq!(g.agent_id(), "g");
+        assert_eq!(g.commune(), "69091");
         assert!(matches!(
-            access.for_tenant(Some("givors-secret"), "69096"),
+            access.scope(Some("givors-secret"), "69096"),
             Err(Error::Forbidden(_))
         ));
-        assert!(access.for_tenant(Some("syndicate-secret"), "69096").is_ok());
+        assert!(access.scope(Some("syndicate-secret"), "69096").is_ok());
         assert!(matches!(
-            access.for_tenant(None, "69091"),
+            access.scope(None, "69091"),
             Err(Error::Unauthenticated(_))
         ));
         assert!(matches!(
-            access.for_tenant(Some("nope"), "69091"),
+            access.scope(Some("nope"), "69091"),
             Err(Error::Unauthenticated(_))
         ));
         assert!(matches!(
-            access.for_ops(Some("givors-secret")),
+            access.ops(Some("givors-secret")),
             Err(Error::Forbidden(_))
         ));
-        assert!(access.for_ops(Some("syndicate-secret")).is_ok());
+        assert!(access.ops(Some("syndicate-secret")).is_ok());
     }
 
     #[test]

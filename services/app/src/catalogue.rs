@@ -3,7 +3,7 @@
 //! service, with the date it was last reviewed. Publishing and withdrawing are events; the
 //! search is over the commune's answers in the read model.
 
-use crate::auth::Agent;
+use crate::auth::Scope;
 use crate::{App, Error, Result};
 use contacthub_core::identity::fold_name;
 use contacthub_core::limits::quote;
@@ -42,11 +42,12 @@ impl App {
     /// withdrawn ones only when asked, by title.
     pub fn catalogue(
         &self,
-        tenant: &str,
+        scope: &Scope,
         query: &str,
         with_withdrawn: bool,
     ) -> Result<Vec<CatalogueAnswer>> {
-        self.tenant(tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         contacthub_core::limits::check_chars("query", query, contacthub_core::limits::QUERY_CHARS)
             .map_err(Error::Invalid)?;
         let words: Vec<String> = fold_name(query)
@@ -71,7 +72,14 @@ impl App {
     }
 
     /// One answer of the catalogue.
-    pub fn catalogue_answer(&self, tenant: &str, answer_id: &str) -> Result<CatalogueAnswer> {
+    pub fn catalogue_answer(&self, scope: &Scope, answer_id: &str) -> Result<CatalogueAnswer> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.catalogue_entry(tenant, answer_id)
+    }
+
+    /// One answer of the catalogue, whoever asks: for the checks of commands.
+    pub(crate) fn catalogue_entry(&self, tenant: &str, answer_id: &str) -> Result<CatalogueAnswer> {
         self.tenant(tenant)?;
         self.store
             .catalogue_answer(tenant, answer_id)?
@@ -86,11 +94,13 @@ impl App {
     /// The reference of a written answer that follows catalogue answer `catalogue_id` (when
     /// given): `catalogue:ID`, after the agent's own reference if any. A withdrawn answer is
     /// not cited.
-    pub fn answer_ref(&self, tenant: &str, own: &str, catalogue_id: &str) -> Result<String> {
+    pub fn answer_ref(&self, scope: &Scope, own: &str, catalogue_id: &str) -> Result<String> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         if catalogue_id.is_empty() {
             return Ok(own.to_string());
         }
-        let a = self.catalogue_answer(tenant, catalogue_id)?;
+        let a = self.catalogue_entry(tenant, catalogue_id)?;
         if a.withdrawn {
             return Err(Error::Invalid(format!(
                 "catalogue answer {} was withdrawn",
@@ -107,16 +117,12 @@ impl App {
 
     /// Publishes an answer (a new one, or a new version of `draft.answer_id`); returns it
     /// once visible.
-    pub async fn publish_answer(
-        &self,
-        agent: Option<Agent>,
-        tenant: &str,
-        draft: &Draft,
-    ) -> Result<CatalogueAnswer> {
-        self.tenant(tenant)?;
+    pub async fn publish_answer(&self, scope: &Scope, draft: &Draft) -> Result<CatalogueAnswer> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         // Validating an answer is a right the agents file gives (`catalogue = true`); the
         // agent who publishes is who validated it.
-        let owner = match &agent {
+        let owner = match scope.agent() {
             Some(a) if !a.may_read(tenant) || !a.publishes_catalogue() => {
                 return Err(Error::Forbidden(format!(
                     "agent {} may not publish or withdraw validated answers",
@@ -141,7 +147,7 @@ impl App {
             }
             id
         } else {
-            self.catalogue_answer(tenant, draft.answer_id.trim())?;
+            self.catalogue_entry(tenant, draft.answer_id.trim())?;
             draft.answer_id.trim().to_string()
         };
         let reviewed_on = if draft.reviewed_on.trim().is_empty() {
@@ -156,7 +162,7 @@ impl App {
             "catalogue",
             tenant,
             &source_id,
-            &agent.map(|a| a.id).unwrap_or_default(),
+            &scope.agent_id(),
             Payload::CatalogueAnswerPublished(pb::CatalogueAnswerPublished {
                 answer_id: answer_id.clone(),
                 demarche: draft.demarche.trim().into(),
@@ -170,7 +176,7 @@ impl App {
         );
         contacthub_core::event::validate(&e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
         self.write(&e).await?;
-        self.catalogue_answer(tenant, &answer_id)
+        self.catalogue_entry(tenant, &answer_id)
     }
 }
 

@@ -2,7 +2,7 @@
 //! change is an event (with the agent, in the citizen's timeline); ids of new records are
 //! given by the projector in log order.
 
-use crate::auth::Agent;
+use crate::auth::Scope;
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::{normalize_email, normalize_phone, valid_id};
@@ -42,10 +42,6 @@ fn source_id(key: &str) -> Result<String> {
     })
 }
 
-fn agent_id(agent: &Option<Agent>) -> String {
-    agent.as_ref().map(|a| a.id.clone()).unwrap_or_default()
-}
-
 /// An identity an agent may save: a name, and identifiers that are what they say.
 fn check_identity(identity: Option<&pb::Identity>) -> Result<pb::Identity> {
     let i = identity
@@ -76,8 +72,9 @@ fn check_identity(identity: Option<&pb::Identity>) -> Result<pb::Identity> {
 }
 
 impl App {
-    /// A citizen record of `tenant`, or [`Error::NotFound`].
-    pub fn citizen(&self, tenant: &str, citizen_id: &str) -> Result<Citizen> {
+    /// A citizen record of `tenant`, or [`Error::NotFound`], whoever asks: for the checks
+    /// of commands.
+    pub(crate) fn citizen_record(&self, tenant: &str, citizen_id: &str) -> Result<Citizen> {
         self.tenant(tenant)?;
         if !valid_id(citizen_id) {
             return Err(Error::Invalid(format!(
@@ -90,28 +87,20 @@ impl App {
         })
     }
 
-    /// A citizen record of `tenant` the caller may open (an agent of the commune).
-    pub fn citizen_for(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        citizen_id: &str,
-    ) -> Result<Citizen> {
-        if let Some(a) = agent {
-            if !a.may_read(tenant) {
-                return Err(Error::Forbidden(format!("no access to commune {tenant}")));
-            }
-        }
-        self.citizen(tenant, citizen_id)
+    /// A citizen record of the scope's commune, or [`Error::NotFound`].
+    pub fn citizen(&self, scope: &Scope, citizen_id: &str) -> Result<Citizen> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, citizen_id)
     }
 
     /// Registers a new citizen record and returns it once visible.
     pub async fn create_citizen(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::CreateCitizenRequest,
     ) -> Result<Citizen> {
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         let identity = check_identity(r.identity.as_ref())?;
         let mut same = r.clone();
         same.idempotency_key.clear();
@@ -119,7 +108,7 @@ impl App {
             self,
             &r.tenant,
             &source_id(&r.idempotency_key)?,
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::CitizenRegistered(pb::CitizenRegistered {
                 citizen_id: String::new(),
             }),
@@ -136,16 +125,17 @@ impl App {
             .ok_or_else(|| {
                 Error::Internal(format!("citizen {} projected without an entry", e.event_id))
             })?;
-        self.citizen(&r.tenant, &entry.citizen_id)
+        self.citizen_record(&r.tenant, &entry.citizen_id)
     }
 
     /// Replaces a record's identity and returns the record once visible.
     pub async fn update_citizen(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::UpdateCitizenRequest,
     ) -> Result<Citizen> {
-        self.citizen(&r.tenant, &r.citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        self.citizen_record(&r.tenant, &r.citizen_id)?;
         let identity = check_identity(r.identity.as_ref())?;
         let mut same = r.clone();
         same.idempotency_key.clear();
@@ -153,7 +143,7 @@ impl App {
             self,
             &r.tenant,
             &source_id(&r.idempotency_key)?,
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::CitizenUpdated(pb::CitizenUpdated {
                 citizen_id: r.citizen_id.clone(),
             }),
@@ -164,17 +154,17 @@ impl App {
         );
         e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
         self.write(&e).await?;
-        self.citizen(&r.tenant, &r.citizen_id)
+        self.citizen_record(&r.tenant, &r.citizen_id)
     }
 
     /// Citizens matching `query`: identifiers first (citizen id, phone, e-mail, chrono number
     /// of a letter), then names and addresses by score, then the most recent contact.
     pub fn search_citizens(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::SearchCitizensRequest,
     ) -> Result<pb::SearchCitizensResponse> {
-        let commune = self.tenant(&r.tenant)?;
+        let commune = self.enter(scope, &r.tenant)?;
         let query = r.query.trim();
         if query.is_empty() {
             return Err(Error::Invalid("query is empty".into()));
@@ -222,7 +212,7 @@ impl App {
         // read it.
         if contacthub_core::event::valid_chrono(query) {
             if let Some(letter) = self.store.courrier(tenant, &query.to_ascii_uppercase())? {
-                if self.letter_sight(agent, commune, &letter)?.0 == crate::guard::Sight::Full {
+                if self.letter_sight(scope, commune, &letter)?.0 == crate::guard::Sight::Full {
                     note(letter.citizen_id, IDENTIFIER_SCORE + 1, "chrono");
                 }
             }
@@ -231,7 +221,7 @@ impl App {
         if let Some(event_id) = self.store.by_source_ref(tenant, query)? {
             if let Some(entry) = self.store.applied_entry(tenant, &event_id)? {
                 let full =
-                    self.contact_sight(agent, commune, &entry)?.0 == crate::guard::Sight::Full;
+                    self.contact_sight(scope, commune, &entry)?.0 == crate::guard::Sight::Full;
                 if !entry.citizen_id.is_empty() && full {
                     note(entry.citizen_id, IDENTIFIER_SCORE + 1, "reference");
                 }
@@ -304,11 +294,12 @@ impl App {
     /// Merges `citizen_id` into `into_citizen_id` (the same person); returns the merged record.
     pub async fn merge_citizens(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::MergeCitizensRequest,
     ) -> Result<Citizen> {
-        let from = self.citizen(&r.tenant, &r.citizen_id)?;
-        let into = self.citizen(&r.tenant, &r.into_citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        let from = self.citizen_record(&r.tenant, &r.citizen_id)?;
+        let into = self.citizen_record(&r.tenant, &r.into_citizen_id)?;
         if from.citizen_id == into.citizen_id {
             return Err(Error::Invalid(
                 "une fiche ne se fusionne pas avec elle-même".into(),
@@ -331,7 +322,7 @@ impl App {
             self,
             &r.tenant,
             &uuid::Uuid::new_v4().to_string(),
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::IdentityLinked(pb::IdentityLinked {
                 citizen_id: from.citizen_id.clone(),
                 into_citizen_id: into.citizen_id.clone(),
@@ -343,13 +334,14 @@ impl App {
         );
         self.write(&e).await?;
         let canonical = self.store.canonical(&r.tenant, &into.citizen_id)?;
-        self.citizen(&r.tenant, &canonical)
+        self.citizen_record(&r.tenant, &canonical)
     }
 
     /// The records merged into `canonical` (directly or through others), which an agent may
     /// separate again.
-    pub fn merged_records(&self, tenant: &str, canonical: &str) -> Result<Vec<Citizen>> {
-        self.tenant(tenant)?;
+    pub fn merged_records(&self, scope: &Scope, canonical: &str) -> Result<Vec<Citizen>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let mut out = Vec::new();
         for id in self.store.members(tenant, canonical)? {
             if id != canonical {
@@ -364,10 +356,11 @@ impl App {
     /// Undoes the merge of `citizen_id`: its timeline is its own again, exactly.
     pub async fn unmerge_citizen(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::UnmergeCitizenRequest,
     ) -> Result<Citizen> {
-        let c = self.citizen(&r.tenant, &r.citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        let c = self.citizen_record(&r.tenant, &r.citizen_id)?;
         if c.merged_into.is_empty() {
             return Err(Error::Invalid(format!(
                 "la fiche {} n'est fusionnée dans aucune autre",
@@ -379,7 +372,7 @@ impl App {
             self,
             &r.tenant,
             &uuid::Uuid::new_v4().to_string(),
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::IdentityUnlinked(pb::IdentityUnlinked {
                 citizen_id: c.citizen_id.clone(),
                 from_citizen_id: c.merged_into.clone(),
@@ -390,16 +383,17 @@ impl App {
             }),
         );
         self.write(&e).await?;
-        self.citizen(&r.tenant, &r.citizen_id)
+        self.citizen_record(&r.tenant, &r.citizen_id)
     }
 
     /// Adds a citizen to a household with a role (or removes it), and returns the household.
     pub async fn set_household_member(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::SetHouseholdMemberRequest,
     ) -> Result<pb::Household> {
-        self.citizen(&r.tenant, &r.citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        self.citizen_record(&r.tenant, &r.citizen_id)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} is not a household id",
@@ -410,7 +404,7 @@ impl App {
             self,
             &r.tenant,
             &uuid::Uuid::new_v4().to_string(),
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::HouseholdMembership(pb::HouseholdMembership {
                 household_id: r.household_id.clone(),
                 citizen_id: r.citizen_id.clone(),
@@ -421,7 +415,7 @@ impl App {
         );
         self.write(&e).await?;
         self.household(
-            &agent,
+            scope,
             &pb::GetHouseholdRequest {
                 tenant: r.tenant.clone(),
                 household_id: r.household_id.clone(),
@@ -431,12 +425,8 @@ impl App {
     }
 
     /// A household: its members with their roles, and its recent contacts across members.
-    pub fn household(
-        &self,
-        agent: &Option<Agent>,
-        r: &pb::GetHouseholdRequest,
-    ) -> Result<pb::Household> {
-        let commune = self.tenant(&r.tenant)?;
+    pub fn household(&self, scope: &Scope, r: &pb::GetHouseholdRequest) -> Result<pb::Household> {
+        let commune = self.enter(scope, &r.tenant)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} is not a household id",
@@ -491,7 +481,7 @@ impl App {
         Ok(pb::Household {
             household_id: r.household_id.clone(),
             members: crate::within_page(out),
-            recent: crate::within_page(self.seen_entries(agent, commune, entries)?),
+            recent: crate::within_page(self.seen_entries(scope, commune, entries)?),
         })
     }
 }
@@ -501,10 +491,10 @@ impl App {
     /// `include_attached`, those attached by their identifiers after naming an unknown id).
     pub fn unresolved_contacts(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::ListUnresolvedContactsRequest,
     ) -> Result<Vec<pb::Unresolved>> {
-        let commune = self.tenant(&r.tenant)?;
+        let commune = self.enter(scope, &r.tenant)?;
         let limit = match r.limit {
             0 => 100,
             n => n.min(500) as usize,
@@ -514,7 +504,7 @@ impl App {
         })?;
         for u in &mut out {
             if let Some(e) = u.entry.take() {
-                u.entry = Some(self.seen_entry(agent, commune, e)?);
+                u.entry = Some(self.seen_entry(scope, commune, e)?);
             }
         }
         Ok(crate::within_page(out))
@@ -523,10 +513,11 @@ impl App {
     /// Attaches a waiting contact to a citizen; returns its entry once in that timeline.
     pub async fn attach_contact(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::AttachContactRequest,
     ) -> Result<pb::TimelineEntry> {
-        self.citizen(&r.tenant, &r.citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        self.citizen_record(&r.tenant, &r.citizen_id)?;
         self.store
             .unresolved_contact(&r.tenant, &r.contact_event_id)?
             .filter(|u| u.attached_to.is_empty())
@@ -540,7 +531,7 @@ impl App {
             self,
             &r.tenant,
             &format!("attach/{}", r.contact_event_id),
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::ContactAttached(pb::ContactAttached {
                 contact_event_id: r.contact_event_id.clone(),
                 citizen_id: r.citizen_id.clone(),
@@ -553,7 +544,7 @@ impl App {
             .applied_entry(&r.tenant, &r.contact_event_id)?
             .ok_or_else(|| Error::Internal("the attached contact has no entry".into()))?;
         // Attaching a contact one may not read does not show it.
-        self.seen_entry(&agent, self.tenant(&r.tenant)?, entry)
+        self.seen_entry(scope, self.tenant(&r.tenant)?, entry)
     }
 
     /// Pairs of records that may be one person, never merged automatically: the same folded
@@ -561,10 +552,11 @@ impl App {
     /// a phone or e-mail with a confirmed one. Pairs an agent dismissed are left out.
     pub fn duplicate_proposals(
         &self,
+        scope: &Scope,
         r: &pb::ListDuplicateProposalsRequest,
     ) -> Result<Vec<pb::DuplicateProposal>> {
         use contacthub_core::identity::fold_name;
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         let limit = match r.limit {
             0 => 100,
             n => n.min(500) as usize,
@@ -662,11 +654,12 @@ impl App {
     /// The two records are different people: they are not proposed again.
     pub async fn dismiss_duplicate(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::DismissDuplicateRequest,
     ) -> Result<()> {
-        self.citizen(&r.tenant, &r.citizen_id)?;
-        self.citizen(&r.tenant, &r.other_citizen_id)?;
+        self.enter(scope, &r.tenant)?;
+        self.citizen_record(&r.tenant, &r.citizen_id)?;
+        self.citizen_record(&r.tenant, &r.other_citizen_id)?;
         if r.citizen_id == r.other_citizen_id {
             return Err(Error::Invalid(
                 "une fiche n'est pas le doublon d'elle-même".into(),
@@ -677,7 +670,7 @@ impl App {
             self,
             &r.tenant,
             &uuid::Uuid::new_v4().to_string(),
-            &agent_id(&agent),
+            &scope.agent_id(),
             Payload::DuplicateDismissed(pb::DuplicateDismissed {
                 citizen_id: r.citizen_id.clone(),
                 other_citizen_id: r.other_citizen_id.clone(),

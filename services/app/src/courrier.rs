@@ -3,7 +3,7 @@
 //! acknowledgement of receipt. Every change is an event on the log; the chrono number is
 //! given by the projector in log order.
 
-use crate::auth::Agent;
+use crate::auth::{Ops, Scope};
 use crate::content::Upload;
 use crate::guard::Sight;
 use crate::{timestamp, App, Error, Result};
@@ -18,8 +18,10 @@ use prost::Message;
 /// Scans per letter, at most.
 pub const MAX_SCANS: usize = 50;
 
-fn agent_of(agent: Option<Agent>, claimed: &str) -> String {
-    agent.map_or(claimed.to_string(), |a| a.id)
+/// The agent recorded on a mail-room event: the caller, or the one a client names when no
+/// agent calls (an open hub, a hub's own part).
+fn agent_of(scope: &Scope, claimed: &str) -> String {
+    scope.agent().map_or(claimed.to_string(), |a| a.id.clone())
 }
 
 impl App {
@@ -39,8 +41,10 @@ impl App {
 
     /// Whether `agent` may see a letter: an agent of some services sees the letters whose
     /// request is theirs (or assigned to them), as for any request.
-    fn sees_letter(&self, agent: &Option<Agent>, s: &CourrierState) -> Result<bool> {
-        let Some(a) = agent else { return Ok(true) };
+    fn sees_letter(&self, scope: &Scope, s: &CourrierState) -> Result<bool> {
+        let Some(a) = scope.agent() else {
+            return Ok(true);
+        };
         if let Some(r) = self.store.request(&s.tenant, &s.request_reference)? {
             return Ok(a.sees_request(&r.service, &r.assignee_agent_id));
         }
@@ -54,31 +58,45 @@ impl App {
 
     /// A registered letter of `tenant` as `agent` may see it (another service's is not found,
     /// as in another commune).
-    pub fn letter_for(
+    pub fn letter_for(&self, scope: &Scope, chrono: &str) -> Result<CourrierState> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        Ok(self.letter_with_sight(scope, tenant, chrono)?.0)
+    }
+
+    /// Scan `n` (from 0) of a letter the caller reads, with its bytes.
+    pub async fn letter_scan(
         &self,
-        agent: &Option<Agent>,
-        tenant: &str,
+        scope: &Scope,
         chrono: &str,
-    ) -> Result<CourrierState> {
-        Ok(self.letter_with_sight(agent, tenant, chrono)?.0)
+        n: usize,
+    ) -> Result<(pb::Attachment, Vec<u8>)> {
+        let s = self.letter_for(scope, chrono)?;
+        let a = s
+            .scans
+            .get(n)
+            .cloned()
+            .ok_or_else(|| Error::NotFound("ce courrier n'a pas ce scan".into()))?;
+        let bytes = self.document_bytes(&a).await?;
+        Ok((a, bytes))
     }
 
     /// A letter as `agent` may read it, and how much they read of it.
     fn letter_with_sight(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         tenant: &str,
         chrono: &str,
     ) -> Result<(CourrierState, Sight)> {
         let commune = self.tenant(tenant)?;
         let s = self.letter(tenant, chrono)?;
-        if !self.sees_letter(agent, &s)? {
+        if !self.sees_letter(scope, &s)? {
             return Err(Error::NotFound(format!(
                 "no letter {} in this commune",
                 quote(chrono)
             )));
         }
-        let (sight, service) = self.letter_sight(agent, commune, &s)?;
+        let (sight, service) = self.letter_sight(scope, commune, &s)?;
         Ok((
             crate::guard::letter_as_seen(s, commune, &service, sight),
             sight,
@@ -89,12 +107,12 @@ impl App {
     /// confidential letter it may not read; only the service answers it).
     fn letter_for_work(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         tenant: &str,
         chrono: &str,
         needed: Sight,
     ) -> Result<CourrierState> {
-        let (s, sight) = self.letter_with_sight(agent, tenant, chrono)?;
+        let (s, sight) = self.letter_with_sight(scope, tenant, chrono)?;
         if sight < needed {
             let commune = self.tenant(tenant)?;
             return Err(Error::Forbidden(format!(
@@ -135,10 +153,11 @@ impl App {
     /// checked; returns the letter, with its chrono number, once visible.
     pub async fn register_courrier(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         header: &pb::CourrierHeader,
         uploads: Vec<(String, Upload)>,
     ) -> Result<CourrierState> {
+        self.enter(scope, &header.tenant)?;
         self.check_courrier_header(header)?;
         if uploads.len() > MAX_SCANS {
             return Err(Error::Invalid(format!(
@@ -187,7 +206,7 @@ impl App {
         } else {
             header.category
         };
-        e.agent_id = agent_of(agent, &header.agent_id);
+        e.agent_id = agent_of(scope, &header.agent_id);
         if let Some(p) = e.personal.as_mut() {
             p.subject = header.subject.clone();
             p.attachment_names = names;
@@ -232,7 +251,7 @@ impl App {
         &self,
         tenant: &str,
         chrono: &str,
-        caller: &Option<Agent>,
+        caller: &Scope,
         agent: String,
         payload: Payload,
     ) -> Result<CourrierState> {
@@ -244,16 +263,16 @@ impl App {
         let source_id = uuid::Uuid::new_v4().to_string();
         let e = self.internal_event("courrier", tenant, &source_id, &agent, payload);
         self.write(&e).await?;
-        self.letter_for(caller, tenant, chrono)
+        self.letter_for(caller, chrono)
     }
 
     /// Routes (or reassigns) a letter to a service.
     pub async fn route_courrier(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::RouteCourrierRequest,
     ) -> Result<CourrierState> {
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         if r.service.trim().is_empty() {
             return Err(Error::Invalid("service is required".into()));
         }
@@ -262,12 +281,11 @@ impl App {
             service: r.service.trim().to_string(),
             note: r.note.clone(),
         });
-        let caller = agent.clone();
         self.bookkeeping(
             &r.tenant,
             &r.chrono,
-            &caller,
-            agent_of(agent, &r.agent_id),
+            scope,
+            agent_of(scope, &r.agent_id),
             payload,
         )
         .await
@@ -276,10 +294,10 @@ impl App {
     /// Records one step of the internal circuit.
     pub async fn record_step(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::RecordStepRequest,
     ) -> Result<CourrierState> {
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         if r.step.trim().is_empty() {
             return Err(Error::Invalid("step is required".into()));
         }
@@ -288,12 +306,11 @@ impl App {
             step: r.step.clone(),
             note: r.note.clone(),
         });
-        let caller = agent.clone();
         self.bookkeeping(
             &r.tenant,
             &r.chrono,
-            &caller,
-            agent_of(agent, &r.agent_id),
+            scope,
+            agent_of(scope, &r.agent_id),
             payload,
         )
         .await
@@ -302,10 +319,10 @@ impl App {
     /// Marks a letter answered, with how the answer went.
     pub async fn mark_answered(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::MarkAnsweredRequest,
     ) -> Result<CourrierState> {
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         if r.answer_channel == 0 || r.answer_channel == pb::Channel::BackOffice as i32 {
             return Err(Error::Invalid(
                 "answer_channel must say how the answer went (courrier, email, sms, phone...)"
@@ -317,12 +334,11 @@ impl App {
             answer_channel: r.answer_channel,
             answer_ref: r.answer_ref.clone(),
         });
-        let caller = agent.clone();
         self.bookkeeping(
             &r.tenant,
             &r.chrono,
-            &caller,
-            agent_of(agent, &r.agent_id),
+            scope,
+            agent_of(scope, &r.agent_id),
             payload,
         )
         .await
@@ -331,15 +347,15 @@ impl App {
     /// Letters of a commune by service, status, registration date and lateness.
     pub fn list_courrier(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::ListCourrierRequest,
     ) -> Result<Vec<CourrierState>> {
-        let tenant = self.tenant(&r.tenant)?.clone();
+        let tenant = self.enter(scope, &r.tenant)?.clone();
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
         let now = (self.clock)();
         let seen = |s: CourrierState| -> Result<CourrierState> {
-            let (sight, service) = self.letter_sight(agent, &tenant, &s)?;
+            let (sight, service) = self.letter_sight(scope, &tenant, &s)?;
             Ok(crate::guard::letter_as_seen(s, &tenant, &service, sight))
         };
         let limit = if r.limit == 0 {
@@ -366,7 +382,7 @@ impl App {
                     at >= since && at < until
                 })
                 .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
-                .filter(|s| self.sees_letter(agent, s).unwrap_or(false))
+                .filter(|s| self.sees_letter(scope, s).unwrap_or(false))
                 .take(limit)
                 .map(seen)
                 .collect::<Result<Vec<_>>>()?,
@@ -374,15 +390,11 @@ impl App {
     }
 
     /// The acknowledgement of receipt of a letter, as a PDF.
-    pub fn receipt(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        chrono: &str,
-    ) -> Result<pb::Receipt> {
-        let commune = self.tenant(tenant)?.clone();
+    pub fn receipt(&self, scope: &Scope, chrono: &str) -> Result<pb::Receipt> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?.clone();
         // The mail room prints it for a letter it may not read: without its subject.
-        let state = self.letter_for_work(agent, tenant, chrono, Sight::Suivi)?;
+        let state = self.letter_for_work(scope, tenant, chrono, Sight::Suivi)?;
         // The sender's name, and the postal address of their record when it has one.
         let mut recipient = vec![state.sender_display.clone()];
         // The address written on the letter, when the clerk typed it.
@@ -423,43 +435,50 @@ impl App {
     /// Registered, routed, answered, time to answer and overdue letters of a commune.
     pub fn courrier_report(
         &self,
+        scope: &Scope,
         r: &pb::CourrierReportRequest,
     ) -> Result<pb::CourrierReportResponse> {
-        let tenant = self.tenant(&r.tenant)?.clone();
+        let tenant = self.enter_figures(scope, &r.tenant)?.clone();
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
         let states = self.store.courriers(&r.tenant)?;
         Ok(report(&states, &tenant, since, until, (self.clock)()))
     }
 
-    /// Scans of the drop folder that match no letter: of `tenant`, or of every commune the
-    /// agent may see when `tenant` is empty (file names carry personal data; scans no commune
-    /// can be told from only for an agent of every commune).
-    pub fn unmatched_scans(
-        &self,
-        agent: Option<&Agent>,
-        tenant: &str,
-    ) -> Result<Vec<pb::UnmatchedScan>> {
-        if !tenant.is_empty() {
-            self.tenant(tenant)?;
-        }
-        let scans = match &self.scan_inbox {
-            Some(dir) => crate::hotfolder::unmatched(dir, &self.tenants)
-                .map_err(|e| Error::Unavailable(format!("the scan inbox: {e}")))?,
-            None => Vec::new(),
-        };
-        Ok(scans
+    /// Scans of the drop folder that match no letter, of the scope's commune (the mail room
+    /// attaches them by hand).
+    pub fn unmatched_scans(&self, scope: &Scope) -> Result<Vec<pb::UnmatchedScan>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        Ok(self
+            .scan_inbox_leftovers()?
             .into_iter()
-            .filter(|s| tenant.is_empty() || s.tenant == tenant)
+            .filter(|s| s.tenant == tenant)
+            .collect())
+    }
+
+    /// Scans of the drop folder that match no letter, of every commune an ops caller sees
+    /// (file names carry personal data; scans no commune can be told from only for an ops
+    /// agent of every commune).
+    pub fn all_unmatched_scans(&self, ops: &Ops) -> Result<Vec<pb::UnmatchedScan>> {
+        Ok(self
+            .scan_inbox_leftovers()?
+            .into_iter()
             .filter(|s| {
-                agent.is_none_or(|a| {
-                    if s.tenant.is_empty() {
-                        a.all_communes()
-                    } else {
-                        a.may_read(&s.tenant)
-                    }
-                })
+                if s.tenant.is_empty() {
+                    ops.all_communes()
+                } else {
+                    ops.may_read(&s.tenant)
+                }
             })
             .collect())
+    }
+
+    fn scan_inbox_leftovers(&self) -> Result<Vec<pb::UnmatchedScan>> {
+        match &self.scan_inbox {
+            Some(dir) => crate::hotfolder::unmatched(dir, &self.tenants)
+                .map_err(|e| Error::Unavailable(format!("the scan inbox: {e}"))),
+            None => Ok(Vec::new()),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! the read model's counters (rebuilt by replay like everything else), with "overdue now" from
 //! the open requests counted by due day and, for today, its index of open requests. Aggregates only; see [`contacthub_core::dashboard`].
 
+use crate::auth::Scope;
 use crate::{App, Error, Result};
 use contacthub_core::dashboard::{self, Inputs};
 use contacthub_core::keys;
@@ -9,8 +10,8 @@ use contacthub_core::pb;
 
 impl App {
     /// The dashboard of `r.tenant` from `r.from_month` to `r.to_month`.
-    pub fn dashboard(&self, r: &pb::GetDashboardRequest) -> Result<pb::Dashboard> {
-        let commune = self.tenant(&r.tenant)?;
+    pub fn dashboard(&self, scope: &Scope, r: &pb::GetDashboardRequest) -> Result<pb::Dashboard> {
+        let commune = self.enter_figures(scope, &r.tenant)?;
         let months = dashboard::months(&r.from_month, &r.to_month).map_err(Error::Invalid)?;
         let now = (self.clock)();
         let mut inputs = Inputs::default();

@@ -1,7 +1,7 @@
 //! The desk: a citizen's timeline by id or identifier, one contact in full, live watches of a
 //! timeline, and walk-in visits.
 
-use crate::auth::Agent;
+use crate::auth::Scope;
 use crate::{timestamp, App, Error, Result, WatchGuard};
 use contacthub_core::event::{contact, content_fingerprint};
 use contacthub_core::identity::{normalize_email, normalize_phone};
@@ -27,13 +27,10 @@ impl App {
     /// channel of the latest first; internal steps left out. What a contact is, not what it
     /// says: an agent who may not read a matter still sees that it exists. Reads at most the
     /// last 10,000 entries.
-    pub fn channel_summary(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        citizen_id: &str,
-    ) -> Result<Vec<ChannelCount>> {
-        self.citizen_for(agent, tenant, citizen_id)?;
+    pub fn channel_summary(&self, scope: &Scope, citizen_id: &str) -> Result<Vec<ChannelCount>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, citizen_id)?;
         let canonical = self.store.canonical(tenant, citizen_id)?;
         let mut counts: Vec<ChannelCount> = Vec::new();
         let mut token = None;
@@ -77,8 +74,9 @@ impl App {
         Ok(counts)
     }
 
-    /// The canonical citizen designated by `who` in `tenant`.
-    pub fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
+    /// The canonical citizen designated by `who` in `tenant`, whoever asks: for the checks
+    /// of commands.
+    pub(crate) fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
         Ok(self.resolve_record(tenant, who)?.0)
     }
 
@@ -139,10 +137,10 @@ impl App {
     /// A page of a citizen's cross-channel timeline, newest first, with the citizen.
     pub fn timeline(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::GetTimelineRequest,
     ) -> Result<pb::GetTimelineResponse> {
-        let commune = self.tenant(&r.tenant)?;
+        let commune = self.enter(scope, &r.tenant)?;
         let (citizen_id, citizen) = self.resolve_record(&r.tenant, r.citizen.as_ref())?;
         let q = TimelineQuery {
             channels: r.channels.clone(),
@@ -162,25 +160,21 @@ impl App {
         };
         Ok(pb::GetTimelineResponse {
             citizen,
-            entries: self.seen_entries(agent, commune, page.entries)?,
+            entries: self.seen_entries(scope, commune, page.entries)?,
             next_page_token: page.next_page_token.unwrap_or_default(),
         })
     }
 
     /// One contact in full: its entry and what the citizen wrote (of a need-to-know matter
     /// of another service, only that it exists).
-    pub fn contact(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        event_id: &str,
-    ) -> Result<pb::GetContactResponse> {
-        let commune = self.tenant(tenant)?;
+    pub fn contact(&self, scope: &Scope, event_id: &str) -> Result<pb::GetContactResponse> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         let entry = self
             .store
             .applied_entry(tenant, event_id)?
             .ok_or_else(|| Error::NotFound("no such contact in this commune".into()))?;
-        let entry = self.seen_entry(agent, commune, entry)?;
+        let entry = self.seen_entry(scope, commune, entry)?;
         let personal = if entry.withheld_service.is_empty() {
             self.store.contact_detail(tenant, event_id)?
         } else {
@@ -192,17 +186,42 @@ impl App {
         })
     }
 
+    /// Document `n` (from 0) of a contact the caller reads, with its bytes.
+    pub async fn contact_document(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+        n: usize,
+    ) -> Result<(pb::Attachment, Vec<u8>)> {
+        let entry = self.contact(scope, event_id)?.entry.unwrap_or_default();
+        let a = entry
+            .attachments
+            .get(n)
+            .cloned()
+            .ok_or_else(|| Error::NotFound("ce contact n'a pas cette pièce".into()))?;
+        let bytes = self.document_bytes(&a).await?;
+        Ok((a, bytes))
+    }
+
+    /// The stored bytes of a document the caller was given by a checked query.
+    pub(crate) async fn document_bytes(&self, a: &pb::Attachment) -> Result<Vec<u8>> {
+        tokio::fs::read(self.content.path(&a.sha256))
+            .await
+            .map_err(|_| Error::NotFound("document introuvable dans le dépôt".into()))
+    }
+
     /// New entries of a citizen's timeline as they are projected, until the receiver is
     /// dropped (the task ends at once), `stopping` turns true, or the watch falls behind.
     pub fn watch(
         &self,
-        agent: &Option<Agent>,
-        tenant: &str,
+        scope: &Scope,
         who: Option<&pb::CitizenRef>,
         mut stopping: watch::Receiver<bool>,
     ) -> Result<mpsc::Receiver<Result<pb::TimelineEntry>>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let commune = self.tenant(tenant)?.clone();
-        let agent = agent.clone();
+        let scope = scope.clone();
         let app = self.clone();
         // Subscribe before resolving, so nothing projected in between is missed.
         let mut rx = self.projector.subscribe();
@@ -249,7 +268,7 @@ impl App {
                     if owner != watched {
                         continue;
                     }
-                    let seen = match app.seen_entry(&agent, &commune, entry.clone()) {
+                    let seen = match app.seen_entry(&scope, &commune, entry.clone()) {
                         Ok(e) => e,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
@@ -270,10 +289,10 @@ impl App {
     /// the token says, whatever the request claims.
     pub async fn record_visit(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::RecordVisitRequest,
     ) -> Result<pb::TimelineEntry> {
-        self.tenant(&r.tenant)?;
+        self.enter(scope, &r.tenant)?;
         let party = r.party.clone().unwrap_or_default();
         if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
             return Err(Error::Invalid(format!(
@@ -340,7 +359,7 @@ impl App {
         };
         e.request_id = r.request_id.clone();
         e.fingerprint = fingerprint;
-        e.agent_id = agent.map_or(r.agent_id.clone(), |a| a.id);
+        e.agent_id = scope.agent().map_or(r.agent_id.clone(), |a| a.id.clone());
         if let Some(p) = e.personal.as_mut() {
             p.subject = r.subject.clone();
             p.text = r.notes.clone();

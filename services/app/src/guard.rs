@@ -11,7 +11,7 @@
 //! from it, linked to it, quoting it), else the service its category belongs to in the
 //! commune's directory.
 
-use crate::auth::Agent;
+use crate::auth::Scope;
 use crate::{App, Result};
 use contacthub_core::pb::{CourrierState, Request, TimelineEntry};
 use contacthub_core::tenant::{Orientation, Tenant};
@@ -28,8 +28,8 @@ pub enum Sight {
 }
 
 /// The sight `agent` has on a matter of `service` assigned to `assignee` in `commune`.
-pub fn sight(agent: &Option<Agent>, commune: &Tenant, service: &str, assignee: &str) -> Sight {
-    let Some(a) = agent else {
+pub fn sight(scope: &Scope, commune: &Tenant, service: &str, assignee: &str) -> Sight {
+    let Some(a) = scope.agent() else {
         // Open mode (no agents file): one machine's trials, everything.
         return Sight::Full;
     };
@@ -199,12 +199,12 @@ impl App {
     /// service that limits it.
     pub(crate) fn contact_sight(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         commune: &Tenant,
         entry: &TimelineEntry,
     ) -> Result<(Sight, String)> {
         // Nothing to look up when no matter of the commune is withheld from this caller.
-        let withheld_somewhere = agent.as_ref().is_some_and(|a| {
+        let withheld_somewhere = scope.agent().is_some_and(|a| {
             commune
                 .services
                 .iter()
@@ -215,7 +215,7 @@ impl App {
         }
         let mut least = (Sight::Full, String::new());
         for (service, assignee) in self.contact_owners(commune, entry)? {
-            let s = sight(agent, commune, &service, &assignee);
+            let s = sight(scope, commune, &service, &assignee);
             if s < least.0 {
                 least = (s, service);
             }
@@ -226,34 +226,29 @@ impl App {
     /// A timeline entry as `agent` may read it.
     pub(crate) fn seen_entry(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         commune: &Tenant,
         entry: TimelineEntry,
     ) -> Result<TimelineEntry> {
-        let (s, service) = self.contact_sight(agent, commune, &entry)?;
+        let (s, service) = self.contact_sight(scope, commune, &entry)?;
         Ok(entry_as_seen(entry, commune, &service, s))
     }
 
     /// Entries as `agent` may read them.
     pub(crate) fn seen_entries(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         commune: &Tenant,
         entries: Vec<TimelineEntry>,
     ) -> Result<Vec<TimelineEntry>> {
         entries
             .into_iter()
-            .map(|e| self.seen_entry(agent, commune, e))
+            .map(|e| self.seen_entry(scope, commune, e))
             .collect()
     }
 
     /// The sight `agent` has on a request.
-    pub(crate) fn request_sight(
-        &self,
-        agent: &Option<Agent>,
-        commune: &Tenant,
-        r: &Request,
-    ) -> Sight {
+    pub(crate) fn request_sight(&self, scope: &Scope, commune: &Tenant, r: &Request) -> Sight {
         let service = if r.service.is_empty() {
             commune
                 .service_of_category(r.category)
@@ -261,13 +256,13 @@ impl App {
         } else {
             r.service.as_str()
         };
-        sight(agent, commune, service, &r.assignee_agent_id)
+        sight(scope, commune, service, &r.assignee_agent_id)
     }
 
     /// The service a letter belongs to and the sight `agent` has on it.
     pub(crate) fn letter_sight(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         commune: &Tenant,
         s: &CourrierState,
     ) -> Result<(Sight, String)> {
@@ -281,7 +276,7 @@ impl App {
                 r.service.clone()
             };
             return Ok((
-                sight(agent, commune, &service, &r.assignee_agent_id),
+                sight(scope, commune, &service, &r.assignee_agent_id),
                 service,
             ));
         }
@@ -295,6 +290,6 @@ impl App {
                     .map(|x| x.code.clone())
             })
             .unwrap_or_default();
-        Ok((sight(agent, commune, &service, ""), service))
+        Ok((sight(scope, commune, &service, ""), service))
     }
 }

@@ -124,33 +124,154 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp_micros())
 }
 
-/// Everything the commands and queries need. Cheap to clone.
+/// The application layer's door: every command and query of the hub, each taking the
+/// caller's [`auth::Scope`] (or, for what the hub does on its own, an [`auth::System`] actor).
+/// Its parts are private: a front-end reaches the log, the read model and the documents only
+/// through the methods here. Cheap to clone.
 #[derive(Clone)]
 pub struct App {
+    log: Arc<dyn EventLog>,
+    store: Store,
+    projector: ProjectorHandle,
+    tenants: Arc<Tenants>,
+    /// How long a write waits to become visible before failing.
+    visibility_timeout: Duration,
+    /// Which agent may see which commune.
+    access: Arc<auth::Access>,
+    /// Where scans and documents are stored.
+    content: content::ContentStore,
+    /// Largest scan accepted, in bytes.
+    max_scan_bytes: u64,
+    /// The scanner drop folder, if any (its `unmatched/` lists scans matching no letter).
+    scan_inbox: Option<std::path::PathBuf>,
+    clock: Clock,
+    /// Parts of the process that stopped working; health is NOT_SERVING while any is listed.
+    faults: Faults,
+    /// WatchTimeline streams open now.
+    open_watches: Arc<AtomicUsize>,
+    /// Failed sign-ins per source address (desk, adapters).
+    throttle: Arc<throttle::Throttle>,
+}
+
+/// What an [`App`] is made of, given once by the process that starts the hub.
+pub struct Parts {
     pub log: Arc<dyn EventLog>,
     pub store: Store,
     pub projector: ProjectorHandle,
     pub tenants: Arc<Tenants>,
-    /// How long a write waits to become visible before failing.
     pub visibility_timeout: Duration,
-    /// Which agent may see which commune.
-    pub access: Arc<auth::Access>,
-    /// Where scans and documents are stored.
+    pub access: auth::Access,
     pub content: content::ContentStore,
-    /// Largest scan accepted, in bytes.
     pub max_scan_bytes: u64,
-    /// The scanner drop folder, if any (its `unmatched/` lists scans matching no letter).
     pub scan_inbox: Option<std::path::PathBuf>,
     pub clock: Clock,
-    /// Parts of the process that stopped working; health is NOT_SERVING while any is listed.
-    pub faults: Faults,
-    /// WatchTimeline streams open now.
-    pub open_watches: Arc<AtomicUsize>,
-    /// Failed sign-ins per source address (desk, adapters).
-    pub throttle: Arc<throttle::Throttle>,
 }
 
 impl App {
+    pub fn new(p: Parts) -> App {
+        App {
+            log: p.log,
+            store: p.store,
+            projector: p.projector,
+            tenants: p.tenants,
+            visibility_timeout: p.visibility_timeout,
+            access: Arc::new(p.access),
+            content: p.content,
+            max_scan_bytes: p.max_scan_bytes,
+            scan_inbox: p.scan_inbox,
+            clock: p.clock,
+            faults: Faults::default(),
+            open_watches: Arc::default(),
+            throttle: Arc::default(),
+        }
+    }
+
+    /// The same hub telling time by `clock` (the demo loader dates its agents' follow-up).
+    pub fn with_clock(&self, clock: Clock) -> App {
+        App {
+            clock,
+            ..self.clone()
+        }
+    }
+
+    /// The communes served and their configuration (no personal data).
+    pub fn tenants(&self) -> &Arc<Tenants> {
+        &self.tenants
+    }
+
+    /// Who may call: what front-ends turn a credential into a [`auth::Scope`] with.
+    pub fn access(&self) -> &auth::Access {
+        &self.access
+    }
+
+    /// Now, in microseconds since the epoch, on the hub's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Failed sign-ins per source address, shared by every front-end.
+    pub fn throttle(&self) -> &throttle::Throttle {
+        &self.throttle
+    }
+
+    /// Parts of the process that stopped working (health).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Largest scan accepted, in bytes.
+    pub fn max_scan_bytes(&self) -> u64 {
+        self.max_scan_bytes
+    }
+
+    /// WatchTimeline streams open now.
+    pub fn open_watches(&self) -> usize {
+        self.open_watches.load(Ordering::SeqCst)
+    }
+
+    /// Wakes on every event the projector applies (the sender waits on it for new answers).
+    pub fn applied(&self) -> tokio::sync::broadcast::Receiver<Arc<contacthub_projector::Applied>> {
+        self.projector.subscribe()
+    }
+
+    /// The commune of `scope`, checked to be the commune a request names: every command and
+    /// query about citizens, contacts and requests enters here (élus read dashboards only).
+    pub(crate) fn enter(&self, scope: &auth::Scope, tenant: &str) -> Result<&Tenant> {
+        let commune = self.tenant(tenant)?;
+        self.admits(scope, tenant)?;
+        if scope.is_elu() {
+            return Err(Error::Forbidden(
+                "an élu reads dashboards only (no personal data)".into(),
+            ));
+        }
+        Ok(commune)
+    }
+
+    /// Whether this hub takes `scope` in `tenant`: its commune, and an open hub's visitor
+    /// only on a hub without an agents file.
+    fn admits(&self, scope: &auth::Scope, tenant: &str) -> Result<()> {
+        if scope.commune() != tenant {
+            return Err(Error::Forbidden(format!(
+                "this caller acts in commune {}, not {}",
+                quote(scope.commune()),
+                quote(tenant)
+            )));
+        }
+        if scope.is_open_visitor() && !self.access.is_open() {
+            return Err(Error::Unauthenticated(
+                "this hub has an agents file: sign in".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The commune of `scope` for its figures (dashboards, reports: aggregates, élus too).
+    pub(crate) fn enter_figures(&self, scope: &auth::Scope, tenant: &str) -> Result<&Tenant> {
+        let commune = self.tenant(tenant)?;
+        self.admits(scope, tenant)?;
+        Ok(commune)
+    }
+
     /// A back-office event of `source` (`citizens`, `requests`, `courrier`, `catalogue`…)
     /// written now by `agent`, its id derived from `source_id`.
     pub(crate) fn internal_event(

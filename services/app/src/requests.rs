@@ -3,7 +3,7 @@
 //! services and agents. Every change is an event; references and due dates are given by the
 //! projector.
 
-use crate::auth::Agent;
+use crate::auth::Scope;
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::valid_id;
@@ -13,10 +13,6 @@ use contacthub_proto::ts;
 use prost::Message;
 
 const DAY_US: i64 = 86_400_000_000;
-
-fn agent_id(agent: &Option<Agent>) -> String {
-    agent.as_ref().map(|a| a.id.clone()).unwrap_or_default()
-}
 
 impl App {
     /// A request of `tenant` by its reference, whoever asks: for the checks below only.
@@ -35,28 +31,19 @@ impl App {
 
     /// A request as `agent` may see it: an agent of services sees their services' requests
     /// and those assigned to them; another's is not found, as in another commune.
-    pub fn get_request(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        reference: &str,
-    ) -> Result<Request> {
-        let commune = self.tenant(tenant)?;
-        let r = self.visible_request(agent, tenant, reference)?;
-        let sight = self.request_sight(agent, commune, &r);
+    pub fn get_request(&self, scope: &Scope, reference: &str) -> Result<Request> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
+        let r = self.visible_request(scope, tenant, reference)?;
+        let sight = self.request_sight(scope, commune, &r);
         Ok(crate::guard::request_as_seen(r, commune, sight))
     }
 
     /// A request `agent` sees in the worklists (an agent of services: theirs, or assigned to
     /// them), whole, whatever its need-to-know: for the checks of commands.
-    fn visible_request(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        reference: &str,
-    ) -> Result<Request> {
+    fn visible_request(&self, scope: &Scope, tenant: &str, reference: &str) -> Result<Request> {
         let r = self.request(tenant, reference)?;
-        match agent {
+        match scope.agent() {
             Some(a) if !a.sees_request(&r.service, &r.assignee_agent_id) => Err(Error::NotFound(
                 format!("no request {} in this commune", quote(reference)),
             )),
@@ -68,13 +55,13 @@ impl App {
     /// of another service. Every command about a request checks it here.
     pub(crate) fn request_for_work(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         tenant: &str,
         reference: &str,
     ) -> Result<Request> {
         let commune = self.tenant(tenant)?;
-        let r = self.visible_request(agent, tenant, reference)?;
-        if self.request_sight(agent, commune, &r) != crate::guard::Sight::Full {
+        let r = self.visible_request(scope, tenant, reference)?;
+        if self.request_sight(scope, commune, &r) != crate::guard::Sight::Full {
             return Err(Error::Forbidden(format!(
                 "request {} is a confidential matter of {}: only its agents read and change it",
                 r.reference,
@@ -88,12 +75,12 @@ impl App {
     /// it, linking it).
     pub(crate) fn contact_for_work(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         tenant: &str,
         entry: &pb::TimelineEntry,
     ) -> Result<()> {
         let commune = self.tenant(tenant)?;
-        let (sight, service) = self.contact_sight(agent, commune, entry)?;
+        let (sight, service) = self.contact_sight(scope, commune, entry)?;
         if sight != crate::guard::Sight::Full {
             return Err(Error::Forbidden(format!(
                 "contact {} is a confidential matter of {}: only its agents read and change it",
@@ -105,13 +92,9 @@ impl App {
     }
 
     /// The requests a citizen asked (as requester), as `agent` may see them, newest first.
-    pub fn citizen_requests(
-        &self,
-        agent: &Option<Agent>,
-        tenant: &str,
-        citizen: &str,
-    ) -> Result<Vec<Request>> {
-        let commune = self.tenant(tenant)?;
+    pub fn citizen_requests(&self, scope: &Scope, citizen: &str) -> Result<Vec<Request>> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         let members = self.store.members(tenant, citizen)?;
         let mut out: Vec<Request> = self
             .store
@@ -123,8 +106,8 @@ impl App {
                     .any(|q| q == citizen || members.contains(q))
             })
             .filter(|r| {
-                agent
-                    .as_ref()
+                scope
+                    .agent()
                     .is_none_or(|a| a.sees_request(&r.service, &r.assignee_agent_id))
             })
             .collect();
@@ -133,7 +116,7 @@ impl App {
         Ok(out
             .into_iter()
             .map(|r| {
-                let sight = self.request_sight(agent, commune, &r);
+                let sight = self.request_sight(scope, commune, &r);
                 crate::guard::request_as_seen(r, commune, sight)
             })
             .collect())
@@ -143,12 +126,12 @@ impl App {
         &self,
         tenant: &str,
         reference: &str,
-        agent: &Option<Agent>,
+        scope: &Scope,
         payload: Payload,
         note: String,
     ) -> pb::Event {
         let source_id = uuid::Uuid::new_v4().to_string();
-        let mut e = self.internal_event("requests", tenant, &source_id, &agent_id(agent), payload);
+        let mut e = self.internal_event("requests", tenant, &source_id, &scope.agent_id(), payload);
         e.request_id = reference.into();
         e.personal = (!note.is_empty()).then(|| pb::Personal {
             text: note,
@@ -162,23 +145,19 @@ impl App {
         &self,
         tenant: &str,
         reference: &str,
-        agent: &Option<Agent>,
+        scope: &Scope,
         payload: Payload,
         note: String,
     ) -> Result<Request> {
-        self.request_for_work(agent, tenant, reference)?;
-        let e = self.request_event(tenant, reference, agent, payload, note);
+        self.request_for_work(scope, tenant, reference)?;
+        let e = self.request_event(tenant, reference, scope, payload, note);
         self.write(&e).await?;
         self.request(tenant, reference)
     }
 
     /// Opens a request; returns it with its reference and due date once visible.
-    pub async fn open_request(
-        &self,
-        agent: Option<Agent>,
-        r: &pb::OpenRequestRequest,
-    ) -> Result<Request> {
-        self.tenant(&r.tenant)?;
+    pub async fn open_request(&self, scope: &Scope, r: &pb::OpenRequestRequest) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         if r.subject.trim().is_empty() {
             return Err(Error::Invalid("indiquez l'objet de la demande".into()));
         }
@@ -198,7 +177,7 @@ impl App {
                         quote(&r.from_contact_event_id)
                     ))
                 })?;
-            self.contact_for_work(&agent, &r.tenant, &entry)?;
+            self.contact_for_work(scope, &r.tenant, &entry)?;
             party.citizen_id = entry.citizen_id;
             // A letter is followed by the request the mail room opened for it.
             if let Some(existing) = self
@@ -212,11 +191,11 @@ impl App {
             }
         }
         if !r.citizen_id.is_empty() {
-            self.citizen(&r.tenant, &r.citizen_id)?;
+            self.citizen_record(&r.tenant, &r.citizen_id)?;
             party.citizen_id = r.citizen_id.clone();
         }
         for other in &r.other_requester_citizen_ids {
-            self.citizen(&r.tenant, other)?;
+            self.citizen_record(&r.tenant, other)?;
         }
         if party.citizen_id.is_empty() {
             if r.on_behalf_of.trim().is_empty() {
@@ -257,7 +236,7 @@ impl App {
         } else {
             r.category
         };
-        e.agent_id = agent_id(&agent);
+        e.agent_id = scope.agent_id();
         if let Some(p) = e.personal.as_mut() {
             p.subject = r.subject.trim().to_string();
             p.location = r.location.clone();
@@ -279,12 +258,9 @@ impl App {
     }
 
     /// A later contact belongs to the request.
-    pub async fn link_contact(
-        &self,
-        agent: Option<Agent>,
-        r: &pb::LinkContactRequest,
-    ) -> Result<Request> {
-        self.request_for_work(&agent, &r.tenant, &r.reference)?;
+    pub async fn link_contact(&self, scope: &Scope, r: &pb::LinkContactRequest) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
+        self.request_for_work(scope, &r.tenant, &r.reference)?;
         let entry = self
             .store
             .applied_entry(&r.tenant, &r.contact_event_id)?
@@ -294,42 +270,62 @@ impl App {
                     quote(&r.contact_event_id)
                 ))
             })?;
-        self.contact_for_work(&agent, &r.tenant, &entry)?;
+        self.contact_for_work(scope, &r.tenant, &entry)?;
         let payload = Payload::RequestLinked(pb::RequestLinked {
             contact_event_id: r.contact_event_id.clone(),
         });
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
             .await
+    }
+
+    /// The agents the caller may give a request to: their colleagues of the commune (see
+    /// [`crate::auth::Access::colleagues`]); empty when no agent calls.
+    pub fn colleagues(&self, scope: &Scope) -> Vec<String> {
+        scope
+            .agent()
+            .map(|a| self.access.colleagues(a, scope.commune()))
+            .unwrap_or_default()
     }
 
     pub async fn assign_request(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::AssignRequestRequest,
     ) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         if r.service.trim().is_empty() && r.assignee_agent_id.trim().is_empty() {
             return Err(Error::Invalid("say to which service or agent".into()));
         }
         let assignee = r.assignee_agent_id.trim();
         if !assignee.is_empty() && !self.access.is_agent_of(assignee, &r.tenant) {
             return Err(Error::Invalid(format!(
-                "assignee_agent_id: {} is not an agent of this commune",
+                "{} n'est pas un agent de cette commune",
                 quote(assignee)
             )));
+        }
+        if !assignee.is_empty()
+            && scope.agent().is_some()
+            && !self.colleagues(scope).iter().any(|c| c == assignee)
+        {
+            return Err(Error::Invalid(
+                "cet agent n'est pas de votre service : orientez la demande vers son service"
+                    .into(),
+            ));
         }
         let payload = Payload::RequestAssigned(pb::RequestAssigned {
             service: r.service.trim().to_string(),
             assignee_agent_id: r.assignee_agent_id.trim().to_string(),
         });
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
     pub async fn set_request_status(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::SetRequestStatusRequest,
     ) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         let allowed = [
             RequestStatus::InProgress as i32,
             RequestStatus::WaitingCitizen as i32,
@@ -340,16 +336,17 @@ impl App {
             ));
         }
         let payload = Payload::RequestStatusChanged(pb::RequestStatusChanged { status: r.status });
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
     /// Records the written answer: how it went, and its reference.
     pub async fn record_answer(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::RecordAnswerRequest,
     ) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         let written = [
             pb::Channel::Courrier as i32,
             pb::Channel::Email as i32,
@@ -372,18 +369,19 @@ impl App {
             answer_channel: r.answer_channel,
             answer_ref: r.answer_ref.trim().to_string(),
         });
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
     /// Closes a request after its written answer, or with a reason; never silently.
     pub async fn close_request(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::CloseRequestRequest,
     ) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         use pb::CloseReason as R;
-        let current = self.request_for_work(&agent, &r.tenant, &r.reference)?;
+        let current = self.request_for_work(scope, &r.tenant, &r.reference)?;
         match R::try_from(r.reason).unwrap_or(R::Unspecified) {
             R::Unspecified => {
                 return Err(Error::Invalid(
@@ -405,7 +403,7 @@ impl App {
                 if r.duplicate_of == r.reference {
                     return Err(Error::Invalid("une demande n'est pas le doublon d'elle-même".into()));
                 }
-                self.request_for_work(&agent, &r.tenant, &r.duplicate_of)?;
+                self.request_for_work(scope, &r.tenant, &r.duplicate_of)?;
             }
             _ => {}
         }
@@ -416,17 +414,18 @@ impl App {
             redirected_to: r.redirected_to.trim().to_string(),
             duplicate_of: r.duplicate_of.clone(),
         });
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, r.note.clone())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, r.note.clone())
             .await
     }
 
     /// Groups requests about one problem under a collective request.
     pub async fn group_requests(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::GroupRequestsRequest,
     ) -> Result<Request> {
-        let collective = self.request_for_work(&agent, &r.tenant, &r.collective)?;
+        self.enter(scope, &r.tenant)?;
+        let collective = self.request_for_work(scope, &r.tenant, &r.collective)?;
         if r.members.is_empty() {
             return Err(Error::Invalid("members: at least one request".into()));
         }
@@ -441,7 +440,7 @@ impl App {
                 return Err(Error::Invalid("a request cannot join itself".into()));
             }
             // Grouping writes each member: each is checked as any write would be.
-            let member = self.request_for_work(&agent, &r.tenant, m)?;
+            let member = self.request_for_work(scope, &r.tenant, m)?;
             if !member.members.is_empty() {
                 return Err(Error::Invalid(format!(
                     "request {m} is a collective request itself"
@@ -451,17 +450,18 @@ impl App {
         let payload = Payload::RequestGrouped(pb::RequestGrouped {
             members: r.members.clone(),
         });
-        self.follow_request(&r.tenant, &r.collective, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.collective, scope, payload, String::new())
             .await
     }
 
     pub async fn reopen_request(
         &self,
-        agent: Option<Agent>,
+        scope: &Scope,
         r: &pb::ReopenRequestRequest,
     ) -> Result<Request> {
+        self.enter(scope, &r.tenant)?;
         let payload = Payload::RequestReopened(pb::RequestReopened {});
-        self.follow_request(&r.tenant, &r.reference, &agent, payload, String::new())
+        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
@@ -469,10 +469,10 @@ impl App {
     /// oldest due first.
     pub fn list_requests(
         &self,
-        agent: &Option<Agent>,
+        scope: &Scope,
         r: &pb::ListRequestsRequest,
     ) -> Result<Vec<Request>> {
-        let commune = self.tenant(&r.tenant)?;
+        let commune = self.enter(scope, &r.tenant)?;
         let now = (self.clock)();
         let limit = match r.limit {
             0 => 100,
@@ -491,8 +491,8 @@ impl App {
             .requests(&r.tenant)?
             .into_iter()
             .filter(|q| {
-                agent
-                    .as_ref()
+                scope
+                    .agent()
                     .is_none_or(|a| a.sees_request(&q.service, &q.assignee_agent_id))
             })
             .filter(|q| r.service.is_empty() || q.service == r.service)
@@ -512,7 +512,7 @@ impl App {
         let out = out
             .into_iter()
             .map(|q| {
-                let sight = self.request_sight(agent, commune, &q);
+                let sight = self.request_sight(scope, commune, &q);
                 crate::guard::request_as_seen(q, commune, sight)
             })
             .collect();

@@ -1,7 +1,7 @@
 //! What ops watch: log end offsets against projector positions, dead letters, and the
 //! phone figures of a commune.
 
-use crate::auth::Agent;
+use crate::auth::{Ops, Scope};
 use crate::{App, Result};
 use contacthub_core::keys;
 use contacthub_core::pb;
@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 const DEAD_LETTER_RAW_BYTES: usize = 256 * 1024;
 
 impl App {
-    /// Positions, lag, counts and what is wrong, if anything. Answers even while the read
+    /// Positions, lag, counts and what is wrong, if anything (no personal data: the metrics
+    /// page shows it too). Answers even while the read
     /// model is unreadable (its figures are then 0 and `projector_error` says why).
     pub async fn status(&self) -> pb::GetStatusResponse {
         let positions = self.projector.positions.borrow().clone();
@@ -52,16 +53,14 @@ impl App {
     /// most 10,000), each value cut to 256 KiB (`raw_size` gives its size). The raw bytes
     /// (which hold a citizen's words) go to an agent of every commune only; a record whose key
     /// names no commune, too.
-    pub fn dead_letters(&self, agent: &Option<Agent>, limit: u32) -> Result<Vec<pb::DeadLetter>> {
+    pub fn dead_letters(&self, ops: &Ops, limit: u32) -> Result<Vec<pb::DeadLetter>> {
         let limit = match limit {
             0 => 100,
             n => n.min(10_000) as usize,
         };
-        let every = agent.as_ref().is_none_or(Agent::all_communes);
+        let every = ops.all_communes();
         let mut dead_letters = self.store.dead_letters(limit, |d| {
-            every
-                || std::str::from_utf8(&d.key)
-                    .is_ok_and(|t| agent.as_ref().is_some_and(|a| a.may_read(t)))
+            every || std::str::from_utf8(&d.key).is_ok_and(|t| ops.may_read(t))
         })?;
         for d in &mut dead_letters {
             d.raw_size = d.raw.len() as u64;
@@ -92,8 +91,9 @@ impl App {
     }
 
     /// Calls of one commune, month by month and in total, with the bounce-back rate.
-    pub fn phone_report(&self, tenant: &str) -> Result<pb::PhoneReport> {
-        self.tenant(tenant)?;
+    pub fn phone_report(&self, scope: &Scope) -> Result<pb::PhoneReport> {
+        let tenant = scope.commune();
+        self.enter_figures(scope, tenant)?;
         let counters = self.store.counters(&keys::phone_counter_prefix(tenant))?;
         // Counters are monthly: `phone/TENANT/MONTH/FIGURE`.
         let prefix = keys::phone_counter_prefix(tenant);

@@ -1,6 +1,7 @@
 //! The one write path: validate, refuse a conflicting re-use of an id, append in one batch,
 //! wait until the projector made everything visible.
 
+use crate::auth::System;
 use crate::{App, Error, Result};
 use contacthub_core::event;
 use contacthub_core::pb::Event;
@@ -23,28 +24,83 @@ pub fn record(e: &Event) -> Record {
     }
 }
 
+/// What the log already holds under an event's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// Nothing: the event is new.
+    New,
+    /// The same content (or content with no fingerprint): a retry, already at this place.
+    Same(Appended),
+    /// Other content under the same id: refused.
+    Other,
+}
+
 impl App {
+    /// What the log already holds under `e`'s id: the one conflict rule of every writer
+    /// (a channel adapter checks a batch with it before fetching documents).
+    pub fn prior(&self, e: &Event) -> Result<Prior> {
+        Ok(match self.store.applied(&e.tenant, &e.event_id)? {
+            Some(done) if !done.fingerprint.is_empty() && done.fingerprint != e.fingerprint => {
+                Prior::Other
+            }
+            Some(done) => Prior::Same(Appended {
+                partition: done.partition,
+                offset: done.offset,
+            }),
+            None => Prior::New,
+        })
+    }
+
+    /// Records contacts a part of the hub received on its own (a channel adapter's batch, the
+    /// demo's population) as [`App::append_and_wait`] does. Agents' commands never come here:
+    /// each has its own method with its checks.
+    pub async fn append_contacts(&self, actor: System, events: &[Event]) -> Result<Vec<Appended>> {
+        if !matches!(actor, System::Adapters | System::Demo) {
+            return Err(Error::Forbidden(format!(
+                "{actor:?} does not record contacts"
+            )));
+        }
+        self.append_and_wait(events).await
+    }
+
+    /// Stores a document a channel adapter received with a contact (an e-mail's or a form's
+    /// attachment), before the contact naming it is recorded.
+    pub fn store_document(
+        &self,
+        _actor: System,
+        bytes: &[u8],
+        media_type: &str,
+        limit: u64,
+    ) -> Result<contacthub_core::pb::Attachment, crate::content::UploadError> {
+        self.content.put_document(bytes, media_type, limit)
+    }
+
+    /// Whether the log holds no event yet (the demo loads only then).
+    pub async fn log_is_empty(&self) -> Result<bool> {
+        let ends = self.log.end_offsets().await.map_err(|err| {
+            Error::Unavailable(format!("could not read the event log's end: {err}"))
+        })?;
+        Ok(ends.iter().all(|&e| e == 0))
+    }
+
     /// Appends `events` to the log in one batch and returns once all are visible, with where
     /// each is (in order). An event id already applied is not appended again: with the same
     /// fingerprint it is a retry (its first position is returned); with another, a
     /// [`Error::Conflict`]. Every event is validated first; nothing is appended if one fails.
-    pub async fn append_and_wait(&self, events: &[Event]) -> Result<Vec<Appended>> {
+    pub(crate) async fn append_and_wait(&self, events: &[Event]) -> Result<Vec<Appended>> {
         let mut placed: Vec<Option<Appended>> = Vec::with_capacity(events.len());
         let mut records = Vec::new();
         for e in events {
             event::validate(e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
-            match self.store.applied(&e.tenant, &e.event_id)? {
-                Some(done) if !done.fingerprint.is_empty() && done.fingerprint != e.fingerprint => {
+            match self.prior(e)? {
+                Prior::Other => {
                     return Err(Error::Conflict(format!(
                         "this id was already used for other content (event {})",
                         e.event_id
                     )));
                 }
-                Some(done) => placed.push(Some(Appended {
-                    partition: done.partition,
-                    offset: done.offset,
-                })),
-                None => {
+                Prior::Same(at) => placed.push(Some(at)),
+                Prior::New => {
                     placed.push(None);
                     records.push(record(e));
                 }
@@ -143,7 +199,7 @@ impl App {
     }
 
     /// [`App::append_and_wait`] for one event.
-    pub async fn write(&self, e: &Event) -> Result<Appended> {
+    pub(crate) async fn write(&self, e: &Event) -> Result<Appended> {
         Ok(self.append_and_wait(std::slice::from_ref(e)).await?[0])
     }
 }

@@ -263,7 +263,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         None => server.stop().await,
         Some((part, why)) => {
             tracing::error!(part = %part, reason = %why, "a part of the hub stopped: shutting down");
-            server.app.faults.set(&part, why.clone());
+            server.app.faults().set(&part, why.clone());
             let _ = server.stop().await;
             bail!("{part} stopped: {why}")
         }

@@ -3,6 +3,7 @@
 //! step (agents' steps within opening hours, [`demo::office_hours`]).
 
 use anyhow::Result;
+use contacthub_app::auth::{Scope, System};
 use contacthub_core::demo;
 use contacthub_proto::v1 as pb;
 use std::sync::Arc;
@@ -63,8 +64,7 @@ const CATALOGUE: [(&str, &str, &str, &str, &str); 7] = [
 /// Loads the demo population through the application layer, once (skipped when the log
 /// already holds events).
 pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
-    let ends = app.log.end_offsets().await?;
-    if ends.iter().any(|&e| e > 0) {
+    if !app.log_is_empty().await? {
         tracing::info!("the log already holds events: demo data not loaded again");
         return Ok(());
     }
@@ -75,40 +75,39 @@ pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usiz
     };
     let mut batch = Vec::with_capacity(1000);
     let mut total = 0usize;
-    for e in demo::events(&cfg, &app.tenants) {
+    for e in demo::events(&cfg, app.tenants()) {
         batch.push(e);
         if batch.len() == 1000 {
             total += batch.len();
-            app.append_and_wait(&std::mem::take(&mut batch))
+            app.append_contacts(System::Demo, &std::mem::take(&mut batch))
                 .await
                 .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
         }
     }
     total += batch.len();
-    app.append_and_wait(&batch)
+    app.append_contacts(System::Demo, &batch)
         .await
         .map_err(|e| anyhow::anyhow!("loading the demo: {e}"))?;
     // The demo's requests are handled when their contacts came, not when the demo loads:
     // the same application layer, on a clock the demo sets before each step.
     let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let mut timed = app.clone();
-    timed.clock = {
-        let (clock, real) = (clock.clone(), app.clock.clone());
+    let timed = app.with_clock({
+        let (clock, real) = (clock.clone(), app.clone());
         Arc::new(
             move || match clock.load(std::sync::atomic::Ordering::SeqCst) {
-                0 => real(),
-                t => t.min(real()),
+                0 => real.now(),
+                t => t.min(real.now()),
             },
         )
-    };
+    });
     let requests = demo_requests(&timed, &clock, 20)
         .await
         .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
-    for tenant in app.tenants.iter() {
+    for tenant in app.tenants().iter() {
+        let scope = Scope::system(System::Demo, &tenant.code);
         for (title, demarche, service, owner, text) in CATALOGUE {
             app.publish_answer(
-                None,
-                &tenant.code,
+                &scope,
                 &contacthub_app::catalogue::Draft {
                     title: title.to_string(),
                     demarche: demarche.to_string(),
@@ -144,28 +143,35 @@ async fn demo_requests(
     clock: &std::sync::atomic::AtomicI64,
     per_commune: usize,
 ) -> contacthub_app::Result<usize> {
-    use contacthub_projector::TimelineQuery;
     use std::sync::atomic::Ordering::SeqCst;
     let mut opened = 0;
     let codes: Vec<(String, String)> = app
-        .tenants
+        .tenants()
         .iter()
         .map(|t| (t.code.clone(), t.prefix.clone()))
         .collect();
     for (tenant, prefix) in codes {
+        let scope = Scope::system(System::Demo, &tenant);
         let mut references = Vec::new();
         let mut first = String::new();
         let mut k = 0;
         for n in 1..=per_commune {
             let citizen = format!("{prefix}-{n:06}");
-            let page = app.store.timeline(
-                &tenant,
-                &citizen,
-                &TimelineQuery {
+            let page = match app.timeline(
+                &scope,
+                &pb::GetTimelineRequest {
+                    tenant: tenant.clone(),
+                    citizen: Some(pb::CitizenRef {
+                        by: Some(pb::citizen_ref::By::CitizenId(citizen)),
+                    }),
                     page_size: 50,
                     ..Default::default()
                 },
-            )?;
+            ) {
+                Ok(page) => page,
+                Err(contacthub_app::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
             // Letters are requests already (the mail room opens one for each).
             let written = [pb::Channel::WebForm as i32, pb::Channel::Email as i32];
             let Some(contact) = page.entries.iter().find(|e| {
@@ -184,7 +190,7 @@ async fn demo_requests(
             clock.store(at + HOUR_US, SeqCst);
             let r = app
                 .open_request(
-                    None,
+                    &scope,
                     &pb::OpenRequestRequest {
                         tenant: tenant.clone(),
                         subject: if contact.subject.is_empty() {
@@ -222,7 +228,7 @@ async fn demo_requests(
         if references.len() >= 3 {
             let collective = app
                 .open_request(
-                    None,
+                    &scope,
                     &pb::OpenRequestRequest {
                         tenant: tenant.clone(),
                         subject: "Signalements groupés".into(),
@@ -235,7 +241,7 @@ async fn demo_requests(
                 )
                 .await?;
             app.group_requests(
-                None,
+                &scope,
                 &pb::GroupRequestsRequest {
                     tenant: tenant.clone(),
                     collective: collective.reference,
@@ -269,6 +275,7 @@ async fn demo_request_state(
         *first = reference.to_string();
     }
     let tenant = tenant.to_string();
+    let scope = Scope::system(System::Demo, &tenant);
     let reference = reference.to_string();
     // Days after the contact: assigned the next day, worked on, answered within 3 to 25 days
     // (some late), closed the day after.
@@ -282,17 +289,17 @@ async fn demo_request_state(
     day(1);
     if step != 0 {
         app.assign_request(
-            None,
+            &scope,
             &pb::AssignRequestRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
                 service: service.to_string(),
                 // Someone of the service: a pseudonymous agent on an open hub, one of the agents
                 // file's otherwise (none when the service has nobody there).
-                assignee_agent_id: if app.access.is_open() {
+                assignee_agent_id: if app.access().is_open() {
                     format!("agent-{}", n % 7 + 1)
                 } else {
-                    let agents = app.access.agents_in(&tenant, service);
+                    let agents = app.access().agents_in(&tenant, service);
                     agents
                         .get(n % agents.len().max(1))
                         .cloned()
@@ -310,7 +317,7 @@ async fn demo_request_state(
     if let Some(status) = status {
         day(2);
         app.set_request_status(
-            None,
+            &scope,
             &pb::SetRequestStatusRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -322,7 +329,7 @@ async fn demo_request_state(
     if [4, 5, 9].contains(&step) {
         day(answered_after);
         app.record_answer(
-            None,
+            &scope,
             &pb::RecordAnswerRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -342,7 +349,7 @@ async fn demo_request_state(
     if let Some((reason, redirected_to, duplicate_of)) = close {
         day(answered_after + 1);
         app.close_request(
-            None,
+            &scope,
             &pb::CloseRequestRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -356,7 +363,7 @@ async fn demo_request_state(
     }
     if step == 9 {
         day(answered_after + 3);
-        app.reopen_request(None, &pb::ReopenRequestRequest { tenant, reference })
+        app.reopen_request(&scope, &pb::ReopenRequestRequest { tenant, reference })
             .await?;
     }
     Ok(())

@@ -13,7 +13,7 @@ use contacthub_app::auth::Access;
 use contacthub_app::{App, Clock};
 use contacthub_core::tenant::Tenants;
 use contacthub_log::EventLog;
-use contacthub_projector::{Projector, Store};
+use contacthub_projector::{Projector, ProjectorHandle, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +45,10 @@ pub struct ServerConfig {
 /// A running hub.
 pub struct Server {
     pub app: App,
+    /// The read model and the projector's signals, for what the process does besides the
+    /// application layer (metrics) and for white-box tests; front-ends use `app`.
+    pub store: Store,
+    pub projector: ProjectorHandle,
     /// Where the gRPC API listens.
     pub grpc_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -128,21 +132,18 @@ impl Server {
         let content_dir = cfg.data.join("content");
         let content = contacthub_app::content::ContentStore::open(&content_dir)
             .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
-        let app = App {
+        let app = App::new(contacthub_app::Parts {
             log,
-            store,
-            projector: handle,
+            store: store.clone(),
+            projector: handle.clone(),
             tenants: cfg.tenants,
             visibility_timeout: cfg.visibility_timeout,
-            access: Arc::new(cfg.access),
+            access: cfg.access,
             content,
             max_scan_bytes: cfg.max_scan_bytes,
             scan_inbox: Some(cfg.scan_inbox.clone()),
             clock: cfg.clock,
-            faults: Default::default(),
-            open_watches: Default::default(),
-            throttle: Default::default(),
-        };
+        });
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -173,6 +174,8 @@ impl Server {
         });
         Ok(Server {
             app,
+            store,
+            projector: handle,
             grpc_addr,
             stop,
             tasks,

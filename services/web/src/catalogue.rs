@@ -44,10 +44,10 @@ pub struct ListQuery {
 
 pub async fn list(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<ListQuery>) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let items = desk
         .app
-        .catalogue(&tenant, q.q.trim(), false)?
+        .catalogue(&scope, q.q.trim(), false)?
         .iter()
         .map(item)
         .collect();
@@ -57,7 +57,7 @@ pub async fn list(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<ListQ
         tenant,
         q: q.q,
         items,
-        may_publish: agent.as_ref().is_none_or(|a| a.publishes_catalogue()),
+        may_publish: scope.agent().is_none_or(|a| a.publishes_catalogue()),
     }))
 }
 
@@ -73,13 +73,13 @@ pub async fn answer(
     Path((tenant, id)): Path<(String, String)>,
     Query(n): Query<Notice>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let a = desk.app.catalogue_answer(&tenant, &id)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let a = desk.app.catalogue_answer(&scope, &id)?;
     Ok(render(&view::AnswerPage {
         chrome: chrome(&caller, &desk, "catalogue"),
         tenant,
         a: item(&a),
-        may_publish: agent.as_ref().is_none_or(|a| a.publishes_catalogue()),
+        may_publish: scope.agent().is_none_or(|a| a.publishes_catalogue()),
         notice: match n.avis.as_str() {
             "publiee" => "Réponse publiée.".into(),
             "retiree" => "Réponse retirée du catalogue.".into(),
@@ -117,12 +117,11 @@ pub async fn publish(
     Form(f): Form<AnswerForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let a = desk
         .app
         .publish_answer(
-            agent,
-            &tenant,
+            &scope,
             &Draft {
                 answer_id: f.id,
                 demarche: f.demarche,

@@ -79,13 +79,13 @@ fn hits(tenant: &str, r: &pb::SearchCitizensResponse) -> Vec<view::Hit> {
 
 pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<SearchQuery>) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let query = q.q.trim().to_string();
     let (found, message) = if query.is_empty() {
         (vec![], String::new())
     } else {
         match desk.app.search_citizens(
-            &agent,
+            &scope,
             &pb::SearchCitizensRequest {
                 tenant: tenant.clone(),
                 query: query.clone(),
@@ -159,7 +159,7 @@ pub async fn citizen(
     Query(q): Query<CitizenQuery>,
     RawQuery(raw): RawQuery,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     // The channels shown (`canal=telephone&canal=courriel`); all when none.
     let raw = raw.unwrap_or_default();
     let chosen: Vec<&str> = raw
@@ -173,7 +173,7 @@ pub async fn citizen(
         .map(|(c, _)| *c as i32)
         .collect();
     let page = desk.app.timeline(
-        &agent,
+        &scope,
         &pb::GetTimelineRequest {
             tenant: tenant.clone(),
             citizen: Some(pb::CitizenRef {
@@ -196,7 +196,7 @@ pub async fn citizen(
     let mut household = Vec::new();
     for h in &c.households {
         let hh = desk.app.household(
-            &agent,
+            &scope,
             &pb::GetHouseholdRequest {
                 tenant: tenant.clone(),
                 household_id: h.clone(),
@@ -235,7 +235,7 @@ pub async fn citizen(
     let now = now(&desk);
     let mut requests: Vec<RequestRow> = desk
         .app
-        .citizen_requests(&agent, &tenant, &c.citizen_id)?
+        .citizen_requests(&scope, &c.citizen_id)?
         .iter()
         .map(|r| RequestRow::of(r, now))
         .collect();
@@ -251,7 +251,7 @@ pub async fn citizen(
     };
     let summary = desk
         .app
-        .channel_summary(&agent, &tenant, &c.citizen_id)?
+        .channel_summary(&scope, &c.citizen_id)?
         .iter()
         .map(|k| {
             format!(
@@ -320,7 +320,7 @@ pub async fn citizen(
         open_summary,
         merged: desk
             .app
-            .merged_records(&tenant, &c.citizen_id)?
+            .merged_records(&scope, &c.citizen_id)?
             .into_iter()
             .map(|m| view::Member {
                 url: format!(
@@ -377,7 +377,7 @@ pub async fn live(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Failure> {
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let Some((guard, mut ended)) = caller.session.open_stream(&desk.sessions) else {
         return Err(Failure {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -397,8 +397,7 @@ pub async fn live(
         let _ = stop_tx.send(true);
     });
     let rx = desk.app.watch(
-        &agent,
-        &tenant,
+        &scope,
         Some(&pb::CitizenRef {
             by: Some(pb::citizen_ref::By::CitizenId(id)),
         }),
@@ -448,10 +447,10 @@ pub async fn visit(
     Form(f): Form<VisitForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .record_visit(
-            agent,
+            &scope,
             &pb::RecordVisitRequest {
                 tenant: tenant.clone(),
                 party: Some(pb::Party {

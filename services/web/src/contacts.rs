@@ -36,8 +36,8 @@ pub async fn contact(
     caller: Caller,
     Path((tenant, event)): Path<(String, String)>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.contact(&agent, &tenant, &event)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.contact(&scope, &event)?;
     let entry = c.entry.unwrap_or_default();
     let personal = c.personal.unwrap_or_default();
     // The citizen's open requests, to link this contact to one.
@@ -45,7 +45,7 @@ pub async fn contact(
         vec![]
     } else {
         desk.app
-            .citizen_requests(&agent, &tenant, &entry.citizen_id)?
+            .citizen_requests(&scope, &entry.citizen_id)?
             .into_iter()
             .filter(|r| r.status != pb::RequestStatus::Closed as i32)
             .map(|r| (r.reference, r.subject))
@@ -122,12 +122,12 @@ pub async fn link_request(
     Form(f): Form<LinkForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let reference = f.reference.trim().to_string();
     // `link_contact` checks the request is one this agent may see.
     desk.app
         .link_contact(
-            agent,
+            &scope,
             &pb::LinkContactRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -161,12 +161,12 @@ pub async fn open_request(
     Form(f): Form<OpenForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let category = category_of(&f.category);
     let r = desk
         .app
         .open_request(
-            agent,
+            &scope,
             &pb::OpenRequestRequest {
                 tenant: tenant.clone(),
                 subject: f.subject.trim().into(),

@@ -31,16 +31,19 @@ fn dashboard_of(
     q: &DashboardQuery,
 ) -> Result<(Vec<Commune>, pb::Dashboard), Failure> {
     let (communes, tenant) = pick(desk, caller, &q.commune)?;
-    caller.for_dashboard(desk, &tenant)?;
+    let scope = caller.dashboard_scope(desk, &tenant)?;
     let (from, to) = dash::period(&q.de, &q.a, now(desk)).map_err(|m| Failure {
         status: StatusCode::BAD_REQUEST,
         message: format!("Période incorrecte : {m}"),
     })?;
-    let d = desk.app.dashboard(&pb::GetDashboardRequest {
-        tenant,
-        from_month: from,
-        to_month: to,
-    })?;
+    let d = desk.app.dashboard(
+        &scope,
+        &pb::GetDashboardRequest {
+            tenant,
+            from_month: from,
+            to_month: to,
+        },
+    )?;
     Ok((communes, d))
 }
 
@@ -144,11 +147,15 @@ pub async fn dashboard(
         .map(|(k, v)| (k, v, String::new()))
         .collect();
     if q.comparer {
-        let before = desk.app.dashboard(&pb::GetDashboardRequest {
-            tenant: d.tenant.clone(),
-            from_month: year_before(&d.from_month),
-            to_month: year_before(&d.to_month),
-        })?;
+        let scope = caller.dashboard_scope(&desk, &d.tenant)?;
+        let before = desk.app.dashboard(
+            &scope,
+            &pb::GetDashboardRequest {
+                tenant: d.tenant.clone(),
+                from_month: year_before(&d.from_month),
+                to_month: year_before(&d.to_month),
+            },
+        )?;
         let then = before
             .rows
             .iter()

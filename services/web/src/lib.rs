@@ -170,7 +170,7 @@ async fn open_desk_host(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if desk.app.access.is_open() && !session::loopback_host(req.headers()) {
+    if desk.app.access().is_open() && !session::loopback_host(req.headers()) {
         return Failure {
             status: StatusCode::MISDIRECTED_REQUEST,
             message: "Sans fichier d'agents, le bureau ne répond qu'à localhost.".into(),
@@ -192,7 +192,7 @@ async fn throttle(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = source {
-        if let Err(wait) = desk.app.throttle.check(ip) {
+        if let Err(wait) = desk.app.throttle().check(ip) {
             tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");
             let mut res = Failure {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -210,7 +210,7 @@ async fn throttle(
     let res = next.run(req).await;
     if res.status() == StatusCode::UNAUTHORIZED {
         if let Some(ip) = source {
-            desk.app.throttle.failed(ip);
+            desk.app.throttle().failed(ip);
             tracing::warn!(source = %ip, "web desk: sign-in refused");
         }
     }
@@ -290,7 +290,7 @@ pub fn router(state: State) -> Router {
             "/courrier/{tenant}",
             post(mailroom::register).layer(axum::extract::DefaultBodyLimit::max(
                 // Ten scans of the largest size, and the form around them.
-                (state.app.max_scan_bytes as usize).saturating_mul(10) + (1 << 20),
+                (state.app.max_scan_bytes() as usize).saturating_mul(10) + (1 << 20),
             )),
         )
         .route("/courrier/{tenant}/{chrono}", get(mailroom::letter))

@@ -76,11 +76,11 @@ pub async fn letters(
     Query(q): Query<LettersQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let commune = desk.app.tenant(&tenant)?.clone();
-    let now = (desk.app.clock)();
+    let now = desk.app.now();
     let list = desk.app.list_courrier(
-        &agent,
+        &scope,
         &pb::ListCourrierRequest {
             tenant: tenant.clone(),
             service: q.service.trim().into(),
@@ -189,7 +189,7 @@ pub async fn register(
     Path(tenant): Path<String>,
     mut form: Multipart,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let mut fields = std::collections::HashMap::new();
     let mut uploads = Vec::new();
     let mut scan_parts = 0usize;
@@ -270,7 +270,7 @@ pub async fn register(
         String::new()
     } else {
         desk.app
-            .citizen_for(&agent, &tenant, &citizen)
+            .citizen(&scope, &citizen)
             .map_err(|_| bad(format!("Aucun usager {citizen} dans cette commune.")))?
             .display_name
     };
@@ -285,7 +285,7 @@ pub async fn register(
                 .map_err(|_| bad("La date de réception doit être une date (AAAA-MM-JJ)."))?;
             // Noon of that day in Paris, or now for a letter that came this morning.
             let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
-            let now = (desk.app.clock)();
+            let now = desk.app.now();
             let at = contacthub_core::courrier::paris_local_to_utc_us(noon).min(now);
             if day > contacthub_core::courrier::paris(now).date() {
                 return Err(bad("La date de réception est dans le futur."));
@@ -302,7 +302,7 @@ pub async fn register(
     let state = desk
         .app
         .register_courrier(
-            agent,
+            &scope,
             &pb::CourrierHeader {
                 tenant: tenant.clone(),
                 sender: Some(pb::Party {
@@ -358,10 +358,10 @@ pub async fn letter(
     Path((tenant, chrono)): Path<(String, String)>,
     Query(n): Query<Notice>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let s = desk.app.letter_for(&agent, &tenant, &chrono)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let s = desk.app.letter_for(&scope, &chrono)?;
     let commune = desk.app.tenant(&tenant)?.clone();
-    let now = (desk.app.clock)();
+    let now = desk.app.now();
     let url = letter_url(&tenant, &s.chrono);
     Ok(render(&view::LetterPage {
         services: crate::pages::services(&desk, &tenant),
@@ -462,10 +462,10 @@ pub async fn route(
     Form(f): Form<RouteForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .route_courrier(
-            agent,
+            &scope,
             &pb::RouteCourrierRequest {
                 tenant: tenant.clone(),
                 chrono: chrono.clone(),
@@ -486,8 +486,8 @@ pub async fn receipt(
     caller: Caller,
     Path((tenant, chrono)): Path<(String, String)>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let r = desk.app.receipt(&agent, &tenant, &chrono)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let r = desk.app.receipt(&scope, &chrono)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -502,13 +502,7 @@ pub async fn receipt(
 }
 
 /// A stored document, with a type the browser shows itself (PDF, images) or downloads.
-async fn document(desk: &State, a: &pb::Attachment, name: &str) -> Page {
-    let bytes = tokio::fs::read(desk.app.content.path(&a.sha256))
-        .await
-        .map_err(|_| Failure {
-            status: StatusCode::NOT_FOUND,
-            message: "Document introuvable dans le dépôt.".into(),
-        })?;
+fn document(a: &pb::Attachment, bytes: Vec<u8>, name: &str) -> Page {
     let shown = matches!(
         a.media_type.as_str(),
         "application/pdf" | "image/png" | "image/jpeg" | "image/tiff"
@@ -555,18 +549,10 @@ pub async fn scan(
     caller: Caller,
     Path((tenant, chrono, n)): Path<(String, String, usize)>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let s = desk.app.letter_for(&agent, &tenant, &chrono)?;
-    let a = s.scans.get(n).ok_or_else(|| Failure {
-        status: StatusCode::NOT_FOUND,
-        message: "Ce courrier n'a pas ce scan.".into(),
-    })?;
-    document(
-        &desk,
-        a,
-        &format!("{}-scan-{}.{}", s.chrono, n + 1, extension(&a.media_type)),
-    )
-    .await
+    let scope = caller.scope(&desk, &tenant)?;
+    let (a, bytes) = desk.app.letter_scan(&scope, &chrono, n).await?;
+    let name = format!("{chrono}-scan-{}.{}", n + 1, extension(&a.media_type));
+    document(&a, bytes, &name)
 }
 
 pub async fn attachment(
@@ -574,17 +560,8 @@ pub async fn attachment(
     caller: Caller,
     Path((tenant, event, n)): Path<(String, String, usize)>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.contact(&agent, &tenant, &event)?;
-    let entry = c.entry.unwrap_or_default();
-    let a = entry.attachments.get(n).ok_or_else(|| Failure {
-        status: StatusCode::NOT_FOUND,
-        message: "Ce contact n'a pas cette pièce.".into(),
-    })?;
-    document(
-        &desk,
-        a,
-        &format!("piece-{}.{}", n + 1, extension(&a.media_type)),
-    )
-    .await
+    let scope = caller.scope(&desk, &tenant)?;
+    let (a, bytes) = desk.app.contact_document(&scope, &event, n).await?;
+    let name = format!("piece-{}.{}", n + 1, extension(&a.media_type));
+    document(&a, bytes, &name)
 }

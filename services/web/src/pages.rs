@@ -21,7 +21,7 @@ pub(crate) fn chrome(c: &Caller, desk: &State, section: &'static str) -> Chrome 
     Chrome {
         who: c.who(),
         csrf: c.session.csrf.clone(),
-        open: desk.app.access.is_open(),
+        open: desk.app.access().is_open(),
         elu: c.is_elu(),
         section,
     }
@@ -49,7 +49,7 @@ pub(crate) fn pick(
 fn communes(desk: &State, agent: Option<&Agent>, chosen: &str) -> Vec<Commune> {
     let mut out: Vec<Commune> = desk
         .app
-        .tenants
+        .tenants()
         .iter()
         .filter(|t| agent.is_none_or(|a| a.may_read(&t.code)))
         .map(|t| Commune {
@@ -82,7 +82,7 @@ fn selected(communes: &[Commune]) -> Result<String, Failure> {
 pub(crate) fn services(desk: &State, tenant: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = desk
         .app
-        .tenants
+        .tenants()
         .get(tenant)
         .map(|t| {
             t.services
@@ -100,7 +100,7 @@ pub(crate) fn see_other(to: &str) -> Response {
 }
 
 pub(crate) fn now(desk: &State) -> i64 {
-    (desk.app.clock)()
+    desk.app.now()
 }
 
 pub async fn home(caller: Caller) -> Response {
@@ -139,7 +139,7 @@ fn safe_next(next: &str) -> &str {
 
 pub async fn login_form(Axum(desk): Axum<State>, Query(q): Query<NextQuery>) -> Response {
     render(&view::Login {
-        open: desk.app.access.is_open(),
+        open: desk.app.access().is_open(),
         next: safe_next(&q.suite).to_string(),
         error: String::new(),
     })
@@ -169,10 +169,10 @@ pub async fn login(
         .into_response();
     }
     let token = f.token.trim();
-    let (token, agent) = if desk.app.access.is_open() {
+    let (token, agent) = if desk.app.access().is_open() {
         (None, None)
     } else {
-        match desk.app.access.caller(Some(token)) {
+        match desk.app.access().caller(Some(token)) {
             Ok(agent) => (Some(token.to_string()), agent),
             Err(_) => {
                 let page = view::Login {

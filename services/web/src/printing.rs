@@ -22,10 +22,10 @@ pub struct QueueQuery {
 
 pub async fn queue(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<QueueQuery>) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let letters = desk
         .app
-        .print_queue(&agent, &tenant)?
+        .print_queue(&scope)?
         .into_iter()
         .filter_map(|item| item.answer)
         .map(|a| view::Printable {
@@ -112,11 +112,11 @@ pub async fn pdf(
 ) -> Page {
     let t = ticked(&body);
     caller.check_csrf(&t.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     if t.letters.is_empty() {
         return Err(none_ticked());
     }
-    let (pdf, _) = desk.app.print_batch(&agent, &tenant, &t.letters)?;
+    let (pdf, _) = desk.app.print_batch(&scope, &t.letters)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -140,20 +140,20 @@ pub async fn printed(
 ) -> Page {
     let t = ticked(&body);
     caller.check_csrf(&t.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     if t.letters.is_empty() {
         return Err(none_ticked());
     }
     // Only letters of the queue this agent sees.
-    let (_, letters) = desk.app.print_batch(&agent, &tenant, &t.letters)?;
+    let (_, letters) = desk.app.print_batch(&scope, &t.letters)?;
     for a in &letters {
         desk.app
-            .mark_printed(agent.clone(), &tenant, &a.answer_event_id, "")
+            .mark_printed(&scope, &a.answer_event_id, "")
             .await?;
         if t.close {
             desk.app
                 .close_request(
-                    agent.clone(),
+                    &scope,
                     &pb::CloseRequestRequest {
                         tenant: tenant.clone(),
                         reference: a.request_reference.clone(),

@@ -258,7 +258,7 @@ pub async fn new_record(
     Query(q): Query<NewQuery>,
 ) -> Page {
     let (_, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
+    caller.scope(&desk, &tenant)?;
     Ok(render(&view::RecordPage {
         chrome: chrome(&caller, &desk, "citoyens"),
         title: "Nouvelle fiche".into(),
@@ -304,7 +304,7 @@ pub async fn create_record(
     Form(p): Form<RecordPost>,
 ) -> Page {
     caller.check_csrf(&p.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let identity = match identity_of(&p.f, &pb::Identity::default(), now(&desk)) {
         Ok(i) => i,
         Err(error) => {
@@ -325,7 +325,7 @@ pub async fn create_record(
     let c = desk
         .app
         .create_citizen(
-            agent,
+            &scope,
             &pb::CreateCitizenRequest {
                 tenant: tenant.clone(),
                 identity: Some(identity),
@@ -377,8 +377,8 @@ pub async fn edit_record(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Page {
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.citizen(&scope, &id)?;
     let mut f = fields_of(&c.identity.clone().unwrap_or_default());
     // A provisional record has no identity yet: what its contacts gave.
     if c.identity.is_none() {
@@ -407,8 +407,8 @@ pub async fn update_record(
     Form(p): Form<RecordPost>,
 ) -> Page {
     caller.check_csrf(&p.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.citizen(&scope, &id)?;
     let previous = c.identity.clone().unwrap_or_default();
     let identity = match identity_of(&p.f, &previous, now(&desk)) {
         Ok(i) => i,
@@ -416,7 +416,7 @@ pub async fn update_record(
     };
     desk.app
         .update_citizen(
-            agent,
+            &scope,
             &pb::UpdateCitizenRequest {
                 tenant: tenant.clone(),
                 citizen_id: c.citizen_id.clone(),
@@ -455,9 +455,9 @@ pub async fn household(
     Form(f): Form<HouseholdForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
-    let member = desk.app.citizen_for(&agent, &tenant, f.member.trim())?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.citizen(&scope, &id)?;
+    let member = desk.app.citizen(&scope, f.member.trim())?;
     let removing = f.action == "retirer";
     if !removing && !RELATIONS.contains(&f.relation.as_str()) {
         return Err(crate::Failure {
@@ -484,7 +484,7 @@ pub async fn household(
     for (citizen_id, role, member) in members {
         desk.app
             .set_household_member(
-                agent.clone(),
+                &scope,
                 &pb::SetHouseholdMemberRequest {
                     tenant: tenant.clone(),
                     household_id: household.clone(),
@@ -521,8 +521,8 @@ pub async fn join(
     Form(f): Form<JoinForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.citizen(&scope, &id)?;
     if !c.provisional {
         return Err(crate::Failure {
             status: axum::http::StatusCode::BAD_REQUEST,
@@ -539,7 +539,7 @@ pub async fn join(
     let merged = desk
         .app
         .merge_citizens(
-            agent,
+            &scope,
             &pb::MergeCitizensRequest {
                 tenant: tenant.clone(),
                 citizen_id: c.citizen_id.clone(),
@@ -575,13 +575,13 @@ pub async fn open_request(
     Form(f): Form<OpenForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let c = desk.app.citizen_for(&agent, &tenant, &id)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let c = desk.app.citizen(&scope, &id)?;
     let category = crate::contacts::category_of(&f.category);
     let r = desk
         .app
         .open_request(
-            agent,
+            &scope,
             &pb::OpenRequestRequest {
                 tenant: tenant.clone(),
                 subject: f.subject.trim().into(),

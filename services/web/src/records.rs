@@ -41,9 +41,9 @@ pub async fn unresolved(
     Query(q): Query<CommuneQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let list = desk.app.unresolved_contacts(
-        &agent,
+        &scope,
         &pb::ListUnresolvedContactsRequest {
             tenant: tenant.clone(),
             limit: 200,
@@ -55,7 +55,7 @@ pub async fn unresolved(
         let entry = u.entry.clone().unwrap_or_default();
         let mut candidates = Vec::new();
         for id in &u.candidates {
-            if let Ok(c) = desk.app.citizen(&tenant, id) {
+            if let Ok(c) = desk.app.citizen(&scope, id) {
                 let link = citizen_link(&tenant, &c);
                 let identity = c.identity.clone().unwrap_or_default();
                 let mut detail = Vec::new();
@@ -85,7 +85,7 @@ pub async fn unresolved(
         // What it says, so the agent can tell who wrote or called.
         let text = desk
             .app
-            .contact(&agent, &tenant, &entry.event_id)
+            .contact(&scope, &entry.event_id)
             .ok()
             .and_then(|c| c.personal)
             .map(|p| {
@@ -142,10 +142,10 @@ pub async fn attach(
     Form(f): Form<AttachForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .attach_contact(
-            agent,
+            &scope,
             &pb::AttachContactRequest {
                 tenant: tenant.clone(),
                 contact_event_id: event,
@@ -165,13 +165,16 @@ pub async fn duplicates(
     Query(q): Query<CommuneQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let proposals = desk
         .app
-        .duplicate_proposals(&pb::ListDuplicateProposalsRequest {
-            tenant: tenant.clone(),
-            limit: 100,
-        })?
+        .duplicate_proposals(
+            &scope,
+            &pb::ListDuplicateProposalsRequest {
+                tenant: tenant.clone(),
+                limit: 100,
+            },
+        )?
         .into_iter()
         .filter_map(|p| {
             let (a, b) = (p.citizen?, p.other?);
@@ -221,10 +224,10 @@ pub async fn merge(
     Form(f): Form<PairForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .merge_citizens(
-            agent,
+            &scope,
             &pb::MergeCitizensRequest {
                 tenant: tenant.clone(),
                 citizen_id: f.citizen.trim().into(),
@@ -246,10 +249,10 @@ pub async fn dismiss(
     Form(f): Form<PairForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .dismiss_duplicate(
-            agent,
+            &scope,
             &pb::DismissDuplicateRequest {
                 tenant: tenant.clone(),
                 citizen_id: f.citizen.trim().into(),
@@ -279,10 +282,10 @@ pub async fn unmerge(
     Form(f): Form<UnmergeForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .unmerge_citizen(
-            agent,
+            &scope,
             &pb::UnmergeCitizenRequest {
                 tenant: tenant.clone(),
                 citizen_id: id.clone(),

@@ -30,10 +30,10 @@ pub async fn worklist(
     Query(q): Query<WorklistQuery>,
 ) -> Page {
     let (communes, tenant) = pick(&desk, &caller, &q.commune)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let now = now(&desk);
     let list = desk.app.list_requests(
-        &agent,
+        &scope,
         &pb::ListRequestsRequest {
             tenant: tenant.clone(),
             service: q.service.trim().into(),
@@ -43,7 +43,7 @@ pub async fn worklist(
             ..Default::default()
         },
     )?;
-    let commune = desk.app.tenants.get(&tenant);
+    let commune = desk.app.tenants().get(&tenant);
     let mut names: std::collections::HashMap<String, String> = Default::default();
     let mut rows = Vec::new();
     let mut answered = Vec::new();
@@ -53,7 +53,7 @@ pub async fn worklist(
             if !names.contains_key(first) {
                 let name = desk
                     .app
-                    .citizen_for(&agent, &tenant, first)
+                    .citizen(&scope, first)
                     .map(|c| c.display_name)
                     .unwrap_or_default();
                 names.insert(first.clone(), name);
@@ -71,13 +71,10 @@ pub async fn worklist(
     }
     // Overdue first, then oldest due first (the order of the list).
     rows.sort_by_key(|r| std::cmp::Reverse(r.overdue));
-    let me = agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+    let me = scope.agent().map(|a| a.id.clone()).unwrap_or_default();
     Ok(render(&view::Worklist {
         chrome: chrome(&caller, &desk, "demandes"),
-        colleagues: agent
-            .as_ref()
-            .map(|a| desk.app.access.colleagues(a, &tenant))
-            .unwrap_or_default(),
+        colleagues: desk.app.colleagues(&scope),
         me,
         services: crate::pages::services(&desk, &tenant),
         communes,
@@ -116,8 +113,8 @@ pub async fn assign(
     Form(f): Form<AssignForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let to = match (f.agent.trim(), &agent) {
+    let scope = caller.scope(&desk, &tenant)?;
+    let to = match (f.agent.trim(), scope.agent()) {
         ("", Some(me)) => me.id.clone(),
         ("", None) => {
             return Err(crate::Failure {
@@ -127,20 +124,9 @@ pub async fn assign(
         }
         (to, _) => to.to_string(),
     };
-    if !desk.app.access.is_agent_of(&to, &tenant)
-        || agent
-            .as_ref()
-            .is_some_and(|a| !desk.app.access.colleagues(a, &tenant).contains(&to))
-    {
-        return Err(crate::Failure {
-            status: axum::http::StatusCode::BAD_REQUEST,
-            message: "Cet agent n'est pas de votre service : orientez la demande vers son service."
-                .into(),
-        });
-    }
     desk.app
         .assign_request(
-            agent,
+            &scope,
             &pb::AssignRequestRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -183,7 +169,7 @@ pub async fn close_answered(
         }
     }
     caller.check_csrf(&csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     if references.is_empty() || references.len() > 500 {
         return Err(crate::Failure {
             status: axum::http::StatusCode::BAD_REQUEST,
@@ -193,7 +179,7 @@ pub async fn close_answered(
     for reference in &references {
         desk.app
             .close_request(
-                agent.clone(),
+                &scope,
                 &pb::CloseRequestRequest {
                     tenant: tenant.clone(),
                     reference: reference.clone(),
@@ -242,14 +228,14 @@ fn request_page(
     compose: view::Compose,
 ) -> Page {
     let (desk, tenant, reference) = (desk.clone(), tenant.to_string(), reference.to_string());
-    let agent = caller.for_tenant(&desk, &tenant)?;
-    let r = desk.app.get_request(&agent, &tenant, &reference)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let r = desk.app.get_request(&scope, &reference)?;
     let now = now(&desk);
     let mut requesters = Vec::new();
     // The written channel the first requester prefers, if they consented to it.
     let mut preferred = String::new();
     for id in &r.requesters {
-        let citizen = desk.app.citizen(&tenant, id).ok();
+        let citizen = desk.app.citizen(&scope, id).ok();
         if preferred.is_empty() {
             preferred = citizen
                 .as_ref()
@@ -274,13 +260,10 @@ fn request_page(
     };
     Ok((status, render(&view::RequestPage {
         compose,
-        colleagues: agent
-            .as_ref()
-            .map(|a| desk.app.access.colleagues(a, &tenant))
-            .unwrap_or_default(),
+        colleagues: desk.app.colleagues(&scope),
         chrome: chrome(caller, &desk, "demandes"),
         tenant: tenant.clone(),
-        r: RequestRow::of(&r, now).named(desk.app.tenants.get(&tenant), &r.service),
+        r: RequestRow::of(&r, now).named(desk.app.tenants().get(&tenant), &r.service),
         requesters,
         first_contact: view::micros(&r.first_contact_at)
             .map(view::when)
@@ -330,14 +313,14 @@ fn request_page(
         },
         catalogue: desk
             .app
-            .catalogue(&tenant, "", false)?
+            .catalogue(&scope, "", false)?
             .into_iter()
             .map(|a| (a.answer_id, a.title, a.text))
             .collect(),
         // Of a need-to-know matter of another service, nothing of its answers.
         sent: if r.withheld_service.is_empty() {
             desk.app
-                .list_answers(&agent, &tenant, &reference)?
+                .list_answers(&scope, &reference)?
                 .iter()
                 .map(view::SentAnswer::of)
                 .collect()
@@ -397,7 +380,7 @@ pub async fn send_answer(
     Form(f): Form<SendForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     // Empty: the citizen's preferred channel.
     let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Unspecified);
     let asked = pb::ComposeAnswerRequest {
@@ -425,11 +408,11 @@ pub async fn send_answer(
         e => Err(crate::Failure::from(e)),
     };
     if f.apercu.is_some() {
-        match desk.app.preview_answer(&agent, &asked) {
+        match desk.app.preview_answer(&scope, &asked) {
             Ok(p) => {
                 let service = desk
                     .app
-                    .get_request(&agent, &tenant, &reference)
+                    .get_request(&scope, &reference)
                     .map(|r| r.service)
                     .unwrap_or_default();
                 compose.preview = Some(preview_of(&desk, &tenant, &service, p));
@@ -438,7 +421,7 @@ pub async fn send_answer(
         }
         return request_page(&desk, &caller, &tenant, &reference, "", compose);
     }
-    match desk.app.send_answer(agent, &asked).await {
+    match desk.app.send_answer(&scope, &asked).await {
         Ok(_) => Ok(see_other(&format!(
             "/demandes/{}/{}?avis=envoyee",
             url_encode(&tenant),
@@ -456,7 +439,7 @@ pub async fn send_answer(
 /// SMS's text as sent.
 fn preview_of(desk: &State, tenant: &str, service: &str, p: pb::AnswerPreview) -> view::Preview {
     let letter = !p.letter_pdf.is_empty();
-    let paragraphs = match (letter, desk.app.tenants.get(tenant)) {
+    let paragraphs = match (letter, desk.app.tenants().get(tenant)) {
         (true, Some(commune)) => contacthub_core::receipt::letter_body(
             &pb::Answer {
                 text: p.text.clone(),
@@ -501,14 +484,14 @@ pub async fn answer(
     Form(f): Form<AnswerForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Courrier);
     let answer_ref = desk
         .app
-        .answer_ref(&tenant, f.answer_ref.trim(), f.catalogue.trim())?;
+        .answer_ref(&scope, f.answer_ref.trim(), f.catalogue.trim())?;
     desk.app
         .record_answer(
-            agent,
+            &scope,
             &pb::RecordAnswerRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),
@@ -531,10 +514,10 @@ pub async fn close(
     Form(f): Form<CsrfForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
-    let agent = caller.for_tenant(&desk, &tenant)?;
+    let scope = caller.scope(&desk, &tenant)?;
     desk.app
         .close_request(
-            agent,
+            &scope,
             &pb::CloseRequestRequest {
                 tenant: tenant.clone(),
                 reference: reference.clone(),

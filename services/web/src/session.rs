@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use contacthub_app::auth::Agent;
+use contacthub_app::auth::{Agent, Scope};
 use rand::RngCore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -253,20 +253,20 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The agent, checked for `tenant`'s citizens and requests (as the gRPC API checks).
-    pub fn for_tenant(&self, desk: &State, tenant: &str) -> Result<Option<Agent>, Failure> {
+    /// The caller's scope in `tenant`'s citizens and requests (as the gRPC API checks).
+    pub fn scope(&self, desk: &State, tenant: &str) -> Result<Scope, Failure> {
         Ok(desk
             .app
-            .access
-            .for_tenant(self.session.token.as_deref(), tenant)?)
+            .access()
+            .scope(self.session.token.as_deref(), tenant)?)
     }
 
-    /// The agent, checked for `tenant`'s dashboards.
-    pub fn for_dashboard(&self, desk: &State, tenant: &str) -> Result<Option<Agent>, Failure> {
+    /// The caller's scope in `tenant`'s dashboards.
+    pub fn dashboard_scope(&self, desk: &State, tenant: &str) -> Result<Scope, Failure> {
         Ok(desk
             .app
-            .access
-            .for_dashboard(self.session.token.as_deref(), tenant)?)
+            .access()
+            .dashboard_scope(self.session.token.as_deref(), tenant)?)
     }
 
     /// A form's CSRF token must be the session's (compared in constant time).

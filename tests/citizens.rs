@@ -619,7 +619,7 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
         .await,
     );
     assert_eq!(code5, tonic::Code::InvalidArgument);
-    assert!(msg.contains("usage name or a birth name"), "{msg}");
+    assert!(msg.contains("nom d'usage ou un nom de naissance"), "{msg}");
     let mut bad_date = identity("Marie", "Durand", "0612345678", "rue Zola");
     bad_date.birth_date = "12/03/1984".into();
     let (code6, msg) = code(
@@ -643,8 +643,8 @@ async fn bad_citizen_requests_say_what_is_wrong_and_write_nothing(backend: Backe
     assert_eq!(code7, tonic::Code::PermissionDenied);
     // Searches: empty, oversized.
     for (q, says) in [
-        ("   ", "query is empty"),
-        (&*"x".repeat(10_000), "the limit is 200"),
+        ("   ", "la recherche est vide"),
+        (&*"x".repeat(10_000), "dépasse 200 caractères"),
     ] {
         let s = c
             .search_citizens(authed(pb::SearchCitizensRequest {
@@ -815,7 +815,7 @@ async fn the_cli_finds_and_creates_citizens() {
     );
     assert!(out.contains("préfère  SMS (accord accueil "), "{out}");
     let (ok, out) = run(&["citizen", "show", "--tenant", GIVORS, "GIV-000099"]);
-    assert!(!ok && out.contains("no citizen GIV-000099"), "{out}");
+    assert!(!ok && out.contains("aucune fiche GIV-000099"), "{out}");
     let mut child = serve.child;
     child.kill().unwrap();
     let _ = child.wait();
@@ -866,7 +866,7 @@ async fn shared_identifiers_wait_for_an_agent_and_duplicates_are_proposed(backen
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("shared by 2 citizens"), "{err:?}");
+    assert!(err.message().contains("partagé par 2 fiches"), "{err:?}");
     assert_eq!(search(&hub, GIVORS, "04 78 00 00 01").await.len(), 2);
     // The agent attaches it to Anne: it is in her timeline, and the worklist is empty.
     let entry = c

@@ -204,19 +204,19 @@ async fn bad_scans_are_refused_and_leave_nothing(backend: Backend) {
     let cases = [
         (
             vec![pdf(1, MAX_SCAN_BYTES as usize + 1)],
-            "scan 0 (scan-0.pdf) is larger than the limit of 1048576 bytes",
+            "le scan 1 (scan-0.pdf) dépasse la taille maximale (1 Mio)",
         ),
         (
             vec![b"Bonjour, ceci est un courriel, pas un scan".to_vec()],
-            "scan 0 (scan-0.pdf) is not a PDF, TIFF, JPEG or PNG file",
+            "le scan 1 (scan-0.pdf) n'est ni un PDF, ni un TIFF, ni un JPEG, ni un PNG",
         ),
         (
             vec![pdf(2, 5000), b"GIF89a.........".to_vec()],
-            "scan 1 (scan-1.pdf) is not a PDF, TIFF, JPEG or PNG file",
+            "le scan 2 (scan-1.pdf) n'est ni un PDF, ni un TIFF, ni un JPEG, ni un PNG",
         ),
         (
             vec![pdf(3, 5000), b"%PD".to_vec()],
-            "scan 1 (scan-1.pdf) is not a PDF, TIFF, JPEG or PNG file",
+            "le scan 2 (scan-1.pdf) n'est ni un PDF, ni un TIFF, ni un JPEG, ni un PNG",
         ),
     ];
     for (i, (scans, message)) in cases.into_iter().enumerate() {
@@ -230,7 +230,7 @@ async fn bad_scans_are_refused_and_leave_nothing(backend: Backend) {
     registered.kind = pb::courrier::Kind::RegisteredLetter as i32;
     let err = register(&mut c, registered, vec![]).await.unwrap_err();
     assert!(
-        err.message().contains("tracking_number"),
+        err.message().contains("numéro de suivi"),
         "{}",
         err.message()
     );

@@ -216,7 +216,7 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         (
             close(pb::CloseReason::Unspecified, ""),
             tonic::Code::InvalidArgument,
-            "never closed silently",
+            "jamais clôturée sans motif",
         ),
         (
             close(pb::CloseReason::Answered, ""),
@@ -231,7 +231,7 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         (
             close(pb::CloseReason::Duplicate, "GIV-D-2026-999999"),
             tonic::Code::NotFound,
-            "no request",
+            "aucune demande",
         ),
     ] {
         let err = c.close_request(req).await.unwrap_err();
@@ -258,7 +258,7 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert!(err.message().contains("say who asks"), "{err:?}");
+    assert!(err.message().contains("indiquez qui demande"), "{err:?}");
     let err = c
         .record_answer(pb::RecordAnswerRequest {
             tenant: GIVORS.into(),
@@ -268,7 +268,10 @@ async fn refused_closings_and_other_communes_write_nothing(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert!(err.message().contains("written one"), "{err:?}");
+    assert!(
+        err.message().contains("la réponse écrite part par"),
+        "{err:?}"
+    );
     assert_eq!(
         hub.log.end_offsets().await.unwrap(),
         ends,

@@ -180,7 +180,7 @@ async fn record_visit_is_visible_when_it_returns(backend: Backend) {
     let err = desk.record_visit(bad).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(
-        err.message().contains("not a phone number"),
+        err.message().contains("n'est pas un numéro de téléphone"),
         "{}",
         err.message()
     );

@@ -913,6 +913,14 @@ async fn record_actions_refuse_whom_they_must() {
     let (status, again) = givors.post(&action, &fields).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(to, again, "the same form sent twice is one record");
+    // A mistyped phone is refused in French, naming what was typed.
+    let mut typo = fields;
+    typo[3] = ("phones", "06 44 44");
+    let (_, page) = givors.post(&action, &typo).await;
+    assert!(
+        page.contains("« 06 44 44 » n&#39;est pas un numéro de téléphone"),
+        "{page}"
+    );
     let id = to
         .split('/')
         .nth(3)

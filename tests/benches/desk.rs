@@ -1,7 +1,9 @@
 //! Benchmark printing figures (release: `cargo bench -p contacthub-tests --bench desk`): the
 //! web desk as agents use it, over HTTP on loopback. The citizen page of a citizen with 500
 //! timeline entries (the page shows the newest 50, then pages), with one agent (one request
-//! in flight, its own connection) and with 8 at once: p50 / p99 server round trip. Then the
+//! in flight, its own connection) and with 8 at once: p50 / p99 server round trip, for an
+//! accueil agent and for an agent of a service (services techniques), whose pages go through
+//! the need-to-know guard's lookups (the CCAS's matters are confidential). Then the
 //! time from a contact being appended to the log to its line arriving in an open page's live
 //! stream (server-sent events), embedded log.
 
@@ -19,13 +21,13 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn sign_in(web: &str) -> String {
+async fn sign_in(web: &str, token: &str) -> String {
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
         .post(format!("{web}/connexion"))
-        .form(&[("token", "givors")])
+        .form(&[("token", token)])
         .send()
         .await
         .unwrap();
@@ -45,8 +47,10 @@ async fn main() {
         return;
     }
     let access = Access::from_toml(&format!(
-        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
-        token_hash("givors")
+        "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='voirie'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n",
+        token_hash("givors"),
+        token_hash("voirie")
     ))
     .unwrap();
     let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
@@ -67,6 +71,10 @@ async fn main() {
                     "",
                     start + i * 3_600_000_000,
                 );
+            }
+            // One in five is a CCAS matter: withheld from the services techniques agent.
+            if i % 5 == 0 {
+                e.category = pb::Category::Ccas as i32;
             }
             e
         })
@@ -96,11 +104,16 @@ async fn main() {
         .unwrap()
         .entries;
     let page = format!("{}/citoyens/{GIVORS}/{citizen}", hub.web);
-    for agents in [1usize, 8] {
+    for (who, token, agents) in [
+        ("accueil", "givors", 1usize),
+        ("accueil", "givors", 8),
+        ("services techniques", "voirie", 1),
+        ("services techniques", "voirie", 8),
+    ] {
         let mut tasks = Vec::new();
         let started = Instant::now();
         for _ in 0..agents {
-            let cookie = sign_in(&hub.web).await;
+            let cookie = sign_in(&hub.web, token).await;
             let page = page.clone();
             tasks.push(tokio::spawn(async move {
                 // One connection per agent, one request in flight.
@@ -134,7 +147,7 @@ async fn main() {
         let wall = started.elapsed();
         all.sort();
         println!(
-            "citizen page ({entries} entries, 50 shown; {agents} agent(s), one request in flight each): p50 {} p99 {} ({:.0} pages/s)",
+            "citizen page ({entries} entries, 50 shown; {agents} {who} agent(s), one request in flight each): p50 {} p99 {} ({:.0} pages/s)",
             ms(percentile(&all, 0.5)),
             ms(percentile(&all, 0.99)),
             all.len() as f64 / wall.as_secs_f64()
@@ -142,7 +155,7 @@ async fn main() {
     }
 
     // A contact appended while the page is open: how long until its line reaches the page.
-    let cookie = sign_in(&hub.web).await;
+    let cookie = sign_in(&hub.web, "givors").await;
     let stream = reqwest::Client::new()
         .get(format!("{page}/flux"))
         .header("cookie", &cookie)

@@ -2,9 +2,8 @@
 //! commands ([`contacthub_app::courrier`]); reads the client-streamed scans into uploads.
 
 use crate::{status, token};
-use contacthub_app::courrier::MAX_SCANS;
+use contacthub_app::courrier::{scan_refused, MAX_SCANS};
 use contacthub_app::App;
-use contacthub_core::limits::quote;
 use contacthub_core::pb::{
     self, courrier_service_server::CourrierService, register_courrier_request::Part, CourrierState,
 };
@@ -59,7 +58,7 @@ impl CourrierService for Mailroom {
             if i == uploads.len() {
                 if i >= MAX_SCANS {
                     return Err(Status::invalid_argument(format!(
-                        "at most {MAX_SCANS} scans per letter"
+                        "au plus {MAX_SCANS} scans par courrier"
                     )));
                 }
                 uploads.push((
@@ -68,14 +67,15 @@ impl CourrierService for Mailroom {
                 ));
             } else if i > uploads.len() {
                 return Err(Status::invalid_argument(format!(
-                    "scan {i} started before scan {}",
-                    uploads.len()
+                    "le scan {} commence avant le scan {}",
+                    i + 1,
+                    uploads.len() + 1
                 )));
             }
             let (name, upload) = &mut uploads[i];
             upload
                 .write(&chunk.data)
-                .map_err(|e| Status::invalid_argument(format!("scan {i} ({}) {e}", quote(name))))?;
+                .map_err(|e| Status::invalid_argument(scan_refused(i, name, &e)))?;
         }
         self.app
             .register_courrier(&scope, &header, uploads)

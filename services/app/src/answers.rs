@@ -12,8 +12,8 @@ use contacthub_core::identity::{normalize_phone, valid_id};
 use contacthub_core::limits::{self, quote};
 use contacthub_core::outbound::{preferred_channel, sms_segments, MAX_SMS_SEGMENTS};
 use contacthub_core::pb::{self, answer_outcome::Kind, event::Payload, Channel, RequestStatus};
-use contacthub_core::receipt::answer_letter_pdf;
 use contacthub_core::render::channel_fr;
+use contacthub_documents::answer_letter_pdf;
 use contacthub_proto::ts;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -147,7 +147,7 @@ impl App {
         }
         if r.idempotency_key.chars().count() > 128 {
             return Err(Error::Invalid(
-                "idempotency_key is longer than 128 characters".into(),
+                "la clé d'idempotence dépasse 128 caractères".into(),
             ));
         }
         let mut party = pb::Party {
@@ -291,12 +291,15 @@ impl App {
         self.tenant(tenant)?;
         if !valid_id(answer_id) {
             return Err(Error::Invalid(format!(
-                "{:?} is not an answer id",
+                "{:?} n'est pas un identifiant de réponse",
                 quote(answer_id)
             )));
         }
         self.store.answer(tenant, answer_id)?.ok_or_else(|| {
-            Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
+            Error::NotFound(format!(
+                "aucune réponse {} dans cette commune",
+                quote(answer_id)
+            ))
         })
     }
 
@@ -307,7 +310,10 @@ impl App {
         let a = self.answer(tenant, answer_id)?;
         self.request_for_work(scope, tenant, &a.request_reference)
             .map_err(|_| {
-                Error::NotFound(format!("no answer {} in this commune", quote(answer_id)))
+                Error::NotFound(format!(
+                    "aucune réponse {} dans cette commune",
+                    quote(answer_id)
+                ))
             })?;
         Ok(a)
     }
@@ -383,12 +389,12 @@ impl App {
         }
         if chosen.is_empty() {
             return Err(Error::Invalid(
-                "no letter of the print queue is chosen".into(),
+                "aucune lettre de la file d'impression n'est choisie".into(),
             ));
         }
         let letters: Vec<(&pb::Answer, &str)> =
             chosen.iter().map(|(a, s)| (a, s.as_str())).collect();
-        let pdf = contacthub_core::receipt::answer_letters_pdf(&letters, &commune);
+        let pdf = contacthub_documents::answer_letters_pdf(&letters, &commune);
         Ok((pdf, chosen.into_iter().map(|(a, _)| a).collect()))
     }
 
@@ -405,7 +411,7 @@ impl App {
         let a = self.get_answer(scope, answer_id)?;
         if a.channel != Channel::Courrier as i32 {
             return Err(Error::Invalid(format!(
-                "answer {} goes by {}, not by courrier",
+                "la réponse {} part par {}, pas par courrier",
                 a.answer_event_id,
                 channel_fr(a.channel)
             )));
@@ -417,7 +423,7 @@ impl App {
         let hash = sha256_hex(&pdf);
         if !pdf_sha256.is_empty() && !pdf_sha256.eq_ignore_ascii_case(&hash) {
             return Err(Error::Conflict(format!(
-                "the letter of answer {} is not the one listed (hash {}): list the print queue again",
+                "la lettre de la réponse {} n'est plus celle de la liste (empreinte {}) : affichez de nouveau la file d'impression",
                 a.answer_event_id,
                 quote(pdf_sha256)
             )));

@@ -261,13 +261,13 @@ impl Access {
             return Ok(None);
         };
         let token = token.ok_or_else(|| {
-            Error::Unauthenticated("missing authorization: Bearer <token>".into())
+            Error::Unauthenticated("authentification manquante : Bearer <jeton>".into())
         })?;
         agents
             .get(&token_hash(token.trim()))
             .cloned()
             .map(Some)
-            .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
+            .ok_or_else(|| Error::Unauthenticated("jeton inconnu".into()))
     }
 
     /// The scope of the agent presenting `token` in `tenant`: their commune's citizens,
@@ -278,7 +278,7 @@ impl Access {
             if a.role == Role::Elu {
                 tracing::warn!(agent = %a.id, "élu refused: personal data");
                 return Err(Error::Forbidden(format!(
-                    "agent {} is an élu: dashboards only (no personal data)",
+                    "l'agent {} est un élu : tableaux de bord seulement (aucune donnée personnelle)",
                     a.id
                 )));
             }
@@ -294,7 +294,7 @@ impl Access {
                 if !a.may_read(tenant) {
                     tracing::warn!(agent = %a.id, "agent refused: commune not allowed");
                     return Err(Error::Forbidden(format!(
-                        "agent {} may not access commune {}",
+                        "l'agent {} n'a pas accès à la commune {}",
                         a.id,
                         contacthub_core::limits::quote(tenant)
                     )));
@@ -313,7 +313,7 @@ impl Access {
     pub fn ops(&self, token: Option<&str>) -> Result<Ops> {
         match self.caller(token)? {
             Some(a) if !a.ops || a.role == Role::Elu => Err(Error::Forbidden(format!(
-                "agent {} may not call the ops service",
+                "l'agent {} n'a pas accès à l'exploitation",
                 a.id
             ))),
             Some(a) => Ok(Ops(Caller::Agent(a))),

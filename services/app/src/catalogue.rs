@@ -48,8 +48,7 @@ impl App {
     ) -> Result<Vec<CatalogueAnswer>> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        contacthub_core::limits::check_chars("query", query, contacthub_core::limits::QUERY_CHARS)
-            .map_err(Error::Invalid)?;
+        crate::within_limit("la recherche", query, contacthub_core::limits::QUERY_CHARS)?;
         let words: Vec<String> = fold_name(query)
             .split_whitespace()
             .map(str::to_string)
@@ -85,7 +84,7 @@ impl App {
             .catalogue_answer(tenant, answer_id)?
             .ok_or_else(|| {
                 Error::NotFound(format!(
-                    "no catalogue answer {} in this commune",
+                    "aucune réponse validée {} dans cette commune",
                     quote(answer_id)
                 ))
             })
@@ -103,7 +102,7 @@ impl App {
         let a = self.catalogue_entry(tenant, catalogue_id)?;
         if a.withdrawn {
             return Err(Error::Invalid(format!(
-                "catalogue answer {} was withdrawn",
+                "la réponse validée {} a été retirée",
                 quote(&a.answer_id)
             )));
         }
@@ -125,7 +124,7 @@ impl App {
         let owner = match scope.agent() {
             Some(a) if !a.may_read(tenant) || !a.publishes_catalogue() => {
                 return Err(Error::Forbidden(format!(
-                    "agent {} may not publish or withdraw validated answers",
+                    "l'agent {} ne publie ni ne retire de réponses validées",
                     a.id
                 )))
             }
@@ -136,7 +135,9 @@ impl App {
         let answer_id = if draft.answer_id.trim().is_empty() {
             let base = slug(&draft.title);
             if base.is_empty() {
-                return Err(Error::Invalid("the answer needs a title".into()));
+                return Err(Error::Invalid(
+                    "la réponse validée a besoin d'un titre".into(),
+                ));
             }
             // A new answer never replaces another with the same title.
             let mut id = base.clone();

@@ -32,7 +32,7 @@ fn back_office(
 fn source_id(key: &str) -> Result<String> {
     if key.chars().count() > 128 {
         return Err(Error::Invalid(
-            "idempotency_key is longer than 128 characters".into(),
+            "la clé d'idempotence dépasse 128 caractères".into(),
         ));
     }
     Ok(if key.is_empty() {
@@ -46,16 +46,16 @@ fn source_id(key: &str) -> Result<String> {
 fn check_identity(identity: Option<&pb::Identity>) -> Result<pb::Identity> {
     let i = identity
         .cloned()
-        .ok_or_else(|| Error::Invalid("identity is required".into()))?;
+        .ok_or_else(|| Error::Invalid("l'identité est requise".into()))?;
     if i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty() {
         return Err(Error::Invalid(
-            "identity needs a usage name or a birth name".into(),
+            "indiquez un nom d'usage ou un nom de naissance".into(),
         ));
     }
     for p in &i.phones {
         if normalize_phone(p).is_none() {
             return Err(Error::Invalid(format!(
-                "identity.phones: {:?} is not a phone number",
+                "{:?} n'est pas un numéro de téléphone",
                 quote(p)
             )));
         }
@@ -63,7 +63,7 @@ fn check_identity(identity: Option<&pb::Identity>) -> Result<pb::Identity> {
     for m in &i.emails {
         if normalize_email(m).is_none() {
             return Err(Error::Invalid(format!(
-                "identity.emails: {:?} is not an e-mail address",
+                "{:?} n'est pas une adresse électronique",
                 quote(m)
             )));
         }
@@ -78,12 +78,15 @@ impl App {
         self.tenant(tenant)?;
         if !valid_id(citizen_id) {
             return Err(Error::Invalid(format!(
-                "{:?} is not a citizen id",
+                "{:?} n'est pas un identifiant de fiche",
                 quote(citizen_id)
             )));
         }
         self.store.citizen(tenant, citizen_id)?.ok_or_else(|| {
-            Error::NotFound(format!("no citizen {} in this commune", quote(citizen_id)))
+            Error::NotFound(format!(
+                "aucune fiche {} dans cette commune",
+                quote(citizen_id)
+            ))
         })
     }
 
@@ -167,9 +170,9 @@ impl App {
         let commune = self.enter(scope, &r.tenant)?;
         let query = r.query.trim();
         if query.is_empty() {
-            return Err(Error::Invalid("query is empty".into()));
+            return Err(Error::Invalid("la recherche est vide".into()));
         }
-        limits::check_chars("query", query, limits::QUERY_CHARS).map_err(Error::Invalid)?;
+        crate::within_limit("la recherche", query, limits::QUERY_CHARS)?;
         let page_size = match r.page_size {
             0 => 20,
             n => n.min(100) as usize,
@@ -182,7 +185,7 @@ impl App {
                 .ok()
                 .filter(|&o| o <= 100_000)
                 .ok_or_else(|| {
-                    Error::Invalid(format!("invalid page_token {:?}", quote(&r.page_token)))
+                    Error::Invalid(format!("jeton de page {:?} invalide", quote(&r.page_token)))
                 })?
         };
         let tenant = &r.tenant;
@@ -396,7 +399,7 @@ impl App {
         self.citizen_record(&r.tenant, &r.citizen_id)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
-                "{:?} is not a household id",
+                "{:?} n'est pas un identifiant de foyer",
                 quote(&r.household_id)
             )));
         }
@@ -429,7 +432,7 @@ impl App {
         let commune = self.enter(scope, &r.tenant)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
-                "{:?} is not a household id",
+                "{:?} n'est pas un identifiant de foyer",
                 quote(&r.household_id)
             )));
         }
@@ -440,7 +443,7 @@ impl App {
         let members = self.store.household(&r.tenant, &r.household_id)?;
         if members.is_empty() {
             return Err(Error::NotFound(format!(
-                "no household {} in this commune",
+                "aucun foyer {} dans cette commune",
                 quote(&r.household_id)
             )));
         }
@@ -523,7 +526,7 @@ impl App {
             .filter(|u| u.attached_to.is_empty())
             .ok_or_else(|| {
                 Error::NotFound(format!(
-                    "no contact {} waiting to be attached in this commune",
+                    "aucun contact {} à rattacher dans cette commune",
                     quote(&r.contact_event_id)
                 ))
             })?;
@@ -693,6 +696,6 @@ fn reason(r: &str) -> Result<String> {
             "indiquez le motif (pourquoi ces fiches sont, ou ne sont pas, la même personne)".into(),
         ));
     }
-    limits::check_chars("reason", r, limits::NOTE_CHARS).map_err(Error::Invalid)?;
+    crate::within_limit("le motif", r, limits::NOTE_CHARS)?;
     Ok(r.to_string())
 }

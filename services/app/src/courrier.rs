@@ -4,14 +4,14 @@
 //! given by the projector in log order.
 
 use crate::auth::{Ops, Scope};
-use crate::content::Upload;
+use crate::content::{Upload, UploadError};
 use crate::guard::Sight;
 use crate::{timestamp, App, Error, Result};
 use contacthub_core::courrier::{is_overdue, report};
 use contacthub_core::event::{contact, content_fingerprint, valid_chrono};
 use contacthub_core::limits::quote;
 use contacthub_core::pb::{self, event::Payload, CourrierState};
-use contacthub_core::receipt::receipt_pdf;
+use contacthub_documents::receipt_pdf;
 use contacthub_proto::ts;
 use prost::Message;
 
@@ -24,19 +24,36 @@ fn agent_of(scope: &Scope, claimed: &str) -> String {
     scope.agent().map_or(claimed.to_string(), |a| a.id.clone())
 }
 
+/// Why scan `i` (from 0) named `name` was refused, in the agent's words.
+pub fn scan_refused(i: usize, name: &str, e: &UploadError) -> String {
+    let why = match e {
+        UploadError::TooLarge { limit } if limit % (1 << 20) == 0 => {
+            format!("dépasse la taille maximale ({} Mio)", limit >> 20)
+        }
+        UploadError::TooLarge { limit } => format!("dépasse la taille maximale ({limit} octets)"),
+        UploadError::NotAScan => "n'est ni un PDF, ni un TIFF, ni un JPEG, ni un PNG".into(),
+        UploadError::Empty => "est vide".into(),
+        UploadError::Io(_) => "n'a pas pu être enregistré".into(),
+    };
+    format!("le scan {} ({}) {why}", i + 1, quote(name))
+}
+
 impl App {
     /// A registered letter of `tenant`, whoever asks: for the checks below only.
     pub(crate) fn letter(&self, tenant: &str, chrono: &str) -> Result<CourrierState> {
         self.tenant(tenant)?;
         if !valid_chrono(chrono) {
             return Err(Error::Invalid(format!(
-                "{:?} is not a chrono number",
+                "{:?} n'est pas un numéro chrono",
                 quote(chrono)
             )));
         }
-        self.store
-            .courrier(tenant, chrono)?
-            .ok_or_else(|| Error::NotFound(format!("no letter {} in this commune", quote(chrono))))
+        self.store.courrier(tenant, chrono)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "aucun courrier {} dans cette commune",
+                quote(chrono)
+            ))
+        })
     }
 
     /// Whether `agent` may see a letter: an agent of some services sees the letters whose
@@ -92,7 +109,7 @@ impl App {
         let s = self.letter(tenant, chrono)?;
         if !self.sees_letter(scope, &s)? {
             return Err(Error::NotFound(format!(
-                "no letter {} in this commune",
+                "aucun courrier {} dans cette commune",
                 quote(chrono)
             )));
         }
@@ -116,7 +133,7 @@ impl App {
         if sight < needed {
             let commune = self.tenant(tenant)?;
             return Err(Error::Forbidden(format!(
-                "letter {} is a confidential matter of {}: only its agents read and change it",
+                "le courrier {} est une affaire confidentielle du service {} : seuls ses agents le lisent et le modifient",
                 s.chrono,
                 commune.service_name(&s.withheld_service)
             )));
@@ -130,13 +147,15 @@ impl App {
         let now = (self.clock)();
         let received = timestamp(&header.received_at, "received_at")?.unwrap_or(now);
         if received > now + 300_000_000 {
-            return Err(Error::Invalid("received_at is in the future".into()));
+            return Err(Error::Invalid(
+                "la date de réception est dans le futur".into(),
+            ));
         }
         if header.kind == pb::courrier::Kind::RegisteredLetter as i32
             && header.tracking_number.trim().is_empty()
         {
             return Err(Error::Invalid(
-                "a registered letter needs its tracking_number".into(),
+                "un recommandé a besoin de son numéro de suivi".into(),
             ));
         }
         Ok(())
@@ -161,7 +180,7 @@ impl App {
         self.check_courrier_header(header)?;
         if uploads.len() > MAX_SCANS {
             return Err(Error::Invalid(format!(
-                "at most {MAX_SCANS} scans per letter"
+                "au plus {MAX_SCANS} scans par courrier"
             )));
         }
         // Every scan checked, and the whole event valid, before any scan is kept.
@@ -171,7 +190,7 @@ impl App {
             attachments.push(
                 upload
                     .peek()
-                    .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(name))))?,
+                    .map_err(|e| Error::Invalid(scan_refused(i, name, &e)))?,
             );
             names.push(name.clone());
         }
@@ -225,7 +244,7 @@ impl App {
         if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
             if done.fingerprint != e.fingerprint {
                 return Err(Error::Conflict(format!(
-                    "this idempotency key was already used for another letter (event {})",
+                    "cette clé d'idempotence a déjà servi pour un autre courrier (événement {})",
                     e.event_id
                 )));
             }
@@ -233,7 +252,7 @@ impl App {
         for (i, (name, upload)) in uploads.into_iter().enumerate() {
             upload
                 .finish(&self.content)
-                .map_err(|e| Error::Invalid(format!("scan {i} ({}) {e}", quote(&name))))?;
+                .map_err(|e| Error::Invalid(scan_refused(i, &name, &e)))?;
         }
         self.write(&e).await?;
         let state = self
@@ -274,7 +293,7 @@ impl App {
     ) -> Result<CourrierState> {
         self.enter(scope, &r.tenant)?;
         if r.service.trim().is_empty() {
-            return Err(Error::Invalid("service is required".into()));
+            return Err(Error::Invalid("indiquez le service".into()));
         }
         let payload = Payload::CourrierRouted(pb::CourrierRouted {
             chrono: r.chrono.clone(),
@@ -299,7 +318,7 @@ impl App {
     ) -> Result<CourrierState> {
         self.enter(scope, &r.tenant)?;
         if r.step.trim().is_empty() {
-            return Err(Error::Invalid("step is required".into()));
+            return Err(Error::Invalid("indiquez l'étape".into()));
         }
         let payload = Payload::CourrierStep(pb::CourrierStep {
             chrono: r.chrono.clone(),
@@ -325,7 +344,7 @@ impl App {
         self.enter(scope, &r.tenant)?;
         if r.answer_channel == 0 || r.answer_channel == pb::Channel::BackOffice as i32 {
             return Err(Error::Invalid(
-                "answer_channel must say how the answer went (courrier, email, sms, phone...)"
+                "indiquez par quel canal la réponse est partie (courrier, courriel, SMS, téléphone…)"
                     .into(),
             ));
         }

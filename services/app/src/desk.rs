@@ -88,14 +88,13 @@ impl App {
         who: Option<&pb::CitizenRef>,
     ) -> Result<(String, Option<pb::Citizen>)> {
         let by = who.and_then(|r| r.by.as_ref()).ok_or_else(|| {
-            Error::Invalid("citizen is required (citizen_id, phone or email)".into())
+            Error::Invalid("indiquez l'usager (fiche, téléphone ou courriel)".into())
         })?;
         let (kind, value) = match by {
             By::CitizenId(id) => {
-                let citizen = self
-                    .store
-                    .citizen(tenant, id)?
-                    .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
+                let citizen = self.store.citizen(tenant, id)?.ok_or_else(|| {
+                    Error::NotFound("aucune fiche de ce nom dans cette commune".into())
+                })?;
                 if citizen.merged_into.is_empty() {
                     return Ok((citizen.citizen_id.clone(), Some(citizen)));
                 }
@@ -104,13 +103,16 @@ impl App {
             By::Phone(raw) => (
                 "phone",
                 normalize_phone(raw).ok_or_else(|| {
-                    Error::Invalid(format!("{:?} is not a phone number", quote(raw)))
+                    Error::Invalid(format!("{:?} n'est pas un numéro de téléphone", quote(raw)))
                 })?,
             ),
             By::Email(raw) => (
                 "email",
                 normalize_email(raw).ok_or_else(|| {
-                    Error::Invalid(format!("{:?} is not an e-mail address", quote(raw)))
+                    Error::Invalid(format!(
+                        "{:?} n'est pas une adresse électronique",
+                        quote(raw)
+                    ))
                 })?,
             ),
         };
@@ -123,14 +125,19 @@ impl App {
         }
         if holders.len() > 1 {
             return Err(Error::Invalid(format!(
-                "this {kind} is shared by {} citizens ({}): name one by citizen_id",
+                "{} par {} fiches ({}) : choisissez la fiche",
+                if kind == "phone" {
+                    "ce numéro est partagé"
+                } else {
+                    "cette adresse est partagée"
+                },
                 holders.len(),
                 holders.join(", ")
             )));
         }
         let id = holders
             .pop()
-            .ok_or_else(|| Error::NotFound("no such citizen in this commune".into()))?;
+            .ok_or_else(|| Error::NotFound("aucune fiche de ce nom dans cette commune".into()))?;
         Ok((self.store.canonical(tenant, &id)?, None))
     }
 
@@ -173,7 +180,7 @@ impl App {
         let entry = self
             .store
             .applied_entry(tenant, event_id)?
-            .ok_or_else(|| Error::NotFound("no such contact in this commune".into()))?;
+            .ok_or_else(|| Error::NotFound("aucun contact de ce nom dans cette commune".into()))?;
         let entry = self.seen_entry(scope, commune, entry)?;
         let personal = if entry.withheld_service.is_empty() {
             self.store.contact_detail(tenant, event_id)?
@@ -296,13 +303,13 @@ impl App {
         let party = r.party.clone().unwrap_or_default();
         if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
             return Err(Error::Invalid(format!(
-                "party.phone {:?} is not a phone number",
+                "{:?} n'est pas un numéro de téléphone",
                 quote(&party.phone)
             )));
         }
         if !party.email.is_empty() && normalize_email(&party.email).is_none() {
             return Err(Error::Invalid(format!(
-                "party.email {:?} is not an e-mail address",
+                "{:?} n'est pas une adresse électronique",
                 quote(&party.email)
             )));
         }
@@ -310,21 +317,21 @@ impl App {
             && self.store.citizen(&r.tenant, &party.citizen_id)?.is_none()
         {
             return Err(Error::NotFound(format!(
-                "no citizen {:?} in this commune",
+                "aucune fiche {:?} dans cette commune",
                 quote(&party.citizen_id)
             )));
         }
         for other in &r.for_citizen_ids {
             if self.store.citizen(&r.tenant, other)?.is_none() {
                 return Err(Error::NotFound(format!(
-                    "no citizen {:?} in this commune (for_citizen_ids)",
+                    "aucune fiche {:?} dans cette commune (personnes concernées)",
                     quote(other)
                 )));
             }
         }
         if r.idempotency_key.chars().count() > 128 {
             return Err(Error::Invalid(
-                "idempotency_key is longer than 128 characters".into(),
+                "la clé d'idempotence dépasse 128 caractères".into(),
             ));
         }
         // What a retry with the same idempotency key must repeat exactly.

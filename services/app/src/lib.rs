@@ -106,7 +106,7 @@ impl From<contacthub_projector::Error> for Error {
                 Error::Unavailable(format!("the read model is unavailable right now: {e}"))
             }
             contacthub_projector::Error::PageToken(t) => {
-                Error::Invalid(format!("invalid page_token {:?}", quote(&t)))
+                Error::Invalid(format!("jeton de page {:?} invalide", quote(&t)))
             }
             e => {
                 tracing::error!(error = %e, "request failed");
@@ -241,7 +241,7 @@ impl App {
         self.admits(scope, tenant)?;
         if scope.is_elu() {
             return Err(Error::Forbidden(
-                "an élu reads dashboards only (no personal data)".into(),
+                "un élu consulte les tableaux de bord seulement (aucune donnée personnelle)".into(),
             ));
         }
         Ok(commune)
@@ -252,14 +252,14 @@ impl App {
     fn admits(&self, scope: &auth::Scope, tenant: &str) -> Result<()> {
         if scope.commune() != tenant {
             return Err(Error::Forbidden(format!(
-                "this caller acts in commune {}, not {}",
+                "cet appelant agit dans la commune {}, pas {}",
                 quote(scope.commune()),
                 quote(tenant)
             )));
         }
         if scope.is_open_visitor() && !self.access.is_open() {
             return Err(Error::Unauthenticated(
-                "this hub has an agents file: sign in".into(),
+                "ce hub a un fichier d'agents : connectez-vous".into(),
             ));
         }
         Ok(())
@@ -303,13 +303,11 @@ impl App {
     /// The commune `code`, or an error naming what is wrong.
     pub fn tenant(&self, code: &str) -> Result<&Tenant> {
         if code.is_empty() {
-            return Err(Error::Invalid(
-                "tenant is required (INSEE code of the commune)".into(),
-            ));
+            return Err(Error::Invalid("indiquez la commune (code INSEE)".into()));
         }
         self.tenants
             .get(code)
-            .ok_or_else(|| Error::Invalid(format!("unknown tenant {:?}", quote(code))))
+            .ok_or_else(|| Error::Invalid(format!("commune inconnue {:?}", quote(code))))
     }
 
     /// Why the hub cannot take or show writes now, if it cannot (for health).
@@ -378,12 +376,19 @@ pub(crate) fn within_page<T: prost::Message>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
+/// `value` if it holds at most `max` characters, else a refusal naming `what` in French
+/// (« la note dépasse 1000 caractères »).
+pub(crate) fn within_limit(what: &str, value: &str, max: usize) -> Result<()> {
+    contacthub_core::limits::check_chars(what, value, max)
+        .map_err(|_| Error::Invalid(format!("{what} dépasse {max} caractères")))
+}
+
 /// A timestamp given by a caller, in microseconds, or an error naming the field.
 pub fn timestamp(t: &Option<contacthub_proto::Timestamp>, name: &str) -> Result<Option<i64>> {
     t.as_ref()
         .map(|t| {
             contacthub_proto::ts::to_micros(t)
-                .ok_or_else(|| Error::Invalid(format!("{name} is not a valid timestamp")))
+                .ok_or_else(|| Error::Invalid(format!("{name} n'est pas une date valide")))
         })
         .transpose()
 }

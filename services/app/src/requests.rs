@@ -20,12 +20,15 @@ impl App {
         self.tenant(tenant)?;
         if !valid_id(reference) {
             return Err(Error::Invalid(format!(
-                "{:?} is not a request reference",
+                "{:?} n'est pas une référence de demande",
                 quote(reference)
             )));
         }
         self.store.request(tenant, reference)?.ok_or_else(|| {
-            Error::NotFound(format!("no request {} in this commune", quote(reference)))
+            Error::NotFound(format!(
+                "aucune demande {} dans cette commune",
+                quote(reference)
+            ))
         })
     }
 
@@ -45,7 +48,7 @@ impl App {
         let r = self.request(tenant, reference)?;
         match scope.agent() {
             Some(a) if !a.sees_request(&r.service, &r.assignee_agent_id) => Err(Error::NotFound(
-                format!("no request {} in this commune", quote(reference)),
+                format!("aucune demande {} dans cette commune", quote(reference)),
             )),
             _ => Ok(r),
         }
@@ -63,7 +66,7 @@ impl App {
         let r = self.visible_request(scope, tenant, reference)?;
         if self.request_sight(scope, commune, &r) != crate::guard::Sight::Full {
             return Err(Error::Forbidden(format!(
-                "request {} is a confidential matter of {}: only its agents read and change it",
+                "la demande {} est une affaire confidentielle du service {} : seuls ses agents la lisent et la modifient",
                 r.reference,
                 commune.service_name(&r.service)
             )));
@@ -83,7 +86,7 @@ impl App {
         let (sight, service) = self.contact_sight(scope, commune, entry)?;
         if sight != crate::guard::Sight::Full {
             return Err(Error::Forbidden(format!(
-                "contact {} is a confidential matter of {}: only its agents read and change it",
+                "le contact {} est une affaire confidentielle du service {} : seuls ses agents le lisent et le modifient",
                 entry.event_id,
                 commune.service_name(&service)
             )));
@@ -162,7 +165,7 @@ impl App {
             return Err(Error::Invalid("indiquez l'objet de la demande".into()));
         }
         if pb::Category::try_from(r.category).is_err() {
-            return Err(Error::Invalid(format!("unknown category {}", r.category)));
+            return Err(Error::Invalid(format!("catégorie inconnue {}", r.category)));
         }
         // The requester: the contact's citizen, or the one named, or whom it is on behalf of.
         let mut party = pb::Party::default();
@@ -173,7 +176,7 @@ impl App {
                 .applied_entry(&r.tenant, &r.from_contact_event_id)?
                 .ok_or_else(|| {
                     Error::NotFound(format!(
-                        "no contact {} in this commune",
+                        "aucun contact {} dans cette commune",
                         quote(&r.from_contact_event_id)
                     ))
                 })?;
@@ -200,14 +203,14 @@ impl App {
         if party.citizen_id.is_empty() {
             if r.on_behalf_of.trim().is_empty() {
                 return Err(Error::Invalid(
-                    "say who asks: from_contact_event_id, citizen_id or on_behalf_of".into(),
+                    "indiquez qui demande : un contact, une fiche ou au nom de qui".into(),
                 ));
             }
             party.name = r.on_behalf_of.clone();
         }
         if r.idempotency_key.chars().count() > 128 {
             return Err(Error::Invalid(
-                "idempotency_key is longer than 128 characters".into(),
+                "la clé d'idempotence dépasse 128 caractères".into(),
             ));
         }
         let source_id = if r.idempotency_key.is_empty() {
@@ -266,7 +269,7 @@ impl App {
             .applied_entry(&r.tenant, &r.contact_event_id)?
             .ok_or_else(|| {
                 Error::NotFound(format!(
-                    "no contact {} in this commune",
+                    "aucun contact {} dans cette commune",
                     quote(&r.contact_event_id)
                 ))
             })?;
@@ -294,7 +297,9 @@ impl App {
     ) -> Result<Request> {
         self.enter(scope, &r.tenant)?;
         if r.service.trim().is_empty() && r.assignee_agent_id.trim().is_empty() {
-            return Err(Error::Invalid("say to which service or agent".into()));
+            return Err(Error::Invalid(
+                "indiquez à quel service ou à quel agent".into(),
+            ));
         }
         let assignee = r.assignee_agent_id.trim();
         if !assignee.is_empty() && !self.access.is_agent_of(assignee, &r.tenant) {
@@ -332,7 +337,7 @@ impl App {
         ];
         if !allowed.contains(&r.status) {
             return Err(Error::Invalid(
-                "status is in progress or waiting for the citizen; answers, closings and reopenings have calls of their own".into(),
+                "le statut est « en cours » ou « en attente de l'usager » ; répondre, clôturer et rouvrir ont leurs propres actions".into(),
             ));
         }
         let payload = Payload::RequestStatusChanged(pb::RequestStatusChanged { status: r.status });
@@ -355,13 +360,12 @@ impl App {
         ];
         if !written.contains(&r.answer_channel) {
             return Err(Error::Invalid(
-                "answer_channel is a written one: courrier, e-mail, SMS or portal (web form)"
-                    .into(),
+                "la réponse écrite part par courrier, courriel, SMS ou le portail".into(),
             ));
         }
         if r.answer_ref.trim().is_empty() {
             return Err(Error::Invalid(
-                "answer_ref is required (outgoing chrono, Message-ID, SMS id…)".into(),
+                "indiquez la référence de la réponse (chrono de départ, Message-ID, identifiant du SMS…)".into(),
             ));
         }
         let payload = Payload::RequestAnswered(pb::RequestAnswered {
@@ -385,7 +389,7 @@ impl App {
         match R::try_from(r.reason).unwrap_or(R::Unspecified) {
             R::Unspecified => {
                 return Err(Error::Invalid(
-                    "a request is never closed silently: reason answered (after RecordAnswer), redirected, duplicate or withdrawn".into(),
+                    "une demande n'est jamais clôturée sans motif : répondue (après la réponse écrite), réorientée, doublon ou retirée".into(),
                 ))
             }
             R::Answered if current.status != RequestStatus::Answered as i32 => {
@@ -407,7 +411,7 @@ impl App {
             }
             _ => {}
         }
-        limits::check_chars("note", &r.note, limits::NOTE_CHARS).map_err(Error::Invalid)?;
+        crate::within_limit("la note", &r.note, limits::NOTE_CHARS)?;
         let payload = Payload::RequestClosed(pb::RequestClosed {
             resolution: String::new(),
             reason: r.reason,
@@ -427,23 +431,27 @@ impl App {
         self.enter(scope, &r.tenant)?;
         let collective = self.request_for_work(scope, &r.tenant, &r.collective)?;
         if r.members.is_empty() {
-            return Err(Error::Invalid("members: at least one request".into()));
+            return Err(Error::Invalid(
+                "choisissez au moins une demande à regrouper".into(),
+            ));
         }
         if !collective.collective.is_empty() {
             return Err(Error::Invalid(format!(
-                "request {} is itself grouped under {}",
+                "la demande {} est elle-même regroupée sous {}",
                 collective.reference, collective.collective
             )));
         }
         for m in &r.members {
             if *m == r.collective {
-                return Err(Error::Invalid("a request cannot join itself".into()));
+                return Err(Error::Invalid(
+                    "une demande ne se regroupe pas avec elle-même".into(),
+                ));
             }
             // Grouping writes each member: each is checked as any write would be.
             let member = self.request_for_work(scope, &r.tenant, m)?;
             if !member.members.is_empty() {
                 return Err(Error::Invalid(format!(
-                    "request {m} is a collective request itself"
+                    "la demande {m} est elle-même une demande collective"
                 )));
             }
         }

@@ -95,7 +95,7 @@ impl App {
             match self.prior(e)? {
                 Prior::Other => {
                     return Err(Error::Conflict(format!(
-                        "this id was already used for other content (event {})",
+                        "cet identifiant a déjà servi pour un autre contenu (événement {})",
                         e.event_id
                     )));
                 }
@@ -154,7 +154,7 @@ impl App {
                 if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
                     if done.fingerprint != e.fingerprint {
                         return Err(Error::Conflict(format!(
-                            "this id was used at the same time for other content (event {})",
+                            "cet identifiant a servi au même moment pour un autre contenu (événement {})",
                             e.event_id
                         )));
                     }

@@ -75,7 +75,7 @@ fn tenants(args: &LogArgs) -> Result<Arc<Tenants>> {
                     format!("reading the logo of commune {code}: {}", logo.display())
                 })?;
                 tenants
-                    .set_logo(&code, bytes)
+                    .set_logo(&code, bytes, contacthub_documents::check_logo)
                     .with_context(|| format!("in {}", path.display()))?;
             }
             tenants

@@ -10,7 +10,6 @@
 //! - [`search`]: finding a citizen by name or address (the index the fold keeps).
 //! - [`render`]: timelines as text for terminals and snapshot tests.
 //! - [`courrier`]: chrono numbers, committed answer dates, the mail-room report.
-//! - [`receipt`]: the acknowledgement of receipt as a PDF.
 //! - [`demo`]: a deterministic generated population with years of contacts.
 
 pub mod courrier;
@@ -22,7 +21,6 @@ pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod outbound;
-pub mod receipt;
 pub mod render;
 pub mod search;
 pub mod tenant;

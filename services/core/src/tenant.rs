@@ -455,9 +455,14 @@ impl Tenants {
         Self::from_toml(DEFAULT_COMMUNES).expect("the shipped communes.toml is valid")
     }
 
-    /// Gives commune `code` the logo `bytes` (its `logo_file`'s content): a PNG or JPEG of at
-    /// most 1 MiB that the PDF writer can read.
-    pub fn set_logo(&mut self, code: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Gives commune `code` the logo `bytes` (its `logo_file`'s content): at most 1 MiB, and
+    /// an image `readable` says the PDF writer can print.
+    pub fn set_logo<E: std::fmt::Display>(
+        &mut self,
+        code: &str,
+        bytes: Vec<u8>,
+        readable: impl FnOnce(&[u8]) -> std::result::Result<(), E>,
+    ) -> Result<()> {
         let Some(t) = self.by_code.get_mut(code) else {
             return Err(Error::Config(format!("unknown commune {code}")));
         };
@@ -467,10 +472,8 @@ impl Tenants {
                 bytes.len()
             )));
         }
-        if let Err(why) = crate::receipt::logo_image(&bytes) {
-            return Err(Error::Config(format!(
-                "commune {code}: the logo is not a readable PNG or JPEG image ({why})"
-            )));
+        if let Err(why) = readable(&bytes) {
+            return Err(Error::Config(format!("commune {code}: {why}")));
         }
         t.logo = bytes;
         Ok(())

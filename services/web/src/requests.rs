@@ -435,12 +435,12 @@ pub async fn send_answer(
 }
 
 /// What the agent reads before sending: the letter's paragraphs as printed (salutation,
-/// text, closing, signature: [`contacthub_core::receipt::letter_body`]), or the e-mail's or
+/// text, closing, signature: [`contacthub_documents::letter_body`]), or the e-mail's or
 /// SMS's text as sent.
 fn preview_of(desk: &State, tenant: &str, service: &str, p: pb::AnswerPreview) -> view::Preview {
     let letter = !p.letter_pdf.is_empty();
     let paragraphs = match (letter, desk.app.tenants().get(tenant)) {
-        (true, Some(commune)) => contacthub_core::receipt::letter_body(
+        (true, Some(commune)) => contacthub_documents::letter_body(
             &pb::Answer {
                 text: p.text.clone(),
                 ..Default::default()

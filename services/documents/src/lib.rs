@@ -5,9 +5,9 @@
 //! Text is set in DejaVu Sans, embedded (subset) in every file, so any name in any Latin,
 //! Vietnamese, Polish, Turkish… writing prints as written. Pure: bytes in, bytes out.
 
-use crate::courrier::{due_us, paris};
-use crate::pb::{Answer, CourrierState};
-use crate::tenant::Tenant;
+use contacthub_core::courrier::{due_us, paris};
+use contacthub_core::pb::{Answer, CourrierState};
+use contacthub_core::tenant::Tenant;
 use contacthub_proto::ts;
 use krilla::geom::Point;
 use krilla::page::PageSettings;
@@ -58,8 +58,22 @@ pub fn date_fr(us: i64) -> String {
     format!("{} {} {}", d.day(), MONTHS[d.month0() as usize], d.year())
 }
 
+/// What is wrong with a document's input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A commune's logo the PDF writer cannot read.
+    #[error("the logo is not a readable PNG or JPEG image ({0})")]
+    Logo(String),
+}
+
+/// Checks that `bytes` are a logo the letterhead can print (a PNG or JPEG krilla reads): what
+/// the binary asks before giving a commune its logo.
+pub fn check_logo(bytes: &[u8]) -> Result<(), Error> {
+    logo_image(bytes).map(|_| ()).map_err(Error::Logo)
+}
+
 /// The logo of a letterhead, if `bytes` are a PNG or JPEG krilla reads.
-pub fn logo_image(bytes: &[u8]) -> Result<krilla::image::Image, String> {
+fn logo_image(bytes: &[u8]) -> Result<krilla::image::Image, String> {
     let data: krilla::Data = Arc::new(bytes.to_vec()).into();
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         krilla::image::Image::from_png(data, true)
@@ -179,8 +193,8 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
         if !s.address.is_empty() {
             body(false, format!("Adresse : {}", s.address.join(", ")));
         }
-        let phone = crate::identity::normalize_phone(&s.phone)
-            .map(|p| crate::identity::display_phone(&p))
+        let phone = contacthub_core::identity::normalize_phone(&s.phone)
+            .map(|p| contacthub_core::identity::display_phone(&p))
             .unwrap_or_default();
         match (phone.as_str(), s.email.as_str()) {
             ("", "") => {}
@@ -204,7 +218,7 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
     // When silence is a decision (L112-3): from which date, and the routes of appeal.
     if let Some(silence) = tenant.receipt.silence_for(state.category) {
         let months = tenant.receipt.silence_months;
-        let decided = crate::courrier::paris(received)
+        let decided = contacthub_core::courrier::paris(received)
             .date()
             .checked_add_months(chrono::Months::new(months))
             .map(|d| d.format("%d/%m/%Y").to_string())
@@ -216,12 +230,12 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
                  décision, son silence pendant {months} mois vaudra décision {} : à défaut de \
                  réponse, votre demande sera réputée {} le {decided}.",
                 match silence {
-                    crate::tenant::Silence::Acceptation => "d'acceptation",
-                    crate::tenant::Silence::Rejet => "de rejet",
+                    contacthub_core::tenant::Silence::Acceptation => "d'acceptation",
+                    contacthub_core::tenant::Silence::Rejet => "de rejet",
                 },
                 match silence {
-                    crate::tenant::Silence::Acceptation => "acceptée",
-                    crate::tenant::Silence::Rejet => "rejetée",
+                    contacthub_core::tenant::Silence::Acceptation => "acceptée",
+                    contacthub_core::tenant::Silence::Rejet => "rejetée",
                 }
             ),
         );
@@ -242,7 +256,7 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
 /// Whether a paragraph is a salutation (« Madame, Monsieur, », « Bonjour ») or a closing
 /// formula (« Cordialement », « Veuillez agréer… »): the letter writes its own.
 fn formula(paragraph: &str) -> Option<bool> {
-    let p = crate::identity::fold_name(paragraph);
+    let p = contacthub_core::identity::fold_name(paragraph);
     let p = p.trim();
     let salutation = [
         "madame monsieur",
@@ -458,7 +472,7 @@ fn render(lines: &[Line], logo: &[u8], logo_pages: &[usize]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::Tenants;
+    use contacthub_core::tenant::Tenants;
 
     #[test]
     fn receipt_is_a_small_pdf_with_its_font_subset() {
@@ -466,7 +480,7 @@ mod tests {
         let state = CourrierState {
             chrono: "GIV-2026-000123".into(),
             subject: "Permis (modificatif) — cœur de ville".into(),
-            category: crate::pb::Category::Urbanisme as i32,
+            category: contacthub_core::pb::Category::Urbanisme as i32,
             received_at: Some(ts::from_micros(1_790_000_000_000_000)),
             addressed_to_service: "urbanisme".into(),
             ..Default::default()
@@ -555,7 +569,7 @@ mod tests {
         ];
         let mut t = Tenants::builtin();
         let without = answer_letter_pdf(&Answer::default(), t.get("69091").unwrap(), "");
-        t.set_logo("69091", PNG.to_vec()).unwrap();
+        t.set_logo("69091", PNG.to_vec(), check_logo).unwrap();
         let with = answer_letter_pdf(&Answer::default(), t.get("69091").unwrap(), "");
         // The only difference is the logo: an image object and its stream.
         assert!(
@@ -564,7 +578,9 @@ mod tests {
             without.len(),
             with.len()
         );
-        let bad = t.set_logo("69091", b"GIF89a".to_vec()).unwrap_err();
+        let bad = t
+            .set_logo("69091", b"GIF89a".to_vec(), check_logo)
+            .unwrap_err();
         assert!(bad.to_string().contains("PNG or JPEG"), "{bad}");
     }
 

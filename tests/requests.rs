@@ -815,6 +815,16 @@ async fn a_letter_is_followed_as_a_request(backend: Backend) {
         (r.service.as_str(), r.status),
         ("droit-des-sols", pb::RequestStatus::Assigned as i32)
     );
+    // Its history keeps the fact (to which service), worded when read.
+    let step = r.history.last().unwrap();
+    assert_eq!(
+        (step.kind.as_str(), step.note.as_str()),
+        ("service", "droit-des-sols")
+    );
+    assert_eq!(
+        contacthub_core::render::step_fr(&step.kind),
+        "orientée vers"
+    );
     // Overdue in the service's worklist on 1 May, not before.
     let overdue = |c: &mut RequestServiceClient<Channel>| {
         let mut c = c.clone();

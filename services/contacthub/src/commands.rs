@@ -778,7 +778,7 @@ async fn phone_report(a: CourrierTenantArgs) -> Result<()> {
             f.missed_calls,
             f.outbound_calls,
             f.bounced_calls,
-            format!("{:.1} %", f.bounce_rate_percent).replace('.', ",")
+            contacthub_core::render::percent_fr(f.bounce_rate_percent)
         );
         Ok(())
     };

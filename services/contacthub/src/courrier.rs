@@ -283,8 +283,8 @@ pub async fn run(command: CourrierCommand) -> Result<()> {
             );
             crate::say!(
                 "délai de réponse : moyenne {} j, 90e centile {} j",
-                format!("{:.1}", r.average_days_to_answer).replace('.', ","),
-                format!("{:.1}", r.p90_days_to_answer).replace('.', ",")
+                contacthub_core::render::decimal_fr(r.average_days_to_answer),
+                contacthub_core::render::decimal_fr(r.p90_days_to_answer)
             );
             crate::say!("en retard : {}", r.overdue.len());
             for s in &r.overdue {

@@ -214,7 +214,7 @@ pub async fn dashboard(a: DashboardArgs) -> Result<()> {
         crate::say_raw!("{}", csv(&d));
         return Ok(());
     }
-    let pct = |x: f64| format!("{x:.1} %").replace('.', ",");
+    let pct = contacthub_core::render::percent_fr;
     crate::say!(
         "Tableau de bord {} — {} à {} (calculé le {})",
         d.tenant,

@@ -508,11 +508,6 @@ fn field(s: &str) -> String {
     }
 }
 
-/// A percentage with a decimal comma, as French spreadsheets read it.
-fn decimal(x: f64) -> String {
-    format!("{x:.1}").replace('.', ",")
-}
-
 /// The dashboard as CSV for French spreadsheets: `;` separated, decimal comma, one row per
 /// line of [`pb::Dashboard::rows`], headers in French.
 pub fn csv(d: &pb::Dashboard) -> String {
@@ -538,7 +533,7 @@ pub fn csv(d: &pb::Dashboard) -> String {
             f.requests_opened.to_string(),
             f.requests_answered.to_string(),
             f.answered_in_time.to_string(),
-            decimal(f.answered_in_time_percent),
+            crate::render::decimal_fr(f.answered_in_time_percent),
             f.p50_days_to_answer.to_string(),
             f.p90_days_to_answer.to_string(),
             f.closed_without_answer.to_string(),
@@ -550,12 +545,12 @@ pub fn csv(d: &pb::Dashboard) -> String {
             },
             f.letters_registered.to_string(),
             f.letters_traced.to_string(),
-            decimal(f.letters_traced_percent),
+            crate::render::decimal_fr(f.letters_traced_percent),
             f.calls_inbound.to_string(),
             f.calls_missed.to_string(),
             f.calls_bounced.to_string(),
-            decimal(f.missed_call_percent),
-            decimal(f.bounce_back_percent),
+            crate::render::decimal_fr(f.missed_call_percent),
+            crate::render::decimal_fr(f.bounce_back_percent),
         ];
         let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
         out.push_str(&line.join(";"));

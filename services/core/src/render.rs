@@ -243,6 +243,7 @@ pub fn step_fr(kind: &str) -> &str {
     match kind {
         "opened" => "ouverte",
         "assigned" => "attribuée",
+        "service" => "orientée vers",
         "status" => "statut changé",
         "answered" => "réponse écrite",
         "answer_queued" => "réponse mise à l'envoi",
@@ -286,6 +287,28 @@ pub fn channel_fr(c: i32) -> &'static str {
         Channel::BackOffice => "suivi",
         Channel::Unspecified => "?",
     }
+}
+
+/// The categories, in the order agents choose among them.
+pub const CATEGORIES: [Category; 9] = [
+    Category::Other,
+    Category::EtatCivil,
+    Category::Scolaire,
+    Category::PetiteEnfance,
+    Category::Ccas,
+    Category::Culture,
+    Category::ServicesTechniques,
+    Category::Urbanisme,
+    Category::PoliceMunicipale,
+];
+
+/// A category's code in forms, URLs and the CLI (`etat-civil`, `services-techniques`,
+/// `other`): its protobuf name, lower case; [`category_from_name`] reads it back.
+pub fn category_code(c: Category) -> String {
+    c.as_str_name()
+        .trim_start_matches("CATEGORY_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
 }
 
 /// French name of a category, for agents.
@@ -463,12 +486,32 @@ mod tests {
                 "{written}"
             );
         }
+        for c in super::CATEGORIES {
+            assert_eq!(
+                super::category_from_name(&super::category_code(c)),
+                Some(c as i32),
+                "{c:?}"
+            );
+        }
+        assert_eq!(super::category_code(C::EtatCivil), "etat-civil");
         assert_eq!(super::category_from_name("voirie"), None);
         assert_eq!(super::category_from_name(""), None);
     }
 }
 
-const MONTHS_FR: [&str; 12] = [
+/// A number with one decimal and a decimal comma, as French readers and spreadsheets read it
+/// (« 12,5 »).
+pub fn decimal_fr(x: f64) -> String {
+    format!("{x:.1}").replace('.', ",")
+}
+
+/// A share with one decimal (« 87,5 % »).
+pub fn percent_fr(x: f64) -> String {
+    format!("{} %", decimal_fr(x))
+}
+
+/// French months, for dates people read (`3 mars 2026`).
+pub const MONTHS_FR: [&str; 12] = [
     "janvier",
     "février",
     "mars",

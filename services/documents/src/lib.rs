@@ -35,27 +35,16 @@ const MM: f32 = 72.0 / 25.4;
 const WIDTH: f32 = 210.0 * MM;
 const HEIGHT: f32 = 297.0 * MM;
 
-/// French months, for dates people read (`3 mars 2026`).
-const MONTHS: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
-
 /// A date in French, Paris time: `3 mars 2026`.
 pub fn date_fr(us: i64) -> String {
     use chrono::Datelike;
     let d = paris(us).date();
-    format!("{} {} {}", d.day(), MONTHS[d.month0() as usize], d.year())
+    format!(
+        "{} {} {}",
+        d.day(),
+        contacthub_core::render::MONTHS_FR[d.month0() as usize],
+        d.year()
+    )
 }
 
 /// What is wrong with a document's input.

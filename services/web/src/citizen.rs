@@ -290,10 +290,7 @@ pub async fn citizen(
         age: view::age(&identity.birth_date, today),
         relations: &crate::record::RELATIONS,
         services: crate::pages::services(&desk, &tenant),
-        categories: crate::contacts::CATEGORIES
-            .iter()
-            .map(|(c, code)| (*code, contacthub_core::render::category_fr(*c as i32)))
-            .collect(),
+        categories: crate::contacts::categories(),
         phones: c.phones.iter().map(|p| display_phone(p)).collect(),
         emails: c.emails.clone(),
         addresses: identity

@@ -8,27 +8,22 @@ use crate::{render, State};
 use axum::extract::{Path, State as Axum};
 use axum::Form;
 use contacthub_core::pb;
-use contacthub_core::render::category_fr;
+use contacthub_core::render::{category_code, category_fr};
 use serde::Deserialize;
 
-pub(crate) const CATEGORIES: [(pb::Category, &str); 9] = [
-    (pb::Category::Other, "autre"),
-    (pb::Category::EtatCivil, "etat-civil"),
-    (pb::Category::Scolaire, "scolaire"),
-    (pb::Category::PetiteEnfance, "petite-enfance"),
-    (pb::Category::Ccas, "ccas"),
-    (pb::Category::Culture, "culture"),
-    (pb::Category::ServicesTechniques, "services-techniques"),
-    (pb::Category::Urbanisme, "urbanisme"),
-    (pb::Category::PoliceMunicipale, "police-municipale"),
-];
+/// The categories an agent chooses among: (code, French name).
+pub(crate) fn categories() -> Vec<(String, &'static str)> {
+    contacthub_core::render::CATEGORIES
+        .iter()
+        .map(|&c| (category_code(c), category_fr(c as i32)))
+        .collect()
+}
 
 /// The category a form's code names (« autre » when none).
 pub(crate) fn category_of(code: &str) -> pb::Category {
-    CATEGORIES
-        .iter()
-        .find(|(_, c)| *c == code)
-        .map_or(pb::Category::Other, |(c, _)| *c)
+    contacthub_core::render::category_from_name(code)
+        .and_then(|c| pb::Category::try_from(c).ok())
+        .unwrap_or(pb::Category::Other)
 }
 
 pub async fn contact(
@@ -98,10 +93,7 @@ pub async fn contact(
             })
             .collect(),
         services: crate::pages::services(&desk, &tenant),
-        categories: CATEGORIES
-            .iter()
-            .map(|(c, code)| (*code, category_fr(*c as i32)))
-            .collect(),
+        categories: categories(),
         open_requests: open,
     }))
 }

@@ -52,7 +52,7 @@ fn pct(x: f64, of: u64) -> String {
     if of == 0 {
         "—".into()
     } else {
-        format!("{x:.1} %").replace('.', ",")
+        contacthub_core::render::percent_fr(x)
     }
 }
 

@@ -2,7 +2,7 @@
 //! a letter's page (its circuit, routing, its request), the acknowledgement of receipt, and
 //! the documents of letters and contacts, viewable in the browser and downloadable.
 
-use crate::contacts::CATEGORIES;
+use crate::contacts::{categories, category_of};
 use crate::pages::{chrome, pick, see_other, Page};
 use crate::session::Caller;
 use crate::view::{self, url_encode};
@@ -161,10 +161,7 @@ pub async fn letters(
         sender: q.expediteur,
         pager,
         rows,
-        categories: CATEGORIES
-            .iter()
-            .map(|(c, code)| (*code, category_fr(*c as i32)))
-            .collect(),
+        categories: categories(),
         today: chrono::DateTime::from_timestamp_micros(now)
             .map(|_| {
                 contacthub_core::courrier::paris(now)
@@ -274,10 +271,7 @@ pub async fn register(
             .map_err(|_| bad(format!("Aucun usager {citizen} dans cette commune.")))?
             .display_name
     };
-    let category = CATEGORIES
-        .iter()
-        .find(|(_, code)| *code == get("category"))
-        .map_or(pb::Category::Other, |(c, _)| *c);
+    let category = category_of(&get("category"));
     let received_at = match get("received").as_str() {
         "" => None,
         d => {

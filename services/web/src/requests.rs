@@ -292,10 +292,14 @@ fn request_page(
                 when: view::micros(&h.at).map(view::when).unwrap_or_default(),
                 kind: contacthub_core::render::step_fr(&h.kind).to_string(),
                 agent: h.agent_id.clone(),
-                note: if h.kind == "assigned" && !h.note.is_empty() {
-                    format!("à {}", h.note)
-                } else {
-                    h.note.clone()
+                note: match h.kind.as_str() {
+                    "assigned" if !h.note.is_empty() => format!("à {}", h.note),
+                    "service" => desk
+                        .app
+                        .tenants()
+                        .get(&tenant)
+                        .map_or(h.note.clone(), |c| c.service_name(&h.note).to_string()),
+                    _ => h.note.clone(),
                 },
             })
             .collect(),

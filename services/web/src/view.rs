@@ -324,7 +324,7 @@ pub struct CitizenPage {
     pub open_summary: String,
     pub relations: &'static [&'static str],
     pub age: String,
-    pub categories: Vec<(&'static str, &'static str)>,
+    pub categories: Vec<(String, &'static str)>,
     /// The commune's services (code, name), from its directory.
     pub services: Vec<(String, String)>,
     /// Records merged into this one, each with its form to separate it again.
@@ -361,7 +361,7 @@ pub struct ContactPage {
     pub text: String,
     pub fields: Vec<Field>,
     pub attachments: Vec<Document>,
-    pub categories: Vec<(&'static str, &'static str)>,
+    pub categories: Vec<(String, &'static str)>,
     /// The commune's services (code, name), from its directory.
     pub services: Vec<(String, String)>,
     /// The citizen's open requests (reference, subject).
@@ -579,7 +579,7 @@ pub struct Letters {
     pub sender: String,
     pub pager: Pager,
     pub rows: Vec<LetterRow>,
-    pub categories: Vec<(&'static str, &'static str)>,
+    pub categories: Vec<(String, &'static str)>,
     /// The commune's services (code, name), from its directory.
     pub services: Vec<(String, String)>,
     pub today: String,
@@ -801,6 +801,9 @@ pub fn size_fr(bytes: u64) -> String {
     if bytes < 1024 * 1024 {
         format!("{} Ko", bytes.div_ceil(1024))
     } else {
-        format!("{:.1} Mo", bytes as f64 / (1024.0 * 1024.0)).replace('.', ",")
+        format!(
+            "{} Mo",
+            contacthub_core::render::decimal_fr(bytes as f64 / (1024.0 * 1024.0))
+        )
     }
 }

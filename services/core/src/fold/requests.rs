@@ -470,7 +470,7 @@ pub(crate) fn letter_moved(kv: &mut impl Kv, v: &Valid, reference: &str) -> Resu
             if r.status == RequestStatus::Open as i32 {
                 r.status = RequestStatus::Assigned as i32;
             }
-            ("assigned", format!("courrier orienté vers {}", c.service))
+            ("service", c.service.clone())
         }
         Payload::CourrierAnswered(a) => {
             answer(
@@ -546,7 +546,13 @@ pub(crate) fn follow(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Folded<V
             }
             r.assignee_agent_id = a.assignee_agent_id.clone();
             r.status = RequestStatus::Assigned as i32;
-            ("assigned", a.assignee_agent_id.clone())
+            // A typed fact: to an agent (their id), else to a service (its code); its words
+            // are the reader's (`render::step_fr`, the service's name from the commune).
+            if a.assignee_agent_id.is_empty() && !a.service.is_empty() {
+                ("service", a.service.clone())
+            } else {
+                ("assigned", a.assignee_agent_id.clone())
+            }
         }
         Payload::RequestStatusChanged(s) => {
             if closed || s.status == RequestStatus::Closed as i32 {

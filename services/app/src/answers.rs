@@ -45,13 +45,8 @@ fn written(channel: i32) -> bool {
 
 /// The scope of `actor` in `tenant` if it is one of the hub's parts `allowed` to do this.
 fn hub_part(actor: System, allowed: &[System], tenant: &str) -> Result<Scope> {
-    if allowed.contains(&actor) {
-        Ok(Scope::system(actor, tenant))
-    } else {
-        Err(Error::Forbidden(format!(
-            "{actor:?} does not deliver answers nor report on them"
-        )))
-    }
+    actor.allowed(allowed, "deliver answers nor report on them")?;
+    Ok(Scope::system(actor, tenant))
 }
 
 impl App {

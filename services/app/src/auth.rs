@@ -98,6 +98,8 @@ enum Caller {
     Agent(Agent),
     /// A hub without an agents file (one machine's trials): everything.
     Open,
+    /// A part of the hub, named so a scope printed with `{:?}` says which.
+    #[allow(dead_code)]
     System(System),
 }
 
@@ -113,6 +115,17 @@ pub enum System {
     ScanInbox,
     /// The demo loader's agents' follow-up.
     Demo,
+}
+
+impl System {
+    /// `Ok` when this part is one of those `allowed` to `what` (« record contacts »…).
+    pub(crate) fn allowed(self, allowed: &[System], what: &str) -> Result<()> {
+        if allowed.contains(&self) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("{self:?} does not {what}")))
+        }
+    }
 }
 
 impl Scope {
@@ -150,14 +163,6 @@ impl Scope {
     /// Whether anyone calls on a hub without an agents file.
     pub(crate) fn is_open_visitor(&self) -> bool {
         matches!(self.caller, Caller::Open)
-    }
-
-    /// Which part of the hub calls, if one does.
-    pub fn system_actor(&self) -> Option<System> {
-        match self.caller {
-            Caller::System(s) => Some(s),
-            _ => None,
-        }
     }
 }
 

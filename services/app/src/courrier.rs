@@ -89,13 +89,8 @@ impl App {
         n: usize,
     ) -> Result<(pb::Attachment, Vec<u8>)> {
         let s = self.letter_for(scope, chrono)?;
-        let a = s
-            .scans
-            .get(n)
-            .cloned()
-            .ok_or_else(|| Error::NotFound("ce courrier n'a pas ce scan".into()))?;
-        let bytes = self.document_bytes(&a).await?;
-        Ok((a, bytes))
+        self.document(&s.scans, n, "ce courrier n'a pas ce scan")
+            .await
     }
 
     /// A letter as `agent` may read it, and how much they read of it.

@@ -201,20 +201,26 @@ impl App {
         n: usize,
     ) -> Result<(pb::Attachment, Vec<u8>)> {
         let entry = self.contact(scope, event_id)?.entry.unwrap_or_default();
-        let a = entry
-            .attachments
-            .get(n)
-            .cloned()
-            .ok_or_else(|| Error::NotFound("ce contact n'a pas cette pièce".into()))?;
-        let bytes = self.document_bytes(&a).await?;
-        Ok((a, bytes))
+        self.document(&entry.attachments, n, "ce contact n'a pas cette pièce")
+            .await
     }
 
-    /// The stored bytes of a document the caller was given by a checked query.
-    pub(crate) async fn document_bytes(&self, a: &pb::Attachment) -> Result<Vec<u8>> {
-        tokio::fs::read(self.content.path(&a.sha256))
+    /// Document `n` of `documents` (which a checked query gave the caller), with its bytes;
+    /// `missing` says why there is no such document.
+    pub(crate) async fn document(
+        &self,
+        documents: &[pb::Attachment],
+        n: usize,
+        missing: &str,
+    ) -> Result<(pb::Attachment, Vec<u8>)> {
+        let a = documents
+            .get(n)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(missing.into()))?;
+        let bytes = tokio::fs::read(self.content.path(&a.sha256))
             .await
-            .map_err(|_| Error::NotFound("document introuvable dans le dépôt".into()))
+            .map_err(|_| Error::NotFound("document introuvable dans le dépôt".into()))?;
+        Ok((a, bytes))
     }
 
     /// New entries of a citizen's timeline as they are projected, until the receiver is

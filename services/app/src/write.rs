@@ -55,11 +55,7 @@ impl App {
     /// demo's population) as [`App::append_and_wait`] does. Agents' commands never come here:
     /// each has its own method with its checks.
     pub async fn append_contacts(&self, actor: System, events: &[Event]) -> Result<Vec<Appended>> {
-        if !matches!(actor, System::Adapters | System::Demo) {
-            return Err(Error::Forbidden(format!(
-                "{actor:?} does not record contacts"
-            )));
-        }
+        actor.allowed(&[System::Adapters, System::Demo], "record contacts")?;
         self.append_and_wait(events).await
     }
 
@@ -67,11 +63,17 @@ impl App {
     /// attachment), before the contact naming it is recorded.
     pub fn store_document(
         &self,
-        _actor: System,
+        actor: System,
         bytes: &[u8],
         media_type: &str,
         limit: u64,
     ) -> Result<contacthub_core::pb::Attachment, crate::content::UploadError> {
+        if actor != System::Adapters {
+            return Err(crate::content::UploadError::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{actor:?} does not store documents"),
+            )));
+        }
         self.content.put_document(bytes, media_type, limit)
     }
 

@@ -63,7 +63,7 @@ async fn one_citizen_three_channels(backend: Backend) {
           tél.     06 12 34 56 78
           courriel marie.durand@example.fr
           3 contact(s)
-        2026-03-10 10:00 +01:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour urbanisme [urbanisme]
+        2026-03-10 10:00 +01:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour Urbanisme [urbanisme]
             objet : Permis de construire
             chrono : GIV-2026-000123
         2026-03-05 21:15 +01:00 → démarche en ligne Démarche en ligne « acte-naissance » [état civil]

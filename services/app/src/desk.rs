@@ -379,13 +379,15 @@ impl App {
             p.concerns = r.for_citizen_ids.clone();
         }
         self.write(&e).await?;
-        self.store
+        let entry = self
+            .store
             .applied_entry(&e.tenant, &e.event_id)?
             .ok_or_else(|| {
                 Error::Internal(format!(
                     "event {} was projected but has no timeline entry",
                     e.event_id
                 ))
-            })
+            })?;
+        self.seen_entry(scope, self.tenant(&e.tenant)?, entry)
     }
 }

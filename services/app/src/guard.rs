@@ -48,14 +48,16 @@ pub fn withheld_summary(commune: &Tenant, service: &str) -> String {
     format!("Confidentiel — {}", commune.service_name(service))
 }
 
-/// A timeline entry reduced to what `sight` allows (whole when [`Sight::Full`]).
+/// A timeline entry reduced to what `sight` allows (whole when [`Sight::Full`]), its summary
+/// worded for the reader.
 pub fn entry_as_seen(
-    e: TimelineEntry,
+    mut e: TimelineEntry,
     commune: &Tenant,
     service: &str,
     sight: Sight,
 ) -> TimelineEntry {
     if sight == Sight::Full {
+        e.summary = contacthub_core::render::summary(&e, commune);
         return e;
     }
     TimelineEntry {

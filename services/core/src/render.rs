@@ -1,6 +1,8 @@
-//! Text for agents: one-line French summaries of events and timelines rendered for a terminal.
+//! Text for agents: one-line French summaries of timeline lines, worded when read from their
+//! typed facts, and timelines rendered for a terminal.
 
-use crate::pb::{self, event::Payload, Category, Channel, Direction, Event, TimelineEntry};
+use crate::pb::{self, event::Payload, Category, Channel, Direction, TimelineEntry};
+use crate::tenant::Tenant;
 use contacthub_proto::ts;
 
 /// How many characters of free text a timeline entry keeps for display.
@@ -25,162 +27,237 @@ fn minutes(secs: u32) -> String {
     }
 }
 
-/// A one-line French summary of an event, for the agent reading a timeline.
-pub fn summary(e: &Event, payload: &Payload) -> String {
-    let inbound = e.direction != Direction::Outbound as i32;
-    let way = |i: &str, o: &str| {
-        if inbound {
-            i.to_string()
-        } else {
-            o.to_string()
-        }
-    };
-    use pb::phone_call::Disposition;
+/// What a timeline line is worded from: the typed facts of its event, stored with the line.
+pub fn facts(payload: &Payload) -> pb::EntryFacts {
+    let mut f = pb::EntryFacts::default();
     match payload {
         Payload::PhoneCall(c) => {
+            f.disposition = c.disposition;
+            f.seconds = c.billed_seconds.max(c.duration_seconds);
+            f.bounced_to_accueil = c.bounced_to_accueil;
+        }
+        Payload::Courrier(c) => {
+            f.courrier_kind = c.kind;
+            f.chrono = c.chrono.clone();
+            f.service = c.addressed_to_service.clone();
+        }
+        Payload::WebForm(w) => f.form_slug = w.form_slug.clone(),
+        Payload::Sms(s) => f.sms_segments = s.segments,
+        Payload::Email(m) => f.in_thread = !m.in_reply_to.is_empty(),
+        Payload::DeskVisit(d) => {
+            f.desk = d.desk.clone();
+            f.visit_minutes = d.duration_minutes;
+        }
+        Payload::DuplicateDismissed(d) => {
+            f.citizen_id = d.citizen_id.clone();
+            f.other_citizen_id = d.other_citizen_id.clone();
+        }
+        Payload::IdentityLinked(l) => f.other_citizen_id = l.into_citizen_id.clone(),
+        Payload::IdentityUnlinked(u) => f.other_citizen_id = u.from_citizen_id.clone(),
+        Payload::HouseholdMembership(h) => {
+            f.household_id = h.household_id.clone();
+            f.household_role = h.role.clone();
+            f.household_member = h.member;
+        }
+        Payload::RequestOpened(o) => {
+            f.service = o.service.clone();
+            f.on_behalf_of = o.on_behalf_of.clone();
+        }
+        Payload::CatalogueAnswerPublished(a) => f.catalogue_title = a.title.clone(),
+        Payload::AnswerComposed(a) => {
+            f.answer_channel = a.channel;
+            f.answer_status = pb::AnswerStatus::Queued as i32;
+        }
+        Payload::AnswerOutcome(o) => f.outcome = o.kind,
+        Payload::RequestGrouped(g) => {
+            f.grouped_members = u32::try_from(g.members.len()).unwrap_or(u32::MAX)
+        }
+        Payload::RequestAssigned(a) => f.service = a.service.clone(),
+        Payload::RequestStatusChanged(s) => f.status = s.status,
+        Payload::RequestAnswered(a) => f.answer_channel = a.answer_channel,
+        Payload::CourrierRouted(r) => {
+            f.chrono = r.chrono.clone();
+            f.service = r.service.clone();
+        }
+        Payload::CourrierStep(st) => {
+            f.chrono = st.chrono.clone();
+            f.step = st.step.clone();
+        }
+        Payload::CourrierAnswered(a) => {
+            f.chrono = a.chrono.clone();
+            f.answer_channel = a.answer_channel;
+        }
+        Payload::CourrierScanAttached(a) => f.chrono = a.chrono.clone(),
+        Payload::RequestClosed(c) => f.resolution = c.resolution.clone(),
+        Payload::CitizenRegistered(_)
+        | Payload::CitizenUpdated(_)
+        | Payload::ContactAttached(_)
+        | Payload::RequestReopened(_)
+        | Payload::RequestLinked(_) => {}
+    }
+    f
+}
+
+/// The one-line French summary of a timeline line, worded when read from its facts, with
+/// the commune's names for its services.
+pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
+    let f = entry.facts.clone().unwrap_or_default();
+    let inbound = entry.direction != Direction::Outbound as i32;
+    let way = |i: &str, o: &str| if inbound { i } else { o }.to_string();
+    let service = |code: &str| commune.service_name(code).to_string();
+    let reference = &entry.request_id;
+    use pb::phone_call::Disposition;
+    match entry.kind.as_str() {
+        "phone_call" => {
             let mut s = way("Appel entrant", "Appel sortant");
-            match Disposition::try_from(c.disposition).unwrap_or(Disposition::Unspecified) {
-                Disposition::Answered => {
-                    s += &format!(
-                        ", répondu ({})",
-                        minutes(c.billed_seconds.max(c.duration_seconds))
-                    )
-                }
+            match Disposition::try_from(f.disposition).unwrap_or(Disposition::Unspecified) {
+                Disposition::Answered => s += &format!(", répondu ({})", minutes(f.seconds)),
                 Disposition::NoAnswer => s += ", manqué (pas de réponse)",
                 Disposition::Busy => s += ", manqué (occupé)",
                 Disposition::Failed => s += ", échoué",
                 Disposition::Unspecified => {}
             }
-            if c.bounced_to_accueil {
+            if f.bounced_to_accueil {
                 s += ", renvoyé vers l'accueil";
             }
             s
         }
-        Payload::Courrier(c) => {
+        "courrier" => {
             use pb::courrier::Kind;
-            let kind = match Kind::try_from(c.kind).unwrap_or(Kind::Unspecified) {
+            let kind = match Kind::try_from(f.courrier_kind).unwrap_or(Kind::Unspecified) {
                 Kind::RegisteredLetter => "lettre recommandée",
                 Kind::Parcel => "colis",
                 Kind::InternalMemo => "note interne",
                 _ => "lettre",
             };
             let mut s = format!("{} ({kind})", way("Courrier reçu", "Courrier envoyé"));
-            if !c.chrono.is_empty() {
-                s = format!("{s} n° {}", c.chrono);
+            if !f.chrono.is_empty() {
+                s += &format!(" n° {}", f.chrono);
             }
-            if !c.addressed_to_service.is_empty() {
-                s = format!("{s}, pour {}", c.addressed_to_service);
+            if !f.service.is_empty() {
+                s += &format!(", pour {}", service(&f.service));
             }
             s
         }
-        Payload::WebForm(f) => format!("Démarche en ligne « {} »", f.form_slug),
-        Payload::Sms(s) => {
+        "web_form" => format!("Démarche en ligne « {} »", f.form_slug),
+        "sms" => {
             let mut t = way("SMS reçu", "SMS envoyé");
-            if s.segments > 1 {
-                t += &format!(" ({} segments)", s.segments);
+            if f.sms_segments > 1 {
+                t += &format!(" ({} segments)", f.sms_segments);
             }
             t
         }
-        Payload::Email(m) => {
+        "email" => {
             let mut t = way("Courriel reçu", "Courriel envoyé");
-            if !m.in_reply_to.is_empty() {
+            if f.in_thread {
                 t += " (réponse dans un fil)";
             }
             t
         }
-        Payload::DeskVisit(d) => {
+        "desk_visit" => {
             let mut t = "Visite à l'accueil".to_string();
-            if !d.desk.is_empty() {
-                t += &format!(" ({})", d.desk);
+            if !f.desk.is_empty() {
+                t += &format!(" ({})", f.desk);
             }
-            if d.duration_minutes > 0 {
-                t += &format!(", {} min", d.duration_minutes);
+            if f.visit_minutes > 0 {
+                t += &format!(", {} min", f.visit_minutes);
             }
             t
         }
-        Payload::CitizenRegistered(_) => "Fiche usager créée".to_string(),
-        Payload::CitizenUpdated(_) => "Fiche usager modifiée".to_string(),
-        Payload::ContactAttached(_) => "Contact rattaché à la fiche".to_string(),
-        Payload::DuplicateDismissed(d) => {
-            format!(
-                "Doublon écarté : {} n'est pas {}",
-                d.citizen_id, d.other_citizen_id
-            )
-        }
-        Payload::IdentityLinked(l) => format!("Fiche fusionnée dans {}", l.into_citizen_id),
-        Payload::IdentityUnlinked(u) => format!("Fiche séparée de {}", u.from_citizen_id),
-        Payload::HouseholdMembership(h) => {
-            let role = if h.role.is_empty() {
+        "citizen_registered" => "Fiche usager créée".into(),
+        "citizen_updated" => "Fiche usager modifiée".into(),
+        "contact_attached" => "Contact rattaché à la fiche".into(),
+        "duplicate_dismissed" => format!(
+            "Doublon écarté : {} n'est pas {}",
+            f.citizen_id, f.other_citizen_id
+        ),
+        "identity_linked" => format!("Fiche fusionnée dans {}", f.other_citizen_id),
+        "identity_unlinked" => format!("Fiche séparée de {}", f.other_citizen_id),
+        "household_membership" => {
+            let role = if f.household_role.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", h.role)
+                format!(" ({})", f.household_role)
             };
-            if h.member {
-                format!("Rattaché au foyer {}{role}", h.household_id)
+            if f.household_member {
+                format!("Rattaché au foyer {}{role}", f.household_id)
             } else {
-                format!("Détaché du foyer {}", h.household_id)
+                format!("Détaché du foyer {}", f.household_id)
             }
         }
-        Payload::RequestOpened(o) => {
+        "request_opened" => {
             let mut t = "Demande ouverte".to_string();
-            if !o.service.is_empty() {
-                t += &format!(" pour {}", o.service);
+            if !f.service.is_empty() {
+                t += &format!(" pour {}", service(&f.service));
             }
-            if !o.on_behalf_of.is_empty() {
-                t += &format!(" (au nom de {})", o.on_behalf_of);
+            if !f.on_behalf_of.is_empty() {
+                t += &format!(" (au nom de {})", f.on_behalf_of);
+            }
+            if !reference.is_empty() {
+                t += &format!(" n° {reference}");
+            }
+            if let Some(due) = f.due_at.as_ref().and_then(ts::to_micros) {
+                t += &format!(
+                    ", réponse due le {}",
+                    crate::courrier::paris(due).format("%d/%m/%Y")
+                );
             }
             t
         }
-        Payload::RequestReopened(_) => format!("Demande {} rouverte", e.request_id),
-        Payload::CatalogueAnswerPublished(a) => {
-            format!("Réponse du catalogue « {} » publiée", a.title)
+        "request_reopened" => format!("Demande {reference} rouverte"),
+        "catalogue_answer_published" => {
+            format!("Réponse du catalogue « {} » publiée", f.catalogue_title)
         }
-        Payload::AnswerComposed(a) => format!(
-            "Réponse écrite à la demande {} ({}) : en attente d'envoi",
-            e.request_id,
-            channel_fr(a.channel)
-        ),
-        Payload::AnswerOutcome(o) => {
+        "answer_composed" => {
+            let how = match Channel::try_from(f.answer_channel).unwrap_or(Channel::Unspecified) {
+                Channel::Email => " par courriel",
+                Channel::Sms => " par SMS",
+                Channel::Courrier => " par courrier",
+                Channel::WebForm => " sur le portail",
+                _ => "",
+            };
+            format!(
+                "Réponse écrite{how} à la demande {reference} : {}",
+                answer_status_fr(f.answer_status)
+            )
+        }
+        "answer_outcome" => {
             use pb::answer_outcome::Kind;
-            match Kind::try_from(o.kind).unwrap_or(Kind::Unspecified) {
-                Kind::Delivered => format!("Réponse à la demande {} remise", e.request_id),
-                Kind::Failed => {
-                    format!("Échec d'envoi de la réponse à la demande {}", e.request_id)
-                }
-                Kind::Bounced => format!("Réponse à la demande {} revenue en erreur", e.request_id),
-                Kind::Unspecified => format!("Réponse à la demande {}", e.request_id),
+            match Kind::try_from(f.outcome).unwrap_or(Kind::Unspecified) {
+                Kind::Delivered => format!("Réponse à la demande {reference} remise"),
+                Kind::Failed => format!("Échec d'envoi de la réponse à la demande {reference}"),
+                Kind::Bounced => format!("Réponse à la demande {reference} revenue en erreur"),
+                Kind::Unspecified => format!("Réponse à la demande {reference}"),
             }
         }
-        Payload::RequestLinked(_) => format!("Contact rattaché à la demande {}", e.request_id),
-        Payload::RequestGrouped(g) => format!(
-            "{} demande(s) regroupée(s) sous la demande collective {}",
-            g.members.len(),
-            e.request_id
+        "request_linked" => format!("Contact rattaché à la demande {reference}"),
+        "request_grouped" => format!(
+            "{} demande(s) regroupée(s) sous la demande collective {reference}",
+            f.grouped_members
         ),
-        Payload::RequestAssigned(a) => {
-            format!("Demande {} attribuée à {}", e.request_id, a.service)
+        "request_assigned" => {
+            format!("Demande {reference} attribuée à {}", service(&f.service))
         }
-        Payload::RequestStatusChanged(s) => {
-            format!("Statut de la demande : {}", status_fr(s.status))
+        "request_status_changed" => {
+            format!("Statut de la demande : {}", status_fr(f.status))
         }
-        Payload::RequestAnswered(a) => {
-            format!("Réponse apportée ({})", channel_fr(a.answer_channel))
-        }
-        Payload::CourrierRouted(r) => format!("Courrier {} transmis à {}", r.chrono, r.service),
-        Payload::CourrierStep(st) => format!("Courrier {} : {}", st.chrono, st.step),
-        Payload::CourrierAnswered(a) => format!(
+        "request_answered" => format!("Réponse apportée ({})", channel_fr(f.answer_channel)),
+        "courrier_routed" => format!("Courrier {} transmis à {}", f.chrono, service(&f.service)),
+        "courrier_step" => format!("Courrier {} : {}", f.chrono, f.step),
+        "courrier_answered" => format!(
             "Réponse au courrier {} ({})",
-            a.chrono,
-            channel_fr(a.answer_channel)
+            f.chrono,
+            channel_fr(f.answer_channel)
         ),
-        Payload::CourrierScanAttached(a) => format!("Numérisation jointe au courrier {}", a.chrono),
-        Payload::RequestClosed(c) => {
-            if c.resolution.is_empty() {
+        "courrier_scan_attached" => format!("Numérisation jointe au courrier {}", f.chrono),
+        "request_closed" => {
+            if f.resolution.is_empty() {
                 "Demande clôturée".into()
             } else {
-                format!("Demande clôturée : {}", c.resolution)
+                format!("Demande clôturée : {}", f.resolution)
             }
         }
+        other => other.to_string(),
     }
 }
 
@@ -195,22 +272,6 @@ pub fn answer_status_fr(s: i32) -> &'static str {
         S::Bounced => "revenue en erreur",
         S::Unspecified => "inconnu",
     }
-}
-
-/// The timeline line of a written answer, as it stands.
-pub fn answer_summary(a: &pb::Answer) -> String {
-    let how = match pb::Channel::try_from(a.channel).unwrap_or(pb::Channel::Unspecified) {
-        pb::Channel::Email => "par courriel",
-        pb::Channel::Sms => "par SMS",
-        pb::Channel::Courrier => "par courrier",
-        pb::Channel::WebForm => "sur le portail",
-        _ => "",
-    };
-    format!(
-        "Réponse écrite {how} à la demande {} : {}",
-        a.request_reference,
-        answer_status_fr(a.status)
-    )
 }
 
 /// French name of a request's status, for agents.
@@ -570,6 +631,85 @@ mod month_tests {
                 "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
                 "nov.", "déc."
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+    use crate::pb::event::Payload;
+
+    fn line(kind: &str, payload: &Payload) -> TimelineEntry {
+        TimelineEntry {
+            kind: kind.into(),
+            direction: Direction::Inbound as i32,
+            facts: Some(facts(payload)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lines_are_worded_when_read_with_the_communes_names() {
+        let tenants = crate::tenant::Tenants::builtin();
+        let givors = tenants.get("69091").unwrap();
+        let urbanisme = givors.service_name("urbanisme").to_string();
+        assert_ne!(
+            urbanisme, "urbanisme",
+            "the shipped directory names the service"
+        );
+
+        let mut opened = line(
+            "request_opened",
+            &Payload::RequestOpened(pb::RequestOpened {
+                service: "urbanisme".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            summary(&opened, givors),
+            format!("Demande ouverte pour {urbanisme}")
+        );
+        // The fold adds the reference and the committed date as facts, not words.
+        opened.request_id = "GIV-D-2026-000042".into();
+        opened.facts.as_mut().unwrap().due_at = Some(ts::from_micros(1_796_000_000_000_000));
+        assert_eq!(
+            summary(&opened, givors),
+            format!(
+                "Demande ouverte pour {urbanisme} n° GIV-D-2026-000042, réponse due le 30/11/2026"
+            )
+        );
+
+        let call = line(
+            "phone_call",
+            &Payload::PhoneCall(pb::PhoneCall {
+                disposition: pb::phone_call::Disposition::Answered as i32,
+                duration_seconds: 125,
+                bounced_to_accueil: true,
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            summary(&call, givors),
+            "Appel entrant, répondu (2 min 05 s), renvoyé vers l'accueil"
+        );
+
+        let mut answer = line(
+            "answer_composed",
+            &Payload::AnswerComposed(pb::AnswerComposed {
+                channel: Channel::Sms as i32,
+                ..Default::default()
+            }),
+        );
+        answer.request_id = "GIV-D-2026-000042".into();
+        assert_eq!(
+            summary(&answer, givors),
+            "Réponse écrite par SMS à la demande GIV-D-2026-000042 : en attente d'envoi"
+        );
+        answer.facts.as_mut().unwrap().answer_status = pb::AnswerStatus::Delivered as i32;
+        assert_eq!(
+            summary(&answer, givors),
+            "Réponse écrite par SMS à la demande GIV-D-2026-000042 : remise"
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::keys;
 use crate::pb::{
     self, answer_outcome::Kind, Answer, AnswerStatus, Channel, Request, RequestStatus,
 };
-use crate::render::{answer_summary, channel_fr};
+use crate::render::channel_fr;
 use crate::Result;
 use contacthub_proto::ts;
 use prost::Message;
@@ -40,7 +40,9 @@ fn retell(kv: &mut impl Kv, a: &Answer) -> Result<()> {
     let at = a.composed_at.as_ref().and_then(ts::to_micros).unwrap_or(0);
     let key = keys::timeline_entry(&a.tenant, &a.citizen_id, at, &a.answer_event_id);
     if let Some(mut entry) = get_msg::<pb::TimelineEntry>(kv, &key)? {
-        entry.summary = answer_summary(a);
+        let facts = entry.facts.get_or_insert_with(Default::default);
+        facts.answer_channel = a.channel;
+        facts.answer_status = a.status;
         timeline::rewrite(kv, &a.tenant, &entry);
     }
     Ok(())

@@ -418,16 +418,9 @@ fn project(
             })
             .transpose()?
         {
-            let due = r
-                .due_at
-                .as_ref()
-                .and_then(contacthub_proto::ts::to_micros)
-                .map(|us| crate::courrier::paris(us).format("%d/%m/%Y").to_string())
-                .unwrap_or_default();
             for entry in &mut entries {
                 entry.request_id = r.reference.clone();
-                entry.summary =
-                    format!("{} n° {}, réponse due le {due}", entry.summary, r.reference);
+                entry.facts.get_or_insert_with(Default::default).due_at = r.due_at;
                 timeline::rewrite(kv, &e.tenant, entry);
             }
         }

@@ -6,7 +6,7 @@ use crate::event::{kind, Valid};
 use crate::identity::{normalize_email, normalize_phone};
 use crate::keys;
 use crate::pb::{self, event::Payload, Citizen, TimelineEntry};
-use crate::render::{excerpt, summary};
+use crate::render::{excerpt, facts};
 use crate::Result;
 use prost::Message;
 
@@ -134,7 +134,8 @@ pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry
         category: e.category,
         kind: kind(v.payload).to_string(),
         subject: personal.subject.clone(),
-        summary: summary(e, v.payload),
+        summary: String::new(),
+        facts: Some(facts(v.payload)),
         request_id: e.request_id.clone(),
         attachments: e.attachments.clone(),
         links,
@@ -185,11 +186,16 @@ mod tests {
         };
         let citizen = &entries[0].citizen_id;
         let prefix = keys::timeline_prefix("69091", citizen);
-        let ids: Vec<String> = kv
+        let stored: Vec<pb::TimelineEntry> = kv
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, v)| pb::TimelineEntry::decode(v.as_slice()).unwrap().event_id)
+            .map(|(_, v)| pb::TimelineEntry::decode(v.as_slice()).unwrap())
             .collect();
+        // Facts, not words: the reader words the line (render::summary).
+        assert!(stored
+            .iter()
+            .all(|e| e.summary.is_empty() && e.facts.is_some()));
+        let ids: Vec<String> = stored.into_iter().map(|e| e.event_id).collect();
         assert_eq!(
             ids,
             [

@@ -472,8 +472,7 @@ async fn an_accueil_agent_works_in_the_browser() {
         .hub
         .dashboard(
             &hub.scope(GIVORS),
-            &pb::GetDashboardRequest {
-                tenant: GIVORS.into(),
+            &contacthub_app::commands::DashboardQuery {
                 from_month: "2024-11".into(),
                 to_month: "2026-10".into(),
             },
@@ -991,10 +990,9 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
             hub.hub
                 .open_request(
                     &hub.scope(GIVORS),
-                    &pb::OpenRequestRequest {
-                        tenant: GIVORS.into(),
+                    &contacthub_app::commands::OpenRequest {
                         subject,
-                        category: category as i32,
+                        category,
                         service,
                         citizen_id: "GIV-000001".into(),
                         ..Default::default()

@@ -942,7 +942,7 @@ async fn hostile_requests_get_clear_short_errors() {
     v.category = 99;
     let err = hub.desk().record_visit(v).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("unknown category 99"), "{err:?}");
+    assert!(err.message().contains("catégorie inconnue : 99"), "{err:?}");
     let mut v = visit("duration");
     v.duration_minutes = u32::MAX;
     let err = hub.desk().record_visit(v).await.unwrap_err();

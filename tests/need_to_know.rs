@@ -391,21 +391,24 @@ async fn the_application_layer_takes_the_callers_scope_only() {
     .await;
     hub.settle().await;
     let app = &hub.hub;
-    let grigny_record = || pb::GetTimelineRequest {
-        tenant: GRIGNY.into(),
-        citizen: by_id("GRI-000900"),
-        ..Default::default()
+    // A command names no commune: it acts in its scope's.
+    let grigny_record = || contacthub_app::commands::TimelinePage {
+        citizen: contacthub_app::commands::Who::Record("GRI-000900".into()),
+        page_size: 0,
+        page_token: String::new(),
+        channels: Vec::new(),
+        since: None,
+        until: None,
     };
 
     // An agent of both communes, scoped to Givors, reads nothing of Grigny through it.
     let in_givors = access.scope(Some("syndicat"), GIVORS).unwrap();
     let refused = app.timeline(&in_givors, &grigny_record()).unwrap_err();
-    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    assert!(matches!(refused, Error::NotFound(_)), "{refused:?}");
     let refused = app
         .open_request(
             &in_givors,
-            &pb::OpenRequestRequest {
-                tenant: GRIGNY.into(),
+            &contacthub_app::commands::OpenRequest {
                 citizen_id: "GRI-000900".into(),
                 subject: "Trottoir".into(),
                 ..Default::default()
@@ -413,7 +416,8 @@ async fn the_application_layer_takes_the_callers_scope_only() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Forbidden(_)), "{refused:?}");
+    assert!(matches!(refused, Error::NotFound(_)), "{refused:?}");
+    assert!(app.citizen(&in_givors, "GRI-000900").is_err());
     // Scoped to Grigny, the same agent reads it.
     let in_grigny = access.scope(Some("syndicat"), GRIGNY).unwrap();
     assert_eq!(
@@ -435,8 +439,7 @@ async fn the_application_layer_takes_the_callers_scope_only() {
 
     // An élu's scope reads the dashboard, and no citizen.
     let elu = access.dashboard_scope(Some("maire"), GIVORS).unwrap();
-    let figures = pb::GetDashboardRequest {
-        tenant: GIVORS.into(),
+    let figures = contacthub_app::commands::DashboardQuery {
         from_month: "2026-01".into(),
         to_month: "2026-12".into(),
     };
@@ -444,8 +447,7 @@ async fn the_application_layer_takes_the_callers_scope_only() {
     let refused = app
         .search_citizens(
             &elu,
-            &pb::SearchCitizensRequest {
-                tenant: GIVORS.into(),
+            &contacthub_app::commands::SearchCitizens {
                 query: "martin".into(),
                 ..Default::default()
             },

@@ -85,8 +85,7 @@ async fn main() {
         .hub
         .search_citizens(
             &hub.scope(GIVORS),
-            &pb::SearchCitizensRequest {
-                tenant: GIVORS.into(),
+            &contacthub_app::commands::SearchCitizens {
                 query: "06 12 34 56 78".into(),
                 ..Default::default()
             },

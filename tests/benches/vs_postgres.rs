@@ -158,7 +158,16 @@ fn export(
             e.direction,
             q(contacthub_core::event::kind(payload)),
             q(&p.subject),
-            q(&contacthub_core::render::summary(&e, payload)),
+            q(&contacthub_core::render::summary(
+                &contacthub_core::pb::TimelineEntry {
+                    kind: contacthub_core::event::kind(payload).into(),
+                    direction: e.direction,
+                    request_id: e.request_id.clone(),
+                    facts: Some(contacthub_core::render::facts(payload)),
+                    ..Default::default()
+                },
+                tenants.get(&e.tenant).unwrap(),
+            )),
             q(&p.text)
         )
         .unwrap();

@@ -1,6 +1,7 @@
 //! The citizen service: translates gRPC requests into the application layer's citizen
 //! commands and queries ([`contacthub_app::citizens`]).
 
+use crate::commands::Command;
 use crate::{status, token};
 use contacthub_app::App;
 use contacthub_core::pb::{self, citizen_service_server::CitizenService, Citizen};
@@ -24,7 +25,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<Citizen>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .create_citizen(&scope, r)
+            .create_citizen(&scope, &r.command()?)
             .await)
     }
 
@@ -34,7 +35,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<Citizen>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .update_citizen(&scope, r)
+            .update_citizen(&scope, &r.command()?)
             .await)
     }
 
@@ -51,7 +52,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::SearchCitizensRequest>,
     ) -> Result<Response<pb::SearchCitizensResponse>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.search_citizens(&scope, r))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .search_citizens(&scope, &r.command()?))
     }
 
     async fn merge_citizens(
@@ -60,7 +63,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<Citizen>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .merge_citizens(&scope, r)
+            .merge_citizens(&scope, &r.command()?)
             .await)
     }
 
@@ -70,7 +73,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<Citizen>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .unmerge_citizen(&scope, r)
+            .unmerge_citizen(&scope, &r.command()?)
             .await)
     }
 
@@ -80,7 +83,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::Household>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .set_household_member(&scope, r)
+            .set_household_member(&scope, &r.command()?)
             .await)
     }
 
@@ -88,7 +91,9 @@ impl CitizenService for Citizens {
         &self,
         req: Request<pb::GetHouseholdRequest>,
     ) -> Result<Response<pb::Household>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.household(&scope, r))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .household(&scope, &r.command()?))
     }
 
     async fn list_unresolved_contacts(
@@ -97,7 +102,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::ListUnresolvedContactsResponse>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .unresolved_contacts(&scope, r)
+            .unresolved_contacts(&scope, &r.command()?)
             .map(|contacts| pb::ListUnresolvedContactsResponse { contacts }))
     }
 
@@ -107,7 +112,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::TimelineEntry>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .attach_contact(&scope, r)
+            .attach_contact(&scope, &r.command()?)
             .await)
     }
 
@@ -117,7 +122,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::ListDuplicateProposalsResponse>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .duplicate_proposals(&scope, r)
+            .duplicate_proposals(&scope, r.limit)
             .map(|proposals| pb::ListDuplicateProposalsResponse { proposals }))
     }
 
@@ -127,7 +132,7 @@ impl CitizenService for Citizens {
     ) -> Result<Response<pb::DismissDuplicateResponse>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .dismiss_duplicate(&scope, r)
+            .dismiss_duplicate(&scope, &r.command()?)
             .await
             .map(|()| pb::DismissDuplicateResponse {}))
     }

@@ -1,6 +1,7 @@
 //! The mail-room service: translates gRPC requests into the application layer's mail-room
 //! commands ([`contacthub_app::courrier`]); reads the client-streamed scans into uploads.
 
+use crate::commands::Command;
 use crate::{status, token};
 use contacthub_app::courrier::{scan_refused, MAX_SCANS};
 use contacthub_app::App;
@@ -90,7 +91,7 @@ impl CourrierService for Mailroom {
     ) -> Result<Response<CourrierState>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .route_courrier(&scope, r)
+            .route_courrier(&scope, &r.command()?)
             .await)
     }
 
@@ -98,7 +99,10 @@ impl CourrierService for Mailroom {
         &self,
         req: Request<pb::RecordStepRequest>,
     ) -> Result<Response<CourrierState>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.record_step(&scope, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .record_step(&scope, &r.command()?)
+            .await)
     }
 
     async fn mark_answered(
@@ -107,7 +111,7 @@ impl CourrierService for Mailroom {
     ) -> Result<Response<CourrierState>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .mark_answered(&scope, r)
+            .mark_answered(&scope, &r.command()?)
             .await)
     }
 
@@ -124,7 +128,7 @@ impl CourrierService for Mailroom {
     ) -> Result<Response<pb::ListCourrierResponse>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .list_courrier(&scope, r)
+            .list_courrier(&scope, &r.command()?)
             .map(|courriers| pb::ListCourrierResponse { courriers }))
     }
 
@@ -139,7 +143,9 @@ impl CourrierService for Mailroom {
         &self,
         req: Request<pb::CourrierReportRequest>,
     ) -> Result<Response<pb::CourrierReportResponse>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.courrier_report(&scope, r))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .courrier_report(&scope, &r.command()?))
     }
 
     async fn list_unmatched_scans(

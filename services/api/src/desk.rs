@@ -1,6 +1,7 @@
 //! The desk service: translates gRPC requests into the application layer's desk queries and
 //! commands ([`contacthub_app::desk`]).
 
+use crate::commands::Command;
 use crate::{status, token};
 use contacthub_app::App;
 use contacthub_core::pb::{self, desk_service_server::DeskService};
@@ -37,7 +38,7 @@ impl DeskService for Desk {
             .map_err(status)?;
         let page = self
             .app
-            .timeline(&scope, r)
+            .timeline(&scope, &r.command()?)
             .map(Response::new)
             .map_err(status);
         metrics::histogram!("contacthub_get_timeline_seconds")
@@ -75,7 +76,11 @@ impl DeskService for Desk {
             .map_err(status)?;
         let rx = self
             .app
-            .watch(&scope, r.citizen.as_ref(), self.stopping.clone())
+            .watch(
+                &scope,
+                &crate::commands::who(&r.citizen)?,
+                self.stopping.clone(),
+            )
             .map_err(status)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|e| e.map_err(status));
         Ok(Response::new(Box::pin(stream)))
@@ -91,7 +96,11 @@ impl DeskService for Desk {
             .access()
             .scope(token(&req), &r.tenant)
             .map_err(status)?;
-        let entry = self.app.record_visit(&scope, r).await.map_err(status)?;
+        let entry = self
+            .app
+            .record_visit(&scope, &r.command()?)
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::RecordVisitResponse {
             entry: Some(entry),
         }))

@@ -8,6 +8,7 @@
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
 pub mod citizens;
+mod commands;
 pub mod courrier;
 pub mod desk;
 pub mod gate;

@@ -1,6 +1,7 @@
 //! The outbound service: translates gRPC requests into the application layer's written
 //! answers ([`contacthub_app::answers`]): preview, send, status, the print queue.
 
+use crate::commands::Command;
 use crate::{status, token};
 use contacthub_app::App;
 use contacthub_core::pb::{self, outbound_service_server::OutboundService};
@@ -22,14 +23,19 @@ impl OutboundService for Outbound {
         &self,
         req: Request<pb::ComposeAnswerRequest>,
     ) -> Result<Response<pb::AnswerPreview>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.preview_answer(&scope, r))
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .preview_answer(&scope, &r.command()?))
     }
 
     async fn send_answer(
         &self,
         req: Request<pb::ComposeAnswerRequest>,
     ) -> Result<Response<pb::Answer>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.send_answer(&scope, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .send_answer(&scope, &r.command()?)
+            .await)
     }
 
     async fn get_answer(

@@ -2,6 +2,7 @@
 //! commands and worklists ([`contacthub_app::requests`]), and the dashboard service
 //! ([`contacthub_app::dashboard`]).
 
+use crate::commands::Command;
 use crate::{status, token};
 use contacthub_app::App;
 use contacthub_core::pb::{
@@ -44,7 +45,7 @@ impl DashboardService for Dashboards {
             .dashboard_scope(token(&req), &r.tenant)
             .map_err(status)?;
         self.app
-            .dashboard(&scope, r)
+            .dashboard(&scope, &r.command()?)
             .map(Response::new)
             .map_err(status)
     }
@@ -56,14 +57,20 @@ impl RequestService for Requests {
         &self,
         req: Request<pb::OpenRequestRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.open_request(&scope, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .open_request(&scope, &r.command()?)
+            .await)
     }
 
     async fn link_contact(
         &self,
         req: Request<pb::LinkContactRequest>,
     ) -> Result<Response<Demande>, Status> {
-        crate::scoped!(self, req, |scope, r| self.app.link_contact(&scope, r).await)
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .link_contact(&scope, &r.command()?)
+            .await)
     }
 
     async fn assign_request(
@@ -72,7 +79,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .assign_request(&scope, r)
+            .assign_request(&scope, &r.command()?)
             .await)
     }
 
@@ -82,7 +89,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .set_request_status(&scope, r)
+            .set_request_status(&scope, &r.command()?)
             .await)
     }
 
@@ -92,7 +99,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .record_answer(&scope, r)
+            .record_answer(&scope, &r.command()?)
             .await)
     }
 
@@ -102,7 +109,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .close_request(&scope, r)
+            .close_request(&scope, &r.command()?)
             .await)
     }
 
@@ -112,7 +119,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .reopen_request(&scope, r)
+            .reopen_request(&scope, &r.reference)
             .await)
     }
 
@@ -131,7 +138,7 @@ impl RequestService for Requests {
     ) -> Result<Response<Demande>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .group_requests(&scope, r)
+            .group_requests(&scope, &r.command()?)
             .await)
     }
 
@@ -141,7 +148,7 @@ impl RequestService for Requests {
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
         crate::scoped!(self, req, |scope, r| self
             .app
-            .list_requests(&scope, r)
+            .list_requests(&scope, &r.command()?)
             .map(|requests| pb::ListRequestsResponse { requests }))
     }
 }

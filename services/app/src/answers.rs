@@ -4,6 +4,7 @@
 //! bounce handlers report. Delivering is the sender's job (`contacthub_adapters::outbound`).
 
 use crate::auth::{Scope, System};
+use crate::commands::{self, Content};
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::fold::answers::postal_lines;
@@ -15,7 +16,6 @@ use contacthub_core::pb::{self, answer_outcome::Kind, event::Payload, Channel, R
 use contacthub_core::render::channel_fr;
 use contacthub_documents::answer_letter_pdf;
 use contacthub_proto::ts;
-use prost::Message;
 use sha2::{Digest, Sha256};
 
 /// An answer ready to be written: the event, and what the preview shows.
@@ -51,9 +51,10 @@ fn hub_part(actor: System, allowed: &[System], tenant: &str) -> Result<Scope> {
 
 impl App {
     /// Builds the answer `r` asks for, checking everything a send would.
-    fn compose(&self, scope: &Scope, r: &pb::ComposeAnswerRequest) -> Result<Composed> {
-        let commune = self.tenant(&r.tenant)?.clone();
-        let request = self.request_for_work(scope, &r.tenant, &r.reference)?;
+    fn compose(&self, scope: &Scope, r: &commands::ComposeAnswer) -> Result<Composed> {
+        let tenant = scope.commune();
+        let commune = self.tenant(tenant)?.clone();
+        let request = self.request_for_work(scope, tenant, &r.reference)?;
         if request.status == RequestStatus::Closed as i32 {
             return Err(Error::Invalid(format!(
                 "la demande {} est clôturée : rouvrez-la pour répondre de nouveau",
@@ -66,14 +67,14 @@ impl App {
                 request.reference
             )));
         };
-        let citizen_id = self.store.canonical(&r.tenant, requester)?;
+        let citizen_id = self.store.canonical(tenant, requester)?;
         let identity = self
             .store
-            .citizen(&r.tenant, &citizen_id)?
+            .citizen(tenant, &citizen_id)?
             .and_then(|c| c.identity)
             .unwrap_or_default();
         let preferred = preferred_channel(&identity);
-        let channel = match (r.channel, preferred) {
+        let channel = match (r.channel as i32, preferred) {
             (0, Some(p)) => p as i32,
             (0, None) => {
                 return Err(Error::Invalid(
@@ -106,7 +107,7 @@ impl App {
         if !catalogue.is_empty() {
             let c = self
                 .store
-                .catalogue_answer(&r.tenant, catalogue)?
+                .catalogue_answer(tenant, catalogue)?
                 .filter(|c| !c.withdrawn)
                 .ok_or_else(|| {
                     Error::NotFound(format!(
@@ -202,7 +203,7 @@ impl App {
         };
         let mut e = self.internal_event(
             "answers",
-            &r.tenant,
+            tenant,
             &source_id,
             &scope.agent_id(),
             Payload::AnswerComposed(pb::AnswerComposed {
@@ -222,9 +223,7 @@ impl App {
             text: text.clone(),
             ..Default::default()
         });
-        let mut same = r.clone();
-        same.idempotency_key.clear();
-        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        e.fingerprint = content_fingerprint(&Default::default(), &[&r.content()]);
         // What the letter will look like (a courrier, or attached to an e-mail).
         let draft = pb::Answer {
             request_reference: request.reference.clone(),
@@ -263,9 +262,10 @@ impl App {
     pub fn preview_answer(
         &self,
         scope: &Scope,
-        r: &pb::ComposeAnswerRequest,
+        r: &commands::ComposeAnswer,
     ) -> Result<pb::AnswerPreview> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         Ok(self.compose(scope, r)?.preview)
     }
 
@@ -273,12 +273,13 @@ impl App {
     pub async fn send_answer(
         &self,
         scope: &Scope,
-        r: &pb::ComposeAnswerRequest,
+        r: &commands::ComposeAnswer,
     ) -> Result<pb::Answer> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let composed = self.compose(scope, r)?;
         self.write(&composed.event).await?;
-        self.answer(&r.tenant, &composed.event.event_id)
+        self.answer(tenant, &composed.event.event_id)
     }
 
     /// An answer by its id, whoever asks: for the checks and the hub's own parts only.

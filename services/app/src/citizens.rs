@@ -3,12 +3,12 @@
 //! given by the projector in log order.
 
 use crate::auth::Scope;
+use crate::commands::{self, Content};
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::{normalize_email, normalize_phone, valid_id};
 use contacthub_core::limits::{self, quote};
 use contacthub_core::pb::{self, event::Payload, Citizen};
-use prost::Message;
 use std::collections::BTreeMap;
 
 /// What an identifier match scores against word matches (always first).
@@ -101,15 +101,14 @@ impl App {
     pub async fn create_citizen(
         &self,
         scope: &Scope,
-        r: &pb::CreateCitizenRequest,
+        r: &commands::CreateCitizen,
     ) -> Result<Citizen> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let identity = check_identity(r.identity.as_ref())?;
-        let mut same = r.clone();
-        same.idempotency_key.clear();
         let mut e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &source_id(&r.idempotency_key)?,
             &scope.agent_id(),
             Payload::CitizenRegistered(pb::CitizenRegistered {
@@ -120,7 +119,7 @@ impl App {
                 ..Default::default()
             }),
         );
-        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        e.fingerprint = content_fingerprint(&Default::default(), &[&r.content()]);
         self.write(&e).await?;
         let entry = self
             .store
@@ -128,23 +127,22 @@ impl App {
             .ok_or_else(|| {
                 Error::Internal(format!("citizen {} projected without an entry", e.event_id))
             })?;
-        self.citizen_record(&r.tenant, &entry.citizen_id)
+        self.citizen_record(tenant, &entry.citizen_id)
     }
 
     /// Replaces a record's identity and returns the record once visible.
     pub async fn update_citizen(
         &self,
         scope: &Scope,
-        r: &pb::UpdateCitizenRequest,
+        r: &commands::UpdateCitizen,
     ) -> Result<Citizen> {
-        self.enter(scope, &r.tenant)?;
-        self.citizen_record(&r.tenant, &r.citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, &r.citizen_id)?;
         let identity = check_identity(r.identity.as_ref())?;
-        let mut same = r.clone();
-        same.idempotency_key.clear();
         let mut e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &source_id(&r.idempotency_key)?,
             &scope.agent_id(),
             Payload::CitizenUpdated(pb::CitizenUpdated {
@@ -155,9 +153,9 @@ impl App {
                 ..Default::default()
             }),
         );
-        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        e.fingerprint = content_fingerprint(&Default::default(), &[&r.content()]);
         self.write(&e).await?;
-        self.citizen_record(&r.tenant, &r.citizen_id)
+        self.citizen_record(tenant, &r.citizen_id)
     }
 
     /// Citizens matching `query`: identifiers first (citizen id, phone, e-mail, chrono number
@@ -165,9 +163,10 @@ impl App {
     pub fn search_citizens(
         &self,
         scope: &Scope,
-        r: &pb::SearchCitizensRequest,
+        r: &commands::SearchCitizens,
     ) -> Result<pb::SearchCitizensResponse> {
-        let commune = self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         let query = r.query.trim();
         if query.is_empty() {
             return Err(Error::Invalid("la recherche est vide".into()));
@@ -188,7 +187,6 @@ impl App {
                     Error::Invalid(format!("jeton de page {:?} invalide", quote(&r.page_token)))
                 })?
         };
-        let tenant = &r.tenant;
         // Best score and how, per citizen id as found.
         let mut found: BTreeMap<String, (u32, &'static str)> = BTreeMap::new();
         let mut note = |id: String, score: u32, by: &'static str| {
@@ -298,11 +296,12 @@ impl App {
     pub async fn merge_citizens(
         &self,
         scope: &Scope,
-        r: &pb::MergeCitizensRequest,
+        r: &commands::MergeCitizens,
     ) -> Result<Citizen> {
-        self.enter(scope, &r.tenant)?;
-        let from = self.citizen_record(&r.tenant, &r.citizen_id)?;
-        let into = self.citizen_record(&r.tenant, &r.into_citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let from = self.citizen_record(tenant, &r.citizen_id)?;
+        let into = self.citizen_record(tenant, &r.into_citizen_id)?;
         if from.citizen_id == into.citizen_id {
             return Err(Error::Invalid(
                 "une fiche ne se fusionne pas avec elle-même".into(),
@@ -314,7 +313,7 @@ impl App {
                 from.citizen_id, from.merged_into
             )));
         }
-        if self.store.canonical(&r.tenant, &into.citizen_id)? == from.citizen_id {
+        if self.store.canonical(tenant, &into.citizen_id)? == from.citizen_id {
             return Err(Error::Invalid(format!(
                 "fusionner {} dans {} ferait un cycle (l'une est déjà fusionnée dans l'autre)",
                 from.citizen_id, into.citizen_id
@@ -323,7 +322,7 @@ impl App {
         let reason = reason(&r.reason)?;
         let e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &uuid::Uuid::new_v4().to_string(),
             &scope.agent_id(),
             Payload::IdentityLinked(pb::IdentityLinked {
@@ -336,8 +335,8 @@ impl App {
             }),
         );
         self.write(&e).await?;
-        let canonical = self.store.canonical(&r.tenant, &into.citizen_id)?;
-        self.citizen_record(&r.tenant, &canonical)
+        let canonical = self.store.canonical(tenant, &into.citizen_id)?;
+        self.citizen_record(tenant, &canonical)
     }
 
     /// The records merged into `canonical` (directly or through others), which an agent may
@@ -360,10 +359,11 @@ impl App {
     pub async fn unmerge_citizen(
         &self,
         scope: &Scope,
-        r: &pb::UnmergeCitizenRequest,
+        r: &commands::UnmergeCitizen,
     ) -> Result<Citizen> {
-        self.enter(scope, &r.tenant)?;
-        let c = self.citizen_record(&r.tenant, &r.citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let c = self.citizen_record(tenant, &r.citizen_id)?;
         if c.merged_into.is_empty() {
             return Err(Error::Invalid(format!(
                 "la fiche {} n'est fusionnée dans aucune autre",
@@ -373,7 +373,7 @@ impl App {
         let reason = reason(&r.reason)?;
         let e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &uuid::Uuid::new_v4().to_string(),
             &scope.agent_id(),
             Payload::IdentityUnlinked(pb::IdentityUnlinked {
@@ -386,17 +386,18 @@ impl App {
             }),
         );
         self.write(&e).await?;
-        self.citizen_record(&r.tenant, &r.citizen_id)
+        self.citizen_record(tenant, &r.citizen_id)
     }
 
     /// Adds a citizen to a household with a role (or removes it), and returns the household.
     pub async fn set_household_member(
         &self,
         scope: &Scope,
-        r: &pb::SetHouseholdMemberRequest,
+        r: &commands::SetHouseholdMember,
     ) -> Result<pb::Household> {
-        self.enter(scope, &r.tenant)?;
-        self.citizen_record(&r.tenant, &r.citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, &r.citizen_id)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} n'est pas un identifiant de foyer",
@@ -405,7 +406,7 @@ impl App {
         }
         let e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &uuid::Uuid::new_v4().to_string(),
             &scope.agent_id(),
             Payload::HouseholdMembership(pb::HouseholdMembership {
@@ -419,8 +420,7 @@ impl App {
         self.write(&e).await?;
         self.household(
             scope,
-            &pb::GetHouseholdRequest {
-                tenant: r.tenant.clone(),
+            &commands::HouseholdQuery {
                 household_id: r.household_id.clone(),
                 recent: 0,
             },
@@ -428,8 +428,9 @@ impl App {
     }
 
     /// A household: its members with their roles, and its recent contacts across members.
-    pub fn household(&self, scope: &Scope, r: &pb::GetHouseholdRequest) -> Result<pb::Household> {
-        let commune = self.enter(scope, &r.tenant)?;
+    pub fn household(&self, scope: &Scope, r: &commands::HouseholdQuery) -> Result<pb::Household> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} n'est pas un identifiant de foyer",
@@ -440,7 +441,7 @@ impl App {
             0 => 20,
             n => n.min(200) as usize,
         };
-        let members = self.store.household(&r.tenant, &r.household_id)?;
+        let members = self.store.household(tenant, &r.household_id)?;
         if members.is_empty() {
             return Err(Error::NotFound(format!(
                 "aucun foyer {} dans cette commune",
@@ -452,16 +453,16 @@ impl App {
         let mut seen: Vec<String> = Vec::new();
         for (member_id, role) in members {
             // A member merged into another record is that record now.
-            let citizen_id = self.store.canonical(&r.tenant, &member_id)?;
+            let citizen_id = self.store.canonical(tenant, &member_id)?;
             if seen.contains(&citizen_id) {
                 continue;
             }
             seen.push(citizen_id.clone());
-            let Some(citizen) = self.store.citizen(&r.tenant, &citizen_id)? else {
+            let Some(citizen) = self.store.citizen(tenant, &citizen_id)? else {
                 continue;
             };
             let page = self.store.timeline(
-                &r.tenant,
+                tenant,
                 &citizen_id,
                 &contacthub_projector::TimelineQuery {
                     page_size: recent,
@@ -495,14 +496,15 @@ impl App {
     pub fn unresolved_contacts(
         &self,
         scope: &Scope,
-        r: &pb::ListUnresolvedContactsRequest,
+        r: &commands::UnresolvedQuery,
     ) -> Result<Vec<pb::Unresolved>> {
-        let commune = self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         let limit = match r.limit {
             0 => 100,
             n => n.min(500) as usize,
         };
-        let mut out = self.store.unresolved(&r.tenant, limit, |u| {
+        let mut out = self.store.unresolved(tenant, limit, |u| {
             r.include_attached || u.attached_to.is_empty()
         })?;
         for u in &mut out {
@@ -517,12 +519,13 @@ impl App {
     pub async fn attach_contact(
         &self,
         scope: &Scope,
-        r: &pb::AttachContactRequest,
+        r: &commands::AttachContact,
     ) -> Result<pb::TimelineEntry> {
-        self.enter(scope, &r.tenant)?;
-        self.citizen_record(&r.tenant, &r.citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, &r.citizen_id)?;
         self.store
-            .unresolved_contact(&r.tenant, &r.contact_event_id)?
+            .unresolved_contact(tenant, &r.contact_event_id)?
             .filter(|u| u.attached_to.is_empty())
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -532,7 +535,7 @@ impl App {
             })?;
         let e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &format!("attach/{}", r.contact_event_id),
             &scope.agent_id(),
             Payload::ContactAttached(pb::ContactAttached {
@@ -544,10 +547,10 @@ impl App {
         self.write(&e).await?;
         let entry = self
             .store
-            .applied_entry(&r.tenant, &r.contact_event_id)?
+            .applied_entry(tenant, &r.contact_event_id)?
             .ok_or_else(|| Error::Internal("the attached contact has no entry".into()))?;
         // Attaching a contact one may not read does not show it.
-        self.seen_entry(scope, self.tenant(&r.tenant)?, entry)
+        self.seen_entry(scope, self.tenant(tenant)?, entry)
     }
 
     /// Pairs of records that may be one person, never merged automatically: the same folded
@@ -556,17 +559,18 @@ impl App {
     pub fn duplicate_proposals(
         &self,
         scope: &Scope,
-        r: &pb::ListDuplicateProposalsRequest,
+        limit: u32,
     ) -> Result<Vec<pb::DuplicateProposal>> {
+        let tenant = scope.commune();
         use contacthub_core::identity::fold_name;
-        self.enter(scope, &r.tenant)?;
-        let limit = match r.limit {
+        self.enter(scope, tenant)?;
+        let limit = match limit {
             0 => 100,
             n => n.min(500) as usize,
         };
         let live: Vec<Citizen> = self
             .store
-            .citizens(&r.tenant)?
+            .citizens(tenant)?
             .into_iter()
             .filter(|c| c.merged_into.is_empty())
             .collect();
@@ -609,7 +613,7 @@ impl App {
                 ("email", &c.emails, "shared e-mail"),
             ] {
                 for value in list {
-                    for h in self.store.holders(&r.tenant, kind, value)? {
+                    for h in self.store.holders(tenant, kind, value)? {
                         if let Some(&j) = index.get(h.as_str()) {
                             if j != i {
                                 pairs.push((j, i, why));
@@ -635,11 +639,7 @@ impl App {
             } else {
                 (y.citizen_id.clone(), x.citizen_id.clone())
             };
-            if !seen.insert(key)
-                || self
-                    .store
-                    .dismissed(&r.tenant, &x.citizen_id, &y.citizen_id)?
-            {
+            if !seen.insert(key) || self.store.dismissed(tenant, &x.citizen_id, &y.citizen_id)? {
                 continue;
             }
             out.push(pb::DuplicateProposal {
@@ -658,11 +658,12 @@ impl App {
     pub async fn dismiss_duplicate(
         &self,
         scope: &Scope,
-        r: &pb::DismissDuplicateRequest,
+        r: &commands::DismissDuplicate,
     ) -> Result<()> {
-        self.enter(scope, &r.tenant)?;
-        self.citizen_record(&r.tenant, &r.citizen_id)?;
-        self.citizen_record(&r.tenant, &r.other_citizen_id)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.citizen_record(tenant, &r.citizen_id)?;
+        self.citizen_record(tenant, &r.other_citizen_id)?;
         if r.citizen_id == r.other_citizen_id {
             return Err(Error::Invalid(
                 "une fiche n'est pas le doublon d'elle-même".into(),
@@ -671,7 +672,7 @@ impl App {
         let reason = reason(&r.reason)?;
         let e = back_office(
             self,
-            &r.tenant,
+            tenant,
             &uuid::Uuid::new_v4().to_string(),
             &scope.agent_id(),
             Payload::DuplicateDismissed(pb::DuplicateDismissed {

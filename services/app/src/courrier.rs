@@ -4,6 +4,7 @@
 //! given by the projector in log order.
 
 use crate::auth::{Ops, Scope};
+use crate::commands;
 use crate::content::{Upload, UploadError};
 use crate::guard::Sight;
 use crate::{timestamp, App, Error, Result};
@@ -284,9 +285,10 @@ impl App {
     pub async fn route_courrier(
         &self,
         scope: &Scope,
-        r: &pb::RouteCourrierRequest,
+        r: &commands::RouteCourrier,
     ) -> Result<CourrierState> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         if r.service.trim().is_empty() {
             return Err(Error::Invalid("indiquez le service".into()));
         }
@@ -296,7 +298,7 @@ impl App {
             note: r.note.clone(),
         });
         self.bookkeeping(
-            &r.tenant,
+            tenant,
             &r.chrono,
             scope,
             agent_of(scope, &r.agent_id),
@@ -309,9 +311,10 @@ impl App {
     pub async fn record_step(
         &self,
         scope: &Scope,
-        r: &pb::RecordStepRequest,
+        r: &commands::RecordStep,
     ) -> Result<CourrierState> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         if r.step.trim().is_empty() {
             return Err(Error::Invalid("indiquez l'étape".into()));
         }
@@ -321,7 +324,7 @@ impl App {
             note: r.note.clone(),
         });
         self.bookkeeping(
-            &r.tenant,
+            tenant,
             &r.chrono,
             scope,
             agent_of(scope, &r.agent_id),
@@ -334,10 +337,14 @@ impl App {
     pub async fn mark_answered(
         &self,
         scope: &Scope,
-        r: &pb::MarkAnsweredRequest,
+        r: &commands::MarkAnswered,
     ) -> Result<CourrierState> {
-        self.enter(scope, &r.tenant)?;
-        if r.answer_channel == 0 || r.answer_channel == pb::Channel::BackOffice as i32 {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        if matches!(
+            r.answer_channel,
+            pb::Channel::Unspecified | pb::Channel::BackOffice
+        ) {
             return Err(Error::Invalid(
                 "indiquez par quel canal la réponse est partie (courrier, courriel, SMS, téléphone…)"
                     .into(),
@@ -345,11 +352,11 @@ impl App {
         }
         let payload = Payload::CourrierAnswered(pb::CourrierAnswered {
             chrono: r.chrono.clone(),
-            answer_channel: r.answer_channel,
+            answer_channel: r.answer_channel as i32,
             answer_ref: r.answer_ref.clone(),
         });
         self.bookkeeping(
-            &r.tenant,
+            tenant,
             &r.chrono,
             scope,
             agent_of(scope, &r.agent_id),
@@ -362,15 +369,16 @@ impl App {
     pub fn list_courrier(
         &self,
         scope: &Scope,
-        r: &pb::ListCourrierRequest,
+        r: &commands::CourrierQuery,
     ) -> Result<Vec<CourrierState>> {
-        let tenant = self.enter(scope, &r.tenant)?.clone();
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?.clone();
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
         let now = (self.clock)();
         let seen = |s: CourrierState| -> Result<CourrierState> {
-            let (sight, service) = self.letter_sight(scope, &tenant, &s)?;
-            Ok(crate::guard::letter_as_seen(s, &tenant, &service, sight))
+            let (sight, service) = self.letter_sight(scope, &commune, &s)?;
+            Ok(crate::guard::letter_as_seen(s, &commune, &service, sight))
         };
         let limit = if r.limit == 0 {
             100
@@ -379,14 +387,16 @@ impl App {
         };
         Ok(crate::within_page(
             self.store
-                .courriers(&r.tenant)?
+                .courriers(tenant)?
                 .into_iter()
                 .filter(|s| {
                     r.service.is_empty()
                         || s.service == r.service
                         || (s.service.is_empty() && s.addressed_to_service == r.service)
                 })
-                .filter(|s| r.status == 0 || s.status == r.status)
+                .filter(|s| {
+                    r.status == pb::CourrierStatus::Unspecified || s.status == r.status as i32
+                })
                 .filter(|s| {
                     let at = s
                         .registered_at
@@ -395,7 +405,7 @@ impl App {
                         .unwrap_or(0);
                     at >= since && at < until
                 })
-                .filter(|s| !r.overdue_only || is_overdue(s, &tenant, now))
+                .filter(|s| !r.overdue_only || is_overdue(s, &commune, now))
                 .filter(|s| self.sees_letter(scope, s).unwrap_or(false))
                 .take(limit)
                 .map(seen)
@@ -450,13 +460,14 @@ impl App {
     pub fn courrier_report(
         &self,
         scope: &Scope,
-        r: &pb::CourrierReportRequest,
+        r: &commands::Period,
     ) -> Result<pb::CourrierReportResponse> {
-        let tenant = self.enter_figures(scope, &r.tenant)?.clone();
+        let tenant = scope.commune();
+        let commune = self.enter_figures(scope, tenant)?.clone();
         let since = timestamp(&r.since, "since")?.unwrap_or(i64::MIN);
         let until = timestamp(&r.until, "until")?.unwrap_or(i64::MAX);
-        let states = self.store.courriers(&r.tenant)?;
-        Ok(report(&states, &tenant, since, until, (self.clock)()))
+        let states = self.store.courriers(tenant)?;
+        Ok(report(&states, &commune, since, until, (self.clock)()))
     }
 
     /// Scans of the drop folder that match no letter, of the scope's commune (the mail room

@@ -3,6 +3,7 @@
 //! the open requests counted by due day and, for today, its index of open requests. Aggregates only; see [`contacthub_core::dashboard`].
 
 use crate::auth::Scope;
+use crate::commands;
 use crate::{App, Error, Result};
 use contacthub_core::dashboard::{self, Inputs};
 use contacthub_core::keys;
@@ -10,13 +11,14 @@ use contacthub_core::pb;
 
 impl App {
     /// The dashboard of `r.tenant` from `r.from_month` to `r.to_month`.
-    pub fn dashboard(&self, scope: &Scope, r: &pb::GetDashboardRequest) -> Result<pb::Dashboard> {
-        let commune = self.enter_figures(scope, &r.tenant)?;
+    pub fn dashboard(&self, scope: &Scope, r: &commands::DashboardQuery) -> Result<pb::Dashboard> {
+        let tenant = scope.commune();
+        let commune = self.enter_figures(scope, tenant)?;
         let months = dashboard::months(&r.from_month, &r.to_month).map_err(Error::Invalid)?;
         let now = (self.clock)();
         let mut inputs = Inputs::default();
         for month in &months {
-            let prefix = dashboard::month_prefix(&r.tenant, month);
+            let prefix = dashboard::month_prefix(tenant, month);
             let counters = self.store.counters(&prefix)?;
             if !counters.is_empty() {
                 let counters = counters
@@ -25,7 +27,7 @@ impl App {
                     .collect();
                 inputs.counters.insert(month.clone(), counters);
             }
-            let prefix = format!("{}{month}/", keys::phone_counter_prefix(&r.tenant));
+            let prefix = format!("{}{month}/", keys::phone_counter_prefix(tenant));
             let phone = self.store.counters(&prefix)?;
             if !phone.is_empty() {
                 let phone = phone
@@ -35,7 +37,7 @@ impl App {
                 inputs.phone.insert(month.clone(), phone);
             }
         }
-        let prefix = dashboard::due_prefix(&r.tenant);
+        let prefix = dashboard::due_prefix(tenant);
         inputs.due_by_day = self
             .store
             .counters(&prefix)?
@@ -45,8 +47,8 @@ impl App {
         inputs.today = dashboard::day_of(now);
         inputs.overdue_today =
             self.store
-                .open_requests_due(&r.tenant, dashboard::start_of_day(now), now)?;
-        let mut d = dashboard::assemble(&r.tenant, &months, &inputs, now);
+                .open_requests_due(tenant, dashboard::start_of_day(now), now)?;
+        let mut d = dashboard::assemble(tenant, &months, &inputs, now);
         dashboard::label(&mut d, commune);
         Ok(d)
     }

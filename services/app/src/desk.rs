@@ -2,13 +2,13 @@
 //! timeline, and walk-in visits.
 
 use crate::auth::Scope;
+use crate::commands::{self, Content, Who};
 use crate::{timestamp, App, Error, Result, WatchGuard};
 use contacthub_core::event::{contact, content_fingerprint};
 use contacthub_core::identity::{normalize_email, normalize_phone};
 use contacthub_core::limits::quote;
-use contacthub_core::pb::{self, citizen_ref::By, event::Payload};
+use contacthub_core::pb::{self, event::Payload};
 use contacthub_projector::TimelineQuery;
-use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
@@ -76,22 +76,15 @@ impl App {
 
     /// The canonical citizen designated by `who` in `tenant`, whoever asks: for the checks
     /// of commands.
-    pub(crate) fn resolve(&self, tenant: &str, who: Option<&pb::CitizenRef>) -> Result<String> {
+    pub(crate) fn resolve(&self, tenant: &str, who: &Who) -> Result<String> {
         Ok(self.resolve_record(tenant, who)?.0)
     }
 
     /// [`App::resolve`], with the canonical citizen's record when it was read on the way (a
     /// citizen named by an id that was not merged): the desk's hottest read decodes it once.
-    fn resolve_record(
-        &self,
-        tenant: &str,
-        who: Option<&pb::CitizenRef>,
-    ) -> Result<(String, Option<pb::Citizen>)> {
-        let by = who.and_then(|r| r.by.as_ref()).ok_or_else(|| {
-            Error::Invalid("indiquez l'usager (fiche, téléphone ou courriel)".into())
-        })?;
-        let (kind, value) = match by {
-            By::CitizenId(id) => {
+    fn resolve_record(&self, tenant: &str, who: &Who) -> Result<(String, Option<pb::Citizen>)> {
+        let (kind, value) = match who {
+            Who::Record(id) => {
                 let citizen = self.store.citizen(tenant, id)?.ok_or_else(|| {
                     Error::NotFound("aucune fiche de ce nom dans cette commune".into())
                 })?;
@@ -100,13 +93,13 @@ impl App {
                 }
                 return Ok((self.store.canonical(tenant, &citizen.merged_into)?, None));
             }
-            By::Phone(raw) => (
+            Who::Phone(raw) => (
                 "phone",
                 normalize_phone(raw).ok_or_else(|| {
                     Error::Invalid(format!("{:?} n'est pas un numéro de téléphone", quote(raw)))
                 })?,
             ),
-            By::Email(raw) => (
+            Who::Email(raw) => (
                 "email",
                 normalize_email(raw).ok_or_else(|| {
                     Error::Invalid(format!(
@@ -145,12 +138,13 @@ impl App {
     pub fn timeline(
         &self,
         scope: &Scope,
-        r: &pb::GetTimelineRequest,
+        r: &commands::TimelinePage,
     ) -> Result<pb::GetTimelineResponse> {
-        let commune = self.enter(scope, &r.tenant)?;
-        let (citizen_id, citizen) = self.resolve_record(&r.tenant, r.citizen.as_ref())?;
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
+        let (citizen_id, citizen) = self.resolve_record(tenant, &r.citizen)?;
         let q = TimelineQuery {
-            channels: r.channels.clone(),
+            channels: r.channels.iter().map(|c| *c as i32).collect(),
             since_us: timestamp(&r.since, "since")?,
             until_us: timestamp(&r.until, "until")?,
             page_size: if r.page_size == 0 {
@@ -160,10 +154,10 @@ impl App {
             },
             page_token: (!r.page_token.is_empty()).then(|| r.page_token.clone()),
         };
-        let page = self.store.timeline(&r.tenant, &citizen_id, &q)?;
+        let page = self.store.timeline(tenant, &citizen_id, &q)?;
         let citizen = match citizen {
             Some(c) => Some(c),
-            None => self.store.citizen(&r.tenant, &citizen_id)?,
+            None => self.store.citizen(tenant, &citizen_id)?,
         };
         Ok(pb::GetTimelineResponse {
             citizen,
@@ -228,7 +222,7 @@ impl App {
     pub fn watch(
         &self,
         scope: &Scope,
-        who: Option<&pb::CitizenRef>,
+        who: &Who,
         mut stopping: watch::Receiver<bool>,
     ) -> Result<mpsc::Receiver<Result<pb::TimelineEntry>>> {
         let tenant = scope.commune();
@@ -303,9 +297,10 @@ impl App {
     pub async fn record_visit(
         &self,
         scope: &Scope,
-        r: &pb::RecordVisitRequest,
+        r: &commands::RecordVisit,
     ) -> Result<pb::TimelineEntry> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let party = r.party.clone().unwrap_or_default();
         if !party.phone.is_empty() && normalize_phone(&party.phone).is_none() {
             return Err(Error::Invalid(format!(
@@ -319,8 +314,7 @@ impl App {
                 quote(&party.email)
             )));
         }
-        if !party.citizen_id.is_empty()
-            && self.store.citizen(&r.tenant, &party.citizen_id)?.is_none()
+        if !party.citizen_id.is_empty() && self.store.citizen(tenant, &party.citizen_id)?.is_none()
         {
             return Err(Error::NotFound(format!(
                 "aucune fiche {:?} dans cette commune",
@@ -328,7 +322,7 @@ impl App {
             )));
         }
         for other in &r.for_citizen_ids {
-            if self.store.citizen(&r.tenant, other)?.is_none() {
+            if self.store.citizen(tenant, other)?.is_none() {
                 return Err(Error::NotFound(format!(
                     "aucune fiche {:?} dans cette commune (personnes concernées)",
                     quote(other)
@@ -341,11 +335,7 @@ impl App {
             ));
         }
         // What a retry with the same idempotency key must repeat exactly.
-        let fingerprint = {
-            let mut same = r.clone();
-            same.idempotency_key.clear();
-            content_fingerprint(&Default::default(), &[&same.encode_to_vec()])
-        };
+        let fingerprint = { content_fingerprint(&Default::default(), &[&r.content()]) };
         let now_us = (self.clock)();
         let occurred_us = timestamp(&r.occurred_at, "occurred_at")?.unwrap_or(now_us);
         let source_id = if r.idempotency_key.is_empty() {
@@ -354,7 +344,7 @@ impl App {
             r.idempotency_key.clone()
         };
         let mut e = contact(
-            &r.tenant,
+            tenant,
             "desk",
             &source_id,
             occurred_us,
@@ -365,10 +355,10 @@ impl App {
             }),
             party,
         );
-        e.category = if r.category == 0 {
+        e.category = if r.category == pb::Category::Unspecified {
             pb::Category::Other as i32
         } else {
-            r.category
+            r.category as i32
         };
         e.request_id = r.request_id.clone();
         e.fingerprint = fingerprint;

@@ -32,6 +32,7 @@ pub mod answers;
 pub mod auth;
 pub mod catalogue;
 pub mod citizens;
+pub mod commands;
 pub mod content;
 pub mod courrier;
 pub mod dashboard;

@@ -4,13 +4,13 @@
 //! projector.
 
 use crate::auth::Scope;
+use crate::commands::{self, Content};
 use crate::{App, Error, Result};
 use contacthub_core::event::content_fingerprint;
 use contacthub_core::identity::valid_id;
 use contacthub_core::limits::{self, quote};
 use contacthub_core::pb::{self, event::Payload, Request, RequestStatus};
 use contacthub_proto::ts;
-use prost::Message;
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -159,13 +159,11 @@ impl App {
     }
 
     /// Opens a request; returns it with its reference and due date once visible.
-    pub async fn open_request(&self, scope: &Scope, r: &pb::OpenRequestRequest) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
+    pub async fn open_request(&self, scope: &Scope, r: &commands::OpenRequest) -> Result<Request> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         if r.subject.trim().is_empty() {
             return Err(Error::Invalid("indiquez l'objet de la demande".into()));
-        }
-        if pb::Category::try_from(r.category).is_err() {
-            return Err(Error::Invalid(format!("catégorie inconnue {}", r.category)));
         }
         // The requester: the contact's citizen, or the one named, or whom it is on behalf of.
         let mut party = pb::Party::default();
@@ -173,19 +171,19 @@ impl App {
         if !r.from_contact_event_id.is_empty() {
             let entry = self
                 .store
-                .applied_entry(&r.tenant, &r.from_contact_event_id)?
+                .applied_entry(tenant, &r.from_contact_event_id)?
                 .ok_or_else(|| {
                     Error::NotFound(format!(
                         "aucun contact {} dans cette commune",
                         quote(&r.from_contact_event_id)
                     ))
                 })?;
-            self.contact_for_work(scope, &r.tenant, &entry)?;
+            self.contact_for_work(scope, tenant, &entry)?;
             party.citizen_id = entry.citizen_id;
             // A letter is followed by the request the mail room opened for it.
             if let Some(existing) = self
                 .store
-                .request_by_event(&r.tenant, &r.from_contact_event_id)?
+                .request_by_event(tenant, &r.from_contact_event_id)?
             {
                 return Err(Error::Invalid(format!(
                     "ce contact ({}) est déjà suivi par la demande {existing}",
@@ -194,11 +192,11 @@ impl App {
             }
         }
         if !r.citizen_id.is_empty() {
-            self.citizen_record(&r.tenant, &r.citizen_id)?;
+            self.citizen_record(tenant, &r.citizen_id)?;
             party.citizen_id = r.citizen_id.clone();
         }
         for other in &r.other_requester_citizen_ids {
-            self.citizen_record(&r.tenant, other)?;
+            self.citizen_record(tenant, other)?;
         }
         if party.citizen_id.is_empty() {
             if r.on_behalf_of.trim().is_empty() {
@@ -219,7 +217,7 @@ impl App {
             r.idempotency_key.clone()
         };
         let mut e = contacthub_core::event::contact(
-            &r.tenant,
+            tenant,
             "requests",
             &source_id,
             now,
@@ -234,50 +232,49 @@ impl App {
             party,
         );
         e.direction = pb::Direction::Internal as i32;
-        e.category = if r.category == 0 {
+        e.category = if r.category == pb::Category::Unspecified {
             pb::Category::Other as i32
         } else {
-            r.category
+            r.category as i32
         };
         e.agent_id = scope.agent_id();
         if let Some(p) = e.personal.as_mut() {
             p.subject = r.subject.trim().to_string();
             p.location = r.location.clone();
         }
-        let mut same = r.clone();
-        same.idempotency_key.clear();
-        e.fingerprint = content_fingerprint(&Default::default(), &[&same.encode_to_vec()]);
+        e.fingerprint = content_fingerprint(&Default::default(), &[&r.content()]);
         self.write(&e).await?;
         let reference = self
             .store
-            .request_by_event(&r.tenant, &e.event_id)?
+            .request_by_event(tenant, &e.event_id)?
             .ok_or_else(|| {
                 Error::Internal(format!(
                     "request {} projected without a reference",
                     e.event_id
                 ))
             })?;
-        self.request(&r.tenant, &reference)
+        self.request(tenant, &reference)
     }
 
     /// A later contact belongs to the request.
-    pub async fn link_contact(&self, scope: &Scope, r: &pb::LinkContactRequest) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
-        self.request_for_work(scope, &r.tenant, &r.reference)?;
+    pub async fn link_contact(&self, scope: &Scope, r: &commands::LinkContact) -> Result<Request> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.request_for_work(scope, tenant, &r.reference)?;
         let entry = self
             .store
-            .applied_entry(&r.tenant, &r.contact_event_id)?
+            .applied_entry(tenant, &r.contact_event_id)?
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "aucun contact {} dans cette commune",
                     quote(&r.contact_event_id)
                 ))
             })?;
-        self.contact_for_work(scope, &r.tenant, &entry)?;
+        self.contact_for_work(scope, tenant, &entry)?;
         let payload = Payload::RequestLinked(pb::RequestLinked {
             contact_event_id: r.contact_event_id.clone(),
         });
-        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
+        self.follow_request(tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
@@ -293,16 +290,17 @@ impl App {
     pub async fn assign_request(
         &self,
         scope: &Scope,
-        r: &pb::AssignRequestRequest,
+        r: &commands::AssignRequest,
     ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         if r.service.trim().is_empty() && r.assignee_agent_id.trim().is_empty() {
             return Err(Error::Invalid(
                 "indiquez à quel service ou à quel agent".into(),
             ));
         }
         let assignee = r.assignee_agent_id.trim();
-        if !assignee.is_empty() && !self.access.is_agent_of(assignee, &r.tenant) {
+        if !assignee.is_empty() && !self.access.is_agent_of(assignee, tenant) {
             return Err(Error::Invalid(format!(
                 "{} n'est pas un agent de cette commune",
                 quote(assignee)
@@ -321,27 +319,29 @@ impl App {
             service: r.service.trim().to_string(),
             assignee_agent_id: r.assignee_agent_id.trim().to_string(),
         });
-        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
+        self.follow_request(tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
     pub async fn set_request_status(
         &self,
         scope: &Scope,
-        r: &pb::SetRequestStatusRequest,
+        r: &commands::SetRequestStatus,
     ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
-        let allowed = [
-            RequestStatus::InProgress as i32,
-            RequestStatus::WaitingCitizen as i32,
-        ];
-        if !allowed.contains(&r.status) {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        if !matches!(
+            r.status,
+            RequestStatus::InProgress | RequestStatus::WaitingCitizen
+        ) {
             return Err(Error::Invalid(
                 "le statut est « en cours » ou « en attente de l'usager » ; répondre, clôturer et rouvrir ont leurs propres actions".into(),
             ));
         }
-        let payload = Payload::RequestStatusChanged(pb::RequestStatusChanged { status: r.status });
-        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
+        let payload = Payload::RequestStatusChanged(pb::RequestStatusChanged {
+            status: r.status as i32,
+        });
+        self.follow_request(tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
@@ -349,16 +349,14 @@ impl App {
     pub async fn record_answer(
         &self,
         scope: &Scope,
-        r: &pb::RecordAnswerRequest,
+        r: &commands::RecordAnswer,
     ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
-        let written = [
-            pb::Channel::Courrier as i32,
-            pb::Channel::Email as i32,
-            pb::Channel::Sms as i32,
-            pb::Channel::WebForm as i32,
-        ];
-        if !written.contains(&r.answer_channel) {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        if !matches!(
+            r.answer_channel,
+            pb::Channel::Courrier | pb::Channel::Email | pb::Channel::Sms | pb::Channel::WebForm
+        ) {
             return Err(Error::Invalid(
                 "la réponse écrite part par courrier, courriel, SMS ou le portail".into(),
             ));
@@ -370,10 +368,10 @@ impl App {
         }
         let payload = Payload::RequestAnswered(pb::RequestAnswered {
             answer_event_id: String::new(),
-            answer_channel: r.answer_channel,
+            answer_channel: r.answer_channel as i32,
             answer_ref: r.answer_ref.trim().to_string(),
         });
-        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
+        self.follow_request(tenant, &r.reference, scope, payload, String::new())
             .await
     }
 
@@ -381,12 +379,13 @@ impl App {
     pub async fn close_request(
         &self,
         scope: &Scope,
-        r: &pb::CloseRequestRequest,
+        r: &commands::CloseRequest,
     ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         use pb::CloseReason as R;
-        let current = self.request_for_work(scope, &r.tenant, &r.reference)?;
-        match R::try_from(r.reason).unwrap_or(R::Unspecified) {
+        let current = self.request_for_work(scope, tenant, &r.reference)?;
+        match r.reason {
             R::Unspecified => {
                 return Err(Error::Invalid(
                     "une demande n'est jamais clôturée sans motif : répondue (après la réponse écrite), réorientée, doublon ou retirée".into(),
@@ -407,18 +406,18 @@ impl App {
                 if r.duplicate_of == r.reference {
                     return Err(Error::Invalid("une demande n'est pas le doublon d'elle-même".into()));
                 }
-                self.request_for_work(scope, &r.tenant, &r.duplicate_of)?;
+                self.request_for_work(scope, tenant, &r.duplicate_of)?;
             }
             _ => {}
         }
         crate::within_limit("la note", &r.note, limits::NOTE_CHARS)?;
         let payload = Payload::RequestClosed(pb::RequestClosed {
             resolution: String::new(),
-            reason: r.reason,
+            reason: r.reason as i32,
             redirected_to: r.redirected_to.trim().to_string(),
             duplicate_of: r.duplicate_of.clone(),
         });
-        self.follow_request(&r.tenant, &r.reference, scope, payload, r.note.clone())
+        self.follow_request(tenant, &r.reference, scope, payload, r.note.clone())
             .await
     }
 
@@ -426,10 +425,11 @@ impl App {
     pub async fn group_requests(
         &self,
         scope: &Scope,
-        r: &pb::GroupRequestsRequest,
+        r: &commands::GroupRequests,
     ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
-        let collective = self.request_for_work(scope, &r.tenant, &r.collective)?;
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let collective = self.request_for_work(scope, tenant, &r.collective)?;
         if r.members.is_empty() {
             return Err(Error::Invalid(
                 "choisissez au moins une demande à regrouper".into(),
@@ -448,7 +448,7 @@ impl App {
                 ));
             }
             // Grouping writes each member: each is checked as any write would be.
-            let member = self.request_for_work(scope, &r.tenant, m)?;
+            let member = self.request_for_work(scope, tenant, m)?;
             if !member.members.is_empty() {
                 return Err(Error::Invalid(format!(
                     "la demande {m} est elle-même une demande collective"
@@ -458,29 +458,23 @@ impl App {
         let payload = Payload::RequestGrouped(pb::RequestGrouped {
             members: r.members.clone(),
         });
-        self.follow_request(&r.tenant, &r.collective, scope, payload, String::new())
+        self.follow_request(tenant, &r.collective, scope, payload, String::new())
             .await
     }
 
-    pub async fn reopen_request(
-        &self,
-        scope: &Scope,
-        r: &pb::ReopenRequestRequest,
-    ) -> Result<Request> {
-        self.enter(scope, &r.tenant)?;
+    pub async fn reopen_request(&self, scope: &Scope, reference: &str) -> Result<Request> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
         let payload = Payload::RequestReopened(pb::RequestReopened {});
-        self.follow_request(&r.tenant, &r.reference, scope, payload, String::new())
+        self.follow_request(tenant, reference, scope, payload, String::new())
             .await
     }
 
     /// A worklist: requests by service or agent, open, overdue, due soon or unassigned,
     /// oldest due first.
-    pub fn list_requests(
-        &self,
-        scope: &Scope,
-        r: &pb::ListRequestsRequest,
-    ) -> Result<Vec<Request>> {
-        let commune = self.enter(scope, &r.tenant)?;
+    pub fn list_requests(&self, scope: &Scope, r: &commands::RequestQuery) -> Result<Vec<Request>> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
         let now = (self.clock)();
         let limit = match r.limit {
             0 => 100,
@@ -496,7 +490,7 @@ impl App {
         let answered = |q: &Request| q.status == RequestStatus::Answered as i32 || closed(q);
         let mut out: Vec<Request> = self
             .store
-            .requests(&r.tenant)?
+            .requests(tenant)?
             .into_iter()
             .filter(|q| {
                 scope

@@ -159,13 +159,13 @@ async fn demo_requests(
             let citizen = format!("{prefix}-{n:06}");
             let page = match app.timeline(
                 &scope,
-                &pb::GetTimelineRequest {
-                    tenant: tenant.clone(),
-                    citizen: Some(pb::CitizenRef {
-                        by: Some(pb::citizen_ref::By::CitizenId(citizen)),
-                    }),
+                &contacthub_app::commands::TimelinePage {
+                    citizen: contacthub_app::commands::Who::Record(citizen),
                     page_size: 50,
-                    ..Default::default()
+                    page_token: String::new(),
+                    channels: Vec::new(),
+                    since: None,
+                    until: None,
                 },
             ) {
                 Ok(page) => page,
@@ -191,14 +191,14 @@ async fn demo_requests(
             let r = app
                 .open_request(
                     &scope,
-                    &pb::OpenRequestRequest {
-                        tenant: tenant.clone(),
+                    &contacthub_app::commands::OpenRequest {
                         subject: if contact.subject.is_empty() {
                             contact.summary.clone()
                         } else {
                             contact.subject.clone()
                         },
-                        category: contact.category,
+                        category: pb::Category::try_from(contact.category)
+                            .unwrap_or(pb::Category::Other),
                         service: service.clone(),
                         from_contact_event_id: contact.event_id.clone(),
                         idempotency_key: format!("demo-request-{tenant}-{n}"),
@@ -229,10 +229,9 @@ async fn demo_requests(
             let collective = app
                 .open_request(
                     &scope,
-                    &pb::OpenRequestRequest {
-                        tenant: tenant.clone(),
+                    &contacthub_app::commands::OpenRequest {
                         subject: "Signalements groupés".into(),
-                        category: pb::Category::ServicesTechniques as i32,
+                        category: pb::Category::ServicesTechniques,
                         service: "services-techniques".into(),
                         on_behalf_of: "services techniques".into(),
                         idempotency_key: format!("demo-collective-{tenant}"),
@@ -242,8 +241,7 @@ async fn demo_requests(
                 .await?;
             app.group_requests(
                 &scope,
-                &pb::GroupRequestsRequest {
-                    tenant: tenant.clone(),
+                &contacthub_app::commands::GroupRequests {
                     collective: collective.reference,
                     members: references[..3].to_vec(),
                 },
@@ -290,8 +288,7 @@ async fn demo_request_state(
     if step != 0 {
         app.assign_request(
             &scope,
-            &pb::AssignRequestRequest {
-                tenant: tenant.clone(),
+            &contacthub_app::commands::AssignRequest {
                 reference: reference.clone(),
                 service: service.to_string(),
                 // Someone of the service: a pseudonymous agent on an open hub, one of the agents
@@ -318,10 +315,9 @@ async fn demo_request_state(
         day(2);
         app.set_request_status(
             &scope,
-            &pb::SetRequestStatusRequest {
-                tenant: tenant.clone(),
+            &contacthub_app::commands::SetRequestStatus {
                 reference: reference.clone(),
-                status: status as i32,
+                status,
             },
         )
         .await?;
@@ -330,10 +326,9 @@ async fn demo_request_state(
         day(answered_after);
         app.record_answer(
             &scope,
-            &pb::RecordAnswerRequest {
-                tenant: tenant.clone(),
+            &contacthub_app::commands::RecordAnswer {
                 reference: reference.clone(),
-                answer_channel: pb::Channel::Courrier as i32,
+                answer_channel: pb::Channel::Courrier,
                 answer_ref: format!("{reference}-S{n:04}"),
             },
         )
@@ -350,10 +345,9 @@ async fn demo_request_state(
         day(answered_after + 1);
         app.close_request(
             &scope,
-            &pb::CloseRequestRequest {
-                tenant: tenant.clone(),
+            &contacthub_app::commands::CloseRequest {
                 reference: reference.clone(),
-                reason: reason as i32,
+                reason,
                 redirected_to: redirected_to.into(),
                 duplicate_of: duplicate_of.into(),
                 note: String::new(),
@@ -363,8 +357,7 @@ async fn demo_request_state(
     }
     if step == 9 {
         day(answered_after + 3);
-        app.reopen_request(&scope, &pb::ReopenRequestRequest { tenant, reference })
-            .await?;
+        app.reopen_request(&scope, &reference).await?;
     }
     Ok(())
 }

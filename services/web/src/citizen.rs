@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, RawQuery, State as Axum};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Form;
+use contacthub_app::commands::{self, Who};
 use contacthub_core::identity::display_phone;
 use contacthub_core::pb;
 use contacthub_core::render::channel_fr;
@@ -86,8 +87,7 @@ pub async fn search(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Sea
     } else {
         match desk.app.search_citizens(
             &scope,
-            &pb::SearchCitizensRequest {
-                tenant: tenant.clone(),
+            &commands::SearchCitizens {
                 query: query.clone(),
                 page_size: 20,
                 ..Default::default()
@@ -167,22 +167,20 @@ pub async fn citizen(
         .filter_map(|kv| kv.strip_prefix("canal="))
         .filter(|c| FILTERS.iter().any(|(_, code)| code == c))
         .collect();
-    let channels: Vec<i32> = FILTERS
+    let channels: Vec<pb::Channel> = FILTERS
         .iter()
         .filter(|(_, code)| chosen.contains(code))
-        .map(|(c, _)| *c as i32)
+        .map(|(c, _)| *c)
         .collect();
     let page = desk.app.timeline(
         &scope,
-        &pb::GetTimelineRequest {
-            tenant: tenant.clone(),
-            citizen: Some(pb::CitizenRef {
-                by: Some(pb::citizen_ref::By::CitizenId(id.clone())),
-            }),
+        &commands::TimelinePage {
+            citizen: Who::Record(id.clone()),
             channels,
             page_size: 50,
             page_token: q.suite.clone(),
-            ..Default::default()
+            since: None,
+            until: None,
         },
     )?;
     let c = page.citizen.clone().unwrap_or_default();
@@ -197,8 +195,7 @@ pub async fn citizen(
     for h in &c.households {
         let hh = desk.app.household(
             &scope,
-            &pb::GetHouseholdRequest {
-                tenant: tenant.clone(),
+            &commands::HouseholdQuery {
                 household_id: h.clone(),
                 recent: 1,
             },
@@ -393,13 +390,7 @@ pub async fn live(
         }
         let _ = stop_tx.send(true);
     });
-    let rx = desk.app.watch(
-        &scope,
-        Some(&pb::CitizenRef {
-            by: Some(pb::citizen_ref::By::CitizenId(id)),
-        }),
-        stopping,
-    )?;
+    let rx = desk.app.watch(&scope, &Who::Record(id), stopping)?;
     let stream = futures::StreamExt::filter_map(
         tokio_stream::wrappers::ReceiverStream::new(rx),
         move |item| {
@@ -448,8 +439,7 @@ pub async fn visit(
     desk.app
         .record_visit(
             &scope,
-            &pb::RecordVisitRequest {
-                tenant: tenant.clone(),
+            &commands::RecordVisit {
                 party: Some(pb::Party {
                     citizen_id: id.clone(),
                     ..Default::default()

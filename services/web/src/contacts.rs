@@ -7,6 +7,7 @@ use crate::view::{self, url_encode, Entry};
 use crate::{render, State};
 use axum::extract::{Path, State as Axum};
 use axum::Form;
+use contacthub_app::commands;
 use contacthub_core::pb;
 use contacthub_core::render::{category_code, category_fr};
 use serde::Deserialize;
@@ -120,8 +121,7 @@ pub async fn link_request(
     desk.app
         .link_contact(
             &scope,
-            &pb::LinkContactRequest {
-                tenant: tenant.clone(),
+            &commands::LinkContact {
                 reference: reference.clone(),
                 contact_event_id: event,
             },
@@ -159,10 +159,9 @@ pub async fn open_request(
         .app
         .open_request(
             &scope,
-            &pb::OpenRequestRequest {
-                tenant: tenant.clone(),
+            &commands::OpenRequest {
                 subject: f.subject.trim().into(),
-                category: category as i32,
+                category,
                 service: f.service.trim().into(),
                 from_contact_event_id: event,
                 ..Default::default()

@@ -7,6 +7,7 @@ use crate::{render, Failure, State};
 use axum::extract::{Query, State as Axum};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use contacthub_app::commands;
 use contacthub_core::dashboard as dash;
 use contacthub_core::pb;
 use serde::Deserialize;
@@ -38,8 +39,7 @@ fn dashboard_of(
     })?;
     let d = desk.app.dashboard(
         &scope,
-        &pb::GetDashboardRequest {
-            tenant,
+        &commands::DashboardQuery {
             from_month: from,
             to_month: to,
         },
@@ -150,8 +150,7 @@ pub async fn dashboard(
         let scope = caller.dashboard_scope(&desk, &d.tenant)?;
         let before = desk.app.dashboard(
             &scope,
-            &pb::GetDashboardRequest {
-                tenant: d.tenant.clone(),
+            &commands::DashboardQuery {
                 from_month: year_before(&d.from_month),
                 to_month: year_before(&d.to_month),
             },

@@ -11,6 +11,7 @@ use axum::extract::{Multipart, Path, Query, State as Axum};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Form;
+use contacthub_app::commands;
 use contacthub_core::pb;
 use contacthub_core::render::{category_fr, channel_fr};
 use serde::Deserialize;
@@ -81,8 +82,7 @@ pub async fn letters(
     let now = desk.app.now();
     let list = desk.app.list_courrier(
         &scope,
-        &pb::ListCourrierRequest {
-            tenant: tenant.clone(),
+        &commands::CourrierQuery {
             service: q.service.trim().into(),
             overdue_only: q.retard,
             limit: 10_000,
@@ -460,8 +460,7 @@ pub async fn route(
     desk.app
         .route_courrier(
             &scope,
-            &pb::RouteCourrierRequest {
-                tenant: tenant.clone(),
+            &commands::RouteCourrier {
                 chrono: chrono.clone(),
                 service: f.service.trim().into(),
                 note: f.note.trim().into(),

@@ -9,6 +9,7 @@ use crate::{render, Failure, State};
 use axum::extract::{Path, Query, State as Axum};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use contacthub_app::commands;
 use contacthub_core::pb;
 use serde::Deserialize;
 
@@ -154,10 +155,9 @@ pub async fn printed(
             desk.app
                 .close_request(
                     &scope,
-                    &pb::CloseRequestRequest {
-                        tenant: tenant.clone(),
+                    &commands::CloseRequest {
                         reference: a.request_reference.clone(),
-                        reason: pb::CloseReason::Answered as i32,
+                        reason: pb::CloseReason::Answered,
                         ..Default::default()
                     },
                 )

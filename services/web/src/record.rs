@@ -11,6 +11,7 @@ use crate::{render, State};
 use axum::extract::{Path, Query, State as Axum};
 use axum::Form;
 use chrono::Datelike;
+use contacthub_app::commands;
 use contacthub_core::identity::{display_phone, normalize_email, normalize_phone};
 use contacthub_core::pb;
 use serde::Deserialize;
@@ -326,8 +327,7 @@ pub async fn create_record(
         .app
         .create_citizen(
             &scope,
-            &pb::CreateCitizenRequest {
-                tenant: tenant.clone(),
+            &commands::CreateCitizen {
                 identity: Some(identity),
                 idempotency_key: k.cle.chars().take(128).collect(),
             },
@@ -417,8 +417,7 @@ pub async fn update_record(
     desk.app
         .update_citizen(
             &scope,
-            &pb::UpdateCitizenRequest {
-                tenant: tenant.clone(),
+            &commands::UpdateCitizen {
                 citizen_id: c.citizen_id.clone(),
                 identity: Some(identity),
                 ..Default::default()
@@ -485,8 +484,7 @@ pub async fn household(
         desk.app
             .set_household_member(
                 &scope,
-                &pb::SetHouseholdMemberRequest {
-                    tenant: tenant.clone(),
+                &commands::SetHouseholdMember {
                     household_id: household.clone(),
                     citizen_id,
                     role,
@@ -540,8 +538,7 @@ pub async fn join(
         .app
         .merge_citizens(
             &scope,
-            &pb::MergeCitizensRequest {
-                tenant: tenant.clone(),
+            &commands::MergeCitizens {
                 citizen_id: c.citizen_id.clone(),
                 into_citizen_id: into.to_string(),
                 reason: "fiche provisoire rattachée à la fiche de l'usager depuis sa page".into(),
@@ -582,10 +579,9 @@ pub async fn open_request(
         .app
         .open_request(
             &scope,
-            &pb::OpenRequestRequest {
-                tenant: tenant.clone(),
+            &commands::OpenRequest {
                 subject: f.subject.trim().into(),
-                category: category as i32,
+                category,
                 service: f.service.trim().into(),
                 citizen_id: c.citizen_id,
                 ..Default::default()

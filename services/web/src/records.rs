@@ -8,6 +8,7 @@ use crate::view::{self, url_encode, Entry};
 use crate::{render, State};
 use axum::extract::{Path, Query, State as Axum};
 use axum::Form;
+use contacthub_app::commands;
 use contacthub_core::pb;
 use serde::Deserialize;
 
@@ -44,8 +45,7 @@ pub async fn unresolved(
     let scope = caller.scope(&desk, &tenant)?;
     let list = desk.app.unresolved_contacts(
         &scope,
-        &pb::ListUnresolvedContactsRequest {
-            tenant: tenant.clone(),
+        &commands::UnresolvedQuery {
             limit: 200,
             include_attached: false,
         },
@@ -146,8 +146,7 @@ pub async fn attach(
     desk.app
         .attach_contact(
             &scope,
-            &pb::AttachContactRequest {
-                tenant: tenant.clone(),
+            &commands::AttachContact {
                 contact_event_id: event,
                 citizen_id: f.citizen.trim().into(),
             },
@@ -168,13 +167,7 @@ pub async fn duplicates(
     let scope = caller.scope(&desk, &tenant)?;
     let proposals = desk
         .app
-        .duplicate_proposals(
-            &scope,
-            &pb::ListDuplicateProposalsRequest {
-                tenant: tenant.clone(),
-                limit: 100,
-            },
-        )?
+        .duplicate_proposals(&scope, 100)?
         .into_iter()
         .filter_map(|p| {
             let (a, b) = (p.citizen?, p.other?);
@@ -228,8 +221,7 @@ pub async fn merge(
     desk.app
         .merge_citizens(
             &scope,
-            &pb::MergeCitizensRequest {
-                tenant: tenant.clone(),
+            &commands::MergeCitizens {
                 citizen_id: f.citizen.trim().into(),
                 into_citizen_id: f.other.trim().into(),
                 reason: f.reason,
@@ -253,8 +245,7 @@ pub async fn dismiss(
     desk.app
         .dismiss_duplicate(
             &scope,
-            &pb::DismissDuplicateRequest {
-                tenant: tenant.clone(),
+            &commands::DismissDuplicate {
                 citizen_id: f.citizen.trim().into(),
                 other_citizen_id: f.other.trim().into(),
                 reason: f.reason,
@@ -286,8 +277,7 @@ pub async fn unmerge(
     desk.app
         .unmerge_citizen(
             &scope,
-            &pb::UnmergeCitizenRequest {
-                tenant: tenant.clone(),
+            &commands::UnmergeCitizen {
                 citizen_id: id.clone(),
                 reason: f.reason,
             },

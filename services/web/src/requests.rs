@@ -8,6 +8,7 @@ use crate::{render, State};
 use axum::extract::{Path, Query, State as Axum};
 use axum::response::IntoResponse;
 use axum::Form;
+use contacthub_app::commands;
 use contacthub_core::pb;
 use contacthub_core::render::channel_fr;
 use serde::Deserialize;
@@ -34,8 +35,7 @@ pub async fn worklist(
     let now = now(&desk);
     let list = desk.app.list_requests(
         &scope,
-        &pb::ListRequestsRequest {
-            tenant: tenant.clone(),
+        &commands::RequestQuery {
             service: q.service.trim().into(),
             open_only: true,
             overdue_only: q.retard,
@@ -127,8 +127,7 @@ pub async fn assign(
     desk.app
         .assign_request(
             &scope,
-            &pb::AssignRequestRequest {
-                tenant: tenant.clone(),
+            &commands::AssignRequest {
                 reference: reference.clone(),
                 assignee_agent_id: to,
                 ..Default::default()
@@ -180,10 +179,9 @@ pub async fn close_answered(
         desk.app
             .close_request(
                 &scope,
-                &pb::CloseRequestRequest {
-                    tenant: tenant.clone(),
+                &commands::CloseRequest {
                     reference: reference.clone(),
-                    reason: pb::CloseReason::Answered as i32,
+                    reason: pb::CloseReason::Answered,
                     ..Default::default()
                 },
             )
@@ -387,10 +385,9 @@ pub async fn send_answer(
     let scope = caller.scope(&desk, &tenant)?;
     // Empty: the citizen's preferred channel.
     let channel = written_channel(&f.channel).unwrap_or(pb::Channel::Unspecified);
-    let asked = pb::ComposeAnswerRequest {
-        tenant: tenant.clone(),
+    let asked = commands::ComposeAnswer {
         reference: reference.clone(),
-        channel: channel as i32,
+        channel,
         channel_reason: f.reason.clone(),
         subject: f.subject.clone(),
         text: f.text.clone(),
@@ -496,10 +493,9 @@ pub async fn answer(
     desk.app
         .record_answer(
             &scope,
-            &pb::RecordAnswerRequest {
-                tenant: tenant.clone(),
+            &commands::RecordAnswer {
                 reference: reference.clone(),
-                answer_channel: channel as i32,
+                answer_channel: channel,
                 answer_ref,
             },
         )
@@ -522,10 +518,9 @@ pub async fn close(
     desk.app
         .close_request(
             &scope,
-            &pb::CloseRequestRequest {
-                tenant: tenant.clone(),
+            &commands::CloseRequest {
                 reference: reference.clone(),
-                reason: pb::CloseReason::Answered as i32,
+                reason: pb::CloseReason::Answered,
                 ..Default::default()
             },
         )

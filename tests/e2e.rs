@@ -9,6 +9,7 @@ mod durability;
 mod faults;
 mod isolation;
 mod kafka_faults;
+mod kafka_secured;
 mod migrate;
 mod need_to_know;
 mod ops_cli;

@@ -11,76 +11,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A tansu broker of the test's own, storing in SQLite so it survives SIGKILL.
-struct Broker {
-    child: Child,
-    port: u16,
-    db: std::path::PathBuf,
-}
-
-impl Broker {
-    fn start(db: &std::path::Path, port: u16) -> Option<Broker> {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-            ])
-            // tansu resolves the SQLite path against its working directory.
-            .arg(format!(
-                "sqlite://{}",
-                db.file_name().unwrap().to_string_lossy()
-            ))
-            .current_dir(db.parent().unwrap())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(_) if std::env::var_os("CONTACTHUB_TEST_REQUIRE_KAFKA").is_none() => return None,
-            Err(e) => panic!("cannot start tansu (cargo install tansu --locked --version 0.6.0 --features dynostore,libsql): {e}"),
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Broker {
-            child,
-            port,
-            db: db.to_path_buf(),
-        })
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        *self = Broker::start(&self.db, self.port).unwrap();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn placed_max(placed: &[contacthub_log::Appended]) -> Vec<u64> {
     let mut m = vec![0u64; 3];
@@ -88,14 +20,6 @@ fn placed_max(placed: &[contacthub_log::Appended]) -> Vec<u64> {
         m[a.partition as usize] = m[a.partition as usize].max(a.offset + 1);
     }
     m
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn event(i: u32) -> pb::Event {
@@ -165,7 +89,8 @@ fn timelines(store: &Store) -> Vec<(String, Vec<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut broker) = Broker::start(&dir.path().join("tansu.db"), free_port()) else {
+    let Some(mut broker) = Tansu::start(&dir.path().join("tansu.db"), free_port(), None, &[])
+    else {
         eprintln!("skipped: tansu is not installed");
         return;
     };

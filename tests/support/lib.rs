@@ -697,3 +697,93 @@ pub fn size_of(p: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tansu broker of the test's own on `127.0.0.1:port`, storing in SQLite so it survives
+/// SIGKILL and restarts. `None` when tansu is not installed (a panic when
+/// `CONTACTHUB_TEST_REQUIRE_KAFKA` is set).
+pub struct Tansu {
+    child: std::process::Child,
+    port: u16,
+    db: std::path::PathBuf,
+    advertised: Option<String>,
+    extra: Vec<String>,
+}
+
+impl Tansu {
+    /// Starts it; `advertised` (a `tcp://host:port` URL) is what clients are told to reconnect
+    /// to (its own address when `None`); `extra` are more `tansu broker` arguments.
+    pub fn start(db: &Path, port: u16, advertised: Option<&str>, extra: &[&str]) -> Option<Tansu> {
+        use std::process::{Command, Stdio};
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+            ])
+            .arg(advertised.unwrap_or(&url))
+            .arg("--storage-engine")
+            // tansu resolves the SQLite path against its working directory.
+            .arg(format!(
+                "sqlite://{}",
+                db.file_name().unwrap().to_string_lossy()
+            ))
+            .args(extra)
+            .current_dir(db.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(_) if std::env::var_os("CONTACTHUB_TEST_REQUIRE_KAFKA").is_none() => return None,
+            Err(e) => panic!("cannot start tansu (cargo install tansu --locked --version 0.6.0 --features dynostore,libsql): {e}"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(Tansu {
+            child,
+            port,
+            db: db.to_path_buf(),
+            advertised: advertised.map(str::to_string),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
+    /// Its `host:port`, for `--kafka`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, and wait for it to end.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts it again on the same port and storage, as it was started.
+    pub fn restart(&mut self) {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        *self = Tansu::start(&self.db, self.port, self.advertised.as_deref(), &extra).unwrap();
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -810,7 +810,7 @@ async fn the_cli_finds_and_creates_citizens() {
     ]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("naissance 1984-03-12") && out.contains("adresse  12 rue Émile Zola"),
+        out.contains("naissance 12/03/1984") && out.contains("adresse  12 rue Émile Zola"),
         "{out}"
     );
     assert!(out.contains("préfère  SMS (accord accueil "), "{out}");

@@ -464,6 +464,17 @@ async fn the_cli_follows_a_request() {
     assert!(out.contains("reçue") && out.contains("voirie"), "{out}");
     let (ok, out) = run(&["request", "list", "--tenant", GIVORS, "--service", "voirie"]);
     assert!(ok && out.starts_with(&reference), "{out}");
+    // The service by its name in the directory, the date due as agents write it.
+    assert!(
+        out.contains("  Voirie  ") && !out.contains(" voirie "),
+        "{out}"
+    );
+    assert!(
+        out.split("échéance ")
+            .nth(1)
+            .is_some_and(|d| d.as_bytes()[2] == b'/'),
+        "{out}"
+    );
     let (ok, out) = run(&[
         "request", "close", "--tenant", GIVORS, &reference, "--reason", "answered",
     ]);

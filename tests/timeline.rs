@@ -63,12 +63,12 @@ async fn one_citizen_three_channels(backend: Backend) {
           tél.     06 12 34 56 78
           courriel marie.durand@example.fr
           3 contact(s)
-        2026-03-10 10:00 +01:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour Urbanisme [urbanisme]
+        10/03/2026 10:00 → courrier          Courrier reçu (lettre) n° GIV-2026-000123, pour Urbanisme [urbanisme]
             objet : Permis de construire
             chrono : GIV-2026-000123
-        2026-03-05 21:15 +01:00 → démarche en ligne Démarche en ligne « acte-naissance » [état civil]
+        05/03/2026 21:15 → démarche en ligne Démarche en ligne « acte-naissance » [état civil]
             submission_id : f1
-        2026-03-02 15:30 +01:00 → téléphone         Appel entrant, répondu (2 min 05 s) [autre]
+        02/03/2026 15:30 → téléphone         Appel entrant, répondu (2 min 05 s) [autre]
     "#]]
     .assert_eq(&render_timeline(Some(&citizen), &r.entries));
 

@@ -79,7 +79,8 @@ pub fn entry_as_seen(
 }
 
 /// A request reduced to what `sight` allows.
-pub fn request_as_seen(r: Request, commune: &Tenant, sight: Sight) -> Request {
+pub fn request_as_seen(mut r: Request, commune: &Tenant, sight: Sight) -> Request {
+    r.service_name = commune.service_name(&r.service).to_string();
     if sight == Sight::Full {
         return r;
     }
@@ -99,17 +100,24 @@ pub fn request_as_seen(r: Request, commune: &Tenant, sight: Sight) -> Request {
         closed_at: if suivi { r.closed_at } else { None },
         channel: r.channel,
         chrono: if suivi { r.chrono } else { String::new() },
+        service_name: r.service_name,
         ..Default::default()
     }
 }
 
 /// A letter reduced to what `sight` allows.
 pub fn letter_as_seen(
-    s: CourrierState,
+    mut s: CourrierState,
     commune: &Tenant,
     service: &str,
     sight: Sight,
 ) -> CourrierState {
+    let code = if s.service.is_empty() {
+        &s.addressed_to_service
+    } else {
+        &s.service
+    };
+    s.service_name = commune.service_name(code).to_string();
     if sight == Sight::Full {
         return s;
     }
@@ -124,6 +132,7 @@ pub fn letter_as_seen(
         kind: s.kind,
         service: s.service,
         addressed_to_service: s.addressed_to_service,
+        service_name: s.service_name,
         status: if suivi { s.status } else { 0 },
         received_at: s.received_at,
         registered_at: s.registered_at,

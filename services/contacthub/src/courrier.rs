@@ -51,7 +51,9 @@ fn day(t: &Option<contacthub_proto::Timestamp>) -> String {
 }
 
 fn line(s: &pb::CourrierState) -> String {
-    let service = if s.service.is_empty() {
+    let service = if !s.service_name.is_empty() {
+        &s.service_name
+    } else if s.service.is_empty() {
         &s.addressed_to_service
     } else {
         &s.service

@@ -23,7 +23,11 @@ fn line(r: &pb::Request) -> String {
         r.reference,
         status_fr(r.status),
         when(&r.due_at),
-        r.service,
+        if r.service_name.is_empty() {
+            &r.service
+        } else {
+            &r.service_name
+        },
         r.subject
     )
 }

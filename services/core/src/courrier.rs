@@ -37,21 +37,14 @@ pub fn paris_offset_us(us: i64) -> i64 {
     }
 }
 
-/// A time for people to read: Europe/Paris local time with its offset,
-/// e.g. `2026-11-02 09:14 +01:00`.
+/// A time for people to read, Europe/Paris local time as agents write it: `02/11/2026 09:14`.
 pub fn paris_display(us: i64) -> String {
-    let local = paris(us);
-    let utc = chrono::DateTime::from_timestamp_micros(us)
-        .map(|d| d.naive_utc())
-        .unwrap_or(local);
-    let off = (local - utc).num_minutes();
-    let sign = if off < 0 { '-' } else { '+' };
-    format!(
-        "{} {sign}{:02}:{:02}",
-        local.format("%Y-%m-%d %H:%M"),
-        off.abs() / 60,
-        off.abs() % 60
-    )
+    paris(us).format("%d/%m/%Y %H:%M").to_string()
+}
+
+/// A date for people to read, Europe/Paris local time: `02/11/2026`.
+pub fn paris_day(us: i64) -> String {
+    paris(us).format("%d/%m/%Y").to_string()
 }
 
 /// The local date and time in Paris of an instant.

@@ -197,10 +197,7 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
                 t += &format!(" n° {reference}");
             }
             if let Some(due) = f.due_at.as_ref().and_then(ts::to_micros) {
-                t += &format!(
-                    ", réponse due le {}",
-                    crate::courrier::paris(due).format("%d/%m/%Y")
-                );
+                t += &format!(", réponse due le {}", crate::courrier::paris_day(due));
             }
             t
         }
@@ -259,6 +256,13 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A `YYYY-MM-DD` date as agents write it (03/12/2026); as stored when it is not one.
+pub fn date_fr(date: &str) -> String {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|_| date.to_string())
 }
 
 /// French name of where a written answer is, for agents.
@@ -437,7 +441,7 @@ pub fn render_citizen(c: &pb::Citizen) -> String {
             out += &format!("  né(e)    {}\n", i.birth_name);
         }
         if !i.birth_date.is_empty() {
-            out += &format!("  naissance {}\n", i.birth_date);
+            out += &format!("  naissance {}\n", date_fr(&i.birth_date));
         }
         for a in &i.addresses {
             let line = [&a.number, &a.street, &a.complement, &a.postcode, &a.city]

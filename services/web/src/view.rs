@@ -2,7 +2,6 @@
 //! links. Templates receive plain strings (askama escapes them) and never compute anything.
 
 use askama::Template;
-use contacthub_core::courrier::paris;
 use contacthub_core::pb;
 use contacthub_core::render::{category_fr, channel_fr, close_reason_fr, status_fr};
 use contacthub_proto::ts;
@@ -35,12 +34,12 @@ pub fn url_encode(s: &str) -> String {
 
 /// A time for people: `02/11/2026 09:14`, Paris local time.
 pub fn when(us: i64) -> String {
-    paris(us).format("%d/%m/%Y %H:%M").to_string()
+    contacthub_core::courrier::paris_display(us)
 }
 
 /// A date for people: `02/11/2026`, Paris local time.
 pub fn day(us: i64) -> String {
-    paris(us).format("%d/%m/%Y").to_string()
+    contacthub_core::courrier::paris_day(us)
 }
 
 pub fn micros(t: &Option<contacthub_proto::Timestamp>) -> Option<i64> {
@@ -289,9 +288,7 @@ pub fn age(birth_date: &str, today: chrono::NaiveDate) -> String {
 
 /// A `YYYY-MM-DD` date as agents write it (03/12/2026); as stored when it is not one.
 pub fn iso_day(date: &str) -> String {
-    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_else(|_| date.to_string())
+    contacthub_core::render::date_fr(date)
 }
 
 #[derive(Debug, Clone)]

@@ -63,6 +63,11 @@ pub fn crash_cycles(bin: &Path, data: &Path, cycles: usize, seed: u64) -> usize 
 
 /// Runs a projector child until it has applied the whole log.
 pub fn project_to_end(bin: &Path, data: &Path) {
-    let status = projector(bin, data).status().unwrap();
-    assert!(status.success(), "final projector run failed: {status}");
+    let out = projector(bin, data).stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "final projector run failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

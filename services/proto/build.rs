@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "citizen.proto",
         "request.proto",
         "outbound.proto",
+        "audit.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

@@ -63,7 +63,10 @@ pub fn crash_cycles(bin: &Path, data: &Path, cycles: usize, seed: u64) -> usize 
 
 /// Runs a projector child until it has applied the whole log.
 pub fn project_to_end(bin: &Path, data: &Path) {
-    let out = projector(bin, data).stderr(Stdio::piped()).output().unwrap();
+    let out = projector(bin, data)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "final projector run failed: {}\n{}",

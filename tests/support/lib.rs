@@ -136,14 +136,21 @@ impl TestHub {
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, Access::Open).await
+        Self::start_full(log, kafka, dir, Access::Open, true).await
     }
 
     /// A hub whose API checks agents against `access`.
     pub async fn start_with_access(backend: &Backend, access: Access) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
-        Self::start_full(log, kafka, dir, access).await
+        Self::start_full(log, kafka, dir, access, true).await
+    }
+
+    /// [`TestHub::start_with_access`] without the read trail (to measure what it costs).
+    pub async fn start_without_read_trail(backend: &Backend, access: Access) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kafka) = open_log(backend, dir.path()).await;
+        Self::start_full(log, kafka, dir, access, false).await
     }
 
     /// A hub with agents over an existing log and data folder.
@@ -153,7 +160,7 @@ impl TestHub {
         dir: tempfile::TempDir,
         access: Access,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, access).await
+        Self::start_full(log, kafka, dir, access, true).await
     }
 
     async fn start_full(
@@ -161,6 +168,7 @@ impl TestHub {
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
         access: Access,
+        read_trail: bool,
     ) -> TestHub {
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -182,6 +190,7 @@ impl TestHub {
                         },
                     )
                 },
+                read_trail,
             },
             log.clone(),
             listener,

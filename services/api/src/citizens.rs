@@ -2,7 +2,7 @@
 //! commands and queries ([`contacthub_app::citizens`]).
 
 use crate::commands::Command;
-use crate::{status, token};
+use crate::status;
 use contacthub_app::App;
 use contacthub_core::pb::{self, citizen_service_server::CitizenService, Citizen};
 use tonic::{Request, Response, Status};

@@ -2,7 +2,7 @@
 //! commands ([`contacthub_app::desk`]).
 
 use crate::commands::Command;
-use crate::{status, token};
+use crate::status;
 use contacthub_app::App;
 use contacthub_core::pb::{self, desk_service_server::DeskService};
 use std::pin::Pin;
@@ -31,11 +31,7 @@ impl DeskService for Desk {
     ) -> Result<Response<pb::GetTimelineResponse>, Status> {
         let started = std::time::Instant::now();
         let r = req.get_ref();
-        let scope = self
-            .app
-            .access()
-            .scope(token(&req), &r.tenant)
-            .map_err(status)?;
+        let scope = crate::scope_of(&self.app, &req, &r.tenant)?;
         let page = self
             .app
             .timeline(&scope, &r.command()?)
@@ -51,11 +47,7 @@ impl DeskService for Desk {
         req: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::GetContactResponse>, Status> {
         let r = req.get_ref();
-        let scope = self
-            .app
-            .access()
-            .scope(token(&req), &r.tenant)
-            .map_err(status)?;
+        let scope = crate::scope_of(&self.app, &req, &r.tenant)?;
         self.app
             .contact(&scope, &r.event_id)
             .map(Response::new)
@@ -69,11 +61,7 @@ impl DeskService for Desk {
         req: Request<pb::WatchTimelineRequest>,
     ) -> Result<Response<Self::WatchTimelineStream>, Status> {
         let r = req.get_ref();
-        let scope = self
-            .app
-            .access()
-            .scope(token(&req), &r.tenant)
-            .map_err(status)?;
+        let scope = crate::scope_of(&self.app, &req, &r.tenant)?;
         let rx = self
             .app
             .watch(
@@ -91,11 +79,7 @@ impl DeskService for Desk {
         req: Request<pb::RecordVisitRequest>,
     ) -> Result<Response<pb::RecordVisitResponse>, Status> {
         let r = req.get_ref();
-        let scope = self
-            .app
-            .access()
-            .scope(token(&req), &r.tenant)
-            .map_err(status)?;
+        let scope = crate::scope_of(&self.app, &req, &r.tenant)?;
         let entry = self
             .app
             .record_visit(&scope, &r.command()?)

@@ -7,6 +7,7 @@
 //! hub's host check and the throttle of failed credentials, before every service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
+pub mod audit;
 pub mod citizens;
 mod commands;
 pub mod courrier;
@@ -18,7 +19,8 @@ pub mod requests;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
-    citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
+    audit_service_server::AuditServiceServer, citizen_service_server::CitizenServiceServer,
+    courrier_service_server::CourrierServiceServer,
     dashboard_service_server::DashboardServiceServer, desk_service_server::DeskServiceServer,
     ops_service_server::OpsServiceServer, outbound_service_server::OutboundServiceServer,
     request_service_server::RequestServiceServer,
@@ -41,15 +43,34 @@ pub enum Error {
 macro_rules! scoped {
     ($self:ident, $req:ident, |$agent:ident, $r:ident| $call:expr) => {{
         let $r = $req.get_ref();
-        let $agent = $self
-            .app
-            .access()
-            .scope(token(&$req), &$r.tenant)
-            .map_err(status)?;
+        let $agent = $crate::scope_of(&$self.app, &$req, &$r.tenant)?;
         $call.map(Response::new).map_err(status)
     }};
 }
 pub(crate) use scoped;
+
+/// The scope of the caller of `req` in `tenant`, with where the call comes from (the CLI
+/// says so in `x-contacthub-client: cli`) for the read trail.
+pub(crate) fn scope_of<T>(
+    app: &contacthub_app::App,
+    req: &tonic::Request<T>,
+    tenant: &str,
+) -> Result<contacthub_app::auth::Scope, tonic::Status> {
+    use contacthub_app::audit::Via;
+    let via = match req
+        .metadata()
+        .get("x-contacthub-client")
+        .map(|v| v.as_bytes())
+    {
+        Some(b"cli") => Via::Cli,
+        _ => Via::Grpc,
+    };
+    Ok(app
+        .access()
+        .scope(token(req), tenant)
+        .map_err(status)?
+        .from(via, req.remote_addr().map(|a| a.ip())))
+}
 
 /// The bearer token a request carries, if any.
 pub(crate) fn token<T>(req: &tonic::Request<T>) -> Option<&str> {
@@ -99,6 +120,9 @@ pub async fn serve(
         .set_serving::<DeskServiceServer<desk::Desk>>()
         .await;
     reporter.set_serving::<OpsServiceServer<ops::Ops>>().await;
+    reporter
+        .set_serving::<AuditServiceServer<audit::Audit>>()
+        .await;
     reporter
         .set_serving::<CitizenServiceServer<citizens::Citizens>>()
         .await;
@@ -196,6 +220,7 @@ pub async fn serve(
         .add_service(OutboundServiceServer::new(outbound::Outbound::new(
             app.clone(),
         )))
+        .add_service(AuditServiceServer::new(audit::Audit::new(app.clone())))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)))
         // TCP_NODELAY on every accepted connection: without it a small answer waits for the
         // client's delayed ACK (~40 ms per call for a desk with one call in flight).

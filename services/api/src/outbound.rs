@@ -2,7 +2,7 @@
 //! answers ([`contacthub_app::answers`]): preview, send, status, the print queue.
 
 use crate::commands::Command;
-use crate::{status, token};
+use crate::status;
 use contacthub_app::App;
 use contacthub_core::pb::{self, outbound_service_server::OutboundService};
 use tonic::{Request, Response, Status};

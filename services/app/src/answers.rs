@@ -266,7 +266,21 @@ impl App {
     ) -> Result<pb::AnswerPreview> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        Ok(self.compose(scope, r)?.preview)
+        let composed = self.compose(scope, r)?;
+        let citizen = composed
+            .event
+            .personal
+            .as_ref()
+            .and_then(|p| p.party.as_ref())
+            .map(|p| p.citizen_id.clone())
+            .unwrap_or_default();
+        self.read_by(
+            scope,
+            &citizen,
+            crate::audit::Reading::Preview,
+            &r.reference,
+        )?;
+        Ok(composed.preview)
     }
 
     /// Puts the answer in the outbox; returns it once visible. The sender delivers it.

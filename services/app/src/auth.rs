@@ -10,7 +10,8 @@
 //! tenants = ["69091"]           # communes this agent may see; "*" for every commune
 //! ops = false                   # may call OpsService (positions, dead letters)
 //! services = ["voirie"]         # optional: sees only these services' requests (and its own)
-//! role = "agent"                # "elu": dashboards only (aggregates, no personal data)
+//! role = "agent"                # "elu": dashboards only (aggregates, no personal data);
+//!                               # "dpo": the data protection officer, reads the read trail only
 //! catalogue = false             # may publish and withdraw validated answers
 //! ```
 
@@ -42,6 +43,9 @@ pub enum Role {
     Agent,
     /// An élu: dashboards only (aggregates, no personal data).
     Elu,
+    /// The data protection officer: the read trail of their communes (who read whose data),
+    /// no citizen's data.
+    Dpo,
 }
 
 impl Agent {
@@ -57,7 +61,7 @@ impl Agent {
 
     /// Whether the agent may publish and withdraw validated answers of the catalogue.
     pub fn publishes_catalogue(&self) -> bool {
-        self.catalogue && self.role != Role::Elu
+        self.catalogue && self.role == Role::Agent
     }
 
     /// Whether the agent belongs to no service: the accueil, the mail room. They see every
@@ -76,6 +80,11 @@ impl Agent {
         self.role == Role::Elu
     }
 
+    /// Whether the agent is the data protection officer (the read trail only).
+    pub fn is_dpo(&self) -> bool {
+        self.role == Role::Dpo
+    }
+
     /// Whether the agent may see every commune ("*").
     pub fn all_communes(&self) -> bool {
         self.all_tenants
@@ -90,6 +99,15 @@ impl Agent {
 pub struct Scope {
     commune: String,
     caller: Caller,
+    origin: Origin,
+}
+
+/// Where a call comes from, for the read trail: the front-end and the caller's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub via: crate::audit::Via,
+    /// The caller's IP address, empty when unknown.
+    pub address: String,
 }
 
 /// Who is behind a [`Scope`].
@@ -134,7 +152,32 @@ impl Scope {
         Scope {
             commune: tenant.to_string(),
             caller: Caller::System(actor),
+            origin: Origin::default(),
         }
+    }
+
+    /// This scope, called through `via` from `address` (what the read trail records).
+    pub fn from(mut self, via: crate::audit::Via, address: Option<std::net::IpAddr>) -> Scope {
+        self.origin = Origin {
+            via,
+            address: address.map(|a| a.to_string()).unwrap_or_default(),
+        };
+        self
+    }
+
+    /// Where the call comes from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Whether a part of the hub acts (no agent reads: nothing to record).
+    pub(crate) fn is_system(&self) -> bool {
+        matches!(self.caller, Caller::System(_))
+    }
+
+    /// Whether the caller is the data protection officer.
+    pub fn is_dpo(&self) -> bool {
+        self.agent().is_some_and(Agent::is_dpo)
     }
 
     /// The commune (INSEE code) this scope is in.
@@ -280,6 +323,13 @@ impl Access {
     pub fn scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
         let scope = self.dashboard_scope(token, tenant)?;
         if let Caller::Agent(a) = &scope.caller {
+            if a.role == Role::Dpo {
+                tracing::warn!(agent = %a.id, "dpo refused: personal data");
+                return Err(Error::Forbidden(format!(
+                    "l'agent {} est délégué à la protection des données : journal des consultations seulement",
+                    a.id
+                )));
+            }
             if a.role == Role::Elu {
                 tracing::warn!(agent = %a.id, "élu refused: personal data");
                 return Err(Error::Forbidden(format!(
@@ -311,13 +361,27 @@ impl Access {
         Ok(Scope {
             commune: tenant.to_string(),
             caller,
+            origin: Origin::default(),
         })
+    }
+
+    /// The scope of the data protection officer presenting `token` in `tenant`: its read
+    /// trail (anyone on an open hub).
+    pub fn dpo_scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
+        let scope = self.dashboard_scope(token, tenant)?;
+        match &scope.caller {
+            Caller::Agent(a) if !a.is_dpo() => Err(Error::Forbidden(format!(
+                "l'agent {} n'est pas délégué à la protection des données : le journal des consultations lui est fermé",
+                a.id
+            ))),
+            _ => Ok(scope),
+        }
     }
 
     /// The caller, checked for ops rights: positions, dead letters, the quarantine.
     pub fn ops(&self, token: Option<&str>) -> Result<Ops> {
         match self.caller(token)? {
-            Some(a) if !a.ops || a.role == Role::Elu => Err(Error::Forbidden(format!(
+            Some(a) if !a.ops || a.role != Role::Agent => Err(Error::Forbidden(format!(
                 "l'agent {} n'a pas accès à l'exploitation",
                 a.id
             ))),
@@ -335,7 +399,7 @@ impl Access {
         };
         let mut out: Vec<String> = agents
             .values()
-            .filter(|a| a.role != Role::Elu && a.may_read(tenant))
+            .filter(|a| a.role == Role::Agent && a.may_read(tenant))
             .filter(|a| {
                 a.id == of.id || of.is_generalist() || a.services.iter().any(|s| of.in_service(s))
             })
@@ -353,7 +417,7 @@ impl Access {
         };
         let mut out: Vec<String> = agents
             .values()
-            .filter(|a| a.role != Role::Elu && a.may_read(tenant) && a.in_service(service))
+            .filter(|a| a.role == Role::Agent && a.may_read(tenant) && a.in_service(service))
             .map(|a| a.id.clone())
             .collect();
         out.sort();
@@ -367,7 +431,7 @@ impl Access {
             Access::Open => true,
             Access::Agents(agents) => agents
                 .values()
-                .any(|a| a.id == id && a.role != Role::Elu && a.may_read(tenant)),
+                .any(|a| a.id == id && a.role == Role::Agent && a.may_read(tenant)),
         }
     }
 

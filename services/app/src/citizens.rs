@@ -2,6 +2,7 @@
 //! change is an event (with the agent, in the citizen's timeline); ids of new records are
 //! given by the projector in log order.
 
+use crate::audit::Reading;
 use crate::auth::Scope;
 use crate::commands::{self, Content};
 use crate::{App, Error, Result};
@@ -94,7 +95,9 @@ impl App {
     pub fn citizen(&self, scope: &Scope, citizen_id: &str) -> Result<Citizen> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        self.citizen_record(tenant, citizen_id)
+        let c = self.citizen_record(tenant, citizen_id)?;
+        self.read_by(scope, &c.citizen_id, Reading::Record, "")?;
+        Ok(c)
     }
 
     /// Registers a new citizen record and returns it once visible.
@@ -280,6 +283,11 @@ impl App {
                     matched_by: by.into(),
                     score,
                 });
+            }
+        }
+        for h in &hits {
+            if let Some(c) = &h.citizen {
+                self.read_by(scope, &c.citizen_id, Reading::Search, "")?;
             }
         }
         Ok(pb::SearchCitizensResponse {
@@ -482,6 +490,9 @@ impl App {
         entries.sort_by(|a, b| at(b).cmp(&at(a)).then(a.event_id.cmp(&b.event_id)));
         entries.dedup_by(|a, b| a.event_id == b.event_id);
         entries.truncate(recent);
+        for c in out.iter().filter_map(|m| m.citizen.as_ref()) {
+            self.read_by(scope, &c.citizen_id, Reading::Household, &r.household_id)?;
+        }
         Ok(pb::Household {
             household_id: r.household_id.clone(),
             members: crate::within_page(out),

@@ -1,6 +1,7 @@
 //! The desk: a citizen's timeline by id or identifier, one contact in full, live watches of a
 //! timeline, and walk-in visits.
 
+use crate::audit::Reading;
 use crate::auth::Scope;
 use crate::commands::{self, Content, Who};
 use crate::{timestamp, App, Error, Result, WatchGuard};
@@ -159,6 +160,7 @@ impl App {
             Some(c) => Some(c),
             None => self.store.citizen(tenant, &citizen_id)?,
         };
+        self.read_by(scope, &citizen_id, Reading::Timeline, "")?;
         Ok(pb::GetTimelineResponse {
             citizen,
             entries: self.seen_entries(scope, commune, page.entries)?,
@@ -169,6 +171,24 @@ impl App {
     /// One contact in full: its entry and what the citizen wrote (of a need-to-know matter
     /// of another service, only that it exists).
     pub fn contact(&self, scope: &Scope, event_id: &str) -> Result<pb::GetContactResponse> {
+        let c = self.contact_seen(scope, event_id)?;
+        self.read_contact(scope, &c, Reading::Contact)?;
+        Ok(c)
+    }
+
+    /// Records that `scope` read contact `c` (`what`), unless it read only that it exists.
+    fn read_contact(&self, scope: &Scope, c: &pb::GetContactResponse, what: Reading) -> Result<()> {
+        let Some(entry) = &c.entry else {
+            return Ok(());
+        };
+        if entry.withheld_service.is_empty() {
+            self.read_by(scope, &entry.citizen_id, what, &entry.event_id)?;
+        }
+        Ok(())
+    }
+
+    /// [`App::contact`], not recorded in the read trail (the caller records what it reads).
+    fn contact_seen(&self, scope: &Scope, event_id: &str) -> Result<pb::GetContactResponse> {
         let tenant = scope.commune();
         let commune = self.enter(scope, tenant)?;
         let entry = self
@@ -194,9 +214,16 @@ impl App {
         event_id: &str,
         n: usize,
     ) -> Result<(pb::Attachment, Vec<u8>)> {
-        let entry = self.contact(scope, event_id)?.entry.unwrap_or_default();
-        self.document(&entry.attachments, n, "ce contact n'a pas cette pièce")
-            .await
+        let c = self.contact_seen(scope, event_id)?;
+        let found = self
+            .document(
+                &c.entry.clone().unwrap_or_default().attachments,
+                n,
+                "ce contact n'a pas cette pièce",
+            )
+            .await?;
+        self.read_contact(scope, &c, Reading::Document)?;
+        Ok(found)
     }
 
     /// Document `n` of `documents` (which a checked query gave the caller), with its bytes;
@@ -233,6 +260,7 @@ impl App {
         // Subscribe before resolving, so nothing projected in between is missed.
         let mut rx = self.projector.subscribe();
         let watched = self.resolve(tenant, who)?;
+        self.read_by(&scope, &watched, Reading::Timeline, "en direct")?;
         let store = self.store.clone();
         let tenant = tenant.to_string();
         let (tx, out) = mpsc::channel(64);

@@ -29,6 +29,7 @@
 //! and reads only keys of that tenant.
 
 pub mod answers;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod citizens;
@@ -152,6 +153,8 @@ pub struct App {
     open_watches: Arc<AtomicUsize>,
     /// Failed sign-ins per source address (desk, adapters).
     throttle: Arc<throttle::Throttle>,
+    /// Who read whose data.
+    trail: Arc<audit::Trail>,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -166,6 +169,8 @@ pub struct Parts {
     pub max_scan_bytes: u64,
     pub scan_inbox: Option<std::path::PathBuf>,
     pub clock: Clock,
+    /// The read trail (`audit::Trail::open` of the data folder).
+    pub trail: audit::Trail,
 }
 
 impl App {
@@ -184,7 +189,44 @@ impl App {
             faults: Faults::default(),
             open_watches: Arc::default(),
             throttle: Arc::default(),
+            trail: Arc::new(p.trail),
         }
+    }
+
+    /// Records in the read trail that `scope` read `what` of `citizen` (`object`: its id).
+    pub(crate) fn read_by(
+        &self,
+        scope: &auth::Scope,
+        citizen: &str,
+        what: audit::Reading,
+        object: &str,
+    ) -> Result<()> {
+        self.trail
+            .record(scope, (self.clock)(), citizen, what, object)
+    }
+
+    /// The read trail of the scope's commune, for its data protection officer: the reads of
+    /// `citizen` and/or by `agent` (every read when both are empty), the `limit` latest,
+    /// oldest first.
+    pub fn reads(
+        &self,
+        scope: &auth::Scope,
+        citizen: &str,
+        agent: &str,
+        limit: u32,
+    ) -> Result<Vec<audit::Read>> {
+        if !(scope.is_dpo() || scope.is_open_visitor()) {
+            return Err(Error::Forbidden(
+                "le journal des consultations est réservé au délégué à la protection des données"
+                    .into(),
+            ));
+        }
+        self.enter_figures(scope, scope.commune())?;
+        let limit = match limit {
+            0 => 200,
+            n => n.min(10_000) as usize,
+        };
+        self.trail.list(scope.commune(), citizen, agent, limit)
     }
 
     /// The same hub telling time by `clock` (the demo loader dates its agents' follow-up).

@@ -39,6 +39,11 @@ impl App {
         let commune = self.enter(scope, tenant)?;
         let r = self.visible_request(scope, tenant, reference)?;
         let sight = self.request_sight(scope, commune, &r);
+        if sight == crate::guard::Sight::Full {
+            for citizen in &r.requesters {
+                self.read_by(scope, citizen, crate::audit::Reading::Request, &r.reference)?;
+            }
+        }
         Ok(crate::guard::request_as_seen(r, commune, sight))
     }
 

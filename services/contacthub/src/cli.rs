@@ -89,6 +89,43 @@ pub enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// The read trail: who read whose data, for the data protection officer
+    /// (`audit --tenant T --citizen ID` or `--agent ID`), and `audit verify` of its chain.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Commune (INSEE code): the data protection officer's.
+    #[arg(long, env = "CONTACTHUB_TENANT")]
+    pub tenant: Option<String>,
+    /// Only the reads of this citizen.
+    #[arg(long)]
+    pub citizen: Option<String>,
+    /// Only the reads by this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The latest N reads (200 by default).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Checks that no line of the trail was changed, inserted or removed.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Data folder of the hub (its trail is DATA/audit/reads.jsonl).
+    #[arg(long, env = "CONTACTHUB_DATA", default_value = "./data")]
+    pub data: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

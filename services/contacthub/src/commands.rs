@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::DeadLetters(a) => dead_letters(a).await,
         Command::Ingest { command } => ingest(command).await,
         Command::Quarantine { command } => quarantine(command),
+        Command::Audit(a) => crate::audit::run(a).await,
         Command::PhoneReport(a) => phone_report(a).await,
         Command::Topics {
             command: TopicsCommand::Init(a),
@@ -212,6 +213,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
                 .unwrap_or_else(|| a.log.data.join("scan-inbox")),
             poll: Duration::from_secs(1),
             clock: contacthub_app::system_clock(),
+            read_trail: true,
         },
         log,
         listener,
@@ -458,9 +460,14 @@ pub(crate) fn when(t: &Option<contacthub_proto::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-/// A request carrying the agent's token, if any.
+/// A request carrying the agent's token, if any, and saying it comes from the command line
+/// (the hub's read trail records the front-end).
 pub(crate) fn authed<T>(c: &ClientArgs, msg: T) -> Result<tonic::Request<T>> {
     let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "x-contacthub-client",
+        tonic::metadata::MetadataValue::from_static("cli"),
+    );
     if let Some(t) = &c.token {
         let value = format!("Bearer {t}")
             .parse()

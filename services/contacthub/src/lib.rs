@@ -6,6 +6,7 @@
 //! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
 pub mod answer;
+pub mod audit;
 pub mod citizen;
 pub mod cli;
 pub mod commands;

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// How often watched folders are listed.
     pub poll: Duration,
     pub clock: Clock,
+    /// Keep the read trail (`DATA/audit/`); off only to measure what it costs.
+    pub read_trail: bool,
 }
 
 /// A running hub.
@@ -143,6 +145,13 @@ impl Server {
             max_scan_bytes: cfg.max_scan_bytes,
             scan_inbox: Some(cfg.scan_inbox.clone()),
             clock: cfg.clock,
+            trail: if cfg.read_trail {
+                let dir = contacthub_app::audit::path_in(&cfg.data);
+                contacthub_app::audit::Trail::open(&cfg.data)
+                    .with_context(|| format!("opening the read trail {}", dir.display()))?
+            } else {
+                contacthub_app::audit::Trail::off()
+            },
         });
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);

@@ -250,6 +250,8 @@ pub fn clear_cookie() -> String {
 pub struct Caller {
     pub id: String,
     pub session: Session,
+    /// The browser's address, for the read trail.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Caller {
@@ -258,7 +260,8 @@ impl Caller {
         Ok(desk
             .app
             .access()
-            .scope(self.session.token.as_deref(), tenant)?)
+            .scope(self.session.token.as_deref(), tenant)?
+            .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
     /// The caller's scope in `tenant`'s dashboards.
@@ -266,7 +269,8 @@ impl Caller {
         Ok(desk
             .app
             .access()
-            .dashboard_scope(self.session.token.as_deref(), tenant)?)
+            .dashboard_scope(self.session.token.as_deref(), tenant)?
+            .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
     /// A form's CSRF token must be the session's (compared in constant time).
@@ -311,6 +315,10 @@ impl FromRequestParts<State> for Caller {
             Some(session) => Ok(Caller {
                 id: id.unwrap_or_default(),
                 session,
+                address: parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip()),
             }),
             None => {
                 let next = parts

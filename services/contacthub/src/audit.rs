@@ -1,0 +1,86 @@
+//! The `audit` commands: the read trail of a commune as its data protection officer reads it
+//! (over the gRPC AuditService of a running hub), and the check of a trail's chain on disk.
+
+use crate::cli::{AuditArgs, AuditCommand};
+use crate::commands::{authed, connect, status_err, when};
+use anyhow::{bail, Result};
+use contacthub_app::audit::{self, Verdict};
+use contacthub_core::courrier::paris_display;
+use contacthub_proto::v1::{self as pb, audit_service_client::AuditServiceClient};
+
+pub async fn run(a: AuditArgs) -> Result<()> {
+    match a.command {
+        Some(AuditCommand::Verify(v)) => verify(&v.data),
+        None => reads(a).await,
+    }
+}
+
+async fn reads(a: AuditArgs) -> Result<()> {
+    let Some(tenant) = a.tenant else {
+        bail!("indiquez la commune : --tenant INSEE (ou CONTACTHUB_TENANT)");
+    };
+    let mut client = AuditServiceClient::new(connect(&a.client).await?);
+    let reads = client
+        .list_reads(authed(
+            &a.client,
+            pb::ListReadsRequest {
+                tenant,
+                citizen_id: a.citizen.unwrap_or_default(),
+                agent_id: a.agent.unwrap_or_default(),
+                limit: a.limit,
+            },
+        )?)
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .reads;
+    if reads.is_empty() {
+        crate::say!("aucune consultation");
+    }
+    for r in reads {
+        let object = if r.object.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.object)
+        };
+        let from = if r.address.is_empty() {
+            r.via_fr
+        } else {
+            format!("{}, {}", r.via_fr, r.address)
+        };
+        crate::say!(
+            "{}  {}  a consulté {}{object} de {}  [{from}]",
+            when(&r.at),
+            r.agent_id,
+            r.what_fr,
+            r.citizen_id
+        );
+    }
+    Ok(())
+}
+
+fn verify(data: &std::path::Path) -> Result<()> {
+    let path = audit::path_in(data);
+    if !path.exists() {
+        bail!(
+            "aucun journal des consultations dans {} : vérifiez --data",
+            path.display()
+        );
+    }
+    match audit::verify(&path)? {
+        Verdict::Intact { reads: 0, .. } => crate::say!("journal intact : aucune consultation"),
+        Verdict::Intact {
+            reads,
+            first_us,
+            last_us,
+        } => crate::say!(
+            "journal intact : {reads} consultation(s), du {} au {}",
+            paris_display(first_us),
+            paris_display(last_us)
+        ),
+        Verdict::Broken { line, why } => {
+            bail!("journal altéré à la ligne {line} : {why}")
+        }
+    }
+    Ok(())
+}

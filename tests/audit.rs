@@ -1,0 +1,244 @@
+//! Who read what: reads of a person's data through the gRPC API, the command line and the web
+//! desk land in the hub's read trail with the agent, the citizen, what was read, the front-end
+//! and the address; the data protection officer lists them (`contacthub audit`), nobody else
+//! does; the trail survives a kill -9 right after a read and `audit verify` finds a changed or
+//! removed line.
+
+use contacthub_app::auth::token_hash;
+use contacthub_core::pb;
+use contacthub_tests::*;
+
+fn agents() -> String {
+    format!(
+        "[[agent]]\nid = 'accueil-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\n\
+         [[agent]]\nid = 'dpo-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nrole = 'dpo'\n\
+         [[agent]]\nid = 'dpo-grigny'\ntoken_sha256 = '{}'\ntenants = ['69096']\nrole = 'dpo'\n",
+        token_hash("accueil"),
+        token_hash("dpo"),
+        token_hash("dpo-grigny"),
+    )
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let o = std::process::Command::new(contacthub_bin!())
+        .args(args)
+        .env_remove("CONTACTHUB_TOKEN")
+        .env_remove("CONTACTHUB_DATA")
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let agents_file = dir.path().join("agents.toml");
+    std::fs::write(&agents_file, agents()).unwrap();
+    let mut serve = spawn_serve(
+        &contacthub_bin!(),
+        &data,
+        &["--agents".as_ref(), agents_file.as_os_str()],
+    );
+
+    // A visit at the accueil makes a record.
+    let mut desk = pb::desk_service_client::DeskServiceClient::connect(serve.grpc.clone())
+        .await
+        .unwrap();
+    let entry = desk
+        .record_visit(as_agent(
+            "accueil",
+            pb::RecordVisitRequest {
+                tenant: GIVORS.into(),
+                party: Some(party_phone("06 12 34 56 78")),
+                subject: "Passeport".into(),
+                idempotency_key: "audit-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap();
+    let citizen = entry.citizen_id.clone();
+
+    // Read through the three front-ends.
+    desk.get_timeline(as_agent(
+        "accueil",
+        pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_id(&citizen),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let (ok, out) = run(&[
+        "timeline",
+        "--server",
+        &serve.grpc,
+        "--token",
+        "accueil",
+        "--tenant",
+        GIVORS,
+        "--citizen",
+        &citizen,
+    ]);
+    assert!(ok, "{out}");
+    let agent = WebAgent::sign_in(&serve.web, "accueil").await;
+    let (status, _) = agent.get(&format!("/citoyens/{GIVORS}/{citizen}")).await;
+    assert!(status.is_success());
+
+    // The DPO reads the trail, in French, with the front-end and the address.
+    let dpo = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "--server",
+            &serve.grpc,
+            "--token",
+            "dpo",
+            "--tenant",
+            GIVORS,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (ok, out) = dpo(&["--citizen", &citizen]);
+    assert!(ok, "{out}");
+    let line = format!("accueil-givors  a consulté la chronologie de {citizen}");
+    for via in [
+        "[API, 127.0.0.1]",
+        "[ligne de commande, 127.0.0.1]",
+        "[guichet web, 127.0.0.1]",
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(&line) && l.ends_with(via)),
+            "{via} missing:\n{out}"
+        );
+    }
+    assert_eq!(
+        out.lines().next().unwrap().as_bytes()[2],
+        b'/',
+        "dates as agents write them: {out}"
+    );
+    // The line docs/operations.md quotes is what the command prints (its date and id aside).
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ))
+    .unwrap();
+    let quoted = doc
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("a consulté la chronologie de GIV-000001  [ligne de commande"))
+        .expect("docs/operations.md quotes a line of `contacthub audit`");
+    let printed = out
+        .lines()
+        .find(|l| l.ends_with("[ligne de commande, 127.0.0.1]"))
+        .unwrap();
+    assert_eq!(quoted[16..].replace("GIV-000001", &citizen), printed[16..]);
+    // The visit itself wrote; it read nothing of anyone else.
+    let (ok, by_agent) = dpo(&["--agent", "accueil-givors"]);
+    assert!(ok && by_agent.lines().count() >= 3, "{by_agent}");
+    assert!(by_agent.lines().all(|l| l.contains(&citizen)), "{by_agent}");
+
+    // Nobody else reads the trail; the DPO reads no one's file.
+    let (ok, out) = run(&[
+        "audit",
+        "--server",
+        &serve.grpc,
+        "--token",
+        "accueil",
+        "--tenant",
+        GIVORS,
+    ]);
+    assert!(
+        !ok && out.contains("n'est pas délégué à la protection des données"),
+        "{out}"
+    );
+    let (ok, out) = run(&[
+        "audit",
+        "--server",
+        &serve.grpc,
+        "--token",
+        "dpo-grigny",
+        "--tenant",
+        GIVORS,
+    ]);
+    assert!(!ok && out.contains("n'a pas accès à la commune"), "{out}");
+    let refused = desk
+        .get_timeline(as_agent(
+            "dpo",
+            pb::GetTimelineRequest {
+                tenant: GIVORS.into(),
+                citizen: by_id(&citizen),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // kill -9 right after a read: the read is in the trail.
+    let contact = desk
+        .get_contact(as_agent(
+            "accueil",
+            pb::GetContactRequest {
+                tenant: GIVORS.into(),
+                event_id: entry.event_id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(contact.into_inner().entry.is_some());
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    let trail = data.join("audit").join("reads.jsonl");
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("\"what\":\"contact\"") && last.contains(&entry.event_id),
+        "{last}"
+    );
+    assert!(!text.contains("06 12") && !text.contains("+336") && !text.contains("Passeport"));
+    let data_arg = data.to_str().unwrap();
+    let (ok, out) = run(&["audit", "verify", "--data", data_arg]);
+    assert!(ok && out.starts_with("journal intact : "), "{out}");
+
+    // A line changed, then a line removed: the chain says where.
+    let lines: Vec<&str> = text.lines().collect();
+    let changed: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 1 {
+                l.replace("accueil-givors", "dpo-givors")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&trail, changed.join("\n") + "\n").unwrap();
+    let (ok, out) = run(&["audit", "verify", "--data", data_arg]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("journal altéré à la ligne 2 : son contenu a été modifié"),
+        "{out}"
+    );
+    let removed: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| *l)
+        .collect();
+    std::fs::write(&trail, removed.join("\n") + "\n").unwrap();
+    let (ok, out) = run(&["audit", "verify", "--data", data_arg]);
+    assert!(
+        !ok && out.contains("journal altéré à la ligne 2 : numéro 3 après 1"),
+        "{out}"
+    );
+}

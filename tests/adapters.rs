@@ -434,7 +434,10 @@ async fn web_forms_with_attachments(backend: Backend) {
     let post = |commune: &str, body: Vec<u8>, secret: &str| {
         http.post(format!("{url}/v1/{commune}/forms"))
             .header("content-type", "application/json")
-            .header("x-contacthub-signature", body_signature(secret, &body))
+            .header(
+                "x-contacthub-signature",
+                body_signature(secret, chrono::Utc::now().timestamp(), &body),
+            )
             .body(body)
             .send()
     };

@@ -30,9 +30,33 @@ async fn the_adapters_signature_examples_are_what_the_hub_checks() {
     ))
     .unwrap();
     let shown = after(&text, "-H 'X-Contacthub-Signature: ");
+    let t: i64 = shown
+        .strip_prefix("t=")
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .expect("the example's signature starts with t=UNIX");
     assert_eq!(
         shown,
-        contacthub_adapters::http::body_signature("portal-secret", &fixture)
+        contacthub_adapters::http::body_signature("portal-secret", t, &fixture)
+    );
+    // The doc's openssl command, run as written, computes the same HEX.
+    let command = text
+        .lines()
+        .find(|l| l.contains("openssl dgst -sha256 -hmac portal-secret"))
+        .and_then(|l| l.split('`').nth(1))
+        .expect("the doc shows how to compute HEX with openssl");
+    let o = std::process::Command::new("sh")
+        .args(["-c", command])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && out
+                .trim()
+                .ends_with(shown.rsplit("sha256=").next().unwrap()),
+        "{command}: {out}"
     );
     let twilio = after(&text, "header:  X-Twilio-Signature: ");
     let body = "MessageSid=SM1&From=%2B33612345678&To=%2B33472491818&Body=Bonjour";
@@ -50,21 +74,29 @@ async fn the_adapters_signature_examples_are_what_the_hub_checks() {
         "https://grc.example.fr/adapters/v1/69091/smsBodyBonjourFrom+33612345678MessageSidSM1To+33472491818"
     );
 
-    // The curl of the doc, as written: the file posted as it is, with the header shown.
+    // The curl of the doc, as written: the file posted as it is, with the header shown, to a
+    // hub whose clock reads the example's time plus four minutes; then the same request
+    // replayed six minutes after it was signed: refused, nothing written.
     let mut hub = TestHub::start(&Backend::Embedded).await;
     let url = hub
         .start_adapters("[[commune]]\ncode = \"69091\"\nhmac_secret = \"portal-secret\"\n")
         .await;
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/69091/forms"))
-        .header("content-type", "application/json")
-        .header("x-contacthub-signature", shown)
-        .body(fixture)
-        .send()
-        .await
-        .unwrap();
+    let post = || {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/69091/forms"))
+            .header("content-type", "application/json")
+            .header("x-contacthub-signature", shown)
+            .body(fixture.clone())
+            .send()
+    };
+    hub.set_clock((t + 240) * 1_000_000);
+    let r = post().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     assert!(r.text().await.unwrap().contains("\"accepted\":1"));
+    hub.set_clock((t + 360) * 1_000_000);
+    let r = post().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("tolerance window"));
 }
 
 /// The fenced block that follows `marker` in `text`, without its fences and indentation.

@@ -312,7 +312,10 @@ async fn provisional_ids_cannot_be_squatted(backend: Backend) {
     .into_bytes();
     let r = http
         .post(format!("{url}/v1/{GIVORS}/forms"))
-        .header("x-contacthub-signature", body_signature("portal", &form))
+        .header(
+            "x-contacthub-signature",
+            body_signature("portal", chrono::Utc::now().timestamp(), &form),
+        )
         .body(form)
         .send()
         .await
@@ -331,6 +334,7 @@ async fn provisional_ids_cannot_be_squatted(backend: Backend) {
             "x-contacthub-signature",
             body_signature(
                 "portal",
+                chrono::Utc::now().timestamp(),
                 b"MessageSid=SMsquat&From=%2B33612345678&To=%2B33472491818&Body=Ma+demande+personnelle",
             ),
         )

@@ -5,7 +5,9 @@
 //! accueil agent and for an agent of a service (services techniques), whose pages go through
 //! the need-to-know guard's lookups (the CCAS's matters are confidential). Then the
 //! time from a contact being appended to the log to its line arriving in an open page's live
-//! stream (server-sent events), embedded log.
+//! stream (server-sent events), embedded log. Last, what the read trail costs: GetTimeline over
+//! gRPC at 1 and 8 clients (one call in flight each) on a hub with the trail and one without,
+//! same data, same run.
 
 use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::pb;
@@ -194,4 +196,66 @@ async fn main() {
         ms(*lat.last().unwrap())
     );
     hub.stop().await;
+
+    // The read trail's cost: the same timeline over gRPC, with the trail and without.
+    for trail in [true, false] {
+        let access = Access::from_toml(&format!(
+            "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
+            token_hash("givors")
+        ))
+        .unwrap();
+        let hub = if trail {
+            TestHub::start_with_access(&Backend::Embedded, access).await
+        } else {
+            TestHub::start_without_read_trail(&Backend::Embedded, access).await
+        };
+        hub.publish(&contacts).await;
+        hub.settle().await;
+        for clients in [1usize, 8] {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let grpc = format!("http://{}", hub.addr);
+                let citizen = citizen.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut desk = pb::desk_service_client::DeskServiceClient::connect(grpc)
+                        .await
+                        .unwrap();
+                    let mut lat = Vec::new();
+                    for i in 0..520 {
+                        let t = Instant::now();
+                        desk.get_timeline(as_agent(
+                            "givors",
+                            pb::GetTimelineRequest {
+                                tenant: GIVORS.into(),
+                                citizen: by_id(&citizen),
+                                ..Default::default()
+                            },
+                        ))
+                        .await
+                        .unwrap();
+                        if i >= 20 {
+                            lat.push(t.elapsed());
+                        }
+                    }
+                    lat
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let wall = started.elapsed();
+            all.sort();
+            println!(
+                "GetTimeline (50 of {} entries), read trail {}, {clients} client(s): {:.0} calls/s p50 {} p99 {}",
+                contacts.len(),
+                if trail { "on " } else { "off" },
+                all.len() as f64 / wall.as_secs_f64(),
+                ms(percentile(&all, 0.5)),
+                ms(percentile(&all, 0.99)),
+            );
+        }
+        hub.stop().await;
+    }
 }

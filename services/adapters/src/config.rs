@@ -116,7 +116,7 @@ pub struct CommuneSettings {
     pub code: String,
     /// Lower-case hex SHA-256 of the bearer token its systems send (`Authorization: Bearer`).
     pub token_sha256: Option<String>,
-    /// Shared secret of body signatures: `X-Contacthub-Signature: sha256=HEX(HMAC-SHA256)`.
+    /// Shared secret of body signatures: `X-Contacthub-Signature: t=UNIX,sha256=HEX` (docs/adapters.md).
     pub hmac_secret: Option<String>,
     /// Auth token of its SMS gateway account (`X-Twilio-Signature`, HMAC-SHA1).
     pub sms_auth_token: Option<String>,
@@ -201,10 +201,18 @@ pub struct AdaptersConfig {
     /// Hex SHA-256 of a bearer token accepted for every commune and for the commune-less
     /// endpoints (`/v1/phone/cdr`, `/v1/email`): the syndicate's PBX and ops.
     pub ops_token_sha256: Option<String>,
+    /// How far the time of an `X-Contacthub-Signature` may be from the hub's, in seconds
+    /// (default 300): a request replayed later than that is refused.
+    #[serde(default = "default_signature_tolerance")]
+    pub signature_tolerance_seconds: u32,
     #[serde(default)]
     pub phone: PhoneSettings,
     #[serde(default, rename = "commune")]
     pub communes: Vec<CommuneSettings>,
+}
+
+fn default_signature_tolerance() -> u32 {
+    300
 }
 
 impl AdaptersConfig {

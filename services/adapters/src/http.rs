@@ -10,7 +10,8 @@
 //! | `GET /metrics`, `GET /healthz`|                               | Prometheus text, "ok"      |
 //!
 //! Callers authenticate per commune with a bearer token, an HMAC-SHA256 signature of the
-//! body, or (on `/sms` only) the SMS gateway's own signature; see docs/adapters.md.
+//! body and the time it was made (refused outside a tolerance window: no replay later), or
+//! (on `/sms` only) the SMS gateway's own signature; see docs/adapters.md.
 //! `/metrics` needs the ops token once any credential is configured. Bad input gets a 4xx
 //! naming what is wrong (409 when a source id comes again with other content), and is kept
 //! in the quarantine.
@@ -394,7 +395,7 @@ fn unauthorized(code: Option<&str>) -> Response {
     refuse(
         StatusCode::UNAUTHORIZED,
         match code {
-            Some(c) => format!("missing or invalid credentials for commune {c} (Authorization: Bearer, X-Contacthub-Signature or X-Twilio-Signature)"),
+            Some(c) => format!("missing or invalid credentials for commune {c} (Authorization: Bearer, X-Contacthub-Signature: t=UNIX,sha256=HEX within the tolerance window, or X-Twilio-Signature)"),
             None => "missing or invalid credentials: this endpoint needs the ops token (Authorization: Bearer)".into(),
         },
     )
@@ -443,10 +444,11 @@ fn authorized(
         }
     }
     if let (Some(sig), Some(secret)) = (
-        header("x-contacthub-signature").and_then(|v| v.strip_prefix("sha256=")),
+        header("x-contacthub-signature"),
         settings.and_then(|s| s.hmac_secret.as_ref()),
     ) {
-        if verify_body_signature(secret, body, sig) {
+        let now_s = e.ingest.app.now().div_euclid(1_000_000);
+        if verify_body_signature(secret, body, sig, now_s, cfg.signature_tolerance_seconds) {
             return true;
         }
     }
@@ -481,36 +483,56 @@ fn request_url(cfg: &crate::config::AdaptersConfig, headers: &HeaderMap, uri: &U
     )
 }
 
-/// `HEX(HMAC-SHA256(secret, body))`, compared in constant time.
-pub fn verify_body_signature(secret: &str, body: &[u8], hex_sig: &str) -> bool {
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+/// Checks an `X-Contacthub-Signature` header, `t=UNIX,sha256=HEX`: HEX must be the
+/// HMAC-SHA256, keyed with `secret`, of the decimal `t`, a dot and the body's exact bytes
+/// (compared in constant time), and `t` within `tolerance_s` seconds of `now_s`, so a captured
+/// request replayed later is refused. A signature without `t=` is refused.
+pub fn verify_body_signature(
+    secret: &str,
+    body: &[u8],
+    header: &str,
+    now_s: i64,
+    tolerance_s: u32,
+) -> bool {
+    let mut t = None;
+    let mut hex = None;
+    for part in header.split(',').map(str::trim) {
+        if let Some(v) = part.strip_prefix("t=") {
+            t = v.parse::<i64>().ok();
+        } else if let Some(v) = part.strip_prefix("sha256=") {
+            hex = Some(v);
+        }
+    }
+    let (Some(t), Some(hex)) = (t, hex) else {
+        return false;
+    };
+    if now_s.abs_diff(t) > u64::from(tolerance_s) {
+        return false;
+    }
+    let expected = signature_hex(secret, t, body);
     bool::from(
         expected
             .as_bytes()
-            .ct_eq(hex_sig.to_ascii_lowercase().as_bytes()),
+            .ct_eq(hex.to_ascii_lowercase().as_bytes()),
     )
 }
 
-/// The body signature a caller sends: `sha256=` + [`verify_body_signature`]'s hex.
-pub fn body_signature(secret: &str, body: &[u8]) -> String {
+fn signature_hex(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    let hex: String = mac
-        .finalize()
+    mac.finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+        .collect()
+}
+
+/// The `X-Contacthub-Signature` a caller sends at unix time `t` (seconds).
+pub fn body_signature(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},sha256={}", signature_hex(secret, t, body))
 }
 
 /// The SMS gateway signature (Twilio's scheme): base64 of HMAC-SHA1 with the account's auth
@@ -551,21 +573,40 @@ mod tests {
             gateway_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", body),
             "GvWf1cFY/Q7PnoempGyD5oXAezc="
         );
-        let sig = body_signature("s3cret", b"{}");
-        assert!(verify_body_signature(
-            "s3cret",
-            b"{}",
-            sig.strip_prefix("sha256=").unwrap()
-        ));
-        assert!(!verify_body_signature(
-            "s3cret",
-            b"{ }",
-            sig.strip_prefix("sha256=").unwrap()
-        ));
-        assert!(!verify_body_signature(
-            "other",
-            b"{}",
-            sig.strip_prefix("sha256=").unwrap()
-        ));
+        let t = 1_764_840_000;
+        let sig = body_signature("s3cret", t, b"{}");
+        // HMAC-SHA256("s3cret", "1764840000.{}"), as any HMAC tool computes it.
+        assert_eq!(
+            sig,
+            format!(
+                "t={t},sha256={}",
+                hmac_sha256_hex("s3cret", b"1764840000.{}")
+            )
+        );
+        assert!(verify_body_signature("s3cret", b"{}", &sig, t, 300));
+        assert!(verify_body_signature("s3cret", b"{}", &sig, t + 300, 300));
+        assert!(verify_body_signature("s3cret", b"{}", &sig, t - 300, 300));
+        // Replayed later, or from a clock far ahead: refused.
+        assert!(!verify_body_signature("s3cret", b"{}", &sig, t + 301, 300));
+        assert!(!verify_body_signature("s3cret", b"{}", &sig, t - 301, 300));
+        // Another body, another key, another time in the header, no time at all: refused.
+        assert!(!verify_body_signature("s3cret", b"{ }", &sig, t, 300));
+        assert!(!verify_body_signature("other", b"{}", &sig, t, 300));
+        let moved = sig.replace("t=1764840000", "t=1764840001");
+        assert!(!verify_body_signature("s3cret", b"{}", &moved, t, 300));
+        let untimed = sig.split_once(',').unwrap().1.to_string();
+        assert!(!verify_body_signature("s3cret", b"{}", &untimed, t, 300));
+    }
+
+    /// Plain HMAC-SHA256 in hex, written apart from the code under test.
+    fn hmac_sha256_hex(key: &str, msg: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        m.update(msg);
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }

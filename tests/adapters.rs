@@ -894,3 +894,66 @@ async fn get_contact_reads_every_event_of_a_batch(backend: Backend) {
     );
     hub.stop().await;
 }
+
+/// One source address flooding the endpoints is held back (429 with Retry-After, nothing
+/// read) while another address still gets through; `/healthz` is never limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_source_is_held_back_and_others_are_not() {
+    let mut hub = TestHub::start(&Backend::Embedded).await;
+    let url = hub
+        .start_adapters(&format!(
+            "requests_per_minute_per_source = 5\n[[commune]]\ncode = \"69091\"\ntoken_sha256 = \"{}\"\n",
+            contacthub_app::auth::token_hash("portal")
+        ))
+        .await;
+    let sms = |http: &reqwest::Client, i: usize| {
+        http.post(format!("{url}/v1/69091/sms"))
+            .bearer_auth("portal")
+            .form(&[
+                ("MessageSid", format!("SMflood{i}")),
+                ("From", "+33612345678".to_string()),
+                ("To", "+33472491818".to_string()),
+                ("Body", format!("message {i}")),
+            ])
+            .send()
+    };
+    let http = reqwest::Client::new();
+    for i in 0..5 {
+        assert_eq!(sms(&http, i).await.unwrap().status(), 200);
+    }
+    let r = sms(&http, 5).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("more than 5 requests a minute"));
+    let health = http.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Another address (127.0.0.2, loopback too) is not held back.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    assert_eq!(sms(&other, 6).await.unwrap().status(), 200);
+    // The held-back message was not recorded: six messages, not seven.
+    hub.settle().await;
+    let t = hub
+        .desk()
+        .get_timeline(pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_phone("06 12 34 56 78"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.entries.len(), 6);
+    hub.stop().await;
+}

@@ -130,7 +130,8 @@ async fn end_to_end(backend: &Backend, label: &str, lines: usize, emails: usize)
     let maildir = hub.dir.path().join("Maildir");
     let url = hub
         .start_adapters(&format!(
-            "[[commune]]\ncode = \"69091\"\naddresses = [\"mairie@ville-givors.fr\"]\nmaildir = {:?}\n",
+            // One client sends everything: no per-source limit while measuring the ingest.
+            "requests_per_minute_per_source = 0\n[[commune]]\ncode = \"69091\"\naddresses = [\"mairie@ville-givors.fr\"]\nmaildir = {:?}\n",
             maildir.display().to_string()
         ))
         .await;

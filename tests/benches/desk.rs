@@ -198,7 +198,7 @@ async fn main() {
     hub.stop().await;
 
     // The read trail's cost: the same timeline over gRPC, with the trail and without.
-    for trail in [true, false] {
+    for trail in [false, true] {
         let access = Access::from_toml(&format!(
             "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n",
             token_hash("givors")

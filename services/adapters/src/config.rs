@@ -205,6 +205,10 @@ pub struct AdaptersConfig {
     /// (default 300): a request replayed later than that is refused.
     #[serde(default = "default_signature_tolerance")]
     pub signature_tolerance_seconds: u32,
+    /// Requests a source address may make per minute on the adapter endpoints (default 1200;
+    /// 0: no limit); beyond, 429 with Retry-After.
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute_per_source: u32,
     #[serde(default)]
     pub phone: PhoneSettings,
     #[serde(default, rename = "commune")]
@@ -213,6 +217,10 @@ pub struct AdaptersConfig {
 
 fn default_signature_tolerance() -> u32 {
     300
+}
+
+fn default_requests_per_minute() -> u32 {
+    1200
 }
 
 impl AdaptersConfig {

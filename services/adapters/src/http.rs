@@ -36,6 +36,8 @@ use tokio::net::TcpListener;
 pub struct Endpoints {
     pub ingest: Ingest,
     pub channels: Channels,
+    /// Requests per source address and minute.
+    pub rate: contacthub_app::throttle::Rate,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -111,6 +113,22 @@ async fn guard(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let app = e.ingest.app.clone();
+    if let Some(ip) = source.filter(|_| req.uri().path() != "/healthz") {
+        if let Err(wait) = e.rate.admit(ip) {
+            tracing::warn!(source = %ip, "adapter call refused: too many requests from this address");
+            let mut res = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "more than {} requests a minute from this address: retry in {} s",
+                    e.ingest.cfg.requests_per_minute_per_source,
+                    wait.as_secs()
+                ),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, wait.as_secs().into());
+            return res;
+        }
+    }
     if let Some(ip) = source {
         if let Err(wait) = app.throttle().check(ip) {
             tracing::warn!(source = %ip, "adapter call refused: too many failed authentications from this address");

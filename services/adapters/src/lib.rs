@@ -306,7 +306,12 @@ pub async fn run(
         poll,
         stopped(stop_rx.clone()),
     ));
-    let endpoints = std::sync::Arc::new(http::Endpoints { ingest, channels });
+    let rate = contacthub_app::throttle::Rate::new(ingest.cfg.requests_per_minute_per_source);
+    let endpoints = std::sync::Arc::new(http::Endpoints {
+        ingest,
+        channels,
+        rate,
+    });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;
     served.map_err(|e| Error::Io {

@@ -2,7 +2,7 @@
 //! a search's results, a record, a household, a request, an answer's preview) is appended to
 //! the hub's read trail before the reply leaves, so a reply an agent saw is in the trail even
 //! if the hub is killed right after (`write(2)` on an append-only file: in the kernel's cache at
-//! once; synced to disk at most a second later).
+//! once; synced to disk by a thread of its own at most a second later).
 //!
 //! The trail is one JSON line per read in `DATA/audit/reads.jsonl`, holding ids, never names:
 //! sequence number, time, commune, agent, citizen, what was read and its id, the caller's
@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// What an agent read of a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,15 +129,19 @@ pub struct Read {
 }
 
 impl Read {
+    /// The line's hash: SHA-256 of `prev` and the line as written with an empty `hash`.
     fn digest(&self) -> String {
         let mut bare = self.clone();
         bare.hash.clear();
-        let line = serde_json::to_vec(&bare).unwrap_or_default();
-        let mut h = Sha256::new();
-        h.update(self.prev.as_bytes());
-        h.update(&line);
-        hex(&h.finalize())
+        digest_of(&self.prev, &serde_json::to_vec(&bare).unwrap_or_default())
     }
+}
+
+fn digest_of(prev: &str, bare_line: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(bare_line);
+    hex(&h.finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -148,6 +151,8 @@ fn hex(bytes: &[u8]) -> String {
 /// The hub's read trail (or none: benchmarks compare the desk with and without it).
 pub struct Trail {
     inner: Option<Mutex<Open>>,
+    /// The file handle the sync thread uses, alive as long as the trail.
+    _syncer: Option<std::sync::Arc<std::fs::File>>,
 }
 
 struct Open {
@@ -155,7 +160,6 @@ struct Open {
     file: std::fs::File,
     seq: u64,
     last: String,
-    synced: Instant,
 }
 
 /// The trail's file in a data folder.
@@ -198,20 +202,38 @@ impl Trail {
         if file.seek(std::io::SeekFrom::End(0))? > whole {
             file.set_len(whole)?;
         }
+        // Synced to disk once a second by a thread of its own, outside the lock readers take;
+        // it ends with the trail.
+        let syncer = std::sync::Arc::new(file.try_clone()?);
+        let watched = std::sync::Arc::downgrade(&syncer);
+        std::thread::Builder::new()
+            .name("read-trail-sync".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let Some(file) = watched.upgrade() else {
+                    break;
+                };
+                if let Err(e) = file.sync_data() {
+                    tracing::error!(error = %e, "cannot sync the read trail to disk");
+                }
+            })?;
         Ok(Trail {
             inner: Some(Mutex::new(Open {
                 path,
                 file,
                 seq,
                 last,
-                synced: Instant::now(),
             })),
+            _syncer: Some(syncer),
         })
     }
 
     /// No trail: reads are not recorded (benchmarks only).
     pub fn off() -> Trail {
-        Trail { inner: None }
+        Trail {
+            inner: None,
+            _syncer: None,
+        }
     }
 
     /// Appends one read by `scope` at `at_us`; an error when it cannot be written (the read
@@ -248,18 +270,14 @@ impl Trail {
             prev: open.last.clone(),
             hash: String::new(),
         };
-        r.hash = r.digest();
+        // The line with an empty hash is what the hash covers.
+        let bare =
+            serde_json::to_vec(&r).map_err(|e| Error::Internal(format!("read trail line: {e}")))?;
+        r.hash = digest_of(&r.prev, &bare);
         let mut line =
             serde_json::to_vec(&r).map_err(|e| Error::Internal(format!("read trail line: {e}")))?;
         line.push(b'\n');
-        let written = open.file.write_all(&line).and_then(|()| {
-            if open.synced.elapsed().as_secs() >= 1 {
-                open.synced = Instant::now();
-                open.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let written = open.file.write_all(&line);
         if let Err(e) = written {
             tracing::error!(error = %e, path = %open.path.display(), "cannot write the read trail: reads are refused");
             return Err(Error::Unavailable(

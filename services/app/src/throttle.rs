@@ -1,7 +1,8 @@
 //! Guessing credentials at speed: failed sign-ins (desk tokens, adapter tokens and
 //! signatures) are counted per source address, and an address that failed too often lately
 //! is refused outright — with the right credential too — until its window ends. Every
-//! front-end that checks a credential asks the same [`Throttle`].
+//! front-end that checks a credential asks the same [`Throttle`]. And flooding: [`Rate`]
+//! counts every request of a source address per minute (the adapter endpoints).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -58,6 +59,56 @@ impl Throttle {
     }
 }
 
+/// Requests per source address and minute, refused beyond a limit until the minute ends.
+pub struct Rate {
+    per_minute: u32,
+    seen: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Rate {
+    /// At most `per_minute` requests per address and minute (no limit when 0).
+    pub fn new(per_minute: u32) -> Rate {
+        Rate {
+            per_minute,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Counts a request of `source`: `Err(retry_after)` beyond the limit.
+    pub fn admit(&self, source: IpAddr) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let minute = Duration::from_secs(60);
+        let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&source) {
+            map.retain(|_, (_, since)| since.elapsed() < minute);
+            if map.len() >= MAX_TRACKED {
+                return Err(Duration::from_secs(1));
+            }
+        }
+        let slot = map.entry(source).or_insert((0, Instant::now()));
+        if slot.1.elapsed() >= minute {
+            *slot = (0, Instant::now());
+        }
+        if slot.0 >= self.per_minute {
+            return Err(minute
+                .saturating_sub(slot.1.elapsed())
+                .max(Duration::from_secs(1)));
+        }
+        slot.0 += 1;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rate")
+            .field("per_minute", &self.per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +125,19 @@ mod tests {
         let wait = t.check(a).unwrap_err();
         assert!(wait <= WINDOW && wait >= Duration::from_secs(1), "{wait:?}");
         assert!(t.check(b).is_ok());
+    }
+
+    #[test]
+    fn a_source_is_limited_per_minute_and_others_are_not() {
+        let r = Rate::new(3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(r.admit(a).is_ok());
+        }
+        let wait = r.admit(a).unwrap_err();
+        assert!(wait <= Duration::from_secs(60) && wait >= Duration::from_secs(1));
+        assert!(r.admit(b).is_ok());
+        assert!(Rate::new(0).admit(a).is_ok());
     }
 }

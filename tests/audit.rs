@@ -183,6 +183,29 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
+    // The DPO on the desk: lands on the journal, filters by citizen; the accueil is refused it.
+    let dpo_desk = WebAgent::sign_in(&serve.web, "dpo").await;
+    let (status, _) = dpo_desk.get("/").await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    let (status, page) = dpo_desk
+        .get(&format!("/journal?commune={GIVORS}&usager={citizen}"))
+        .await;
+    assert!(status.is_success(), "{page}");
+    assert!(page.contains("Journal des consultations"), "{page}");
+    assert!(
+        page.contains("<td>accueil-givors</td><td>la chronologie</td>")
+            && page.contains("guichet web, 127.0.0.1")
+            && page.contains("ligne de commande, 127.0.0.1"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("href=\"/citoyens\""),
+        "a DPO's menu has no citizens: {page}"
+    );
+    let (status, page) = agent.get(&format!("/journal?commune={GIVORS}")).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("Accès refusé"), "{page}");
+
     // kill -9 right after a read: the read is in the trail.
     let contact = desk
         .get_contact(as_agent(

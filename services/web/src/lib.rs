@@ -18,6 +18,7 @@ pub mod chart;
 pub mod citizen;
 pub mod contacts;
 pub mod dashboard;
+pub mod journal;
 pub mod mailroom;
 pub mod pages;
 pub mod printing;
@@ -311,6 +312,7 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}", post(catalogue::publish))
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
+        .route("/journal", get(journal::journal))
         .route("/tableau-de-bord.csv", get(dashboard::dashboard_csv))
         .route(
             "/static/desk.css",

@@ -23,6 +23,7 @@ pub(crate) fn chrome(c: &Caller, desk: &State, section: &'static str) -> Chrome 
         csrf: c.session.csrf.clone(),
         open: desk.app.access().is_open(),
         elu: c.is_elu(),
+        dpo: c.session.agent.as_ref().is_some_and(Agent::is_dpo),
         section,
     }
 }
@@ -112,6 +113,7 @@ pub async fn home(caller: Caller) -> Response {
 fn landing(agent: Option<&Agent>) -> &'static str {
     match agent {
         Some(a) if a.is_elu() => "/tableau-de-bord",
+        Some(a) if a.is_dpo() => "/journal",
         Some(a) if !a.is_generalist() => "/demandes",
         _ => "/citoyens",
     }

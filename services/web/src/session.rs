@@ -264,6 +264,15 @@ impl Caller {
             .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
+    /// The caller's scope in `tenant`'s read trail (the data protection officer's).
+    pub fn dpo_scope(&self, desk: &State, tenant: &str) -> Result<Scope, Failure> {
+        Ok(desk
+            .app
+            .access()
+            .dpo_scope(self.session.token.as_deref(), tenant)?
+            .from(contacthub_app::audit::Via::Desk, self.address))
+    }
+
     /// The caller's scope in `tenant`'s dashboards.
     pub fn dashboard_scope(&self, desk: &State, tenant: &str) -> Result<Scope, Failure> {
         Ok(desk

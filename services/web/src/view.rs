@@ -14,6 +14,8 @@ pub struct Chrome {
     pub csrf: String,
     pub open: bool,
     pub elu: bool,
+    /// The data protection officer: the read trail only.
+    pub dpo: bool,
     /// The section of the navigation the page belongs to.
     pub section: &'static str,
 }
@@ -666,6 +668,27 @@ pub struct CatalogueItem {
     pub text: String,
     pub withdrawn: bool,
     pub version: u32,
+}
+
+/// One read of the trail, for the DPO's page.
+pub struct ReadRow {
+    pub when: String,
+    pub agent: String,
+    pub what: String,
+    pub citizen: String,
+    pub object: String,
+    pub from: String,
+}
+
+#[derive(Template)]
+#[template(path = "journal.html")]
+pub struct JournalPage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub tenant: String,
+    pub citizen: String,
+    pub agent: String,
+    pub rows: Vec<ReadRow>,
 }
 
 #[derive(Template)]

@@ -215,9 +215,22 @@ pub struct CsrfForm {
     pub(crate) csrf: String,
 }
 
-pub async fn logout(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<CsrfForm>) -> Page {
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+    /// « Se déconnecter partout »: every session of the agent, on every browser.
+    partout: Option<String>,
+}
+
+pub async fn logout(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<LogoutForm>) -> Page {
     caller.check_csrf(&f.csrf)?;
-    desk.sessions.close(&caller.id);
+    if f.partout.is_some() {
+        let n = desk.sessions.close_everywhere(&caller.id);
+        tracing::info!(agent = %caller.who(), sessions = n, "web desk: signed out everywhere");
+    } else {
+        desk.sessions.close(&caller.id);
+    }
     Ok((
         [(header::SET_COOKIE, session::clear_cookie())],
         see_other("/connexion"),

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub const COOKIE: &str = "contacthub_session";
-/// A session unused this long is forgotten.
-const IDLE: Duration = Duration::from_secs(10 * 3600);
+/// A session unused this long ends (an agent who left the counter).
+pub const IDLE: Duration = Duration::from_secs(3600);
+/// A session ends this long after its sign-in, used or not (a working day).
+pub const LIFETIME: Duration = Duration::from_secs(10 * 3600);
 /// At most this many sessions are kept; when full, new sign-ins are refused (no one else's
 /// session is ended).
 const MAX_SESSIONS: usize = 10_000;
@@ -39,7 +41,15 @@ pub struct Session {
     pub agent: Option<Agent>,
     pub csrf: String,
     seen: Instant,
+    signed_in: Instant,
     live: Arc<Live>,
+}
+
+impl Session {
+    /// Whether it has ended: unused for [`IDLE`], or signed in [`LIFETIME`] ago.
+    fn expired(&self) -> bool {
+        self.seen.elapsed() >= IDLE || self.signed_in.elapsed() >= LIFETIME
+    }
 }
 
 /// What the live streams of a session share: how many are open, and the signal that ends
@@ -120,7 +130,7 @@ impl Sessions {
         let who = agent.as_ref().map(|a| a.id.clone());
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| {
-            let alive = s.seen.elapsed() < IDLE;
+            let alive = !s.expired();
             if !alive {
                 end(s);
             }
@@ -148,6 +158,7 @@ impl Sessions {
                 agent,
                 csrf: random_hex(),
                 seen: Instant::now(),
+                signed_in: Instant::now(),
                 live: Arc::new(Live {
                     ended: watch::channel(false).0,
                     open: AtomicUsize::new(0),
@@ -160,7 +171,7 @@ impl Sessions {
     fn get(&self, id: &str) -> Option<Session> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.get_mut(id)?;
-        if s.seen.elapsed() >= IDLE {
+        if s.expired() {
             if let Some(s) = map.remove(id) {
                 end(&s);
             }
@@ -176,6 +187,24 @@ impl Sessions {
         if let Some(s) = map.remove(id) {
             end(&s);
         }
+    }
+
+    /// Ends every session of the agent of session `id` (on every browser), with their live
+    /// streams; how many. On an open desk, the visitors' sessions.
+    pub fn close_everywhere(&self, id: &str) -> usize {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(who) = map.get(id).map(|s| s.agent.as_ref().map(|a| a.id.clone())) else {
+            return 0;
+        };
+        let before = map.len();
+        map.retain(|_, s| {
+            let theirs = s.agent.as_ref().map(|a| a.id.clone()) == who;
+            if theirs {
+                end(s);
+            }
+            !theirs
+        });
+        before - map.len()
     }
 }
 
@@ -347,5 +376,57 @@ impl FromRequestParts<State> for Caller {
                 .into_response())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_ends_when_idle_or_at_the_end_of_its_lifetime() {
+        let sessions = Sessions::default();
+        let id = sessions.open(None, None).unwrap();
+        assert!(sessions.get(&id).is_some());
+        let ago = |d: Duration| Instant::now().checked_sub(d).unwrap();
+        // Used a minute ago but signed in a working day ago: ended.
+        {
+            let mut map = sessions.inner.lock().unwrap();
+            let s = map.get_mut(&id).unwrap();
+            s.signed_in = ago(LIFETIME + Duration::from_secs(1));
+        }
+        assert!(sessions.get(&id).is_none());
+        // Signed in an hour ago, unused since: ended.
+        let id = sessions.open(None, None).unwrap();
+        {
+            let mut map = sessions.inner.lock().unwrap();
+            let s = map.get_mut(&id).unwrap();
+            s.seen = ago(IDLE + Duration::from_secs(1));
+        }
+        assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn signing_out_everywhere_ends_the_agents_sessions_only() {
+        let access = contacthub_app::auth::Access::from_toml(&format!(
+            "[[agent]]\nid='a'\ntoken_sha256='{}'\ntenants=['69091']\n[[agent]]\nid='b'\ntoken_sha256='{}'\ntenants=['69091']\n",
+            contacthub_app::auth::token_hash("ta"),
+            contacthub_app::auth::token_hash("tb")
+        ))
+        .unwrap();
+        let a = access.caller(Some("ta")).unwrap();
+        let b = access.caller(Some("tb")).unwrap();
+        let sessions = Sessions::default();
+        let a1 = sessions.open(Some("ta".into()), a.clone()).unwrap();
+        let a2 = sessions.open(Some("ta".into()), a).unwrap();
+        let b1 = sessions.open(Some("tb".into()), b).unwrap();
+        let (_guard, mut ended) = sessions.get(&a2).unwrap().open_stream(&sessions).unwrap();
+        assert_eq!(sessions.close_everywhere(&a1), 2);
+        assert!(sessions.get(&a1).is_none() && sessions.get(&a2).is_none());
+        assert!(sessions.get(&b1).is_some());
+        assert!(
+            *ended.borrow_and_update(),
+            "the other browser's live stream ends too"
+        );
     }
 }

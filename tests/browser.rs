@@ -141,8 +141,10 @@ async fn an_accueil_agent_works_in_the_browser() {
     )
     .expect("reading axe-core");
     let access = Access::from_toml(&format!(
-        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\ncatalogue=true\n",
-        token_hash("givors")
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\ncatalogue=true\n\
+         [[agent]]\nid='dpo-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='dpo'\n",
+        token_hash("givors"),
+        token_hash("dpo")
     ))
     .unwrap();
     let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
@@ -524,6 +526,19 @@ async fn an_accueil_agent_works_in_the_browser() {
     let refused = until_text(&c, "refused", |t| t.contains("Accès refusé")).await;
     assert!(!refused.contains("GRI-0"));
     review(&c, "refus", &axe).await;
+
+    // Signed out everywhere, the DPO signs in: the journal of what the accueil read today.
+    c.goto(&format!("{}/citoyens", hub.web)).await.unwrap();
+    click(&c, "button[name=partout]").await;
+    until_text(&c, "signed out", |t| t.contains("Jeton d'agent")).await;
+    fill(&c, "#token", "dpo").await;
+    click(&c, "button[type=submit]").await;
+    let journal = until_text(&c, "the DPO's journal", |t| {
+        t.contains("Journal des consultations") && t.contains("accueil-givors")
+    })
+    .await;
+    assert!(journal.contains("la chronologie") && journal.contains("guichet web"));
+    review(&c, "journal", &axe).await;
     c.close().await.unwrap();
     hub.stop().await;
 }

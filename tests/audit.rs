@@ -89,6 +89,25 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
         &citizen,
     ]);
     assert!(ok, "{out}");
+    for args in [["citizen", "search"], ["citizen", "show"]] {
+        let what = if args[1] == "search" {
+            "06 12 34 56 78"
+        } else {
+            citizen.as_str()
+        };
+        let (ok, out) = run(&[
+            args[0],
+            args[1],
+            "--server",
+            &serve.grpc,
+            "--token",
+            "accueil",
+            "--tenant",
+            GIVORS,
+            what,
+        ]);
+        assert!(ok, "{out}");
+    }
     let agent = WebAgent::sign_in(&serve.web, "accueil").await;
     let (status, _) = agent.get(&format!("/citoyens/{GIVORS}/{citizen}")).await;
     assert!(status.is_success());
@@ -142,6 +161,13 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
         .unwrap();
     assert_eq!(quoted[16..].replace("GIV-000001", &citizen), printed[16..]);
     // The visit itself wrote; it read nothing of anyone else.
+    for what in ["la ligne de recherche", "la fiche"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("a consulté {what} de {citizen}"))),
+            "{what}:\n{out}"
+        );
+    }
     let (ok, by_agent) = dpo(&["--agent", "accueil-givors"]);
     assert!(ok && by_agent.lines().count() >= 3, "{by_agent}");
     assert!(by_agent.lines().all(|l| l.contains(&citizen)), "{by_agent}");

@@ -228,6 +228,12 @@ impl AdaptersConfig {
     pub fn from_toml(text: &str, tenants: &Tenants) -> Result<Self, Error> {
         let mut cfg: AdaptersConfig =
             toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        if cfg.signature_tolerance_seconds > 3600 {
+            return Err(Error::Config(format!(
+                "signature_tolerance_seconds is {}: at most 3600 (an hour), or a replayed request would pass",
+                cfg.signature_tolerance_seconds
+            )));
+        }
         // Hashes are compared with lower-case hex.
         for h in cfg
             .communes

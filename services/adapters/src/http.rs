@@ -515,13 +515,27 @@ pub fn verify_body_signature(
     let mut t = None;
     let mut hex = None;
     for part in header.split(',').map(str::trim) {
-        if let Some(v) = part.strip_prefix("t=") {
-            t = v.parse::<i64>().ok();
+        let (slot, value) = if let Some(v) = part.strip_prefix("t=") {
+            (&mut t, v)
         } else if let Some(v) = part.strip_prefix("sha256=") {
-            hex = Some(v);
+            (&mut hex, v)
+        } else {
+            continue;
+        };
+        if slot.replace(value).is_some() {
+            // A key given twice: which one was signed is not for the hub to guess.
+            return false;
         }
     }
-    let (Some(t), Some(hex)) = (t, hex) else {
+    let (Some(t_text), Some(hex)) = (t, hex) else {
+        return false;
+    };
+    // Decimal digits as signed, no sign, no leading zero: the HMAC covers these bytes.
+    let canonical = !t_text.is_empty()
+        && t_text.len() <= 12
+        && t_text.bytes().all(|b| b.is_ascii_digit())
+        && (t_text == "0" || !t_text.starts_with('0'));
+    let Some(t) = canonical.then(|| t_text.parse::<i64>().ok()).flatten() else {
         return false;
     };
     if now_s.abs_diff(t) > u64::from(tolerance_s) {
@@ -614,6 +628,18 @@ mod tests {
         assert!(!verify_body_signature("s3cret", b"{}", &moved, t, 300));
         let untimed = sig.split_once(',').unwrap().1.to_string();
         assert!(!verify_body_signature("s3cret", b"{}", &untimed, t, 300));
+        // The time as signed only: no sign, no leading zero, no second t= or sha256=.
+        for forged in [
+            sig.replace("t=", "t=+"),
+            sig.replace("t=", "t=0"),
+            format!("t=1764840999,{sig}"),
+            format!("{sig},sha256={}", "0".repeat(64)),
+        ] {
+            assert!(
+                !verify_body_signature("s3cret", b"{}", &forged, t, 300),
+                "{forged}"
+            );
+        }
     }
 
     /// Plain HMAC-SHA256 in hex, written apart from the code under test.

@@ -1,9 +1,10 @@
-//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room, outbound and ops services, standard
+//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room, outbound, ops and audit services, standard
 //! health and server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`] (one module per service); [`gate`] (the open
+//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`], [`audit`] (one module per service); `commands`
+//! (each request as the application layer's command); [`gate`] (the open
 //! hub's host check and the throttle of failed credentials, before every service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 

@@ -325,6 +325,12 @@ impl App {
                     quote(answer_id)
                 ))
             })?;
+        self.read_by(
+            scope,
+            &a.citizen_id,
+            crate::audit::Reading::Answer,
+            &a.answer_event_id,
+        )?;
         Ok(a)
     }
 
@@ -333,7 +339,16 @@ impl App {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
         let r = self.request_for_work(scope, tenant, reference)?;
-        Ok(self.store.request_answers(tenant, &r.reference)?)
+        let answers = self.store.request_answers(tenant, &r.reference)?;
+        for a in &answers {
+            self.read_by(
+                scope,
+                &a.citizen_id,
+                crate::audit::Reading::Answer,
+                &a.answer_event_id,
+            )?;
+        }
+        Ok(answers)
     }
 
     /// The letter of an answer the sender delivers (attached to an e-mail, printed).
@@ -367,6 +382,12 @@ impl App {
                 continue;
             }
             let pdf = self.answer_letter(&a)?;
+            self.read_by(
+                scope,
+                &a.citizen_id,
+                crate::audit::Reading::Answer,
+                &a.answer_event_id,
+            )?;
             out.push(pb::PrintItem {
                 pdf_sha256: sha256_hex(&pdf),
                 letter_pdf: pdf,
@@ -405,6 +426,14 @@ impl App {
         let letters: Vec<(&pb::Answer, &str)> =
             chosen.iter().map(|(a, s)| (a, s.as_str())).collect();
         let pdf = contacthub_documents::answer_letters_pdf(&letters, &commune);
+        for (a, _) in &chosen {
+            self.read_by(
+                scope,
+                &a.citizen_id,
+                crate::audit::Reading::Answer,
+                &a.answer_event_id,
+            )?;
+        }
         Ok((pdf, chosen.into_iter().map(|(a, _)| a).collect()))
     }
 

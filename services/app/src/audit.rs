@@ -38,6 +38,12 @@ pub enum Reading {
     Request,
     /// A written answer to them, previewed.
     Preview,
+    /// A letter of theirs (its page, its scan, its receipt).
+    Letter,
+    /// A written answer to them (its text, its letter).
+    Answer,
+    /// A line of a list: the mail room's letters, a worklist, « à rattacher », duplicates.
+    List,
 }
 
 impl Reading {
@@ -52,6 +58,9 @@ impl Reading {
             Reading::Household => "household",
             Reading::Request => "request",
             Reading::Preview => "preview",
+            Reading::Letter => "letter",
+            Reading::Answer => "answer",
+            Reading::List => "list",
         }
     }
 
@@ -66,6 +75,9 @@ impl Reading {
             Reading::Household => "le foyer",
             Reading::Request => "une demande",
             Reading::Preview => "l'aperçu d'une réponse",
+            Reading::Letter => "un courrier",
+            Reading::Answer => "une réponse écrite",
+            Reading::List => "une ligne de liste",
         }
     }
 }
@@ -105,12 +117,15 @@ impl Via {
 
 /// One read, as the trail keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Read {
     pub seq: u64,
     pub at_us: i64,
     pub commune: String,
     /// The agent's id; `(hub ouvert)` on a hub without an agents file.
     pub agent: String,
+    /// The citizen's id; empty for a contact that waits for its citizen (its event id is the
+    /// object).
     pub citizen: String,
     pub what: Reading,
     /// The id of what was read: a contact's event id, a letter's chrono, a request's
@@ -158,6 +173,8 @@ pub struct Trail {
 struct Open {
     path: PathBuf,
     file: std::fs::File,
+    /// The length of the whole lines written: a failed write is cut back to it.
+    len: u64,
     seq: u64,
     last: String,
 }
@@ -170,9 +187,13 @@ pub fn path_in(data: &Path) -> PathBuf {
 impl Trail {
     /// The trail of the data folder `data`, created when missing (0600 in a 0700 folder),
     /// continued after its last whole line.
-    pub fn open(data: &Path) -> std::io::Result<Trail> {
+    pub fn open(data: &Path) -> Result<Trail> {
         let path = path_in(data);
-        let dir = path.parent().unwrap_or(data);
+        Self::open_at(path).map_err(|e| Error::Internal(format!("opening the read trail: {e}")))
+    }
+
+    fn open_at(path: PathBuf) -> std::io::Result<Trail> {
+        let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
@@ -221,6 +242,7 @@ impl Trail {
             inner: Some(Mutex::new(Open {
                 path,
                 file,
+                len: whole,
                 seq,
                 last,
             })),
@@ -249,7 +271,7 @@ impl Trail {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        if scope.is_system() || citizen.is_empty() {
+        if scope.is_system() || (citizen.is_empty() && object.is_empty()) {
             return Ok(());
         }
         let mut open = inner
@@ -279,12 +301,16 @@ impl Trail {
         line.push(b'\n');
         let written = open.file.write_all(&line);
         if let Err(e) = written {
+            // A line written in part (a full disk) would glue to the next one: cut it.
+            let len = open.len;
+            let _ = open.file.set_len(len);
             tracing::error!(error = %e, path = %open.path.display(), "cannot write the read trail: reads are refused");
             return Err(Error::Unavailable(
                 "le journal des consultations ne peut pas être écrit : la consultation est refusée"
                     .into(),
             ));
         }
+        open.len += line.len() as u64;
         open.seq = r.seq;
         open.last = r.hash;
         Ok(())
@@ -340,12 +366,13 @@ pub enum Verdict {
 }
 
 /// Checks the chain of the trail at `path` (a line changed, inserted or removed breaks it).
-pub fn verify(path: &Path) -> std::io::Result<Verdict> {
-    let file = std::fs::File::open(path)?;
+pub fn verify(path: &Path) -> Result<Verdict> {
+    let io = |e: std::io::Error| Error::Internal(format!("reading the read trail: {e}"));
+    let file = std::fs::File::open(path).map_err(io)?;
     let (mut prev, mut seq, mut n) = (String::new(), 0u64, 0u64);
     let (mut first_us, mut last_us) = (0, 0);
     for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
-        let line = line?;
+        let line = line.map_err(io)?;
         let number = i as u64 + 1;
         let r: Read = match serde_json::from_slice(&line) {
             Ok(r) => r,

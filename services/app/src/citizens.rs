@@ -344,7 +344,9 @@ impl App {
         );
         self.write(&e).await?;
         let canonical = self.store.canonical(tenant, &into.citizen_id)?;
-        self.citizen_record(tenant, &canonical)
+        let c = self.citizen_record(tenant, &canonical)?;
+        self.read_by(scope, &c.citizen_id, Reading::Record, "")?;
+        Ok(c)
     }
 
     /// The records merged into `canonical` (directly or through others), which an agent may
@@ -356,6 +358,7 @@ impl App {
         for id in self.store.members(tenant, canonical)? {
             if id != canonical {
                 if let Some(c) = self.store.citizen(tenant, &id)? {
+                    self.read_by(scope, &c.citizen_id, Reading::Record, canonical)?;
                     out.push(c);
                 }
             }
@@ -520,7 +523,11 @@ impl App {
         })?;
         for u in &mut out {
             if let Some(e) = u.entry.take() {
-                u.entry = Some(self.seen_entry(scope, commune, e)?);
+                let e = self.seen_entry(scope, commune, e)?;
+                if e.withheld_service.is_empty() {
+                    self.read_by(scope, &e.citizen_id, Reading::List, &e.event_id)?;
+                }
+                u.entry = Some(e);
             }
         }
         Ok(crate::within_page(out))
@@ -660,6 +667,11 @@ impl App {
             });
             if out.len() == limit {
                 break;
+            }
+        }
+        for p in &out {
+            for c in [&p.citizen, &p.other].into_iter().flatten() {
+                self.read_by(scope, &c.citizen_id, Reading::List, "")?;
             }
         }
         Ok(crate::within_page(out))

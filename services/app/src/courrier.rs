@@ -79,7 +79,22 @@ impl App {
     pub fn letter_for(&self, scope: &Scope, chrono: &str) -> Result<CourrierState> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        Ok(self.letter_with_sight(scope, tenant, chrono)?.0)
+        let s = self.letter_with_sight(scope, tenant, chrono)?.0;
+        self.read_letter(scope, &s, crate::audit::Reading::Letter)?;
+        Ok(s)
+    }
+
+    /// Records that `scope` read letter `s` (`what`), unless only that it exists.
+    fn read_letter(
+        &self,
+        scope: &Scope,
+        s: &CourrierState,
+        what: crate::audit::Reading,
+    ) -> Result<()> {
+        if s.withheld_service.is_empty() {
+            self.read_by(scope, &s.citizen_id, what, &s.chrono)?;
+        }
+        Ok(())
     }
 
     /// Scan `n` (from 0) of a letter the caller reads, with its bytes.
@@ -408,7 +423,11 @@ impl App {
                 .filter(|s| !r.overdue_only || is_overdue(s, &commune, now))
                 .filter(|s| self.sees_letter(scope, s).unwrap_or(false))
                 .take(limit)
-                .map(seen)
+                .map(|s| {
+                    let s = seen(s)?;
+                    self.read_letter(scope, &s, crate::audit::Reading::List)?;
+                    Ok(s)
+                })
                 .collect::<Result<Vec<_>>>()?,
         ))
     }
@@ -419,6 +438,12 @@ impl App {
         let commune = self.enter(scope, tenant)?.clone();
         // The mail room prints it for a letter it may not read: without its subject.
         let state = self.letter_for_work(scope, tenant, chrono, Sight::Suivi)?;
+        self.read_by(
+            scope,
+            &state.citizen_id,
+            crate::audit::Reading::Letter,
+            &state.chrono,
+        )?;
         // The sender's name, and the postal address of their record when it has one.
         let mut recipient = vec![state.sender_display.clone()];
         // The address written on the letter, when the clerk typed it.

@@ -6,6 +6,7 @@
 //! Layout:
 //! - this file: [`App`] (the log, the read model, the projector's signals, the content store,
 //!   the clock), [`Error`], [`Faults`] (parts that report a problem, for health);
+//! - [`commands`]: what front-ends ask, as plain Rust in the domain's types;
 //! - [`write`]: [`App::append_and_wait`], the one way anything is written;
 //! - [`desk`]: timelines, contacts, watches and walk-in visits;
 //! - [`citizens`]: citizen records (create, correct, search, merge, unmerge) and households;
@@ -19,10 +20,11 @@
 //! - [`status`]: log and projector positions, dead letters, phone report;
 //! - [`guard`]: need-to-know between services: what each caller reads of a contact, a
 //!   request, a letter, a document;
+//! - [`audit`]: the read trail: every read of a person's data by an agent, hash-chained;
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
 //!   front-ends); [`content`]: the content-addressed document store; [`hotfolder`]: the
-//!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins per source
-//!   address, shared by every front-end that checks a credential.
+//!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins and requests
+//!   per source address, shared by every front-end that checks a credential.
 //!
 //! Invariants: nothing here writes the read model: every write is an event appended to the
 //! log, and a write returns once the projector made it visible. Every call names its tenant
@@ -285,6 +287,11 @@ impl App {
         if scope.is_elu() {
             return Err(Error::Forbidden(
                 "un élu consulte les tableaux de bord seulement (aucune donnée personnelle)".into(),
+            ));
+        }
+        if scope.is_dpo() {
+            return Err(Error::Forbidden(
+                "le délégué à la protection des données consulte le journal des consultations seulement".into(),
             ));
         }
         Ok(commune)

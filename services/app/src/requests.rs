@@ -121,13 +121,26 @@ impl App {
             .collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.opened_at.as_ref().and_then(ts::to_micros)));
         out.truncate(200);
-        Ok(out
+        let out: Vec<Request> = out
             .into_iter()
             .map(|r| {
                 let sight = self.request_sight(scope, commune, &r);
                 crate::guard::request_as_seen(r, commune, sight)
             })
-            .collect())
+            .collect();
+        self.read_requests(scope, &out)?;
+        Ok(out)
+    }
+
+    /// Records that `scope` read the lines of `requests` (as seen: a withheld one is not
+    /// read), for each requester.
+    fn read_requests(&self, scope: &Scope, requests: &[Request]) -> Result<()> {
+        for q in requests.iter().filter(|q| q.withheld_service.is_empty()) {
+            for citizen in &q.requesters {
+                self.read_by(scope, citizen, crate::audit::Reading::List, &q.reference)?;
+            }
+        }
+        Ok(())
     }
 
     fn request_event(
@@ -516,13 +529,14 @@ impl App {
             .collect();
         out.sort_by(|a, b| due(a).cmp(&due(b)).then(a.reference.cmp(&b.reference)));
         out.truncate(limit);
-        let out = out
+        let out: Vec<Request> = out
             .into_iter()
             .map(|q| {
                 let sight = self.request_sight(scope, commune, &q);
                 crate::guard::request_as_seen(q, commune, sight)
             })
             .collect();
+        self.read_requests(scope, &out)?;
         Ok(crate::within_page(out))
     }
 }

@@ -28,9 +28,35 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
+/// Who an address stands for: itself, or for IPv6 its /64 (one host holds a whole /64 and
+/// could rotate through it).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
+
+/// Makes room for one more address in a full `map`: windows that ended go, then the oldest.
+fn make_room(map: &mut HashMap<IpAddr, (u32, Instant)>, window: Duration) {
+    if map.len() < MAX_TRACKED {
+        return;
+    }
+    map.retain(|_, (_, since)| since.elapsed() < window);
+    if map.len() >= MAX_TRACKED {
+        if let Some(oldest) = map.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
+            map.remove(&oldest);
+        }
+    }
+}
+
 impl Throttle {
     /// `Err(retry_after)` while `source` is refused.
     pub fn check(&self, source: IpAddr) -> Result<(), Duration> {
+        let source = source_of(source);
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(&source) {
             Some(&(n, since)) if n >= MAX_FAILURES && since.elapsed() < WINDOW => Err(WINDOW
@@ -42,14 +68,10 @@ impl Throttle {
 
     /// Counts a failed attempt from `source`.
     pub fn failed(&self, source: IpAddr) {
+        let source = source_of(source);
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED && !map.contains_key(&source) {
-            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            if map.len() >= MAX_TRACKED {
-                if let Some(oldest) = map.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
-                    map.remove(&oldest);
-                }
-            }
+        if !map.contains_key(&source) {
+            make_room(&mut map, WINDOW);
         }
         let slot = map.entry(source).or_insert((0, Instant::now()));
         if slot.1.elapsed() >= WINDOW {
@@ -79,13 +101,11 @@ impl Rate {
         if self.per_minute == 0 {
             return Ok(());
         }
+        let source = source_of(source);
         let minute = Duration::from_secs(60);
         let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED && !map.contains_key(&source) {
-            map.retain(|_, (_, since)| since.elapsed() < minute);
-            if map.len() >= MAX_TRACKED {
-                return Err(Duration::from_secs(1));
-            }
+        if !map.contains_key(&source) {
+            make_room(&mut map, minute);
         }
         let slot = map.entry(source).or_insert((0, Instant::now()));
         if slot.1.elapsed() >= minute {
@@ -139,5 +159,16 @@ mod tests {
         assert!(wait <= Duration::from_secs(60) && wait >= Duration::from_secs(1));
         assert!(r.admit(b).is_ok());
         assert!(Rate::new(0).admit(a).is_ok());
+        // The addresses of one IPv6 /64 are one source.
+        let r = Rate::new(2);
+        for last in [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::ff",
+            "2001:db8:1:2:abcd::9",
+        ] {
+            let _ = r.admit(last.parse().unwrap());
+        }
+        assert!(r.admit("2001:db8:1:2::7".parse().unwrap()).is_err());
+        assert!(r.admit("2001:db8:1:3::1".parse().unwrap()).is_ok());
     }
 }

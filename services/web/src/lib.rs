@@ -10,7 +10,7 @@
 //! [`session`] (sign-in with an agent's token, session cookie, CSRF token); [`pages`]
 //! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
 //! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
-//! catalogue of validated answers); [`view`] (what templates show: French labels, Paris
+//! catalogue of validated answers); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
 pub mod catalogue;

@@ -208,19 +208,24 @@ impl Trail {
             options.mode(0o600);
         }
         let mut file = options.open(&path)?;
-        // Where the chain stands: the last whole line (a torn tail from a crash is cut).
+        // Where the chain stands: its last line that reads. Only a torn tail (bytes after the
+        // last newline: a write cut by a crash) is cut; a whole line that does not read stays,
+        // for `verify` to report.
+        let len = file.seek(std::io::SeekFrom::End(0))?;
+        file.seek(std::io::SeekFrom::Start(0))?;
         let (mut seq, mut last, mut whole) = (0, String::new(), 0u64);
-        let mut offset = 0u64;
         for line in std::io::BufReader::new(&file).split(b'\n') {
             let line = line?;
-            offset += line.len() as u64 + 1;
+            if whole + line.len() as u64 + 1 > len {
+                break;
+            }
+            whole += line.len() as u64 + 1;
             if let Ok(r) = serde_json::from_slice::<Read>(&line) {
                 seq = r.seq;
                 last = r.hash;
-                whole = offset;
             }
         }
-        if file.seek(std::io::SeekFrom::End(0))? > whole {
+        if len > whole {
             file.set_len(whole)?;
         }
         // Synced to disk once a second by a thread of its own, outside the lock readers take;
@@ -417,4 +422,59 @@ pub fn verify(path: &Path) -> Result<Verdict> {
         first_us,
         last_us,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Scope, System};
+
+    #[test]
+    fn a_torn_tail_is_cut_and_a_whole_altered_line_stays_for_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Scope::system(System::Demo, "69091");
+        // System scopes are not recorded: an open hub's visitor is, through an Access.
+        let open = crate::auth::Access::Open.scope(None, "69091").unwrap();
+        let trail = Trail::open(dir.path()).unwrap();
+        trail
+            .record(&scope, 1, "GIV-000001", Reading::Timeline, "")
+            .unwrap();
+        for i in 0..3 {
+            trail
+                .record(&open, i, "GIV-000001", Reading::Timeline, "")
+                .unwrap();
+        }
+        drop(trail);
+        let path = path_in(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "the hub's own read is not recorded"
+        );
+        // A crash in the middle of a write: a torn tail, cut at the next start.
+        text.push_str("{\"seq\":4,\"at_us\"");
+        std::fs::write(&path, &text).unwrap();
+        let trail = Trail::open(dir.path()).unwrap();
+        trail
+            .record(&open, 9, "GIV-000002", Reading::Record, "")
+            .unwrap();
+        drop(trail);
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verdict::Intact { reads: 4, .. }
+        ));
+        // A whole last line made unreadable stays, and verify says where.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("garbage\n");
+        std::fs::write(&path, &text).unwrap();
+        drop(Trail::open(dir.path()).unwrap());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("garbage\n"));
+        assert!(matches!(
+            verify(&path).unwrap(),
+            Verdict::Broken { line: 5, .. }
+        ));
+    }
 }

@@ -257,6 +257,19 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
     let data_arg = data.to_str().unwrap();
     let (ok, out) = run(&["audit", "verify", "--data", data_arg]);
     assert!(ok && out.starts_with("journal intact : "), "{out}");
+    // The head it prints is the last line's hash, to write down elsewhere.
+    let head = last
+        .split("\"hash\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        out.trim_end()
+            .ends_with(&format!("dernière empreinte {head}")),
+        "{out}"
+    );
 
     // A line changed, then a line removed: the chain says where.
     let lines: Vec<&str> = text.lines().collect();

@@ -360,11 +360,13 @@ impl Trail {
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every line chained to the previous one: how many, and the first and last times.
+    /// Every line chained to the previous one: how many, the first and last times, and the
+    /// last line's hash (the head: written down elsewhere, it shows a trail cut short).
     Intact {
         reads: u64,
         first_us: i64,
         last_us: i64,
+        head: String,
     },
     /// The chain breaks at line `line` (1-based): why.
     Broken { line: u64, why: String },
@@ -421,6 +423,7 @@ pub fn verify(path: &Path) -> Result<Verdict> {
         reads: n,
         first_us,
         last_us,
+        head: prev,
     })
 }
 

@@ -73,8 +73,9 @@ fn verify(data: &std::path::Path) -> Result<()> {
             reads,
             first_us,
             last_us,
+            head,
         } => crate::say!(
-            "journal intact : {reads} consultation(s), du {} au {}",
+            "journal intact : {reads} consultation(s), du {} au {} ; dernière empreinte {head}",
             paris_display(first_us),
             paris_display(last_us)
         ),

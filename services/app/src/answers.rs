@@ -325,13 +325,18 @@ impl App {
                     quote(answer_id)
                 ))
             })?;
+        self.read_answer(scope, &a)?;
+        Ok(a)
+    }
+
+    /// Records that `scope` read answer `a` (its text, its letter).
+    fn read_answer(&self, scope: &Scope, a: &pb::Answer) -> Result<()> {
         self.read_by(
             scope,
             &a.citizen_id,
             crate::audit::Reading::Answer,
             &a.answer_event_id,
-        )?;
-        Ok(a)
+        )
     }
 
     /// The answers of a request, oldest first.
@@ -341,12 +346,7 @@ impl App {
         let r = self.request_for_work(scope, tenant, reference)?;
         let answers = self.store.request_answers(tenant, &r.reference)?;
         for a in &answers {
-            self.read_by(
-                scope,
-                &a.citizen_id,
-                crate::audit::Reading::Answer,
-                &a.answer_event_id,
-            )?;
+            self.read_answer(scope, a)?;
         }
         Ok(answers)
     }
@@ -382,12 +382,7 @@ impl App {
                 continue;
             }
             let pdf = self.answer_letter(&a)?;
-            self.read_by(
-                scope,
-                &a.citizen_id,
-                crate::audit::Reading::Answer,
-                &a.answer_event_id,
-            )?;
+            self.read_answer(scope, &a)?;
             out.push(pb::PrintItem {
                 pdf_sha256: sha256_hex(&pdf),
                 letter_pdf: pdf,
@@ -427,12 +422,7 @@ impl App {
             chosen.iter().map(|(a, s)| (a, s.as_str())).collect();
         let pdf = contacthub_documents::answer_letters_pdf(&letters, &commune);
         for (a, _) in &chosen {
-            self.read_by(
-                scope,
-                &a.citizen_id,
-                crate::audit::Reading::Answer,
-                &a.answer_event_id,
-            )?;
+            self.read_answer(scope, a)?;
         }
         Ok((pdf, chosen.into_iter().map(|(a, _)| a).collect()))
     }

@@ -57,7 +57,13 @@ async fn projector_survives_sigkill() {
     let reference = {
         let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(data.join("log"), 4).unwrap());
         let store = Store::open(dir.path().join("reference")).unwrap();
-        let (p, _) = Projector::new(store.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+        let (p, _) = Projector::new(
+            store.clone(),
+            log,
+            Arc::new(Tenants::builtin()),
+            keyring(dir.path()),
+        )
+        .unwrap();
         p.catch_up().await.unwrap();
         store.digest().unwrap()
     };

@@ -17,6 +17,8 @@ mod ops_cli;
 mod outbound;
 mod requests;
 mod review;
+mod sealing;
 mod tidy;
 mod timeline;
+mod tls;
 mod web;

@@ -205,7 +205,13 @@ async fn broker_killed_mid_stream_loses_and_doubles_nothing() {
         .await
         .unwrap();
     let clean = Store::open(clean_dir.path().join("rm")).unwrap();
-    let (p, _) = Projector::new(clean.clone(), clean_log, Arc::new(Tenants::builtin())).unwrap();
+    let (p, _) = Projector::new(
+        clean.clone(),
+        clean_log,
+        Arc::new(Tenants::builtin()),
+        keyring(clean_dir.path()),
+    )
+    .unwrap();
     p.catch_up().await.unwrap();
     // Through the outage: every acknowledged event projected once, and the very timelines of a
     // run without the fault.

@@ -34,7 +34,13 @@ async fn embedded_history_copied_to_kafka_projects_identically() {
     let mut digests = Vec::new();
     for (name, log) in [("embedded", embedded), ("kafka", kafka)] {
         let store = Store::open(dir.path().join(name)).unwrap();
-        let (p, _) = Projector::new(store.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+        let (p, _) = Projector::new(
+            store.clone(),
+            log,
+            Arc::new(Tenants::builtin()),
+            keyring(dir.path()),
+        )
+        .unwrap();
         assert_eq!(p.catch_up().await.unwrap() as usize, events);
         digests.push(store.digest().unwrap());
     }

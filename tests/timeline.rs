@@ -461,11 +461,12 @@ async fn replay_is_byte_identical(backend: Backend) {
         .unwrap();
     assert_eq!(applied as usize, events.len());
     let log = hub.log.clone();
+    let keys = hub.keys.clone();
     let dir = hub.stop().await;
 
     let replayed = Store::open(dir.path().join("replayed")).unwrap();
     let (projector, _) =
-        Projector::new(replayed.clone(), log, Arc::new(Tenants::builtin())).unwrap();
+        Projector::new(replayed.clone(), log, Arc::new(Tenants::builtin()), keys).unwrap();
     let n = projector.with_batch_size(97).catch_up().await.unwrap();
     assert_eq!(n as usize, events.len() + 1);
     assert_eq!(replayed.digest().unwrap(), live);

@@ -1,7 +1,8 @@
 //! Benchmarks printing figures (run in release: `cargo bench -p contacthub-tests --bench projection`).
 //!
 //! 1. Projection rate on the embedded log: N generated events (default 1,000,000) appended,
-//!    then projected into sled; events/s and peak RSS.
+//!    then projected into sled; events/s, bytes per event and peak RSS; once in the clear and
+//!    once sealed with the keyring as the hub's writers seal (the cost of sealing).
 //! 2. GetTimeline latency p50/p99 and calls/s for a citizen with 500 entries: one client with
 //!    one call in flight on its own connection (a desk: a wait per call shows here, as the
 //!    44 ms of a missing TCP_NODELAY did), 8 clients, and 32 clients, each on its own
@@ -33,38 +34,49 @@ fn ms(d: Duration) -> String {
 }
 
 async fn projection(events: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path().join("log"), 12).unwrap());
-    // About 14.3 events per person on average.
-    let people = (events as f64 / 14.3 / 6.0).ceil() as usize;
-    let cfg = demo::DemoConfig {
-        people_per_tenant: people,
-        ..Default::default()
-    };
-    let started = Instant::now();
-    let written = append_demo(&*log, &cfg, events).await;
-    let gen = started.elapsed();
-    println!(
-        "generate+append {written} events: {:.1} s, {:.0} events/s (fsync per 5000-event batch)",
-        gen.as_secs_f64(),
-        written as f64 / gen.as_secs_f64()
-    );
-    let store = Store::open(dir.path().join("read-model")).unwrap();
-    let (projector, _) = Projector::new(store.clone(), log, Arc::new(Tenants::builtin())).unwrap();
-    let started = Instant::now();
-    let n = projector.catch_up().await.unwrap();
-    let took = started.elapsed();
-    println!(
-        "projection: {n} events in {:.1} s = {:.0} events/s; peak RSS of the process {:.0} MiB",
-        took.as_secs_f64(),
-        n as f64 / took.as_secs_f64(),
-        peak_rss_mib()
-    );
-    let size: u64 = size_of(dir.path());
-    println!(
-        "on disk (log + read model): {:.0} MiB",
-        size as f64 / 1048576.0
-    );
+    // Clear, then sealed as the hub's writers seal (the cost of sealing, same run).
+    for sealed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let log: Arc<dyn EventLog> =
+            Arc::new(EmbeddedLog::open(dir.path().join("log"), 12).unwrap());
+        let keys = keyring(dir.path());
+        // About 14.3 events per person on average.
+        let people = (events as f64 / 14.3 / 6.0).ceil() as usize;
+        let cfg = demo::DemoConfig {
+            people_per_tenant: people,
+            ..Default::default()
+        };
+        let how = if sealed { "sealed" } else { "clear" };
+        let started = Instant::now();
+        let written = append_demo_sealed(&*log, &cfg, events, sealed.then_some(&*keys)).await;
+        let gen = started.elapsed();
+        println!(
+            "[{how}] generate+append {written} events: {:.1} s, {:.0} events/s (fsync per 5000-event batch)",
+            gen.as_secs_f64(),
+            written as f64 / gen.as_secs_f64()
+        );
+        let log_bytes = size_of(&dir.path().join("log"));
+        let store = Store::open(dir.path().join("read-model")).unwrap();
+        let (projector, _) =
+            Projector::new(store.clone(), log, Arc::new(Tenants::builtin()), keys).unwrap();
+        let started = Instant::now();
+        let n = projector.catch_up().await.unwrap();
+        let took = started.elapsed();
+        println!(
+            "[{how}] projection: {n} events in {:.1} s = {:.0} events/s; peak RSS of the process {:.0} MiB",
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64(),
+            peak_rss_mib()
+        );
+        let size: u64 = size_of(dir.path());
+        println!(
+            "[{how}] on disk: log {:.0} bytes/event, keyring {:.0} KiB, all {:.0} bytes/event ({:.0} MiB)",
+            log_bytes as f64 / n as f64,
+            size_of(&dir.path().join("keyring")) as f64 / 1024.0,
+            size as f64 / n as f64,
+            size as f64 / 1048576.0
+        );
+    }
 }
 
 async fn get_timeline_latency() {

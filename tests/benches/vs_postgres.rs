@@ -291,8 +291,13 @@ async fn main() {
         format!("{:.0}", written as f64 / started.elapsed().as_secs_f64()),
     );
     let store = Store::open(dir.path().join("read-model")).unwrap();
-    let (projector, _) =
-        Projector::new(store.clone(), log.clone(), Arc::new(Tenants::builtin())).unwrap();
+    let (projector, _) = Projector::new(
+        store.clone(),
+        log.clone(),
+        Arc::new(Tenants::builtin()),
+        keyring(dir.path()),
+    )
+    .unwrap();
     let started = Instant::now();
     let n = projector.catch_up().await.unwrap();
     let took = started.elapsed().as_secs_f64();

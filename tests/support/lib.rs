@@ -79,6 +79,7 @@ pub async fn fresh_kafka(brokers: &str, partitions: u32) -> kafka::KafkaConfig {
     let mut cfg = kafka::KafkaConfig::new(brokers);
     cfg.topic = unique("test-events");
     cfg.dead_letter_topic = format!("{}-dead", cfg.topic);
+    cfg.keys_topic = format!("{}-keys", cfg.topic);
     cfg.append_timeout = Duration::from_secs(120);
     kafka::create_topics(&cfg, partitions, 1)
         .await
@@ -122,6 +123,8 @@ pub struct TestHub {
     placed: std::sync::Mutex<Vec<u64>>,
     clock: Arc<std::sync::atomic::AtomicI64>,
     pub hub: contacthub_app::App,
+    /// The hub's keyring (on Kafka, the keys topic), for replays of its log.
+    pub keys: contacthub_log::keyring::SharedKeyring,
 }
 
 impl TestHub {
@@ -172,6 +175,7 @@ impl TestHub {
     ) -> TestHub {
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let keys = hub_keyring(kafka.as_ref(), dir.path()).await;
         let server = contacthub::server::Server::start(
             contacthub::server::ServerConfig {
                 data: dir.path().to_path_buf(),
@@ -191,6 +195,8 @@ impl TestHub {
                     )
                 },
                 read_trail,
+                keys: keys.clone(),
+                tls: None,
             },
             log.clone(),
             listener,
@@ -222,6 +228,7 @@ impl TestHub {
             placed: std::sync::Mutex::new(Vec::new()),
             clock,
             hub,
+            keys,
         }
     }
 
@@ -563,6 +570,35 @@ impl ServeChild {
     }
 }
 
+/// The master key of every test hub (tests only: a real one comes from a file outside the
+/// data folder).
+pub fn test_master_key() -> contacthub_log::keyring::MasterKey {
+    contacthub_log::keyring::MasterKey::parse(&"5e".repeat(32)).unwrap()
+}
+
+/// The keyring of the hub whose data folder is `data` (the test master key).
+pub fn keyring(data: &Path) -> contacthub_log::keyring::SharedKeyring {
+    Arc::new(
+        contacthub_log::keyring::FileKeyring::open(&data.join("keyring"), test_master_key())
+            .expect("opening the test keyring"),
+    )
+}
+
+/// The keyring a test hub uses: the keys topic of its cluster on Kafka, else its data folder's.
+pub async fn hub_keyring(
+    kafka: Option<&kafka::KafkaConfig>,
+    data: &Path,
+) -> contacthub_log::keyring::SharedKeyring {
+    match kafka {
+        Some(cfg) => Arc::new(
+            contacthub_log::kafka_keyring::KafkaKeyring::open(cfg, test_master_key(), "test")
+                .await
+                .expect("opening the test keyring on kafka"),
+        ),
+        None => keyring(data),
+    }
+}
+
 /// Starts `contacthub serve` as a child process and reads where it listens.
 pub fn spawn_serve(bin: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> ServeChild {
     // CONTACTHUB_TEST_CHILD_LOGS=1 shows the child's logs (debugging a test).
@@ -611,8 +647,12 @@ pub fn spawn_serve_with_logs(
             "unexpected first lines of serve: {line:?}"
         );
         let at = line.trim().rsplit(' ').next().unwrap_or_default();
-        let at = at.trim_start_matches("http://").trim_end_matches('/');
-        format!("http://{at}")
+        // `https://` when the hub serves TLS; an address without a scheme is plain.
+        let (scheme, at) = match at.strip_prefix("https://") {
+            Some(rest) => ("https", rest),
+            None => ("http", at.trim_start_matches("http://")),
+        };
+        format!("{scheme}://{}", at.trim_end_matches('/'))
     };
     let grpc = addr("contacthub listening on");
     let adapters = addr("adapter endpoints listening on");
@@ -666,17 +706,43 @@ pub async fn append_demo(
     cfg: &contacthub_core::demo::DemoConfig,
     events: usize,
 ) -> usize {
+    append_demo_sealed(log, cfg, events, None).await
+}
+
+/// [`append_demo`], each event sealed with its subject's key of `keys` first when given (as
+/// the hub's writers do).
+pub async fn append_demo_sealed(
+    log: &dyn EventLog,
+    cfg: &contacthub_core::demo::DemoConfig,
+    events: usize,
+    keys: Option<&dyn contacthub_log::keyring::Keyring>,
+) -> usize {
+    use contacthub_core::seal;
     let mut written = 0usize;
     let mut batch = Vec::with_capacity(5000);
+    let flush = |mut events: Vec<pb::Event>| async move {
+        if let Some(keys) = keys {
+            let secret = keys.id_secret();
+            let ids: Vec<String> = events.iter().map(|e| seal::subject(e, &secret)).collect();
+            let found = keys.keys_for(&ids).await.unwrap();
+            for ((e, id), key) in events.iter_mut().zip(&ids).zip(found) {
+                let mut nonce = [0u8; seal::NONCE_LEN];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+                seal::seal(e, id, &key.unwrap(), nonce);
+            }
+        }
+        log.append(events.iter().map(to_record).collect())
+            .await
+            .unwrap();
+        events.len()
+    };
     for e in contacthub_core::demo::events(cfg, &Tenants::builtin()).take(events) {
-        batch.push(to_record(&e));
+        batch.push(e);
         if batch.len() == 5000 {
-            written += batch.len();
-            log.append(std::mem::take(&mut batch)).await.unwrap();
+            written += flush(std::mem::take(&mut batch)).await;
         }
     }
-    written += batch.len();
-    log.append(batch).await.unwrap();
+    written += flush(batch).await;
     written
 }
 

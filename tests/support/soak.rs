@@ -23,7 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let reference = {
         let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(data.join("log"), 4)?);
         let store = Store::open(dir.path().join("reference"))?;
-        let (p, _) = Projector::new(store.clone(), log, Arc::new(Tenants::builtin()))?;
+        let (p, _) = Projector::new(
+            store.clone(),
+            log,
+            Arc::new(Tenants::builtin()),
+            contacthub_tests::keyring(dir.path()),
+        )?;
         p.catch_up().await?;
         store.digest()?
     };

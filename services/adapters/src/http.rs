@@ -30,7 +30,6 @@ use hmac::{Hmac, Mac};
 use std::future::Future;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
 
 /// What the endpoints need.
 pub struct Endpoints {
@@ -110,8 +109,8 @@ async fn guard(
     }
     let source = req
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
+        .map(|c| c.0 .0.ip());
     let app = e.ingest.app.clone();
     if let Some(ip) = source.filter(|_| req.uri().path() != "/healthz") {
         if let Err(wait) = e.rate.admit(ip) {
@@ -158,7 +157,7 @@ async fn guard(
 
 /// Serves the endpoints on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: contacthub_tls::Listener,
     endpoints: Arc<Endpoints>,
     max_body_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -166,20 +165,13 @@ pub async fn serve(
     if !endpoints.ingest.cfg.has_credentials() {
         tracing::warn!("no adapter credentials configured: the adapter endpoints are open to anyone who can reach them");
     }
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(addr = %addr, "adapter endpoints listening");
+    if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
+        tracing::info!(addr = %addr, scheme = listener.scheme(), "adapter endpoints listening");
     }
-    use axum::serve::ListenerExt;
-    // TCP_NODELAY: small answers go out at once instead of waiting for a delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set on an adapter connection");
-        }
-    });
     axum::serve(
         listener,
         router(endpoints, max_body_bytes)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            .into_make_service_with_connect_info::<contacthub_tls::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

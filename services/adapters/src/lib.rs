@@ -268,7 +268,7 @@ pub async fn run(
     app: contacthub_app::App,
     cfg: std::sync::Arc<config::AdaptersConfig>,
     data: std::path::PathBuf,
-    listener: tokio::net::TcpListener,
+    listener: contacthub_tls::Listener,
     max_body_bytes: usize,
     poll: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

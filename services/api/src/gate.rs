@@ -74,9 +74,17 @@ where
                 return Box::pin(async move { Ok(refused.into_http()) });
             }
         }
+        // The TCP peer, under TLS or not.
         let source = req
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
+            .or_else(|| {
+                req.extensions()
+                    .get::<tonic::transport::server::TlsConnectInfo<
+                        tonic::transport::server::TcpConnectInfo,
+                    >>()
+                    .map(|t| t.get_ref())
+            })
             .and_then(|i| i.remote_addr())
             .map(|a| a.ip());
         let app = self.app.clone();

@@ -113,6 +113,7 @@ const SERVICES: &[&str] = &[
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<contacthub_tls::Tls>,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -195,7 +196,7 @@ pub async fn serve(
         tracing::info!(addr = %addr, "grpc api listening");
     }
     // gRPC-Web (HTTP/1.1 and the browser's framing) on the same port, for web front-ends.
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(gate::GateLayer { app: app.clone() })
         .layer(tonic_web::GrpcWebLayer::new())
@@ -222,14 +223,24 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(AuditServiceServer::new(audit::Audit::new(app.clone())))
-        .add_service(OpsServiceServer::new(ops::Ops::new(app)))
-        // TCP_NODELAY on every accepted connection: without it a small answer waits for the
-        // client's delayed ACK (~40 ms per call for a desk with one call in flight).
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stopping(stop_rx),
-        )
-        .await;
+        .add_service(OpsServiceServer::new(ops::Ops::new(app)));
+    // TCP_NODELAY on every accepted connection: without it a small answer waits for the
+    // client's delayed ACK (~40 ms per call for a desk with one call in flight).
+    let result = match tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    stopping(stop_rx),
+                )
+                .await
+        }
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), stopping(stop_rx))
+                .await
+        }
+    };
     health_task.abort();
     // Wait for the abort, so no clone of the app (and of its log) outlives `serve`.
     let _ = health_task.await;

@@ -157,6 +157,8 @@ pub struct App {
     throttle: Arc<throttle::Throttle>,
     /// Who read whose data.
     trail: Arc<audit::Trail>,
+    /// The data subjects' keys: every event is sealed with one before it is appended.
+    keys: contacthub_log::keyring::SharedKeyring,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -173,6 +175,8 @@ pub struct Parts {
     pub clock: Clock,
     /// The read trail (`audit::Trail::open` of the data folder).
     pub trail: audit::Trail,
+    /// The keyring the projector opens events with.
+    pub keys: contacthub_log::keyring::SharedKeyring,
 }
 
 impl App {
@@ -192,6 +196,7 @@ impl App {
             open_watches: Arc::default(),
             throttle: Arc::default(),
             trail: Arc::new(p.trail),
+            keys: p.keys,
         }
     }
 

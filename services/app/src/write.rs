@@ -3,14 +3,14 @@
 
 use crate::auth::System;
 use crate::{App, Error, Result};
-use contacthub_core::event;
 use contacthub_core::pb::Event;
+use contacthub_core::{event, seal};
 use contacthub_log::{Appended, Record};
 use contacthub_projector::NotVisible;
 use std::collections::BTreeMap;
 
 /// The log record of an event: keyed by its tenant, with the routing headers, timestamped
-/// with its `recorded_at`. Every writer of events uses it.
+/// with its `recorded_at`. Every writer of events uses it, on an event already sealed.
 pub fn record(e: &Event) -> Record {
     Record {
         key: e.tenant.as_bytes().to_vec(),
@@ -91,7 +91,7 @@ impl App {
     /// [`Error::Conflict`]. Every event is validated first; nothing is appended if one fails.
     pub(crate) async fn append_and_wait(&self, events: &[Event]) -> Result<Vec<Appended>> {
         let mut placed: Vec<Option<Appended>> = Vec::with_capacity(events.len());
-        let mut records = Vec::new();
+        let mut new = Vec::new();
         for e in events {
             event::validate(e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
             match self.prior(e)? {
@@ -104,10 +104,11 @@ impl App {
                 Prior::Same(at) => placed.push(Some(at)),
                 Prior::New => {
                     placed.push(None);
-                    records.push(record(e));
+                    new.push(e.clone());
                 }
             }
         }
+        let records = self.seal(new).await?;
         if records.is_empty() {
             return Ok(placed.into_iter().flatten().collect());
         }
@@ -177,6 +178,52 @@ impl App {
             }
         }
         Ok(placed)
+    }
+
+    /// `events` sealed with their data subjects' keys (created where new), as log records.
+    /// The key of an erased subject is never created again: a new event about the same id (a
+    /// number an erased person held, now someone else's) gets the next generation, `…~2`.
+    async fn seal(&self, mut events: Vec<Event>) -> Result<Vec<Record>> {
+        let secret = self.keys.id_secret();
+        let suffix = self.keys.suffix();
+        let base: Vec<String> = events
+            .iter()
+            .map(|e| seal::subject(e, &secret) + suffix)
+            .collect();
+        let mut ids = base.clone();
+        let unavailable = |err: contacthub_log::Error| {
+            tracing::warn!(error = %err, "keyring refused");
+            Error::Unavailable(format!("the keyring cannot be used right now: {err}"))
+        };
+        let mut keys = self.keys.keys_for(&base).await.map_err(unavailable)?;
+        for generation in 2..100u32 {
+            let gone: Vec<usize> = (0..ids.len()).filter(|&i| keys[i].is_none()).collect();
+            if gone.is_empty() {
+                break;
+            }
+            let next: Vec<String> = gone
+                .iter()
+                .map(|&i| format!("{}~{generation}", base[i]))
+                .collect();
+            let found = self.keys.keys_for(&next).await.map_err(unavailable)?;
+            for ((i, id), key) in gone.into_iter().zip(next).zip(found) {
+                ids[i] = id;
+                keys[i] = key;
+            }
+        }
+        let mut records = Vec::with_capacity(events.len());
+        for ((e, id), key) in events.iter_mut().zip(&ids).zip(keys) {
+            let key = key.ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "no key can be made for {id}: 99 generations erased"
+                ))
+            })?;
+            let mut nonce = [0u8; seal::NONCE_LEN];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+            seal::seal(e, id, &key, nonce);
+            records.push(record(e));
+        }
+        Ok(records)
     }
 
     /// Returns once the read model shows everything on the log now: what a process that

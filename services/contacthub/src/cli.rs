@@ -211,6 +211,13 @@ pub struct LogArgs {
         default_value = "contacthub.dead-letters.v1"
     )]
     pub dead_letter_topic: String,
+    /// Kafka topic of the keyring (compacted; docs/operations.md, « Données personnelles »).
+    #[arg(
+        long,
+        env = "CONTACTHUB_KEYS_TOPIC",
+        default_value = "contacthub.keys.v1"
+    )]
+    pub keys_topic: String,
     /// Kafka producer compression (none, gzip, snappy, lz4, zstd).
     #[arg(long, env = "CONTACTHUB_KAFKA_COMPRESSION", default_value = "lz4")]
     pub kafka_compression: String,
@@ -224,6 +231,11 @@ pub struct LogArgs {
     /// Communes configuration (TOML); the six communes of the syndicate when absent.
     #[arg(long, env = "CONTACTHUB_COMMUNES")]
     pub communes: Option<PathBuf>,
+    /// The master key (64 hexadecimal digits) that wraps the keyring, in a file outside the
+    /// data folder. Absent: `$CONTACTHUB_MASTER_KEY`, else `~/.config/contacthub/master.key`,
+    /// made on first use (docs/operations.md, « Données personnelles »).
+    #[arg(long, env = "CONTACTHUB_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +297,14 @@ pub struct ServeArgs {
     /// Largest request (and attachment) the adapter endpoints accept, in megabytes.
     #[arg(long, env = "CONTACTHUB_ADAPTERS_MAX_BODY_MB", default_value_t = 25)]
     pub adapters_max_body_mb: u64,
+    /// The certificate (PEM chain) every port presents: gRPC, adapter endpoints, desk and
+    /// metrics speak TLS only when it is given (with --tls-key). Read again when the file
+    /// changes, without a restart.
+    #[arg(long, env = "CONTACTHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CONTACTHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve the API without an agents file (or the adapter endpoints without credentials) on
     /// an address other machines can reach. Refused otherwise: everything would be open.
     #[arg(long, env = "CONTACTHUB_INSECURE_OPEN")]
@@ -342,6 +362,10 @@ pub struct ClientArgs {
     /// Bearer token of the agent (when the server has an agents file).
     #[arg(long, env = "CONTACTHUB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The authority (PEM) that signed a hub's certificate, for `https://` when it is not in
+    /// the system's trust store (a private authority).
+    #[arg(long, env = "CONTACTHUB_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +416,13 @@ pub struct TopicsInitArgs {
         default_value = "contacthub.dead-letters.v1"
     )]
     pub dead_letter_topic: String,
+    /// Kafka topic of the keyring (compacted; docs/operations.md, « Données personnelles »).
+    #[arg(
+        long,
+        env = "CONTACTHUB_KEYS_TOPIC",
+        default_value = "contacthub.keys.v1"
+    )]
+    pub keys_topic: String,
     /// Partitions of the event topic.
     #[arg(long, env = "CONTACTHUB_PARTITIONS", default_value_t = 12)]
     pub partitions: u32,

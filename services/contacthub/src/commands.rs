@@ -3,11 +3,13 @@
 use crate::cli::*;
 use anyhow::{bail, Context, Result};
 use contacthub_core::{render, tenant::Tenants};
+use contacthub_log::keyring::{FileKeyring, MasterKey, SharedKeyring};
 use contacthub_log::{embedded::EmbeddedLog, kafka, EventLog};
 use contacthub_projector::{Projector, Store};
 use contacthub_proto::v1::{
     self as pb, desk_service_client::DeskServiceClient, ops_service_client::OpsServiceClient,
 };
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,12 +43,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             cfg.topic = a.topic;
             cfg.dead_letter_topic = a.dead_letter_topic;
+            cfg.keys_topic = a.keys_topic;
             let created = kafka::create_topics(&cfg, a.partitions, a.replication).await?;
             if created.is_empty() {
                 crate::say!(
-                    "topics {} and {} already exist",
+                    "topics {}, {} and {} already exist",
                     cfg.topic,
-                    cfg.dead_letter_topic
+                    cfg.dead_letter_topic,
+                    cfg.keys_topic
                 );
             } else {
                 crate::say!("created {}", created.join(", "));
@@ -84,17 +88,23 @@ fn tenants(args: &LogArgs) -> Result<Arc<Tenants>> {
     }))
 }
 
+/// The Kafka settings of `args` (which give `--kafka`).
+fn kafka_config(args: &LogArgs) -> Result<kafka::KafkaConfig> {
+    let mut cfg = kafka::KafkaConfig::new(args.kafka.clone().unwrap_or_default());
+    cfg.topic = args.topic.clone();
+    cfg.dead_letter_topic = args.dead_letter_topic.clone();
+    cfg.keys_topic = args.keys_topic.clone();
+    cfg.compression = args.kafka_compression.clone();
+    if let Some(path) = &args.kafka_config {
+        cfg.properties = kafka::read_properties(path)?;
+    }
+    Ok(cfg)
+}
+
 /// Opens the configured log: Kafka when an address is given, else the embedded log.
 pub async fn open_log(args: &LogArgs) -> Result<Arc<dyn EventLog>> {
-    if let Some(brokers) = &args.kafka {
-        let mut cfg = kafka::KafkaConfig::new(brokers);
-        cfg.topic = args.topic.clone();
-        cfg.dead_letter_topic = args.dead_letter_topic.clone();
-        cfg.compression = args.kafka_compression.clone();
-        if let Some(path) = &args.kafka_config {
-            cfg.properties = kafka::read_properties(path)?;
-        }
-        let log = kafka::KafkaLog::connect(cfg).await?;
+    if args.kafka.is_some() {
+        let log = kafka::KafkaLog::connect(kafka_config(args)?).await?;
         tracing::info!(topic = %log.name(), partitions = log.partitions(), "connected to kafka");
         Ok(Arc::new(log))
     } else {
@@ -104,6 +114,62 @@ pub async fn open_log(args: &LogArgs) -> Result<Arc<dyn EventLog>> {
         tracing::info!(dir = %dir.display(), partitions = log.partitions(), "embedded log open");
         Ok(Arc::new(log))
     }
+}
+
+/// The master key: `--master-key-file`, else `$CONTACTHUB_MASTER_KEY`, else the default file
+/// in the user's configuration folder, made on first use.
+pub fn master_key(args: &LogArgs) -> Result<MasterKey> {
+    if let Some(path) = &args.master_key_file {
+        return Ok(MasterKey::load(path, &args.data)?);
+    }
+    if let Ok(hex) = std::env::var("CONTACTHUB_MASTER_KEY") {
+        return MasterKey::parse(&hex).context("in $CONTACTHUB_MASTER_KEY");
+    }
+    let home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("no --master-key-file, no $CONTACTHUB_MASTER_KEY and no $HOME to keep one in")?;
+    let path = home.join("contacthub").join("master.key");
+    if path.exists() {
+        return Ok(MasterKey::load(&path, &args.data)?);
+    }
+    let key = MasterKey::create_or_load(&path, &args.data)?;
+    tracing::warn!(path = %path.display(), "master key made: keep a copy of it away from the data folder (without it, nothing personal can be read again)");
+    Ok(key)
+}
+
+/// The keyring of the log `args` opens: `DATA/keyring` beside the embedded log; on Kafka, the
+/// keys topic every hub of the cluster shares.
+pub async fn open_keyring(args: &LogArgs) -> Result<SharedKeyring> {
+    let master = master_key(args)?;
+    let dir = args.data.join("keyring");
+    if args.kafka.is_some() {
+        let cfg = kafka_config(args)?;
+        let hub = hub_id(&dir)?;
+        let ring = contacthub_log::kafka_keyring::KafkaKeyring::open(&cfg, master, &hub)
+            .await
+            .with_context(|| format!("opening the keyring on the topic {}", cfg.keys_topic))?;
+        return Ok(Arc::new(ring));
+    }
+    let ring = FileKeyring::open(&dir, master)
+        .with_context(|| format!("opening the keyring in {}", dir.display()))?;
+    Ok(Arc::new(ring))
+}
+
+/// This hub's name among the hubs of a cluster (the suffix of the keys it makes), kept in
+/// `DATA/keyring/hub` so a restart reuses it.
+fn hub_id(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join("hub");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id.to_string());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let id = format!("{:016x}", rand::random::<u64>());
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }
 
 fn open_store(args: &LogArgs) -> Result<Store> {
@@ -184,7 +250,13 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
     if access.is_open() {
         tracing::warn!("no agents file: the API is open to anyone who can reach it");
     }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(contacthub_tls::Tls::load(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let log = open_log(&a.log).await?;
+    let keys = open_keyring(&a.log).await?;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding the gRPC API to {}", a.listen))?;
@@ -214,6 +286,8 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
             poll: Duration::from_secs(1),
             clock: contacthub_app::system_clock(),
             read_trail: true,
+            keys,
+            tls,
         },
         log,
         listener,
@@ -239,10 +313,22 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let lines = [
-            ("contacthub", format!("{}", server.grpc_addr)),
-            ("adapter endpoints", adapters_addr.to_string()),
-            ("web desk", format!("http://{web_addr}/")),
-            ("metrics", format!("http://{metrics_addr}/metrics")),
+            (
+                "contacthub",
+                match scheme {
+                    "https" => format!("https://{}", server.grpc_addr),
+                    _ => server.grpc_addr.to_string(),
+                },
+            ),
+            (
+                "adapter endpoints",
+                match scheme {
+                    "https" => format!("https://{adapters_addr}"),
+                    _ => adapters_addr.to_string(),
+                },
+            ),
+            ("web desk", format!("{scheme}://{web_addr}/")),
+            ("metrics", format!("{scheme}://{metrics_addr}/metrics")),
         ];
         for (part, at) in lines {
             let _ = match log_format {
@@ -275,8 +361,9 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
 async fn project(a: ProjectArgs) -> Result<()> {
     let tenants = tenants(&a.log)?;
     let log = open_log(&a.log).await?;
+    let keys = open_keyring(&a.log).await?;
     let store = open_store(&a.log)?;
-    let (projector, _handle) = Projector::new(store, log, tenants)?;
+    let (projector, _handle) = Projector::new(store, log, tenants, keys)?;
     let projector = projector.with_batch_size(a.batch_size);
     if a.exit_when_caught_up {
         let n = projector.catch_up().await?;
@@ -307,8 +394,9 @@ async fn replay(a: ReplayArgs) -> Result<()> {
         }
     };
     let ends = log.end_offsets().await?;
+    let keys = open_keyring(&a.log).await?;
     let store = Store::open(&a.into)?;
-    let (projector, _) = Projector::new(store.clone(), log, tenants)?;
+    let (projector, _) = Projector::new(store.clone(), log, tenants, keys)?;
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let progress = tokio::spawn(replay_progress(store.clone(), ends, done_rx));
     let n = projector.catch_up().await;
@@ -395,6 +483,18 @@ async fn migrate(a: MigrateArgs) -> Result<()> {
             "partition counts differ: communes keep their order but land on other partitions, so the replayed read model's positions differ"
         );
     }
+    // The keys first: a hub on Kafka must open every event it reads.
+    let master = master_key(&a.log)?;
+    let keys_dir = a.log.data.join("keyring");
+    let embedded_keys = FileKeyring::open(&keys_dir, master.clone())
+        .with_context(|| format!("opening the keyring in {}", keys_dir.display()))?;
+    let cfg = kafka_config(&a.log)?;
+    let shared =
+        contacthub_log::kafka_keyring::KafkaKeyring::open(&cfg, master, &hub_id(&keys_dir)?)
+            .await
+            .with_context(|| format!("opening the keyring on the topic {}", cfg.keys_topic))?;
+    let keys = shared.import(&embedded_keys.entries()).await?;
+    crate::say!("copied {keys} keys to {brokers}/{}", cfg.keys_topic);
     let done = contacthub_log::copy_log(&from, to.as_ref(), 1000).await?;
     if done.already > 0 {
         crate::say!(
@@ -425,6 +525,19 @@ pub(crate) async fn connect(c: &ClientArgs) -> Result<tonic::transport::Channel>
             c.server
         )
     })?;
+    let endpoint = if address.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(path) = &c.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the authority {}", path.display()))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        endpoint
+            .tls_config(tls)
+            .context("the TLS settings of the hub's address")?
+    } else {
+        endpoint
+    };
     endpoint
         .connect_timeout(Duration::from_secs(5))
         .connect()

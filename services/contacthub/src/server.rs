@@ -12,8 +12,10 @@ use contacthub_adapters::config::AdaptersConfig;
 use contacthub_app::auth::Access;
 use contacthub_app::{App, Clock};
 use contacthub_core::tenant::Tenants;
+use contacthub_log::keyring::SharedKeyring;
 use contacthub_log::EventLog;
 use contacthub_projector::{Projector, ProjectorHandle, Store};
+use contacthub_tls::{Listener, Tls};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +44,10 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// Keep the read trail (`DATA/audit/`); off only to measure what it costs.
     pub read_trail: bool,
+    /// The data subjects' keys (`open_keyring`).
+    pub keys: SharedKeyring,
+    /// TLS on every port (gRPC, adapters, desk, metrics), when a certificate is given.
+    pub tls: Option<Tls>,
 }
 
 /// A running hub.
@@ -53,6 +59,7 @@ pub struct Server {
     pub projector: ProjectorHandle,
     /// Where the gRPC API listens.
     pub grpc_addr: SocketAddr,
+    tls: Option<Tls>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
 }
@@ -65,6 +72,7 @@ pub async fn open_read_model(
     dir: &std::path::Path,
     log: &Arc<dyn EventLog>,
     tenants: &Arc<Tenants>,
+    keys: &SharedKeyring,
 ) -> Result<Store> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the read-model folder {}", dir.display()))?;
@@ -95,7 +103,8 @@ pub async fn open_read_model(
     let n = {
         let store = Store::open(&fresh)
             .with_context(|| format!("creating a read model in {}", fresh.display()))?;
-        let (projector, _) = Projector::new(store.clone(), log.clone(), tenants.clone())?;
+        let (projector, _) =
+            Projector::new(store.clone(), log.clone(), tenants.clone(), keys.clone())?;
         let n = projector
             .catch_up()
             .await
@@ -129,8 +138,13 @@ impl Server {
         grpc: TcpListener,
     ) -> Result<Server> {
         let dir = cfg.data.join("read-model");
-        let store = open_read_model(&dir, &log, &cfg.tenants).await?;
-        let (projector, handle) = Projector::new(store.clone(), log.clone(), cfg.tenants.clone())?;
+        let store = open_read_model(&dir, &log, &cfg.tenants, &cfg.keys).await?;
+        let (projector, handle) = Projector::new(
+            store.clone(),
+            log.clone(),
+            cfg.tenants.clone(),
+            cfg.keys.clone(),
+        )?;
         let content_dir = cfg.data.join("content");
         let content = contacthub_app::content::ContentStore::open(&content_dir)
             .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
@@ -152,6 +166,7 @@ impl Server {
             } else {
                 contacthub_app::audit::Trail::off()
             },
+            keys: cfg.keys,
         });
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);
@@ -168,8 +183,9 @@ impl Server {
         tasks.spawn({
             let s = stopped(rx.clone());
             let app = app.clone();
+            let tls = cfg.tls.clone();
             async move {
-                let r = contacthub_api::serve(grpc, app, s).await;
+                let r = contacthub_api::serve(grpc, tls, app, s).await;
                 ("grpc api", r.map_err(|e| e.to_string()))
             }
         });
@@ -186,6 +202,7 @@ impl Server {
             store,
             projector: handle,
             grpc_addr,
+            tls: cfg.tls,
             stop,
             tasks,
         })
@@ -203,6 +220,7 @@ impl Server {
     ) {
         let s = stopped(self.stop.subscribe());
         let app = self.app.clone();
+        let listener = Listener::new(listener, self.tls.as_ref());
         self.tasks.spawn(async move {
             let r = contacthub_adapters::run(
                 app,
@@ -235,6 +253,7 @@ impl Server {
         let rx = self.stop.subscribe();
         let s = stopped(rx.clone());
         let app = self.app.clone();
+        let listener = Listener::new(listener, self.tls.as_ref());
         self.tasks.spawn(async move {
             let r = contacthub_web::serve(listener, app, s, rx).await;
             ("web desk", r.map_err(|e| e.to_string()))
@@ -257,6 +276,7 @@ impl Server {
         describe_metrics();
         let app = self.app.clone();
         let s = stopped(self.stop.subscribe());
+        let listener = Listener::new(listener, self.tls.as_ref());
         self.tasks.spawn(async move {
             let router = axum::Router::new().route(
                 "/metrics",

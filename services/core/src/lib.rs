@@ -22,6 +22,7 @@ pub mod keys;
 pub mod limits;
 pub mod outbound;
 pub mod render;
+pub mod seal;
 pub mod search;
 pub mod tenant;
 
@@ -39,6 +40,10 @@ pub enum Error {
     /// The store behind the read model failed.
     #[error("read-model store: {0}")]
     Store(String),
+    /// A sealed event names a key the keyring does not know (yet): the projector catches the
+    /// keyring up and folds the batch again.
+    #[error("the keyring does not know key {0} (yet)")]
+    KeyUnknown(String),
     /// A stored record could not be decoded. Its key is shown by family and commune only
     /// (`ih/69091/…`): keys can hold identifiers (a phone number, an e-mail address), and this
     /// error is logged at warn and error.

@@ -28,6 +28,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
     pub dead_letter_topic: String,
+    /// The compacted topic of the keyring ([`crate::kafka_keyring`]).
+    pub keys_topic: String,
     /// `lz4` by default; `none`, `gzip`, `snappy`, `lz4`, `zstd` per librdkafka.
     pub compression: String,
     /// How long `append` keeps retrying an unreachable cluster before failing.
@@ -87,6 +89,7 @@ impl KafkaConfig {
             brokers: brokers.into(),
             topic: "contacthub.events.v1".into(),
             dead_letter_topic: "contacthub.dead-letters.v1".into(),
+            keys_topic: "contacthub.keys.v1".into(),
             compression: "lz4".into(),
             append_timeout: Duration::from_secs(60),
             batch_records: 10_000,
@@ -94,7 +97,7 @@ impl KafkaConfig {
         }
     }
 
-    fn base(&self) -> ClientConfig {
+    pub(crate) fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "contacthub")
@@ -112,8 +115,8 @@ fn kerr(e: rdkafka::error::KafkaError) -> Error {
     Error::Kafka(e.to_string())
 }
 
-/// Creates the event topic (infinite retention: it is the system of record) and the
-/// dead-letter topic. Existing topics are left as they are.
+/// Creates the event topic (infinite retention: it is the system of record), the
+/// dead-letter topic and the keys topic (compacted). Existing topics are left as they are.
 pub async fn create_topics(
     cfg: &KafkaConfig,
     partitions: u32,
@@ -156,9 +159,18 @@ pub async fn create_topics(
         TopicReplication::Fixed(replication),
     )
     .set("retention.ms", "-1");
+    // The keyring: one record per key, the last kept. A destroyed key's wrapped bytes are
+    // compacted away within a day (a segment rolls every hour, is cleaned within 24 hours).
+    let keys = NewTopic::new(&cfg.keys_topic, 1, TopicReplication::Fixed(replication))
+        .set("cleanup.policy", "compact")
+        .set("retention.ms", "-1")
+        .set("segment.ms", "3600000")
+        .set("max.compaction.lag.ms", "86400000")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("delete.retention.ms", "86400000");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
-        .create_topics([&events, &dead], &opts)
+        .create_topics([&events, &dead, &keys], &opts)
         .await
         .map_err(kerr)?;
     let mut created = Vec::new();

@@ -4,6 +4,8 @@
 //! - this file: the [`EventLog`] and [`LogReader`] traits, records, the partitioner, errors.
 //! - [`embedded`]: the default backend, append-only files on local disk with group commit.
 //! - [`kafka`]: the same trait over a Kafka cluster (rdkafka).
+//! - [`keyring`]: the data subjects' keys (erasure by crypto-shredding), beside the log;
+//!   [`kafka_keyring`]: the same, shared by the hubs of a cluster.
 //!
 //! Both backends place a record by [`partition_for`] its key (Kafka's murmur2 partitioner), so a
 //! history exported from one backend lands on the same partitions in the other.
@@ -11,6 +13,8 @@
 pub mod embedded;
 pub mod frame;
 pub mod kafka;
+pub mod kafka_keyring;
+pub mod keyring;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -60,6 +64,17 @@ pub enum Error {
     TopicMissing { topic: String, brokers: String },
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The master key of the keyring is missing, malformed or misplaced.
+    #[error("master key: {0}")]
+    Master(String),
+    #[error("keyring {path} is damaged at slot {slot}: {reason}")]
+    KeyringCorrupt {
+        path: String,
+        slot: u64,
+        reason: String,
+    },
+    #[error("key id of {0} bytes is longer than the keyring takes (160 bytes)")]
+    KeyIdTooLong(usize),
     /// The target of a copy is not (the start of) a copy of the source.
     #[error("{0}")]
     NotACopy(String),

@@ -10,7 +10,9 @@ use crate::store::Store;
 use crate::Result;
 use contacthub_core::fold::{self, Outcome, Position};
 use contacthub_core::pb::TimelineEntry;
+use contacthub_core::seal::Keys;
 use contacthub_core::tenant::Tenants;
+use contacthub_log::keyring::{Settled, SharedKeyring};
 use contacthub_log::{EventLog, LogReader, Record, StoredRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -98,6 +100,8 @@ pub struct Projector {
     store: Store,
     log: Arc<dyn EventLog>,
     tenants: Arc<Tenants>,
+    /// Opens the events' sealed personal parts.
+    keys: SharedKeyring,
     batch_size: usize,
     positions: watch::Sender<Vec<u64>>,
     failure: watch::Sender<Option<String>>,
@@ -109,6 +113,7 @@ impl Projector {
         store: Store,
         log: Arc<dyn EventLog>,
         tenants: Arc<Tenants>,
+        keys: SharedKeyring,
     ) -> Result<(Self, ProjectorHandle)> {
         let start = store.checkpoints(log.partitions())?;
         let (positions, rx) = watch::channel(start);
@@ -124,6 +129,7 @@ impl Projector {
                 store,
                 log,
                 tenants,
+                keys,
                 batch_size: 2000,
                 positions,
                 failure,
@@ -300,11 +306,23 @@ impl Projector {
         Ok(n)
     }
 
-    /// Folds records into one atomic batch with their checkpoints, then publishes.
+    /// Folds records into one atomic batch with their checkpoints, then publishes. A sealed
+    /// event whose key this hub's keyring does not know yet (created by another hub) makes it
+    /// catch the keyring up and fold the batch again; a key still unknown then is gone.
     pub async fn apply(&self, records: &[StoredRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
+        match self.apply_with(records, &*self.keys).await {
+            Err(crate::Error::Domain(contacthub_core::Error::KeyUnknown(_))) => {
+                self.keys.catch_up().await?;
+                self.apply_with(records, &Settled(&*self.keys)).await
+            }
+            done => done,
+        }
+    }
+
+    async fn apply_with(&self, records: &[StoredRecord], keys: &(dyn Keys + Sync)) -> Result<()> {
         let started = Instant::now();
         let mut batch = self.store.batch()?;
         let mut checkpoints: BTreeMap<u32, u64> = BTreeMap::new();
@@ -322,6 +340,7 @@ impl Projector {
                 pos,
                 &r.record.key,
                 &r.record.value,
+                keys,
             )? {
                 Outcome::Applied { tenant, entries } => {
                     applied.push(Arc::new(Applied { tenant, entries }))

@@ -35,7 +35,6 @@ use axum::Router;
 use contacthub_app::App;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Errors of the web server.
@@ -51,6 +50,8 @@ pub struct Desk {
     pub sessions: session::Sessions,
     /// Turns true at shutdown: live streams end.
     pub stopping: watch::Receiver<bool>,
+    /// Served over TLS by the hub itself (the session cookie is then Secure).
+    pub tls: bool,
 }
 
 pub type State = Arc<Desk>;
@@ -190,8 +191,8 @@ async fn throttle(
 ) -> Response {
     let source = req
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
+        .map(|c| c.0 .0.ip());
     if let Some(ip) = source {
         if let Err(wait) = desk.app.throttle().check(ip) {
             tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");
@@ -342,7 +343,7 @@ pub fn router(state: State) -> Router {
 
 /// Serves the desk on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: contacthub_tls::Listener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: watch::Receiver<bool>,
@@ -351,10 +352,11 @@ pub async fn serve(
         app,
         sessions: session::Sessions::default(),
         stopping,
+        tls: listener.scheme() == "https",
     });
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<contacthub_tls::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;

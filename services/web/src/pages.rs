@@ -203,7 +203,10 @@ pub async fn login(
         n => n,
     };
     (
-        [(header::SET_COOKIE, session::set_cookie(&id, &headers))],
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(&id, &headers, desk.tls),
+        )],
         see_other(next),
     )
         .into_response()

@@ -256,13 +256,14 @@ pub fn cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The `Set-Cookie` value of a session (Secure when the desk is reached over TLS, as a
-/// reverse proxy says with `X-Forwarded-Proto: https`).
-pub fn set_cookie(id: &str, headers: &HeaderMap) -> String {
-    let tls = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+/// The `Set-Cookie` value of a session (Secure when the desk is reached over TLS: its own
+/// (`served_tls`), or a reverse proxy's that says so with `X-Forwarded-Proto: https`).
+pub fn set_cookie(id: &str, headers: &HeaderMap, served_tls: bool) -> String {
+    let tls = served_tls
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
         if tls { "; Secure" } else { "" }
@@ -355,8 +356,8 @@ impl FromRequestParts<State> for Caller {
                 session,
                 address: parts
                     .extensions
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    .map(|c| c.0.ip()),
+                    .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
+                    .map(|c| c.0 .0.ip()),
             }),
             None => {
                 let next = parts
@@ -428,5 +429,15 @@ mod tests {
             *ended.borrow_and_update(),
             "the other browser's live stream ends too"
         );
+    }
+
+    #[test]
+    fn the_cookie_is_secure_over_the_hubs_tls_or_a_proxys() {
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-proto", "https".parse().unwrap());
+        let plain = HeaderMap::new();
+        assert!(!set_cookie("s", &plain, false).contains("Secure"));
+        assert!(set_cookie("s", &plain, true).ends_with("; Secure"));
+        assert!(set_cookie("s", &proxied, false).ends_with("; Secure"));
     }
 }

@@ -17,6 +17,7 @@ pub mod timeline;
 use crate::event::{self, is_contact, Invalid, Valid};
 use crate::keys;
 use crate::pb::{self, event::Payload, DeadLetter, TimelineEntry};
+use crate::seal;
 use crate::tenant::Tenants;
 use crate::{Error, Result};
 use prost::Message;
@@ -160,11 +161,27 @@ pub fn apply(
     pos: Position,
     key: &[u8],
     raw: &[u8],
+    keys: &dyn seal::Keys,
 ) -> Result<Outcome> {
     let mut event = match event::decode(raw) {
         Ok(e) => e,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
     };
+    // Its personal part, if its subject's key still exists: an erased person's events fold
+    // as events with nothing personal (the same on a replay as it was live after the erasure).
+    match seal::open(&mut event, keys) {
+        Ok(()) | Err(seal::Unreadable::Erased) => {}
+        Err(seal::Unreadable::Unknown(id)) => return Err(Error::KeyUnknown(id)),
+        Err(unreadable) => {
+            return dead_letter(
+                kv,
+                pos,
+                key,
+                raw,
+                Invalid(format!("personal part unreadable: {unreadable}")),
+            )
+        }
+    }
     let occurred_us = match event::validate(&event, tenants) {
         Ok(v) => v.occurred_us,
         Err(invalid) => return dead_letter(kv, pos, key, raw, invalid),
@@ -477,7 +494,15 @@ pub(crate) mod tests {
                     partition: 0,
                     offset: i as u64,
                 };
-                apply(kv, &tenants, pos, e.tenant.as_bytes(), &e.encode_to_vec()).unwrap()
+                apply(
+                    kv,
+                    &tenants,
+                    pos,
+                    e.tenant.as_bytes(),
+                    &e.encode_to_vec(),
+                    &crate::seal::NoKeys,
+                )
+                .unwrap()
             })
             .collect()
     }

@@ -1,0 +1,364 @@
+//! Sealing an event's personal part with its data subject's key, and opening it again: the
+//! pure half of erasure by crypto-shredding (the keyring, its IO half, is `contacthub_log`'s).
+//!
+//! On the log, an event's `personal` and its payload's free text are empty; `sealed` holds
+//! them, encrypted with XChaCha20-Poly1305 under the key of the subject (see [`subject`]),
+//! with the event's tenant and id as associated data. Destroy the key and the sealed part is
+//! noise for ever, wherever a copy of the log went.
+
+use crate::identity;
+use crate::pb::event::Payload;
+use crate::pb::{Event, Sealed, SealedFields};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use prost::Message;
+use sha2::Sha256;
+
+/// A data subject's key: 32 bytes.
+pub type Key = [u8; 32];
+
+/// Length of a nonce of XChaCha20-Poly1305.
+pub const NONCE_LEN: usize = 24;
+
+/// The secret that makes identifier key ids (`i/…`) keyed hashes: with it, a key id says
+/// nothing about the number or address; without it, one cannot be guessed from the other.
+#[derive(Clone)]
+pub struct IdSecret(pub Key);
+
+impl std::fmt::Debug for IdSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdSecret(…)")
+    }
+}
+
+impl IdSecret {
+    /// Lower-case hex HMAC-SHA-256 of `what`, for key ids and index keys.
+    pub fn hash(&self, what: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(what.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Why a sealed part was not opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("its key was destroyed (erased data subject)")]
+    Erased,
+    #[error("its key {0} is not in the keyring (not caught up, or not this hub's keyring)")]
+    Unknown(String),
+    #[error("it does not decrypt with its key (altered, or moved from another event)")]
+    Tampered,
+    #[error("it decrypts to something that is not sealed fields: {0}")]
+    Malformed(String),
+}
+
+/// What a keyring knows of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Live(Key),
+    /// Destroyed by an erasure: what it sealed is gone.
+    Destroyed,
+    /// Not known here (yet): a keyring on Kafka not caught up, or the wrong keyring.
+    Unknown,
+}
+
+/// Where the keys of the keyring come from when a sealed event is opened.
+pub trait Keys {
+    fn key(&self, id: &str) -> Lookup;
+}
+
+/// Keys that no longer exist: every sealed part stays closed (a fold of what the log shows
+/// without any key, for tests and for checking what an erasure leaves).
+#[derive(Debug, Clone, Copy)]
+pub struct NoKeys;
+
+impl Keys for NoKeys {
+    fn key(&self, _: &str) -> Lookup {
+        Lookup::Destroyed
+    }
+}
+
+/// The key id an event is sealed with: its citizen when the writer knows one, else the
+/// identifier it came from (keyed hash), else its request, else the event itself.
+pub fn subject(event: &Event, secret: &IdSecret) -> String {
+    let personal = event.personal.as_ref();
+    let party = personal.and_then(|p| p.party.as_ref());
+    let citizen = party
+        .map(|p| p.citizen_id.as_str())
+        .filter(|c| !c.is_empty())
+        .or(match &event.payload {
+            Some(Payload::CitizenRegistered(r)) => Some(r.citizen_id.as_str()),
+            Some(Payload::CitizenUpdated(u)) => Some(u.citizen_id.as_str()),
+            Some(Payload::HouseholdMembership(h)) => Some(h.citizen_id.as_str()),
+            Some(Payload::RequestOpened(o)) => o.requester_citizen_ids.first().map(String::as_str),
+            _ => None,
+        })
+        .filter(|c| !c.is_empty());
+    if let Some(c) = citizen {
+        return format!("c/{c}");
+    }
+    if let Some(id) = party.and_then(identifier) {
+        return format!("i/{}", secret.hash(&id));
+    }
+    if !event.request_id.is_empty() {
+        return format!("r/{}/{}", event.tenant, event.request_id);
+    }
+    format!("e/{}", event.event_id)
+}
+
+/// A party's identifier as the identity index writes it (`phone:+33…`, `email:…`), if any.
+pub fn identifier(party: &crate::pb::Party) -> Option<String> {
+    if let Some(p) = identity::normalize_phone(&party.phone) {
+        return Some(format!("phone:{p}"));
+    }
+    identity::normalize_email(&party.email).map(|e| format!("email:{e}"))
+}
+
+/// The payload's free text that is personal (emptied in the clear payload when sealed).
+fn payload_text(payload: &mut Option<Payload>) -> Option<&mut String> {
+    match payload.as_mut()? {
+        Payload::RequestOpened(o) => Some(&mut o.on_behalf_of),
+        Payload::CourrierRouted(r) => Some(&mut r.note),
+        Payload::CourrierStep(s) => Some(&mut s.note),
+        Payload::RequestClosed(c) => Some(&mut c.resolution),
+        Payload::HouseholdMembership(h) => Some(&mut h.role),
+        Payload::AnswerOutcome(o) => Some(&mut o.error),
+        _ => None,
+    }
+}
+
+fn aad(event: &Event) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(event.tenant.len() + 1 + event.event_id.len());
+    aad.extend_from_slice(event.tenant.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(event.event_id.as_bytes());
+    aad
+}
+
+/// Moves `event`'s personal part into `sealed`, encrypted with `key` (the key `key_id` of the
+/// keyring) and `nonce` (random, never reused with that key). An event with nothing personal
+/// is left as it is. The location stays in the clear (see `SealedFields`).
+pub fn seal(event: &mut Event, key_id: &str, key: &Key, nonce: [u8; NONCE_LEN]) {
+    let mut personal = event.personal.take();
+    let location = personal.as_mut().and_then(|p| p.location.take());
+    let text = payload_text(&mut event.payload)
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let fields = SealedFields {
+        personal,
+        payload_text: text,
+    };
+    if let Some(location) = location {
+        event.personal = Some(crate::pb::Personal {
+            location: Some(location),
+            ..Default::default()
+        });
+    }
+    if fields == SealedFields::default() {
+        return;
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let aad = aad(event);
+    let ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            AeadPayload {
+                msg: &fields.encode_to_vec(),
+                aad: &aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encrypts any length this side of 256 GiB");
+    event.sealed = Some(Sealed {
+        key_id: key_id.to_string(),
+        nonce: nonce.to_vec(),
+        ciphertext,
+    });
+}
+
+/// Puts `event`'s sealed part back in the clear. With its key destroyed, the event stays
+/// without it (`Err(Erased)`), which the fold treats as an event with nothing personal.
+pub fn open(event: &mut Event, keys: &dyn Keys) -> Result<(), Unreadable> {
+    let Some(sealed) = event.sealed.take() else {
+        return Ok(());
+    };
+    let key = match keys.key(&sealed.key_id) {
+        Lookup::Live(key) => key,
+        Lookup::Destroyed => return Err(Unreadable::Erased),
+        Lookup::Unknown => {
+            let id = sealed.key_id.clone();
+            event.sealed = Some(sealed);
+            return Err(Unreadable::Unknown(id));
+        }
+    };
+    if sealed.nonce.len() != NONCE_LEN {
+        return Err(Unreadable::Tampered);
+    }
+    let cipher = XChaCha20Poly1305::new((&key).into());
+    let aad = aad(event);
+    let clear = cipher
+        .decrypt(
+            XNonce::from_slice(&sealed.nonce),
+            AeadPayload {
+                msg: &sealed.ciphertext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| Unreadable::Tampered)?;
+    let fields =
+        SealedFields::decode(clear.as_slice()).map_err(|e| Unreadable::Malformed(e.to_string()))?;
+    let location = event.personal.take().and_then(|p| p.location);
+    let mut personal = fields.personal;
+    if location.is_some() {
+        personal.get_or_insert_with(Default::default).location = location;
+    }
+    event.personal = personal;
+    if let Some(t) = payload_text(&mut event.payload) {
+        *t = fields.payload_text;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+    use std::collections::HashMap;
+
+    struct Ring(HashMap<String, Key>);
+    impl Keys for Ring {
+        fn key(&self, id: &str) -> Lookup {
+            self.0
+                .get(id)
+                .copied()
+                .map_or(Lookup::Destroyed, Lookup::Live)
+        }
+    }
+
+    fn letter() -> Event {
+        Event {
+            event_id: "e1".into(),
+            tenant: "69091".into(),
+            personal: Some(pb::Personal {
+                party: Some(pb::Party {
+                    phone: "06 12 34 56 78".into(),
+                    name: "Canari Jaune".into(),
+                    ..Default::default()
+                }),
+                text: "Mon voisin fait du bruit".into(),
+                location: Some(pb::Address {
+                    street: "rue Jean Jaurès".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            payload: Some(Payload::CourrierStep(pb::CourrierStep {
+                chrono: "GIV-2026-000001".into(),
+                note: "appelé Mme Canari".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn secret() -> IdSecret {
+        IdSecret([7; 32])
+    }
+
+    #[test]
+    fn sealed_event_holds_no_clear_personal_text_and_opens_back_whole() {
+        let original = letter();
+        let mut e = original.clone();
+        let id = subject(&e, &secret());
+        assert!(id.starts_with("i/"), "{id}");
+        assert!(!id.contains("612345678"));
+        seal(&mut e, &id, &[1; 32], [2; NONCE_LEN]);
+        let bytes = e.encode_to_vec();
+        for canary in ["Canari", "voisin", "612345678", "appelé"] {
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary} in the clear"
+            );
+        }
+        // The place of the problem stays readable (street figures survive an erasure).
+        assert_eq!(
+            e.personal
+                .as_ref()
+                .unwrap()
+                .location
+                .as_ref()
+                .unwrap()
+                .street,
+            "rue Jean Jaurès"
+        );
+        let ring = Ring([(id.clone(), [1; 32])].into());
+        open(&mut e, &ring).unwrap();
+        assert_eq!(e, original);
+    }
+
+    #[test]
+    fn without_its_key_or_moved_elsewhere_it_does_not_open() {
+        let mut e = letter();
+        seal(&mut e, "c/x", &[1; 32], [2; NONCE_LEN]);
+        let sealed = e.clone();
+        assert_eq!(open(&mut e, &Ring(HashMap::new())), Err(Unreadable::Erased));
+        assert!(e.personal.as_ref().unwrap().party.is_none());
+        let ring = Ring([("c/x".to_string(), [1; 32])].into());
+        let mut moved = sealed.clone();
+        moved.event_id = "e2".into();
+        assert_eq!(open(&mut moved, &ring), Err(Unreadable::Tampered));
+        let mut other_key = sealed;
+        assert_eq!(
+            open(&mut other_key, &Ring([("c/x".to_string(), [9; 32])].into())),
+            Err(Unreadable::Tampered)
+        );
+    }
+
+    #[test]
+    fn an_event_with_nothing_personal_is_not_sealed() {
+        let mut e = Event {
+            event_id: "e3".into(),
+            payload: Some(Payload::RequestReopened(Default::default())),
+            ..Default::default()
+        };
+        let before = e.clone();
+        seal(&mut e, "e/e3", &[1; 32], [2; NONCE_LEN]);
+        assert_eq!(e, before);
+    }
+
+    #[test]
+    fn subjects_in_order_citizen_identifier_request_event() {
+        let s = secret();
+        let mut e = letter();
+        e.personal
+            .as_mut()
+            .unwrap()
+            .party
+            .as_mut()
+            .unwrap()
+            .citizen_id = "C1".into();
+        assert_eq!(subject(&e, &s), "c/C1");
+        let e = letter();
+        assert_eq!(
+            subject(&e, &s),
+            format!("i/{}", s.hash("phone:+33612345678"))
+        );
+        let e = Event {
+            event_id: "e9".into(),
+            tenant: "69091".into(),
+            request_id: "GIV-D-2026-000001".into(),
+            ..Default::default()
+        };
+        assert_eq!(subject(&e, &s), "r/69091/GIV-D-2026-000001");
+        let e = Event {
+            event_id: "e9".into(),
+            ..Default::default()
+        };
+        assert_eq!(subject(&e, &s), "e/e9");
+    }
+}

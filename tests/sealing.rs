@@ -1,0 +1,293 @@
+//! Sealing: every personal datum a writer puts on the log is encrypted with its data subject's
+//! key (the log and its Kafka topic hold no name, number, address or text in the clear), the
+//! hub's own read model still shows it, and the keyring on Kafka is one for every hub.
+
+use contacthub_app::auth::System;
+use contacthub_app::commands;
+use contacthub_core::pb;
+use contacthub_core::seal::{Keys, Lookup};
+use contacthub_log::keyring::Keyring;
+use contacthub_tests::*;
+
+/// What a canary looks like in the usual encodings: plain, UTF-16 (both orders), base64 (at
+/// each of its three alignments).
+fn encodings(canary: &str) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    let mut out = vec![("utf-8".to_string(), canary.as_bytes().to_vec())];
+    let le: Vec<u8> = canary.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = canary.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    out.push(("utf-16le".into(), le));
+    out.push(("utf-16be".into(), be));
+    for shift in 0..3 {
+        let padded = format!("{}{canary}", "x".repeat(shift));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(padded.as_bytes());
+        // The characters that depend on the canary alone.
+        let skip = (shift * 4).div_ceil(3) + 1;
+        let stable = &b64[skip..b64.len().saturating_sub(4)];
+        out.push((format!("base64+{shift}"), stable.as_bytes().to_vec()));
+    }
+    out
+}
+
+fn hits(haystack: &[u8], canaries: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for canary in canaries {
+        for (how, needle) in encodings(canary) {
+            if haystack
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+            {
+                found.push(format!("{canary} ({how})"));
+            }
+        }
+    }
+    found
+}
+
+const NAME: &str = "Zéphirine Canarixa";
+const PHONE: &str = "06 31 41 59 26";
+const PHONE_DIGITS: &str = "631415926";
+const EMAIL: &str = "zephirine.canarixa@example.org";
+const SUBJECT: &str = "Canarixa-objet-7d1f";
+const NOTES: &str = "Canarixa-notes-e2a9";
+const LETTER: &str = "Canarixa-lettre-55b0";
+const BEHALF: &str = "Canarixa-conseil-0c3e";
+const RESOLUTION: &str = "Canarixa-resolution-9a41";
+
+async fn the_log_holds_nothing_personal_in_the_clear(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let scope = hub.scope(GIVORS);
+    // At the desk: a visit with the person's name, number, subject and notes.
+    let visit = hub
+        .hub
+        .record_visit(
+            &scope,
+            &commands::RecordVisit {
+                party: Some(pb::Party {
+                    phone: PHONE.into(),
+                    name: NAME.into(),
+                    email: EMAIL.into(),
+                    ..Default::default()
+                }),
+                desk: "accueil-hdv".into(),
+                category: pb::Category::Ccas,
+                subject: SUBJECT.into(),
+                notes: NOTES.into(),
+                idempotency_key: "sealing-visit".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Through a channel adapter's write path: a letter and a form.
+    let now = at(2026, 12, 3, 9, 0);
+    let mut mail = letter(GIVORS, "000777", PHONE, now);
+    mail.personal.as_mut().unwrap().text = LETTER.into();
+    let form = web_form(GIVORS, "sealing-form", PHONE, EMAIL, now);
+    hub.hub
+        .append_contacts(System::Adapters, &[mail, form])
+        .await
+        .unwrap();
+    // A request opened on behalf of a council, closed with a resolution.
+    let request = hub
+        .hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: SUBJECT.into(),
+                category: pb::Category::ServicesTechniques,
+                service: "voirie".into(),
+                on_behalf_of: BEHALF.into(),
+                idempotency_key: "sealing-request".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    hub.hub
+        .close_request(
+            &scope,
+            &commands::CloseRequest {
+                reference: request.reference.clone(),
+                reason: pb::CloseReason::Withdrawn,
+                note: RESOLUTION.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    hub.settle().await;
+
+    // The hub's read model opened them: the visit's detail has its subject and notes.
+    let contact = hub
+        .hub
+        .contact(&scope, &visit.event_id)
+        .expect("the visit's detail");
+    let shown = format!("{contact:?}");
+    assert!(shown.contains(NOTES) && shown.contains(SUBJECT), "{shown}");
+
+    // Every record of the log, as stored (key, value, headers).
+    let ends = hub.log.end_offsets().await.unwrap();
+    let from: Vec<(u32, u64)> = (0..ends.len() as u32).map(|p| (p, 0)).collect();
+    let mut reader = hub.log.reader(&from).await.unwrap();
+    let total: u64 = ends.iter().sum();
+    let mut bytes = Vec::new();
+    let mut read = 0u64;
+    while read < total {
+        let batch = reader
+            .next_batch(1000, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        read += batch.len() as u64;
+        for r in batch {
+            bytes.extend_from_slice(&r.record.key);
+            bytes.extend_from_slice(&r.record.value);
+            for (k, v) in &r.record.headers {
+                bytes.extend_from_slice(k.as_bytes());
+                bytes.extend_from_slice(v);
+            }
+        }
+    }
+    assert_eq!(read, 5, "visit, letter, form, request opened and closed");
+    let canaries = [
+        "Zéphirine",
+        "Canarixa",
+        "canarixa",
+        PHONE,
+        PHONE_DIGITS,
+        SUBJECT,
+        NOTES,
+        LETTER,
+        BEHALF,
+        RESOLUTION,
+        "Marie Durand",
+    ];
+    assert_eq!(hits(&bytes, &canaries), Vec::<String>::new());
+    // On the embedded log, also every byte of its files.
+    if hub.kafka.is_none() {
+        let mut files = Vec::new();
+        let mut stack = vec![hub.dir.path().join("log"), hub.dir.path().join("keyring")];
+        while let Some(p) = stack.pop() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files.extend(std::fs::read(e.path()).unwrap());
+                }
+            }
+        }
+        assert_eq!(hits(&files, &canaries), Vec::<String>::new());
+    }
+    hub.stop().await;
+}
+
+on_every_backend!(the_log_holds_nothing_personal_in_the_clear);
+
+/// Two hubs on one cluster: a key one makes, the other learns; a key one destroys is gone for
+/// both, stays gone after a restart, and is never made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyring_on_kafka_is_one_for_every_hub() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    use contacthub_log::kafka_keyring::KafkaKeyring;
+    let cfg = fresh_kafka(&brokers, 1).await;
+    let a = KafkaKeyring::open(&cfg, test_master_key(), "a")
+        .await
+        .unwrap();
+    let b = KafkaKeyring::open(&cfg, test_master_key(), "b")
+        .await
+        .unwrap();
+    assert_eq!(a.suffix(), "@a");
+    let ids = vec!["c/C1@a".to_string(), "i/00ff@a".to_string()];
+    let made = a.keys_for(&ids).await.unwrap();
+    assert_ne!(
+        b.key("c/C1@a"),
+        Lookup::Destroyed,
+        "not caught up yet: unknown, never destroyed"
+    );
+    b.catch_up().await.unwrap();
+    assert_eq!(b.key("c/C1@a"), Lookup::Live(made[0].unwrap()));
+    assert_eq!(b.destroy(&ids[..1]).await.unwrap(), 1);
+    a.catch_up().await.unwrap();
+    assert_eq!(a.key("c/C1@a"), Lookup::Destroyed);
+    assert_eq!(a.keys_for(&ids).await.unwrap()[0], None, "never made again");
+    // Another master key cannot open what the topic holds.
+    let stranger = contacthub_log::keyring::MasterKey::parse(&"01".repeat(32)).unwrap();
+    let c = KafkaKeyring::open(&cfg, stranger, "c").await.unwrap();
+    assert_eq!(c.key("i/00ff@a"), Lookup::Unknown);
+    // A hub started later reads the same state.
+    let d = KafkaKeyring::open(&cfg, test_master_key(), "d")
+        .await
+        .unwrap();
+    assert_eq!(d.key("c/C1@a"), Lookup::Destroyed);
+    assert_eq!(d.key("i/00ff@a"), Lookup::Live(made[1].unwrap()));
+}
+
+/// `contacthub migrate` takes the keyring along: a hub on Kafka, on another data folder with
+/// the same master key, reads what the embedded hub sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_moved_to_kafka_opens_with_its_keys() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    let hub = TestHub::start(&Backend::Embedded).await;
+    let visit = hub
+        .hub
+        .record_visit(
+            &hub.scope(GIVORS),
+            &commands::RecordVisit {
+                party: Some(party_phone(PHONE)),
+                subject: SUBJECT.into(),
+                notes: NOTES.into(),
+                idempotency_key: "moved-visit".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let dir = hub.stop().await;
+    let cfg = fresh_kafka(&brokers, 4).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let master = secrets.path().join("master.key");
+    std::fs::write(&master, "5e".repeat(32)).unwrap();
+    let out = std::process::Command::new(contacthub_bin!())
+        .arg("migrate")
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--kafka", &brokers, "--topic", &cfg.topic])
+        .args(["--dead-letter-topic", &cfg.dead_letter_topic])
+        .args(["--keys-topic", &cfg.keys_topic])
+        .arg("--master-key-file")
+        .arg(&master)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("copied 1 keys to {brokers}/{}", cfg.keys_topic)),
+        "{said}"
+    );
+
+    let log = contacthub_log::kafka::KafkaLog::connect(cfg.clone())
+        .await
+        .unwrap();
+    let moved = TestHub::start_on(
+        std::sync::Arc::new(log),
+        Some(cfg),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    moved.hub.wait_caught_up().await.unwrap();
+    let contact = moved
+        .hub
+        .contact(&moved.scope(GIVORS), &visit.event_id)
+        .expect("the visit, read on kafka");
+    let shown = format!("{contact:?}");
+    assert!(shown.contains(NOTES) && shown.contains(SUBJECT), "{shown}");
+    moved.stop().await;
+}

@@ -127,6 +127,8 @@ pub struct Valid<'a> {
 
 /// Checks an event against the contract and the configured tenants.
 pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, Invalid> {
+    // An event whose personal part was erased is checked for everything else.
+    let erased = crate::seal::erased(event);
     if event.schema_version == 0 || event.schema_version > SCHEMA_VERSION {
         return Err(invalid(format!(
             "unsupported schema_version {} (this build reads 1..={SCHEMA_VERSION})",
@@ -233,7 +235,9 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                     !(i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty())
                 });
             if !named {
-                check_party(event)?;
+                if !erased {
+                    check_party(event)?;
+                }
             }
         }
         Payload::CitizenUpdated(u) => {
@@ -245,7 +249,7 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                 .is_some_and(|i| {
                     !(i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty())
                 });
-            if !named {
+            if !named && !erased {
                 return Err(invalid(
                     "citizen_updated needs an identity with a usage or birth name",
                 ));
@@ -290,7 +294,9 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                     "request_opened carries no request_id: the projector gives its reference",
                 ));
             }
-            check_party(event)?;
+            if !erased {
+                check_party(event)?;
+            }
         }
         Payload::RequestAssigned(_)
         | Payload::RequestStatusChanged(_)
@@ -315,7 +321,9 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                 .as_ref()
                 .and_then(|p| p.party.as_ref())
                 .map_or("", |p| p.citizen_id.as_str());
-            need_citizen("answer_composed party citizen_id", citizen)?;
+            if !erased {
+                need_citizen("answer_composed party citizen_id", citizen)?;
+            }
         }
         Payload::AnswerOutcome(o) => {
             need_request(kind(payload))?;
@@ -372,7 +380,9 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             if !event.request_id.is_empty() {
                 need_request(kind(payload))?;
             }
-            check_party(event)?;
+            if !erased {
+                check_party(event)?;
+            }
         }
     }
     Ok(Valid {

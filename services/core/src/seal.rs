@@ -182,14 +182,19 @@ pub fn seal(event: &mut Event, key_id: &str, key: &Key, nonce: [u8; NONCE_LEN]) 
 }
 
 /// Puts `event`'s sealed part back in the clear. With its key destroyed, the event stays
-/// without it (`Err(Erased)`), which the fold treats as an event with nothing personal.
+/// sealed (`Err(Erased)`): [`erased`] then says so, and the fold folds it without its
+/// personal part.
 pub fn open(event: &mut Event, keys: &dyn Keys) -> Result<(), Unreadable> {
     let Some(sealed) = event.sealed.take() else {
         return Ok(());
     };
     let key = match keys.key(&sealed.key_id) {
         Lookup::Live(key) => key,
-        Lookup::Destroyed => return Err(Unreadable::Erased),
+        Lookup::Destroyed => {
+            // Left sealed: the fold reads it as a personal part that is gone.
+            event.sealed = Some(sealed);
+            return Err(Unreadable::Erased);
+        }
         Lookup::Unknown => {
             let id = sealed.key_id.clone();
             event.sealed = Some(sealed);
@@ -222,6 +227,12 @@ pub fn open(event: &mut Event, keys: &dyn Keys) -> Result<(), Unreadable> {
         *t = fields.payload_text;
     }
     Ok(())
+}
+
+/// Whether `event`'s personal part is gone: it is still sealed after [`open`] (its key was
+/// destroyed). Such an event is folded without what was personal in it.
+pub fn erased(event: &Event) -> bool {
+    event.sealed.is_some()
 }
 
 #[cfg(test)]

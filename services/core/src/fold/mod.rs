@@ -353,7 +353,18 @@ fn project(
         | Payload::Sms(_)
         | Payload::Email(_)
         | Payload::DeskVisit(_) => {
-            let citizen = match citizens::resolve_party(kv, tenants, v)? {
+            // An erased contact says no more who it came from: it joins no one and waits for
+            // no one (not even in « à rattacher »).
+            let erased = seal::erased(e);
+            let resolved = if erased {
+                citizens::Resolution::Waiting {
+                    candidates: Vec::new(),
+                    claimed: None,
+                }
+            } else {
+                citizens::resolve_party(kv, tenants, v)?
+            };
+            let citizen = match resolved {
                 citizens::Resolution::Attached { citizen, claimed } => {
                     unknown_claim = claimed;
                     Some(citizen)
@@ -363,7 +374,7 @@ fn project(
                     claimed,
                 } => {
                     unknown_claim = claimed;
-                    waiting = Some(candidates);
+                    waiting = (!erased).then_some(candidates);
                     None
                 }
             };
@@ -505,6 +516,81 @@ pub(crate) mod tests {
                 .unwrap()
             })
             .collect()
+    }
+
+    /// A history whose every key was destroyed (every person erased) still folds whole: no
+    /// event refused, and every figure of the dashboards (`st/` counters) as it was.
+    #[test]
+    fn an_erased_history_folds_whole_with_the_same_figures() {
+        use crate::seal;
+        use std::collections::HashMap;
+        struct Ring(std::cell::RefCell<HashMap<String, seal::Key>>);
+        impl seal::Keys for Ring {
+            fn key(&self, id: &str) -> seal::Lookup {
+                let mut ring = self.0.borrow_mut();
+                let n = ring.len() as u8;
+                seal::Lookup::Live(*ring.entry(id.to_string()).or_insert([n; 32]))
+            }
+        }
+        let tenants = Tenants::builtin();
+        let cfg = crate::demo::DemoConfig {
+            people_per_tenant: 25,
+            ..Default::default()
+        };
+        let secret = seal::IdSecret([3; 32]);
+        let ring = Ring(Default::default());
+        let sealed: Vec<pb::Event> = crate::demo::events(&cfg, &tenants)
+            .map(|mut e| {
+                let id = seal::subject(&e, &secret);
+                let seal::Lookup::Live(key) = seal::Keys::key(&ring, &id) else {
+                    unreachable!()
+                };
+                seal::seal(&mut e, &id, &key, [7; seal::NONCE_LEN]);
+                e
+            })
+            .collect();
+        let fold = |keys: &dyn seal::Keys| {
+            let mut kv = Mem::new();
+            let mut dead = Vec::new();
+            for (i, e) in sealed.iter().enumerate() {
+                let pos = Position {
+                    partition: 0,
+                    offset: i as u64,
+                };
+                let raw = e.encode_to_vec();
+                match apply(&mut kv, &tenants, pos, e.tenant.as_bytes(), &raw, keys).unwrap() {
+                    Outcome::DeadLettered(why) => dead.push(format!(
+                        "{}: {why}",
+                        event::kind(e.payload.as_ref().unwrap())
+                    )),
+                    Outcome::Applied { .. } | Outcome::Duplicate => {}
+                }
+            }
+            (kv, dead)
+        };
+        let (whole, dead) = fold(&ring);
+        assert_eq!(dead, Vec::<String>::new(), "with every key");
+        let (erased, dead) = fold(&seal::NoKeys);
+        assert_eq!(dead, Vec::<String>::new(), "with no key");
+        let figures = |kv: &Mem| {
+            kv.range(b"st/".to_vec()..b"st0".to_vec())
+                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        let (before, after) = (figures(&whole), figures(&erased));
+        assert!(before.len() > 10, "{} counters", before.len());
+        let differ: Vec<&String> = before
+            .iter()
+            .zip(&after)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| &a.0)
+            .collect();
+        assert_eq!(before.len(), after.len());
+        assert_eq!(
+            differ,
+            Vec::<&String>::new(),
+            "figures changed by the erasure"
+        );
     }
 
     #[test]

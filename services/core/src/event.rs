@@ -234,10 +234,8 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
                 .is_some_and(|i| {
                     !(i.usage_name.trim().is_empty() && i.birth_name.trim().is_empty())
                 });
-            if !named {
-                if !erased {
-                    check_party(event)?;
-                }
+            if !named && !erased {
+                check_party(event)?;
             }
         }
         Payload::CitizenUpdated(u) => {

@@ -145,11 +145,7 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
         "dates as agents write them: {out}"
     );
     // The line docs/operations.md quotes is what the command prints (its date and id aside).
-    let doc = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docs/operations.md"
-    ))
-    .unwrap();
+    let doc = doc("operations.md");
     let quoted = doc
         .lines()
         .map(str::trim)

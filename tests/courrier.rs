@@ -179,19 +179,7 @@ async fn concurrent_registration_is_unique_and_gap_free(backend: Backend) {
     );
 
     // A replay from offset 0 numbers every letter the same way.
-    let live = hub.store.digest().unwrap();
-    let log = hub.log.clone();
-    let keys = hub.keys.clone();
-    let dir = hub.stop().await;
-    let replayed = contacthub_projector::Store::open(dir.path().join("replayed")).unwrap();
-    let (p, _) = contacthub_projector::Projector::new(
-        replayed.clone(),
-        log,
-        Arc::new(contacthub_core::tenant::Tenants::builtin()),
-        keys,
-    )
-    .unwrap();
-    p.catch_up().await.unwrap();
+    let (live, replayed, _) = hub.stop_and_replay(2000).await;
     assert_eq!(replayed.digest().unwrap(), live);
     assert!(replayed
         .courrier(GIVORS, "GIV-2027-000001")

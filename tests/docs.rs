@@ -4,11 +4,6 @@
 
 use contacthub_tests::*;
 
-fn doc(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../docs/{name}", env!("CARGO_MANIFEST_DIR")))
-        .expect("the doc exists")
-}
-
 /// The first word after `prefix` in `text`.
 fn after<'a>(text: &'a str, prefix: &str) -> &'a str {
     let at = text

@@ -7,6 +7,7 @@ mod citizens;
 mod courrier;
 mod docs;
 mod durability;
+mod erasure;
 mod faults;
 mod isolation;
 mod kafka_faults;

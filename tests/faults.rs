@@ -130,6 +130,8 @@ async fn kafka_args(backend: &Backend) -> Vec<String> {
                 cfg.topic,
                 "--dead-letter-topic".into(),
                 cfg.dead_letter_topic,
+                "--keys-topic".into(),
+                cfg.keys_topic,
             ]
         }
     }

@@ -1242,18 +1242,6 @@ async fn dashboard_figures_match_a_hand_computed_history(backend: Backend) {
         .unwrap_err();
     assert_eq!(hidden.code(), tonic::Code::NotFound);
     // A replay from offset 0 gives the same read model, so the same dashboard.
-    let live = hub.store.digest().unwrap();
-    let log = hub.log.clone();
-    let keys = hub.keys.clone();
-    let dir = hub.stop().await;
-    let replayed = contacthub_projector::Store::open(dir.path().join("replayed")).unwrap();
-    let (p, _) = contacthub_projector::Projector::new(
-        replayed.clone(),
-        log,
-        std::sync::Arc::new(contacthub_core::tenant::Tenants::builtin()),
-        keys,
-    )
-    .unwrap();
-    p.catch_up().await.unwrap();
+    let (live, replayed, _) = hub.stop_and_replay(2000).await;
     assert_eq!(replayed.digest().unwrap(), live);
 }

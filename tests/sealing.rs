@@ -7,52 +7,10 @@ use contacthub_app::commands;
 use contacthub_core::pb;
 use contacthub_core::seal::{Keys, Lookup};
 use contacthub_log::keyring::Keyring;
+use contacthub_tests::canary::{self, *};
 use contacthub_tests::*;
 
-/// What a canary looks like in the usual encodings: plain, UTF-16 (both orders), base64 (at
-/// each of its three alignments).
-fn encodings(canary: &str) -> Vec<(String, Vec<u8>)> {
-    use base64::Engine;
-    let mut out = vec![("utf-8".to_string(), canary.as_bytes().to_vec())];
-    let le: Vec<u8> = canary.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    let be: Vec<u8> = canary.encode_utf16().flat_map(u16::to_be_bytes).collect();
-    out.push(("utf-16le".into(), le));
-    out.push(("utf-16be".into(), be));
-    for shift in 0..3 {
-        let padded = format!("{}{canary}", "x".repeat(shift));
-        let b64 = base64::engine::general_purpose::STANDARD.encode(padded.as_bytes());
-        // The characters that depend on the canary alone.
-        let skip = (shift * 4).div_ceil(3) + 1;
-        let stable = &b64[skip..b64.len().saturating_sub(4)];
-        out.push((format!("base64+{shift}"), stable.as_bytes().to_vec()));
-    }
-    out
-}
-
-fn hits(haystack: &[u8], canaries: &[&str]) -> Vec<String> {
-    let mut found = Vec::new();
-    for canary in canaries {
-        for (how, needle) in encodings(canary) {
-            if haystack
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
-            {
-                found.push(format!("{canary} ({how})"));
-            }
-        }
-    }
-    found
-}
-
 const NAME: &str = "Zéphirine Canarixa";
-const PHONE: &str = "06 31 41 59 26";
-const PHONE_DIGITS: &str = "631415926";
-const EMAIL: &str = "zephirine.canarixa@example.org";
-const SUBJECT: &str = "Canarixa-objet-7d1f";
-const NOTES: &str = "Canarixa-notes-e2a9";
-const LETTER: &str = "Canarixa-lettre-55b0";
-const BEHALF: &str = "Canarixa-conseil-0c3e";
-const RESOLUTION: &str = "Canarixa-resolution-9a41";
 
 async fn the_log_holds_nothing_personal_in_the_clear(backend: Backend) {
     let hub = TestHub::start(&backend).await;
@@ -89,33 +47,7 @@ async fn the_log_holds_nothing_personal_in_the_clear(backend: Backend) {
         .await
         .unwrap();
     // A request opened on behalf of a council, closed with a resolution.
-    let request = hub
-        .hub
-        .open_request(
-            &scope,
-            &commands::OpenRequest {
-                subject: SUBJECT.into(),
-                category: pb::Category::ServicesTechniques,
-                service: "voirie".into(),
-                on_behalf_of: BEHALF.into(),
-                idempotency_key: "sealing-request".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    hub.hub
-        .close_request(
-            &scope,
-            &commands::CloseRequest {
-                reference: request.reference.clone(),
-                reason: pb::CloseReason::Withdrawn,
-                note: RESOLUTION.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    canary::request_opened_and_closed(&hub, "", "sealing-request").await;
     hub.settle().await;
 
     // The hub's read model opened them: the visit's detail has its subject and notes.
@@ -127,57 +59,15 @@ async fn the_log_holds_nothing_personal_in_the_clear(backend: Backend) {
     assert!(shown.contains(NOTES) && shown.contains(SUBJECT), "{shown}");
 
     // Every record of the log, as stored (key, value, headers).
-    let ends = hub.log.end_offsets().await.unwrap();
-    let from: Vec<(u32, u64)> = (0..ends.len() as u32).map(|p| (p, 0)).collect();
-    let mut reader = hub.log.reader(&from).await.unwrap();
-    let total: u64 = ends.iter().sum();
-    let mut bytes = Vec::new();
-    let mut read = 0u64;
-    while read < total {
-        let batch = reader
-            .next_batch(1000, std::time::Duration::from_secs(5))
-            .await
-            .unwrap();
-        read += batch.len() as u64;
-        for r in batch {
-            bytes.extend_from_slice(&r.record.key);
-            bytes.extend_from_slice(&r.record.value);
-            for (k, v) in &r.record.headers {
-                bytes.extend_from_slice(k.as_bytes());
-                bytes.extend_from_slice(v);
-            }
-        }
-    }
+    let (bytes, read) = canary::log_bytes(hub.log.as_ref()).await;
     assert_eq!(read, 5, "visit, letter, form, request opened and closed");
-    let canaries = [
-        "Zéphirine",
-        "Canarixa",
-        "canarixa",
-        PHONE,
-        PHONE_DIGITS,
-        SUBJECT,
-        NOTES,
-        LETTER,
-        BEHALF,
-        RESOLUTION,
-        "Marie Durand",
-    ];
-    assert_eq!(hits(&bytes, &canaries), Vec::<String>::new());
+    let canaries = [canary::ALL.as_slice(), &["Marie Durand"]].concat();
+    assert_eq!(canary::hits(&bytes, &canaries), Vec::<String>::new());
     // On the embedded log, also every byte of its files.
     if hub.kafka.is_none() {
-        let mut files = Vec::new();
-        let mut stack = vec![hub.dir.path().join("log"), hub.dir.path().join("keyring")];
-        while let Some(p) = stack.pop() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    files.extend(std::fs::read(e.path()).unwrap());
-                }
-            }
-        }
-        assert_eq!(hits(&files, &canaries), Vec::<String>::new());
+        let mut files = canary::bytes_under(&hub.dir.path().join("log"));
+        files.extend(canary::bytes_under(&hub.dir.path().join("keyring")));
+        assert_eq!(canary::hits(&files, &canaries), Vec::<String>::new());
     }
     hub.stop().await;
 }

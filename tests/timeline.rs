@@ -5,11 +5,9 @@ use contacthub_core::demo;
 use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::render::render_timeline;
 use contacthub_core::tenant::Tenants;
-use contacthub_projector::{Projector, Store};
 use contacthub_tests::*;
 use expect_test::expect;
 use prost::Message;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
@@ -460,14 +458,7 @@ async fn replay_is_byte_identical(backend: Backend) {
         .counter(contacthub_core::keys::COUNTER_APPLIED)
         .unwrap();
     assert_eq!(applied as usize, events.len());
-    let log = hub.log.clone();
-    let keys = hub.keys.clone();
-    let dir = hub.stop().await;
-
-    let replayed = Store::open(dir.path().join("replayed")).unwrap();
-    let (projector, _) =
-        Projector::new(replayed.clone(), log, Arc::new(Tenants::builtin()), keys).unwrap();
-    let n = projector.with_batch_size(97).catch_up().await.unwrap();
+    let (_, replayed, n) = hub.stop_and_replay(97).await;
     assert_eq!(n as usize, events.len() + 1);
     assert_eq!(replayed.digest().unwrap(), live);
 }

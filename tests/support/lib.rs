@@ -6,6 +6,7 @@
 //! its own. Without it they are skipped with a message, unless `CONTACTHUB_TEST_REQUIRE_KAFKA`
 //! is set (as CI does), in which case they fail.
 
+pub mod canary;
 pub mod crash;
 pub mod gateway;
 pub mod smtp;
@@ -340,6 +341,31 @@ impl TestHub {
             .expect("a part of the test hub failed");
         self.dir
     }
+
+    /// Stops the hub, replays its log from offset 0 into a new read model (in batches of
+    /// `batch`) with its keyring, and returns the live digest, the replayed read model, and
+    /// how many records it replayed.
+    pub async fn stop_and_replay(self, batch: usize) -> (String, Store, u64) {
+        let live = self.store.digest().unwrap();
+        let (log, keys) = (self.log.clone(), self.keys.clone());
+        let dir = self.stop().await;
+        let replayed = Store::open(dir.path().join("replayed")).unwrap();
+        let (p, _) = contacthub_projector::Projector::new(
+            replayed.clone(),
+            log,
+            Arc::new(Tenants::builtin()),
+            keys,
+        )
+        .unwrap();
+        let n = p.with_batch_size(batch).catch_up().await.unwrap();
+        (live, replayed, n)
+    }
+}
+
+/// The text of `docs/NAME`, for the tests that run what it shows.
+pub fn doc(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../docs/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("the doc exists")
 }
 
 /// Waits until `done` says so, polling every 100 ms for at most 30 s.

@@ -1,7 +1,8 @@
 //! The audit service: translates the data protection officer's requests into the application
-//! layer's read-trail query ([`contacthub_app::audit`]).
+//! layer's read-trail query ([`contacthub_app::audit`]) and erasure ([`contacthub_app::erasure`]).
 
 use crate::{status, token};
+use contacthub_app::auth::Scope;
 use contacthub_app::App;
 use contacthub_proto::v1::{self as pb, audit_service_server::AuditService};
 use tonic::{Request, Response, Status};
@@ -14,6 +15,14 @@ impl Audit {
     pub fn new(app: App) -> Self {
         Audit { app }
     }
+
+    /// The caller's scope as the data protection officer of `tenant`, or the refusal.
+    fn dpo<T>(&self, req: &Request<T>, tenant: &str) -> Result<Scope, Status> {
+        self.app
+            .access()
+            .dpo_scope(token(req), tenant)
+            .map_err(status)
+    }
 }
 
 #[tonic::async_trait]
@@ -23,11 +32,7 @@ impl AuditService for Audit {
         req: Request<pb::ListReadsRequest>,
     ) -> Result<Response<pb::ListReadsResponse>, Status> {
         let r = req.get_ref();
-        let scope = self
-            .app
-            .access()
-            .dpo_scope(token(&req), &r.tenant)
-            .map_err(status)?;
+        let scope = self.dpo(&req, &r.tenant)?;
         let reads = self
             .app
             .reads(&scope, &r.citizen_id, &r.agent_id, r.limit)
@@ -47,5 +52,29 @@ impl AuditService for Audit {
             })
             .collect();
         Ok(Response::new(pb::ListReadsResponse { reads }))
+    }
+
+    async fn erase_citizen(
+        &self,
+        req: Request<pb::EraseCitizenRequest>,
+    ) -> Result<Response<pb::EraseCitizenResponse>, Status> {
+        let r = req.get_ref();
+        let scope = self.dpo(&req, &r.tenant)?;
+        let done = self
+            .app
+            .erase_citizen(
+                &scope,
+                &contacthub_app::commands::EraseCitizen {
+                    citizen_id: r.citizen_id.clone(),
+                    reason: r.reason.clone(),
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::EraseCitizenResponse {
+            citizen_id: done.citizen_id,
+            merged_citizen_ids: done.merged,
+            keys_destroyed: u32::try_from(done.keys).unwrap_or(u32::MAX),
+        }))
     }
 }

@@ -18,6 +18,14 @@ pub enum Who {
 
 // --- Records, households, « à rattacher » ---------------------------------------------------
 
+/// A citizen's data erased, by the data protection officer.
+#[derive(Debug, Clone, Default)]
+pub struct EraseCitizen {
+    pub citizen_id: String,
+    /// Why, without personal data (« demande de l'intéressé du 02/12/2026 »).
+    pub reason: String,
+}
+
 /// A new record, typed by an agent.
 #[derive(Debug, Clone, Default)]
 pub struct CreateCitizen {

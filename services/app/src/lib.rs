@@ -40,6 +40,7 @@ pub mod content;
 pub mod courrier;
 pub mod dashboard;
 pub mod desk;
+pub mod erasure;
 pub mod guard;
 pub mod hotfolder;
 pub mod requests;

@@ -281,6 +281,32 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 );
             }
         }
+        CitizenCommand::Erase(a) => {
+            let mut dpo = contacthub_proto::v1::audit_service_client::AuditServiceClient::new(
+                crate::commands::connect(&a.at.client).await?,
+            );
+            let done = dpo
+                .erase_citizen(authed(
+                    &a.at.client,
+                    pb::EraseCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                        reason: a.reason.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let merged = match done.merged_citizen_ids.as_slice() {
+                [] => String::new(),
+                ids => format!(" (avec {})", ids.join(", ")),
+            };
+            crate::say!(
+                "données de {}{merged} effacées : {} clé(s) détruite(s)",
+                done.citizen_id,
+                done.keys_destroyed
+            );
+        }
         CitizenCommand::Dismiss(a) => {
             crate::rpc!(
                 &a.at.client,

@@ -600,6 +600,19 @@ pub enum CitizenCommand {
     Proposals(CourrierTenantArgs),
     /// Two records proposed as duplicates are different people.
     Dismiss(CitizenDismissArgs),
+    /// Erases a citizen's data (and the records merged into it) for good: the data protection
+    /// officer's token only (docs/operations.md, « Données personnelles »).
+    Erase(CitizenEraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenEraseArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub citizen: String,
+    /// Why, without personal data (« demande de l'intéressé du 02/12/2026 »).
+    #[arg(long)]
+    pub reason: String,
 }
 
 #[derive(Debug, Args)]

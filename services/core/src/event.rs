@@ -64,6 +64,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::CatalogueAnswerPublished(_) => "catalogue_answer_published",
         Payload::AnswerComposed(_) => "answer_composed",
         Payload::AnswerOutcome(_) => "answer_outcome",
+        Payload::CitizenErased(_) => "citizen_erased",
     }
 }
 
@@ -217,6 +218,25 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         }
     };
     match payload {
+        Payload::CitizenErased(x) => {
+            need_citizen("citizen_id", &x.citizen_id)?;
+            for m in &x.merged_citizen_ids {
+                need_citizen("merged_citizen_ids", m)?;
+            }
+            let reason = x.reason.trim();
+            if reason.is_empty() || reason.chars().count() > limits::ERASURE_REASON_CHARS {
+                return Err(invalid(format!(
+                    "citizen_erased needs a reason of 1 to {} characters",
+                    limits::ERASURE_REASON_CHARS
+                )));
+            }
+            if x.key_ids.len() > limits::ERASED_KEYS || x.key_ids.iter().any(|k| k.len() > 160) {
+                return Err(invalid(format!(
+                    "citizen_erased lists at most {} key ids of at most 160 bytes",
+                    limits::ERASED_KEYS
+                )));
+            }
+        }
         Payload::CitizenRegistered(r) => {
             if !r.citizen_id.is_empty() {
                 need_citizen("citizen_id", &r.citizen_id)?;
@@ -673,6 +693,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         | Some(Payload::IdentityUnlinked(_))
         | Some(Payload::CourrierScanAttached(_))
         | Some(Payload::CitizenRegistered(_))
+        | Some(Payload::CitizenErased(_))
         | Some(Payload::CitizenUpdated(_))
         | Some(Payload::ContactAttached(_))
         | Some(Payload::DuplicateDismissed(_))

@@ -46,7 +46,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -172,6 +172,21 @@ pub fn identifier(tenant: &str, kind: &str, normalized: &str) -> Vec<u8> {
 
 pub fn citizen(tenant: &str, citizen_id: &str) -> Vec<u8> {
     key(b"ci/", &[tenant.as_bytes(), citizen_id.as_bytes()])
+}
+
+/// A key of the keyring that sealed an event of this citizen: what an erasure destroys.
+pub fn subject_key(tenant: &str, citizen_id: &str, key_id: &str) -> Vec<u8> {
+    key(
+        b"sk/",
+        &[tenant.as_bytes(), citizen_id.as_bytes(), key_id.as_bytes()],
+    )
+}
+
+/// Prefix of the keys of [`subject_key`] of a citizen; the key id follows it.
+pub fn subject_keys_prefix(tenant: &str, citizen_id: &str) -> Vec<u8> {
+    let mut k = key(b"sk/", &[tenant.as_bytes(), citizen_id.as_bytes()]);
+    k.push(0);
+    k
 }
 
 /// Prefix of a citizen's timeline; entries sort by time, then event id.

@@ -78,6 +78,11 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// Longest reason of an erasure, in characters.
+pub const ERASURE_REASON_CHARS: usize = 300;
+/// Most keys one erasure destroys (a person with many numbers, requests and records).
+pub const ERASED_KEYS: usize = 100_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

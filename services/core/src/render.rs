@@ -89,6 +89,7 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         }
         Payload::CourrierScanAttached(a) => f.chrono = a.chrono.clone(),
         Payload::RequestClosed(c) => f.resolution = c.resolution.clone(),
+        Payload::CitizenErased(x) => f.erased_reason = x.reason.clone(),
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)
@@ -165,6 +166,21 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             t
         }
         "citizen_registered" => "Fiche usager créée".into(),
+        "citizen_erased" => format!(
+            "Données effacées le {}, à la demande de {}, motif : {}",
+            entry
+                .occurred_at
+                .as_ref()
+                .and_then(ts::to_micros)
+                .map(crate::courrier::paris_day)
+                .unwrap_or_default(),
+            if entry.agent_id.is_empty() {
+                "la commune"
+            } else {
+                entry.agent_id.as_str()
+            },
+            f.erased_reason
+        ),
         "citizen_updated" => "Fiche usager modifiée".into(),
         "contact_attached" => "Contact rattaché à la fiche".into(),
         "duplicate_dismissed" => format!(

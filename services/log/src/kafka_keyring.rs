@@ -41,6 +41,9 @@ pub struct KafkaKeyring {
     master: MasterKey,
     suffix: String,
     known: Arc<RwLock<HashMap<String, Held>>>,
+    /// Held while keys are made: two writers of this hub never make one id twice (the
+    /// topic would keep the second, and what the first sealed would not open).
+    making: tokio::sync::Mutex<()>,
     /// Next offset of the topic the follower will read.
     next: watch::Receiver<i64>,
     stop: Arc<AtomicBool>,
@@ -112,6 +115,7 @@ impl KafkaKeyring {
             master,
             suffix: format!("@{hub}"),
             known,
+            making: tokio::sync::Mutex::new(()),
             next,
             stop,
         };
@@ -192,9 +196,13 @@ fn follow(
                     };
                     if let Some(held) = held {
                         let mut known = known.write().expect("keyring index");
-                        // A destroyed key stays destroyed, whatever comes after.
-                        if !matches!(known.get(id), Some(Held::Destroyed)) {
-                            known.insert(id.to_string(), held);
+                        // A destroyed key stays destroyed, whatever comes after; a live key is
+                        // the one made first (never replaced, should a copy come again).
+                        match (known.get(id), held) {
+                            (None, _) | (Some(Held::Live(_)), Held::Destroyed) => {
+                                known.insert(id.to_string(), held);
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -227,16 +235,25 @@ impl Keyring for KafkaKeyring {
                 Some(Held::Live(k)) => Some(k),
                 Some(Held::Destroyed) => None,
                 None => {
-                    let key = new_key();
-                    let wrapped = self.master.wrap(id, &key);
-                    debug_assert_eq!(wrapped.len(), WRAPPED);
-                    self.produce(id, &wrapped).await?;
-                    let mut known = self.known.write().expect("keyring index");
-                    match known.get(id) {
+                    let _making = self.making.lock().await;
+                    // Made by another writer of this hub while this one waited?
+                    let again = self.known.read().expect("keyring index").get(id).copied();
+                    match again {
+                        Some(Held::Live(k)) => Some(k),
                         Some(Held::Destroyed) => None,
-                        _ => {
-                            known.insert(id.clone(), Held::Live(key));
-                            Some(key)
+                        None => {
+                            let key = new_key();
+                            let wrapped = self.master.wrap(id, &key);
+                            debug_assert_eq!(wrapped.len(), WRAPPED);
+                            self.produce(id, &wrapped).await?;
+                            let mut known = self.known.write().expect("keyring index");
+                            match known.get(id) {
+                                Some(Held::Destroyed) => None,
+                                _ => {
+                                    known.insert(id.clone(), Held::Live(key));
+                                    Some(key)
+                                }
+                            }
                         }
                     }
                 }

@@ -30,6 +30,8 @@ pub enum Error {
     Closed { path: String },
     #[error("read-model store {path} is still in use; it could not be reopened")]
     Busy { path: String },
+    #[error("making the read model again after an erasure: {0}")]
+    Rebuild(String),
     #[error("read-model folder {path} does not take writes yet: {source}")]
     NotWritable {
         path: String,

@@ -102,6 +102,9 @@ pub struct Projector {
     tenants: Arc<Tenants>,
     /// Opens the events' sealed personal parts.
     keys: SharedKeyring,
+    /// Rebuild the read model from the log after folding an erasure (off for the rebuild's
+    /// own projector).
+    rebuild_on_erasure: bool,
     batch_size: usize,
     positions: watch::Sender<Vec<u64>>,
     failure: watch::Sender<Option<String>>,
@@ -130,6 +133,7 @@ impl Projector {
                 log,
                 tenants,
                 keys,
+                rebuild_on_erasure: true,
                 batch_size: 2000,
                 positions,
                 failure,
@@ -322,6 +326,49 @@ impl Projector {
         }
     }
 
+    /// Makes the read model again from the log in a new folder, then puts it in place of the
+    /// one in use (the store reopens it): what an erasure leaves is then exactly what a replay
+    /// gives, and the old folder, with whatever its files still held, is deleted.
+    async fn rebuild(&self) -> Result<()> {
+        let started = Instant::now();
+        let live = self.store.path().to_path_buf();
+        let fresh = live.with_extension("rebuilding");
+        let old = live.with_extension("erased");
+        let io = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            crate::Error::Rebuild(format!("{what} {}: {e}", path.display()))
+        };
+        for dir in [&fresh, &old] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| io("removing", dir, e))?;
+            }
+        }
+        let n = {
+            let store = Store::open(&fresh)?;
+            let (mut projector, _) = Projector::new(
+                store.clone(),
+                self.log.clone(),
+                self.tenants.clone(),
+                self.keys.clone(),
+            )?;
+            projector.rebuild_on_erasure = false;
+            let projector = projector.with_batch_size(self.batch_size);
+            // Boxed: the rebuild's projector is this same code (it never rebuilds in turn).
+            let n = Box::pin(projector.catch_up()).await?;
+            store.flush()?;
+            n
+        };
+        std::fs::rename(&live, &old).map_err(|e| io("moving", &live, e))?;
+        std::fs::rename(&fresh, &live).map_err(|e| io("moving", &fresh, e))?;
+        self.store.reopen()?;
+        std::fs::remove_dir_all(&old).map_err(|e| io("removing", &old, e))?;
+        tracing::warn!(
+            events = n,
+            seconds = started.elapsed().as_secs_f64(),
+            "read model made again from the log after an erasure"
+        );
+        Ok(())
+    }
+
     async fn apply_with(&self, records: &[StoredRecord], keys: &(dyn Keys + Sync)) -> Result<()> {
         let started = Instant::now();
         let mut batch = self.store.batch()?;
@@ -382,6 +429,16 @@ impl Projector {
             if let Err(e) = self.log.publish_dead_letter(record).await {
                 tracing::warn!(error = %e, partition = r.partition, offset = r.offset, "dead letter kept locally only");
             }
+        }
+        // An erasure: the read model is made again from the log, where the erased person's
+        // events no longer open, before anyone is told it is visible.
+        let erasure = records.iter().any(|r| {
+            r.record.headers.iter().any(|(k, v)| {
+                k == contacthub_core::event::HEADER_EVENT_TYPE && v.as_slice() == b"citizen_erased"
+            })
+        });
+        if erasure && self.rebuild_on_erasure {
+            self.rebuild().await?;
         }
         metrics::counter!("contacthub_projector_events_total").increment(records.len() as u64);
         metrics::histogram!("contacthub_projector_batch_seconds")

@@ -74,6 +74,11 @@ pub struct TimelinePage {
 
 impl Store {
     /// Opens (or creates) the read model in `path`.
+    /// The folder of the read model.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let open = open_sled(&path)?;
@@ -192,6 +197,20 @@ impl Store {
             .scan_prefix(&prefix)
             .keys()
             .take(1_000)
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+                    .map_err(self.err())
+            })
+            .collect()
+    }
+
+    /// The keys of the keyring that sealed events of a citizen (what erasing them destroys).
+    pub fn subject_keys(&self, tenant: &str, citizen: &str) -> Result<Vec<String>> {
+        let prefix = keys::subject_keys_prefix(tenant, citizen);
+        self.db()?
+            .tree
+            .scan_prefix(&prefix)
+            .keys()
             .map(|k| {
                 k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
                     .map_err(self.err())

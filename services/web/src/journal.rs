@@ -1,11 +1,12 @@
-//! The read trail on the desk, for the data protection officer: who read whose data, when,
-//! from where, filtered by citizen and by agent.
+//! The data protection officer's page: the read trail (who read whose data, when, from where,
+//! filtered by citizen and by agent) and the erasure of a person's data.
 
 use crate::pages::{chrome, pick, Page};
 use crate::session::Caller;
 use crate::view::{self, when};
 use crate::{render, State};
-use axum::extract::{Query, State as Axum};
+use axum::extract::{Form, Path, Query, State as Axum};
+use contacthub_app::commands;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -16,6 +17,8 @@ pub struct JournalQuery {
     usager: String,
     #[serde(default)]
     agent: String,
+    #[serde(default)]
+    avis: String,
 }
 
 pub async fn journal(
@@ -50,5 +53,45 @@ pub async fn journal(
         citizen: citizen.to_string(),
         agent: agent.to_string(),
         rows,
+        notice: match q.avis.as_str() {
+            "efface" => format!("Les données de {citizen} sont effacées."),
+            _ => String::new(),
+        },
     }))
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    usager: String,
+    #[serde(default)]
+    motif: String,
+}
+
+/// Erases a person's data (the DPO of the commune only, as the application layer checks).
+pub async fn erase(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Form(f): Form<EraseForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let scope = caller.dpo_scope(&desk, &tenant)?;
+    let done = desk
+        .app
+        .erase_citizen(
+            &scope,
+            &commands::EraseCitizen {
+                citizen_id: f.usager.trim().into(),
+                reason: f.motif,
+            },
+        )
+        .await?;
+    Ok(crate::pages::see_other(&format!(
+        "/journal?commune={}&usager={}&avis=efface",
+        crate::view::url_encode(&tenant),
+        crate::view::url_encode(&done.citizen_id)
+    )))
 }

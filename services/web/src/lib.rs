@@ -314,6 +314,7 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
         .route("/journal", get(journal::journal))
+        .route("/journal/{tenant}/effacer", post(journal::erase))
         .route("/tableau-de-bord.csv", get(dashboard::dashboard_csv))
         .route(
             "/static/desk.css",

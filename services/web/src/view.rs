@@ -689,6 +689,8 @@ pub struct JournalPage {
     pub citizen: String,
     pub agent: String,
     pub rows: Vec<ReadRow>,
+    /// What the last action did (an erasure).
+    pub notice: String,
 }
 
 #[derive(Template)]

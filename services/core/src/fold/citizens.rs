@@ -494,6 +494,44 @@ pub(crate) fn link(kv: &mut impl Kv, v: &Valid, l: &pb::IdentityLinked) -> Folde
     Ok(Ok(vec![from.citizen_id]))
 }
 
+/// A citizen's data erased: the record, and those merged into it, kept as shells that say
+/// when, by whom and why, nothing else; their timelines emptied with the contacts' details
+/// (the erasure's one line is written next). Events sealed with the destroyed keys fold
+/// without their personal part from now on, so a replay comes to the same.
+pub(crate) fn erase(kv: &mut impl Kv, v: &Valid, x: &pb::CitizenErased) -> Folded<Vec<String>> {
+    let tenant = &v.event.tenant;
+    if load(kv, tenant, &x.citizen_id)?.is_none() {
+        return Ok(Err(Invalid(format!("unknown citizen {}", x.citizen_id))));
+    }
+    let erasure = pb::Erasure {
+        at: v.event.occurred_at,
+        by: v.event.agent_id.clone(),
+        reason: x.reason.clone(),
+    };
+    for id in std::iter::once(&x.citizen_id).chain(&x.merged_citizen_ids) {
+        let Some(c) = load(kv, tenant, id)? else {
+            continue;
+        };
+        for (k, value) in kv.scan_prefix(&keys::timeline_prefix(tenant, id), usize::MAX)? {
+            if let Ok(entry) = pb::TimelineEntry::decode(value.as_slice()) {
+                kv.remove(keys::contact_detail(tenant, &entry.event_id));
+            }
+            kv.remove(k);
+        }
+        put_citizen(
+            kv,
+            &Citizen {
+                citizen_id: c.citizen_id,
+                tenant: c.tenant,
+                merged_into: c.merged_into,
+                erased: Some(erasure.clone()),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(Ok(vec![x.citizen_id.clone()]))
+}
+
 /// A record as agents see it once others were merged into it: the survivor's own values
 /// first, then what only the merged records hold (their phones, e-mails, postal addresses and
 /// households; a name, birth date, preferred channel with its consent or note the survivor

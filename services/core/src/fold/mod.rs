@@ -169,6 +169,7 @@ pub fn apply(
     };
     // Its personal part, if its subject's key still exists: an erased person's events fold
     // as events with nothing personal (the same on a replay as it was live after the erasure).
+    let sealed_with = event.sealed.as_ref().map(|s| s.key_id.clone());
     match seal::open(&mut event, keys) {
         Ok(()) | Err(seal::Unreadable::Erased) => {}
         Err(seal::Unreadable::Unknown(id)) => return Err(Error::KeyUnknown(id)),
@@ -211,6 +212,27 @@ pub fn apply(
         }
     };
     staged.commit();
+    // Whose key sealed it, for the erasure of each citizen it went to (an erased event went
+    // to no one).
+    if let Some(key_id) = sealed_with.filter(|_| !seal::erased(&event)) {
+        let mut owners: Vec<String> = entries.iter().map(|e| e.citizen_id.clone()).collect();
+        // A request's events (its resolution, its answers) belong to its requesters too.
+        if !event.request_id.is_empty() {
+            if let Some(r) =
+                get_msg::<pb::Request>(kv, &keys::request(&event.tenant, &event.request_id))?
+            {
+                owners.extend(r.requesters);
+            }
+        }
+        owners.sort_unstable();
+        owners.dedup();
+        for citizen in owners.iter().filter(|c| !c.is_empty()) {
+            kv.put(
+                keys::subject_key(&event.tenant, citizen, &key_id),
+                Vec::new(),
+            );
+        }
+    }
     kv.put(
         applied_key,
         keys::applied_value(
@@ -313,6 +335,7 @@ fn project(
         Payload::IdentityUnlinked(u) => citizens::unlink(kv, v, u)?,
         Payload::ContactAttached(a) => citizens::attach(kv, v, a)?,
         Payload::DuplicateDismissed(d) => citizens::dismiss(kv, v, d)?,
+        Payload::CitizenErased(x) => citizens::erase(kv, v, x)?,
         Payload::CourrierRouted(_)
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)

@@ -1,0 +1,392 @@
+//! Erasure: the data protection officer erases a citizen; the keys that sealed their events
+//! are destroyed, the read model is made again from the log, and nothing of them is left to
+//! read — in the log (or its Kafka topic), the keyring, the read model's files — while a
+//! bystander's data, the counters and a replay's digest are as they should be.
+
+use contacthub_app::auth::{token_hash, Access, System};
+use contacthub_app::commands;
+use contacthub_core::pb;
+use contacthub_tests::canary::{self, *};
+use contacthub_tests::*;
+
+const BYSTANDER: &str = "Témoin-visite-3b8c";
+
+fn agents() -> Access {
+    Access::from_toml(&format!(
+        "[[agent]]\nid = 'accueil-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\n\
+         [[agent]]\nid = 'dpo-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nrole = 'dpo'\n\
+         [[agent]]\nid = 'dpo-grigny'\ntoken_sha256 = '{}'\ntenants = ['69096']\nrole = 'dpo'\n",
+        token_hash("accueil"),
+        token_hash("dpo"),
+        token_hash("dpo-grigny"),
+    ))
+    .unwrap()
+}
+
+fn visit(citizen: &str, text: &str, key: &str) -> commands::RecordVisit {
+    commands::RecordVisit {
+        party: Some(pb::Party {
+            citizen_id: citizen.into(),
+            ..Default::default()
+        }),
+        desk: "accueil-hdv".into(),
+        category: pb::Category::Ccas,
+        subject: format!("{text}-objet"),
+        notes: text.into(),
+        idempotency_key: key.into(),
+        ..Default::default()
+    }
+}
+
+async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
+    let hub = TestHub::start_with_access(&backend, agents()).await;
+    let scope = hub.scope(GIVORS);
+    let person = hub
+        .hub
+        .create_citizen(
+            &scope,
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: SURNAME.into(),
+                    first_names: FIRST.into(),
+                    phones: vec![PHONE.into()],
+                    emails: vec![EMAIL.into()],
+                    ..Default::default()
+                }),
+                idempotency_key: "erasure-person".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let id = person.citizen_id.clone();
+    let seen = hub
+        .hub
+        .record_visit(&scope, &visit(&id, NOTES, "erasure-visit"))
+        .await
+        .unwrap();
+    // A letter from the person's number, through an adapter's write path.
+    let mut mail = letter(GIVORS, "000888", PHONE, at(2026, 12, 2, 9, 0));
+    mail.personal.as_mut().unwrap().text = LETTER.into();
+    mail.personal.as_mut().unwrap().party.as_mut().unwrap().name = format!("{FIRST} {SURNAME}");
+    hub.hub
+        .append_contacts(System::Adapters, &[mail])
+        .await
+        .unwrap();
+    canary::request_opened_and_closed(&hub, &id, "erasure-request").await;
+    // Someone else, who must lose nothing.
+    let other = hub
+        .hub
+        .create_citizen(
+            &scope,
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: "Témoin".into(),
+                    phones: vec!["07 11 22 33 44".into()],
+                    ..Default::default()
+                }),
+                idempotency_key: "erasure-bystander".into(),
+            },
+        )
+        .await
+        .unwrap();
+    hub.hub
+        .record_visit(
+            &scope,
+            &visit(&other.citizen_id, BYSTANDER, "bystander-visit"),
+        )
+        .await
+        .unwrap();
+    hub.settle().await;
+    let timeline = |who: &str| {
+        hub.hub
+            .timeline(
+                &scope,
+                &commands::TimelinePage {
+                    citizen: commands::Who::Record(who.to_string()),
+                    page_size: 100,
+                    page_token: String::new(),
+                    channels: Vec::new(),
+                    since: None,
+                    until: None,
+                },
+            )
+            .unwrap()
+            .entries
+    };
+    assert!(timeline(&id).len() >= 4, "{:?}", timeline(&id));
+    // Every figure but the count of events applied (the erasure is one more).
+    let figures = || {
+        let mut all = hub.store.counters("").unwrap();
+        all.remove(contacthub_core::keys::COUNTER_APPLIED);
+        all
+    };
+    let before = figures();
+
+    // Only the commune's data protection officer erases.
+    let mut dpo = pb::audit_service_client::AuditServiceClient::new(hub.channel.clone());
+    let erase = |token: &str, tenant: &str| {
+        as_agent(
+            token,
+            pb::EraseCitizenRequest {
+                tenant: tenant.into(),
+                citizen_id: id.clone(),
+                reason: "demande de l'intéressée du 02/12/2026".into(),
+            },
+        )
+    };
+    let refused = dpo
+        .erase_citizen(erase("accueil", GIVORS))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let refused = dpo
+        .erase_citizen(erase("dpo-grigny", GIVORS))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let done = dpo
+        .erase_citizen(erase("dpo", GIVORS))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.citizen_id, id);
+    assert!(done.keys_destroyed >= 2, "{done:?}");
+    let again = dpo.erase_citizen(erase("dpo", GIVORS)).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists, "{again:?}");
+
+    // What agents see: one line, the record empty, the contact gone.
+    let lines = timeline(&id);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].summary.starts_with("Données effacées le ")
+            && lines[0].summary.ends_with(
+                ", à la demande de dpo-givors, motif : demande de l'intéressée du 02/12/2026"
+            ),
+        "{}",
+        lines[0].summary
+    );
+    let record = hub.store.citizen(GIVORS, &id).unwrap().unwrap();
+    assert!(
+        record.erased.is_some() && record.identity.is_none(),
+        "{record:?}"
+    );
+    let contact = hub.hub.contact(&scope, &seen.event_id);
+    assert!(
+        !format!("{contact:?}").contains(NOTES),
+        "the visit still reads: {contact:?}"
+    );
+    // The bystander keeps everything; the figures are as they were.
+    let theirs = format!("{:?}", timeline(&other.citizen_id));
+    assert!(theirs.contains(BYSTANDER), "{theirs}");
+    assert_eq!(figures(), before);
+
+    // Nothing of the person left to read anywhere in the data folder (log, keyring, read
+    // model, read trail), nor on the Kafka topic.
+    let mut everything = canary::bytes_under(hub.dir.path());
+    if hub.kafka.is_some() {
+        everything.extend(canary::log_bytes(hub.log.as_ref()).await.0);
+    }
+    assert_eq!(
+        canary::hits(&everything, &canary::ALL),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        canary::hits(&everything, &[BYSTANDER]),
+        vec![format!("{BYSTANDER} (utf-8)")],
+        "the scan reads the read model, where the bystander's visit is"
+    );
+
+    // A replay of the log comes to the same read model.
+    let (live, replayed, _) = hub.stop_and_replay(2000).await;
+    assert_eq!(replayed.digest().unwrap(), live);
+}
+
+on_every_backend!(an_erased_citizen_leaves_nothing_readable);
+
+/// The command docs/operations.md shows, run as written against a hub with agents: the
+/// accueil is refused, the DPO erases, and the line it prints is the one the doc quotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dpo_erases_from_the_command_line_as_the_doc_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents_file = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents_file,
+        format!(
+            "[[agent]]\nid = 'accueil-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\n\
+             [[agent]]\nid = 'dpo-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nrole = 'dpo'\n",
+            token_hash("accueil"),
+            token_hash("dpo"),
+        ),
+    )
+    .unwrap();
+    let mut serve = spawn_serve(
+        &contacthub_bin!(),
+        &dir.path().join("data"),
+        &["--agents".as_ref(), agents_file.as_os_str()],
+    );
+    let run = |token: &str, args: &[&str]| {
+        let o = std::process::Command::new(contacthub_bin!())
+            .args(args)
+            .env("CONTACTHUB_SERVER", &serve.grpc)
+            .env("CONTACTHUB_TOKEN", token)
+            .env_remove("CONTACTHUB_TENANT")
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, id) = run(
+        "accueil",
+        &[
+            "citizen",
+            "create",
+            "--tenant",
+            GIVORS,
+            "--usage-name",
+            SURNAME,
+            "--first-names",
+            FIRST,
+        ],
+    );
+    assert!(ok, "{id}");
+    let id = id.trim().to_string();
+    // The command as docs/operations.md shows it, for this record.
+    let doc = doc("operations.md");
+    let shown = doc
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("contacthub citizen erase "))
+        .expect("docs/operations.md shows `contacthub citizen erase`")
+        .replace("GIV-000001", &id);
+    let words: Vec<String> = shell_words(&shown);
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let (ok, said) = run("accueil", &args);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("réservé au délégué à la protection des données")
+            || said.contains("n'est pas délégué à la protection des données"),
+        "{said}"
+    );
+    let (ok, said) = run("dpo", &args);
+    assert!(ok, "{said}");
+    let quoted = doc
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("données de GIV-000001 effacées"))
+        .expect("docs/operations.md quotes what `citizen erase` prints")
+        .replace("GIV-000001", &id);
+    assert_eq!(said.trim(), quoted);
+    let (ok, shown) = run("accueil", &["citizen", "show", "--tenant", GIVORS, &id]);
+    assert!(!shown.contains(SURNAME), "{ok} {shown}");
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+}
+
+/// Splits a documented command line as a shell would (double quotes only).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with its CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// On the desk: the DPO's page has the erasure form; the accueil is refused; the DPO erases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dpo_erases_on_the_desk_and_no_one_else_does() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let person = hub
+        .hub
+        .create_citizen(
+            &hub.scope(GIVORS),
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: SURNAME.into(),
+                    ..Default::default()
+                }),
+                idempotency_key: "desk-erasure".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let post = |agent: &WebAgent, csrf: String| {
+        let http = agent.http.clone();
+        let cookie = agent.cookie.clone();
+        let url = format!("{}/journal/{GIVORS}/effacer", agent.base);
+        let id = person.citizen_id.clone();
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("usager", id.as_str()),
+                    ("motif", "demande écrite du 01/12/2026"),
+                    ("confirme", "on"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let accueil = WebAgent::sign_in(&hub.web, "accueil").await;
+    let (_, home) = accueil.get("/a-rattacher?commune=69091").await;
+    let refused = post(&accueil, csrf_of(&home)).await;
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let dpo = WebAgent::sign_in(&hub.web, "dpo").await;
+    let (status, page) = dpo.get("/journal?commune=69091").await;
+    assert!(status.is_success(), "{status}");
+    assert!(
+        page.contains("Effacer les données d'une personne"),
+        "{page}"
+    );
+    let forged = post(&dpo, "forged".into()).await;
+    assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(hub
+        .store
+        .citizen(GIVORS, &person.citizen_id)
+        .unwrap()
+        .unwrap()
+        .erased
+        .is_none());
+    let done = post(&dpo, csrf_of(&page)).await;
+    assert_eq!(done.status(), reqwest::StatusCode::SEE_OTHER);
+    let to = done.headers()["location"].to_str().unwrap().to_string();
+    let (_, after) = dpo.get(&to).await;
+    assert!(
+        after.contains(&format!(
+            "Les données de {} sont effacées.",
+            person.citizen_id
+        )),
+        "{after}"
+    );
+    let record = hub
+        .store
+        .citizen(GIVORS, &person.citizen_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.erased.unwrap().by, "dpo-givors");
+    hub.stop().await;
+}

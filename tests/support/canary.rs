@@ -1,0 +1,149 @@
+//! Canaries: personal data a test sends through the hub, then looks for in every byte it may
+//! have left (files, log records), plain and in the usual encodings.
+
+use crate::{TestHub, GIVORS};
+use contacthub_app::commands;
+use contacthub_core::pb;
+use contacthub_log::EventLog;
+use std::path::Path;
+
+pub const SURNAME: &str = "Canarixa";
+pub const FIRST: &str = "Zéphirine";
+pub const PHONE: &str = "06 31 41 59 26";
+pub const PHONE_DIGITS: &str = "631415926";
+pub const EMAIL: &str = "zephirine.canarixa@example.org";
+pub const SUBJECT: &str = "Canarixa-objet-7d1f";
+pub const NOTES: &str = "Canarixa-notes-e2a9";
+pub const LETTER: &str = "Canarixa-lettre-55b0";
+pub const BEHALF: &str = "Canarixa-conseil-0c3e";
+pub const RESOLUTION: &str = "Canarixa-resolution-9a41";
+
+/// Every canary above, and the lower-case surname (folded for search).
+pub const ALL: [&str; 11] = [
+    SURNAME,
+    FIRST,
+    "canarixa",
+    PHONE,
+    PHONE_DIGITS,
+    EMAIL,
+    SUBJECT,
+    NOTES,
+    LETTER,
+    BEHALF,
+    RESOLUTION,
+];
+
+/// What a canary looks like in the usual encodings: plain, UTF-16 (both orders), base64 (at
+/// each of its three alignments).
+fn encodings(canary: &str) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    let mut out = vec![("utf-8".to_string(), canary.as_bytes().to_vec())];
+    let le: Vec<u8> = canary.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = canary.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    out.push(("utf-16le".into(), le));
+    out.push(("utf-16be".into(), be));
+    for shift in 0..3 {
+        let padded = format!("{}{canary}", "x".repeat(shift));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(padded.as_bytes());
+        // The characters that depend on the canary alone.
+        let skip = (shift * 4).div_ceil(3) + 1;
+        let stable = &b64[skip..b64.len().saturating_sub(4)];
+        out.push((format!("base64+{shift}"), stable.as_bytes().to_vec()));
+    }
+    out
+}
+
+/// The canaries found in `haystack`, each with the encoding it was found in.
+pub fn hits(haystack: &[u8], canaries: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for canary in canaries {
+        for (how, needle) in encodings(canary) {
+            if haystack
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+            {
+                found.push(format!("{canary} ({how})"));
+            }
+        }
+    }
+    found
+}
+
+/// Every byte of the files under `dir`.
+pub fn bytes_under(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&p) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(e.path());
+            } else if let Ok(b) = std::fs::read(e.path()) {
+                all.extend(b);
+            }
+        }
+    }
+    all
+}
+
+/// Every record of `log` as stored (key, value, headers), and how many there are.
+pub async fn log_bytes(log: &dyn EventLog) -> (Vec<u8>, u64) {
+    let ends = log.end_offsets().await.unwrap();
+    let from: Vec<(u32, u64)> = (0..ends.len() as u32).map(|p| (p, 0)).collect();
+    let mut reader = log.reader(&from).await.unwrap();
+    let total: u64 = ends.iter().sum();
+    let (mut bytes, mut read) = (Vec::new(), 0u64);
+    while read < total {
+        let batch = reader
+            .next_batch(1000, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        read += batch.len() as u64;
+        for r in batch {
+            bytes.extend_from_slice(&r.record.key);
+            bytes.extend_from_slice(&r.record.value);
+            for (k, v) in &r.record.headers {
+                bytes.extend_from_slice(k.as_bytes());
+                bytes.extend_from_slice(v);
+            }
+        }
+    }
+    (bytes, read)
+}
+
+/// A request of Givors opened for `citizen` (none when empty) on behalf of a council, with
+/// the canary subject, then closed with the canary resolution; its reference.
+pub async fn request_opened_and_closed(hub: &TestHub, citizen: &str, key: &str) -> String {
+    let scope = hub.scope(GIVORS);
+    let request = hub
+        .hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: SUBJECT.into(),
+                category: pb::Category::ServicesTechniques,
+                service: "voirie".into(),
+                citizen_id: citizen.into(),
+                on_behalf_of: BEHALF.into(),
+                idempotency_key: key.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    hub.hub
+        .close_request(
+            &scope,
+            &commands::CloseRequest {
+                reference: request.reference.clone(),
+                reason: pb::CloseReason::Withdrawn,
+                note: RESOLUTION.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    request.reference
+}

@@ -390,3 +390,110 @@ async fn the_dpo_erases_on_the_desk_and_no_one_else_does() {
     assert_eq!(record.erased.unwrap().by, "dpo-givors");
     hub.stop().await;
 }
+
+/// Retention: a record with no contact for longer than the commune keeps them is listed by a
+/// dry run (as docs/operations.md shows it), then erased with its rule as the reason; a
+/// recent one is kept; only the DPO applies the rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_what_the_rules_say_and_nothing_else() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let scope = hub.scope(GIVORS);
+    let create = |name: &'static str, key: &'static str| {
+        let (hub, scope) = (&hub, scope.clone());
+        async move {
+            hub.hub
+                .create_citizen(
+                    &scope,
+                    &commands::CreateCitizen {
+                        identity: Some(pb::Identity {
+                            usage_name: name.into(),
+                            ..Default::default()
+                        }),
+                        idempotency_key: key.into(),
+                    },
+                )
+                .await
+                .unwrap()
+                .citizen_id
+        }
+    };
+    hub.set_clock(at(2020, 1, 6, 10, 0));
+    let old = create(SURNAME, "retention-old").await;
+    let recent = create("Récent", "retention-recent").await;
+    hub.set_clock(at(2025, 6, 2, 10, 0));
+    hub.hub
+        .record_visit(&scope, &visit(&recent, "Visite-récente", "retention-visit"))
+        .await
+        .unwrap();
+    hub.set_clock(at(2026, 12, 4, 10, 0));
+    hub.settle().await;
+
+    let cli = |token: &str, args: &[&str]| {
+        let o = std::process::Command::new(contacthub_bin!())
+            .args(args)
+            .env("CONTACTHUB_SERVER", format!("http://{}", hub.addr))
+            .env("CONTACTHUB_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let doc = doc("operations.md");
+    let shown = doc
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("contacthub retention "))
+        .expect("docs/operations.md shows `contacthub retention`");
+    let args: Vec<&str> = shown.split_whitespace().skip(1).collect();
+    let (ok, said) = cli("accueil", &args);
+    assert!(!ok, "{said}");
+    let (ok, said) = cli("dpo", &args);
+    assert!(ok, "{said}");
+    // What the doc quotes is what it prints (the record's id aside).
+    let quoted: Vec<String> = doc
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("GIV-000001  dernier contact") || l.contains("fiche(s) à effacer")
+        })
+        .map(|l| l.replace("GIV-000001", &old))
+        .collect();
+    assert_eq!(said.lines().collect::<Vec<_>>(), quoted, "{said}");
+    assert!(
+        hub.store
+            .citizen(GIVORS, &old)
+            .unwrap()
+            .unwrap()
+            .erased
+            .is_none(),
+        "a dry run"
+    );
+
+    let (ok, said) = cli("dpo", &["retention", "--tenant", GIVORS, "--apply"]);
+    assert!(ok, "{said}");
+    assert!(said.ends_with("1 fiche(s) effacée(s)\n"), "{said}");
+    let erased = hub
+        .store
+        .citizen(GIVORS, &old)
+        .unwrap()
+        .unwrap()
+        .erased
+        .unwrap();
+    assert_eq!(
+        erased.reason,
+        "règle de conservation : aucun contact depuis 5 ans"
+    );
+    assert!(hub
+        .store
+        .citizen(GIVORS, &recent)
+        .unwrap()
+        .unwrap()
+        .erased
+        .is_none());
+    // The hub's own daily run finds nothing left to do.
+    let daily = contacthub_app::auth::Scope::system(System::Retention, GIVORS);
+    assert_eq!(hub.hub.retention_due(&daily).unwrap(), vec![]);
+    hub.stop().await;
+}

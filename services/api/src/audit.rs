@@ -77,4 +77,29 @@ impl AuditService for Audit {
             keys_destroyed: u32::try_from(done.keys).unwrap_or(u32::MAX),
         }))
     }
+
+    async fn apply_retention(
+        &self,
+        req: Request<pb::ApplyRetentionRequest>,
+    ) -> Result<Response<pb::ApplyRetentionResponse>, Status> {
+        let r = req.get_ref();
+        let scope = self.dpo(&req, &r.tenant)?;
+        let due = if r.apply {
+            self.app.apply_retention(&scope).await
+        } else {
+            self.app.retention_due(&scope)
+        }
+        .map_err(status)?;
+        Ok(Response::new(pb::ApplyRetentionResponse {
+            due: due
+                .into_iter()
+                .map(|d| pb::RetentionDue {
+                    citizen_id: d.citizen_id,
+                    last_contact: Some(contacthub_proto::ts::from_micros(d.last_us)),
+                    rule: d.rule,
+                })
+                .collect(),
+            applied: r.apply,
+        }))
+    }
 }

@@ -133,6 +133,8 @@ pub enum System {
     ScanInbox,
     /// The demo loader's agents' follow-up.
     Demo,
+    /// The daily application of the communes' retention rules.
+    Retention,
 }
 
 impl System {
@@ -206,6 +208,11 @@ impl Scope {
     /// Whether anyone calls on a hub without an agents file.
     pub(crate) fn is_open_visitor(&self) -> bool {
         matches!(self.caller, Caller::Open)
+    }
+
+    /// Whether the hub's own `part` acts.
+    pub(crate) fn is_part(&self, part: System) -> bool {
+        matches!(self.caller, Caller::System(p) if p == part)
     }
 }
 

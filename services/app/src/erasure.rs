@@ -27,61 +27,83 @@ impl App {
                 "l'effacement des données d'une personne est réservé au délégué à la protection des données".into(),
             ));
         }
+        self.enter_figures(scope, scope.commune())?;
+        let mut done = self
+            .erase_records(scope, &[(r.citizen_id.clone(), r.reason.clone())])
+            .await?;
+        Ok(done.remove(0))
+    }
+
+    /// Erases records of the scope's commune, each with its reason, in one step: their keys
+    /// destroyed, then one `citizen_erased` each, appended together (one rebuild of the read
+    /// model). The caller checked who may.
+    pub(crate) async fn erase_records(
+        &self,
+        scope: &Scope,
+        records: &[(String, String)],
+    ) -> Result<Vec<Erased>> {
         let tenant = scope.commune();
-        self.enter_figures(scope, tenant)?;
-        let reason = r.reason.trim();
-        if reason.is_empty() || reason.chars().count() > limits::ERASURE_REASON_CHARS {
-            return Err(Error::Invalid(format!(
-                "le motif de l'effacement est obligatoire ({} caractères au plus)",
-                limits::ERASURE_REASON_CHARS
-            )));
-        }
-        let citizen = self.store.citizen(tenant, &r.citizen_id)?.ok_or_else(|| {
-            Error::NotFound(format!("aucune fiche {} dans cette commune", r.citizen_id))
-        })?;
-        if citizen.erased.is_some() {
-            return Err(Error::Conflict(format!(
-                "les données de {} sont déjà effacées",
-                r.citizen_id
-            )));
-        }
-        if !citizen.merged_into.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{} est fusionnée dans {} : effacez celle-ci",
-                r.citizen_id, citizen.merged_into
-            )));
-        }
-        let members = self.store.members(tenant, &r.citizen_id)?;
         let mut key_ids = Vec::new();
-        for id in &members {
-            // Its own key even if nothing was sealed with it yet: never made again.
-            key_ids.push(format!("c/{id}"));
-            key_ids.extend(self.store.subject_keys(tenant, id)?);
+        let mut events = Vec::new();
+        let mut done = Vec::new();
+        for (citizen_id, reason) in records {
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > limits::ERASURE_REASON_CHARS {
+                return Err(Error::Invalid(format!(
+                    "le motif de l'effacement est obligatoire ({} caractères au plus)",
+                    limits::ERASURE_REASON_CHARS
+                )));
+            }
+            let citizen = self.store.citizen(tenant, citizen_id)?.ok_or_else(|| {
+                Error::NotFound(format!("aucune fiche {citizen_id} dans cette commune"))
+            })?;
+            if citizen.erased.is_some() {
+                return Err(Error::Conflict(format!(
+                    "les données de {citizen_id} sont déjà effacées"
+                )));
+            }
+            if !citizen.merged_into.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{citizen_id} est fusionnée dans {} : effacez celle-ci",
+                    citizen.merged_into
+                )));
+            }
+            let members = self.store.members(tenant, citizen_id)?;
+            let mut keys = Vec::new();
+            for id in &members {
+                // Its own key even if nothing was sealed with it yet: never made again.
+                keys.push(format!("c/{id}"));
+                keys.extend(self.store.subject_keys(tenant, id)?);
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            events.push(self.internal_event(
+                "erasure",
+                tenant,
+                citizen_id,
+                &scope.agent_id(),
+                Payload::CitizenErased(pb::CitizenErased {
+                    citizen_id: citizen_id.clone(),
+                    merged_citizen_ids: members[1..].to_vec(),
+                    key_ids: keys.clone(),
+                    reason: reason.to_string(),
+                }),
+            ));
+            done.push(Erased {
+                citizen_id: citizen_id.clone(),
+                merged: members[1..].to_vec(),
+                keys: 0,
+            });
+            key_ids.push(keys);
         }
-        key_ids.sort_unstable();
-        key_ids.dedup();
-        let destroyed = self.keys.destroy(&key_ids).await.map_err(|e| {
-            tracing::warn!(error = %e, "keyring refused an erasure");
-            Error::Unavailable(format!("le trousseau de clés ne peut pas être écrit : {e}"))
-        })?;
-        let e = self.internal_event(
-            "erasure",
-            tenant,
-            &r.citizen_id,
-            &scope.agent_id(),
-            Payload::CitizenErased(pb::CitizenErased {
-                citizen_id: r.citizen_id.clone(),
-                merged_citizen_ids: members[1..].to_vec(),
-                key_ids,
-                reason: reason.to_string(),
-            }),
-        );
-        self.append_and_wait(&[e]).await?;
-        tracing::warn!(tenant = %tenant, citizen = %r.citizen_id, keys = destroyed, "citizen's data erased");
-        Ok(Erased {
-            citizen_id: r.citizen_id.clone(),
-            merged: members[1..].to_vec(),
-            keys: destroyed,
-        })
+        for (keys, erased) in key_ids.iter().zip(&mut done) {
+            erased.keys = self.keys.destroy(keys).await.map_err(|e| {
+                tracing::warn!(error = %e, "keyring refused an erasure");
+                Error::Unavailable(format!("le trousseau de clés ne peut pas être écrit : {e}"))
+            })?;
+        }
+        self.append_and_wait(&events).await?;
+        tracing::warn!(tenant = %tenant, records = done.len(), "citizens' data erased");
+        Ok(done)
     }
 }

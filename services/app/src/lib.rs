@@ -44,6 +44,7 @@ pub mod erasure;
 pub mod guard;
 pub mod hotfolder;
 pub mod requests;
+pub mod retention;
 pub mod status;
 pub mod throttle;
 pub mod write;

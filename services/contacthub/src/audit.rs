@@ -1,7 +1,8 @@
-//! The `audit` commands: the read trail of a commune as its data protection officer reads it
-//! (over the gRPC AuditService of a running hub), and the check of a trail's chain on disk.
+//! The data protection officer's commands, over the gRPC AuditService of a running hub: the
+//! read trail of a commune (`audit`), the retention rules (`retention`); and the check of a
+//! trail's chain on disk (`audit verify`).
 
-use crate::cli::{AuditArgs, AuditCommand};
+use crate::cli::{AuditArgs, AuditCommand, RetentionArgs};
 use crate::commands::{authed, connect, status_err, when};
 use anyhow::{bail, Result};
 use contacthub_app::audit::{self, Verdict};
@@ -82,6 +83,43 @@ fn verify(data: &std::path::Path) -> Result<()> {
         Verdict::Broken { line, why } => {
             bail!("journal altéré à la ligne {line} : {why}")
         }
+    }
+    Ok(())
+}
+
+/// `retention --tenant T --dry-run | --apply`: one line per record, then what was done.
+pub async fn retention(a: RetentionArgs) -> Result<()> {
+    let mut client = AuditServiceClient::new(connect(&a.at.client).await?);
+    let answer = client
+        .apply_retention(authed(
+            &a.at.client,
+            pb::ApplyRetentionRequest {
+                tenant: a.at.tenant.clone(),
+                apply: a.mode.apply,
+            },
+        )?)
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    for d in &answer.due {
+        crate::say!(
+            "{}  dernier contact le {}  {}",
+            d.citizen_id,
+            d.last_contact
+                .as_ref()
+                .and_then(contacthub_proto::ts::to_micros)
+                .map(contacthub_core::courrier::paris_day)
+                .unwrap_or_default(),
+            d.rule
+        );
+    }
+    let n = answer.due.len();
+    if answer.applied {
+        crate::say!("{n} fiche(s) effacée(s)");
+    } else {
+        crate::say!(
+            "{n} fiche(s) à effacer (simulation : rien n'est effacé ; --apply pour effacer)"
+        );
     }
     Ok(())
 }

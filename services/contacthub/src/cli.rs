@@ -92,6 +92,28 @@ pub enum Command {
     /// The read trail: who read whose data, for the data protection officer
     /// (`audit --tenant T --citizen ID` or `--agent ID`), and `audit verify` of its chain.
     Audit(AuditArgs),
+    /// The records the commune's retention rules erase now: listed (--dry-run) or erased
+    /// (--apply), for the data protection officer (serve applies them once a day).
+    Retention(RetentionArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RetentionMode {
+    /// List what would be erased, and why; erase nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Erase it.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[command(flatten)]
+    pub mode: RetentionMode,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest { command } => ingest(command).await,
         Command::Quarantine { command } => quarantine(command),
         Command::Audit(a) => crate::audit::run(a).await,
+        Command::Retention(a) => crate::audit::retention(a).await,
         Command::PhoneReport(a) => phone_report(a).await,
         Command::Topics {
             command: TopicsCommand::Init(a),
@@ -295,6 +296,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
     .await?;
     if a.outbound == Outbound::Send {
         server.start_sender(&adapters_cfg)?;
+        server.start_retention();
     }
     server.start_adapters(
         adapters_cfg,

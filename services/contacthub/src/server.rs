@@ -248,6 +248,39 @@ impl Server {
         Ok(())
     }
 
+    /// Applies the communes' retention rules 5 minutes after the start, then once a day (one
+    /// hub per log: the one that sends the written answers).
+    pub fn start_retention(&mut self) {
+        let app = self.app.clone();
+        let mut stop = self.stop.subscribe();
+        self.tasks.spawn(async move {
+            let mut wait = Duration::from_secs(300);
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return ("retention rules", Ok(())),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = Duration::from_secs(24 * 3600);
+                let codes: Vec<String> = app.tenants().iter().map(|t| t.code.clone()).collect();
+                for code in codes {
+                    let scope = contacthub_app::auth::Scope::system(
+                        contacthub_app::auth::System::Retention,
+                        &code,
+                    );
+                    match app.apply_retention(&scope).await {
+                        Ok(erased) if erased.is_empty() => {}
+                        Ok(erased) => {
+                            tracing::warn!(tenant = %code, records = erased.len(), "retention rules applied: records erased")
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %code, error = %e, "retention rules not applied; next try in a day")
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Starts the web desk on `listener`.
     pub fn start_web(&mut self, listener: TcpListener) {
         let rx = self.stop.subscribe();

@@ -42,6 +42,29 @@ pub struct Tenant {
     /// What agents outside a confidential service (the accueil, the mail room) see of its
     /// matters.
     pub orientation: Orientation,
+    /// How long the commune keeps what (its retention rules).
+    pub retention: Retention,
+}
+
+/// The commune's retention rules (`[retention]`, or a commune's own `[commune.retention]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// A citizen with no contact for this many years is erased (0: never).
+    #[serde(default = "default_inactive_years")]
+    pub inactive_citizen_years: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            inactive_citizen_years: default_inactive_years(),
+        }
+    }
+}
+
+fn default_inactive_years() -> u32 {
+    5
 }
 
 /// A service of a commune, from the directory of the communes file.
@@ -187,6 +210,9 @@ struct File {
     confidentiality: Confidentiality,
     /// What every commune's receipts say (a commune may have its own).
     receipt: Option<ReceiptTexts>,
+    /// Every commune's retention rules (a commune may have its own).
+    #[serde(default)]
+    retention: Retention,
 }
 
 #[derive(Deserialize, Default)]
@@ -333,6 +359,8 @@ struct Entry {
     orientation: Option<Orientation>,
     /// The commune's own receipt texts, if not as every commune.
     receipt: Option<ReceiptTexts>,
+    /// The commune's own retention rules, if not as every commune.
+    retention: Option<Retention>,
 }
 
 fn default_answer_days() -> u32 {
@@ -428,6 +456,7 @@ impl Tenants {
                 services,
                 receipt,
                 orientation: e.orientation.unwrap_or(file.confidentiality.orientation),
+                retention: e.retention.unwrap_or(file.retention),
                 code: e.code.clone(),
                 name: e.name,
                 prefix: e.prefix,

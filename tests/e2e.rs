@@ -1,5 +1,6 @@
 //! The end-to-end tests of contacthub, one module per subject, linked as one test binary.
 
+mod access;
 mod adapters;
 mod audit;
 mod browser;

@@ -362,6 +362,19 @@ async fn the_dpo_erases_on_the_desk_and_no_one_else_does() {
         page.contains("Effacer les données d'une personne"),
         "{page}"
     );
+    // The export, for the person, before: a zip to download, for the DPO only.
+    let export = format!("/journal/{GIVORS}/export?usager={}", person.citizen_id);
+    let (status, _) = accueil.get(&export).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    let zip = dpo
+        .http
+        .get(format!("{}{export}", dpo.base))
+        .header("cookie", &dpo.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    assert!(zip.bytes().await.unwrap().starts_with(b"PK"));
     let forged = post(&dpo, "forged".into()).await;
     assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
     assert!(hub

@@ -18,15 +18,39 @@ impl Audit {
 
     /// The caller's scope as the data protection officer of `tenant`, or the refusal.
     fn dpo<T>(&self, req: &Request<T>, tenant: &str) -> Result<Scope, Status> {
-        self.app
+        let scope = self
+            .app
             .access()
             .dpo_scope(token(req), tenant)
-            .map_err(status)
+            .map_err(status)?;
+        Ok(crate::from_caller(scope, req))
     }
 }
 
 #[tonic::async_trait]
 impl AuditService for Audit {
+    type ExportCitizenStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::ExportChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn export_citizen(
+        &self,
+        req: Request<pb::ExportCitizenRequest>,
+    ) -> Result<Response<Self::ExportCitizenStream>, Status> {
+        let r = req.get_ref();
+        let scope = self.dpo(&req, &r.tenant)?;
+        let export = self
+            .app
+            .export_citizen(&scope, &r.citizen_id)
+            .map_err(status)?;
+        let chunks: Vec<Result<pb::ExportChunk, Status>> = export
+            .zip
+            .chunks(1 << 20)
+            .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn list_reads(
         &self,
         req: Request<pb::ListReadsRequest>,

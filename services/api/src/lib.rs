@@ -57,6 +57,16 @@ pub(crate) fn scope_of<T>(
     req: &tonic::Request<T>,
     tenant: &str,
 ) -> Result<contacthub_app::auth::Scope, tonic::Status> {
+    let scope = app.access().scope(token(req), tenant).map_err(status)?;
+    Ok(from_caller(scope, req))
+}
+
+/// `scope` called from where `req` comes: the front-end (the CLI says so in
+/// `x-contacthub-client: cli`) and the address, for the read trail.
+pub(crate) fn from_caller<T>(
+    scope: contacthub_app::auth::Scope,
+    req: &tonic::Request<T>,
+) -> contacthub_app::auth::Scope {
     use contacthub_app::audit::Via;
     let via = match req
         .metadata()
@@ -66,11 +76,7 @@ pub(crate) fn scope_of<T>(
         Some(b"cli") => Via::Cli,
         _ => Via::Grpc,
     };
-    Ok(app
-        .access()
-        .scope(token(req), tenant)
-        .map_err(status)?
-        .from(via, req.remote_addr().map(|a| a.ip())))
+    scope.from(via, req.remote_addr().map(|a| a.ip()))
 }
 
 /// The bearer token a request carries, if any.

@@ -44,6 +44,8 @@ pub enum Reading {
     Answer,
     /// A line of a list: the mail room's letters, a worklist, « à rattacher », duplicates.
     List,
+    /// Everything about them, exported for them (the right of access).
+    Export,
 }
 
 impl Reading {
@@ -61,6 +63,7 @@ impl Reading {
             Reading::Letter => "letter",
             Reading::Answer => "answer",
             Reading::List => "list",
+            Reading::Export => "export",
         }
     }
 
@@ -78,6 +81,7 @@ impl Reading {
             Reading::Letter => "un courrier",
             Reading::Answer => "une réponse écrite",
             Reading::List => "une ligne de liste",
+            Reading::Export => "l'export des données",
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod courrier;
 pub mod dashboard;
 pub mod desk;
 pub mod erasure;
+pub mod export;
 pub mod guard;
 pub mod hotfolder;
 pub mod requests;

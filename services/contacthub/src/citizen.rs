@@ -3,7 +3,7 @@
 
 use crate::cli::*;
 use crate::commands::{authed, connect, status_err};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use contacthub_core::render;
 use contacthub_proto::v1::{self as pb, citizen_service_client::CitizenServiceClient};
 use tonic::transport::Channel;
@@ -305,6 +305,46 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
                 "données de {}{merged} effacées : {} clé(s) détruite(s)",
                 done.citizen_id,
                 done.keys_destroyed
+            );
+        }
+        CitizenCommand::Export(a) => {
+            let mut dpo = contacthub_proto::v1::audit_service_client::AuditServiceClient::new(
+                connect(&a.at.client).await?,
+            );
+            let mut stream = dpo
+                .export_citizen(authed(
+                    &a.at.client,
+                    pb::ExportCitizenRequest {
+                        tenant: a.at.tenant.clone(),
+                        citizen_id: a.citizen.clone(),
+                    },
+                )?)
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            let mut zip = Vec::new();
+            while let Some(chunk) = stream.message().await.map_err(status_err)? {
+                zip.extend_from_slice(&chunk.data);
+            }
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&a.out)
+                .with_context(|| {
+                    format!(
+                        "creating {} (an existing file is not overwritten)",
+                        a.out.display()
+                    )
+                })?;
+            file.write_all(&zip)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            crate::say!(
+                "données de {} exportées dans {} ({} octets)",
+                a.citizen,
+                a.out.display(),
+                zip.len()
             );
         }
         CitizenCommand::Dismiss(a) => {

@@ -625,6 +625,19 @@ pub enum CitizenCommand {
     /// Erases a citizen's data (and the records merged into it) for good: the data protection
     /// officer's token only (docs/operations.md, « Données personnelles »).
     Erase(CitizenEraseArgs),
+    /// Writes everything held about a citizen to a zip (the right of access): donnees.json,
+    /// the original documents, resume.html; the data protection officer's token only.
+    Export(CitizenExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenExportArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    pub citizen: String,
+    /// The zip to write (not overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,45 @@ pub struct EraseForm {
     motif: String,
 }
 
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    usager: String,
+}
+
+/// Everything held about a person, as a zip to download (the DPO of the commune only, as the
+/// application layer checks).
+pub async fn export(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Page {
+    use axum::response::IntoResponse;
+    let scope = caller.dpo_scope(&desk, &tenant)?;
+    let citizen = q.usager.trim();
+    let export = desk.app.export_citizen(&scope, citizen)?;
+    let file: String = citizen
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"donnees-{file}.zip\""),
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        export.zip,
+    )
+        .into_response())
+}
+
 /// Erases a person's data (the DPO of the commune only, as the application layer checks).
 pub async fn erase(
     Axum(desk): Axum<State>,

@@ -315,6 +315,7 @@ pub fn router(state: State) -> Router {
         .route("/tableau-de-bord", get(dashboard::dashboard))
         .route("/journal", get(journal::journal))
         .route("/journal/{tenant}/effacer", post(journal::erase))
+        .route("/journal/{tenant}/export", get(journal::export))
         .route("/tableau-de-bord.csv", get(dashboard::dashboard_csv))
         .route(
             "/static/desk.css",

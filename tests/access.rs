@@ -73,26 +73,17 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     hub.settle().await;
 
     let cli = |token: &str, args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .env("CONTACTHUB_SERVER", format!("http://{}", hub.addr))
-            .env("CONTACTHUB_TOKEN", token)
-            .current_dir(hub.dir.path())
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        cli_as(
+            &contacthub_bin!(),
+            &format!("http://{}", hub.addr),
+            token,
+            hub.dir.path(),
+            args,
         )
     };
     // The command as docs/operations.md shows it, run in the hub's folder.
     let doc = doc("operations.md");
-    let shown = doc
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("contacthub citizen export "))
-        .expect("docs/operations.md shows `contacthub citizen export`")
-        .replace("GIV-000001", &id);
+    let shown = doc_line(&doc, "contacthub citizen export ", &id);
     let args: Vec<&str> = shown.split_whitespace().skip(1).collect();
     let out = hub.dir.path().join(format!("{id}.zip"));
     let (ok, said) = cli("accueil", &args);
@@ -104,12 +95,7 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     );
     let (ok, said) = cli("dpo", &args);
     assert!(ok, "{said}");
-    let quoted = doc
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("données de GIV-000001 exportées dans"))
-        .expect("docs/operations.md quotes what `citizen export` prints")
-        .replace("GIV-000001", &id);
+    let quoted = doc_line(&doc, "données de GIV-000001 exportées dans", &id);
     let size = std::fs::metadata(&out).unwrap().len();
     assert_eq!(
         said.trim(),

@@ -225,17 +225,7 @@ async fn the_dpo_erases_from_the_command_line_as_the_doc_shows() {
         &["--agents".as_ref(), agents_file.as_os_str()],
     );
     let run = |token: &str, args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .env("CONTACTHUB_SERVER", &serve.grpc)
-            .env("CONTACTHUB_TOKEN", token)
-            .env_remove("CONTACTHUB_TENANT")
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
-        )
+        cli_as(&contacthub_bin!(), &serve.grpc, token, dir.path(), args)
     };
     let (ok, id) = run(
         "accueil",
@@ -254,12 +244,7 @@ async fn the_dpo_erases_from_the_command_line_as_the_doc_shows() {
     let id = id.trim().to_string();
     // The command as docs/operations.md shows it, for this record.
     let doc = doc("operations.md");
-    let shown = doc
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("contacthub citizen erase "))
-        .expect("docs/operations.md shows `contacthub citizen erase`")
-        .replace("GIV-000001", &id);
+    let shown = doc_line(&doc, "contacthub citizen erase ", &id);
     let words: Vec<String> = shell_words(&shown);
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
     let (ok, said) = run("accueil", &args);
@@ -271,12 +256,7 @@ async fn the_dpo_erases_from_the_command_line_as_the_doc_shows() {
     );
     let (ok, said) = run("dpo", &args);
     assert!(ok, "{said}");
-    let quoted = doc
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("données de GIV-000001 effacées"))
-        .expect("docs/operations.md quotes what `citizen erase` prints")
-        .replace("GIV-000001", &id);
+    let quoted = doc_line(&doc, "données de GIV-000001 effacées", &id);
     assert_eq!(said.trim(), quoted);
     let (ok, shown) = run("accueil", &["citizen", "show", "--tenant", GIVORS, &id]);
     assert!(!shown.contains(SURNAME), "{ok} {shown}");
@@ -442,23 +422,16 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
     hub.settle().await;
 
     let cli = |token: &str, args: &[&str]| {
-        let o = std::process::Command::new(contacthub_bin!())
-            .args(args)
-            .env("CONTACTHUB_SERVER", format!("http://{}", hub.addr))
-            .env("CONTACTHUB_TOKEN", token)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        cli_as(
+            &contacthub_bin!(),
+            &format!("http://{}", hub.addr),
+            token,
+            hub.dir.path(),
+            args,
         )
     };
     let doc = doc("operations.md");
-    let shown = doc
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("contacthub retention "))
-        .expect("docs/operations.md shows `contacthub retention`");
+    let shown = doc_line(&doc, "contacthub retention ", "");
     let args: Vec<&str> = shown.split_whitespace().skip(1).collect();
     let (ok, said) = cli("accueil", &args);
     assert!(!ok, "{said}");

@@ -368,6 +368,32 @@ pub fn doc(name: &str) -> String {
         .expect("the doc exists")
 }
 
+/// Runs the `contacthub` command line (`bin`) with `args` against the hub at `server`, as the
+/// agent of `token`, in `dir`: whether it succeeded, and its output then its errors.
+pub fn cli_as(bin: &Path, server: &str, token: &str, dir: &Path, args: &[&str]) -> (bool, String) {
+    let o = std::process::Command::new(bin)
+        .args(args)
+        .env("CONTACTHUB_SERVER", server)
+        .env("CONTACTHUB_TOKEN", token)
+        .env_remove("CONTACTHUB_TENANT")
+        .current_dir(dir)
+        .output()
+        .expect("running contacthub");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// The first line of `doc` that starts with `prefix` (trimmed), `GIV-000001` replaced by `id`.
+pub fn doc_line(doc: &str, prefix: &str, id: &str) -> String {
+    doc.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("the doc has a line starting with {prefix:?}"))
+        .replace("GIV-000001", id)
+}
+
 /// Waits until `done` says so, polling every 100 ms for at most 30 s.
 pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..300 {

@@ -156,3 +156,95 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     );
     hub.stop().await;
 }
+
+/// The data protection officer's services answer their commune's DPO only: an accueil agent,
+/// a service agent, an élu, a syndicate-wide ops agent and another commune's DPO are refused
+/// on each of them, before anything is read or erased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dpo_services_refuse_every_other_role() {
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid = 'accueil-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\n\
+         [[agent]]\nid = 'ccas-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nservices = ['ccas']\n\
+         [[agent]]\nid = 'elu-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nrole = 'elu'\n\
+         [[agent]]\nid = 'ops'\ntoken_sha256 = '{}'\ntenants = ['*']\nops = true\n\
+         [[agent]]\nid = 'dpo-grigny'\ntoken_sha256 = '{}'\ntenants = ['69096']\nrole = 'dpo'\n\
+         [[agent]]\nid = 'dpo-givors'\ntoken_sha256 = '{}'\ntenants = ['69091']\nrole = 'dpo'\n",
+        token_hash("accueil"),
+        token_hash("ccas"),
+        token_hash("elu"),
+        token_hash("ops"),
+        token_hash("dpo-grigny"),
+        token_hash("dpo"),
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let id = hub
+        .hub
+        .create_citizen(
+            &hub.scope(GIVORS),
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: SURNAME.into(),
+                    ..Default::default()
+                }),
+                idempotency_key: "matrix".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .citizen_id;
+    let mut dpo = pb::audit_service_client::AuditServiceClient::new(hub.channel.clone());
+    for token in ["accueil", "ccas", "elu", "ops", "dpo-grigny", "nobody"] {
+        let want = if token == "nobody" {
+            tonic::Code::Unauthenticated
+        } else {
+            tonic::Code::PermissionDenied
+        };
+        let reads = pb::ListReadsRequest {
+            tenant: GIVORS.into(),
+            ..Default::default()
+        };
+        let export = pb::ExportCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: id.clone(),
+        };
+        let retention = pb::ApplyRetentionRequest {
+            tenant: GIVORS.into(),
+            apply: true,
+        };
+        let erase = pb::EraseCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: id.clone(),
+            reason: "essai".into(),
+        };
+        let codes = [
+            dpo.list_reads(as_agent(token, reads)).await.map(drop),
+            dpo.export_citizen(as_agent(token, export)).await.map(drop),
+            dpo.apply_retention(as_agent(token, retention))
+                .await
+                .map(drop),
+            dpo.erase_citizen(as_agent(token, erase)).await.map(drop),
+        ]
+        .map(|r| r.unwrap_err().code());
+        assert_eq!(codes, [want; 4], "{token}");
+    }
+    assert!(hub
+        .store
+        .citizen(GIVORS, &id)
+        .unwrap()
+        .unwrap()
+        .erased
+        .is_none());
+    // The commune's DPO: every one of them.
+    let reads = pb::ListReadsRequest {
+        tenant: GIVORS.into(),
+        ..Default::default()
+    };
+    assert!(dpo.list_reads(as_agent("dpo", reads)).await.is_ok());
+    let export = pb::ExportCitizenRequest {
+        tenant: GIVORS.into(),
+        citizen_id: id.clone(),
+    };
+    assert!(dpo.export_citizen(as_agent("dpo", export)).await.is_ok());
+    hub.stop().await;
+}

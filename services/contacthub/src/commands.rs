@@ -179,26 +179,29 @@ fn open_store(args: &LogArgs) -> Result<Store> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // Registered now, not when first polled: a SIGTERM that comes right after the hub said
+    // where it listens stops it gracefully instead of killing it.
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
 
 /// Whether an address only this machine can reach.
@@ -310,6 +313,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
     if a.demo {
         crate::demo::load_demo(&server.app, a.demo_seed, a.demo_people).await?;
     }
+    let shutdown = shutdown_signal();
     // Where to reach the server, for scripts and tests; a closed stdout must not stop it.
     {
         use std::io::Write;
@@ -346,7 +350,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         let _ = out.flush();
     }
     let failure = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = shutdown => None,
         f = server.failed() => Some(f),
     };
     match failure {

@@ -9,6 +9,9 @@ use contacthub_core::pb;
 use contacthub_tests::canary::{self, *};
 use contacthub_tests::*;
 
+const SCAN: &str = "Canarixa-numerisation-77d0";
+const ATTACHMENT: &str = "Canarixa-piece-jointe-41c2";
+const BYSTANDER_DOCUMENT: &str = "Témoin-document-9e11";
 const BYSTANDER: &str = "Témoin-visite-3b8c";
 
 fn agents() -> Access {
@@ -64,12 +67,22 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         .record_visit(&scope, &visit(&id, NOTES, "erasure-visit"))
         .await
         .unwrap();
-    // A letter from the person's number, through an adapter's write path.
+    // A letter with its scan and a form with a document, from the person's number, through
+    // an adapter's write path.
+    let document = |bytes: &[u8]| {
+        hub.hub
+            .store_document(System::Adapters, bytes, "application/pdf", 1 << 20)
+            .unwrap()
+    };
     let mut mail = letter(GIVORS, "000888", PHONE, at(2026, 12, 2, 9, 0));
     mail.personal.as_mut().unwrap().text = LETTER.into();
     mail.personal.as_mut().unwrap().party.as_mut().unwrap().name = format!("{FIRST} {SURNAME}");
+    mail.attachments = vec![document(format!("%PDF {SCAN}").as_bytes())];
+    let mut form = web_form(GIVORS, "erasure-form", PHONE, EMAIL, at(2026, 12, 2, 10, 0));
+    form.attachments = vec![document(format!("%PDF {ATTACHMENT}").as_bytes())];
+    form.personal.as_mut().unwrap().attachment_names = vec!["justificatif.pdf".into()];
     hub.hub
-        .append_contacts(System::Adapters, &[mail])
+        .append_contacts(System::Adapters, &[mail, form])
         .await
         .unwrap();
     canary::request_opened_and_closed(&hub, &id, "erasure-request").await;
@@ -94,6 +107,18 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
             &scope,
             &visit(&other.citizen_id, BYSTANDER, "bystander-visit"),
         )
+        .await
+        .unwrap();
+    let mut theirs = web_form(
+        GIVORS,
+        "bystander-form",
+        "07 11 22 33 44",
+        "",
+        at(2026, 12, 2, 11, 0),
+    );
+    theirs.attachments = vec![document(format!("%PDF {BYSTANDER_DOCUMENT}").as_bytes())];
+    hub.hub
+        .append_contacts(System::Adapters, &[theirs])
         .await
         .unwrap();
     hub.settle().await;
@@ -186,14 +211,15 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
     if hub.kafka.is_some() {
         everything.extend(canary::log_bytes(hub.log.as_ref()).await.0);
     }
+    let canaries = [canary::ALL.as_slice(), &[SCAN, ATTACHMENT]].concat();
+    assert_eq!(canary::hits(&everything, &canaries), Vec::<String>::new());
     assert_eq!(
-        canary::hits(&everything, &canary::ALL),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        canary::hits(&everything, &[BYSTANDER]),
-        vec![format!("{BYSTANDER} (utf-8)")],
-        "the scan reads the read model, where the bystander's visit is"
+        canary::hits(&everything, &[BYSTANDER, BYSTANDER_DOCUMENT]),
+        vec![
+            format!("{BYSTANDER} (utf-8)"),
+            format!("{BYSTANDER_DOCUMENT} (utf-8)")
+        ],
+        "the scan reads the read model and the documents, where the bystander's are"
     );
 
     // A replay of the log comes to the same read model.

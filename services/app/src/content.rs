@@ -92,6 +92,16 @@ impl ContentStore {
         u.finish(self)
     }
 
+    /// Deletes the content with this hash (an erased person's document no record uses any
+    /// more); `false` when there was none.
+    pub fn remove(&self, sha256: &str) -> std::io::Result<bool> {
+        match std::fs::remove_file(self.path(sha256)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores bytes in one go.
     pub fn put(&self, bytes: &[u8], limit: u64) -> Result<Attachment, UploadError> {
         let mut u = self.begin(limit)?;

@@ -6,6 +6,8 @@ use crate::auth::Scope;
 use crate::{commands, App, Error, Result};
 use contacthub_core::limits;
 use contacthub_core::pb::{self, event::Payload};
+use contacthub_projector::TimelineQuery;
+use std::collections::BTreeSet;
 
 /// What an erasure did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,49 @@ pub struct Erased {
     pub merged: Vec<String>,
     /// Keys destroyed (each sealed some of the person's events).
     pub keys: usize,
+}
+
+impl App {
+    /// The documents of these records: their contacts' attachments, their letters' scans,
+    /// the letters of the answers to their requests.
+    fn documents_of(&self, tenant: &str, members: &[String]) -> Result<BTreeSet<String>> {
+        let mut docs = BTreeSet::new();
+        for id in members {
+            let mut token = None;
+            loop {
+                let page = self.store.timeline(
+                    tenant,
+                    id,
+                    &TimelineQuery {
+                        page_size: 500,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    },
+                )?;
+                for e in &page.entries {
+                    docs.extend(e.attachments.iter().map(|a| a.sha256.clone()));
+                }
+                match page.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        for c in self.store.courriers(tenant)? {
+            if members.contains(&c.citizen_id) {
+                docs.extend(c.scans.iter().map(|a| a.sha256.clone()));
+            }
+        }
+        for r in self.store.requests(tenant)? {
+            if r.requesters.iter().any(|q| members.contains(q)) {
+                for a in self.store.request_answers(tenant, &r.reference)? {
+                    docs.insert(a.pdf_sha256);
+                }
+            }
+        }
+        docs.remove("");
+        Ok(docs)
+    }
 }
 
 impl App {
@@ -44,6 +89,7 @@ impl App {
     ) -> Result<Vec<Erased>> {
         let tenant = scope.commune();
         let mut key_ids = Vec::new();
+        let mut documents = BTreeSet::new();
         let mut events = Vec::new();
         let mut done = Vec::new();
         for (citizen_id, reason) in records {
@@ -69,6 +115,7 @@ impl App {
                 )));
             }
             let members = self.store.members(tenant, citizen_id)?;
+            documents.extend(self.documents_of(tenant, &members)?);
             let mut keys = Vec::new();
             for id in &members {
                 // Its own key even if nothing was sealed with it yet: never made again.
@@ -103,7 +150,20 @@ impl App {
             })?;
         }
         self.append_and_wait(&events).await?;
-        tracing::warn!(tenant = %tenant, records = done.len(), "citizens' data erased");
+        // The read model is made again without them: their documents that no record uses
+        // any more go from the content store.
+        let in_use = self.store.documents_in_use(&documents)?;
+        let mut removed = 0usize;
+        for sha in documents.difference(&in_use) {
+            match self.content.remove(sha) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "an erased person's document could not be deleted")
+                }
+            }
+        }
+        tracing::warn!(tenant = %tenant, records = done.len(), documents = removed, "citizens' data erased");
         Ok(done)
     }
 }

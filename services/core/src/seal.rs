@@ -133,6 +133,14 @@ fn payload_text(payload: &mut Option<Payload>) -> Option<&mut String> {
     }
 }
 
+/// The payload's document that is the person's (emptied in the clear payload when sealed).
+fn payload_document(payload: &mut Option<Payload>) -> Option<&mut String> {
+    match payload.as_mut()? {
+        Payload::AnswerOutcome(o) => Some(&mut o.pdf_sha256),
+        _ => None,
+    }
+}
+
 fn aad(event: &Event) -> Vec<u8> {
     let mut aad = Vec::with_capacity(event.tenant.len() + 1 + event.event_id.len());
     aad.extend_from_slice(event.tenant.as_bytes());
@@ -150,9 +158,14 @@ pub fn seal(event: &mut Event, key_id: &str, key: &Key, nonce: [u8; NONCE_LEN]) 
     let text = payload_text(&mut event.payload)
         .map(std::mem::take)
         .unwrap_or_default();
+    let document = payload_document(&mut event.payload)
+        .map(std::mem::take)
+        .unwrap_or_default();
     let fields = SealedFields {
         personal,
         payload_text: text,
+        attachments: std::mem::take(&mut event.attachments),
+        payload_document: document,
     };
     if let Some(location) = location {
         event.personal = Some(crate::pb::Personal {
@@ -226,6 +239,10 @@ pub fn open(event: &mut Event, keys: &dyn Keys) -> Result<(), Unreadable> {
     if let Some(t) = payload_text(&mut event.payload) {
         *t = fields.payload_text;
     }
+    if let Some(d) = payload_document(&mut event.payload) {
+        *d = fields.payload_document;
+    }
+    event.attachments = fields.attachments;
     Ok(())
 }
 
@@ -255,6 +272,11 @@ mod tests {
         Event {
             event_id: "e1".into(),
             tenant: "69091".into(),
+            attachments: vec![pb::Attachment {
+                sha256: "ab".repeat(32),
+                media_type: "application/pdf".into(),
+                size_bytes: 10,
+            }],
             personal: Some(pb::Personal {
                 party: Some(pb::Party {
                     phone: "06 12 34 56 78".into(),
@@ -296,6 +318,7 @@ mod tests {
                 "{canary} in the clear"
             );
         }
+        assert!(e.attachments.is_empty(), "which documents: sealed too");
         // The place of the problem stays readable (street figures survive an erasure).
         assert_eq!(
             e.personal

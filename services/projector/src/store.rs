@@ -204,6 +204,53 @@ impl Store {
             .collect()
     }
 
+    /// Which of `candidates` (documents by SHA-256) some record still refers to, in any
+    /// commune: a timeline line, a contact waiting in « à rattacher », a letter's scans, a
+    /// written answer's letter. A full scan of those families: for erasures, which are rare.
+    pub fn documents_in_use(
+        &self,
+        candidates: &std::collections::BTreeSet<String>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let mut used = std::collections::BTreeSet::new();
+        let db = self.db()?;
+        let mut see = |sha: &str| {
+            if candidates.contains(sha) {
+                used.insert(sha.to_string());
+            }
+        };
+        for family in [&b"tl/"[..], b"ra/", b"co/", b"an/"] {
+            for kv in db.tree.scan_prefix(family) {
+                let (_, v) = kv.map_err(self.err())?;
+                match family {
+                    b"tl/" => {
+                        if let Ok(e) = TimelineEntry::decode(&v[..]) {
+                            e.attachments.iter().for_each(|a| see(&a.sha256));
+                        }
+                    }
+                    b"ra/" => {
+                        if let Ok(u) = pb::Unresolved::decode(&v[..]) {
+                            u.entry
+                                .iter()
+                                .flat_map(|e| &e.attachments)
+                                .for_each(|a| see(&a.sha256));
+                        }
+                    }
+                    b"co/" => {
+                        if let Ok(c) = CourrierState::decode(&v[..]) {
+                            c.scans.iter().for_each(|a| see(&a.sha256));
+                        }
+                    }
+                    _ => {
+                        if let Ok(a) = pb::Answer::decode(&v[..]) {
+                            see(&a.pdf_sha256);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(used)
+    }
+
     /// The keys of the keyring that sealed events of a citizen (what erasing them destroys).
     pub fn subject_keys(&self, tenant: &str, citizen: &str) -> Result<Vec<String>> {
         let prefix = keys::subject_keys_prefix(tenant, citizen);

@@ -10,6 +10,7 @@ use contacthub_tests::canary::{self, *};
 use contacthub_tests::*;
 
 const SCAN: &str = "Canarixa-numerisation-77d0";
+const ANSWER: &str = "Canarixa-reponse-2f5e";
 const ATTACHMENT: &str = "Canarixa-piece-jointe-41c2";
 const BYSTANDER_DOCUMENT: &str = "Témoin-document-9e11";
 const BYSTANDER: &str = "Témoin-visite-3b8c";
@@ -54,6 +55,13 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
                     first_names: FIRST.into(),
                     phones: vec![PHONE.into()],
                     emails: vec![EMAIL.into()],
+                    addresses: vec![pb::Address {
+                        number: "7".into(),
+                        street: "impasse Canarixa".into(),
+                        postcode: "69700".into(),
+                        city: "Givors".into(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
                 idempotency_key: "erasure-person".into(),
@@ -86,6 +94,43 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         .await
         .unwrap();
     canary::request_opened_and_closed(&hub, &id, "erasure-request").await;
+    // Written answers to another request: one by e-mail (in the outbox), one by letter (in
+    // the print queue).
+    let pending = hub
+        .hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: "Demande en cours".into(),
+                category: pb::Category::EtatCivil,
+                service: "etat-civil".into(),
+                citizen_id: id.clone(),
+                idempotency_key: "erasure-pending".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .reference;
+    for (channel, key) in [
+        (pb::Channel::Email, "erasure-answer-mail"),
+        (pb::Channel::Courrier, "erasure-answer-letter"),
+    ] {
+        hub.hub
+            .send_answer(
+                &scope,
+                &commands::ComposeAnswer {
+                    reference: pending.clone(),
+                    channel,
+                    text: ANSWER.into(),
+                    idempotency_key: key.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(hub.store.print_queue(GIVORS).unwrap().len(), 1);
     // Someone else, who must lose nothing.
     let other = hub
         .hub
@@ -211,7 +256,10 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
     if hub.kafka.is_some() {
         everything.extend(canary::log_bytes(hub.log.as_ref()).await.0);
     }
-    let canaries = [canary::ALL.as_slice(), &[SCAN, ATTACHMENT]].concat();
+    let canaries = [canary::ALL.as_slice(), &[SCAN, ATTACHMENT, ANSWER]].concat();
+    // Nothing left to send or print to them.
+    assert_eq!(hub.store.print_queue(GIVORS).unwrap(), vec![]);
+    assert_eq!(hub.store.outbox_due(i64::MAX, 100).unwrap(), vec![]);
     assert_eq!(canary::hits(&everything, &canaries), Vec::<String>::new());
     assert_eq!(
         canary::hits(&everything, &[BYSTANDER, BYSTANDER_DOCUMENT]),

@@ -90,6 +90,34 @@ pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Fo
     }
     let personal = e.personal.clone().unwrap_or_default();
     let party = personal.party.clone().unwrap_or_default();
+    // The answer to an erased person: kept as a fact of its request (its figures), with
+    // no recipient and nothing to send or print.
+    if crate::seal::erased(e) {
+        let a = Answer {
+            answer_event_id: e.event_id.clone(),
+            tenant: tenant.clone(),
+            request_reference: r.reference.clone(),
+            channel: c.channel,
+            status: AnswerStatus::Queued as i32,
+            composed_at: e.occurred_at,
+            agent_id: e.agent_id.clone(),
+            ..Default::default()
+        };
+        kv.put(keys::answer(tenant, &a.answer_event_id), a.encode_to_vec());
+        kv.put(
+            keys::request_answer(tenant, &r.reference, &a.answer_event_id),
+            vec![],
+        );
+        requests::step(
+            &mut r,
+            e,
+            "answer_queued",
+            channel_fr(a.channel).to_string(),
+            v.occurred_us,
+        );
+        requests::put(kv, &r)?;
+        return Ok(Ok(vec![]));
+    }
     if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_none() {
         return Ok(Err(Invalid(format!(
             "answer to unknown citizen {}",
@@ -231,7 +259,10 @@ pub(crate) fn outcome(kv: &mut impl Kv, v: &Valid, o: &pb::AnswerOutcome) -> Fol
                 Some(at) => {
                     a.status = AnswerStatus::Retrying as i32;
                     a.next_attempt_at = o.retry_at;
-                    kv.put(keys::outbox(at, tenant, &a.answer_event_id), vec![]);
+                    // An erased person's answer has no one to go to: never queued again.
+                    if !a.citizen_id.is_empty() {
+                        kv.put(keys::outbox(at, tenant, &a.answer_event_id), vec![]);
+                    }
                 }
                 None => {
                     a.status = AnswerStatus::Failed as i32;

@@ -92,7 +92,8 @@ pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Fo
     let party = personal.party.clone().unwrap_or_default();
     // The answer to an erased person: kept as a fact of its request (its figures), with
     // no recipient and nothing to send or print.
-    if crate::seal::erased(e) {
+    let erased = crate::seal::erased(e);
+    if erased {
         let a = Answer {
             answer_event_id: e.event_id.clone(),
             tenant: tenant.clone(),
@@ -103,19 +104,7 @@ pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Fo
             agent_id: e.agent_id.clone(),
             ..Default::default()
         };
-        kv.put(keys::answer(tenant, &a.answer_event_id), a.encode_to_vec());
-        kv.put(
-            keys::request_answer(tenant, &r.reference, &a.answer_event_id),
-            vec![],
-        );
-        requests::step(
-            &mut r,
-            e,
-            "answer_queued",
-            channel_fr(a.channel).to_string(),
-            v.occurred_us,
-        );
-        requests::put(kv, &r)?;
+        record(kv, v, &mut r, &a, false)?;
         return Ok(Ok(vec![]));
     }
     if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_none() {
@@ -162,28 +151,35 @@ pub(crate) fn compose(kv: &mut impl Kv, v: &Valid, c: &pb::AnswerComposed) -> Fo
         next_attempt_at: e.occurred_at,
         ..Default::default()
     };
+    record(kv, v, &mut r, &a, true)?;
+    Ok(Ok(vec![a.citizen_id]))
+}
+
+/// Keeps a composed answer and its step on its request; `queue`: in the outbox (or the print
+/// queue for a letter).
+fn record(kv: &mut impl Kv, v: &Valid, r: &mut Request, a: &Answer, queue: bool) -> Result<()> {
+    let tenant = &a.tenant;
     kv.put(keys::answer(tenant, &a.answer_event_id), a.encode_to_vec());
     kv.put(
         keys::request_answer(tenant, &r.reference, &a.answer_event_id),
         vec![],
     );
-    if a.channel == Channel::Courrier as i32 {
+    if queue && a.channel == Channel::Courrier as i32 {
         kv.put(keys::print_queue(tenant, &a.answer_event_id), vec![]);
-    } else {
+    } else if queue {
         kv.put(
             keys::outbox(v.occurred_us, tenant, &a.answer_event_id),
             vec![],
         );
     }
     requests::step(
-        &mut r,
-        e,
+        r,
+        v.event,
         "answer_queued",
         channel_fr(a.channel).to_string(),
         v.occurred_us,
     );
-    requests::put(kv, &r)?;
-    Ok(Ok(vec![a.citizen_id]))
+    requests::put(kv, r)
 }
 
 /// Delivered, failed (retried or given up) or bounced.

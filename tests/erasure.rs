@@ -13,6 +13,8 @@ const SCAN: &str = "Canarixa-numerisation-77d0";
 const ANSWER: &str = "Canarixa-reponse-2f5e";
 const ATTACHMENT: &str = "Canarixa-piece-jointe-41c2";
 const BYSTANDER_DOCUMENT: &str = "Témoin-document-9e11";
+const BYSTANDER_VISIT: &str = "Témoin-visite-pour-8d21";
+const JOINT: &str = "Témoin-demande-commune-5a90";
 const BYSTANDER: &str = "Témoin-visite-3b8c";
 
 fn agents() -> Access {
@@ -154,6 +156,26 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         )
         .await
         .unwrap();
+    // The bystander's visit about the person, and a request they made together: theirs too,
+    // so they stay readable.
+    let mut about = visit(&other.citizen_id, BYSTANDER_VISIT, "bystander-about");
+    about.for_citizen_ids = vec![id.clone()];
+    hub.hub.record_visit(&scope, &about).await.unwrap();
+    hub.hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: JOINT.into(),
+                category: pb::Category::ServicesTechniques,
+                service: "voirie".into(),
+                citizen_id: id.clone(),
+                other_requester_citizen_ids: vec![other.citizen_id.clone()],
+                idempotency_key: "erasure-joint".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let mut theirs = web_form(
         GIVORS,
         "bystander-form",
@@ -245,6 +267,16 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         !format!("{contact:?}").contains(NOTES),
         "the visit still reads: {contact:?}"
     );
+    // Nothing is written to the shell any more.
+    let refused = hub
+        .hub
+        .record_visit(&scope, &visit(&id, "Canarixa-apres", "after-erasure"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("ont été effacées"),
+        "{refused}"
+    );
     // The bystander keeps everything; the figures are as they were.
     let theirs = format!("{:?}", timeline(&other.citizen_id));
     assert!(theirs.contains(BYSTANDER), "{theirs}");
@@ -261,12 +293,10 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
     assert_eq!(hub.store.print_queue(GIVORS).unwrap(), vec![]);
     assert_eq!(hub.store.outbox_due(i64::MAX, 100).unwrap(), vec![]);
     assert_eq!(canary::hits(&everything, &canaries), Vec::<String>::new());
+    let theirs = [BYSTANDER, BYSTANDER_DOCUMENT, BYSTANDER_VISIT, JOINT];
     assert_eq!(
-        canary::hits(&everything, &[BYSTANDER, BYSTANDER_DOCUMENT]),
-        vec![
-            format!("{BYSTANDER} (utf-8)"),
-            format!("{BYSTANDER_DOCUMENT} (utf-8)")
-        ],
+        canary::hits(&everything, &theirs),
+        theirs.map(|t| format!("{t} (utf-8)")).to_vec(),
         "the scan reads the read model and the documents, where the bystander's are"
     );
 

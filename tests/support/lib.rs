@@ -774,8 +774,7 @@ pub async fn append_demo_sealed(
     let mut batch = Vec::with_capacity(5000);
     let flush = |mut events: Vec<pb::Event>| async move {
         if let Some(keys) = keys {
-            let secret = keys.id_secret();
-            let ids: Vec<String> = events.iter().map(|e| seal::subject(e, &secret)).collect();
+            let ids: Vec<String> = events.iter().map(seal::subject).collect();
             let found = keys.keys_for(&ids).await.unwrap();
             for ((e, id), key) in events.iter_mut().zip(&ids).zip(found) {
                 let mut nonce = [0u8; seal::NONCE_LEN];

@@ -91,6 +91,19 @@ impl App {
         })
     }
 
+    /// A citizen record of `tenant` that may still be written to: an erased one may not
+    /// (what would be written there could not be erased by the same means).
+    pub(crate) fn writable_citizen(&self, tenant: &str, citizen_id: &str) -> Result<Citizen> {
+        let c = self.citizen_record(tenant, citizen_id)?;
+        if c.erased.is_some() {
+            return Err(Error::Invalid(format!(
+                "les données de {} ont été effacées : cette fiche ne reçoit plus rien",
+                quote(citizen_id)
+            )));
+        }
+        Ok(c)
+    }
+
     /// A citizen record of the scope's commune, or [`Error::NotFound`].
     pub fn citizen(&self, scope: &Scope, citizen_id: &str) -> Result<Citizen> {
         let tenant = scope.commune();
@@ -141,7 +154,7 @@ impl App {
     ) -> Result<Citizen> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        self.citizen_record(tenant, &r.citizen_id)?;
+        self.writable_citizen(tenant, &r.citizen_id)?;
         let identity = check_identity(r.identity.as_ref())?;
         let mut e = back_office(
             self,
@@ -308,8 +321,8 @@ impl App {
     ) -> Result<Citizen> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        let from = self.citizen_record(tenant, &r.citizen_id)?;
-        let into = self.citizen_record(tenant, &r.into_citizen_id)?;
+        let from = self.writable_citizen(tenant, &r.citizen_id)?;
+        let into = self.writable_citizen(tenant, &r.into_citizen_id)?;
         if from.citizen_id == into.citizen_id {
             return Err(Error::Invalid(
                 "une fiche ne se fusionne pas avec elle-même".into(),
@@ -408,7 +421,7 @@ impl App {
     ) -> Result<pb::Household> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        self.citizen_record(tenant, &r.citizen_id)?;
+        self.writable_citizen(tenant, &r.citizen_id)?;
         if !valid_id(&r.household_id) {
             return Err(Error::Invalid(format!(
                 "{:?} n'est pas un identifiant de foyer",
@@ -541,7 +554,7 @@ impl App {
     ) -> Result<pb::TimelineEntry> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        self.citizen_record(tenant, &r.citizen_id)?;
+        self.writable_citizen(tenant, &r.citizen_id)?;
         self.store
             .unresolved_contact(tenant, &r.contact_event_id)?
             .filter(|u| u.attached_to.is_empty())
@@ -685,8 +698,8 @@ impl App {
     ) -> Result<()> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
-        self.citizen_record(tenant, &r.citizen_id)?;
-        self.citizen_record(tenant, &r.other_citizen_id)?;
+        self.writable_citizen(tenant, &r.citizen_id)?;
+        self.writable_citizen(tenant, &r.other_citizen_id)?;
         if r.citizen_id == r.other_citizen_id {
             return Err(Error::Invalid(
                 "une fiche n'est pas le doublon d'elle-même".into(),

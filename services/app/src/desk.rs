@@ -342,19 +342,24 @@ impl App {
                 quote(&party.email)
             )));
         }
-        if !party.citizen_id.is_empty() && self.store.citizen(tenant, &party.citizen_id)?.is_none()
-        {
-            return Err(Error::NotFound(format!(
-                "aucune fiche {:?} dans cette commune",
-                quote(&party.citizen_id)
-            )));
-        }
-        for other in &r.for_citizen_ids {
-            if self.store.citizen(tenant, other)?.is_none() {
-                return Err(Error::NotFound(format!(
-                    "aucune fiche {:?} dans cette commune (personnes concernées)",
-                    quote(other)
-                )));
+        let about = std::iter::once((&party.citizen_id, ""))
+            .filter(|(id, _)| !id.is_empty())
+            .chain(
+                r.for_citizen_ids
+                    .iter()
+                    .map(|o| (o, " (personnes concernées)")),
+            );
+        for (id, which) in about {
+            match self.store.citizen(tenant, id)? {
+                None => {
+                    return Err(Error::NotFound(format!(
+                        "aucune fiche {:?} dans cette commune{which}",
+                        quote(id)
+                    )))
+                }
+                Some(_) => {
+                    self.writable_citizen(tenant, id)?;
+                }
             }
         }
         if r.idempotency_key.chars().count() > 128 {

@@ -88,6 +88,8 @@ impl App {
         records: &[(String, String)],
     ) -> Result<Vec<Erased>> {
         let tenant = scope.commune();
+        // Everything written until now is in the read model, so no key of theirs is missed.
+        self.wait_caught_up().await?;
         let mut key_ids = Vec::new();
         let mut documents = BTreeSet::new();
         let mut events = Vec::new();
@@ -116,11 +118,19 @@ impl App {
             }
             let members = self.store.members(tenant, citizen_id)?;
             documents.extend(self.documents_of(tenant, &members)?);
+            let erased: Vec<&String> = records.iter().map(|(id, _)| id).chain(&members).collect();
             let mut keys = Vec::new();
             for id in &members {
                 // Its own key even if nothing was sealed with it yet: never made again.
-                keys.push(format!("c/{id}"));
-                keys.extend(self.store.subject_keys(tenant, id)?);
+                keys.push(format!("c/{tenant}/{id}"));
+                for key in self.store.subject_keys(tenant, id)? {
+                    // A key that also seals someone else's event (a visit about a child, a
+                    // request two people made) stays while they do.
+                    let owners = self.store.key_owners(tenant, &key)?;
+                    if owners.iter().all(|o| erased.contains(&o)) {
+                        keys.push(key);
+                    }
+                }
             }
             keys.sort_unstable();
             keys.dedup();

@@ -56,6 +56,8 @@ pub fn entry_as_seen(
     service: &str,
     sight: Sight,
 ) -> TimelineEntry {
+    // Which key sealed it is the keyring's business, not an agent's.
+    e.key_id.clear();
     if sight == Sight::Full {
         e.summary = contacthub_core::render::summary(&e, commune);
         return e;

@@ -210,11 +210,11 @@ impl App {
             }
         }
         if !r.citizen_id.is_empty() {
-            self.citizen_record(tenant, &r.citizen_id)?;
+            self.writable_citizen(tenant, &r.citizen_id)?;
             party.citizen_id = r.citizen_id.clone();
         }
         for other in &r.other_requester_citizen_ids {
-            self.citizen_record(tenant, other)?;
+            self.writable_citizen(tenant, other)?;
         }
         if party.citizen_id.is_empty() {
             if r.on_behalf_of.trim().is_empty() {

@@ -184,12 +184,8 @@ impl App {
     /// The key of an erased subject is never created again: a new event about the same id (a
     /// number an erased person held, now someone else's) gets the next generation, `…~2`.
     async fn seal(&self, mut events: Vec<Event>) -> Result<Vec<Record>> {
-        let secret = self.keys.id_secret();
         let suffix = self.keys.suffix();
-        let base: Vec<String> = events
-            .iter()
-            .map(|e| seal::subject(e, &secret) + suffix)
-            .collect();
+        let base: Vec<String> = events.iter().map(|e| seal::subject(e) + suffix).collect();
         let mut ids = base.clone();
         let unavailable = |err: contacthub_log::Error| {
             tracing::warn!(error = %err, "keyring refused");

@@ -124,6 +124,9 @@ pub struct Valid<'a> {
     pub event: &'a Event,
     pub payload: &'a Payload,
     pub occurred_us: i64,
+    /// The key of the keyring that sealed it (empty: not sealed, or sealed with a key that
+    /// was destroyed).
+    pub key_id: &'a str,
 }
 
 /// Checks an event against the contract and the configured tenants.
@@ -404,6 +407,7 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         }
     }
     Ok(Valid {
+        key_id: "",
         event,
         payload,
         occurred_us,

@@ -46,7 +46,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -180,6 +180,21 @@ pub fn subject_key(tenant: &str, citizen_id: &str, key_id: &str) -> Vec<u8> {
         b"sk/",
         &[tenant.as_bytes(), citizen_id.as_bytes(), key_id.as_bytes()],
     )
+}
+
+/// A citizen a key of the keyring belongs to (the reverse of [`subject_key`]).
+pub fn key_owner(tenant: &str, key_id: &str, citizen_id: &str) -> Vec<u8> {
+    key(
+        b"ks/",
+        &[tenant.as_bytes(), key_id.as_bytes(), citizen_id.as_bytes()],
+    )
+}
+
+/// Prefix of the owners of a key ([`key_owner`]); the citizen id follows it.
+pub fn key_owners_prefix(tenant: &str, key_id: &str) -> Vec<u8> {
+    let mut k = key(b"ks/", &[tenant.as_bytes(), key_id.as_bytes()]);
+    k.push(0);
+    k
 }
 
 /// Prefix of the keys of [`subject_key`] of a citizen; the key id follows it.

@@ -6,44 +6,17 @@
 //! with the event's tenant and id as associated data. Destroy the key and the sealed part is
 //! noise for ever, wherever a copy of the log went.
 
-use crate::identity;
 use crate::pb::event::Payload;
 use crate::pb::{Event, Sealed, SealedFields};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hmac::{Hmac, Mac};
 use prost::Message;
-use sha2::Sha256;
 
 /// A data subject's key: 32 bytes.
 pub type Key = [u8; 32];
 
 /// Length of a nonce of XChaCha20-Poly1305.
 pub const NONCE_LEN: usize = 24;
-
-/// The secret that makes identifier key ids (`i/…`) keyed hashes: with it, a key id says
-/// nothing about the number or address; without it, one cannot be guessed from the other.
-#[derive(Clone)]
-pub struct IdSecret(pub Key);
-
-impl std::fmt::Debug for IdSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdSecret(…)")
-    }
-}
-
-impl IdSecret {
-    /// Lower-case hex HMAC-SHA-256 of `what`, for key ids and index keys.
-    pub fn hash(&self, what: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        mac.update(what.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
 
 /// Why a sealed part was not opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,11 +57,18 @@ impl Keys for NoKeys {
     }
 }
 
-/// The key id an event is sealed with: its citizen when the writer knows one, else the
-/// identifier it came from (keyed hash), else its request, else the event itself.
-pub fn subject(event: &Event, secret: &IdSecret) -> String {
-    let personal = event.personal.as_ref();
-    let party = personal.and_then(|p| p.party.as_ref());
+/// The key id an event is sealed with: its citizen's when the writer knows one
+/// (`c/COMMUNE/ID`), else its own (`e/EVENT-ID`), as is a request several people make. An
+/// erasure destroys the person's own key and the keys of events that are theirs alone.
+pub fn subject(event: &Event) -> String {
+    let party = event.personal.as_ref().and_then(|p| p.party.as_ref());
+    // A request several people make is theirs together: its own key, erased with the last.
+    if let Some(Payload::RequestOpened(o)) = &event.payload {
+        let from_party = party.is_some_and(|p| !p.citizen_id.is_empty());
+        if o.requester_citizen_ids.len() + usize::from(from_party) > 1 {
+            return format!("e/{}", event.event_id);
+        }
+    }
     let citizen = party
         .map(|p| p.citizen_id.as_str())
         .filter(|c| !c.is_empty())
@@ -100,24 +80,10 @@ pub fn subject(event: &Event, secret: &IdSecret) -> String {
             _ => None,
         })
         .filter(|c| !c.is_empty());
-    if let Some(c) = citizen {
-        return format!("c/{c}");
+    match citizen {
+        Some(c) => format!("c/{}/{c}", event.tenant),
+        None => format!("e/{}", event.event_id),
     }
-    if let Some(id) = party.and_then(identifier) {
-        return format!("i/{}", secret.hash(&id));
-    }
-    if !event.request_id.is_empty() {
-        return format!("r/{}/{}", event.tenant, event.request_id);
-    }
-    format!("e/{}", event.event_id)
-}
-
-/// A party's identifier as the identity index writes it (`phone:+33…`, `email:…`), if any.
-pub fn identifier(party: &crate::pb::Party) -> Option<String> {
-    if let Some(p) = identity::normalize_phone(&party.phone) {
-        return Some(format!("phone:{p}"));
-    }
-    identity::normalize_email(&party.email).map(|e| format!("email:{e}"))
 }
 
 /// The payload's free text that is personal (emptied in the clear payload when sealed).
@@ -129,6 +95,7 @@ fn payload_text(payload: &mut Option<Payload>) -> Option<&mut String> {
         Payload::RequestClosed(c) => Some(&mut c.resolution),
         Payload::HouseholdMembership(h) => Some(&mut h.role),
         Payload::AnswerOutcome(o) => Some(&mut o.error),
+        Payload::AnswerComposed(c) => Some(&mut c.channel_reason),
         _ => None,
     }
 }
@@ -299,17 +266,12 @@ mod tests {
         }
     }
 
-    fn secret() -> IdSecret {
-        IdSecret([7; 32])
-    }
-
     #[test]
     fn sealed_event_holds_no_clear_personal_text_and_opens_back_whole() {
         let original = letter();
         let mut e = original.clone();
-        let id = subject(&e, &secret());
-        assert!(id.starts_with("i/"), "{id}");
-        assert!(!id.contains("612345678"));
+        let id = subject(&e);
+        assert_eq!(id, "e/e1", "no citizen known: the event's own key");
         seal(&mut e, &id, &[1; 32], [2; NONCE_LEN]);
         let bytes = e.encode_to_vec();
         for canary in ["Canari", "voisin", "612345678", "appelé"] {
@@ -366,8 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn subjects_in_order_citizen_identifier_request_event() {
-        let s = secret();
+    fn a_key_is_the_citizens_in_its_commune_or_the_events_own() {
         let mut e = letter();
         e.personal
             .as_mut()
@@ -376,23 +337,13 @@ mod tests {
             .as_mut()
             .unwrap()
             .citizen_id = "C1".into();
-        assert_eq!(subject(&e, &s), "c/C1");
-        let e = letter();
-        assert_eq!(
-            subject(&e, &s),
-            format!("i/{}", s.hash("phone:+33612345678"))
-        );
+        assert_eq!(subject(&e), "c/69091/C1");
         let e = Event {
             event_id: "e9".into(),
             tenant: "69091".into(),
             request_id: "GIV-D-2026-000001".into(),
             ..Default::default()
         };
-        assert_eq!(subject(&e, &s), "r/69091/GIV-D-2026-000001");
-        let e = Event {
-            event_id: "e9".into(),
-            ..Default::default()
-        };
-        assert_eq!(subject(&e, &s), "e/e9");
+        assert_eq!(subject(&e), "e/e9");
     }
 }

@@ -13,7 +13,7 @@ use crate::kafka::KafkaConfig;
 use crate::keyring::{new_key, Keyring, MasterKey, MAX_ID, WRAPPED};
 use crate::{Error, Result};
 use async_trait::async_trait;
-use contacthub_core::seal::{IdSecret, Key, Keys, Lookup};
+use contacthub_core::seal::{Key, Keys, Lookup};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -306,10 +306,6 @@ impl Keyring for KafkaKeyring {
             })?
             .map_err(|_| Error::Closed)?;
         Ok(())
-    }
-
-    fn id_secret(&self) -> IdSecret {
-        self.master.id_secret()
     }
 
     fn suffix(&self) -> &str {

@@ -10,7 +10,7 @@ use crate::Error;
 use async_trait::async_trait;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use contacthub_core::seal::{IdSecret, Key, Keys, Lookup, NONCE_LEN};
+use contacthub_core::seal::{Key, Keys, Lookup, NONCE_LEN};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The master key: 32 bytes, written as 64 hexadecimal digits in a file (or an environment
-/// variable) outside the data folder. It wraps every key of the keyring and keys the hashes
-/// of identifiers; without it, the keyring and the read model's hashed keys are noise.
+/// variable) outside the data folder. It wraps every key of the keyring: without it, the
+/// keyring is noise.
 #[derive(Clone)]
 pub struct MasterKey(Key);
 
@@ -109,11 +109,6 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// The secret of identifier hashes (key ids `i/…`, and the read model's identifier keys).
-    pub fn id_secret(&self) -> IdSecret {
-        IdSecret(self.derive("contacthub identifier hashes v1"))
-    }
-
     fn wrapping(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.derive("contacthub keyring wrapping v1")).into())
     }
@@ -183,9 +178,6 @@ pub trait Keyring: Keys + Send + Sync + 'static {
     /// Learns every key created or destroyed elsewhere up to now (Kafka); after it, a key
     /// this keyring does not know was never created or is gone.
     async fn catch_up(&self) -> Result<(), Error>;
-
-    /// The secret of identifier hashes.
-    fn id_secret(&self) -> IdSecret;
 
     /// What this writer adds to the key ids it makes (`@<hub>` on Kafka, where each hub makes
     /// its own keys; nothing on the embedded log).
@@ -450,10 +442,6 @@ impl Keyring for FileKeyring {
 
     async fn catch_up(&self) -> Result<(), Error> {
         Ok(())
-    }
-
-    fn id_secret(&self) -> IdSecret {
-        self.master.id_secret()
     }
 }
 

@@ -317,6 +317,32 @@ impl Projector {
         if records.is_empty() {
             return Ok(());
         }
+        // An erasure: the read model is made again from the log (this batch included), where
+        // the erased person's events no longer open, before anyone is told it is visible.
+        // Nothing of the batch is committed first: a rebuild that fails is tried again with
+        // it, from the checkpoints before it.
+        let erasure = records.iter().any(|r| {
+            r.record.headers.iter().any(|(k, v)| {
+                k == contacthub_core::event::HEADER_EVENT_TYPE && v.as_slice() == b"citizen_erased"
+            })
+        });
+        if erasure && self.rebuild_on_erasure {
+            // The keys it destroyed are known destroyed here (a keyring on Kafka learns it).
+            self.keys.catch_up().await?;
+            self.rebuild().await?;
+            let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+            for r in records {
+                next.insert(r.partition, r.offset + 1);
+            }
+            self.positions.send_modify(|p| {
+                for (&part, &n) in &next {
+                    if let Some(slot) = p.get_mut(part as usize) {
+                        *slot = (*slot).max(n);
+                    }
+                }
+            });
+            return Ok(());
+        }
         match self.apply_with(records, &*self.keys).await {
             Err(crate::Error::Domain(contacthub_core::Error::KeyUnknown(_))) => {
                 self.keys.catch_up().await?;
@@ -429,16 +455,6 @@ impl Projector {
             if let Err(e) = self.log.publish_dead_letter(record).await {
                 tracing::warn!(error = %e, partition = r.partition, offset = r.offset, "dead letter kept locally only");
             }
-        }
-        // An erasure: the read model is made again from the log, where the erased person's
-        // events no longer open, before anyone is told it is visible.
-        let erasure = records.iter().any(|r| {
-            r.record.headers.iter().any(|(k, v)| {
-                k == contacthub_core::event::HEADER_EVENT_TYPE && v.as_slice() == b"citizen_erased"
-            })
-        });
-        if erasure && self.rebuild_on_erasure {
-            self.rebuild().await?;
         }
         metrics::counter!("contacthub_projector_events_total").increment(records.len() as u64);
         metrics::histogram!("contacthub_projector_batch_seconds")

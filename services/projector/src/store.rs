@@ -265,6 +265,20 @@ impl Store {
             .collect()
     }
 
+    /// The citizens a key of the keyring belongs to.
+    pub fn key_owners(&self, tenant: &str, key_id: &str) -> Result<Vec<String>> {
+        let prefix = keys::key_owners_prefix(tenant, key_id);
+        self.db()?
+            .tree
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+                    .map_err(self.err())
+            })
+            .collect()
+    }
+
     /// Next offset to apply, per partition.
     pub fn checkpoints(&self, partitions: u32) -> Result<Vec<u64>> {
         (0..partitions)

@@ -43,6 +43,9 @@ pub enum Error {
 const RECHECK: Duration = Duration::from_secs(1);
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once, at most: silent connections cannot take every file
+/// descriptor (the next ones wait to be accepted).
+const HANDSHAKES: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp(Option<SystemTime>, u64, Option<SystemTime>, u64);
@@ -211,8 +214,12 @@ fn handshakes(
 ) {
     let local = listener.local_addr();
     let (tx, rx) = mpsc::channel(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let (tcp, peer) = tokio::select! {
                 _ = tx.closed() => return,
                 accepted = listener.accept() => match accepted {
@@ -229,6 +236,7 @@ fn handshakes(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send((tls, peer)).await;

@@ -141,7 +141,9 @@ pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> R
         }
     }
     if !party.citizen_id.is_empty() {
-        if kv.get(&keys::citizen(tenant, &party.citizen_id))?.is_some() {
+        // An erased record is no one to attach to: its id is an unknown claim.
+        let live = load(kv, tenant, &party.citizen_id)?.filter(|c| c.erased.is_none());
+        if live.is_some() {
             let named = canonical(kv, tenant, &party.citizen_id)?;
             let consistent = !unheld && all.iter().all(|h| *h == named);
             if declared && !consistent {
@@ -269,6 +271,10 @@ pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Fo
     let mut entry = waiting.entry.unwrap_or_default();
     entry.citizen_id = a.citizen_id.clone();
     super::timeline::put_entry(kv, tenant, &entry)?;
+    // Its key is the citizen's to erase from now on.
+    if !entry.key_id.is_empty() {
+        super::file_key(kv, tenant, &a.citizen_id, &entry.key_id);
+    }
     let ak = keys::applied(tenant, &a.contact_event_id);
     if let Some(done) = kv.get(&ak)?.and_then(|v| keys::parse_applied(&v)) {
         kv.put(

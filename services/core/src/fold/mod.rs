@@ -199,7 +199,13 @@ pub fn apply(
         drop(staged);
         return dead_letter(kv, pos, key, raw, Invalid("missing payload".into()));
     };
+    // Whose key sealed it: filed under each citizen it goes to, for their erasure.
+    let key_id = sealed_with
+        .clone()
+        .filter(|_| !seal::erased(&event))
+        .unwrap_or_default();
     let valid = Valid {
+        key_id: &key_id,
         event: &event,
         payload,
         occurred_us,
@@ -213,10 +219,9 @@ pub fn apply(
     };
     staged.commit();
     // Whose key sealed it, for the erasure of each citizen it went to (an erased event went
-    // to no one).
-    if let Some(key_id) = sealed_with.filter(|_| !seal::erased(&event)) {
+    // to no one): the citizens of its lines, and a request's requesters.
+    if !key_id.is_empty() {
         let mut owners: Vec<String> = entries.iter().map(|e| e.citizen_id.clone()).collect();
-        // A request's events (its resolution, its answers) belong to its requesters too.
         if !event.request_id.is_empty() {
             if let Some(r) =
                 get_msg::<pb::Request>(kv, &keys::request(&event.tenant, &event.request_id))?
@@ -227,10 +232,7 @@ pub fn apply(
         owners.sort_unstable();
         owners.dedup();
         for citizen in owners.iter().filter(|c| !c.is_empty()) {
-            kv.put(
-                keys::subject_key(&event.tenant, citizen, &key_id),
-                Vec::new(),
-            );
+            file_key(kv, &event.tenant, citizen, &key_id);
         }
     }
     kv.put(
@@ -310,6 +312,13 @@ fn dead_letter(
     );
     counters::bump(kv, keys::COUNTER_DEAD)?;
     Ok(Outcome::DeadLettered(invalid.0))
+}
+
+/// Files `key_id` under `citizen` (and the citizen under the key): an erasure of the citizen
+/// destroys it unless another citizen it also belongs to stays.
+pub(crate) fn file_key(kv: &mut impl Kv, tenant: &str, citizen: &str, key_id: &str) {
+    kv.put(keys::subject_key(tenant, citizen, key_id), Vec::new());
+    kv.put(keys::key_owner(tenant, key_id, citizen), Vec::new());
 }
 
 /// Applies a validated event: the aggregate it concerns, then the timeline entries of the
@@ -560,11 +569,10 @@ pub(crate) mod tests {
             people_per_tenant: 25,
             ..Default::default()
         };
-        let secret = seal::IdSecret([3; 32]);
         let ring = Ring(Default::default());
         let sealed: Vec<pb::Event> = crate::demo::events(&cfg, &tenants)
             .map(|mut e| {
-                let id = seal::subject(&e, &secret);
+                let id = seal::subject(&e);
                 let seal::Lookup::Live(key) = seal::Keys::key(&ring, &id) else {
                     unreachable!()
                 };

@@ -126,6 +126,7 @@ pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry
         .or_else(|| normalize_email(&party.email))
         .unwrap_or_else(|| party.name.clone());
     TimelineEntry {
+        key_id: v.key_id.to_string(),
         event_id: e.event_id.clone(),
         citizen_id: citizen_id.to_string(),
         channel: e.channel,

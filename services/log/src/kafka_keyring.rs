@@ -212,6 +212,13 @@ fn follow(
     }
 }
 
+fn held_key(held: Option<Held>) -> Option<Key> {
+    match held {
+        Some(Held::Live(k)) => Some(k),
+        _ => None,
+    }
+}
+
 impl Keys for KafkaKeyring {
     fn key(&self, id: &str) -> Lookup {
         match self.known.read().expect("keyring index").get(id) {
@@ -225,41 +232,39 @@ impl Keys for KafkaKeyring {
 #[async_trait]
 impl Keyring for KafkaKeyring {
     async fn keys_for(&self, ids: &[String]) -> Result<Vec<Option<Key>>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if id.len() > MAX_ID {
-                return Err(Error::KeyIdTooLong(id.len()));
-            }
-            let known = self.known.read().expect("keyring index").get(id).copied();
-            out.push(match known {
-                Some(Held::Live(k)) => Some(k),
-                Some(Held::Destroyed) => None,
-                None => {
-                    let _making = self.making.lock().await;
-                    // Made by another writer of this hub while this one waited?
-                    let again = self.known.read().expect("keyring index").get(id).copied();
-                    match again {
-                        Some(Held::Live(k)) => Some(k),
-                        Some(Held::Destroyed) => None,
-                        None => {
-                            let key = new_key();
-                            let wrapped = self.master.wrap(id, &key);
-                            debug_assert_eq!(wrapped.len(), WRAPPED);
-                            self.produce(id, &wrapped).await?;
-                            let mut known = self.known.write().expect("keyring index");
-                            match known.get(id) {
-                                Some(Held::Destroyed) => None,
-                                _ => {
-                                    known.insert(id.clone(), Held::Live(key));
-                                    Some(key)
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+        if let Some(id) = ids.iter().find(|id| id.len() > MAX_ID) {
+            return Err(Error::KeyIdTooLong(id.len()));
         }
-        Ok(out)
+        let lookup = |id: &String| self.known.read().expect("keyring index").get(id).copied();
+        if ids.iter().all(|id| lookup(id).is_some()) {
+            return Ok(ids.iter().map(|id| held_key(lookup(id))).collect());
+        }
+        // Made under the lock (another writer of this hub may be making the same id), all at
+        // once: one round trip to the cluster for a batch, not one per key.
+        let _making = self.making.lock().await;
+        let mut new: Vec<(String, Key)> = Vec::new();
+        for id in ids {
+            if lookup(id).is_none() && !new.iter().any(|(n, _)| n == id) {
+                new.push((id.clone(), new_key()));
+            }
+        }
+        let sent = futures::future::join_all(new.iter().map(|(id, key)| {
+            let wrapped = self.master.wrap(id, key);
+            debug_assert_eq!(wrapped.len(), WRAPPED);
+            async move { self.produce(id, &wrapped).await }
+        }))
+        .await;
+        for r in sent {
+            r?;
+        }
+        {
+            let mut known = self.known.write().expect("keyring index");
+            for (id, key) in new {
+                // Destroyed meanwhile: it stays destroyed.
+                known.entry(id).or_insert(Held::Live(key));
+            }
+        }
+        Ok(ids.iter().map(|id| held_key(lookup(id))).collect())
     }
 
     async fn destroy(&self, ids: &[String]) -> Result<usize> {

@@ -166,7 +166,7 @@ async fn a_full_disk_or_read_only_folder_pauses_projection_and_recovers(backend:
                     ),
                     "{s:?}"
                 );
-                if s.message().starts_with("recorded") {
+                if s.message().starts_with("enregistré") {
                     acknowledged.push(key); // On the log: it must appear later.
                 }
                 refused += 1;

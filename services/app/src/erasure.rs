@@ -159,7 +159,11 @@ impl App {
                 Error::Unavailable(format!("le trousseau de clés ne peut pas être écrit : {e}"))
             })?;
         }
-        self.append_and_wait(&events).await?;
+        // Visible once every projector made its read model again: as long as a replay takes.
+        let rebuild = self
+            .visibility_timeout
+            .max(std::time::Duration::from_secs(30 * 60));
+        self.append_and_wait_within(&events, rebuild).await?;
         // The read model is made again without them: their documents that no record uses
         // any more go from the content store.
         let in_use = self.store.documents_in_use(&documents)?;

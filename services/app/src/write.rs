@@ -90,6 +90,17 @@ impl App {
     /// fingerprint it is a retry (its first position is returned); with another, a
     /// [`Error::Conflict`]. Every event is validated first; nothing is appended if one fails.
     pub(crate) async fn append_and_wait(&self, events: &[Event]) -> Result<Vec<Appended>> {
+        self.append_and_wait_within(events, self.visibility_timeout)
+            .await
+    }
+
+    /// [`App::append_and_wait`], waiting at most `timeout` to see them (an erasure waits for
+    /// the read model to be made again).
+    pub(crate) async fn append_and_wait_within(
+        &self,
+        events: &[Event],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Appended>> {
         let mut placed: Vec<Option<Appended>> = Vec::with_capacity(events.len());
         let mut new = Vec::new();
         for e in events {
@@ -134,18 +145,18 @@ impl App {
         for (partition, offset) in last {
             match self
                 .projector
-                .wait_applied(partition, offset, self.visibility_timeout)
+                .wait_applied(partition, offset, timeout)
                 .await
             {
                 Ok(()) => {}
                 Err(NotVisible::TimedOut(_)) => {
                     return Err(Error::NotYetVisible(format!(
-                        "recorded (partition {partition}, offset {offset}) but not yet visible; it will appear shortly"
+                        "enregistré (partition {partition}, position {offset}) mais pas encore visible : il apparaîtra sous peu"
                     )))
                 }
                 Err(NotVisible::ProjectorFailing(reason)) => {
                     return Err(Error::RecordedNotVisible(format!(
-                        "recorded (partition {partition}, offset {offset}) but not yet visible: {reason}; it will appear once the read model is written again"
+                        "enregistré (partition {partition}, position {offset}) mais pas encore visible : {reason} ; il apparaîtra dès que la vue pourra de nouveau être écrite"
                     )))
                 }
             }

@@ -72,15 +72,7 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     let reference = canary::request_opened_and_closed(&hub, &id, "export-request").await;
     hub.settle().await;
 
-    let cli = |token: &str, args: &[&str]| {
-        cli_as(
-            &contacthub_bin!(),
-            &format!("http://{}", hub.addr),
-            token,
-            hub.dir.path(),
-            args,
-        )
-    };
+    let cli = |token: &str, args: &[&str]| hub.cli_as(&contacthub_bin!(), token, args);
     // The command as docs/operations.md shows it, run in the hub's folder.
     let doc = doc("operations.md");
     let shown = doc_line(&doc, "contacthub citizen export ", &id);

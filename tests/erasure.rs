@@ -525,15 +525,7 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
     hub.set_clock(at(2026, 12, 4, 10, 0));
     hub.settle().await;
 
-    let cli = |token: &str, args: &[&str]| {
-        cli_as(
-            &contacthub_bin!(),
-            &format!("http://{}", hub.addr),
-            token,
-            hub.dir.path(),
-            args,
-        )
-    };
+    let cli = |token: &str, args: &[&str]| hub.cli_as(&contacthub_bin!(), token, args);
     let doc = doc("operations.md");
     let shown = doc_line(&doc, "contacthub retention ", "");
     let args: Vec<&str> = shown.split_whitespace().skip(1).collect();

@@ -342,6 +342,13 @@ impl TestHub {
         self.dir
     }
 
+    /// Runs the command line `bin` against this hub's gRPC API as the agent of `token`, in
+    /// its data folder: whether it succeeded, and its output then its errors.
+    pub fn cli_as(&self, bin: &Path, token: &str, args: &[&str]) -> (bool, String) {
+        let server = format!("http://{}", self.addr);
+        cli_as(bin, &server, token, self.dir.path(), args)
+    }
+
     /// Stops the hub, replays its log from offset 0 into a new read model (in batches of
     /// `batch`) with its keyring, and returns the live digest, the replayed read model, and
     /// how many records it replayed.

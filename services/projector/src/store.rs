@@ -191,17 +191,7 @@ impl Store {
 
     /// The requests a contact belongs to (opened from it, linked to it, quoting it).
     pub fn contact_requests(&self, tenant: &str, contact_id: &str) -> Result<Vec<String>> {
-        let prefix = keys::contact_requests_prefix(tenant, contact_id);
-        self.db()?
-            .tree
-            .scan_prefix(&prefix)
-            .keys()
-            .take(1_000)
-            .map(|k| {
-                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-                    .map_err(self.err())
-            })
-            .collect()
+        self.last_parts(&keys::contact_requests_prefix(tenant, contact_id), 1_000)
     }
 
     /// Which of `candidates` (documents by SHA-256) some record still refers to, in any
@@ -253,25 +243,21 @@ impl Store {
 
     /// The keys of the keyring that sealed events of a citizen (what erasing them destroys).
     pub fn subject_keys(&self, tenant: &str, citizen: &str) -> Result<Vec<String>> {
-        let prefix = keys::subject_keys_prefix(tenant, citizen);
-        self.db()?
-            .tree
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| {
-                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-                    .map_err(self.err())
-            })
-            .collect()
+        self.last_parts(&keys::subject_keys_prefix(tenant, citizen), usize::MAX)
     }
 
     /// The citizens a key of the keyring belongs to.
     pub fn key_owners(&self, tenant: &str, key_id: &str) -> Result<Vec<String>> {
-        let prefix = keys::key_owners_prefix(tenant, key_id);
+        self.last_parts(&keys::key_owners_prefix(tenant, key_id), usize::MAX)
+    }
+
+    /// What follows `prefix` in each key under it (an index's last part), at most `limit`.
+    fn last_parts(&self, prefix: &[u8], limit: usize) -> Result<Vec<String>> {
         self.db()?
             .tree
-            .scan_prefix(&prefix)
+            .scan_prefix(prefix)
             .keys()
+            .take(limit)
             .map(|k| {
                 k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
                     .map_err(self.err())

@@ -15,6 +15,7 @@ mod kafka_faults;
 mod kafka_secured;
 mod migrate;
 mod need_to_know;
+mod oidc;
 mod ops_cli;
 mod outbound;
 mod requests;

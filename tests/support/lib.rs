@@ -9,6 +9,7 @@
 pub mod canary;
 pub mod crash;
 pub mod gateway;
+pub mod oidc;
 pub mod smtp;
 
 pub use contacthub_app::auth::{token_hash, Access, Scope, System};
@@ -140,11 +141,22 @@ impl TestHub {
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, Access::Open, true).await
+        Self::start_full(log, kafka, dir, |_| Access::Open, true).await
     }
 
     /// A hub whose API checks agents against `access`.
     pub async fn start_with_access(backend: &Backend, access: Access) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kafka) = open_log(backend, dir.path()).await;
+        Self::start_full(log, kafka, dir, |_| access, true).await
+    }
+
+    /// A hub whose agents are `access(desk)`, `desk` the address its web desk will have (an
+    /// identity provider's redirect URL names it).
+    pub async fn start_with_desk_access(
+        backend: &Backend,
+        access: impl FnOnce(&str) -> Access,
+    ) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
         Self::start_full(log, kafka, dir, access, true).await
@@ -154,7 +166,7 @@ impl TestHub {
     pub async fn start_without_read_trail(backend: &Backend, access: Access) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
-        Self::start_full(log, kafka, dir, access, false).await
+        Self::start_full(log, kafka, dir, |_| access, false).await
     }
 
     /// A hub with agents over an existing log and data folder.
@@ -164,17 +176,20 @@ impl TestHub {
         dir: tempfile::TempDir,
         access: Access,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, access, true).await
+        Self::start_full(log, kafka, dir, |_| access, true).await
     }
 
     async fn start_full(
         log: Arc<dyn EventLog>,
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
-        access: Access,
+        access: impl FnOnce(&str) -> Access,
         read_trail: bool,
     ) -> TestHub {
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web = format!("http://{}", web_listener.local_addr().unwrap());
+        let access = access(&web);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let keys = hub_keyring(kafka.as_ref(), dir.path()).await;
         let server = contacthub::server::Server::start(
@@ -205,8 +220,6 @@ impl TestHub {
         .await
         .expect("starting the test hub");
         let mut server = server;
-        let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let web = format!("http://{}", web_listener.local_addr().unwrap());
         server.start_web(web_listener);
         let addr = server.grpc_addr;
         let hub = server.app.clone();

@@ -2,7 +2,8 @@
 //! requests addressed to this machine by name (a web page cannot reach it through DNS
 //! rebinding and gRPC-Web), and an address that failed to authenticate too often lately is
 //! refused (`RESOURCE_EXHAUSTED`), each refusal counted and logged with its address, as the
-//! web desk and the adapters do ([`contacthub_app::throttle`]).
+//! web desk and the adapters do ([`contacthub_app::throttle`]). A bearer JWT of the agents'
+//! identity provider has the provider's keys fetched first when it names one not seen yet.
 
 use contacthub_app::App;
 use std::future::Future;
@@ -98,9 +99,19 @@ where
                 return Box::pin(async move { Ok(refused.into_http()) });
             }
         }
-        let call = self.inner.call(req);
+        let bearer = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        // The service that was polled ready is the one called; a fresh clone stays behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let res = call.await?;
+            // An identity provider's token naming a key not fetched yet: fetch it first.
+            app.access().prepare(bearer.as_deref()).await;
+            let res = inner.call(req).await?;
             // A refused credential answers at once, its status in the headers.
             let unauthenticated = res
                 .headers()

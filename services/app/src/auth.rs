@@ -14,16 +14,24 @@
 //!                               # "dpo": the data protection officer, reads the read trail only
 //! catalogue = false             # may publish and withdraw validated answers
 //! ```
+//!
+//! Agents may also sign in with their commune's identity provider (`[oidc]`, see
+//! [`crate::oidc`]): the desk by OpenID Connect, gRPC callers with its JWT access tokens. The
+//! file's tokens then remain for service accounts (scanners, scripts).
 
+use crate::oidc::{self, Provider};
 use crate::{Error, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub id: String,
+    /// The name shown on the desk (from the identity provider), when known.
+    pub name: Option<String>,
     tenants: BTreeSet<String>,
     all_tenants: bool,
     ops: bool,
@@ -49,6 +57,28 @@ pub enum Role {
 }
 
 impl Agent {
+    /// An agent with these rights (the agents file's entries, the identity provider's rules).
+    pub(crate) fn new(
+        id: String,
+        name: Option<String>,
+        tenants: BTreeSet<String>,
+        services: BTreeSet<String>,
+        role: Role,
+        ops: bool,
+        catalogue: bool,
+    ) -> Agent {
+        Agent {
+            id,
+            name,
+            all_tenants: tenants.contains("*"),
+            tenants: tenants.into_iter().filter(|t| t != "*").collect(),
+            ops,
+            services,
+            role,
+            catalogue,
+        }
+    }
+
     /// Whether the agent sees a request of `service` assigned to `assignee`.
     pub fn sees_request(&self, service: &str, assignee: &str) -> bool {
         self.services.is_empty() || self.services.contains(service) || assignee == self.id
@@ -243,8 +273,35 @@ impl Ops {
 pub enum Access {
     /// Anyone may call anything (no agents file).
     Open,
-    /// Agents by SHA-256 of their token.
-    Agents(HashMap<String, Agent>),
+    /// Agents by SHA-256 of their token, and those of the identity provider.
+    Agents(Agents),
+}
+
+/// The agents of an agents file.
+#[derive(Debug, Clone, Default)]
+pub struct Agents {
+    by_token: HashMap<String, Agent>,
+    oidc: Option<Arc<Provider>>,
+}
+
+impl Agents {
+    /// Every agent known now: the file's, and those who signed in with the provider.
+    fn all(&self) -> Vec<Agent> {
+        let mut out: Vec<Agent> = self.by_token.values().cloned().collect();
+        if let Some(p) = &self.oidc {
+            out.extend(p.seen());
+        }
+        out
+    }
+}
+
+/// What a front-end presents to be let in.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A bearer token as received (the agents file's, or the provider's JWT), or none.
+    Bearer(Option<&'a str>),
+    /// An agent a sign-in already checked (the desk's session after OpenID Connect).
+    SignedIn(&'a Agent),
 }
 
 #[derive(Deserialize)]
@@ -252,6 +309,8 @@ pub enum Access {
 struct File {
     #[serde(default)]
     agent: Vec<Entry>,
+    #[serde(default)]
+    oidc: Option<oidc::Config>,
 }
 
 #[derive(Deserialize)]
@@ -291,20 +350,58 @@ impl Access {
             if e.tenants.is_empty() {
                 return Err(format!("agent {}: tenants is empty", e.id));
             }
-            let agent = Agent {
-                id: e.id.clone(),
-                all_tenants: e.tenants.iter().any(|t| t == "*"),
-                tenants: e.tenants.into_iter().filter(|t| t != "*").collect(),
-                ops: e.ops,
-                services: e.services.into_iter().collect(),
-                role: e.role,
-                catalogue: e.catalogue,
-            };
+            let agent = Agent::new(
+                e.id.clone(),
+                None,
+                e.tenants.into_iter().collect(),
+                e.services.into_iter().collect(),
+                e.role,
+                e.ops,
+                e.catalogue,
+            );
             if agents.insert(hash, agent).is_some() {
                 return Err(format!("agent {}: the same token is listed twice", e.id));
             }
         }
-        Ok(Access::Agents(agents))
+        let oidc = match file.oidc {
+            Some(config) => Some(Arc::new(Provider::new(config, None)?)),
+            None => None,
+        };
+        Ok(Access::Agents(Agents {
+            by_token: agents,
+            oidc,
+        }))
+    }
+
+    /// This policy with the identity provider's client secret `secret` (given to `serve`
+    /// by environment rather than in a file).
+    pub fn with_oidc_secret(self, secret: String) -> Access {
+        match self {
+            Access::Agents(Agents {
+                by_token,
+                oidc: Some(p),
+            }) => Access::Agents(Agents {
+                by_token,
+                oidc: Some(Arc::new(p.with_secret(secret))),
+            }),
+            other => other,
+        }
+    }
+
+    /// The identity provider agents sign in with, when configured.
+    pub fn oidc(&self) -> Option<&Arc<Provider>> {
+        match self {
+            Access::Agents(a) => a.oidc.as_ref(),
+            Access::Open => None,
+        }
+    }
+
+    /// Makes sure what checking `token` needs is at hand (the provider's keys when it is a
+    /// JWT naming a key not fetched yet): async front-ends call it before the checks.
+    pub async fn prepare(&self, token: Option<&str>) {
+        if let (Some(p), Some(t)) = (self.oidc(), token) {
+            p.prepare(t.trim()).await;
+        }
     }
 
     /// The agent presenting `token` (a bearer token, as the front-end received it), or
@@ -315,20 +412,38 @@ impl Access {
         let Access::Agents(agents) = self else {
             return Ok(None);
         };
-        let token = token.ok_or_else(|| {
-            Error::Unauthenticated("authentification manquante : Bearer <jeton>".into())
-        })?;
-        agents
-            .get(&token_hash(token.trim()))
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Error::Unauthenticated("jeton inconnu".into()))
+        let token = token
+            .ok_or_else(|| {
+                Error::Unauthenticated("authentification manquante : Bearer <jeton>".into())
+            })?
+            .trim();
+        if let Some(a) = agents.by_token.get(&token_hash(token)) {
+            return Ok(Some(a.clone()));
+        }
+        match &agents.oidc {
+            Some(p) if oidc::looks_like_jwt(token) => p.access_token(token).map(Some),
+            _ => Err(Error::Unauthenticated("jeton inconnu".into())),
+        }
+    }
+
+    /// The caller `credential` stands for (`None` in open mode).
+    fn credential(&self, credential: Credential<'_>) -> Result<Option<Agent>> {
+        match credential {
+            Credential::Bearer(token) => self.caller(token),
+            Credential::SignedIn(a) if !self.is_open() => Ok(Some(a.clone())),
+            Credential::SignedIn(_) => Ok(None),
+        }
     }
 
     /// The scope of the agent presenting `token` in `tenant`: their commune's citizens,
     /// contacts and requests (not an élu's token: élus read dashboards only).
     pub fn scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
-        let scope = self.dashboard_scope(token, tenant)?;
+        self.scope_for(Credential::Bearer(token), tenant)
+    }
+
+    /// [`Access::scope`] for any credential.
+    pub fn scope_for(&self, credential: Credential<'_>, tenant: &str) -> Result<Scope> {
+        let scope = self.dashboard_scope_for(credential, tenant)?;
         if let Caller::Agent(a) = &scope.caller {
             if a.role == Role::Dpo {
                 tracing::warn!(agent = %a.id, "dpo refused: personal data");
@@ -351,7 +466,12 @@ impl Access {
     /// The scope of the agent presenting `token` in `tenant`'s dashboards (aggregates only,
     /// an élu's too).
     pub fn dashboard_scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
-        let caller = match self.caller(token)? {
+        self.dashboard_scope_for(Credential::Bearer(token), tenant)
+    }
+
+    /// [`Access::dashboard_scope`] for any credential.
+    pub fn dashboard_scope_for(&self, credential: Credential<'_>, tenant: &str) -> Result<Scope> {
+        let caller = match self.credential(credential)? {
             Some(a) => {
                 if !a.may_read(tenant) {
                     tracing::warn!(agent = %a.id, "agent refused: commune not allowed");
@@ -375,7 +495,12 @@ impl Access {
     /// The scope of the data protection officer presenting `token` in `tenant`: its read
     /// trail (anyone on an open hub).
     pub fn dpo_scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
-        let scope = self.dashboard_scope(token, tenant)?;
+        self.dpo_scope_for(Credential::Bearer(token), tenant)
+    }
+
+    /// [`Access::dpo_scope`] for any credential.
+    pub fn dpo_scope_for(&self, credential: Credential<'_>, tenant: &str) -> Result<Scope> {
+        let scope = self.dashboard_scope_for(credential, tenant)?;
         match &scope.caller {
             Caller::Agent(a) if !a.is_dpo() => Err(Error::Forbidden(format!(
                 "l'agent {} n'est pas délégué à la protection des données : le journal des consultations lui est fermé",
@@ -387,7 +512,12 @@ impl Access {
 
     /// The caller, checked for ops rights: positions, dead letters, the quarantine.
     pub fn ops(&self, token: Option<&str>) -> Result<Ops> {
-        match self.caller(token)? {
+        self.ops_for(Credential::Bearer(token))
+    }
+
+    /// [`Access::ops`] for any credential.
+    pub fn ops_for(&self, credential: Credential<'_>) -> Result<Ops> {
+        match self.credential(credential)? {
             Some(a) if !a.ops || a.role != Role::Agent => Err(Error::Forbidden(format!(
                 "l'agent {} n'a pas accès à l'exploitation",
                 a.id
@@ -405,7 +535,8 @@ impl Access {
             return Vec::new();
         };
         let mut out: Vec<String> = agents
-            .values()
+            .all()
+            .into_iter()
             .filter(|a| a.role == Role::Agent && a.may_read(tenant))
             .filter(|a| {
                 a.id == of.id || of.is_generalist() || a.services.iter().any(|s| of.in_service(s))
@@ -423,11 +554,13 @@ impl Access {
             return Vec::new();
         };
         let mut out: Vec<String> = agents
-            .values()
+            .all()
+            .into_iter()
             .filter(|a| a.role == Role::Agent && a.may_read(tenant) && a.in_service(service))
             .map(|a| a.id.clone())
             .collect();
         out.sort();
+        out.dedup();
         out
     }
 
@@ -437,7 +570,8 @@ impl Access {
         match self {
             Access::Open => true,
             Access::Agents(agents) => agents
-                .values()
+                .all()
+                .iter()
                 .any(|a| a.id == id && a.role == Role::Agent && a.may_read(tenant)),
         }
     }

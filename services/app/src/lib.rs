@@ -22,7 +22,8 @@
 //!   request, a letter, a document;
 //! - [`audit`]: the read trail: every read of a person's data by an agent, hash-chained;
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
-//!   front-ends); [`content`]: the content-addressed document store; [`hotfolder`]: the
+//!   front-ends); [`oidc`]: agents signing in with their commune's identity provider (OpenID
+//!   Connect on the desk, JWT access tokens on gRPC); [`content`]: the content-addressed document store; [`hotfolder`]: the
 //!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins and requests
 //!   per source address, shared by every front-end that checks a credential.
 //!
@@ -44,6 +45,7 @@ pub mod erasure;
 pub mod export;
 pub mod guard;
 pub mod hotfolder;
+pub mod oidc;
 pub mod requests;
 pub mod retention;
 pub mod status;

@@ -276,10 +276,14 @@ pub struct ServeArgs {
     /// People per commune in the demo population.
     #[arg(long, env = "CONTACTHUB_DEMO_PEOPLE", default_value_t = 200)]
     pub demo_people: usize,
-    /// Agents file (TOML: id, token_sha256, tenants, ops, services, role). Without it the API is open to
-    /// anyone who can reach it: keep it on 127.0.0.1 then.
+    /// Agents file (TOML: id, token_sha256, tenants, ops, services, role; `[oidc]` for the
+    /// commune's identity provider). Without it the API is open to anyone who can reach it:
+    /// keep it on 127.0.0.1 then.
     #[arg(long, env = "CONTACTHUB_AGENTS")]
     pub agents: Option<PathBuf>,
+    /// The identity provider's client secret (instead of `oidc.client_secret_file`).
+    #[arg(long, env = "CONTACTHUB_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
     /// Scanner drop folder (default DATA/scan-inbox): scans named after a chrono number, or
     /// with a JSON sidecar naming one, attach to that letter.
     #[arg(long, env = "CONTACTHUB_SCAN_INBOX")]

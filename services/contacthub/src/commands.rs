@@ -231,6 +231,17 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         }
         None => contacthub_app::auth::Access::Open,
     };
+    let access = match a.oidc_client_secret.clone() {
+        Some(secret) => access.with_oidc_secret(secret),
+        None => access,
+    };
+    if let Some(p) = access.oidc() {
+        // Fetched now to say at once when the provider cannot be reached; fetched again on
+        // demand when it could not.
+        if let Err(e) = p.refresh(None).await {
+            tracing::warn!(error = %e, "the identity provider did not answer at start: agents cannot sign in with it until it does");
+        }
+    }
     // Without credentials, everything is open to whoever can connect: loopback only, unless
     // the operator says otherwise in so many words.
     if access.is_open() && !loopback_only(a.listen) && !a.insecure_open {

@@ -7,7 +7,8 @@
 //! [`contacthub_app::auth::Access`].
 //!
 //! Layout: this file (router, state, errors, security headers, the open desk's host check);
-//! [`session`] (sign-in with an agent's token, session cookie, CSRF token); [`pages`]
+//! [`session`] (session cookie, CSRF token); [`signin`] (signing in with the identity provider
+//! or a token, signing out); [`pages`]
 //! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
 //! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
 //! catalogue of validated answers); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
@@ -26,6 +27,7 @@ pub mod record;
 pub mod records;
 pub mod requests;
 pub mod session;
+pub mod signin;
 pub mod view;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -48,6 +50,8 @@ pub enum Error {
 pub struct Desk {
     pub app: App,
     pub sessions: session::Sessions,
+    /// Sign-ins sent to the identity provider, not back yet.
+    pub starts: signin::Starts,
     /// Turns true at shutdown: live streams end.
     pub stopping: watch::Receiver<bool>,
     /// Served over TLS by the hub itself (the session cookie is then Secure).
@@ -223,8 +227,10 @@ async fn throttle(
 pub fn router(state: State) -> Router {
     Router::new()
         .route("/", get(pages::home))
-        .route("/connexion", get(pages::login_form).post(pages::login))
-        .route("/deconnexion", post(pages::logout))
+        .route("/connexion", get(signin::login_form).post(signin::login))
+        .route("/connexion/fournisseur", get(signin::provider))
+        .route("/connexion/retour", get(signin::back))
+        .route("/deconnexion", post(signin::logout))
         .route("/citoyens", get(citizen::search))
         .route("/citoyens/{tenant}/{citizen}", get(citizen::citizen))
         .route("/citoyens/{tenant}/{citizen}/flux", get(citizen::live))
@@ -353,6 +359,7 @@ pub async fn serve(
     let state = Arc::new(Desk {
         app,
         sessions: session::Sessions::default(),
+        starts: signin::Starts::default(),
         stopping,
         tls: listener.scheme() == "https",
     });

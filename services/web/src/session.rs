@@ -1,15 +1,17 @@
-//! Signing in and staying signed in: an agent signs in with the bearer token of the agents file
-//! (without an agents file, with nothing: the desk is open and says so), gets a random session
+//! Signing in and staying signed in: an agent signs in with their commune's identity provider
+//! (OpenID Connect, [`crate::signin`]) or with the bearer token of the agents file (without an
+//! agents file, with nothing: the desk is open and says so), gets a random session
 //! id in a cookie (HttpOnly, SameSite=Strict, Secure behind TLS) and a CSRF token every form
 //! carries. Sessions live in memory: a restart signs everyone out. Each page then asks
-//! [`contacthub_app::auth::Access`] with the session's token, exactly as the gRPC API does.
+//! [`contacthub_app::auth::Access`] with the session's credential (its token, or the agent
+//! the provider's sign-in checked), exactly as the gRPC API does.
 
 use crate::{Failure, State};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use contacthub_app::auth::{Agent, Scope};
+use contacthub_app::auth::{Agent, Credential, Scope};
 use rand::RngCore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +41,8 @@ pub struct Session {
     /// The agent's bearer token (`None` on an open desk).
     pub token: Option<String>,
     pub agent: Option<Agent>,
+    /// The identity provider's ID token of the sign-in (the hint of a sign-out there).
+    pub id_token: Option<String>,
     pub csrf: String,
     seen: Instant,
     signed_in: Instant,
@@ -49,6 +53,14 @@ impl Session {
     /// Whether it has ended: unused for [`IDLE`], or signed in [`LIFETIME`] ago.
     fn expired(&self) -> bool {
         self.seen.elapsed() >= IDLE || self.signed_in.elapsed() >= LIFETIME
+    }
+
+    /// What the session presents to [`contacthub_app::auth::Access`].
+    pub fn credential(&self) -> Credential<'_> {
+        match (&self.token, &self.agent) {
+            (None, Some(agent)) => Credential::SignedIn(agent),
+            (token, _) => Credential::Bearer(token.as_deref()),
+        }
     }
 }
 
@@ -125,7 +137,12 @@ pub(crate) fn random_hex() -> String {
 
 impl Sessions {
     /// Opens a session; its id, for the cookie (`None` when the desk has too many).
-    pub fn open(&self, token: Option<String>, agent: Option<Agent>) -> Option<String> {
+    pub fn open(
+        &self,
+        token: Option<String>,
+        agent: Option<Agent>,
+        id_token: Option<String>,
+    ) -> Option<String> {
         let id = random_hex();
         let who = agent.as_ref().map(|a| a.id.clone());
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -156,6 +173,7 @@ impl Sessions {
             Session {
                 token,
                 agent,
+                id_token,
                 csrf: random_hex(),
                 seen: Instant::now(),
                 signed_in: Instant::now(),
@@ -179,6 +197,11 @@ impl Sessions {
         }
         s.seen = Instant::now();
         Some(s.clone())
+    }
+
+    /// The agent of session `id`.
+    pub fn agent_of(&self, id: &str) -> Option<Agent> {
+        self.get(id).and_then(|s| s.agent)
     }
 
     /// Ends a session and its live streams.
@@ -246,28 +269,43 @@ pub fn loopback_host(headers: &HeaderMap) -> bool {
 
 /// The session id the request's cookie carries.
 pub fn cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of the request's cookie `name`.
+pub fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
 /// The `Set-Cookie` value of a session (Secure when the desk is reached over TLS: its own
 /// (`served_tls`), or a reverse proxy's that says so with `X-Forwarded-Proto: https`).
 pub fn set_cookie(id: &str, headers: &HeaderMap, served_tls: bool) -> String {
+    format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
+        secure(headers, served_tls)
+    )
+}
+
+/// `; Secure` when the desk is reached over TLS (its own, or a reverse proxy's that says so
+/// with `X-Forwarded-Proto: https`), else nothing.
+pub(crate) fn secure(headers: &HeaderMap, served_tls: bool) -> &'static str {
     let tls = served_tls
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
-        if tls { "; Secure" } else { "" }
-    )
+    if tls {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// Clears the session cookie.
@@ -290,7 +328,7 @@ impl Caller {
         Ok(desk
             .app
             .access()
-            .scope(self.session.token.as_deref(), tenant)?
+            .scope_for(self.session.credential(), tenant)?
             .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
@@ -299,7 +337,7 @@ impl Caller {
         Ok(desk
             .app
             .access()
-            .dpo_scope(self.session.token.as_deref(), tenant)?
+            .dpo_scope_for(self.session.credential(), tenant)?
             .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
@@ -308,7 +346,7 @@ impl Caller {
         Ok(desk
             .app
             .access()
-            .dashboard_scope(self.session.token.as_deref(), tenant)?
+            .dashboard_scope_for(self.session.credential(), tenant)?
             .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
@@ -338,10 +376,10 @@ impl Caller {
 
     /// Who is signed in, for the page header.
     pub fn who(&self) -> String {
-        self.session
-            .agent
-            .as_ref()
-            .map_or_else(|| "accès ouvert".to_string(), |a| a.id.clone())
+        self.session.agent.as_ref().map_or_else(
+            || "accès ouvert".to_string(),
+            |a| a.name.clone().unwrap_or_else(|| a.id.clone()),
+        )
     }
 }
 
@@ -387,7 +425,7 @@ mod tests {
     #[test]
     fn a_session_ends_when_idle_or_at_the_end_of_its_lifetime() {
         let sessions = Sessions::default();
-        let id = sessions.open(None, None).unwrap();
+        let id = sessions.open(None, None, None).unwrap();
         assert!(sessions.get(&id).is_some());
         let ago = |d: Duration| Instant::now().checked_sub(d).unwrap();
         // Used a minute ago but signed in a working day ago: ended.
@@ -398,7 +436,7 @@ mod tests {
         }
         assert!(sessions.get(&id).is_none());
         // Signed in an hour ago, unused since: ended.
-        let id = sessions.open(None, None).unwrap();
+        let id = sessions.open(None, None, None).unwrap();
         {
             let mut map = sessions.inner.lock().unwrap();
             let s = map.get_mut(&id).unwrap();
@@ -418,9 +456,9 @@ mod tests {
         let a = access.caller(Some("ta")).unwrap();
         let b = access.caller(Some("tb")).unwrap();
         let sessions = Sessions::default();
-        let a1 = sessions.open(Some("ta".into()), a.clone()).unwrap();
-        let a2 = sessions.open(Some("ta".into()), a).unwrap();
-        let b1 = sessions.open(Some("tb".into()), b).unwrap();
+        let a1 = sessions.open(Some("ta".into()), a.clone(), None).unwrap();
+        let a2 = sessions.open(Some("ta".into()), a, None).unwrap();
+        let b1 = sessions.open(Some("tb".into()), b, None).unwrap();
         let (_guard, mut ended) = sessions.get(&a2).unwrap().open_stream(&sessions).unwrap();
         assert_eq!(sessions.close_everywhere(&a1), 2);
         assert!(sessions.get(&a1).is_none() && sessions.get(&a2).is_none());

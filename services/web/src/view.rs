@@ -207,8 +207,23 @@ pub struct ErrorPage<'a> {
 #[template(path = "login.html")]
 pub struct Login {
     pub open: bool,
+    /// The identity provider's name, when agents sign in with it.
+    pub provider: Option<String>,
+    /// Where its button leads (with `next`).
+    pub provider_url: String,
     pub next: String,
     pub error: String,
+}
+
+/// A page that goes on to `next` by itself (after a sign-in with the identity provider, whose
+/// site the browser comes from; before a sign-out there, which a redirect after a form would
+/// not reach under the desk's `form-action 'self'`).
+#[derive(Template)]
+#[template(path = "onward.html")]
+pub struct Onward {
+    pub title: &'static str,
+    pub link: &'static str,
+    pub next: String,
 }
 
 #[derive(Debug, Clone)]

@@ -300,3 +300,126 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
         "{out}"
     );
 }
+
+/// Behind a reverse proxy the operator trusts (`--trusted-proxies`), the client is the
+/// address the proxy forwards: the read trail records it and failed sign-ins count against
+/// it (one client guessing does not lock out the others behind the same proxy); from any
+/// other peer the header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_trail_and_the_limits_see_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents_file = dir.path().join("agents.toml");
+    std::fs::write(&agents_file, agents()).unwrap();
+    // The test itself, on 127.0.0.1, plays the proxy.
+    let mut serve = spawn_serve(
+        &contacthub_bin!(),
+        &dir.path().join("data"),
+        &[
+            "--agents".as_ref(),
+            agents_file.as_os_str(),
+            "--trusted-proxies".as_ref(),
+            "10.0.0.0/8, 127.0.0.1".as_ref(),
+        ],
+    );
+    let mut desk = pb::desk_service_client::DeskServiceClient::connect(serve.grpc.clone())
+        .await
+        .unwrap();
+    let mut visit = as_agent(
+        "accueil",
+        pb::RecordVisitRequest {
+            tenant: GIVORS.into(),
+            party: Some(party_phone("06 12 34 56 78")),
+            subject: "Passeport".into(),
+            idempotency_key: "proxy-1".into(),
+            ..Default::default()
+        },
+    );
+    visit
+        .metadata_mut()
+        .insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+    let citizen = desk
+        .record_visit(visit)
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap()
+        .citizen_id;
+    let mut read = as_agent(
+        "accueil",
+        pb::GetTimelineRequest {
+            tenant: GIVORS.into(),
+            citizen: by_id(&citizen),
+            ..Default::default()
+        },
+    );
+    // What a client writes at the left of the header is not believed: the proxy's entry is.
+    read.metadata_mut().insert(
+        "x-forwarded-for",
+        "6.6.6.6, 198.51.100.23, 10.1.2.3".parse().unwrap(),
+    );
+    desk.get_timeline(read).await.unwrap();
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |token: &'static str, client: &'static str| {
+        let http = http.clone();
+        let web = serve.web.clone();
+        async move {
+            http.post(format!("{web}/connexion"))
+                .header("x-forwarded-for", client)
+                .form(&[("token", token), ("suite", "/")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..contacthub_app::throttle::MAX_FAILURES {
+        assert_eq!(sign_in("faux", "192.0.2.66").await.status(), 401);
+    }
+    assert_eq!(sign_in("accueil", "192.0.2.66").await.status(), 429);
+    let r = sign_in("accueil", "192.0.2.7").await;
+    assert_eq!(r.status(), 303, "another client behind the same proxy");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/citoyens/{GIVORS}/{citizen}", serve.web))
+        .header("cookie", cookie)
+        .header("x-forwarded-for", "192.0.2.7")
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_success());
+
+    let (ok, out) = run(&[
+        "audit",
+        "--server",
+        &serve.grpc,
+        "--token",
+        "dpo",
+        "--tenant",
+        GIVORS,
+        "--citizen",
+        &citizen,
+    ]);
+    assert!(ok, "{out}");
+    for via in ["[API, 198.51.100.23]", "[guichet web, 192.0.2.7]"] {
+        assert!(
+            out.lines().any(|l| l.ends_with(via)),
+            "{via} missing:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("6.6.6.6"),
+        "a client's own claim is not believed:\n{out}"
+    );
+    serve.child.kill().unwrap();
+    let _ = serve.child.wait();
+}

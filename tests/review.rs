@@ -95,6 +95,15 @@ async fn guessing_credentials_is_slowed_down_on_the_desk_and_the_adapters() {
     for _ in 0..contacthub_app::throttle::MAX_FAILURES {
         assert_eq!(sign_in("wrong").await.status(), StatusCode::UNAUTHORIZED);
     }
+    // Without trusted proxies, a forwarded address is the caller's word: not believed.
+    let forged = http()
+        .post(format!("{web}/connexion"))
+        .header("x-forwarded-for", "192.0.2.99")
+        .form(&[("token", "right"), ("suite", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
     let r = sign_in("right").await;
     assert_eq!(
         r.status(),

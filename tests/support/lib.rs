@@ -213,6 +213,7 @@ impl TestHub {
                 read_trail,
                 keys: keys.clone(),
                 tls: None,
+                proxies: Default::default(),
             },
             log.clone(),
             listener,

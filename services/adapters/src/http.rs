@@ -107,11 +107,18 @@ async fn guard(
             "posted by a web page of another site: refused",
         );
     }
+    let app = e.ingest.app.clone();
+    // The client's address: the peer's, or the one a trusted reverse proxy forwards.
     let source = req
         .extensions()
         .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
-        .map(|c| c.0 .0.ip());
-    let app = e.ingest.app.clone();
+        .map(|c| {
+            let forwarded = req.headers().get_all("x-forwarded-for");
+            app.client(
+                c.0 .0.ip(),
+                forwarded.iter().filter_map(|v| v.to_str().ok()),
+            )
+        });
     if let Some(ip) = source.filter(|_| req.uri().path() != "/healthz") {
         if let Err(wait) = e.rate.admit(ip) {
             tracing::warn!(source = %ip, "adapter call refused: too many requests from this address");

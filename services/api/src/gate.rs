@@ -2,7 +2,8 @@
 //! requests addressed to this machine by name (a web page cannot reach it through DNS
 //! rebinding and gRPC-Web), and an address that failed to authenticate too often lately is
 //! refused (`RESOURCE_EXHAUSTED`), each refusal counted and logged with its address, as the
-//! web desk and the adapters do ([`contacthub_app::throttle`]). A bearer JWT of the agents'
+//! web desk and the adapters do ([`contacthub_app::throttle`]); the address is the client's a
+//! trusted reverse proxy forwards, kept with the request for the read trail. A bearer JWT of the agents'
 //! identity provider has the provider's keys fetched first when it names one not seen yet.
 
 use contacthub_app::App;
@@ -60,7 +61,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if self.app.access().is_open() {
             let host = req
                 .headers()
@@ -87,7 +88,15 @@ where
                     .map(|t| t.get_ref())
             })
             .and_then(|i| i.remote_addr())
-            .map(|a| a.ip());
+            .map(|a| {
+                let forwarded = req.headers().get_all("x-forwarded-for");
+                self.app
+                    .client(a.ip(), forwarded.iter().filter_map(|v| v.to_str().ok()))
+            });
+        if let Some(ip) = source {
+            req.extensions_mut()
+                .insert(contacthub_app::source::ClientAddress(ip));
+        }
         let app = self.app.clone();
         if let Some(ip) = source {
             if let Err(wait) = app.throttle().check(ip) {

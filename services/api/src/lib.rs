@@ -76,7 +76,12 @@ pub(crate) fn from_caller<T>(
         Some(b"cli") => Via::Cli,
         _ => Via::Grpc,
     };
-    scope.from(via, req.remote_addr().map(|a| a.ip()))
+    let address = req
+        .extensions()
+        .get::<contacthub_app::source::ClientAddress>()
+        .map(|c| c.0)
+        .or_else(|| req.remote_addr().map(|a| a.ip()));
+    scope.from(via, address)
 }
 
 /// The bearer token a request carries, if any.

@@ -25,7 +25,8 @@
 //!   front-ends); [`oidc`]: agents signing in with their commune's identity provider (OpenID
 //!   Connect on the desk, JWT access tokens on gRPC); [`content`]: the content-addressed document store; [`hotfolder`]: the
 //!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins and requests
-//!   per source address, shared by every front-end that checks a credential.
+//!   per source address, shared by every front-end that checks a credential; [`source`]: the
+//!   client's address behind a trusted reverse proxy.
 //!
 //! Invariants: nothing here writes the read model: every write is an event appended to the
 //! log, and a write returns once the projector made it visible. Every call names its tenant
@@ -48,6 +49,7 @@ pub mod hotfolder;
 pub mod oidc;
 pub mod requests;
 pub mod retention;
+pub mod source;
 pub mod status;
 pub mod throttle;
 pub mod write;
@@ -160,6 +162,8 @@ pub struct App {
     open_watches: Arc<AtomicUsize>,
     /// Failed sign-ins per source address (desk, adapters).
     throttle: Arc<throttle::Throttle>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    proxies: Arc<source::Proxies>,
     /// Who read whose data.
     trail: Arc<audit::Trail>,
     /// The data subjects' keys: every event is sealed with one before it is appended.
@@ -182,6 +186,8 @@ pub struct Parts {
     pub trail: audit::Trail,
     /// The keyring the projector opens events with.
     pub keys: contacthub_log::keyring::SharedKeyring,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
+    pub proxies: source::Proxies,
 }
 
 impl App {
@@ -200,9 +206,20 @@ impl App {
             faults: Faults::default(),
             open_watches: Arc::default(),
             throttle: Arc::default(),
+            proxies: Arc::new(p.proxies),
             trail: Arc::new(p.trail),
             keys: p.keys,
         }
+    }
+
+    /// The client of a call from `peer` with these `X-Forwarded-For` values: the peer, or
+    /// the address a trusted reverse proxy forwards ([`source::Proxies::client`]).
+    pub fn client<'a>(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: impl Iterator<Item = &'a str>,
+    ) -> std::net::IpAddr {
+        self.proxies.client(peer, forwarded_for)
     }
 
     /// Records in the read trail that `scope` read `what` of `citizen` (`object`: its id).

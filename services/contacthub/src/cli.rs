@@ -27,7 +27,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the log, the projector and the gRPC API in one process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs the projector alone (a read model kept up to date from the log).
     Project(ProjectArgs),
     /// Rebuilds a read model from offset 0 into an empty folder and prints its digest; runs
@@ -281,6 +281,10 @@ pub struct ServeArgs {
     /// keep it on 127.0.0.1 then.
     #[arg(long, env = "CONTACTHUB_AGENTS")]
     pub agents: Option<PathBuf>,
+    /// Reverse proxies (addresses or networks, comma-separated) whose `X-Forwarded-For` says
+    /// who the client is: what sign-in limits, request limits and the read trail see.
+    #[arg(long, env = "CONTACTHUB_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// The identity provider's client secret (instead of `oidc.client_secret_file`).
     #[arg(long, env = "CONTACTHUB_OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_client_secret: Option<String>,

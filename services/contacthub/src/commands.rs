@@ -16,7 +16,7 @@ use std::time::Duration;
 pub async fn run(cli: Cli) -> Result<()> {
     let log_format = cli.log_format;
     match cli.command {
-        Command::Serve(a) => serve(a, log_format).await,
+        Command::Serve(a) => serve(*a, log_format).await,
         Command::Project(a) => project(a).await,
         Command::Replay(a) => replay(a).await,
         Command::Digest(a) => digest(a).await,
@@ -303,6 +303,8 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
             read_trail: true,
             keys,
             tls,
+            proxies: contacthub_app::source::Proxies::parse(&a.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
         },
         log,
         listener,

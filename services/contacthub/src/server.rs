@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub keys: SharedKeyring,
     /// TLS on every port (gRPC, adapters, desk, metrics), when a certificate is given.
     pub tls: Option<Tls>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    pub proxies: contacthub_app::source::Proxies,
 }
 
 /// A running hub.
@@ -167,6 +169,7 @@ impl Server {
                 contacthub_app::audit::Trail::off()
             },
             keys: cfg.keys,
+            proxies: cfg.proxies,
         });
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);

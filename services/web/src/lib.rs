@@ -186,17 +186,29 @@ async fn open_desk_host(
     next.run(req).await
 }
 
-/// Refuses a source address that failed to sign in too often lately (429 with Retry-After,
-/// the right token too), and counts each refused sign-in of an address, logged with it.
+/// Finds the client's address (the peer's, or the one a trusted reverse proxy forwards) and
+/// keeps it with the request; refuses a source address that failed to sign in too often
+/// lately (429 with Retry-After, the right token too), and counts each refused sign-in of an
+/// address, logged with it.
 async fn throttle(
     axum::extract::State(desk): axum::extract::State<State>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let source = req
         .extensions()
         .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
-        .map(|c| c.0 .0.ip());
+        .map(|c| {
+            let forwarded = req.headers().get_all("x-forwarded-for");
+            desk.app.client(
+                c.0 .0.ip(),
+                forwarded.iter().filter_map(|v| v.to_str().ok()),
+            )
+        });
+    if let Some(ip) = source {
+        req.extensions_mut()
+            .insert(contacthub_app::source::ClientAddress(ip));
+    }
     if let Some(ip) = source {
         if let Err(wait) = desk.app.throttle().check(ip) {
             tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");

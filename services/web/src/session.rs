@@ -394,8 +394,8 @@ impl FromRequestParts<State> for Caller {
                 session,
                 address: parts
                     .extensions
-                    .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
-                    .map(|c| c.0 .0.ip()),
+                    .get::<contacthub_app::source::ClientAddress>()
+                    .map(|c| c.0),
             }),
             None => {
                 let next = parts

@@ -337,12 +337,11 @@ async fn hot_folder_attaches_and_keeps_the_unmatched(backend: Backend) {
         "{}",
         unmatched[1].reason
     );
-    // Nothing is lost: matched scans are kept in done/, the rest in unmatched/.
-    assert!(inbox
-        .join("done")
-        .join(format!("{}.pdf", letter.chrono))
-        .exists());
-    assert!(inbox.join("done").join("scan42.json").exists());
+    // Nothing is lost: attached scans are in the content store (and deleted from the inbox,
+    // with their sidecars: no copy outlives an erasure), the rest wait in unmatched/.
+    assert!(!inbox.join(format!("{}.pdf", letter.chrono)).exists());
+    assert!(!inbox.join("scan42.json").exists() && !inbox.join("scan42.pdf").exists());
+    assert!(!inbox.join("done").exists());
     assert!(inbox.join("unmatched").join("notes.txt").exists());
     hub.stop().await;
 }

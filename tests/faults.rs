@@ -514,8 +514,8 @@ async fn oversize_input_is_kept_and_never_blocks(backend: Backend) {
         "\"\",\"0612000001\",\"0472491818\",\"from-trunk\",\"\"\"{huge_name}\"\" <0612000001>\",\"SIP/1\",\"SIP/2\",\"Dial\",\"\",\"2026-11-02 09:14:03\",\"2026-11-02 09:14:09\",\"2026-11-02 09:17:12\",\"189\",\"183\",\"ANSWERED\",\"DOCUMENTATION\",\"u1\"\n\"\",\"0612000002\",\"0472491818\",\"from-trunk\",\"\",\"SIP/1\",\"SIP/2\",\"Dial\",\"\",\"2026-11-02 10:14:03\",\"2026-11-02 10:14:09\",\"2026-11-02 10:17:12\",\"189\",\"183\",\"ANSWERED\",\"DOCUMENTATION\",\"u2\"\n"
     );
     std::fs::write(inbox.join("big.csv"), csv).unwrap();
-    until("the CDR file is done", || {
-        inbox.join("done/big.csv").exists()
+    until("the CDR file is read and deleted", || {
+        !inbox.join("big.csv").exists()
     })
     .await;
     hub.settle().await;

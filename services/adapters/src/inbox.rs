@@ -1,11 +1,12 @@
 //! Folders the adapters watch inside `contacthub serve`:
 //! - the CDR drop folder: the PBX (or a cron job) drops copies of `Master.csv`; a file is
-//!   read once its size stayed the same for one poll, then moved to `done/`;
-//! - each commune's Maildir: messages delivered to `new/` are read, then moved to `cur/` with
-//!   the Seen flag (`:2,S`), as any Maildir reader does.
+//!   read once its size stayed the same for one poll;
+//! - each commune's Maildir: messages delivered to `new/` are read.
 //!
-//! A file is moved only after its events are on the log (and its bad records in the
-//! quarantine); when the log is down it stays where it is and is read again later.
+//! A file is deleted once its events are on the log (sealed with their person's key) and its
+//! bad records in the quarantine: a copy left in the folder would outlive an erasure of the
+//! person, as a POP3 reader leaves nothing on the server. When the log is down it stays where
+//! it is and is read again later.
 
 use crate::ingest::Ingest;
 use crate::{Adapter, Channels, Input};
@@ -34,7 +35,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     for f in &folders {
         let dirs = match f {
-            Watched::Cdr(d) => vec![d.clone(), d.join("done")],
+            Watched::Cdr(d) => vec![d.clone()],
             Watched::Maildir { dir, .. } => vec![dir.join("new"), dir.join("cur"), dir.join("tmp")],
         };
         for d in dirs {
@@ -66,7 +67,7 @@ pub async fn run(
                         }
                     }
                     for batch in ready.chunks(BATCH) {
-                        take(&ingest, &channels.phone, batch, None, &dir.join("done")).await;
+                        take(&ingest, &channels.phone, batch, None, dir).await;
                     }
                 }
                 Watched::Maildir { tenant, dir } => {
@@ -76,14 +77,7 @@ pub async fn run(
                         .map(|(p, _)| p)
                         .collect();
                     for batch in ready.chunks(BATCH) {
-                        take(
-                            &ingest,
-                            &channels.email,
-                            batch,
-                            Some(tenant),
-                            &dir.join("cur"),
-                        )
-                        .await;
+                        take(&ingest, &channels.email, batch, Some(tenant), dir).await;
                     }
                 }
             }
@@ -116,13 +110,13 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
 /// Files read together: one append to the log and one wait for visibility per batch.
 const BATCH: usize = 200;
 
-/// Reads files through `adapter` as one batch, then moves each into `to`.
+/// Reads files of the folder `dir` through `adapter` as one batch, then deletes them.
 async fn take(
     ingest: &Ingest,
     adapter: &dyn Adapter,
     paths: &[PathBuf],
     tenant: Option<&str>,
-    to: &Path,
+    dir: &Path,
 ) {
     let mut read = Vec::with_capacity(paths.len());
     for path in paths {
@@ -137,7 +131,7 @@ async fn take(
             Err(e) => {
                 // File names may carry a name: only at debug level.
                 tracing::debug!(file = %path.display(), "unreadable file");
-                tracing::warn!(dir = %to.display(), error = %e, "cannot read a file of a watched folder");
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read a file of a watched folder");
             }
         }
     }
@@ -152,19 +146,13 @@ async fn take(
         })
         .collect();
     if let Err(e) = ingest.run_batch(adapter, &inputs).await {
-        tracing::warn!(dir = %to.display(), files = inputs.len(), error = %e, "not ingested; will try again");
+        tracing::warn!(dir = %dir.display(), files = inputs.len(), error = %e, "not ingested; will try again");
         return;
     }
-    for (path, name, _) in &read {
-        let target = match to.file_name().and_then(|n| n.to_str()) {
-            // Maildir: new/ → cur/ with the Seen flag.
-            Some("cur") if !name.contains(":2,") => to.join(format!("{name}:2,S")),
-            _ if to.join(name).exists() => to.join(format!("{name}.{received_us}")),
-            _ => to.join(name),
-        };
-        if let Err(e) = std::fs::rename(path, &target) {
-            tracing::debug!(file = %path.display(), "file that could not be moved");
-            tracing::error!(dir = %to.display(), error = %e, "ingested but could not be moved; it will be read again (harmless)");
+    for (path, _, _) in &read {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::debug!(file = %path.display(), "file that could not be deleted");
+            tracing::error!(dir = %dir.display(), error = %e, "ingested but could not be deleted; it will be read again (harmless)");
         }
     }
 }

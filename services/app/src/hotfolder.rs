@@ -1,8 +1,9 @@
 //! The scanner drop folder: scanner stations drop files; a file named after a chrono number
 //! (`GIV-2026-000123.pdf`), or with a JSON sidecar naming one (`scan42.pdf` +
 //! `scan42.json` = `{"chrono": "GIV-2026-000123"}`), is attached to that letter through the
-//! log and moved to `done/`. Anything else moves to `unmatched/` with a `.reason` file, listed
-//! for the clerk: nothing dropped here is ever deleted.
+//! log (the content store keeps its bytes), then deleted from the folder with its sidecar: a
+//! copy left here would outlive an erasure of the person. Anything else moves to `unmatched/`
+//! with a `.reason` file, listed for the clerk: nothing is deleted that is not attached.
 
 use crate::App;
 use contacthub_core::event::{event_id, valid_chrono, SCHEMA_VERSION};
@@ -17,7 +18,7 @@ use std::time::Duration;
 /// Watches `dir` until `shutdown`, attaching scans that match a letter.
 pub async fn run(app: App, dir: PathBuf, poll: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    for sub in ["done", "unmatched"] {
+    for sub in ["unmatched"] {
         if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
             tracing::error!(dir = %dir.display(), error = %e, "scan inbox unusable");
             return;
@@ -96,7 +97,14 @@ async fn take(app: &App, dir: &Path, path: &Path) {
     match attach(app, path).await {
         Ok(chrono) => {
             tracing::info!(chrono = %chrono, "scan attached from the inbox");
-            move_with_sidecar(path, &dir.join("done"));
+            for p in [path.to_path_buf(), path.with_extension("json")] {
+                if let Err(e) = std::fs::remove_file(&p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::debug!(file = %p.display(), "scan that could not be deleted");
+                        tracing::error!(error = %e, "attached, but could not delete a scan from the inbox (it will be attached again: harmless)");
+                    }
+                }
+            }
         }
         Err(reason) => {
             // File names may carry a name: only at debug level.

@@ -345,6 +345,24 @@ async fn grpc_takes_the_providers_access_tokens_and_refuses_bad_ones() {
         .unwrap_err(),
         "audience",
     );
+    // An ID token (it carries its sign-in's nonce) is no access token; nor is a token not
+    // valid yet.
+    let mut id_token = agent.clone();
+    id_token["nonce"] = json!("n-0001");
+    refused(
+        search(issuer.access_token("contacthub-api", 300, id_token), GIVORS)
+            .await
+            .unwrap_err(),
+        "ID token",
+    );
+    let mut later = agent.clone();
+    later["nbf"] = json!(chrono::Utc::now().timestamp() + 3600);
+    refused(
+        search(issuer.access_token("contacthub-api", 7200, later), GIVORS)
+            .await
+            .unwrap_err(),
+        "pas encore valable",
+    );
     // Tampered: Grigny added to the claims, the signature kept.
     let parts: Vec<&str> = good.split('.').collect();
     let mut claims: serde_json::Value = serde_json::from_slice(

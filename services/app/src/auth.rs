@@ -364,7 +364,10 @@ impl Access {
             }
         }
         let oidc = match file.oidc {
-            Some(config) => Some(Arc::new(Provider::new(config, None)?)),
+            Some(config) => {
+                let ids = agents.values().map(|a| a.id.clone()).collect();
+                Some(Arc::new(Provider::new(config, None)?.reserving(ids)))
+            }
             None => None,
         };
         Ok(Access::Agents(Agents {

@@ -121,7 +121,9 @@ fn default_label() -> String {
 
 /// One rule: an agent whose claims hold every `when` pair (a claim equal to the value, or a
 /// list of values containing it) gets these rights. An agent matching several rules gets
-/// every commune, service, ops and catalogue right they give; their roles must agree.
+/// every commune they give; their role, services, ops and catalogue rights must be the same
+/// (an agent's rights are the same in each of their communes: rules that differ would give a
+/// right of one commune in another).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -214,6 +216,8 @@ pub struct Provider {
     refreshing: tokio::sync::Mutex<Tries>,
     /// Agents who signed in since the start, by id: requests can be given to them.
     seen: Mutex<BTreeMap<String, Agent>>,
+    /// The ids of the agents file's agents: no account of the provider takes one.
+    reserved: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -291,7 +295,14 @@ impl Provider {
             known: RwLock::new(Known::default()),
             refreshing: tokio::sync::Mutex::new(Tries::default()),
             seen: Mutex::new(BTreeMap::new()),
+            reserved: BTreeSet::new(),
         })
+    }
+
+    /// This provider, its accounts never taking one of `ids` (the agents file's).
+    pub(crate) fn reserving(mut self, ids: BTreeSet<String>) -> Provider {
+        self.reserved = ids;
+        self
     }
 
     /// A copy with the client secret `secret`.
@@ -303,6 +314,7 @@ impl Provider {
             known: RwLock::new(Known::default()),
             refreshing: tokio::sync::Mutex::new(Tries::default()),
             seen: Mutex::new(BTreeMap::new()),
+            reserved: self.reserved.clone(),
         }
     }
 
@@ -329,10 +341,27 @@ impl Provider {
             let unknown = kid.is_some_and(|kid| !k.keys.iter().any(|(id, _)| id == kid));
             (stale, unknown)
         };
-        if needed(&self.known.read().unwrap_or_else(|p| p.into_inner())) == (false, false) {
+        let (stale, unknown) = needed(&self.known.read().unwrap_or_else(|p| p.into_inner()));
+        if (stale, unknown) == (false, false) {
             return Ok(());
         }
-        let mut tries = self.refreshing.lock().await;
+        let usable = !unknown
+            && self
+                .known
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .metadata
+                .is_some();
+        let mut tries = if usable {
+            // Old keys that still verify the token: refreshed by whoever comes first, the
+            // others go on with them rather than wait for a slow provider.
+            match self.refreshing.try_lock() {
+                Ok(t) => t,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            self.refreshing.lock().await
+        };
         // Another caller may have fetched while this one waited.
         let (stale, unknown) = needed(&self.known.read().unwrap_or_else(|p| p.into_inner()));
         let recently = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < MIN_REFRESH);
@@ -396,10 +425,15 @@ impl Provider {
             )));
         }
         for url in [
-            &metadata.jwks_uri,
-            &metadata.token_endpoint,
-            &metadata.authorization_endpoint,
-        ] {
+            Some(&metadata.jwks_uri),
+            Some(&metadata.token_endpoint),
+            Some(&metadata.authorization_endpoint),
+            metadata.userinfo_endpoint.as_ref(),
+            metadata.end_session_endpoint.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             url_of(url).map_err(Error::Unavailable)?;
         }
         let jwks = self.get_json(&metadata.jwks_uri).await?;
@@ -478,9 +512,10 @@ impl Provider {
         validation.leeway = self.config.clock_skew_seconds;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
+        validation.validate_nbf = true;
         if userinfo {
             validation.validate_exp = false;
-            validation.set_required_spec_claims(&["sub"]);
+            validation.set_required_spec_claims(&["sub", "iss", "aud"]);
         } else {
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         }
@@ -498,10 +533,20 @@ impl Provider {
                 }
             })?;
         let claims = data.claims;
-        if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
-            let now = chrono::Utc::now().timestamp();
-            if iat > now + self.config.clock_skew_seconds as i64 {
-                return Err(refused("émis dans le futur (iat)"));
+        if !claims.get("iss").is_some_and(Value::is_string) {
+            return Err(refused("émetteur (iss) illisible"));
+        }
+        match claims.get("iat") {
+            None if userinfo => {}
+            None => return Err(refused("revendication iat absente")),
+            Some(iat) => {
+                let Some(iat) = iat.as_f64() else {
+                    return Err(refused("date d'émission (iat) illisible"));
+                };
+                let now = chrono::Utc::now().timestamp() as f64;
+                if iat > now + self.config.clock_skew_seconds as f64 {
+                    return Err(refused("émis dans le futur (iat)"));
+                }
             }
         }
         if let Some(expected) = nonce {
@@ -520,6 +565,11 @@ impl Provider {
             .clone()
             .unwrap_or_else(|| self.config.client_id.clone());
         let claims = self.verify(token, &audience, None, false)?;
+        // An ID token (it carries the nonce of its sign-in) is not an access token, even when
+        // the audiences are the same.
+        if claims.contains_key("nonce") {
+            return Err(refused("c'est un ID token, pas un jeton d'accès"));
+        }
         self.agent(&claims)
     }
 
@@ -557,9 +607,12 @@ impl Provider {
             .rule
             .iter()
             .filter(|r| {
-                r.when
-                    .iter()
-                    .all(|(claim, value)| holds(claims.get(claim), value))
+                r.when.iter().all(|(claim, value)| {
+                    // An address the provider says it did not verify proves nothing.
+                    let unverified = claim == "email"
+                        && claims.get("email_verified") == Some(&Value::Bool(false));
+                    !unverified && holds(claims.get(claim), value)
+                })
             })
             .collect();
         let Some(first) = matched.first() else {
@@ -569,10 +622,17 @@ impl Provider {
                 "le compte {id} est reconnu par le fournisseur d'identité, mais aucune règle ne lui donne accès à contacthub : demandez l'accès à l'administrateur de votre commune"
             )));
         };
-        if matched.iter().any(|r| r.role != first.role) {
-            tracing::warn!("oidc: rules give this account different roles");
+        let same_rights = |r: &&Rule| {
+            r.role == first.role
+                && r.ops == first.ops
+                && r.catalogue == first.catalogue
+                && r.services.iter().collect::<BTreeSet<_>>()
+                    == first.services.iter().collect::<BTreeSet<_>>()
+        };
+        if !matched.iter().all(same_rights) {
+            tracing::warn!("oidc: rules give this account different rights");
             return Err(Error::Forbidden(format!(
-                "le compte {id} relève de règles aux rôles différents : l'administrateur doit n'en laisser qu'un"
+                "le compte {id} relève de règles aux droits différents (rôle, services, exploitation ou catalogue) : l'administrateur doit les accorder"
             )));
         }
         let ids: BTreeSet<&str> = matched.iter().filter_map(|r| r.id.as_deref()).collect();
@@ -581,18 +641,34 @@ impl Provider {
                 "le compte {id} relève de règles aux identifiants différents : l'administrateur doit n'en laisser qu'un"
             )));
         }
-        let id = ids.into_iter().next().unwrap_or(id);
+        let id = match ids.into_iter().next() {
+            Some(given) => given,
+            // An e-mail address would be spread on every event and log line the agent makes.
+            None if id.contains('@') => {
+                return Err(Error::Forbidden(format!(
+                    "l'identifiant du compte ({}) est une adresse électronique : l'administrateur doit donner un id à la règle de cet agent, ou choisir une autre revendication (id_claim)",
+                    self.config.id_claim
+                )))
+            }
+            None => id,
+        };
+        if self.reserved.contains(id) {
+            tracing::warn!(
+                "oidc: an account of the provider has the id of an agents file's account"
+            );
+            return Err(Error::Forbidden(format!(
+                "l'identifiant {id} est celui d'un compte de service du fichier des agents : l'administrateur doit en changer"
+            )));
+        }
         let tenants: BTreeSet<String> = matched.iter().flat_map(|r| r.tenants.clone()).collect();
-        // A generalist rule (no service) widens only when every matched rule is one.
-        let services: BTreeSet<String> = matched.iter().flat_map(|r| r.services.clone()).collect();
         let agent = Agent::new(
             id.to_string(),
             name,
             tenants,
-            services,
+            first.services.iter().cloned().collect(),
             first.role,
-            matched.iter().any(|r| r.ops),
-            matched.iter().any(|r| r.catalogue),
+            first.ops,
+            first.catalogue,
         );
         self.seen
             .lock()
@@ -618,7 +694,18 @@ impl Provider {
                 "la connexion par le fournisseur d'identité n'est pas configurée (oidc.redirect_url)".into(),
             ));
         };
-        self.refresh(None).await?;
+        if let Err(e) = self.refresh(None).await {
+            // Keys and endpoints fetched before are still good for a sign-in.
+            if self
+                .known
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .metadata
+                .is_none()
+            {
+                return Err(e);
+            }
+        }
         let endpoint = {
             let k = self.known.read().unwrap_or_else(|p| p.into_inner());
             k.metadata
@@ -845,17 +932,35 @@ mod tests {
         let p = provider(
             "[[rule]]\nwhen = { groups = 'givors-ccas' }\ntenants = ['69091']\nservices = ['ccas']\n\
              [[rule]]\nwhen = { groups = 'grigny-accueil' }\ntenants = ['69096']\n\
+             [[rule]]\nwhen = { groups = 'grigny-ccas' }\ntenants = ['69096']\nservices = ['ccas']\n\
              [[rule]]\nwhen = { groups = 'elus' }\ntenants = ['69091']\nrole = 'elu'\n",
         );
         let a = p
             .agent(&claims(
-                r#"{"preferred_username":"m.dupont","name":"Marie Dupont","groups":["givors-ccas","grigny-accueil"]}"#,
+                r#"{"preferred_username":"m.dupont","name":"Marie Dupont","groups":["givors-ccas","grigny-ccas"]}"#,
             ))
             .unwrap();
         assert_eq!(a.id, "m.dupont");
         assert_eq!(a.name.as_deref(), Some("Marie Dupont"));
         assert!(a.may_read("69091") && a.may_read("69096") && !a.may_read("69244"));
         assert!(a.in_service("ccas") && !a.is_generalist());
+        // CCAS in Givors, accueil in Grigny: the Grigny accueil's view would reach the
+        // Givors CCAS's requests — refused.
+        let mixed = p
+            .agent(&claims(
+                r#"{"preferred_username":"z","groups":["givors-ccas","grigny-accueil"]}"#,
+            ))
+            .unwrap_err();
+        assert!(
+            matches!(&mixed, Error::Forbidden(m) if m.contains("droits différents")),
+            "{mixed}"
+        );
+        let email = p
+            .agent(&claims(
+                r#"{"preferred_username":"a@b.fr","groups":["grigny-accueil"]}"#,
+            ))
+            .unwrap_err();
+        assert!(matches!(&email, Error::Forbidden(m) if m.contains("adresse électronique")));
         let none = p
             .agent(&claims(r#"{"preferred_username":"x","groups":["autre"]}"#))
             .unwrap_err();
@@ -868,7 +973,7 @@ mod tests {
                 r#"{"preferred_username":"y","groups":["elus","grigny-accueil"]}"#,
             ))
             .unwrap_err();
-        assert!(matches!(&mixed, Error::Forbidden(m) if m.contains("rôles différents")));
+        assert!(matches!(&mixed, Error::Forbidden(m) if m.contains("droits différents")));
         let no_id = p.agent(&claims(r#"{"groups":["elus"]}"#)).unwrap_err();
         assert!(matches!(&no_id, Error::Forbidden(m) if m.contains("preferred_username")));
         assert_eq!(p.seen().len(), 1);

@@ -15,6 +15,7 @@ use contacthub_app::auth::Agent;
 use contacthub_app::oidc::Pending;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,34 +25,66 @@ const STATE_COOKIE: &str = "contacthub_oidc";
 const PENDING_FOR: Duration = Duration::from_secs(600);
 /// Sign-ins under way at once, at most (oldest first out).
 const MAX_PENDING: usize = 10_000;
+/// Sign-ins under way from one address, at most (its oldest first out): one address cannot
+/// push everyone else's out.
+const PENDING_PER_SOURCE: usize = 20;
+
+/// A sign-in sent to the provider: what it needs back, where it goes, from where, since when.
+struct Start {
+    pending: Pending,
+    next: String,
+    source: Option<IpAddr>,
+    at: Instant,
+}
 
 /// Sign-ins sent to the provider and not back yet, by their `state`.
 #[derive(Default)]
 pub struct Starts {
-    inner: Mutex<HashMap<String, (Pending, String, Instant)>>,
+    inner: Mutex<HashMap<String, Start>>,
 }
 
 impl Starts {
-    fn put(&self, pending: Pending, next: String) {
+    fn put(&self, pending: Pending, next: String, source: Option<IpAddr>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, _, at)| at.elapsed() < PENDING_FOR);
         if map.len() >= MAX_PENDING {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (_, _, at))| *at)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+            map.retain(|_, s| s.at.elapsed() < PENDING_FOR);
         }
-        map.insert(pending.state.clone(), (pending, next, Instant::now()));
+        let theirs: Vec<(&String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.source == source)
+            .map(|(k, s)| (k, s.at))
+            .collect();
+        let oldest = |of: Vec<(&String, Instant)>| {
+            of.into_iter()
+                .min_by_key(|(_, at)| *at)
+                .map(|(k, _)| k.clone())
+        };
+        let evict = if theirs.len() >= PENDING_PER_SOURCE {
+            oldest(theirs)
+        } else if map.len() >= MAX_PENDING {
+            oldest(map.iter().map(|(k, s)| (k, s.at)).collect())
+        } else {
+            None
+        };
+        if let Some(k) = evict {
+            map.remove(&k);
+        }
+        map.insert(
+            pending.state.clone(),
+            Start {
+                pending,
+                next,
+                source,
+                at: Instant::now(),
+            },
+        );
     }
 
     /// The sign-in of `state`, once (a replayed return finds nothing).
     fn take(&self, state: &str) -> Option<(Pending, String)> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (pending, next, at) = map.remove(state)?;
-        (at.elapsed() < PENDING_FOR).then_some((pending, next))
+        let s = map.remove(state)?;
+        (s.at.elapsed() < PENDING_FOR).then_some((s.pending, s.next))
     }
 }
 
@@ -136,7 +169,15 @@ pub async fn login(
     let (token, agent) = if desk.app.access().is_open() {
         (None, None)
     } else {
-        desk.app.access().prepare(Some(token)).await;
+        if desk.app.access().oidc().is_some() && contacthub_app::oidc::looks_like_jwt(token) {
+            // A provider's token pasted here would skip the sign-in's checks (nonce, acr).
+            let page = login_page(
+                &desk,
+                &f.suite,
+                "Un jeton du fournisseur d'identité ne se colle pas ici : utilisez le bouton « Se connecter avec… ».".into(),
+            );
+            return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+        }
         match desk.app.access().caller(Some(token)) {
             Ok(agent) => (Some(token.to_string()), agent),
             Err(_) => {
@@ -251,6 +292,7 @@ pub async fn logout(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<Logou
 /// `GET /connexion/fournisseur`: sends the browser to the identity provider.
 pub async fn provider(
     Axum(desk): Axum<State>,
+    source: Option<axum::Extension<contacthub_app::source::ClientAddress>>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
@@ -275,7 +317,11 @@ pub async fn provider(
                 PENDING_FOR.as_secs(),
                 session::secure(&headers, desk.tls)
             );
-            desk.starts.put(pending, safe_next(&q.suite).to_string());
+            desk.starts.put(
+                pending,
+                safe_next(&q.suite).to_string(),
+                source.map(|s| s.0 .0),
+            );
             ([(header::SET_COOKIE, cookie)], see_other(&url)).into_response()
         }
         Err(e) => {

@@ -20,23 +20,7 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     .unwrap();
     let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
     let scope = hub.scope(GIVORS);
-    let id = hub
-        .hub
-        .create_citizen(
-            &scope,
-            &commands::CreateCitizen {
-                identity: Some(pb::Identity {
-                    usage_name: SURNAME.into(),
-                    first_names: FIRST.into(),
-                    phones: vec![PHONE.into()],
-                    ..Default::default()
-                }),
-                idempotency_key: "export-person".into(),
-            },
-        )
-        .await
-        .unwrap()
-        .citizen_id;
+    let id = canary::person(&hub, "export-person").await;
     hub.hub
         .record_visit(
             &scope,

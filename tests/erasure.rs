@@ -307,6 +307,170 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
 
 on_every_backend!(an_erased_citizen_leaves_nothing_readable);
 
+const SMS: &str = "Canarixa-texto-61b7";
+const MAIL: &str = "Canarixa-courriel-ça-8e02";
+const MAIL_ATTACHMENT: &str = "Canarixa-piece-courriel-3c44";
+const FORM: &str = "Canarixa-formulaire-d7a5";
+const FORM_ATTACHMENT: &str = "Canarixa-piece-formulaire-12ef";
+
+/// The canary through the channels' own wire formats — an SMS gateway's webhook, a PBX's
+/// CDR file in the drop folder, an e-mail with an attachment delivered to the commune's
+/// Maildir (its sender's name in RFC 2047, its text in quoted-printable, the attachment in
+/// base64), an online form with a document — then erased: none of it is left anywhere, in
+/// any of the usual encodings, and the drop folders keep no copy.
+async fn what_the_adapters_took_is_erased_too(backend: Backend) {
+    use base64::Engine;
+    let mut hub = TestHub::start_with_access(&backend, agents()).await;
+    let maildir = hub.dir.path().join("maildir-givors");
+    let url = hub
+        .start_adapters(&format!(
+            "[[commune]]\ncode = \"69091\"\naddresses = [\"mairie@ville-givors.fr\"]\nmaildir = {:?}\n",
+            maildir.display().to_string()
+        ))
+        .await;
+    let scope = hub.scope(GIVORS);
+    let id = canary::person(&hub, "adapters-person").await;
+    let http = reqwest::Client::new();
+    let phone = format!("+33{PHONE_DIGITS}");
+    let r = http
+        .post(format!("{url}/v1/{GIVORS}/sms"))
+        .form(&[
+            ("MessageSid", "SM5f0c1e77a2"),
+            ("From", phone.as_str()),
+            ("To", "+33472491818"),
+            ("Body", SMS),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let form = serde_json::json!({
+        "form": "acte-naissance",
+        "submission_id": "GIV-AN-2026-000777",
+        "submitted_at": "2026-12-02T10:15:00+01:00",
+        "user": {"first_name": FIRST, "last_name": SURNAME, "email": EMAIL, "phone": PHONE},
+        "fields": {"Motif": FORM},
+        "attachments": [{
+            "filename": "piece-identite.pdf",
+            "content_type": "application/pdf",
+            "base64": b64(format!("%PDF-1.4 {FORM_ATTACHMENT}").as_bytes()),
+        }],
+    });
+    let r = http
+        .post(format!("{url}/v1/{GIVORS}/forms"))
+        .body(form.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let inbox = hub.dir.path().join("cdr-inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("Master-2026-12-02.csv"),
+        format!(
+            "\"\",\"0{PHONE_DIGITS}\",\"0472491818\",\"from-trunk\",\"\"\"{FIRST} {SURNAME}\"\" <0{PHONE_DIGITS}>\",\"SIP/trunk-1\",\"SIP/201-2\",\"Dial\",\"SIP/201,30\",\"2026-12-02 09:14:03\",\"2026-12-02 09:14:09\",\"2026-12-02 09:17:12\",189,183,\"ANSWERED\",\"DOCUMENTATION\",\"1764663243.18\",\"\"\n"
+        ),
+    )
+    .unwrap();
+    let qp: String = MAIL
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("={b:02X}")
+            }
+        })
+        .collect();
+    let message = format!(
+        "From: =?utf-8?q?Z=C3=A9phirine_{SURNAME}?= <{EMAIL}>\r\nTo: mairie@ville-givors.fr\r\n\
+         Subject: =?utf-8?b?{}?=\r\nDate: Wed, 02 Dec 2026 11:00:00 +0100\r\nMessage-ID: <5f0c1e77a2@example.org>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n\
+         --sep\r\nContent-Type: application/pdf; name=\"justificatif.pdf\"\r\nContent-Disposition: attachment; filename=\"justificatif.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--sep--\r\n",
+        b64(format!("Demande {SURNAME}").as_bytes()),
+        b64(format!("%PDF-1.4 {MAIL_ATTACHMENT}").as_bytes()),
+    );
+    for d in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+    }
+    std::fs::write(maildir.join("tmp").join("1764669600.M1P1.mx1"), message).unwrap();
+    std::fs::rename(
+        maildir.join("tmp").join("1764669600.M1P1.mx1"),
+        maildir.join("new").join("1764669600.M1P1.mx1"),
+    )
+    .unwrap();
+    until("the drop folders are read", || {
+        !inbox.join("Master-2026-12-02.csv").exists()
+            && std::fs::read_dir(maildir.join("new"))
+                .unwrap()
+                .next()
+                .is_none()
+    })
+    .await;
+    hub.settle().await;
+    let channels: Vec<i32> = hub
+        .hub
+        .timeline(
+            &scope,
+            &commands::TimelinePage {
+                citizen: commands::Who::Record(id.clone()),
+                page_size: 100,
+                page_token: String::new(),
+                channels: Vec::new(),
+                since: None,
+                until: None,
+            },
+        )
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.channel)
+        .collect();
+    for c in [
+        pb::Channel::Sms,
+        pb::Channel::Phone,
+        pb::Channel::Email,
+        pb::Channel::WebForm,
+    ] {
+        assert!(
+            channels.contains(&(c as i32)),
+            "{c:?} missing: {channels:?}"
+        );
+    }
+    let canaries = [
+        canary::ALL.as_slice(),
+        &[SMS, MAIL, MAIL_ATTACHMENT, FORM, FORM_ATTACHMENT],
+    ]
+    .concat();
+    assert!(
+        !canary::hits(&canary::bytes_under(hub.dir.path()), &canaries).is_empty(),
+        "the scan finds them before the erasure"
+    );
+
+    let mut dpo = pb::audit_service_client::AuditServiceClient::new(hub.channel.clone());
+    dpo.erase_citizen(as_agent(
+        "dpo",
+        pb::EraseCitizenRequest {
+            tenant: GIVORS.into(),
+            citizen_id: id.clone(),
+            reason: "demande de l'intéressée".into(),
+        },
+    ))
+    .await
+    .unwrap();
+    let mut everything = canary::bytes_under(hub.dir.path());
+    if hub.kafka.is_some() {
+        everything.extend(canary::log_bytes(hub.log.as_ref()).await.0);
+    }
+    assert_eq!(canary::hits(&everything, &canaries), Vec::<String>::new());
+    let (live, replayed, _) = hub.stop_and_replay(2000).await;
+    assert_eq!(replayed.digest().unwrap(), live);
+}
+
+on_every_backend!(what_the_adapters_took_is_erased_too);
+
 /// The command docs/operations.md shows, run as written against a hub with agents: the
 /// accueil is refused, the DPO erases, and the line it prints is the one the doc quotes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,6 +688,42 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
         .unwrap();
     hub.set_clock(at(2026, 12, 4, 10, 0));
     hub.settle().await;
+    // Raw input held outside the log: an SMS quarantined in August (due), another last week
+    // (kept); a scan no letter matched since July (due), another of today (kept).
+    let quarantine =
+        contacthub_adapters::quarantine::Quarantine::open(hub.dir.path().join("quarantine"))
+            .unwrap();
+    let quarantined = |raw: &[u8], when: i64| {
+        let refused = contacthub_adapters::Rejected {
+            locator: String::new(),
+            reason: "no sender".into(),
+            detail: None,
+            tenant: Some(GIVORS.into()),
+            raw: raw.to_vec(),
+        };
+        quarantine
+            .put("sms", "webhook", raw, &[refused], when)
+            .unwrap()
+            .0
+            .id
+    };
+    let old_sms = quarantined(b"Body=Canarixa-sms-ancien", at(2026, 8, 1, 9, 0));
+    let recent_sms = quarantined(b"Body=sms-recent", at(2026, 11, 30, 9, 0));
+    let unmatched = hub.dir.path().join("scan-inbox").join("unmatched");
+    std::fs::create_dir_all(&unmatched).unwrap();
+    for (name, when) in [
+        ("GIV-2026-000999.pdf", at(2026, 7, 2, 9, 0)),
+        ("GIV-2026-001000.pdf", at(2026, 12, 4, 9, 0)),
+    ] {
+        std::fs::write(unmatched.join(name), b"%PDF scan").unwrap();
+        std::fs::write(unmatched.join(format!("{name}.reason")), b"no letter").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(unmatched.join(name))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_micros(when as u64))
+            .unwrap();
+    }
 
     let cli = |token: &str, args: &[&str]| hub.cli_as(&contacthub_bin!(), token, args);
     let doc = doc("operations.md");
@@ -538,9 +738,15 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
         .lines()
         .map(str::trim)
         .filter(|l| {
-            l.starts_with("GIV-000001  dernier contact") || l.contains("fiche(s) à effacer")
+            l.starts_with("GIV-000001  dernier contact")
+                || l.contains("reçu(e) le")
+                || l.contains("en attente à supprimer")
+                || l.contains("fiche(s) à effacer")
         })
-        .map(|l| l.replace("GIV-000001", &old))
+        .map(|l| {
+            l.replace("GIV-000001", &old)
+                .replace("3c1f0a9e27b4d6805e11", &old_sms)
+        })
         .collect();
     assert_eq!(said.lines().collect::<Vec<_>>(), quoted, "{said}");
     assert!(
@@ -555,7 +761,23 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
 
     let (ok, said) = cli("dpo", &["retention", "--tenant", GIVORS, "--apply"]);
     assert!(ok, "{said}");
-    assert!(said.ends_with("1 fiche(s) effacée(s)\n"), "{said}");
+    assert!(
+        said.ends_with("1 fiche(s) effacée(s)\n2 entrée(s) en attente supprimée(s)\n"),
+        "{said}"
+    );
+    let left: Vec<String> = quarantine
+        .list(None, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, [recent_sms]);
+    let mut files: Vec<String> = std::fs::read_dir(&unmatched)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["GIV-2026-001000.pdf", "GIV-2026-001000.pdf.reason"]);
     let erased = hub
         .store
         .citizen(GIVORS, &old)

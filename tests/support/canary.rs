@@ -33,11 +33,58 @@ pub const ALL: [&str; 11] = [
     RESOLUTION,
 ];
 
-/// What a canary looks like in the usual encodings: plain, UTF-16 (both orders), base64 (at
-/// each of its three alignments).
+/// What a canary looks like in the usual encodings: plain, Latin-1, UTF-16 (both orders),
+/// quoted-printable (and RFC 2047's Q, spaces as `_`), JSON-escaped, folded for search
+/// (lower case, no accents), base64 (at each of its three alignments). Encodings that give
+/// the plain bytes again (an ASCII canary) are not listed twice.
 fn encodings(canary: &str) -> Vec<(String, Vec<u8>)> {
     use base64::Engine;
     let mut out = vec![("utf-8".to_string(), canary.as_bytes().to_vec())];
+    let mut also = |how: &str, bytes: Vec<u8>| {
+        if bytes != canary.as_bytes() {
+            out.push((how.to_string(), bytes));
+        }
+    };
+    if let Some(latin1) = canary
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+    {
+        also("latin-1", latin1);
+    }
+    let qp = |space: &str| -> Vec<u8> {
+        canary
+            .bytes()
+            .flat_map(|b| match b {
+                b' ' => space.as_bytes().to_vec(),
+                b'=' | b'_' | b'?' | 0x80.. => format!("={b:02X}").into_bytes(),
+                _ => vec![b],
+            })
+            .collect()
+    };
+    also("quoted-printable", qp(" "));
+    also("rfc2047-q", qp("_"));
+    also(
+        "json-escaped",
+        canary
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii() {
+                    c.to_string().into_bytes()
+                } else {
+                    let mut units = [0u16; 2];
+                    c.encode_utf16(&mut units)
+                        .iter()
+                        .flat_map(|u| format!("\\u{u:04x}").into_bytes())
+                        .collect()
+                }
+            })
+            .collect(),
+    );
+    also(
+        "folded",
+        contacthub_core::identity::fold_name(canary).into_bytes(),
+    );
     let le: Vec<u8> = canary.encode_utf16().flat_map(u16::to_le_bytes).collect();
     let be: Vec<u8> = canary.encode_utf16().flat_map(u16::to_be_bytes).collect();
     out.push(("utf-16le".into(), le));
@@ -111,6 +158,27 @@ pub async fn log_bytes(log: &dyn EventLog) -> (Vec<u8>, u64) {
         }
     }
     (bytes, read)
+}
+
+/// A record of Givors for the canary person (names, phone, e-mail address); its id.
+pub async fn person(hub: &TestHub, key: &str) -> String {
+    hub.hub
+        .create_citizen(
+            &hub.scope(GIVORS),
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: SURNAME.into(),
+                    first_names: FIRST.into(),
+                    phones: vec![PHONE.into()],
+                    emails: vec![EMAIL.into()],
+                    ..Default::default()
+                }),
+                idempotency_key: key.into(),
+            },
+        )
+        .await
+        .unwrap()
+        .citizen_id
 }
 
 /// A request of Givors opened for `citizen` (none when empty) on behalf of a council, with

@@ -198,6 +198,41 @@ impl Quarantine {
     }
 }
 
+/// Quarantined input is raw input held outside the log: the retention rules delete it
+/// `quarantine_days` after it arrived.
+impl contacthub_app::retention::Held for Quarantine {
+    fn held(&self) -> std::io::Result<Vec<contacthub_app::retention::HeldItem>> {
+        let entries = self.list(None, None).map_err(std::io::Error::other)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| contacthub_app::retention::HeldItem {
+                received_us: chrono::DateTime::parse_from_rfc3339(&e.received_at)
+                    .map_or(0, |t| t.timestamp_micros()),
+                id: e.id,
+                kind: "entrée de quarantaine".into(),
+                tenant: e.tenant,
+            })
+            .collect())
+    }
+
+    fn delete(&self, id: &str) -> std::io::Result<()> {
+        let Some((entry, _)) = self.raw(id).map_err(std::io::Error::other)? else {
+            return Ok(());
+        };
+        let dir = self.root.join(&entry.adapter);
+        for p in [
+            dir.join(format!("{id}.raw")),
+            dir.join(format!("{id}.json")),
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,10 +117,19 @@ impl AuditService for Audit {
         Ok(Response::new(pb::ApplyRetentionResponse {
             due: due
                 .into_iter()
-                .map(|d| pb::RetentionDue {
-                    citizen_id: d.citizen_id,
-                    last_contact: Some(contacthub_proto::ts::from_micros(d.last_us)),
-                    rule: d.rule,
+                .map(|d| {
+                    use contacthub_app::retention::Erasable;
+                    let (citizen_id, held_id, held_kind) = match d.what {
+                        Erasable::Citizen(id) => (id, String::new(), String::new()),
+                        Erasable::Held { item, .. } => (String::new(), item.id, item.kind),
+                    };
+                    pb::RetentionDue {
+                        citizen_id,
+                        last_contact: Some(contacthub_proto::ts::from_micros(d.last_us)),
+                        rule: d.rule,
+                        held_id,
+                        held_kind,
+                    }
                 })
                 .collect(),
             applied: r.apply,

@@ -224,6 +224,68 @@ fn store_scan(app: &App, path: &Path) -> Result<contacthub_core::pb::Attachment,
         .map_err(|e| format!("the file {e}"))
 }
 
+/// The scans waiting in `unmatched/`, as raw input the retention rules delete after
+/// `quarantine_days` (with their `.reason` and sidecar).
+pub struct Unmatched {
+    dir: PathBuf,
+    tenants: std::sync::Arc<Tenants>,
+}
+
+impl Unmatched {
+    pub fn new(inbox: &Path, tenants: std::sync::Arc<Tenants>) -> Unmatched {
+        Unmatched {
+            dir: inbox.join("unmatched"),
+            tenants,
+        }
+    }
+}
+
+impl crate::retention::Held for Unmatched {
+    fn held(&self) -> std::io::Result<Vec<crate::retention::HeldItem>> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".reason") || name.ends_with(".json") {
+                continue;
+            }
+            let received_us = entry
+                .metadata()?
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            out.push(crate::retention::HeldItem {
+                tenant: chrono_of(&entry.path()).and_then(|c| tenant_of(&self.tenants, &c)),
+                id: name,
+                kind: "scan non rattaché".into(),
+                received_us,
+            });
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, id: &str) -> std::io::Result<()> {
+        // A name from `held`, never a path.
+        if id.contains('/') || id.contains('\\') || id.starts_with('.') {
+            return Ok(());
+        }
+        let scan = self.dir.join(id);
+        for p in [
+            scan.with_extension("json"),
+            self.dir.join(format!("{id}.reason")),
+            scan,
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Scans waiting for a clerk in `dir/unmatched`, with the reason and the commune their name
 /// points to.
 pub fn unmatched(dir: &Path, tenants: &Tenants) -> std::io::Result<Vec<pb::UnmatchedScan>> {

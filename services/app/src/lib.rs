@@ -164,6 +164,8 @@ pub struct App {
     throttle: Arc<throttle::Throttle>,
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     proxies: Arc<source::Proxies>,
+    /// Raw input held outside the log (the quarantine, unmatched scans): for retention.
+    held: Arc<Vec<Arc<dyn retention::Held>>>,
     /// Who read whose data.
     trail: Arc<audit::Trail>,
     /// The data subjects' keys: every event is sealed with one before it is appended.
@@ -188,10 +190,17 @@ pub struct Parts {
     pub keys: contacthub_log::keyring::SharedKeyring,
     /// The reverse proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
     pub proxies: source::Proxies,
+    /// Raw input held outside the log by the hub's edges (the adapters' quarantine); the
+    /// scan inbox's unmatched scans are added here.
+    pub held: Vec<Arc<dyn retention::Held>>,
 }
 
 impl App {
     pub fn new(p: Parts) -> App {
+        let mut held = p.held;
+        if let Some(dir) = &p.scan_inbox {
+            held.push(Arc::new(hotfolder::Unmatched::new(dir, p.tenants.clone())));
+        }
         App {
             log: p.log,
             store: p.store,
@@ -207,6 +216,7 @@ impl App {
             open_watches: Arc::default(),
             throttle: Arc::default(),
             proxies: Arc::new(p.proxies),
+            held: Arc::new(held),
             trail: Arc::new(p.trail),
             keys: p.keys,
         }

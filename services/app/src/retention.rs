@@ -1,19 +1,55 @@
-//! Retention: the records a commune's rules say must go now, listed (a dry run) or erased,
-//! each with its rule as the reason.
+//! Retention: what a commune's rules say must go now — citizens' records with no contact for
+//! years, raw input held outside the log (the quarantine, scans no letter matched) for days —
+//! listed (a dry run) or erased, each with its rule as the reason.
 
 use crate::auth::{Scope, System};
 use crate::{App, Error, Result};
 use contacthub_proto::ts;
 
-/// A record the retention rules erase, and why.
+/// What the retention rules erase, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
-    pub citizen_id: String,
-    /// Its last contact (or its creation, or its last change), in µs.
+    pub what: Erasable,
+    /// Its last contact (or its creation, or its last change), or when it arrived, in µs.
     pub last_us: i64,
     /// The rule, in French: the reason of its erasure.
     pub rule: String,
 }
+
+/// A thing the retention rules erase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasable {
+    /// A citizen's record (erased with its keys, as by the data protection officer).
+    Citizen(String),
+    /// Raw input held outside the log (deleted), and which of the hub's holders holds it.
+    Held { holder: usize, item: HeldItem },
+}
+
+/// Raw input the hub holds outside the log, waiting for someone: an adapter's quarantine,
+/// the scans no letter matched. What the retention rules list and delete; each edge that
+/// holds some implements it.
+pub trait Held: Send + Sync {
+    /// Everything held now.
+    fn held(&self) -> std::io::Result<Vec<HeldItem>>;
+    /// Deletes one item (nothing when it is gone already).
+    fn delete(&self, id: &str) -> std::io::Result<()>;
+}
+
+/// One item of raw input held outside the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldItem {
+    /// Its id where it is held (a quarantine id, a scan's file name).
+    pub id: String,
+    /// What it is, in French (« entrée de quarantaine », « scan non rattaché »).
+    pub kind: String,
+    /// Its commune, when known.
+    pub tenant: Option<String>,
+    /// When it arrived, in µs.
+    pub received_us: i64,
+}
+
+/// A day, in µs.
+const DAY_US: i64 = 86_400_000_000;
 
 /// A year, for retention: 365.25 days.
 const YEAR_US: i64 = 31_557_600_000_000;
@@ -28,6 +64,54 @@ impl App {
             ));
         }
         let tenant = self.enter_figures(scope, scope.commune())?;
+        let mut due = self.citizens_due(tenant)?;
+        due.extend(self.held_due(tenant)?);
+        Ok(due)
+    }
+
+    /// Raw input held outside the log for longer than the commune's `quarantine_days`: the
+    /// commune's own, and what no commune claims (under the shortest rule of all communes).
+    fn held_due(&self, tenant: &contacthub_core::tenant::Tenant) -> Result<Vec<Due>> {
+        let shortest = self
+            .tenants
+            .iter()
+            .map(|t| t.retention.quarantine_days)
+            .filter(|d| *d > 0)
+            .min();
+        let now = (self.clock)();
+        let mut due = Vec::new();
+        for (h, holder) in self.held.iter().enumerate() {
+            let items = holder
+                .held()
+                .map_err(|e| Error::Unavailable(format!("raw input held: {e}")))?;
+            for item in items {
+                let days = match item.tenant.as_deref() {
+                    Some(t) if t == tenant.code => tenant.retention.quarantine_days,
+                    Some(_) => continue,
+                    None => match shortest {
+                        Some(d) => d,
+                        None => continue,
+                    },
+                };
+                if days == 0 || item.received_us >= now - i64::from(days) * DAY_US {
+                    continue;
+                }
+                due.push(Due {
+                    last_us: item.received_us,
+                    rule: format!(
+                        "règle de conservation : {}, {days} jours au plus",
+                        item.kind
+                    ),
+                    what: Erasable::Held { holder: h, item },
+                });
+            }
+        }
+        due.sort_by_key(|d| d.last_us);
+        Ok(due)
+    }
+
+    /// Records of the commune with no contact for longer than its `inactive_citizen_years`.
+    fn citizens_due(&self, tenant: &contacthub_core::tenant::Tenant) -> Result<Vec<Due>> {
         let years = tenant.retention.inactive_citizen_years;
         if years == 0 {
             return Ok(Vec::new());
@@ -62,7 +146,7 @@ impl App {
             }
             if latest < before {
                 due.push(Due {
-                    citizen_id: c.citizen_id,
+                    what: Erasable::Citizen(c.citizen_id),
                     last_us: latest,
                     rule: rule.clone(),
                 });
@@ -80,9 +164,30 @@ impl App {
         }
         let records: Vec<(String, String)> = due
             .iter()
-            .map(|d| (d.citizen_id.clone(), d.rule.clone()))
+            .filter_map(|d| match &d.what {
+                Erasable::Citizen(id) => Some((id.clone(), d.rule.clone())),
+                Erasable::Held { .. } => None,
+            })
             .collect();
-        self.erase_records(scope, &records).await?;
+        if !records.is_empty() {
+            self.erase_records(scope, &records).await?;
+        }
+        for d in &due {
+            if let Erasable::Held { holder, item } = &d.what {
+                if let Some(holder) = self.held.get(*holder) {
+                    holder
+                        .delete(&item.id)
+                        .map_err(|e| Error::Unavailable(format!("deleting held input: {e}")))?;
+                }
+            }
+        }
+        let held = due.len() - records.len();
+        if held > 0 {
+            tracing::info!(
+                items = held,
+                "retention: raw input held outside the log deleted"
+            );
+        }
         Ok(due)
     }
 }

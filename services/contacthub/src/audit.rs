@@ -102,21 +102,33 @@ pub async fn retention(a: RetentionArgs) -> Result<()> {
         .map_err(status_err)?
         .into_inner();
     for d in &answer.due {
-        crate::say!(
-            "{}  dernier contact le {}  {}",
-            d.citizen_id,
-            d.last_contact
-                .as_ref()
-                .and_then(contacthub_proto::ts::to_micros)
-                .map(contacthub_core::courrier::paris_day)
-                .unwrap_or_default(),
-            d.rule
-        );
+        let day = d
+            .last_contact
+            .as_ref()
+            .and_then(contacthub_proto::ts::to_micros)
+            .map(contacthub_core::courrier::paris_day)
+            .unwrap_or_default();
+        if d.citizen_id.is_empty() {
+            crate::say!("{}  reçu(e) le {day}  {}", d.held_id, d.rule);
+        } else {
+            crate::say!("{}  dernier contact le {day}  {}", d.citizen_id, d.rule);
+        }
     }
-    let n = answer.due.len();
+    let held = answer
+        .due
+        .iter()
+        .filter(|d| d.citizen_id.is_empty())
+        .count();
+    let n = answer.due.len() - held;
     if answer.applied {
         crate::say!("{n} fiche(s) effacée(s)");
+        if held > 0 {
+            crate::say!("{held} entrée(s) en attente supprimée(s)");
+        }
     } else {
+        if held > 0 {
+            crate::say!("{held} entrée(s) en attente à supprimer");
+        }
         crate::say!(
             "{n} fiche(s) à effacer (simulation : rien n'est effacé ; --apply pour effacer)"
         );

@@ -170,6 +170,12 @@ impl Server {
             },
             keys: cfg.keys,
             proxies: cfg.proxies,
+            held: vec![Arc::new(
+                contacthub_adapters::quarantine::Quarantine::open(
+                    contacthub_adapters::quarantine_dir(&cfg.data),
+                )
+                .context("opening the quarantine")?,
+            )],
         });
         let grpc_addr = grpc.local_addr()?;
         let (stop, rx) = watch::channel(false);

@@ -53,18 +53,27 @@ pub struct Retention {
     /// A citizen with no contact for this many years is erased (0: never).
     #[serde(default = "default_inactive_years")]
     pub inactive_citizen_years: u32,
+    /// Raw input held outside the log — the adapters' quarantine, scans no letter matched —
+    /// is deleted this many days after it arrived (0: never).
+    #[serde(default = "default_quarantine_days")]
+    pub quarantine_days: u32,
 }
 
 impl Default for Retention {
     fn default() -> Self {
         Retention {
             inactive_citizen_years: default_inactive_years(),
+            quarantine_days: default_quarantine_days(),
         }
     }
 }
 
 fn default_inactive_years() -> u32 {
     5
+}
+
+fn default_quarantine_days() -> u32 {
+    90
 }
 
 /// A service of a commune, from the directory of the communes file.

@@ -74,6 +74,48 @@ async fn the_log_holds_nothing_personal_in_the_clear(backend: Backend) {
 
 on_every_backend!(the_log_holds_nothing_personal_in_the_clear);
 
+/// A contact's fingerprint is kept keyed (HMAC with a key of the master key): what the read
+/// model holds is not the content's hash, which a short SMS would let anyone find by hashing
+/// guesses; a source sending the same contact again is still told it is a duplicate, and
+/// other content under its id is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_are_kept_keyed_and_still_find_duplicates() {
+    let hub = TestHub::start(&Backend::Embedded).await;
+    let mut sms = web_form(GIVORS, "keyed-1", PHONE, "", at(2026, 12, 2, 9, 0));
+    sms.personal.as_mut().unwrap().text = "Oui".into();
+    sms.fingerprint = contacthub_core::event::content_fingerprint(&sms, &[]);
+    let first = hub
+        .hub
+        .append_contacts(System::Adapters, std::slice::from_ref(&sms))
+        .await
+        .unwrap();
+    let kept = hub.store.applied(GIVORS, &sms.event_id).unwrap().unwrap();
+    assert_eq!(kept.fingerprint.len(), 16);
+    assert_ne!(
+        kept.fingerprint, sms.fingerprint,
+        "not the content's own hash"
+    );
+    let again = hub
+        .hub
+        .append_contacts(System::Adapters, std::slice::from_ref(&sms))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the same contact again is a duplicate");
+    let mut other = sms.clone();
+    other.personal.as_mut().unwrap().text = "Non".into();
+    other.fingerprint = contacthub_core::event::content_fingerprint(&other, &[]);
+    let refused = hub
+        .hub
+        .append_contacts(System::Adapters, &[other])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, contacthub_app::Error::Conflict(_)),
+        "{refused}"
+    );
+    hub.stop().await;
+}
+
 /// Two hubs on one cluster: a key one makes, the other learns; a key one destroys is gone for
 /// both, stays gone after a restart, and is never made again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

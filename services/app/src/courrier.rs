@@ -252,13 +252,11 @@ impl App {
         e.fingerprint = content_fingerprint(&Default::default(), &parts);
         e.attachments = attachments;
         contacthub_core::event::validate(&e, &self.tenants).map_err(|i| Error::Invalid(i.0))?;
-        if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
-            if done.fingerprint != e.fingerprint {
-                return Err(Error::Conflict(format!(
-                    "cette clé d'idempotence a déjà servi pour un autre courrier (événement {})",
-                    e.event_id
-                )));
-            }
+        if self.prior(&e)? == crate::write::Prior::Other {
+            return Err(Error::Conflict(format!(
+                "cette clé d'idempotence a déjà servi pour un autre courrier (événement {})",
+                e.event_id
+            )));
         }
         for (i, (name, upload)) in uploads.into_iter().enumerate() {
             upload

@@ -40,7 +40,12 @@ impl App {
     /// (a channel adapter checks a batch with it before fetching documents).
     pub fn prior(&self, e: &Event) -> Result<Prior> {
         Ok(match self.store.applied(&e.tenant, &e.event_id)? {
-            Some(done) if !done.fingerprint.is_empty() && done.fingerprint != e.fingerprint => {
+            // Stored keyed (or, written before fingerprints were keyed, as computed).
+            Some(done)
+                if !done.fingerprint.is_empty()
+                    && done.fingerprint != self.keyed(&e.fingerprint)
+                    && done.fingerprint != e.fingerprint =>
+            {
                 Prior::Other
             }
             Some(done) => Prior::Same(Appended {
@@ -166,7 +171,7 @@ impl App {
         for (e, was) in events.iter().zip(&appended_here) {
             if *was && !e.fingerprint.is_empty() {
                 if let Some(done) = self.store.applied(&e.tenant, &e.event_id)? {
-                    if done.fingerprint != e.fingerprint {
+                    if done.fingerprint != self.keyed(&e.fingerprint) {
                         return Err(Error::Conflict(format!(
                             "cet identifiant a servi au même moment pour un autre contenu (événement {})",
                             e.event_id
@@ -194,7 +199,24 @@ impl App {
     /// `events` sealed with their data subjects' keys (created where new), as log records.
     /// The key of an erased subject is never created again: a new event about the same id (a
     /// number an erased person held, now someone else's) gets the next generation, `…~2`.
+    /// A content fingerprint as the log and the read model keep it: keyed (HMAC-SHA-256 with
+    /// the master key's fingerprint key, 16 bytes), so a short content cannot be found again
+    /// by hashing guesses. Empty stays empty.
+    fn keyed(&self, fingerprint: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        if fingerprint.is_empty() {
+            return Vec::new();
+        }
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.keys.fingerprint_key())
+            .expect("any key length");
+        mac.update(fingerprint);
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+
     async fn seal(&self, mut events: Vec<Event>) -> Result<Vec<Record>> {
+        for e in &mut events {
+            e.fingerprint = self.keyed(&e.fingerprint);
+        }
         let suffix = self.keys.suffix();
         let base: Vec<String> = events.iter().map(|e| seal::subject(e) + suffix).collect();
         let mut ids = base.clone();

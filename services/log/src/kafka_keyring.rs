@@ -231,6 +231,10 @@ impl Keys for KafkaKeyring {
 
 #[async_trait]
 impl Keyring for KafkaKeyring {
+    fn fingerprint_key(&self) -> Key {
+        self.master.fingerprint_key()
+    }
+
     async fn keys_for(&self, ids: &[String]) -> Result<Vec<Option<Key>>> {
         if let Some(id) = ids.iter().find(|id| id.len() > MAX_ID) {
             return Err(Error::KeyIdTooLong(id.len()));

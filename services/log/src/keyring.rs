@@ -109,6 +109,12 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The key of the events' content fingerprints (HMAC): the same on every hub of a cluster,
+    /// and without it a stored fingerprint cannot be tested against a guess.
+    pub fn fingerprint_key(&self) -> Key {
+        self.derive("contacthub fingerprint v1")
+    }
+
     fn wrapping(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.derive("contacthub keyring wrapping v1")).into())
     }
@@ -184,6 +190,9 @@ pub trait Keyring: Keys + Send + Sync + 'static {
     fn suffix(&self) -> &str {
         ""
     }
+
+    /// The key of the events' content fingerprints ([`MasterKey::fingerprint_key`]).
+    fn fingerprint_key(&self) -> Key;
 }
 
 /// After a catch-up: a key still unknown is gone (a compacted-away destruction).
@@ -357,6 +366,10 @@ impl Keys for FileKeyring {
 
 #[async_trait]
 impl Keyring for FileKeyring {
+    fn fingerprint_key(&self) -> Key {
+        self.master.fingerprint_key()
+    }
+
     async fn keys_for(&self, ids: &[String]) -> Result<Vec<Option<Key>>, Error> {
         let mut state = self.state.lock().expect("keyring");
         let mut out = Vec::with_capacity(ids.len());

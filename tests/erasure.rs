@@ -652,6 +652,17 @@ async fn the_dpo_erases_on_the_desk_and_no_one_else_does() {
     hub.stop().await;
 }
 
+/// The record of Givors holding `phone`, if any.
+fn holder(hub: &TestHub, phone: &str) -> Option<String> {
+    hub.store
+        .by_identifier(
+            GIVORS,
+            "phone",
+            &contacthub_core::identity::normalize_phone(phone).unwrap(),
+        )
+        .unwrap()
+}
+
 /// Retention: a record with no contact for longer than the commune keeps them is listed by a
 /// dry run (as docs/operations.md shows it), then erased with its rule as the reason; a
 /// recent one is kept; only the DPO applies the rules.
@@ -686,8 +697,28 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
         .record_visit(&scope, &visit(&recent, "Visite-récente", "retention-visit"))
         .await
         .unwrap();
+    // Calls from numbers nobody knows: provisional records, one silent for 18 months (due
+    // under the unknown senders' rule), one called again two months ago (kept).
+    hub.hub
+        .append_contacts(
+            System::Adapters,
+            &[
+                call(GIVORS, "ret-call-1", "06 99 88 77 66", at(2025, 6, 1, 9, 0)),
+                call(GIVORS, "ret-call-2", "06 55 44 33 22", at(2025, 6, 2, 9, 0)),
+                call(
+                    GIVORS,
+                    "ret-call-3",
+                    "06 55 44 33 22",
+                    at(2026, 10, 2, 9, 0),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
     hub.set_clock(at(2026, 12, 4, 10, 0));
     hub.settle().await;
+    let silent = holder(&hub, "06 99 88 77 66").unwrap();
+    let calling = holder(&hub, "06 55 44 33 22").unwrap();
     // Raw input held outside the log: an SMS quarantined in August (due), another last week
     // (kept); a scan no letter matched since July (due), another of today (kept).
     let quarantine =
@@ -739,12 +770,14 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
         .map(str::trim)
         .filter(|l| {
             l.starts_with("GIV-000001  dernier contact")
+                || l.starts_with("GIV-P000001  dernier contact")
                 || l.contains("reçu(e) le")
                 || l.contains("en attente à supprimer")
                 || l.contains("fiche(s) à effacer")
         })
         .map(|l| {
             l.replace("GIV-000001", &old)
+                .replace("GIV-P000001", &silent)
                 .replace("3c1f0a9e27b4d6805e11", &old_sms)
         })
         .collect();
@@ -762,7 +795,7 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
     let (ok, said) = cli("dpo", &["retention", "--tenant", GIVORS, "--apply"]);
     assert!(ok, "{said}");
     assert!(
-        said.ends_with("1 fiche(s) effacée(s)\n2 entrée(s) en attente supprimée(s)\n"),
+        said.ends_with("2 fiche(s) effacée(s)\n2 entrée(s) en attente supprimée(s)\n"),
         "{said}"
     );
     let left: Vec<String> = quarantine
@@ -789,15 +822,115 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
         erased.reason,
         "règle de conservation : aucun contact depuis 5 ans"
     );
-    assert!(hub
+    for kept in [&recent, &calling] {
+        assert!(hub
+            .store
+            .citizen(GIVORS, kept)
+            .unwrap()
+            .unwrap()
+            .erased
+            .is_none());
+    }
+    let gone = hub
         .store
-        .citizen(GIVORS, &recent)
+        .citizen(GIVORS, &silent)
         .unwrap()
         .unwrap()
         .erased
-        .is_none());
+        .unwrap();
+    assert_eq!(
+        gone.reason,
+        "règle de conservation : expéditeur inconnu, sans contact depuis 12 mois"
+    );
     // The hub's own daily run finds nothing left to do.
     let daily = contacthub_app::auth::Scope::system(System::Retention, GIVORS);
     assert_eq!(hub.hub.retention_due(&daily).unwrap(), vec![]);
     hub.stop().await;
 }
+
+/// Erasing a caller nobody knew (a provisional record, made by their call) makes the read
+/// model again from a log where that call no longer says who it came from: the other
+/// callers keep their records and numbers, the request an agent opened for the erased one
+/// still folds (no dead letter), the figures are as they were.
+async fn erasing_a_provisional_record_keeps_everyone_else_in_place(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let scope = hub.scope(GIVORS);
+    hub.hub
+        .append_contacts(
+            System::Adapters,
+            &[
+                call(GIVORS, "prov-1", "06 11 11 11 11", at(2026, 11, 2, 9, 0)),
+                call(GIVORS, "prov-2", "06 22 22 22 22", at(2026, 11, 2, 9, 5)),
+                call(GIVORS, "prov-3", "06 33 33 33 33", at(2026, 11, 2, 9, 10)),
+            ],
+        )
+        .await
+        .unwrap();
+    hub.settle().await;
+    let holder = |phone: &str| holder(&hub, phone);
+    let (first, second, third) = (
+        holder("06 11 11 11 11").unwrap(),
+        holder("06 22 22 22 22").unwrap(),
+        holder("06 33 33 33 33").unwrap(),
+    );
+    hub.hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: "Rappel demandé".into(),
+                category: pb::Category::EtatCivil,
+                service: "etat-civil".into(),
+                citizen_id: first.clone(),
+                idempotency_key: "prov-request".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    hub.settle().await;
+    let figures = || {
+        let mut all = hub.store.counters("").unwrap();
+        all.remove(contacthub_core::keys::COUNTER_APPLIED);
+        all
+    };
+    let before = figures();
+    let requests = hub.store.requests(GIVORS).unwrap().len();
+
+    // An open hub's visitor (no agents file) may erase, as its DPO would.
+    let visitor = Access::Open.scope(None, GIVORS).unwrap();
+    hub.hub
+        .erase_citizen(
+            &visitor,
+            &commands::EraseCitizen {
+                citizen_id: first.clone(),
+                reason: "demande de l'intéressé".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        holder("06 11 11 11 11"),
+        None,
+        "the erased number is nobody's"
+    );
+    assert_eq!(holder("06 22 22 22 22").as_ref(), Some(&second));
+    assert_eq!(holder("06 33 33 33 33").as_ref(), Some(&third));
+    let erased = hub.store.citizen(GIVORS, &first).unwrap().unwrap();
+    assert_eq!(erased.erased.unwrap().reason, "demande de l'intéressé");
+    for other in [&second, &third] {
+        assert!(hub
+            .store
+            .citizen(GIVORS, other)
+            .unwrap()
+            .unwrap()
+            .erased
+            .is_none());
+    }
+    assert_eq!(hub.store.requests(GIVORS).unwrap().len(), requests);
+    assert_eq!(hub.store.dead_letters(100, |_| true).unwrap(), vec![]);
+    assert_eq!(figures(), before);
+    let (live, replayed, _) = hub.stop_and_replay(2000).await;
+    assert_eq!(replayed.digest().unwrap(), live);
+}
+
+on_every_backend!(erasing_a_provisional_record_keeps_everyone_else_in_place);

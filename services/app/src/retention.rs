@@ -110,19 +110,46 @@ impl App {
         Ok(due)
     }
 
-    /// Records of the commune with no contact for longer than its `inactive_citizen_years`.
+    /// Records of the commune with no contact for longer than its `inactive_citizen_years`;
+    /// provisional records (senders nobody attached to a known person) after its
+    /// `unknown_sender_months` already.
     fn citizens_due(&self, tenant: &contacthub_core::tenant::Tenant) -> Result<Vec<Due>> {
+        let now = (self.clock)();
         let years = tenant.retention.inactive_citizen_years;
-        if years == 0 {
-            return Ok(Vec::new());
-        }
-        let before = (self.clock)() - i64::from(years) * YEAR_US;
-        let rule = format!("règle de conservation : aucun contact depuis {years} ans");
+        let months = tenant.retention.unknown_sender_months;
+        let known = (years > 0).then(|| {
+            (
+                now - i64::from(years) * YEAR_US,
+                format!("règle de conservation : aucun contact depuis {years} ans"),
+            )
+        });
+        let unknown = (months > 0).then(|| {
+            (
+                now - i64::from(months) * YEAR_US / 12,
+                format!(
+                    "règle de conservation : expéditeur inconnu, sans contact depuis {months} mois"
+                ),
+            )
+        });
         let mut due = Vec::new();
         for c in self.store.citizens(&tenant.code)? {
             if c.erased.is_some() || !c.merged_into.is_empty() {
                 continue;
             }
+            // The shorter of the rules that apply.
+            let rule = match (&unknown, &known) {
+                (Some(u), Some(k)) if c.provisional => {
+                    if u.0 > k.0 {
+                        u
+                    } else {
+                        k
+                    }
+                }
+                (Some(u), None) if c.provisional => u,
+                (_, Some(k)) => k,
+                _ => continue,
+            };
+            let (before, rule) = (rule.0, &rule.1);
             let last = [&c.last_seen, &c.first_seen, &c.updated_at]
                 .into_iter()
                 .filter_map(|t| t.as_ref().and_then(ts::to_micros))

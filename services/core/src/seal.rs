@@ -60,8 +60,19 @@ impl Keys for NoKeys {
 /// The key id an event is sealed with: its citizen's when the writer knows one
 /// (`c/COMMUNE/ID`), else its own (`e/EVENT-ID`), as is a request several people make. An
 /// erasure destroys the person's own key and the keys of events that are theirs alone.
+///
+/// A citizen id the sender wrote itself (an online form's) is not the writer's knowledge:
+/// such a contact has its own key. Otherwise anyone could seal their form with a stranger's
+/// key by naming their id, and that key would outlive the stranger's erasure for as long as
+/// the form's record lives.
 pub fn subject(event: &Event) -> String {
-    let party = event.personal.as_ref().and_then(|p| p.party.as_ref());
+    let declared = event.channel == crate::pb::Channel::WebForm as i32
+        && event.direction == crate::pb::Direction::Inbound as i32;
+    let party = event
+        .personal
+        .as_ref()
+        .and_then(|p| p.party.as_ref())
+        .filter(|_| !declared);
     // A request several people make is theirs together: its own key, erased with the last.
     if let Some(Payload::RequestOpened(o)) = &event.payload {
         let from_party = party.is_some_and(|p| !p.citizen_id.is_empty());

@@ -57,6 +57,10 @@ pub struct Retention {
     /// is deleted this many days after it arrived (0: never).
     #[serde(default = "default_quarantine_days")]
     pub quarantine_days: u32,
+    /// A provisional record — a sender nobody attached to a known person — with no contact
+    /// for this many months is erased (0: only under `inactive_citizen_years`).
+    #[serde(default = "default_unknown_sender_months")]
+    pub unknown_sender_months: u32,
 }
 
 impl Default for Retention {
@@ -64,6 +68,7 @@ impl Default for Retention {
         Retention {
             inactive_citizen_years: default_inactive_years(),
             quarantine_days: default_quarantine_days(),
+            unknown_sender_months: default_unknown_sender_months(),
         }
     }
 }
@@ -74,6 +79,10 @@ fn default_inactive_years() -> u32 {
 
 fn default_quarantine_days() -> u32 {
     90
+}
+
+fn default_unknown_sender_months() -> u32 {
+    12
 }
 
 /// A service of a commune, from the directory of the communes file.

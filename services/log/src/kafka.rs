@@ -115,8 +115,12 @@ fn kerr(e: rdkafka::error::KafkaError) -> Error {
     Error::Kafka(e.to_string())
 }
 
+/// How long the dead-letter topic keeps a record: 90 days.
+pub const DEAD_LETTER_RETENTION_MS: &str = "7776000000";
+
 /// Creates the event topic (infinite retention: it is the system of record), the
-/// dead-letter topic and the keys topic (compacted). Existing topics are left as they are.
+/// dead-letter topic (90 days) and the keys topic (compacted). Existing topics are left as
+/// they are.
 pub async fn create_topics(
     cfg: &KafkaConfig,
     partitions: u32,
@@ -153,12 +157,14 @@ pub async fn create_topics(
     .set("retention.ms", "-1")
     .set("retention.bytes", "-1")
     .set("cleanup.policy", "delete");
+    // Dead letters are copies for other systems to see (the read model keeps its own, the
+    // event topic the record): kept 90 days, as the quarantine's default.
     let dead = NewTopic::new(
         &cfg.dead_letter_topic,
         1,
         TopicReplication::Fixed(replication),
     )
-    .set("retention.ms", "-1");
+    .set("retention.ms", DEAD_LETTER_RETENTION_MS);
     // The keyring: one record per key, the last kept. A destroyed key's wrapped bytes are
     // compacted away within a day (a segment rolls every hour, is cleaned within 24 hours).
     let keys = NewTopic::new(&cfg.keys_topic, 1, TopicReplication::Fixed(replication))

@@ -114,7 +114,65 @@ fn holders(kv: &impl Kv, tenant: &str, kind: &str, value: &str) -> Result<Vec<St
 /// identifier to a confirmed record, and the identifiers of a provisional record it creates
 /// are shown on it but never indexed, so no SMS or call is attached to that record by a
 /// number someone typed into a form.
-pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Resolution> {
+/// The provisional number of an event that may make a provisional record (a contact, a request
+/// opened for a party): taken by every such event its writer did not name a citizen for,
+/// whether it makes a provisional record or not, erased or not — so the numbers stay where
+/// they were when an erasure makes the read model again from a log where some of these
+/// events no longer say who they came from.
+pub(crate) fn number_for(kv: &mut impl Kv, v: &Valid) -> Result<Option<u64>> {
+    let e = v.event;
+    let sealed_with = e.sealed.as_ref().map_or(v.key_id, |s| s.key_id.as_str());
+    let unnamed = sealed_with.starts_with("e/")
+        || (sealed_with.is_empty() && party_of(e).citizen_id.is_empty());
+    if unnamed {
+        take_number(kv, &e.tenant).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The provisional record an erased contact may have made (its number `n`), as an erased
+/// shell: what the agents did with it afterwards (a request for it, a merge, a contact
+/// attached to it) still folds, and the erasure that follows says when, by whom and why. A
+/// contact that had gone to a known person leaves a shell nobody names.
+pub(crate) fn erased_shell(kv: &mut impl Kv, tenants: &Tenants, v: &Valid, n: u64) -> Result<()> {
+    let tenant = &v.event.tenant;
+    let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
+    let id = format!("{prefix}-P{n:06}");
+    if load(kv, tenant, &id)?.is_none() {
+        put_citizen(
+            kv,
+            &Citizen {
+                citizen_id: id,
+                tenant: tenant.clone(),
+                provisional: true,
+                erased: Some(pb::Erasure {
+                    at: v.event.occurred_at,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The next provisional number of `tenant`, taken.
+fn take_number(kv: &mut impl Kv, tenant: &str) -> Result<u64> {
+    let sk = keys::sequence(tenant);
+    let n = kv.get(&sk)?.map_or(1, |v| keys::read_u64(&v));
+    kv.put(sk, (n + 1).to_be_bytes().to_vec());
+    Ok(n)
+}
+
+/// `number`: the provisional number the contact took ([`take_number`]), the one a
+/// provisional record it makes gets.
+pub(crate) fn resolve_party(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    number: Option<u64>,
+) -> Result<Resolution> {
     let e = v.event;
     let tenant = &e.tenant;
     let party = party_of(e);
@@ -178,9 +236,10 @@ pub(crate) fn resolve_party(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> R
     let citizen_id = match found {
         Some(id) => id,
         None => {
-            let sk = keys::sequence(tenant);
-            let n = kv.get(&sk)?.map_or(1, |v| keys::read_u64(&v));
-            kv.put(sk, (n + 1).to_be_bytes().to_vec());
+            let n = match number {
+                Some(n) => n,
+                None => take_number(kv, tenant)?,
+            };
             let prefix = tenants.get(tenant).map_or("X", |t| t.prefix.as_str());
             let id = format!("{prefix}-P{n:06}");
             put_citizen(
@@ -254,6 +313,14 @@ pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Fo
     let tenant = &v.event.tenant;
     let key = keys::unresolved_claim(tenant, &a.contact_event_id);
     let Some(waiting) = get_msg::<pb::Unresolved>(kv, &key)? else {
+        // A contact erased since (it says no more who it came from, and waits for no one):
+        // nothing to attach, and nothing wrong.
+        let done = kv
+            .get(&keys::applied(tenant, &a.contact_event_id))?
+            .and_then(|v| keys::parse_applied(&v));
+        if done.is_some_and(|d| d.citizen.is_empty()) {
+            return Ok(Ok(Vec::new()));
+        }
         return Ok(Err(Invalid(format!(
             "contact {} is not waiting to be attached",
             a.contact_event_id
@@ -504,10 +571,32 @@ pub(crate) fn link(kv: &mut impl Kv, v: &Valid, l: &pb::IdentityLinked) -> Folde
 /// when, by whom and why, nothing else; their timelines emptied with the contacts' details
 /// (the erasure's one line is written next). Events sealed with the destroyed keys fold
 /// without their personal part from now on, so a replay comes to the same.
+///
+/// A provisional record exists only through the contacts that made it: once they no longer say
+/// who they came from (their keys destroyed), a fold from the log does not make it again, and
+/// its shell is made here.
 pub(crate) fn erase(kv: &mut impl Kv, v: &Valid, x: &pb::CitizenErased) -> Folded<Vec<String>> {
     let tenant = &v.event.tenant;
-    if load(kv, tenant, &x.citizen_id)?.is_none() {
-        return Ok(Err(Invalid(format!("unknown citizen {}", x.citizen_id))));
+    for id in std::iter::once(&x.citizen_id).chain(&x.merged_citizen_ids) {
+        if load(kv, tenant, id)?.is_none() {
+            if !crate::event::is_provisional_id(id) {
+                return Ok(Err(Invalid(format!("unknown citizen {id}"))));
+            }
+            put_citizen(
+                kv,
+                &Citizen {
+                    citizen_id: id.clone(),
+                    tenant: tenant.clone(),
+                    provisional: true,
+                    merged_into: if *id == x.citizen_id {
+                        String::new()
+                    } else {
+                        x.citizen_id.clone()
+                    },
+                    ..Default::default()
+                },
+            );
+        }
     }
     let erasure = pb::Erasure {
         at: v.event.occurred_at,

@@ -388,13 +388,17 @@ fn project(
             // An erased contact says no more who it came from: it joins no one and waits for
             // no one (not even in « à rattacher »).
             let erased = seal::erased(e);
+            let number = citizens::number_for(kv, v)?;
+            if let (true, Some(n)) = (erased, number) {
+                citizens::erased_shell(kv, tenants, v, n)?;
+            }
             let resolved = if erased {
                 citizens::Resolution::Waiting {
                     candidates: Vec::new(),
                     claimed: None,
                 }
             } else {
-                citizens::resolve_party(kv, tenants, v)?
+                citizens::resolve_party(kv, tenants, v, number)?
             };
             let citizen = match resolved {
                 citizens::Resolution::Attached { citizen, claimed } => {

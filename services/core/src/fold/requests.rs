@@ -391,9 +391,13 @@ pub(crate) fn open(
             || crate::identity::normalize_phone(&p.phone).is_some()
             || crate::identity::normalize_email(&p.email).is_some()
     });
+    let number = citizens::number_for(kv, v)?;
+    if let (true, Some(n)) = (crate::seal::erased(e), number) {
+        citizens::erased_shell(kv, tenants, v, n)?;
+    }
     if names_someone {
         if let citizens::Resolution::Attached { citizen, .. } =
-            citizens::resolve_party(kv, tenants, v)?
+            citizens::resolve_party(kv, tenants, v, number)?
         {
             if !requesters.contains(&citizen) {
                 requesters.insert(0, citizen);

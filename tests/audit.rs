@@ -423,3 +423,106 @@ async fn behind_a_trusted_proxy_the_trail_and_the_limits_see_the_client() {
     serve.child.kill().unwrap();
     let _ = serve.child.wait();
 }
+
+/// On a cluster, each hub shares its read trail through the log: a read on one hub is in
+/// the trail the DPO reads on another (the accueil's desk and the DPO's need not reach the
+/// same replica), with the hub's chain kept line for line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_any_hub_answers_the_dpo_for_every_hub() {
+    let Some(Backend::Kafka { brokers }) = Backend::kafka() else {
+        eprintln!("skipped: no Kafka broker (set CONTACTHUB_TEST_KAFKA=host:port)");
+        return;
+    };
+    let cfg = fresh_kafka(&brokers, 2).await;
+    let access = || contacthub_app::auth::Access::from_toml(&agents()).unwrap();
+    let mut hubs = Vec::new();
+    for _ in 0..2 {
+        let log = contacthub_log::kafka::KafkaLog::connect(cfg.clone())
+            .await
+            .unwrap();
+        hubs.push(
+            TestHub::start_with_access_on(
+                std::sync::Arc::new(log),
+                Some(cfg.clone()),
+                tempfile::tempdir().unwrap(),
+                access(),
+            )
+            .await,
+        );
+    }
+    let (a, b) = (&hubs[0], &hubs[1]);
+    let mut desk_b = pb::desk_service_client::DeskServiceClient::new(b.channel.clone());
+    let citizen = desk_b
+        .record_visit(as_agent(
+            "accueil",
+            pb::RecordVisitRequest {
+                tenant: GIVORS.into(),
+                party: Some(party_phone("06 12 34 56 78")),
+                subject: "Passeport".into(),
+                idempotency_key: "cluster-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap()
+        .citizen_id;
+    desk_b
+        .get_timeline(as_agent(
+            "accueil",
+            pb::GetTimelineRequest {
+                tenant: GIVORS.into(),
+                citizen: by_id(&citizen),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let dpo_a = pb::audit_service_client::AuditServiceClient::new(a.channel.clone());
+    let trail_on_a = || {
+        let mut dpo_a = dpo_a.clone();
+        let citizen = citizen.clone();
+        async move {
+            dpo_a
+                .list_reads(as_agent(
+                    "dpo",
+                    pb::ListReadsRequest {
+                        tenant: GIVORS.into(),
+                        citizen_id: citizen,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .reads
+        }
+    };
+    let started = std::time::Instant::now();
+    let reads = loop {
+        let reads = trail_on_a().await;
+        if !reads.is_empty() || started.elapsed() > std::time::Duration::from_secs(60) {
+            break reads;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.agent_id == "accueil-givors" && r.what == "timeline"),
+        "{reads:?}"
+    );
+    // The same line as hub B's own file holds.
+    let local = std::fs::read_to_string(contacthub_app::audit::path_in(b.dir.path())).unwrap();
+    let line: serde_json::Value = serde_json::from_str(local.lines().last().unwrap()).unwrap();
+    assert_eq!(line["citizen"], citizen.as_str());
+    // Hub A's own file has no read of it: the line came through the log.
+    let own =
+        std::fs::read_to_string(contacthub_app::audit::path_in(a.dir.path())).unwrap_or_default();
+    assert!(!own.contains(&citizen), "{own}");
+    for h in hubs {
+        h.stop().await;
+    }
+}

@@ -9,6 +9,7 @@ mod courrier;
 mod docs;
 mod durability;
 mod erasure;
+mod families;
 mod faults;
 mod isolation;
 mod kafka_faults;

@@ -135,29 +135,36 @@ pub fn bytes_under(dir: &Path) -> Vec<u8> {
     all
 }
 
-/// Every record of `log` as stored (key, value, headers), and how many there are.
-pub async fn log_bytes(log: &dyn EventLog) -> (Vec<u8>, u64) {
+/// Every record of `log` as stored, in partition order.
+pub async fn log_records(log: &dyn EventLog) -> Vec<contacthub_log::StoredRecord> {
     let ends = log.end_offsets().await.unwrap();
     let from: Vec<(u32, u64)> = (0..ends.len() as u32).map(|p| (p, 0)).collect();
     let mut reader = log.reader(&from).await.unwrap();
     let total: u64 = ends.iter().sum();
-    let (mut bytes, mut read) = (Vec::new(), 0u64);
-    while read < total {
+    let mut out = Vec::new();
+    while (out.len() as u64) < total {
         let batch = reader
             .next_batch(1000, std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        read += batch.len() as u64;
-        for r in batch {
-            bytes.extend_from_slice(&r.record.key);
-            bytes.extend_from_slice(&r.record.value);
-            for (k, v) in &r.record.headers {
-                bytes.extend_from_slice(k.as_bytes());
-                bytes.extend_from_slice(v);
-            }
+        out.extend(batch);
+    }
+    out
+}
+
+/// Every record of `log` as stored (key, value, headers), and how many there are.
+pub async fn log_bytes(log: &dyn EventLog) -> (Vec<u8>, u64) {
+    let records = log_records(log).await;
+    let mut bytes = Vec::new();
+    for r in &records {
+        bytes.extend_from_slice(&r.record.key);
+        bytes.extend_from_slice(&r.record.value);
+        for (k, v) in &r.record.headers {
+            bytes.extend_from_slice(k.as_bytes());
+            bytes.extend_from_slice(v);
         }
     }
-    (bytes, read)
+    (bytes, records.len() as u64)
 }
 
 /// A record of Givors for the canary person (names, phone, e-mail address); its id.

@@ -214,6 +214,8 @@ impl TestHub {
                 keys: keys.clone(),
                 tls: None,
                 proxies: Default::default(),
+                // On Kafka, each test hub shares its read trail under a name of its own.
+                trail_hub: kafka.as_ref().map(|_| unique("hub")),
             },
             log.clone(),
             listener,

@@ -7,11 +7,13 @@
 //! The trail is one JSON line per read in `DATA/audit/reads.jsonl`, holding ids, never names:
 //! sequence number, time, commune, agent, citizen, what was read and its id, the caller's
 //! address and front-end, and a SHA-256 chained to the previous line's, so a changed, inserted
-//! or removed line breaks the chain ([`verify`]). Each hub keeps its own trail (on Kafka, one
-//! per hub: the DPO asks each, docs/operations.md).
+//! or removed line breaks the chain ([`verify`]). Each hub keeps its own trail; on a cluster
+//! (Kafka) each also shares its lines through the log (`reads_recorded` events, a batch a
+//! second at most: [`crate::App::share_reads`]), so any hub answers the DPO for all of them.
 
 use crate::auth::Scope;
 use crate::{Error, Result};
+use contacthub_core::pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Seek, Write};
@@ -49,6 +51,11 @@ pub enum Reading {
 }
 
 impl Reading {
+    /// The reading named `code` ([`Reading::code`]).
+    pub fn from_code(code: &str) -> Option<Reading> {
+        serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
+    }
+
     /// Its name in the trail and the API (`timeline`…).
     pub fn code(self) -> &'static str {
         match self {
@@ -100,6 +107,11 @@ pub enum Via {
 }
 
 impl Via {
+    /// The front-end named `code` ([`Via::code`]).
+    pub fn from_code(code: &str) -> Option<Via> {
+        serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
+    }
+
     /// Its name in the trail and the API (`desk`…).
     pub fn code(self) -> &'static str {
         match self {
@@ -142,6 +154,10 @@ pub struct Read {
     pub via: Via,
     /// The previous line's hash (hex), empty for the first.
     pub prev: String,
+    /// The hub whose trail it is, when another hub's (shared through the log); never in a
+    /// hub's own file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hub: String,
     /// SHA-256 (hex) of `prev` and this line without `hash`.
     #[serde(default)]
     pub hash: String,
@@ -181,6 +197,15 @@ struct Open {
     len: u64,
     seq: u64,
     last: String,
+    /// Where the lines not shared through the log yet begin (byte offset), kept in
+    /// `audit/shared` (on a cluster only).
+    shared_at: u64,
+}
+
+/// The file saying how far the trail was shared: the byte offset of the first line not
+/// shared yet.
+fn shared_path(trail: &Path) -> PathBuf {
+    trail.with_file_name("shared")
 }
 
 /// The trail's file in a data folder.
@@ -247,6 +272,11 @@ impl Trail {
                     tracing::error!(error = %e, "cannot sync the read trail to disk");
                 }
             })?;
+        let shared_at = std::fs::read_to_string(shared_path(&path))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(whole);
         Ok(Trail {
             inner: Some(Mutex::new(Open {
                 path,
@@ -254,6 +284,7 @@ impl Trail {
                 len: whole,
                 seq,
                 last,
+                shared_at,
             })),
             _syncer: Some(syncer),
         })
@@ -299,6 +330,7 @@ impl Trail {
             from: scope.origin().address.clone(),
             via: scope.origin().via,
             prev: open.last.clone(),
+            hub: String::new(),
             hash: String::new(),
         };
         // The line with an empty hash is what the hash covers.
@@ -322,6 +354,51 @@ impl Trail {
         open.len += line.len() as u64;
         open.seq = r.seq;
         open.last = r.hash;
+        Ok(())
+    }
+
+    /// The lines not shared through the log yet, at most `max`, and the offset after them.
+    pub(crate) fn unshared(&self, max: usize) -> Result<(Vec<Read>, u64)> {
+        let Some(inner) = &self.inner else {
+            return Ok((Vec::new(), 0));
+        };
+        let (path, from, len) = {
+            let open = inner
+                .lock()
+                .map_err(|_| Error::Internal("read trail lock poisoned".into()))?;
+            (open.path.clone(), open.shared_at, open.len)
+        };
+        let io = |e: std::io::Error| Error::Internal(format!("reading the read trail: {e}"));
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(from)).map_err(io)?;
+        let (mut out, mut at) = (Vec::new(), from);
+        for line in std::io::BufReader::new(file).split(b'\n') {
+            let line = line.map_err(io)?;
+            if out.len() == max || at + line.len() as u64 + 1 > len {
+                break;
+            }
+            at += line.len() as u64 + 1;
+            if let Ok(r) = serde_json::from_slice::<Read>(&line) {
+                out.push(r);
+            }
+        }
+        Ok((out, at))
+    }
+
+    /// The lines up to byte `at` are shared through the log.
+    pub(crate) fn mark_shared(&self, at: u64) -> Result<()> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let mut open = inner
+            .lock()
+            .map_err(|_| Error::Internal("read trail lock poisoned".into()))?;
+        let path = shared_path(&open.path);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{at}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::Internal(format!("recording how far the trail is shared: {e}")))?;
+        open.shared_at = at;
         Ok(())
     }
 
@@ -358,6 +435,114 @@ impl Trail {
         }
         let skip = out.len().saturating_sub(limit);
         Ok(out.split_off(skip))
+    }
+}
+
+impl crate::App {
+    /// The read trail of the scope's commune, for its data protection officer: the reads of
+    /// `citizen` and/or by `agent` (every read when both are empty), the `limit` latest,
+    /// oldest first.
+    pub fn reads(
+        &self,
+        scope: &Scope,
+        citizen: &str,
+        agent: &str,
+        limit: u32,
+    ) -> Result<Vec<Read>> {
+        if !(scope.is_dpo() || scope.is_open_visitor()) {
+            return Err(Error::Forbidden(
+                "le journal des consultations est réservé au délégué à la protection des données"
+                    .into(),
+            ));
+        }
+        self.enter_figures(scope, scope.commune())?;
+        let limit = match limit {
+            0 => 200,
+            n => n.min(10_000) as usize,
+        };
+        let mut out = self.trail.list(scope.commune(), citizen, agent, limit)?;
+        // The other hubs' lines, shared through the log (this hub's own come from its file).
+        for (hub, line) in self.store.trail_reads(scope.commune())? {
+            if Some(&hub) == self.trail_hub.as_ref()
+                || !(citizen.is_empty() || line.citizen == citizen)
+                || !(agent.is_empty() || line.agent == agent)
+            {
+                continue;
+            }
+            let (Some(what), Some(via)) =
+                (Reading::from_code(&line.what), Via::from_code(&line.via))
+            else {
+                continue;
+            };
+            out.push(Read {
+                seq: line.seq,
+                at_us: line.at_us,
+                commune: scope.commune().to_string(),
+                agent: line.agent,
+                citizen: line.citizen,
+                what,
+                object: line.object,
+                from: line.from,
+                via,
+                prev: line.prev,
+                hub,
+                hash: line.hash,
+            });
+        }
+        out.sort_by(|a, b| (a.at_us, &a.hub, a.seq).cmp(&(b.at_us, &b.hub, b.seq)));
+        let skip = out.len().saturating_sub(limit);
+        Ok(out.split_off(skip))
+    }
+
+    /// Shares the lines of this hub's trail not shared yet through the log, a batch per
+    /// commune (on a cluster; nothing on one machine): how many. Run every second by `serve`.
+    pub async fn share_reads(&self) -> Result<usize> {
+        let Some(hub) = &self.trail_hub else {
+            return Ok(0);
+        };
+        let (lines, end) = self.trail.unshared(contacthub_core::limits::TRAIL_READS)?;
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let mut events: Vec<pb::Event> = Vec::new();
+        let mut batch: Vec<pb::TrailRead> = Vec::new();
+        let mut commune = String::new();
+        let mut flush = |commune: &str, batch: &mut Vec<pb::TrailRead>| {
+            if let Some(first) = batch.first() {
+                events.push(self.internal_event(
+                    "read-trail",
+                    commune,
+                    &format!("{hub}/{}", first.seq),
+                    "",
+                    pb::event::Payload::ReadsRecorded(pb::ReadsRecorded {
+                        hub: hub.clone(),
+                        reads: std::mem::take(batch),
+                    }),
+                ));
+            }
+        };
+        for r in &lines {
+            if r.commune != commune {
+                flush(&commune, &mut batch);
+                commune = r.commune.clone();
+            }
+            batch.push(pb::TrailRead {
+                seq: r.seq,
+                at_us: r.at_us,
+                agent: r.agent.clone(),
+                citizen: r.citizen.clone(),
+                what: r.what.code().into(),
+                object: r.object.clone(),
+                from: r.from.clone(),
+                via: r.via.code().into(),
+                prev: r.prev.clone(),
+                hash: r.hash.clone(),
+            });
+        }
+        flush(&commune, &mut batch);
+        self.append_and_wait(&events).await?;
+        self.trail.mark_shared(end)?;
+        Ok(lines.len())
     }
 }
 

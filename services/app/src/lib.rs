@@ -166,6 +166,8 @@ pub struct App {
     proxies: Arc<source::Proxies>,
     /// Raw input held outside the log (the quarantine, unmatched scans): for retention.
     held: Arc<Vec<Arc<dyn retention::Held>>>,
+    /// This hub's name in its cluster, when it shares its read trail through the log.
+    trail_hub: Option<String>,
     /// Who read whose data.
     trail: Arc<audit::Trail>,
     /// The data subjects' keys: every event is sealed with one before it is appended.
@@ -193,6 +195,9 @@ pub struct Parts {
     /// Raw input held outside the log by the hub's edges (the adapters' quarantine); the
     /// scan inbox's unmatched scans are added here.
     pub held: Vec<Arc<dyn retention::Held>>,
+    /// This hub's name in its cluster, when it shares its read trail through the log (on
+    /// Kafka; `None` on one machine).
+    pub trail_hub: Option<String>,
 }
 
 impl App {
@@ -217,6 +222,7 @@ impl App {
             throttle: Arc::default(),
             proxies: Arc::new(p.proxies),
             held: Arc::new(held),
+            trail_hub: p.trail_hub,
             trail: Arc::new(p.trail),
             keys: p.keys,
         }
@@ -242,30 +248,6 @@ impl App {
     ) -> Result<()> {
         self.trail
             .record(scope, (self.clock)(), citizen, what, object)
-    }
-
-    /// The read trail of the scope's commune, for its data protection officer: the reads of
-    /// `citizen` and/or by `agent` (every read when both are empty), the `limit` latest,
-    /// oldest first.
-    pub fn reads(
-        &self,
-        scope: &auth::Scope,
-        citizen: &str,
-        agent: &str,
-        limit: u32,
-    ) -> Result<Vec<audit::Read>> {
-        if !(scope.is_dpo() || scope.is_open_visitor()) {
-            return Err(Error::Forbidden(
-                "le journal des consultations est réservé au délégué à la protection des données"
-                    .into(),
-            ));
-        }
-        self.enter_figures(scope, scope.commune())?;
-        let limit = match limit {
-            0 => 200,
-            n => n.min(10_000) as usize,
-        };
-        self.trail.list(scope.commune(), citizen, agent, limit)
     }
 
     /// The same hub telling time by `clock` (the demo loader dates its agents' follow-up).

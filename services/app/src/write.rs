@@ -196,9 +196,6 @@ impl App {
         Ok(placed)
     }
 
-    /// `events` sealed with their data subjects' keys (created where new), as log records.
-    /// The key of an erased subject is never created again: a new event about the same id (a
-    /// number an erased person held, now someone else's) gets the next generation, `…~2`.
     /// A content fingerprint as the log and the read model keep it: keyed (HMAC-SHA-256 with
     /// the master key's fingerprint key, 16 bytes), so a short content cannot be found again
     /// by hashing guesses. Empty stays empty.
@@ -213,12 +210,22 @@ impl App {
         mac.finalize().into_bytes()[..16].to_vec()
     }
 
+    /// `events` sealed with their data subjects' keys (created where new), as log records.
+    /// The key of an erased subject is never created again: a new event about the same id (a
+    /// number an erased person held, now someone else's) gets the next generation, `…~2`.
+    /// An event with nothing personal (a read-trail batch, a status change) needs no key.
     async fn seal(&self, mut events: Vec<Event>) -> Result<Vec<Record>> {
         for e in &mut events {
             e.fingerprint = self.keyed(&e.fingerprint);
         }
+        let need: Vec<bool> = events.iter().map(seal::needs_key).collect();
         let suffix = self.keys.suffix();
-        let base: Vec<String> = events.iter().map(|e| seal::subject(e) + suffix).collect();
+        let base: Vec<String> = events
+            .iter()
+            .zip(&need)
+            .filter(|(_, n)| **n)
+            .map(|(e, _)| seal::subject(e) + suffix)
+            .collect();
         let mut ids = base.clone();
         let unavailable = |err: contacthub_log::Error| {
             tracing::warn!(error = %err, "keyring refused");
@@ -241,15 +248,19 @@ impl App {
             }
         }
         let mut records = Vec::with_capacity(events.len());
-        for ((e, id), key) in events.iter_mut().zip(&ids).zip(keys) {
-            let key = key.ok_or_else(|| {
-                Error::Unavailable(format!(
-                    "no key can be made for {id}: 99 generations erased"
-                ))
-            })?;
-            let mut nonce = [0u8; seal::NONCE_LEN];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-            seal::seal(e, id, &key, nonce);
+        let mut sealing = ids.iter().zip(keys);
+        for (e, needs) in events.iter_mut().zip(need) {
+            if needs {
+                let (id, key) = sealing.next().expect("one key per event that needs one");
+                let key = key.ok_or_else(|| {
+                    Error::Unavailable(format!(
+                        "no key can be made for {id}: 99 generations erased"
+                    ))
+                })?;
+                let mut nonce = [0u8; seal::NONCE_LEN];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+                seal::seal(e, id, &key, nonce);
+            }
             records.push(record(e));
         }
         Ok(records)

@@ -305,6 +305,10 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
             tls,
             proxies: contacthub_app::source::Proxies::parse(&a.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
+            trail_hub: match &a.log.kafka {
+                Some(_) => Some(hub_id(&a.log.data.join("keyring"))?),
+                None => None,
+            },
         },
         log,
         listener,

@@ -63,7 +63,7 @@ const CATALOGUE: [(&str, &str, &str, &str, &str); 7] = [
 
 /// Loads the demo population through the application layer, once (skipped when the log
 /// already holds events).
-pub(crate) async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
+pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {
     if !app.log_is_empty().await? {
         tracing::info!("the log already holds events: demo data not loaded again");
         return Ok(());

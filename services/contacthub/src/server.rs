@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub tls: Option<Tls>,
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     pub proxies: contacthub_app::source::Proxies,
+    /// This hub's name in its cluster: its read trail is shared through the log (Kafka).
+    pub trail_hub: Option<String>,
 }
 
 /// A running hub.
@@ -170,6 +172,7 @@ impl Server {
             },
             keys: cfg.keys,
             proxies: cfg.proxies,
+            trail_hub: cfg.trail_hub.clone(),
             held: vec![Arc::new(
                 contacthub_adapters::quarantine::Quarantine::open(
                     contacthub_adapters::quarantine_dir(&cfg.data),
@@ -206,6 +209,28 @@ impl Server {
                 ("scan inbox", Ok(()))
             }
         });
+        if cfg.trail_hub.is_some() {
+            // The read trail shared through the log, a batch a second at most.
+            let mut stop = rx.clone();
+            let app = app.clone();
+            tasks.spawn(async move {
+                let mut failing = false;
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return ("read trail sharing", Ok(())),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    match app.share_reads().await {
+                        Ok(_) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "the read trail cannot be shared through the log now; it will be (the hub's own file has it)");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
         Ok(Server {
             app,
             store,

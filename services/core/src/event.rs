@@ -65,6 +65,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::AnswerComposed(_) => "answer_composed",
         Payload::AnswerOutcome(_) => "answer_outcome",
         Payload::CitizenErased(_) => "citizen_erased",
+        Payload::ReadsRecorded(_) => "reads_recorded",
     }
 }
 
@@ -221,6 +222,35 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         }
     };
     match payload {
+        Payload::ReadsRecorded(r) => {
+            if r.hub.is_empty() || r.hub.len() > 64 || !valid_id(&r.hub) {
+                return Err(invalid(format!(
+                    "reads_recorded needs a hub name of 1 to 64 characters, not {:?}",
+                    limits::quote(&r.hub)
+                )));
+            }
+            if r.reads.is_empty() || r.reads.len() > limits::TRAIL_READS {
+                return Err(invalid(format!(
+                    "reads_recorded carries 1 to {} lines",
+                    limits::TRAIL_READS
+                )));
+            }
+            for line in &r.reads {
+                for (field, value) in [
+                    ("agent", &line.agent),
+                    ("citizen", &line.citizen),
+                    ("what", &line.what),
+                    ("object", &line.object),
+                    ("from", &line.from),
+                    ("via", &line.via),
+                    ("prev", &line.prev),
+                    ("hash", &line.hash),
+                ] {
+                    limits::check_chars(field, value, limits::ID_CHARS)
+                        .map_err(|e| invalid(format!("reads_recorded: {e}")))?;
+                }
+            }
+        }
         Payload::CitizenErased(x) => {
             need_citizen("citizen_id", &x.citizen_id)?;
             for m in &x.merged_citizen_ids {
@@ -698,6 +728,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         | Some(Payload::CourrierScanAttached(_))
         | Some(Payload::CitizenRegistered(_))
         | Some(Payload::CitizenErased(_))
+        | Some(Payload::ReadsRecorded(_))
         | Some(Payload::CitizenUpdated(_))
         | Some(Payload::ContactAttached(_))
         | Some(Payload::DuplicateDismissed(_))

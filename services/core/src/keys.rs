@@ -29,6 +29,7 @@
 //! | `pq/`  | tenant `\0` answer id                | empty: letters to print   |
 //! | `pm/`  | tenant `\0` provider message id      | answer id (bounces find it) |
 //! | `sq/`  | tenant                               | next provisional number   |
+//! | `rd/`  | tenant `\0` hub `\0` line (u64 BE)   | `TrailRead`: a hub's read-trail line shared through the log |
 //! | `cs/`  | tenant                               | next citizen number       |
 //! | `nx/`  | tenant `\0` word `\0` citizen         | empty (search: a word of the record) |
 //! | `dx/`  | tenant `\0` word less a letter `\0` citizen | empty (search: one typo away) |
@@ -423,6 +424,20 @@ pub fn catalogue_prefix(tenant: &str) -> Vec<u8> {
     let mut k = key(b"ka/", &[tenant.as_bytes()]);
     k.push(0);
     k
+}
+
+/// `rd/<tenant>\0<hub>\0<seq BE>`: a line of a hub's read trail, shared through the log.
+pub fn trail_read(tenant: &str, hub: &str, seq: u64) -> Vec<u8> {
+    let mut k = trail_prefix(tenant);
+    k.extend_from_slice(hub.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Every shared read-trail line of `tenant`.
+pub fn trail_prefix(tenant: &str) -> Vec<u8> {
+    key(b"rd/", &[tenant.as_bytes(), b""])
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {

@@ -82,6 +82,8 @@ pub fn clip(s: &str, max: usize) -> String {
 pub const ERASURE_REASON_CHARS: usize = 300;
 /// Most keys one erasure destroys (a person with many numbers, requests and records).
 pub const ERASED_KEYS: usize = 100_000;
+/// Most read-trail lines one `reads_recorded` event carries.
+pub const TRAIL_READS: usize = 1_000;
 
 #[cfg(test)]
 mod tests {

@@ -90,6 +90,7 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         Payload::CourrierScanAttached(a) => f.chrono = a.chrono.clone(),
         Payload::RequestClosed(c) => f.resolution = c.resolution.clone(),
         Payload::CitizenErased(x) => f.erased_reason = x.reason.clone(),
+        Payload::ReadsRecorded(_) => {}
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)

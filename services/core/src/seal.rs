@@ -127,6 +127,20 @@ fn aad(event: &Event) -> Vec<u8> {
     aad
 }
 
+/// Whether `event` has anything [`seal`] would seal (its personal part beyond `location`, the
+/// payload's free text or document, attachments): the others need no key.
+pub fn needs_key(event: &Event) -> bool {
+    let mut e = event.clone();
+    let personal = e.personal.take().map(|mut p| {
+        p.location = None;
+        p
+    });
+    personal.is_some_and(|p| p != crate::pb::Personal::default())
+        || !e.attachments.is_empty()
+        || payload_text(&mut e.payload).is_some_and(|t| !t.is_empty())
+        || payload_document(&mut e.payload).is_some_and(|d| !d.is_empty())
+}
+
 /// Moves `event`'s personal part into `sealed`, encrypted with `key` (the key `key_id` of the
 /// keyring) and `nonce` (random, never reused with that key). An event with nothing personal
 /// is left as it is. The location stays in the clear (see `SealedFields`).

@@ -562,6 +562,30 @@ impl Store {
         self.get_msg(&keys::unresolved_claim(tenant, event_id))
     }
 
+    /// The read-trail lines of `tenant` hubs shared through the log, with their hub, in hub
+    /// then line order.
+    pub fn trail_reads(&self, tenant: &str) -> Result<Vec<(String, pb::TrailRead)>> {
+        let prefix = keys::trail_prefix(tenant);
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(self.err())?;
+            let rest = &k[prefix.len()..];
+            let hub = rest
+                .split(|b| *b == 0)
+                .next()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap_or_default();
+            let line = pb::TrailRead::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })
+            })?;
+            out.push((hub, line));
+        }
+        Ok(out)
+    }
+
     /// Every citizen record of a commune, in id order.
     pub fn citizens(&self, tenant: &str) -> Result<Vec<Citizen>> {
         let mut out = Vec::new();

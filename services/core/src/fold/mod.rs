@@ -345,6 +345,16 @@ fn project(
         Payload::ContactAttached(a) => citizens::attach(kv, v, a)?,
         Payload::DuplicateDismissed(d) => citizens::dismiss(kv, v, d)?,
         Payload::CitizenErased(x) => citizens::erase(kv, v, x)?,
+        Payload::ReadsRecorded(r) => {
+            // Each line under its hub and number: a batch published twice is the same keys.
+            for line in &r.reads {
+                kv.put(
+                    keys::trail_read(&e.tenant, &r.hub, line.seq),
+                    line.encode_to_vec(),
+                );
+            }
+            Ok(Vec::new())
+        }
         Payload::CourrierRouted(_)
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)

@@ -5,9 +5,11 @@
 //! accueil agent and for an agent of a service (services techniques), whose pages go through
 //! the need-to-know guard's lookups (the CCAS's matters are confidential). Then the
 //! time from a contact being appended to the log to its line arriving in an open page's live
-//! stream (server-sent events), embedded log. Last, what the read trail costs: GetTimeline over
+//! stream (server-sent events), embedded log. Then what the read trail costs: GetTimeline over
 //! gRPC at 1 and 8 clients (one call in flight each) on a hub with the trail and one without,
-//! same data, same run.
+//! same data, same run. Last, what signing in with the identity provider costs: the same calls
+//! with an agents file's token and with the provider's JWT (RS256, checked on every call), on
+//! one hub, same run.
 
 use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::pb;
@@ -215,7 +217,7 @@ async fn main() {
     for round in 1..=2 {
         for (label, hub) in [("off", &without), ("on ", &with)] {
             for clients in [1usize, 8] {
-                let (rate, p50, p99) = timelines(hub, &citizen, clients).await;
+                let (rate, p50, p99) = timelines(hub, &citizen, clients, "givors").await;
                 println!(
                     "GetTimeline (50 of {} entries), read trail {label}, {clients} client(s), turn {round}: {rate:.0} calls/s p50 {} p99 {}",
                     contacts.len(),
@@ -227,15 +229,63 @@ async fn main() {
     }
     without.stop().await;
     with.stop().await;
+
+    // An agents-file token against the identity provider's JWT, on one hub, in turns.
+    let issuer = contacthub_tests::oidc::TestIssuer::start().await;
+    let secret = issuer.client_secret.clone();
+    let hub = TestHub::start_with_desk_access(&Backend::Embedded, |desk| {
+        Access::from_toml(&format!(
+            "[[agent]]\nid='accueil'\ntoken_sha256='{}'\ntenants=['69091']\n\n{}",
+            token_hash("givors"),
+            issuer.agents_toml(
+                desk,
+                "[[oidc.rule]]\nwhen = { groups = \"accueil\" }\ntenants = [\"69091\"]\n"
+            )
+        ))
+        .unwrap()
+        .with_oidc_secret(secret)
+    })
+    .await;
+    hub.publish(&contacts).await;
+    hub.settle().await;
+    let jwt = issuer.access_token(
+        "contacthub-api",
+        3600,
+        serde_json::json!({"sub": "a-1", "preferred_username": "l.bernard", "groups": ["accueil"]}),
+    );
+    for round in 1..=2 {
+        for (label, token) in [
+            ("agents file token", "givors"),
+            ("provider JWT RS256", jwt.as_str()),
+        ] {
+            for clients in [1usize, 8] {
+                let (rate, p50, p99) = timelines(&hub, &citizen, clients, token).await;
+                println!(
+                    "GetTimeline (50 of {} entries), {label}, {clients} client(s), turn {round}: {rate:.0} calls/s p50 {} p99 {}",
+                    contacts.len(),
+                    ms(p50),
+                    ms(p99),
+                );
+            }
+        }
+    }
+    hub.stop().await;
 }
 
-/// `clients` desks asking `citizen`'s timeline, one call in flight each: calls/s, p50, p99.
-async fn timelines(hub: &TestHub, citizen: &str, clients: usize) -> (f64, Duration, Duration) {
+/// `clients` desks asking `citizen`'s timeline with `token`, one call in flight each: calls/s,
+/// p50, p99.
+async fn timelines(
+    hub: &TestHub,
+    citizen: &str,
+    clients: usize,
+    token: &str,
+) -> (f64, Duration, Duration) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let grpc = format!("http://{}", hub.addr);
         let citizen = citizen.to_string();
+        let token = token.to_string();
         tasks.push(tokio::spawn(async move {
             let mut desk = pb::desk_service_client::DeskServiceClient::connect(grpc)
                 .await
@@ -244,7 +294,7 @@ async fn timelines(hub: &TestHub, citizen: &str, clients: usize) -> (f64, Durati
             for i in 0..520 {
                 let t = Instant::now();
                 desk.get_timeline(as_agent(
-                    "givors",
+                    &token,
                     pb::GetTimelineRequest {
                         tenant: GIVORS.into(),
                         citizen: by_id(&citizen),

@@ -132,7 +132,7 @@ async fn phone_calls_reach_the_timeline_once(backend: Backend) {
         2026-11-05T07:31:00Z Appel entrant, manqué (occupé)
         2026-11-03T09:02:00Z Appel entrant, répondu (2 min 00 s), renvoyé vers l'accueil
         2026-11-02T08:14:03Z Appel entrant, répondu (3 min 09 s)
-        2026-10-30T17:02:00Z Appel entrant, manqué (pas de réponse)
+        2026-10-30T17:02:00Z Appel entrant, manqué (pas de réponse), hors des horaires d'ouverture
     "#]]
     .assert_eq(&lines(&marie));
     assert!(marie.iter().all(|e| e.channel == pb::Channel::Phone as i32));

@@ -1466,3 +1466,31 @@ async fn the_mail_room_finds_every_letter() {
     assert!(unanswered.contains("56 courrier(s)"), "{unanswered}");
     hub.stop().await;
 }
+
+/// The commune's opening hours and its closed days ahead, as the communes file says, for its
+/// agents and élus; another commune's are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_read_the_communes_opening_hours_and_closed_days() {
+    let hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    hub.set_clock(at(2026, 12, 4, 10, 0));
+    for token in ["givors", "elu"] {
+        let agent = WebAgent::sign_in(&hub.web, token).await;
+        let (status, page) = agent.get("/horaires?commune=69091").await;
+        assert_eq!(status, 200, "{page}");
+        for line in [
+            "lundi : 08:30–12:00, 13:30–17:30",
+            "samedi : 09:00–12:00",
+            "dimanche : fermé",
+            "25/12/2026 : jour férié (Noël)",
+        ] {
+            assert!(page.contains(line), "{token}: {line} missing");
+        }
+        // The phone: closed on Saturday, unlike the counter.
+        let phone = &page[page.find("Téléphone").unwrap()..];
+        assert!(phone.contains("samedi : fermé"));
+    }
+    let agent = WebAgent::sign_in(&hub.web, "givors").await;
+    let (status, _) = agent.get("/horaires?commune=69096").await;
+    assert_eq!(status, 403, "Grigny's are not hers");
+    hub.stop().await;
+}

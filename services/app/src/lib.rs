@@ -13,6 +13,7 @@
 //! - [`requests`]: requests (demandes) from first contact to written answer, worklists;
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
+//! - [`accueil`]: the organisation of the accueil (opening hours, closed days);
 //! - [`answers`]: written answers sent to citizens (compose, preview, outbox, print queue,
 //!   outcomes and bounces);
 //! - [`catalogue`]: the catalogue of validated answers (publish, withdraw, search);
@@ -32,6 +33,7 @@
 //! log, and a write returns once the projector made it visible. Every call names its tenant
 //! and reads only keys of that tenant.
 
+pub mod accueil;
 pub mod answers;
 pub mod audit;
 pub mod auth;

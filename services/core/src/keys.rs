@@ -47,7 +47,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 7;
+pub const FORMAT: u32 = 8;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";

@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod event;
 pub mod fold;
+pub mod hours;
 pub mod identity;
 pub mod keys;
 pub mod limits;

@@ -122,6 +122,9 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             if f.bounced_to_accueil {
                 s += ", renvoyé vers l'accueil";
             }
+            if f.outside_hours {
+                s += ", hors des horaires d'ouverture";
+            }
             s
         }
         "courrier" => {
@@ -163,6 +166,9 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             }
             if f.visit_minutes > 0 {
                 t += &format!(", {} min", f.visit_minutes);
+            }
+            if f.outside_hours {
+                t += ", hors des horaires d'ouverture";
             }
             t
         }

@@ -44,6 +44,9 @@ pub struct Tenant {
     pub orientation: Orientation,
     /// How long the commune keeps what (its retention rules).
     pub retention: Retention,
+    /// When its counter and phone are open (`[hours]`, or its own `[commune.hours]`, minus
+    /// public holidays and its `closures`); `None`: not said, nothing is marked outside hours.
+    pub schedule: Option<crate::hours::Schedule>,
 }
 
 /// The commune's retention rules (`[retention]`, or a commune's own `[commune.retention]`).
@@ -211,6 +214,17 @@ impl Tenant {
     }
 }
 
+/// Opening hours as the communes file writes them: `[hours.counter]` and `[hours.phone]`,
+/// a day per key (`lundi = "08:30-12:00 13:30-17:30"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursEntry {
+    #[serde(default)]
+    counter: crate::hours::WeekEntry,
+    #[serde(default)]
+    phone: crate::hours::WeekEntry,
+}
+
 /// All known tenants, by code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenants {
@@ -228,6 +242,8 @@ struct File {
     confidentiality: Confidentiality,
     /// What every commune's receipts say (a commune may have its own).
     receipt: Option<ReceiptTexts>,
+    /// Every commune's opening hours (a commune may have its own).
+    hours: Option<HoursEntry>,
     /// Every commune's retention rules (a commune may have its own).
     #[serde(default)]
     retention: Retention,
@@ -377,6 +393,12 @@ struct Entry {
     orientation: Option<Orientation>,
     /// The commune's own receipt texts, if not as every commune.
     receipt: Option<ReceiptTexts>,
+    /// The commune's own opening hours, if not as every commune's.
+    hours: Option<HoursEntry>,
+    /// Days the commune closes besides public holidays (`"2026-12-24"`,
+    /// `"2026-12-26..2026-12-31"`).
+    #[serde(default)]
+    closures: Vec<String>,
     /// The commune's own retention rules, if not as every commune.
     retention: Option<Retention>,
 }
@@ -470,7 +492,33 @@ impl Tenants {
                     e.code
                 )));
             }
+            let schedule = match e.hours.as_ref().or(file.hours.as_ref()) {
+                Some(h) => {
+                    let bad = |what: &str, why: String| {
+                        Error::Config(format!("commune {}: {what}: {why}", e.code))
+                    };
+                    Some(crate::hours::Schedule {
+                        counter: h.counter.parse().map_err(|w| bad("hours.counter", w))?,
+                        phone: h.phone.parse().map_err(|w| bad("hours.phone", w))?,
+                        closures: e
+                            .closures
+                            .iter()
+                            .map(|c| {
+                                crate::hours::Closure::parse(c).map_err(|w| bad("closures", w))
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                    })
+                }
+                None if !e.closures.is_empty() => {
+                    return Err(Error::Config(format!(
+                        "commune {}: closures without opening hours ([hours])",
+                        e.code
+                    )))
+                }
+                None => None,
+            };
             let t = Tenant {
+                schedule,
                 services,
                 receipt,
                 orientation: e.orientation.unwrap_or(file.confidentiality.orientation),

@@ -11,7 +11,7 @@
 //! or a token, signing out); [`pages`]
 //! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
 //! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
-//! catalogue of validated answers); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
+//! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
 pub mod catalogue;
@@ -19,6 +19,7 @@ pub mod chart;
 pub mod citizen;
 pub mod contacts;
 pub mod dashboard;
+pub mod hours;
 pub mod journal;
 pub mod mailroom;
 pub mod pages;
@@ -331,6 +332,7 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}", post(catalogue::publish))
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
+        .route("/horaires", get(hours::hours))
         .route("/journal", get(journal::journal))
         .route("/journal/{tenant}/effacer", post(journal::erase))
         .route("/journal/{tenant}/export", get(journal::export))

@@ -215,6 +215,14 @@ pub struct Login {
     pub error: String,
 }
 
+#[derive(Template)]
+#[template(path = "hours.html")]
+pub struct HoursPage {
+    pub chrome: Chrome,
+    pub communes: Vec<Commune>,
+    pub hours: Option<contacthub_app::accueil::OpeningHours>,
+}
+
 /// A page that goes on to `next` by itself (after a sign-in with the identity provider, whose
 /// site the browser comes from; before a sign-out there, which a redirect after a form would
 /// not reach under the desk's `form-action 'self'`).

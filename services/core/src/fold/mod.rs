@@ -469,6 +469,17 @@ fn project(
         Err(invalid) => return Ok(Err(invalid)),
     };
     let mut entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
+    // A call or a walk-in when the commune is closed says so.
+    let outside = outside_hours(tenants, v);
+    if outside {
+        for entry in &mut entries {
+            entry
+                .facts
+                .get_or_insert_with(Default::default)
+                .outside_hours = true;
+            timeline::rewrite(kv, &e.tenant, entry);
+        }
+    }
     if let Some(reference) = request {
         kv.put(
             keys::contact_request(&e.tenant, &e.event_id, &reference),
@@ -517,11 +528,16 @@ fn project(
         };
         let attached_to = attached.map(|e| e.citizen_id.clone());
         let unresolved = pb::Unresolved {
-            entry: Some(
-                attached
-                    .cloned()
-                    .unwrap_or_else(|| timeline::entry(v, "", pos)),
-            ),
+            entry: Some(attached.cloned().unwrap_or_else(|| {
+                let mut entry = timeline::entry(v, "", pos);
+                if outside {
+                    entry
+                        .facts
+                        .get_or_insert_with(Default::default)
+                        .outside_hours = true;
+                }
+                entry
+            })),
             candidates: waiting.unwrap_or_default(),
             claimed_citizen_id: unknown_claim.unwrap_or_default(),
             attached_to: attached_to.unwrap_or_default(),
@@ -532,6 +548,22 @@ fn project(
         );
     }
     Ok(Ok(entries))
+}
+
+/// Whether `v` is a call received, or a walk-in, while the commune's phone or counter is
+/// closed (never when the commune says no opening hours).
+fn outside_hours(tenants: &Tenants, v: &Valid) -> bool {
+    let opening = match v.payload {
+        Payload::PhoneCall(_) if v.event.direction == pb::Direction::Inbound as i32 => {
+            crate::hours::Opening::Phone
+        }
+        Payload::DeskVisit(_) => crate::hours::Opening::Counter,
+        _ => return false,
+    };
+    tenants
+        .get(&v.event.tenant)
+        .and_then(|t| t.schedule.as_ref())
+        .is_some_and(|s| !s.is_open(opening, v.occurred_us))
 }
 
 #[cfg(test)]
@@ -658,6 +690,88 @@ pub(crate) mod tests {
         assert_eq!(kv.scan_prefix(b"a/", 1).unwrap().len(), 1, "limit");
         assert_eq!(kv.scan_prefix(b"a/", 10).unwrap().len(), 2);
         assert!(kv.scan_prefix(b"b/", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn calls_and_walk_ins_when_the_commune_is_closed_say_so() {
+        use crate::courrier::paris_local_to_utc_us;
+        let at = |m: u32, d: u32, h: u32| {
+            paris_local_to_utc_us(
+                chrono::NaiveDate::from_ymd_opt(2026, m, d)
+                    .unwrap()
+                    .and_hms_opt(h, 5, 0)
+                    .unwrap(),
+            )
+        };
+        let call = |id: &str, us: i64| {
+            crate::event::contact(
+                "69091",
+                "asterisk",
+                id,
+                us,
+                us,
+                Payload::PhoneCall(pb::PhoneCall {
+                    disposition: pb::phone_call::Disposition::Answered as i32,
+                    duration_seconds: 60,
+                    billed_seconds: 55,
+                    ..Default::default()
+                }),
+                pb::Party {
+                    phone: "06 12 34 56 78".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        let mut kv = Mem::new();
+        // Monday 7 December 2026 at 10:05 and at 20:05; Christmas at 10:05.
+        let events = [
+            call("open", at(12, 7, 10)),
+            call("evening", at(12, 7, 20)),
+            call("christmas", at(12, 25, 10)),
+        ];
+        for out in apply_all(&mut kv, &events) {
+            assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        }
+        let tenants = Tenants::builtin();
+        let givors = tenants.get("69091").unwrap();
+        let mut lines: Vec<(String, String)> = kv
+            .scan_prefix(b"tl/", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| {
+                let entry = TimelineEntry::decode(v.as_slice()).unwrap();
+                (
+                    crate::event::fmt_us(
+                        entry
+                            .occurred_at
+                            .as_ref()
+                            .and_then(contacthub_proto::ts::to_micros)
+                            .unwrap(),
+                    ),
+                    crate::render::summary(&entry, givors),
+                )
+            })
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                (
+                    "2026-12-07T09:05:00Z".to_string(),
+                    "Appel entrant, répondu (1 min 00 s)".to_string()
+                ),
+                (
+                    "2026-12-07T19:05:00Z".to_string(),
+                    "Appel entrant, répondu (1 min 00 s), hors des horaires d'ouverture"
+                        .to_string()
+                ),
+                (
+                    "2026-12-25T09:05:00Z".to_string(),
+                    "Appel entrant, répondu (1 min 00 s), hors des horaires d'ouverture"
+                        .to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

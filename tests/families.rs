@@ -219,42 +219,40 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
     let tenants = Tenants::builtin();
     let mut kv = Mem::new();
     let mut by_kind: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    {
-        for r in contacthub_tests::canary::log_records(hub.log.as_ref()).await {
-            let kind = r
-                .record
-                .headers
-                .iter()
-                .find(|(k, _)| k == contacthub_core::event::HEADER_EVENT_TYPE)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            let written = RefCell::new(BTreeSet::new());
-            let mut recording = Recording {
-                inner: &mut kv,
-                written: &written,
-            };
-            let pos = Position {
-                partition: r.partition,
-                offset: r.offset,
-            };
-            let outcome = apply(
-                &mut recording,
-                &tenants,
-                pos,
-                &r.record.key,
-                &r.record.value,
-                hub.keys.as_ref(),
-            )
-            .unwrap();
-            assert!(
-                !matches!(outcome, Outcome::DeadLettered(_)),
-                "{kind}: {outcome:?}"
-            );
-            by_kind
-                .entry(kind)
-                .or_default()
-                .extend(written.into_inner());
-        }
+    for r in contacthub_tests::canary::log_records(hub.log.as_ref()).await {
+        let kind = r
+            .record
+            .headers
+            .iter()
+            .find(|(k, _)| k == contacthub_core::event::HEADER_EVENT_TYPE)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        let written = RefCell::new(BTreeSet::new());
+        let mut recording = Recording {
+            inner: &mut kv,
+            written: &written,
+        };
+        let pos = Position {
+            partition: r.partition,
+            offset: r.offset,
+        };
+        let outcome = apply(
+            &mut recording,
+            &tenants,
+            pos,
+            &r.record.key,
+            &r.record.value,
+            hub.keys.as_ref(),
+        )
+        .unwrap();
+        assert!(
+            !matches!(outcome, Outcome::DeadLettered(_)),
+            "{kind}: {outcome:?}"
+        );
+        by_kind
+            .entry(kind)
+            .or_default()
+            .extend(written.into_inner());
     }
     let classified: HashMap<&str, Holds> = FAMILIES.iter().copied().collect();
     let mut snapshot = String::new();

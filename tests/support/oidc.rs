@@ -40,8 +40,9 @@ struct Grant {
 
 #[derive(Default)]
 struct Inner {
+    /// Its keys; the last one signs.
     keys: Vec<Key>,
-    /// The key that signs now (the last one).
+    /// Who the next browser at the authorization endpoint signs in as.
     next_user: Option<Map<String, Value>>,
     grants: HashMap<String, Grant>,
     /// Tokens the userinfo endpoint answers for: their claims.

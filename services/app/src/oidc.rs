@@ -150,7 +150,7 @@ pub struct Rule {
 
 impl Config {
     fn check(&self) -> std::result::Result<(), String> {
-        let issuer = url_of(&self.issuer).map_err(|e| format!("oidc.issuer: {e}"))?;
+        url_of(&self.issuer).map_err(|e| format!("oidc.issuer: {e}"))?;
         if let Some(r) = &self.redirect_url {
             url_of(r).map_err(|e| format!("oidc.redirect_url: {e}"))?;
         }
@@ -171,7 +171,6 @@ impl Config {
                 return Err(format!("oidc.rule {}: tenants is empty", i + 1));
             }
         }
-        let _ = issuer;
         Ok(())
     }
 }

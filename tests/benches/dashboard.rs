@@ -118,6 +118,7 @@ fn year_of_events(n: usize, start: i64) -> Vec<pb::Event> {
                 let payload = Payload::DeskVisit(pb::DeskVisit {
                     desk: "accueil-hdv".into(),
                     duration_minutes: 10,
+                    ..Default::default()
                 });
                 out.push(contact(GIVORS, "bench", &id, at, at, payload, party));
             }

@@ -217,6 +217,7 @@ impl PhoneCdr {
             billed_seconds: billsec,
             commune_number: commune_number.unwrap_or_default(),
             bounced_to_accueil: bounced,
+            ..Default::default()
         });
         let party = pb::Party {
             phone: party_phone,

@@ -385,6 +385,7 @@ impl App {
             Payload::DeskVisit(pb::DeskVisit {
                 desk: r.desk.clone(),
                 duration_minutes: r.duration_minutes,
+                ..Default::default()
             }),
             party,
         );

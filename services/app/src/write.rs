@@ -120,7 +120,10 @@ impl App {
                 Prior::Same(at) => placed.push(Some(at)),
                 Prior::New => {
                     placed.push(None);
-                    new.push(e.clone());
+                    let mut e = e.clone();
+                    // Outside opening hours, by the hours in force now: part of the event.
+                    contacthub_core::hours::mark(&mut e, &self.tenants);
+                    new.push(e);
                 }
             }
         }

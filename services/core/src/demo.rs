@@ -339,6 +339,7 @@ fn person_events(
         Payload::DeskVisit(pb::DeskVisit {
             desk: "accueil-hdv".into(),
             duration_minutes,
+            ..Default::default()
         }),
         pb::Party {
             citizen_id: p.citizen_id.clone(),
@@ -468,6 +469,7 @@ fn person_events(
                     billed_seconds: secs,
                     commune_number: tenant.numbers.first().cloned().unwrap_or_default(),
                     bounced_to_accueil: rng.gen_bool(0.2),
+                    ..Default::default()
                 });
                 let mut e = contact(&tenant.code, "demo", &sid, at, at, payload, by_phone);
                 set_text(&mut e, "", "", category);
@@ -541,6 +543,7 @@ fn person_events(
                 let payload = Payload::DeskVisit(pb::DeskVisit {
                     desk: "accueil-hdv".into(),
                     duration_minutes: rng.gen_range(3..40),
+                    ..Default::default()
                 });
                 let party = pb::Party {
                     citizen_id: p.citizen_id.clone(),
@@ -596,6 +599,7 @@ fn person_events(
                     billed_seconds: 192,
                     commune_number: tenant.numbers.first().cloned().unwrap_or_default(),
                     bounced_to_accueil: false,
+                    ..Default::default()
                 }),
                 pb::Party {
                     phone: landline,

@@ -242,6 +242,34 @@ impl Schedule {
     }
 }
 
+/// Marks `event` when it is a call received or a walk-in while its commune's phone or counter
+/// is closed, by the hours in force now (the writer's): the mark is then part of the event,
+/// so a replay, or a later change of hours, gives the same history. Nothing when the commune
+/// says no hours, or for any other event.
+pub fn mark(event: &mut crate::pb::Event, tenants: &crate::tenant::Tenants) {
+    use crate::pb::event::Payload;
+    let inbound = event.direction == crate::pb::Direction::Inbound as i32;
+    let Some(schedule) = tenants.get(&event.tenant).and_then(|t| t.schedule.as_ref()) else {
+        return;
+    };
+    let Some(us) = event
+        .occurred_at
+        .as_ref()
+        .and_then(contacthub_proto::ts::to_micros)
+    else {
+        return;
+    };
+    match event.payload.as_mut() {
+        Some(Payload::PhoneCall(c)) if inbound => {
+            c.outside_hours = !schedule.is_open(Opening::Phone, us);
+        }
+        Some(Payload::DeskVisit(v)) => {
+            v.outside_hours = !schedule.is_open(Opening::Counter, us);
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -470,7 +470,7 @@ fn project(
     };
     let mut entries = timeline::write(kv, v, pos, &citizens, unknown_claim.as_deref())?;
     // A call or a walk-in when the commune is closed says so.
-    let outside = outside_hours(tenants, v);
+    let outside = outside_hours(v);
     if outside {
         for entry in &mut entries {
             entry
@@ -550,20 +550,14 @@ fn project(
     Ok(Ok(entries))
 }
 
-/// Whether `v` is a call received, or a walk-in, while the commune's phone or counter is
-/// closed (never when the commune says no opening hours).
-fn outside_hours(tenants: &Tenants, v: &Valid) -> bool {
-    let opening = match v.payload {
-        Payload::PhoneCall(_) if v.event.direction == pb::Direction::Inbound as i32 => {
-            crate::hours::Opening::Phone
-        }
-        Payload::DeskVisit(_) => crate::hours::Opening::Counter,
-        _ => return false,
-    };
-    tenants
-        .get(&v.event.tenant)
-        .and_then(|t| t.schedule.as_ref())
-        .is_some_and(|s| !s.is_open(opening, v.occurred_us))
+/// Whether `v` is a call received, or a walk-in, while the commune's phone or counter was
+/// closed, as its writer marked it ([`crate::hours::mark`]).
+fn outside_hours(v: &Valid) -> bool {
+    match v.payload {
+        Payload::PhoneCall(c) => c.outside_hours,
+        Payload::DeskVisit(d) => d.outside_hours,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -724,15 +718,19 @@ pub(crate) mod tests {
         };
         let mut kv = Mem::new();
         // Monday 7 December 2026 at 10:05 and at 20:05; Christmas at 10:05.
+        let tenants = Tenants::builtin();
         let events = [
             call("open", at(12, 7, 10)),
             call("evening", at(12, 7, 20)),
             call("christmas", at(12, 25, 10)),
-        ];
+        ]
+        .map(|mut e| {
+            crate::hours::mark(&mut e, &tenants);
+            e
+        });
         for out in apply_all(&mut kv, &events) {
             assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
         }
-        let tenants = Tenants::builtin();
         let givors = tenants.get("69091").unwrap();
         let mut lines: Vec<(String, String)> = kv
             .scan_prefix(b"tl/", 10)

@@ -155,7 +155,8 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
             f.key_id.clear();
         }
         // The read model keeps the line's facts; the hub words its summary when it answers.
-        assert_eq!(e.summary, "Visite à l'accueil");
+        // (« , hors des horaires d'ouverture » when the test runs while the town hall is shut)
+        assert!(e.summary.starts_with("Visite à l'accueil"), "{}", e.summary);
         let stored = pb::TimelineEntry {
             summary: String::new(),
             ..e.clone()

@@ -170,7 +170,14 @@ async fn a_hub_reaches_a_broker_through_tls_and_sasl_with_the_shipped_credential
         .unwrap()
         .into_inner();
     assert_eq!(timeline.entries.len(), 1);
-    assert_eq!(timeline.entries[0].summary, "Visite à l'accueil");
+    // (« , hors des horaires d'ouverture » when the test runs while the town hall is shut)
+    assert!(
+        timeline.entries[0]
+            .summary
+            .starts_with("Visite à l'accueil"),
+        "{}",
+        timeline.entries[0].summary
+    );
     let _ = serve.child.kill();
     let _ = serve.child.wait();
 

@@ -206,8 +206,9 @@ impl contacthub_app::retention::Held for Quarantine {
         Ok(entries
             .into_iter()
             .map(|e| contacthub_app::retention::HeldItem {
+                // A date that does not read is never due (rather than due at once).
                 received_us: chrono::DateTime::parse_from_rfc3339(&e.received_at)
-                    .map_or(0, |t| t.timestamp_micros()),
+                    .map_or(i64::MAX, |t| t.timestamp_micros()),
                 id: e.id,
                 kind: "entrée de quarantaine".into(),
                 tenant: e.tenant,

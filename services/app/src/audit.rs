@@ -508,11 +508,13 @@ impl crate::App {
         let mut batch: Vec<pb::TrailRead> = Vec::new();
         let mut commune = String::new();
         let mut flush = |commune: &str, batch: &mut Vec<pb::TrailRead>| {
-            if let Some(first) = batch.first() {
+            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+                // Named by its first and last lines: a batch sent again after a crash, longer,
+                // is another event (its lines are kept by number, so the overlap is harmless).
                 events.push(self.internal_event(
                     "read-trail",
                     commune,
-                    &format!("{hub}/{}", first.seq),
+                    &format!("{hub}/{}-{}", first.seq, last.seq),
                     "",
                     pb::event::Payload::ReadsRecorded(pb::ReadsRecorded {
                         hub: hub.clone(),

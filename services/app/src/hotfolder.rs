@@ -251,11 +251,12 @@ impl crate::retention::Held for Unmatched {
             if name.ends_with(".reason") || name.ends_with(".json") {
                 continue;
             }
+            // A time that does not read is never due (rather than due at once).
             let received_us = entry
                 .metadata()?
                 .modified()?
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as i64);
+                .map_or(i64::MAX, |d| d.as_micros() as i64);
             out.push(crate::retention::HeldItem {
                 tenant: chrono_of(&entry.path()).and_then(|c| tenant_of(&self.tenants, &c)),
                 id: name,

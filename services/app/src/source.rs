@@ -68,6 +68,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address of an `X-Forwarded-For` entry: `192.0.2.7`, `2001:db8::1`, or with a port as
+/// some proxies write it (`192.0.2.7:4711`, `[2001:db8::1]:4711`).
+fn address_of(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
+}
+
 /// The reverse proxies whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxies(Vec<Net>);
@@ -101,8 +110,8 @@ impl Proxies {
             .collect();
         let mut client = canonical(peer);
         for hop in hops.iter().rev().take(32) {
-            let Ok(ip) = hop.parse::<IpAddr>() else {
-                // Not an address (garbage, or a port the proxy should not add): stop here.
+            let Some(ip) = address_of(hop) else {
+                // Not an address (garbage): stop here.
                 break;
             };
             client = canonical(ip);
@@ -145,6 +154,15 @@ mod tests {
         assert_eq!(
             p.client(ip("10.0.0.5"), ["unknown"].into_iter()),
             ip("10.0.0.5")
+        );
+        // With a port, as some proxies write it.
+        assert_eq!(
+            p.client(ip("10.0.0.5"), ["192.0.2.7:4711"].into_iter()),
+            ip("192.0.2.7")
+        );
+        assert_eq!(
+            p.client(ip("10.0.0.5"), ["[2001:db8::1]:4711"].into_iter()),
+            ip("2001:db8::1")
         );
         assert_eq!(
             p.client(ip("::ffff:10.0.0.5"), ["192.0.2.7"].into_iter()),

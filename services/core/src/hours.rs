@@ -156,11 +156,12 @@ impl Closure {
     }
 }
 
-/// A site's schedules and the commune's closures: whether it is open at a given time.
+/// A site's schedules and the commune's closures: whether it is open at a given time. A
+/// channel the communes file says nothing of (`None`) is never « closed ».
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Schedule {
-    pub counter: Week,
-    pub phone: Week,
+    pub counter: Option<Week>,
+    pub phone: Option<Week>,
     pub closures: Vec<Closure>,
 }
 
@@ -186,24 +187,31 @@ impl Schedule {
 
     /// Whether `channel` is open at `us` (µs since the epoch, read in Paris time).
     pub fn is_open(&self, channel: Opening, us: i64) -> bool {
-        let paris = crate::courrier::paris(us);
-        if self.closed_day(paris.date()).is_some() {
-            return false;
-        }
         let week = match channel {
             Opening::Counter => &self.counter,
             Opening::Phone => &self.phone,
         };
+        let Some(week) = week else {
+            return true;
+        };
+        let paris = crate::courrier::paris(us);
+        if self.closed_day(paris.date()).is_some() {
+            return false;
+        }
         let day = paris.weekday().num_days_from_monday() as usize;
         let minute = (paris.hour() * 60 + paris.minute()) as u16;
         week.0[day].iter().any(|(s, e)| *s <= minute && minute < *e)
     }
 
-    /// The schedule of `channel` in French, a day per line: « lundi : 08:30–12:00, 13:30–17:30 ».
+    /// The schedule of `channel` in French, a day per line: « lundi : 08:30–12:00, 13:30–17:30 »
+    /// (one line « non renseignés » when the communes file says nothing of it).
     pub fn describe(&self, channel: Opening) -> Vec<String> {
         let week = match channel {
             Opening::Counter => &self.counter,
             Opening::Phone => &self.phone,
+        };
+        let Some(week) = week else {
+            return vec!["horaires non renseignés".to_string()];
         };
         let names = [
             Weekday::Mon,
@@ -312,8 +320,8 @@ mod tests {
         .parse()
         .unwrap();
         let s = Schedule {
-            counter: week.clone(),
-            phone: week,
+            counter: Some(week.clone()),
+            phone: Some(week),
             closures: vec![Closure::parse("2026-12-28..2026-12-31").unwrap()],
         };
         // Paris time: Monday 7 December 2026…
@@ -338,6 +346,14 @@ mod tests {
             "lundi : 08:30–12:00, 13:30–17:30"
         );
         assert_eq!(s.describe(Opening::Counter)[1], "mardi : fermé");
+        let no_phone = Schedule {
+            phone: None,
+            ..s.clone()
+        };
+        assert!(
+            no_phone.is_open(Opening::Phone, paris(25, 3, 0)),
+            "hours not given: never « closed »"
+        );
     }
 
     #[test]

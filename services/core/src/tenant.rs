@@ -219,10 +219,8 @@ impl Tenant {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HoursEntry {
-    #[serde(default)]
-    counter: crate::hours::WeekEntry,
-    #[serde(default)]
-    phone: crate::hours::WeekEntry,
+    counter: Option<crate::hours::WeekEntry>,
+    phone: Option<crate::hours::WeekEntry>,
 }
 
 /// All known tenants, by code.
@@ -498,8 +496,16 @@ impl Tenants {
                         Error::Config(format!("commune {}: {what}: {why}", e.code))
                     };
                     Some(crate::hours::Schedule {
-                        counter: h.counter.parse().map_err(|w| bad("hours.counter", w))?,
-                        phone: h.phone.parse().map_err(|w| bad("hours.phone", w))?,
+                        counter: h
+                            .counter
+                            .as_ref()
+                            .map(|w| w.parse().map_err(|why| bad("hours.counter", why)))
+                            .transpose()?,
+                        phone: h
+                            .phone
+                            .as_ref()
+                            .map(|w| w.parse().map_err(|why| bad("hours.phone", why)))
+                            .transpose()?,
                         closures: e
                             .closures
                             .iter()

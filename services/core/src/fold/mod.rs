@@ -554,7 +554,9 @@ fn project(
 /// closed, as its writer marked it ([`crate::hours::mark`]).
 fn outside_hours(v: &Valid) -> bool {
     match v.payload {
-        Payload::PhoneCall(c) => c.outside_hours,
+        Payload::PhoneCall(c) => {
+            c.outside_hours && v.event.direction == pb::Direction::Inbound as i32
+        }
         Payload::DeskVisit(d) => d.outside_hours,
         _ => false,
     }

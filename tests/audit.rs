@@ -19,6 +19,32 @@ fn agents() -> String {
     )
 }
 
+/// A visit at the accueil of Givors by the agent `accueil` (its request as sent, `with` it
+/// may change): its timeline line.
+async fn visit(
+    desk: &mut pb::desk_service_client::DeskServiceClient<tonic::transport::Channel>,
+    key: &str,
+    with: impl FnOnce(&mut tonic::Request<pb::RecordVisitRequest>),
+) -> pb::TimelineEntry {
+    let mut request = as_agent(
+        "accueil",
+        pb::RecordVisitRequest {
+            tenant: GIVORS.into(),
+            party: Some(party_phone("06 12 34 56 78")),
+            subject: "Passeport".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        },
+    );
+    with(&mut request);
+    desk.record_visit(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .entry
+        .unwrap()
+}
+
 fn run(args: &[&str]) -> (bool, String) {
     let o = std::process::Command::new(contacthub_bin!())
         .args(args)
@@ -48,22 +74,7 @@ async fn reads_are_traced_for_the_dpo_only_and_the_trail_holds() {
     let mut desk = pb::desk_service_client::DeskServiceClient::connect(serve.grpc.clone())
         .await
         .unwrap();
-    let entry = desk
-        .record_visit(as_agent(
-            "accueil",
-            pb::RecordVisitRequest {
-                tenant: GIVORS.into(),
-                party: Some(party_phone("06 12 34 56 78")),
-                subject: "Passeport".into(),
-                idempotency_key: "audit-1".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .entry
-        .unwrap();
+    let entry = visit(&mut desk, "audit-1", |_| {}).await;
     let citizen = entry.citizen_id.clone();
 
     // Read through the three front-ends.
@@ -324,27 +335,12 @@ async fn behind_a_trusted_proxy_the_trail_and_the_limits_see_the_client() {
     let mut desk = pb::desk_service_client::DeskServiceClient::connect(serve.grpc.clone())
         .await
         .unwrap();
-    let mut visit = as_agent(
-        "accueil",
-        pb::RecordVisitRequest {
-            tenant: GIVORS.into(),
-            party: Some(party_phone("06 12 34 56 78")),
-            subject: "Passeport".into(),
-            idempotency_key: "proxy-1".into(),
-            ..Default::default()
-        },
-    );
-    visit
-        .metadata_mut()
-        .insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
-    let citizen = desk
-        .record_visit(visit)
-        .await
-        .unwrap()
-        .into_inner()
-        .entry
-        .unwrap()
-        .citizen_id;
+    let citizen = visit(&mut desk, "proxy-1", |r| {
+        r.metadata_mut()
+            .insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+    })
+    .await
+    .citizen_id;
     let mut read = as_agent(
         "accueil",
         pb::GetTimelineRequest {
@@ -452,23 +448,7 @@ async fn on_a_cluster_any_hub_answers_the_dpo_for_every_hub() {
     }
     let (a, b) = (&hubs[0], &hubs[1]);
     let mut desk_b = pb::desk_service_client::DeskServiceClient::new(b.channel.clone());
-    let citizen = desk_b
-        .record_visit(as_agent(
-            "accueil",
-            pb::RecordVisitRequest {
-                tenant: GIVORS.into(),
-                party: Some(party_phone("06 12 34 56 78")),
-                subject: "Passeport".into(),
-                idempotency_key: "cluster-1".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .entry
-        .unwrap()
-        .citizen_id;
+    let citizen = visit(&mut desk_b, "cluster-1", |_| {}).await.citizen_id;
     desk_b
         .get_timeline(as_agent(
             "accueil",

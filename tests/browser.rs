@@ -1117,3 +1117,207 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
     c.close().await.unwrap();
     hub.stop().await;
 }
+
+/// The waiting line in the browser: the kiosk (a `borne` device account) gives a ticket, an
+/// agent at the pré-accueil gives one naming Marie Durand, two counters call them, the hall
+/// screen opened before shows each call as it happens (no reload), the counter shows Marie's
+/// name and record, the ticket is closed as sent to urbanisme and the visit is in her
+/// timeline; then the accueil's figures. Every page passes axe-core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_line_in_the_browser() {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='borne-hdv'\ntoken_sha256='{}'\ntenants=['69091']\nrole='borne'\n",
+        token_hash("givors"),
+        token_hash("borne")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    hub.publish(&[register(
+        GIVORS,
+        "GIV-000900",
+        "Marie Durand",
+        "06 12 34 56 78",
+        at(2026, 1, 5, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    // Monday 7 December 2026, 09:00 in Givors.
+    hub.set_clock(at(2026, 12, 7, 8, 0));
+    let profiles = tempfile::tempdir().unwrap();
+    let kiosk = browser(&webdriver, &profiles.path().join("borne")).await;
+    let agent = browser(&webdriver, &profiles.path().join("agent")).await;
+
+    // The kiosk signs in once and lands on the pré-accueil.
+    kiosk.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&kiosk, "#token", "borne").await;
+    click(&kiosk, "button[type=submit]").await;
+    until_text(&kiosk, "the kiosk's page", |t| {
+        t.contains("Pour quel motif venez-vous ?")
+    })
+    .await;
+    review(&kiosk, "pre-accueil", &axe).await;
+    assert!(
+        kiosk.find(Locator::Css("#fiche")).await.is_err(),
+        "the kiosk names no one"
+    );
+    click(&kiosk, "button[name=motive][value='1']").await;
+    let ticket = until_text(&kiosk, "the ticket", |t| t.contains("E001")).await;
+    assert!(ticket.contains("Vous êtes le prochain."), "{ticket}");
+    review(&kiosk, "ticket", &axe).await;
+    // Its receipt, for an 80 mm printer.
+    let (status, _) = {
+        let url = format!(
+            "{}/accueil/69091/tickets/hdv-20261207-E001/ticket.pdf",
+            hub.web
+        );
+        let cookies = kiosk.get_all_cookies().await.unwrap();
+        let jar = cookies
+            .iter()
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let r = reqwest::Client::new()
+            .get(&url)
+            .header("cookie", jar)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let pdf = r.bytes().await.unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+        if let Some(text) = pdf_text(&pdf) {
+            assert!(
+                text.contains("E001") && text.contains("État civil"),
+                "{text}"
+            );
+        }
+        (status, ())
+    };
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    // The hall screen, opened before any call.
+    kiosk
+        .goto(&format!("{}/accueil/ecran?commune=69091&site=hdv", hub.web))
+        .await
+        .unwrap();
+    until_text(&kiosk, "the screen", |t| {
+        t.contains("1 personne en attente")
+    })
+    .await;
+    review(&kiosk, "ecran", &axe).await;
+
+    // The agent at the pré-accueil: a ticket for Marie, « autre : stationnement ».
+    agent.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&agent, "#token", "givors").await;
+    click(&agent, "button[type=submit]").await;
+    until_text(&agent, "signed in", |t| t.contains("Rechercher un usager")).await;
+    agent
+        .goto(&format!(
+            "{}/accueil/borne?commune=69091&site=hdv&fiche=GIV-000900",
+            hub.web
+        ))
+        .await
+        .unwrap();
+    assert_eq!(value(&agent, "#fiche").await, "GIV-000900");
+    fill(&agent, "#label", "stationnement").await;
+    click(&agent, "button[name=motive][value='9']").await;
+    let ticket = until_text(&agent, "Marie's ticket", |t| t.contains("A001")).await;
+    assert!(ticket.contains("1 personne avant vous."), "{ticket}");
+    until_text(&kiosk, "the screen counts two", |t| {
+        t.contains("2 personnes en attente")
+    })
+    .await;
+
+    // Counter 3 (état civil only) calls E001; the screen shows it without a reload.
+    agent
+        .goto(&format!(
+            "{}/accueil/guichet?commune=69091&site=hdv&guichet=3",
+            hub.web
+        ))
+        .await
+        .unwrap();
+    review(&agent, "guichet", &axe).await;
+    hub.set_clock(at(2026, 12, 7, 8, 5));
+    click(&agent, "button.primary").await;
+    until_text(&agent, "E001 at counter 3", |t| {
+        t.contains("appelé au guichet 3")
+    })
+    .await;
+    until_text(&kiosk, "the screen announces E001", |t| {
+        t.contains("E001") && t.contains("guichet 3")
+    })
+    .await;
+    // Counter 1 calls A001: Marie's name and record are on the counter's page.
+    agent
+        .goto(&format!(
+            "{}/accueil/guichet?commune=69091&site=hdv&guichet=1",
+            hub.web
+        ))
+        .await
+        .unwrap();
+    hub.set_clock(at(2026, 12, 7, 8, 8));
+    click(&agent, "button.primary").await;
+    let at_counter = until_text(&agent, "A001 at counter 1", |t| {
+        t.contains("Fiche de Marie Durand")
+    })
+    .await;
+    assert!(at_counter.contains("Autre : stationnement"), "{at_counter}");
+    let screen = until_text(&kiosk, "the screen announces A001 first", |t| {
+        t.find("A001")
+            .is_some_and(|a| t.find("E001").is_some_and(|e| a < e))
+    })
+    .await;
+    assert!(screen.contains("guichet 1"), "{screen}");
+    let announced = kiosk
+        .execute(
+            "return document.getElementById('annonce-appel').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(announced.as_str(), Some("A001 au guichet 1"), "{announced}");
+    review(&kiosk, "ecran-appel", &axe).await;
+
+    // Marie is there; sent to urbanisme.
+    hub.set_clock(at(2026, 12, 7, 8, 9));
+    click(&agent, "button[value=debut]").await;
+    until_text(&agent, "started", |t| t.contains("au guichet 1")).await;
+    hub.set_clock(at(2026, 12, 7, 8, 21));
+    click(&agent, "#oriente").await;
+    choose(&agent, "#service", "urbanisme").await;
+    click(&agent, "fieldset button[type=submit]").await;
+    until_text(&agent, "closed", |t| t.contains("Ticket clos.")).await;
+    agent
+        .goto(&format!("{}/citoyens/69091/GIV-000900", hub.web))
+        .await
+        .unwrap();
+    until_text(&agent, "the visit in Marie's timeline", |t| {
+        t.contains("guichet 1 : orienté vers un service (Urbanisme)")
+    })
+    .await;
+
+    // The accueil's figures for that Monday.
+    agent
+        .goto(&format!(
+            "{}/accueil/rapport?commune=69091&de=2026-12-07&a=2026-12-07",
+            hub.web
+        ))
+        .await
+        .unwrap();
+    let figures = until_text(&agent, "the figures", |t| t.contains("Fréquentation")).await;
+    assert!(figures.contains("1 (100,0 %)"), "{figures}");
+    assert!(figures.contains("Tickets\n2"), "{figures}");
+    review(&agent, "frequentation", &axe).await;
+    hub.set_clock(0);
+    kiosk.close().await.unwrap();
+    agent.close().await.unwrap();
+}

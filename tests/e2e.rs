@@ -1,6 +1,7 @@
 //! The end-to-end tests of contacthub, one module per subject, linked as one test binary.
 
 mod access;
+mod accueil;
 mod adapters;
 mod audit;
 mod browser;

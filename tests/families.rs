@@ -26,6 +26,7 @@ enum Holds {
 
 /// Every family of [`crate::keys`], classified.
 const FAMILIES: &[(&str, Holds)] = &[
+    ("ac/", Holds::Nothing), // the accueil's day counts: calls, web contacts by hour, services
     ("an/", Holds::Personal), // a written answer: its text, its recipient
     ("ar/", Holds::Ids),
     ("ce/", Holds::Ids),
@@ -63,7 +64,9 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("sq/", Holds::Nothing),
     ("sr/", Holds::Ids),
     ("st/", Holds::Nothing), // counters: by service, channel, street (a place, not a person)
+    ("tk/", Holds::Personal), // a ticket of the waiting line: its person, an « autre » word
     ("tl/", Holds::Personal), // timeline lines: who, subject, summary
+    ("tn/", Holds::Nothing), // ticket numbering per site and day
 ];
 
 type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -279,13 +282,13 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         courrier: ce/ ci/* co/* ev/ ih/* ks/ lc/ od/ pd/* rc/ re/ rn/ rq/* sk/ sq/ st/ tl/*
         courrier_answered: ci/* co/* ev/ lc/ rq/* st/ tl/*
         courrier_routed: ci/* co/* ev/ lc/ rq/* st/ tl/*
-        desk_visit: ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
+        desk_visit: ac/ ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
         duplicate_dismissed: ci/* dd/ ev/ ks/ lc/ sk/ st/ tl/*
         email: ci/* ev/ ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
         household_membership: ci/* ev/ hh/* ks/ lc/ sk/ st/ tl/*
         identity_linked: ci/* ev/ lc/ mg/ st/ tl/*
         identity_unlinked: ci/* ev/ lc/ st/ tl/*
-        phone_call: ci/* ev/ id/* ih/* ks/ lc/ ra/* sk/ sq/ st/ tl/*
+        phone_call: ac/ ci/* ev/ id/* ih/* ks/ lc/ ra/* sk/ sq/ st/ tl/*
         request_answered: ci/* ev/ lc/ rq/* st/ tl/*
         request_assigned: ci/* ev/ lc/ rq/* st/ tl/*
         request_closed: ci/* ev/ lc/ rq/* st/ tl/*
@@ -294,7 +297,11 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         request_reopened: ci/* ev/ lc/ od/ rq/* st/ tl/*
         request_status_changed: ci/* ev/ lc/ rq/* st/ tl/*
         sms: ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
-        web_form: ci/* ev/ ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
+        ticket_called: ev/ st/ tk/*
+        ticket_closed: ev/ st/ tk/*
+        ticket_issued: ev/ st/ tk/* tn/
+        ticket_started: ev/ st/ tk/*
+        web_form: ac/ ci/* ev/ ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
     "#]]
     .assert_eq(&snapshot);
     hub.stop().await;

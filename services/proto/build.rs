@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "request.proto",
         "outbound.proto",
         "audit.proto",
+        "accueil.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

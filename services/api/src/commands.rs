@@ -208,3 +208,29 @@ command!(pb::ComposeAnswerRequest => c::ComposeAnswer, |r| c::ComposeAnswer {
     attach_letter: r.attach_letter,
     idempotency_key: r.idempotency_key.clone(),
 });
+
+command!(pb::IssueTicketRequest => c::IssueTicket, |r| c::IssueTicket {
+    site: r.site.clone(),
+    motive: known(r.motive, "motif inconnu")?,
+    motive_label: r.motive_label.clone(),
+    citizen_id: r.citizen_id.clone(),
+});
+command!(pb::CloseTicketRequest => c::CloseTicket, |r| c::CloseTicket {
+    ticket_id: r.ticket_id.clone(),
+    outcome: {
+        use pb::ticket_closed::Outcome;
+        match known::<Outcome>(r.outcome, "issue de ticket inconnue")? {
+            Outcome::Settled => c::TicketOutcome::Settled,
+            Outcome::Transferred => c::TicketOutcome::Transferred,
+            Outcome::Request => c::TicketOutcome::Request,
+            Outcome::Absent => c::TicketOutcome::Absent,
+            Outcome::Unspecified => {
+                return Err(Status::invalid_argument(
+                    "indiquez l'issue : réglé, orienté, demande ou absent",
+                ))
+            }
+        }
+    },
+    service: r.service.clone(),
+    request_reference: r.request_reference.clone(),
+});

@@ -1,13 +1,14 @@
-//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room, outbound, ops and audit services, standard
+//! contacthub's gRPC API: the desk, citizen, request, dashboard, mail-room, outbound, accueil, ops and audit services, standard
 //! health and server reflection, on one tonic server. Handlers only translate: requests into the application
 //! layer's commands and queries ([`contacthub_app`]), its errors into gRPC status codes
 //! ([`status`]).
 //!
-//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`ops`], [`audit`] (one module per service); `commands`
+//! Layout: [`desk`], [`citizens`], [`requests`], [`courrier`], [`outbound`], [`accueil`], [`ops`], [`audit`] (one module per service); `commands`
 //! (each request as the application layer's command); [`gate`] (the open
 //! hub's host check and the throttle of failed credentials, before every service); this file wires them with
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
+pub mod accueil;
 pub mod audit;
 pub mod citizens;
 mod commands;
@@ -20,8 +21,8 @@ pub mod requests;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
-    audit_service_server::AuditServiceServer, citizen_service_server::CitizenServiceServer,
-    courrier_service_server::CourrierServiceServer,
+    accueil_service_server::AccueilServiceServer, audit_service_server::AuditServiceServer,
+    citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
     dashboard_service_server::DashboardServiceServer, desk_service_server::DeskServiceServer,
     ops_service_server::OpsServiceServer, outbound_service_server::OutboundServiceServer,
     request_service_server::RequestServiceServer,
@@ -119,6 +120,7 @@ const SERVICES: &[&str] = &[
     "contacthub.v1.RequestService",
     "contacthub.v1.DashboardService",
     "contacthub.v1.OutboundService",
+    "contacthub.v1.AccueilService",
 ];
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -150,6 +152,9 @@ pub async fn serve(
         .await;
     reporter
         .set_serving::<OutboundServiceServer<outbound::Outbound>>()
+        .await;
+    reporter
+        .set_serving::<AccueilServiceServer<accueil::Accueil>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(contacthub_proto::FILE_DESCRIPTOR_SET)
@@ -234,6 +239,9 @@ pub async fn serve(
             app.clone(),
         )))
         .add_service(AuditServiceServer::new(audit::Audit::new(app.clone())))
+        .add_service(AccueilServiceServer::new(accueil::Accueil::new(
+            app.clone(),
+        )))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)));
     // TCP_NODELAY on every accepted connection: without it a small answer waits for the
     // client's delayed ACK (~40 ms per call for a desk with one call in flight).

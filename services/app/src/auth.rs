@@ -11,7 +11,9 @@
 //! ops = false                   # may call OpsService (positions, dead letters)
 //! services = ["voirie"]         # optional: sees only these services' requests (and its own)
 //! role = "agent"                # "elu": dashboards only (aggregates, no personal data);
-//!                               # "dpo": the data protection officer, reads the read trail only
+//!                               # "dpo": the data protection officer, reads the read trail only;
+//!                               # "borne": a device in the hall (the pré-accueil kiosk, the
+//!                               # hall screen): takes tickets and shows the line, nothing else
 //! catalogue = false             # may publish and withdraw validated answers
 //! ```
 //!
@@ -54,6 +56,9 @@ pub enum Role {
     /// The data protection officer: the read trail of their communes (who read whose data),
     /// no citizen's data.
     Dpo,
+    /// A device in the accueil's hall — the pré-accueil kiosk, the hall screen: issues tickets
+    /// naming no one and reads the line (numbers, counters), nothing else.
+    Borne,
 }
 
 impl Agent {
@@ -113,6 +118,11 @@ impl Agent {
     /// Whether the agent is the data protection officer (the read trail only).
     pub fn is_dpo(&self) -> bool {
         self.role == Role::Dpo
+    }
+
+    /// Whether the caller is a device in the hall (kiosk, screen).
+    pub fn is_borne(&self) -> bool {
+        self.role == Role::Borne
     }
 
     /// Whether the agent may see every commune ("*").
@@ -210,6 +220,11 @@ impl Scope {
     /// Whether the caller is the data protection officer.
     pub fn is_dpo(&self) -> bool {
         self.agent().is_some_and(Agent::is_dpo)
+    }
+
+    /// Whether the caller is a device in the hall (the line only).
+    pub fn is_borne(&self) -> bool {
+        self.agent().is_some_and(Agent::is_borne)
     }
 
     /// The commune (INSEE code) this scope is in.
@@ -455,6 +470,13 @@ impl Access {
                     a.id
                 )));
             }
+            if a.role == Role::Borne {
+                tracing::warn!(agent = %a.id, "borne refused: personal data");
+                return Err(Error::Forbidden(format!(
+                    "le compte {} est une borne de l'accueil : la file d'attente seulement",
+                    a.id
+                )));
+            }
             if a.role == Role::Elu {
                 tracing::warn!(agent = %a.id, "élu refused: personal data");
                 return Err(Error::Forbidden(format!(
@@ -493,6 +515,26 @@ impl Access {
             caller,
             origin: Origin::default(),
         })
+    }
+
+    /// The scope of a caller of the accueil's waiting line in `tenant`: an agent, or a device
+    /// of the hall (`role = "borne"`); not an élu, not the DPO.
+    pub fn hall_scope(&self, token: Option<&str>, tenant: &str) -> Result<Scope> {
+        self.hall_scope_for(Credential::Bearer(token), tenant)
+    }
+
+    /// [`Access::hall_scope`] for any credential.
+    pub fn hall_scope_for(&self, credential: Credential<'_>, tenant: &str) -> Result<Scope> {
+        let scope = self.dashboard_scope_for(credential, tenant)?;
+        match &scope.caller {
+            Caller::Agent(a) if a.role == Role::Elu || a.role == Role::Dpo => {
+                Err(Error::Forbidden(format!(
+                    "l'agent {} n'a pas accès à la file d'attente de l'accueil",
+                    a.id
+                )))
+            }
+            _ => Ok(scope),
+        }
     }
 
     /// The scope of the data protection officer presenting `token` in `tenant`: its read

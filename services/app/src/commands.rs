@@ -309,3 +309,37 @@ content_without_key!(
     OpenRequest,
     ComposeAnswer
 );
+
+// --- The accueil's waiting line -----------------------------------------------------------
+
+/// A person arrives at the pré-accueil of `site`.
+#[derive(Debug, Clone, Default)]
+pub struct IssueTicket {
+    pub site: String,
+    pub motive: Category,
+    /// « autre » : a word (at most 40 characters).
+    pub motive_label: String,
+    /// The person, when known (an agent only: the kiosk names no one).
+    pub citizen_id: String,
+}
+
+/// How a ticket ended at the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketOutcome {
+    Settled,
+    /// Sent to a service (its code).
+    Transferred,
+    /// Turned into a request (its reference).
+    Request,
+    /// Called, never came.
+    Absent,
+}
+
+/// A ticket closed at the counter.
+#[derive(Debug, Clone)]
+pub struct CloseTicket {
+    pub ticket_id: String,
+    pub outcome: TicketOutcome,
+    pub service: String,
+    pub request_reference: String,
+}

@@ -174,6 +174,9 @@ pub struct App {
     trail: Arc<audit::Trail>,
     /// The data subjects' keys: every event is sealed with one before it is appended.
     keys: contacthub_log::keyring::SharedKeyring,
+    /// One counter at a time picks the next ticket on this hub (two hubs: the fold keeps
+    /// the first call).
+    line: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -227,6 +230,7 @@ impl App {
             trail_hub: p.trail_hub,
             trail: Arc::new(p.trail),
             keys: p.keys,
+            line: Arc::default(),
         }
     }
 
@@ -315,6 +319,12 @@ impl App {
                 "le délégué à la protection des données consulte le journal des consultations seulement".into(),
             ));
         }
+        if scope.is_borne() {
+            return Err(Error::Forbidden(
+                "une borne de l'accueil prend des tickets et montre la file d'attente seulement"
+                    .into(),
+            ));
+        }
         Ok(commune)
     }
 
@@ -340,6 +350,24 @@ impl App {
     pub(crate) fn enter_figures(&self, scope: &auth::Scope, tenant: &str) -> Result<&Tenant> {
         let commune = self.tenant(tenant)?;
         self.admits(scope, tenant)?;
+        if scope.is_borne() {
+            return Err(Error::Forbidden(
+                "une borne de l'accueil prend des tickets et montre la file d'attente seulement"
+                    .into(),
+            ));
+        }
+        Ok(commune)
+    }
+
+    /// [`App::enter`] for the accueil's waiting line: an agent, or a device of the hall.
+    pub(crate) fn enter_hall(&self, scope: &auth::Scope, tenant: &str) -> Result<&Tenant> {
+        let commune = self.tenant(tenant)?;
+        self.admits(scope, tenant)?;
+        if scope.is_elu() || scope.is_dpo() {
+            return Err(Error::Forbidden(
+                "la file d'attente de l'accueil est aux agents et aux bornes de l'accueil".into(),
+            ));
+        }
         Ok(commune)
     }
 

@@ -84,6 +84,11 @@ pub enum Command {
     },
     /// Calls of a commune and how many bounced back to the central accueil.
     PhoneReport(CourrierTenantArgs),
+    /// The accueil's waiting line (tickets, counters) and its report.
+    Accueil {
+        #[command(subcommand)]
+        command: AccueilCommand,
+    },
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
@@ -1041,4 +1046,109 @@ pub struct RequestGroupArgs {
     /// The requests it gathers.
     #[arg(required = true, num_args = 1..)]
     pub members: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccueilCommand {
+    /// A person arrives at the pré-accueil: prints their ticket.
+    Ticket(AccueilTicketArgs),
+    /// Calls the next ticket for a counter (the oldest for a motive it takes).
+    CallNext(AccueilCounterArgs),
+    /// Calls a called ticket again (the person has not come yet).
+    Recall(AccueilTicketRefArgs),
+    /// The person is at the counter: handling starts.
+    Start(AccueilTicketRefArgs),
+    /// Closes a ticket: settled, transferred to a service, turned into a request, absent.
+    Close(AccueilCloseArgs),
+    /// Who waits at a site now, who is at which counter, the estimated wait.
+    Waiting(AccueilSiteArgs),
+    /// The accueil's figures over days: arrivals and calls by weekday and hour, waits and
+    /// handling times, outcomes, bounce-backs, contacts outside opening hours.
+    Report(AccueilReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilSiteArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The site (its code in the communes file, e.g. hdv).
+    #[arg(long, env = "CONTACTHUB_SITE")]
+    pub site: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilTicketArgs {
+    #[command(flatten)]
+    pub site: AccueilSiteArgs,
+    /// Why the person comes: a category (état civil, scolaire, ccas, urbanisme…) or autre.
+    #[arg(long)]
+    pub motive: String,
+    /// With --motive autre: a word (at most 40 characters).
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// The person's record, when known.
+    #[arg(long, default_value = "")]
+    pub citizen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilCounterArgs {
+    #[command(flatten)]
+    pub site: AccueilSiteArgs,
+    /// The counter's number.
+    #[arg(long, env = "CONTACTHUB_COUNTER")]
+    pub counter: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilTicketRefArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The ticket, as `ticket` and `call-next` print it (hdv-20261204-A042).
+    pub ticket: String,
+}
+
+/// How a ticket ended at the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TicketOutcomeArg {
+    /// Settled at the first contact.
+    Settled,
+    /// Sent to a service (--service).
+    Transferred,
+    /// Turned into a request (--request).
+    Request,
+    /// Called, never came.
+    Absent,
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilCloseArgs {
+    #[command(flatten)]
+    pub ticket: AccueilTicketRefArgs,
+    #[arg(long, value_enum)]
+    pub outcome: TicketOutcomeArg,
+    /// With --outcome transferred: the service's code (etat-civil, ccas…).
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// With --outcome request: the request's reference.
+    #[arg(long, default_value = "")]
+    pub request: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AccueilReportArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+    /// One site only (its code).
+    #[arg(long, default_value = "")]
+    pub site: String,
+    /// As CSV for a French spreadsheet (`;`, decimal comma, UTF-8 with a BOM).
+    #[arg(long)]
+    pub csv: bool,
 }

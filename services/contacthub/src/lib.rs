@@ -1,11 +1,12 @@
 //! The `contacthub` binary as a library, so tests can run the very same commands in a child
 //! process. Layout: [`cli`] declares the commands and settings (clap, each with an env
 //! variable); [`commands`] carries them out, [`courrier`] the mail-room ones, [`citizen`] the
-//! citizen-record ones, [`request`] the request ones, [`answer`] the written-answer ones,
+//! citizen-record ones, [`request`] the request ones, [`accueil`] the waiting line's and the accueil report, [`answer`] the written-answer ones,
 //! [`audit`] the DPO's read trail and its check, [`demo`] the demo commune of
 //! `serve --demo`; [`server`] wires
 //! a running hub (also used by the tests); [`telemetry`] sets up logs.
 
+pub mod accueil;
 pub mod answer;
 pub mod audit;
 pub mod citizen;

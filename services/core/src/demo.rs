@@ -7,6 +7,8 @@
 //! their identifiers; later contacts carry only what that channel would see, with phone
 //! numbers written in the many ways people write them.
 
+mod accueil;
+
 use crate::event::{contact, event_id, SCHEMA_VERSION};
 use crate::pb::{self, event::Payload, Category, Channel, Direction, Event};
 use crate::tenant::{Tenant, Tenants};
@@ -231,13 +233,15 @@ pub struct Person {
     pub household: String,
 }
 
-/// All events of the demo, lazily, in log order (each person registered before their contacts).
+/// All events of the demo, lazily, in log order (each person registered before their
+/// contacts), then the tickets of the accueil's waiting line.
 pub fn events(cfg: &DemoConfig, tenants: &Tenants) -> impl Iterator<Item = Event> {
     let cfg = cfg.clone();
     let tenants: Vec<Tenant> = tenants.iter().cloned().collect();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut index = 0usize;
     let total = cfg.people_per_tenant * tenants.len();
+    let line = accueil::events(&cfg, &tenants);
     std::iter::from_fn(move || {
         if index >= total {
             return None;
@@ -249,6 +253,8 @@ pub fn events(cfg: &DemoConfig, tenants: &Tenants) -> impl Iterator<Item = Event
         Some(person_events(&mut rng, &cfg, tenant, &person, n))
     })
     .flatten()
+    // Then the accueil's waiting line of the last weeks (tickets name no one).
+    .chain(line)
 }
 
 /// The person number `n` of `tenant`; number 0 is the documented fixture.
@@ -713,17 +719,23 @@ fn internal(tenant: &Tenant, source_id: &str, at: i64, payload: Payload) -> Even
 }
 
 /// The same instant moved into the town hall's opening hours, Paris time: Monday to Friday,
-/// 08:30 to 17:30 (the time of day folded into those nine hours, a weekend day moved to the
-/// Monday after, so a later step never comes before an earlier one). Deterministic and drawing nothing, so the rest of the demo is unchanged:
-/// visits, calls, letters and agents' steps happen when a town hall works, while forms,
-/// e-mails and SMS keep any hour.
+/// 08:30 to 12:00 and 13:30 to 17:30, as the shipped communes file says (the time of day
+/// folded into those seven and a half hours, a weekend day moved to the Monday after, so a
+/// later step never comes before an earlier one). Deterministic and drawing nothing, so the
+/// rest of the demo is unchanged: visits, calls, letters and agents' steps happen when a town
+/// hall works, while forms, e-mails and SMS keep any hour.
 pub fn office_hours(us: i64) -> i64 {
     use crate::courrier::{paris, paris_local_to_utc_us};
     use chrono::{Datelike, Timelike, Weekday};
     let local = paris(us);
     let minute = i64::from(local.hour() * 60 + local.minute());
-    let (open, span) = (8 * 60 + 30, 9 * 60);
-    let folded = open + (minute - open).rem_euclid(span);
+    let (open, morning, reopen, span) = (8 * 60 + 30, 210, 13 * 60 + 30, 450);
+    let folded = (minute - open).rem_euclid(span);
+    let folded = if folded < morning {
+        open + folded
+    } else {
+        reopen + folded - morning
+    };
     let date = match local.weekday() {
         Weekday::Sat => local.date() + chrono::Duration::days(2),
         Weekday::Sun => local.date() + chrono::Duration::days(1),
@@ -793,16 +805,16 @@ mod tests {
                     .unwrap(),
             )
         };
-        // Thursday 03/12/2026: 10:00 stays; 00:30 and 03:45 fold into the day; Saturday and
-        // Sunday go to Monday.
+        // Thursday 03/12/2026: 10:00 stays; 00:30 and 03:45 fold into the day, never at
+        // lunch; Saturday and Sunday go to Monday.
         assert_eq!(office_hours(at(3, 10, 0)), at(3, 10, 0));
         assert_eq!(
             paris(office_hours(at(3, 0, 30))).time().to_string(),
-            "09:30:00"
+            "17:00:00"
         );
         assert_eq!(
             paris(office_hours(at(3, 3, 45))).time().to_string(),
-            "12:45:00"
+            "11:15:00"
         );
         assert_eq!(office_hours(at(5, 10, 0)), at(7, 10, 0));
         assert_eq!(office_hours(at(6, 10, 0)), at(7, 10, 0));
@@ -812,6 +824,7 @@ mod tests {
                 assert!(!matches!(local.weekday(), Weekday::Sat | Weekday::Sun));
                 let minute = local.hour() * 60 + local.minute();
                 assert!((8 * 60 + 30..17 * 60 + 30).contains(&minute), "{local}");
+                assert!(!(12 * 60..13 * 60 + 30).contains(&minute), "lunch: {local}");
             }
         }
     }
@@ -826,17 +839,34 @@ mod tests {
         };
         let mut at_night = 0;
         let mut counter = 0;
+        let mut tickets = 0;
         for e in events(&cfg, &Tenants::builtin()) {
             let us = e.occurred_at.as_ref().and_then(ts::to_micros).unwrap();
             let local = paris(us);
             let minute = local.hour() * 60 + local.minute();
             let open = !matches!(local.weekday(), Weekday::Sat | Weekday::Sun)
-                && (8 * 60 + 30..17 * 60 + 30).contains(&minute);
+                && (8 * 60 + 30..=17 * 60 + 30).contains(&minute);
             let at_the_town_hall = matches!(
                 Channel::try_from(e.channel).unwrap(),
                 Channel::Phone | Channel::Courrier | Channel::Desk | Channel::BackOffice
             );
-            if at_the_town_hall {
+            if let Some(Payload::TicketIssued(_)) = &e.payload {
+                // People arrive while the counter is open (Saturday mornings too).
+                let t = Tenants::builtin();
+                let schedule = t.get(&e.tenant).unwrap().schedule.as_ref().unwrap();
+                assert!(
+                    schedule.is_open(crate::hours::Opening::Counter, us),
+                    "a ticket at {local}"
+                );
+                tickets += 1;
+            } else if matches!(
+                &e.payload,
+                Some(
+                    Payload::TicketCalled(_) | Payload::TicketStarted(_) | Payload::TicketClosed(_)
+                )
+            ) {
+                // Those inside at closing time are still served.
+            } else if at_the_town_hall {
                 counter += 1;
                 assert!(open || us == cfg.end_us, "{:?} at {local}", e.payload);
             } else if !open {
@@ -847,6 +877,7 @@ mod tests {
             }
         }
         assert!(counter > 1000, "{counter}");
+        assert!(tickets > 100, "{tickets}");
         assert!(at_night > 0, "forms, e-mails and SMS come at any hour");
     }
 

@@ -66,6 +66,10 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::AnswerOutcome(_) => "answer_outcome",
         Payload::CitizenErased(_) => "citizen_erased",
         Payload::ReadsRecorded(_) => "reads_recorded",
+        Payload::TicketIssued(_) => "ticket_issued",
+        Payload::TicketCalled(_) => "ticket_called",
+        Payload::TicketStarted(_) => "ticket_started",
+        Payload::TicketClosed(_) => "ticket_closed",
     }
 }
 
@@ -221,7 +225,80 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             )))
         }
     };
+    let commune = tenants.get(&event.tenant);
+    let ticket = |id: &str| -> Result<(), Invalid> {
+        let known = crate::accueil::parse_ticket_id(id)
+            .is_some_and(|(site, _, _)| commune.is_some_and(|c| c.site(site).is_some()));
+        if known {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "ticket_id {:?} is not a ticket of a site of this commune",
+                limits::quote(id)
+            )))
+        }
+    };
     match payload {
+        Payload::TicketIssued(t) => {
+            if commune.and_then(|c| c.site(&t.site)).is_none() {
+                return Err(invalid(format!(
+                    "ticket_issued names site {:?}, which this commune does not have",
+                    limits::quote(&t.site)
+                )));
+            }
+            if t.motive == pb::Category::Unspecified as i32
+                || pb::Category::try_from(t.motive).is_err()
+            {
+                return Err(invalid(format!(
+                    "ticket_issued: motive {} is not a category",
+                    t.motive
+                )));
+            }
+            let label = event.personal.as_ref().map_or("", |p| p.subject.as_str());
+            if label.chars().count() > crate::accueil::MOTIVE_LABEL_CHARS {
+                return Err(invalid(format!(
+                    "ticket_issued: the motive's word is longer than {} characters",
+                    crate::accueil::MOTIVE_LABEL_CHARS
+                )));
+            }
+        }
+        Payload::TicketCalled(t) => {
+            ticket(&t.ticket_id)?;
+            let site = crate::accueil::parse_ticket_id(&t.ticket_id).map(|(s, _, _)| s);
+            if !commune
+                .and_then(|c| c.site(site.unwrap_or_default()))
+                .is_some_and(|s| s.has_counter(t.counter))
+            {
+                return Err(invalid(format!(
+                    "ticket_called: counter {} is not a counter of the ticket's site",
+                    t.counter
+                )));
+            }
+        }
+        Payload::TicketStarted(t) => ticket(&t.ticket_id)?,
+        Payload::TicketClosed(t) => {
+            ticket(&t.ticket_id)?;
+            use pb::ticket_closed::Outcome;
+            match Outcome::try_from(t.outcome) {
+                Ok(Outcome::Transferred) if t.service.is_empty() => {
+                    return Err(invalid("ticket_closed: transferred to which service?"))
+                }
+                Ok(Outcome::Request) if t.request_reference.is_empty() => {
+                    return Err(invalid("ticket_closed: turned into which request?"))
+                }
+                Ok(Outcome::Unspecified) | Err(_) => {
+                    return Err(invalid(format!(
+                        "ticket_closed: unknown outcome {}",
+                        t.outcome
+                    )))
+                }
+                Ok(_) => {}
+            }
+            limits::check_chars("service", &t.service, limits::LABEL_CHARS)
+                .map_err(|e| invalid(format!("ticket_closed: {e}")))?;
+            limits::check_chars("request_reference", &t.request_reference, limits::ID_CHARS)
+                .map_err(|e| invalid(format!("ticket_closed: {e}")))?;
+        }
         Payload::ReadsRecorded(r) => {
             if r.hub.is_empty() || r.hub.len() > 64 || !valid_id(&r.hub) {
                 return Err(invalid(format!(
@@ -572,6 +649,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
                 }
             }
             chars("commune_number", &c.commune_number, limits::PHONE_CHARS)?;
+            chars("transferred_to", &c.transferred_to, limits::LABEL_CHARS)?;
         }
         Some(Payload::Courrier(c)) => {
             if pb::courrier::Kind::try_from(c.kind).is_err() {
@@ -723,6 +801,10 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
                 )));
             }
         }
+        Some(Payload::TicketIssued(t)) => chars("site", &t.site, limits::LABEL_CHARS)?,
+        Some(Payload::TicketCalled(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
+        Some(Payload::TicketStarted(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
+        Some(Payload::TicketClosed(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
         Some(Payload::IdentityLinked(_))
         | Some(Payload::IdentityUnlinked(_))
         | Some(Payload::CourrierScanAttached(_))

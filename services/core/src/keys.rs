@@ -36,6 +36,9 @@
 //! | `co/`  | tenant `\0` chrono                   | `CourrierState`           |
 //! | `cn/`  | tenant `\0` year                     | next chrono number        |
 //! | `ce/`  | tenant `\0` registration event id    | chrono                    |
+//! | `tk/`  | tenant `\0` day `\0` site `\0` number | `Ticket`: the waiting line (day: `yyyy-mm-dd`, Paris) |
+//! | `tn/`  | tenant `\0` day `\0` site            | packed counts: arrivals (`#`) and tickets per letter |
+//! | `ac/`  | tenant `\0` day                     | packed counts of the accueil's report (`accueil::day`) |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
@@ -47,7 +50,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 8;
+pub const FORMAT: u32 = 9;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -456,6 +459,45 @@ pub fn courrier_prefix(tenant: &str) -> Vec<u8> {
 
 pub fn chrono_counter(tenant: &str, year: i32) -> Vec<u8> {
     key(b"cn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+}
+
+/// A ticket of the waiting line (`day`: `yyyy-mm-dd`, Paris time, of its arrival).
+pub fn ticket(tenant: &str, day: &str, site: &str, number: &str) -> Vec<u8> {
+    key(
+        b"tk/",
+        &[
+            tenant.as_bytes(),
+            day.as_bytes(),
+            site.as_bytes(),
+            number.as_bytes(),
+        ],
+    )
+}
+
+/// Every ticket of `tenant` on `day` (all sites), or of one site when `site` is given.
+pub fn ticket_prefix(tenant: &str, day: &str, site: Option<&str>) -> Vec<u8> {
+    let mut k = key(b"tk/", &[tenant.as_bytes(), day.as_bytes()]);
+    k.push(0);
+    if let Some(site) = site {
+        k.extend_from_slice(site.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// The numbering of `site`'s tickets on `day`: [`pack_counters`] of `#` (arrivals) and each
+/// letter.
+pub fn ticket_numbers(tenant: &str, day: &str, site: &str) -> Vec<u8> {
+    key(
+        b"tn/",
+        &[tenant.as_bytes(), day.as_bytes(), site.as_bytes()],
+    )
+}
+
+/// What the accueil's report reads of a commune's day (`day`: `yyyy-mm-dd`, Paris time):
+/// [`pack_counters`] of [`crate::accueil::day`]'s parts.
+pub fn accueil_day(tenant: &str, day: &str) -> Vec<u8> {
+    key(b"ac/", &[tenant.as_bytes(), day.as_bytes()])
 }
 
 /// What search ranking reads of a citizen: its last contact and the record it joined.

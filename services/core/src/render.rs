@@ -90,7 +90,11 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         Payload::CourrierScanAttached(a) => f.chrono = a.chrono.clone(),
         Payload::RequestClosed(c) => f.resolution = c.resolution.clone(),
         Payload::CitizenErased(x) => f.erased_reason = x.reason.clone(),
-        Payload::ReadsRecorded(_) => {}
+        Payload::ReadsRecorded(_)
+        | Payload::TicketIssued(_)
+        | Payload::TicketCalled(_)
+        | Payload::TicketStarted(_)
+        | Payload::TicketClosed(_) => {}
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)

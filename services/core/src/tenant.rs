@@ -47,6 +47,8 @@ pub struct Tenant {
     /// When its counter and phone are open (`[hours]`, or its own `[commune.hours]`, minus
     /// public holidays and its `closures`); `None`: not said, nothing is marked outside hours.
     pub schedule: Option<crate::hours::Schedule>,
+    /// Where people queue for a counter (`[[commune.site]]`), in the order of the file.
+    pub sites: Vec<crate::accueil::Site>,
 }
 
 /// The commune's retention rules (`[retention]`, or a commune's own `[commune.retention]`).
@@ -173,6 +175,11 @@ impl Tenant {
                 .direct_lines
                 .iter()
                 .any(|p| number.starts_with(p.as_str()))
+    }
+
+    /// The accueil's site `code`, if the communes file has it.
+    pub fn site(&self, code: &str) -> Option<&crate::accueil::Site> {
+        self.sites.iter().find(|s| s.code == code)
     }
 
     /// The service `code`, if the directory has it.
@@ -399,6 +406,9 @@ struct Entry {
     closures: Vec<String>,
     /// The commune's own retention rules, if not as every commune.
     retention: Option<Retention>,
+    /// Its accueil's sites (town hall, annexes) and their counters.
+    #[serde(default)]
+    site: Vec<crate::accueil::SiteEntry>,
 }
 
 fn default_answer_days() -> u32 {
@@ -525,6 +535,7 @@ impl Tenants {
             };
             let t = Tenant {
                 schedule,
+                sites: crate::accueil::sites(&e.code, e.site)?,
                 services,
                 receipt,
                 orientation: e.orientation.unwrap_or(file.confidentiality.orientation),

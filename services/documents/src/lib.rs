@@ -413,11 +413,73 @@ fn letter_lines(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<Line> {
 /// Prints `lines`, and on the first page the commune's `logo` (if any) in the top right
 /// corner, at most 40 × 25 mm, clear of the envelope's window.
 fn render(lines: &[Line], logo: &[u8], logo_pages: &[usize]) -> Vec<u8> {
+    render_on((WIDTH, HEIGHT), lines, logo, logo_pages)
+}
+
+/// A waiting-line ticket for an 80 mm receipt printer (80 × 90 mm): the commune and site,
+/// the number in large type, the motive, the arrival (Paris time) and the wait expected then.
+pub fn ticket_pdf(
+    tenant: &Tenant,
+    site_name: &str,
+    number: &str,
+    motive: &str,
+    arrived_us: i64,
+    ahead: u32,
+    estimated_minutes: u32,
+) -> Vec<u8> {
+    let line = |y_mm: f32, bold: bool, size: f32, text: String| Line {
+        page: 0,
+        x_mm: 6.0,
+        y_mm,
+        bold,
+        size,
+        text,
+    };
+    let lines = vec![
+        line(10.0, true, 11.0, format!("Mairie de {}", tenant.name)),
+        line(16.0, false, 10.0, site_name.to_string()),
+        line(42.0, true, 44.0, number.to_string()),
+        line(52.0, false, 11.0, motive.to_string()),
+        line(
+            60.0,
+            false,
+            9.0,
+            format!(
+                "Arrivée le {}",
+                contacthub_core::courrier::paris_display(arrived_us)
+            ),
+        ),
+        line(
+            67.0,
+            false,
+            9.0,
+            match ahead {
+                0 => "Vous êtes le prochain.".to_string(),
+                1 => "1 personne avant vous.".to_string(),
+                n => format!("{n} personnes avant vous."),
+            },
+        ),
+        line(
+            73.0,
+            false,
+            9.0,
+            format!("Attente estimée : {estimated_minutes} min"),
+        ),
+        line(81.0, false, 8.0, "Votre numéro s'affichera".into()),
+        line(85.0, false, 8.0, "sur l'écran de la salle.".into()),
+    ];
+    render_on((80.0 * MM, 90.0 * MM), &lines, &[], &[])
+}
+
+/// [`render`] on pages of `size` (points).
+fn render_on(size: (f32, f32), lines: &[Line], logo: &[u8], logo_pages: &[usize]) -> Vec<u8> {
     let (regular, bold) = fonts();
     let mut document = Document::new();
     let pages = lines.iter().map(|l| l.page + 1).max().unwrap_or(1);
     for n in 0..pages {
-        let settings = PageSettings::from_wh(WIDTH, HEIGHT).expect("A4 is a valid page size");
+        let Some(settings) = PageSettings::from_wh(size.0, size.1) else {
+            return Vec::new();
+        };
         let mut page = document.start_page_with(settings);
         let mut surface = page.surface();
         if let (true, Ok(image)) = (logo_pages.contains(&n), logo_image(logo)) {

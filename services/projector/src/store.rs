@@ -790,6 +790,77 @@ impl Store {
         }
     }
 
+    /// The ticket `id` of the waiting line (`hdv-20261204-A042`).
+    pub fn ticket(&self, tenant: &str, id: &str) -> Result<Option<pb::Ticket>> {
+        match contacthub_core::accueil::parse_ticket_id(id) {
+            Some((site, day, number)) => self.get_msg(&keys::ticket(
+                tenant,
+                &day.format("%Y-%m-%d").to_string(),
+                site,
+                number,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The tickets of `tenant` from day `from` to day `to` (Paris, inclusive), of one site
+    /// when `site` is given, by day, site and arrival.
+    pub fn tickets(
+        &self,
+        tenant: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        site: Option<&str>,
+    ) -> Result<Vec<pb::Ticket>> {
+        let start = keys::ticket_prefix(tenant, &from.format("%Y-%m-%d").to_string(), None);
+        let mut end = keys::ticket_prefix(tenant, &to.format("%Y-%m-%d").to_string(), None);
+        end.push(0xff);
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.range(start..end) {
+            let (k, v) = kv.map_err(self.err())?;
+            let t = pb::Ticket::decode(&*v).map_err(|source| {
+                Error::Domain(contacthub_core::Error::Corrupt {
+                    key: contacthub_core::redact_key(&String::from_utf8_lossy(&k)),
+                    source,
+                })
+            })?;
+            if site.is_none_or(|s| s == t.site) {
+                out.push(t);
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.arrived_us / 86_400_000_000, &a.site, a.seq).cmp(&(
+                b.arrived_us / 86_400_000_000,
+                &b.site,
+                b.seq,
+            ))
+        });
+        Ok(out)
+    }
+
+    /// The accueil's day counters of `tenant` from `from` to `to` (inclusive), by day.
+    pub fn accueil_days(
+        &self,
+        tenant: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<(chrono::NaiveDate, BTreeMap<String, u64>)>> {
+        let start = keys::accueil_day(tenant, &from.format("%Y-%m-%d").to_string());
+        let end = keys::accueil_day(tenant, &to.format("%Y-%m-%d").to_string());
+        let prefix_len = keys::accueil_day(tenant, "").len();
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.range(start..=end) {
+            let (k, v) = kv.map_err(self.err())?;
+            let day = std::str::from_utf8(&k[prefix_len..])
+                .ok()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            if let Some(day) = day {
+                out.push((day, keys::unpack_counters(&v)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every letter of a commune, in chrono order.
     pub fn courriers(&self, tenant: &str) -> Result<Vec<CourrierState>> {
         let mut out = Vec::new();

@@ -6,7 +6,6 @@ use crate::session::Caller;
 use crate::view::{self, url_encode, Entry, RequestRow};
 use crate::{render, Failure, State};
 use axum::extract::{Path, Query, RawQuery, State as Axum};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Form;
 use contacthub_app::commands::{self, Who};
@@ -372,24 +371,8 @@ pub async fn live(
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, Failure> {
     let scope = caller.scope(&desk, &tenant)?;
-    let Some((guard, mut ended)) = caller.session.open_stream(&desk.sessions) else {
-        return Err(Failure {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: "Trop de pages ouvertes en direct : fermez-en une et rechargez celle-ci."
-                .into(),
-        });
-    };
     // The stream ends with the server, or with the session (sign-out, expiry).
-    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-    let mut server = desk.stopping.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = server.wait_for(|s| *s) => {}
-            _ = ended.wait_for(|e| *e) => {}
-            _ = stop_tx.closed() => return,
-        }
-        let _ = stop_tx.send(true);
-    });
+    let (guard, stopping) = caller.live_stream(&desk)?;
     let rx = desk.app.watch(&scope, &Who::Record(id), stopping)?;
     let stream = futures::StreamExt::filter_map(
         tokio_stream::wrappers::ReceiverStream::new(rx),

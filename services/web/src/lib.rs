@@ -14,6 +14,7 @@
 //! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
+pub mod attendance;
 pub mod catalogue;
 pub mod chart;
 pub mod citizen;
@@ -21,6 +22,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod hours;
 pub mod journal;
+pub mod line;
 pub mod mailroom;
 pub mod pages;
 pub mod printing;
@@ -333,6 +335,25 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
         .route("/horaires", get(hours::hours))
+        .route("/accueil/borne", get(line::borne))
+        .route("/accueil/guichet", get(line::counter))
+        .route("/accueil/ecran", get(line::screen))
+        .route("/accueil/rapport", get(attendance::report))
+        .route("/accueil/rapport.csv", get(attendance::report_csv))
+        .route("/accueil/{tenant}/{site}/tickets", post(line::take))
+        .route("/accueil/{tenant}/{site}/flux", get(line::live))
+        .route(
+            "/accueil/{tenant}/{site}/guichets/{counter}/suivant",
+            post(line::call_next),
+        )
+        .route(
+            "/accueil/{tenant}/tickets/{id}",
+            get(line::ticket).post(line::step),
+        )
+        .route(
+            "/accueil/{tenant}/tickets/{id}/ticket.pdf",
+            get(line::ticket_pdf),
+        )
         .route("/journal", get(journal::journal))
         .route("/journal/{tenant}/effacer", post(journal::erase))
         .route("/journal/{tenant}/export", get(journal::export))

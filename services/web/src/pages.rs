@@ -21,6 +21,7 @@ pub(crate) fn chrome(c: &Caller, desk: &State, section: &'static str) -> Chrome 
         open: desk.app.access().is_open(),
         elu: c.is_elu(),
         dpo: c.session.agent.as_ref().is_some_and(Agent::is_dpo),
+        borne: c.session.agent.as_ref().is_some_and(Agent::is_borne),
         section,
     }
 }

@@ -350,6 +350,42 @@ impl Caller {
             .from(contacthub_app::audit::Via::Desk, self.address))
     }
 
+    /// The caller's scope in `tenant`'s waiting line (an agent, or a hall device).
+    pub fn hall_scope(&self, desk: &State, tenant: &str) -> Result<Scope, Failure> {
+        Ok(desk
+            .app
+            .access()
+            .hall_scope_for(self.session.credential(), tenant)?
+            .from(contacthub_app::audit::Via::Desk, self.address))
+    }
+
+    /// A live stream of this session (a page's server-sent events): its guard, counted while
+    /// it lives, and a signal that turns true when the server stops or the session ends.
+    /// Refused when the session or the desk holds too many already.
+    pub fn live_stream(
+        &self,
+        desk: &State,
+    ) -> Result<(StreamGuard, watch::Receiver<bool>), Failure> {
+        let Some((guard, mut ended)) = self.session.open_stream(&desk.sessions) else {
+            return Err(Failure {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "Trop de pages ouvertes en direct : fermez-en une et rechargez celle-ci."
+                    .into(),
+            });
+        };
+        let (stop_tx, stopping) = watch::channel(false);
+        let mut server = desk.stopping.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = server.wait_for(|s| *s) => {}
+                _ = ended.wait_for(|e| *e) => {}
+                _ = stop_tx.closed() => return,
+            }
+            let _ = stop_tx.send(true);
+        });
+        Ok((guard, stopping))
+    }
+
     /// A form's CSRF token must be the session's (compared in constant time).
     pub fn check_csrf(&self, token: &str) -> Result<(), Failure> {
         let expected = self.session.csrf.as_bytes();

@@ -94,6 +94,7 @@ pub(crate) fn landing(agent: Option<&Agent>) -> &'static str {
     match agent {
         Some(a) if a.is_elu() => "/tableau-de-bord",
         Some(a) if a.is_dpo() => "/journal",
+        Some(a) if a.is_borne() => "/accueil/borne",
         Some(a) if !a.is_generalist() => "/demandes",
         _ => "/citoyens",
     }

@@ -16,6 +16,8 @@ pub struct Chrome {
     pub elu: bool,
     /// The data protection officer: the read trail only.
     pub dpo: bool,
+    /// A device of the accueil's hall: the waiting line only.
+    pub borne: bool,
     /// The section of the navigation the page belongs to.
     pub section: &'static str,
 }

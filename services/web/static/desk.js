@@ -84,3 +84,76 @@
     window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
   }
 })();
+// The accueil's live line: the hall screen's calls (announced, with a chime the commune may
+// turn off) and a counter's waiting list.
+(function () {
+  var board = document.getElementById("tableau");
+  var list = document.getElementById("file-attente");
+  var el = board || list;
+  if (!el || !el.dataset.flux || !window.EventSource) { return; }
+  var announce = document.getElementById("annonce-appel");
+  var audio = null;
+  var soundButton = document.getElementById("activer-son");
+  if (soundButton) {
+    soundButton.addEventListener("click", function () {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (Ctx) { audio = new Ctx(); }
+      soundButton.parentNode.removeChild(soundButton);
+    });
+  }
+  var chime = function () {
+    if (!audio || !board || board.dataset.son !== "oui") { return; }
+    [660, 880].forEach(function (f, i) {
+      var o = audio.createOscillator();
+      var g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.value = 0.2;
+      o.connect(g);
+      g.connect(audio.destination);
+      o.start(audio.currentTime + i * 0.35);
+      o.stop(audio.currentTime + i * 0.35 + 0.3);
+    });
+  };
+  var latest = function () {
+    var li = board ? board.querySelector("li.dernier") : null;
+    return li ? li.dataset.appel : "";
+  };
+  var shown = latest();
+  var source = new EventSource(el.dataset.flux);
+  if (board) {
+    source.addEventListener("board", function (e) {
+      board.innerHTML = e.data;
+      var now = latest();
+      if (now && now !== shown) {
+        var li = board.querySelector("li.dernier");
+        if (announce && li) { announce.textContent = li.dataset.annonce; }
+        chime();
+      }
+      shown = now;
+    });
+  }
+  if (list) {
+    source.addEventListener("file", function (e) { list.innerHTML = e.data; });
+  }
+  window.addEventListener("pagehide", function () { source.close(); });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
+})();
+// The kiosk goes back to its first page by itself after a ticket, unless the person asks to
+// stay (a timing they can turn off: WCAG 2.2.1).
+(function () {
+  var back = document.getElementById("retour");
+  if (!back || !back.dataset.retour) { return; }
+  var left = parseInt(back.dataset.secondes, 10) || 20;
+  var timer = setInterval(function () {
+    left -= 1;
+    if (left <= 0) { clearInterval(timer); location.href = back.dataset.retour; return; }
+    back.firstChild.textContent = "Retour à l'accueil de la borne dans " + left + " secondes. ";
+  }, 1000);
+  var stay = document.getElementById("rester");
+  if (stay) {
+    stay.addEventListener("click", function () {
+      clearInterval(timer);
+      back.textContent = "Vous restez sur cette page.";
+    });
+  }
+})();

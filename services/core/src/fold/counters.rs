@@ -77,6 +77,65 @@ pub(crate) fn phone_call(
     Ok(())
 }
 
+/// Counts what the accueil's report reads of a contact in its commune's day (Paris time,
+/// `ac/`, packed, see [`crate::accueil::day`]): inbound calls, missed and
+/// bounced back, by hour and by the service they were transferred to; web contacts by hour;
+/// calls and walk-ins outside opening hours. Other events count nothing here.
+pub(crate) fn accueil_day(
+    kv: &mut impl Kv,
+    e: &pb::Event,
+    payload: &pb::event::Payload,
+    occurred_us: i64,
+) -> Result<()> {
+    use crate::accueil::day;
+    use pb::event::Payload;
+    if e.direction == pb::Direction::Outbound as i32 {
+        return Ok(());
+    }
+    let hour = chrono::Timelike::hour(&courrier::paris(occurred_us));
+    let mut parts: Vec<String> = Vec::new();
+    match payload {
+        Payload::PhoneCall(c) => {
+            if c.bounced_to_accueil {
+                parts.push(day::BOUNCED.into());
+                if !c.transferred_to.is_empty() {
+                    parts.push(day::bounce(&c.transferred_to));
+                }
+            } else {
+                parts.push(day::hourly(hour, day::CALLS));
+                if c.disposition != pb::phone_call::Disposition::Answered as i32 {
+                    parts.push(day::hourly(hour, day::MISSED));
+                }
+                if !c.transferred_to.is_empty() {
+                    parts.push(day::transfer(&c.transferred_to));
+                }
+            }
+            if c.outside_hours {
+                parts.push(day::OUTSIDE_CALLS.into());
+            }
+        }
+        Payload::WebForm(_) => parts.push(day::hourly(hour, day::WEB)),
+        Payload::DeskVisit(d) if d.outside_hours => parts.push(day::OUTSIDE_VISITS.into()),
+        _ => return Ok(()),
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let day = crate::accueil::day_of(occurred_us)
+        .format("%Y-%m-%d")
+        .to_string();
+    let k = keys::accueil_day(&e.tenant, &day);
+    let mut counts = kv
+        .get(&k)?
+        .map(|v| keys::unpack_counters(&v))
+        .unwrap_or_default();
+    for p in parts {
+        *counts.entry(p).or_insert(0) += 1;
+    }
+    kv.put(k, keys::pack_counters(&counts));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

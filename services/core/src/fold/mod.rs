@@ -3,10 +3,11 @@
 //!
 //! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
 //! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
-//! [`courrier`] (the mail room: chrono numbers and letters), [`requests`] (demandes, from
+//! [`courrier`] (the mail room: chrono numbers and letters), [`accueil`] (the waiting line's tickets), [`requests`] (demandes, from
 //! first contact to written answer), [`answers`] (the outbox of written answers), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
 //! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
 
+pub mod accueil;
 pub mod answers;
 pub mod citizens;
 pub mod counters;
@@ -285,6 +286,7 @@ pub fn apply(
     if let Payload::PhoneCall(call) = payload {
         counters::phone_call(kv, &event, call, occurred_us)?;
     }
+    counters::accueil_day(kv, &event, payload, occurred_us)?;
     Ok(Outcome::Applied {
         tenant: event.tenant.clone(),
         entries,
@@ -355,6 +357,10 @@ fn project(
             }
             Ok(Vec::new())
         }
+        Payload::TicketIssued(_)
+        | Payload::TicketCalled(_)
+        | Payload::TicketStarted(_)
+        | Payload::TicketClosed(_) => accueil::fold(kv, tenants, v)?,
         Payload::CourrierRouted(_)
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)

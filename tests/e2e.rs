@@ -23,6 +23,7 @@ mod outbound;
 mod requests;
 mod review;
 mod sealing;
+mod telephony;
 mod tidy;
 mod timeline;
 mod tls;

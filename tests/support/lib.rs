@@ -6,6 +6,7 @@
 //! its own. Without it they are skipped with a message, unless `CONTACTHUB_TEST_REQUIRE_KAFKA`
 //! is set (as CI does), in which case they fail.
 
+pub mod ami;
 pub mod canary;
 pub mod crash;
 pub mod gateway;

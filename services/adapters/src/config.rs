@@ -145,6 +145,31 @@ pub struct CommuneSettings {
     /// The SMS gateway's REST API written answers by SMS go out through (the same
     /// Twilio-shaped provider as inbound; its auth token is `sms_auth_token`).
     pub sms_gateway: Option<SmsGatewaySettings>,
+    /// The switch's Manager Interface (Asterisk AMI): who calls shows on the agent's desk.
+    pub ami: Option<AmiSettings>,
+}
+
+/// A commune's Asterisk Manager Interface (`[commune.ami]`): where it is, the account the hub
+/// logs in with (`manager.conf`, read access to `call` events), and which extension is whose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiSettings {
+    pub host: String,
+    #[serde(default = "default_ami_port")]
+    pub port: u16,
+    pub username: String,
+    pub secret: String,
+    /// Extension → the agent (agents file or identity provider id) whose desk it rings.
+    #[serde(default)]
+    pub agents: BTreeMap<String, String>,
+    /// Extension → the service it belongs to (its code in the communes file): a call
+    /// transferred there and back to an `accueil_extensions` is a bounce-back of that service.
+    #[serde(default)]
+    pub services: BTreeMap<String, String>,
+}
+
+fn default_ami_port() -> u16 {
+    5038
 }
 
 /// How the connection to the SMTP relay is secured.
@@ -271,6 +296,23 @@ impl AdaptersConfig {
                         "commune {}: form {slug:?} has unknown category {cat:?}",
                         c.code
                     )));
+                }
+            }
+            if let Some(ami) = &c.ami {
+                let commune = tenants.get(&c.code);
+                if ami.host.trim().is_empty() || ami.username.trim().is_empty() {
+                    return Err(Error::Config(format!(
+                        "commune {}: [commune.ami] needs a host and a username",
+                        c.code
+                    )));
+                }
+                for (ext, service) in &ami.services {
+                    if commune.and_then(|t| t.service(service)).is_none() {
+                        return Err(Error::Config(format!(
+                            "commune {}: AMI extension {ext:?} names service {service:?}, which the communes file does not have",
+                            c.code
+                        )));
+                    }
                 }
             }
             for a in &c.addresses {

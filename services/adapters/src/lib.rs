@@ -10,7 +10,9 @@
 //! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
 //!   duplicates skipped, the rest appended to the log) and keeps what cannot be parsed in the
 //!   [`quarantine`]; [`http`] serves the webhooks and upload endpoints; [`inbox`] watches the
-//!   CDR drop folder and the communes' Maildirs; [`metrics`] counts outcomes;
+//!   CDR drop folder and the communes' Maildirs; [`telephony`] follows each commune's switch
+//!   live over its Manager Interface ([`ami`], pure: its wire format and the calls its events
+//!   tell) to show who calls on the agent's desk; [`metrics`] counts outcomes;
 //! - the way out: [`outbound`] delivers the written answers of the outbox (SMTP relay, SMS
 //!   gateway, portal) and records each outcome; bounces come back through [`http`] (the
 //!   gateway's status callback) and [`email`] (delivery status notifications).
@@ -20,6 +22,7 @@
 //! contact, e.g. a call between two internal extensions); an event id derives only from the
 //! tenant, the adapter and the source's own id, so the same input read twice is one event.
 
+pub mod ami;
 pub mod config;
 pub mod email;
 pub mod http;
@@ -30,6 +33,7 @@ pub mod outbound;
 pub mod phone;
 pub mod quarantine;
 pub mod sms;
+pub mod telephony;
 pub mod web_form;
 
 use contacthub_core::pb;
@@ -306,6 +310,11 @@ pub async fn run(
         poll,
         stopped(stop_rx.clone()),
     ));
+    let switches = tokio::spawn(telephony::run(
+        ingest.app.clone(),
+        cfg.clone(),
+        stop_rx.clone(),
+    ));
     let rate = contacthub_app::throttle::Rate::new(ingest.cfg.requests_per_minute_per_source);
     let endpoints = std::sync::Arc::new(http::Endpoints {
         ingest,
@@ -314,6 +323,7 @@ pub async fn run(
     });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;
+    let _ = switches.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

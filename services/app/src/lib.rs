@@ -53,6 +53,7 @@ pub mod requests;
 pub mod retention;
 pub mod source;
 pub mod status;
+pub mod telephony;
 pub mod throttle;
 pub mod write;
 
@@ -177,6 +178,8 @@ pub struct App {
     /// One counter at a time picks the next ticket on this hub (two hubs: the fold keeps
     /// the first call).
     line: Arc<tokio::sync::Mutex<()>>,
+    /// Calls ringing at agents' extensions, for their desks (`telephony`).
+    rings: tokio::sync::broadcast::Sender<Arc<telephony::Ring>>,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -207,6 +210,11 @@ pub struct Parts {
 
 impl App {
     pub fn new(p: Parts) -> App {
+        // The phone-number metadata loads on first use (half a second): before the first
+        // call rings, not while it does.
+        let _ = std::thread::Builder::new()
+            .name("phone-metadata".into())
+            .spawn(|| contacthub_core::identity::display_phone("04 72 49 18 18"));
         let mut held = p.held;
         if let Some(dir) = &p.scan_inbox {
             held.push(Arc::new(hotfolder::Unmatched::new(dir, p.tenants.clone())));
@@ -231,6 +239,7 @@ impl App {
             trail: Arc::new(p.trail),
             keys: p.keys,
             line: Arc::default(),
+            rings: tokio::sync::broadcast::channel(telephony::RINGS).0,
         }
     }
 

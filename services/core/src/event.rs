@@ -70,6 +70,7 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::TicketCalled(_) => "ticket_called",
         Payload::TicketStarted(_) => "ticket_started",
         Payload::TicketClosed(_) => "ticket_closed",
+        Payload::ContactNoted(_) => "contact_noted",
     }
 }
 
@@ -276,6 +277,17 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             }
         }
         Payload::TicketStarted(t) => ticket(&t.ticket_id)?,
+        Payload::ContactNoted(n) => {
+            if n.contact_event_id.is_empty() || n.contact_event_id.len() > 128 {
+                return Err(invalid("contact_noted needs the contact's event id"));
+            }
+            if pb::Category::try_from(n.category).is_err() {
+                return Err(invalid(format!(
+                    "contact_noted: unknown category {}",
+                    n.category
+                )));
+            }
+        }
         Payload::TicketClosed(t) => {
             ticket(&t.ticket_id)?;
             use pb::ticket_closed::Outcome;
@@ -805,6 +817,9 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         Some(Payload::TicketCalled(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
         Some(Payload::TicketStarted(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
         Some(Payload::TicketClosed(t)) => chars("ticket_id", &t.ticket_id, limits::ID_CHARS)?,
+        Some(Payload::ContactNoted(n)) => {
+            chars("contact_event_id", &n.contact_event_id, limits::ID_CHARS)?
+        }
         Some(Payload::IdentityLinked(_))
         | Some(Payload::IdentityUnlinked(_))
         | Some(Payload::CourrierScanAttached(_))

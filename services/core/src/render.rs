@@ -94,7 +94,8 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         | Payload::TicketIssued(_)
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)
-        | Payload::TicketClosed(_) => {}
+        | Payload::TicketClosed(_)
+        | Payload::ContactNoted(_) => {}
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)

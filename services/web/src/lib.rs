@@ -15,6 +15,7 @@
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
 pub mod attendance;
+pub mod calls;
 pub mod catalogue;
 pub mod chart;
 pub mod citizen;
@@ -335,6 +336,12 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
         .route("/horaires", get(hours::hours))
+        .route("/telephone", get(calls::phone))
+        .route("/telephone/{tenant}/flux", get(calls::live))
+        .route(
+            "/telephone/{tenant}/appels/{event}/motif",
+            post(calls::note),
+        )
         .route("/accueil/borne", get(line::borne))
         .route("/accueil/guichet", get(line::counter))
         .route("/accueil/ecran", get(line::screen))

@@ -157,3 +157,13 @@
     });
   }
 })();
+// The phone on the desk: who calls, as soon as it rings.
+(function () {
+  var panel = document.getElementById("appel");
+  if (!panel || !panel.dataset.flux || !window.EventSource) { return; }
+  var source = new EventSource(panel.dataset.flux);
+  source.addEventListener("appel", function (e) { panel.innerHTML = e.data; });
+  source.addEventListener("reload", function (e) { source.close(); panel.textContent = e.data; });
+  window.addEventListener("pagehide", function () { source.close(); });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
+})();

@@ -357,6 +357,7 @@ fn project(
             }
             Ok(Vec::new())
         }
+        Payload::ContactNoted(n) => timeline::noted(kv, v, n)?,
         Payload::TicketIssued(_)
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)

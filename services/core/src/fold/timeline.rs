@@ -149,6 +149,55 @@ pub(crate) fn entry(v: &Valid, citizen_id: &str, pos: Position) -> TimelineEntry
     }
 }
 
+/// A contact's motive added afterwards ([`pb::ContactNoted`]): its timeline line and its
+/// detail take the subject and category. An erased note (its key destroyed) changes nothing.
+pub(crate) fn noted(
+    kv: &mut impl Kv,
+    v: &Valid,
+    n: &pb::ContactNoted,
+) -> super::Folded<Vec<String>> {
+    use crate::event::Invalid;
+    let e = v.event;
+    if crate::seal::erased(e) {
+        return Ok(Ok(Vec::new()));
+    }
+    let Some(applied) = kv
+        .get(&keys::applied(&e.tenant, &n.contact_event_id))?
+        .and_then(|a| keys::parse_applied(&a))
+    else {
+        return Ok(Err(Invalid(format!(
+            "contact_noted: no contact {:?}",
+            n.contact_event_id
+        ))));
+    };
+    if applied.citizen.is_empty() {
+        return Ok(Err(Invalid(
+            "contact_noted: the contact is in no one's timeline".into(),
+        )));
+    }
+    let subject = e
+        .personal
+        .as_ref()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
+    let key = keys::timeline_entry(
+        &e.tenant,
+        &applied.citizen,
+        applied.occurred_us,
+        &n.contact_event_id,
+    );
+    if let Some(mut entry) = get_msg::<TimelineEntry>(kv, &key)? {
+        entry.subject = subject.clone();
+        entry.category = n.category;
+        kv.put(key, entry.encode_to_vec());
+    }
+    let detail_key = keys::contact_detail(&e.tenant, &n.contact_event_id);
+    let mut detail = get_msg::<pb::Personal>(kv, &detail_key)?.unwrap_or_default();
+    detail.subject = subject;
+    kv.put(detail_key, detail.encode_to_vec());
+    Ok(Ok(Vec::new()))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::event::contact;

@@ -90,15 +90,20 @@ pub fn due_us(state: &CourrierState, tenant: &Tenant) -> i64 {
 
 /// When a commune committed to answer something of `category` first received at `from_us`:
 /// the same Paris local time `answer_days` later, counting calendar days or, where the
-/// commune says so, working days (Monday to Friday).
+/// commune says so, working days (Monday to Friday, neither a public holiday nor one of the
+/// commune's closures).
 pub fn answer_due_us(tenant: &Tenant, category: i32, from_us: i64) -> i64 {
     let days = tenant.answer_days_for(category);
     let mut local = paris(from_us);
     if tenant.answer_in_working_days {
+        let closed = |d: chrono::NaiveDate| match &tenant.schedule {
+            Some(s) => s.closed_day(d).is_some(),
+            None => crate::hours::public_holiday(d).is_some(),
+        };
         let mut left = days;
         while left > 0 {
             local += chrono::Duration::days(1);
-            if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
+            if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) && !closed(local.date()) {
                 left -= 1;
             }
         }
@@ -220,6 +225,12 @@ mod tests {
         assert_eq!(
             answer_due_us(gri, other, at(2026, 3, 7, 9)),
             at(2026, 3, 27, 9)
+        );
+        // Public holidays are not working days: from Thursday 30 April 2026, 15 working days
+        // skip 1 May, 8 May, Ascension (14 May) and Whit Monday (25 May) → Wednesday 27 May.
+        assert_eq!(
+            answer_due_us(gri, other, at(2026, 4, 30, 8)),
+            at(2026, 5, 27, 8)
         );
     }
 

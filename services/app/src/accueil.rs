@@ -19,6 +19,8 @@ pub struct OpeningHours {
     pub phone: Vec<String>,
     /// The days closed in the coming weeks: (« 25/12/2026 », « jour férié (Noël) »).
     pub closed: Vec<(String, String)>,
+    /// Sites whose counter keeps hours of its own: (its name, a day per line).
+    pub sites: Vec<(String, Vec<String>)>,
 }
 
 /// How far ahead closed days are listed.
@@ -40,6 +42,11 @@ impl App {
                 .closed_days(today, AHEAD_DAYS)
                 .into_iter()
                 .map(|(d, why)| (d.format("%d/%m/%Y").to_string(), why))
+                .collect(),
+            sites: tenant
+                .sites
+                .iter()
+                .filter_map(|s| s.hours.as_ref().map(|w| (s.name.clone(), w.describe())))
                 .collect(),
         }))
     }

@@ -26,6 +26,9 @@ pub struct Site {
     /// The hall screen sounds a chime on each call (`sound = false` in the communes file:
     /// silent).
     pub sound: bool,
+    /// Its own counter hours (`[commune.site.hours]`, an annex open less), else the
+    /// commune's.
+    pub hours: Option<crate::hours::Week>,
 }
 
 /// The letter of a motive no `letters` entry names.
@@ -68,6 +71,8 @@ pub(crate) struct SiteEntry {
     counter_motives: BTreeMap<String, Vec<String>>,
     #[serde(default = "yes")]
     sound: bool,
+    /// `{ lundi = "08:30-12:00", … }`: its counter's own week.
+    hours: Option<crate::hours::WeekEntry>,
 }
 
 fn one() -> u32 {
@@ -159,6 +164,14 @@ pub(crate) fn sites(commune: &str, entries: Vec<SiteEntry>) -> Result<Vec<Site>>
             }
             only.insert(counter, list);
         }
+        let hours = e
+            .hours
+            .as_ref()
+            .map(|w| {
+                w.parse()
+                    .map_err(|why| bad(format!("site {}: hours: {why}", e.code)))
+            })
+            .transpose()?;
         out.push(Site {
             code: e.code,
             name,
@@ -166,6 +179,7 @@ pub(crate) fn sites(commune: &str, entries: Vec<SiteEntry>) -> Result<Vec<Site>>
             letters,
             only,
             sound: e.sound,
+            hours,
         });
     }
     Ok(out)

@@ -853,11 +853,19 @@ mod tests {
             if let Some(Payload::TicketIssued(_)) = &e.payload {
                 // People arrive while the counter is open (Saturday mornings too).
                 let t = Tenants::builtin();
-                let schedule = t.get(&e.tenant).unwrap().schedule.as_ref().unwrap();
-                assert!(
-                    schedule.is_open(crate::hours::Opening::Counter, us),
-                    "a ticket at {local}"
-                );
+                let commune = t.get(&e.tenant).unwrap();
+                let schedule = commune.schedule.as_ref().unwrap();
+                let own = match &e.payload {
+                    Some(Payload::TicketIssued(i)) => {
+                        commune.site(&i.site).and_then(|s| s.hours.as_ref())
+                    }
+                    _ => None,
+                };
+                let open = match own {
+                    Some(week) => schedule.open_in(week, us),
+                    None => schedule.is_open(crate::hours::Opening::Counter, us),
+                };
+                assert!(open, "a ticket at {local}");
                 tickets += 1;
             } else if matches!(
                 &e.payload,

@@ -187,13 +187,23 @@ impl Schedule {
 
     /// Whether `channel` is open at `us` (µs since the epoch, read in Paris time).
     pub fn is_open(&self, channel: Opening, us: i64) -> bool {
-        let week = match channel {
-            Opening::Counter => &self.counter,
-            Opening::Phone => &self.phone,
-        };
-        let Some(week) = week else {
-            return true;
-        };
+        match self.week(channel) {
+            Some(week) => self.open_in(week, us),
+            None => true,
+        }
+    }
+
+    /// The week of `channel`, if the communes file gives one.
+    fn week(&self, channel: Opening) -> Option<&Week> {
+        match channel {
+            Opening::Counter => self.counter.as_ref(),
+            Opening::Phone => self.phone.as_ref(),
+        }
+    }
+
+    /// Whether `week` (the commune's, or a site's own) is open at `us`, the commune's closed
+    /// days left out.
+    pub fn open_in(&self, week: &Week, us: i64) -> bool {
         let paris = crate::courrier::paris(us);
         if self.closed_day(paris.date()).is_some() {
             return false;
@@ -206,13 +216,17 @@ impl Schedule {
     /// The schedule of `channel` in French, a day per line: « lundi : 08:30–12:00, 13:30–17:30 »
     /// (one line « non renseignés » when the communes file says nothing of it).
     pub fn describe(&self, channel: Opening) -> Vec<String> {
-        let week = match channel {
-            Opening::Counter => &self.counter,
-            Opening::Phone => &self.phone,
-        };
-        let Some(week) = week else {
-            return vec!["horaires non renseignés".to_string()];
-        };
+        match self.week(channel) {
+            Some(week) => week.describe(),
+            None => vec!["horaires non renseignés".to_string()],
+        }
+    }
+}
+
+impl Week {
+    /// The week in French, a day per line: « lundi : 08:30–12:00, 13:30–17:30 ».
+    pub fn describe(&self) -> Vec<String> {
+        let week = self;
         let names = [
             Weekday::Mon,
             Weekday::Tue,
@@ -272,7 +286,15 @@ pub fn mark(event: &mut crate::pb::Event, tenants: &crate::tenant::Tenants) {
             c.outside_hours = !schedule.is_open(Opening::Phone, us);
         }
         Some(Payload::DeskVisit(v)) => {
-            v.outside_hours = !schedule.is_open(Opening::Counter, us);
+            // At a site with hours of its own (an annex), by those.
+            let site = tenants
+                .get(&event.tenant)
+                .and_then(|t| t.site(&v.desk))
+                .and_then(|s| s.hours.as_ref());
+            v.outside_hours = match site {
+                Some(week) => !schedule.open_in(week, us),
+                None => !schedule.is_open(Opening::Counter, us),
+            };
         }
         _ => {}
     }
@@ -353,6 +375,44 @@ mod tests {
         assert!(
             no_phone.is_open(Opening::Phone, paris(25, 3, 0)),
             "hours not given: never « closed »"
+        );
+    }
+
+    #[test]
+    fn a_visit_at_an_annex_is_judged_by_the_annexs_hours() {
+        use crate::pb::{self, event::Payload};
+        let tenants = crate::tenant::Tenants::builtin();
+        // Monday 7 December 2026, 10:00 in Paris: the town hall is open, Vaulx-en-Velin's
+        // southern annex opens on Monday afternoons only.
+        let visit = |desk: &str| {
+            let mut e = crate::event::contact(
+                "69256",
+                "test",
+                desk,
+                1_796_634_000_000_000,
+                1_796_634_000_000_000,
+                Payload::DeskVisit(pb::DeskVisit {
+                    desk: desk.into(),
+                    ..Default::default()
+                }),
+                Default::default(),
+            );
+            mark(&mut e, &tenants);
+            match e.payload {
+                Some(Payload::DeskVisit(v)) => v.outside_hours,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(
+            crate::courrier::paris_display(1_796_634_000_000_000),
+            "07/12/2026 10:00"
+        );
+        assert!(!visit("hdv"));
+        assert!(visit("annexe-sud"));
+        let annex = tenants.get("69256").unwrap().site("annexe-sud").unwrap();
+        assert_eq!(
+            annex.hours.as_ref().unwrap().describe()[0],
+            "lundi : 13:30–17:30"
         );
     }
 

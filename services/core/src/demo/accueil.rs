@@ -42,6 +42,7 @@ pub(super) fn events(cfg: &DemoConfig, tenants: &[Tenant]) -> Vec<Event> {
             continue;
         };
         for (i, site) in tenant.sites.iter().enumerate() {
+            let week = site.hours.as_ref().unwrap_or(week);
             let mut day = first;
             while day <= last {
                 let open = &week.0[day.weekday().num_days_from_monday() as usize];

@@ -1321,3 +1321,87 @@ async fn the_waiting_line_in_the_browser() {
     kiosk.close().await.unwrap();
     agent.close().await.unwrap();
 }
+
+/// The phone on the desk in the browser: the « Téléphone » page open, a call from Marie
+/// Durand rings at the agent's extension on a fake Asterisk Manager Interface and her name
+/// shows before the agent picks up (the time printed); when the call ends the agent gives
+/// its motive in one step and lands on her page, where the call says what it was about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_shows_who_calls_in_the_browser() {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-1'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("givors")
+    ))
+    .unwrap();
+    let switch = contacthub_tests::ami::FakeSwitch::start("contacthub", "s3cret").await;
+    let mut hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    hub.publish(&[register(
+        GIVORS,
+        "GIV-000900",
+        "Marie Durand",
+        "06 12 34 56 78",
+        at(2026, 1, 5, 9, 0),
+    )])
+    .await;
+    hub.settle().await;
+    hub.start_adapters(&format!(
+        "[[commune]]\ncode = \"69091\"\naccueil_extensions = [\"201\"]\n\
+         [commune.ami]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"contacthub\"\nsecret = \"s3cret\"\n\
+         [commune.ami.agents]\n\"201\" = \"accueil-1\"\n",
+        switch.port
+    ))
+    .await;
+    until("the hub logs in to the switch", || switch.logins() == 1).await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+    c.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&c, "#token", "givors").await;
+    click(&c, "button[type=submit]").await;
+    until_text(&c, "signed in", |t| t.contains("Rechercher un usager")).await;
+    c.goto(&format!("{}/telephone", hub.web)).await.unwrap();
+    until_text(&c, "the phone page", |t| t.contains("Aucun appel en cours")).await;
+    review(&c, "telephone", &axe).await;
+    // Let the page's stream open before the call rings.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let call = contacthub_tests::ami::recorded("answered.txt");
+    let rung = Instant::now();
+    switch.send(&call[..2].concat());
+    until_text(&c, "Marie's name", |t| t.contains("Marie Durand")).await;
+    println!(
+        "screen pop in the browser: Newchannel to the caller's name on the page in {:.1} ms",
+        rung.elapsed().as_secs_f64() * 1000.0
+    );
+    review(&c, "telephone-appel", &axe).await;
+    switch.send(&call[2..].concat());
+    until_text(&c, "the motive's form", |t| {
+        t.contains("Enregistrer le motif")
+    })
+    .await;
+    until("the call is recorded", || {
+        hub.store
+            .applied(
+                GIVORS,
+                &contacthub_core::event::event_id(GIVORS, "asterisk-cdr", "1764838800.101"),
+            )
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    fill(&c, "#motif", "Attestation d'accueil").await;
+    choose(&c, "#categorie", "1").await;
+    click(&c, ".motif-appel button[type=submit]").await;
+    let page = until_text(&c, "Marie's page with the call's motive", |t| {
+        t.contains("Attestation d'accueil")
+    })
+    .await;
+    assert!(page.contains("Marie Durand"), "{page}");
+    c.close().await.unwrap();
+}

@@ -356,6 +356,64 @@ async fn the_ticket_flow(backend: Backend) {
         report("borne").await.unwrap_err().code(),
         Code::PermissionDenied
     );
+
+    // Turned into a request: a reference nobody has is refused, a real one is kept.
+    hub.set_clock(monday(30));
+    let mut line = AccueilServiceClient::new(hub.channel.clone());
+    line.issue_ticket(as_agent("accueil", issue(pb::Category::Urbanisme, "", "")))
+        .await
+        .unwrap();
+    let u = line
+        .call_next(as_agent(
+            "accueil",
+            pb::CallNextRequest {
+                tenant: GIVORS.into(),
+                site: "hdv".into(),
+                counter: 2,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    let id = ticket(&u).ticket_id;
+    assert_eq!(id, "hdv-20261207-U001");
+    let as_request = |reference: &str| pb::CloseTicketRequest {
+        tenant: GIVORS.into(),
+        ticket_id: id.clone(),
+        outcome: Outcome::Request as i32,
+        service: String::new(),
+        request_reference: reference.into(),
+    };
+    let missing = line
+        .close_ticket(as_agent("accueil", as_request("GIV-D-2026-999999")))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let opened = contacthub_proto::v1::request_service_client::RequestServiceClient::new(
+        hub.channel.clone(),
+    )
+    .open_request(as_agent(
+        "accueil",
+        pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: "Permis de construire".into(),
+            category: pb::Category::Urbanisme as i32,
+            citizen_id: "GIV-000900".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap()
+    .into_inner();
+    let closed = line
+        .close_ticket(as_agent("accueil", as_request(&opened.reference)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.state_fr, "transformé en demande");
+    assert_eq!(ticket(&closed).request_reference, opened.reference);
     hub.set_clock(0);
 }
 

@@ -363,7 +363,10 @@ impl App {
             }
             TicketOutcome::Request => {
                 let reference = c.request_reference.trim();
-                if reference.is_empty() || self.store.request(&tenant.code, reference)?.is_none() {
+                if reference.is_empty()
+                    || reference.len() > contacthub_core::limits::ID_CHARS
+                    || self.store.request(&tenant.code, reference)?.is_none()
+                {
                     return Err(Error::NotFound(format!(
                         "transformé en quelle demande ? aucune demande {:?}",
                         quote(reference)

@@ -138,10 +138,9 @@ fn etat_civil_bounces(hub: &TestHub) -> (u64, u64) {
         .map_or((0, 0), |s| (s.calls_transferred, s.calls_bounced))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_desk_shows_who_calls() {
+async fn the_desk_shows_who_calls(backend: Backend) {
     let switch = FakeSwitch::start("contacthub", "s3cret").await;
-    let mut hub = TestHub::start_with_access(&Backend::Embedded, agents()).await;
+    let mut hub = TestHub::start_with_access(&backend, agents()).await;
     hub.publish(&[
         register(
             GIVORS,
@@ -315,3 +314,5 @@ async fn the_desk_shows_who_calls() {
     })
     .await;
 }
+
+on_every_backend!(the_desk_shows_who_calls);

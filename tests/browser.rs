@@ -27,6 +27,20 @@ fn webdriver() -> Option<String> {
     }
 }
 
+/// The WebDriver server and axe-core's script, or `None` (the test is skipped, and says so)
+/// when no WebDriver server is configured.
+fn webdriver_and_axe() -> Option<(String, String)> {
+    let Some(webdriver) = webdriver() else {
+        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+        return None;
+    };
+    let axe = std::fs::read_to_string(
+        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
+    )
+    .expect("reading axe-core");
+    Some((webdriver, axe))
+}
+
 async fn browser(webdriver: &str, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -132,14 +146,9 @@ async fn click(c: &Client, css: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accueil_agent_works_in_the_browser() {
-    let Some(webdriver) = webdriver() else {
-        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(
-        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
-    )
-    .expect("reading axe-core");
     let access = Access::from_toml(&format!(
         "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\ncatalogue=true\n\
          [[agent]]\nid='dpo-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='dpo'\n",
@@ -569,14 +578,9 @@ async fn set_date(c: &Client, css: &str, iso: &str) {
 /// builds a household with a child whose age shows, and opens a request from the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accueil_agent_keeps_a_record_on_the_desk() {
-    let Some(webdriver) = webdriver() else {
-        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(
-        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
-    )
-    .expect("reading axe-core");
     let access = Access::from_toml(&format!(
         "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n",
         token_hash("givors")
@@ -975,14 +979,9 @@ async fn an_accueil_agent_keeps_a_record_on_the_desk() {
 /// before and is refused a citizen's page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_agent_and_an_elu_work_in_the_browser() {
-    let Some(webdriver) = webdriver() else {
-        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(
-        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
-    )
-    .expect("reading axe-core");
     let access = Access::from_toml(&format!(
         "[[agent]]\nid='voirie-givors'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
          [[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
@@ -1125,14 +1124,9 @@ async fn a_service_agent_and_an_elu_work_in_the_browser() {
 /// timeline; then the accueil's figures. Every page passes axe-core.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_line_in_the_browser() {
-    let Some(webdriver) = webdriver() else {
-        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(
-        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
-    )
-    .expect("reading axe-core");
     let access = Access::from_toml(&format!(
         "[[agent]]\nid='accueil-givors'\ntoken_sha256='{}'\ntenants=['69091']\n\
          [[agent]]\nid='borne-hdv'\ntoken_sha256='{}'\ntenants=['69091']\nrole='borne'\n",
@@ -1328,14 +1322,9 @@ async fn the_waiting_line_in_the_browser() {
 /// its motive in one step and lands on her page, where the call says what it was about.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phone_shows_who_calls_in_the_browser() {
-    let Some(webdriver) = webdriver() else {
-        eprintln!("no WebDriver server (CONTACTHUB_TEST_WEBDRIVER): skipped");
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(
-        std::env::var("CONTACTHUB_TEST_AXE").expect("CONTACTHUB_TEST_AXE names axe.min.js"),
-    )
-    .expect("reading axe-core");
     let access = Access::from_toml(&format!(
         "[[agent]]\nid='accueil-1'\ntoken_sha256='{}'\ntenants=['69091']\n",
         token_hash("givors")

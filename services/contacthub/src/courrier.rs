@@ -19,7 +19,7 @@ async fn client(c: &ClientArgs) -> Result<CourrierServiceClient<Channel>> {
 pub(crate) fn parse_category(s: &str) -> Result<i32> {
     contacthub_core::render::category_from_name(s).with_context(|| {
         format!(
-            "unknown category {s:?}: état civil, scolaire, petite enfance, ccas, culture, services techniques, urbanisme, police municipale or autre"
+            "catégorie inconnue {s:?} : état civil, scolaire, petite enfance, ccas, culture, services techniques, urbanisme, police municipale ou autre"
         )
     })
 }

@@ -485,6 +485,9 @@ pub fn report(
     out.bounce_back_percent = percent(out.bounced_calls, out.calls);
     out.heat = heat.into_values().collect();
     out.by_motive = by_motive.into_iter().map(|(m, t)| t.row(m)).collect();
+    // In the order of the alphabet people read (« État civil » among the E).
+    out.by_motive
+        .sort_by_cached_key(|w| crate::identity::fold_name(&w.label));
     out.by_counter = by_counter
         .into_iter()
         .map(|((s, c), t)| {

@@ -16,12 +16,14 @@ fn agents() -> Access {
          [[agent]]\nid='accueil-2'\ntoken_sha256='{}'\ntenants=['69091']\n\
          [[agent]]\nid='borne-hdv'\ntoken_sha256='{}'\ntenants=['69091']\nrole='borne'\n\
          [[agent]]\nid='maire'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n\
-         [[agent]]\nid='accueil-grigny'\ntoken_sha256='{}'\ntenants=['69096']\n",
+         [[agent]]\nid='accueil-grigny'\ntoken_sha256='{}'\ntenants=['69096']\n\
+         [[agent]]\nid='ccas-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['ccas']\n",
         token_hash("accueil"),
         token_hash("accueil-2"),
         token_hash("borne"),
         token_hash("elu"),
         token_hash("grigny"),
+        token_hash("ccas"),
     ))
     .unwrap()
 }
@@ -187,8 +189,11 @@ async fn the_ticket_flow(backend: Backend) {
     );
     assert_eq!(at3.state_fr, "appelé au guichet 3");
     assert_eq!(at3.waited_minutes, 5);
-    let none = next("accueil-2", 3).await.unwrap().into_inner();
-    assert!(none.ticket.is_none(), "no one else waits for état civil");
+    // Counter 3 has E001 open: it closes it before calling another.
+    let busy = next("accueil-2", 3).await.unwrap_err();
+    assert_eq!(busy.code(), Code::AlreadyExists, "{busy:?}");
+    assert!(busy.message().contains("E001 en cours"), "{busy:?}");
+
     hub.set_clock(monday(8));
     let at1 = next("accueil", 1)
         .await
@@ -414,6 +419,42 @@ async fn the_ticket_flow(backend: Backend) {
         .into_inner();
     assert_eq!(closed.state_fr, "transformé en demande");
     assert_eq!(ticket(&closed).request_reference, opened.reference);
+
+    // A ticket for the CCAS naming Marie: the CCAS's agents read who it is, the accueil only
+    // that someone waits for the CCAS (need-to-know).
+    line.issue_ticket(as_agent(
+        "accueil",
+        issue(pb::Category::Ccas, "", "GIV-000900"),
+    ))
+    .await
+    .unwrap();
+    let seen_by = |token: &'static str| {
+        let mut line = line.clone();
+        async move {
+            line.waiting(as_agent(
+                token,
+                pb::WaitingRequest {
+                    tenant: GIVORS.into(),
+                    site: "hdv".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .waiting
+            .into_iter()
+            .map(|v| (v.motive_fr.clone(), ticket(&v).citizen_id))
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        seen_by("ccas").await,
+        [("CCAS".to_string(), "GIV-000900".to_string())]
+    );
+    assert_eq!(
+        seen_by("accueil").await,
+        [("CCAS".to_string(), String::new())]
+    );
     hub.set_clock(0);
 }
 

@@ -91,6 +91,7 @@ fn year(per_day: usize) -> Vec<pb::Event> {
                                 site: site.code.clone(),
                                 motive: motive as i32,
                                 kiosk: true,
+                                letter: letter.to_string(),
                             }),
                         ),
                     ));

@@ -3,6 +3,7 @@
 //! walk-in « hors des horaires d'ouverture »); the waiting line at the counters — tickets
 //! taken at the pré-accueil, called, started and closed —, and the accueil's report.
 
+use crate::audit::Reading;
 use crate::auth::Scope;
 use crate::commands::{CloseTicket, IssueTicket, TicketOutcome};
 use crate::{App, Error, Result};
@@ -109,25 +110,69 @@ impl App {
             .ok_or_else(|| Error::NotFound(format!("aucun ticket {:?}", quote(id))))
     }
 
+    /// The ticket `id`, for a step at the counter: today's only (a ticket forgotten open
+    /// yesterday would add a day of handling to the figures).
+    fn todays_ticket(&self, tenant: &Tenant, id: &str) -> Result<pb::Ticket> {
+        let t = self.ticket(tenant, id)?;
+        let today = accueil::day_of((self.clock)());
+        let day = accueil::day_of(t.arrived_us);
+        if day != today {
+            return Err(Error::Invalid(format!(
+                "le ticket {} est du {} : seuls les tickets du jour se traitent au guichet",
+                t.number,
+                day.format("%d/%m/%Y")
+            )));
+        }
+        Ok(t)
+    }
+
     /// Today's tickets of `site`, by arrival.
     fn todays(&self, tenant: &Tenant, site: &str) -> Result<Vec<pb::Ticket>> {
         let today = accueil::day_of((self.clock)());
         Ok(self.store.tickets(&tenant.code, today, today, Some(site))?)
     }
 
-    /// A ticket as the caller reads it: a device of the hall reads neither the person nor the
-    /// word of an « autre » motive.
+    /// A ticket as the caller reads it. A device of the hall reads its number, motive and
+    /// where it stands, nothing of who issued, called or closed it, nor the person. An agent
+    /// reads the person only when the motive is not another service's confidential matter
+    /// (need-to-know), and that read is in the read trail.
     fn ticket_view(
         &self,
         scope: &Scope,
         tenant: &Tenant,
         mut t: pb::Ticket,
         day: &[pb::Ticket],
-    ) -> pb::TicketView {
+    ) -> Result<pb::TicketView> {
         let now = (self.clock)();
         if scope.is_borne() {
-            t.citizen_id.clear();
-            t.motive_label.clear();
+            t = pb::Ticket {
+                ticket_id: t.ticket_id,
+                site: t.site,
+                number: t.number,
+                seq: t.seq,
+                motive: t.motive,
+                arrived_us: t.arrived_us,
+                called_us: t.called_us,
+                counter: t.counter,
+                calls: t.calls,
+                started_us: t.started_us,
+                closed_us: t.closed_us,
+                outcome: t.outcome,
+                recalled_us: t.recalled_us,
+                kiosk: t.kiosk,
+                ..Default::default()
+            };
+        } else if !t.citizen_id.is_empty() {
+            let confidential = tenant
+                .service_of_category(t.motive)
+                .filter(|s| s.confidential)
+                .is_some_and(|s| !scope.agent().is_some_and(|a| a.in_service(&s.code)));
+            if confidential {
+                t.citizen_id.clear();
+                t.motive_label.clear();
+            } else {
+                self.read_by(scope, &t.citizen_id, Reading::List, &t.ticket_id)?;
+            }
         }
         let waiting = accueil::state(&t) == accueil::State::Waiting;
         let ahead = if waiting {
@@ -141,7 +186,7 @@ impl App {
             (0, true) => now,
             (c, _) => c,
         };
-        pb::TicketView {
+        Ok(pb::TicketView {
             state_fr: accueil::state_fr(&t),
             motive_fr: accueil::motive_fr(t.motive, &t.motive_label),
             site_name: tenant
@@ -163,15 +208,20 @@ impl App {
                 0
             },
             ticket: Some(t),
-        }
+        })
     }
 
     /// The ticket `id` as it stands (for an agent, or the kiosk that printed it).
     pub fn ticket_for(&self, scope: &Scope, id: &str) -> Result<pb::TicketView> {
         let tenant = self.enter_hall(scope, scope.commune())?;
-        let t = self.ticket(tenant, id)?;
+        // A device of the hall reads today's tickets only.
+        let t = if scope.is_borne() {
+            self.todays_ticket(tenant, id)?
+        } else {
+            self.ticket(tenant, id)?
+        };
         let day = self.todays(tenant, &t.site)?;
-        Ok(self.ticket_view(scope, tenant, t, &day))
+        self.ticket_view(scope, tenant, t, &day)
     }
 
     /// The sites of the scope's commune, as the communes file says.
@@ -217,6 +267,7 @@ impl App {
                 site: site.code.clone(),
                 motive: c.motive as i32,
                 kiosk: scope.is_borne(),
+                letter: site.letter(c.motive as i32).to_string(),
             }),
         );
         if !citizen.is_empty() || !label.is_empty() {
@@ -230,7 +281,16 @@ impl App {
             });
         }
         self.write(&e).await?;
-        let day = self.todays(tenant, &site.code)?;
+        // The day it was issued (not the clock after the write: midnight may have passed).
+        let issued = accueil::day_of(
+            e.occurred_at
+                .as_ref()
+                .and_then(contacthub_proto::ts::to_micros)
+                .unwrap_or_default(),
+        );
+        let day = self
+            .store
+            .tickets(&tenant.code, issued, issued, Some(&site.code))?;
         let t = day
             .iter()
             .find(|t| t.issued_event_id == e.event_id)
@@ -239,7 +299,7 @@ impl App {
                 Error::Internal(format!("ticket {} projected without a record", e.event_id))
             })?;
         tracing::info!(tenant = %tenant.code, ticket = %t.ticket_id, "ticket issued");
-        Ok(self.ticket_view(scope, tenant, t, &day))
+        self.ticket_view(scope, tenant, t, &day)
     }
 
     /// The next ticket for `counter` at `site`: the oldest waiting for a motive it takes.
@@ -259,6 +319,16 @@ impl App {
             )));
         }
         let _one_at_a_time = self.line.lock().await;
+        if let Some(open) = self
+            .todays(tenant, &site.code)?
+            .iter()
+            .find(|t| t.counter == counter && t.called_us > 0 && t.closed_us == 0)
+        {
+            return Err(Error::Conflict(format!(
+                "le guichet {counter} a le ticket {} en cours : clôturez-le avant d'appeler le suivant",
+                open.number
+            )));
+        }
         for _ in 0..CALL_ATTEMPTS {
             let day = self.todays(tenant, &site.code)?;
             let Some(next) = day
@@ -281,7 +351,7 @@ impl App {
             let t = self.ticket(tenant, &id)?;
             if t.counter == counter && t.called_by == scope.agent_id() {
                 let day = self.todays(tenant, &site.code)?;
-                return Ok(Some(self.ticket_view(scope, tenant, t, &day)));
+                return Ok(Some(self.ticket_view(scope, tenant, t, &day)?));
             }
             // Another hub's counter called it first: the next one.
         }
@@ -293,7 +363,7 @@ impl App {
     /// Calls a called ticket again (the person has not come to the counter yet).
     pub async fn recall_ticket(&self, scope: &Scope, id: &str) -> Result<pb::TicketView> {
         let tenant = self.enter(scope, scope.commune())?;
-        let t = self.ticket(tenant, id)?;
+        let t = self.todays_ticket(tenant, id)?;
         if accueil::state(&t) != accueil::State::Called {
             return Err(Error::Conflict(format!(
                 "le ticket {} est {} : seul un ticket appelé peut être rappelé",
@@ -312,7 +382,7 @@ impl App {
     /// The person is at the counter: handling starts.
     pub async fn start_ticket(&self, scope: &Scope, id: &str) -> Result<pb::TicketView> {
         let tenant = self.enter(scope, scope.commune())?;
-        let t = self.ticket(tenant, id)?;
+        let t = self.todays_ticket(tenant, id)?;
         if accueil::state(&t) != accueil::State::Called {
             return Err(Error::Conflict(format!(
                 "le ticket {} est {} : on commence un ticket appelé",
@@ -333,7 +403,7 @@ impl App {
     pub async fn close_ticket(&self, scope: &Scope, c: &CloseTicket) -> Result<pb::TicketView> {
         use pb::ticket_closed::Outcome;
         let tenant = self.enter(scope, scope.commune())?;
-        let t = self.ticket(tenant, &c.ticket_id)?;
+        let t = self.todays_ticket(tenant, &c.ticket_id)?;
         if t.closed_us > 0 {
             return Err(Error::Conflict(format!(
                 "le ticket {} est déjà clos ({})",
@@ -448,7 +518,7 @@ impl App {
     fn ticket_after(&self, scope: &Scope, tenant: &Tenant, id: &str) -> Result<pb::TicketView> {
         let t = self.ticket(tenant, id)?;
         let day = self.todays(tenant, &t.site)?;
-        Ok(self.ticket_view(scope, tenant, t, &day))
+        self.ticket_view(scope, tenant, t, &day)
     }
 
     /// The line at `site` now: who waits, who is called where, and the wait of someone
@@ -463,10 +533,10 @@ impl App {
         for t in &day {
             match accueil::state(t) {
                 accueil::State::Waiting => {
-                    waiting.push(self.ticket_view(scope, tenant, t.clone(), &day))
+                    waiting.push(self.ticket_view(scope, tenant, t.clone(), &day)?)
                 }
                 accueil::State::Called | accueil::State::AtCounter => {
-                    at_counters.push(self.ticket_view(scope, tenant, t.clone(), &day))
+                    at_counters.push(self.ticket_view(scope, tenant, t.clone(), &day)?)
                 }
                 accueil::State::Closed => {}
             }
@@ -592,9 +662,13 @@ fn estimate(day: &[pb::Ticket], ahead: usize, now: i64) -> u32 {
         .collect();
     counters.sort_unstable();
     counters.dedup();
-    let busy = day
+    let mut busy: Vec<u32> = day
         .iter()
         .filter(|t| t.called_us > 0 && t.closed_us == 0)
-        .count();
+        .map(|t| t.counter)
+        .collect();
+    busy.sort_unstable();
+    busy.dedup();
+    let busy = busy.len();
     accueil::estimate_minutes(ahead, busy, &handled, counters.len())
 }

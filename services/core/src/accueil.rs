@@ -89,17 +89,21 @@ pub fn motive_of(name: &str) -> Option<i32> {
     crate::render::category_from_name(name)
 }
 
+/// Whether `code` is a site code: 1 to 32 lower-case letters, digits or dashes.
+pub fn valid_site_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 32
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The sites of `commune` from its entries, checked.
 pub(crate) fn sites(commune: &str, entries: Vec<SiteEntry>) -> Result<Vec<Site>> {
     let bad = |what: String| Error::Config(format!("commune {commune}: {what}"));
     let mut out: Vec<Site> = Vec::new();
     for e in entries {
-        let valid_code = !e.code.is_empty()
-            && e.code.len() <= 32
-            && e.code
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !valid_code {
+        if !valid_site_code(&e.code) {
             return Err(bad(format!(
                 "site code {:?} must be 1 to 32 lower-case letters, digits or dashes",
                 e.code

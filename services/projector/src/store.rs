@@ -828,12 +828,12 @@ impl Store {
                 out.push(t);
             }
         }
-        out.sort_by(|a, b| {
-            (a.arrived_us / 86_400_000_000, &a.site, a.seq).cmp(&(
-                b.arrived_us / 86_400_000_000,
-                &b.site,
-                b.seq,
-            ))
+        out.sort_by_cached_key(|t| {
+            (
+                contacthub_core::accueil::day_of(t.arrived_us),
+                t.site.clone(),
+                t.seq,
+            )
         });
         Ok(out)
     }

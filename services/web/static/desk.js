@@ -167,3 +167,15 @@
   window.addEventListener("pagehide", function () { source.close(); });
   window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
 })();
+// At the pré-accueil, Enter in the « autre » word takes a ticket « autre », not the form's
+// first motive.
+(function () {
+  var word = document.querySelector("input[data-default]");
+  if (!word) { return; }
+  word.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter") { return; }
+    e.preventDefault();
+    var b = document.getElementById(word.dataset.default);
+    if (b) { b.click(); }
+  });
+})();

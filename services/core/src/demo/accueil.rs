@@ -133,11 +133,6 @@ fn site_day(
     let key = format!("{}-{}-{}", tenant.code, site.code, day.format("%Y%m%d"));
     for (k, arrived) in arrivals.into_iter().enumerate() {
         let motive = motive(rng);
-        let letter = site.letter(motive as i32);
-        let count = letters.entry(letter).or_insert(0);
-        *count += 1;
-        let number = ticket_number(letter, *count);
-        let id = ticket_id(&site.code, day, &number);
         let Some((&counter, &free_at)) = free
             .iter()
             .filter(|(c, _)| site.takes(**c, motive as i32))
@@ -145,6 +140,11 @@ fn site_day(
         else {
             continue;
         };
+        let letter = site.letter(motive as i32);
+        let count = letters.entry(letter).or_insert(0);
+        *count += 1;
+        let number = ticket_number(letter, *count);
+        let id = ticket_id(&site.code, day, &number);
         let agent = format!("agent-{counter}");
         let mut event = |minute: f64, step: &str, payload: Payload| {
             let mut e = internal(tenant, &format!("{key}-{k}-{step}"), at(minute), payload);
@@ -158,6 +158,7 @@ fn site_day(
                 site: site.code.clone(),
                 motive: motive as i32,
                 kiosk: true,
+                letter: letter.to_string(),
             }),
         );
         let called = arrived.max(free_at) + rng.gen_range(0.2..1.0);

@@ -361,7 +361,7 @@ fn project(
         Payload::TicketIssued(_)
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)
-        | Payload::TicketClosed(_) => accueil::fold(kv, tenants, v)?,
+        | Payload::TicketClosed(_) => accueil::fold(kv, v)?,
         Payload::CourrierRouted(_)
         | Payload::CourrierStep(_)
         | Payload::CourrierAnswered(_)

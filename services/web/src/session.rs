@@ -375,11 +375,22 @@ impl Caller {
         };
         let (stop_tx, stopping) = watch::channel(false);
         let mut server = desk.stopping.clone();
+        // A page kept open on a live stream (the hall screen, the phone page) is in use: its
+        // session does not end for want of page loads (it still ends with its lifetime).
+        let (desk, id) = (desk.clone(), self.id.clone());
         tokio::spawn(async move {
-            tokio::select! {
-                _ = server.wait_for(|s| *s) => {}
-                _ = ended.wait_for(|e| *e) => {}
-                _ = stop_tx.closed() => return,
+            let mut ticks = tokio::time::interval(IDLE / 4);
+            loop {
+                tokio::select! {
+                    _ = server.wait_for(|s| *s) => break,
+                    _ = ended.wait_for(|e| *e) => break,
+                    _ = stop_tx.closed() => return,
+                    _ = ticks.tick() => {
+                        if desk.sessions.get(&id).is_none() {
+                            break;
+                        }
+                    }
+                }
             }
             let _ = stop_tx.send(true);
         });

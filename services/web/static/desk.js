@@ -135,6 +135,11 @@
   if (list) {
     source.addEventListener("file", function (e) { list.innerHTML = e.data; });
   }
+  // A stream the server ended for good (a restart, a session that ended): the page loads
+  // again rather than showing a line that no longer moves.
+  source.addEventListener("error", function () {
+    if (source.readyState === 2) { setTimeout(function () { location.reload(); }, 5000); }
+  });
   window.addEventListener("pagehide", function () { source.close(); });
   window.addEventListener("pageshow", function (e) { if (e.persisted) { location.reload(); } });
 })();

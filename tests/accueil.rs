@@ -33,6 +33,42 @@ fn monday(minutes: i64) -> i64 {
     at(2026, 12, 7, 8, 0) + minutes * 60_000_000
 }
 
+type Line = AccueilServiceClient<tonic::transport::Channel>;
+
+/// The line at Givors' town hall as `token` reads it.
+async fn waiting(
+    line: &Line,
+    token: &str,
+) -> Result<tonic::Response<pb::WaitingResponse>, tonic::Status> {
+    line.clone()
+        .waiting(as_agent(
+            token,
+            pb::WaitingRequest {
+                tenant: GIVORS.into(),
+                site: "hdv".into(),
+            },
+        ))
+        .await
+}
+
+/// `token` calls the next ticket at Givors' town hall for `counter`.
+async fn next(
+    line: &Line,
+    token: &str,
+    counter: u32,
+) -> Result<tonic::Response<pb::CallNextResponse>, tonic::Status> {
+    line.clone()
+        .call_next(as_agent(
+            token,
+            pb::CallNextRequest {
+                tenant: GIVORS.into(),
+                site: "hdv".into(),
+                counter,
+            },
+        ))
+        .await
+}
+
 fn ticket(v: &pb::TicketView) -> pb::Ticket {
     v.ticket.clone().expect("a ticket")
 }
@@ -127,20 +163,7 @@ async fn the_ticket_flow(backend: Backend) {
     }
 
     // The hall device reads the line, without the person or the word of « autre ».
-    let waiting = |token: &'static str| {
-        let mut line = line.clone();
-        async move {
-            line.waiting(as_agent(
-                token,
-                pb::WaitingRequest {
-                    tenant: GIVORS.into(),
-                    site: "hdv".into(),
-                },
-            ))
-            .await
-        }
-    };
-    let seen = waiting("borne").await.unwrap().into_inner();
+    let seen = waiting(&line, "borne").await.unwrap().into_inner();
     assert_eq!(seen.site_name, "Hôtel de ville");
     let numbers: Vec<String> = seen.waiting.iter().map(|v| ticket(v).number).collect();
     assert_eq!(numbers, ["E001", "A001"]);
@@ -149,35 +172,21 @@ async fn the_ticket_flow(backend: Backend) {
         .iter()
         .all(|v| ticket(v).citizen_id.is_empty() && ticket(v).motive_label.is_empty()));
     assert_eq!(seen.waiting[1].motive_fr, "Autre");
-    let by_agent = waiting("accueil").await.unwrap().into_inner();
+    let by_agent = waiting(&line, "accueil").await.unwrap().into_inner();
     assert_eq!(ticket(&by_agent.waiting[1]).citizen_id, "GIV-000900");
     assert_eq!(
-        waiting("elu").await.unwrap_err().code(),
+        waiting(&line, "elu").await.unwrap_err().code(),
         Code::PermissionDenied
     );
 
     // Counter 3 takes état civil only; counter 1 takes everyone, oldest first.
-    let next = |token: &'static str, counter: u32| {
-        let mut line = line.clone();
-        async move {
-            line.call_next(as_agent(
-                token,
-                pb::CallNextRequest {
-                    tenant: GIVORS.into(),
-                    site: "hdv".into(),
-                    counter,
-                },
-            ))
-            .await
-        }
-    };
     assert_eq!(
-        next("borne", 1).await.unwrap_err().code(),
+        next(&line, "borne", 1).await.unwrap_err().code(),
         Code::PermissionDenied,
         "the kiosk calls no one"
     );
     hub.set_clock(monday(5));
-    let at3 = next("accueil-2", 3)
+    let at3 = next(&line, "accueil-2", 3)
         .await
         .unwrap()
         .into_inner()
@@ -190,12 +199,12 @@ async fn the_ticket_flow(backend: Backend) {
     assert_eq!(at3.state_fr, "appelé au guichet 3");
     assert_eq!(at3.waited_minutes, 5);
     // Counter 3 has E001 open: it closes it before calling another.
-    let busy = next("accueil-2", 3).await.unwrap_err();
+    let busy = next(&line, "accueil-2", 3).await.unwrap_err();
     assert_eq!(busy.code(), Code::AlreadyExists, "{busy:?}");
     assert!(busy.message().contains("E001 en cours"), "{busy:?}");
 
     hub.set_clock(monday(8));
-    let at1 = next("accueil", 1)
+    let at1 = next(&line, "accueil", 1)
         .await
         .unwrap()
         .into_inner()
@@ -203,12 +212,12 @@ async fn the_ticket_flow(backend: Backend) {
         .unwrap();
     assert_eq!(ticket(&at1).number, "A001");
     assert_eq!(
-        next("accueil", 9).await.unwrap_err().code(),
+        next(&line, "accueil", 9).await.unwrap_err().code(),
         Code::InvalidArgument,
         "Givors' town hall has three counters"
     );
     // The screen shows the latest call first.
-    let screen = waiting("borne").await.unwrap().into_inner();
+    let screen = waiting(&line, "borne").await.unwrap().into_inner();
     let calls: Vec<(String, u32)> = screen
         .at_counters
         .iter()
@@ -368,15 +377,7 @@ async fn the_ticket_flow(backend: Backend) {
     line.issue_ticket(as_agent("accueil", issue(pb::Category::Urbanisme, "", "")))
         .await
         .unwrap();
-    let u = line
-        .call_next(as_agent(
-            "accueil",
-            pb::CallNextRequest {
-                tenant: GIVORS.into(),
-                site: "hdv".into(),
-                counter: 2,
-            },
-        ))
+    let u = next(&line, "accueil", 2)
         .await
         .unwrap()
         .into_inner()
@@ -429,22 +430,16 @@ async fn the_ticket_flow(backend: Backend) {
     .await
     .unwrap();
     let seen_by = |token: &'static str| {
-        let mut line = line.clone();
+        let line = line.clone();
         async move {
-            line.waiting(as_agent(
-                token,
-                pb::WaitingRequest {
-                    tenant: GIVORS.into(),
-                    site: "hdv".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .waiting
-            .into_iter()
-            .map(|v| (v.motive_fr.clone(), ticket(&v).citizen_id))
-            .collect::<Vec<_>>()
+            waiting(&line, token)
+                .await
+                .unwrap()
+                .into_inner()
+                .waiting
+                .into_iter()
+                .map(|v| (v.motive_fr.clone(), ticket(&v).citizen_id))
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(

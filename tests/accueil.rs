@@ -371,12 +371,16 @@ async fn the_ticket_flow(backend: Backend) {
         Code::PermissionDenied
     );
 
-    // Turned into a request: a reference nobody has is refused, a real one is kept.
+    // Turned into a request: a reference nobody has is refused, a confidential one the agent
+    // may not read too, a real one is kept and the visit joins it.
     hub.set_clock(monday(30));
     let mut line = AccueilServiceClient::new(hub.channel.clone());
-    line.issue_ticket(as_agent("accueil", issue(pb::Category::Urbanisme, "", "")))
-        .await
-        .unwrap();
+    line.issue_ticket(as_agent(
+        "accueil",
+        issue(pb::Category::Urbanisme, "", "GIV-000900"),
+    ))
+    .await
+    .unwrap();
     let u = next(&line, "accueil", 2)
         .await
         .unwrap()
@@ -413,6 +417,29 @@ async fn the_ticket_flow(backend: Backend) {
     .await
     .unwrap()
     .into_inner();
+    // A confidential matter of the CCAS is not the accueil's to name.
+    let secret = contacthub_proto::v1::request_service_client::RequestServiceClient::new(
+        hub.channel.clone(),
+    )
+    .open_request(as_agent(
+        "ccas",
+        pb::OpenRequestRequest {
+            tenant: GIVORS.into(),
+            subject: "Aide alimentaire".into(),
+            category: pb::Category::Ccas as i32,
+            service: "ccas".into(),
+            citizen_id: "GIV-000900".into(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap()
+    .into_inner();
+    let refused = line
+        .close_ticket(as_agent("accueil", as_request(&secret.reference)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     let closed = line
         .close_ticket(as_agent("accueil", as_request(&opened.reference)))
         .await
@@ -420,6 +447,12 @@ async fn the_ticket_flow(backend: Backend) {
         .into_inner();
     assert_eq!(closed.state_fr, "transformé en demande");
     assert_eq!(ticket(&closed).request_reference, opened.reference);
+    // The visit joins the request it became.
+    let joined = hub.store.contact_requests(
+        GIVORS,
+        &contacthub_core::event::event_id(GIVORS, "desk", &format!("ticket/{id}")),
+    );
+    assert_eq!(joined.unwrap(), vec![opened.reference.clone()]);
 
     // A ticket for the CCAS naming Marie: the CCAS's agents read who it is, the accueil only
     // that someone waits for the CCAS (need-to-know).
@@ -574,5 +607,20 @@ async fn the_accueil_commands_run_as_the_doc_shows() {
         ]),
     );
     assert!(!ok && out.contains("après la date de fin"), "{out}");
+    // On the desk: the ticket once closed says how it ended, not « Vous êtes le prochain »;
+    // a counter that is no number is refused in French.
+    let desk = WebAgent::sign_in(&hub.web, "accueil").await;
+    let (status, page) = desk.get("/accueil/69091/tickets/hdv-20261207-E001").await;
+    assert!(status.is_success(), "{status}: {page}");
+    assert!(page.contains("Ticket réglé au premier contact."), "{page}");
+    assert!(!page.contains("prochain"), "{page}");
+    let (status, page) = desk
+        .get("/accueil/guichet?commune=69091&site=hdv&guichet=trois")
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("Le guichet « trois » n&#39;est pas un numéro."),
+        "{page}"
+    );
     hub.set_clock(0);
 }

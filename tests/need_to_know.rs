@@ -244,6 +244,32 @@ async fn a_confidential_matter_is_read_by_its_service_only() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::NotFound);
 
+    // Nor join a visit to it: another service's agent does not see it, the accueil may not
+    // write into it.
+    for (token, code) in [
+        ("voirie", tonic::Code::NotFound),
+        ("accueil", tonic::Code::PermissionDenied),
+    ] {
+        let refused = hub
+            .desk()
+            .record_visit(as_agent(
+                token,
+                pb::RecordVisitRequest {
+                    tenant: GIVORS.into(),
+                    party: Some(pb::Party {
+                        citizen_id: "GIV-000900".into(),
+                        ..Default::default()
+                    }),
+                    subject: "Passage à l'accueil".into(),
+                    request_id: opened.reference.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), code, "{token}: {refused:?}");
+    }
+
     // A voirie agent cannot take the CCAS request into a voirie collective and answer it.
     let collective = requests
         .open_request(as_agent(

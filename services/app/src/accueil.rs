@@ -433,15 +433,14 @@ impl App {
             }
             TicketOutcome::Request => {
                 let reference = c.request_reference.trim();
-                if reference.is_empty()
-                    || reference.len() > contacthub_core::limits::ID_CHARS
-                    || self.store.request(&tenant.code, reference)?.is_none()
-                {
-                    return Err(Error::NotFound(format!(
-                        "transformé en quelle demande ? aucune demande {:?}",
-                        quote(reference)
-                    )));
+                if reference.is_empty() {
+                    return Err(Error::Invalid(
+                        "transformé en quelle demande ? indiquez sa référence".into(),
+                    ));
                 }
+                // A request this agent works on: not another service's, not a confidential
+                // matter they may not read.
+                self.request_for_work(scope, &tenant.code, reference)?;
                 (Outcome::Request, "", reference)
             }
         };
@@ -484,7 +483,8 @@ impl App {
                 occurred_at: Some(contacthub_proto::ts::from_micros(started)),
                 duration_minutes: accueil::minutes(started, now)
                     .min(contacthub_core::limits::VISIT_MINUTES),
-                request_id: String::new(),
+                // The visit joins the request it became.
+                request_id: reference.to_string(),
                 idempotency_key: visit_key,
                 agent_id: String::new(),
                 for_citizen_ids: Vec::new(),

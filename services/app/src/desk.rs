@@ -367,6 +367,10 @@ impl App {
                 "la clé d'idempotence dépasse 128 caractères".into(),
             ));
         }
+        // A visit joins a request only one the agent works on.
+        if !r.request_id.is_empty() {
+            self.request_for_work(scope, tenant, &r.request_id)?;
+        }
         // What a retry with the same idempotency key must repeat exactly.
         let fingerprint = { content_fingerprint(&Default::default(), &[&r.content()]) };
         let now_us = (self.clock)();

@@ -1145,8 +1145,8 @@ pub struct AccueilReportArgs {
     /// Last day, YYYY-MM-DD.
     #[arg(long)]
     pub to: String,
-    /// One site only (its code).
-    #[arg(long, default_value = "")]
+    /// One site only (its code); calls and web contacts stay the commune's.
+    #[arg(long, env = "CONTACTHUB_SITE", default_value = "")]
     pub site: String,
     /// As CSV for a French spreadsheet (`;`, decimal comma, UTF-8 with a BOM).
     #[arg(long)]

@@ -30,6 +30,8 @@ pub struct TicketLine {
     pub estimate: u32,
     pub citizen_id: String,
     pub called: bool,
+    /// Not called yet: the turns before it and the estimate say when.
+    pub waiting: bool,
     /// When it was last called (µs), so the screen announces a call once.
     pub last_call_us: i64,
 }
@@ -48,6 +50,7 @@ impl TicketLine {
             estimate: v.estimated_wait_minutes,
             citizen_id: t.citizen_id.clone(),
             called: state(&t) == TicketState::Called,
+            waiting: state(&t) == TicketState::Waiting,
             last_call_us: t.called_us.max(t.recalled_us),
         }
     }
@@ -291,8 +294,9 @@ pub struct LineQuery {
     commune: String,
     #[serde(default)]
     site: String,
+    /// The counter's number (read by [`counter_number`]).
     #[serde(default)]
-    guichet: u32,
+    guichet: String,
     /// The person, when the pré-accueil comes from their page.
     #[serde(default)]
     fiche: String,
@@ -312,7 +316,7 @@ pub async fn counter(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Li
     // The counter's work is an agent's.
     let scope = caller.scope(&desk, &tenant)?;
     let site = chosen(&sites).map(|s| s.code.clone()).unwrap_or_default();
-    let counter = q.guichet.max(1);
+    let counter = counter_number(&q.guichet)?;
     let (mut current, mut waiting, mut estimate) = (None, Vec::new(), 0);
     if !site.is_empty() {
         let line = desk.app.waiting(&scope, &site)?;
@@ -348,6 +352,21 @@ pub async fn counter(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Li
     }))
 }
 
+/// A counter's number as a page or a form gives it: the first when none is given, refused in
+/// French when it is no number.
+fn counter_number(raw: &str) -> Result<u32, Failure> {
+    match raw.trim() {
+        "" => Ok(1),
+        n => n.parse::<u32>().map(|n| n.max(1)).map_err(|_| Failure {
+            status: StatusCode::BAD_REQUEST,
+            message: format!(
+                "Le guichet « {} » n'est pas un numéro.",
+                contacthub_core::limits::quote(n)
+            ),
+        }),
+    }
+}
+
 fn back_to_counter(
     tenant: &str,
     site: &str,
@@ -370,10 +389,11 @@ fn back_to_counter(
 pub async fn call_next(
     Axum(desk): Axum<State>,
     caller: Caller,
-    Path((tenant, site, counter)): Path<(String, String, u32)>,
+    Path((tenant, site, counter)): Path<(String, String, String)>,
     Form(f): Form<crate::pages::CsrfForm>,
 ) -> Page {
     caller.check_csrf(&f.csrf)?;
+    let counter = counter_number(&counter)?;
     let scope = caller.scope(&desk, &tenant)?;
     let called = desk.app.call_next(&scope, &site, counter).await?;
     Ok(back_to_counter(

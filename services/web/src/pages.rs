@@ -90,7 +90,8 @@ pub(crate) fn services(desk: &State, tenant: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default();
-    out.sort_by(|a, b| a.1.cmp(&b.1));
+    // In French order: « État civil » among the E.
+    out.sort_by_cached_key(|s| contacthub_core::identity::fold_name(&s.1));
     out
 }
 

@@ -50,9 +50,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether it has ended: unused for [`IDLE`], or signed in [`LIFETIME`] ago.
+    /// Whether it has ended: unused for [`IDLE`], or signed in [`LIFETIME`] ago. A device of
+    /// the hall (the kiosk: no visitor over lunch) ends with its lifetime only.
     fn expired(&self) -> bool {
-        self.seen.elapsed() >= IDLE || self.signed_in.elapsed() >= LIFETIME
+        let device = self.agent.as_ref().is_some_and(Agent::is_borne);
+        (!device && self.seen.elapsed() >= IDLE) || self.signed_in.elapsed() >= LIFETIME
     }
 
     /// What the session presents to [`contacthub_app::auth::Access`].
@@ -490,6 +492,38 @@ mod tests {
             s.seen = ago(IDLE + Duration::from_secs(1));
         }
         assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_hall_device_is_not_signed_out_for_want_of_visitors() {
+        let access = contacthub_app::auth::Access::from_toml(&format!(
+            "[[agent]]\nid='borne'\ntoken_sha256='{}'\ntenants=['69091']\nrole='borne'\n\
+             [[agent]]\nid='a'\ntoken_sha256='{}'\ntenants=['69091']\n",
+            contacthub_app::auth::token_hash("tk"),
+            contacthub_app::auth::token_hash("ta")
+        ))
+        .unwrap();
+        let sessions = Sessions::default();
+        let kiosk = sessions
+            .open(Some("tk".into()), access.caller(Some("tk")).unwrap(), None)
+            .unwrap();
+        let agent = sessions
+            .open(Some("ta".into()), access.caller(Some("ta")).unwrap(), None)
+            .unwrap();
+        let ago = |d: Duration| Instant::now().checked_sub(d).unwrap();
+        let age = |id: &str, seen: Duration, signed_in: Duration| {
+            let mut map = sessions.inner.lock().unwrap();
+            let s = map.get_mut(id).unwrap();
+            s.seen = ago(seen);
+            s.signed_in = ago(signed_in);
+        };
+        let two_hours = Duration::from_secs(2 * 3600);
+        age(&kiosk, two_hours, two_hours);
+        age(&agent, two_hours, two_hours);
+        assert!(sessions.get(&kiosk).is_some(), "the kiosk after lunch");
+        assert!(sessions.get(&agent).is_none(), "an agent who left");
+        age(&kiosk, Duration::ZERO, LIFETIME + Duration::from_secs(1));
+        assert!(sessions.get(&kiosk).is_none(), "the kiosk the next morning");
     }
 
     #[test]

@@ -75,15 +75,7 @@ fn ticket(v: &pb::TicketView) -> pb::Ticket {
 
 async fn the_ticket_flow(backend: Backend) {
     let hub = TestHub::start_with_access(&backend, agents()).await;
-    hub.publish(&[register(
-        GIVORS,
-        "GIV-000900",
-        "Marie Durand",
-        "06 12 34 56 78",
-        at(2026, 1, 5, 9, 0),
-    )])
-    .await;
-    hub.settle().await;
+    hub.register_marie().await;
     let mut line = AccueilServiceClient::new(hub.channel.clone());
     let issue = |motive: pb::Category, label: &str, citizen: &str| pb::IssueTicketRequest {
         tenant: GIVORS.into(),

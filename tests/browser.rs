@@ -1135,15 +1135,7 @@ async fn the_waiting_line_in_the_browser() {
     ))
     .unwrap();
     let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
-    hub.publish(&[register(
-        GIVORS,
-        "GIV-000900",
-        "Marie Durand",
-        "06 12 34 56 78",
-        at(2026, 1, 5, 9, 0),
-    )])
-    .await;
-    hub.settle().await;
+    hub.register_marie().await;
     // Monday 7 December 2026, 09:00 in Givors.
     hub.set_clock(at(2026, 12, 7, 8, 0));
     let profiles = tempfile::tempdir().unwrap();
@@ -1332,15 +1324,7 @@ async fn the_phone_shows_who_calls_in_the_browser() {
     .unwrap();
     let switch = contacthub_tests::ami::FakeSwitch::start("contacthub", "s3cret").await;
     let mut hub = TestHub::start_with_access(&Backend::Embedded, access).await;
-    hub.publish(&[register(
-        GIVORS,
-        "GIV-000900",
-        "Marie Durand",
-        "06 12 34 56 78",
-        at(2026, 1, 5, 9, 0),
-    )])
-    .await;
-    hub.settle().await;
+    hub.register_marie().await;
     hub.start_adapters(&format!(
         "[[commune]]\ncode = \"69091\"\naccueil_extensions = [\"201\"]\n\
          [commune.ami]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"contacthub\"\nsecret = \"s3cret\"\n\
@@ -1392,5 +1376,128 @@ async fn the_phone_shows_who_calls_in_the_browser() {
     })
     .await;
     assert!(page.contains("Marie Durand"), "{page}");
+    c.close().await.unwrap();
+}
+
+/// Tells Chromium (through chromedriver's own endpoint) to act as if the network were gone,
+/// or back.
+async fn network(c: &Client, webdriver: &str, offline: bool) {
+    let session = c.session_id().await.unwrap().expect("a WebDriver session");
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/session/{session}/chromium/network_conditions",
+            webdriver.trim_end_matches('/')
+        ))
+        .json(&serde_json::json!({
+            "network_conditions": {
+                "offline": offline, "latency": 0,
+                "download_throughput": 1_000_000, "upload_throughput": 1_000_000
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// An élu at a permanence, on a phone-sized window: a meeting typed without network stays in
+/// the browser, leaves when the network is back, and is one contact and one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanence_offline_then_online_in_the_browser() {
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
+        return;
+    };
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='maire-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='elu'\n",
+        token_hash("elu")
+    ))
+    .unwrap();
+    let hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    hub.register_marie().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{}/connexion", hub.web)).await.unwrap();
+    fill(&c, "#token", "elu").await;
+    click(&c, "button[type=submit]").await;
+    until_text(&c, "signed in", |t| t.contains("Tableau de bord")).await;
+    c.goto(&format!("{}/permanence", hub.web)).await.unwrap();
+    until_text(&c, "the permanence page", |t| {
+        t.contains("Aucune rencontre enregistrée.")
+    })
+    .await;
+    review(&c, "permanence", &axe).await;
+
+    network(&c, &webdriver, true).await;
+    fill(&c, "#p-lieu", "Maison du quartier des Vernes").await;
+    fill(&c, "#p-nom", "Marie Durand").await;
+    fill(&c, "#p-telephone", "06 12 34 56 78").await;
+    choose(&c, "#p-motif", "services-techniques").await;
+    fill(&c, "#p-objet", "Lampadaire éteint rue Jean-Jaurès").await;
+    fill(&c, "#p-promesse", "Le faire réparer avant Noël").await;
+    choose(&c, "#p-service", "voirie").await;
+    click(&c, "form[data-offline] button[type=submit]").await;
+    until_text(&c, "kept in the browser", |t| {
+        t.contains("1 rencontre attend le réseau")
+    })
+    .await;
+    review(&c, "permanence-hors-ligne", &axe).await;
+    // Nothing reached the hub; the form is ready for the next person, at the same place.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let met = |hub: &TestHub| {
+        hub.timeline_of(GIVORS, "GIV-000900")
+            .iter()
+            .filter(|e| e.facts.as_ref().is_some_and(|f| f.permanence))
+            .count()
+    };
+    assert_eq!(met(&hub), 0);
+    assert_eq!(value(&c, "#p-nom").await, "");
+    assert_eq!(value(&c, "#p-lieu").await, "Maison du quartier des Vernes");
+
+    network(&c, &webdriver, false).await;
+    let page = until_text(&c, "sent once the network is back", |t| {
+        t.contains("Rencontre envoyée.") && t.contains("Promis : Le faire réparer avant Noël")
+    })
+    .await;
+    assert!(page.contains("pour Voirie : reçue"), "{page}");
+    assert!(!page.contains("attend le réseau"), "{page}");
+    assert_eq!(met(&hub), 1);
+    // What the hub refuses stays here with the reason, until taken back and corrected.
+    fill(&c, "#p-nom", "Jean Martin").await;
+    fill(&c, "#p-telephone", "12").await;
+    fill(&c, "#p-objet", "Banc cassé au square").await;
+    click(&c, "form[data-offline] button[type=submit]").await;
+    until_text(&c, "refused, kept", |t| {
+        t.contains("Jean Martin — Banc cassé au square : refusée (Impossible : « 12 » n'est pas un numéro de téléphone.)")
+    })
+    .await;
+    click(&c, "#en-attente button").await;
+    assert_eq!(value(&c, "#p-telephone").await, "12");
+    fill(&c, "#p-telephone", "06 98 76 54 32").await;
+    click(&c, "form[data-offline] button[type=submit]").await;
+    let page = until_text(&c, "corrected and sent", |t| {
+        t.contains("Jean Martin (06 98 76 54 32)")
+    })
+    .await;
+    assert!(!page.contains("refusée"), "{page}");
+    // Sent once: the page, read again, lists it once and keeps nothing waiting.
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    c.refresh().await.unwrap();
+    let page = until_text(&c, "the page again", |t| {
+        t.contains("Personnes rencontrées")
+    })
+    .await;
+    assert_eq!(
+        page.matches("Promis : Le faire réparer avant Noël").count(),
+        1,
+        "{page}"
+    );
+    assert_eq!(met(&hub), 1);
+    let stored: serde_json::Value = c
+        .execute("return Object.keys(localStorage).length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stored, serde_json::json!(0), "nothing left in the browser");
+    review(&c, "permanence-envoyee", &axe).await;
     c.close().await.unwrap();
 }

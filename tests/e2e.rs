@@ -20,6 +20,7 @@ mod need_to_know;
 mod oidc;
 mod ops_cli;
 mod outbound;
+mod permanence;
 mod requests;
 mod review;
 mod sealing;

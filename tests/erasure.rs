@@ -554,14 +554,6 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with its CSRF token")
-        + 19;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
 /// On the desk: the DPO's page has the erasure form; the accueil is refused; the DPO erases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dpo_erases_on_the_desk_and_no_one_else_does() {

@@ -38,6 +38,7 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("dd/", Holds::Ids),
     ("dl/", Holds::Personal), // a dead letter's raw bytes
     ("dx/", Holds::Personal), // search words (one typo away), in the key
+    ("el/", Holds::Ids),      // whom an élu met at a permanence: élu, time, contact id
     ("ev/", Holds::Ids),      // position, time, keyed fingerprint, citizen id
     ("hh/", Holds::Personal), // household role
     ("id/", Holds::Personal), // identifiers (phone, e-mail), in the key
@@ -282,7 +283,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         courrier: ce/ ci/* co/* ev/ ih/* ks/ lc/ od/ pd/* rc/ re/ rn/ rq/* sk/ sq/ st/ tl/*
         courrier_answered: ci/* co/* ev/ lc/ rq/* st/ tl/*
         courrier_routed: ci/* co/* ev/ lc/ rq/* st/ tl/*
-        desk_visit: ac/ ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
+        desk_visit: ac/ ci/* el/ ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
         duplicate_dismissed: ci/* dd/ ev/ ks/ lc/ sk/ st/ tl/*
         email: ci/* ev/ ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
         household_membership: ci/* ev/ hh/* ks/ lc/ sk/ st/ tl/*

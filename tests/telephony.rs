@@ -105,18 +105,7 @@ async fn csrf_of(page: &PhonePage) -> String {
 }
 
 fn calls_of(hub: &TestHub, citizen: &str) -> Vec<pb::TimelineEntry> {
-    let page = hub
-        .store
-        .timeline(
-            GIVORS,
-            citizen,
-            &contacthub_projector::store::TimelineQuery {
-                page_size: 100,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    page.entries
+    hub.timeline_of(GIVORS, citizen)
         .into_iter()
         .filter(|e| e.kind == "phone_call")
         .collect()

@@ -384,6 +384,44 @@ impl TestHub {
         let n = p.with_batch_size(batch).catch_up().await.unwrap();
         (live, replayed, n)
     }
+
+    /// Registers Marie Durand (GIV-000900, 06 12 34 56 78) at Givors, the tests' person, and
+    /// waits until she is visible.
+    pub async fn register_marie(&self) {
+        self.publish(&[register(
+            GIVORS,
+            "GIV-000900",
+            "Marie Durand",
+            "06 12 34 56 78",
+            at(2026, 1, 5, 9, 0),
+        )])
+        .await;
+        self.settle().await;
+    }
+
+    /// The latest hundred lines of a citizen's timeline, as the read model holds them.
+    pub fn timeline_of(&self, tenant: &str, citizen: &str) -> Vec<pb::TimelineEntry> {
+        self.store
+            .timeline(
+                tenant,
+                citizen,
+                &contacthub_projector::store::TimelineQuery {
+                    page_size: 100,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .entries
+    }
+}
+
+/// The CSRF token of the first form of a desk page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with its CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_string()
 }
 
 /// The text of `docs/NAME`, for the tests that run what it shows.

@@ -139,6 +139,35 @@ pub struct RecordVisit {
     pub for_citizen_ids: Vec<String>,
 }
 
+// --- Élus' permanences ----------------------------------------------------------------------
+
+/// A person an élu met at a permanence, as the élu typed it (perhaps offline, sent later).
+#[derive(Debug, Clone, Default)]
+pub struct RecordMeeting {
+    /// Where the permanence was held (« Mairie annexe du Village »).
+    pub place: String,
+    /// The person: a name, and a phone or an e-mail address when they gave one (how the
+    /// hub finds their record and answers them).
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    /// A postal address on one line, when given.
+    pub address: String,
+    pub category: Category,
+    /// What the person came about.
+    pub motive: String,
+    /// What the élu promised.
+    pub promise: String,
+    /// The service that must act on it (its code): a request is opened for it; empty when
+    /// nothing is to be done.
+    pub service: String,
+    /// When they met (the time the élu typed it); now when not given.
+    pub occurred_at: Option<Timestamp>,
+    /// The same key twice makes one meeting (and one request): the page sends it again
+    /// until it hears back.
+    pub idempotency_key: String,
+}
+
 // --- The mail room --------------------------------------------------------------------------
 
 /// A letter sent to a service.
@@ -307,7 +336,8 @@ content_without_key!(
     UpdateCitizen,
     RecordVisit,
     OpenRequest,
-    ComposeAnswer
+    ComposeAnswer,
+    RecordMeeting
 );
 
 // --- The accueil's waiting line -----------------------------------------------------------

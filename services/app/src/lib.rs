@@ -49,6 +49,7 @@ pub mod export;
 pub mod guard;
 pub mod hotfolder;
 pub mod oidc;
+pub mod permanence;
 pub mod requests;
 pub mod retention;
 pub mod source;

@@ -223,6 +223,27 @@ async fn demo_requests(
                 references.push(r.reference);
             }
         }
+        // Every other person the maire met at a permanence is followed by a request of the
+        // service the promise names.
+        for (i, m) in app.meetings(&scope)?.iter().rev().enumerate() {
+            if i % 2 == 1 || m.request.is_some() {
+                continue;
+            }
+            clock.store(m.occurred_us + 48 * HOUR_US, SeqCst);
+            app.open_request(
+                &scope,
+                &contacthub_app::commands::OpenRequest {
+                    subject: m.motive.clone(),
+                    category: m.category,
+                    service: demo::service_for(m.category).to_string(),
+                    from_contact_event_id: m.event_id.clone(),
+                    idempotency_key: format!("demo-permanence-{}", m.event_id),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            opened += 1;
+        }
         // The collective is gathered now.
         clock.store(0, SeqCst);
         if references.len() >= 3 {

@@ -640,7 +640,75 @@ fn person_events(
         }
         out.push(again);
     }
+    // One person in twenty-three met the maire at a Saturday permanence of the last two
+    // months (drawing nothing, so the rest of the demo stays the same).
+    if n % 23 == 5 {
+        out.push(permanence(tenant, p, n, &source_id(7), cfg.end_us));
+    }
     out
+}
+
+/// What people tell an élu at a permanence, and what the élu promises.
+const PERMANENCE: &[(&str, &str, Category)] = &[
+    (
+        "Éclairage public en panne dans sa rue",
+        "Signaler la panne aux services techniques et rappeler sous quinze jours",
+        Category::ServicesTechniques,
+    ),
+    (
+        "Demande de logement social sans réponse",
+        "Faire le point avec le CCAS sur le dossier",
+        Category::Ccas,
+    ),
+    (
+        "Place en crèche pour la rentrée",
+        "Transmettre au service petite enfance",
+        Category::PetiteEnfance,
+    ),
+    (
+        "Chantier bruyant le samedi matin",
+        "Rappeler au chantier les horaires autorisés",
+        Category::Urbanisme,
+    ),
+    (
+        "Inscription à l'école du quartier",
+        "Vérifier le périmètre scolaire et répondre par écrit",
+        Category::Scolaire,
+    ),
+];
+
+/// Person `n` met the maire at a permanence, a Saturday morning before the demo's end.
+fn permanence(tenant: &Tenant, p: &Person, n: usize, sid: &str, end_us: i64) -> Event {
+    use chrono::Datelike;
+    let end = crate::courrier::paris(end_us).date();
+    let back = (end.weekday().num_days_from_monday() + 2) % 7;
+    let saturday = end
+        - chrono::Duration::days(i64::from(if back == 0 { 7 } else { back }))
+        - chrono::Duration::weeks(((n / 23) % 8) as i64);
+    let minute = 9 * 60 + 30 + (n % 5) as u32 * 15;
+    let at = crate::courrier::paris_local_to_utc_us(saturday.and_time(
+        chrono::NaiveTime::from_hms_opt(minute / 60, minute % 60, 0).unwrap_or_default(),
+    ));
+    let (subject, promise, category) = PERMANENCE[(n / 23) % PERMANENCE.len()];
+    let mut e = contact(
+        &tenant.code,
+        "demo",
+        sid,
+        at,
+        at,
+        Payload::DeskVisit(pb::DeskVisit {
+            desk: "Permanence du maire".into(),
+            permanence: true,
+            ..Default::default()
+        }),
+        pb::Party {
+            citizen_id: p.citizen_id.clone(),
+            ..Default::default()
+        },
+    );
+    e.agent_id = format!("maire-{}", tenant.prefix.to_lowercase());
+    set_text(&mut e, subject, promise, category);
+    e
 }
 
 /// The mail room's work on a demo letter: routed the next day (nineteen in twenty), answered
@@ -840,6 +908,7 @@ mod tests {
         let mut at_night = 0;
         let mut counter = 0;
         let mut tickets = 0;
+        let mut permanences = 0;
         for e in events(&cfg, &Tenants::builtin()) {
             let us = e.occurred_at.as_ref().and_then(ts::to_micros).unwrap();
             let local = paris(us);
@@ -874,6 +943,10 @@ mod tests {
                 )
             ) {
                 // Those inside at closing time are still served.
+            } else if matches!(&e.payload, Some(Payload::DeskVisit(v)) if v.permanence) {
+                // An élu's permanence: a Saturday morning, the town hall closed.
+                assert_eq!(local.weekday(), Weekday::Sat, "a permanence at {local}");
+                permanences += 1;
             } else if at_the_town_hall {
                 counter += 1;
                 assert!(open || us == cfg.end_us, "{:?} at {local}", e.payload);
@@ -885,6 +958,8 @@ mod tests {
             }
         }
         assert!(counter > 1000, "{counter}");
+        // Persons 5 and 28 of each commune met the maire.
+        assert_eq!(permanences, 12);
         assert!(tickets > 100, "{tickets}");
         assert!(at_night > 0, "forms, e-mails and SMS come at any hour");
     }

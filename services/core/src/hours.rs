@@ -285,6 +285,8 @@ pub fn mark(event: &mut crate::pb::Event, tenants: &crate::tenant::Tenants) {
         Some(Payload::PhoneCall(c)) if inbound => {
             c.outside_hours = !schedule.is_open(Opening::Phone, us);
         }
+        // An élu holds a permanence where and when they choose.
+        Some(Payload::DeskVisit(v)) if v.permanence => v.outside_hours = false,
         Some(Payload::DeskVisit(v)) => {
             // At a site with hours of its own (an annex), by those.
             let site = tenants

@@ -39,6 +39,7 @@
 //! | `tk/`  | tenant `\0` day `\0` site `\0` number | `Ticket`: the waiting line (day: `yyyy-mm-dd`, Paris) |
 //! | `tn/`  | tenant `\0` day `\0` site            | packed counts: arrivals (`#`) and tickets per letter |
 //! | `ac/`  | tenant `\0` day                     | packed counts of the accueil's report (`accueil::day`) |
+//! | `el/`  | tenant `\0` élu `\0` time (i64 BE µs) `\0` event id | empty: a person an élu met at a permanence |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
@@ -50,7 +51,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 9;
+pub const FORMAT: u32 = 10;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -500,6 +501,40 @@ pub fn accueil_day(tenant: &str, day: &str) -> Vec<u8> {
     key(b"ac/", &[tenant.as_bytes(), day.as_bytes()])
 }
 
+/// A person `elu` met at a permanence at `at_us`: the contact `event_id` (its citizen, its
+/// request follow from it).
+pub fn permanence(tenant: &str, elu: &str, at_us: i64, event_id: &str) -> Vec<u8> {
+    key(
+        b"el/",
+        &[
+            tenant.as_bytes(),
+            elu.as_bytes(),
+            &at_us.to_be_bytes(),
+            event_id.as_bytes(),
+        ],
+    )
+}
+
+/// Every person `elu` met at their permanences (every élu's when `None`), by élu then time.
+pub fn permanence_prefix(tenant: &str, elu: Option<&str>) -> Vec<u8> {
+    let mut k = key(b"el/", &[tenant.as_bytes()]);
+    k.push(0);
+    if let Some(elu) = elu {
+        k.extend_from_slice(elu.as_bytes());
+        k.push(0);
+    }
+    k
+}
+
+/// The time and the contact a [`permanence`] key indexes (read from its end: event ids hold
+/// no `\0`).
+pub fn parse_permanence(key: &[u8]) -> Option<(i64, String)> {
+    let cut = key.iter().rposition(|&b| b == 0)?;
+    let time = key.get(cut.checked_sub(8)?..cut)?;
+    let event = String::from_utf8(key[cut + 1..].to_vec()).ok()?;
+    Some((i64::from_be_bytes(time.try_into().ok()?), event))
+}
+
 /// What search ranking reads of a citizen: its last contact and the record it joined.
 pub fn search_card(tenant: &str, citizen: &str) -> Vec<u8> {
     key(b"lc/", &[tenant.as_bytes(), citizen.as_bytes()])
@@ -618,6 +653,18 @@ pub fn read_u64(v: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_permanence_key_reads_back_whatever_its_time_bytes() {
+        // 256 µs: a time whose bytes hold zeros, like the separator.
+        for at in [256_i64, 1_796_395_690_195_546, 0] {
+            let k = permanence("69091", "maire", at, "60bb7607-c67b");
+            assert!(k.starts_with(&permanence_prefix("69091", Some("maire"))));
+            assert!(k.starts_with(&permanence_prefix("69091", None)));
+            assert!(!k.starts_with(&permanence_prefix("69091", Some("mai"))));
+            assert_eq!(parse_permanence(&k), Some((at, "60bb7607-c67b".into())));
+        }
+    }
 
     #[test]
     fn applied_values_round_trip() {

@@ -47,6 +47,7 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         Payload::DeskVisit(d) => {
             f.desk = d.desk.clone();
             f.visit_minutes = d.duration_minutes;
+            f.permanence = d.permanence;
         }
         Payload::DuplicateDismissed(d) => {
             f.citizen_id = d.citizen_id.clone();
@@ -165,7 +166,11 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             t
         }
         "desk_visit" => {
-            let mut t = "Visite à l'accueil".to_string();
+            let mut t = if f.permanence {
+                "Rencontre à la permanence d'un élu".to_string()
+            } else {
+                "Visite à l'accueil".to_string()
+            };
             if !f.desk.is_empty() {
                 t += &format!(" ({})", f.desk);
             }

@@ -838,6 +838,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The contacts of the people `elu` met at their permanences (every élu's when `None`),
+    /// newest first, at most `limit`.
+    pub fn permanence_meetings(
+        &self,
+        tenant: &str,
+        elu: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for kv in self
+            .db()?
+            .tree
+            .scan_prefix(keys::permanence_prefix(tenant, elu))
+        {
+            let (k, _) = kv.map_err(self.err())?;
+            found.extend(keys::parse_permanence(&k));
+        }
+        found.sort_by(|a, b| b.cmp(a));
+        found.truncate(limit);
+        Ok(found.into_iter().map(|(_, event)| event).collect())
+    }
+
     /// The accueil's day counters of `tenant` from `from` to `to` (inclusive), by day.
     pub fn accueil_days(
         &self,

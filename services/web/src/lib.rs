@@ -26,6 +26,7 @@ pub mod journal;
 pub mod line;
 pub mod mailroom;
 pub mod pages;
+pub mod permanence;
 pub mod printing;
 pub mod record;
 pub mod records;
@@ -361,6 +362,8 @@ pub fn router(state: State) -> Router {
             "/accueil/{tenant}/tickets/{id}/ticket.pdf",
             get(line::ticket_pdf),
         )
+        .route("/permanence", get(permanence::permanence))
+        .route("/permanence/{tenant}/rencontres", post(permanence::record))
         .route("/journal", get(journal::journal))
         .route("/journal/{tenant}/effacer", post(journal::erase))
         .route("/journal/{tenant}/export", get(journal::export))

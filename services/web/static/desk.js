@@ -184,3 +184,122 @@
     if (b) { b.click(); }
   });
 })();
+// The élu's permanence: a meeting typed is kept in this browser (localStorage) and sent,
+// with its key, until the hub has it; without network it waits and leaves when the network
+// is back. The hub makes one meeting of a key however often it comes.
+(function () {
+  var form = document.querySelector("form[data-offline]");
+  if (!form || !window.localStorage || !window.fetch) { return; }
+  var name = "contacthub.permanence." + form.dataset.offline;
+  var box = document.querySelector("[data-queue]");
+  var state = document.getElementById("etat-envoi");
+  var list = document.getElementById("en-attente");
+  var met = document.getElementById("liste-rencontres");
+  var sending = false;
+  var load = function () {
+    try { return JSON.parse(localStorage.getItem(name) || "[]"); } catch (e) { return []; }
+  };
+  var save = function (queue) {
+    if (queue.length) { localStorage.setItem(name, JSON.stringify(queue)); } else { localStorage.removeItem(name); }
+  };
+  var key = function () {
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
+  };
+  var show = function (note) {
+    var queue = load();
+    list.innerHTML = "";
+    queue.forEach(function (item) {
+      var li = document.createElement("li");
+      li.textContent = (item.fields.nom || item.fields.telephone || item.fields.courriel) + " — " + item.fields.objet +
+        (item.error ? " : refusée (" + item.error + ")" : " : en attente d'envoi");
+      if (item.error) {
+        var again = document.createElement("button");
+        again.type = "button";
+        again.textContent = "Reprendre dans le formulaire";
+        // Back into the form, with the time it was met; it stays kept here until the
+        // corrected one is.
+        again.addEventListener("click", function () {
+          if (form.elements.objet.value.trim() &&
+              !window.confirm("Remplacer ce qui est en cours de saisie ?")) { return; }
+          Object.keys(item.fields).forEach(function (k) {
+            if (form.elements[k] && k !== "cle") { form.elements[k].value = item.fields[k]; }
+          });
+          form.dataset.reprise = item.fields.cle;
+          form.elements.nom.focus();
+        });
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(again);
+      }
+      list.appendChild(li);
+    });
+    var waiting = queue.filter(function (item) { return !item.error; }).length;
+    box.hidden = !queue.length && !note;
+    state.textContent = note || (waiting > 1 ? waiting + " rencontres attendent le réseau ; elles partiront d'elles-mêmes." :
+      waiting ? "1 rencontre attend le réseau ; elle partira d'elle-même." : "");
+  };
+  var flush = function () {
+    if (sending) { return; }
+    var queue = load();
+    var next = queue.filter(function (item) { return !item.error; })[0];
+    if (!next) { return; }
+    sending = true;
+    var body = new URLSearchParams(next.fields);
+    body.set("csrf", form.elements.csrf.value);
+    body.set("envoi", "script");
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual",
+      headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        var json = (r.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+        // Signed out, or this page's form expired (a new sign-in elsewhere): kept, to send
+        // from a page loaded again.
+        if (!json || r.status === 401 || r.status === 403) { throw new Error("session"); }
+        return r.json().then(function (answer) { return { status: r.status, answer: answer }; });
+      })
+      .then(function (got) {
+        var q = load();
+        var at = q.findIndex(function (item) { return item.fields.cle === next.fields.cle; });
+        if (got.answer.ok) {
+          if (at >= 0) { q.splice(at, 1); }
+          var none = document.getElementById("aucune");
+          if (none) { none.remove(); }
+          met.insertAdjacentHTML("afterbegin", got.answer.ligne);
+        } else if (got.status >= 500) {
+          throw new Error("later");
+        } else if (at >= 0) {
+          q[at].error = got.answer.message;
+        }
+        save(q);
+        sending = false;
+        show(got.answer.ok ? "Rencontre envoyée." : "");
+        flush();
+      })
+      .catch(function (e) {
+        sending = false;
+        show(e.message === "session" ? "Reconnectez-vous puis rechargez cette page : les rencontres restent sur cet appareil et partiront ensuite." : "");
+      });
+  };
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var fields = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && el.name !== "csrf") { fields[el.name] = el.value; }
+    });
+    fields.cle = key();
+    fields.quand = form.elements.quand.value || String(Date.now());
+    var queue = load().filter(function (item) { return item.fields.cle !== form.dataset.reprise; });
+    delete form.dataset.reprise;
+    queue.push({ fields: fields, error: "" });
+    save(queue);
+    var place = fields.lieu;
+    form.reset();
+    form.elements.lieu.value = place;
+    show(navigator.onLine ? "Rencontre enregistrée ; envoi en cours." : "Pas de réseau : la rencontre est gardée sur cet appareil.");
+    flush();
+  });
+  window.addEventListener("online", flush);
+  setInterval(flush, 5000);
+  show("");
+  flush();
+})();

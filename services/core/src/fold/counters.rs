@@ -115,7 +115,9 @@ pub(crate) fn accueil_day(
             }
         }
         Payload::WebForm(_) => parts.push(day::hourly(hour, day::WEB)),
-        Payload::DeskVisit(d) if d.outside_hours => parts.push(day::OUTSIDE_VISITS.into()),
+        Payload::DeskVisit(d) if d.outside_hours && !d.permanence => {
+            parts.push(day::OUTSIDE_VISITS.into())
+        }
         _ => return Ok(()),
     }
     if parts.is_empty() {

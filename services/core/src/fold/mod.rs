@@ -444,8 +444,17 @@ fn project(
                     e.event_id.as_bytes().to_vec(),
                 );
             }
-            // The open request it quotes or whose e-mail thread it continues.
-            request = requests::auto_link(kv, tenants, v)?;
+            // Whom an élu met at their permanences. What an élu wrote there joins no request
+            // it quotes (an élu may not write into a service's request); the others join the
+            // open request they quote or whose e-mail thread they continue.
+            if matches!(v.payload, Payload::DeskVisit(d) if d.permanence) {
+                kv.put(
+                    keys::permanence(&e.tenant, &e.agent_id, v.occurred_us, &e.event_id),
+                    Vec::new(),
+                );
+            } else {
+                request = requests::auto_link(kv, tenants, v)?;
+            }
             // A registered letter is a request (or joins the one it quotes).
             if let Payload::Courrier(c) = v.payload {
                 if !c.chrono.is_empty()
@@ -564,7 +573,7 @@ fn outside_hours(v: &Valid) -> bool {
         Payload::PhoneCall(c) => {
             c.outside_hours && v.event.direction == pb::Direction::Inbound as i32
         }
-        Payload::DeskVisit(d) => d.outside_hours,
+        Payload::DeskVisit(d) => d.outside_hours && !d.permanence,
         _ => false,
     }
 }

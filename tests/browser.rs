@@ -1276,7 +1276,11 @@ async fn the_waiting_line_in_the_browser() {
     // Marie is there; sent to urbanisme.
     hub.set_clock(at(2026, 12, 7, 8, 9));
     click(&agent, "button[value=debut]").await;
-    until_text(&agent, "started", |t| t.contains("au guichet 1")).await;
+    // (« appelé au guichet 1 » holds « au guichet 1 »: wait for the page after the click.)
+    until_text(&agent, "started", |t| {
+        t.contains("au guichet 1") && !t.contains("appelé au guichet 1")
+    })
+    .await;
     hub.set_clock(at(2026, 12, 7, 8, 21));
     click(&agent, "#oriente").await;
     choose(&agent, "#service", "urbanisme").await;

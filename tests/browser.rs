@@ -1505,3 +1505,45 @@ async fn a_permanence_offline_then_online_in_the_browser() {
     review(&c, "permanence-envoyee", &axe).await;
     c.close().await.unwrap();
 }
+
+/// The citizens' space in the browser, on a phone-sized window: « Suivre une demande »
+/// with the reference and the code an agent gave, keyboard only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_follows_a_request_in_the_browser() {
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
+        return;
+    };
+    let hub = TestHub::start(&Backend::Embedded).await;
+    hub.register_marie().await;
+    let (reference, code) = hub.voirie_request_with_code().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+    c.set_window_size(360, 740).await.unwrap();
+    c.goto(&hub.portal).await.unwrap();
+    until_text(&c, "the follow-up page", |t| {
+        t.contains("Suivre une demande")
+    })
+    .await;
+    review(&c, "suivi", &axe).await;
+    fill(&c, "#reference", &reference).await;
+    fill(&c, "#code", "AAAA-AAAA").await;
+    c.find(Locator::Css("#code"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    until_text(&c, "a wrong code", |t| {
+        t.contains("Aucune demande ne correspond")
+    })
+    .await;
+    review(&c, "suivi-inconnue", &axe).await;
+    fill(&c, "#code", &code).await;
+    click(&c, "button[type=submit]").await;
+    let page = until_text(&c, "where it stands", |t| t.contains("Réponse promise")).await;
+    assert!(page.contains(&format!("Demande {}", reference)), "{page}");
+    assert!(page.contains("Voirie") && page.contains("reçue"), "{page}");
+    assert!(!page.contains("Durand"), "{page}");
+    review(&c, "suivi-demande", &axe).await;
+    c.close().await.unwrap();
+}

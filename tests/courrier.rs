@@ -688,6 +688,25 @@ async fn receipts_print_every_name_as_written(backend: Backend) {
         assert!(text.contains(expected), "{expected:?} in\n{text}");
     }
     assert!(!text.contains('?'), "no character lost:\n{text}");
+    // With its request's reference and follow-up code, for the citizens' space.
+    let request = contacthub_proto::v1::request_service_client::RequestServiceClient::new(
+        hub.channel.clone(),
+    )
+    .get_request(pb::GetRequestRequest {
+        tenant: GIVORS.into(),
+        reference: letter.request_reference.clone(),
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!(
+            "saisissez sa référence {} et le code de suivi {}",
+            request.reference, request.follow_up_code
+        )),
+        "{flat}"
+    );
     hub.stop().await;
 }
 

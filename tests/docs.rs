@@ -172,12 +172,14 @@ async fn the_readme_tour_runs_as_written() {
     let serve = spawn_serve(&contacthub_bin!(), &data, &["--demo".as_ref()]);
     let bin = contacthub_bin!();
     let adapters = serve.adapters.trim_start_matches("http://").to_string();
+    let portal = serve.portal.trim_start_matches("http://").to_string();
     // The letter registered is the first of this year.
     let year = chrono::Utc::now().format("%Y").to_string();
     let script = tour
         .replace("cargo run --release -q --", &bin.display().to_string())
         .replace("cargo run --release --", &bin.display().to_string())
         .replace("127.0.0.1:8080", &adapters)
+        .replace("127.0.0.1:8090", &portal)
         .replace("GIV-2026-000001", &format!("GIV-{year}-000001"));
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
@@ -217,6 +219,7 @@ async fn the_readme_tour_runs_as_written() {
         "Marie DURAND",
         "GIV-000001",
         "06 12 34 56 78",
+        "Réponse promise au plus tard le",
         &format!("GIV-D-{year}-"),
         &format!("GIV-{year}-000001"),
     ] {

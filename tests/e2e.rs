@@ -12,6 +12,7 @@ mod durability;
 mod erasure;
 mod families;
 mod faults;
+mod followup;
 mod isolation;
 mod kafka_faults;
 mod kafka_secured;

@@ -249,18 +249,9 @@ async fn a_full_disk_or_read_only_folder_pauses_projection_and_recovers(backend:
     disk.remount("ro");
     let started = Instant::now();
     let o = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .arg("serve")
+        .args(FREE_PORTS)
+        .arg("--data")
         .arg(&data)
         .args(&args)
         .stdout(Stdio::null())
@@ -1056,6 +1047,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--portal-listen",
+            "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
             "--data",
@@ -1074,6 +1067,8 @@ fn serve_refuses_an_open_api_beyond_loopback() {
             "--adapters-listen",
             "0.0.0.0:0",
             "--web-listen",
+            "127.0.0.1:0",
+            "--portal-listen",
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
@@ -1102,6 +1097,26 @@ fn serve_refuses_an_open_api_beyond_loopback() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to serve the web desk"));
+    let o = Command::new(contacthub_bin!())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--adapters-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--portal-listen",
+            "0.0.0.0:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to serve the citizens' space"));
     // Said in so many words, it starts.
     let (mut child, _, _) = serve_logged(&dir.path().join("open"), &["--insecure-open"]);
     assert!(child.try_wait().unwrap().is_none());
@@ -1116,18 +1131,9 @@ fn a_part_that_stops_stops_serve_with_an_error() {
     let not_a_folder = dir.path().join("inbox-file");
     std::fs::write(&not_a_folder, b"x").unwrap();
     let mut child = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .arg("serve")
+        .args(FREE_PORTS)
+        .arg("--data")
         .arg(dir.path().join("data"))
         .arg("--scan-inbox")
         .arg(&not_a_folder)

@@ -54,6 +54,8 @@ fn the_cli_as_an_ops_engineer_finds_it() {
             "127.0.0.1:0",
             "--web-listen",
             "127.0.0.1:0",
+            "--portal-listen",
+            "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
             "--data",
@@ -157,20 +159,9 @@ fn json_logs_are_json_on_every_line() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--log-format",
-            "json",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .args(["serve", "--log-format", "json"])
+        .args(FREE_PORTS)
+        .arg("--data")
         .arg(dir.path().join("data"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -115,6 +115,8 @@ pub struct TestHub {
     pub addr: SocketAddr,
     /// `http://` address of the web desk.
     pub web: String,
+    /// `http://` address of the citizens' space.
+    pub portal: String,
     pub channel: Channel,
     pub log: Arc<dyn EventLog>,
     pub store: Store,
@@ -191,6 +193,8 @@ impl TestHub {
         let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = format!("http://{}", web_listener.local_addr().unwrap());
         let access = access(&web);
+        let portal_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let portal = format!("http://{}", portal_listener.local_addr().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let keys = hub_keyring(kafka.as_ref(), dir.path()).await;
         let server = contacthub::server::Server::start(
@@ -225,6 +229,7 @@ impl TestHub {
         .expect("starting the test hub");
         let mut server = server;
         server.start_web(web_listener);
+        server.start_portal(portal_listener);
         let addr = server.grpc_addr;
         let hub = server.app.clone();
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -236,6 +241,7 @@ impl TestHub {
         TestHub {
             addr,
             web,
+            portal,
             channel,
             log,
             store: server.store.clone(),
@@ -397,6 +403,37 @@ impl TestHub {
         )])
         .await;
         self.settle().await;
+    }
+
+    /// Opens a request of Marie Durand (already registered) for the voirie, as the hub's own
+    /// agents would, and returns its reference and follow-up code (GetRequest on an open hub).
+    pub async fn voirie_request_with_code(&self) -> (String, String) {
+        let opened = self
+            .hub
+            .open_request(
+                &self.scope(GIVORS),
+                &contacthub_app::commands::OpenRequest {
+                    subject: "Trottoir défoncé".into(),
+                    category: pb::Category::ServicesTechniques,
+                    service: "voirie".into(),
+                    citizen_id: "GIV-000900".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let code = contacthub_proto::v1::request_service_client::RequestServiceClient::new(
+            self.channel.clone(),
+        )
+        .get_request(pb::GetRequestRequest {
+            tenant: GIVORS.into(),
+            reference: opened.reference.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .follow_up_code;
+        (opened.reference, code)
     }
 
     /// The latest hundred lines of a citizen's timeline, as the read model holds them.
@@ -662,6 +699,8 @@ pub struct ServeChild {
     pub adapters: String,
     /// `http://` address of the web desk.
     pub web: String,
+    /// `http://` address of the citizens' space.
+    pub portal: String,
     /// `http://` address of the metrics endpoint (`…/metrics`).
     pub metrics: String,
     /// The `contacthub` binary it runs, for [`ServeChild::cli`].
@@ -713,6 +752,20 @@ pub async fn hub_keyring(
     }
 }
 
+/// `serve`'s listening flags, every port a free one on loopback.
+pub const FREE_PORTS: [&str; 10] = [
+    "--listen",
+    "127.0.0.1:0",
+    "--adapters-listen",
+    "127.0.0.1:0",
+    "--web-listen",
+    "127.0.0.1:0",
+    "--portal-listen",
+    "127.0.0.1:0",
+    "--metrics-listen",
+    "127.0.0.1:0",
+];
+
 /// Starts `contacthub serve` as a child process and reads where it listens.
 pub fn spawn_serve(bin: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> ServeChild {
     // CONTACTHUB_TEST_CHILD_LOGS=1 shows the child's logs (debugging a test).
@@ -733,18 +786,9 @@ pub fn spawn_serve_with_logs(
 ) -> ServeChild {
     use std::io::BufRead;
     let mut child = std::process::Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
+        .arg("serve")
+        .args(FREE_PORTS)
+        .arg("--data")
         .arg(data)
         .args(extra)
         .stdout(std::process::Stdio::piped())
@@ -771,12 +815,14 @@ pub fn spawn_serve_with_logs(
     let grpc = addr("contacthub listening on");
     let adapters = addr("adapter endpoints listening on");
     let web = addr("web desk listening on");
+    let portal = addr("citizens' space listening on");
     let metrics = addr("metrics listening on");
     ServeChild {
         child,
         grpc,
         adapters,
         web,
+        portal,
         metrics,
         bin: bin.to_path_buf(),
     }

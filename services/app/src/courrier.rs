@@ -472,7 +472,12 @@ impl App {
                     .map(str::to_string),
             );
         }
-        let pdf = receipt_pdf(&state, &commune, &recipient);
+        let code = if state.request_reference.is_empty() {
+            String::new()
+        } else {
+            self.follow_up_code(tenant, &state.request_reference)
+        };
+        let pdf = receipt_pdf(&state, &commune, &recipient, &code);
         Ok(pb::Receipt {
             chrono: state.chrono,
             pdf,

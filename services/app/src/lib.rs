@@ -46,6 +46,7 @@ pub mod dashboard;
 pub mod desk;
 pub mod erasure;
 pub mod export;
+pub mod followup;
 pub mod guard;
 pub mod hotfolder;
 pub mod oidc;

@@ -44,7 +44,11 @@ impl App {
                 self.read_by(scope, citizen, crate::audit::Reading::Request, &r.reference)?;
             }
         }
-        Ok(crate::guard::request_as_seen(r, commune, sight))
+        let mut seen = crate::guard::request_as_seen(r, commune, sight);
+        if sight != crate::guard::Sight::Existence {
+            seen.follow_up_code = self.follow_up_code(tenant, &seen.reference);
+        }
+        Ok(seen)
     }
 
     /// A request `agent` sees in the worklists (an agent of services: theirs, or assigned to

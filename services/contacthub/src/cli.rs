@@ -317,6 +317,13 @@ pub struct ServeArgs {
     /// Address of the web desk (the agents' pages).
     #[arg(long, env = "CONTACTHUB_WEB_LISTEN", default_value = "127.0.0.1:8088")]
     pub web_listen: SocketAddr,
+    /// Address of the citizens' space (« Suivre une demande »).
+    #[arg(
+        long,
+        env = "CONTACTHUB_PORTAL_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
+    pub portal_listen: SocketAddr,
     /// Whether this hub sends the written answers of the outbox (e-mail, SMS). With several
     /// hubs on one Kafka log, exactly one sends: the others say `off`.
     #[arg(long, env = "CONTACTHUB_OUTBOUND", value_enum, default_value_t = Outbound::Send)]

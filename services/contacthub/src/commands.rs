@@ -257,6 +257,12 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
             a.web_listen
         );
     }
+    if access.is_open() && !loopback_only(a.portal_listen) && !a.insecure_open {
+        bail!(
+            "refusing to serve the citizens' space on {} without an agents file (a trial hub): give --agents FILE, listen on 127.0.0.1, or pass --insecure-open",
+            a.portal_listen
+        );
+    }
     if !adapters_cfg.has_credentials() && !loopback_only(a.adapters_listen) && !a.insecure_open {
         bail!(
             "refusing to serve the adapter endpoints on {} without credentials in an adapters file: anyone on the network could write contacts. Give --adapters FILE with credentials, listen on 127.0.0.1, or pass --insecure-open",
@@ -284,6 +290,10 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         .await
         .with_context(|| format!("binding the web desk to {}", a.web_listen))?;
     let web_addr = web_listener.local_addr()?;
+    let portal_listener = tokio::net::TcpListener::bind(a.portal_listen)
+        .await
+        .with_context(|| format!("binding the citizens' space to {}", a.portal_listen))?;
+    let portal_addr = portal_listener.local_addr()?;
     let metrics_listener = tokio::net::TcpListener::bind(a.metrics_listen)
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", a.metrics_listen))?;
@@ -327,6 +337,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         Duration::from_secs(1),
     );
     server.start_web(web_listener);
+    server.start_portal(portal_listener);
     server.start_metrics(metrics_listener)?;
     if a.demo {
         crate::demo::load_demo(&server.app, a.demo_seed, a.demo_people).await?;
@@ -352,6 +363,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
                 },
             ),
             ("web desk", format!("{scheme}://{web_addr}/")),
+            ("citizens' space", format!("{scheme}://{portal_addr}/")),
             ("metrics", format!("{scheme}://{metrics_addr}/metrics")),
         ];
         for (part, at) in lines {

@@ -44,6 +44,9 @@ fn show(r: &pb::Request) -> Result<()> {
         crate::say!("  au nom de      {}", r.on_behalf_of);
     }
     crate::say!("  premier contact {}", when(&r.first_contact_at));
+    if !r.follow_up_code.is_empty() {
+        crate::say!("  code de suivi  {}", r.follow_up_code);
+    }
     if !r.assignee_agent_id.is_empty() {
         crate::say!("  agent          {}", r.assignee_agent_id);
     }

@@ -327,6 +327,18 @@ impl Server {
         });
     }
 
+    /// Starts the citizens' space on `listener`.
+    pub fn start_portal(&mut self, listener: TcpListener) {
+        let rx = self.stop.subscribe();
+        let s = stopped(rx.clone());
+        let app = self.app.clone();
+        let listener = Listener::new(listener, self.tls.as_ref());
+        self.tasks.spawn(async move {
+            let r = contacthub_web::portal::serve(listener, app, s, rx).await;
+            ("citizens' space", r.map_err(|e| e.to_string()))
+        });
+    }
+
     /// Serves the hub's Prometheus metrics on `listener` (`GET /metrics`), after installing
     /// the process's metrics recorder (once per process: `serve`).
     pub fn start_metrics(&mut self, listener: TcpListener) -> Result<()> {

@@ -104,8 +104,13 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 /// The receipt of `state` from `tenant`, addressed to `recipient` (name, then postal address
-/// lines, as known).
-pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String]) -> Vec<u8> {
+/// lines, as known), with the follow-up code of its request when given.
+pub fn receipt_pdf(
+    state: &CourrierState,
+    tenant: &Tenant,
+    recipient: &[String],
+    follow_up_code: &str,
+) -> Vec<u8> {
     let received = state
         .received_at
         .as_ref()
@@ -204,6 +209,16 @@ pub fn receipt_pdf(state: &CourrierState, tenant: &Tenant, recipient: &[String])
             date_fr(due_us(state, tenant))
         ),
     );
+    if !state.request_reference.is_empty() && !follow_up_code.is_empty() {
+        body(
+            false,
+            format!(
+                "Pour savoir où en est votre demande, saisissez sa référence {} et le code de \
+                 suivi {follow_up_code} sur la page « Suivre une demande » de l'espace citoyen.",
+                state.request_reference
+            ),
+        );
+    }
     // When silence is a decision (L112-3): from which date, and the routes of appeal.
     if let Some(silence) = tenant.receipt.silence_for(state.category) {
         let months = tenant.receipt.silence_months;
@@ -540,6 +555,7 @@ mod tests {
             &state,
             t.get("69091").unwrap(),
             &["Nguyễn Thị Minh Khai".into(), "3 rue Pasteur".into()],
+            "ABCD-EFGH",
         );
         assert!(pdf.starts_with(b"%PDF-"));
         // The font is embedded as a subset: a few kilobytes, not the whole 750 KB file.

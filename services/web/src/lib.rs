@@ -27,6 +27,7 @@ pub mod line;
 pub mod mailroom;
 pub mod pages;
 pub mod permanence;
+pub mod portal;
 pub mod printing;
 pub mod record;
 pub mod records;
@@ -61,6 +62,19 @@ pub struct Desk {
     pub stopping: watch::Receiver<bool>,
     /// Served over TLS by the hub itself (the session cookie is then Secure).
     pub tls: bool,
+}
+
+impl Desk {
+    /// The state of a site on `app`, stopping with `stopping`, served over TLS when `tls`.
+    pub fn new(app: App, stopping: watch::Receiver<bool>, tls: bool) -> Desk {
+        Desk {
+            app,
+            sessions: session::Sessions::default(),
+            starts: signin::Starts::default(),
+            stopping,
+            tls,
+        }
+    }
 }
 
 pub type State = Arc<Desk>;
@@ -136,7 +150,7 @@ pub fn render(t: &impl askama::Template) -> Response {
 const CSS: &str = include_str!("../static/desk.css");
 const JS: &str = include_str!("../static/desk.js");
 
-fn asset(kind: &'static str, body: &'static str) -> Response {
+pub(crate) fn asset(kind: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, kind),
@@ -148,7 +162,10 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 }
 
 /// Headers on every answer: no framing, no sniffing, scripts and styles from the desk only.
-async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -191,15 +208,9 @@ async fn open_desk_host(
     next.run(req).await
 }
 
-/// Finds the client's address (the peer's, or the one a trusted reverse proxy forwards) and
-/// keeps it with the request; refuses a source address that failed to sign in too often
-/// lately (429 with Retry-After, the right token too), and counts each refused sign-in of an
-/// address, logged with it.
-async fn throttle(
-    axum::extract::State(desk): axum::extract::State<State>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// The client's address (the peer's, or the one a trusted reverse proxy forwards), kept with
+/// the request for the handlers.
+fn source_of(desk: &Desk, req: &mut axum::extract::Request) -> Option<std::net::IpAddr> {
     let source = req
         .extensions()
         .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
@@ -214,6 +225,29 @@ async fn throttle(
         req.extensions_mut()
             .insert(contacthub_app::source::ClientAddress(ip));
     }
+    source
+}
+
+/// [`source_of`] as a layer, for a site that checks no credential of its own.
+pub(crate) async fn client_address(
+    axum::extract::State(desk): axum::extract::State<State>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    source_of(&desk, &mut req);
+    next.run(req).await
+}
+
+/// Finds the client's address (the peer's, or the one a trusted reverse proxy forwards) and
+/// keeps it with the request; refuses a source address that failed to sign in too often
+/// lately (429 with Retry-After, the right token too), and counts each refused sign-in of an
+/// address, logged with it.
+async fn throttle(
+    axum::extract::State(desk): axum::extract::State<State>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let source = source_of(&desk, &mut req);
     if let Some(ip) = source {
         if let Err(wait) = desk.app.throttle().check(ip) {
             tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");
@@ -401,16 +435,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let state = Arc::new(Desk {
-        app,
-        sessions: session::Sessions::default(),
-        starts: signin::Starts::default(),
-        stopping,
-        tls: listener.scheme() == "https",
-    });
+    let state = Arc::new(Desk::new(app, stopping, listener.scheme() == "https"));
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves `router` on `listener`, each request knowing its peer, until `shutdown` completes.
+pub(crate) async fn serve_router(
+    listener: contacthub_tls::Listener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<contacthub_tls::Peer>(),
+        router.into_make_service_with_connect_info::<contacthub_tls::Peer>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;

@@ -262,6 +262,7 @@ fn request_page(
         chrome: chrome(caller, &desk, "demandes"),
         tenant: tenant.clone(),
         r: RequestRow::of(&r, now).named(desk.app.tenants().get(&tenant), &r.service),
+        follow_up_code: r.follow_up_code.clone(),
         requesters,
         first_contact: view::micros(&r.first_contact_at)
             .map(view::when)

@@ -406,6 +406,8 @@ pub struct RequestPage {
     pub chrome: Chrome,
     pub tenant: String,
     pub r: RequestRow,
+    /// What the requester types with the reference on the citizens' space to follow it.
+    pub follow_up_code: String,
     pub requesters: Vec<Member>,
     pub first_contact: String,
     pub answer: String,

@@ -276,10 +276,13 @@ async fn answers_go_out_on_the_preferred_channel_with_their_proof(backend: Backe
     assert_eq!(sent.provider_message_id, message_id);
     assert_eq!(sent.pdf_sha256, hex(&pdf), "the proof is the PDF sent");
     if let Some(letter) = pdf_text(&pdf) {
+        let code = request(&ch, &reference).await.follow_up_code;
+        assert_eq!(code.len(), 9, "{code:?}");
         for words in [
             "Thị Minh Khai Nguyễn",
             "Łukasz Żółć, 3ᵉ étage",
             "Bâtiment Ø",
+            &format!("Référence : {reference} — code de suivi : {code}"),
         ] {
             assert!(letter.contains(words), "{words:?} not in {letter}");
         }

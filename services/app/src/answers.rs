@@ -231,6 +231,7 @@ impl App {
             text: text.clone(),
             postal_lines: postal_lines(&party),
             composed_at: e.occurred_at,
+            follow_up_code: self.follow_up_code(tenant, &request.reference),
             ..Default::default()
         };
         let with_letter = channel == Channel::Courrier as i32
@@ -365,7 +366,11 @@ impl App {
             .request(&a.tenant, &a.request_reference)?
             .map(|r| r.service)
             .unwrap_or_default();
-        Ok(answer_letter_pdf(a, commune, &service))
+        let a = pb::Answer {
+            follow_up_code: self.follow_up_code(&a.tenant, &a.request_reference),
+            ..a.clone()
+        };
+        Ok(answer_letter_pdf(&a, commune, &service))
     }
 
     /// A commune's letters waiting to be printed, oldest first, with their PDF and its hash
@@ -411,7 +416,14 @@ impl App {
             let Ok(request) = self.request_for_work(scope, tenant, &a.request_reference) else {
                 continue;
             };
-            chosen.push((a, request.service));
+            let code = self.follow_up_code(tenant, &a.request_reference);
+            chosen.push((
+                pb::Answer {
+                    follow_up_code: code,
+                    ..a
+                },
+                request.service,
+            ));
         }
         if chosen.is_empty() {
             return Err(Error::Invalid(

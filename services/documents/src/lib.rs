@@ -402,7 +402,14 @@ fn letter_lines(answer: &Answer, tenant: &Tenant, service: &str) -> Vec<Line> {
         100.0,
         false,
         10.0,
-        format!("Référence : {}", answer.request_reference),
+        if answer.follow_up_code.is_empty() {
+            format!("Référence : {}", answer.request_reference)
+        } else {
+            format!(
+                "Référence : {} — code de suivi : {}",
+                answer.request_reference, answer.follow_up_code
+            )
+        },
     );
     let (mut page, mut y) = (0, 108.0);
     let mut body = |bold: bool, text: &str| {

@@ -1,8 +1,9 @@
 //! Following a request without an account, on both log backends: an agent reads the
 //! request's follow-up code (gRPC, the command line); the citizens' space `/suivi` shows
 //! with it where the request stands and nothing personal; a wrong code and an unknown
-//! reference get the same answer; an address that guessed too often is refused, the right
-//! code too.
+//! reference get the same answer; a confidential service is not named; a form posted from
+//! another site is refused; an address that guessed too often is refused, the right code
+//! too, while the desk still signs agents in from it.
 
 use contacthub_app::auth::{token_hash, Access};
 use contacthub_core::pb;
@@ -13,9 +14,11 @@ use reqwest::StatusCode;
 fn agents() -> Access {
     Access::from_toml(&format!(
         "[[agent]]\nid='accueil-1'\ntoken_sha256='{}'\ntenants=['69091']\n\
-         [[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n",
+         [[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='ccas-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['ccas']\n",
         token_hash("accueil"),
         token_hash("voirie"),
+        token_hash("ccas"),
     ))
     .unwrap()
 }
@@ -39,6 +42,24 @@ fn alert(page: &str) -> &str {
         .unwrap_or("")
 }
 
+/// Request `reference` of Givors as `token` reads it over gRPC.
+async fn get(
+    mut requests: RequestServiceClient<tonic::transport::Channel>,
+    token: &str,
+    reference: String,
+) -> Result<pb::Request, tonic::Status> {
+    requests
+        .get_request(as_agent(
+            token,
+            pb::GetRequestRequest {
+                tenant: GIVORS.into(),
+                reference,
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 async fn a_request_is_followed_with_its_code(backend: Backend) {
     let hub = TestHub::start_with_access(&backend, agents()).await;
     hub.register_marie().await;
@@ -59,21 +80,9 @@ async fn a_request_is_followed_with_its_code(backend: Backend) {
         .unwrap()
         .into_inner();
     let read = |token: &'static str| {
-        let mut requests = requests.clone();
         let reference = opened.reference.clone();
-        async move {
-            requests
-                .get_request(as_agent(
-                    token,
-                    pb::GetRequestRequest {
-                        tenant: GIVORS.into(),
-                        reference,
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-        }
+        let requests = requests.clone();
+        async move { get(requests, token, reference).await.unwrap() }
     };
     let code = read("accueil").await.follow_up_code;
     assert!(
@@ -115,6 +124,60 @@ async fn a_request_is_followed_with_its_code(backend: Backend) {
         assert!(!page.contains(personal), "{personal}: {page}");
     }
 
+    // A confidential service's request: the accueil, who orients people, reads its code; a
+    // voirie agent does not see it at all; the space does not name the service.
+    let secret = requests
+        .open_request(as_agent(
+            "ccas",
+            pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Aide alimentaire".into(),
+                category: pb::Category::Ccas as i32,
+                service: "ccas".into(),
+                citizen_id: "GIV-000900".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ask = |token: &'static str| get(requests.clone(), token, secret.reference.clone());
+    let ccas_code = ask("accueil").await.unwrap().follow_up_code;
+    assert_eq!(ccas_code, ask("ccas").await.unwrap().follow_up_code);
+    assert_eq!(
+        ask("voirie").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    let (status, page) = track(&hub.portal, &secret.reference, &ccas_code).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("<dd>reçue</dd>"), "{page}");
+    assert!(!page.contains("CCAS") && !page.contains("Aide"), "{page}");
+
+    // Another site's page may not post codes (nor spend this address's tries).
+    let r = reqwest::Client::new()
+        .post(format!("{}/suivi", hub.portal))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[
+            ("reference", opened.reference.as_str()),
+            ("code", "CCCC-CCCC"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("/static/portal.css"));
+    let (status, missing) = {
+        let r = reqwest::get(format!("{}/nulle-part", hub.portal))
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.contains("Cette page n&#39;existe pas."),
+        "{missing}"
+    );
+
     // A wrong code and an unknown reference say the same.
     let (status, wrong) = track(&hub.portal, &opened.reference, "AAAA-AAAA").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -138,6 +201,26 @@ async fn a_request_is_followed_with_its_code(backend: Backend) {
         "{refused}"
     );
     assert!(!refused.contains("<dd>"), "{refused}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/suivi", hub.portal))
+        .form(&[
+            ("reference", opened.reference.as_str()),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // The guesser locked only the space: the desk still signs agents in from this address.
+    let desk = WebAgent::sign_in(&hub.web, "accueil").await;
+    let (status, _) = desk.get("/demandes").await;
+    assert!(status.is_success(), "{status}");
 }
 
 on_every_backend!(a_request_is_followed_with_its_code);

@@ -106,6 +106,7 @@ pub fn status(e: contacthub_app::Error) -> tonic::Status {
         E::NotYetVisible(m) => tonic::Status::deadline_exceeded(m),
         E::RecordedNotVisible(m) => tonic::Status::unavailable(m),
         E::Internal(m) => tonic::Status::internal(m),
+        e @ E::Throttled(_) => tonic::Status::resource_exhausted(e.to_string()),
     }
 }
 

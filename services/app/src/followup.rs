@@ -22,7 +22,7 @@ pub struct Tracked {
     pub reference: String,
     /// The commune's name.
     pub commune: String,
-    /// The service handling it, by name.
+    /// The service handling it, by name (empty for a confidential service).
     pub service: String,
     pub status: RequestStatus,
     /// Its state in plain French (« reçue », « répondue »…).
@@ -45,9 +45,13 @@ impl App {
     /// The follow-up code of request `reference` of `tenant`, « ABCD-EFGH ».
     pub(crate) fn follow_up_code(&self, tenant: &str, reference: &str) -> String {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.keys.fingerprint_key())
-            .expect("any key length");
-        mac.update(b"contacthub follow-up code v1\0");
+        type H = Hmac<sha2::Sha256>;
+        // A key of its own, derived from the fingerprint key with a label.
+        let mut derive =
+            <H as Mac>::new_from_slice(&self.keys.fingerprint_key()).expect("any key length");
+        derive.update(b"contacthub follow-up key v1");
+        let key = derive.finalize().into_bytes();
+        let mut mac = <H as Mac>::new_from_slice(&key).expect("any key length");
         mac.update(tenant.as_bytes());
         mac.update(b"\0");
         mac.update(reference.as_bytes());
@@ -62,7 +66,8 @@ impl App {
     }
 
     /// Where request `reference` stands, for whoever gives its follow-up code, from `source`.
-    /// A source that failed too often lately is refused, the right code too.
+    /// Each attempt of an address is counted before the code is checked (a right one is
+    /// forgiven): past ten in a minute the address is refused, the right code too.
     pub fn track_request(
         &self,
         source: Option<IpAddr>,
@@ -70,18 +75,16 @@ impl App {
         code: &str,
     ) -> Result<Tracked> {
         if let Some(ip) = source {
-            if let Err(wait) = self.throttle().check(ip) {
-                return Err(Error::Forbidden(format!(
-                    "trop d'essais depuis cette adresse : réessayez dans {} s",
-                    wait.as_secs()
-                )));
+            if let Err(wait) = self.follow_ups.reserve(ip) {
+                tracing::warn!(source = %ip, "follow-up refused: too many wrong codes from this address");
+                return Err(Error::Throttled(wait));
             }
         }
         let reference = reference.trim().to_ascii_uppercase();
         let typed = normalized(code);
         let found = self.request_by_reference(&reference)?;
-        // The code is computed whether the reference exists or not: both answers take as
-        // long and say the same.
+        // The code is computed whether the reference exists or not (an unknown commune
+        // prefix skips only the read): both answers say the same.
         let tenant = found.as_ref().map_or("", |(t, _)| t.as_str());
         let expected = normalized(&self.follow_up_code(tenant, &reference));
         let same = typed.len() == expected.len()
@@ -91,11 +94,14 @@ impl App {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         match found {
-            Some((tenant, r)) if same => Ok(self.tracked(&tenant, r)),
-            _ => {
+            Some((tenant, r)) if same => {
                 if let Some(ip) = source {
-                    self.throttle().failed(ip);
+                    self.follow_ups.forgive(ip);
                 }
+                Ok(self.tracked(&tenant, r))
+            }
+            _ => {
+                tracing::info!("follow-up: no request for this reference and code");
                 Err(Error::NotFound(
                     "aucune demande ne correspond à cette référence et à ce code".into(),
                 ))
@@ -114,10 +120,18 @@ impl App {
         let Some(tenant) = self.tenants.iter().find(|t| t.prefix == prefix) else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .request(&tenant.code, reference)?
-            .map(|r| (tenant.code.clone(), r)))
+        let Some(r) = self.store.request(&tenant.code, reference)? else {
+            return Ok(None);
+        };
+        // Once everyone who asked is erased, the request answers no one.
+        let mut erased = !r.requesters.is_empty();
+        for who in &r.requesters {
+            erased &= self
+                .store
+                .citizen(&tenant.code, who)?
+                .is_none_or(|c| c.erased.is_some());
+        }
+        Ok((!erased).then(|| (tenant.code.clone(), r)))
     }
 
     fn tracked(&self, tenant: &str, r: Request) -> Tracked {
@@ -125,7 +139,9 @@ impl App {
         let micros = |t: &Option<contacthub_proto::Timestamp>| t.as_ref().and_then(ts::to_micros);
         Tracked {
             commune: commune.map(|c| c.name.clone()).unwrap_or_default(),
+            // A confidential service's name tells too much to whoever found the receipt.
             service: commune
+                .filter(|c| c.service(&r.service).is_none_or(|s| !s.confidential))
                 .map(|c| c.service_name(&r.service).to_string())
                 .unwrap_or_default(),
             status: r.status(),

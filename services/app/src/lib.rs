@@ -100,6 +100,10 @@ pub enum Error {
     /// A fault of the hub; details in its log (INTERNAL, 500).
     #[error("{0}")]
     Internal(String),
+    /// This source tried too often lately: again after the duration (RESOURCE_EXHAUSTED,
+    /// 429 with Retry-After).
+    #[error("trop d'essais depuis cette adresse : réessayez dans {} s", .0.as_secs())]
+    Throttled(Duration),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -167,6 +171,8 @@ pub struct App {
     open_watches: Arc<AtomicUsize>,
     /// Failed sign-ins per source address (desk, adapters).
     throttle: Arc<throttle::Throttle>,
+    /// Follow-up codes guessed on the citizens' space, per source address.
+    follow_ups: Arc<throttle::Throttle>,
     /// The reverse proxies whose `X-Forwarded-For` is believed.
     proxies: Arc<source::Proxies>,
     /// Raw input held outside the log (the quarantine, unmatched scans): for retention.
@@ -235,6 +241,7 @@ impl App {
             faults: Faults::default(),
             open_watches: Arc::default(),
             throttle: Arc::default(),
+            follow_ups: Arc::default(),
             proxies: Arc::new(p.proxies),
             held: Arc::new(held),
             trail_hub: p.trail_hub,

@@ -1,8 +1,11 @@
 //! Guessing credentials at speed: failed sign-ins (desk tokens, adapter tokens and
 //! signatures) are counted per source address, and an address that failed too often lately
 //! is refused outright — with the right credential too — until its window ends. Every
-//! front-end that checks a credential asks the same [`Throttle`]. And flooding: [`Rate`]
-//! counts every request of a source address per minute (the adapter endpoints).
+//! front-end that checks a credential asks the same [`Throttle`]; follow-up codes, typed by
+//! anyone on the citizens' space, have a [`Throttle`] of their own (a guesser there must not
+//! lock the agents out), counted before the code is checked ([`Throttle::reserve`]). And
+//! flooding: [`Rate`] counts every request of a source address per minute (the adapter
+//! endpoints).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,6 +56,18 @@ fn make_room(map: &mut HashMap<IpAddr, (u32, Instant)>, window: Duration) {
     }
 }
 
+/// The failures of `source` in its current window (a new window when the last one ended).
+fn current(map: &mut HashMap<IpAddr, (u32, Instant)>, source: IpAddr) -> &mut (u32, Instant) {
+    if !map.contains_key(&source) {
+        make_room(map, WINDOW);
+    }
+    let slot = map.entry(source).or_insert((0, Instant::now()));
+    if slot.1.elapsed() >= WINDOW {
+        *slot = (0, Instant::now());
+    }
+    slot
+}
+
 impl Throttle {
     /// `Err(retry_after)` while `source` is refused.
     pub fn check(&self, source: IpAddr) -> Result<(), Duration> {
@@ -66,18 +81,34 @@ impl Throttle {
         }
     }
 
-    /// Counts a failed attempt from `source`.
-    pub fn failed(&self, source: IpAddr) {
-        let source = source_of(source);
+    /// Counts an attempt of `source` before it is checked, refusing it when the address is
+    /// at its limit: parallel attempts cannot all pass before their failures are counted. A
+    /// right attempt is [`Throttle::forgive`]n.
+    pub fn reserve(&self, source: IpAddr) -> Result<(), Duration> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(&source) {
-            make_room(&mut map, WINDOW);
-        }
-        let slot = map.entry(source).or_insert((0, Instant::now()));
-        if slot.1.elapsed() >= WINDOW {
-            *slot = (0, Instant::now());
+        let slot = current(&mut map, source_of(source));
+        if slot.0 >= MAX_FAILURES {
+            return Err(WINDOW
+                .saturating_sub(slot.1.elapsed())
+                .max(Duration::from_secs(1)));
         }
         slot.0 += 1;
+        Ok(())
+    }
+
+    /// Takes back an attempt of `source` [`Throttle::reserve`]d that turned out right.
+    pub fn forgive(&self, source: IpAddr) {
+        let source = source_of(source);
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = map.get_mut(&source) {
+            slot.0 = slot.0.saturating_sub(1);
+        }
+    }
+
+    /// Counts a failed attempt from `source`.
+    pub fn failed(&self, source: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        current(&mut map, source_of(source)).0 += 1;
     }
 }
 

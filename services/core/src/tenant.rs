@@ -31,6 +31,9 @@ pub struct Tenant {
     pub address: Vec<String>,
     /// The logo file named in the communes file (relative to it), if any.
     pub logo_file: Option<String>,
+    /// Where its citizens' space answers (« https://demarches.ville-givors.fr »), printed on
+    /// receipts and answer letters with the follow-up code; empty when not published.
+    pub portal_url: String,
     /// The logo printed on the letterhead (PNG or JPEG bytes; empty: none), loaded from
     /// `logo_file` by the binary ([`Tenants::set_logo`]).
     pub logo: Vec<u8>,
@@ -391,6 +394,9 @@ struct Entry {
     address: Vec<String>,
     /// A PNG or JPEG file, relative to the communes file: the logo of the letterhead.
     logo: Option<String>,
+    /// The public address of the commune's citizens' space (https).
+    #[serde(default)]
+    portal_url: String,
     /// The commune's own services, or its details of shared ones (address, phone…).
     #[serde(default)]
     service: Vec<ServiceEntry>,
@@ -533,6 +539,19 @@ impl Tenants {
                 }
                 None => None,
             };
+            let portal = e.portal_url.trim();
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+            if !portal.is_empty()
+                && (portal.len() > 200
+                    || portal.chars().any(|c| c.is_whitespace() || c.is_control())
+                    || !(portal.starts_with("https://")
+                        || local.iter().any(|l| portal.starts_with(l))))
+            {
+                return Err(Error::Config(format!(
+                    "commune {}: portal_url must be an https address of at most 200 characters",
+                    e.code
+                )));
+            }
             let t = Tenant {
                 schedule,
                 sites: crate::accueil::sites(&e.code, e.site)?,
@@ -551,6 +570,7 @@ impl Tenants {
                 answer_days_by_category: e.answer_days_by_category,
                 logo_file: e.logo,
                 logo: Vec::new(),
+                portal_url: e.portal_url.trim_end_matches('/').to_string(),
             };
             if by_code.insert(e.code.clone(), t).is_some() {
                 return Err(Error::Config(format!("commune {} is listed twice", e.code)));
@@ -620,6 +640,32 @@ mod tests {
             ]
         );
         assert_eq!(t.get("69091").unwrap().numbers, ["+33472491818"]);
+    }
+
+    #[test]
+    fn a_portal_url_is_an_https_address() {
+        let with = |url: &str| {
+            Tenants::from_toml(&format!(
+                "[[commune]]\ncode='69091'\nname='Givors'\nprefix='GIV'\nportal_url='{url}'\n"
+            ))
+        };
+        assert_eq!(
+            with("https://demarches.example.fr/")
+                .unwrap()
+                .get("69091")
+                .unwrap()
+                .portal_url,
+            "https://demarches.example.fr"
+        );
+        assert!(with("http://127.0.0.1:8090").is_ok());
+        for bad in [
+            "http://demarches.example.fr",
+            "javascript:alert(1)",
+            "https://a b",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("portal_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

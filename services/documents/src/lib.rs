@@ -214,8 +214,13 @@ pub fn receipt_pdf(
             false,
             format!(
                 "Pour savoir où en est votre demande, saisissez sa référence {} et le code de \
-                 suivi {follow_up_code} sur la page « Suivre une demande » de l'espace citoyen.",
-                state.request_reference
+                 suivi {follow_up_code} sur la page « Suivre une demande » de l'espace citoyen{}.",
+                state.request_reference,
+                if tenant.portal_url.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({}/suivi)", tenant.portal_url)
+                }
             ),
         );
     }

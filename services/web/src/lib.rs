@@ -113,6 +113,13 @@ impl From<contacthub_app::Error> for Failure {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Erreur interne ; l'exploitation a été prévenue.".to_string(),
             ),
+            E::Throttled(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Trop d'essais depuis cette adresse : réessayez dans {} s.",
+                    wait.as_secs()
+                ),
+            ),
         };
         if status.is_server_error() {
             tracing::warn!(error = %e, "web desk: page failed");

@@ -7,7 +7,7 @@ use crate::view::day;
 use crate::{render, Desk, Failure, State};
 use askama::Template;
 use axum::extract::State as Axum;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
@@ -76,49 +76,65 @@ async fn track_form() -> Response {
 
 async fn track(
     Axum(desk): Axum<State>,
+    headers: HeaderMap,
     source: Option<axum::Extension<ClientAddress>>,
     Form(f): Form<TrackForm>,
 ) -> Response {
+    // Another site's page may not make a browser guess codes (and spend its address's tries).
+    if !crate::session::same_origin(&headers) {
+        return failure(Failure {
+            status: StatusCode::FORBIDDEN,
+            message: "Ce formulaire s'envoie depuis la page « Suivre une demande » de ce site."
+                .into(),
+        });
+    }
     let reference: String = f.reference.trim().chars().take(40).collect();
     let code: String = f.code.chars().take(40).collect();
-    let (status, error, found) =
+    let (status, error, found, retry) =
         match desk
             .app
             .track_request(source.map(|s| s.0 .0), &reference, &code)
         {
-            Ok(t) => (StatusCode::OK, String::new(), Some(TrackedView::of(&t))),
+            Ok(t) => (StatusCode::OK, String::new(), Some(TrackedView::of(&t)), None),
             Err(contacthub_app::Error::NotFound(_)) => (
                 StatusCode::NOT_FOUND,
                 "Aucune demande ne correspond à cette référence et à ce code. Vérifiez-les sur votre accusé de réception ou le courrier de la mairie.".into(),
                 None,
-            ),
-            Err(contacthub_app::Error::Forbidden(m)) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                sentence(&m),
                 None,
             ),
             Err(e) => {
+                let retry = match e {
+                    contacthub_app::Error::Throttled(wait) => Some(wait.as_secs()),
+                    _ => None,
+                };
                 let f = Failure::from(e);
-                (f.status, f.message, None)
+                (f.status, f.message, None, retry)
             }
         };
-    let page = TrackPage {
+    let mut res = render(&TrackPage {
         reference,
         error,
         found,
-    };
-    let mut res = render(&page);
+    });
     *res.status_mut() = status;
+    if let Some(secs) = retry {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     res
 }
 
-/// `m` as a sentence: a capital, a full stop.
-fn sentence(m: &str) -> String {
-    let mut c = m.chars();
-    match c.next() {
-        Some(first) => format!("{}{}.", first.to_uppercase(), c.as_str()),
-        None => String::new(),
-    }
+#[derive(Template)]
+#[template(path = "portal_error.html")]
+pub struct ErrorPage {
+    pub message: String,
+}
+
+/// A page that could not be shown, in the space's own look.
+fn failure(f: Failure) -> Response {
+    let mut res = render(&ErrorPage { message: f.message });
+    *res.status_mut() = f.status;
+    res
 }
 
 /// The space's routes.
@@ -131,10 +147,10 @@ pub fn router(state: State) -> Router {
             get(|| async { crate::asset("text/css; charset=utf-8", CSS) }),
         )
         .fallback(|| async {
-            Failure {
+            failure(Failure {
                 status: StatusCode::NOT_FOUND,
                 message: "Cette page n'existe pas.".into(),
-            }
+            })
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

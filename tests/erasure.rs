@@ -837,6 +837,36 @@ async fn retention_erases_what_the_rules_say_and_nothing_else() {
     // The hub's own daily run finds nothing left to do.
     let daily = contacthub_app::auth::Scope::system(System::Retention, GIVORS);
     assert_eq!(hub.hub.retention_due(&daily).unwrap(), vec![]);
+    // Input no commune claims (a webhook that named none): not the Givors DPO's to list, the
+    // daily run's; a holder that cannot be read (the scans' folder gone) stops nothing.
+    let refused = contacthub_adapters::Rejected {
+        locator: String::new(),
+        reason: "no commune".into(),
+        detail: None,
+        tenant: None,
+        raw: b"Body=sans-commune".to_vec(),
+    };
+    let unclaimed = quarantine
+        .put(
+            "sms",
+            "webhook",
+            b"Body=sans-commune",
+            &[refused],
+            at(2026, 8, 1, 9, 0),
+        )
+        .unwrap()
+        .0
+        .id;
+    let (ok, said) = cli("dpo", &args);
+    assert!(ok && !said.contains(&unclaimed), "{said}");
+    std::fs::remove_dir_all(&unmatched).unwrap();
+    std::fs::write(&unmatched, b"not a folder").unwrap();
+    let due = hub.hub.retention_due(&daily).unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert!(
+        matches!(&due[0].what, contacthub_app::retention::Erasable::Held { item, .. } if item.id == unclaimed),
+        "{due:?}"
+    );
     hub.stop().await;
 }
 

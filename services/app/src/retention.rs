@@ -65,13 +65,17 @@ impl App {
         }
         let tenant = self.enter_figures(scope, scope.commune())?;
         let mut due = self.citizens_due(tenant)?;
-        due.extend(self.held_due(tenant)?);
+        // What no commune claims is listed to who sees every commune (and the daily run).
+        let unclaimed = scope.agent().is_none_or(|a| a.all_communes());
+        due.extend(self.held_due(tenant, unclaimed));
         Ok(due)
     }
 
     /// Raw input held outside the log for longer than the commune's `quarantine_days`: the
-    /// commune's own, and what no commune claims (under the shortest rule of all communes).
-    fn held_due(&self, tenant: &contacthub_core::tenant::Tenant) -> Result<Vec<Due>> {
+    /// commune's own, and with `unclaimed` what no commune claims (under the shortest rule of
+    /// all communes). A holder that cannot be read is skipped, and said in the log: the other
+    /// holders' input and the records are still due.
+    fn held_due(&self, tenant: &contacthub_core::tenant::Tenant, unclaimed: bool) -> Vec<Due> {
         let shortest = self
             .tenants
             .iter()
@@ -81,13 +85,18 @@ impl App {
         let now = (self.clock)();
         let mut due = Vec::new();
         for (h, holder) in self.held.iter().enumerate() {
-            let items = holder
-                .held()
-                .map_err(|e| Error::Unavailable(format!("raw input held: {e}")))?;
+            let items = match holder.held() {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(holder = h, error = %e, "retention: raw input held cannot be read; skipped");
+                    continue;
+                }
+            };
             for item in items {
                 let days = match item.tenant.as_deref() {
                     Some(t) if t == tenant.code => tenant.retention.quarantine_days,
                     Some(_) => continue,
+                    None if !unclaimed => continue,
                     None => match shortest {
                         Some(d) => d,
                         None => continue,
@@ -107,7 +116,7 @@ impl App {
             }
         }
         due.sort_by_key(|d| d.last_us);
-        Ok(due)
+        due
     }
 
     /// Records of the commune with no contact for longer than its `inactive_citizen_years`;

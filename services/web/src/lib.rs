@@ -11,7 +11,8 @@
 //! or a token, signing out); [`pages`]
 //! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
 //! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
-//! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`view`] (what templates show: French labels, Paris
+//! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`permanence`] (an élu's
+//! permanence, offline-tolerant); [`portal`] (the citizens' space, on its own port); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
 pub mod attendance;

@@ -255,11 +255,12 @@ impl App {
         if !entry.citizen_id.is_empty() {
             self.read_by(scope, &entry.citizen_id, Reading::List, event_id)?;
         }
-        // The request opened with it, as an agent of no service sees it (a confidential
-        // service's matter: where it stands, or only that it exists, as the commune says).
-        let opened = contacthub_core::event::event_id(tenant, SOURCE, &request_source(event_id));
-        let request = match self.store.request_by_event(tenant, &opened)? {
-            Some(reference) => self.store.request(tenant, &reference)?.map(|r| {
+        // The request opened from it (a permanence joins no request it quotes: only one
+        // opened from it, or one an agent linked it to), as an agent of no service sees it (a
+        // confidential service's matter: where it stands, or only that it exists, as the
+        // commune says).
+        let request = match self.store.contact_requests(tenant, event_id)?.first() {
+            Some(reference) => self.store.request(tenant, reference)?.map(|r| {
                 let sight = self.request_sight(scope, commune, &r);
                 let r = crate::guard::request_as_seen(r, commune, sight);
                 FollowUp {

@@ -708,6 +708,13 @@ fn permanence(tenant: &Tenant, p: &Person, n: usize, sid: &str, end_us: i64) -> 
     );
     e.agent_id = format!("maire-{}", tenant.prefix.to_lowercase());
     set_text(&mut e, subject, promise, category);
+    // What the maire wrote of the person, as the permanence page keeps it.
+    if let Some(x) = e.personal.as_mut() {
+        x.fields = vec![pb::Field {
+            name: "Nom".into(),
+            value: p.name.clone(),
+        }];
+    }
     e
 }
 

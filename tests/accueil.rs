@@ -410,23 +410,7 @@ async fn the_ticket_flow(backend: Backend) {
     .unwrap()
     .into_inner();
     // A confidential matter of the CCAS is not the accueil's to name.
-    let secret = contacthub_proto::v1::request_service_client::RequestServiceClient::new(
-        hub.channel.clone(),
-    )
-    .open_request(as_agent(
-        "ccas",
-        pb::OpenRequestRequest {
-            tenant: GIVORS.into(),
-            subject: "Aide alimentaire".into(),
-            category: pb::Category::Ccas as i32,
-            service: "ccas".into(),
-            citizen_id: "GIV-000900".into(),
-            ..Default::default()
-        },
-    ))
-    .await
-    .unwrap()
-    .into_inner();
+    let secret = hub.ccas_request("ccas").await;
     let refused = line
         .close_ticket(as_agent("accueil", as_request(&secret.reference)))
         .await

@@ -1038,85 +1038,27 @@ fn the_cli_exits_quietly_on_a_closed_pipe() {
 #[test]
 fn serve_refuses_an_open_api_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--portal-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("without an agents file"), "{err}");
-    let o = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "0.0.0.0:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--portal-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("without credentials"));
-    let o = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "0.0.0.0:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to serve the web desk"));
-    let o = Command::new(contacthub_bin!())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--adapters-listen",
-            "127.0.0.1:0",
-            "--web-listen",
-            "127.0.0.1:0",
-            "--portal-listen",
-            "0.0.0.0:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to serve the citizens' space"));
+    // Each port beyond loopback in turn, the others on loopback: refused, saying why.
+    for (flag, says) in [
+        ("--listen", "without an agents file"),
+        ("--adapters-listen", "without credentials"),
+        ("--web-listen", "refusing to serve the web desk"),
+        ("--portal-listen", "refusing to serve the citizens' space"),
+    ] {
+        let mut args = FREE_PORTS.to_vec();
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = "0.0.0.0:0";
+        let o = Command::new(contacthub_bin!())
+            .arg("serve")
+            .args(&args)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{flag}: {err}");
+    }
     // Said in so many words, it starts.
     let (mut child, _, _) = serve_logged(&dir.path().join("open"), &["--insecure-open"]);
     assert!(child.try_wait().unwrap().is_none());

@@ -126,21 +126,7 @@ async fn a_request_is_followed_with_its_code(backend: Backend) {
 
     // A confidential service's request: the accueil, who orients people, reads its code; a
     // voirie agent does not see it at all; the space does not name the service.
-    let secret = requests
-        .open_request(as_agent(
-            "ccas",
-            pb::OpenRequestRequest {
-                tenant: GIVORS.into(),
-                subject: "Aide alimentaire".into(),
-                category: pb::Category::Ccas as i32,
-                service: "ccas".into(),
-                citizen_id: "GIV-000900".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let secret = hub.ccas_request("ccas").await;
     let ask = |token: &'static str| get(requests.clone(), token, secret.reference.clone());
     let ccas_code = ask("accueil").await.unwrap().follow_up_code;
     assert_eq!(ccas_code, ask("ccas").await.unwrap().follow_up_code);

@@ -436,6 +436,28 @@ impl TestHub {
         (opened.reference, code)
     }
 
+    /// A request of Marie Durand for the CCAS (a confidential service), opened by the agent
+    /// presenting `ccas_token` over gRPC.
+    pub async fn ccas_request(&self, ccas_token: &str) -> pb::Request {
+        contacthub_proto::v1::request_service_client::RequestServiceClient::new(
+            self.channel.clone(),
+        )
+        .open_request(as_agent(
+            ccas_token,
+            pb::OpenRequestRequest {
+                tenant: GIVORS.into(),
+                subject: "Aide alimentaire".into(),
+                category: pb::Category::Ccas as i32,
+                service: "ccas".into(),
+                citizen_id: "GIV-000900".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the CCAS opens a request")
+        .into_inner()
+    }
+
     /// The latest hundred lines of a citizen's timeline, as the read model holds them.
     pub fn timeline_of(&self, tenant: &str, citizen: &str) -> Vec<pb::TimelineEntry> {
         self.store

@@ -231,3 +231,24 @@ async fn the_readme_tour_runs_as_written() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn the_franceconnect_table_of_the_operations_doc_is_what_the_communes_file_takes() {
+    let doc = include_str!("../docs/operations.md");
+    let table = block_after(doc, "writes what FranceConnect gave it under its");
+    let text = contacthub_core::tenant::DEFAULT_COMMUNES.replacen(
+        "\n[commune.answer_days_by_category]",
+        &format!("\n{table}\n\n[commune.answer_days_by_category]"),
+        1,
+    );
+    let tenants = contacthub_core::tenant::Tenants::from_toml(&text).expect("the doc's table");
+    let fc = tenants
+        .get("69091")
+        .and_then(|t| t.franceconnect.clone())
+        .expect("Givors's FranceConnect");
+    assert_eq!(fc.acr_values, "eidas1");
+    assert!(fc.redirect_url.ends_with("/givors/connexion/retour"));
+    assert!(fc.scopes.iter().any(|s| s == "birthplace"));
+    assert_eq!(tenants.get("69091").unwrap().slug(), "givors");
+    assert_eq!(tenants.get("69152").unwrap().slug(), "pierre-benite");
+}

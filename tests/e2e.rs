@@ -25,6 +25,7 @@ mod permanence;
 mod requests;
 mod review;
 mod sealing;
+mod space;
 mod telephony;
 mod tidy;
 mod timeline;

@@ -68,6 +68,9 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("tk/", Holds::Personal), // a ticket of the waiting line: its person, an « autre » word
     ("tl/", Holds::Personal), // timeline lines: who, subject, summary
     ("tn/", Holds::Nothing), // ticket numbering per site and day
+    ("ua/", Holds::Ids),     // a citizens' space account (a keyed hash): its citizen or proposal
+    ("uc/", Holds::Ids),     // a citizen's accounts
+    ("up/", Holds::Personal), // an account for an agent: the identity FranceConnect gave
 ];
 
 type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -275,6 +278,8 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
     }
     // `*`: the family holds personal data (erased by making the read model again).
     expect_test::expect![[r#"
+        account_linked: ci/* ev/ ks/ lc/ sk/ st/ tl/* ua/ uc/
+        account_proposed: ev/ st/ ua/ up/*
         answer_composed: an/* ar/ ci/* ev/ ks/ lc/ pq/ rq/* sk/ st/ tl/*
         catalogue_answer_published: ev/ ka/ st/
         citizen_erased: ci/* ev/ lc/ st/ tl/*

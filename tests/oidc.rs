@@ -46,32 +46,6 @@ async fn hub_with(issuer: &TestIssuer) -> TestHub {
     .await
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// The value of cookie `name` the response sets.
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
-}
-
 /// A browser's trip: the desk sends it to the provider, which signs in whoever it was told
 /// and sends it back. The desk's answer to the return, the return URL and the state cookie.
 async fn round_trip(
@@ -116,7 +90,7 @@ async fn round_trip(
 async fn agents_sign_in_on_the_desk_with_the_identity_provider() {
     let issuer = TestIssuer::start().await;
     let hub = hub_with(&issuer).await;
-    let http = browser();
+    let http = no_redirects();
 
     let page = http
         .get(format!("{}/connexion", hub.web))
@@ -282,7 +256,7 @@ async fn proconnect_userinfo_as_a_signed_jwt_completes_the_claims() {
         "sub": "pc-7781", "email": "accueil@mairie-givors.example", "given_name": "Jeanne",
         "usual_name": "Martin", "siret": "21690091300018",
     }));
-    let (r, _, _) = round_trip(&browser(), &hub, "/").await;
+    let (r, _, _) = round_trip(&no_redirects(), &hub, "/").await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     // The rule's id, not the e-mail address, is the agent's.
     let seen = hub.hub.access().oidc().unwrap().seen();

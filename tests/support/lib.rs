@@ -144,14 +144,34 @@ impl TestHub {
         kafka: Option<kafka::KafkaConfig>,
         dir: tempfile::TempDir,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, |_| Access::Open, true).await
+        Self::start_full(
+            log,
+            kafka,
+            dir,
+            |_| Access::Open,
+            true,
+            |_| Tenants::builtin(),
+        )
+        .await
+    }
+
+    /// A hub of agents `access` whose communes are `tenants(portal)`, `portal` the address
+    /// its citizens' space will have (a FranceConnect callback names it).
+    pub async fn start_with_communes(
+        backend: &Backend,
+        access: Access,
+        tenants: impl FnOnce(&str) -> Tenants,
+    ) -> TestHub {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, kafka) = open_log(backend, dir.path()).await;
+        Self::start_full(log, kafka, dir, |_| access, true, tenants).await
     }
 
     /// A hub whose API checks agents against `access`.
     pub async fn start_with_access(backend: &Backend, access: Access) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
-        Self::start_full(log, kafka, dir, |_| access, true).await
+        Self::start_full(log, kafka, dir, |_| access, true, |_| Tenants::builtin()).await
     }
 
     /// A hub whose agents are `access(desk)`, `desk` the address its web desk will have (an
@@ -162,14 +182,14 @@ impl TestHub {
     ) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
-        Self::start_full(log, kafka, dir, access, true).await
+        Self::start_full(log, kafka, dir, access, true, |_| Tenants::builtin()).await
     }
 
     /// [`TestHub::start_with_access`] without the read trail (to measure what it costs).
     pub async fn start_without_read_trail(backend: &Backend, access: Access) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let (log, kafka) = open_log(backend, dir.path()).await;
-        Self::start_full(log, kafka, dir, |_| access, false).await
+        Self::start_full(log, kafka, dir, |_| access, false, |_| Tenants::builtin()).await
     }
 
     /// A hub with agents over an existing log and data folder.
@@ -179,7 +199,7 @@ impl TestHub {
         dir: tempfile::TempDir,
         access: Access,
     ) -> TestHub {
-        Self::start_full(log, kafka, dir, |_| access, true).await
+        Self::start_full(log, kafka, dir, |_| access, true, |_| Tenants::builtin()).await
     }
 
     async fn start_full(
@@ -188,6 +208,7 @@ impl TestHub {
         dir: tempfile::TempDir,
         access: impl FnOnce(&str) -> Access,
         read_trail: bool,
+        tenants: impl FnOnce(&str) -> Tenants,
     ) -> TestHub {
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let web_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -195,12 +216,13 @@ impl TestHub {
         let access = access(&web);
         let portal_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let portal = format!("http://{}", portal_listener.local_addr().unwrap());
+        let tenants = Arc::new(tenants(&portal));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let keys = hub_keyring(kafka.as_ref(), dir.path()).await;
         let server = contacthub::server::Server::start(
             contacthub::server::ServerConfig {
                 data: dir.path().to_path_buf(),
-                tenants: Arc::new(Tenants::builtin()),
+                tenants,
                 access,
                 visibility_timeout: Duration::from_secs(30),
                 max_scan_bytes: MAX_SCAN_BYTES,
@@ -472,6 +494,35 @@ impl TestHub {
             .unwrap()
             .entries
     }
+}
+
+/// An HTTP client that does not follow redirections (a test reads each step of a browser's
+/// trip).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Where a redirection goes.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The value of cookie `name` the response sets (not a clearing).
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
 }
 
 /// The CSRF token of the first form of a desk page.

@@ -36,6 +36,10 @@ struct Grant {
     challenge: String,
     nonce: String,
     claims: Map<String, Value>,
+    /// The scopes asked (FranceConnect gives the claims of those only).
+    scope: String,
+    /// The level of assurance asked (`acr_values`).
+    acr: String,
 }
 
 #[derive(Default)]
@@ -54,6 +58,8 @@ struct Inner {
     /// The next ID token carries another nonce than the sign-in's (a token injected from
     /// another sign-in).
     wrong_nonce: bool,
+    /// In FranceConnect's shape.
+    franceconnect: bool,
 }
 
 /// See the module documentation.
@@ -105,30 +111,71 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// The claims each FranceConnect scope gives.
+const FC_SCOPES: [&str; 8] = [
+    "given_name",
+    "family_name",
+    "birthdate",
+    "birthplace",
+    "birthcountry",
+    "gender",
+    "preferred_username",
+    "email",
+];
+
 impl TestIssuer {
     /// Starts a provider on a free port of this machine.
     pub async fn start() -> TestIssuer {
+        Self::start_shaped(false).await
+    }
+
+    /// Starts one in FranceConnect's shape (its partners' documentation, v2): the issuer
+    /// `…/api/v2`, `acr_values=eidas1` asked and returned as the ID token's `acr`, an ID
+    /// token holding the subject only, a userinfo answered as a signed JWT with the claims
+    /// of the scopes asked (the « identité pivot »), the end-session endpoint at
+    /// `/session/end` sending the browser back to `post_logout_redirect_uri`.
+    pub async fn start_franceconnect() -> TestIssuer {
+        Self::start_shaped(true).await
+    }
+
+    async fn start_shaped(franceconnect: bool) -> TestIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port for the test issuer");
-        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let base = if franceconnect { "/api/v2" } else { "" };
+        let url = format!(
+            "http://{}{base}",
+            listener.local_addr().expect("its address")
+        );
         let issuer = TestIssuer {
             url,
-            client_id: "contacthub-desk".into(),
+            client_id: if franceconnect {
+                "fc-client-de-la-commune".into()
+            } else {
+                "contacthub-desk".into()
+            },
             client_secret: "secret-de-test-du-client".into(),
             inner: Arc::new(Mutex::new(Inner {
                 keys: vec![rsa_key()],
+                userinfo_jwt: franceconnect,
+                franceconnect,
                 ..Default::default()
             })),
         };
-        let app = Router::new()
+        let routes = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
             .route("/logout", get(logout))
+            .route("/session/end", get(logout))
             .with_state(issuer.clone());
+        let app = if franceconnect {
+            Router::new().nest(base, routes)
+        } else {
+            routes
+        };
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -152,6 +199,11 @@ impl TestIssuer {
     /// The next ID token carries another sign-in's nonce.
     pub fn wrong_nonce_next(&self) {
         self.lock().wrong_nonce = true;
+    }
+
+    /// Whether it has the shape of FranceConnect.
+    fn is_franceconnect(&self) -> bool {
+        self.lock().franceconnect
     }
 
     /// Sign-outs asked so far.
@@ -207,7 +259,7 @@ async fn discovery(State(i): State<TestIssuer>) -> Json<Value> {
         "token_endpoint": format!("{u}/token"),
         "jwks_uri": format!("{u}/jwks"),
         "userinfo_endpoint": format!("{u}/userinfo"),
-        "end_session_endpoint": format!("{u}/logout"),
+        "end_session_endpoint": if i.is_franceconnect() { format!("{u}/session/end") } else { format!("{u}/logout") },
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
@@ -245,6 +297,10 @@ async fn authorize(
     }
     let redirect = get("redirect_uri");
     let mut inner = i.lock();
+    // FranceConnect asks for a level of assurance it knows.
+    if inner.franceconnect && !get("acr_values").split(' ').any(|a| a == "eidas1") {
+        return bad(StatusCode::BAD_REQUEST, "invalid_request");
+    }
     let Some(claims) = inner.next_user.take() else {
         // Nobody signs in: the provider sends the browser back with an error.
         return Redirect::to(&format!(
@@ -262,6 +318,8 @@ async fn authorize(
             challenge: get("code_challenge"),
             nonce: get("nonce"),
             claims,
+            scope: get("scope"),
+            acr: get("acr_values"),
         },
     );
     let state: String = form_urlencoded::byte_serialize(get("state").as_bytes()).collect();
@@ -299,6 +357,12 @@ async fn token(State(i): State<TestIssuer>, Form(f): Form<HashMap<String, String
     };
     id.insert("aud".into(), json!(i.client_id));
     id.insert("exp".into(), json!(now() + 300));
+    if i.is_franceconnect() {
+        id.insert(
+            "acr".into(),
+            json!(grant.acr.split(' ').next().unwrap_or_default()),
+        );
+    }
     let wrong = std::mem::take(&mut i.lock().wrong_nonce);
     id.insert(
         "nonce".into(),
@@ -310,7 +374,20 @@ async fn token(State(i): State<TestIssuer>, Form(f): Form<HashMap<String, String
     );
     let id_token = i.sign(Value::Object(id));
     let access = B64.encode(rand::random::<[u8; 24]>());
-    i.lock().access.insert(access.clone(), grant.claims);
+    // FranceConnect gives the claims of the scopes asked, and the subject.
+    let claims = if i.is_franceconnect() {
+        let asked: Vec<&str> = grant.scope.split(' ').collect();
+        grant
+            .claims
+            .into_iter()
+            .filter(|(k, _)| {
+                k == "sub" || (FC_SCOPES.contains(&k.as_str()) && asked.contains(&k.as_str()))
+            })
+            .collect()
+    } else {
+        grant.claims
+    };
+    i.lock().access.insert(access.clone(), claims);
     Json(json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -349,5 +426,15 @@ async fn logout(State(i): State<TestIssuer>, Query(q): Query<HashMap<String, Str
         return bad(StatusCode::BAD_REQUEST, "invalid_request");
     }
     i.lock().logouts += 1;
-    "Vous êtes déconnecté du fournisseur de test.".into_response()
+    match q.get("post_logout_redirect_uri") {
+        Some(back) if i.is_franceconnect() => {
+            let state: String = form_urlencoded::byte_serialize(
+                q.get("state").map(String::as_bytes).unwrap_or_default(),
+            )
+            .collect();
+            let join = if back.contains('?') { '&' } else { '?' };
+            Redirect::to(&format!("{back}{join}state={state}")).into_response()
+        }
+        _ => "Vous êtes déconnecté du fournisseur de test.".into_response(),
+    }
 }

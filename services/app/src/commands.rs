@@ -97,6 +97,13 @@ pub struct AttachContact {
     pub citizen_id: String,
 }
 
+/// A citizens' space account waiting for an agent (its proposal) given its record.
+#[derive(Debug, Clone, Default)]
+pub struct LinkAccount {
+    pub proposal_event_id: String,
+    pub citizen_id: String,
+}
+
 /// Two records an agent says are different people.
 #[derive(Debug, Clone, Default)]
 pub struct DismissDuplicate {

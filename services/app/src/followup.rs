@@ -44,18 +44,7 @@ fn normalized(code: &str) -> String {
 impl App {
     /// The follow-up code of request `reference` of `tenant`, « ABCD-EFGH ».
     pub(crate) fn follow_up_code(&self, tenant: &str, reference: &str) -> String {
-        use hmac::{Hmac, Mac};
-        type H = Hmac<sha2::Sha256>;
-        // A key of its own, derived from the fingerprint key with a label.
-        let mut derive =
-            <H as Mac>::new_from_slice(&self.keys.fingerprint_key()).expect("any key length");
-        derive.update(b"contacthub follow-up key v1");
-        let key = derive.finalize().into_bytes();
-        let mut mac = <H as Mac>::new_from_slice(&key).expect("any key length");
-        mac.update(tenant.as_bytes());
-        mac.update(b"\0");
-        mac.update(reference.as_bytes());
-        let bytes = mac.finalize().into_bytes();
+        let bytes = self.keyed_hash(b"contacthub follow-up key v1", &[tenant, reference]);
         let bits = bytes[..5]
             .iter()
             .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));

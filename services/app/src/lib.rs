@@ -16,6 +16,8 @@
 //! - [`accueil`]: the organisation of the accueil (opening hours, closed days);
 //! - [`answers`]: written answers sent to citizens (compose, preview, outbox, print queue,
 //!   outcomes and bounces);
+//! - [`space`]: the citizens' space: FranceConnect sign-in, accounts linked to records or
+//!   proposed to the agents, a person's own requests, answers and documents;
 //! - [`catalogue`]: the catalogue of validated answers (publish, withdraw, search);
 //! - [`dashboard`]: the figures of a commune over months, for élus and services;
 //! - [`status`]: log and projector positions, dead letters, phone report;
@@ -54,6 +56,7 @@ pub mod permanence;
 pub mod requests;
 pub mod retention;
 pub mod source;
+pub mod space;
 pub mod status;
 pub mod telephony;
 pub mod throttle;
@@ -188,6 +191,8 @@ pub struct App {
     line: Arc<tokio::sync::Mutex<()>>,
     /// Calls ringing at agents' extensions, for their desks (`telephony`).
     rings: tokio::sync::broadcast::Sender<Arc<telephony::Ring>>,
+    /// The communes' FranceConnect clients (their citizens' space), by commune.
+    franceconnect: Arc<BTreeMap<String, Arc<oidc::Provider>>>,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -214,6 +219,8 @@ pub struct Parts {
     /// This hub's name in its cluster, when it shares its read trail through the log (on
     /// Kafka; `None` on one machine).
     pub trail_hub: Option<String>,
+    /// The communes' FranceConnect clients ([`space::providers`]).
+    pub franceconnect: BTreeMap<String, Arc<oidc::Provider>>,
 }
 
 impl App {
@@ -249,6 +256,7 @@ impl App {
             keys: p.keys,
             line: Arc::default(),
             rings: tokio::sync::broadcast::channel(telephony::RINGS).0,
+            franceconnect: Arc::new(p.franceconnect),
         }
     }
 
@@ -260,6 +268,25 @@ impl App {
         forwarded_for: impl Iterator<Item = &'a str>,
     ) -> std::net::IpAddr {
         self.proxies.client(peer, forwarded_for)
+    }
+
+    /// An HMAC-SHA-256 of `parts` (separated by `\0`) under a key derived from the hub's
+    /// fingerprint key with `label`: the same on every hub of a log, nothing to store.
+    pub(crate) fn keyed_hash(&self, label: &[u8], parts: &[&str]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        type H = Hmac<sha2::Sha256>;
+        let mut derive =
+            <H as Mac>::new_from_slice(&self.keys.fingerprint_key()).expect("any key length");
+        derive.update(label);
+        let key = derive.finalize().into_bytes();
+        let mut mac = <H as Mac>::new_from_slice(&key).expect("any key length");
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                mac.update(b"\0");
+            }
+            mac.update(part.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// Records in the read trail that `scope` read `what` of `citizen` (`object`: its id).

@@ -312,6 +312,29 @@ impl Provider {
         self
     }
 
+    /// A commune's FranceConnect client (its citizens' space): FranceConnect's claims come
+    /// from its userinfo endpoint (a signed JWT), at the level of assurance asked.
+    pub fn franceconnect(
+        fc: &contacthub_core::tenant::FranceConnect,
+    ) -> std::result::Result<Provider, String> {
+        let config = Config {
+            issuer: fc.issuer.clone(),
+            client_id: fc.client_id.clone(),
+            client_secret_file: fc.client_secret_file.as_ref().map(Into::into),
+            audience: None,
+            redirect_url: Some(fc.redirect_url.clone()),
+            scopes: fc.scopes.clone(),
+            acr_values: Some(fc.acr_values.clone()).filter(|a| !a.trim().is_empty()),
+            id_claim: "sub".into(),
+            name_claim: "given_name".into(),
+            userinfo: true,
+            clock_skew_seconds: default_skew(),
+            label: "FranceConnect".into(),
+            rule: Vec::new(),
+        };
+        Provider::new(config, None).map_err(|e| e.replace("oidc.", "franceconnect."))
+    }
+
     /// A copy with the client secret `secret`.
     pub fn with_secret(&self, secret: String) -> Provider {
         Provider {
@@ -787,10 +810,21 @@ impl Provider {
         })
     }
 
-    /// Finishes a sign-in: trades `code` for tokens at the provider, checks the ID token
-    /// (signature, issuer, audience, expiry, `nonce`, `acr`) and maps its claims (with the
-    /// userinfo's, when configured) to an agent.
+    /// Finishes an agent's sign-in: [`Provider::claims`] mapped to an agent.
     pub async fn finish(&self, pending: &Pending, code: &str) -> Result<SignedIn> {
+        let (claims, id_token) = self.claims(pending, code).await?;
+        let agent = self.agent(&claims)?;
+        Ok(SignedIn { agent, id_token })
+    }
+
+    /// Finishes a sign-in: trades `code` for tokens at the provider, checks the ID token
+    /// (signature, issuer, audience, expiry, `nonce`, `acr`); its claims (with the userinfo's,
+    /// when configured) and the ID token (the hint of a later sign-out).
+    pub async fn claims(
+        &self,
+        pending: &Pending,
+        code: &str,
+    ) -> Result<(Map<String, Value>, String)> {
         if code.is_empty() || code.len() > 4096 {
             return Err(refused("code d'autorisation absent ou trop long"));
         }
@@ -879,8 +913,7 @@ impl Provider {
                 claims.entry(k).or_insert(v);
             }
         }
-        let agent = self.agent(&claims)?;
-        Ok(SignedIn { agent, id_token })
+        Ok((claims, id_token))
     }
 
     /// The userinfo of `access`: JSON, or a JWT signed by the provider (ProConnect).

@@ -103,6 +103,10 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
     let requests = demo_requests(&timed, &clock, 20)
         .await
         .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
+    let accounts = demo_accounts(app, 20)
+        .await
+        .map_err(|e| anyhow::anyhow!("signing the demo's people in: {e}"))?;
+    tracing::info!(accounts, "demo: people signed in to the citizens' space");
     for tenant in app.tenants().iter() {
         let scope = Scope::system(System::Demo, &tenant.code);
         for (title, demarche, service, owner, text) in CATALOGUE {
@@ -138,6 +142,76 @@ const HOUR_US: i64 = 3_600_000_000;
 /// latest written contact of the first citizens of each commune, in every state (see
 /// `demo_request_state`; the old ones overdue), and one collective request gathering three
 /// open ones of each commune.
+/// The identity FranceConnect would give for demo record `c`: theirs exactly, or with a
+/// second given name the record lacks (`other`: no record matches it exactly).
+pub fn demo_pivot(c: &pb::Citizen, other: bool) -> Option<contacthub_core::account::Pivot> {
+    let i = c.identity.clone()?;
+    let family = if i.birth_name.is_empty() {
+        i.usage_name.clone()
+    } else {
+        i.birth_name.clone()
+    };
+    let mut given = i.first_names.clone();
+    if other {
+        given.push_str(" Claude");
+    }
+    Some(contacthub_core::account::Pivot {
+        given_names: given,
+        family_name: family,
+        birth_date: i.birth_date.clone(),
+        birth_country: "99100".into(),
+        usage_name: i.usage_name.clone(),
+        ..Default::default()
+    })
+}
+
+/// The subject FranceConnect would give demo record `citizen`.
+pub fn demo_subject(citizen: &str) -> String {
+    format!("demo-{citizen}")
+}
+
+/// Each commune's code and prefix.
+fn communes(app: &contacthub_app::App) -> Vec<(String, String)> {
+    app.tenants()
+        .iter()
+        .map(|t| (t.code.clone(), t.prefix.clone()))
+        .collect()
+}
+
+/// One person in four of the first `per_commune` records of each commune signed in to the
+/// space (linked at once: their identity is their record's); the second one with a given
+/// name more than their record says (a proposal for the accueil). How many signed in.
+async fn demo_accounts(
+    app: &contacthub_app::App,
+    per_commune: usize,
+) -> contacthub_app::Result<usize> {
+    let mut n = 0;
+    for (tenant, prefix) in communes(app) {
+        let scope = Scope::system(System::Demo, &tenant);
+        for k in 1..=per_commune {
+            let (linked, proposed) = (k % 4 == 1, k == 2);
+            if !linked && !proposed {
+                continue;
+            }
+            let id = format!("{prefix}-{k:06}");
+            let record = match app.citizen(&scope, &id) {
+                Ok(c) => c,
+                Err(contacthub_app::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(pivot) = demo_pivot(&record, proposed) else {
+                continue;
+            };
+            if pivot.check().is_err() {
+                continue;
+            }
+            app.demo_sign_in(&scope, &pivot, &demo_subject(&id)).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 async fn demo_requests(
     app: &contacthub_app::App,
     clock: &std::sync::atomic::AtomicI64,
@@ -145,12 +219,7 @@ async fn demo_requests(
 ) -> contacthub_app::Result<usize> {
     use std::sync::atomic::Ordering::SeqCst;
     let mut opened = 0;
-    let codes: Vec<(String, String)> = app
-        .tenants()
-        .iter()
-        .map(|t| (t.code.clone(), t.prefix.clone()))
-        .collect();
-    for (tenant, prefix) in codes {
+    for (tenant, prefix) in communes(app) {
         let scope = Scope::system(System::Demo, &tenant);
         let mut references = Vec::new();
         let mut first = String::new();

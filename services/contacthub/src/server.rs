@@ -152,7 +152,10 @@ impl Server {
         let content_dir = cfg.data.join("content");
         let content = contacthub_app::content::ContentStore::open(&content_dir)
             .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
+        let franceconnect =
+            contacthub_app::space::providers(&cfg.tenants).map_err(anyhow::Error::msg)?;
         let app = App::new(contacthub_app::Parts {
+            franceconnect,
             log,
             store: store.clone(),
             projector: handle.clone(),
@@ -329,12 +332,11 @@ impl Server {
 
     /// Starts the citizens' space on `listener`.
     pub fn start_portal(&mut self, listener: TcpListener) {
-        let rx = self.stop.subscribe();
-        let s = stopped(rx.clone());
+        let s = stopped(self.stop.subscribe());
         let app = self.app.clone();
         let listener = Listener::new(listener, self.tls.as_ref());
         self.tasks.spawn(async move {
-            let r = contacthub_web::portal::serve(listener, app, s, rx).await;
+            let r = contacthub_web::portal::serve(listener, app, s).await;
             ("citizens' space", r.map_err(|e| e.to_string()))
         });
     }

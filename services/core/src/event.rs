@@ -71,6 +71,8 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::TicketStarted(_) => "ticket_started",
         Payload::TicketClosed(_) => "ticket_closed",
         Payload::ContactNoted(_) => "contact_noted",
+        Payload::AccountLinked(_) => "account_linked",
+        Payload::AccountProposed(_) => "account_proposed",
     }
 }
 
@@ -117,6 +119,22 @@ pub struct Invalid(pub String);
 
 fn invalid(msg: impl Into<String>) -> Invalid {
     Invalid(msg.into())
+}
+
+/// A citizens' space account id: 64 lower-case hex digits (a keyed hash).
+fn account_id(id: &str) -> Result<(), Invalid> {
+    if id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "account_id {:?} is not 64 hex digits",
+            limits::quote(id)
+        )))
+    }
 }
 
 /// Decodes an event from log bytes.
@@ -414,6 +432,38 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             need_citizen("into_citizen_id", &l.into_citizen_id)?;
             if l.citizen_id == l.into_citizen_id {
                 return Err(invalid("identity_linked links a citizen to itself"));
+            }
+        }
+        Payload::AccountLinked(l) => {
+            account_id(&l.account_id)?;
+            need_citizen("citizen_id", &l.citizen_id)?;
+            use pb::account_linked::Basis;
+            match Basis::try_from(l.basis) {
+                Ok(Basis::PivotIdentity) if l.evidence.is_empty() => {
+                    return Err(invalid("account_linked by identity names no evidence"))
+                }
+                Ok(Basis::Agent) if !valid_id(&l.proposal_event_id) => {
+                    return Err(invalid("account_linked by an agent names no proposal"))
+                }
+                Ok(Basis::PivotIdentity | Basis::Agent) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "account_linked: unknown basis {}",
+                        l.basis
+                    )))
+                }
+            }
+            if l.evidence.len() > 8 || l.evidence.iter().any(|e| e.len() > 32) {
+                return Err(invalid("account_linked: evidence too long"));
+            }
+        }
+        Payload::AccountProposed(p) => {
+            account_id(&p.account_id)?;
+            if p.candidate_citizen_ids.len() > 20 {
+                return Err(invalid("account_proposed: more than 20 candidates"));
+            }
+            for c in &p.candidate_citizen_ids {
+                need_citizen("candidate_citizen_ids", c)?;
             }
         }
         Payload::IdentityUnlinked(u) => {
@@ -821,6 +871,8 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         Some(Payload::ContactNoted(n)) => {
             chars("contact_event_id", &n.contact_event_id, limits::ID_CHARS)?
         }
+        Some(Payload::AccountLinked(l)) => chars("provider", &l.provider, limits::LABEL_CHARS)?,
+        Some(Payload::AccountProposed(p)) => chars("provider", &p.provider, limits::LABEL_CHARS)?,
         Some(Payload::IdentityLinked(_))
         | Some(Payload::IdentityUnlinked(_))
         | Some(Payload::CourrierScanAttached(_))

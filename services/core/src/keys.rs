@@ -40,6 +40,9 @@
 //! | `tn/`  | tenant `\0` day `\0` site            | packed counts: arrivals (`#`) and tickets per letter |
 //! | `ac/`  | tenant `\0` day                     | packed counts of the accueil's report (`accueil::day`) |
 //! | `el/`  | tenant `\0` élu `\0` time (i64 BE µs) `\0` event id | empty: a person an élu met at a permanence |
+//! | `ua/`  | tenant `\0` account id              | `Account`: a citizens' space account's citizen, or its proposal |
+//! | `uc/`  | tenant `\0` citizen `\0` account id  | empty: a citizen's accounts (erasure ends them) |
+//! | `up/`  | tenant `\0` proposal event id        | `AccountProposal`: an account for an agent (« à rattacher ») |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
@@ -51,7 +54,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 10;
+pub const FORMAT: u32 = 11;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -513,6 +516,38 @@ pub fn permanence(tenant: &str, elu: &str, at_us: i64, event_id: &str) -> Vec<u8
             event_id.as_bytes(),
         ],
     )
+}
+
+/// A citizens' space account (`account`: a keyed hash of the provider's subject).
+pub fn account(tenant: &str, account: &str) -> Vec<u8> {
+    key(b"ua/", &[tenant.as_bytes(), account.as_bytes()])
+}
+
+/// `account` is `citizen`'s.
+pub fn citizen_account(tenant: &str, citizen: &str, account: &str) -> Vec<u8> {
+    key(
+        b"uc/",
+        &[tenant.as_bytes(), citizen.as_bytes(), account.as_bytes()],
+    )
+}
+
+/// The accounts of `citizen`.
+pub fn citizen_accounts_prefix(tenant: &str, citizen: &str) -> Vec<u8> {
+    let mut k = key(b"uc/", &[tenant.as_bytes(), citizen.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// An account waiting for an agent: the proposal event `event_id`.
+pub fn account_proposal(tenant: &str, event_id: &str) -> Vec<u8> {
+    key(b"up/", &[tenant.as_bytes(), event_id.as_bytes()])
+}
+
+/// Every account of the commune waiting for an agent.
+pub fn account_proposals_prefix(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"up/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
 }
 
 /// Every person `elu` met at their permanences (every élu's when `None`), by élu then time.

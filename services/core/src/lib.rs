@@ -12,6 +12,7 @@
 //! - [`courrier`]: chrono numbers, committed answer dates, the mail-room report.
 //! - [`demo`]: a deterministic generated population with years of contacts.
 
+pub mod account;
 pub mod accueil;
 pub mod courrier;
 pub mod dashboard;

@@ -96,7 +96,9 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)
         | Payload::TicketClosed(_)
-        | Payload::ContactNoted(_) => {}
+        | Payload::ContactNoted(_)
+        | Payload::AccountProposed(_) => {}
+        Payload::AccountLinked(l) => f.account_basis = l.basis,
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)
@@ -205,6 +207,13 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             f.citizen_id, f.other_citizen_id
         ),
         "identity_linked" => format!("Fiche fusionnée dans {}", f.other_citizen_id),
+        "account_linked" => {
+            use pb::account_linked::Basis;
+            match Basis::try_from(f.account_basis).unwrap_or(Basis::Unspecified) {
+                Basis::Agent => "Compte de l'espace citoyen rattaché à la fiche par un agent".into(),
+                _ => "Compte de l'espace citoyen rattaché à la fiche (FranceConnect : nom, prénoms et date de naissance identiques)".into(),
+            }
+        }
         "identity_unlinked" => format!("Fiche séparée de {}", f.other_citizen_id),
         "household_membership" => {
             let role = if f.household_role.is_empty() {

@@ -34,6 +34,9 @@ pub struct Tenant {
     /// Where its citizens' space answers (« https://demarches.ville-givors.fr »), printed on
     /// receipts and answer letters with the follow-up code; empty when not published.
     pub portal_url: String,
+    /// How its citizens sign in to its space with FranceConnect (`[commune.franceconnect]`);
+    /// `None`: the space offers no sign-in, only « Suivre une demande ».
+    pub franceconnect: Option<FranceConnect>,
     /// The logo printed on the letterhead (PNG or JPEG bytes; empty: none), loaded from
     /// `logo_file` by the binary ([`Tenants::set_logo`]).
     pub logo: Vec<u8>,
@@ -52,6 +55,58 @@ pub struct Tenant {
     pub schedule: Option<crate::hours::Schedule>,
     /// Where people queue for a counter (`[[commune.site]]`), in the order of the file.
     pub sites: Vec<crate::accueil::Site>,
+}
+
+/// A commune's client at FranceConnect (OpenID Connect), as the partners' space gives it:
+///
+/// ```toml
+/// [commune.franceconnect]
+/// issuer = "https://oidc.franceconnect.gouv.fr/api/v2"
+/// client_id = "…"
+/// client_secret_file = "/run/secrets/franceconnect-givors"
+/// redirect_url = "https://demarches.ville-givors.fr/givors/connexion/retour"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FranceConnect {
+    /// The issuer, exactly as its discovery document says (`…/api/v2`).
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding the client secret (never the secret in this file).
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
+    /// The space's callback, as declared at FranceConnect: `…/<commune>/connexion/retour`.
+    pub redirect_url: String,
+    /// Where FranceConnect sends the browser back after a sign-out (declared there too);
+    /// default: `…/<commune>/deconnexion/retour`.
+    #[serde(default)]
+    pub post_logout_url: Option<String>,
+    /// The level of assurance asked (`eidas1`), checked on the ID token's `acr`.
+    #[serde(default = "default_acr")]
+    pub acr_values: String,
+    /// The claims asked: the « identité pivot » and the e-mail address.
+    #[serde(default = "default_fc_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_acr() -> String {
+    "eidas1".into()
+}
+
+fn default_fc_scopes() -> Vec<String> {
+    [
+        "openid",
+        "given_name",
+        "family_name",
+        "birthdate",
+        "birthplace",
+        "birthcountry",
+        "gender",
+        "preferred_username",
+        "email",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The commune's retention rules (`[retention]`, or a commune's own `[commune.retention]`).
@@ -171,6 +226,11 @@ pub enum Orientation {
 }
 
 impl Tenant {
+    /// Its part of the citizens' space's addresses: its name folded, « pierre-benite ».
+    pub fn slug(&self) -> String {
+        crate::identity::fold_name(&self.name).replace(' ', "-")
+    }
+
     /// Whether `number` (E.164) is one of the commune's numbers or direct lines.
     pub fn owns_number(&self, number: &str) -> bool {
         self.numbers.iter().any(|n| n == number)
@@ -415,6 +475,8 @@ struct Entry {
     /// Its accueil's sites (town hall, annexes) and their counters.
     #[serde(default)]
     site: Vec<crate::accueil::SiteEntry>,
+    /// Its citizens' sign-in with FranceConnect.
+    franceconnect: Option<FranceConnect>,
 }
 
 fn default_answer_days() -> u32 {
@@ -571,6 +633,7 @@ impl Tenants {
                 logo_file: e.logo,
                 logo: Vec::new(),
                 portal_url: e.portal_url.trim_end_matches('/').to_string(),
+                franceconnect: e.franceconnect,
             };
             if by_code.insert(e.code.clone(), t).is_some() {
                 return Err(Error::Config(format!("commune {} is listed twice", e.code)));
@@ -578,6 +641,16 @@ impl Tenants {
         }
         if by_code.is_empty() {
             return Err(Error::Config("no commune is configured".into()));
+        }
+        let mut slugs = std::collections::BTreeSet::new();
+        for t in by_code.values() {
+            if !slugs.insert(t.slug()) {
+                return Err(Error::Config(format!(
+                    "commune {}: another commune has the same name once accents are folded ({})",
+                    t.code,
+                    t.slug()
+                )));
+            }
         }
         Ok(Tenants { by_code })
     }

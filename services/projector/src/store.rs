@@ -493,12 +493,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Every answer of a commune's catalogue, by id.
-    pub fn catalogue(&self, tenant: &str) -> Result<Vec<pb::CatalogueAnswer>> {
+    /// The records of type `M` under `prefix`, in key order, at most `limit`.
+    fn msgs<M: Message + Default>(&self, prefix: &[u8], limit: usize) -> Result<Vec<M>> {
         let mut out = Vec::new();
-        for kv in self.db()?.tree.scan_prefix(keys::catalogue_prefix(tenant)) {
+        for kv in self.db()?.tree.scan_prefix(prefix).take(limit) {
             let (k, v) = kv.map_err(self.err())?;
-            out.push(pb::CatalogueAnswer::decode(&*v).map_err(|source| {
+            out.push(M::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     source,
@@ -506,6 +506,11 @@ impl Store {
             })?);
         }
         Ok(out)
+    }
+
+    /// Every answer of a commune's catalogue, by id.
+    pub fn catalogue(&self, tenant: &str) -> Result<Vec<pb::CatalogueAnswer>> {
+        self.msgs(&keys::catalogue_prefix(tenant), usize::MAX)
     }
 
     /// One answer of a commune's catalogue.
@@ -551,6 +556,29 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// A citizens' space account: its citizen, or the proposal it waits on.
+    pub fn account(&self, tenant: &str, account: &str) -> Result<Option<pb::Account>> {
+        self.get_msg(&keys::account(tenant, account))
+    }
+
+    /// The accounts waiting for an agent, in proposal id order, at most `limit`.
+    pub fn account_proposals(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<pb::AccountProposal>> {
+        self.msgs(&keys::account_proposals_prefix(tenant), limit)
+    }
+
+    /// One account waiting for an agent, if `event_id` is one.
+    pub fn account_proposal(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<Option<pb::AccountProposal>> {
+        self.get_msg(&keys::account_proposal(tenant, event_id))
     }
 
     /// One contact for an agent, if it is one.

@@ -218,13 +218,13 @@ async fn open_desk_host(
 
 /// The client's address (the peer's, or the one a trusted reverse proxy forwards), kept with
 /// the request for the handlers.
-fn source_of(desk: &Desk, req: &mut axum::extract::Request) -> Option<std::net::IpAddr> {
+pub(crate) fn source_of(app: &App, req: &mut axum::extract::Request) -> Option<std::net::IpAddr> {
     let source = req
         .extensions()
         .get::<axum::extract::ConnectInfo<contacthub_tls::Peer>>()
         .map(|c| {
             let forwarded = req.headers().get_all("x-forwarded-for");
-            desk.app.client(
+            app.client(
                 c.0 .0.ip(),
                 forwarded.iter().filter_map(|v| v.to_str().ok()),
             )
@@ -236,16 +236,6 @@ fn source_of(desk: &Desk, req: &mut axum::extract::Request) -> Option<std::net::
     source
 }
 
-/// [`source_of`] as a layer, for a site that checks no credential of its own.
-pub(crate) async fn client_address(
-    axum::extract::State(desk): axum::extract::State<State>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    source_of(&desk, &mut req);
-    next.run(req).await
-}
-
 /// Finds the client's address (the peer's, or the one a trusted reverse proxy forwards) and
 /// keeps it with the request; refuses a source address that failed to sign in too often
 /// lately (429 with Retry-After, the right token too), and counts each refused sign-in of an
@@ -255,7 +245,7 @@ async fn throttle(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let source = source_of(&desk, &mut req);
+    let source = source_of(&desk.app, &mut req);
     if let Some(ip) = source {
         if let Err(wait) = desk.app.throttle().check(ip) {
             tracing::warn!(source = %ip, "web desk: sign-in refused: too many failures from this address");
@@ -315,6 +305,10 @@ pub fn router(state: State) -> Router {
         )
         .route("/a-rattacher", get(records::unresolved))
         .route("/a-rattacher/{tenant}/{event}", post(records::attach))
+        .route(
+            "/a-rattacher/comptes/{tenant}/{event}",
+            post(records::link_account),
+        )
         .route("/doublons", get(records::duplicates))
         .route("/doublons/{tenant}/fusion", post(records::merge))
         .route("/doublons/{tenant}/ecarter", post(records::dismiss))

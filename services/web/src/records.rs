@@ -53,35 +53,11 @@ pub async fn unresolved(
     let mut items = Vec::new();
     for u in list {
         let entry = u.entry.clone().unwrap_or_default();
-        let mut candidates = Vec::new();
-        for id in &u.candidates {
-            if let Ok(c) = desk.app.citizen(&scope, id) {
-                let link = citizen_link(&tenant, &c);
-                let identity = c.identity.clone().unwrap_or_default();
-                let mut detail = Vec::new();
-                if !identity.birth_date.is_empty() {
-                    detail.push(format!("né(e) le {}", view::iso_day(&identity.birth_date)));
-                }
-                if let Some(a) = identity.addresses.first() {
-                    detail.push(
-                        format!("{} {}, {}", a.number, a.street, a.city)
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                }
-                detail.push(match c.entries {
-                    0 | 1 => format!("{} contact", c.entries),
-                    n => format!("{n} contacts"),
-                });
-                candidates.push(view::Candidate {
-                    id: c.citizen_id.clone(),
-                    name: link.name,
-                    url: link.url,
-                    detail: detail.join(" · "),
-                });
-            }
-        }
+        let candidates = u
+            .candidates
+            .iter()
+            .filter_map(|id| candidate(&desk, &scope, &tenant, id))
+            .collect();
         // What it says, so the agent can tell who wrote or called.
         let text = desk
             .app
@@ -114,17 +90,146 @@ pub async fn unresolved(
             candidates,
         });
     }
+    // The accounts of the citizens' space, for the agents who keep the records.
+    let accounts = match desk.app.account_proposals(&scope) {
+        Ok(list) => list
+            .iter()
+            .map(|p| account(&desk, &scope, &tenant, p))
+            .collect(),
+        Err(contacthub_app::Error::Forbidden(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     Ok(render(&view::WaitingPage {
         chrome: chrome(&caller, &desk, "rattacher"),
         communes,
         tenant,
         items,
-        notice: if q.avis == "rattache" {
-            "Contact rattaché.".into()
-        } else {
-            String::new()
+        accounts,
+        notice: match q.avis.as_str() {
+            "rattache" => "Contact rattaché.".into(),
+            "compte" => "Compte de l'espace citoyen rattaché à la fiche.".into(),
+            _ => String::new(),
         },
     }))
+}
+
+/// A record a waiting contact or account may be, with what tells people apart.
+fn candidate(
+    desk: &State,
+    scope: &contacthub_app::auth::Scope,
+    tenant: &str,
+    id: &str,
+) -> Option<view::Candidate> {
+    let c = desk.app.citizen(scope, id).ok()?;
+    let link = citizen_link(tenant, &c);
+    let identity = c.identity.clone().unwrap_or_default();
+    let mut detail = Vec::new();
+    if !identity.birth_date.is_empty() {
+        detail.push(format!("né(e) le {}", view::iso_day(&identity.birth_date)));
+    }
+    if let Some(a) = identity.addresses.first() {
+        detail.push(
+            format!("{} {}, {}", a.number, a.street, a.city)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    detail.push(match c.entries {
+        0 | 1 => format!("{} contact", c.entries),
+        n => format!("{n} contacts"),
+    });
+    Some(view::Candidate {
+        id: c.citizen_id.clone(),
+        name: link.name,
+        url: link.url,
+        detail: detail.join(" · "),
+    })
+}
+
+/// A citizens' space account waiting for an agent, as the page shows it.
+fn account(
+    desk: &State,
+    scope: &contacthub_app::auth::Scope,
+    tenant: &str,
+    p: &pb::AccountProposal,
+) -> view::WaitingAccount {
+    let i = p.identity.clone().unwrap_or_default();
+    let mut facts = vec![
+        ("Nom de naissance".to_string(), i.birth_name.clone()),
+        ("Prénoms".to_string(), i.first_names.clone()),
+        (
+            "Date de naissance".to_string(),
+            view::iso_day(&i.birth_date),
+        ),
+    ];
+    if !i.usage_name.is_empty() {
+        facts.push(("Nom d'usage".into(), i.usage_name.clone()));
+    }
+    for f in &p.fields {
+        facts.push((f.name.clone(), f.value.clone()));
+    }
+    if let Some(e) = i.emails.first() {
+        facts.push(("Courriel".into(), e.clone()));
+    }
+    view::WaitingAccount {
+        action: format!(
+            "/a-rattacher/comptes/{}/{}",
+            url_encode(tenant),
+            url_encode(&p.event_id)
+        ),
+        when: view::micros(&p.at).map(view::when).unwrap_or_default(),
+        why: match p.exact_matches {
+            0 => "Aucune fiche n'a exactement ces nom, prénoms et date de naissance.".into(),
+            n => format!("{n} fiches ont exactement ces nom, prénoms et date de naissance : laquelle est la bonne ?"),
+        },
+        facts,
+        candidates: p
+            .candidates
+            .iter()
+            .filter_map(|id| candidate(desk, scope, tenant, id))
+            .collect(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LinkAccountForm {
+    #[serde(default)]
+    csrf: String,
+    /// A proposed record.
+    #[serde(default)]
+    citizen: String,
+    /// Or another record, by its number.
+    #[serde(default)]
+    fiche: String,
+}
+
+/// `POST /a-rattacher/comptes/{tenant}/{event}`: a citizens' space account linked to a record.
+pub async fn link_account(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Path((tenant, event)): Path<(String, String)>,
+    Form(f): Form<LinkAccountForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let scope = caller.scope(&desk, &tenant)?;
+    let citizen = match f.fiche.trim() {
+        "" => f.citizen.trim(),
+        typed => typed,
+    };
+    desk.app
+        .link_account(
+            &scope,
+            &commands::LinkAccount {
+                proposal_event_id: event,
+                citizen_id: citizen.into(),
+            },
+        )
+        .await?;
+    Ok(see_other(&format!(
+        "/a-rattacher?commune={}&avis=compte",
+        url_encode(&tenant)
+    )))
 }
 
 #[derive(Deserialize)]

@@ -44,7 +44,7 @@ pub struct Starts {
 }
 
 impl Starts {
-    fn put(&self, pending: Pending, next: String, source: Option<IpAddr>) {
+    pub(crate) fn put(&self, pending: Pending, next: String, source: Option<IpAddr>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_PENDING {
             map.retain(|_, s| s.at.elapsed() < PENDING_FOR);
@@ -81,7 +81,7 @@ impl Starts {
     }
 
     /// The sign-in of `state`, once (a replayed return finds nothing).
-    fn take(&self, state: &str) -> Option<(Pending, String)> {
+    pub(crate) fn take(&self, state: &str) -> Option<(Pending, String)> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.remove(state)?;
         (s.at.elapsed() < PENDING_FOR).then_some((s.pending, s.next))
@@ -337,14 +337,15 @@ pub async fn provider(
     }
 }
 
+/// What an identity provider sends the browser back with.
 #[derive(Deserialize)]
 pub struct BackQuery {
     #[serde(default)]
-    code: String,
+    pub code: String,
     #[serde(default)]
-    state: String,
+    pub state: String,
     #[serde(default)]
-    error: String,
+    pub error: String,
 }
 
 /// `GET /connexion/retour`: the browser is back from the identity provider with a code.

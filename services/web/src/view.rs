@@ -653,6 +653,19 @@ pub struct Candidate {
     pub detail: String,
 }
 
+/// A citizens' space account no record matched exactly, for an agent to link.
+#[derive(Debug, Clone)]
+pub struct WaitingAccount {
+    pub action: String,
+    /// When the person signed in.
+    pub when: String,
+    /// Why the hub did not link it by itself.
+    pub why: String,
+    /// The identity FranceConnect gave: label and value.
+    pub facts: Vec<(String, String)>,
+    pub candidates: Vec<Candidate>,
+}
+
 #[derive(Template)]
 #[template(path = "waiting.html")]
 pub struct WaitingPage {
@@ -660,6 +673,7 @@ pub struct WaitingPage {
     pub communes: Vec<Commune>,
     pub tenant: String,
     pub items: Vec<Waiting>,
+    pub accounts: Vec<WaitingAccount>,
     pub notice: String,
 }
 

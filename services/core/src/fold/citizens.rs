@@ -31,6 +31,11 @@ pub(crate) fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
     );
 }
 
+/// The record of `id` as stored (not followed through merges).
+pub(crate) fn record(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {
+    load(kv, tenant, id)
+}
+
 fn load(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {
     get_msg(kv, &keys::citizen(tenant, id))
 }
@@ -607,6 +612,7 @@ pub(crate) fn erase(kv: &mut impl Kv, v: &Valid, x: &pb::CitizenErased) -> Folde
         let Some(c) = load(kv, tenant, id)? else {
             continue;
         };
+        super::accounts::end(kv, tenant, id)?;
         for (k, value) in kv.scan_prefix(&keys::timeline_prefix(tenant, id), usize::MAX)? {
             if let Ok(entry) = pb::TimelineEntry::decode(value.as_slice()) {
                 kv.remove(keys::contact_detail(tenant, &entry.event_id));

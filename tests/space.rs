@@ -1,0 +1,429 @@
+//! « Mon compte citoyen », on both log backends, against a local issuer in FranceConnect's
+//! shape: a person whose « identité pivot » is exactly one record's is linked at once (an
+//! `account_linked` line in their timeline) and sees their requests — made by phone or at
+//! the desk too —, with their answers; a person no record matches exactly is told the town
+//! hall will link them, and an agent of the accueil does (a service's agent and another
+//! commune's are refused); nobody opens another's request or document by changing the URL;
+//! a replayed return from FranceConnect is refused; signing out ends the session here and
+//! at FranceConnect.
+
+use contacthub_app::auth::{token_hash, Access};
+use contacthub_app::commands;
+use contacthub_core::pb;
+use contacthub_core::tenant::{Tenants, DEFAULT_COMMUNES};
+use contacthub_tests::oidc::TestIssuer;
+use contacthub_tests::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn agents() -> Access {
+    Access::from_toml(&format!(
+        "[[agent]]\nid='accueil-1'\ntoken_sha256='{}'\ntenants=['69091']\n\
+         [[agent]]\nid='voirie-1'\ntoken_sha256='{}'\ntenants=['69091']\nservices=['voirie']\n\
+         [[agent]]\nid='accueil-grigny'\ntoken_sha256='{}'\ntenants=['69096']\n\
+         [[agent]]\nid='dpo-givors'\ntoken_sha256='{}'\ntenants=['69091']\nrole='dpo'\n",
+        token_hash("accueil"),
+        token_hash("voirie"),
+        token_hash("grigny"),
+        token_hash("dpo"),
+    ))
+    .unwrap()
+}
+
+/// The communes file with Givors's FranceConnect client at `issuer`, its secret in `secret`.
+fn communes(issuer: &TestIssuer, portal: &str, secret: &std::path::Path) -> Tenants {
+    std::fs::write(secret, &issuer.client_secret).unwrap();
+    let fc = format!(
+        "[commune.franceconnect]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nredirect_url = \"{portal}/givors/connexion/retour\"\n\n",
+        issuer.url,
+        issuer.client_id,
+        secret.display()
+    );
+    // Givors's first table: what comes before it is Givors's own.
+    let text = DEFAULT_COMMUNES.replacen(
+        "\n[commune.answer_days_by_category]",
+        &format!("\n{fc}[commune.answer_days_by_category]"),
+        1,
+    );
+    Tenants::from_toml(&text).expect("the communes file with FranceConnect")
+}
+
+/// Signs in on Givors's space as whoever the issuer was told: the session cookie, and the
+/// return URL (to replay it).
+async fn sign_in(http: &reqwest::Client, hub: &TestHub) -> (String, String) {
+    let r = http
+        .get(format!("{}/givors/connexion", hub.portal))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the space sends the browser to FranceConnect"
+    );
+    let state = set_cookie(&r, "contacthub_fc").expect("the state cookie");
+    let to_fc = location(&r);
+    for asked in [
+        "acr_values=eidas1",
+        "birthplace",
+        "birthcountry",
+        "family_name",
+        "code_challenge_method=S256",
+    ] {
+        assert!(to_fc.contains(asked), "{asked} in {to_fc}");
+    }
+    let r = http.get(&to_fc).send().await.unwrap();
+    assert_eq!(r.status(), 303, "FranceConnect sends the browser back");
+    let back = location(&r);
+    assert!(
+        back.starts_with(&format!("{}/givors/connexion/retour?", hub.portal)),
+        "{back}"
+    );
+    let r = http
+        .get(&back)
+        .header("cookie", format!("contacthub_fc={state}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(location(&r), "/givors/");
+    let session = set_cookie(&r, "contacthub_espace").expect("a session");
+    (session, back)
+}
+
+/// Page `path` of the space as the browser of `session` sees it.
+async fn page(
+    http: &reqwest::Client,
+    hub: &TestHub,
+    session: &str,
+    path: &str,
+) -> (StatusCode, String) {
+    let r = http
+        .get(format!("{}{path}", hub.portal))
+        .header("cookie", format!("contacthub_espace={session}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn record(hub: &TestHub, usage: &str, birth: &str, first: &str, date: &str) -> String {
+    hub.hub
+        .create_citizen(
+            &hub.scope(GIVORS),
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: usage.into(),
+                    birth_name: birth.into(),
+                    first_names: first.into(),
+                    birth_date: date.into(),
+                    ..Default::default()
+                }),
+                idempotency_key: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .citizen_id
+}
+
+async fn request_of(hub: &TestHub, citizen: &str, subject: &str, service: &str) -> String {
+    hub.hub
+        .open_request(
+            &hub.scope(GIVORS),
+            &commands::OpenRequest {
+                subject: subject.into(),
+                category: pb::Category::ServicesTechniques,
+                service: service.into(),
+                citizen_id: citizen.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .reference
+}
+
+fn marie() -> serde_json::Value {
+    json!({
+        "sub": "fc-sub-marie", "given_name": "Marie Louise", "family_name": "MARTIN",
+        "birthdate": "1980-06-15", "birthplace": "69091", "birthcountry": "99100",
+        "gender": "female", "preferred_username": "Dupont", "email": "marie@example.fr",
+    })
+}
+
+fn paul() -> serde_json::Value {
+    json!({
+        "sub": "fc-sub-paul", "given_name": "Paul", "family_name": "Bernard",
+        "birthdate": "1975-02-01", "birthplace": "", "birthcountry": "99134",
+        "gender": "male",
+    })
+}
+
+async fn space(backend: Backend) {
+    let issuer = TestIssuer::start_franceconnect().await;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("fc-secret");
+    let hub = TestHub::start_with_communes(&backend, agents(), |portal| {
+        communes(&issuer, portal, &secret)
+    })
+    .await;
+    let http = no_redirects();
+
+    // Signed out: the commune's home offers FranceConnect; the root lists the communes.
+    let (status, home) = page(&http, &hub, "", "/givors/").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("S'identifier avec FranceConnect"), "{home}");
+    let (_, root) = page(&http, &hub, "", "/").await;
+    assert!(root.contains("href=\"/pierre-benite/\""), "{root}");
+    let (status, _) = page(&http, &hub, "", "/nulle-part/").await;
+    assert_eq!(status, 404, "no commune has this name");
+    let (_, grigny) = page(&http, &hub, "", "/grigny/").await;
+    assert!(
+        grigny.contains("ne propose pas encore la connexion"),
+        "{grigny}"
+    );
+
+    let marie_id = record(&hub, "Dupont", "Martin", "Marie-Louise", "1980-06-15").await;
+    let paul_id = record(&hub, "Bernard", "", "Paul", "").await;
+    let hers = request_of(&hub, &marie_id, "Lampadaire éteint", "voirie").await;
+
+    // Marie: the same birth name, given names and birth date as one record — linked now.
+    issuer.sign_in_next_as(marie());
+    let (marie_session, back) = sign_in(&http, &hub).await;
+    let (status, home) = page(&http, &hub, &marie_session, "/givors/").await;
+    assert_eq!(status, 200, "{home}");
+    assert!(home.contains("Connecté : Marie"), "{home}");
+    assert!(
+        home.contains("Mes demandes") && home.contains(&hers),
+        "{home}"
+    );
+    assert!(
+        home.contains("Lampadaire éteint") && home.contains("Voirie"),
+        "{home}"
+    );
+    let linked = hub.timeline_of(GIVORS, &marie_id);
+    let line = linked
+        .iter()
+        .find(|e| e.kind == "account_linked")
+        .expect("the link in Marie's timeline");
+    assert_eq!(
+        line.facts.clone().unwrap_or_default().account_basis,
+        pb::account_linked::Basis::PivotIdentity as i32
+    );
+    let (status, detail) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{hers}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{detail}");
+    assert!(
+        detail.contains("Code de suivi") && detail.contains("Pas encore de réponse"),
+        "{detail}"
+    );
+
+    // The same return again: refused, no second session.
+    let r = http.get(&back).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(set_cookie(&r, "contacthub_espace").is_none());
+
+    // Paul: his record has no birth date — not exact: proposed to the agents.
+    issuer.sign_in_next_as(paul());
+    let (paul_session, _) = sign_in(&http, &hub).await;
+    let (_, home) = page(&http, &hub, &paul_session, "/givors/").await;
+    assert!(
+        home.contains("Votre compte sera rattaché par la mairie"),
+        "{home}"
+    );
+    assert!(!home.contains(&hers));
+    let (status, _) = page(
+        &http,
+        &hub,
+        &paul_session,
+        &format!("/givors/demandes/{hers}"),
+    )
+    .await;
+    assert_eq!(status, 403, "a waiting account reads no request");
+
+    // The accueil lists the proposal (its candidate: Paul's record); a service's agent and
+    // another commune's accueil are refused, listing and linking.
+    let scope = |token: &str, tenant: &str| hub.hub.access().scope(Some(token), tenant).unwrap();
+    let proposals = hub
+        .hub
+        .account_proposals(&scope("accueil", GIVORS))
+        .unwrap();
+    assert_eq!(proposals.len(), 1);
+    let proposal = &proposals[0];
+    assert_eq!(proposal.candidates, vec![paul_id.clone()]);
+    assert_eq!(
+        proposal.identity.clone().unwrap_or_default().birth_date,
+        "1975-02-01"
+    );
+    let link = commands::LinkAccount {
+        proposal_event_id: proposal.event_id.clone(),
+        citizen_id: paul_id.clone(),
+    };
+    let refused = hub
+        .hub
+        .account_proposals(&scope("voirie", GIVORS))
+        .unwrap_err();
+    assert!(
+        matches!(refused, contacthub_app::Error::Forbidden(_)),
+        "{refused}"
+    );
+    let refused = hub
+        .hub
+        .link_account(&scope("voirie", GIVORS), &link)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, contacthub_app::Error::Forbidden(_)),
+        "{refused}"
+    );
+    assert!(hub.hub.access().scope(Some("grigny"), GIVORS).is_err());
+    let refused = hub
+        .hub
+        .link_account(&scope("grigny", "69096"), &link)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, contacthub_app::Error::NotFound(_)),
+        "{refused}"
+    );
+    // On the desk: the accueil sees the account with what FranceConnect said and links it;
+    // the voirie's agent sees no account and cannot post the link.
+    let voirie = WebAgent::sign_in(&hub.web, "voirie").await;
+    let (_, theirs) = voirie.get("/a-rattacher?commune=69091").await;
+    assert!(!theirs.contains("Comptes de l'espace citoyen"), "{theirs}");
+    let accueil = WebAgent::sign_in(&hub.web, "accueil").await;
+    let (status, waiting) = accueil.get("/a-rattacher?commune=69091").await;
+    assert_eq!(status, 200);
+    for shown in [
+        "Comptes de l'espace citoyen à rattacher",
+        "Bernard",
+        "01/02/1975",
+        "Homme",
+        &paul_id,
+    ] {
+        assert!(waiting.contains(shown), "{shown} in {waiting}");
+    }
+    let action = format!("/a-rattacher/comptes/{GIVORS}/{}", proposal.event_id);
+    let post = |agent: &WebAgent, csrf: String| {
+        agent
+            .http
+            .post(format!("{}{action}", agent.base))
+            .header("cookie", agent.cookie.clone())
+            .form(&[
+                ("csrf", csrf),
+                ("citizen", paul_id.clone()),
+                ("fiche", String::new()),
+            ])
+            .send()
+    };
+    let r = post(&voirie, csrf_of(&theirs)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(&accueil, csrf_of(&waiting)).await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert!(hub
+        .hub
+        .account_proposals(&scope("accueil", GIVORS))
+        .unwrap()
+        .is_empty());
+    let (_, waiting) = accueil.get("/a-rattacher?commune=69091").await;
+    assert!(
+        !waiting.contains("Comptes de l'espace citoyen"),
+        "{waiting}"
+    );
+    let his = request_of(&hub, &paul_id, "Nid-de-poule rue Zola", "voirie").await;
+    let (_, home) = page(&http, &hub, &paul_session, "/givors/").await;
+    assert!(home.contains(&his) && !home.contains(&hers), "{home}");
+    assert!(hub
+        .timeline_of(GIVORS, &paul_id)
+        .iter()
+        .any(|e| e.kind == "account_linked"));
+
+    // Nobody opens another's request or document by changing the URL.
+    for path in [
+        format!("/givors/demandes/{hers}"),
+        format!("/givors/demandes/{hers}/documents/0"),
+        "/givors/demandes/GIV-D-2026-999999".to_string(),
+    ] {
+        let (status, body) = page(&http, &hub, &paul_session, &path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("Lampadaire"), "{path}");
+    }
+    // Nor on another commune's site.
+    let (status, _) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/grigny/demandes/{hers}"),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // Signing out: a foreign link is refused; the button ends the session and sends the
+    // browser to FranceConnect's end-session endpoint, which sends it back.
+    let (status, _) = page(
+        &http,
+        &hub,
+        &marie_session,
+        "/givors/deconnexion?jeton=autre",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let token = home_logout_token(&page(&http, &hub, &marie_session, "/givors/").await.1);
+    let r = http
+        .get(format!("{}/givors/deconnexion?jeton={token}", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to_fc = location(&r);
+    assert!(
+        to_fc.starts_with(&format!("{}/session/end?", issuer.url)),
+        "{to_fc}"
+    );
+    let r = http.get(&to_fc).send().await.unwrap();
+    assert_eq!(issuer.logouts(), 1);
+    assert!(location(&r).starts_with(&format!("{}/givors/deconnexion/retour", hub.portal)));
+    let (_, home) = page(&http, &hub, &marie_session, "/givors/").await;
+    assert!(home.contains("S'identifier avec FranceConnect") && !home.contains(&hers));
+
+    // Paul's data erased: his account ends with his record, his session with it.
+    hub.hub
+        .erase_citizen(
+            &hub.hub.access().dpo_scope(Some("dpo"), GIVORS).unwrap(),
+            &commands::EraseCitizen {
+                citizen_id: paul_id.clone(),
+                reason: "demande de l'intéressé".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let (_, home) = page(&http, &hub, &paul_session, "/givors/").await;
+    assert!(
+        home.contains("plus rattaché à une fiche") && !home.contains(&his),
+        "{home}"
+    );
+    let (_, home) = page(&http, &hub, &paul_session, "/givors/").await;
+    assert!(
+        !home.contains("Connecté :") && !home.contains("plus rattaché"),
+        "{home}"
+    );
+    hub.stop().await;
+}
+
+/// The token of the sign-out link of a signed-in page.
+fn home_logout_token(page: &str) -> String {
+    page.split("deconnexion?jeton=")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a sign-out link")
+        .to_string()
+}
+
+on_every_backend!(space);

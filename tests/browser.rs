@@ -1519,7 +1519,7 @@ async fn a_citizen_follows_a_request_in_the_browser() {
     let profiles = tempfile::tempdir().unwrap();
     let c = browser(&webdriver, profiles.path()).await;
     c.set_window_size(360, 740).await.unwrap();
-    c.goto(&hub.portal).await.unwrap();
+    c.goto(&format!("{}/suivi", hub.portal)).await.unwrap();
     until_text(&c, "the follow-up page", |t| {
         t.contains("Suivre une demande")
     })
@@ -1545,5 +1545,82 @@ async fn a_citizen_follows_a_request_in_the_browser() {
     assert!(page.contains("Voirie") && page.contains("reçue"), "{page}");
     assert!(!page.contains("Durand"), "{page}");
     review(&c, "suivi-demande", &axe).await;
+    c.close().await.unwrap();
+}
+
+/// « Mon compte citoyen » in the browser, on a phone-sized window: the communes, Givors's
+/// home, FranceConnect (the tests' issuer in its shape) and back signed in, one's requests,
+/// one of them, signing out at FranceConnect too. axe-core on every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
+    let Some((webdriver, axe)) = webdriver_and_axe() else {
+        return;
+    };
+    let issuer = contacthub_tests::oidc::TestIssuer::start_franceconnect().await;
+    let secret = tempfile::tempdir().unwrap();
+    let secret = secret.path().join("fc-secret");
+    let hub = TestHub::start_with_communes(&Backend::Embedded, Access::Open, |portal| {
+        crate::space::communes(&issuer, portal, &secret)
+    })
+    .await;
+    hub.register_marie().await;
+    let (reference, _) = hub.voirie_request_with_code().await;
+    // Her record completed at the accueil: as the état civil writes her.
+    let completed = pb::Identity {
+        usage_name: "Durand".into(),
+        first_names: "Marie".into(),
+        birth_date: "1980-06-15".into(),
+        phones: vec!["06 12 34 56 78".into()],
+        ..Default::default()
+    };
+    hub.hub
+        .update_citizen(
+            &hub.scope(GIVORS),
+            &contacthub_app::commands::UpdateCitizen {
+                citizen_id: "GIV-000900".into(),
+                identity: Some(completed),
+                idempotency_key: "naissance".into(),
+            },
+        )
+        .await
+        .unwrap();
+    issuer.sign_in_next_as(serde_json::json!({
+        "sub": "fc-marie", "given_name": "Marie", "family_name": "DURAND",
+        "birthdate": "1980-06-15", "birthplace": "69091", "birthcountry": "99100", "gender": "female",
+    }));
+    let profiles = tempfile::tempdir().unwrap();
+    let c = browser(&webdriver, profiles.path()).await;
+    c.set_window_size(360, 740).await.unwrap();
+    c.goto(&hub.portal).await.unwrap();
+    until_text(&c, "the communes", |t| {
+        t.contains("Choisissez votre commune")
+    })
+    .await;
+    review(&c, "espace-communes", &axe).await;
+    click(&c, "a[href='/givors/']").await;
+    until_text(&c, "Givors's home", |t| {
+        t.contains("S'identifier avec FranceConnect")
+    })
+    .await;
+    review(&c, "espace-accueil", &axe).await;
+    click(&c, "a.fc-button").await;
+    let home = until_text(&c, "her requests", |t| t.contains("Mes demandes")).await;
+    assert!(
+        home.contains(&reference) && home.contains("Trottoir défoncé"),
+        "{home}"
+    );
+    review(&c, "espace-mes-demandes", &axe).await;
+    click(&c, &format!("a[href='/givors/demandes/{reference}']")).await;
+    let page = until_text(&c, "her request", |t| t.contains("Code de suivi")).await;
+    assert!(
+        page.contains("Voirie") && page.contains("Pas encore de réponse"),
+        "{page}"
+    );
+    review(&c, "espace-demande", &axe).await;
+    click(&c, "a[href^='/givors/deconnexion']").await;
+    let out = until_text(&c, "signed out", |t| t.contains("Vous êtes déconnecté")).await;
+    assert!(!out.contains("Mes demandes"), "{out}");
+    assert_eq!(issuer.logouts(), 1);
+    review(&c, "espace-deconnecte", &axe).await;
     c.close().await.unwrap();
 }

@@ -31,7 +31,7 @@ fn agents() -> Access {
 }
 
 /// The communes file with Givors's FranceConnect client at `issuer`, its secret in `secret`.
-fn communes(issuer: &TestIssuer, portal: &str, secret: &std::path::Path) -> Tenants {
+pub(crate) fn communes(issuer: &TestIssuer, portal: &str, secret: &std::path::Path) -> Tenants {
     std::fs::write(secret, &issuer.client_secret).unwrap();
     let fc = format!(
         "[commune.franceconnect]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nredirect_url = \"{portal}/givors/connexion/retour\"\n\n",
@@ -176,6 +176,15 @@ async fn space(backend: Backend) {
     assert!(home.contains("S'identifier avec FranceConnect"), "{home}");
     let (_, root) = page(&http, &hub, "", "/").await;
     assert!(root.contains("href=\"/pierre-benite/\""), "{root}");
+    // The demo's FranceConnect is not there without --demo.
+    let (status, _) = page(
+        &http,
+        &hub,
+        "",
+        "/demo-franceconnect/api/v2/.well-known/openid-configuration",
+    )
+    .await;
+    assert_eq!(status, 404);
     let (status, _) = page(&http, &hub, "", "/nulle-part/").await;
     assert_eq!(status, 404, "no commune has this name");
     let (_, grigny) = page(&http, &hub, "", "/grigny/").await;
@@ -427,3 +436,87 @@ fn home_logout_token(page: &str) -> String {
 }
 
 on_every_backend!(space);
+
+/// The demo's FranceConnect (`serve --demo` only) lists the demo's people: Marie Durand signs
+/// in and sees her requests; a person the town hall does not know is told it will link her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_signs_its_people_in_with_its_own_franceconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = spawn_serve(
+        &contacthub_bin!(),
+        &dir.path().join("data"),
+        &["--demo".as_ref(), "--demo-people".as_ref(), "30".as_ref()],
+    );
+    let http = no_redirects();
+    // Who the demo's FranceConnect offers, once the demo is loaded: links to pick from.
+    let choices = |page: &str| -> Vec<String> {
+        page.split("href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .filter(|h| h.contains("/choisir?"))
+            .map(|h| h.replace("&amp;", "&"))
+            .collect()
+    };
+    let sign_in_as = |pick: fn(&[String], &str) -> Option<String>| {
+        let (http, portal) = (http.clone(), serve.portal.clone());
+        async move {
+            for _ in 0..240 {
+                let r = http
+                    .get(format!("{portal}/givors/connexion"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 303);
+                let state = set_cookie(&r, "contacthub_fc").unwrap();
+                let page = http
+                    .get(location(&r))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let Some(link) = pick(&choices(&page), &page) else {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                };
+                let r = http.get(format!("{portal}{link}")).send().await.unwrap();
+                let r = http
+                    .get(location(&r))
+                    .header("cookie", format!("contacthub_fc={state}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 303);
+                let session = set_cookie(&r, "contacthub_espace").expect("signed in");
+                return http
+                    .get(format!("{portal}/givors/"))
+                    .header("cookie", format!("contacthub_espace={session}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+            }
+            panic!("the demo's people never appeared");
+        }
+    };
+    // Marie Durand, the demo's first person, once the demo loaded her.
+    let home = sign_in_as(|links, page| {
+        (links.len() > 1 && page.contains("Marie DURAND")).then(|| links[0].clone())
+    })
+    .await;
+    assert!(
+        home.contains("Connecté : Marie") && home.contains("Mes demandes"),
+        "{home}"
+    );
+    assert!(home.contains("GIV-D-"), "{home}");
+    // The last one is nobody's record.
+    let home =
+        sign_in_as(|links, _| (links.len() > 1).then(|| links[links.len() - 1].clone())).await;
+    assert!(
+        home.contains("Votre compte sera rattaché par la mairie"),
+        "{home}"
+    );
+}

@@ -251,7 +251,7 @@ impl TestHub {
         .expect("starting the test hub");
         let mut server = server;
         server.start_web(web_listener);
-        server.start_portal(portal_listener);
+        server.start_portal(portal_listener, None);
         let addr = server.grpc_addr;
         let hub = server.app.clone();
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))

@@ -10,7 +10,7 @@ use crate::{commands, oidc, App, Error, Result};
 use contacthub_core::account::{self, Pivot, FRANCECONNECT};
 use contacthub_core::limits::quote;
 use contacthub_core::pb::{self, event::Payload};
-use contacthub_core::render::{channel_fr, status_fr};
+use contacthub_core::render::status_fr;
 use contacthub_proto::ts;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,11 +83,13 @@ pub struct Mine {
     /// The service handling it, by name.
     pub service: String,
     pub status_fr: &'static str,
-    /// How it was made (« Téléphone », « Courrier »…).
+    /// How it was made (« par téléphone », « à l'accueil de la mairie »…).
     pub channel_fr: &'static str,
     pub opened_us: Option<i64>,
     pub due_us: Option<i64>,
     pub answered_us: Option<i64>,
+    /// How the written answer went (« par courrier »…), once answered.
+    pub answered_by: &'static str,
     pub closed_us: Option<i64>,
     pub follow_up_code: String,
 }
@@ -333,10 +335,15 @@ impl App {
             subject: r.subject.clone(),
             service: commune.service_name(&r.service).to_string(),
             status_fr: status_fr(r.status),
-            channel_fr: channel_fr(r.channel),
+            channel_fr: how(r.channel),
             opened_us: micros(&r.opened_at),
             due_us: micros(&r.due_at),
             answered_us: micros(&r.answered_at),
+            answered_by: if r.answered_at.is_some() {
+                how(r.answer_channel)
+            } else {
+                ""
+            },
             closed_us: micros(&r.closed_at),
             reference: r.reference,
         }
@@ -402,7 +409,7 @@ impl App {
                     .as_ref()
                     .or(a.composed_at.as_ref())
                     .and_then(ts::to_micros),
-                channel_fr: channel_fr(a.channel),
+                channel_fr: how(a.channel),
                 subject: a.subject,
                 text: a.text,
                 letter,
@@ -493,6 +500,19 @@ impl App {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// How something reached the town hall or the person, in the person's words.
+fn how(channel: i32) -> &'static str {
+    match pb::Channel::try_from(channel).unwrap_or(pb::Channel::Unspecified) {
+        pb::Channel::Phone => "par téléphone",
+        pb::Channel::Courrier => "par courrier",
+        pb::Channel::WebForm => "en ligne",
+        pb::Channel::Sms => "par SMS",
+        pb::Channel::Email => "par courriel",
+        pb::Channel::Desk => "à l'accueil de la mairie",
+        pb::Channel::BackOffice | pb::Channel::Unspecified => "auprès de la mairie",
     }
 }
 

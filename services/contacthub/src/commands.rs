@@ -294,6 +294,14 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         .await
         .with_context(|| format!("binding the citizens' space to {}", a.portal_listen))?;
     let portal_addr = portal_listener.local_addr()?;
+    // The demo's people sign in to their space with the demo's FranceConnect, served beside
+    // it (only with --demo, and only where the space is this machine's).
+    let demo_portal =
+        (a.demo && portal_addr.ip().is_loopback()).then(|| format!("{scheme}://{portal_addr}"));
+    let tenants = match &demo_portal {
+        Some(portal) => Arc::new(crate::demo_issuer::configure(&tenants, portal)),
+        None => tenants,
+    };
     let metrics_listener = tokio::net::TcpListener::bind(a.metrics_listen)
         .await
         .with_context(|| format!("binding the metrics endpoint to {}", a.metrics_listen))?;
@@ -337,7 +345,15 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         Duration::from_secs(1),
     );
     server.start_web(web_listener);
-    server.start_portal(portal_listener);
+    let beside = match &demo_portal {
+        Some(portal) => Some(crate::demo_issuer::router(
+            portal,
+            server.app.tenants().clone(),
+            crate::demo::franceconnect_people(server.app.clone()),
+        )?),
+        None => None,
+    };
+    server.start_portal(portal_listener, beside);
     server.start_metrics(metrics_listener)?;
     if a.demo {
         crate::demo::load_demo(&server.app, a.demo_seed, a.demo_people).await?;

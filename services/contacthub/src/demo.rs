@@ -103,7 +103,7 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
     let requests = demo_requests(&timed, &clock, 20)
         .await
         .map_err(|e| anyhow::anyhow!("opening the demo's requests: {e}"))?;
-    let accounts = demo_accounts(app, 20)
+    let accounts = demo_accounts(app, ACCOUNTS_PER_COMMUNE)
         .await
         .map_err(|e| anyhow::anyhow!("signing the demo's people in: {e}"))?;
     tracing::info!(accounts, "demo: people signed in to the citizens' space");
@@ -142,10 +142,16 @@ const HOUR_US: i64 = 3_600_000_000;
 /// latest written contact of the first citizens of each commune, in every state (see
 /// `demo_request_state`; the old ones overdue), and one collective request gathering three
 /// open ones of each commune.
-/// The identity FranceConnect would give for demo record `c`: theirs exactly, or with a
-/// second given name the record lacks (`other`: no record matches it exactly).
+/// The identity FranceConnect would give for demo record `c` (an adult's): theirs exactly,
+/// or with a second given name the record lacks (`other`: no record matches it exactly).
 pub fn demo_pivot(c: &pb::Citizen, other: bool) -> Option<contacthub_core::account::Pivot> {
     let i = c.identity.clone()?;
+    // FranceConnect is for adults: a child's record is not signed in.
+    let born = chrono::NaiveDate::parse_from_str(&i.birth_date, "%Y-%m-%d").ok()?;
+    let adult = born.checked_add_months(chrono::Months::new(18 * 12))?;
+    if adult > chrono::Utc::now().date_naive() {
+        return None;
+    }
     let family = if i.birth_name.is_empty() {
         i.usage_name.clone()
     } else {
@@ -169,6 +175,75 @@ pub fn demo_pivot(c: &pb::Citizen, other: bool) -> Option<contacthub_core::accou
 pub fn demo_subject(citizen: &str) -> String {
     format!("demo-{citizen}")
 }
+
+/// The people of the demo's FranceConnect (`demo_issuer`) in commune `tenant`: the records
+/// the demo signed in (their identity is their record's, or has a given name more), and one
+/// person the town hall has no record of.
+pub fn franceconnect_people(app: contacthub_app::App) -> crate::demo_issuer::People {
+    Arc::new(move |tenant: &str| {
+        let Some(t) = app.tenants().get(tenant) else {
+            return Vec::new();
+        };
+        let scope = Scope::system(System::Demo, tenant);
+        let mut out = Vec::new();
+        for k in 1..=ACCOUNTS_PER_COMMUNE {
+            let (linked, proposed) = (k % 4 == 1, k == 2);
+            if !linked && !proposed {
+                continue;
+            }
+            let id = format!("{}-{k:06}", t.prefix);
+            let Some(pivot) = app
+                .citizen(&scope, &id)
+                .ok()
+                .and_then(|c| demo_pivot(&c, proposed))
+            else {
+                continue;
+            };
+            out.push(person(&pivot, &demo_subject(&id)));
+        }
+        let stranger = contacthub_core::account::Pivot {
+            given_names: "Camille Andrée".into(),
+            family_name: "Nouvel".into(),
+            birth_date: "1991-04-23".into(),
+            birth_country: "99100".into(),
+            gender: "female".into(),
+            ..Default::default()
+        };
+        out.push(person(&stranger, &format!("demo-{tenant}-nouvelle")));
+        out
+    })
+}
+
+/// A person of the demo's FranceConnect: how the page names them, and their claims.
+fn person(p: &contacthub_core::account::Pivot, sub: &str) -> crate::demo_issuer::Person {
+    let day = chrono::NaiveDate::parse_from_str(&p.birth_date, "%Y-%m-%d")
+        .map(|d| d.format("%d/%m/%Y").to_string())
+        .unwrap_or_default();
+    let mut claims = serde_json::Map::new();
+    for (k, v) in [
+        ("sub", sub),
+        ("given_name", &p.given_names),
+        ("family_name", &p.family_name),
+        ("birthdate", &p.birth_date),
+        ("birthplace", &p.birth_place),
+        ("birthcountry", &p.birth_country),
+        ("gender", &p.gender),
+        ("preferred_username", &p.usage_name),
+    ] {
+        claims.insert(k.into(), serde_json::Value::String(v.to_string()));
+    }
+    crate::demo_issuer::Person {
+        label: format!(
+            "{} {}, né(e) le {day}",
+            p.given_names,
+            p.family_name.to_uppercase()
+        ),
+        claims,
+    }
+}
+
+/// Records of each commune among which the demo signs people in to the space.
+const ACCOUNTS_PER_COMMUNE: usize = 20;
 
 /// Each commune's code and prefix.
 fn communes(app: &contacthub_app::App) -> Vec<(String, String)> {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod courrier;
 pub mod demo;
+pub mod demo_issuer;
 pub mod request;
 pub mod server;
 pub mod telemetry;

@@ -330,13 +330,14 @@ impl Server {
         });
     }
 
-    /// Starts the citizens' space on `listener`.
-    pub fn start_portal(&mut self, listener: TcpListener) {
+    /// Starts the citizens' space on `listener`, with `beside` on the same port (the demo's
+    /// identity provider).
+    pub fn start_portal(&mut self, listener: TcpListener, beside: Option<axum::Router>) {
         let s = stopped(self.stop.subscribe());
         let app = self.app.clone();
         let listener = Listener::new(listener, self.tls.as_ref());
         self.tasks.spawn(async move {
-            let r = contacthub_web::portal::serve(listener, app, s).await;
+            let r = contacthub_web::portal::serve(listener, app, s, beside).await;
             ("citizens' space", r.map_err(|e| e.to_string()))
         });
     }

@@ -93,6 +93,14 @@ fn default_acr() -> String {
     "eidas1".into()
 }
 
+impl FranceConnect {
+    /// The claims asked when the communes file names none: the « identité pivot », the usage
+    /// name and the e-mail address.
+    pub fn default_scopes() -> Vec<String> {
+        default_fc_scopes()
+    }
+}
+
 fn default_fc_scopes() -> Vec<String> {
     [
         "openid",
@@ -658,6 +666,13 @@ impl Tenants {
     /// The six communes of the syndicate.
     pub fn builtin() -> Self {
         Self::from_toml(DEFAULT_COMMUNES).expect("the shipped communes.toml is valid")
+    }
+
+    /// Gives commune `code` the FranceConnect client `fc` (the demo's provider).
+    pub fn set_franceconnect(&mut self, code: &str, fc: FranceConnect) {
+        if let Some(t) = self.by_code.get_mut(code) {
+            t.franceconnect = Some(fc);
+        }
     }
 
     /// Gives commune `code` the logo `bytes` (its `logo_file`'s content): at most 1 MiB, and

@@ -29,6 +29,7 @@ pub struct MineView {
     pub opened: String,
     pub due: String,
     pub answered: String,
+    pub answered_by: &'static str,
     pub closed: String,
     pub code: String,
     pub url: String,
@@ -47,6 +48,7 @@ impl MineView {
             opened: date(m.opened_us),
             due: date(m.due_us),
             answered: date(m.answered_us),
+            answered_by: m.answered_by,
             closed: date(m.closed_us),
             code: m.follow_up_code.clone(),
         }

@@ -275,11 +275,13 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// Serves the space on `listener` until `shutdown` completes.
+/// Serves the space on `listener` until `shutdown` completes, with `beside` (the demo's
+/// identity provider) on the same port.
 pub async fn serve(
     listener: contacthub_tls::Listener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    beside: Option<Router>,
 ) -> Result<(), crate::Error> {
     let state = Arc::new(Space {
         app,
@@ -287,5 +289,9 @@ pub async fn serve(
         starts: crate::signin::Starts::default(),
         tls: listener.scheme() == "https",
     });
-    crate::serve_router(listener, router(state), shutdown).await
+    let routes = match beside {
+        Some(other) => other.merge(router(state)),
+        None => router(state),
+    };
+    crate::serve_router(listener, routes, shutdown).await
 }

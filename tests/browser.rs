@@ -1550,7 +1550,8 @@ async fn a_citizen_follows_a_request_in_the_browser() {
 
 /// « Mon compte citoyen » in the browser, on a phone-sized window: the communes, Givors's
 /// home, FranceConnect (the tests' issuer in its shape) and back signed in, one's requests,
-/// one of them, signing out at FranceConnect too. axe-core on every page.
+/// one of them, a message about it with a scan — on the accueil's desk at once —, signing out
+/// at FranceConnect too. axe-core on every page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     let Some((webdriver, axe)) = webdriver_and_axe() else {
@@ -1617,6 +1618,67 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
         "{page}"
     );
     review(&c, "espace-demande", &axe).await;
+
+    // She writes about it with a scan; the accueil's desk, open on her page in another window,
+    // sees her message come in without a reload.
+    let space = c.window().await.unwrap();
+    let desk = c.new_window(false).await.unwrap().handle;
+    c.switch_to_window(desk.clone()).await.unwrap();
+    c.goto(&format!(
+        "{}/connexion?suite=/citoyens/69091/GIV-000900",
+        hub.web
+    ))
+    .await
+    .unwrap();
+    click(&c, "form button[type=submit]").await;
+    until_text(&c, "her page on the desk", |t| t.contains("Historique")).await;
+    c.execute("window.__notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.switch_to_window(space.clone()).await.unwrap();
+    click(&c, "a.action").await;
+    until_text(&c, "the message form", |t| t.contains("Votre message")).await;
+    review(&c, "espace-ecrire", &axe).await;
+    fill(
+        &c,
+        "#message",
+        "Le trottoir est toujours défoncé, voici une photo.",
+    )
+    .await;
+    let scan = profiles.path().join("trottoir.pdf");
+    std::fs::write(&scan, b"%PDF-1.4\ntrottoir\n%%EOF\n").unwrap();
+    c.find(Locator::Css("#documents"))
+        .await
+        .unwrap()
+        .send_keys(&scan.display().to_string())
+        .await
+        .unwrap();
+    click(&c, "form[action='/givors/ecrire'] button[type=submit]").await;
+    let sent = until_text(&c, "the message sent", |t| {
+        t.contains("Votre message a été envoyé")
+    })
+    .await;
+    assert!(
+        sent.contains("voici une photo") && sent.contains("trottoir.pdf"),
+        "{sent}"
+    );
+    review(&c, "espace-message-envoye", &axe).await;
+    c.switch_to_window(desk).await.unwrap();
+    until_text(&c, "her message on the desk, live", |t| {
+        t.contains("Message écrit sur l'espace citoyen")
+    })
+    .await;
+    let live = c
+        .execute("return window.__notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        live,
+        serde_json::Value::Bool(true),
+        "the desk was not reloaded"
+    );
+    c.switch_to_window(space).await.unwrap();
     click(&c, "a[href^='/givors/deconnexion']").await;
     let out = until_text(&c, "signed out", |t| t.contains("Vous êtes déconnecté")).await;
     assert!(!out.contains("Mes demandes"), "{out}");

@@ -39,6 +39,7 @@ fn social_aid_form(at_us: i64, sha256: &str) -> pb::Event {
         Payload::WebForm(pb::WebForm {
             form_slug: "aide-sociale".into(),
             submission_id: "AS-2026-77".into(),
+            signed_in: false,
         }),
         party_phone("06 12 34 56 78"),
     );

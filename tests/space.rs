@@ -373,6 +373,173 @@ async fn space(backend: Backend) {
     .await;
     assert_eq!(status, 401);
 
+    // « Écrire à la mairie »: Marie writes about her request, with a scan; the message joins
+    // it, in her timeline for the agents, and comes back on her request's page.
+    let form = |csrf: &str, reference: &str, text: &str, file: Option<(&str, Vec<u8>)>| {
+        let mut f = reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_string())
+            .text("cle", format!("cle-{text}"))
+            .text("demande", reference.to_string())
+            .text("domaine", (pb::Category::EtatCivil as i32).to_string())
+            .text("objet", "Copie d'acte de naissance")
+            .text("message", text.to_string());
+        if let Some((name, bytes)) = file {
+            f = f.part(
+                "documents",
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+            );
+        }
+        f
+    };
+    let write = |session: &str, f: reqwest::multipart::Form| {
+        http.post(format!("{}/givors/ecrire", hub.portal))
+            .header("cookie", format!("contacthub_espace={session}"))
+            .multipart(f)
+            .send()
+    };
+    let (status, blank) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/ecrire?demande={hers}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{blank}");
+    assert!(
+        blank.contains(&format!("<option value=\"{hers}\" selected>")),
+        "{blank}"
+    );
+    let csrf = csrf_of(&blank);
+    let scan = b"%PDF-1.4\nfacture\n%%EOF\n".to_vec();
+    let r = write(
+        &marie_session,
+        form(
+            &csrf,
+            &hers,
+            "Le lampadaire clignote encore.",
+            Some(("C:\\scans\\photo lampadaire.pdf", scan.clone())),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(location(&r), format!("/givors/demandes/{hers}?envoye=1"));
+    let (_, detail) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{hers}?envoye=1"),
+    )
+    .await;
+    assert!(
+        detail.contains("Votre message a été envoyé")
+            && detail.contains("Le lampadaire clignote encore."),
+        "{detail}"
+    );
+    assert!(detail.contains("photo lampadaire.pdf"), "{detail}");
+    let r = http
+        .get(format!("{}/givors/demandes/{hers}/documents/0", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), scan);
+    let line = hub
+        .timeline_of(GIVORS, &marie_id)
+        .into_iter()
+        .find(|e| e.kind == "web_form")
+        .expect("her message in her timeline");
+    assert_eq!(line.request_id, hers);
+    assert_eq!(line.attachments.len(), 1);
+    let request = hub.store.request(GIVORS, &hers).unwrap().unwrap();
+    assert!(request.contacts.contains(&line.event_id));
+    // The same form sent twice is one message.
+    let r = write(
+        &marie_session,
+        form(
+            &csrf,
+            &hers,
+            "Le lampadaire clignote encore.",
+            Some(("photo lampadaire.pdf", scan.clone())),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let messages = hub
+        .timeline_of(GIVORS, &marie_id)
+        .into_iter()
+        .filter(|e| e.kind == "web_form")
+        .count();
+    assert_eq!(messages, 1);
+    // A new matter: a request of the état civil, hers.
+    let r = write(
+        &marie_session,
+        form(
+            &csrf,
+            "",
+            "Je voudrais une copie intégrale de mon acte.",
+            None,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let new = location(&r);
+    let new_ref = new
+        .trim_start_matches("/givors/demandes/")
+        .trim_end_matches("?envoye=1")
+        .to_string();
+    let opened = hub
+        .store
+        .request(GIVORS, &new_ref)
+        .unwrap()
+        .expect("a new request");
+    assert_eq!(opened.service, "etat-civil");
+    assert_eq!(opened.requesters, vec![marie_id.clone()]);
+    assert_eq!(opened.subject, "Copie d'acte de naissance");
+    // Refused: a file that is no PDF or image, another's request, a form without its token.
+    let r = write(
+        &marie_session,
+        form(
+            &csrf,
+            &hers,
+            "Voici",
+            Some(("virus.pdf", b"MZ\x90\x00".to_vec())),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("ni un PDF ni une image"));
+    let (_, his_form) = page(&http, &hub, &paul_session, "/givors/ecrire").await;
+    assert!(!his_form.contains(&hers), "{his_form}");
+    let r = write(
+        &paul_session,
+        form(&csrf_of(&his_form), &hers, "Intrus", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = write(
+        &marie_session,
+        form("pas-le-bon", &hers, "Sans jeton", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    // Paul may not read Marie's document either.
+    let (status, _) = page(
+        &http,
+        &hub,
+        &paul_session,
+        &format!("/givors/demandes/{hers}/documents/0"),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.
     let (status, _) = page(

@@ -643,6 +643,7 @@ pub fn web_form(tenant: &str, id: &str, phone: &str, email: &str, when: i64) -> 
     let payload = Payload::WebForm(pb::WebForm {
         form_slug: "acte-naissance".into(),
         submission_id: id.into(),
+        signed_in: false,
     });
     let mut party = party_phone(phone);
     party.email = email.into();

@@ -216,6 +216,7 @@ impl WebForm {
         let payload = Payload::WebForm(pb::WebForm {
             form_slug: slug.to_string(),
             submission_id: sid.to_string(),
+            signed_in: false,
         });
         let mut event = contact(
             &tenant.code,

@@ -104,6 +104,19 @@ pub struct LinkAccount {
     pub citizen_id: String,
 }
 
+/// A signed-in person's message to the town hall (« Écrire à la mairie »).
+#[derive(Debug, Clone, Default)]
+pub struct WriteToTownHall {
+    /// One of their open requests; empty: a new matter in `category`, titled `subject`.
+    pub reference: String,
+    pub category: Category,
+    pub subject: String,
+    pub text: String,
+    pub attachments: Vec<crate::space::Upload>,
+    /// The same key twice makes one message (a form sent twice).
+    pub idempotency_key: String,
+}
+
 /// Two records an agent says are different people.
 #[derive(Debug, Clone, Default)]
 pub struct DismissDuplicate {

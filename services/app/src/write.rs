@@ -61,6 +61,14 @@ impl App {
     /// each has its own method with its checks.
     pub async fn append_contacts(&self, actor: System, events: &[Event]) -> Result<Vec<Appended>> {
         actor.allowed(&[System::Adapters, System::Demo], "record contacts")?;
+        // Only the citizens' space says a person signed in wrote a message.
+        if events.iter().any(|e| {
+            matches!(&e.payload, Some(contacthub_core::pb::event::Payload::WebForm(w)) if w.signed_in)
+        }) {
+            return Err(Error::Forbidden(
+                "un formulaire reçu par les adaptateurs ne vient pas de l'espace citoyen".into(),
+            ));
+        }
         self.append_and_wait(events).await
     }
 

@@ -508,6 +508,7 @@ fn person_events(
                 let payload = Payload::WebForm(pb::WebForm {
                     form_slug: slug.into(),
                     submission_id: sid.clone(),
+                    signed_in: false,
                 });
                 let mut party = by_mail();
                 party.citizen_id = p.citizen_id.clone();

@@ -89,6 +89,15 @@ pub fn channel_of(payload: &Payload) -> Channel {
     }
 }
 
+/// Whether the event's party is what its sender declared (an online form's: its citizen id is
+/// a claim), rather than what the hub knows (a person signed in to the citizens' space, an
+/// agent's entry).
+pub fn declared_by_sender(event: &Event) -> bool {
+    event.channel == Channel::WebForm as i32
+        && event.direction == crate::pb::Direction::Inbound as i32
+        && !matches!(&event.payload, Some(Payload::WebForm(w)) if w.signed_in)
+}
+
 /// Whether the payload is a contact with a citizen (as opposed to bookkeeping).
 pub fn is_contact(payload: &Payload) -> bool {
     channel_of(payload) != Channel::BackOffice

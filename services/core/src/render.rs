@@ -41,7 +41,10 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
             f.chrono = c.chrono.clone();
             f.service = c.addressed_to_service.clone();
         }
-        Payload::WebForm(w) => f.form_slug = w.form_slug.clone(),
+        Payload::WebForm(w) => {
+            f.form_slug = w.form_slug.clone();
+            f.from_space = w.signed_in;
+        }
         Payload::Sms(s) => f.sms_segments = s.segments,
         Payload::Email(m) => f.in_thread = !m.in_reply_to.is_empty(),
         Payload::DeskVisit(d) => {
@@ -152,6 +155,7 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             }
             s
         }
+        "web_form" if f.from_space => "Message écrit sur l'espace citoyen".into(),
         "web_form" => format!("Démarche en ligne « {} »", f.form_slug),
         "sms" => {
             let mut t = way("SMS reçu", "SMS envoyé");

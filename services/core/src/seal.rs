@@ -61,13 +61,13 @@ impl Keys for NoKeys {
 /// (`c/COMMUNE/ID`), else its own (`e/EVENT-ID`), as is a request several people make. An
 /// erasure destroys the person's own key and the keys of events that are theirs alone.
 ///
-/// A citizen id the sender wrote itself (an online form's) is not the writer's knowledge:
+/// A citizen id the sender wrote itself (an online form's; not a signed-in person's message
+/// of the citizens' space) is not the writer's knowledge:
 /// such a contact has its own key. Otherwise anyone could seal their form with a stranger's
 /// key by naming their id, and that key would outlive the stranger's erasure for as long as
 /// the form's record lives.
 pub fn subject(event: &Event) -> String {
-    let declared = event.channel == crate::pb::Channel::WebForm as i32
-        && event.direction == crate::pb::Direction::Inbound as i32;
+    let declared = crate::event::declared_by_sender(event);
     let party = event
         .personal
         .as_ref()

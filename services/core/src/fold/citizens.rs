@@ -310,7 +310,7 @@ pub fn declared_kind(kind: &str) -> &'static str {
 /// online form (anyone may type any name, number, e-mail or citizen id into one). A call or an
 /// SMS comes from its number, an e-mail from its mailbox; an agent wrote the others.
 pub(crate) fn self_declared(e: &pb::Event) -> bool {
-    e.channel == pb::Channel::WebForm as i32 && e.direction == pb::Direction::Inbound as i32
+    crate::event::declared_by_sender(e)
 }
 
 /// A waiting contact attached by an agent: its entry goes to the citizen's timeline.
@@ -733,6 +733,7 @@ mod tests {
             Payload::WebForm(pb::WebForm {
                 form_slug: "x".into(),
                 submission_id: id.into(),
+                signed_in: false,
             }),
             pb::Party {
                 citizen_id: citizen_id.into(),

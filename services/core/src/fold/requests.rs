@@ -172,8 +172,9 @@ fn quoted_reference(text: &str, prefix: &str) -> Option<String> {
     None
 }
 
-/// Links a new contact to the open request it belongs to: one whose reference it quotes
-/// (subject or text), or whose e-mail thread it continues. Returns the reference.
+/// Links a new contact to the open request it belongs to: the one a signed-in person wrote it
+/// for on the citizens' space, one whose reference it quotes (subject or text), or whose
+/// e-mail thread it continues. Returns the reference.
 pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Result<Option<String>> {
     let e = v.event;
     let tenant = &e.tenant;
@@ -188,7 +189,15 @@ pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Resul
             .map(|r| String::from_utf8_lossy(&r).into_owned()),
         _ => None,
     };
-    for reference in quoted.into_iter().chain(threaded) {
+    // A person signed in to the citizens' space wrote it for one of their requests (the
+    // application layer checked it is theirs).
+    let written_for = match v.payload {
+        Payload::WebForm(w) if w.signed_in && !e.request_id.is_empty() => {
+            Some(e.request_id.clone())
+        }
+        _ => None,
+    };
+    for reference in written_for.into_iter().chain(quoted).chain(threaded) {
         let Some(mut r) = get_msg::<Request>(kv, &keys::request(tenant, &reference))? else {
             continue;
         };

@@ -82,7 +82,12 @@ pub struct ReceivedView {
 #[template(path = "espace_demande.html")]
 pub struct RequestPage {
     pub site: Site,
+    pub notice: String,
     pub request: MineView,
+    /// What the person wrote: date, how, text.
+    pub messages: Vec<(String, &'static str, String)>,
+    /// Where to write about it (empty once closed).
+    pub write: String,
     pub answers: Vec<ReceivedView>,
     /// Name, kind and address of each document.
     pub documents: Vec<(String, String, String)>,
@@ -212,7 +217,7 @@ pub async fn sign_in(
 
 /// What the space says of an error: the application's own words where they are for the
 /// person (what they may not see, what does not exist), the desk's otherwise.
-fn said(e: Error) -> Failure {
+pub(crate) fn said(e: Error) -> Failure {
     match e {
         Error::NotFound(m) => Failure {
             status: StatusCode::NOT_FOUND,
@@ -361,7 +366,7 @@ pub async fn sign_out(
 }
 
 /// Whether `given` is `expected`, compared in constant time.
-fn same_token(given: &str, expected: &str) -> bool {
+pub(crate) fn same_token(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
         && given
             .bytes()
@@ -370,12 +375,13 @@ fn same_token(given: &str, expected: &str) -> bool {
             == 0
 }
 
-/// The signed-in person of commune `slug`'s site, or the page that says to sign in.
-fn signed_in(
-    space: &State,
+/// The commune of `slug` and the person signed in to its site, or the page that says to sign
+/// in.
+pub(crate) fn signed_in_to<'a>(
+    space: &'a State,
     headers: &HeaderMap,
     slug: &str,
-) -> Result<(Site, Session), Box<Response>> {
+) -> Result<(&'a Tenant, Session), Box<Response>> {
     let t = commune(space, slug)?;
     let Some((_, s)) = session_in(space, headers, t) else {
         return Err(Box::new(failure_on(
@@ -386,14 +392,25 @@ fn signed_in(
             },
         )));
     };
-    Ok((Site::of(t, Some(&s)), s))
+    Ok((t, s))
 }
 
 fn full_view(slug: &str, f: &MineInFull) -> RequestPage {
     let reference = url_encode(&f.request.reference);
     RequestPage {
         site: Site::default(),
+        notice: String::new(),
         request: MineView::of(slug, &f.request),
+        messages: f
+            .messages
+            .iter()
+            .map(|m| (m.at_us.map(day).unwrap_or_default(), m.how, m.text.clone()))
+            .collect(),
+        write: if f.request.open {
+            format!("/{slug}/ecrire?demande={reference}")
+        } else {
+            String::new()
+        },
         answers: f
             .answers
             .iter()
@@ -432,20 +449,33 @@ fn kind_fr(media_type: &str) -> &'static str {
     }
 }
 
+#[derive(Deserialize)]
+pub struct RequestQuery {
+    /// Set when the person comes from sending a message about it.
+    #[serde(default)]
+    envoye: Option<String>,
+}
+
 /// `GET /{commune}/demandes/{reference}`: one of the person's requests.
 pub async fn request(
     Axum(space): Axum<State>,
     Path((slug, reference)): Path<(String, String)>,
     headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
 ) -> Response {
-    let (site, s) = match signed_in(&space, &headers, &slug) {
+    let (t, s) = match signed_in_to(&space, &headers, &slug) {
         Ok(x) => x,
         Err(res) => return *res,
     };
+    let site = Site::of(t, Some(&s));
     match space.app.my_request(&s.citizen, &reference) {
         Ok(full) => {
             let mut page = full_view(&slug, &full);
             page.site = site;
+            if q.envoye.is_some() {
+                page.notice =
+                    "Votre message a été envoyé à la mairie. Il figure ci-dessous.".into();
+            }
             render(&page)
         }
         Err(e) => failure_on(site, said(e)),
@@ -458,10 +488,11 @@ pub async fn document(
     Path((slug, reference, n)): Path<(String, String, usize)>,
     headers: HeaderMap,
 ) -> Response {
-    let (site, s) = match signed_in(&space, &headers, &slug) {
+    let (t, s) = match signed_in_to(&space, &headers, &slug) {
         Ok(x) => x,
         Err(res) => return *res,
     };
+    let site = Site::of(t, Some(&s));
     match space.app.my_document(&s.citizen, &reference, n).await {
         Ok((a, name, bytes)) => {
             let kind = HeaderValue::from_str(&a.media_type)

@@ -6,6 +6,7 @@
 //! Handlers translate only, like the desk's: [`contacthub_app::space`] decides.
 
 pub mod account;
+pub mod message;
 pub mod sessions;
 
 use crate::view::day;
@@ -253,6 +254,16 @@ pub fn router(state: State) -> Router {
             ),
         )
         .route("/{commune}/demandes/{reference}", get(account::request))
+        .route(
+            "/{commune}/ecrire",
+            get(message::form)
+                .post(message::send)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    (contacthub_app::space::MAX_ATTACHMENTS as u64
+                        * contacthub_app::space::MAX_ATTACHMENT_BYTES
+                        + 1024 * 1024) as usize,
+                )),
+        )
         .route(
             "/{commune}/demandes/{reference}/documents/{n}",
             get(account::document),

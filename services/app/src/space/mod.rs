@@ -3,15 +3,20 @@
 //! pivot » is exactly one record's (an `account_linked` event with its evidence), else it is
 //! proposed to the agents (« à rattacher »), who link it — never an automatic merge. A
 //! signed-in person is a [`Citizen`], made here only: every query of the space takes one and
-//! reads nothing but that person's own requests, answers and documents.
+//! reads nothing but that person's own requests, answers and documents ([`requests`]), and
+//! writes nothing but their messages to the town hall ([`message`]).
+
+mod message;
+mod requests;
+
+pub use message::{Upload, ACCEPTED, MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES};
+pub use requests::{Mine, MineInFull, Received, Sent};
 
 use crate::auth::Scope;
 use crate::{commands, oidc, App, Error, Result};
 use contacthub_core::account::{self, Pivot, FRANCECONNECT};
 use contacthub_core::limits::quote;
 use contacthub_core::pb::{self, event::Payload};
-use contacthub_core::render::status_fr;
-use contacthub_proto::ts;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -73,45 +78,6 @@ pub enum Standing {
     Linked(String),
     /// Waiting for an agent: « votre compte sera rattaché par la mairie ».
     Waiting,
-}
-
-/// One of a person's requests as their space shows it: French words, times in µs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mine {
-    pub reference: String,
-    pub subject: String,
-    /// The service handling it, by name.
-    pub service: String,
-    pub status_fr: &'static str,
-    /// How it was made (« par téléphone », « à l'accueil de la mairie »…).
-    pub channel_fr: &'static str,
-    pub opened_us: Option<i64>,
-    pub due_us: Option<i64>,
-    pub answered_us: Option<i64>,
-    /// How the written answer went (« par courrier »…), once answered.
-    pub answered_by: &'static str,
-    pub closed_us: Option<i64>,
-    pub follow_up_code: String,
-}
-
-/// A written answer a person received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub at_us: Option<i64>,
-    pub channel_fr: &'static str,
-    pub subject: String,
-    pub text: String,
-    /// The letter's number among the request's documents, when it went by post.
-    pub letter: Option<usize>,
-}
-
-/// One request of a person, whole: its answers and the documents of it they may download
-/// (what they sent, the letters they were sent), numbered as [`App::my_document`] takes them.
-#[derive(Debug, Clone)]
-pub struct MineInFull {
-    pub request: Mine,
-    pub answers: Vec<Received>,
-    pub documents: Vec<(pb::Attachment, String)>,
 }
 
 impl App {
@@ -241,7 +207,7 @@ impl App {
         let now = self.now();
         let event = if let [(citizen, evidence)] = exact.as_slice() {
             let mut e = self.internal_event(
-                "espace-citoyen",
+                message::SOURCE,
                 tenant,
                 &format!("link/{account}/{now}"),
                 "",
@@ -261,7 +227,7 @@ impl App {
             candidates.extend(resembling);
             candidates.truncate(CANDIDATES_KEPT);
             let mut e = self.internal_event(
-                "espace-citoyen",
+                message::SOURCE,
                 tenant,
                 &format!("propose/{account}/{now}"),
                 "",
@@ -296,7 +262,7 @@ impl App {
     }
 
     /// The record the person's account is linked to, or why they cannot read it yet.
-    fn own_record(&self, c: &Citizen) -> Result<String> {
+    pub(crate) fn own_record(&self, c: &Citizen) -> Result<String> {
         match self.standing(c)? {
             Some(Standing::Linked(id)) => Ok(id),
             _ => Err(Error::Forbidden(
@@ -304,142 +270,6 @@ impl App {
                     .into(),
             )),
         }
-    }
-
-    /// Every request the person made (on any channel), most recent first.
-    pub fn my_requests(&self, c: &Citizen) -> Result<Vec<Mine>> {
-        let me = self.own_record(c)?;
-        let ids = self.store.members(&c.tenant, &me)?;
-        let commune = self.tenant(&c.tenant)?;
-        let mut out: Vec<(i64, Mine)> = self
-            .store
-            .requests(&c.tenant)?
-            .into_iter()
-            .filter(|r| r.requesters.iter().any(|x| ids.contains(x)))
-            .map(|r| {
-                let opened = r.opened_at.as_ref().and_then(ts::to_micros).unwrap_or(0);
-                (opened, self.mine(commune, r))
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then_with(|| b.1.reference.cmp(&a.1.reference))
-        });
-        Ok(out.into_iter().map(|(_, m)| m).collect())
-    }
-
-    fn mine(&self, commune: &contacthub_core::tenant::Tenant, r: pb::Request) -> Mine {
-        let micros = |t: &Option<contacthub_proto::Timestamp>| t.as_ref().and_then(ts::to_micros);
-        Mine {
-            follow_up_code: self.follow_up_code(&commune.code, &r.reference),
-            subject: r.subject.clone(),
-            service: commune.service_name(&r.service).to_string(),
-            status_fr: status_fr(r.status),
-            channel_fr: how(r.channel),
-            opened_us: micros(&r.opened_at),
-            due_us: micros(&r.due_at),
-            answered_us: micros(&r.answered_at),
-            answered_by: if r.answered_at.is_some() {
-                how(r.answer_channel)
-            } else {
-                ""
-            },
-            closed_us: micros(&r.closed_at),
-            reference: r.reference,
-        }
-    }
-
-    /// One of the person's requests, with its answers and documents; another's is « not
-    /// found », as is one that does not exist.
-    pub fn my_request(&self, c: &Citizen, reference: &str) -> Result<MineInFull> {
-        let me = self.own_record(c)?;
-        let ids = self.store.members(&c.tenant, &me)?;
-        let not_found =
-            || Error::NotFound(format!("vous n'avez pas de demande {}", quote(reference)));
-        if reference.len() > 40 {
-            return Err(not_found());
-        }
-        let r = self
-            .store
-            .request(&c.tenant, reference)?
-            .filter(|r| r.requesters.iter().any(|x| ids.contains(x)))
-            .ok_or_else(not_found)?;
-        let mut documents = Vec::new();
-        for contact in &r.contacts {
-            let Some(entry) = self.store.applied_entry(&c.tenant, contact)? else {
-                continue;
-            };
-            // What the person sent; the town hall's own papers of a contact stay with it.
-            if entry.direction != pb::Direction::Inbound as i32 {
-                continue;
-            }
-            let names = self
-                .store
-                .contact_detail(&c.tenant, contact)?
-                .map(|p| p.attachment_names)
-                .unwrap_or_default();
-            for (i, a) in entry.attachments.iter().enumerate() {
-                let name = names
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("pièce {}", documents.len() + 1));
-                documents.push((a.clone(), name));
-            }
-        }
-        let mut answers = Vec::new();
-        for a in self.store.request_answers(&c.tenant, &r.reference)? {
-            let delivered = a.status == pb::AnswerStatus::Delivered as i32;
-            if !delivered || !ids.contains(&a.citizen_id) {
-                continue;
-            }
-            let letter = (!a.pdf_sha256.is_empty()).then(|| {
-                documents.push((
-                    pb::Attachment {
-                        sha256: a.pdf_sha256.clone(),
-                        media_type: "application/pdf".into(),
-                        size_bytes: 0,
-                    },
-                    format!("Courrier de réponse {}.pdf", r.reference),
-                ));
-                documents.len() - 1
-            });
-            answers.push(Received {
-                at_us: a
-                    .delivered_at
-                    .as_ref()
-                    .or(a.composed_at.as_ref())
-                    .and_then(ts::to_micros),
-                channel_fr: how(a.channel),
-                subject: a.subject,
-                text: a.text,
-                letter,
-            });
-        }
-        let commune = self.tenant(&c.tenant)?;
-        Ok(MineInFull {
-            request: self.mine(commune, r),
-            answers,
-            documents,
-        })
-    }
-
-    /// Document `n` of the person's request `reference` ([`MineInFull::documents`]).
-    pub async fn my_document(
-        &self,
-        c: &Citizen,
-        reference: &str,
-        n: usize,
-    ) -> Result<(pb::Attachment, String, Vec<u8>)> {
-        let full = self.my_request(c, reference)?;
-        let (a, name) = full
-            .documents
-            .get(n)
-            .cloned()
-            .ok_or_else(|| Error::NotFound("cette demande n'a pas ce document".into()))?;
-        let (a, bytes) = self
-            .document(&[a], 0, "cette demande n'a pas ce document")
-            .await?;
-        Ok((a, name, bytes))
     }
 
     /// The accounts waiting for an agent of the scope's commune (« à rattacher »): for the
@@ -468,7 +298,7 @@ impl App {
                 ))
             })?;
         let mut e = self.internal_event(
-            "espace-citoyen",
+            message::SOURCE,
             tenant,
             &format!("agent-link/{}", r.proposal_event_id),
             &scope.agent_id(),
@@ -503,21 +333,8 @@ impl App {
     }
 }
 
-/// How something reached the town hall or the person, in the person's words.
-fn how(channel: i32) -> &'static str {
-    match pb::Channel::try_from(channel).unwrap_or(pb::Channel::Unspecified) {
-        pb::Channel::Phone => "par téléphone",
-        pb::Channel::Courrier => "par courrier",
-        pb::Channel::WebForm => "en ligne",
-        pb::Channel::Sms => "par SMS",
-        pb::Channel::Email => "par courriel",
-        pb::Channel::Desk => "à l'accueil de la mairie",
-        pb::Channel::BackOffice | pb::Channel::Unspecified => "auprès de la mairie",
-    }
-}
-
 /// The personal part of an event about `citizen` (sealed with their key).
-fn about(citizen: &str) -> pb::Personal {
+pub(crate) fn about(citizen: &str) -> pb::Personal {
     pb::Personal {
         party: Some(pb::Party {
             citizen_id: citizen.to_string(),

@@ -1679,6 +1679,16 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
         "the desk was not reloaded"
     );
     c.switch_to_window(space).await.unwrap();
+    c.goto(&format!("{}/givors/foyer", hub.portal))
+        .await
+        .unwrap();
+    until_text(&c, "her household", |t| t.contains("Ajouter une personne")).await;
+    review(&c, "espace-foyer", &axe).await;
+    c.goto(&format!("{}/givors/donnees", hub.portal))
+        .await
+        .unwrap();
+    until_text(&c, "her data", |t| t.contains("Télécharger mes données")).await;
+    review(&c, "espace-donnees", &axe).await;
     click(&c, "a[href^='/givors/deconnexion']").await;
     let out = until_text(&c, "signed out", |t| t.contains("Vous êtes déconnecté")).await;
     assert!(!out.contains("Mes demandes"), "{out}");

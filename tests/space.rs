@@ -540,6 +540,164 @@ async fn space(backend: Backend) {
     .await;
     assert_eq!(status, 404);
 
+    // « Mon foyer »: Marie is the parent of Léa (10) and lives with Jean (an adult): she sees
+    // Léa's requests, never Jean's; she asks to add a child, with the livret de famille.
+    let lea = record(&hub, "Martin", "", "Léa", "2016-03-01").await;
+    let jean = record(&hub, "Martin", "", "Jean", "1979-01-01").await;
+    for (who, role) in [(&marie_id, "parent"), (&lea, "enfant"), (&jean, "conjoint")] {
+        hub.hub
+            .set_household_member(
+                &hub.scope(GIVORS),
+                &commands::SetHouseholdMember {
+                    household_id: "FOYER-MARTIN".into(),
+                    citizen_id: who.clone(),
+                    role: role.into(),
+                    member: true,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let leas = request_of(
+        &hub,
+        &lea,
+        "Inscription à la cantine",
+        "services-techniques",
+    )
+    .await;
+    let jeans = request_of(&hub, &jean, "Permis de construire", "services-techniques").await;
+    let (_, home) = page(&http, &hub, &marie_session, "/givors/").await;
+    assert!(home.contains(&leas) && home.contains("pour Léa"), "{home}");
+    assert!(
+        !home.contains(&jeans),
+        "an adult's requests are his own: {home}"
+    );
+    let (status, _) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{jeans}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, detail) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{leas}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(detail.contains("Léa"), "{detail}");
+    let (_, foyer) = page(&http, &hub, &marie_session, "/givors/foyer").await;
+    assert!(
+        foyer.contains("Léa Martin — enfant : vous suivez ses demandes"),
+        "{foyer}"
+    );
+    assert!(
+        foyer.contains("Jean Martin — conjoint") && foyer.contains("(vous)"),
+        "{foyer}"
+    );
+    let ask = reqwest::multipart::Form::new()
+        .text("csrf", csrf_of(&foyer))
+        .text("cle", "ajout-1")
+        .text("lien", "enfant")
+        .text("prenoms", "Noé")
+        .text("nom", "Martin")
+        .text("naissance", "2025-05-02")
+        .part(
+            "documents",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4\nlivret\n%%EOF\n".to_vec())
+                .file_name("livret.pdf"),
+        );
+    let r = http
+        .post(format!("{}/givors/foyer", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .multipart(ask)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let asked = location(&r);
+    let asked = asked
+        .trim_start_matches("/givors/demandes/")
+        .trim_end_matches("?envoye=1");
+    let asked = hub
+        .store
+        .request(GIVORS, asked)
+        .unwrap()
+        .expect("the request for the accueil");
+    assert_eq!(asked.service, "accueil");
+    assert!(
+        asked.subject.contains("Noé Martin (enfant)"),
+        "{}",
+        asked.subject
+    );
+    // Nothing changed in the household until an agent does it.
+    let (_, foyer) = page(&http, &hub, &marie_session, "/givors/foyer").await;
+    assert!(!foyer.contains("Noé"), "{foyer}");
+
+    // « Mes données »: her export, and a request to the data protection officer's office.
+    let r = http
+        .get(format!("{}/givors/donnees/mes-donnees.zip", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let zip = r.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("donnees.json").unwrap(), &mut json)
+        .unwrap();
+    assert!(json.contains(&marie_id) && json.contains("Le lampadaire clignote encore."));
+    assert!(
+        !json.contains("Permis de construire"),
+        "Jean's request is not hers"
+    );
+    let (_, donnees) = page(&http, &hub, &marie_session, "/givors/donnees").await;
+    let r = http
+        .post(format!("{}/givors/donnees/effacement", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .form(&[
+            ("csrf", csrf_of(&donnees)),
+            ("cle", "eff-1".into()),
+            ("precisions", "Je déménage.".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let erasure = location(&r);
+    let erasure = erasure
+        .trim_start_matches("/givors/demandes/")
+        .trim_end_matches("?envoye=1");
+    let erasure = hub.store.request(GIVORS, erasure).unwrap().unwrap();
+    assert_eq!(erasure.service, "dpo");
+    assert!(
+        hub.store
+            .citizen(GIVORS, &marie_id)
+            .unwrap()
+            .unwrap()
+            .erased
+            .is_none(),
+        "asked, not erased"
+    );
+    // Paul can download only his own.
+    let r = http
+        .get(format!("{}/givors/donnees/mes-donnees.zip", hub.portal))
+        .header("cookie", format!("contacthub_espace={paul_session}"))
+        .send()
+        .await
+        .unwrap();
+    let zip = r.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec())).unwrap();
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("donnees.json").unwrap(), &mut json)
+        .unwrap();
+    assert!(json.contains(&paul_id) && !json.contains(&marie_id));
+
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.
     let (status, _) = page(

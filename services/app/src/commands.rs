@@ -117,6 +117,21 @@ pub struct WriteToTownHall {
     pub idempotency_key: String,
 }
 
+/// A signed-in person asks to add someone to their household (« Mon foyer »).
+#[derive(Debug, Clone, Default)]
+pub struct AskHouseholdChange {
+    pub first_names: String,
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub birth_date: String,
+    /// « enfant » or « conjoint ».
+    pub relation: String,
+    pub note: String,
+    /// The livret de famille, an act of birth or of marriage…
+    pub attachments: Vec<crate::space::Upload>,
+    pub idempotency_key: String,
+}
+
 /// Two records an agent says are different people.
 #[derive(Debug, Clone, Default)]
 pub struct DismissDuplicate {

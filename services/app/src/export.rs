@@ -62,7 +62,15 @@ impl App {
             ));
         }
         let commune = self.enter_figures(scope, scope.commune())?;
-        let tenant = commune.code.as_str();
+        let export = self.assemble_export(&commune.code, citizen_id)?;
+        self.read_by(scope, citizen_id, audit::Reading::Export, "")?;
+        Ok(export)
+    }
+
+    /// Everything held about `citizen_id` of `tenant` (and the records merged into it), for
+    /// a caller already checked.
+    pub(crate) fn assemble_export(&self, tenant: &str, citizen_id: &str) -> Result<Export> {
+        let commune = self.tenant(tenant)?;
         let record = self.store.citizen(tenant, citizen_id)?.ok_or_else(|| {
             Error::NotFound(format!("aucune fiche {citizen_id} dans cette commune"))
         })?;
@@ -274,7 +282,6 @@ impl App {
             put(path, bytes)?;
         }
         let bytes = zip.finish().map_err(|e| internal(&e))?.into_inner();
-        self.read_by(scope, citizen_id, audit::Reading::Export, "")?;
         Ok(Export {
             zip: bytes,
             contacts,

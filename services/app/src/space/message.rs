@@ -45,7 +45,19 @@ impl App {
     /// Records the person's message (and, for a new matter, its request); the reference of the
     /// request it belongs to.
     pub async fn write_to_town_hall(&self, c: &Citizen, m: &WriteToTownHall) -> Result<String> {
-        let me = self.own_record(c)?;
+        self.write_from_space(c, m, None).await
+    }
+
+    /// [`App::write_to_town_hall`], a new matter going to `service` when given (else the
+    /// commune's service of its category).
+    pub(crate) async fn write_from_space(
+        &self,
+        c: &Citizen,
+        m: &WriteToTownHall,
+        service: Option<&str>,
+    ) -> Result<String> {
+        let circle = self.circle(c)?;
+        let me = circle.me.clone();
         let tenant = c.tenant();
         let commune = self.tenant(tenant)?;
         let text = m.text.trim();
@@ -81,16 +93,17 @@ impl App {
                     "choisissez le domaine de votre demande".into(),
                 ));
             }
-            let service = commune
-                .service_of_category(m.category as i32)
-                .map_or("accueil", |s| s.code.as_str());
+            let service = service.unwrap_or_else(|| {
+                commune
+                    .service_of_category(m.category as i32)
+                    .map_or("accueil", |s| s.code.as_str())
+            });
             (None, m.category, service.to_string())
         } else {
-            let ids = self.store.members(tenant, &me)?;
             let r = self
                 .store
                 .request(tenant, existing)?
-                .filter(|r| r.requesters.iter().any(|x| ids.contains(x)))
+                .filter(|r| circle.whose(&r.requesters).is_some())
                 .ok_or_else(|| {
                     Error::NotFound(format!("vous n'avez pas de demande {}", quote(existing)))
                 })?;

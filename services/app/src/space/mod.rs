@@ -3,12 +3,16 @@
 //! pivot » is exactly one record's (an `account_linked` event with its evidence), else it is
 //! proposed to the agents (« à rattacher »), who link it — never an automatic merge. A
 //! signed-in person is a [`Citizen`], made here only: every query of the space takes one and
-//! reads nothing but that person's own requests, answers and documents ([`requests`]), and
-//! writes nothing but their messages to the town hall ([`message`]).
+//! reads nothing but that person's own requests, answers and documents — and those of the
+//! minors they are a parent of ([`household`]) — ([`requests`]), and writes nothing but their
+//! messages to the town hall ([`message`]).
 
+mod data;
+mod household;
 mod message;
 mod requests;
 
+pub use household::{Member, ADDABLE};
 pub use message::{Upload, ACCEPTED, MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES};
 pub use requests::{Mine, MineInFull, Received, Sent};
 

@@ -27,6 +27,8 @@ pub struct Mine {
     pub closed_us: Option<i64>,
     /// Not closed: the person may still write about it.
     pub open: bool,
+    /// The child it is for, by first name (empty: the person's own).
+    pub for_whom: String,
     pub follow_up_code: String,
 }
 
@@ -64,17 +66,18 @@ pub struct MineInFull {
 impl App {
     /// Every request the person made (on any channel), most recent first.
     pub fn my_requests(&self, c: &Citizen) -> Result<Vec<Mine>> {
-        let me = self.own_record(c)?;
-        let ids = self.store.members(&c.tenant, &me)?;
+        let circle = self.circle(c)?;
         let commune = self.tenant(&c.tenant)?;
         let mut out: Vec<(i64, Mine)> = self
             .store
             .requests(&c.tenant)?
             .into_iter()
-            .filter(|r| r.requesters.iter().any(|x| ids.contains(x)))
-            .map(|r| {
+            .filter_map(|r| {
+                let whose = circle.whose(&r.requesters)?.to_string();
                 let opened = r.opened_at.as_ref().and_then(ts::to_micros).unwrap_or(0);
-                (opened, self.mine(commune, r))
+                let mut m = self.mine(commune, r);
+                m.for_whom = whose;
+                Some((opened, m))
             })
             .collect();
         out.sort_by(|a, b| {
@@ -102,6 +105,7 @@ impl App {
             },
             closed_us: micros(&r.closed_at),
             open: r.status != pb::RequestStatus::Closed as i32,
+            for_whom: String::new(),
             reference: r.reference,
         }
     }
@@ -109,8 +113,8 @@ impl App {
     /// One of the person's requests, with its answers and documents; another's is « not
     /// found », as is one that does not exist.
     pub fn my_request(&self, c: &Citizen, reference: &str) -> Result<MineInFull> {
-        let me = self.own_record(c)?;
-        let ids = self.store.members(&c.tenant, &me)?;
+        let circle = self.circle(c)?;
+        let ids: Vec<&String> = circle.ids.keys().collect();
         let not_found =
             || Error::NotFound(format!("vous n'avez pas de demande {}", quote(reference)));
         if reference.len() > 40 {
@@ -119,7 +123,7 @@ impl App {
         let r = self
             .store
             .request(&c.tenant, reference)?
-            .filter(|r| r.requesters.iter().any(|x| ids.contains(x)))
+            .filter(|r| circle.whose(&r.requesters).is_some())
             .ok_or_else(not_found)?;
         let mut documents = Vec::new();
         let mut messages = Vec::new();
@@ -129,7 +133,7 @@ impl App {
             };
             // What the person sent (not another requester's of a collective request); the
             // town hall's own papers of a contact stay with it.
-            if entry.direction != pb::Direction::Inbound as i32 || !ids.contains(&entry.citizen_id)
+            if entry.direction != pb::Direction::Inbound as i32 || !ids.contains(&&entry.citizen_id)
             {
                 continue;
             }
@@ -156,7 +160,7 @@ impl App {
         let mut answers = Vec::new();
         for a in self.store.request_answers(&c.tenant, &r.reference)? {
             let delivered = a.status == pb::AnswerStatus::Delivered as i32;
-            if !delivered || !ids.contains(&a.citizen_id) {
+            if !delivered || !ids.contains(&&a.citizen_id) {
                 continue;
             }
             let letter = (!a.pdf_sha256.is_empty()).then(|| {
@@ -183,8 +187,11 @@ impl App {
             });
         }
         let commune = self.tenant(&c.tenant)?;
+        let whose = circle.whose(&r.requesters).unwrap_or_default().to_string();
+        let mut request = self.mine(commune, r);
+        request.for_whom = whose;
         Ok(MineInFull {
-            request: self.mine(commune, r),
+            request,
             messages,
             answers,
             documents,

@@ -33,6 +33,8 @@ pub struct MineView {
     pub closed: String,
     pub code: String,
     pub url: String,
+    /// The child it is for (empty: the person's own).
+    pub for_whom: String,
 }
 
 impl MineView {
@@ -51,6 +53,7 @@ impl MineView {
             answered_by: m.answered_by,
             closed: date(m.closed_us),
             code: m.follow_up_code.clone(),
+            for_whom: m.for_whom.clone(),
         }
     }
 }

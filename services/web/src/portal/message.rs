@@ -16,6 +16,7 @@ use contacthub_core::pb::Category;
 use contacthub_core::render::{category_fr, CATEGORIES};
 use contacthub_core::tenant::Tenant;
 use serde::Deserialize;
+use std::collections::HashMap;
 
 /// The longest text field read, in bytes (a message of 20,000 characters, accented).
 const FIELD_BYTES: usize = 80_000;
@@ -140,100 +141,10 @@ pub async fn send(
             "Ce formulaire s'envoie depuis la page « Écrire à la mairie » de ce site.".into(),
         );
     }
-    let mut fields = std::collections::HashMap::new();
-    let mut uploads = Vec::new();
-    // The token comes first in the form: no document is read before it is checked.
-    let mut checked = false;
-    loop {
-        let mut field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!("Envoi interrompu ou trop gros ({e})."),
-                )
-            }
-        };
-        let name = field.name().unwrap_or_default().to_string();
-        let is_file = name == "documents";
-        if is_file && !checked {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "Formulaire incomplet : rechargez la page et recommencez.".into(),
-            );
-        }
-        if is_file && uploads.len() >= MAX_ATTACHMENTS {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("Joignez au plus {MAX_ATTACHMENTS} documents."),
-            );
-        }
-        if !is_file && fields.len() >= 16 {
-            return refuse(StatusCode::BAD_REQUEST, "Formulaire trop long.".into());
-        }
-        let cap = if is_file {
-            MAX_ATTACHMENT_BYTES as usize
-        } else {
-            FIELD_BYTES
-        };
-        let file_name = field.file_name().unwrap_or_default().to_string();
-        let mut bytes = Vec::new();
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > cap {
-                        let what = if is_file {
-                            format!(
-                                "Un document dépasse {} Mo.",
-                                MAX_ATTACHMENT_BYTES / (1024 * 1024)
-                            )
-                        } else {
-                            "Un champ du formulaire est trop long.".into()
-                        };
-                        return refuse(StatusCode::PAYLOAD_TOO_LARGE, what);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return refuse(StatusCode::BAD_REQUEST, format!("Envoi interrompu ({e})."))
-                }
-            }
-        }
-        if is_file {
-            // An empty file input sends an empty part: no document.
-            if !bytes.is_empty() {
-                uploads.push(Upload {
-                    name: file_name,
-                    bytes,
-                });
-            }
-            continue;
-        }
-        let Ok(text) = String::from_utf8(bytes) else {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "Le formulaire n'est pas du texte.".into(),
-            );
-        };
-        if name == "csrf" {
-            if !super::account::same_token(text.trim(), &s.csrf) {
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "Formulaire expiré : rechargez la page et recommencez.".into(),
-                );
-            }
-            checked = true;
-        }
-        fields.insert(name, text);
-    }
-    if !checked {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Formulaire expiré : rechargez la page et recommencez.".into(),
-        );
-    }
+    let (fields, uploads) = match read_form(&mut form, &s).await {
+        Ok(x) => x,
+        Err((status, message)) => return refuse(status, message),
+    };
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     let domain: i32 = get("domaine").trim().parse().unwrap_or(0);
     let m = WriteToTownHall {
@@ -268,4 +179,97 @@ pub async fn send(
         }
         Err(e) => failure_on(Site::of(t, Some(&s)), super::account::said(e)),
     }
+}
+
+/// What the space's multipart forms send: their text fields, and their documents (field
+/// `documents`, at most [`MAX_ATTACHMENTS`] of [`MAX_ATTACHMENT_BYTES`]), read in bounded
+/// chunks, the session's token checked before any document is read; or why not (status and
+/// French message).
+pub(crate) async fn read_form(
+    form: &mut Multipart,
+    s: &Session,
+) -> Result<(HashMap<String, String>, Vec<Upload>), (StatusCode, String)> {
+    let expired = || {
+        (
+            StatusCode::FORBIDDEN,
+            "Formulaire expiré : rechargez la page et recommencez.".to_string(),
+        )
+    };
+    let mut fields = HashMap::new();
+    let mut uploads = Vec::new();
+    // The token comes first in the form: no document is read before it is checked.
+    let mut checked = false;
+    while let Some(mut field) = form.next_field().await.map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Envoi interrompu ou trop gros ({e})."),
+        )
+    })? {
+        let name = field.name().unwrap_or_default().to_string();
+        let is_file = name == "documents";
+        if is_file && !checked {
+            return Err(expired());
+        }
+        if is_file && uploads.len() >= MAX_ATTACHMENTS {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("Joignez au plus {MAX_ATTACHMENTS} documents."),
+            ));
+        }
+        if !is_file && fields.len() >= 16 {
+            return Err((StatusCode::BAD_REQUEST, "Formulaire trop long.".into()));
+        }
+        let cap = if is_file {
+            MAX_ATTACHMENT_BYTES as usize
+        } else {
+            FIELD_BYTES
+        };
+        let file_name = field.file_name().unwrap_or_default().to_string();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("Envoi interrompu ({e}).")))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > cap {
+                let what = if is_file {
+                    format!(
+                        "Un document dépasse {} Mo.",
+                        MAX_ATTACHMENT_BYTES / (1024 * 1024)
+                    )
+                } else {
+                    "Un champ du formulaire est trop long.".into()
+                };
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, what));
+            }
+        }
+        if is_file {
+            // An empty file input sends an empty part: no document.
+            if !bytes.is_empty() {
+                uploads.push(Upload {
+                    name: file_name,
+                    bytes,
+                });
+            }
+            continue;
+        }
+        let text = String::from_utf8(bytes).map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "Le formulaire n'est pas du texte.".to_string(),
+            )
+        })?;
+        if name == "csrf" {
+            if !super::account::same_token(text.trim(), &s.csrf) {
+                return Err(expired());
+            }
+            checked = true;
+        }
+        fields.insert(name, text);
+    }
+    if !checked {
+        return Err(expired());
+    }
+    Ok((fields, uploads))
 }

@@ -6,6 +6,8 @@
 //! Handlers translate only, like the desk's: [`contacthub_app::space`] decides.
 
 pub mod account;
+pub mod data;
+pub mod household;
 pub mod message;
 pub mod sessions;
 
@@ -254,6 +256,22 @@ pub fn router(state: State) -> Router {
             ),
         )
         .route("/{commune}/demandes/{reference}", get(account::request))
+        .route(
+            "/{commune}/foyer",
+            get(household::page)
+                .post(household::ask)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    (contacthub_app::space::MAX_ATTACHMENTS as u64
+                        * contacthub_app::space::MAX_ATTACHMENT_BYTES
+                        + 1024 * 1024) as usize,
+                )),
+        )
+        .route("/{commune}/donnees", get(data::page))
+        .route("/{commune}/donnees/mes-donnees.zip", get(data::export))
+        .route(
+            "/{commune}/donnees/effacement",
+            axum::routing::post(data::ask_erasure),
+        )
         .route(
             "/{commune}/ecrire",
             get(message::form)

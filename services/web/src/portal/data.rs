@@ -1,0 +1,122 @@
+//! « Mes données » on the citizens' space: downloading everything the commune holds about
+//! oneself (the access export, a zip), and asking the data protection officer to erase it.
+
+use super::{failure_on, Site, State};
+use crate::view::url_encode;
+use crate::{render, Failure};
+use askama::Template;
+use axum::extract::{Form, Path, State as Axum};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "espace_donnees.html")]
+pub struct DataPage {
+    pub site: Site,
+    pub csrf: String,
+    pub key: String,
+}
+
+/// `GET /{commune}/donnees`.
+pub async fn page(
+    Axum(space): Axum<State>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, s) = match super::account::signed_in_to(&space, &headers, &slug) {
+        Ok(x) => x,
+        Err(res) => return *res,
+    };
+    render(&DataPage {
+        site: Site::of(t, Some(&s)),
+        csrf: s.csrf.clone(),
+        key: crate::session::random_hex(),
+    })
+}
+
+/// `GET /{commune}/donnees/mes-donnees.zip`: the access export.
+pub async fn export(
+    Axum(space): Axum<State>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, s) = match super::account::signed_in_to(&space, &headers, &slug) {
+        Ok(x) => x,
+        Err(res) => return *res,
+    };
+    match space.app.my_data(&s.citizen) {
+        Ok(export) => {
+            let mut res = export.zip.into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"mes-donnees.zip\""),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            res
+        }
+        Err(e) => failure_on(Site::of(t, Some(&s)), super::account::said(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ErasureForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    cle: String,
+    #[serde(default)]
+    precisions: String,
+}
+
+/// `POST /{commune}/donnees/effacement`: asks for the erasure; to the request it opened.
+pub async fn ask_erasure(
+    Axum(space): Axum<State>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<ErasureForm>,
+) -> Response {
+    let (t, s) = match super::account::signed_in_to(&space, &headers, &slug) {
+        Ok(x) => x,
+        Err(res) => return *res,
+    };
+    let refuse = |status: StatusCode, message: &str| {
+        failure_on(
+            Site::of(t, Some(&s)),
+            Failure {
+                status,
+                message: message.into(),
+            },
+        )
+    };
+    if !crate::session::same_origin(&headers) || !super::account::same_token(f.csrf.trim(), &s.csrf)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Formulaire expiré : rechargez la page « Mes données » et recommencez.",
+        );
+    }
+    match space
+        .app
+        .ask_erasure(&s.citizen, &f.precisions, f.cle.trim())
+        .await
+    {
+        Ok(reference) => crate::pages::see_other(&format!(
+            "/{slug}/demandes/{}?envoye=1",
+            url_encode(&reference)
+        ))
+        .into_response(),
+        Err(e) => {
+            let f = super::account::said(e);
+            refuse(f.status, &f.message)
+        }
+    }
+}

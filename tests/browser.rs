@@ -1560,9 +1560,17 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     let issuer = contacthub_tests::oidc::TestIssuer::start_franceconnect().await;
     let secret = tempfile::tempdir().unwrap();
     let secret = secret.path().join("fc-secret");
-    let hub = TestHub::start_with_communes(&Backend::Embedded, Access::Open, |portal| {
+    let mut hub = TestHub::start_with_communes(&Backend::Embedded, Access::Open, |portal| {
         crate::space::communes(&issuer, portal, &secret)
     })
+    .await;
+    let gateway = contacthub_tests::gateway::Gateway::start().await;
+    hub.start_adapters(&format!(
+        "[[commune]]\ncode = \"69091\"\nsms_auth_token = \"{}\"\n\n[commune.sms_gateway]\napi_url = \"{}\"\naccount_sid = \"{}\"\nfrom = \"+33472000000\"\n",
+        contacthub_tests::gateway::TOKEN,
+        gateway.url,
+        contacthub_tests::gateway::ACCOUNT,
+    ))
     .await;
     hub.register_marie().await;
     let (reference, _) = hub.voirie_request_with_code().await;
@@ -1684,6 +1692,32 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
         .unwrap();
     until_text(&c, "her household", |t| t.contains("Ajouter une personne")).await;
     review(&c, "espace-foyer", &axe).await;
+    // A new phone number, confirmed with the code the SMS brought.
+    c.goto(&format!("{}/givors/coordonnees", hub.portal))
+        .await
+        .unwrap();
+    until_text(&c, "her details", |t| t.contains("Pour vous joindre")).await;
+    review(&c, "espace-coordonnees", &axe).await;
+    fill(&c, "#nouveau", "07 11 22 33 44").await;
+    click(&c, "form[action$='/coordonnees/code'] button").await;
+    until_text(&c, "the code form", |t| {
+        t.contains("Un code vous a été envoyé")
+    })
+    .await;
+    review(&c, "espace-coordonnees-code", &axe).await;
+    let sms = gateway.sent().last().cloned().expect("the code by SMS");
+    let code: String = sms
+        .body
+        .split("est ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    fill(&c, "#code", &code).await;
+    click(&c, "form[action$='/coordonnees/confirmer'] button").await;
+    let confirmed = until_text(&c, "confirmed", |t| t.contains("C'est confirmé")).await;
+    assert!(confirmed.contains("07 11 22 33 44"), "{confirmed}");
     c.goto(&format!("{}/givors/donnees", hub.portal))
         .await
         .unwrap();

@@ -164,9 +164,20 @@ async fn space(backend: Backend) {
     let issuer = TestIssuer::start_franceconnect().await;
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("fc-secret");
-    let hub = TestHub::start_with_communes(&backend, agents(), |portal| {
+    let mut hub = TestHub::start_with_communes(&backend, agents(), |portal| {
         communes(&issuer, portal, &secret)
     })
+    .await;
+    // Givors's SMTP relay and SMS gateway, in their wire formats: the codes leave there.
+    let smtp = contacthub_tests::smtp::SmtpServer::start().await;
+    let gateway = contacthub_tests::gateway::Gateway::start().await;
+    hub.start_adapters(&format!(
+        "[[commune]]\ncode = \"69091\"\nsms_auth_token = \"{}\"\n\n[commune.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Mairie de Givors <reponses@ville-givors.fr>\"\n\n[commune.sms_gateway]\napi_url = \"{}\"\naccount_sid = \"{}\"\nfrom = \"+33472000000\"\n",
+        contacthub_tests::gateway::TOKEN,
+        smtp.port,
+        gateway.url,
+        contacthub_tests::gateway::ACCOUNT,
+    ))
     .await;
     let http = no_redirects();
 
@@ -697,6 +708,151 @@ async fn space(backend: Backend) {
     std::io::Read::read_to_string(&mut archive.by_name("donnees.json").unwrap(), &mut json)
         .unwrap();
     assert!(json.contains(&paul_id) && !json.contains(&marie_id));
+
+    // « Mes coordonnées »: a new e-mail address is Marie's once she typed the code it received
+    // (a wrong code does nothing); a new phone likewise by SMS; then she prefers e-mail, with
+    // her consent dated and from the space; a postcode of four digits is refused.
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        http.post(format!("{}/givors/{path}", hub.portal))
+            .header("cookie", format!("contacthub_espace={marie_session}"))
+            .form(&form)
+            .send()
+    };
+    let (_, details) = page(&http, &hub, &marie_session, "/givors/coordonnees").await;
+    let csrf = csrf_of(&details);
+    let r = post(
+        "coordonnees/code",
+        vec![
+            ("csrf", csrf.clone()),
+            ("nouveau", "Marie.Martin@Example.fr".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let mail = smtp.received().last().cloned().expect("the code by e-mail");
+    assert_eq!(mail.rcpt_to, vec!["<marie.martin@example.fr>".to_string()]);
+    let text = String::from_utf8_lossy(&mail.data).to_string();
+    let code: String = text
+        .split("code de confirmation est ")
+        .nth(1)
+        .expect("the code in the mail")
+        .chars()
+        .take(6)
+        .collect();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = post(
+        "coordonnees/confirmer",
+        vec![("csrf", csrf.clone()), ("code", wrong.into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("pas le code envoyé"));
+    let record = |hub: &TestHub| {
+        hub.store
+            .citizen(GIVORS, &marie_id)
+            .unwrap()
+            .unwrap()
+            .identity
+            .unwrap_or_default()
+    };
+    assert!(record(&hub).emails.is_empty(), "not before the code");
+    let r = post(
+        "coordonnees/confirmer",
+        vec![("csrf", csrf.clone()), ("code", code.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        record(&hub).emails,
+        vec!["marie.martin@example.fr".to_string()]
+    );
+    // A code serves once.
+    let r = post(
+        "coordonnees/confirmer",
+        vec![("csrf", csrf.clone()), ("code", code)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post(
+        "coordonnees/code",
+        vec![("csrf", csrf.clone()), ("nouveau", "06.98.76.54.32".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let sms = gateway.sent().last().cloned().expect("the code by SMS");
+    assert_eq!(sms.to, "+33698765432");
+    let code: String = sms
+        .body
+        .split("est ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    let r = post(
+        "coordonnees/confirmer",
+        vec![("csrf", csrf.clone()), ("code", code)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(record(&hub).phones, vec!["06 98 76 54 32".to_string()]);
+    let address = |postcode: &str, accord: bool| {
+        let mut f = vec![
+            ("csrf", csrf.clone()),
+            ("numero", "12 bis".to_string()),
+            ("voie", "rue Émile Zola".to_string()),
+            ("code_postal", postcode.to_string()),
+            ("commune", "Givors".to_string()),
+            ("prefere", "courriel".to_string()),
+        ];
+        if accord {
+            f.push(("accord", "oui".into()));
+        }
+        f
+    };
+    let r = post("coordonnees", address("6970", true)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("cinq chiffres"));
+    let r = post("coordonnees", address("69700", false)).await.unwrap();
+    assert_eq!(r.status(), 400, "a new channel needs her consent");
+    let r = post("coordonnees", address("69700", true)).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let saved = record(&hub);
+    assert_eq!(saved.preferred_channel(), pb::ContactChannel::Email);
+    assert_eq!(
+        saved.consent.clone().unwrap_or_default().source,
+        "espace citoyen"
+    );
+    assert_eq!(saved.addresses[0].street, "rue Émile Zola");
+    let (_, details) = page(&http, &hub, &marie_session, "/givors/coordonnees").await;
+    assert!(
+        details.contains("06 98 76 54 32") && details.contains("marie.martin@example.fr"),
+        "{details}"
+    );
+    // Three codes a quarter of an hour, no more.
+    for n in 0..3 {
+        let r = post(
+            "coordonnees/code",
+            vec![
+                ("csrf", csrf.clone()),
+                ("nouveau", format!("autre{n}@example.fr")),
+            ],
+        )
+        .await
+        .unwrap();
+        if n < 1 {
+            assert_eq!(r.status(), 303);
+        } else {
+            assert_eq!(r.status(), 429, "the {n}th code");
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
 
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.

@@ -122,11 +122,16 @@ impl Smtp {
         if let Some(r) = &self.reply_to {
             b = b.reply_to(r.clone());
         }
-        let body = format!(
-            "Madame, Monsieur,\n\n{}\n\nRéférence de votre demande : {}\n",
-            a.text.trim(),
-            a.request_reference
-        );
+        // A notice outside any request (a one-time code) has no reference to give.
+        let body = if a.request_reference.is_empty() {
+            format!("Madame, Monsieur,\n\n{}\n", a.text.trim())
+        } else {
+            format!(
+                "Madame, Monsieur,\n\n{}\n\nRéférence de votre demande : {}\n",
+                a.text.trim(),
+                a.request_reference
+            )
+        };
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(body);
@@ -242,6 +247,48 @@ impl Gateway {
             permanent,
             contacthub_core::limits::clip(&format!("passerelle SMS : {status}{detail}"), 500),
         )
+    }
+}
+
+/// Notices (the citizens' space's one-time codes) go at once through the commune's relay or
+/// gateway, as an answer without a request would, never retried: the person asks again.
+impl contacthub_app::notify::Notify for Providers {
+    fn send<'a>(
+        &'a self,
+        tenant: &'a str,
+        to: &'a contacthub_app::notify::Destination,
+        subject: &'a str,
+        text: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        use contacthub_app::notify::Destination;
+        Box::pin(async move {
+            let notice = |recipient: &str| pb::Answer {
+                // The provider's idempotency key: one per notice (each code is new).
+                answer_event_id: format!(
+                    "avis-{}",
+                    &sha256_hex(format!("{recipient}\0{text}").as_bytes())[..32]
+                ),
+                tenant: tenant.to_string(),
+                recipient: recipient.to_string(),
+                subject: subject.to_string(),
+                text: text.to_string(),
+                ..Default::default()
+            };
+            let delivery = match to {
+                Destination::Email(m) => match self.smtp.get(tenant) {
+                    Some(smtp) => smtp.send(&notice(m), None).await,
+                    None => return Err(format!("commune {tenant}: no SMTP relay")),
+                },
+                Destination::Sms(n) => match self.sms.get(tenant) {
+                    Some(gateway) => gateway.send(&notice(n)).await,
+                    None => return Err(format!("commune {tenant}: no SMS gateway")),
+                },
+            };
+            match delivery {
+                Delivery::Sent { .. } => Ok(()),
+                Delivery::Failed { reason, .. } => Err(reason),
+            }
+        })
     }
 }
 

@@ -27,7 +27,8 @@
 //! - [`auth`]: which agent may see which commune (tokens checked here, carried by the
 //!   front-ends); [`oidc`]: agents signing in with their commune's identity provider (OpenID
 //!   Connect on the desk, JWT access tokens on gRPC); [`content`]: the content-addressed document store; [`hotfolder`]: the
-//!   scanner drop folder, a front-end of its own; [`throttle`]: failed sign-ins and requests
+//!   scanner drop folder, a front-end of its own; [`notify`]: notices sent at once (one-time
+//!   codes); [`throttle`]: failed sign-ins and requests
 //!   per source address, shared by every front-end that checks a credential; [`source`]: the
 //!   client's address behind a trusted reverse proxy.
 //!
@@ -51,6 +52,7 @@ pub mod export;
 pub mod followup;
 pub mod guard;
 pub mod hotfolder;
+pub mod notify;
 pub mod oidc;
 pub mod permanence;
 pub mod requests;
@@ -193,6 +195,10 @@ pub struct App {
     rings: tokio::sync::broadcast::Sender<Arc<telephony::Ring>>,
     /// The communes' FranceConnect clients (their citizens' space), by commune.
     franceconnect: Arc<BTreeMap<String, Arc<oidc::Provider>>>,
+    /// What sends notices (one-time codes), once the sender installed it.
+    notifier: Arc<std::sync::RwLock<Option<Arc<dyn notify::Notify>>>>,
+    /// One-time codes sent to the citizens' space's people, waiting to be typed.
+    codes: Arc<space::Codes>,
 }
 
 /// What an [`App`] is made of, given once by the process that starts the hub.
@@ -257,6 +263,8 @@ impl App {
             line: Arc::default(),
             rings: tokio::sync::broadcast::channel(telephony::RINGS).0,
             franceconnect: Arc::new(p.franceconnect),
+            notifier: Arc::default(),
+            codes: Arc::default(),
         }
     }
 

@@ -276,6 +276,8 @@ impl Server {
     /// Starts the sender of written answers with the SMTP relays and SMS gateways of `cfg`.
     pub fn start_sender(&mut self, cfg: &AdaptersConfig) -> Result<()> {
         let providers = contacthub_adapters::outbound::Providers::from_config(cfg)?;
+        // The citizens' space's one-time codes leave through the same relays and gateways.
+        self.app.set_notifier(Arc::new(providers.clone()));
         let s = stopped(self.stop.subscribe());
         let app = self.app.clone();
         self.tasks.spawn(async move {

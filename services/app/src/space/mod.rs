@@ -8,10 +8,12 @@
 //! messages to the town hall ([`message`]).
 
 mod data;
+mod details;
 mod household;
 mod message;
 mod requests;
 
+pub use details::{ChangeDetails, Codes, Details};
 pub use household::{Member, ADDABLE};
 pub use message::{Upload, ACCEPTED, MAX_ATTACHMENTS, MAX_ATTACHMENT_BYTES};
 pub use requests::{Mine, MineInFull, Received, Sent};

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod data;
+pub mod details;
 pub mod household;
 pub mod message;
 pub mod sessions;
@@ -265,6 +266,18 @@ pub fn router(state: State) -> Router {
                         * contacthub_app::space::MAX_ATTACHMENT_BYTES
                         + 1024 * 1024) as usize,
                 )),
+        )
+        .route(
+            "/{commune}/coordonnees",
+            get(details::page).post(details::change),
+        )
+        .route(
+            "/{commune}/coordonnees/code",
+            axum::routing::post(details::send_code),
+        )
+        .route(
+            "/{commune}/coordonnees/confirmer",
+            axum::routing::post(details::confirm),
         )
         .route("/{commune}/donnees", get(data::page))
         .route("/{commune}/donnees/mes-donnees.zip", get(data::export))

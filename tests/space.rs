@@ -200,7 +200,9 @@ async fn space(backend: Backend) {
     assert_eq!(status, 404, "no commune has this name");
     let (_, grigny) = page(&http, &hub, "", "/grigny/").await;
     assert!(
-        grigny.contains("ne propose pas encore la connexion"),
+        grigny.contains("Recevoir un code")
+            && !grigny.contains("S&#39;identifier avec FranceConnect")
+            && !grigny.contains("S'identifier avec FranceConnect"),
         "{grigny}"
     );
 
@@ -853,6 +855,108 @@ async fn space(backend: Backend) {
             assert!(r.headers().contains_key("retry-after"));
         }
     }
+
+    // Without FranceConnect: a one-time code to the phone the town hall holds. An unknown
+    // phone and a phone two records share get the same answer, and no SMS.
+    let sophie = hub
+        .hub
+        .create_citizen(
+            &hub.scope(GIVORS),
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: "Roux".into(),
+                    first_names: "Sophie".into(),
+                    phones: vec!["06 55 44 33 22".into()],
+                    ..Default::default()
+                }),
+                idempotency_key: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .citizen_id;
+    let sophies = request_of(
+        &hub,
+        &sophie,
+        "Poubelles non ramassées",
+        "services-techniques",
+    )
+    .await;
+    for twin in ["Arnaud", "Bérénice"] {
+        hub.hub
+            .create_citizen(
+                &hub.scope(GIVORS),
+                &commands::CreateCitizen {
+                    identity: Some(pb::Identity {
+                        usage_name: "Lefort".into(),
+                        first_names: twin.into(),
+                        phones: vec!["04 78 00 11 22".into()],
+                        ..Default::default()
+                    }),
+                    idempotency_key: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let ask_code = |to: &str| {
+        http.post(format!("{}/givors/connexion/code", hub.portal))
+            .form(&[("destination", to)])
+            .send()
+    };
+    let before = gateway.sent().len();
+    for nobody in ["06 00 00 00 01", "04 78 00 11 22"] {
+        let r = ask_code(nobody).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("Si la mairie connaît ces coordonnées"));
+    }
+    assert_eq!(
+        gateway.sent().len(),
+        before,
+        "no SMS to an unknown or shared phone"
+    );
+    let r = ask_code("0655443322").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let sms = gateway.sent().last().cloned().expect("her code");
+    assert_eq!(sms.to, "+33655443322");
+    let code: String = sms
+        .body
+        .split("est ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    let confirm = |code: String| {
+        http.post(format!("{}/givors/connexion/code/confirmer", hub.portal))
+            .form(&[("destination", "0655443322".to_string()), ("code", code)])
+            .send()
+    };
+    let r = confirm("999999".replace('9', if code.starts_with('9') { "8" } else { "9" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = confirm(code).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let sophie_session = set_cookie(&r, "contacthub_espace").expect("signed in with the code");
+    let (_, home) = page(&http, &hub, &sophie_session, "/givors/").await;
+    assert!(
+        home.contains("Connecté : Sophie") && home.contains(&sophies) && !home.contains(&hers),
+        "{home}"
+    );
+    let line = hub
+        .timeline_of(GIVORS, &sophie)
+        .into_iter()
+        .find(|e| e.kind == "account_linked")
+        .expect("her account in her timeline");
+    assert_eq!(
+        line.facts.unwrap_or_default().account_basis,
+        pb::account_linked::Basis::OneTimeCode as i32
+    );
 
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.

@@ -448,13 +448,13 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             need_citizen("citizen_id", &l.citizen_id)?;
             use pb::account_linked::Basis;
             match Basis::try_from(l.basis) {
-                Ok(Basis::PivotIdentity) if l.evidence.is_empty() => {
-                    return Err(invalid("account_linked by identity names no evidence"))
+                Ok(Basis::PivotIdentity | Basis::OneTimeCode) if l.evidence.is_empty() => {
+                    return Err(invalid("account_linked names no evidence"))
                 }
                 Ok(Basis::Agent) if !valid_id(&l.proposal_event_id) => {
                     return Err(invalid("account_linked by an agent names no proposal"))
                 }
-                Ok(Basis::PivotIdentity | Basis::Agent) => {}
+                Ok(Basis::PivotIdentity | Basis::Agent | Basis::OneTimeCode) => {}
                 _ => {
                     return Err(invalid(format!(
                         "account_linked: unknown basis {}",

@@ -215,6 +215,7 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             use pb::account_linked::Basis;
             match Basis::try_from(f.account_basis).unwrap_or(Basis::Unspecified) {
                 Basis::Agent => "Compte de l'espace citoyen rattaché à la fiche par un agent".into(),
+                Basis::OneTimeCode => "Compte de l'espace citoyen ouvert avec un code reçu aux coordonnées de la fiche".into(),
                 _ => "Compte de l'espace citoyen rattaché à la fiche (FranceConnect : nom, prénoms et date de naissance identiques)".into(),
             }
         }

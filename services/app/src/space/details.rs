@@ -31,16 +31,131 @@ const CONSENT_SOURCE: &str = "espace citoyen";
 /// A code sent, waiting to be typed back.
 struct Pending {
     to: Destination,
+    /// The record it signs in to (a sign-in by code); empty for a new phone or address.
+    citizen: String,
     hash: [u8; 32],
     sent: Instant,
     tries: u32,
 }
 
-/// The codes of this hub (its sessions are its own too).
+/// The codes of this hub (its sessions are its own too), by what they are for: a person's
+/// account (a new phone or address), or a destination (a sign-in by code).
 #[derive(Default)]
 pub struct Codes {
     pending: Mutex<HashMap<String, Pending>>,
     sendings: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl Codes {
+    /// A new code for `key`, to `to` (signing in to `citizen` when not empty); refused beyond
+    /// [`SENDS`] in [`SEND_WINDOW`].
+    pub(crate) fn issue(&self, key: &str, to: &Destination, citizen: &str) -> Result<String> {
+        {
+            let mut sendings = self.sendings.lock().unwrap_or_else(|p| p.into_inner());
+            if sendings.len() >= MAX_PENDING {
+                sendings.retain(|_, at| at.iter().any(|t| t.elapsed() < SEND_WINDOW));
+            }
+            let theirs = sendings.entry(key.to_string()).or_default();
+            theirs.retain(|t| t.elapsed() < SEND_WINDOW);
+            if theirs.len() >= SENDS {
+                return Err(Error::Throttled(
+                    SEND_WINDOW.saturating_sub(theirs[0].elapsed()),
+                ));
+            }
+            theirs.push(Instant::now());
+        }
+        let code = format!(
+            "{:06}",
+            rand::Rng::gen_range(&mut rand::thread_rng(), 0..1_000_000)
+        );
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= MAX_PENDING {
+            pending.retain(|_, p| p.sent.elapsed() < CODE_FOR);
+        }
+        pending.insert(
+            key.to_string(),
+            Pending {
+                to: to.clone(),
+                citizen: citizen.to_string(),
+                hash: hash(&code),
+                sent: Instant::now(),
+                tries: 0,
+            },
+        );
+        Ok(code)
+    }
+
+    /// Where the code of `key` went and for whom, once `typed` is it (then void); a wrong code
+    /// counts, the fifth voids it.
+    pub(crate) fn check(&self, key: &str, typed: &str) -> Result<(Destination, String)> {
+        let typed: String = typed.chars().filter(char::is_ascii_digit).take(6).collect();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let none = || Error::NotFound("aucun code en attente : demandez-en un".into());
+        let p = pending.get_mut(key).ok_or_else(none)?;
+        if p.sent.elapsed() >= CODE_FOR {
+            pending.remove(key);
+            return Err(Error::Invalid(
+                "ce code a expiré : demandez-en un autre".into(),
+            ));
+        }
+        if hash(&typed) != p.hash {
+            p.tries += 1;
+            if p.tries >= MAX_TRIES {
+                pending.remove(key);
+                return Err(Error::Invalid(
+                    "code erroné trop de fois : demandez-en un autre".into(),
+                ));
+            }
+            return Err(Error::Invalid("ce n'est pas le code envoyé".into()));
+        }
+        let p = pending.remove(key).ok_or_else(none)?;
+        Ok((p.to, p.citizen))
+    }
+
+    /// Where the code of `key` went, while it may be typed.
+    fn waiting(&self, key: &str) -> Option<Destination> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .filter(|p| p.sent.elapsed() < CODE_FOR)
+            .map(|p| p.to.clone())
+    }
+}
+
+/// The text of a code's message.
+pub(crate) fn code_text(commune: &str, code: &str) -> String {
+    format!(
+        "Mairie de {commune} : votre code de confirmation est {code}. Il expire dans 10 minutes. Si vous n'avez rien demandé, ignorez ce message."
+    )
+}
+
+/// The destination `to` names (an e-mail address when it has an `@`, else a phone number).
+pub(crate) fn destination(to: &str) -> Result<Destination> {
+    let to = to.trim();
+    if to.contains('@') {
+        normalize_email(to)
+            .map(Destination::Email)
+            .ok_or_else(|| Error::Invalid("ce n'est pas une adresse électronique".into()))
+    } else {
+        normalize_phone(to)
+            .map(Destination::Sms)
+            .ok_or_else(|| Error::Invalid("ce n'est pas un numéro de téléphone".into()))
+    }
+}
+
+/// Whether record identity `i` holds `to` (as the town hall typed it).
+pub(crate) fn holds(i: &pb::Identity, to: &Destination) -> bool {
+    match to {
+        Destination::Email(m) => i
+            .emails
+            .iter()
+            .any(|x| normalize_email(x).as_ref() == Some(m)),
+        Destination::Sms(n) => i
+            .phones
+            .iter()
+            .any(|x| normalize_phone(x).as_ref() == Some(n)),
+    }
 }
 
 /// What the town hall holds to reach the person.
@@ -101,17 +216,10 @@ impl App {
     pub fn my_details(&self, c: &Citizen) -> Result<Details> {
         let record = self.my_record(c)?;
         let i = record.identity.unwrap_or_default();
-        let waiting = self
-            .codes
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&c.account)
-            .filter(|p| p.sent.elapsed() < CODE_FOR)
-            .map(|p| match &p.to {
-                Destination::Email(m) => m.clone(),
-                Destination::Sms(n) => display_phone(n),
-            });
+        let waiting = self.codes.waiting(&c.account).map(|to| match to {
+            Destination::Email(m) => m,
+            Destination::Sms(n) => display_phone(&n),
+        });
         Ok(Details {
             phones: i.phones.iter().map(|p| display_phone(p)).collect(),
             emails: i.emails.clone(),
@@ -211,86 +319,38 @@ impl App {
     /// typed), through the commune's outbound providers.
     pub async fn send_code(&self, c: &Citizen, to: &str) -> Result<()> {
         let record = self.my_record(c)?;
-        let to = to.trim();
-        let dest = if to.contains('@') {
-            Destination::Email(
-                normalize_email(to).ok_or_else(|| {
-                    Error::Invalid("ce n'est pas une adresse électronique".into())
-                })?,
-            )
-        } else {
-            Destination::Sms(
-                normalize_phone(to)
-                    .ok_or_else(|| Error::Invalid("ce n'est pas un numéro de téléphone".into()))?,
-            )
-        };
-        let i = record.identity.unwrap_or_default();
-        let known = match &dest {
-            Destination::Email(m) => i
-                .emails
-                .iter()
-                .any(|x| normalize_email(x).as_ref() == Some(m)),
-            Destination::Sms(n) => i
-                .phones
-                .iter()
-                .any(|x| normalize_phone(x).as_ref() == Some(n)),
-        };
-        if known {
+        let dest = destination(to)?;
+        if holds(&record.identity.unwrap_or_default(), &dest) {
             return Err(Error::Invalid("la mairie a déjà ces coordonnées".into()));
         }
+        let code = self.codes.issue(&c.account, &dest, "")?;
+        self.send_code_to(c.tenant(), &dest, &code).await
+    }
+
+    /// Sends `code` to `dest` through the commune's outbound providers.
+    pub(crate) async fn send_code_to(
+        &self,
+        tenant: &str,
+        dest: &Destination,
+        code: &str,
+    ) -> Result<()> {
         let Some(notifier) = self.notifier() else {
             return Err(Error::Unavailable(
                 "la mairie ne peut pas envoyer de code pour l'instant : réessayez plus tard".into(),
             ));
         };
-        {
-            let mut sendings = self
-                .codes
-                .sendings
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if sendings.len() >= MAX_PENDING {
-                sendings.retain(|_, at| at.iter().any(|t| t.elapsed() < SEND_WINDOW));
-            }
-            let mine = sendings.entry(c.account.clone()).or_default();
-            mine.retain(|t| t.elapsed() < SEND_WINDOW);
-            if mine.len() >= SENDS {
-                let wait = SEND_WINDOW.saturating_sub(mine[0].elapsed());
-                return Err(Error::Throttled(wait));
-            }
-            mine.push(Instant::now());
-        }
-        let code = format!(
-            "{:06}",
-            rand::Rng::gen_range(&mut rand::thread_rng(), 0..1_000_000)
-        );
-        let commune = self.tenant(c.tenant())?.name.clone();
-        let text = format!(
-            "Mairie de {commune} : votre code de confirmation est {code}. Il expire dans 10 minutes. Si vous n'avez rien demandé, ignorez ce message."
-        );
-        {
-            let mut pending = self.codes.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING {
-                pending.retain(|_, p| p.sent.elapsed() < CODE_FOR);
-            }
-            pending.insert(
-                c.account.clone(),
-                Pending {
-                    to: dest.clone(),
-                    hash: hash(&code),
-                    sent: Instant::now(),
-                    tries: 0,
-                },
-            );
-        }
+        let text = code_text(&self.tenant(tenant)?.name, code);
         notifier
-            .send(c.tenant(), &dest, "Votre code de confirmation", &text)
+            .send(tenant, dest, "Votre code de confirmation", &text)
             .await
             .map_err(|why| {
                 tracing::warn!(error = %why, "citizens' space: a one-time code could not be sent");
-                Error::Unavailable("le code n'a pas pu être envoyé : vérifiez ces coordonnées ou réessayez plus tard".into())
+                Error::Unavailable(
+                    "le code n'a pas pu être envoyé : vérifiez ces coordonnées ou réessayez plus tard"
+                        .into(),
+                )
             })?;
-        tracing::info!(tenant = c.tenant(), "citizens' space: a one-time code sent");
+        tracing::info!(tenant, "citizens' space: a one-time code sent");
         Ok(())
     }
 
@@ -298,37 +358,7 @@ impl App {
     /// record. A wrong code counts; the fifth voids it.
     pub async fn confirm_code(&self, c: &Citizen, code: &str) -> Result<()> {
         let record = self.my_record(c)?;
-        let typed: String = code.chars().filter(char::is_ascii_digit).take(6).collect();
-        let dest = {
-            let mut pending = self.codes.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(p) = pending.get_mut(&c.account) else {
-                return Err(Error::NotFound(
-                    "aucun code en attente : demandez-en un".into(),
-                ));
-            };
-            if p.sent.elapsed() >= CODE_FOR {
-                pending.remove(&c.account);
-                return Err(Error::Invalid(
-                    "ce code a expiré : demandez-en un autre".into(),
-                ));
-            }
-            if hash(&typed) != p.hash {
-                p.tries += 1;
-                if p.tries >= MAX_TRIES {
-                    pending.remove(&c.account);
-                    return Err(Error::Invalid(
-                        "code erroné trop de fois : demandez-en un autre".into(),
-                    ));
-                }
-                return Err(Error::Invalid("ce n'est pas le code envoyé".into()));
-            }
-            pending.remove(&c.account).map(|p| p.to)
-        };
-        let Some(dest) = dest else {
-            return Err(Error::NotFound(
-                "aucun code en attente : demandez-en un".into(),
-            ));
-        };
+        let (dest, _) = self.codes.check(&c.account, code)?;
         self.write_identity(c, record, move |i| match dest {
             Destination::Email(m) => i.emails.push(m),
             Destination::Sms(n) => i.phones.push(display_phone(&n)),

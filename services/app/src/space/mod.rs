@@ -7,6 +7,7 @@
 //! minors they are a parent of ([`household`]) — ([`requests`]), and writes nothing but their
 //! messages to the town hall ([`message`]).
 
+mod code;
 mod data;
 mod details;
 mod household;
@@ -175,7 +176,7 @@ impl App {
 
     /// The account id of `sub` at `provider`: a keyed hash (the provider's subject is not
     /// spread on the log; the same on every hub of the log).
-    fn account_id(&self, tenant: &str, provider: &str, sub: &str) -> String {
+    pub(crate) fn account_id(&self, tenant: &str, provider: &str, sub: &str) -> String {
         self.keyed_hash(b"contacthub account key v1", &[tenant, provider, sub])
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -97,7 +97,7 @@ pub struct RequestPage {
 }
 
 /// The commune whose site `slug` names, or the page that says there is none.
-fn commune<'a>(space: &'a State, slug: &str) -> Result<&'a Tenant, Box<Response>> {
+pub(crate) fn commune<'a>(space: &'a State, slug: &str) -> Result<&'a Tenant, Box<Response>> {
     space
         .app
         .tenants()
@@ -357,9 +357,10 @@ pub async fn sign_out(
         );
     }
     space.sessions.close(&id);
-    let next = space
-        .app
-        .space_logout_url(&t.code, &s.id_token)
+    // Signed in with a code: nothing to end at FranceConnect.
+    let next = Some(&s.id_token)
+        .filter(|t| !t.is_empty())
+        .and_then(|token| space.app.space_logout_url(&t.code, token))
         .unwrap_or(home);
     (
         [(header::SET_COOKIE, sessions::clear_cookie())],

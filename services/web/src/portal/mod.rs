@@ -6,6 +6,7 @@
 //! Handlers translate only, like the desk's: [`contacthub_app::space`] decides.
 
 pub mod account;
+pub mod code;
 pub mod data;
 pub mod details;
 pub mod household;
@@ -247,6 +248,14 @@ pub fn router(state: State) -> Router {
         .route("/{commune}/", get(account::home))
         .route("/{commune}/connexion", get(account::sign_in))
         .route("/{commune}/connexion/retour", get(account::back))
+        .route(
+            "/{commune}/connexion/code",
+            get(code::form).post(code::send),
+        )
+        .route(
+            "/{commune}/connexion/code/confirmer",
+            axum::routing::post(code::confirm),
+        )
         .route("/{commune}/deconnexion", get(account::sign_out))
         .route(
             "/{commune}/deconnexion/retour",

@@ -1561,7 +1561,7 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     let secret = tempfile::tempdir().unwrap();
     let secret = secret.path().join("fc-secret");
     let mut hub = TestHub::start_with_communes(&Backend::Embedded, Access::Open, |portal| {
-        crate::space::communes(&issuer, portal, &secret)
+        issuer.communes_file(portal, &secret)
     })
     .await;
     let gateway = contacthub_tests::gateway::Gateway::start().await;

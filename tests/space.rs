@@ -10,7 +10,6 @@
 use contacthub_app::auth::{token_hash, Access};
 use contacthub_app::commands;
 use contacthub_core::pb;
-use contacthub_core::tenant::{Tenants, DEFAULT_COMMUNES};
 use contacthub_tests::oidc::TestIssuer;
 use contacthub_tests::*;
 use reqwest::StatusCode;
@@ -28,24 +27,6 @@ fn agents() -> Access {
         token_hash("dpo"),
     ))
     .unwrap()
-}
-
-/// The communes file with Givors's FranceConnect client at `issuer`, its secret in `secret`.
-pub(crate) fn communes(issuer: &TestIssuer, portal: &str, secret: &std::path::Path) -> Tenants {
-    std::fs::write(secret, &issuer.client_secret).unwrap();
-    let fc = format!(
-        "[commune.franceconnect]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nredirect_url = \"{portal}/givors/connexion/retour\"\n\n",
-        issuer.url,
-        issuer.client_id,
-        secret.display()
-    );
-    // Givors's first table: what comes before it is Givors's own.
-    let text = DEFAULT_COMMUNES.replacen(
-        "\n[commune.answer_days_by_category]",
-        &format!("\n{fc}[commune.answer_days_by_category]"),
-        1,
-    );
-    Tenants::from_toml(&text).expect("the communes file with FranceConnect")
 }
 
 /// Signs in on Givors's space as whoever the issuer was told: the session cookie, and the
@@ -165,7 +146,7 @@ async fn space(backend: Backend) {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("fc-secret");
     let mut hub = TestHub::start_with_communes(&backend, agents(), |portal| {
-        communes(&issuer, portal, &secret)
+        issuer.communes_file(portal, &secret)
     })
     .await;
     // Givors's SMTP relay and SMS gateway, in their wire formats: the codes leave there.

@@ -2,7 +2,9 @@
 //! citizens' space as a citizen uses it, over HTTP on loopback, one client with one call in
 //! flight (a phone): the « Suivre une demande » page, then a reference and its code answered,
 //! p50 / p99 server round trip, with the stylesheet (a static asset, no application call) as
-//! the anchor of the same run; and what each page weighs (HTML + CSS, no script, no image).
+//! the anchor of the same run; then, signed in with FranceConnect (the tests' issuer in its
+//! shape), « Mon compte citoyen »'s pages for a person with twenty requests; and what each
+//! page weighs (HTML + CSS, no script, no image).
 
 use contacthub_tests::*;
 use std::time::{Duration, Instant};
@@ -40,9 +42,38 @@ async fn main() {
     if args.iter().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let hub = TestHub::start(&Backend::Embedded).await;
+    let issuer = contacthub_tests::oidc::TestIssuer::start_franceconnect().await;
+    let secret = tempfile::tempdir().unwrap();
+    let secret = secret.path().join("fc-secret");
+    let hub = TestHub::start_with_communes(
+        &Backend::Embedded,
+        contacthub_app::auth::Access::Open,
+        |portal| issuer.communes_file(portal, &secret),
+    )
+    .await;
     hub.register_marie().await;
     let (reference, code) = hub.voirie_request_with_code().await;
+    // Marie's record as the état civil writes her, and nineteen more requests of hers.
+    hub.hub
+        .update_citizen(
+            &hub.scope(GIVORS),
+            &contacthub_app::commands::UpdateCitizen {
+                citizen_id: "GIV-000900".into(),
+                identity: Some(contacthub_core::pb::Identity {
+                    usage_name: "Durand".into(),
+                    first_names: "Marie".into(),
+                    birth_date: "1980-06-15".into(),
+                    phones: vec!["06 12 34 56 78".into()],
+                    ..Default::default()
+                }),
+                idempotency_key: "bench".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..19 {
+        hub.voirie_request_with_code().await;
+    }
     let http = reqwest::Client::new();
     let n = 2_000;
     let base = hub.portal.clone();
@@ -58,11 +89,52 @@ async fn main() {
             .send()
     })
     .await;
+    // Signed in: FranceConnect's round trip once, then each page with the session.
+    issuer.sign_in_next_as(serde_json::json!({
+        "sub": "bench-marie", "given_name": "Marie", "family_name": "DURAND",
+        "birthdate": "1980-06-15", "birthplace": "69091", "birthcountry": "99100", "gender": "female",
+    }));
+    let browser = no_redirects();
+    let r = browser
+        .get(format!("{base}/givors/connexion"))
+        .send()
+        .await
+        .unwrap();
+    let state = set_cookie(&r, "contacthub_fc").unwrap();
+    let r = browser.get(location(&r)).send().await.unwrap();
+    let r = browser
+        .get(location(&r))
+        .header("cookie", format!("contacthub_fc={state}"))
+        .send()
+        .await
+        .unwrap();
+    let session = format!(
+        "contacthub_espace={}",
+        set_cookie(&r, "contacthub_espace").expect("signed in")
+    );
+    let page = |path: String| {
+        let (http, session) = (http.clone(), session.clone());
+        move || {
+            http.get(path.clone())
+                .header("cookie", session.clone())
+                .send()
+        }
+    };
+    let (home, home_bytes) = timed(n, page(format!("{base}/givors/"))).await;
+    let (one, one_bytes) = timed(n, page(format!("{base}/givors/demandes/{reference}"))).await;
+    let (write, write_bytes) = timed(n, page(format!("{base}/givors/ecrire"))).await;
+    let (details, details_bytes) = timed(n, page(format!("{base}/givors/coordonnees"))).await;
+    let (household, household_bytes) = timed(n, page(format!("{base}/givors/foyer"))).await;
     println!("citizens' space, one client, one call in flight, {n} calls each (p50 / p99):");
     for (what, d, bytes) in [
         ("stylesheet (anchor, no app call)", &css, css_bytes),
         ("« Suivre une demande » (form)", &form, form_bytes),
         ("reference + code answered", &answered, answer_bytes),
+        ("Mes demandes (20 requests)", &home, home_bytes),
+        ("one request", &one, one_bytes),
+        ("Écrire à la mairie (form)", &write, write_bytes),
+        ("Mes coordonnées", &details, details_bytes),
+        ("Mon foyer", &household, household_bytes),
     ] {
         println!(
             "  {what:<34} {} / {}   {bytes} bytes",
@@ -70,9 +142,15 @@ async fn main() {
             ms(percentile(d, 0.99))
         );
     }
+    let kb = |b: usize| format!("{:.1}", (b + css_bytes) as f64 / 1024.0).replace('.', ",");
     println!(
-        "page weight, HTML + CSS: form {} KB, answer {} KB (target < 100 KB)",
-        (form_bytes + css_bytes) / 1024,
-        (answer_bytes + css_bytes) / 1024
+        "page weight, HTML + CSS: form {} KB, answer {} KB, Mes demandes {} KB, one request {} KB, écrire {} KB, coordonnées {} KB, foyer {} KB (target < 100 KB)",
+        kb(form_bytes),
+        kb(answer_bytes),
+        kb(home_bytes),
+        kb(one_bytes),
+        kb(write_bytes),
+        kb(details_bytes),
+        kb(household_bytes)
     );
 }

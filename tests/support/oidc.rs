@@ -241,6 +241,30 @@ impl TestIssuer {
         inner.keys.push(ec_key(kid));
     }
 
+    /// The communes file with Givors's FranceConnect client at this issuer (in FranceConnect's
+    /// shape), its secret written to `secret`, the space at `portal`.
+    pub fn communes_file(
+        &self,
+        portal: &str,
+        secret: &std::path::Path,
+    ) -> contacthub_core::tenant::Tenants {
+        std::fs::write(secret, &self.client_secret).expect("writing the client secret");
+        let fc = format!(
+            "[commune.franceconnect]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"\nredirect_url = \"{portal}/givors/connexion/retour\"\n\n",
+            self.url,
+            self.client_id,
+            secret.display()
+        );
+        // Givors's first table: what comes before it is Givors's own.
+        let text = contacthub_core::tenant::DEFAULT_COMMUNES.replacen(
+            "\n[commune.answer_days_by_category]",
+            &format!("\n{fc}[commune.answer_days_by_category]"),
+            1,
+        );
+        contacthub_core::tenant::Tenants::from_toml(&text)
+            .expect("the communes file with FranceConnect")
+    }
+
     /// The `[oidc]` table of an agents file for this provider, the desk at `desk`, with
     /// `rules` (TOML `[[oidc.rule]]` tables) after it.
     pub fn agents_toml(&self, desk: &str, rules: &str) -> String {

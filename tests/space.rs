@@ -295,6 +295,39 @@ async fn space(backend: Backend) {
         matches!(refused, contacthub_app::Error::NotFound(_)),
         "{refused}"
     );
+    // From the command line (gRPC): the accueil lists it, the voirie's agent is refused, and
+    // neither may link it to a record of another commune.
+    let bin = contacthub_bin!();
+    let (ok, listed) = hub.cli_as(
+        &bin,
+        "accueil",
+        &["citizen", "accounts", "--tenant", GIVORS],
+    );
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains(&proposal.event_id) && listed.contains("Paul Bernard, né(e) le 01/02/1975"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("fiches proches : {paul_id}")),
+        "{listed}"
+    );
+    let (ok, refused) = hub.cli_as(&bin, "voirie", &["citizen", "accounts", "--tenant", GIVORS]);
+    assert!(!ok && refused.contains("accueil"), "{refused}");
+    let (ok, refused) = hub.cli_as(
+        &bin,
+        "voirie",
+        &[
+            "citizen",
+            "link-account",
+            "--tenant",
+            GIVORS,
+            &proposal.event_id,
+            &paul_id,
+        ],
+    );
+    assert!(!ok, "{refused}");
+
     // On the desk: the accueil sees the account with what FranceConnect said and links it;
     // the voirie's agent sees no account and cannot post the link.
     let voirie = WebAgent::sign_in(&hub.web, "voirie").await;

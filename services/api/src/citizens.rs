@@ -116,6 +116,27 @@ impl CitizenService for Citizens {
             .await)
     }
 
+    async fn list_account_proposals(
+        &self,
+        req: Request<pb::ListAccountProposalsRequest>,
+    ) -> Result<Response<pb::ListAccountProposalsResponse>, Status> {
+        crate::scoped!(self, req, |scope, _r| self
+            .app
+            .account_proposals(&scope)
+            .map(|proposals| pb::ListAccountProposalsResponse { proposals }))
+    }
+
+    async fn link_account(
+        &self,
+        req: Request<pb::LinkAccountRequest>,
+    ) -> Result<Response<pb::LinkAccountResponse>, Status> {
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .link_account(&scope, &r.command()?)
+            .await
+            .map(|()| pb::LinkAccountResponse {}))
+    }
+
     async fn list_duplicate_proposals(
         &self,
         req: Request<pb::ListDuplicateProposalsRequest>,

@@ -81,6 +81,10 @@ command!(pb::ListUnresolvedContactsRequest => c::UnresolvedQuery, |r| c::Unresol
     limit: r.limit,
     include_attached: r.include_attached,
 });
+command!(pb::LinkAccountRequest => c::LinkAccount, |r| c::LinkAccount {
+    proposal_event_id: r.proposal_event_id.clone(),
+    citizen_id: r.citizen_id.clone(),
+});
 command!(pb::AttachContactRequest => c::AttachContact, |r| c::AttachContact {
     contact_event_id: r.contact_event_id.clone(),
     citizen_id: r.citizen_id.clone(),

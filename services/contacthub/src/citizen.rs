@@ -254,6 +254,52 @@ pub async fn run(command: CitizenCommand) -> Result<()> {
             );
             crate::say!("{} rattaché à {}", e.event_id, e.citizen_id);
         }
+        CitizenCommand::Accounts(a) => {
+            let r = crate::rpc!(
+                &a.client,
+                list_account_proposals,
+                pb::ListAccountProposalsRequest {
+                    tenant: a.tenant.clone(),
+                }
+            );
+            if r.proposals.is_empty() {
+                crate::say!("aucun compte à rattacher");
+            }
+            for p in &r.proposals {
+                let i = p.identity.clone().unwrap_or_default();
+                let when =
+                    p.at.as_ref()
+                        .and_then(contacthub_proto::ts::to_micros)
+                        .map(contacthub_core::courrier::paris_display)
+                        .unwrap_or_default();
+                let born = chrono::NaiveDate::parse_from_str(&i.birth_date, "%Y-%m-%d")
+                    .map(|d| d.format("%d/%m/%Y").to_string())
+                    .unwrap_or_default();
+                let candidates = if p.candidates.is_empty() {
+                    "aucune fiche proche".to_string()
+                } else {
+                    format!("fiches proches : {}", p.candidates.join(", "))
+                };
+                crate::say!(
+                    "{}  {when}  {} {}, né(e) le {born}  {candidates}",
+                    p.event_id,
+                    i.first_names,
+                    i.birth_name
+                );
+            }
+        }
+        CitizenCommand::LinkAccount(a) => {
+            crate::rpc!(
+                &a.at.client,
+                link_account,
+                pb::LinkAccountRequest {
+                    tenant: a.at.tenant.clone(),
+                    proposal_event_id: a.proposal.clone(),
+                    citizen_id: a.citizen.clone(),
+                }
+            );
+            crate::say!("compte rattaché à {}", a.citizen);
+        }
         CitizenCommand::Proposals(a) => {
             let r = crate::rpc!(
                 &a.client,

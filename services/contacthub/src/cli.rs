@@ -640,6 +640,10 @@ pub enum CitizenCommand {
     Attach(CitizenAttachArgs),
     /// Records that may be the same person.
     Proposals(CourrierTenantArgs),
+    /// Accounts of the citizens' space waiting to be linked to a record.
+    Accounts(CourrierTenantArgs),
+    /// Links a waiting account (its proposal id, as listed) to a record.
+    LinkAccount(CitizenLinkAccountArgs),
     /// Two records proposed as duplicates are different people.
     Dismiss(CitizenDismissArgs),
     /// Erases a citizen's data (and the records merged into it) for good: the data protection
@@ -677,6 +681,15 @@ pub struct CitizenUnresolvedArgs {
     /// Also contacts attached by their identifiers that named an unknown citizen id.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CitizenLinkAccountArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The proposal's id, as `citizen accounts` lists it.
+    pub proposal: String,
+    pub citizen: String,
 }
 
 #[derive(Debug, Args)]

@@ -870,6 +870,54 @@ async fn space(backend: Backend) {
         }
     }
 
+    // The written answer, posted: on her request's page with the letter's PDF.
+    let answer = hub
+        .hub
+        .send_answer(
+            &hub.scope(GIVORS),
+            &commands::ComposeAnswer {
+                reference: hers.clone(),
+                channel: pb::Channel::Courrier,
+                channel_reason: "réponse signée du maire".into(),
+                text: "Le lampadaire sera réparé cette semaine.".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    hub.hub
+        .mark_printed(&hub.scope(GIVORS), &answer.answer_event_id, "")
+        .await
+        .unwrap();
+    let (_, detail) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{hers}"),
+    )
+    .await;
+    assert!(
+        detail.contains("Le lampadaire sera réparé cette semaine.")
+            && detail.contains("Envoyée par courrier"),
+        "{detail}"
+    );
+    let letter = detail
+        .split("href=\"")
+        .filter_map(|h| h.split('"').next())
+        .find(|h| h.contains("/documents/"))
+        .expect("the letter's link")
+        .to_string();
+    let r = http
+        .get(format!("{}{letter}", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().starts_with(b"%PDF-"));
+    let (status, _) = page(&http, &hub, &paul_session, &letter).await;
+    assert_eq!(status, 404, "Paul may not read Marie's letter");
+
     // Without FranceConnect: a one-time code to the phone the town hall holds. An unknown
     // phone and a phone two records share get the same answer, and no SMS.
     let sophie = hub

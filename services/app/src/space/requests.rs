@@ -211,6 +211,16 @@ impl App {
             .get(n)
             .cloned()
             .ok_or_else(|| Error::NotFound("cette demande n'a pas ce document".into()))?;
+        // A letter posted to them is made again as it was printed (its hash is the proof).
+        let posted = self
+            .store
+            .request_answers(&c.tenant, reference)?
+            .into_iter()
+            .find(|answer| !a.sha256.is_empty() && answer.pdf_sha256 == a.sha256);
+        if let Some(answer) = posted {
+            let bytes = self.answer_letter(&answer)?;
+            return Ok((a, name, bytes));
+        }
         let (a, bytes) = self
             .document(&[a], 0, "cette demande n'a pas ce document")
             .await?;

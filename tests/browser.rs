@@ -1718,6 +1718,22 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     click(&c, "form[action$='/coordonnees/confirmer'] button").await;
     let confirmed = until_text(&c, "confirmed", |t| t.contains("C'est confirmé")).await;
     assert!(confirmed.contains("07 11 22 33 44"), "{confirmed}");
+    // An appointment: a kind, the first day with free places, the first time.
+    c.goto(&format!(
+        "{}/givors/rendez-vous?type=passeport-cni",
+        hub.portal
+    ))
+    .await
+    .unwrap();
+    until_text(&c, "the days", |t| t.contains("quel jour")).await;
+    click(&c, "ul.days a").await;
+    until_text(&c, "the times", |t| t.contains("À quelle heure")).await;
+    review(&c, "espace-rendez-vous", &axe).await;
+    click(&c, "input[name=debut]").await;
+    click(&c, "form[action='/givors/rendez-vous'] button[type=submit]").await;
+    let booked = until_text(&c, "booked", |t| t.contains("Votre rendez-vous est pris")).await;
+    assert!(booked.contains("(à venir)"), "{booked}");
+    review(&c, "espace-rendez-vous-pris", &axe).await;
     c.goto(&format!("{}/givors/donnees", hub.portal))
         .await
         .unwrap();

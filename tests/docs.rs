@@ -252,3 +252,24 @@ fn the_franceconnect_table_of_the_operations_doc_is_what_the_communes_file_takes
     assert_eq!(tenants.get("69091").unwrap().slug(), "givors");
     assert_eq!(tenants.get("69152").unwrap().slug(), "pierre-benite");
 }
+
+#[test]
+fn the_appointment_table_of_the_operations_doc_is_what_the_communes_file_takes() {
+    let doc = include_str!("../docs/operations.md");
+    let table = block_after(doc, "Kinds of appointment are `[[appointment]]` tables");
+    let text = format!(
+        "{}\n{}",
+        contacthub_core::tenant::DEFAULT_COMMUNES.replacen(
+            "code = \"passeport-cni\"",
+            "code = \"passeport-cni-livre\"",
+            1
+        ),
+        table
+    );
+    let tenants = contacthub_core::tenant::Tenants::from_toml(&text).expect("the doc's table");
+    let kind = tenants
+        .get("69091")
+        .and_then(|t| t.appointment("passeport-cni").cloned())
+        .expect("the doc's kind");
+    assert_eq!((kind.minutes, kind.desks, kind.horizon_days), (20, 2, 28));
+}

@@ -27,6 +27,10 @@ enum Holds {
 /// Every family of [`crate::keys`], classified.
 const FAMILIES: &[(&str, Holds)] = &[
     ("ac/", Holds::Nothing), // the accueil's day counts: calls, web contacts by hour, services
+    ("ad/", Holds::Ids),     // the commune's agenda: start, appointment id
+    ("am/", Holds::Ids),     // an appointment: kind, start, citizen id, status
+    ("as/", Holds::Ids),     // a slot's bookings
+    ("au/", Holds::Ids),     // a person's appointments
     ("an/", Holds::Personal), // a written answer: its text, its recipient
     ("ar/", Holds::Ids),
     ("ce/", Holds::Ids),
@@ -281,6 +285,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         account_linked: ci/* ev/ ks/ lc/ sk/ st/ tl/* ua/ uc/
         account_proposed: ev/ st/ ua/ up/*
         answer_composed: an/* ar/ ci/* ev/ ks/ lc/ pq/ rq/* sk/ st/ tl/*
+        appointment_booked: ad/ am/ as/ au/ ci/* ev/ ks/ lc/ sk/ st/ tl/*
         catalogue_answer_published: ev/ ka/ st/
         citizen_erased: ci/* ev/ lc/ st/ tl/*
         citizen_registered: ci/* dx/* ev/ id/* ih/* ks/ lc/ nx/* sk/ st/ tl/*

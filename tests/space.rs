@@ -870,6 +870,91 @@ async fn space(backend: Backend) {
         }
     }
 
+    // « Prendre rendez-vous »: a passport appointment on the first day with free slots, in
+    // her timeline for the agents; then cancelled, the slot free again.
+    let (_, kinds) = page(&http, &hub, &marie_session, "/givors/rendez-vous").await;
+    assert!(
+        kinds.contains("Passeport ou carte nationale d&#39;identité")
+            || kinds.contains("Passeport ou carte nationale d'identité"),
+        "{kinds}"
+    );
+    let (_, days) = page(
+        &http,
+        &hub,
+        &marie_session,
+        "/givors/rendez-vous?type=passeport-cni",
+    )
+    .await;
+    let day = days
+        .split("jour=")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a day with free slots")
+        .to_string();
+    let (_, times) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/rendez-vous?type=passeport-cni&jour={day}"),
+    )
+    .await;
+    let start = times
+        .split("name=\"debut\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a free time")
+        .to_string();
+    let book = |session: &str, start: &str| {
+        http.post(format!("{}/givors/rendez-vous", hub.portal))
+            .header("cookie", format!("contacthub_espace={session}"))
+            .form(&[
+                ("csrf", csrf_of(&times)),
+                ("type", "passeport-cni".into()),
+                ("jour", day.clone()),
+                ("debut", start.to_string()),
+            ])
+            .send()
+    };
+    let r = book(&marie_session, &start).await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let (_, booked) = page(&http, &hub, &marie_session, "/givors/rendez-vous?avis=pris").await;
+    assert!(
+        booked.contains("Votre rendez-vous est pris") && booked.contains("(à venir)"),
+        "{booked}"
+    );
+    assert!(hub
+        .timeline_of(GIVORS, &marie_id)
+        .iter()
+        .any(|e| e.kind == "appointment_booked"));
+    // A time that is no slot is refused.
+    let r = book(&marie_session, "12345").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let id = booked
+        .split("/givors/rendez-vous/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .expect("her appointment's cancel form")
+        .to_string();
+    // Paul may not cancel it.
+    let r = http
+        .post(format!("{}/givors/rendez-vous/{id}/annuler", hub.portal))
+        .header("cookie", format!("contacthub_espace={paul_session}"))
+        .form(&[("csrf", csrf_of(&his_form))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .post(format!("{}/givors/rendez-vous/{id}/annuler", hub.portal))
+        .header("cookie", format!("contacthub_espace={marie_session}"))
+        .form(&[("csrf", csrf_of(&booked))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, cancelled) = page(&http, &hub, &marie_session, "/givors/rendez-vous").await;
+    assert!(cancelled.contains("(annulé)"), "{cancelled}");
+
     // The written answer, posted: on her request's page with the letter's PDF.
     let answer = hub
         .hub
@@ -1175,3 +1260,51 @@ async fn the_demo_signs_its_people_in_with_its_own_franceconnect() {
         "{home}"
     );
 }
+
+/// Two people racing for the last place of a slot (the CCAS receives one person at a time):
+/// one has it, the other is told it was just taken — on both log backends.
+async fn a_slot_goes_to_one(backend: Backend) {
+    let hub = TestHub::start(&backend).await;
+    let scope = hub.scope(GIVORS);
+    let mut people = Vec::new();
+    for (first, family) in [("Alice", "Amrani"), ("Bruno", "Berthet")] {
+        record(&hub, family, "", first, "1970-01-01").await;
+        let pivot = contacthub_core::account::Pivot {
+            given_names: first.into(),
+            family_name: family.into(),
+            birth_date: "1970-01-01".into(),
+            ..Default::default()
+        };
+        people.push(
+            hub.hub
+                .demo_sign_in(&scope, &pivot, &format!("sub-{first}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let now = hub.hub.now();
+    let slot = hub.hub.free_slots(GIVORS, "ccas", now, 28).unwrap()[0];
+    assert_eq!(slot.left, 1);
+    let (a, b) = tokio::join!(
+        hub.hub
+            .book_my_appointment(&people[0], "ccas", slot.start_us),
+        hub.hub
+            .book_my_appointment(&people[1], "ccas", slot.start_us),
+    );
+    let won = [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count();
+    assert_eq!(won, 1, "{a:?} {b:?}");
+    let lost = [a, b]
+        .into_iter()
+        .find_map(Result::err)
+        .expect("one refused");
+    assert!(matches!(lost, contacthub_app::Error::Conflict(_)), "{lost}");
+    assert!(!hub
+        .hub
+        .free_slots(GIVORS, "ccas", now, 28)
+        .unwrap()
+        .iter()
+        .any(|f| f.start_us == slot.start_us));
+    hub.stop().await;
+}
+
+on_every_backend!(a_slot_goes_to_one);

@@ -14,6 +14,7 @@
 //! - [`courrier`]: the mail room (register with scans, route, steps, answers, lists, report,
 //!   receipts, unmatched scans);
 //! - [`accueil`]: the organisation of the accueil (opening hours, closed days);
+//! - [`appointments`]: free slots, booking (the projector decides a race), cancelling;
 //! - [`answers`]: written answers sent to citizens (compose, preview, outbox, print queue,
 //!   outcomes and bounces);
 //! - [`space`]: the citizens' space: FranceConnect sign-in, accounts linked to records or
@@ -38,6 +39,7 @@
 
 pub mod accueil;
 pub mod answers;
+pub mod appointments;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;

@@ -254,8 +254,9 @@ fn communes(app: &contacthub_app::App) -> Vec<(String, String)> {
 }
 
 /// One person in four of the first `per_commune` records of each commune signed in to the
-/// space (linked at once: their identity is their record's); the second one with a given
-/// name more than their record says (a proposal for the accueil). How many signed in.
+/// space (linked at once: their identity is their record's), each with a passport
+/// appointment in the coming two weeks; the second one with a given name more than their
+/// record says (a proposal for the accueil). How many signed in.
 async fn demo_accounts(
     app: &contacthub_app::App,
     per_commune: usize,
@@ -280,8 +281,16 @@ async fn demo_accounts(
             if pivot.check().is_err() {
                 continue;
             }
-            app.demo_sign_in(&scope, &pivot, &demo_subject(&id)).await?;
+            let signed = app.demo_sign_in(&scope, &pivot, &demo_subject(&id)).await?;
             n += 1;
+            // Those linked book a passport appointment within the coming two weeks.
+            if linked {
+                let free = app.free_slots(&tenant, "passeport-cni", app.now(), 14)?;
+                if let Some(slot) = free.get((k * 7) % free.len().max(1)) {
+                    app.book_my_appointment(&signed, "passeport-cni", slot.start_us)
+                        .await?;
+                }
+            }
         }
     }
     Ok(n)

@@ -73,6 +73,8 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::ContactNoted(_) => "contact_noted",
         Payload::AccountLinked(_) => "account_linked",
         Payload::AccountProposed(_) => "account_proposed",
+        Payload::AppointmentBooked(_) => "appointment_booked",
+        Payload::AppointmentCancelled(_) => "appointment_cancelled",
     }
 }
 
@@ -464,6 +466,25 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
             }
             if l.evidence.len() > 8 || l.evidence.iter().any(|e| e.len() > 32) {
                 return Err(invalid("account_linked: evidence too long"));
+            }
+        }
+        Payload::AppointmentBooked(b) => {
+            if !valid_id(&b.appointment_id) || !valid_id(&b.kind) {
+                return Err(invalid("appointment_booked needs its id and its kind"));
+            }
+            if b.start.is_none() || !(5..=240).contains(&b.minutes) || !(1..=50).contains(&b.desks)
+            {
+                return Err(invalid(
+                    "appointment_booked needs its start, 5 to 240 minutes, 1 to 50 desks",
+                ));
+            }
+            if !erased {
+                check_party(event)?;
+            }
+        }
+        Payload::AppointmentCancelled(c) => {
+            if !valid_id(&c.appointment_id) {
+                return Err(invalid("appointment_cancelled needs the appointment's id"));
             }
         }
         Payload::AccountProposed(p) => {
@@ -881,6 +902,13 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
             chars("contact_event_id", &n.contact_event_id, limits::ID_CHARS)?
         }
         Some(Payload::AccountLinked(l)) => chars("provider", &l.provider, limits::LABEL_CHARS)?,
+        Some(Payload::AppointmentBooked(b)) => {
+            chars("appointment_id", &b.appointment_id, limits::ID_CHARS)?;
+            chars("kind", &b.kind, limits::ID_CHARS)?;
+        }
+        Some(Payload::AppointmentCancelled(c)) => {
+            chars("appointment_id", &c.appointment_id, limits::ID_CHARS)?
+        }
         Some(Payload::AccountProposed(p)) => chars("provider", &p.provider, limits::LABEL_CHARS)?,
         Some(Payload::IdentityLinked(_))
         | Some(Payload::IdentityUnlinked(_))

@@ -43,6 +43,10 @@
 //! | `ua/`  | tenant `\0` account id              | `Account`: a citizens' space account's citizen, or its proposal |
 //! | `uc/`  | tenant `\0` citizen `\0` account id  | empty: a citizen's accounts (erasure ends them) |
 //! | `up/`  | tenant `\0` proposal event id        | `AccountProposal`: an account for an agent (« à rattacher ») |
+//! | `am/`  | tenant `\0` appointment id          | `Appointment`             |
+//! | `as/`  | tenant `\0` kind `\0` start (i64 BE µs) `\0` appointment id | empty: a slot's bookings |
+//! | `au/`  | tenant `\0` citizen `\0` start (i64 BE µs) `\0` appointment id | empty: a person's appointments |
+//! | `ad/`  | tenant `\0` start (i64 BE µs) `\0` appointment id | empty: the commune's agenda |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
@@ -54,7 +58,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 11;
+pub const FORMAT: u32 = 12;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -516,6 +520,44 @@ pub fn permanence(tenant: &str, elu: &str, at_us: i64, event_id: &str) -> Vec<u8
             event_id.as_bytes(),
         ],
     )
+}
+
+/// An appointment.
+pub fn appointment(tenant: &str, id: &str) -> Vec<u8> {
+    key(b"am/", &[tenant.as_bytes(), id.as_bytes()])
+}
+
+/// The bookings of a slot: `kind` at `start_us` (each followed by its appointment id).
+pub fn appointment_slot(tenant: &str, kind: &str, start_us: i64) -> Vec<u8> {
+    let mut k = key(
+        b"as/",
+        &[tenant.as_bytes(), kind.as_bytes(), &start_us.to_be_bytes()],
+    );
+    k.push(0);
+    k
+}
+
+/// A person's appointments (each key followed by start and id).
+pub fn citizen_appointments(tenant: &str, citizen: &str) -> Vec<u8> {
+    let mut k = key(b"au/", &[tenant.as_bytes(), citizen.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// The commune's agenda from its first key (each followed by start and id).
+pub fn agenda(tenant: &str) -> Vec<u8> {
+    let mut k = key(b"ad/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// A key under `prefix` for the appointment `id` starting at `start_us`.
+pub fn dated(prefix: &[u8], start_us: i64, id: &str) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&start_us.to_be_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 /// A citizens' space account (`account`: a keyed hash of the provider's subject).

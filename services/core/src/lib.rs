@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod accueil;
+pub mod appointment;
 pub mod courrier;
 pub mod dashboard;
 pub mod demo;

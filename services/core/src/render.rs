@@ -102,6 +102,11 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
         | Payload::ContactNoted(_)
         | Payload::AccountProposed(_) => {}
         Payload::AccountLinked(l) => f.account_basis = l.basis,
+        Payload::AppointmentBooked(b) => {
+            f.appointment_kind = b.kind.clone();
+            f.appointment_start = b.start;
+        }
+        Payload::AppointmentCancelled(_) => {}
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)
@@ -211,6 +216,25 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
             f.citizen_id, f.other_citizen_id
         ),
         "identity_linked" => format!("Fiche fusionnée dans {}", f.other_citizen_id),
+        "appointment_booked" | "appointment_cancelled" => {
+            let what = commune
+                .appointment(&f.appointment_kind)
+                .map_or(f.appointment_kind.as_str(), |k| k.name.as_str());
+            let when = f
+                .appointment_start
+                .as_ref()
+                .and_then(ts::to_micros)
+                .map(|us| {
+                    let t = crate::courrier::paris(us);
+                    format!("{} à {}", t.format("%d/%m/%Y"), t.format("%H:%M"))
+                })
+                .unwrap_or_default();
+            if entry.kind == "appointment_booked" {
+                format!("Rendez-vous pris : {what}, le {when}")
+            } else {
+                "Rendez-vous annulé".into()
+            }
+        }
         "account_linked" => {
             use pb::account_linked::Basis;
             match Basis::try_from(f.account_basis).unwrap_or(Basis::Unspecified) {

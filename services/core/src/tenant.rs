@@ -55,6 +55,8 @@ pub struct Tenant {
     pub schedule: Option<crate::hours::Schedule>,
     /// Where people queue for a counter (`[[commune.site]]`), in the order of the file.
     pub sites: Vec<crate::accueil::Site>,
+    /// The kinds of appointment it offers (`[[appointment]]`, `[[commune.appointment]]`).
+    pub appointments: Vec<crate::appointment::Kind>,
 }
 
 /// A commune's client at FranceConnect (OpenID Connect), as the partners' space gives it:
@@ -234,6 +236,23 @@ pub enum Orientation {
 }
 
 impl Tenant {
+    /// Its kind of appointment `code`.
+    pub fn appointment(&self, code: &str) -> Option<&crate::appointment::Kind> {
+        self.appointments.iter().find(|k| k.code == code)
+    }
+
+    /// The weekly hours of appointments of `kind`: its own, else its site's, else the
+    /// commune's counter hours; `None` when the communes file says none.
+    pub fn appointment_week<'a>(
+        &'a self,
+        kind: &'a crate::appointment::Kind,
+    ) -> Option<&'a crate::hours::Week> {
+        kind.hours
+            .as_ref()
+            .or_else(|| self.site(&kind.site).and_then(|s| s.hours.as_ref()))
+            .or_else(|| self.schedule.as_ref().and_then(|s| s.counter.as_ref()))
+    }
+
     /// Its part of the citizens' space's addresses: its name folded, « pierre-benite ».
     pub fn slug(&self) -> String {
         crate::identity::fold_name(&self.name).replace(' ', "-")
@@ -323,6 +342,9 @@ struct File {
     /// Every commune's retention rules (a commune may have its own).
     #[serde(default)]
     retention: Retention,
+    /// The kinds of appointment every commune offers.
+    #[serde(default)]
+    appointment: Vec<crate::appointment::KindEntry>,
 }
 
 #[derive(Deserialize, Default)]
@@ -485,6 +507,9 @@ struct Entry {
     site: Vec<crate::accueil::SiteEntry>,
     /// Its citizens' sign-in with FranceConnect.
     franceconnect: Option<FranceConnect>,
+    /// Its own kinds of appointment (one with the code of a shared kind replaces it).
+    #[serde(default)]
+    appointment: Vec<crate::appointment::KindEntry>,
 }
 
 fn default_answer_days() -> u32 {
@@ -622,9 +647,35 @@ impl Tenants {
                     e.code
                 )));
             }
+            let sites = crate::accueil::sites(&e.code, e.site)?;
+            let default_site = sites.first().map(|s| s.code.clone()).unwrap_or_default();
+            let mut appointments: Vec<crate::appointment::Kind> = Vec::new();
+            for entry in e.appointment.iter().chain(
+                file.appointment
+                    .iter()
+                    .filter(|k| !e.appointment.iter().any(|own| own.code == k.code)),
+            ) {
+                let kind = entry
+                    .resolve(&default_site)
+                    .map_err(|why| Error::Config(format!("commune {}: {why}", e.code)))?;
+                if !services.iter().any(|s| s.code == kind.service) {
+                    return Err(Error::Config(format!(
+                        "commune {}: appointment {}: no service {}",
+                        e.code, kind.code, kind.service
+                    )));
+                }
+                if !kind.site.is_empty() && !sites.iter().any(|s| s.code == kind.site) {
+                    return Err(Error::Config(format!(
+                        "commune {}: appointment {}: no site {}",
+                        e.code, kind.code, kind.site
+                    )));
+                }
+                appointments.push(kind);
+            }
             let t = Tenant {
                 schedule,
-                sites: crate::accueil::sites(&e.code, e.site)?,
+                appointments,
+                sites,
                 services,
                 receipt,
                 orientation: e.orientation.unwrap_or(file.confidentiality.orientation),

@@ -558,6 +558,42 @@ impl Store {
         Ok(out)
     }
 
+    /// An appointment.
+    pub fn appointment(&self, tenant: &str, id: &str) -> Result<Option<pb::Appointment>> {
+        self.get_msg(&keys::appointment(tenant, id))
+    }
+
+    /// How many bookings hold slot `kind` at `start_us`.
+    pub fn slot_bookings(&self, tenant: &str, kind: &str, start_us: i64) -> Result<usize> {
+        let mut n = 0;
+        for kv in self
+            .db()?
+            .tree
+            .scan_prefix(keys::appointment_slot(tenant, kind, start_us))
+        {
+            kv.map_err(self.err())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// A person's appointments, by start.
+    pub fn citizen_appointments(
+        &self,
+        tenant: &str,
+        citizen: &str,
+    ) -> Result<Vec<pb::Appointment>> {
+        let prefix = keys::citizen_appointments(tenant, citizen);
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.scan_prefix(&prefix).take(500) {
+            let (k, _) = kv.map_err(self.err())?;
+            // start (8 bytes), \0, id
+            let id = String::from_utf8_lossy(&k[prefix.len() + 9..]).into_owned();
+            out.extend(self.appointment(tenant, &id)?);
+        }
+        Ok(out)
+    }
+
     /// A citizens' space account: its citizen, or the proposal it waits on.
     pub fn account(&self, tenant: &str, account: &str) -> Result<Option<pb::Account>> {
         self.get_msg(&keys::account(tenant, account))

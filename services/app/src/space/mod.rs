@@ -7,6 +7,7 @@
 //! minors they are a parent of ([`household`]) — ([`requests`]), and writes nothing but their
 //! messages to the town hall ([`message`]).
 
+mod appointments;
 mod code;
 mod data;
 mod details;

@@ -3,13 +3,14 @@
 //!
 //! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
 //! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
-//! [`courrier`] (the mail room: chrono numbers and letters), [`accueil`] (the waiting line's tickets), [`accounts`] (the citizens' space's accounts), [`requests`] (demandes, from
+//! [`courrier`] (the mail room: chrono numbers and letters), [`accueil`] (the waiting line's tickets), [`accounts`] (the citizens' space's accounts), [`appointments`] (slots booked and freed), [`requests`] (demandes, from
 //! first contact to written answer), [`answers`] (the outbox of written answers), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
 //! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
 
 pub mod accounts;
 pub mod accueil;
 pub mod answers;
+pub mod appointments;
 pub mod citizens;
 pub mod counters;
 pub mod courrier;
@@ -361,6 +362,8 @@ fn project(
         Payload::ContactNoted(n) => timeline::noted(kv, v, n)?,
         Payload::AccountLinked(l) => accounts::linked(kv, v, l)?,
         Payload::AccountProposed(p) => accounts::proposed(kv, v, p)?,
+        Payload::AppointmentBooked(b) => appointments::booked(kv, v, b)?,
+        Payload::AppointmentCancelled(c) => appointments::cancelled(kv, v, c)?,
         Payload::TicketIssued(_)
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)

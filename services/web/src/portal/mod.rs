@@ -6,6 +6,7 @@
 //! Handlers translate only, like the desk's: [`contacthub_app::space`] decides.
 
 pub mod account;
+pub mod appointments;
 pub mod code;
 pub mod data;
 pub mod details;
@@ -287,6 +288,14 @@ pub fn router(state: State) -> Router {
         .route(
             "/{commune}/coordonnees/confirmer",
             axum::routing::post(details::confirm),
+        )
+        .route(
+            "/{commune}/rendez-vous",
+            get(appointments::page).post(appointments::book),
+        )
+        .route(
+            "/{commune}/rendez-vous/{id}/annuler",
+            axum::routing::post(appointments::cancel),
         )
         .route("/{commune}/donnees", get(data::page))
         .route("/{commune}/donnees/mes-donnees.zip", get(data::export))

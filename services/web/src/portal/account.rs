@@ -399,6 +399,31 @@ pub(crate) fn signed_in_to<'a>(
     Ok((t, s))
 }
 
+/// The person signed in to `slug`'s site who posted a form of page `page` (« Mes
+/// coordonnées »), checked to come from the site with the session's token; or the page that
+/// refuses it.
+pub(crate) fn posted_by(
+    space: &State,
+    headers: &HeaderMap,
+    slug: &str,
+    csrf: &str,
+    page: &str,
+) -> Result<contacthub_app::space::Citizen, Box<Response>> {
+    let (t, s) = signed_in_to(space, headers, slug)?;
+    if !crate::session::same_origin(headers) || !same_token(csrf.trim(), &s.csrf) {
+        return Err(Box::new(failure_on(
+            Site::of(t, Some(&s)),
+            Failure {
+                status: StatusCode::FORBIDDEN,
+                message: format!(
+                    "Formulaire expiré : rechargez la page « {page} » et recommencez."
+                ),
+            },
+        )));
+    }
+    Ok(s.citizen)
+}
+
 fn full_view(slug: &str, f: &MineInFull) -> RequestPage {
     let reference = url_encode(&f.request.reference);
     RequestPage {

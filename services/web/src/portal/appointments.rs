@@ -181,28 +181,6 @@ pub struct BookForm {
     debut: String,
 }
 
-/// Checks a form of the page came from it with the session's token.
-fn checked(
-    space: &State,
-    headers: &HeaderMap,
-    slug: &str,
-    csrf: &str,
-) -> Result<contacthub_app::space::Citizen, Box<Response>> {
-    let (t, s) = super::account::signed_in_to(space, headers, slug)?;
-    if !crate::session::same_origin(headers) || !super::account::same_token(csrf.trim(), &s.csrf) {
-        return Err(Box::new(failure_on(
-            Site::of(t, Some(&s)),
-            Failure {
-                status: StatusCode::FORBIDDEN,
-                message:
-                    "Formulaire expiré : rechargez la page « Prendre rendez-vous » et recommencez."
-                        .into(),
-            },
-        )));
-    }
-    Ok(s.citizen)
-}
-
 /// `POST /{commune}/rendez-vous`: books the slot chosen.
 pub async fn book(
     Axum(space): Axum<State>,
@@ -210,10 +188,11 @@ pub async fn book(
     headers: HeaderMap,
     Form(f): Form<BookForm>,
 ) -> Response {
-    let citizen = match checked(&space, &headers, &slug, &f.csrf) {
-        Ok(c) => c,
-        Err(res) => return *res,
-    };
+    let citizen =
+        match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Prendre rendez-vous") {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     let q = AppointmentsQuery {
         kind: f.kind.clone(),
         jour: f.jour.clone(),
@@ -249,10 +228,11 @@ pub async fn cancel(
     headers: HeaderMap,
     Form(f): Form<CancelForm>,
 ) -> Response {
-    let citizen = match checked(&space, &headers, &slug, &f.csrf) {
-        Ok(c) => c,
-        Err(res) => return *res,
-    };
+    let citizen =
+        match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Prendre rendez-vous") {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     match space.app.cancel_my_appointment(&citizen, &id).await {
         Ok(()) => {
             crate::pages::see_other(&format!("/{slug}/rendez-vous?avis=annule")).into_response()

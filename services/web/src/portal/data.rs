@@ -2,11 +2,11 @@
 //! oneself (the access export, a zip), and asking the data protection officer to erase it.
 
 use super::{failure_on, Site, State};
+use crate::render;
 use crate::view::url_encode;
-use crate::{render, Failure};
 use askama::Template;
 use axum::extract::{Form, Path, State as Axum};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -84,29 +84,14 @@ pub async fn ask_erasure(
     headers: HeaderMap,
     Form(f): Form<ErasureForm>,
 ) -> Response {
-    let (t, s) = match super::account::signed_in_to(&space, &headers, &slug) {
-        Ok(x) => x,
+    let citizen = match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Mes données")
+    {
+        Ok(c) => c,
         Err(res) => return *res,
     };
-    let refuse = |status: StatusCode, message: &str| {
-        failure_on(
-            Site::of(t, Some(&s)),
-            Failure {
-                status,
-                message: message.into(),
-            },
-        )
-    };
-    if !crate::session::same_origin(&headers) || !super::account::same_token(f.csrf.trim(), &s.csrf)
-    {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "Formulaire expiré : rechargez la page « Mes données » et recommencez.",
-        );
-    }
     match space
         .app
-        .ask_erasure(&s.citizen, &f.precisions, f.cle.trim())
+        .ask_erasure(&citizen, &f.precisions, f.cle.trim())
         .await
     {
         Ok(reference) => crate::pages::see_other(&format!(
@@ -114,9 +99,9 @@ pub async fn ask_erasure(
             url_encode(&reference)
         ))
         .into_response(),
-        Err(e) => {
-            let f = super::account::said(e);
-            refuse(f.status, &f.message)
-        }
+        Err(e) => match super::account::signed_in_to(&space, &headers, &slug) {
+            Ok((t, s)) => failure_on(Site::of(t, Some(&s)), super::account::said(e)),
+            Err(res) => *res,
+        },
     }
 }

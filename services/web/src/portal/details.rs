@@ -137,29 +137,6 @@ pub struct ChangeForm {
     nouveau: String,
 }
 
-/// Checks a form of the page came from it with the session's token: the person, or the page
-/// that refuses it.
-fn checked(
-    space: &State,
-    headers: &HeaderMap,
-    slug: &str,
-    csrf: &str,
-) -> Result<contacthub_app::space::Citizen, Box<Response>> {
-    let (t, s) = super::account::signed_in_to(space, headers, slug)?;
-    if !crate::session::same_origin(headers) || !super::account::same_token(csrf.trim(), &s.csrf) {
-        return Err(Box::new(failure_on(
-            Site::of(t, Some(&s)),
-            Failure {
-                status: StatusCode::FORBIDDEN,
-                message:
-                    "Formulaire expiré : rechargez la page « Mes coordonnées » et recommencez."
-                        .into(),
-            },
-        )));
-    }
-    Ok(s.citizen)
-}
-
 /// Where the person goes after a change that went through.
 fn done(slug: &str, avis: &str) -> Response {
     crate::pages::see_other(&format!("/{slug}/coordonnees?avis={avis}")).into_response()
@@ -172,10 +149,11 @@ pub async fn change(
     headers: HeaderMap,
     Form(f): Form<ChangeForm>,
 ) -> Response {
-    let citizen = match checked(&space, &headers, &slug, &f.csrf) {
-        Ok(c) => c,
-        Err(res) => return *res,
-    };
+    let citizen =
+        match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Mes coordonnées") {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     let Some(preferred) = CHANNELS
         .iter()
         .find(|(v, _, _)| *v == f.prefere.trim())
@@ -221,10 +199,11 @@ pub async fn send_code(
     headers: HeaderMap,
     Form(f): Form<ChangeForm>,
 ) -> Response {
-    let citizen = match checked(&space, &headers, &slug, &f.csrf) {
-        Ok(c) => c,
-        Err(res) => return *res,
-    };
+    let citizen =
+        match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Mes coordonnées") {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     match space.app.send_code(&citizen, &f.nouveau).await {
         Ok(()) => done(&slug, "code"),
         Err(e) => {
@@ -251,10 +230,11 @@ pub async fn confirm(
     headers: HeaderMap,
     Form(f): Form<ChangeForm>,
 ) -> Response {
-    let citizen = match checked(&space, &headers, &slug, &f.csrf) {
-        Ok(c) => c,
-        Err(res) => return *res,
-    };
+    let citizen =
+        match super::account::posted_by(&space, &headers, &slug, &f.csrf, "Mes coordonnées") {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     match space.app.confirm_code(&citizen, &f.code).await {
         Ok(()) => done(&slug, "confirme"),
         Err(e) => show(&space, &headers, &slug, "", Some(super::account::said(e))),

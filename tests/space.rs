@@ -1113,6 +1113,121 @@ async fn space(backend: Backend) {
         pb::account_linked::Basis::OneTimeCode as i32
     );
 
+    // The accueil books for Paul at the counter from the command line; the voirie may not
+    // book a passport appointment nor the accueil a CCAS one; the day's agenda shows it to
+    // the accueil, not to the voirie; then it is cancelled.
+    let (ok, slots) = hub.cli_as(
+        &bin,
+        "accueil",
+        &[
+            "appointment",
+            "slots",
+            "--tenant",
+            GIVORS,
+            "--service",
+            "etat-civil",
+            "--days",
+            "14",
+        ],
+    );
+    assert!(ok, "{slots}");
+    let first = slots.lines().next().expect("a free slot").to_string();
+    let at_time: String = first.chars().take(16).collect();
+    assert!(first.contains("place"), "{first}");
+    let (ok, refused) = hub.cli_as(
+        &bin,
+        "voirie",
+        &[
+            "appointment",
+            "book",
+            "--tenant",
+            GIVORS,
+            "--service",
+            "passeport-cni",
+            "--citizen",
+            &paul_id,
+            "--at-time",
+            &at_time,
+        ],
+    );
+    assert!(!ok && refused.contains("autre service"), "{refused}");
+    let (ok, refused) = hub.cli_as(
+        &bin,
+        "accueil",
+        &[
+            "appointment",
+            "slots",
+            "--tenant",
+            GIVORS,
+            "--service",
+            "ccas",
+        ],
+    );
+    assert!(ok, "slots are no one's data: {refused}");
+    let ccas_first: String = refused.chars().take(16).collect();
+    let (ok, refused) = hub.cli_as(
+        &bin,
+        "accueil",
+        &[
+            "appointment",
+            "book",
+            "--tenant",
+            GIVORS,
+            "--service",
+            "ccas",
+            "--citizen",
+            &paul_id,
+            "--at-time",
+            &ccas_first,
+        ],
+    );
+    assert!(!ok && refused.contains("autre service"), "{refused}");
+    let (ok, booked) = hub.cli_as(
+        &bin,
+        "accueil",
+        &[
+            "appointment",
+            "book",
+            "--tenant",
+            GIVORS,
+            "--service",
+            "passeport-cni",
+            "--citizen",
+            &paul_id,
+            "--at-time",
+            &at_time,
+        ],
+    );
+    assert!(
+        ok && booked.contains("pris") && booked.contains(&paul_id),
+        "{booked}"
+    );
+    let id = booked
+        .split('[')
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .expect("its id")
+        .to_string();
+    let day = format!("{}-{}-{}", &at_time[6..10], &at_time[3..5], &at_time[0..2]);
+    let (ok, agenda) = hub.cli_as(
+        &bin,
+        "accueil",
+        &["appointment", "list", "--tenant", GIVORS, "--day", &day],
+    );
+    assert!(ok && agenda.contains(&id), "{agenda}");
+    let (ok, theirs) = hub.cli_as(
+        &bin,
+        "voirie",
+        &["appointment", "list", "--tenant", GIVORS, "--day", &day],
+    );
+    assert!(ok && !theirs.contains(&id), "{theirs}");
+    let (ok, cancelled) = hub.cli_as(
+        &bin,
+        "accueil",
+        &["appointment", "cancel", "--tenant", GIVORS, &id],
+    );
+    assert!(ok && cancelled.contains("annulé"), "{cancelled}");
+
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.
     let (status, _) = page(

@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "outbound.proto",
         "audit.proto",
         "accueil.proto",
+        "appointment.proto",
     ]
     .map(|f| root.join("contacthub/v1").join(f));
     for f in &files {

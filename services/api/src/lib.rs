@@ -9,6 +9,7 @@
 //! health (following [`App::problems`]) and reflection into [`serve`].
 
 pub mod accueil;
+pub mod appointments;
 pub mod audit;
 pub mod citizens;
 mod commands;
@@ -21,7 +22,8 @@ pub mod requests;
 
 use contacthub_app::App;
 use contacthub_proto::v1::{
-    accueil_service_server::AccueilServiceServer, audit_service_server::AuditServiceServer,
+    accueil_service_server::AccueilServiceServer,
+    appointment_service_server::AppointmentServiceServer, audit_service_server::AuditServiceServer,
     citizen_service_server::CitizenServiceServer, courrier_service_server::CourrierServiceServer,
     dashboard_service_server::DashboardServiceServer, desk_service_server::DeskServiceServer,
     ops_service_server::OpsServiceServer, outbound_service_server::OutboundServiceServer,
@@ -243,6 +245,9 @@ pub async fn serve(
         .add_service(AccueilServiceServer::new(accueil::Accueil::new(
             app.clone(),
         )))
+        .add_service(AppointmentServiceServer::new(
+            appointments::Appointments::new(app.clone()),
+        ))
         .add_service(OpsServiceServer::new(ops::Ops::new(app)));
     // TCP_NODELAY on every accepted connection: without it a small answer waits for the
     // client's delayed ACK (~40 ms per call for a desk with one call in flight).

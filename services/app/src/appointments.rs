@@ -3,6 +3,7 @@
 //! its first bookings in log order (one log partition per commune, on both backends), so of
 //! two people racing for its last place one has it and the other is told.
 
+use crate::auth::Scope;
 use crate::{App, Error, Result};
 use contacthub_core::appointment::{slots, Kind};
 use contacthub_core::limits::quote;
@@ -20,14 +21,18 @@ pub struct Free {
 }
 
 impl App {
-    /// Kind `code` of commune `tenant`.
+    /// Kind `code` of commune `tenant` (or the first kind of service `code`).
     pub fn appointment_kind(&self, tenant: &str, code: &str) -> Result<&Kind> {
-        self.tenant(tenant)?.appointment(code).ok_or_else(|| {
-            Error::NotFound(format!(
-                "aucun rendez-vous « {} » dans cette commune",
-                quote(code)
-            ))
-        })
+        let commune = self.tenant(tenant)?;
+        commune
+            .appointment(code)
+            .or_else(|| commune.appointments.iter().find(|k| k.service == code))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "aucun rendez-vous « {} » dans cette commune",
+                    quote(code)
+                ))
+            })
     }
 
     /// The free slots of kind `code` from `from_us` (not before now) for `days` days.
@@ -113,6 +118,100 @@ impl App {
             ));
         }
         Ok(a)
+    }
+
+    /// Refused unless the scope's agent receives for `kind`'s service or is an agent of no
+    /// service and the service is not confidential (a CCAS appointment is the CCAS's).
+    fn handles(&self, scope: &Scope, kind: &Kind) -> Result<()> {
+        let Some(agent) = scope.agent() else {
+            return Ok(());
+        };
+        let confidential = self
+            .tenant(scope.commune())?
+            .service(&kind.service)
+            .is_some_and(|s| s.confidential);
+        if agent.in_service(&kind.service) || (agent.is_generalist() && !confidential) {
+            return Ok(());
+        }
+        Err(Error::Forbidden(format!(
+            "les rendez-vous « {} » sont ceux d'un autre service",
+            kind.name
+        )))
+    }
+
+    /// The free slots of kind `code`, for an agent.
+    pub fn appointment_slots(
+        &self,
+        scope: &Scope,
+        code: &str,
+        from_us: i64,
+        days: u32,
+    ) -> Result<Vec<Free>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        self.free_slots(tenant, code, from_us, days)
+    }
+
+    /// An agent books slot `start_us` of kind `code` for `citizen` (at the counter, on the
+    /// phone).
+    pub async fn book_for(
+        &self,
+        scope: &Scope,
+        code: &str,
+        start_us: i64,
+        citizen: &str,
+    ) -> Result<pb::Appointment> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let kind = self.appointment_kind(tenant, code)?.clone();
+        self.handles(scope, &kind)?;
+        let record = self.writable_citizen(tenant, citizen)?;
+        let who = self.store.canonical(tenant, &record.citizen_id)?;
+        self.book(tenant, code, start_us, &who, &scope.agent_id())
+            .await
+    }
+
+    /// An agent cancels an appointment of their service.
+    pub async fn cancel_for(&self, scope: &Scope, id: &str) -> Result<pb::Appointment> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        let a = self
+            .store
+            .appointment(tenant, id)?
+            .ok_or_else(|| Error::NotFound(format!("aucun rendez-vous {}", quote(id))))?;
+        let kind = self.appointment_kind(tenant, &a.kind)?.clone();
+        self.handles(scope, &kind)?;
+        self.cancel(tenant, &a, &scope.agent_id()).await?;
+        self.store
+            .appointment(tenant, id)?
+            .ok_or_else(|| Error::Internal("the appointment vanished".into()))
+    }
+
+    /// The appointments of `day` (Paris) the agent receives, by start; each read recorded.
+    pub fn agenda(&self, scope: &Scope, day: chrono::NaiveDate) -> Result<Vec<pb::Appointment>> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
+        let from = contacthub_core::courrier::paris_local_to_utc_us(
+            day.and_hms_opt(0, 0, 0).unwrap_or_default(),
+        );
+        let to = from + 24 * 3_600_000_000;
+        let mut out = Vec::new();
+        for a in self.store.agenda(tenant, from, to)? {
+            let Some(kind) = commune.appointment(&a.kind) else {
+                continue;
+            };
+            if self.handles(scope, kind).is_err() {
+                continue;
+            }
+            self.read_by(
+                scope,
+                &a.citizen_id,
+                crate::audit::Reading::List,
+                &a.appointment_id,
+            )?;
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// Cancels appointment `a` (by the person when `agent` is empty).

@@ -89,6 +89,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AccueilCommand,
     },
+    /// Appointments: free slots, booking for a person, cancelling, a day's agenda.
+    Appointment {
+        #[command(subcommand)]
+        command: AppointmentCommand,
+    },
     /// Kafka topics.
     Topics {
         #[command(subcommand)]
@@ -1171,4 +1176,62 @@ pub struct AccueilReportArgs {
     /// As CSV for a French spreadsheet (`;`, decimal comma, UTF-8 with a BOM).
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppointmentCommand {
+    /// The free slots of a kind of appointment (or of a service's kind).
+    Slots(AppointmentSlotsArgs),
+    /// Books a slot for a person (at the counter, on the phone).
+    Book(AppointmentBookArgs),
+    /// Cancels an appointment.
+    Cancel(AppointmentRefArgs),
+    /// The appointments of a day.
+    List(AppointmentDayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentSlotsArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The kind's code (`passeport-cni`), or a service that has one (`etat-civil`).
+    #[arg(long, env = "CONTACTHUB_SERVICE")]
+    pub service: String,
+    /// From this day (`2026-12-07` or `07/12/2026`); default: now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Days shown.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentBookArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    #[arg(long, env = "CONTACTHUB_SERVICE")]
+    pub service: String,
+    /// The person's record.
+    #[arg(long)]
+    pub citizen: String,
+    /// The slot's start, Paris time: `07/12/2026 09:20` (as `slots` prints it).
+    #[arg(long)]
+    pub at_time: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentRefArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The appointment's id, as `book` and `list` print it.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentDayArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The day (`2026-12-07` or `07/12/2026`).
+    #[arg(long)]
+    pub day: String,
 }

@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Request { command } => crate::request::run(command).await,
         Command::Dashboard(a) => crate::request::dashboard(a).await,
         Command::Accueil { command } => crate::accueil::run(command).await,
+        Command::Appointment { command } => crate::appointment::run(command).await,
         Command::Answer { command } => crate::answer::run(command).await,
         Command::Outbound { command } => crate::answer::outbound(command).await,
         Command::Timeline(a) => timeline(a).await,

@@ -8,6 +8,7 @@
 
 pub mod accueil;
 pub mod answer;
+pub mod appointment;
 pub mod audit;
 pub mod citizen;
 pub mod cli;

@@ -577,6 +577,20 @@ impl Store {
         Ok(n)
     }
 
+    /// The commune's booked appointments starting in `[from_us, to_us)`, by start.
+    pub fn agenda(&self, tenant: &str, from_us: i64, to_us: i64) -> Result<Vec<pb::Appointment>> {
+        let prefix = keys::agenda(tenant);
+        let start = [prefix.clone(), from_us.to_be_bytes().to_vec()].concat();
+        let end = [prefix.clone(), to_us.to_be_bytes().to_vec()].concat();
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.range(start..end).take(2_000) {
+            let (k, _) = kv.map_err(self.err())?;
+            let id = String::from_utf8_lossy(&k[prefix.len() + 9..]).into_owned();
+            out.extend(self.appointment(tenant, &id)?);
+        }
+        Ok(out)
+    }
+
     /// A person's appointments, by start.
     pub fn citizen_appointments(
         &self,

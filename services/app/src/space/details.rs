@@ -344,7 +344,9 @@ impl App {
             .send(tenant, dest, "Votre code de confirmation", &text)
             .await
             .map_err(|why| {
-                tracing::warn!(error = %why, "citizens' space: a one-time code could not be sent");
+                // The provider's words may quote the address: not above debug.
+                tracing::warn!("citizens' space: a one-time code could not be sent");
+                tracing::debug!(error = %why, "citizens' space: why the code was not sent");
                 Error::Unavailable(
                     "le code n'a pas pu être envoyé : vérifiez ces coordonnées ou réessayez plus tard"
                         .into(),

@@ -1672,7 +1672,7 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
         "{sent}"
     );
     review(&c, "espace-message-envoye", &axe).await;
-    c.switch_to_window(desk).await.unwrap();
+    c.switch_to_window(desk.clone()).await.unwrap();
     until_text(&c, "her message on the desk, live", |t| {
         t.contains("Message écrit sur l'espace citoyen")
     })
@@ -1686,7 +1686,7 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
         serde_json::Value::Bool(true),
         "the desk was not reloaded"
     );
-    c.switch_to_window(space).await.unwrap();
+    c.switch_to_window(space.clone()).await.unwrap();
     c.goto(&format!("{}/givors/foyer", hub.portal))
         .await
         .unwrap();
@@ -1734,6 +1734,20 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     let booked = until_text(&c, "booked", |t| t.contains("Votre rendez-vous est pris")).await;
     assert!(booked.contains("(à venir)"), "{booked}");
     review(&c, "espace-rendez-vous-pris", &axe).await;
+    // The desk's agenda, where the accueil books for someone at the counter.
+    c.switch_to_window(desk.clone()).await.unwrap();
+    c.goto(&format!(
+        "{}/rendez-vous?commune=69091&type=passeport-cni",
+        hub.web
+    ))
+    .await
+    .unwrap();
+    until_text(&c, "the desk's agenda", |t| {
+        t.contains("Prendre un rendez-vous pour quelqu'un")
+    })
+    .await;
+    review(&c, "bureau-rendez-vous", &axe).await;
+    c.switch_to_window(space.clone()).await.unwrap();
     c.goto(&format!("{}/givors/donnees", hub.portal))
         .await
         .unwrap();

@@ -1228,6 +1228,69 @@ async fn space(backend: Backend) {
     );
     assert!(ok && cancelled.contains("annulé"), "{cancelled}");
 
+    // The same on the desk: the accueil books a free time for Paul, sees it in the day's
+    // agenda and cancels it; the voirie's agenda does not show it.
+    let (status, agenda) = accueil
+        .get(&format!(
+            "/rendez-vous?commune={GIVORS}&jour={day}&type=passeport-cni"
+        ))
+        .await;
+    assert_eq!(status, 200, "{agenda}");
+    let start = agenda
+        .split("name=\"debut\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a free time on the desk")
+        .to_string();
+    let r = accueil
+        .http
+        .post(format!("{}/rendez-vous", accueil.base))
+        .header("cookie", accueil.cookie.clone())
+        .form(&[
+            ("csrf", csrf_of(&agenda)),
+            ("commune", GIVORS.to_string()),
+            ("jour", day.clone()),
+            ("type", "passeport-cni".to_string()),
+            ("debut", start),
+            ("fiche", paul_id.clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let (_, agenda) = accueil
+        .get(&format!("/rendez-vous?commune={GIVORS}&jour={day}"))
+        .await;
+    assert!(
+        agenda.contains("Rendez-vous pris.") || agenda.contains(&paul_id),
+        "{agenda}"
+    );
+    assert!(agenda.contains(&paul_id), "{agenda}");
+    let (_, theirs) = voirie
+        .get(&format!("/rendez-vous?commune={GIVORS}&jour={day}"))
+        .await;
+    assert!(!theirs.contains(&paul_id), "{theirs}");
+    let id = agenda
+        .split("name=\"id\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("its cancel form")
+        .to_string();
+    let r = accueil
+        .http
+        .post(format!("{}/rendez-vous/annulation", accueil.base))
+        .header("cookie", accueil.cookie.clone())
+        .form(&[
+            ("csrf", csrf_of(&agenda)),
+            ("commune", GIVORS.to_string()),
+            ("jour", day.clone()),
+            ("id", id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
     // Signing out: a foreign link is refused; the button ends the session and sends the
     // browser to FranceConnect's end-session endpoint, which sends it back.
     let (status, _) = page(

@@ -15,6 +15,7 @@
 //! permanence, offline-tolerant); [`portal`] (the citizens' space, on its own port); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
+pub mod agenda;
 pub mod attendance;
 pub mod calls;
 pub mod catalogue;
@@ -373,6 +374,8 @@ pub fn router(state: State) -> Router {
         .route("/catalogue/{tenant}/{id}", get(catalogue::answer))
         .route("/tableau-de-bord", get(dashboard::dashboard))
         .route("/horaires", get(hours::hours))
+        .route("/rendez-vous", get(agenda::agenda).post(agenda::book))
+        .route("/rendez-vous/annulation", post(agenda::cancel))
         .route("/telephone", get(calls::phone))
         .route("/telephone/{tenant}/flux", get(calls::live))
         .route(

@@ -226,6 +226,32 @@ async fn space(backend: Backend) {
         detail.contains("Code de suivi") && detail.contains("Pas encore de réponse"),
         "{detail}"
     );
+    // She comes to the counter about it: the accueil's note is the town hall's, not hers.
+    hub.hub
+        .record_visit(
+            &hub.hub.access().scope(Some("accueil"), GIVORS).unwrap(),
+            &commands::RecordVisit {
+                party: Some(pb::Party {
+                    citizen_id: marie_id.clone(),
+                    ..Default::default()
+                }),
+                desk: "Accueil".into(),
+                subject: "Lampadaire".into(),
+                notes: "Note de l'agent : personne très insistante".into(),
+                request_id: hers.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, detail) = page(
+        &http,
+        &hub,
+        &marie_session,
+        &format!("/givors/demandes/{hers}"),
+    )
+    .await;
+    assert!(!detail.contains("insistante"), "{detail}");
 
     // The same return again: refused, no second session.
     let r = http.get(&back).send().await.unwrap();
@@ -1437,6 +1463,72 @@ async fn the_demo_signs_its_people_in_with_its_own_franceconnect() {
         home.contains("Votre compte sera rattaché par la mairie"),
         "{home}"
     );
+    stop(serve);
+}
+
+/// `serve --demo` over a log that already holds a town hall's records (a demo flag left in a
+/// real hub's command line) loads nothing and serves no demo FranceConnect: with it, anyone
+/// could sign in as anyone. On a trial hub started with `--demo`, it stays on at restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_franceconnect_is_only_for_the_demo_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = no_redirects();
+    let discovery = |portal: &str| {
+        format!("{portal}/demo-franceconnect/api/v2/.well-known/openid-configuration")
+    };
+    let real = dir.path().join("real");
+    let serve = spawn_serve(&contacthub_bin!(), &real, &[]);
+    let (ok, out) = serve.cli(&[
+        "citizen",
+        "create",
+        "--tenant",
+        GIVORS,
+        "--usage-name",
+        "Durand",
+        "--first-names",
+        "Marie",
+        "--birth-date",
+        "1980-02-01",
+    ]);
+    assert!(ok, "{out}");
+    stop(serve);
+    let serve = spawn_serve(&contacthub_bin!(), &real, &["--demo".as_ref()]);
+    let r = http.get(discovery(&serve.portal)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the demo's FranceConnect on a real log");
+    let r = http
+        .get(format!("{}/givors/connexion", serve.portal))
+        .send()
+        .await
+        .unwrap();
+    let to = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    assert!(
+        !to.as_deref()
+            .unwrap_or_default()
+            .contains("demo-franceconnect"),
+        "{to:?}"
+    );
+    stop(serve);
+    // A trial hub: the demo's log, at its first start and after a restart.
+    let trial = dir.path().join("trial");
+    for _ in 0..2 {
+        let serve = spawn_serve(
+            &contacthub_bin!(),
+            &trial,
+            &["--demo".as_ref(), "--demo-people".as_ref(), "5".as_ref()],
+        );
+        let r = http.get(discovery(&serve.portal)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        stop(serve);
+    }
+}
+
+/// Stops a server child.
+fn stop(mut serve: ServeChild) {
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
 }
 
 /// Two people racing for the last place of a slot (the CCAS receives one person at a time):

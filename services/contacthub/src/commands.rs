@@ -296,9 +296,23 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
         .with_context(|| format!("binding the citizens' space to {}", a.portal_listen))?;
     let portal_addr = portal_listener.local_addr()?;
     // The demo's people sign in to their space with the demo's FranceConnect, served beside
-    // it (only with --demo, and only where the space is this machine's).
-    let demo_portal =
-        (a.demo && portal_addr.ip().is_loopback()).then(|| format!("{scheme}://{portal_addr}"));
+    // it: only with --demo, on a trial hub (no agents file) whose space is this machine's,
+    // and whose log is the demo's — anyone may sign in as anyone with it.
+    let demo_portal = match a.demo && portal_addr.ip().is_loopback() && access.is_open() {
+        true if crate::demo::is_demo_log(&a.log.data, log.as_ref()).await? => {
+            Some(format!("{scheme}://{portal_addr}"))
+        }
+        true => {
+            tracing::warn!("the log holds events the demo did not write: the demo's FranceConnect is not served");
+            None
+        }
+        false => {
+            if a.demo {
+                tracing::warn!("the demo's FranceConnect is served only on a trial hub (no agents file) on 127.0.0.1");
+            }
+            None
+        }
+    };
     let tenants = match &demo_portal {
         Some(portal) => Arc::new(crate::demo_issuer::configure(&tenants, portal)),
         None => tenants,

@@ -61,6 +61,32 @@ const CATALOGUE: [(&str, &str, &str, &str, &str); 7] = [
     ),
 ];
 
+/// The file in the data folder that says its log was filled by the demo.
+const MARKER: &str = "demo-log";
+
+/// Whether the log is the demo's: empty (the demo fills it now; marked so) or marked so
+/// when the demo filled it. A log that already held other events never is.
+pub async fn is_demo_log(
+    data: &std::path::Path,
+    log: &dyn contacthub_log::EventLog,
+) -> Result<bool> {
+    let marker = data.join(MARKER);
+    if marker.exists() {
+        return Ok(true);
+    }
+    let ends = log
+        .end_offsets()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the event log's end: {e}"))?;
+    if ends.iter().any(|&e| e > 0) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(data)?;
+    std::fs::write(&marker, "the demo filled this log (serve --demo)\n")
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", marker.display()))?;
+    Ok(true)
+}
+
 /// Loads the demo population through the application layer, once (skipped when the log
 /// already holds events).
 pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> Result<()> {

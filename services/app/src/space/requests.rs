@@ -141,7 +141,9 @@ impl App {
                 .store
                 .contact_detail(&c.tenant, contact)?
                 .unwrap_or_default();
-            if !detail.text.trim().is_empty() {
+            // Their own words only: the text of a call, a desk visit or a letter is the
+            // agent's note or summary, not something the person wrote.
+            if written_by_the_person(entry.channel) && !detail.text.trim().is_empty() {
                 messages.push(Sent {
                     at_us: entry.occurred_at.as_ref().and_then(ts::to_micros),
                     how: how(entry.channel),
@@ -229,6 +231,14 @@ impl App {
 }
 
 /// How something reached the town hall or the person, in the person's words.
+/// Whether a contact's text on `channel` is what the person wrote themselves.
+fn written_by_the_person(channel: i32) -> bool {
+    matches!(
+        pb::Channel::try_from(channel),
+        Ok(pb::Channel::WebForm | pb::Channel::Email | pb::Channel::Sms)
+    )
+}
+
 fn how(channel: i32) -> &'static str {
     match pb::Channel::try_from(channel).unwrap_or(pb::Channel::Unspecified) {
         pb::Channel::Phone => "par téléphone",

@@ -1346,6 +1346,26 @@ async fn space(backend: Backend) {
     let (_, home) = page(&http, &hub, &marie_session, "/givors/").await;
     assert!(home.contains("S'identifier avec FranceConnect") && !home.contains(&hers));
 
+    // Marie signs in on six browsers: five stay signed in, the first one's session ends.
+    let mut browsers = Vec::new();
+    for _ in 0..6 {
+        issuer.sign_in_next_as(marie());
+        browsers.push(sign_in(&http, &hub).await.0);
+    }
+    let signed_in = |session: String| {
+        let (http, hub) = (&http, &hub);
+        async move {
+            page(http, hub, &session, "/givors/")
+                .await
+                .1
+                .contains("Connecté : Marie")
+        }
+    };
+    assert!(!signed_in(browsers[0].clone()).await, "the oldest ended");
+    for b in &browsers[1..] {
+        assert!(signed_in(b.clone()).await);
+    }
+
     // Paul's data erased: his account ends with his record, his session with it.
     hub.hub
         .erase_citizen(
@@ -1578,3 +1598,30 @@ async fn a_slot_goes_to_one(backend: Backend) {
 }
 
 on_every_backend!(a_slot_goes_to_one);
+
+/// Marie Dupont signs in where 210 Mariette Dupont came before her (the search brings them
+/// in by the start of her given name): her one exact record is found among them and linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exact_record_is_found_among_many_alike() {
+    let hub = TestHub::start(&Backend::Embedded).await;
+    for _ in 0..210 {
+        record(&hub, "Dupont", "", "Mariette", "1990-01-01").await;
+    }
+    let hers = record(&hub, "Dupont", "", "Marie", "1980-06-15").await;
+    let pivot = contacthub_core::account::Pivot {
+        given_names: "Marie".into(),
+        family_name: "Dupont".into(),
+        birth_date: "1980-06-15".into(),
+        ..Default::default()
+    };
+    let marie = hub
+        .hub
+        .demo_sign_in(&hub.scope(GIVORS), &pivot, "sub-marie")
+        .await
+        .unwrap();
+    assert_eq!(
+        hub.hub.standing(&marie).unwrap(),
+        Some(contacthub_app::space::Standing::Linked(hers))
+    );
+    hub.stop().await;
+}

@@ -65,6 +65,11 @@ impl Citizen {
         &self.tenant
     }
 
+    /// Their account (one per commune, provider and person).
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
     /// The first given name FranceConnect gave.
     pub fn given_name(&self) -> &str {
         &self.given_name
@@ -189,12 +194,16 @@ impl App {
         let mut exact: Vec<(String, Vec<&'static str>)> = Vec::new();
         let mut resembling: Vec<String> = Vec::new();
         let mut seen = BTreeSet::new();
-        for (id, _) in self
-            .store
-            .search_words(tenant, &pivot.search_text())?
-            .into_iter()
-            .take(CANDIDATES_LOOKED_AT)
-        {
+        // Best first. A record that is exactly the person holds every word as written (the
+        // best score): all of those are looked at, however many — a second exact record
+        // past a bound would link the wrong person —, the others up to a bound.
+        let mut found = self.store.search_words(tenant, &pivot.search_text())?;
+        found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let best = found.first().map_or(0, |f| f.1);
+        for (i, (id, score)) in found.into_iter().enumerate() {
+            if i >= CANDIDATES_LOOKED_AT && score < best {
+                break;
+            }
             let id = self.store.canonical(tenant, &id)?;
             if !seen.insert(id.clone()) {
                 continue;

@@ -18,6 +18,9 @@ const IDLE: Duration = Duration::from_secs(30 * 60);
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions held at once, at most (the oldest unused first out).
 const MAX_SESSIONS: usize = 50_000;
+/// Sessions of one account at once, at most (a phone, a computer, a relative's…): one more
+/// ends its oldest, so no one fills the space's memory by signing in again and again.
+const MAX_PER_ACCOUNT: usize = 5;
 
 /// One signed-in browser.
 #[derive(Debug, Clone)]
@@ -47,6 +50,19 @@ impl Sessions {
     pub fn open(&self, citizen: Citizen, id_token: String) -> String {
         let id = random_hex();
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut theirs: Vec<(Instant, String)> = map
+            .iter()
+            .filter(|(_, s)| {
+                s.citizen.tenant() == citizen.tenant() && s.citizen.account() == citizen.account()
+            })
+            .map(|(k, s)| (s.seen, k.clone()))
+            .collect();
+        if theirs.len() >= MAX_PER_ACCOUNT {
+            theirs.sort();
+            for (_, k) in &theirs[..=theirs.len() - MAX_PER_ACCOUNT] {
+                map.remove(k);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| !s.expired());
             if map.len() >= MAX_SESSIONS {

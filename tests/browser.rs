@@ -1734,6 +1734,22 @@ async fn a_citizen_signs_in_with_franceconnect_in_the_browser() {
     let booked = until_text(&c, "booked", |t| t.contains("Votre rendez-vous est pris")).await;
     assert!(booked.contains("(à venir)"), "{booked}");
     review(&c, "espace-rendez-vous-pris", &axe).await;
+    // Moved to another day in one step: the new time to come, the old one « déplacé ».
+    click(&c, "a.inline-link").await;
+    until_text(&c, "moving", |t| {
+        t.contains("Vous déplacez votre rendez-vous")
+    })
+    .await;
+    click(&c, "ul.days li:nth-child(2) a").await;
+    until_text(&c, "the new times", |t| t.contains("À quelle heure")).await;
+    review(&c, "espace-rendez-vous-deplacer", &axe).await;
+    click(&c, "input[name=debut]").await;
+    click(&c, "form[action='/givors/rendez-vous'] button[type=submit]").await;
+    let moved = until_text(&c, "moved", |t| t.contains("Votre rendez-vous est déplacé")).await;
+    assert!(
+        moved.contains("(déplacé)") && moved.contains("(à venir)"),
+        "{moved}"
+    );
     // The desk's agenda, where the accueil books for someone at the counter.
     c.switch_to_window(desk.clone()).await.unwrap();
     c.goto(&format!(

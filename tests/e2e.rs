@@ -3,6 +3,7 @@
 mod access;
 mod accueil;
 mod adapters;
+mod appointments;
 mod audit;
 mod browser;
 mod citizens;

@@ -52,6 +52,8 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("lc/", Holds::Ids),
     ("mf/", Holds::Nothing),
     ("mg/", Holds::Ids),
+    ("nq/", Holds::Ids),      // notices to send: due time, notice id
+    ("nt/", Holds::Personal), // a notice: its recipient and text
     ("nx/", Holds::Personal), // search words, in the key
     ("ob/", Holds::Ids),
     ("od/", Holds::Ids),
@@ -299,6 +301,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         household_membership: ci/* ev/ hh/* ks/ lc/ sk/ st/ tl/*
         identity_linked: ci/* ev/ lc/ mg/ st/ tl/*
         identity_unlinked: ci/* ev/ lc/ st/ tl/*
+        notice_queued: ci/* ev/ ks/ lc/ nq/ nt/* sk/ st/ tl/*
         phone_call: ac/ ci/* ev/ id/* ih/* ks/ lc/ ra/* sk/ sq/ st/ tl/*
         request_answered: ci/* ev/ lc/ rq/* st/ tl/*
         request_assigned: ci/* ev/ lc/ rq/* st/ tl/*

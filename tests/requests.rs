@@ -1157,7 +1157,7 @@ async fn dashboard_figures_match_a_hand_computed_history(backend: Backend) {
     assert!(
         csv.lines()
             .any(|l| l
-                == "2026-03 à 2026-04;commune;;6;5;2;2;100,0;7;27;1;2;2;1;50,0;2;1;1;50,0;50,0"),
+                == "2026-03 à 2026-04;commune;;6;5;2;2;100,0;7;27;1;2;2;1;50,0;2;1;1;50,0;50,0;0;0;0;0,1"),
         "{csv}"
     );
     // Services, categories and channels by name, from the communes file's directory.

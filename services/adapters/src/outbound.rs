@@ -1,6 +1,8 @@
 //! The sender: delivers the written answers of the outbox (e-mail through the commune's SMTP
 //! relay, SMS through its gateway's REST API, portal messages at once) and records each
-//! outcome as an event, retrying with backoff. Letters go to the print queue instead.
+//! outcome as an event, retrying with backoff. Letters go to the print queue instead. The
+//! notices (appointments' confirmations and reminders, requests' acknowledgements) go the same
+//! way, under the same rules; the sender also queues the reminders of tomorrow's appointments.
 //!
 //! Exactly once: an answer leaves the outbox only when its outcome is on the log. Each
 //! provider gets the answer's id as its idempotency key — the SMS gateway as the
@@ -262,29 +264,24 @@ impl contacthub_app::notify::Notify for Providers {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         use contacthub_app::notify::Destination;
         Box::pin(async move {
-            let notice = |recipient: &str| pb::Answer {
-                // The provider's idempotency key: one per notice (each code is new).
+            let (channel, recipient) = match to {
+                Destination::Email(m) => (Channel::Email, m),
+                Destination::Sms(n) => (Channel::Sms, n),
+            };
+            let notice = pb::Answer {
+                // The provider's idempotency key: one per code (each code is new).
                 answer_event_id: format!(
                     "avis-{}",
                     &sha256_hex(format!("{recipient}\0{text}").as_bytes())[..32]
                 ),
                 tenant: tenant.to_string(),
+                channel: channel as i32,
                 recipient: recipient.to_string(),
                 subject: subject.to_string(),
                 text: text.to_string(),
                 ..Default::default()
             };
-            let delivery = match to {
-                Destination::Email(m) => match self.smtp.get(tenant) {
-                    Some(smtp) => smtp.send(&notice(m), None).await,
-                    None => return Err(format!("commune {tenant}: no SMTP relay")),
-                },
-                Destination::Sms(n) => match self.sms.get(tenant) {
-                    Some(gateway) => gateway.send(&notice(n)).await,
-                    None => return Err(format!("commune {tenant}: no SMS gateway")),
-                },
-            };
-            match delivery {
+            match self.send_short(&notice).await {
                 Delivery::Sent { .. } => Ok(()),
                 Delivery::Failed { reason, .. } => Err(reason),
             }
@@ -353,8 +350,9 @@ impl Providers {
         Ok(p)
     }
 
-    /// One attempt at delivering `a`.
-    async fn deliver(&self, app: &App, a: &pb::Answer) -> Delivery {
+    /// One attempt at sending a short message with no letter (a notice, a code) by e-mail or
+    /// SMS, shaped as an answer: its id is the providers' idempotency key.
+    async fn send_short(&self, a: &pb::Answer) -> Delivery {
         let none = |what: &str| {
             failed(
                 true,
@@ -363,22 +361,26 @@ impl Providers {
         };
         match Channel::try_from(a.channel).unwrap_or(Channel::Unspecified) {
             Channel::Email => match self.smtp.get(&a.tenant) {
-                Some(s) => {
-                    let letter = if a.attach_letter {
-                        match app.answer_letter_for(System::Sender, a) {
-                            Ok(pdf) => Some(pdf),
-                            Err(e) => return failed(false, format!("lettre : {e}")),
-                        }
-                    } else {
-                        None
-                    };
-                    s.send(a, letter.as_deref()).await
-                }
+                Some(s) => s.send(a, None).await,
                 None => none("relais SMTP"),
             },
             Channel::Sms => match self.sms.get(&a.tenant) {
                 Some(g) => g.send(a).await,
                 None => none("passerelle SMS"),
+            },
+            _ => failed(true, "canal sans envoi automatique"),
+        }
+    }
+
+    /// One attempt at delivering `a`.
+    async fn deliver(&self, app: &App, a: &pb::Answer) -> Delivery {
+        match Channel::try_from(a.channel).unwrap_or(Channel::Unspecified) {
+            Channel::Email if a.attach_letter => match self.smtp.get(&a.tenant) {
+                Some(s) => match app.answer_letter_for(System::Sender, a) {
+                    Ok(pdf) => s.send(a, Some(&pdf)).await,
+                    Err(e) => failed(false, format!("lettre : {e}")),
+                },
+                None => failed(true, "aucun relais SMTP n'est configuré pour cette commune"),
             },
             // A portal message is the answer itself, kept in the hub for the citizen's account.
             Channel::WebForm => Delivery::Sent {
@@ -386,7 +388,7 @@ impl Providers {
                 segments: 0,
                 pdf_sha256: String::new(),
             },
-            _ => failed(true, "canal sans envoi automatique"),
+            _ => self.send_short(a).await,
         }
     }
 }
@@ -432,9 +434,51 @@ async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), 
         .map_err(|e| e.to_string())
 }
 
-/// Runs the sender until `shutdown`: the answers due in the outbox, one at a time, oldest
-/// due first, looked for as soon as the projector applies something (a new answer) and every
-/// `poll` (retries falling due).
+/// Sends one notice and records the outcome.
+async fn attempt_notice(app: &App, providers: &Providers, n: pb::Notice) -> Result<(), String> {
+    let attempt = n.attempts + 1;
+    let shaped = pb::Answer {
+        answer_event_id: n.notice_event_id.clone(),
+        tenant: n.tenant.clone(),
+        channel: n.channel,
+        recipient: n.recipient.clone(),
+        subject: n.subject.clone(),
+        text: n.text.clone(),
+        ..Default::default()
+    };
+    let outcome = match providers.send_short(&shaped).await {
+        Delivery::Sent { message_id, .. } => {
+            tracing::info!(notice = %n.notice_event_id, tenant = %n.tenant, attempt, "notice sent");
+            pb::NoticeOutcome {
+                notice_event_id: n.notice_event_id.clone(),
+                sent: true,
+                attempt,
+                provider_message_id: message_id,
+                ..Default::default()
+            }
+        }
+        Delivery::Failed { permanent, reason } => {
+            let retry = (!permanent).then(|| retry_at(attempt, app.now())).flatten();
+            tracing::warn!(notice = %n.notice_event_id, tenant = %n.tenant, attempt, permanent, retry = retry.is_some(), "notice not sent");
+            pb::NoticeOutcome {
+                notice_event_id: n.notice_event_id.clone(),
+                sent: false,
+                attempt,
+                error: contacthub_core::limits::clip(&reason, contacthub_core::limits::NOTE_CHARS),
+                retry_at: retry.map(ts::from_micros),
+                ..Default::default()
+            }
+        }
+    };
+    app.record_notice_outcome(System::Sender, &n, outcome)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the sender until `shutdown`: the answers due in the outbox, then the notices due,
+/// one at a time, oldest due first, looked for as soon as the projector applies something
+/// (a new answer) and every `poll` (retries falling due); and, at most once a minute, the
+/// reminders of tomorrow's appointments queued.
 pub async fn run(
     app: App,
     providers: Providers,
@@ -443,28 +487,52 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let mut applied = app.applied();
+    let mut reminded: Option<tokio::time::Instant> = None;
     loop {
-        // Work in the outbox: first let the read model catch up with the log, so an answer
+        if reminded.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            reminded = Some(tokio::time::Instant::now());
+            if let Err(e) = app.queue_reminders(System::Sender).await {
+                tracing::warn!(error = %e, "appointment reminders not queued; trying again");
+            }
+        }
+        // Work due: first let the read model catch up with the log, so an answer or a notice
         // whose outcome is on the log (written before a crash) is not sent again.
-        let due = match app.outbox_due(System::Sender, 1) {
-            Ok(due) if due.is_empty() => Ok(due),
-            Ok(_) => match app.wait_caught_up().await {
-                Ok(()) => app.outbox_due(System::Sender, 64),
+        let due = match (
+            app.outbox_due(System::Sender, 1),
+            app.notices_due(System::Sender, 1),
+        ) {
+            (Ok(a), Ok(n)) if a.is_empty() && n.is_empty() => Ok((a, n)),
+            (Ok(_), Ok(_)) => match app.wait_caught_up().await {
+                Ok(()) => app
+                    .outbox_due(System::Sender, 64)
+                    .and_then(|a| Ok((a, app.notices_due(System::Sender, 64)?))),
                 Err(e) => Err(e),
             },
-            Err(e) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
-        let due = due.unwrap_or_else(|e| {
+        let (answers, notices) = due.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "outbox unreadable; trying again");
-            Vec::new()
+            Default::default()
         });
-        for a in due {
+        for a in answers {
             // An attempt runs to its end (bounded by the providers' timeouts): stopping
             // half-way would leave a sent message unrecorded.
             let id = a.answer_event_id.clone();
             if let Err(e) = attempt(&app, &providers, a).await {
                 // Not recorded: the answer stays due and is tried again.
                 tracing::warn!(answer = %id, error = %e, "outcome not recorded");
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                _ = std::future::ready(()) => {}
+            }
+        }
+        for n in notices {
+            let id = n.notice_event_id.clone();
+            if let Err(e) = attempt_notice(&app, &providers, n).await {
+                tracing::warn!(notice = %id, error = %e, "outcome not recorded");
                 break;
             }
             tokio::select! {

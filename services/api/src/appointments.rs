@@ -1,5 +1,5 @@
 //! The appointment service: translates agents' requests (free slots, booking for a person,
-//! cancelling, a day's agenda) into [`contacthub_app::appointments`].
+//! moving, cancelling, whether they came, an agenda) into [`contacthub_app::appointments`].
 
 use crate::status;
 use contacthub_app::App;
@@ -80,9 +80,31 @@ impl AppointmentService for Appointments {
     ) -> Result<Response<pb::ListDayResponse>, Status> {
         let day = chrono::NaiveDate::parse_from_str(req.get_ref().day.trim(), "%Y-%m-%d")
             .map_err(|_| Status::invalid_argument("le jour s'écrit AAAA-MM-JJ"))?;
-        crate::scoped!(self, req, |scope, _r| self
+        crate::scoped!(self, req, |scope, r| self
             .app
-            .agenda(&scope, day)
+            .agenda(&scope, day, r.days.max(1))
             .map(|appointments| pb::ListDayResponse { appointments }))
+    }
+
+    async fn r#move(
+        &self,
+        req: Request<pb::MoveAppointmentRequest>,
+    ) -> Result<Response<pb::Appointment>, Status> {
+        let start = micros(&req.get_ref().start, "start")?
+            .ok_or_else(|| Status::invalid_argument("indiquez le début du créneau (start)"))?;
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .move_for(&scope, &r.appointment_id, start)
+            .await)
+    }
+
+    async fn record_attendance(
+        &self,
+        req: Request<pb::RecordAttendanceRequest>,
+    ) -> Result<Response<pb::Appointment>, Status> {
+        crate::scoped!(self, req, |scope, r| self
+            .app
+            .record_attendance(&scope, &r.appointment_id, r.came)
+            .await)
     }
 }

@@ -72,7 +72,9 @@ impl App {
     }
 
     /// Books slot `start_us` of kind `code` for `citizen` (by `agent`, or by the person when
-    /// empty); the appointment, or [`Error::Conflict`] when the slot was taken meanwhile.
+    /// empty) — in place of `replaces`, one of theirs, for a move —; the appointment, or
+    /// [`Error::Conflict`] when the slot was taken meanwhile (a moved one is then kept). The
+    /// person is sent its confirmation.
     pub(crate) async fn book(
         &self,
         tenant: &str,
@@ -80,8 +82,26 @@ impl App {
         start_us: i64,
         citizen: &str,
         agent: &str,
+        replaces: Option<&pb::Appointment>,
     ) -> Result<pb::Appointment> {
         let kind = self.appointment_kind(tenant, code)?.clone();
+        if let Some(old) = replaces {
+            if old.status != Status::Booked as i32 || old.start_us <= self.now() {
+                return Err(Error::Invalid(
+                    "ce rendez-vous n'est plus à venir : il ne peut pas être déplacé".into(),
+                ));
+            }
+            if old.kind != kind.code {
+                return Err(Error::Invalid(
+                    "un rendez-vous se déplace vers un créneau du même type".into(),
+                ));
+            }
+            if old.start_us == start_us {
+                return Err(Error::Invalid(
+                    "c'est déjà l'horaire de ce rendez-vous : choisissez-en un autre".into(),
+                ));
+            }
+        }
         let offered = self
             .free_slots(tenant, code, self.now(), kind.horizon_days)?
             .iter()
@@ -103,6 +123,10 @@ impl App {
                 start: Some(ts::from_micros(start_us)),
                 minutes: u32::from(kind.minutes),
                 desks: kind.desks,
+                replaces: replaces
+                    .map(|r| r.appointment_id.clone())
+                    .unwrap_or_default(),
+                service: kind.service.clone(),
             }),
         );
         e.personal = Some(crate::space::about(citizen));
@@ -117,6 +141,7 @@ impl App {
                 "ce créneau vient d'être pris : choisissez-en un autre".into(),
             ));
         }
+        self.confirm_appointment(tenant, &a).await;
         Ok(a)
     }
 
@@ -167,34 +192,114 @@ impl App {
         self.handles(scope, &kind)?;
         let record = self.writable_citizen(tenant, citizen)?;
         let who = self.store.canonical(tenant, &record.citizen_id)?;
-        self.book(tenant, code, start_us, &who, &scope.agent_id())
+        self.book(tenant, code, start_us, &who, &scope.agent_id(), None)
             .await
     }
 
-    /// An agent cancels an appointment of their service.
-    pub async fn cancel_for(&self, scope: &Scope, id: &str) -> Result<pb::Appointment> {
+    /// An appointment of the agent's service, with its kind (or not found / refused).
+    fn appointment_for_work(&self, scope: &Scope, id: &str) -> Result<(pb::Appointment, Kind)> {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
         let a = self
             .store
             .appointment(tenant, id)?
+            .filter(|a| a.status != Status::Refused as i32)
             .ok_or_else(|| Error::NotFound(format!("aucun rendez-vous {}", quote(id))))?;
         let kind = self.appointment_kind(tenant, &a.kind)?.clone();
         self.handles(scope, &kind)?;
+        Ok((a, kind))
+    }
+
+    /// An agent moves an appointment of their service to slot `start_us` of its kind, in one
+    /// step: the new one, or [`Error::Conflict`] with the old one kept.
+    pub async fn move_for(
+        &self,
+        scope: &Scope,
+        id: &str,
+        start_us: i64,
+    ) -> Result<pb::Appointment> {
+        let (a, kind) = self.appointment_for_work(scope, id)?;
+        self.writable_citizen(scope.commune(), &a.citizen_id)?;
+        self.book(
+            scope.commune(),
+            &kind.code,
+            start_us,
+            &a.citizen_id,
+            &scope.agent_id(),
+            Some(&a),
+        )
+        .await
+    }
+
+    /// An agent records whether the person came, once the appointment has begun.
+    pub async fn record_attendance(
+        &self,
+        scope: &Scope,
+        id: &str,
+        came: bool,
+    ) -> Result<pb::Appointment> {
+        let (a, _) = self.appointment_for_work(scope, id)?;
+        let tenant = scope.commune();
+        if a.status != Status::Booked as i32 {
+            return Err(Error::Invalid(
+                "ce rendez-vous n'est plus pris : personne n'était attendu".into(),
+            ));
+        }
+        if a.start_us > self.now() {
+            return Err(Error::Invalid(
+                "ce rendez-vous n'a pas encore commencé".into(),
+            ));
+        }
+        if a.attendance != pb::appointment::Attendance::Unspecified as i32 {
+            return Err(Error::Invalid(
+                "la présence à ce rendez-vous est déjà constatée".into(),
+            ));
+        }
+        let mut e = self.internal_event(
+            SOURCE,
+            tenant,
+            &format!("{}/presence", a.appointment_id),
+            &scope.agent_id(),
+            Payload::AppointmentAttended(pb::AppointmentAttended {
+                appointment_id: a.appointment_id.clone(),
+                came,
+                kind: a.kind.clone(),
+            }),
+        );
+        e.personal = Some(crate::space::about(&a.citizen_id));
+        self.write(&e).await?;
+        self.store
+            .appointment(tenant, id)?
+            .ok_or_else(|| Error::Internal("the appointment vanished".into()))
+    }
+
+    /// An agent cancels an appointment of their service.
+    pub async fn cancel_for(&self, scope: &Scope, id: &str) -> Result<pb::Appointment> {
+        let tenant = scope.commune();
+        let (a, _) = self.appointment_for_work(scope, id)?;
         self.cancel(tenant, &a, &scope.agent_id()).await?;
         self.store
             .appointment(tenant, id)?
             .ok_or_else(|| Error::Internal("the appointment vanished".into()))
     }
 
-    /// The appointments of `day` (Paris) the agent receives, by start; each read recorded.
-    pub fn agenda(&self, scope: &Scope, day: chrono::NaiveDate) -> Result<Vec<pb::Appointment>> {
+    /// The appointments of `days` days from `day` (Paris; 7 at most) the agent receives, by
+    /// start; each read recorded.
+    pub fn agenda(
+        &self,
+        scope: &Scope,
+        day: chrono::NaiveDate,
+        days: u32,
+    ) -> Result<Vec<pb::Appointment>> {
         let tenant = scope.commune();
         let commune = self.enter(scope, tenant)?;
-        let from = contacthub_core::courrier::paris_local_to_utc_us(
-            day.and_hms_opt(0, 0, 0).unwrap_or_default(),
-        );
-        let to = from + 24 * 3_600_000_000;
+        let midnight = |d: chrono::NaiveDate| {
+            contacthub_core::courrier::paris_local_to_utc_us(
+                d.and_hms_opt(0, 0, 0).unwrap_or_default(),
+            )
+        };
+        let from = midnight(day);
+        let to = midnight(day + chrono::Duration::days(i64::from(days.clamp(1, 7))));
         let mut out = Vec::new();
         for a in self.store.agenda(tenant, from, to)? {
             let Some(kind) = commune.appointment(&a.kind) else {
@@ -211,6 +316,36 @@ impl App {
             )?;
             out.push(a);
         }
+        Ok(out)
+    }
+
+    /// A person's appointments the agent may see (of the kinds they receive, or, an agent of
+    /// no service, of services that are not confidential), soonest first; moved and refused
+    /// ones left out. For a page that read the person's record (its read recorded).
+    pub fn citizen_appointments(
+        &self,
+        scope: &Scope,
+        citizen: &str,
+    ) -> Result<Vec<pb::Appointment>> {
+        let tenant = scope.commune();
+        let commune = self.enter(scope, tenant)?;
+        let mut out = Vec::new();
+        for member in self
+            .store
+            .members(tenant, &self.store.canonical(tenant, citizen)?)?
+        {
+            for a in self.store.citizen_appointments(tenant, &member)? {
+                let shown =
+                    a.status == Status::Booked as i32 || a.status == Status::Cancelled as i32;
+                let seen = commune
+                    .appointment(&a.kind)
+                    .is_some_and(|k| self.handles(scope, k).is_ok());
+                if shown && seen {
+                    out.push(a);
+                }
+            }
+        }
+        out.sort_by_key(|a| a.start_us);
         Ok(out)
     }
 
@@ -232,6 +367,7 @@ impl App {
             Payload::AppointmentCancelled(pb::AppointmentCancelled {
                 appointment_id: a.appointment_id.clone(),
                 by_person: agent.is_empty(),
+                kind: a.kind.clone(),
             }),
         );
         e.personal = Some(crate::space::about(&a.citizen_id));

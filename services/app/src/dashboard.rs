@@ -1,6 +1,8 @@
 //! Dashboards for élus and services: the figures of a commune over a period of months, from
 //! the read model's counters (rebuilt by replay like everything else), with "overdue now" from
-//! the open requests counted by due day and, for today, its index of open requests. Aggregates only; see [`contacthub_core::dashboard`].
+//! the open requests counted by due day and, for today, its index of open requests, and the
+//! delay to each service's first free appointment now. Aggregates only; see
+//! [`contacthub_core::dashboard`].
 
 use crate::auth::Scope;
 use crate::commands;
@@ -48,6 +50,18 @@ impl App {
         inputs.overdue_today =
             self.store
                 .open_requests_due(tenant, dashboard::start_of_day(now), now)?;
+        // The delay to the first free slot, now, per service that gives appointments.
+        for kind in &commune.appointments {
+            let first = self
+                .free_slots(tenant, &kind.code, now, kind.horizon_days)?
+                .first()
+                .map(|f| f.start_us);
+            let soonest = inputs.first_free.entry(kind.service.clone()).or_default();
+            *soonest = match (*soonest, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         let mut d = dashboard::assemble(tenant, &months, &inputs, now);
         dashboard::label(&mut d, commune);
         Ok(d)

@@ -187,6 +187,14 @@ impl App {
             }
         }
         let mut owners = Vec::new();
+        // An appointment is its kind's service's.
+        let kind = entry
+            .facts
+            .as_ref()
+            .map_or("", |f| f.appointment_kind.as_str());
+        if let Some(k) = commune.appointment(kind) {
+            owners.push((k.service.clone(), String::new()));
+        }
         for reference in references {
             if let Some(r) = self.store.request(tenant, &reference)? {
                 let service = if r.service.is_empty() {

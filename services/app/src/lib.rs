@@ -54,6 +54,7 @@ pub mod export;
 pub mod followup;
 pub mod guard;
 pub mod hotfolder;
+pub mod notices;
 pub mod notify;
 pub mod oidc;
 pub mod permanence;

@@ -275,7 +275,12 @@ impl App {
                     e.event_id
                 ))
             })?;
-        self.request(tenant, &reference)
+        let request = self.request(tenant, &reference)?;
+        if !r.from_contact_event_id.is_empty() {
+            self.acknowledge(tenant, &request, &r.from_contact_event_id)
+                .await;
+        }
+        Ok(request)
     }
 
     /// A later contact belongs to the request.

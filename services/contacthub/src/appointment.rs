@@ -1,5 +1,6 @@
-//! The `appointment` commands (free slots, booking for a person, cancelling, a day's agenda)
-//! over the gRPC AppointmentService of a running hub. Times in Paris local time.
+//! The `appointment` commands (free slots, booking for a person, moving, cancelling, whether
+//! they came, a day's or week's agenda) over the gRPC AppointmentService of a running hub.
+//! Times in Paris local time.
 
 use crate::cli::*;
 use crate::commands::{authed, connect, status_err};
@@ -26,11 +27,26 @@ fn when(us: i64) -> String {
     paris(us).format("%d/%m/%Y %H:%M").to_string()
 }
 
+/// A slot's start as people type it: `07/12/2026 09:20` (Paris).
+fn start(text: &str) -> Result<contacthub_proto::Timestamp> {
+    let Ok(local) = chrono::NaiveDateTime::parse_from_str(text.trim(), "%d/%m/%Y %H:%M") else {
+        bail!("« {} » n'est pas une heure (07/12/2026 09:20)", text.trim());
+    };
+    Ok(ts::from_micros(paris_local_to_utc_us(local)))
+}
+
 /// One appointment, on one line.
 fn line(a: &pb::Appointment) -> String {
-    let state = match pb::appointment::Status::try_from(a.status) {
-        Ok(pb::appointment::Status::Booked) => "pris",
-        Ok(pb::appointment::Status::Cancelled) => "annulé",
+    use pb::appointment::{Attendance, Status};
+    let state = match (
+        Status::try_from(a.status),
+        Attendance::try_from(a.attendance),
+    ) {
+        (Ok(Status::Booked), Ok(Attendance::Came)) => "venu",
+        (Ok(Status::Booked), Ok(Attendance::NoShow)) => "absent",
+        (Ok(Status::Booked), _) => "pris",
+        (Ok(Status::Cancelled), _) => "annulé",
+        (Ok(Status::Moved), _) => "déplacé",
         _ => "refusé",
     };
     format!(
@@ -72,22 +88,38 @@ pub async fn run(command: AppointmentCommand) -> Result<()> {
             }
         }
         AppointmentCommand::Book(a) => {
-            let Ok(local) =
-                chrono::NaiveDateTime::parse_from_str(a.at_time.trim(), "%d/%m/%Y %H:%M")
-            else {
-                bail!(
-                    "« {} » n'est pas une heure (07/12/2026 09:20)",
-                    a.at_time.trim()
-                );
-            };
             let r = crate::rpc!(
                 &a.at.client,
                 book,
                 pb::BookRequest {
                     tenant: a.at.tenant.clone(),
                     kind: a.service.clone(),
-                    start: Some(ts::from_micros(paris_local_to_utc_us(local))),
+                    start: Some(start(&a.at_time)?),
                     citizen_id: a.citizen.clone(),
+                }
+            );
+            crate::say!("{}", line(&r));
+        }
+        AppointmentCommand::Move(a) => {
+            let r = crate::rpc!(
+                &a.at.client,
+                r#move,
+                pb::MoveAppointmentRequest {
+                    tenant: a.at.tenant.clone(),
+                    appointment_id: a.id.clone(),
+                    start: Some(start(&a.at_time)?),
+                }
+            );
+            crate::say!("{}", line(&r));
+        }
+        AppointmentCommand::Attendance(a) => {
+            let r = crate::rpc!(
+                &a.at.client,
+                record_attendance,
+                pb::RecordAttendanceRequest {
+                    tenant: a.at.tenant.clone(),
+                    appointment_id: a.id.clone(),
+                    came: a.outcome == Presence::Came,
                 }
             );
             crate::say!("{}", line(&r));
@@ -110,10 +142,14 @@ pub async fn run(command: AppointmentCommand) -> Result<()> {
                 pb::ListDayRequest {
                     tenant: a.at.tenant.clone(),
                     day: day(&a.day)?.format("%Y-%m-%d").to_string(),
+                    days: if a.week { 7 } else { 1 },
                 }
             );
             if r.appointments.is_empty() {
-                crate::say!("aucun rendez-vous ce jour");
+                crate::say!(
+                    "aucun rendez-vous {}",
+                    if a.week { "cette semaine" } else { "ce jour" }
+                );
             }
             for x in &r.appointments {
                 crate::say!("{}", line(x));

@@ -1186,8 +1186,41 @@ pub enum AppointmentCommand {
     Book(AppointmentBookArgs),
     /// Cancels an appointment.
     Cancel(AppointmentRefArgs),
-    /// The appointments of a day.
+    /// Moves an appointment to another free slot of its kind, in one step (the old one is
+    /// kept when the new slot was taken meanwhile).
+    Move(AppointmentMoveArgs),
+    /// Records whether the person came, once the appointment has begun.
+    Attendance(AppointmentAttendanceArgs),
+    /// The appointments of a day, or of a week (`--week`).
     List(AppointmentDayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentMoveArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The appointment's id, as `book` and `list` print it.
+    pub id: String,
+    /// The new slot's start, Paris time: `07/12/2026 09:40`.
+    #[arg(long)]
+    pub at_time: String,
+}
+
+/// Whether the person came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Presence {
+    Came,
+    NoShow,
+}
+
+#[derive(Debug, Args)]
+pub struct AppointmentAttendanceArgs {
+    #[command(flatten)]
+    pub at: CourrierTenantArgs,
+    /// The appointment's id, as `list` prints it.
+    pub id: String,
+    #[arg(long, value_enum)]
+    pub outcome: Presence,
 }
 
 #[derive(Debug, Args)]
@@ -1234,4 +1267,7 @@ pub struct AppointmentDayArgs {
     /// The day (`2026-12-07` or `07/12/2026`).
     #[arg(long)]
     pub day: String,
+    /// The seven days from `--day`.
+    #[arg(long)]
+    pub week: bool,
 }

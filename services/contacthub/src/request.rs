@@ -260,6 +260,28 @@ pub async fn dashboard(a: DashboardArgs) -> Result<()> {
             pct(f.missed_call_percent),
             pct(f.bounce_back_percent)
         );
+        crate::say!(
+            "  rendez-vous pris             {} (annulés : {}, absences : {})",
+            f.appointments,
+            f.appointments_cancelled,
+            f.no_shows
+        );
+        for r in d.rows.iter().filter(|r| {
+            r.month.is_empty()
+                && r.dimension == "service"
+                && r.figures
+                    .is_some_and(|f| f.days_to_first_free_slot.is_some())
+        }) {
+            let days = r
+                .figures
+                .and_then(|f| f.days_to_first_free_slot)
+                .unwrap_or_default();
+            crate::say!(
+                "  premier créneau libre        {} j ({})",
+                contacthub_core::render::decimal_fr(days),
+                r.label
+            );
+        }
     }
     crate::say!();
     crate::say!("  mois      contacts  ouvertes  répondues  dans le délai  médiane  90 % en");

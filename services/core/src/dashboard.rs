@@ -28,6 +28,7 @@ pub const IN_TIME: &str = "in_time";
 pub const CLOSED_OTHER: &str = "closed_other";
 pub const LETTERS: &str = "letters";
 pub const TRACED: &str = "traced";
+use crate::fold::appointments::{APPOINTMENTS, CANCELLED as APPOINTMENTS_CANCELLED, NO_SHOWS};
 const DAYS: &str = "days/";
 
 /// The longest period a dashboard covers, in months.
@@ -246,6 +247,9 @@ pub struct Inputs {
     pub today: String,
     /// The slice of every open request due earlier today.
     pub overdue_today: Vec<Slice>,
+    /// Per service offering appointments: when its first free slot starts (µs), or `None`
+    /// when none is free within the horizon.
+    pub first_free: BTreeMap<String, Option<i64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -318,6 +322,10 @@ impl Acc {
             calls_bounced: bounced,
             missed_call_percent: percent(missed, inbound),
             bounce_back_percent: percent(bounced, inbound),
+            appointments: self.get(APPOINTMENTS),
+            appointments_cancelled: self.get(APPOINTMENTS_CANCELLED),
+            no_shows: self.get(NO_SHOWS),
+            days_to_first_free_slot: None,
         }
     }
 }
@@ -331,6 +339,9 @@ fn figure_static(f: &str) -> Option<&'static str> {
         CLOSED_OTHER,
         LETTERS,
         TRACED,
+        APPOINTMENTS,
+        APPOINTMENTS_CANCELLED,
+        NO_SHOWS,
     ]
     .into_iter()
     .find(|k| *k == f)
@@ -409,6 +420,22 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
             overdue(dim, val, 1);
         }
     }
+    let service_dim = DIM_ORDER
+        .iter()
+        .position(|x| *x == DIM_SERVICE)
+        .unwrap_or(0);
+    for service in inputs.first_free.keys() {
+        period.entry((service_dim, service.clone())).or_default();
+    }
+    let days_to = |start: &Option<i64>| {
+        start.map(|s| ((s - now_us).max(0) as f64 / 86_400e6 * 10.0).round() / 10.0)
+    };
+    let soonest = inputs.first_free.values().flatten().min().copied();
+    let first_free = |(d, val): &(usize, String)| match *d {
+        0 if !inputs.first_free.is_empty() => days_to(&soonest),
+        d if d == service_dim => inputs.first_free.get(val).and_then(days_to),
+        _ => None,
+    };
     let row = |month: &str, (d, val): &(usize, String), acc: &Acc| pb::DashboardRow {
         month: month.to_string(),
         dimension: DIM_ORDER[*d].to_string(),
@@ -416,7 +443,16 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
         figures: Some(acc.figures()),
         label: String::new(),
     };
-    let mut rows: Vec<pb::DashboardRow> = period.iter().map(|(k, a)| row("", k, a)).collect();
+    let mut rows: Vec<pb::DashboardRow> = period
+        .iter()
+        .map(|(k, a)| {
+            let mut r = row("", k, a);
+            if let Some(f) = r.figures.as_mut() {
+                f.days_to_first_free_slot = first_free(k);
+            }
+            r
+        })
+        .collect();
     for (month, slices) in &per_month {
         rows.extend(slices.iter().map(|(k, a)| row(month, k, a)));
     }
@@ -516,7 +552,8 @@ pub fn csv(d: &pb::Dashboard) -> String {
          répondues dans le délai;% dans le délai;délai médian (jours);délai p90 (jours);\
          closes sans réponse;en retard aujourd'hui;courriers enregistrés;courriers tracés;\
          % courriers tracés;appels reçus;appels manqués;appels renvoyés à l'accueil;\
-         % appels manqués;% renvois à l'accueil\n",
+         % appels manqués;% renvois à l'accueil;rendez-vous pris;rendez-vous annulés;\
+         absences aux rendez-vous;premier créneau libre (jours)\n",
     );
     for r in &d.rows {
         let f = r.figures.unwrap_or_default();
@@ -551,6 +588,12 @@ pub fn csv(d: &pb::Dashboard) -> String {
             f.calls_bounced.to_string(),
             crate::render::decimal_fr(f.missed_call_percent),
             crate::render::decimal_fr(f.bounce_back_percent),
+            f.appointments.to_string(),
+            f.appointments_cancelled.to_string(),
+            f.no_shows.to_string(),
+            f.days_to_first_free_slot
+                .map(crate::render::decimal_fr)
+                .unwrap_or_default(),
         ];
         let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
         out.push_str(&line.join(";"));

@@ -75,6 +75,9 @@ pub fn kind(payload: &Payload) -> &'static str {
         Payload::AccountProposed(_) => "account_proposed",
         Payload::AppointmentBooked(_) => "appointment_booked",
         Payload::AppointmentCancelled(_) => "appointment_cancelled",
+        Payload::AppointmentAttended(_) => "appointment_attended",
+        Payload::NoticeQueued(_) => "notice_queued",
+        Payload::NoticeOutcome(_) => "notice_outcome",
     }
 }
 
@@ -485,6 +488,33 @@ pub fn validate<'a>(event: &'a Event, tenants: &Tenants) -> Result<Valid<'a>, In
         Payload::AppointmentCancelled(c) => {
             if !valid_id(&c.appointment_id) {
                 return Err(invalid("appointment_cancelled needs the appointment's id"));
+            }
+        }
+        Payload::AppointmentAttended(a) => {
+            if !valid_id(&a.appointment_id) {
+                return Err(invalid("appointment_attended needs the appointment's id"));
+            }
+        }
+        Payload::NoticeQueued(n) => {
+            use pb::notice_queued::Kind;
+            if matches!(Kind::try_from(n.kind), Err(_) | Ok(Kind::Unspecified)) {
+                return Err(invalid(format!("notice_queued: unknown kind {}", n.kind)));
+            }
+            if n.channel != Channel::Email as i32 && n.channel != Channel::Sms as i32 {
+                return Err(invalid("notice_queued goes by e-mail or SMS"));
+            }
+            if n.about.is_empty() {
+                return Err(invalid("notice_queued says what it is about"));
+            }
+            if !erased {
+                check_party(event)?;
+            }
+        }
+        Payload::NoticeOutcome(o) => {
+            if !valid_id(&o.notice_event_id) || o.attempt == 0 {
+                return Err(invalid(
+                    "notice_outcome needs the notice's event id and its attempt",
+                ));
             }
         }
         Payload::AccountProposed(p) => {
@@ -905,9 +935,29 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         Some(Payload::AppointmentBooked(b)) => {
             chars("appointment_id", &b.appointment_id, limits::ID_CHARS)?;
             chars("kind", &b.kind, limits::ID_CHARS)?;
+            chars("replaces", &b.replaces, limits::ID_CHARS)?;
+            chars("service", &b.service, limits::LABEL_CHARS)?;
         }
         Some(Payload::AppointmentCancelled(c)) => {
-            chars("appointment_id", &c.appointment_id, limits::ID_CHARS)?
+            chars("appointment_id", &c.appointment_id, limits::ID_CHARS)?;
+            chars("kind", &c.kind, limits::ID_CHARS)?;
+        }
+        Some(Payload::AppointmentAttended(a)) => {
+            chars("appointment_id", &a.appointment_id, limits::ID_CHARS)?;
+            chars("kind", &a.kind, limits::ID_CHARS)?;
+        }
+        Some(Payload::NoticeQueued(n)) => {
+            chars("about", &n.about, limits::ID_CHARS)?;
+            chars("appointment_kind", &n.appointment_kind, limits::ID_CHARS)?;
+        }
+        Some(Payload::NoticeOutcome(o)) => {
+            chars("notice_event_id", &o.notice_event_id, limits::ID_CHARS)?;
+            chars(
+                "provider_message_id",
+                &o.provider_message_id,
+                limits::ID_CHARS,
+            )?;
+            chars("error", &o.error, limits::NOTE_CHARS)?;
         }
         Some(Payload::AccountProposed(p)) => chars("provider", &p.provider, limits::LABEL_CHARS)?,
         Some(Payload::IdentityLinked(_))

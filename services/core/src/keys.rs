@@ -47,6 +47,8 @@
 //! | `as/`  | tenant `\0` kind `\0` start (i64 BE µs) `\0` appointment id | empty: a slot's bookings |
 //! | `au/`  | tenant `\0` citizen `\0` start (i64 BE µs) `\0` appointment id | empty: a person's appointments |
 //! | `ad/`  | tenant `\0` start (i64 BE µs) `\0` appointment id | empty: the commune's agenda |
+//! | `nt/`  | tenant `\0` notice event id        | `Notice`: a notice and what became of it |
+//! | `nq/`  | due (i64 BE µs), tenant `\0` notice event id | empty: notices to send, by when |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
 //! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
@@ -58,7 +60,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 12;
+pub const FORMAT: u32 = 13;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -403,15 +405,32 @@ pub const OUTBOX: &[u8] = b"ob/";
 
 /// An answer waiting in the outbox, ordered by when it is next tried.
 pub fn outbox(due_us: i64, tenant: &str, answer_id: &str) -> Vec<u8> {
-    let mut k = OUTBOX.to_vec();
+    due_key(OUTBOX, due_us, tenant, answer_id)
+}
+
+/// `prefix`, then due (i64 BE µs), tenant and id: a queue ordered by when each is due.
+fn due_key(prefix: &[u8], due_us: i64, tenant: &str, id: &str) -> Vec<u8> {
+    let mut k = prefix.to_vec();
     k.extend_from_slice(&due_us.max(0).to_be_bytes());
-    k.extend_from_slice(&key(b"", &[tenant.as_bytes(), answer_id.as_bytes()]));
+    k.extend_from_slice(&key(b"", &[tenant.as_bytes(), id.as_bytes()]));
     k
 }
 
-/// The due instant, tenant and answer id of an outbox key.
-pub fn parse_outbox(k: &[u8]) -> Option<(i64, String, String)> {
-    let rest = k.strip_prefix(OUTBOX)?;
+/// A notice (an appointment's confirmation or reminder, a request's acknowledgement).
+pub fn notice(tenant: &str, id: &str) -> Vec<u8> {
+    key(b"nt/", &[tenant.as_bytes(), id.as_bytes()])
+}
+
+pub const NOTICES_DUE: &[u8] = b"nq/";
+
+/// A notice waiting to be sent, ordered by when it is next tried.
+pub fn notice_due(due_us: i64, tenant: &str, id: &str) -> Vec<u8> {
+    due_key(NOTICES_DUE, due_us, tenant, id)
+}
+
+/// The due instant, tenant and id of an outbox key or a notice's ([`NOTICES_DUE`]).
+pub fn parse_due(prefix: &[u8], k: &[u8]) -> Option<(i64, String, String)> {
+    let rest = k.strip_prefix(prefix)?;
     let due = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
     let mut parts = rest[8..].splitn(2, |b| *b == 0);
     let tenant = String::from_utf8(parts.next()?.to_vec()).ok()?;

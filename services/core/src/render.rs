@@ -106,7 +106,17 @@ pub fn facts(payload: &Payload) -> pb::EntryFacts {
             f.appointment_kind = b.kind.clone();
             f.appointment_start = b.start;
         }
-        Payload::AppointmentCancelled(_) => {}
+        Payload::NoticeOutcome(_) => {}
+        Payload::AppointmentCancelled(c) => f.appointment_kind = c.kind.clone(),
+        Payload::AppointmentAttended(a) => {
+            f.came = a.came;
+            f.appointment_kind = a.kind.clone();
+        }
+        Payload::NoticeQueued(n) => {
+            f.notice_kind = n.kind;
+            f.answer_channel = n.channel;
+            f.appointment_kind = n.appointment_kind.clone();
+        }
         Payload::CitizenRegistered(_)
         | Payload::CitizenUpdated(_)
         | Payload::ContactAttached(_)
@@ -231,8 +241,30 @@ pub fn summary(entry: &TimelineEntry, commune: &Tenant) -> String {
                 .unwrap_or_default();
             if entry.kind == "appointment_booked" {
                 format!("Rendez-vous pris : {what}, le {when}")
-            } else {
+            } else if what.is_empty() {
                 "Rendez-vous annulé".into()
+            } else {
+                format!("Rendez-vous annulé : {what}")
+            }
+        }
+        "appointment_attended" if f.came => "Présence au rendez-vous constatée".into(),
+        "appointment_attended" => "Absence au rendez-vous constatée".into(),
+        "notice_queued" => {
+            use pb::notice_queued::Kind;
+            // (what, feminine)
+            let (what, feminine) = match Kind::try_from(f.notice_kind).unwrap_or(Kind::Unspecified)
+            {
+                Kind::AppointmentBooked => ("Confirmation du rendez-vous", true),
+                Kind::AppointmentReminder => ("Rappel du rendez-vous la veille", false),
+                Kind::RequestAcknowledged => ("Accusé de réception de la demande", false),
+                Kind::Unspecified => ("Avis", false),
+            };
+            let e = if feminine { "e" } else { "" };
+            let how = channel_fr(f.answer_channel);
+            match pb::AnswerStatus::try_from(f.answer_status) {
+                Ok(pb::AnswerStatus::Delivered) => format!("{what} envoyé{e} par {how}"),
+                Ok(pb::AnswerStatus::Failed) => format!("{what} non envoyé{e} ({how})"),
+                _ => format!("{what} à envoyer par {how}"),
             }
         }
         "account_linked" => {

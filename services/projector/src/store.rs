@@ -479,10 +479,15 @@ impl Store {
     /// Answers of every commune due in the outbox by `now_us`, at most `limit`, due first:
     /// (tenant, answer id).
     pub fn outbox_due(&self, now_us: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        self.due_in(keys::OUTBOX, now_us, limit)
+    }
+
+    /// (tenant, id) of a queue ordered by due time ([`keys::parse_due`]), due by `now_us`.
+    fn due_in(&self, queue: &[u8], now_us: i64, limit: usize) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for kv in self.db()?.tree.scan_prefix(keys::OUTBOX).take(limit) {
+        for kv in self.db()?.tree.scan_prefix(queue).take(limit) {
             let (k, _) = kv.map_err(self.err())?;
-            let Some((due, tenant, id)) = keys::parse_outbox(&k) else {
+            let Some((due, tenant, id)) = keys::parse_due(queue, &k) else {
                 continue;
             };
             if due > now_us {
@@ -561,6 +566,16 @@ impl Store {
     /// An appointment.
     pub fn appointment(&self, tenant: &str, id: &str) -> Result<Option<pb::Appointment>> {
         self.get_msg(&keys::appointment(tenant, id))
+    }
+
+    /// A notice (an appointment's confirmation or reminder, a request's acknowledgement).
+    pub fn notice(&self, tenant: &str, id: &str) -> Result<Option<pb::Notice>> {
+        self.get_msg(&keys::notice(tenant, id))
+    }
+
+    /// (tenant, id) of the notices due by `now_us`, at most `limit`, due first.
+    pub fn notices_due(&self, now_us: i64, limit: usize) -> Result<Vec<(String, String)>> {
+        self.due_in(keys::NOTICES_DUE, now_us, limit)
     }
 
     /// How many bookings hold slot `kind` at `start_us`.

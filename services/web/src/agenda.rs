@@ -1,6 +1,7 @@
-//! The appointments on the desk (`/rendez-vous`): a day's agenda of the kinds the agent
-//! receives, an appointment booked for someone at the counter or on the phone (a kind, a
-//! free time, their record), one cancelled.
+//! The appointments on the desk (`/rendez-vous`): a day's or a week's agenda of the kinds the
+//! agent receives, all of them or one counter's (one kind); an appointment booked for someone
+//! at the counter or on the phone (a kind, a free time, their record), one cancelled, whether
+//! the person came recorded once its time has come.
 
 use crate::pages::{chrome, pick, see_other, Page};
 use crate::session::Caller;
@@ -17,11 +18,18 @@ use serde::Deserialize;
 /// An appointment of the agenda.
 pub struct Line {
     pub id: String,
+    /// « lundi 07/12/2026 » (the week's view shows it).
+    pub day: String,
     pub time: String,
     pub what: String,
     pub citizen: String,
     pub url: String,
-    pub booked: bool,
+    /// « à venir », « en attente », « venu », « absent ».
+    pub state: &'static str,
+    /// Still to come: it may be cancelled.
+    pub to_come: bool,
+    /// Begun, whether the person came not yet recorded.
+    pub to_record: bool,
 }
 
 #[derive(Template)]
@@ -33,6 +41,10 @@ pub struct AgendaPage {
     /// `yyyy-mm-dd` and « lundi 07/12/2026 ».
     pub day: String,
     pub day_name: String,
+    /// The week from the day's Monday, not the day alone.
+    pub week: bool,
+    /// The counter (a kind's code) shown alone; empty: all.
+    pub counter: String,
     pub lines: Vec<Line>,
     /// Code and name of each kind.
     pub kinds: Vec<(String, String)>,
@@ -52,11 +64,21 @@ pub struct AgendaQuery {
     kind: String,
     #[serde(default)]
     avis: String,
+    /// `semaine`: the week's agenda.
+    #[serde(default)]
+    vue: String,
+    #[serde(default)]
+    guichet: String,
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
-];
+/// « lundi 07/12/2026 ».
+fn day_name(day: chrono::NaiveDate) -> String {
+    const WEEKDAYS: [&str; 7] = [
+        "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+    ];
+    let weekday = chrono::Datelike::weekday(&day).num_days_from_monday() as usize;
+    format!("{} {}", WEEKDAYS[weekday], day.format("%d/%m/%Y"))
+}
 
 /// `GET /rendez-vous`.
 pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<AgendaQuery>) -> Page {
@@ -65,11 +87,34 @@ pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Age
     let today = paris(desk.app.now()).date();
     let day = chrono::NaiveDate::parse_from_str(q.jour.trim(), "%Y-%m-%d").unwrap_or(today);
     let commune = desk.app.tenant(&tenant)?;
+    let week = q.vue == "semaine";
+    let (first, days) = if week {
+        let monday = day
+            - chrono::Duration::days(i64::from(
+                chrono::Datelike::weekday(&day).num_days_from_monday(),
+            ));
+        (monday, 7)
+    } else {
+        (day, 1)
+    };
+    let now = desk.app.now();
+    use contacthub_core::pb::appointment::Attendance;
     let lines = desk
         .app
-        .agenda(&scope, day)?
+        .agenda(&scope, first, days)?
         .into_iter()
+        .filter(|a| q.guichet.is_empty() || a.kind == q.guichet)
+        .filter(|a| a.status == Status::Booked as i32)
         .map(|a| Line {
+            day: day_name(paris(a.start_us).date()),
+            state: match Attendance::try_from(a.attendance).unwrap_or(Attendance::Unspecified) {
+                Attendance::Came => "venu",
+                Attendance::NoShow => "absent",
+                Attendance::Unspecified if a.start_us > now => "à venir",
+                Attendance::Unspecified => "en attente",
+            },
+            to_come: a.start_us > now,
+            to_record: a.start_us <= now && a.attendance == Attendance::Unspecified as i32,
             time: paris(a.start_us).format("%H:%M").to_string(),
             what: commune
                 .appointment(&a.kind)
@@ -80,7 +125,6 @@ pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Age
                 url_encode(&a.citizen_id)
             ),
             citizen: a.citizen_id.clone(),
-            booked: a.status == Status::Booked as i32,
             id: a.appointment_id,
         })
         .collect();
@@ -96,12 +140,17 @@ pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Age
             .collect(),
         None => Vec::new(),
     };
-    let weekday = chrono::Datelike::weekday(&day).num_days_from_monday() as usize;
     Ok(render(&AgendaPage {
         chrome: chrome(&caller, &desk, "rendez-vous"),
         communes,
         day: day.format("%Y-%m-%d").to_string(),
-        day_name: format!("{} {}", WEEKDAYS[weekday], day.format("%d/%m/%Y")),
+        day_name: if week {
+            format!("la semaine du {}", day_name(first))
+        } else {
+            format!("du {}", day_name(day))
+        },
+        week,
+        counter: q.guichet.clone(),
         lines,
         kinds: commune
             .appointments
@@ -113,6 +162,8 @@ pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Age
         notice: match q.avis.as_str() {
             "pris" => "Rendez-vous pris.".into(),
             "annule" => "Rendez-vous annulé.".into(),
+            "venu" => "Présence enregistrée.".into(),
+            "absent" => "Absence enregistrée.".into(),
             _ => String::new(),
         },
         tenant,
@@ -158,8 +209,9 @@ pub async fn book(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<BookFor
     Ok(see_other(&back(&f.commune, &f.jour, "pris")))
 }
 
+/// A form about one appointment of the agenda.
 #[derive(Deserialize)]
-pub struct CancelForm {
+pub struct AppointmentForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -168,12 +220,41 @@ pub struct CancelForm {
     id: String,
     #[serde(default)]
     jour: String,
+    /// Whether the person came: `venu` or `absent`.
+    #[serde(default)]
+    presence: String,
 }
 
 /// `POST /rendez-vous/annulation`.
-pub async fn cancel(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<CancelForm>) -> Page {
+pub async fn cancel(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Form(f): Form<AppointmentForm>,
+) -> Page {
     caller.check_csrf(&f.csrf)?;
     let scope = caller.scope(&desk, &f.commune)?;
     desk.app.cancel_for(&scope, &f.id).await?;
     Ok(see_other(&back(&f.commune, &f.jour, "annule")))
+}
+
+/// `POST /rendez-vous/presence`: whether the person came.
+pub async fn attendance(
+    Axum(desk): Axum<State>,
+    caller: Caller,
+    Form(f): Form<AppointmentForm>,
+) -> Page {
+    caller.check_csrf(&f.csrf)?;
+    let scope = caller.scope(&desk, &f.commune)?;
+    let came = match f.presence.as_str() {
+        "venu" => true,
+        "absent" => false,
+        _ => {
+            return Err(Failure {
+                status: StatusCode::BAD_REQUEST,
+                message: "Indiquez si la personne est venue.".into(),
+            })
+        }
+    };
+    desk.app.record_attendance(&scope, &f.id, came).await?;
+    Ok(see_other(&back(&f.commune, &f.jour, &f.presence)))
 }

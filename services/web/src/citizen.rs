@@ -330,6 +330,34 @@ pub async fn citizen(
             })
             .collect(),
         requests,
+        appointments: {
+            use contacthub_core::pb::appointment::{Attendance, Status};
+            let commune = desk.app.tenant(&tenant)?;
+            let now = desk.app.now();
+            desk.app
+                .citizen_appointments(&scope, &c.citizen_id)?
+                .into_iter()
+                .map(|a| {
+                    let state = match (
+                        Status::try_from(a.status),
+                        Attendance::try_from(a.attendance),
+                    ) {
+                        (Ok(Status::Cancelled), _) => "annulé",
+                        (_, Ok(Attendance::Came)) => "venu",
+                        (_, Ok(Attendance::NoShow)) => "absent",
+                        _ if a.start_us > now => "à venir",
+                        _ => "passé",
+                    };
+                    (
+                        commune
+                            .appointment(&a.kind)
+                            .map_or(a.kind.clone(), |k| k.name.clone()),
+                        contacthub_app::notices::when_fr(a.start_us),
+                        state,
+                    )
+                })
+                .collect()
+        },
         entries: page.entries.iter().map(|e| Entry::of(&tenant, e)).collect(),
         filters: FILTERS
             .iter()

@@ -65,6 +65,13 @@ fn days(d: u32, answered: u64) -> String {
     }
 }
 
+/// Days to the first free slot (« 2,5 j »), or « — » when none is free.
+fn first_free(d: Option<f64>) -> String {
+    d.map_or("—".into(), |d| {
+        format!("{} j", contacthub_core::render::decimal_fr(d))
+    })
+}
+
 /// The key figures of a period, as the page shows them.
 fn key_figures(f: &pb::DashboardFigures) -> Vec<(&'static str, String)> {
     vec![
@@ -95,6 +102,12 @@ fn key_figures(f: &pb::DashboardFigures) -> Vec<(&'static str, String)> {
         (
             "Appels renvoyés à l'accueil",
             pct(f.bounce_back_percent, f.calls_inbound),
+        ),
+        ("Rendez-vous pris", f.appointments.to_string()),
+        ("Absences aux rendez-vous", f.no_shows.to_string()),
+        (
+            "Premier créneau libre",
+            first_free(f.days_to_first_free_slot),
         ),
     ]
 }
@@ -162,8 +175,8 @@ pub async fn dashboard(
             .and_then(|r| r.figures)
             .unwrap_or_default();
         for (f, (_, v)) in figures.iter_mut().zip(key_figures(&then)) {
-            // « En retard aujourd'hui » is of today, not of a period.
-            if f.0 != "En retard aujourd'hui" {
+            // These two are of today, not of a period.
+            if f.0 != "En retard aujourd'hui" && f.0 != "Premier créneau libre" {
                 f.2 = v;
             }
         }
@@ -217,6 +230,23 @@ pub async fn dashboard(
                 .collect(),
         });
     }
+    let appointments = d
+        .rows
+        .iter()
+        .filter(|r| r.month.is_empty() && r.dimension == dash::DIM_SERVICE)
+        .filter_map(|r| {
+            let f = r.figures?;
+            (f.appointments > 0 || f.days_to_first_free_slot.is_some()).then(|| {
+                (
+                    r.label.clone(),
+                    f.appointments,
+                    f.appointments_cancelled,
+                    f.no_shows,
+                    first_free(f.days_to_first_free_slot),
+                )
+            })
+        })
+        .collect();
     let csv_url = format!(
         "/tableau-de-bord.csv?commune={}&de={}&a={}",
         url_encode(&d.tenant),
@@ -256,6 +286,7 @@ pub async fn dashboard(
         figures,
         chart: crate::chart::bars(&months),
         tables,
+        appointments,
         recurring: d
             .recurring
             .iter()

@@ -376,6 +376,7 @@ pub fn router(state: State) -> Router {
         .route("/horaires", get(hours::hours))
         .route("/rendez-vous", get(agenda::agenda).post(agenda::book))
         .route("/rendez-vous/annulation", post(agenda::cancel))
+        .route("/rendez-vous/presence", post(agenda::attendance))
         .route("/telephone", get(calls::phone))
         .route("/telephone/{tenant}/flux", get(calls::live))
         .route(

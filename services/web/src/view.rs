@@ -354,6 +354,8 @@ pub struct CitizenPage {
     /// Records merged into this one, each with its form to separate it again.
     pub merged: Vec<Member>,
     pub requests: Vec<RequestRow>,
+    /// The person's appointments: « Passeport… », « lundi 07/12/2026 à 09:20 », its state.
+    pub appointments: Vec<(String, String, &'static str)>,
     pub entries: Vec<Entry>,
     pub filters: Vec<ChannelFilter>,
     pub next_page: String,
@@ -567,6 +569,9 @@ pub struct DashboardPage {
     pub compare_url: String,
     pub chart: crate::chart::Bars,
     pub tables: Vec<DashTable>,
+    /// Per service giving appointments: its name, booked, cancelled, no-shows over the
+    /// period, and the days to its first free slot now.
+    pub appointments: Vec<(String, u64, u64, u64, String)>,
     pub recurring: Vec<(String, String, u64)>,
     pub csv_url: String,
 }

@@ -1,5 +1,5 @@
 //! « Prendre rendez-vous » on the citizens' space: the person's own appointments, booking a
-//! free slot, cancelling one of theirs still to come.
+//! free slot, moving or cancelling one of theirs still to come.
 
 use super::Citizen;
 use crate::appointments::Free;
@@ -33,17 +33,42 @@ impl App {
     ) -> Result<pb::Appointment> {
         let me = self.own_record(c)?;
         self.writable_citizen(c.tenant(), &me)?;
-        self.book(c.tenant(), code, start_us, &me, "").await
+        self.book(c.tenant(), code, start_us, &me, "", None).await
+    }
+
+    /// Moves one of the person's appointments still to come to slot `start_us` of its kind,
+    /// in one step: the new one, or [`Error::Conflict`] with the old one kept.
+    pub async fn move_my_appointment(
+        &self,
+        c: &Citizen,
+        id: &str,
+        start_us: i64,
+    ) -> Result<pb::Appointment> {
+        let mine = self.my_appointment(c, id)?;
+        self.writable_citizen(c.tenant(), &mine.citizen_id)?;
+        self.book(
+            c.tenant(),
+            &mine.kind.clone(),
+            start_us,
+            &mine.citizen_id,
+            "",
+            Some(&mine),
+        )
+        .await
+    }
+
+    /// One of the person's appointments (another's is « not found »).
+    pub fn my_appointment(&self, c: &Citizen, id: &str) -> Result<pb::Appointment> {
+        let me = self.own_record(c)?;
+        self.store
+            .appointment(c.tenant(), id)?
+            .filter(|a| a.citizen_id == me && a.status != Status::Refused as i32)
+            .ok_or_else(|| Error::NotFound("vous n'avez pas ce rendez-vous".into()))
     }
 
     /// Cancels one of the person's appointments still to come.
     pub async fn cancel_my_appointment(&self, c: &Citizen, id: &str) -> Result<()> {
-        let me = self.own_record(c)?;
-        let mine = self
-            .store
-            .appointment(c.tenant(), id)?
-            .filter(|a| a.citizen_id == me)
-            .ok_or_else(|| Error::NotFound("vous n'avez pas ce rendez-vous".into()))?;
+        let mine = self.my_appointment(c, id)?;
         if mine.start_us <= self.now() {
             return Err(Error::Invalid("ce rendez-vous est passé".into()));
         }

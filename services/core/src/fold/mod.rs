@@ -4,7 +4,7 @@
 //! Layout, one module per aggregate: [`citizens`] (identity resolution, citizen records,
 //! merges, households, the search index), [`timeline`] (entries and the citizen's counts),
 //! [`courrier`] (the mail room: chrono numbers and letters), [`accueil`] (the waiting line's tickets), [`accounts`] (the citizens' space's accounts), [`appointments`] (slots booked and freed), [`requests`] (demandes, from
-//! first contact to written answer), [`answers`] (the outbox of written answers), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
+//! first contact to written answer), [`answers`] (the outbox of written answers), [`notices`] (confirmations, reminders and acknowledgements to send), [`counters`] (global and per-commune figures). This file decodes and validates the record, dedupes by event id,
 //! dispatches, and keeps a refused event from leaving any write behind ([`Staged`]).
 
 pub mod accounts;
@@ -14,6 +14,7 @@ pub mod appointments;
 pub mod citizens;
 pub mod counters;
 pub mod courrier;
+pub mod notices;
 pub mod requests;
 pub mod timeline;
 
@@ -364,6 +365,9 @@ fn project(
         Payload::AccountProposed(p) => accounts::proposed(kv, v, p)?,
         Payload::AppointmentBooked(b) => appointments::booked(kv, v, b)?,
         Payload::AppointmentCancelled(c) => appointments::cancelled(kv, v, c)?,
+        Payload::AppointmentAttended(a) => appointments::attended(kv, v, a)?,
+        Payload::NoticeQueued(n) => notices::queued(kv, v, n)?,
+        Payload::NoticeOutcome(o) => notices::outcome(kv, v, o)?,
         Payload::TicketIssued(_)
         | Payload::TicketCalled(_)
         | Payload::TicketStarted(_)
@@ -533,9 +537,14 @@ fn project(
         }
     }
     // A written answer shows on the channel it goes by.
-    if let Payload::AnswerComposed(c) = v.payload {
+    let outbound = match v.payload {
+        Payload::AnswerComposed(c) => Some(c.channel),
+        Payload::NoticeQueued(n) => Some(n.channel),
+        _ => None,
+    };
+    if let Some(channel) = outbound {
         for entry in &mut entries {
-            entry.channel = c.channel;
+            entry.channel = channel;
             timeline::rewrite(kv, &e.tenant, entry);
         }
     }
@@ -592,6 +601,11 @@ pub(crate) mod tests {
 
     /// Applies events at offsets 0, 1, 2… of partition 0.
     pub fn apply_all(kv: &mut Mem, events: &[pb::Event]) -> Vec<Outcome> {
+        apply_from(kv, events, 0)
+    }
+
+    /// Applies events at offsets `first`, `first + 1`… of partition 0.
+    pub fn apply_from(kv: &mut Mem, events: &[pb::Event], first: u64) -> Vec<Outcome> {
         let tenants = Tenants::builtin();
         events
             .iter()
@@ -599,7 +613,7 @@ pub(crate) mod tests {
             .map(|(i, e)| {
                 let pos = Position {
                     partition: 0,
-                    offset: i as u64,
+                    offset: first + i as u64,
                 };
                 apply(
                     kv,

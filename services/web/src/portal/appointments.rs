@@ -1,5 +1,6 @@
 //! « Prendre rendez-vous » on the citizens' space: a kind, a day with free slots, a time;
-//! the person's appointments, each cancellable until it begins.
+//! the person's appointments, each movable (a new time of its kind, chosen the same way) or
+//! cancellable until it begins.
 
 use super::{failure_on, Site, State};
 use crate::{render, Failure};
@@ -7,6 +8,7 @@ use askama::Template;
 use axum::extract::{Form, Path, Query, State as Axum};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use contacthub_app::notices::{day_fr, when_fr};
 use contacthub_core::courrier::paris;
 use contacthub_core::pb::appointment::Status;
 use serde::Deserialize;
@@ -17,10 +19,12 @@ const DAYS: u32 = 28;
 /// An appointment as the page shows it.
 pub struct Booked {
     pub id: String,
+    /// Its kind's code.
+    pub kind: String,
     pub what: String,
     pub when: String,
     pub state: &'static str,
-    /// It may still be cancelled.
+    /// It may still be moved or cancelled.
     pub cancellable: bool,
 }
 
@@ -41,6 +45,9 @@ pub struct AppointmentsPage {
     pub day: String,
     /// Times of the day chosen: start (µs), « 09:20 ».
     pub times: Vec<(i64, String)>,
+    /// The appointment being moved (its id), and when it is: empty when booking.
+    pub moving: String,
+    pub moving_when: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,16 +58,9 @@ pub struct AppointmentsQuery {
     jour: String,
     #[serde(default)]
     avis: String,
-}
-
-const WEEKDAYS: [&str; 7] = [
-    "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
-];
-
-fn day_name(us: i64) -> String {
-    let t = paris(us);
-    let weekday = chrono::Datelike::weekday(&t).num_days_from_monday() as usize;
-    format!("{} {}", WEEKDAYS[weekday], t.format("%d/%m/%Y"))
+    /// The id of the appointment being moved.
+    #[serde(default)]
+    deplacer: String,
 }
 
 /// The page for `q`, with `error` when an action failed.
@@ -87,18 +87,16 @@ fn show(
                     what: t
                         .appointment(&a.kind)
                         .map_or(a.kind.clone(), |k| k.name.clone()),
-                    when: format!(
-                        "{} à {}",
-                        day_name(a.start_us),
-                        paris(a.start_us).format("%H:%M")
-                    ),
+                    when: when_fr(a.start_us),
                     state: match (booked, a.start_us > now) {
                         (true, true) => "à venir",
                         (true, false) => "passé",
+                        _ if a.status == Status::Moved as i32 => "déplacé",
                         _ => "annulé",
                     },
                     cancellable: booked && a.start_us > now,
                     id: a.appointment_id,
+                    kind: a.kind,
                 }
             })
             .collect(),
@@ -110,6 +108,7 @@ fn show(
         notice: match q.avis.as_str() {
             "pris" => "Votre rendez-vous est pris. Il figure dans « Mes rendez-vous ».".into(),
             "annule" => "Votre rendez-vous est annulé.".into(),
+            "deplace" => "Votre rendez-vous est déplacé ; l'ancien horaire est libéré.".into(),
             _ => String::new(),
         },
         error: String::new(),
@@ -124,7 +123,22 @@ fn show(
         days: Vec::new(),
         day: String::new(),
         times: Vec::new(),
+        moving: String::new(),
+        moving_when: String::new(),
     };
+    if !q.deplacer.is_empty() {
+        match page
+            .mine
+            .iter()
+            .find(|a| a.id == q.deplacer && a.cancellable)
+        {
+            Some(a) => {
+                page.moving = a.id.clone();
+                page.moving_when = a.when.clone();
+            }
+            None => page.error = "Ce rendez-vous ne peut plus être déplacé.".into(),
+        }
+    }
     if let Some(kind) = t.appointment(&q.kind) {
         page.kind = kind.code.clone();
         page.kind_name = kind.name.clone();
@@ -134,7 +148,7 @@ fn show(
                     let date = paris(f.start_us).format("%Y-%m-%d").to_string();
                     match page.days.last_mut() {
                         Some((d, _, n)) if *d == date => *n += f.left,
-                        _ => page.days.push((date.clone(), day_name(f.start_us), f.left)),
+                        _ => page.days.push((date.clone(), day_fr(f.start_us), f.left)),
                     }
                     if date == q.jour {
                         page.times
@@ -179,9 +193,11 @@ pub struct BookForm {
     jour: String,
     #[serde(default)]
     debut: String,
+    #[serde(default)]
+    deplacer: String,
 }
 
-/// `POST /{commune}/rendez-vous`: books the slot chosen.
+/// `POST /{commune}/rendez-vous`: books the slot chosen, or moves an appointment to it.
 pub async fn book(
     Axum(space): Axum<State>,
     Path(slug): Path<String>,
@@ -197,6 +213,7 @@ pub async fn book(
         kind: f.kind.clone(),
         jour: f.jour.clone(),
         avis: String::new(),
+        deplacer: f.deplacer.clone(),
     };
     let Ok(start) = f.debut.trim().parse::<i64>() else {
         let bad = Failure {
@@ -205,12 +222,27 @@ pub async fn book(
         };
         return show(&space, &headers, &slug, &q, Some(bad));
     };
-    match space
-        .app
-        .book_my_appointment(&citizen, &f.kind, start)
-        .await
-    {
-        Ok(_) => crate::pages::see_other(&format!("/{slug}/rendez-vous?avis=pris")).into_response(),
+    let (done, avis) = if f.deplacer.is_empty() {
+        (
+            space
+                .app
+                .book_my_appointment(&citizen, &f.kind, start)
+                .await,
+            "pris",
+        )
+    } else {
+        (
+            space
+                .app
+                .move_my_appointment(&citizen, &f.deplacer, start)
+                .await,
+            "deplace",
+        )
+    };
+    match done {
+        Ok(_) => {
+            crate::pages::see_other(&format!("/{slug}/rendez-vous?avis={avis}")).into_response()
+        }
         Err(e) => show(&space, &headers, &slug, &q, Some(super::account::said(e))),
     }
 }

@@ -285,6 +285,8 @@ async fn space(backend: Backend) {
         .unwrap();
     assert_eq!(proposals.len(), 1);
     let proposal = &proposals[0];
+    assert!(proposal.key_ids.is_empty(), "no key id leaves the hub");
+    let paul_proposal_key = format!("e/{}", proposal.event_id);
     assert_eq!(proposal.candidates, vec![paul_id.clone()]);
     assert_eq!(
         proposal.identity.clone().unwrap_or_default().birth_date,
@@ -1366,7 +1368,19 @@ async fn space(backend: Backend) {
         assert!(signed_in(b.clone()).await);
     }
 
-    // Paul's data erased: his account ends with his record, his session with it.
+    // Paul's data erased: his account ends with his record, his session with it, and the
+    // identity FranceConnect gave for him with the key that sealed it.
+    let sealing = |hub: &TestHub| {
+        let id = format!("{paul_proposal_key}{}", hub.keys.suffix());
+        let (keys, id) = (hub.keys.clone(), id);
+        async move {
+            matches!(
+                contacthub_core::seal::Keys::key(keys.as_ref(), &id),
+                contacthub_core::seal::Lookup::Live(_)
+            )
+        }
+    };
+    assert!(sealing(&hub).await, "the proposal's key lives until then");
     hub.hub
         .erase_citizen(
             &hub.hub.access().dpo_scope(Some("dpo"), GIVORS).unwrap(),
@@ -1377,6 +1391,7 @@ async fn space(backend: Backend) {
         )
         .await
         .unwrap();
+    assert!(!sealing(&hub).await, "the proposal's key destroyed");
     let (_, home) = page(&http, &hub, &paul_session, "/givors/").await;
     assert!(
         home.contains("plus rattaché à une fiche") && !home.contains(&his),

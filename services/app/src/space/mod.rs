@@ -295,7 +295,12 @@ impl App {
         let tenant = scope.commune();
         self.enter(scope, tenant)?;
         self.keeps_records(scope)?;
-        Ok(self.store.account_proposals(tenant, 200)?)
+        let mut proposals = self.store.account_proposals(tenant, 200)?;
+        // Which keys sealed them is the keyring's business, not an agent's.
+        for p in &mut proposals {
+            p.key_ids.clear();
+        }
+        Ok(proposals)
     }
 
     /// An agent links a waiting account to a record.

@@ -21,6 +21,7 @@ pub(crate) fn linked(kv: &mut impl Kv, v: &Valid, l: &pb::AccountLinked) -> Fold
             ))))
         }
     }
+    let mut proposals = vec![l.proposal_event_id.clone()];
     if let Some(old) = get_msg::<pb::Account>(kv, &keys::account(tenant, &l.account_id))? {
         if !old.citizen_id.is_empty() && old.citizen_id != l.citizen_id {
             kv.remove(keys::citizen_account(
@@ -29,12 +30,17 @@ pub(crate) fn linked(kv: &mut impl Kv, v: &Valid, l: &pb::AccountLinked) -> Fold
                 &l.account_id,
             ));
         }
-        if !old.proposal_event_id.is_empty() {
-            kv.remove(keys::account_proposal(tenant, &old.proposal_event_id));
-        }
+        proposals.push(old.proposal_event_id);
     }
-    if !l.proposal_event_id.is_empty() {
-        kv.remove(keys::account_proposal(tenant, &l.proposal_event_id));
+    // The identity the provider gave is the person's now: erased with their record.
+    for id in proposals.iter().filter(|id| !id.is_empty()) {
+        let key = keys::account_proposal(tenant, id);
+        if let Some(p) = get_msg::<pb::AccountProposal>(kv, &key)? {
+            for k in &p.key_ids {
+                super::file_key(kv, tenant, &l.citizen_id, k);
+            }
+        }
+        kv.remove(key);
     }
     let account = pb::Account {
         citizen_id: l.citizen_id.clone(),
@@ -65,8 +71,17 @@ pub(crate) fn proposed(
     if old.as_ref().is_some_and(|a| !a.citizen_id.is_empty()) {
         return Ok(Ok(Vec::new()));
     }
+    // The keys of its earlier proposals go with the new one.
+    let mut key_ids = Vec::new();
     if let Some(previous) = old.filter(|a| !a.proposal_event_id.is_empty()) {
-        kv.remove(keys::account_proposal(tenant, &previous.proposal_event_id));
+        let key = keys::account_proposal(tenant, &previous.proposal_event_id);
+        if let Some(p) = get_msg::<pb::AccountProposal>(kv, &key)? {
+            key_ids = p.key_ids;
+        }
+        kv.remove(key);
+    }
+    if !v.key_id.is_empty() && !key_ids.iter().any(|k| k == v.key_id) {
+        key_ids.push(v.key_id.to_string());
     }
     let personal = v.event.personal.clone().unwrap_or_default();
     let proposal = pb::AccountProposal {
@@ -78,6 +93,7 @@ pub(crate) fn proposed(
         candidates: p.candidate_citizen_ids.clone(),
         exact_matches: p.exact_matches,
         provider: p.provider.clone(),
+        key_ids,
     };
     kv.put(
         keys::account_proposal(tenant, &v.event.event_id),

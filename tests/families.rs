@@ -65,6 +65,7 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("rd/", Holds::Ids), // read-trail lines: ids and the callers' addresses
     ("re/", Holds::Ids),
     ("rn/", Holds::Nothing),
+    ("rp/", Holds::Ids),      // the requests a citizen asked
     ("rq/", Holds::Personal), // a request: subject, on whose behalf, resolution
     ("rt/", Holds::Ids),
     ("sk/", Holds::Ids),
@@ -292,7 +293,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         citizen_erased: ci/* ev/ lc/ st/ tl/*
         citizen_registered: ci/* dx/* ev/ id/* ih/* ks/ lc/ nx/* sk/ st/ tl/*
         citizen_updated: ci/* dx/* ev/ ih/* ks/ lc/ nx/* sk/ st/ tl/*
-        courrier: ce/ ci/* co/* ev/ ih/* ks/ lc/ od/ pd/* rc/ re/ rn/ rq/* sk/ sq/ st/ tl/*
+        courrier: ce/ ci/* co/* ev/ ih/* ks/ lc/ od/ pd/* rc/ re/ rn/ rp/ rq/* sk/ sq/ st/ tl/*
         courrier_answered: ci/* co/* ev/ lc/ rq/* st/ tl/*
         courrier_routed: ci/* co/* ev/ lc/ rq/* st/ tl/*
         desk_visit: ac/ ci/* el/ ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
@@ -307,7 +308,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         request_assigned: ci/* ev/ lc/ rq/* st/ tl/*
         request_closed: ci/* ev/ lc/ rq/* st/ tl/*
         request_grouped: ev/ rq/* st/
-        request_opened: ci/* ev/ ks/ lc/ od/ rc/ re/ rn/ rq/* rt/ sk/ sq/ st/ tl/*
+        request_opened: ci/* ev/ ks/ lc/ od/ rc/ re/ rn/ rp/ rq/* rt/ sk/ sq/ st/ tl/*
         request_reopened: ci/* ev/ lc/ od/ rq/* st/ tl/*
         request_status_changed: ci/* ev/ lc/ rq/* st/ tl/*
         sms: ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*

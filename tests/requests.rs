@@ -166,9 +166,11 @@ async fn a_request_is_followed_to_a_written_answer(backend: Backend) {
         .map(|e| e.kind.as_str())
         .collect();
     requests.sort();
+    // The form's number got the request's acknowledgement (`notice_queued`).
     assert_eq!(
         requests,
         [
+            "notice_queued",
             "request_answered",
             "request_assigned",
             "request_closed",

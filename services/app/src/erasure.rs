@@ -50,11 +50,9 @@ impl App {
                 docs.extend(c.scans.iter().map(|a| a.sha256.clone()));
             }
         }
-        for r in self.store.requests(tenant)? {
-            if r.requesters.iter().any(|q| members.contains(q)) {
-                for a in self.store.request_answers(tenant, &r.reference)? {
-                    docs.insert(a.pdf_sha256);
-                }
+        for r in self.store.requests_of(tenant, members)? {
+            for a in self.store.request_answers(tenant, &r.reference)? {
+                docs.insert(a.pdf_sha256);
             }
         }
         docs.remove("");

@@ -160,10 +160,7 @@ impl App {
         }
         // Requests they made, with their history and written answers.
         let mut requests = Vec::new();
-        for r in self.store.requests(tenant)? {
-            if !r.requesters.iter().any(|q| members.contains(q)) {
-                continue;
-            }
+        for r in self.store.requests_of(tenant, &members)? {
             let mut answers = Vec::new();
             for a in self.store.request_answers(tenant, &r.reference)? {
                 let letter = if a.pdf_sha256.is_empty() {

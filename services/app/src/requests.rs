@@ -107,16 +107,12 @@ impl App {
     pub fn citizen_requests(&self, scope: &Scope, citizen: &str) -> Result<Vec<Request>> {
         let tenant = scope.commune();
         let commune = self.enter(scope, tenant)?;
-        let members = self.store.members(tenant, citizen)?;
+        let mut members = self.store.members(tenant, citizen)?;
+        members.push(citizen.to_string());
         let mut out: Vec<Request> = self
             .store
-            .requests(tenant)?
+            .requests_of(tenant, &members)?
             .into_iter()
-            .filter(|r| {
-                r.requesters
-                    .iter()
-                    .any(|q| q == citizen || members.contains(q))
-            })
             .filter(|r| {
                 scope
                     .agent()

@@ -47,6 +47,7 @@
 //! | `as/`  | tenant `\0` kind `\0` start (i64 BE µs) `\0` appointment id | empty: a slot's bookings |
 //! | `au/`  | tenant `\0` citizen `\0` start (i64 BE µs) `\0` appointment id | empty: a person's appointments |
 //! | `ad/`  | tenant `\0` start (i64 BE µs) `\0` appointment id | empty: the commune's agenda |
+//! | `rp/`  | tenant `\0` citizen `\0` reference  | empty: the requests a citizen asked |
 //! | `nt/`  | tenant `\0` notice event id        | `Notice`: a notice and what became of it |
 //! | `nq/`  | due (i64 BE µs), tenant `\0` notice event id | empty: notices to send, by when |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
@@ -317,6 +318,21 @@ pub fn request(tenant: &str, reference: &str) -> Vec<u8> {
 /// Prefix of every request of a commune.
 pub fn requests_prefix(tenant: &str) -> Vec<u8> {
     let mut k = key(b"rq/", &[tenant.as_bytes()]);
+    k.push(0);
+    k
+}
+
+/// A request `citizen` asked (one of its requesters).
+pub fn citizen_request(tenant: &str, citizen: &str, reference: &str) -> Vec<u8> {
+    key(
+        b"rp/",
+        &[tenant.as_bytes(), citizen.as_bytes(), reference.as_bytes()],
+    )
+}
+
+/// Prefix of the requests `citizen` asked.
+pub fn citizen_requests_prefix(tenant: &str, citizen: &str) -> Vec<u8> {
+    let mut k = key(b"rp/", &[tenant.as_bytes(), citizen.as_bytes()]);
     k.push(0);
     k
 }

@@ -421,6 +421,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The requests any of `citizens` asked, each once, in reference order.
+    pub fn requests_of(&self, tenant: &str, citizens: &[String]) -> Result<Vec<pb::Request>> {
+        let mut references = std::collections::BTreeSet::new();
+        for c in citizens {
+            let prefix = keys::citizen_requests_prefix(tenant, c);
+            for kv in self.db()?.tree.scan_prefix(&prefix) {
+                let (k, _) = kv.map_err(self.err())?;
+                references.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+        }
+        let mut out = Vec::with_capacity(references.len());
+        for reference in references {
+            out.extend(self.request(tenant, &reference)?);
+        }
+        Ok(out)
+    }
+
     /// The open requests of a commune (not answered, not closed) due from `from_us` to before
     /// `until_us`, oldest due first: their dashboard slice.
     pub fn open_requests_due(

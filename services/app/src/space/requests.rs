@@ -68,9 +68,10 @@ impl App {
     pub fn my_requests(&self, c: &Citizen) -> Result<Vec<Mine>> {
         let circle = self.circle(c)?;
         let commune = self.tenant(&c.tenant)?;
+        let ids: Vec<String> = circle.ids.keys().cloned().collect();
         let mut out: Vec<(i64, Mine)> = self
             .store
-            .requests(&c.tenant)?
+            .requests_of(&c.tenant, &ids)?
             .into_iter()
             .filter_map(|r| {
                 let whose = circle.whose(&r.requesters)?.to_string();

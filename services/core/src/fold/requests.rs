@@ -68,6 +68,17 @@ pub(super) fn put(kv: &mut impl Kv, r: &Request) -> Result<()> {
             count_due(kv, r, true)?;
         }
     }
+    // Each requester's list of requests.
+    let before: &[String] = old.as_ref().map_or(&[], |o| &o.requesters);
+    for gone in before.iter().filter(|c| !r.requesters.contains(c)) {
+        kv.remove(keys::citizen_request(&r.tenant, gone, &r.reference));
+    }
+    for new in r.requesters.iter().filter(|c| !before.contains(c)) {
+        kv.put(
+            keys::citizen_request(&r.tenant, new, &r.reference),
+            Vec::new(),
+        );
+    }
     kv.put(key, r.encode_to_vec());
     Ok(())
 }

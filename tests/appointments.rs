@@ -280,6 +280,26 @@ async fn appointments(backend: Backend) {
     let reminders = sms_with(&gateway, "rappel de votre rendez-vous");
     assert_eq!(reminders.len(), 1, "{reminders:?}");
     assert!(reminders[0].contains("demain"), "{}", reminders[0]);
+    // Just before leaving, a notice is checked still true: the same reminder the next day
+    // (a retry after the night) would not go.
+    let notice_of = |key: String| {
+        let id = contacthub_core::event::event_id(GIVORS, "avis", &key);
+        hub.store.notice(GIVORS, &id).unwrap().expect("the notice")
+    };
+    let reminder = notice_of(format!("rappel/{}", moved.appointment_id));
+    assert_eq!(reminder.status, pb::notice::Status::Sent as i32);
+    assert!(hub
+        .hub
+        .notice_to_send(System::Sender, reminder.clone())
+        .unwrap()
+        .is_ok());
+    hub.set_clock(paris_local_to_utc_us(
+        paris(later).date().and_hms_opt(7, 0, 0).unwrap(),
+    ));
+    assert_eq!(
+        hub.hub.notice_to_send(System::Sender, reminder).unwrap(),
+        Err("ce n'est plus la veille du rendez-vous")
+    );
 
     // On the desk once it has begun: the voirie may not say, the accueil says she did not
     // come, once; her record shows it.
@@ -406,6 +426,9 @@ async fn appointments(backend: Backend) {
         .unwrap();
     assert_eq!(ack.to, "+33655443322");
     assert!(ack.body.contains(&code), "{}", ack.body);
+    // The code is filled in as it leaves: the notice kept does not hold it.
+    let kept = notice_of(format!("accuse/{}", opened.reference));
+    assert!(!kept.text.contains(&code), "{}", kept.text);
     hub.stop().await;
 }
 

@@ -437,6 +437,26 @@ async fn attempt(app: &App, providers: &Providers, a: pb::Answer) -> Result<(), 
 /// Sends one notice and records the outcome.
 async fn attempt_notice(app: &App, providers: &Providers, n: pb::Notice) -> Result<(), String> {
     let attempt = n.attempts + 1;
+    let n = match app
+        .notice_to_send(System::Sender, n.clone())
+        .map_err(|e| e.to_string())?
+    {
+        Ok(n) => n,
+        // No longer to send: given up, with why.
+        Err(why) => {
+            let outcome = pb::NoticeOutcome {
+                notice_event_id: n.notice_event_id.clone(),
+                sent: false,
+                attempt,
+                error: why.to_string(),
+                ..Default::default()
+            };
+            return app
+                .record_notice_outcome(System::Sender, &n, outcome)
+                .await
+                .map_err(|e| e.to_string());
+        }
+    };
     let shaped = pb::Answer {
         answer_event_id: n.notice_event_id.clone(),
         tenant: n.tenant.clone(),
@@ -458,7 +478,11 @@ async fn attempt_notice(app: &App, providers: &Providers, n: pb::Notice) -> Resu
             }
         }
         Delivery::Failed { permanent, reason } => {
-            let retry = (!permanent).then(|| retry_at(attempt, app.now())).flatten();
+            // Not at night: a retry falling then waits for the morning.
+            let retry = (!permanent)
+                .then(|| retry_at(attempt, app.now()))
+                .flatten()
+                .map(contacthub_core::outbound::in_daytime);
             tracing::warn!(notice = %n.notice_event_id, tenant = %n.tenant, attempt, permanent, retry = retry.is_some(), "notice not sent");
             pb::NoticeOutcome {
                 notice_event_id: n.notice_event_id.clone(),

@@ -240,6 +240,7 @@ impl App {
     ) -> Result<pb::Appointment> {
         let (a, _) = self.appointment_for_work(scope, id)?;
         let tenant = scope.commune();
+        self.writable_citizen(tenant, &a.citizen_id)?;
         if a.status != Status::Booked as i32 {
             return Err(Error::Invalid(
                 "ce rendez-vous n'est plus pris : personne n'était attendu".into(),
@@ -277,6 +278,7 @@ impl App {
     pub async fn cancel_for(&self, scope: &Scope, id: &str) -> Result<pb::Appointment> {
         let tenant = scope.commune();
         let (a, _) = self.appointment_for_work(scope, id)?;
+        self.writable_citizen(tenant, &a.citizen_id)?;
         self.cancel(tenant, &a, &scope.agent_id()).await?;
         self.store
             .appointment(tenant, id)?
@@ -321,7 +323,7 @@ impl App {
 
     /// A person's appointments the agent may see (of the kinds they receive, or, an agent of
     /// no service, of services that are not confidential), soonest first; moved and refused
-    /// ones left out. For a page that read the person's record (its read recorded).
+    /// ones left out; each read recorded.
     pub fn citizen_appointments(
         &self,
         scope: &Scope,
@@ -341,6 +343,12 @@ impl App {
                     .appointment(&a.kind)
                     .is_some_and(|k| self.handles(scope, k).is_ok());
                 if shown && seen {
+                    self.read_by(
+                        scope,
+                        &a.citizen_id,
+                        crate::audit::Reading::List,
+                        &a.appointment_id,
+                    )?;
                     out.push(a);
                 }
             }

@@ -19,8 +19,8 @@ use contacthub_core::tenant::Tenant;
 
 /// The source of notices and their outcomes on the log.
 const SOURCE: &str = "avis";
-/// Reminders of tomorrow's appointments are queued from this hour on (Paris), not at night.
-const REMINDERS_FROM_HOUR: u32 = 10;
+/// Reminders of tomorrow's appointments are queued within these hours (Paris), not at night.
+const REMINDER_HOURS: std::ops::Range<u32> = 10..19;
 
 const WEEKDAYS: [&str; 7] = [
     "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
@@ -52,14 +52,23 @@ enum About<'a> {
     Request(&'a str),
 }
 
-/// Where the person can cancel or move an appointment.
+/// How the person cancels or moves an appointment.
 fn appointments_link(commune: &Tenant) -> String {
     if commune.portal_url.is_empty() {
-        "sur votre espace citoyen ou en appelant la mairie".into()
+        "Pour l'annuler ou le déplacer, connectez-vous à votre espace citoyen ou appelez la mairie."
+            .into()
     } else {
-        format!("sur {}/{}/rendez-vous", commune.portal_url, commune.slug())
+        format!(
+            "Pour l'annuler ou le déplacer : {}/{}/rendez-vous",
+            commune.portal_url,
+            commune.slug()
+        )
     }
 }
+
+/// Where an acknowledgement's follow-up code goes: filled in when it is sent, so the code
+/// (derived from the master key) is written nowhere.
+const CODE: &str = "{code}";
 
 fn appointment_words(commune: &Tenant, a: &pb::Appointment, reminder: bool) -> Words {
     let what = commune
@@ -67,14 +76,14 @@ fn appointment_words(commune: &Tenant, a: &pb::Appointment, reminder: bool) -> W
         .map_or(a.kind.as_str(), |k| k.name.as_str());
     let text = if reminder {
         format!(
-            "Mairie de {} : rappel de votre rendez-vous {what} demain, {}. Pour l'annuler ou le déplacer : {}.",
+            "Mairie de {} : rappel de votre rendez-vous {what} demain, {}. {}",
             commune.name,
             when_fr(a.start_us),
             appointments_link(commune)
         )
     } else {
         format!(
-            "Mairie de {} : votre rendez-vous {what} est confirmé le {}. Pour l'annuler ou le déplacer : {}.",
+            "Mairie de {} : votre rendez-vous {what} est confirmé le {}. {}",
             commune.name,
             when_fr(a.start_us),
             appointments_link(commune)
@@ -185,15 +194,17 @@ impl App {
     }
 
     /// Queues the reminders of tomorrow's appointments (Paris) in every commune, once each,
-    /// from 10:00 the day before; not for one booked today (its confirmation just went). How
-    /// many were queued.
+    /// from 10:00 to 19:00 the day before; not for one booked today (its confirmation just
+    /// went). How many were queued; a commune that fails is logged and the others go on.
     pub async fn queue_reminders(&self, actor: System) -> Result<usize> {
         actor.allowed(&[System::Sender], "remind people of their appointments")?;
         let now = self.now();
         let local = paris(now);
-        if local.hour() < REMINDERS_FROM_HOUR {
+        if !REMINDER_HOURS.contains(&local.hour()) {
             return Ok(0);
         }
+        // What was booked, moved or cancelled until now is in the read model.
+        self.wait_caught_up().await?;
         let today = local.date();
         let start_of = |d: chrono::NaiveDate| {
             paris_local_to_utc_us(d.and_hms_opt(0, 0, 0).unwrap_or_default())
@@ -204,29 +215,82 @@ impl App {
         let mut queued = 0;
         let tenants: Vec<String> = self.tenants().iter().map(|t| t.code.clone()).collect();
         for tenant in tenants {
-            for a in self.store.agenda(&tenant, tomorrow, after)? {
-                if a.status != Status::Booked as i32 || a.booked_us >= booked_today_from {
-                    continue;
-                }
-                let Some(to) = self.notice_party(&tenant, &a.citizen_id)? else {
-                    continue;
-                };
-                let words = appointment_words(self.tenant(&tenant)?, &a, true);
-                if self
-                    .queue_notice(
-                        &tenant,
-                        &format!("rappel/{}", a.appointment_id),
-                        About::Appointment(Kind::AppointmentReminder, &a),
-                        to,
-                        words,
-                    )
-                    .await?
-                {
-                    queued += 1;
+            match self
+                .remind_commune(&tenant, (tomorrow, after), booked_today_from)
+                .await
+            {
+                Ok(n) => queued += n,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "appointment reminders not queued for this commune; next try in a minute")
                 }
             }
         }
         Ok(queued)
+    }
+
+    /// The reminders of one commune's appointments in `[from, to)` booked before `booked_before`.
+    async fn remind_commune(
+        &self,
+        tenant: &str,
+        (from, to): (i64, i64),
+        booked_before: i64,
+    ) -> Result<usize> {
+        let mut queued = 0;
+        for a in self.store.agenda(tenant, from, to)? {
+            if a.status != Status::Booked as i32 || a.booked_us >= booked_before {
+                continue;
+            }
+            let Some(to) = self.notice_party(tenant, &a.citizen_id)? else {
+                continue;
+            };
+            let words = appointment_words(self.tenant(tenant)?, &a, true);
+            if self
+                .queue_notice(
+                    tenant,
+                    &format!("rappel/{}", a.appointment_id),
+                    About::Appointment(Kind::AppointmentReminder, &a),
+                    to,
+                    words,
+                )
+                .await?
+            {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Notice `n` as it leaves now (an acknowledgement's follow-up code filled in), or why it
+    /// no longer should: its appointment cancelled, moved or past, a reminder no longer the
+    /// day before.
+    pub fn notice_to_send(
+        &self,
+        actor: System,
+        mut n: pb::Notice,
+    ) -> Result<std::result::Result<pb::Notice, &'static str>> {
+        actor.allowed(&[System::Sender], "send notices")?;
+        let now = self.now();
+        match Kind::try_from(n.kind).unwrap_or(Kind::Unspecified) {
+            Kind::AppointmentBooked | Kind::AppointmentReminder => {
+                let Some(a) = self.store.appointment(&n.tenant, &n.about)? else {
+                    return Ok(Err("rendez-vous inconnu"));
+                };
+                if a.status != Status::Booked as i32 || a.start_us <= now {
+                    return Ok(Err("rendez-vous annulé, déplacé ou passé"));
+                }
+                let eve = paris(a.start_us).date() - chrono::Duration::days(1);
+                if n.kind == Kind::AppointmentReminder as i32 && paris(now).date() != eve {
+                    return Ok(Err("ce n'est plus la veille du rendez-vous"));
+                }
+            }
+            Kind::RequestAcknowledged => {
+                n.text = n
+                    .text
+                    .replace(CODE, &self.follow_up_code(&n.tenant, &n.about));
+            }
+            Kind::Unspecified => return Ok(Err("avis d'un type inconnu")),
+        }
+        Ok(Ok(n))
     }
 
     /// Acknowledges request `r`, opened from a message that came by e-mail, SMS or an online
@@ -264,7 +328,6 @@ impl App {
                 ..Default::default()
             };
             let commune = self.tenant(tenant)?;
-            let code = self.follow_up_code(tenant, &r.reference);
             let due = r
                 .due_at
                 .as_ref()
@@ -277,17 +340,17 @@ impl App {
                 })
                 .unwrap_or_default();
             let follow = if commune.portal_url.is_empty() {
-                format!("Pour la suivre, code de suivi {code}.")
+                format!("Pour en connaître l'avancement, donnez à la mairie sa référence et le code de suivi {CODE}.")
             } else {
                 format!(
-                    "Pour la suivre : {}/suivi, code de suivi {code}.",
+                    "Pour la suivre : {}/suivi, code de suivi {CODE}.",
                     commune.portal_url
                 )
             };
             let words = Words {
-                subject: format!("Votre demande {} a bien été reçue", r.reference),
+                subject: format!("Votre demande {} est enregistrée", r.reference),
                 text: format!(
-                    "Mairie de {} : nous avons bien reçu votre demande, enregistrée sous la référence {}.{due} {follow}",
+                    "Mairie de {} : votre demande est enregistrée sous la référence {}.{due} {follow}",
                     commune.name, r.reference
                 ),
             };
@@ -346,6 +409,8 @@ impl App {
             Payload::NoticeOutcome(outcome),
         );
         e.direction = pb::Direction::Outbound as i32;
+        // The provider's words may quote the address: sealed with the person's key.
+        e.personal = Some(crate::space::about(&n.citizen_id));
         self.write(&e).await?;
         metrics::counter!("contacthub_notices_total", "outcome" => result).increment(1);
         Ok(())

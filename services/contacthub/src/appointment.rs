@@ -148,7 +148,7 @@ pub async fn run(command: AppointmentCommand) -> Result<()> {
             if r.appointments.is_empty() {
                 crate::say!(
                     "aucun rendez-vous {}",
-                    if a.week { "cette semaine" } else { "ce jour" }
+                    if a.week { "ces sept jours" } else { "ce jour" }
                 );
             }
             for x in &r.appointments {

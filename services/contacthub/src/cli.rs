@@ -1191,7 +1191,7 @@ pub enum AppointmentCommand {
     Move(AppointmentMoveArgs),
     /// Records whether the person came, once the appointment has begun.
     Attendance(AppointmentAttendanceArgs),
-    /// The appointments of a day, or of a week (`--week`).
+    /// The appointments of a day, or of the seven days from it (`--week`).
     List(AppointmentDayArgs),
 }
 

@@ -65,9 +65,41 @@ pub fn retry_at(attempt: u32, now_us: i64) -> Option<i64> {
     Some(now_us + seconds as i64 * 1_000_000)
 }
 
+/// `at_us`, or the next 08:00 (Paris) when it falls between 21:00 and 08:00: a notice to a
+/// person is not sent at night.
+pub fn in_daytime(at_us: i64) -> i64 {
+    use chrono::Timelike;
+    let local = crate::courrier::paris(at_us);
+    if (8..21).contains(&local.hour()) {
+        return at_us;
+    }
+    let day = if local.hour() >= 21 {
+        local.date() + chrono::Duration::days(1)
+    } else {
+        local.date()
+    };
+    crate::courrier::paris_local_to_utc_us(day.and_hms_opt(8, 0, 0).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_wait_for_the_morning() {
+        let paris = |d: u32, h: u32, m: u32| {
+            crate::courrier::paris_local_to_utc_us(
+                chrono::NaiveDate::from_ymd_opt(2026, 12, d)
+                    .unwrap()
+                    .and_hms_opt(h, m, 0)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(in_daytime(paris(3, 14, 0)), paris(3, 14, 0));
+        assert_eq!(in_daytime(paris(3, 23, 30)), paris(4, 8, 0));
+        assert_eq!(in_daytime(paris(4, 2, 0)), paris(4, 8, 0));
+        assert_eq!(in_daytime(paris(4, 20, 59)), paris(4, 20, 59));
+    }
 
     #[test]
     fn segments_follow_the_two_alphabets() {

@@ -106,6 +106,8 @@ fn payload_text(payload: &mut Option<Payload>) -> Option<&mut String> {
         Payload::RequestClosed(c) => Some(&mut c.resolution),
         Payload::HouseholdMembership(h) => Some(&mut h.role),
         Payload::AnswerOutcome(o) => Some(&mut o.error),
+        // A provider's words may quote the address or number.
+        Payload::NoticeOutcome(o) => Some(&mut o.error),
         Payload::AnswerComposed(c) => Some(&mut c.channel_reason),
         _ => None,
     }

@@ -145,7 +145,7 @@ pub async fn agenda(Axum(desk): Axum<State>, caller: Caller, Query(q): Query<Age
         communes,
         day: day.format("%Y-%m-%d").to_string(),
         day_name: if week {
-            format!("la semaine du {}", day_name(first))
+            format!("de la semaine du {}", day_name(first))
         } else {
             format!("du {}", day_name(day))
         },
@@ -186,12 +186,14 @@ pub struct BookForm {
     jour: String,
 }
 
-/// Where the agenda of `tenant` on `day` is.
-fn back(tenant: &str, day: &str, avis: &str) -> String {
+/// Where the agenda of `tenant` on `day` is (`view`: `semaine` or not; `counter`: a kind).
+fn back(tenant: &str, day: &str, (view, counter): (&str, &str), avis: &str) -> String {
     format!(
-        "/rendez-vous?commune={}&jour={}&avis={avis}",
+        "/rendez-vous?commune={}&jour={}&vue={}&guichet={}&avis={avis}",
         url_encode(tenant),
-        url_encode(day)
+        url_encode(day),
+        url_encode(view),
+        url_encode(counter)
     )
 }
 
@@ -206,7 +208,7 @@ pub async fn book(Axum(desk): Axum<State>, caller: Caller, Form(f): Form<BookFor
     desk.app
         .book_for(&scope, &f.kind, start, f.fiche.trim())
         .await?;
-    Ok(see_other(&back(&f.commune, &f.jour, "pris")))
+    Ok(see_other(&back(&f.commune, &f.jour, ("", ""), "pris")))
 }
 
 /// A form about one appointment of the agenda.
@@ -223,6 +225,11 @@ pub struct AppointmentForm {
     /// Whether the person came: `venu` or `absent`.
     #[serde(default)]
     presence: String,
+    /// The view to come back to.
+    #[serde(default)]
+    vue: String,
+    #[serde(default)]
+    guichet: String,
 }
 
 /// `POST /rendez-vous/annulation`.
@@ -234,7 +241,12 @@ pub async fn cancel(
     caller.check_csrf(&f.csrf)?;
     let scope = caller.scope(&desk, &f.commune)?;
     desk.app.cancel_for(&scope, &f.id).await?;
-    Ok(see_other(&back(&f.commune, &f.jour, "annule")))
+    Ok(see_other(&back(
+        &f.commune,
+        &f.jour,
+        (&f.vue, &f.guichet),
+        "annule",
+    )))
 }
 
 /// `POST /rendez-vous/presence`: whether the person came.
@@ -256,5 +268,10 @@ pub async fn attendance(
         }
     };
     desk.app.record_attendance(&scope, &f.id, came).await?;
-    Ok(see_other(&back(&f.commune, &f.jour, &f.presence)))
+    Ok(see_other(&back(
+        &f.commune,
+        &f.jour,
+        (&f.vue, &f.guichet),
+        &f.presence,
+    )))
 }

@@ -1,5 +1,6 @@
-//! Agents signing in with their commune's identity provider (OpenID Connect: ProConnect,
-//! Keycloak, ADFS): the desk's authorization code flow with PKCE, state and nonce, and the
+//! Signing in with OpenID Connect: agents with their commune's identity provider
+//! (ProConnect, Keycloak, ADFS) — and, through [`Provider::claims`], citizens with
+//! FranceConnect (see [`crate::space`]): the desk's authorization code flow with PKCE, state and nonce, and the
 //! bearer JWT access tokens of gRPC callers. Signatures are checked against the provider's
 //! published keys (JWKS, fetched from its discovery document, again when a token names a key
 //! not seen yet, and at least hourly), with its issuer, the audience, expiry and a clock skew;

@@ -164,10 +164,6 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
 
 const HOUR_US: i64 = 3_600_000_000;
 
-/// Requests of the demo, through the application layer like an agent's: opened from the
-/// latest written contact of the first citizens of each commune, in every state (see
-/// `demo_request_state`; the old ones overdue), and one collective request gathering three
-/// open ones of each commune.
 /// The identity FranceConnect would give for demo record `c` (an adult's): theirs exactly,
 /// or with a second given name the record lacks (`other`: no record matches it exactly).
 pub fn demo_pivot(c: &pb::Citizen, other: bool) -> Option<contacthub_core::account::Pivot> {
@@ -322,6 +318,10 @@ async fn demo_accounts(
     Ok(n)
 }
 
+/// Requests of the demo, through the application layer like an agent's: opened from the
+/// latest written contact of the first citizens of each commune, in every state (see
+/// `demo_request_state`; the old ones overdue), and one collective request gathering three
+/// open ones of each commune.
 async fn demo_requests(
     app: &contacthub_app::App,
     clock: &std::sync::atomic::AtomicI64,

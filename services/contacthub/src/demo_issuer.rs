@@ -249,7 +249,7 @@ async fn authorize(State(i): State<Issuer>, Query(q): Query<HashMap<String, Stri
         .unwrap_or_default();
     let mut items = String::new();
     for (n, p) in (i.people)(&tenant).iter().enumerate() {
-        let ticket: String = url_encoded(&ticket);
+        let ticket: String = contacthub_web::view::url_encode(&ticket);
         items.push_str(&format!(
             "<li><a href=\"{PATH}/choisir?ticket={ticket}&amp;personne={n}\">{}</a></li>\n",
             escape(&p.label)
@@ -260,17 +260,6 @@ async fn authorize(State(i): State<Issuer>, Query(q): Query<HashMap<String, Stri
         escape(&commune)
     ))
     .into_response()
-}
-
-fn url_encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn choose(State(i): State<Issuer>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -289,8 +278,8 @@ async fn choose(State(i): State<Issuer>, Query(q): Query<HashMap<String, String>
     let back = format!(
         "{}?code={}&state={}",
         asked.redirect_uri,
-        url_encoded(&code),
-        url_encoded(&asked.state)
+        contacthub_web::view::url_encode(&code),
+        contacthub_web::view::url_encode(&asked.state)
     );
     let mut inner = i.lock();
     bounded(&mut inner.grants);
@@ -363,6 +352,7 @@ async fn end_session(
     if !back.starts_with(&format!("{}/", i.portal)) {
         return bad(StatusCode::BAD_REQUEST, "invalid_request");
     }
-    let state = url_encoded(q.get("state").map(String::as_str).unwrap_or_default());
+    let state =
+        contacthub_web::view::url_encode(q.get("state").map(String::as_str).unwrap_or_default());
     Redirect::to(&format!("{back}?state={state}")).into_response()
 }

@@ -270,12 +270,7 @@ pub fn outcome_fr(outcome: i32) -> &'static str {
 
 /// A motive as people read it: « État civil », « Autre : stationnement ».
 pub fn motive_fr(motive: i32, label: &str) -> String {
-    let name = category_fr(motive);
-    let mut chars = name.chars();
-    let capital = match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    };
+    let capital = crate::render::capitalized(category_fr(motive));
     if motive == pb::Category::Other as i32 && !label.is_empty() {
         format!("{capital} : {label}")
     } else {

@@ -669,6 +669,15 @@ mod tests {
 
 /// A number with one decimal and a decimal comma, as French readers and spreadsheets read it
 /// (« 12,5 »).
+/// `s` with its first letter in capital (« état civil » → « État civil »).
+pub fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|f| f.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 pub fn decimal_fr(x: f64) -> String {
     format!("{x:.1}").replace('.', ",")
 }

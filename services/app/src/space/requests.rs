@@ -247,7 +247,8 @@ fn how(channel: i32) -> &'static str {
         pb::Channel::WebForm => "en ligne",
         pb::Channel::Sms => "par SMS",
         pb::Channel::Email => "par courriel",
-        pb::Channel::Desk => "à l'accueil de la mairie",
+        // At the accueil, or an élu's permanence.
+        pb::Channel::Desk => "en personne",
         pb::Channel::BackOffice | pb::Channel::Unspecified => "auprès de la mairie",
     }
 }

@@ -224,21 +224,14 @@ pub(crate) fn said(e: Error) -> Failure {
     match e {
         Error::NotFound(m) => Failure {
             status: StatusCode::NOT_FOUND,
-            message: format!("{}.", capitalized(&m)),
+            message: format!("{}.", contacthub_core::render::capitalized(&m)),
         },
         Error::Forbidden(m) => Failure {
             status: StatusCode::FORBIDDEN,
-            message: format!("{}.", capitalized(&m)),
+            message: format!("{}.", contacthub_core::render::capitalized(&m)),
         },
         e => Failure::from(e),
     }
-}
-
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
 }
 
 /// `GET /{commune}/connexion/retour`: the browser is back from FranceConnect with a code.
@@ -347,7 +340,7 @@ pub async fn sign_out(
         return crate::pages::see_other(&home).into_response();
     };
     // Another site's link may not sign people out.
-    if !same_token(&q.jeton, &s.csrf) {
+    if !crate::session::same_token(&q.jeton, &s.csrf) {
         return failure_on(
             Site::of(t, Some(&s)),
             Failure {
@@ -370,14 +363,6 @@ pub async fn sign_out(
 }
 
 /// Whether `given` is `expected`, compared in constant time.
-pub(crate) fn same_token(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
 
 /// The commune of `slug` and the person signed in to its site, or the page that says to sign
 /// in.
@@ -410,7 +395,7 @@ pub(crate) fn posted_by(
     page: &str,
 ) -> Result<contacthub_app::space::Citizen, Box<Response>> {
     let (t, s) = signed_in_to(space, headers, slug)?;
-    if !crate::session::same_origin(headers) || !same_token(csrf.trim(), &s.csrf) {
+    if !crate::session::same_origin(headers) || !crate::session::same_token(csrf.trim(), &s.csrf) {
         return Err(Box::new(failure_on(
             Site::of(t, Some(&s)),
             Failure {

@@ -51,14 +51,7 @@ fn domains(t: &Tenant) -> Vec<(i32, String)> {
             let n = *c as i32;
             let name = match t.service_of_category(n) {
                 Some(s) => s.name.clone(),
-                None => {
-                    let fr = category_fr(n);
-                    let mut chars = fr.chars();
-                    chars
-                        .next()
-                        .map(|f| f.to_uppercase().chain(chars).collect())
-                        .unwrap_or_default()
-                }
+                None => contacthub_core::render::capitalized(category_fr(n)),
             };
             (n, name)
         })
@@ -200,9 +193,10 @@ pub(crate) async fn read_form(
     // The token comes first in the form: no document is read before it is checked.
     let mut checked = false;
     while let Some(mut field) = form.next_field().await.map_err(|e| {
+        tracing::debug!(error = %e, "a space form could not be read");
         (
             StatusCode::BAD_REQUEST,
-            format!("Envoi interrompu ou trop gros ({e})."),
+            "L'envoi a été interrompu ou il est trop gros : recommencez, avec des documents plus petits au besoin.".to_string(),
         )
     })? {
         let name = field.name().unwrap_or_default().to_string();
@@ -229,7 +223,13 @@ pub(crate) async fn read_form(
         while let Some(chunk) = field
             .chunk()
             .await
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("Envoi interrompu ({e}).")))?
+            .map_err(|e| {
+                tracing::debug!(error = %e, "a space form was cut");
+                (
+                    StatusCode::BAD_REQUEST,
+                    "L'envoi a été interrompu : recommencez.".to_string(),
+                )
+            })?
         {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > cap {
@@ -261,7 +261,7 @@ pub(crate) async fn read_form(
             )
         })?;
         if name == "csrf" {
-            if !super::account::same_token(text.trim(), &s.csrf) {
+            if !crate::session::same_token(text.trim(), &s.csrf) {
                 return Err(expired());
             }
             checked = true;

@@ -460,6 +460,17 @@ impl FromRequestParts<State> for Caller {
     }
 }
 
+/// Whether a token given is the one expected, in a time that does not tell how much of it
+/// matched.
+pub(crate) fn same_token(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,15 +563,4 @@ mod tests {
         assert!(set_cookie("s", &plain, true).ends_with("; Secure"));
         assert!(set_cookie("s", &proxied, false).ends_with("; Secure"));
     }
-}
-
-/// Whether a token given is the one expected, in a time that does not tell how much of it
-/// matched.
-pub(crate) fn same_token(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }

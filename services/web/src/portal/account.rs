@@ -362,8 +362,6 @@ pub async fn sign_out(
         .into_response()
 }
 
-/// Whether `given` is `expected`, compared in constant time.
-
 /// The commune of `slug` and the person signed in to its site, or the page that says to sign
 /// in.
 pub(crate) fn signed_in_to<'a>(

@@ -972,6 +972,21 @@ async fn space(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // Nor move it.
+    let r = http
+        .post(format!("{}/givors/rendez-vous", hub.portal))
+        .header("cookie", format!("contacthub_espace={paul_session}"))
+        .form(&[
+            ("csrf", csrf_of(&his_form)),
+            ("type", "passeport-cni".into()),
+            ("jour", day.clone()),
+            ("debut", start.to_string()),
+            ("deplacer", id.clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     let r = http
         .post(format!("{}/givors/rendez-vous/{id}/annuler", hub.portal))
         .header("cookie", format!("contacthub_espace={marie_session}"))
@@ -1491,6 +1506,8 @@ async fn the_demo_signs_its_people_in_with_its_own_franceconnect() {
         "{home}"
     );
     assert!(home.contains("GIV-D-"), "{home}");
+    // She wrote to the town hall from her space.
+    assert!(home.contains("Trottoir abîmé"), "{home}");
     // The last one is nobody's record.
     let home =
         sign_in_as(|links, _| (links.len() > 1).then(|| links[links.len() - 1].clone())).await;

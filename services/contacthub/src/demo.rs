@@ -275,10 +275,30 @@ fn communes(app: &contacthub_app::App) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the demo's people write from the space: (category, subject, text).
+const SPACE_MESSAGES: [(pb::Category, &str, &str); 3] = [
+    (
+        pb::Category::ServicesTechniques,
+        "Trottoir abîmé",
+        "Bonjour, le trottoir devant chez moi est défoncé depuis l'orage de la semaine dernière ; une poussette ne passe plus. Merci de faire le nécessaire.",
+    ),
+    (
+        pb::Category::Scolaire,
+        "Inscription à la cantine",
+        "Bonjour, je souhaite inscrire mon fils à la cantine à partir de janvier, les lundis et jeudis. Quelles pièces dois-je fournir ?",
+    ),
+    (
+        pb::Category::EtatCivil,
+        "Copie d'acte de mariage",
+        "Bonjour, pourriez-vous m'adresser une copie intégrale de mon acte de mariage, célébré à la mairie en 2009 ? Je vous remercie.",
+    ),
+];
+
 /// One person in four of the first `per_commune` records of each commune signed in to the
 /// space (linked at once: their identity is their record's), each with a passport
-/// appointment in the coming two weeks; the second one with a given name more than their
-/// record says (a proposal for the accueil). How many signed in.
+/// appointment in the coming two weeks, one in eight writing to the town hall; the second one
+/// with a given name more than their record says (a proposal for the accueil). How many
+/// signed in.
 async fn demo_accounts(
     app: &contacthub_app::App,
     per_commune: usize,
@@ -305,13 +325,28 @@ async fn demo_accounts(
             }
             let signed = app.demo_sign_in(&scope, &pivot, &demo_subject(&id)).await?;
             n += 1;
-            // Those linked book a passport appointment within the coming two weeks.
+            // Those linked book a passport appointment within the coming two weeks; one in
+            // two writes to the town hall from the space.
             if linked {
                 let free = app.free_slots(&tenant, "passeport-cni", app.now(), 14)?;
                 if let Some(slot) = free.get((k * 7) % free.len().max(1)) {
                     app.book_my_appointment(&signed, "passeport-cni", slot.start_us)
                         .await?;
                 }
+            }
+            if linked && k % 8 == 1 {
+                let (category, subject, text) = SPACE_MESSAGES[(k / 8) % SPACE_MESSAGES.len()];
+                app.write_to_town_hall(
+                    &signed,
+                    &contacthub_app::commands::WriteToTownHall {
+                        category,
+                        subject: subject.into(),
+                        text: text.into(),
+                        idempotency_key: format!("demo-{id}"),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             }
         }
     }

@@ -125,6 +125,24 @@ async fn main() {
     let (write, write_bytes) = timed(n, page(format!("{base}/givors/ecrire"))).await;
     let (details, details_bytes) = timed(n, page(format!("{base}/givors/coordonnees"))).await;
     let (household, household_bytes) = timed(n, page(format!("{base}/givors/foyer"))).await;
+    let first = hub
+        .hub
+        .free_slots(GIVORS, "passeport-cni", hub.hub.now(), 28)
+        .unwrap()[0]
+        .start_us;
+    let day = contacthub_core::courrier::paris(first).format("%Y-%m-%d");
+    let (days, days_bytes) = timed(
+        n,
+        page(format!("{base}/givors/rendez-vous?type=passeport-cni")),
+    )
+    .await;
+    let (times, times_bytes) = timed(
+        n,
+        page(format!(
+            "{base}/givors/rendez-vous?type=passeport-cni&jour={day}"
+        )),
+    )
+    .await;
     println!("citizens' space, one client, one call in flight, {n} calls each (p50 / p99):");
     for (what, d, bytes) in [
         ("stylesheet (anchor, no app call)", &css, css_bytes),
@@ -135,6 +153,8 @@ async fn main() {
         ("Écrire à la mairie (form)", &write, write_bytes),
         ("Mes coordonnées", &details, details_bytes),
         ("Mon foyer", &household, household_bytes),
+        ("rendez-vous: days (4 weeks)", &days, days_bytes),
+        ("rendez-vous: a day's times", &times, times_bytes),
     ] {
         println!(
             "  {what:<34} {} / {}   {bytes} bytes",
@@ -144,13 +164,15 @@ async fn main() {
     }
     let kb = |b: usize| format!("{:.1}", (b + css_bytes) as f64 / 1024.0).replace('.', ",");
     println!(
-        "page weight, HTML + CSS: form {} KB, answer {} KB, Mes demandes {} KB, one request {} KB, écrire {} KB, coordonnées {} KB, foyer {} KB (target < 100 KB)",
+        "page weight, HTML + CSS: form {} KB, answer {} KB, Mes demandes {} KB, one request {} KB, écrire {} KB, coordonnées {} KB, foyer {} KB, rendez-vous {} / {} KB (target < 100 KB)",
         kb(form_bytes),
         kb(answer_bytes),
         kb(home_bytes),
         kb(one_bytes),
         kb(write_bytes),
         kb(details_bytes),
-        kb(household_bytes)
+        kb(household_bytes),
+        kb(days_bytes),
+        kb(times_bytes)
     );
 }

@@ -16,6 +16,32 @@ fn after<'a>(text: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The Publik call the doc shows is signed as the hub checks it, for the doc's key.
+#[test]
+fn the_publik_example_of_the_adapters_doc_is_signed_right() {
+    let text = doc("adapters.md");
+    let url = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("/v1/69091/publik?"))
+        .expect("the doc shows a signed Publik call");
+    let query = url.split_once('?').unwrap().1;
+    let at = chrono::NaiveDateTime::parse_from_str("2026-12-03T09:14:03", "%Y-%m-%dT%H:%M:%S")
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    assert_eq!(
+        contacthub_adapters::publik::check_signed_query(
+            query,
+            "cle-partagee-publik-givors-0123",
+            "publik-givors",
+            at,
+            30
+        ),
+        Ok("4f1c0a9e".to_string())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapters_signature_examples_are_what_the_hub_checks() {
     let text = doc("adapters.md");

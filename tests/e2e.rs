@@ -23,6 +23,7 @@ mod oidc;
 mod ops_cli;
 mod outbound;
 mod permanence;
+mod publik;
 mod requests;
 mod review;
 mod sealing;

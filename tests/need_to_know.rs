@@ -40,6 +40,7 @@ fn social_aid_form(at_us: i64, sha256: &str) -> pb::Event {
             form_slug: "aide-sociale".into(),
             submission_id: "AS-2026-77".into(),
             signed_in: false,
+            thread_id: String::new(),
         }),
         party_phone("06 12 34 56 78"),
     );

@@ -644,6 +644,7 @@ pub fn web_form(tenant: &str, id: &str, phone: &str, email: &str, when: i64) -> 
         form_slug: "acte-naissance".into(),
         submission_id: id.into(),
         signed_in: false,
+        thread_id: String::new(),
     });
     let mut party = party_phone(phone);
     party.email = email.into();

@@ -147,6 +147,18 @@ pub struct CommuneSettings {
     pub sms_gateway: Option<SmsGatewaySettings>,
     /// The switch's Manager Interface (Asterisk AMI): who calls shows on the agent's desk.
     pub ami: Option<AmiSettings>,
+    /// Its Publik (w.c.s.) portal, whose « appel de webservice » posts each form's data to
+    /// `/v1/{commune}/publik` with a signed URL.
+    pub publik: Option<PublikSettings>,
+}
+
+/// A commune's Publik portal (`[commune.publik]`): the key its signed URLs are made with and
+/// the name (`orig`) it signs them as, both from its `secrets` settings for the hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublikSettings {
+    pub orig: String,
+    pub key: String,
 }
 
 /// A commune's Asterisk Manager Interface (`[commune.ami]`): where it is, the account the hub
@@ -315,6 +327,14 @@ impl AdaptersConfig {
                     }
                 }
             }
+            if let Some(p) = &c.publik {
+                if p.orig.trim().is_empty() || p.key.chars().count() < 16 {
+                    return Err(Error::Config(format!(
+                        "commune {}: [commune.publik] needs its orig and a key of 16 characters or more",
+                        c.code
+                    )));
+                }
+            }
             for a in &c.addresses {
                 let domain = a.strip_prefix('@').filter(|d| d.contains('.'));
                 if domain.is_none() && normalize_email(a).is_none() {
@@ -336,7 +356,10 @@ impl AdaptersConfig {
     pub fn has_credentials(&self) -> bool {
         self.ops_token_sha256.is_some()
             || self.communes.iter().any(|c| {
-                c.token_sha256.is_some() || c.hmac_secret.is_some() || c.sms_auth_token.is_some()
+                c.token_sha256.is_some()
+                    || c.hmac_secret.is_some()
+                    || c.sms_auth_token.is_some()
+                    || c.publik.is_some()
             })
     }
 

@@ -4,6 +4,7 @@
 //! |-------------------------------|-------------------------------|----------------------------|
 //! | `POST /v1/{commune}/sms`      | form-encoded gateway webhook  | empty TwiML `<Response/>`  |
 //! | `POST /v1/{commune}/forms`    | JSON submission               | JSON summary               |
+//! | `POST /v1/{commune}/publik?…` | w.c.s. form data (JSON), URL signed by Publik | JSON summary |
 //! | `POST /v1/{commune}/email`    | one RFC 5322 message          | JSON summary               |
 //! | `POST /v1/{commune}/phone/cdr`| Asterisk CDR CSV              | JSON summary               |
 //! | `POST /v1/email`, `POST /v1/phone/cdr` | same, commune told from the content | JSON summary |
@@ -11,7 +12,8 @@
 //!
 //! Callers authenticate per commune with a bearer token, an HMAC-SHA256 signature of the
 //! body and the time it was made (refused outside a tolerance window: no replay later), or
-//! (on `/sms` only) the SMS gateway's own signature; see docs/adapters.md.
+//! (on `/sms` only) the SMS gateway's own signature, (on `/publik` only) Publik's signed URL,
+//! its nonce refused a second time; see docs/adapters.md.
 //! `/metrics` needs the ops token once any credential is configured. Bad input gets a 4xx
 //! naming what is wrong (409 when a source id comes again with other content), and is kept
 //! in the quarantine.
@@ -37,12 +39,36 @@ pub struct Endpoints {
     pub channels: Channels,
     /// Requests per source address and minute.
     pub rate: contacthub_app::throttle::Rate,
+    /// Publik nonces seen lately (within the signature tolerance): each is taken once.
+    pub nonces: Nonces,
+}
+
+/// Nonces of signed URLs seen within the tolerance window, with when (unix seconds).
+#[derive(Default)]
+pub struct Nonces(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl Nonces {
+    /// Whether `nonce` is new (and now seen), forgetting those older than `window_s`.
+    fn first_time(&self, nonce: &str, now_s: i64, window_s: u32) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| now_s - *at <= 2 * i64::from(window_s));
+        }
+        match seen.entry(nonce.to_string()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(now_s);
+                true
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Channel {
     Sms,
     Forms,
+    Publik,
     Email,
     Cdr,
 }
@@ -58,6 +84,10 @@ pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
         .route(
             "/v1/{commune}/forms",
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Forms)),
+        )
+        .route(
+            "/v1/{commune}/publik",
+            post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Publik)),
         )
         .route(
             "/v1/{commune}/email",
@@ -341,6 +371,7 @@ async fn handle(
     let adapter: &dyn Adapter = match channel {
         Channel::Sms => &e.channels.sms,
         Channel::Forms => &e.channels.web_form,
+        Channel::Publik => &e.channels.publik,
         Channel::Email => &e.channels.email,
         Channel::Cdr => &e.channels.phone,
     };
@@ -451,6 +482,24 @@ fn authorized(
             .map(str::trim)
     };
     let settings = code.and_then(|c| cfg.commune(c));
+    // Publik signs the URL (its query string), not the body: the nonce is taken once.
+    if let (Channel::Publik, Some(p)) = (channel, settings.and_then(|s| s.publik.as_ref())) {
+        let now_s = e.ingest.app.now().div_euclid(1_000_000);
+        let tolerance = cfg.signature_tolerance_seconds;
+        return match crate::publik::check_signed_query(
+            uri.query().unwrap_or_default(),
+            &p.key,
+            &p.orig,
+            now_s,
+            tolerance,
+        ) {
+            Ok(nonce) => e.nonces.first_time(&nonce, now_s, tolerance),
+            Err(why) => {
+                tracing::info!(reason = %why, "a Publik call refused");
+                false
+            }
+        };
+    }
     if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
         let h = token_hash(token.trim());
         let ok = |expected: Option<&String>| {

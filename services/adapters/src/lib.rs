@@ -4,7 +4,8 @@
 //! Layout:
 //! - pure parsers, one module per channel, each implementing [`Adapter`]: [`phone`] (Asterisk
 //!   CDR CSV), [`sms`] (form-encoded SMS gateway webhooks), [`web_form`] (JSON posted by the
-//!   online-procedure portal), [`email`] (RFC 5322 / MIME messages);
+//!   online-procedure portal), [`publik`] (the form data a Publik / w.c.s. portal posts, with
+//!   its signed URLs), [`email`] (RFC 5322 / MIME messages);
 //! - [`config`]: per-commune settings (credentials, mailboxes, form categories, accueil
 //!   extensions), loaded from `adapters.toml`;
 //! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
@@ -31,6 +32,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbound;
 pub mod phone;
+pub mod publik;
 pub mod quarantine;
 pub mod sms;
 pub mod telephony;
@@ -232,12 +234,13 @@ pub trait Adapter: Send + Sync {
     fn parse(&self, input: &Input<'_>) -> Vec<Item>;
 }
 
-/// The four channels, built once from the configuration.
+/// The channels, built once from the configuration.
 #[derive(Debug, Clone)]
 pub struct Channels {
     pub phone: phone::PhoneCdr,
     pub sms: sms::SmsWebhook,
     pub web_form: web_form::WebForm,
+    pub publik: publik::Publik,
     pub email: email::Email,
 }
 
@@ -250,6 +253,7 @@ impl Channels {
             phone: phone::PhoneCdr::new(cfg.clone(), tenants.clone()),
             sms: sms::SmsWebhook::new(tenants.clone()),
             web_form: web_form::WebForm::new(cfg.clone(), tenants.clone()),
+            publik: publik::Publik::new(cfg.clone(), tenants.clone()),
             email: email::Email::new(cfg, tenants),
         }
     }
@@ -320,6 +324,7 @@ pub async fn run(
         ingest,
         channels,
         rate,
+        nonces: Default::default(),
     });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;

@@ -217,6 +217,7 @@ impl WebForm {
             form_slug: slug.to_string(),
             submission_id: sid.to_string(),
             signed_in: false,
+            thread_id: String::new(),
         });
         let mut event = contact(
             &tenant.code,
@@ -248,7 +249,7 @@ impl WebForm {
 
 /// Fields within the limits ([`limits::FIELDS`] fields, values of [`limits::FIELD_VALUE_CHARS`]
 /// characters); `true` when something was cut (the caller then keeps the whole submission).
-fn fit_fields(mut fields: Vec<pb::Field>) -> (Vec<pb::Field>, bool) {
+pub(crate) fn fit_fields(mut fields: Vec<pb::Field>) -> (Vec<pb::Field>, bool) {
     let mut clipped = false;
     if fields.len() > limits::FIELDS {
         let more = fields.len() - (limits::FIELDS - 1);

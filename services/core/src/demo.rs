@@ -509,6 +509,7 @@ fn person_events(
                     form_slug: slug.into(),
                     submission_id: sid.clone(),
                     signed_in: false,
+                    thread_id: String::new(),
                 });
                 let mut party = by_mail();
                 party.citizen_id = p.citizen_id.clone();

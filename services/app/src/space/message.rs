@@ -171,6 +171,7 @@ impl App {
                 form_slug: "message".into(),
                 submission_id: format!("{SOURCE}/{source_id}"),
                 signed_in: true,
+                thread_id: String::new(),
             }),
             party.clone(),
         );

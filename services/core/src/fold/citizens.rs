@@ -734,6 +734,7 @@ mod tests {
                 form_slug: "x".into(),
                 submission_id: id.into(),
                 signed_in: false,
+                thread_id: String::new(),
             }),
             pb::Party {
                 citizen_id: citizen_id.into(),

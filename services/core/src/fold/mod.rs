@@ -480,6 +480,13 @@ fn project(
                     request = Some(reference);
                 }
             }
+            // A portal's file is a request: its first submission opens it.
+            if let Payload::WebForm(w) = v.payload {
+                if !w.thread_id.is_empty() && request.is_none() && !erased {
+                    let who = citizen.as_deref().unwrap_or("");
+                    request = Some(requests::open_for_file(kv, tenants, v, &w.thread_id, who)?);
+                }
+            }
             // The citizens it is also about (a child, a relative) that exist here.
             let mut all: Vec<String> = citizen.into_iter().collect();
             for other in e.personal.iter().flat_map(|p| p.concerns.iter()) {

@@ -195,9 +195,13 @@ pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Resul
         quoted_reference(&p.subject, prefix).or_else(|| quoted_reference(&p.text, prefix))
     });
     let threaded = match v.payload {
-        Payload::Email(m) if !m.thread_id.is_empty() => kv
-            .get(&keys::request_thread(tenant, &m.thread_id))?
-            .map(|r| String::from_utf8_lossy(&r).into_owned()),
+        Payload::Email(pb::Email { thread_id, .. })
+        | Payload::WebForm(pb::WebForm { thread_id, .. })
+            if !thread_id.is_empty() =>
+        {
+            kv.get(&keys::request_thread(tenant, thread_id))?
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+        }
         _ => None,
     };
     // A person signed in to the citizens' space wrote it for one of their requests (the
@@ -476,6 +480,49 @@ pub(crate) fn open_for_letter(
             chrono: c.chrono.clone(),
         },
     )?;
+    Ok(r.reference)
+}
+
+/// The first submission of a portal's file is a request: opened by it, owned by the service
+/// of its category, its later submissions joining it (see `WebForm.thread_id`).
+pub(crate) fn open_for_file(
+    kv: &mut impl Kv,
+    tenants: &Tenants,
+    v: &Valid,
+    thread_id: &str,
+    citizen: &str,
+) -> Result<String> {
+    let personal = v.event.personal.clone().unwrap_or_default();
+    let service = tenants
+        .get(&v.event.tenant)
+        .and_then(|t| t.service_of_category(v.event.category))
+        .map(|s| s.code.clone())
+        .unwrap_or_default();
+    let r = create(
+        kv,
+        tenants,
+        v,
+        New {
+            subject: personal.subject,
+            category: v.event.category,
+            service,
+            requesters: if citizen.is_empty() {
+                vec![]
+            } else {
+                vec![citizen.to_string()]
+            },
+            from_contact: v.event.event_id.clone(),
+            first_us: v.occurred_us,
+            on_behalf_of: String::new(),
+            location: personal.location,
+            channel: pb::Channel::WebForm as i32,
+            chrono: String::new(),
+        },
+    )?;
+    kv.put(
+        keys::request_thread(&v.event.tenant, thread_id),
+        r.reference.as_bytes().to_vec(),
+    );
     Ok(r.reference)
 }
 

@@ -1,0 +1,143 @@
+//! A commune's Publik (w.c.s.) portal, on both log backends: its « appel de webservice »
+//! posts a form's data to a URL signed as w.c.s. signs it; the first post opens a request of
+//! the form's category, a status change joins it; a replayed, unsigned, forged or stale URL
+//! is refused, the same post twice is one contact, what is not form data is quarantined.
+
+use contacthub_core::pb;
+use contacthub_tests::*;
+use hmac::{Hmac, Mac};
+
+const KEY: &str = "cle-partagee-publik-givors-0123";
+const ORIG: &str = "publik-givors";
+
+/// A query signed as w.c.s.'s `sign_query` signs it, at `at` (UTC), with `nonce`.
+fn signed(key: &str, at: chrono::DateTime<chrono::Utc>, nonce: &str) -> String {
+    let unsigned = format!(
+        "algo=sha256&timestamp={}&nonce={nonce}&orig={ORIG}",
+        at.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(unsigned.as_bytes());
+    let sig = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mac.finalize().into_bytes(),
+    );
+    let quoted: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+    format!("{unsigned}&signature={quoted}")
+}
+
+/// A form's data as w.c.s. exports it, at status `status` updated at `updated`.
+fn form(status: (&str, &str), updated: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "12",
+        "url": "https://demarches.ville-givors.fr/signalement-voirie/12/",
+        "display_id": "15-12",
+        "display_name": "Signalement voirie - n°15-12",
+        "receipt_time": "2026-12-03T10:14:03+01:00",
+        "last_update_time": updated,
+        "criticality_level": 0,
+        "submission": {"channel": "web", "backoffice": false},
+        "user": {"id": 7, "name": "Marie Durand", "email": "marie.durand@example.org", "NameID": ["4f1c0a"]},
+        "fields": {
+            "adresse": "12 rue Émile Zola",
+            "description": "Nid de poule dangereux devant l'école",
+            "photo": {"filename": "trou.jpg", "content_type": "image/jpeg", "content": "/9j/4AAQSkZJRgABAQ=="}
+        },
+        "workflow": {"status": {"id": status.0, "name": status.1}}
+    })
+}
+
+async fn publik(backend: Backend) {
+    let mut hub = TestHub::start(&backend).await;
+    let url = hub
+        .start_adapters(&format!(
+            "[[commune]]\ncode = \"69091\"\n[commune.publik]\norig = \"{ORIG}\"\nkey = \"{KEY}\"\n"
+        ))
+        .await;
+    let http = reqwest::Client::new();
+    let post = |query: String, body: Vec<u8>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(format!("{url}/v1/69091/publik?{query}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let now = chrono::Utc::now();
+    let first = serde_json::to_vec(&form(("new", "Nouveau"), "2026-12-03T10:14:03+01:00")).unwrap();
+    let query = signed(KEY, now, "n1");
+    let r = post(query.clone(), first.clone()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    // The same signed URL again: refused (its nonce was taken).
+    assert_eq!(post(query, first.clone()).await.status(), 401);
+    // Unsigned, forged, stale, another portal's: refused.
+    assert_eq!(post(String::new(), first.clone()).await.status(), 401);
+    assert_eq!(
+        post(
+            signed("une-autre-cle-de-portail-0000", now, "n2"),
+            first.clone()
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        post(
+            signed(KEY, now - chrono::Duration::hours(1), "n3"),
+            first.clone()
+        )
+        .await
+        .status(),
+        401
+    );
+    hub.settle().await;
+    let requests: Vec<pb::Request> = hub
+        .store
+        .requests(GIVORS)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.subject == "Signalement voirie - n°15-12")
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let request = &requests[0];
+    assert_eq!(request.category, pb::Category::ServicesTechniques as i32);
+    assert_eq!(request.channel, pb::Channel::WebForm as i32);
+    assert_eq!(request.contacts.len(), 1);
+    let marie = request.requesters[0].clone();
+
+    // Instructed: the status change joins the same request; posted twice, it is one contact.
+    let second = serde_json::to_vec(&form(
+        ("accepted", "Pris en charge"),
+        "2026-12-04T09:00:00+01:00",
+    ))
+    .unwrap();
+    let r = post(signed(KEY, now, "n4"), second.clone()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = post(signed(KEY, now, "n5"), second).await;
+    let summary: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(summary["duplicates"], 1, "{summary}");
+    hub.settle().await;
+    let request = hub
+        .store
+        .request(GIVORS, &request.reference)
+        .unwrap()
+        .unwrap();
+    assert_eq!(request.contacts.len(), 2, "{request:#?}");
+    let timeline = hub.timeline_of(GIVORS, &marie);
+    let forms: Vec<_> = timeline
+        .iter()
+        .filter(|e| e.kind == "web_form" && e.request_id == request.reference)
+        .collect();
+    assert_eq!(forms.len(), 2, "{timeline:#?}");
+
+    // Signed but not form data: quarantined with the reason.
+    let r = post(signed(KEY, now, "n6"), b"{\"url\": 3}".to_vec()).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not w.c.s. form data"));
+    hub.stop().await;
+}
+
+on_every_backend!(publik);

@@ -458,29 +458,35 @@ pub(crate) fn open_for_letter(
     c: &pb::Courrier,
     citizen: &str,
 ) -> Result<String> {
-    let personal = v.event.personal.clone().unwrap_or_default();
-    let r = create(
-        kv,
-        tenants,
+    let new = opened_by(
         v,
-        New {
-            subject: personal.subject,
-            category: v.event.category,
-            service: c.addressed_to_service.clone(),
-            requesters: if citizen.is_empty() {
-                vec![]
-            } else {
-                vec![citizen.to_string()]
-            },
-            from_contact: v.event.event_id.clone(),
-            first_us: v.occurred_us,
-            on_behalf_of: String::new(),
-            location: personal.location,
-            channel: pb::Channel::Courrier as i32,
-            chrono: c.chrono.clone(),
+        &c.addressed_to_service,
+        citizen,
+        pb::Channel::Courrier,
+        &c.chrono,
+    );
+    Ok(create(kv, tenants, v, new)?.reference)
+}
+
+/// A request opened by the contact being folded, from `citizen` (empty: no one yet).
+fn opened_by(v: &Valid, service: &str, citizen: &str, channel: pb::Channel, chrono: &str) -> New {
+    let personal = v.event.personal.clone().unwrap_or_default();
+    New {
+        subject: personal.subject,
+        category: v.event.category,
+        service: service.to_string(),
+        requesters: if citizen.is_empty() {
+            vec![]
+        } else {
+            vec![citizen.to_string()]
         },
-    )?;
-    Ok(r.reference)
+        from_contact: v.event.event_id.clone(),
+        first_us: v.occurred_us,
+        on_behalf_of: String::new(),
+        location: personal.location,
+        channel: channel as i32,
+        chrono: chrono.to_string(),
+    }
 }
 
 /// The first submission of a portal's file is a request: opened by it, owned by the service
@@ -492,7 +498,6 @@ pub(crate) fn open_for_file(
     thread_id: &str,
     citizen: &str,
 ) -> Result<String> {
-    let personal = v.event.personal.clone().unwrap_or_default();
     let service = tenants
         .get(&v.event.tenant)
         .and_then(|t| t.service_of_category(v.event.category))
@@ -502,22 +507,7 @@ pub(crate) fn open_for_file(
         kv,
         tenants,
         v,
-        New {
-            subject: personal.subject,
-            category: v.event.category,
-            service,
-            requesters: if citizen.is_empty() {
-                vec![]
-            } else {
-                vec![citizen.to_string()]
-            },
-            from_contact: v.event.event_id.clone(),
-            first_us: v.occurred_us,
-            on_behalf_of: String::new(),
-            location: personal.location,
-            channel: pb::Channel::WebForm as i32,
-            chrono: String::new(),
-        },
+        opened_by(v, &service, citizen, pb::Channel::WebForm, ""),
     )?;
     kv.put(
         keys::request_thread(&v.event.tenant, thread_id),

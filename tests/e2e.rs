@@ -20,6 +20,7 @@ mod kafka_secured;
 mod migrate;
 mod need_to_know;
 mod oidc;
+mod open311;
 mod ops_cli;
 mod outbound;
 mod permanence;

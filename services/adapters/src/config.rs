@@ -150,6 +150,20 @@ pub struct CommuneSettings {
     /// Its Publik (w.c.s.) portal, whose « appel de webservice » posts each form's data to
     /// `/v1/{commune}/publik` with a signed URL.
     pub publik: Option<PublikSettings>,
+    /// The street-report applications that post to its Open311 GeoReport v2 API, each with
+    /// its `api_key`.
+    #[serde(default)]
+    pub open311: Vec<Open311Client>,
+}
+
+/// An application allowed to post reports (`[[commune.open311]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open311Client {
+    /// Its name, kept with each report (« FixMyStreet », « Signalement Givors »).
+    pub name: String,
+    /// Lower-case hex SHA-256 of its `api_key`.
+    pub api_key_sha256: String,
 }
 
 /// A commune's Publik portal (`[commune.publik]`): the key its signed URLs are made with and
@@ -327,6 +341,17 @@ impl AdaptersConfig {
                     }
                 }
             }
+            for client in &c.open311 {
+                let name_ok = !client.name.trim().is_empty()
+                    && client.name.len() <= 60
+                    && !client.name.contains(|ch: char| ch.is_control());
+                if !name_ok || !hex64(&client.api_key_sha256) {
+                    return Err(Error::Config(format!(
+                        "commune {}: each [[commune.open311]] needs a name (60 characters at most) and api_key_sha256 (64 hex digits)",
+                        c.code
+                    )));
+                }
+            }
             if let Some(p) = &c.publik {
                 if p.orig.trim().is_empty() || p.key.chars().count() < 16 {
                     return Err(Error::Config(format!(
@@ -360,6 +385,7 @@ impl AdaptersConfig {
                     || c.hmac_secret.is_some()
                     || c.sms_auth_token.is_some()
                     || c.publik.is_some()
+                    || !c.open311.is_empty()
             })
     }
 

@@ -5,7 +5,8 @@
 //! - pure parsers, one module per channel, each implementing [`Adapter`]: [`phone`] (Asterisk
 //!   CDR CSV), [`sms`] (form-encoded SMS gateway webhooks), [`web_form`] (JSON posted by the
 //!   online-procedure portal), [`publik`] (the form data a Publik / w.c.s. portal posts, with
-//!   its signed URLs), [`email`] (RFC 5322 / MIME messages);
+//!   its signed URLs), [`open311`] (street reports in GeoReport v2), [`email`] (RFC 5322 /
+//!   MIME messages);
 //! - [`config`]: per-commune settings (credentials, mailboxes, form categories, accueil
 //!   extensions), loaded from `adapters.toml`;
 //! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
@@ -30,6 +31,7 @@ pub mod http;
 pub mod inbox;
 pub mod ingest;
 pub mod metrics;
+pub mod open311;
 pub mod outbound;
 pub mod phone;
 pub mod publik;
@@ -241,6 +243,7 @@ pub struct Channels {
     pub sms: sms::SmsWebhook,
     pub web_form: web_form::WebForm,
     pub publik: publik::Publik,
+    pub open311: open311::Open311,
     pub email: email::Email,
 }
 
@@ -254,6 +257,7 @@ impl Channels {
             sms: sms::SmsWebhook::new(tenants.clone()),
             web_form: web_form::WebForm::new(cfg.clone(), tenants.clone()),
             publik: publik::Publik::new(cfg.clone(), tenants.clone()),
+            open311: open311::Open311::new(tenants.clone()),
             email: email::Email::new(cfg, tenants),
         }
     }

@@ -103,6 +103,23 @@ impl App {
         Ok(())
     }
 
+    /// The request a portal's file (`WebForm.thread_id`: an Open311 report, a Publik form)
+    /// opened, for the adapters that tell its caller where it stands; `None` when that file
+    /// opened none (yet).
+    pub fn request_of_file(
+        &self,
+        actor: crate::auth::System,
+        tenant: &str,
+        thread: &str,
+    ) -> Result<Option<Request>> {
+        actor.allowed(&[crate::auth::System::Adapters], "read files' requests")?;
+        self.tenant(tenant)?;
+        match self.store.request_by_thread(tenant, thread)? {
+            Some(reference) => Ok(self.store.request(tenant, &reference)?),
+            None => Ok(None),
+        }
+    }
+
     /// The requests a citizen asked (as requester), as `agent` may see them, newest first.
     pub fn citizen_requests(&self, scope: &Scope, citizen: &str) -> Result<Vec<Request>> {
         let tenant = scope.commune();

@@ -397,6 +397,16 @@ impl Store {
     }
 
     /// The reference of the request an opening event opened.
+    /// The request a thread (an e-mail thread, a portal's file) belongs to.
+    pub fn request_by_thread(&self, tenant: &str, thread: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::request_thread(tenant, thread))
+            .map_err(self.err())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     pub fn request_by_event(&self, tenant: &str, event_id: &str) -> Result<Option<String>> {
         Ok(self
             .db()?

@@ -29,6 +29,7 @@ mod requests;
 mod review;
 mod sealing;
 mod space;
+mod stop;
 mod telephony;
 mod tidy;
 mod timeline;

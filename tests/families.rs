@@ -72,6 +72,7 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("sq/", Holds::Nothing),
     ("sr/", Holds::Ids),
     ("st/", Holds::Nothing), // counters: by service, channel, street (a place, not a person)
+    ("sx/", Holds::Personal), // a phone number that answered STOP, in the key
     ("tk/", Holds::Personal), // a ticket of the waiting line: its person, an « autre » word
     ("tl/", Holds::Personal), // timeline lines: who, subject, summary
     ("tn/", Holds::Nothing), // ticket numbering per site and day

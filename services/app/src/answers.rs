@@ -184,6 +184,12 @@ impl App {
                     .iter()
                     .find_map(|p| normalize_phone(p))
                     .ok_or_else(|| missing("de numéro de téléphone"))?;
+                if self.store.sms_stopped(tenant, &party.phone)?.is_some() {
+                    return Err(Error::Invalid(
+                        "l'usager a répondu STOP aux SMS de la mairie : répondez par un autre canal"
+                            .into(),
+                    ));
+                }
                 segments = sms_segments(&text);
                 if segments > MAX_SMS_SEGMENTS {
                     return Err(Error::Invalid(format!(

@@ -115,16 +115,14 @@ impl App {
                 party.email = m.clone();
                 (Channel::Email, party)
             }),
-            Some(Channel::Sms) => {
-                identity
-                    .phones
-                    .iter()
-                    .find_map(|p| normalize_phone(p))
-                    .map(|p| {
-                        party.phone = p;
-                        (Channel::Sms, party)
-                    })
-            }
+            Some(Channel::Sms) => match identity.phones.iter().find_map(|p| normalize_phone(p)) {
+                // A number that answered STOP gets no SMS.
+                Some(p) if self.store.sms_stopped(tenant, &p)?.is_none() => {
+                    party.phone = p;
+                    Some((Channel::Sms, party))
+                }
+                _ => None,
+            },
             _ => None,
         })
     }
@@ -270,6 +268,9 @@ impl App {
     ) -> Result<std::result::Result<pb::Notice, &'static str>> {
         actor.allowed(&[System::Sender], "send notices")?;
         let now = self.now();
+        if n.channel == Channel::Sms as i32 && !self.sms_allowed(actor, &n.tenant, &n.recipient)? {
+            return Ok(Err("le numéro a répondu STOP aux SMS de la mairie"));
+        }
         match Kind::try_from(n.kind).unwrap_or(Kind::Unspecified) {
             Kind::AppointmentBooked | Kind::AppointmentReminder => {
                 let Some(a) = self.store.appointment(&n.tenant, &n.about)? else {
@@ -366,6 +367,32 @@ impl App {
         if let Err(e) = queued.await {
             tracing::warn!(tenant, error = %e, "a request's acknowledgement was not queued");
         }
+    }
+
+    /// Whether the commune may send an SMS to `phone`: not when it answered STOP (until it
+    /// answers START). For the sender's last check before each SMS.
+    pub fn sms_allowed(&self, actor: System, tenant: &str, phone: &str) -> Result<bool> {
+        actor.allowed(&[System::Sender], "send SMS")?;
+        let phone = normalize_phone(phone).unwrap_or_else(|| phone.to_string());
+        Ok(self.store.sms_stopped(tenant, &phone)?.is_none())
+    }
+
+    /// When each of `phones` answered STOP to the commune's SMS (`None`: it did not), for an
+    /// agent who reads the record that holds them.
+    pub fn sms_stops(
+        &self,
+        scope: &crate::auth::Scope,
+        phones: &[String],
+    ) -> Result<Vec<Option<i64>>> {
+        let tenant = scope.commune();
+        self.enter(scope, tenant)?;
+        phones
+            .iter()
+            .map(|p| {
+                let p = normalize_phone(p).unwrap_or_else(|| p.clone());
+                Ok(self.store.sms_stopped(tenant, &p)?)
+            })
+            .collect()
     }
 
     /// Notices of every commune due now, at most `limit`, due first (for the sender).

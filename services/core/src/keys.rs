@@ -48,6 +48,7 @@
 //! | `au/`  | tenant `\0` citizen `\0` start (i64 BE µs) `\0` appointment id | empty: a person's appointments |
 //! | `ad/`  | tenant `\0` start (i64 BE µs) `\0` appointment id | empty: the commune's agenda |
 //! | `rp/`  | tenant `\0` citizen `\0` reference  | empty: the requests a citizen asked |
+//! | `sx/`  | tenant `\0` phone (E.164)          | time (i64 BE µs) the number answered STOP |
 //! | `nt/`  | tenant `\0` notice event id        | `Notice`: a notice and what became of it |
 //! | `nq/`  | due (i64 BE µs), tenant `\0` notice event id | empty: notices to send, by when |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
@@ -61,7 +62,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 13;
+pub const FORMAT: u32 = 14;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -430,6 +431,11 @@ fn due_key(prefix: &[u8], due_us: i64, tenant: &str, id: &str) -> Vec<u8> {
     k.extend_from_slice(&due_us.max(0).to_be_bytes());
     k.extend_from_slice(&key(b"", &[tenant.as_bytes(), id.as_bytes()]));
     k
+}
+
+/// A phone number (E.164) that answered STOP to the commune's SMS: none is sent to it.
+pub fn sms_stopped(tenant: &str, phone: &str) -> Vec<u8> {
+    key(b"sx/", &[tenant.as_bytes(), phone.as_bytes()])
 }
 
 /// A notice (an appointment's confirmation or reminder, a request's acknowledgement).

@@ -65,6 +65,27 @@ pub fn retry_at(attempt: u32, now_us: i64) -> Option<i64> {
     Some(now_us + seconds as i64 * 1_000_000)
 }
 
+/// What an SMS says to the sender of the commune's SMS: stop them, or start again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsKeyword {
+    Stop,
+    Start,
+}
+
+/// The keyword a short SMS is (« STOP », « stop sms », « Arrêt », « START »), if it is one.
+pub fn sms_keyword(text: &str) -> Option<SmsKeyword> {
+    let folded = crate::identity::fold_name(text);
+    let words: Vec<&str> = folded.split_whitespace().collect();
+    if words.is_empty() || words.len() > 3 {
+        return None;
+    }
+    match words[0] {
+        "stop" | "arret" | "desabonnement" | "desinscription" => Some(SmsKeyword::Stop),
+        "start" | "reprise" => Some(SmsKeyword::Start),
+        _ => None,
+    }
+}
+
 /// `at_us`, or the next 08:00 (Paris) when it falls between 21:00 and 08:00: a notice to a
 /// person is not sent at night.
 pub fn in_daytime(at_us: i64) -> i64 {
@@ -84,6 +105,22 @@ pub fn in_daytime(at_us: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_is_read_as_people_write_it() {
+        for stop in ["STOP", "stop", " Stop SMS ", "Arrêt", "STOP MAIRIE GIVORS"] {
+            assert_eq!(sms_keyword(stop), Some(SmsKeyword::Stop), "{stop}");
+        }
+        assert_eq!(sms_keyword("START"), Some(SmsKeyword::Start));
+        for not in [
+            "",
+            "Stop au bruit dans ma rue la nuit",
+            "Bonjour",
+            "stopper",
+        ] {
+            assert_eq!(sms_keyword(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn notices_wait_for_the_morning() {

@@ -595,6 +595,17 @@ impl Store {
         self.get_msg(&keys::appointment(tenant, id))
     }
 
+    /// When phone `phone` (E.164) answered STOP to the commune's SMS, if it did (and has not
+    /// answered START since).
+    pub fn sms_stopped(&self, tenant: &str, phone: &str) -> Result<Option<i64>> {
+        Ok(self
+            .db()?
+            .tree
+            .get(keys::sms_stopped(tenant, phone))
+            .map_err(self.err())?
+            .map(|v| keys::read_u64(&v) as i64))
+    }
+
     /// A notice (an appointment's confirmation or reminder, a request's acknowledgement).
     pub fn notice(&self, tenant: &str, id: &str) -> Result<Option<pb::Notice>> {
         self.get_msg(&keys::notice(tenant, id))

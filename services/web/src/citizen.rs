@@ -287,7 +287,19 @@ pub async fn citizen(
         relations: &crate::record::RELATIONS,
         services: crate::pages::services(&desk, &tenant),
         categories: crate::contacts::categories(),
-        phones: c.phones.iter().map(|p| display_phone(p)).collect(),
+        phones: c
+            .phones
+            .iter()
+            .zip(desk.app.sms_stops(&scope, &c.phones)?)
+            .map(|(p, stop)| match stop {
+                Some(at) => format!(
+                    "{} (a répondu STOP aux SMS le {})",
+                    display_phone(p),
+                    contacthub_core::courrier::paris(at).format("%d/%m/%Y")
+                ),
+                None => display_phone(p),
+            })
+            .collect(),
         emails: c.emails.clone(),
         addresses: identity
             .addresses

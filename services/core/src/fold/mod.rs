@@ -441,6 +441,21 @@ fn project(
                     None
                 }
             };
+            // « STOP » from a number: no more SMS to it; « START »: again.
+            if let (Payload::Sms(_), Some(p)) = (v.payload, e.personal.as_ref()) {
+                let phone = p.party.as_ref().map_or("", |p| p.phone.as_str());
+                if e.direction != pb::Direction::Outbound as i32 && !phone.is_empty() {
+                    use crate::outbound::{sms_keyword, SmsKeyword};
+                    match sms_keyword(&p.text) {
+                        Some(SmsKeyword::Stop) => kv.put(
+                            keys::sms_stopped(&e.tenant, phone),
+                            v.occurred_us.to_be_bytes().to_vec(),
+                        ),
+                        Some(SmsKeyword::Start) => kv.remove(keys::sms_stopped(&e.tenant, phone)),
+                        None => {}
+                    }
+                }
+            }
             // Found again by the reference its source gave it.
             let reference = match v.payload {
                 Payload::WebForm(w) => w.submission_id.as_str(),

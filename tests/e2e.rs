@@ -23,6 +23,7 @@ mod oidc;
 mod open311;
 mod ops_cli;
 mod outbound;
+mod ovh;
 mod permanence;
 mod publik;
 mod requests;

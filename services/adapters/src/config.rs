@@ -150,10 +150,35 @@ pub struct CommuneSettings {
     /// Its Publik (w.c.s.) portal, whose « appel de webservice » posts each form's data to
     /// `/v1/{commune}/publik` with a signed URL.
     pub publik: Option<PublikSettings>,
+    /// Its OVHcloud SMS account: what the hub sends by SMS goes there instead of
+    /// `sms_gateway`.
+    pub ovh_sms: Option<OvhSmsSettings>,
     /// The street-report applications that post to its Open311 GeoReport v2 API, each with
     /// its `api_key`.
     #[serde(default)]
     pub open311: Vec<Open311Client>,
+}
+
+/// A commune's OVHcloud SMS account (`[commune.ovh_sms]`): the API's endpoint, the SMS
+/// service, the application's keys and the consumer key made for it, and the sender.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OvhSmsSettings {
+    /// `https://eu.api.ovh.com/1.0` by default.
+    #[serde(default = "default_ovh_endpoint")]
+    pub endpoint: String,
+    /// The SMS account, `sms-ab12345-1`.
+    pub service_name: String,
+    pub application_key: String,
+    pub application_secret: String,
+    pub consumer_key: String,
+    /// The sender declared on the account: a name (« VILLEGIVORS », 11 characters at most,
+    /// the GSM rule) or a number.
+    pub sender: String,
+}
+
+fn default_ovh_endpoint() -> String {
+    "https://eu.api.ovh.com/1.0".into()
 }
 
 /// An application allowed to post reports (`[[commune.open311]]`).
@@ -339,6 +364,27 @@ impl AdaptersConfig {
                             c.code
                         )));
                     }
+                }
+            }
+            if let Some(o) = &c.ovh_sms {
+                let sender_ok = (1..=11).contains(&o.sender.chars().count())
+                    && o.sender
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == ' ')
+                    || contacthub_core::identity::normalize_phone(&o.sender).is_some();
+                let keys_ok = [
+                    &o.service_name,
+                    &o.application_key,
+                    &o.application_secret,
+                    &o.consumer_key,
+                ]
+                .iter()
+                .all(|k| !k.trim().is_empty());
+                if !sender_ok || !keys_ok || url::Url::parse(&o.endpoint).is_err() {
+                    return Err(Error::Config(format!(
+                        "commune {}: [commune.ovh_sms] needs service_name, application_key, application_secret, consumer_key, an endpoint URL and a sender (11 letters, digits or dashes at most, or a number)",
+                        c.code
+                    )));
                 }
             }
             for client in &c.open311 {

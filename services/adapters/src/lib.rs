@@ -16,7 +16,7 @@
 //!   live over its Manager Interface ([`ami`], pure: its wire format and the calls its events
 //!   tell) to show who calls on the agent's desk; [`metrics`] counts outcomes;
 //! - the way out: [`outbound`] delivers the written answers of the outbox (SMTP relay, SMS
-//!   gateway, portal) and records each outcome; bounces come back through [`http`] (the
+//!   gateway — Twilio-shaped or [`ovh`] —, portal) and records each outcome; bounces come back through [`http`] (the
 //!   gateway's status callback) and [`email`] (delivery status notifications).
 //!
 //! Invariants: parsers never panic and never do IO; every input either becomes events or is
@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod open311;
 pub mod outbound;
+pub mod ovh;
 pub mod phone;
 pub mod publik;
 pub mod quarantine;

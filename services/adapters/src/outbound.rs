@@ -293,7 +293,23 @@ impl contacthub_app::notify::Notify for Providers {
 #[derive(Clone, Default)]
 pub struct Providers {
     smtp: BTreeMap<String, Arc<Smtp>>,
-    sms: BTreeMap<String, Arc<Gateway>>,
+    sms: BTreeMap<String, Arc<SmsRoute>>,
+}
+
+/// Where a commune's SMS go: its Twilio-shaped gateway or its OVHcloud account.
+enum SmsRoute {
+    Twilio(Gateway),
+    Ovh(crate::ovh::Ovh),
+}
+
+impl SmsRoute {
+    async fn send(&self, a: &pb::Answer) -> Delivery {
+        match self {
+            SmsRoute::Twilio(g) => g.send(a).await,
+            // OVH checks the call's time against its own clock: the machine's, not the hub's.
+            SmsRoute::Ovh(o) => o.send(a, chrono::Utc::now().timestamp()).await,
+        }
+    }
 }
 
 impl std::fmt::Debug for Providers {
@@ -338,12 +354,26 @@ impl Providers {
                     .map_err(|e| Error::Config(format!("SMS gateway client: {e}")))?;
                 p.sms.insert(
                     c.code.clone(),
-                    Arc::new(Gateway {
+                    Arc::new(SmsRoute::Twilio(Gateway {
                         http,
                         settings: g.clone(),
                         token,
                         status_callback,
-                    }),
+                    })),
+                );
+            }
+            // An OVHcloud account takes the commune's SMS instead.
+            if let Some(o) = &c.ovh_sms {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .map_err(|e| Error::Config(format!("OVHcloud SMS client: {e}")))?;
+                p.sms.insert(
+                    c.code.clone(),
+                    Arc::new(SmsRoute::Ovh(crate::ovh::Ovh {
+                        http,
+                        settings: o.clone(),
+                    })),
                 );
             }
         }

@@ -29,11 +29,9 @@ const GSM: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !
 ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 const GSM_EXTENSION: &str = "^{}\\[~]|€\u{c}";
 
-/// Segments an SMS of `text` takes: 160 GSM-7 characters in one, 153 per part when split;
-/// 70 UCS-2 units (any character outside GSM-7, like `ê` or `ł`) in one, 67 per part.
-pub fn sms_segments(text: &str) -> u32 {
-    let gsm: Option<usize> = text
-        .chars()
+/// The GSM-7 units of `text`, or `None` when a character is outside that alphabet.
+fn gsm_units(text: &str) -> Option<usize> {
+    text.chars()
         .map(|c| {
             if GSM.contains(c) {
                 Some(1)
@@ -43,7 +41,18 @@ pub fn sms_segments(text: &str) -> u32 {
                 None
             }
         })
-        .sum();
+        .sum()
+}
+
+/// Whether `text` goes in the GSM 7-bit alphabet (else UCS-2).
+pub fn is_gsm7(text: &str) -> bool {
+    gsm_units(text).is_some()
+}
+
+/// Segments an SMS of `text` takes: 160 GSM-7 characters in one, 153 per part when split;
+/// 70 UCS-2 units (any character outside GSM-7, like `ê` or `ł`) in one, 67 per part.
+pub fn sms_segments(text: &str) -> u32 {
+    let gsm = gsm_units(text);
     let (units, single, part) = match gsm {
         Some(units) => (units, 160, 153),
         None => (text.encode_utf16().count(), 70, 67),

@@ -9,7 +9,6 @@ use contacthub_app::auth::{token_hash, Access, Scope, System};
 use contacthub_app::commands;
 use contacthub_core::courrier::{paris, paris_local_to_utc_us};
 use contacthub_core::pb::{self, appointment::Status};
-use contacthub_proto::ts;
 use contacthub_tests::gateway::Gateway;
 use contacthub_tests::*;
 
@@ -23,31 +22,6 @@ fn agents() -> Access {
         token_hash("ccas"),
     ))
     .unwrap()
-}
-
-/// A person who chose SMS (consent given at the accueil).
-async fn person(hub: &TestHub, name: &str, phone: &str) -> String {
-    hub.hub
-        .create_citizen(
-            &hub.scope(GIVORS),
-            &commands::CreateCitizen {
-                identity: Some(pb::Identity {
-                    usage_name: name.into(),
-                    first_names: "Alice".into(),
-                    phones: vec![phone.into()],
-                    preferred_channel: pb::ContactChannel::Sms as i32,
-                    consent: Some(pb::Consent {
-                        given_at: Some(ts::from_micros(hub.hub.now())),
-                        source: "accueil".into(),
-                    }),
-                    ..Default::default()
-                }),
-                idempotency_key: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .citizen_id
 }
 
 /// The SMS sent so far whose text holds `words`.
@@ -72,8 +46,8 @@ async fn appointments(backend: Backend) {
     .await;
     let as_agent = |token: &str| -> Scope { hub.hub.access().scope(Some(token), GIVORS).unwrap() };
     let (accueil, voirie, ccas) = (as_agent("accueil"), as_agent("voirie"), as_agent("ccas"));
-    let alice = person(&hub, "Martin", "06 12 34 56 78").await;
-    let bruno = person(&hub, "Bernard", "06 98 76 54 32").await;
+    let alice = hub.sms_person(GIVORS, "Martin", "06 12 34 56 78").await;
+    let bruno = hub.sms_person(GIVORS, "Bernard", "06 98 76 54 32").await;
     let now = hub.hub.now();
 
     // The accueil books Alice's passport appointment: confirmed by SMS, on the timeline.

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use contacthub_app::commands;
 use contacthub_core::pb;
-use contacthub_proto::ts;
 use contacthub_tests::*;
 use std::sync::{Arc, Mutex};
 
@@ -73,28 +72,7 @@ async fn ovh(backend: Backend) {
         (GRIGNY, "Réparé."),
     ] {
         let scope = hub.scope(tenant);
-        let citizen = hub
-            .hub
-            .create_citizen(
-                &scope,
-                &commands::CreateCitizen {
-                    identity: Some(pb::Identity {
-                        usage_name: "Martin".into(),
-                        first_names: "Alice".into(),
-                        phones: vec!["06 12 34 56 78".into()],
-                        preferred_channel: pb::ContactChannel::Sms as i32,
-                        consent: Some(pb::Consent {
-                            given_at: Some(ts::from_micros(hub.hub.now())),
-                            source: "accueil".into(),
-                        }),
-                        ..Default::default()
-                    }),
-                    idempotency_key: String::new(),
-                },
-            )
-            .await
-            .unwrap()
-            .citizen_id;
+        let citizen = hub.sms_person(tenant, "Martin", "06 12 34 56 78").await;
         let reference = hub
             .hub
             .open_request(

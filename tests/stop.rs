@@ -4,7 +4,6 @@
 
 use contacthub_app::commands;
 use contacthub_core::pb;
-use contacthub_proto::ts;
 use contacthub_tests::gateway::Gateway;
 use contacthub_tests::*;
 
@@ -32,28 +31,7 @@ async fn stop(backend: Backend) {
     ))
     .await;
     let scope = hub.scope(GIVORS);
-    let alice = hub
-        .hub
-        .create_citizen(
-            &scope,
-            &commands::CreateCitizen {
-                identity: Some(pb::Identity {
-                    usage_name: "Martin".into(),
-                    first_names: "Alice".into(),
-                    phones: vec!["06 12 34 56 78".into()],
-                    preferred_channel: pb::ContactChannel::Sms as i32,
-                    consent: Some(pb::Consent {
-                        given_at: Some(ts::from_micros(hub.hub.now())),
-                        source: "accueil".into(),
-                    }),
-                    ..Default::default()
-                }),
-                idempotency_key: String::new(),
-            },
-        )
-        .await
-        .unwrap()
-        .citizen_id;
+    let alice = hub.sms_person(GIVORS, "Martin", "06 12 34 56 78").await;
     let reference = hub
         .hub
         .open_request(

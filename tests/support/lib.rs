@@ -415,6 +415,32 @@ impl TestHub {
 
     /// Registers Marie Durand (GIV-000900, 06 12 34 56 78) at Givors, the tests' person, and
     /// waits until she is visible.
+    /// A record of `tenant` for Alice `name`, who chose SMS at `phone` (consent given at the
+    /// accueil now): its id.
+    pub async fn sms_person(&self, tenant: &str, name: &str, phone: &str) -> String {
+        self.hub
+            .create_citizen(
+                &self.scope(tenant),
+                &contacthub_app::commands::CreateCitizen {
+                    identity: Some(pb::Identity {
+                        usage_name: name.into(),
+                        first_names: "Alice".into(),
+                        phones: vec![phone.into()],
+                        preferred_channel: pb::ContactChannel::Sms as i32,
+                        consent: Some(pb::Consent {
+                            given_at: Some(contacthub_proto::ts::from_micros(self.hub.now())),
+                            source: "accueil".into(),
+                        }),
+                        ..Default::default()
+                    }),
+                    idempotency_key: String::new(),
+                },
+            )
+            .await
+            .expect("a record")
+            .citizen_id
+    }
+
     pub async fn register_marie(&self) {
         self.publish(&[register(
             GIVORS,

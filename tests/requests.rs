@@ -563,6 +563,17 @@ async fn the_demo_has_requests_in_every_state() {
             .find_map(|l| l.trim().strip_prefix("regroupe"))
             .unwrap_or_else(|| panic!("{shown}"));
         assert_eq!(members.split(',').count(), 3, "{shown}");
+        // A form of the commune's Publik portal (submitted, then taken in hand: one request,
+        // two contacts) and a street report from an Open311 application.
+        for subject in ["Signalement voirie - n°12-", "Signalement : services techniques"] {
+            let line = all
+                .lines()
+                .find(|l| l.contains(subject))
+                .unwrap_or_else(|| panic!("{tenant}: no {subject} in\n{all}"));
+            let reference = line.split_whitespace().next().unwrap();
+            let shown = run(&["request", "show", "--tenant", tenant, reference]);
+            assert!(shown.contains("démarche en ligne"), "{shown}");
+        }
         // The dashboard of the demo says something, as text and as CSV.
         let board = run(&[
             "dashboard",

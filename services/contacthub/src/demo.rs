@@ -152,14 +152,80 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
             .map_err(|e| anyhow::anyhow!("publishing the demo's catalogue: {e}"))?;
         }
     }
+    let connected = demo_connectors(app)
+        .await
+        .map_err(|e| anyhow::anyhow!("the demo's portal and street reports: {e}"))?;
     tracing::info!(
-        events = total,
+        events = total + connected,
         requests,
         seed,
         people_per_commune = people,
         "demo data loaded"
     );
     Ok(())
+}
+
+/// In each commune, a form of its Publik portal (submitted, then taken in hand) and a street
+/// report from an Open311 application, read by the same adapters as the real ones and
+/// written the same way: each opens a request. How many contacts.
+async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
+    use contacthub_adapters::{Adapter, Input, Item};
+    let tenants = app.tenants().clone();
+    let cfg = Arc::new(contacthub_adapters::config::AdaptersConfig::default());
+    let publik = contacthub_adapters::publik::Publik::new(cfg, tenants.clone());
+    let open311 = contacthub_adapters::open311::Open311::new(tenants.clone());
+    let now = app.now();
+    let mut events = Vec::new();
+    for (n, tenant) in tenants.iter().enumerate() {
+        let slug = tenant.slug();
+        let at = |hours: i64| {
+            chrono::DateTime::from_timestamp_micros(now - hours * HOUR_US)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        let form = |status: (&str, &str), updated: String| {
+            serde_json::json!({
+                "url": format!("https://demarches.{slug}.fr/signalement-voirie/{}/", 30 + n),
+                "display_id": format!("{}-{}", 12, 30 + n),
+                "display_name": format!("Signalement voirie - n°12-{}", 30 + n),
+                "receipt_time": at(50),
+                "last_update_time": updated,
+                "user": {"name": "Lucie Bernard", "email": format!("lucie.bernard@{slug}.example.org"), "NameID": ["d3m0"]},
+                "fields": {"adresse": "place de la Liberté", "description": "Banc cassé près de l'arrêt de bus"},
+                "workflow": {"status": {"id": status.0, "name": status.1}}
+            })
+        };
+        let report = format!(
+            "service_code=services-techniques&address_string=avenue+Jean+Jaur%C3%A8s&description=D%C3%A9p%C3%B4t+sauvage+sur+le+trottoir&email=paul.morel%40{slug}.example.org&first_name=Paul&last_name=Morel"
+        );
+        let inputs: [(&dyn Adapter, Vec<u8>, &str); 3] = [
+            (&publik, serde_json::to_vec(&form(("new", "Nouveau"), at(50)))?, "demo"),
+            (
+                &publik,
+                serde_json::to_vec(&form(("accepted", "Pris en charge"), at(26)))?,
+                "demo",
+            ),
+            (&open311, report.into_bytes(), "open311:Application de démonstration"),
+        ];
+        for (adapter, bytes, origin) in inputs {
+            let items = adapter.parse(&Input {
+                bytes: &bytes,
+                origin,
+                tenant: Some(&tenant.code),
+                received_us: now,
+            });
+            for item in items {
+                match item {
+                    Item::Contact(c) => events.push(c.event),
+                    other => anyhow::bail!("a demo input was refused: {other:?}"),
+                }
+            }
+        }
+    }
+    app.append_contacts(System::Demo, &events)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(events.len())
 }
 
 const HOUR_US: i64 = 3_600_000_000;

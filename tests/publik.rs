@@ -137,6 +137,30 @@ async fn publik(backend: Backend) {
     let r = post(signed(KEY, now, "n6"), b"{\"url\": 3}".to_vec()).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not w.c.s. form data"));
+    // Its health, for ops: what it took and refused, its last success and last error.
+    let status = hub
+        .ops()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let publik = status
+        .connectors
+        .iter()
+        .find(|c| c.connector == "publik" && c.tenant == GIVORS)
+        .unwrap_or_else(|| panic!("{:?}", status.connectors));
+    assert_eq!((publik.accepted, publik.refused), (3, 1), "{publik:?}");
+    assert!(publik.last_success.is_some() && publik.last_error.is_some());
+    assert_eq!(publik.last_error_reason, "not w.c.s. form data");
+    // And as `contacthub status` prints it.
+    let (ok, out) = hub.cli_as(&contacthub_bin!(), "", &["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("publik")
+            && l.contains("69091")
+            && l.contains("not w.c.s. form data")),
+        "{out}"
+    );
     hub.stop().await;
 }
 

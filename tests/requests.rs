@@ -565,7 +565,10 @@ async fn the_demo_has_requests_in_every_state() {
         assert_eq!(members.split(',').count(), 3, "{shown}");
         // A form of the commune's Publik portal (submitted, then taken in hand: one request,
         // two contacts) and a street report from an Open311 application.
-        for subject in ["Signalement voirie - n°12-", "Signalement : services techniques"] {
+        for subject in [
+            "Signalement voirie - n°12-",
+            "Signalement : services techniques",
+        ] {
             let line = all
                 .lines()
                 .find(|l| l.contains(subject))

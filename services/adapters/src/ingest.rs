@@ -85,6 +85,17 @@ impl Ingest {
         Ok(all.remove(0))
     }
 
+    /// Tells the hub how connector `name` fared with `input`.
+    fn report(&self, name: &str, input: &Input<'_>, counts: (u64, u64), why: Option<&str>) {
+        let tenant = input.tenant.unwrap_or_default();
+        if let Err(e) = self
+            .app
+            .connector_result(System::Adapters, (name, tenant), counts, why)
+        {
+            tracing::warn!(error = %e, "connector health not recorded");
+        }
+    }
+
     /// [`Ingest::run`] for several inputs at once (files of a folder): one append and one
     /// wait for visibility for all of them. One summary per input, in order.
     pub async fn run_batch(
@@ -102,8 +113,31 @@ impl Ingest {
                 .await?;
             summaries.push(summary);
         }
-        self.append(name, &events).await?;
+        if let Err(e) = self.append(name, &events).await {
+            for input in inputs {
+                self.report(
+                    name,
+                    input,
+                    (0, 0),
+                    Some("not recorded: the log did not take it"),
+                );
+            }
+            return Err(e);
+        }
         for (input, summary) in inputs.iter().zip(&summaries) {
+            let taken = (summary.accepted + summary.duplicates) as u64;
+            let refused = summary.quarantined.len() as u64;
+            // The caller is told the reason; the connector's health keeps its first words
+            // (the rest may quote the input).
+            let why = (taken == 0 && refused > 0).then(|| {
+                summary.quarantined[0]
+                    .reason
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            self.report(name, input, (taken, refused), why.as_deref());
             // Origins are file names, which may carry a name: only at debug level.
             tracing::debug!(adapter = name, origin = input.origin, "input read");
             tracing::info!(

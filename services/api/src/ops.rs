@@ -22,8 +22,10 @@ impl OpsService for Ops {
         &self,
         req: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        self.app.access().ops(token(&req)).map_err(status)?;
-        Ok(Response::new(self.app.status().await))
+        let ops = self.app.access().ops(token(&req)).map_err(status)?;
+        let mut answer = self.app.status().await;
+        answer.connectors = self.app.connectors(&ops);
+        Ok(Response::new(answer))
     }
 
     async fn list_dead_letters(

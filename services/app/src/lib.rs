@@ -45,6 +45,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod citizens;
 pub mod commands;
+pub mod connectors;
 pub mod content;
 pub mod courrier;
 pub mod dashboard;
@@ -177,6 +178,8 @@ pub struct App {
     faults: Faults,
     /// WatchTimeline streams open now.
     open_watches: Arc<AtomicUsize>,
+    /// How the connectors fare since the start.
+    connectors: Arc<connectors::Connectors>,
     /// Failed sign-ins per source address (desk, adapters).
     throttle: Arc<throttle::Throttle>,
     /// Follow-up codes guessed on the citizens' space, per source address.
@@ -256,6 +259,7 @@ impl App {
             clock: p.clock,
             faults: Faults::default(),
             open_watches: Arc::default(),
+            connectors: Arc::default(),
             throttle: Arc::default(),
             follow_ups: Arc::default(),
             proxies: Arc::new(p.proxies),

@@ -46,6 +46,8 @@ impl App {
             log_error,
             projector_error: self.projector.failing().unwrap_or_default(),
             open_watches: self.open_watches.load(std::sync::atomic::Ordering::SeqCst) as u64,
+            // Filled for the ops caller: see [`App::connectors`].
+            connectors: Vec::new(),
         }
     }
 

@@ -780,6 +780,39 @@ async fn status(a: ClientArgs) -> Result<()> {
         crate::say!("PROJECTOR FAILING: {}", s.projector_error);
     }
     crate::say!("open watch streams {}", s.open_watches);
+    if !s.connectors.is_empty() {
+        crate::say!(
+            "{:<10} {:<7} {:>9} {:>8} {:>16}  last error",
+            "connector",
+            "commune",
+            "accepted",
+            "refused",
+            "last success"
+        );
+    }
+    let when = |t: &Option<contacthub_proto::Timestamp>| {
+        t.as_ref()
+            .and_then(contacthub_proto::ts::to_micros)
+            .map(|us| {
+                contacthub_core::courrier::paris(us)
+                    .format("%d/%m/%Y %H:%M")
+                    .to_string()
+            })
+    };
+    for c in &s.connectors {
+        crate::say!(
+            "{:<10} {:<7} {:>9} {:>8} {:>16}  {}",
+            c.connector,
+            c.tenant,
+            c.accepted,
+            c.refused,
+            when(&c.last_success).unwrap_or_else(|| "never".into()),
+            match when(&c.last_error) {
+                Some(at) => format!("{at}: {}", c.last_error_reason),
+                None => "-".into(),
+            }
+        );
+    }
     Ok(())
 }
 

@@ -199,13 +199,21 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
             "service_code=services-techniques&address_string=avenue+Jean+Jaur%C3%A8s&description=D%C3%A9p%C3%B4t+sauvage+sur+le+trottoir&email=paul.morel%40{slug}.example.org&first_name=Paul&last_name=Morel"
         );
         let inputs: [(&dyn Adapter, Vec<u8>, &str); 3] = [
-            (&publik, serde_json::to_vec(&form(("new", "Nouveau"), at(50)))?, "demo"),
+            (
+                &publik,
+                serde_json::to_vec(&form(("new", "Nouveau"), at(50)))?,
+                "demo",
+            ),
             (
                 &publik,
                 serde_json::to_vec(&form(("accepted", "Pris en charge"), at(26)))?,
                 "demo",
             ),
-            (&open311, report.into_bytes(), "open311:Application de démonstration"),
+            (
+                &open311,
+                report.into_bytes(),
+                "open311:Application de démonstration",
+            ),
         ];
         for (adapter, bytes, origin) in inputs {
             let items = adapter.parse(&Input {

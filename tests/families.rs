@@ -58,6 +58,7 @@ const FAMILIES: &[(&str, Holds)] = &[
     ("ob/", Holds::Ids),
     ("od/", Holds::Ids),
     ("pd/", Holds::Personal), // what a contact wrote, whole
+    ("pf/", Holds::Ids),      // a portal's file (its URL or report id) → its request
     ("pm/", Holds::Ids),
     ("pq/", Holds::Ids),
     ("ra/", Holds::Personal), // a contact waiting for an agent, with its party
@@ -317,7 +318,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         ticket_closed: ev/ st/ tk/*
         ticket_issued: ev/ st/ tk/* tn/
         ticket_started: ev/ st/ tk/*
-        web_form: ac/ ci/* ev/ ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
+        web_form: ac/ ci/* dx/* ev/ ih/* ks/ lc/ nx/* od/ pd/* pf/ rc/ re/ rn/ rp/ rq/* sk/ sq/ sr/ st/ tl/*
     "#]]
     .assert_eq(&snapshot);
     hub.stop().await;

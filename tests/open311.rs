@@ -160,6 +160,21 @@ async fn open311(backend: Backend) {
     .await;
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    // An e-mail that claims the thread of a report id and quotes the request's reference
+    // joins the request, but opens no way to read it as a report.
+    let forged = "0".repeat(24);
+    let mut mail = call(GIVORS, "mail-forged", "06 55 44 33 22", hub.hub.now());
+    mail.channel = pb::Channel::Email as i32;
+    mail.payload = Some(pb::event::Payload::Email(pb::Email {
+        message_id: "forged@example.org".into(),
+        thread_id: format!("open311:{forged}"),
+        ..Default::default()
+    }));
+    mail.personal.as_mut().unwrap().subject = format!("Au sujet de {}", request.reference);
+    hub.publish(&[mail]).await;
+    hub.settle().await;
+    let (status, _) = status_of(forged).await;
+    assert_eq!(status, 404);
     // No listing of every report; no reading another request by its reference.
     let (status, _) = json(
         http.get(format!("{base}/requests.json"))
@@ -183,6 +198,15 @@ async fn open311(backend: Backend) {
             .contains("lat and long, or address_string"),
         "{body}"
     );
+    // An anonymous report (GeoReport makes the person optional) is taken all the same.
+    let anonymous = vec![
+        ("api_key", "cle-fixmystreet".to_string()),
+        ("service_code", "other".to_string()),
+        ("address_string", "parc de la Mairie".to_string()),
+        ("description", "Banc arraché".to_string()),
+    ];
+    let (status, body) = json(post(anonymous).await).await;
+    assert_eq!(status, 200, "{body}");
     hub.stop().await;
 }
 

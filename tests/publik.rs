@@ -133,6 +133,35 @@ async fn publik(backend: Backend) {
         .collect();
     assert_eq!(forms.len(), 2, "{timeline:#?}");
 
+    // Closed by the town hall, then the portal says it is done: the same request still.
+    hub.hub
+        .close_request(
+            &hub.scope(GIVORS),
+            &contacthub_app::commands::CloseRequest {
+                reference: request.reference.clone(),
+                reason: pb::CloseReason::Withdrawn,
+                redirected_to: String::new(),
+                duplicate_of: String::new(),
+                note: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let third =
+        serde_json::to_vec(&form(("done", "Terminé"), "2026-12-05T09:00:00+01:00")).unwrap();
+    let r = post(signed(KEY, now, "n7"), third).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    hub.settle().await;
+    let same: Vec<pb::Request> = hub
+        .store
+        .requests(GIVORS)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.subject == "Signalement voirie - n°15-12")
+        .collect();
+    assert_eq!(same.len(), 1, "{same:#?}");
+    assert_eq!(same[0].contacts.len(), 3);
+
     // Signed but not form data: quarantined with the reason.
     let r = post(signed(KEY, now, "n6"), b"{\"url\": 3}".to_vec()).await;
     assert_eq!(r.status(), 400);
@@ -149,7 +178,7 @@ async fn publik(backend: Backend) {
         .iter()
         .find(|c| c.connector == "publik" && c.tenant == GIVORS)
         .unwrap_or_else(|| panic!("{:?}", status.connectors));
-    assert_eq!((publik.accepted, publik.refused), (3, 1), "{publik:?}");
+    assert_eq!((publik.accepted, publik.refused), (4, 1), "{publik:?}");
     assert!(publik.last_success.is_some() && publik.last_error.is_some());
     assert_eq!(publik.last_error_reason, "not w.c.s. form data");
     // And as `contacthub status` prints it.

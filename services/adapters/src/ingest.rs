@@ -248,7 +248,7 @@ impl Ingest {
                         let bytes = match &blob.source {
                             BlobSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b.as_slice())),
                             BlobSource::Url(url) => self
-                                .fetch(&event.tenant, url)
+                                .fetch(&event.tenant, url, name)
                                 .await
                                 .map(std::borrow::Cow::Owned)
                                 .map_err(|detail| (format!("{what} could not be fetched"), detail)),
@@ -367,9 +367,12 @@ impl Ingest {
     /// private, link-local or otherwise internal address unless the commune allows it
     /// (`attachment_private_networks`). Redirects are followed by hand (3 at most), each
     /// target checked again; a name is resolved once and the checked address is the one
-    /// connected to. `Err` is the detail for the quarantine, not for the caller.
-    async fn fetch(&self, tenant: &str, url: &str) -> Result<Vec<u8>, String> {
-        let settings = self.cfg.commune(tenant);
+    /// connected to. What the public posts (an Open311 report's photo, `adapter`) is never
+    /// fetched from those addresses nor limited to the portal's hosts: it may be anywhere
+    /// public. `Err` is the detail for the quarantine, not for the caller.
+    async fn fetch(&self, tenant: &str, url: &str, adapter: &str) -> Result<Vec<u8>, String> {
+        let public = adapter == crate::open311::SOURCE;
+        let settings = self.cfg.commune(tenant).filter(|_| !public);
         let allowed = settings
             .map(|c| c.attachment_hosts.as_slice())
             .unwrap_or_default();

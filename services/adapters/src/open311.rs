@@ -191,8 +191,14 @@ impl Open311 {
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
+        let id = report_id(client, &form);
         let party = pb::Party {
-            name,
+            // An anonymous report: a record of its own.
+            name: if name.is_empty() && get("email").is_none() && get("phone").is_none() {
+                format!("Auteur anonyme du signalement {id}")
+            } else {
+                name
+            },
             email: get("email")
                 .map(|m| normalize_email(&m).unwrap_or(m))
                 .unwrap_or_default(),
@@ -201,7 +207,6 @@ impl Open311 {
                 .unwrap_or_default(),
             ..Default::default()
         };
-        let id = report_id(client, &form);
         let mut fields = Vec::new();
         for (label, value) in [
             ("Application", Some(client.to_string())),

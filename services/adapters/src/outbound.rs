@@ -413,13 +413,11 @@ impl Providers {
                 None => failed(true, "aucun relais SMTP n'est configuré pour cette commune"),
             },
             // The last word before an SMS leaves: a number that answered STOP gets none.
-            Channel::Sms
-                if !app
-                    .sms_allowed(System::Sender, &a.tenant, &a.recipient)
-                    .unwrap_or(false) =>
-            {
-                failed(true, "le numéro a répondu STOP aux SMS de la mairie")
-            }
+            Channel::Sms => match app.sms_allowed(System::Sender, &a.tenant, &a.recipient) {
+                Ok(true) => self.send_short(a).await,
+                Ok(false) => failed(true, "le numéro a répondu STOP aux SMS de la mairie"),
+                Err(e) => failed(false, format!("liste des STOP illisible : {e}")),
+            },
             // A portal message is the answer itself, kept in the hub for the citizen's account.
             Channel::WebForm => Delivery::Sent {
                 message_id: format!("portail-{}", a.answer_event_id),

@@ -61,7 +61,8 @@ impl Ovh {
             "sender": s.sender,
             "senderForResponse": false,
             "validityPeriod": 2880,
-            "tag": contacthub_core::limits::clip(&a.answer_event_id, 20),
+            // OVH takes 20 characters at most.
+            "tag": a.answer_event_id.chars().take(20).collect::<String>(),
         })
         .to_string();
         let sent = self

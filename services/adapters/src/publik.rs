@@ -35,6 +35,10 @@ pub fn check_signed_query(
     let Some((unsigned, signature)) = query.rsplit_once("&signature=") else {
         return Err("no signature in the URL".into());
     };
+    // The signature ends the URL: nothing unsigned after it.
+    if signature.contains('&') {
+        return Err("parameters after the signature".into());
+    }
     let mut algo = None;
     let mut timestamp = None;
     let mut nonce = None;
@@ -184,6 +188,9 @@ impl Publik {
             Ok(f) => f,
             Err(e) => return reject(format!("not w.c.s. form data: {e}")),
         };
+        if f.url.trim().chars().count() > 200 {
+            return reject("url is over 200 characters".into());
+        }
         let Some(slug) = slug_of(&f.url) else {
             return reject(format!(
                 "url {:?} is not a form's address (https://…/<form>/<number>/)",
@@ -308,7 +315,7 @@ impl Publik {
                 value: id.clone(),
             });
         }
-        let party = pb::Party {
+        let mut party = pb::Party {
             name: user.name.clone().unwrap_or_default().trim().to_string(),
             email: user.email.as_deref().map_or_else(String::new, |m| {
                 normalize_email(m).unwrap_or_else(|| m.to_string())
@@ -316,6 +323,10 @@ impl Publik {
             phone,
             ..Default::default()
         };
+        // An anonymous form (no account, nothing to answer to): a record of its own.
+        if party.name.is_empty() && party.email.is_empty() && party.phone.is_empty() {
+            party.name = format!("Déposant anonyme du formulaire {display_id}");
+        }
         let submission = format!(
             "{slug}/{display_id}/{status_id}/{}",
             updated.as_deref().unwrap_or_default().trim()
@@ -324,7 +335,7 @@ impl Publik {
             form_slug: slug.clone(),
             submission_id: clip(&submission, 128),
             signed_in: false,
-            thread_id: clip(&format!("publik:{}", f.url.trim()), 200),
+            thread_id: format!("publik:{}", f.url.trim()),
         });
         let mut event = contact(
             &tenant.code,

@@ -114,7 +114,7 @@ impl App {
     ) -> Result<Option<Request>> {
         actor.allowed(&[crate::auth::System::Adapters], "read files' requests")?;
         self.tenant(tenant)?;
-        match self.store.request_by_thread(tenant, thread)? {
+        match self.store.request_of_file(tenant, thread)? {
             Some(reference) => Ok(self.store.request(tenant, &reference)?),
             None => Ok(None),
         }

@@ -788,6 +788,7 @@ pub fn check_limits(event: &Event) -> Result<(), Invalid> {
         Some(Payload::WebForm(w)) => {
             chars("form_slug", &w.form_slug, limits::LABEL_CHARS)?;
             chars("submission_id", &w.submission_id, limits::ID_CHARS)?;
+            chars("thread_id", &w.thread_id, limits::ID_CHARS)?;
         }
         Some(Payload::Sms(m)) => {
             chars("message_sid", &m.message_sid, limits::ID_CHARS)?;

@@ -48,6 +48,7 @@
 //! | `au/`  | tenant `\0` citizen `\0` start (i64 BE µs) `\0` appointment id | empty: a person's appointments |
 //! | `ad/`  | tenant `\0` start (i64 BE µs) `\0` appointment id | empty: the commune's agenda |
 //! | `rp/`  | tenant `\0` citizen `\0` reference  | empty: the requests a citizen asked |
+//! | `pf/`  | tenant `\0` file (`WebForm.thread_id`) | the reference of the request a portal's file opened |
 //! | `sx/`  | tenant `\0` phone (E.164)          | time (i64 BE µs) the number answered STOP |
 //! | `nt/`  | tenant `\0` notice event id        | `Notice`: a notice and what became of it |
 //! | `nq/`  | due (i64 BE µs), tenant `\0` notice event id | empty: notices to send, by when |
@@ -62,7 +63,7 @@ pub const CHECKPOINT: &[u8] = b"ck/";
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 14;
+pub const FORMAT: u32 = 15;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
 pub const DEAD_LETTER: &[u8] = b"dl/";
@@ -361,6 +362,12 @@ pub fn contact_requests_prefix(tenant: &str, contact_id: &str) -> Vec<u8> {
     let mut k = key(b"rc/", &[tenant.as_bytes(), contact_id.as_bytes()]);
     k.push(0);
     k
+}
+
+/// The request a portal's file opened (`WebForm.thread_id`): written only by that file's
+/// first contact, apart from e-mail threads (`rt/`), which a sender chooses.
+pub fn portal_file(tenant: &str, thread_id: &str) -> Vec<u8> {
+    key(b"pf/", &[tenant.as_bytes(), thread_id.as_bytes()])
 }
 
 pub fn request_thread(tenant: &str, thread_id: &str) -> Vec<u8> {

@@ -81,14 +81,21 @@ pub enum SmsKeyword {
     Start,
 }
 
-/// The keyword a short SMS is (« STOP », « stop sms », « Arrêt », « START »), if it is one.
+/// The keyword a short SMS is (« STOP », « stop sms », « Arrêt SMS », « START »), if it is
+/// one: the keyword, then at most « sms », « mairie », « svp », « merci » — « Arrêt de bus »
+/// or « Stop les travaux » are messages, not keywords.
 pub fn sms_keyword(text: &str) -> Option<SmsKeyword> {
     let folded = crate::identity::fold_name(text);
     let words: Vec<&str> = folded.split_whitespace().collect();
-    if words.is_empty() || words.len() > 3 {
+    let (first, rest) = words.split_first()?;
+    if rest.len() > 2
+        || !rest
+            .iter()
+            .all(|w| matches!(*w, "sms" | "mairie" | "svp" | "merci"))
+    {
         return None;
     }
-    match words[0] {
+    match *first {
         "stop" | "arret" | "desabonnement" | "desinscription" => Some(SmsKeyword::Stop),
         "start" | "reprise" => Some(SmsKeyword::Start),
         _ => None,
@@ -117,7 +124,14 @@ mod tests {
 
     #[test]
     fn stop_is_read_as_people_write_it() {
-        for stop in ["STOP", "stop", " Stop SMS ", "Arrêt", "STOP MAIRIE GIVORS"] {
+        for stop in [
+            "STOP",
+            "stop",
+            " Stop SMS ",
+            "Arrêt",
+            "STOP MAIRIE",
+            "stop merci",
+        ] {
             assert_eq!(sms_keyword(stop), Some(SmsKeyword::Stop), "{stop}");
         }
         assert_eq!(sms_keyword("START"), Some(SmsKeyword::Start));
@@ -126,6 +140,8 @@ mod tests {
             "Stop au bruit dans ma rue la nuit",
             "Bonjour",
             "stopper",
+            "Arrêt de bus",
+            "Stop les travaux",
         ] {
             assert_eq!(sms_keyword(not), None, "{not}");
         }

@@ -396,17 +396,17 @@ impl Store {
         self.get_msg(&keys::request(tenant, reference))
     }
 
-    /// The reference of the request an opening event opened.
-    /// The request a thread (an e-mail thread, a portal's file) belongs to.
-    pub fn request_by_thread(&self, tenant: &str, thread: &str) -> Result<Option<String>> {
+    /// The request a portal's file (`WebForm.thread_id`) opened.
+    pub fn request_of_file(&self, tenant: &str, thread: &str) -> Result<Option<String>> {
         Ok(self
             .db()?
             .tree
-            .get(keys::request_thread(tenant, thread))
+            .get(keys::portal_file(tenant, thread))
             .map_err(self.err())?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// The reference of the request an opening event opened.
     pub fn request_by_event(&self, tenant: &str, event_id: &str) -> Result<Option<String>> {
         Ok(self
             .db()?

@@ -495,11 +495,12 @@ fn project(
                     request = Some(reference);
                 }
             }
-            // A portal's file is a request: its first submission opens it.
+            // A portal's file is a request: its first submission opens it, the next join it
+            // (an erased person's too: the numbering stays whatever is erased).
             if let Payload::WebForm(w) = v.payload {
-                if !w.thread_id.is_empty() && request.is_none() && !erased {
+                if !w.thread_id.is_empty() {
                     let who = citizen.as_deref().unwrap_or("");
-                    request = Some(requests::open_for_file(kv, tenants, v, &w.thread_id, who)?);
+                    request = Some(requests::follow_file(kv, tenants, v, &w.thread_id, who)?);
                 }
             }
             // The citizens it is also about (a child, a relative) that exist here.

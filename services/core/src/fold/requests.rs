@@ -194,14 +194,14 @@ pub(crate) fn auto_link(kv: &mut impl Kv, tenants: &Tenants, v: &Valid) -> Resul
     let quoted = personal.and_then(|p| {
         quoted_reference(&p.subject, prefix).or_else(|| quoted_reference(&p.text, prefix))
     });
+    // A portal's file is its own request ([`follow_file`]): nothing it says links it elsewhere.
+    if matches!(v.payload, Payload::WebForm(w) if !w.thread_id.is_empty()) {
+        return Ok(None);
+    }
     let threaded = match v.payload {
-        Payload::Email(pb::Email { thread_id, .. })
-        | Payload::WebForm(pb::WebForm { thread_id, .. })
-            if !thread_id.is_empty() =>
-        {
-            kv.get(&keys::request_thread(tenant, thread_id))?
-                .map(|r| String::from_utf8_lossy(&r).into_owned())
-        }
+        Payload::Email(m) if !m.thread_id.is_empty() => kv
+            .get(&keys::request_thread(tenant, &m.thread_id))?
+            .map(|r| String::from_utf8_lossy(&r).into_owned()),
         _ => None,
     };
     // A person signed in to the citizens' space wrote it for one of their requests (the
@@ -489,18 +489,41 @@ fn opened_by(v: &Valid, service: &str, citizen: &str, channel: pb::Channel, chro
     }
 }
 
-/// The first submission of a portal's file is a request: opened by it, owned by the service
-/// of its category, its later submissions joining it (see `WebForm.thread_id`).
-pub(crate) fn open_for_file(
+/// A portal's file is a request: its first submission opens it (owned by the service of its
+/// category), the next ones — its status changes — join it, closed or not, and give it its
+/// requester if it had none (see `WebForm.thread_id`). Its reference.
+pub(crate) fn follow_file(
     kv: &mut impl Kv,
     tenants: &Tenants,
     v: &Valid,
     thread_id: &str,
     citizen: &str,
 ) -> Result<String> {
+    let e = v.event;
+    let file = keys::portal_file(&e.tenant, thread_id);
+    if let Some(reference) = kv.get(&file)? {
+        let reference = String::from_utf8_lossy(&reference).into_owned();
+        if let Some(mut r) = get_msg::<Request>(kv, &keys::request(&e.tenant, &reference))? {
+            if !r.contacts.contains(&e.event_id) {
+                r.contacts.push(e.event_id.clone());
+            }
+            if r.requesters.is_empty() && !citizen.is_empty() {
+                r.requesters.push(citizen.to_string());
+            }
+            step(
+                &mut r,
+                e,
+                "linked",
+                "suite du dossier".into(),
+                v.occurred_us,
+            );
+            put(kv, &r)?;
+            return Ok(reference);
+        }
+    }
     let service = tenants
-        .get(&v.event.tenant)
-        .and_then(|t| t.service_of_category(v.event.category))
+        .get(&e.tenant)
+        .and_then(|t| t.service_of_category(e.category))
         .map(|s| s.code.clone())
         .unwrap_or_default();
     let r = create(
@@ -509,10 +532,7 @@ pub(crate) fn open_for_file(
         v,
         opened_by(v, &service, citizen, pb::Channel::WebForm, ""),
     )?;
-    kv.put(
-        keys::request_thread(&v.event.tenant, thread_id),
-        r.reference.as_bytes().to_vec(),
-    );
+    kv.put(file, r.reference.as_bytes().to_vec());
     Ok(r.reference)
 }
 

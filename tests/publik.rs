@@ -194,3 +194,51 @@ async fn publik(backend: Backend) {
 }
 
 on_every_backend!(publik);
+
+/// The desk's « Exploitation » shows an ops agent the connectors (Publik for Givors, with
+/// what it took and refused); an agent without ops rights is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_page_shows_the_connectors() {
+    use contacthub_app::auth::{token_hash, Access};
+    let access = Access::from_toml(&format!(
+        "[[agent]]\nid='ops-1'\ntoken_sha256='{}'\ntenants=['69091']\nops=true\n\
+         [[agent]]\nid='accueil-1'\ntoken_sha256='{}'\ntenants=['69091']\n",
+        token_hash("ops"),
+        token_hash("accueil"),
+    ))
+    .unwrap();
+    let mut hub = TestHub::start_with_access(&Backend::Embedded, access).await;
+    let url = hub
+        .start_adapters(&format!(
+            "[[commune]]\ncode = \"69091\"\n[commune.publik]\norig = \"{ORIG}\"\nkey = \"{KEY}\"\n"
+        ))
+        .await;
+    let body = serde_json::to_vec(&form(("new", "Nouveau"), "2026-12-03T10:14:03+01:00")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{url}/v1/69091/publik?{}",
+            signed(KEY, chrono::Utc::now(), "ops-1")
+        ))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ops = WebAgent::sign_in(&hub.web, "ops").await;
+    let (status, page) = ops.get("/exploitation").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<th scope=\"row\">publik</th><td>Givors</td><td>1</td><td>0</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"/exploitation\""),
+        "the ops agent's navigation"
+    );
+    let accueil = WebAgent::sign_in(&hub.web, "accueil").await;
+    let (status, _) = accueil.get("/exploitation").await;
+    assert_eq!(status, 403);
+    let (_, home) = accueil.get("/citoyens").await;
+    assert!(!home.contains("href=\"/exploitation\""));
+    hub.stop().await;
+}

@@ -11,7 +11,7 @@
 //! or a token, signing out); [`pages`]
 //! (citizens, contacts, visits, requests, worklists, dashboard); [`mailroom`] (letters, scans,
 //! receipts, documents); [`records`] (à rattacher, duplicates, merges); [`catalogue`] (the
-//! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`permanence`] (an élu's
+//! catalogue of validated answers); [`hours`] (opening hours and closed days); [`journal`] (the DPO's read trail); [`operation`] (the hub's operation and its connectors, for ops agents); [`permanence`] (an élu's
 //! permanence, offline-tolerant); [`portal`] (the citizens' space, on its own port); [`view`] (what templates show: French labels, Paris
 //! times, icons); [`chart`] (the dashboard's bars, computed as numbers for an SVG template).
 
@@ -27,6 +27,7 @@ pub mod hours;
 pub mod journal;
 pub mod line;
 pub mod mailroom;
+pub mod operation;
 pub mod pages;
 pub mod permanence;
 pub mod portal;
@@ -377,6 +378,7 @@ pub fn router(state: State) -> Router {
         .route("/rendez-vous", get(agenda::agenda).post(agenda::book))
         .route("/rendez-vous/annulation", post(agenda::cancel))
         .route("/rendez-vous/presence", post(agenda::attendance))
+        .route("/exploitation", get(operation::page))
         .route("/telephone", get(calls::phone))
         .route("/telephone/{tenant}/flux", get(calls::live))
         .route(

@@ -22,6 +22,7 @@ pub(crate) fn chrome(c: &Caller, desk: &State, section: &'static str) -> Chrome 
         elu: c.is_elu(),
         dpo: c.session.agent.as_ref().is_some_and(Agent::is_dpo),
         borne: c.session.agent.as_ref().is_some_and(Agent::is_borne),
+        ops: desk.app.access().ops_for(c.session.credential()).is_ok(),
         section,
     }
 }

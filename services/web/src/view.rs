@@ -18,6 +18,8 @@ pub struct Chrome {
     pub dpo: bool,
     /// A device of the accueil's hall: the waiting line only.
     pub borne: bool,
+    /// May read the hub's operation (`/exploitation`): an ops agent, or anyone on an open hub.
+    pub ops: bool,
     /// The section of the navigation the page belongs to.
     pub section: &'static str,
 }

@@ -1,0 +1,127 @@
+//! Connector benchmark printing figures (release: `cargo bench -p contacthub-tests --bench
+//! connectors`): a Publik portal's webhook (a signed « appel de webservice » with a form's
+//! data) and an Open311 street report, each posted over HTTP on loopback by one client with one
+//! call in flight, until the hub answers — by then the contact is on the log, projected, and
+//! its request opened and visible on the desk. p50 / p99, with `/healthz` (no application
+//! call) as the anchor of the same run; embedded log.
+
+use contacthub_app::auth::token_hash;
+use contacthub_tests::*;
+use hmac::{Hmac, Mac};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "cle-partagee-publik-givors-0123";
+const N: usize = 400;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0).replace('.', ",")
+}
+
+fn signed(nonce: usize) -> String {
+    let unsigned = format!(
+        "algo=sha256&timestamp={}&nonce=n{nonce}&orig=publik-givors",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(unsigned.as_bytes());
+    let sig = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mac.finalize().into_bytes(),
+    );
+    let quoted: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+    format!("{unsigned}&signature={quoted}")
+}
+
+#[tokio::main]
+async fn main() {
+    let mut hub = TestHub::start(&Backend::Embedded).await;
+    let url = hub
+        .start_adapters(&format!(
+            "[[commune]]\ncode = \"69091\"\n[commune.publik]\norig = \"publik-givors\"\nkey = \"{KEY}\"\n[[commune.open311]]\nname = \"Bench\"\napi_key_sha256 = \"{}\"\n",
+            token_hash("cle-bench")
+        ))
+        .await;
+    let http = reqwest::Client::new();
+    for _ in 0..50 {
+        http.get(format!("{url}/healthz")).send().await.unwrap();
+    }
+    let mut anchor = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+        anchor.push(t.elapsed());
+    }
+    let mut publik = Vec::with_capacity(N);
+    for i in 0..N {
+        let body = serde_json::json!({
+            "url": format!("https://demarches.ville-givors.fr/signalement-voirie/{i}/"),
+            "display_id": format!("15-{i}"),
+            "display_name": format!("Signalement voirie - n°15-{i}"),
+            "last_update_time": "2026-12-03T10:14:03+01:00",
+            "user": {"name": format!("Personne {i}"), "email": format!("p{i}@example.org")},
+            "fields": {"description": "Nid de poule", "adresse": "12 rue Émile Zola"},
+            "workflow": {"status": {"id": "new", "name": "Nouveau"}}
+        });
+        let t = Instant::now();
+        let r = http
+            .post(format!("{url}/v1/69091/publik?{}", signed(i)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.unwrap();
+        publik.push(t.elapsed());
+    }
+    let mut open311 = Vec::with_capacity(N);
+    for i in 0..N {
+        let form = [
+            ("api_key", "cle-bench".to_string()),
+            ("service_code", "services-techniques".to_string()),
+            ("address_string", format!("{i} avenue Jean Jaurès")),
+            ("description", "Dépôt sauvage".to_string()),
+            ("email", format!("q{i}@example.org")),
+        ];
+        let t = Instant::now();
+        let r = http
+            .post(format!("{url}/open311/v2/69091/requests.json"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.unwrap();
+        open311.push(t.elapsed());
+    }
+    // Every form opened its request, visible now.
+    let opened = hub
+        .store
+        .requests(GIVORS)
+        .unwrap()
+        .iter()
+        .filter(|r| r.channel == contacthub_core::pb::Channel::WebForm as i32)
+        .count();
+    assert_eq!(opened, 2 * N);
+    println!(
+        "connectors, one client, one call in flight, {N} calls each, embedded log (p50 / p99):"
+    );
+    for (what, mut d) in [
+        ("/healthz (anchor, no application call)", anchor),
+        ("Publik webhook → request visible", publik),
+        ("Open311 report → request visible", open311),
+    ] {
+        d.sort();
+        println!(
+            "  {what:<40} {} / {}",
+            ms(percentile(&d, 0.5)),
+            ms(percentile(&d, 0.99))
+        );
+    }
+    hub.stop().await;
+}

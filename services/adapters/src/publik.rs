@@ -121,6 +121,9 @@ struct FormData {
     fields: serde_json::Map<String, Value>,
     #[serde(default)]
     workflow: Option<Workflow>,
+    /// Where the form points on its map (`{"base": {"lat": …, "lon": …}}`).
+    #[serde(default)]
+    geolocations: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,6 +312,21 @@ impl Publik {
                 value: status_name.clone(),
             });
         }
+        // The place its map points at (a street report): kept with the form.
+        if let Some(Value::Object(at)) = f.geolocations.get("base") {
+            for (key, label) in [("lat", "Latitude"), ("lon", "Longitude")] {
+                if let Some(x) = at
+                    .get(key)
+                    .and_then(Value::as_f64)
+                    .filter(|x| x.is_finite())
+                {
+                    fields.push(pb::Field {
+                        name: label.into(),
+                        value: format!("{x:.6}"),
+                    });
+                }
+            }
+        }
         if let Some(id) = user.name_ids.first() {
             fields.push(pb::Field {
                 name: "Identifiant Publik (NameID)".into(),
@@ -430,7 +448,8 @@ mod tests {
             "last_update_time": "2026-12-03T10:14:03+01:00",
             "user": {"name": "Marie Durand", "email": "Marie.Durand@Example.org", "NameID": ["a1b2"]},
             "fields": {"telephone": "06 12 34 56 78", "description": "Nid de poule", "photo": {"filename": "trou.jpg", "content_type": "image/jpeg", "content": "aGVsbG8="}},
-            "workflow": {"status": {"id": "new", "name": "Nouveau"}}
+            "workflow": {"status": {"id": "new", "name": "Nouveau"}},
+            "geolocations": {"base": {"lat": 45.5906, "lon": 4.7713}}
         });
         let bytes = serde_json::to_vec(&body).unwrap();
         let items = p.parse(&Input {
@@ -455,6 +474,10 @@ mod tests {
         assert_eq!(party.email, "marie.durand@example.org");
         assert_eq!(party.phone, "+33612345678");
         assert_eq!(c.blobs.len(), 1);
+        let fields = &c.event.personal.as_ref().unwrap().fields;
+        assert!(fields
+            .iter()
+            .any(|f| f.name == "Latitude" && f.value == "45.590600"));
         // Not a form's address: refused with the reason.
         let bad =
             serde_json::to_vec(&serde_json::json!({"url": "https://x.fr/", "display_id": "1"}))

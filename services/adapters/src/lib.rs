@@ -264,6 +264,27 @@ impl Channels {
     }
 }
 
+/// Where a document a sender gave comes from: its bytes in base64 (whitespace ignored), or an
+/// http(s) URL to fetch — exactly one of them —, or what is wrong (« is not valid base64 … »,
+/// to follow the document's name).
+pub(crate) fn blob_source(base64: Option<&str>, url: Option<&str>) -> Result<BlobSource, String> {
+    use base64::Engine;
+    match (base64, url) {
+        (Some(b), None) => {
+            let cleaned: String = b.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned)
+                .map(BlobSource::Bytes)
+                .map_err(|e| format!("is not valid base64: {e}"))
+        }
+        (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+            Ok(BlobSource::Url(u.to_string()))
+        }
+        (None, Some(u)) => Err(format!("has url {:?}, not an http(s) URL", clip(u, 60))),
+        _ => Err("needs exactly one of base64 and url".into()),
+    }
+}
+
 /// Up to `max` characters of `s`, for messages.
 pub(crate) fn clip(s: &str, max: usize) -> String {
     contacthub_core::limits::clip(s, max)

@@ -6,7 +6,7 @@
 //! nothing personal. Pure: the report is read by [`Open311`]'s `parse`; the answers are
 //! shaped by [`service_list`] and [`request_status`].
 
-use crate::{clip, Adapter, Blob, BlobSource, Input, Item};
+use crate::{clip, Adapter, Blob, Input, Item};
 use contacthub_core::event::contact;
 use contacthub_core::identity::{normalize_email, normalize_phone};
 use contacthub_core::pb::{self, event::Payload, Category};
@@ -223,16 +223,14 @@ impl Open311 {
         }
         let mut blobs = Vec::new();
         if let Some(url) = get("media_url") {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return reject(format!(
-                    "media_url {:?} is not an http(s) URL",
-                    clip(&url, 60)
-                ));
-            }
+            let source = match crate::blob_source(None, Some(&url)) {
+                Ok(source) => source,
+                Err(why) => return reject(format!("media_url {why}")),
+            };
             blobs.push(Blob {
                 name: "photo".into(),
                 media_type: String::new(),
-                source: BlobSource::Url(url),
+                source,
             });
         }
         let payload = Payload::WebForm(pb::WebForm {

@@ -248,33 +248,16 @@ impl Publik {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string();
-                    let source = match (
-                        o.get("content").and_then(Value::as_str),
-                        o.get("url").and_then(Value::as_str),
-                    ) {
-                        (Some(b64), _) => {
-                            let cleaned: String =
-                                b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                            match base64::engine::general_purpose::STANDARD.decode(cleaned) {
-                                Ok(bytes) => BlobSource::Bytes(bytes),
-                                Err(e) => {
-                                    return reject(format!(
-                                        "field {:?}: its file is not valid base64: {e}",
-                                        clip(name, 40)
-                                    ))
-                                }
-                            }
-                        }
-                        (None, Some(u))
-                            if u.starts_with("https://") || u.starts_with("http://") =>
-                        {
-                            BlobSource::Url(u.to_string())
-                        }
-                        _ => {
-                            return reject(format!(
-                                "field {:?}: a file needs its content or an http(s) url",
-                                clip(name, 40)
-                            ))
+                    // Its content when given, else where to fetch it.
+                    let content = o.get("content").and_then(Value::as_str);
+                    let url = o
+                        .get("url")
+                        .and_then(Value::as_str)
+                        .filter(|_| content.is_none());
+                    let source = match crate::blob_source(content, url) {
+                        Ok(source) => source,
+                        Err(why) => {
+                            return reject(format!("field {:?}: its file {why}", clip(name, 40)))
                         }
                     };
                     blobs.push(Blob {

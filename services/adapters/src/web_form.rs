@@ -5,7 +5,6 @@
 
 use crate::config::AdaptersConfig;
 use crate::{clip, Adapter, Blob, BlobSource, Input, Item};
-use base64::Engine;
 use contacthub_core::event::contact;
 use contacthub_core::identity::{normalize_email, normalize_phone};
 use contacthub_core::limits;
@@ -174,34 +173,11 @@ impl WebForm {
                 .filename
                 .clone()
                 .unwrap_or_else(|| format!("piece-{}", i + 1));
-            let source = match (&a.base64, &a.url) {
-                (Some(b), None) => {
-                    let cleaned: String = b.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                    match base64::engine::general_purpose::STANDARD.decode(cleaned) {
-                        Ok(bytes) => BlobSource::Bytes(bytes),
-                        Err(e) => {
-                            return reject(format!(
-                                "attachment {} ({:?}) is not valid base64: {e}",
-                                i + 1,
-                                clip(&name, 40)
-                            ))
-                        }
-                    }
-                }
-                (None, Some(u)) if u.starts_with("https://") || u.starts_with("http://") => {
-                    BlobSource::Url(u.clone())
-                }
-                (None, Some(u)) => {
+            let source = match crate::blob_source(a.base64.as_deref(), a.url.as_deref()) {
+                Ok(source) => source,
+                Err(why) => {
                     return reject(format!(
-                        "attachment {} ({:?}) has url {:?}, not an http(s) URL",
-                        i + 1,
-                        clip(&name, 40),
-                        clip(u, 60)
-                    ))
-                }
-                _ => {
-                    return reject(format!(
-                        "attachment {} ({:?}) needs exactly one of base64 and url",
+                        "attachment {} ({:?}) {why}",
                         i + 1,
                         clip(&name, 40)
                     ))

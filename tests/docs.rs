@@ -299,3 +299,32 @@ fn the_appointment_table_of_the_operations_doc_is_what_the_communes_file_takes()
         .expect("the doc's kind");
     assert_eq!((kind.minutes, kind.desks, kind.horizon_days), (20, 2, 28));
 }
+
+/// The configuration docs/adapters.md shows is one the hub takes, its placeholders (`…`)
+/// filled in: every key it names exists and every value is of the right kind.
+#[test]
+fn the_adapters_configuration_of_the_doc_is_valid() {
+    let text = doc("adapters.md");
+    let block = text
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the doc shows adapters.toml");
+    let filled: String = block
+        .lines()
+        .map(|l| match (l.find('"'), l.find('…')) {
+            (Some(open), Some(dots)) if dots > open => {
+                let close = open + 1 + l[open + 1..].find('"').unwrap();
+                format!("{}\"{}\"{}", &l[..open], "a".repeat(64), &l[close + 1..])
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let tenants = contacthub_core::tenant::Tenants::builtin();
+    let cfg = contacthub_adapters::config::AdaptersConfig::from_toml(&filled, &tenants)
+        .unwrap_or_else(|e| panic!("{e}\n{filled}"));
+    let givors = cfg.commune("69091").unwrap();
+    assert_eq!(givors.demarches_simplifiees[0].demarche, 4321);
+    assert!(givors.publik.is_some() && givors.ovh_sms.is_some());
+}

@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod citizens;
 mod courrier;
+mod demarches;
 mod docs;
 mod durability;
 mod erasure;

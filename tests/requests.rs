@@ -564,10 +564,12 @@ async fn the_demo_has_requests_in_every_state() {
             .unwrap_or_else(|| panic!("{shown}"));
         assert_eq!(members.split(',').count(), 3, "{shown}");
         // A form of the commune's Publik portal (submitted, then taken in hand: one request,
-        // two contacts) and a street report from an Open311 application.
+        // two contacts), a street report from an Open311 application and a dossier of
+        // démarches-simplifiées.
         for subject in [
             "Signalement voirie - n°12-",
             "Signalement : services techniques",
+            "Déclaration préalable de travaux — dossier n° 2",
         ] {
             let line = all
                 .lines()

@@ -14,7 +14,8 @@ pub fn channels() -> &'static Channels {
         let cfg = AdaptersConfig::from_toml(
             "[[commune]]\ncode = \"69091\"\naccueil_extensions = [\"9\"]\n\
              addresses = [\"mairie@ville-givors.fr\", \"@givors.fr\"]\n\
-             [commune.forms]\n\"permis-de-louer\" = \"urbanisme\"\n",
+             [commune.forms]\n\"permis-de-louer\" = \"urbanisme\"\n\
+             [[commune.demarches_simplifiees]]\ndemarche = 4321\ntoken = \"t\"\ncategory = \"urbanisme\"\n",
             &tenants,
         )
         .expect("the fuzzing configuration is valid");

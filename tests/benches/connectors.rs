@@ -1,8 +1,10 @@
 //! Connector benchmark printing figures (release: `cargo bench -p contacthub-tests --bench
 //! connectors`): a Publik portal's webhook (a signed « appel de webservice » with a form's
-//! data) and an Open311 street report, each posted over HTTP on loopback by one client with one
-//! call in flight, until the hub answers — by then the contact is on the log, projected, and
-//! its request opened and visible on the desk. p50 / p99, with `/healthz` (no application
+//! data), an Open311 street report and démarches-simplifiées's webhook (the hub then fetches
+//! the dossier from a local server speaking the platform's GraphQL API, its pièce jointe
+//! included), each posted over HTTP on loopback by one client with one call in flight, until
+//! the hub answers — by then the contact is on the log, projected, and its request opened and
+//! visible on the desk. p50 / p99, with `/healthz` (no application
 //! call) as the anchor of the same run; embedded log.
 
 use contacthub_app::auth::token_hash;
@@ -39,12 +41,31 @@ fn signed(nonce: usize) -> String {
 #[tokio::main]
 async fn main() {
     let mut hub = TestHub::start(&Backend::Embedded).await;
+    let ds = contacthub_tests::ds::Ds::start().await;
     let url = hub
         .start_adapters(&format!(
-            "[[commune]]\ncode = \"69091\"\n[commune.publik]\norig = \"publik-givors\"\nkey = \"{KEY}\"\n[[commune.open311]]\nname = \"Bench\"\napi_key_sha256 = \"{}\"\n",
-            token_hash("cle-bench")
+            "[[commune]]\ncode = \"69091\"\nattachment_private_networks = true\n[commune.publik]\norig = \"publik-givors\"\nkey = \"{KEY}\"\n[[commune.open311]]\nname = \"Bench\"\napi_key_sha256 = \"{}\"\n[[commune.demarches_simplifiees]]\ndemarche = 4321\ntoken = \"{}\"\ncategory = \"urbanisme\"\napi_url = \"{}\"\n",
+            token_hash("cle-bench"),
+            contacthub_tests::ds::TOKEN,
+            ds.api()
         ))
         .await;
+    let plan = ds.file("plan.pdf", b"%PDF-1.4\n% plan\n%%EOF\n");
+    for i in 0..N {
+        ds.put(serde_json::json!({
+            "number": 1000 + i, "state": "en_construction",
+            "dateDepot": "2026-12-03T10:00:00+01:00",
+            "dateDerniereModification": "2026-12-03T10:00:00+01:00",
+            "demarche": {"number": 4321, "title": "Déclaration préalable de travaux"},
+            "usager": {"email": format!("d{i}@example.org")},
+            "demandeur": {"__typename": "PersonnePhysique", "nom": "Durand", "prenom": format!("Marie{i}")},
+            "champs": [
+                {"label": "Adresse des travaux", "stringValue": "12 rue Roger Salengro"},
+                {"label": "Plan", "stringValue": "plan.pdf", "files": [{"filename": "plan.pdf", "contentType": "application/pdf", "checksum": "c2hh", "url": plan}]}
+            ],
+            "messages": []
+        }));
+    }
     let http = reqwest::Client::new();
     for _ in 0..50 {
         http.get(format!("{url}/healthz")).send().await.unwrap();
@@ -99,6 +120,23 @@ async fn main() {
         r.bytes().await.unwrap();
         open311.push(t.elapsed());
     }
+    let mut demarches = Vec::with_capacity(N);
+    for i in 0..N {
+        let t = Instant::now();
+        let r = http
+            .post(format!("{url}/v1/69091/demarches-simplifiees"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "procedure_id=4321&dossier_id={}&state=en_construction",
+                1000 + i
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.unwrap();
+        demarches.push(t.elapsed());
+    }
     // Every form opened its request, visible now.
     let opened = hub
         .store
@@ -107,7 +145,7 @@ async fn main() {
         .iter()
         .filter(|r| r.channel == contacthub_core::pb::Channel::WebForm as i32)
         .count();
-    assert_eq!(opened, 2 * N);
+    assert_eq!(opened, 3 * N);
     println!(
         "connectors, one client, one call in flight, {N} calls each, embedded log (p50 / p99):"
     );
@@ -115,6 +153,7 @@ async fn main() {
         ("/healthz (anchor, no application call)", anchor),
         ("Publik webhook → request visible", publik),
         ("Open311 report → request visible", open311),
+        ("démarches-simplifiées webhook → visible", demarches),
     ] {
         d.sort();
         println!(

@@ -9,6 +9,7 @@
 pub mod ami;
 pub mod canary;
 pub mod crash;
+pub mod ds;
 pub mod gateway;
 pub mod oidc;
 pub mod smtp;
@@ -282,6 +283,16 @@ impl TestHub {
     /// port (returned as a base URL), the CDR drop folder `DATA/cdr-inbox`, the Maildirs of
     /// `adapters_toml`, and the quarantine `DATA/quarantine`.
     pub async fn start_adapters(&mut self, adapters_toml: &str) -> String {
+        self.adapters(adapters_toml, true).await
+    }
+
+    /// Starts the adapters again over the same data folder, as a restarted hub would (the
+    /// sender not again): the endpoints' new URL.
+    pub async fn restart_adapters(&mut self, adapters_toml: &str) -> String {
+        self.adapters(adapters_toml, false).await
+    }
+
+    async fn adapters(&mut self, adapters_toml: &str, sender: bool) -> String {
         let cfg = contacthub_adapters::config::AdaptersConfig::from_toml(
             adapters_toml,
             self.hub.tenants(),
@@ -289,9 +300,11 @@ impl TestHub {
         .expect("valid adapters configuration");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        self.server
-            .start_sender(&cfg)
-            .expect("valid SMTP relays and SMS gateways");
+        if sender {
+            self.server
+                .start_sender(&cfg)
+                .expect("valid SMTP relays and SMS gateways");
+        }
         self.server.start_adapters(
             cfg,
             self.dir.path().to_path_buf(),

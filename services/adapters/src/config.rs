@@ -157,6 +157,34 @@ pub struct CommuneSettings {
     /// its `api_key`.
     #[serde(default)]
     pub open311: Vec<Open311Client>,
+    /// Its démarches on démarches-simplifiées: each dossier is fetched from the platform's
+    /// GraphQL API (on its webhook, or by polling) and becomes a request.
+    #[serde(default)]
+    pub demarches_simplifiees: Vec<DemarcheSettings>,
+}
+
+/// A démarche on démarches-simplifiées (`[[commune.demarches_simplifiees]]`): its number, the
+/// API token of an instructeur of it, the category its dossiers are filed under, and whether
+/// the hub polls for changes besides its webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemarcheSettings {
+    /// The démarche's number (`https://www.demarches-simplifiees.fr/procedures/12345`).
+    pub demarche: u32,
+    /// The API token (« jeton d'API ») of an instructeur of the démarche.
+    pub token: String,
+    /// The category of its dossiers (`etat_civil`, `urbanisme`…).
+    pub category: String,
+    /// The GraphQL endpoint; `https://www.demarches-simplifiees.fr/api/v2/graphql` by default.
+    #[serde(default = "default_ds_api")]
+    pub api_url: String,
+    /// Ask the platform for the dossiers changed since last time every so many seconds
+    /// (for a démarche without a webhook, or as a safety net); not at all when absent.
+    pub poll_seconds: Option<u32>,
+}
+
+fn default_ds_api() -> String {
+    "https://www.demarches-simplifiees.fr/api/v2/graphql".into()
 }
 
 /// A commune's OVHcloud SMS account (`[commune.ovh_sms]`): the API's endpoint, the SMS
@@ -398,6 +426,32 @@ impl AdaptersConfig {
                     )));
                 }
             }
+            for d in &c.demarches_simplifiees {
+                let url_ok = d.api_url.starts_with("https://") || d.api_url.starts_with("http://");
+                if d.demarche == 0
+                    || d.token.trim().is_empty()
+                    || d.token.len() > 500
+                    || !url_ok
+                    || category_named(&d.category).is_none()
+                    || d.poll_seconds.is_some_and(|s| s < 10)
+                {
+                    return Err(Error::Config(format!(
+                        "commune {}: each [[commune.demarches_simplifiees]] needs demarche (its number), token (500 characters at most), a known category (etat_civil, scolaire, urbanisme…), an http(s) api_url and poll_seconds of 10 or more when set; démarche {} does not",
+                        c.code, d.demarche
+                    )));
+                }
+                if c.demarches_simplifiees
+                    .iter()
+                    .filter(|o| o.demarche == d.demarche)
+                    .count()
+                    > 1
+                {
+                    return Err(Error::Config(format!(
+                        "commune {}: démarche {} is configured twice",
+                        c.code, d.demarche
+                    )));
+                }
+            }
             if let Some(p) = &c.publik {
                 if p.orig.trim().is_empty() || p.key.chars().count() < 16 {
                     return Err(Error::Config(format!(
@@ -447,6 +501,14 @@ impl AdaptersConfig {
                     .map(|(_, c)| *c)
             })
             .unwrap_or(Category::Other)
+    }
+
+    /// Démarche `number` of commune `tenant`, when connected.
+    pub fn demarche(&self, tenant: &str, number: u64) -> Option<&DemarcheSettings> {
+        self.commune(tenant)?
+            .demarches_simplifiees
+            .iter()
+            .find(|d| u64::from(d.demarche) == number)
     }
 
     /// Whether `email` (normalised) is one of the commune's own addresses or domains.

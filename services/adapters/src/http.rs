@@ -5,6 +5,7 @@
 //! | `POST /v1/{commune}/sms`      | form-encoded gateway webhook  | empty TwiML `<Response/>`  |
 //! | `POST /v1/{commune}/forms`    | JSON submission               | JSON summary               |
 //! | `POST /v1/{commune}/publik?…` | w.c.s. form data (JSON), URL signed by Publik | JSON summary |
+//! | `POST /v1/{commune}/demarches-simplifiees` | the platform's webhook (`procedure_id`, `dossier_id`); the dossier is fetched from its API | JSON summary |
 //! | `POST /v1/{commune}/email`    | one RFC 5322 message          | JSON summary               |
 //! | `POST /v1/{commune}/phone/cdr`| Asterisk CDR CSV              | JSON summary               |
 //! | `POST /v1/email`, `POST /v1/phone/cdr` | same, commune told from the content | JSON summary |
@@ -46,6 +47,8 @@ pub struct Endpoints {
     pub rate: contacthub_app::throttle::Rate,
     /// Publik nonces seen lately (within the signature tolerance): each is taken once.
     pub nonces: Nonces,
+    /// The client of the platforms the hub fetches from (démarches-simplifiées).
+    pub http: reqwest::Client,
 }
 
 /// Nonces of signed URLs seen within the tolerance window, with when (unix seconds).
@@ -93,6 +96,10 @@ pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
         .route(
             "/v1/{commune}/publik",
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Publik)),
+        )
+        .route(
+            "/v1/{commune}/demarches-simplifiees",
+            post(demarches_webhook),
         )
         .route(
             "/v1/{commune}/email",
@@ -242,6 +249,16 @@ async fn metrics(State(e): State<Arc<Endpoints>>, headers: HeaderMap) -> Respons
         .into_response()
 }
 
+/// `404` when `code` is no commune of the hub's.
+fn unknown_commune(e: &Endpoints, code: &str) -> Option<Response> {
+    e.ingest.app.tenants().get(code).is_none().then(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            format!("unknown commune {:?}", crate::clip(code, 40)),
+        )
+    })
+}
+
 fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
@@ -259,16 +276,85 @@ async fn commune(
     body: Bytes,
     channel: Channel,
 ) -> Response {
-    if e.ingest.app.tenants().get(&code).is_none() {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            format!("unknown commune {:?}", crate::clip(&code, 40)),
-        );
+    if let Some(r) = unknown_commune(&e, &code) {
+        return r;
     }
     if !authorized(&e, Some(&code), channel, &headers, &uri, &body) {
         return unauthorized(Some(&code));
     }
     handle(&e, Some(&code), &headers, &uri, &body, channel).await
+}
+
+/// démarches-simplifiées's webhook: a nudge naming a dossier, trusted for nothing else. The
+/// dossier is fetched from the platform with the démarche's token and taken in; the answer
+/// waits for it (the platform tries again on an error). A token the platform refuses is a
+/// fault of the configuration: the webhook is kept in the quarantine with the reason.
+async fn demarches_webhook(
+    State(e): State<Arc<Endpoints>>,
+    Path(code): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = unknown_commune(&e, &code) {
+        return r;
+    }
+    let hook = match crate::demarches::parse_webhook(&body) {
+        Ok(h) => h,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+    };
+    let Some(settings) = e.ingest.cfg.demarche(&code, hook.demarche) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "démarche {} is not connected for commune {code}",
+                hook.demarche
+            ),
+        );
+    };
+    let followed = crate::demarches_sync::follow(
+        &e.ingest,
+        &e.channels.demarches,
+        &e.http,
+        &code,
+        settings,
+        hook.dossier,
+    )
+    .await;
+    match followed {
+        Ok(summary) => respond(Channel::Forms, &summary),
+        Err(crate::demarches_sync::Failed::Api(crate::demarches::ApiError::Token(why))) => {
+            let reason = format!(
+                "the token of démarche {} was refused by démarches-simplifiées: {why}",
+                hook.demarche
+            );
+            let kept = e.ingest.quarantine.put(
+                crate::demarches::SOURCE,
+                uri.path(),
+                &body,
+                &[crate::Rejected {
+                    locator: format!("dossier {}", hook.dossier),
+                    reason: reason.clone(),
+                    detail: None,
+                    tenant: Some(code.clone()),
+                    raw: body.to_vec(),
+                }],
+                e.ingest.app.now(),
+            );
+            if let Err(err) = kept {
+                tracing::error!(error = %err, "a webhook not kept in the quarantine");
+            }
+            refuse(StatusCode::BAD_GATEWAY, reason)
+        }
+        Err(err) => {
+            let mut r = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not recorded, try again: {err}"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            r
+        }
+    }
 }
 
 /// The SMS gateway's delivery report (status callback) of an answer sent by SMS: `failed` or
@@ -281,11 +367,8 @@ async fn sms_status(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if e.ingest.app.tenants().get(&code).is_none() {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            format!("unknown commune {:?}", crate::clip(&code, 40)),
-        );
+    if let Some(r) = unknown_commune(&e, &code) {
+        return r;
     }
     // Only the gateway (its signature) or ops report deliveries: a commune's portal token
     // cannot mark an answer undelivered.

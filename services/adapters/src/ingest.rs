@@ -96,6 +96,17 @@ impl Ingest {
         }
     }
 
+    /// Tells the hub's connector health how connector `name` of `tenant` fared when nothing
+    /// was read (`why`: what failed, in words for ops).
+    pub(crate) fn connector(&self, name: &str, tenant: &str, why: Option<&str>) {
+        if let Err(e) = self
+            .app
+            .connector_result(System::Adapters, (name, tenant), (0, 0), why)
+        {
+            tracing::warn!(error = %e, "connector health not recorded");
+        }
+    }
+
     /// [`Ingest::run`] for several inputs at once (files of a folder): one append and one
     /// wait for visibility for all of them. One summary per input, in order.
     pub async fn run_batch(

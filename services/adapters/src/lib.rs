@@ -5,7 +5,8 @@
 //! - pure parsers, one module per channel, each implementing [`Adapter`]: [`phone`] (Asterisk
 //!   CDR CSV), [`sms`] (form-encoded SMS gateway webhooks), [`web_form`] (JSON posted by the
 //!   online-procedure portal), [`publik`] (the form data a Publik / w.c.s. portal posts, with
-//!   its signed URLs), [`open311`] (street reports in GeoReport v2), [`email`] (RFC 5322 /
+//!   its signed URLs), [`open311`] (street reports in GeoReport v2), [`demarches`] (a
+//!   dossier of démarches-simplifiées as its GraphQL API gives it), [`email`] (RFC 5322 /
 //!   MIME messages);
 //! - [`config`]: per-commune settings (credentials, mailboxes, form categories, accueil
 //!   extensions), loaded from `adapters.toml`;
@@ -14,7 +15,8 @@
 //!   [`quarantine`]; [`http`] serves the webhooks and upload endpoints; [`inbox`] watches the
 //!   CDR drop folder and the communes' Maildirs; [`telephony`] follows each commune's switch
 //!   live over its Manager Interface ([`ami`], pure: its wire format and the calls its events
-//!   tell) to show who calls on the agent's desk; [`metrics`] counts outcomes;
+//!   tell) to show who calls on the agent's desk; [`demarches_sync`] fetches dossiers from
+//!   démarches-simplifiées on its webhook and polls for changes; [`metrics`] counts outcomes;
 //! - the way out: [`outbound`] delivers the written answers of the outbox (SMTP relay, SMS
 //!   gateway — Twilio-shaped or [`ovh`] —, portal) and records each outcome; bounces come back through [`http`] (the
 //!   gateway's status callback) and [`email`] (delivery status notifications).
@@ -26,6 +28,8 @@
 
 pub mod ami;
 pub mod config;
+pub mod demarches;
+pub mod demarches_sync;
 pub mod email;
 pub mod http;
 pub mod inbox;
@@ -212,7 +216,9 @@ pub(crate) fn checked(
     }
 }
 
-/// What identifies a document as received: name, type and content (or URL).
+/// What identifies a document as received: name, type and content (or URL without its query
+/// and fragment, where storage services put the signature and expiry of a link made anew at
+/// each fetch).
 fn blob_fingerprint(b: &Blob) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -222,7 +228,7 @@ fn blob_fingerprint(b: &Blob) -> Vec<u8> {
     h.update([0]);
     match &b.source {
         BlobSource::Bytes(bytes) => h.update(bytes),
-        BlobSource::Url(u) => h.update(u.as_bytes()),
+        BlobSource::Url(u) => h.update(u.split(['?', '#']).next().unwrap_or_default().as_bytes()),
     }
     h.finalize().to_vec()
 }
@@ -245,6 +251,7 @@ pub struct Channels {
     pub web_form: web_form::WebForm,
     pub publik: publik::Publik,
     pub open311: open311::Open311,
+    pub demarches: demarches::Demarches,
     pub email: email::Email,
 }
 
@@ -259,6 +266,7 @@ impl Channels {
             web_form: web_form::WebForm::new(cfg.clone(), tenants.clone()),
             publik: publik::Publik::new(cfg.clone(), tenants.clone()),
             open311: open311::Open311::new(tenants.clone()),
+            demarches: demarches::Demarches::new(cfg.clone(), tenants.clone()),
             email: email::Email::new(cfg, tenants),
         }
     }
@@ -345,16 +353,25 @@ pub async fn run(
         cfg.clone(),
         stop_rx.clone(),
     ));
+    let polls = tokio::spawn(demarches_sync::run(
+        ingest.clone(),
+        channels.demarches.clone(),
+        cfg.clone(),
+        data.join("connectors"),
+        stop_rx.clone(),
+    ));
     let rate = contacthub_app::throttle::Rate::new(ingest.cfg.requests_per_minute_per_source);
     let endpoints = std::sync::Arc::new(http::Endpoints {
         ingest,
         channels,
         rate,
         nonces: Default::default(),
+        http: demarches_sync::client(),
     });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;
     let _ = watcher.await;
     let _ = switches.await;
+    let _ = polls.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

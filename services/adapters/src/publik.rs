@@ -148,7 +148,7 @@ struct Status {
 
 /// A w.c.s. time: with its offset (`…+01:00`, `…Z`), or as the portal writes local time
 /// (`2026-12-03T10:14:03`, Paris).
-fn time_us(text: &str) -> Option<i64> {
+pub(crate) fn time_us(text: &str) -> Option<i64> {
     let t = text.trim();
     chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.timestamp_micros())

@@ -165,14 +165,28 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
     Ok(())
 }
 
-/// In each commune, a form of its Publik portal (submitted, then taken in hand) and a street
-/// report from an Open311 application, read by the same adapters as the real ones and
-/// written the same way: each opens a request. How many contacts.
+/// In each commune, a form of its Publik portal (submitted, then taken in hand), a street
+/// report from an Open311 application and a dossier of démarches-simplifiées (deposited,
+/// instructed, with an instructeur's message), read by the same adapters as the real ones
+/// and written the same way: each opens a request. How many contacts.
 async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
     use contacthub_adapters::{Adapter, Input, Item};
     let tenants = app.tenants().clone();
-    let cfg = Arc::new(contacthub_adapters::config::AdaptersConfig::default());
-    let publik = contacthub_adapters::publik::Publik::new(cfg, tenants.clone());
+    let demarches: String = tenants
+        .iter()
+        .map(|t| {
+            format!(
+                "[[commune]]\ncode = \"{}\"\n[[commune.demarches_simplifiees]]\ndemarche = {DEMO_DEMARCHE}\ntoken = \"demo\"\ncategory = \"urbanisme\"\n",
+                t.code
+            )
+        })
+        .collect();
+    let cfg = Arc::new(
+        contacthub_adapters::config::AdaptersConfig::from_toml(&demarches, &tenants)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let publik = contacthub_adapters::publik::Publik::new(cfg.clone(), tenants.clone());
+    let ds = contacthub_adapters::demarches::Demarches::new(cfg, tenants.clone());
     let open311 = contacthub_adapters::open311::Open311::new(tenants.clone());
     let now = app.now();
     let mut events = Vec::new();
@@ -198,7 +212,22 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
         let report = format!(
             "service_code=services-techniques&address_string=avenue+Jean+Jaur%C3%A8s&description=D%C3%A9p%C3%B4t+sauvage+sur+le+trottoir&email=paul.morel%40{slug}.example.org&first_name=Paul&last_name=Morel"
         );
-        let inputs: [(&dyn Adapter, Vec<u8>, &str); 3] = [
+        let dossier = serde_json::json!({
+            "number": 20_000 + n,
+            "state": "en_instruction",
+            "dateDepot": at(72),
+            "datePassageEnInstruction": at(48),
+            "dateDerniereModification": at(30),
+            "demarche": {"number": DEMO_DEMARCHE, "title": "Déclaration préalable de travaux"},
+            "usager": {"email": format!("karim.haddad@{slug}.example.org")},
+            "demandeur": {"__typename": "PersonnePhysique", "civilite": "M.", "nom": "Haddad", "prenom": "Karim"},
+            "champs": [
+                {"label": "Adresse des travaux", "stringValue": "8 rue Victor Hugo"},
+                {"label": "Nature des travaux", "stringValue": "Remplacement de la clôture"}
+            ],
+            "messages": [{"id": format!("demo-{n}"), "email": format!("urbanisme@{slug}.example.org"), "body": "Merci de préciser la hauteur de la clôture.", "createdAt": at(30)}]
+        });
+        let inputs: [(&dyn Adapter, Vec<u8>, &str); 4] = [
             (
                 &publik,
                 serde_json::to_vec(&form(("new", "Nouveau"), at(50)))?,
@@ -214,6 +243,7 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
                 report.into_bytes(),
                 "open311:Application de démonstration",
             ),
+            (&ds, serde_json::to_vec(&dossier)?, "demo"),
         ];
         for (adapter, bytes, origin) in inputs {
             let items = adapter.parse(&Input {
@@ -237,6 +267,9 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
 }
 
 const HOUR_US: i64 = 3_600_000_000;
+
+/// The démarche of démarches-simplifiées the demo's communes take dossiers from.
+const DEMO_DEMARCHE: u32 = 4321;
 
 /// The identity FranceConnect would give for demo record `c` (an adult's): theirs exactly,
 /// or with a second given name the record lacks (`other`: no record matches it exactly).

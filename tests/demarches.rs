@@ -166,17 +166,7 @@ async fn demarches_simplifiees(backend: Backend) {
         .unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].reason.contains("was refused"), "{kept:?}");
-    let status = hub
-        .ops()
-        .get_status(pb::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let health = status
-        .connectors
-        .iter()
-        .find(|c| c.connector == "demarches-simplifiees" && c.tenant == GIVORS)
-        .unwrap_or_else(|| panic!("{:?}", status.connectors));
+    let health = hub.connector("demarches-simplifiees", GIVORS).await;
     // Taken: 1, then 1 again (a duplicate), then 3 (the champs again, a state, a message).
     assert_eq!(health.accepted, 5, "{health:?}");
     assert!(

@@ -327,4 +327,5 @@ fn the_adapters_configuration_of_the_doc_is_valid() {
     let givors = cfg.commune("69091").unwrap();
     assert_eq!(givors.demarches_simplifiees[0].demarche, 4321);
     assert!(givors.publik.is_some() && givors.ovh_sms.is_some());
+    assert_eq!(givors.imap[0].move_to.as_deref(), Some("Traité"));
 }

@@ -15,6 +15,7 @@ mod erasure;
 mod families;
 mod faults;
 mod followup;
+mod imap;
 mod isolation;
 mod kafka_faults;
 mod kafka_secured;

@@ -167,17 +167,7 @@ async fn publik(backend: Backend) {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not w.c.s. form data"));
     // Its health, for ops: what it took and refused, its last success and last error.
-    let status = hub
-        .ops()
-        .get_status(pb::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let publik = status
-        .connectors
-        .iter()
-        .find(|c| c.connector == "publik" && c.tenant == GIVORS)
-        .unwrap_or_else(|| panic!("{:?}", status.connectors));
+    let publik = hub.connector("publik", GIVORS).await;
     assert_eq!((publik.accepted, publik.refused), (4, 1), "{publik:?}");
     assert!(publik.last_success.is_some() && publik.last_error.is_some());
     assert_eq!(publik.last_error_reason, "not w.c.s. form data");

@@ -163,4 +163,82 @@ async fn main() {
         );
     }
     hub.stop().await;
+    imap().await;
+}
+
+/// IMAP: delivery → timeline with IDLE, and a first connection to 5,000 messages.
+async fn imap() {
+    let Some(dc) = contacthub_tests::dovecot::Dovecot::start(&[("mairie", "secret")]) else {
+        println!("  IMAP: skipped (Dovecot is not installed)");
+        return;
+    };
+    let mail = |i: usize, from: &str| {
+        format!(
+            "From: {from}\r\nTo: mairie@ville-givors.fr\r\nSubject: Demande {i}\r\nMessage-ID: <bench-{i}@example.org>\r\n\
+             Date: Thu, 03 Dec 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBonjour, une question.\r\n"
+        )
+        .into_bytes()
+    };
+    const WAITING: usize = 5_000;
+    for i in 0..WAITING {
+        dc.deliver("mairie", &mail(i, &format!("p{}@example.org", i % 500)));
+    }
+    let mut hub = TestHub::start(&Backend::Embedded).await;
+    let t = Instant::now();
+    hub.start_adapters(&format!(
+        "[[commune]]\ncode = \"69091\"\n[[commune.imap]]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"mairie\"\npassword = \"secret\"\n",
+        dc.port
+    ))
+    .await;
+    let marks = hub.dir.path().join("connectors");
+    let taken = |n: usize| {
+        std::fs::read_dir(&marks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .any(|t| t.split_whitespace().nth(1) == Some(&n.to_string()))
+    };
+    while !taken(WAITING) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = t.elapsed();
+    let timeline = |who: String| {
+        let desk = hub.desk();
+        async move {
+            let mut desk = desk;
+            desk.get_timeline(contacthub_core::pb::GetTimelineRequest {
+                tenant: GIVORS.into(),
+                citizen: by_email(&who),
+                page_size: 10,
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().entries.len())
+            .unwrap_or(0)
+        }
+    };
+    const IDLE: usize = 40;
+    let mut idle = Vec::with_capacity(IDLE);
+    for i in 0..IDLE {
+        let who = format!("idle{i}@example.org");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        dc.deliver("mairie", &mail(WAITING + i, &who));
+        while timeline(who.clone()).await == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        idle.push(t.elapsed());
+    }
+    idle.sort();
+    println!(
+        "  IMAP (Dovecot, IDLE) delivery → timeline {} / {} (target < 2 s; {IDLE} messages, one at a time)",
+        ms(percentile(&idle, 0.5)),
+        ms(percentile(&idle, 0.99))
+    );
+    println!(
+        "  IMAP first connection to {WAITING} messages: {} s until all taken",
+        format!("{:.1}", first.as_secs_f64()).replace('.', ",")
+    );
+    hub.stop().await;
 }

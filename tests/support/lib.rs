@@ -9,6 +9,7 @@
 pub mod ami;
 pub mod canary;
 pub mod crash;
+pub mod dovecot;
 pub mod ds;
 pub mod gateway;
 pub mod oidc;
@@ -313,6 +314,22 @@ impl TestHub {
             Duration::from_millis(100),
         );
         url
+    }
+
+    /// The health of connector `name` in `tenant`, as `GetStatus` gives it to ops.
+    pub async fn connector(&self, name: &str, tenant: &str) -> pb::ConnectorStatus {
+        let status = self
+            .ops()
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        status
+            .connectors
+            .iter()
+            .find(|c| c.connector == name && c.tenant == tenant)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} for {tenant} in {:?}", status.connectors))
     }
 
     /// Fixes the API's clock at `us` (0: the system clock again).

@@ -126,6 +126,9 @@ pub struct CommuneSettings {
     pub addresses: Vec<String>,
     /// Maildir delivering the commune's incoming mail (watched by `serve`).
     pub maildir: Option<PathBuf>,
+    /// Its mailboxes on an IMAP server (Exchange, Dovecot, BlueMind…), read by `serve`.
+    #[serde(default)]
+    pub imap: Vec<ImapSettings>,
     /// Extensions of the central accueil (bounce-back detection).
     #[serde(default)]
     pub accueil_extensions: Vec<String>,
@@ -161,6 +164,90 @@ pub struct CommuneSettings {
     /// GraphQL API (on its webhook, or by polling) and becomes a request.
     #[serde(default)]
     pub demarches_simplifiees: Vec<DemarcheSettings>,
+}
+
+/// How the connection to an IMAP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    /// TLS from the first byte (IMAPS, port 993 by default).
+    #[default]
+    Tls,
+    /// Plain connection upgraded with STARTTLS, required (port 143 by default).
+    Starttls,
+    /// No encryption (a server on the same host or network only; port 143 by default).
+    None,
+}
+
+/// One of a commune's mailboxes on an IMAP server (`[[commune.imap]]`): where, who, which
+/// folder, and what becomes of a message once it is on the log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: ImapTls,
+    /// A PEM file of certificate authorities to trust besides the system's (a commune's own).
+    pub ca_file: Option<PathBuf>,
+    pub user: String,
+    /// Its password (`AUTHENTICATE PLAIN` / `LOGIN`), or else `oauth2`.
+    pub password: Option<String>,
+    /// For Exchange Online: an application's credentials, a token asked at each connection
+    /// and given to the server with `AUTHENTICATE XOAUTH2`.
+    pub oauth2: Option<OAuth2Settings>,
+    /// The folder read; `INBOX` by default.
+    #[serde(default = "default_imap_folder")]
+    pub folder: String,
+    /// Once a message is on the log: moved to this folder; flagged read (`\Seen`) when
+    /// absent. Never deleted before.
+    pub move_to: Option<String>,
+    /// How often to look for new mail when the server has no IDLE (seconds, default 60).
+    #[serde(default = "default_imap_poll")]
+    pub poll_seconds: u32,
+    /// Messages larger than this are left in the mailbox, their headers kept in the
+    /// quarantine with the reason (MB, default 50).
+    #[serde(default = "default_imap_max_mb")]
+    pub max_message_mb: u32,
+}
+
+/// An OAuth 2.0 client (`[commune.imap.oauth2]`) that gets its tokens with the client
+/// credentials grant (Microsoft Entra ID for Exchange Online).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Settings {
+    /// `https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token`.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `https://outlook.office365.com/.default` by default.
+    #[serde(default = "default_oauth2_scope")]
+    pub scope: String,
+}
+
+fn default_oauth2_scope() -> String {
+    "https://outlook.office365.com/.default".into()
+}
+
+impl ImapSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            ImapTls::Tls => 993,
+            ImapTls::Starttls | ImapTls::None => 143,
+        })
+    }
+}
+
+fn default_imap_folder() -> String {
+    "INBOX".into()
+}
+
+fn default_imap_poll() -> u32 {
+    60
+}
+
+fn default_imap_max_mb() -> u32 {
+    50
 }
 
 /// A démarche on démarches-simplifiées (`[[commune.demarches_simplifiees]]`): its number, the
@@ -424,6 +511,42 @@ impl AdaptersConfig {
                         "commune {}: each [[commune.open311]] needs a name (60 characters at most) and api_key_sha256 (64 hex digits)",
                         c.code
                     )));
+                }
+            }
+            for m in &c.imap {
+                let folder_ok = |f: &str| {
+                    !f.is_empty()
+                        && f.len() <= 200
+                        && !f.contains(|c: char| c.is_control() || c == '"')
+                };
+                let oauth2_ok = m.oauth2.as_ref().is_none_or(|o| {
+                    (o.token_url.starts_with("https://") || o.token_url.starts_with("http://"))
+                        && !o.client_id.is_empty()
+                        && !o.client_secret.is_empty()
+                });
+                if m.host.trim().is_empty()
+                    || m.user.trim().is_empty()
+                    || m.password.as_deref().is_some_and(str::is_empty)
+                    || m.password.is_some() == m.oauth2.is_some()
+                    || !oauth2_ok
+                    || !folder_ok(&m.folder)
+                    || !m.move_to.as_deref().is_none_or(folder_ok)
+                    || m.poll_seconds < 5
+                    || m.max_message_mb == 0
+                {
+                    return Err(Error::Config(format!(
+                        "commune {}: each [[commune.imap]] needs host, user, a password or an [commune.imap.oauth2] (token_url, client_id, client_secret) but not both, a folder (200 characters at most, no quotes), poll_seconds of 5 or more and max_message_mb of 1 or more",
+                        c.code
+                    )));
+                }
+                if let Some(ca) = &m.ca_file {
+                    if let Err(e) = std::fs::read(ca) {
+                        return Err(Error::Config(format!(
+                            "commune {}: [[commune.imap]] ca_file {}: {e}",
+                            c.code,
+                            ca.display()
+                        )));
+                    }
                 }
             }
             for d in &c.demarches_simplifiees {

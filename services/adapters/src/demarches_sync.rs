@@ -157,20 +157,6 @@ fn read_cursor(path: &Path) -> Option<String> {
     (!t.is_empty() && t.len() < 64).then(|| t.to_string())
 }
 
-/// Replaces the cursor whole (a new file renamed over the old one).
-fn write_cursor(path: &Path, since: &str) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("cursor.new");
-    std::fs::write(&tmp, since).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
 /// Takes every dossier of the démarche changed since its cursor, page by page, the cursor
 /// moved after each page. How many dossiers were read.
 pub async fn sync(
@@ -212,7 +198,7 @@ pub async fn sync(
             }
         }
         if let Some(l) = latest.as_deref().filter(|l| Some(*l) != since.as_deref()) {
-            write_cursor(cursor, l).map_err(Failed::Hub)?;
+            crate::write_state(cursor, l).map_err(Failed::Hub)?;
         }
         match page.next {
             Some(next) => after = Some(next),

@@ -59,6 +59,84 @@ pub struct Ingest {
     pub cfg: Arc<AdaptersConfig>,
     /// Largest document (attachment) kept, in bytes.
     pub max_document_bytes: u64,
+    /// The HTTP clients documents given by URL are fetched with (made once: a client loads
+    /// the system's certificate authorities, tens of milliseconds).
+    fetchers: Arc<Fetchers>,
+}
+
+/// The fetcher's two clients: one whose resolver refuses internal addresses, one for the
+/// communes that allow their own network.
+struct Fetchers {
+    public: reqwest::Client,
+    anywhere: reqwest::Client,
+}
+
+impl Fetchers {
+    fn new() -> Fetchers {
+        let client = |internal_ok: bool| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(20))
+                .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(Resolver { internal_ok }))
+                .build()
+                .unwrap_or_default()
+        };
+        Fetchers {
+            public: client(false),
+            anywhere: client(true),
+        }
+    }
+}
+
+/// Resolves a name (3 s at most) and, unless `internal_ok`, refuses it when any of its
+/// addresses is internal: the addresses it gives are the ones connected to.
+struct Resolver {
+    internal_ok: bool,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let internal_ok = self.internal_ok;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(
+                Duration::from_secs(3),
+                tokio::net::lookup_host((host.as_str(), 0)),
+            )
+            .await
+            .map_err(|_| format!("resolving {:?} timed out", quote(&host)))?
+            .map_err(|e| format!("cannot resolve {:?}: {e}", quote(&host)))?
+            .collect();
+            if addrs.is_empty() {
+                return Err(format!("{:?} has no address", quote(&host)).into());
+            }
+            if !internal_ok {
+                if let Some(bad) = addrs.iter().find(|a| internal_address(a.ip())) {
+                    return Err(format!(
+                        "{:?} is an internal address ({}): not fetched",
+                        quote(&host),
+                        bad.ip()
+                    )
+                    .into());
+                }
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// An error and its causes, one after the other (the resolver's refusal is a cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 impl Ingest {
@@ -74,6 +152,7 @@ impl Ingest {
             metrics: Arc::new(Metrics::default()),
             cfg,
             max_document_bytes,
+            fetchers: Arc::new(Fetchers::new()),
         }
     }
 
@@ -264,14 +343,18 @@ impl Ingest {
                                 .map(std::borrow::Cow::Owned)
                                 .map_err(|detail| (format!("{what} could not be fetched"), detail)),
                         };
+                        // A document carried in the input is bounded by the input's own
+                        // limit, which its source enforced (the request body, a mailbox's
+                        // max_message_mb); one fetched by URL by the document limit.
+                        let limit = match &blob.source {
+                            BlobSource::Bytes(_) => {
+                                self.max_document_bytes.max(input.bytes.len() as u64)
+                            }
+                            BlobSource::Url(_) => self.max_document_bytes,
+                        };
                         let stored = bytes.and_then(|b| {
                             self.app
-                                .store_document(
-                                    System::Adapters,
-                                    &b,
-                                    &blob.media_type,
-                                    self.max_document_bytes,
-                                )
+                                .store_document(System::Adapters, &b, &blob.media_type, limit)
                                 .map_err(|e| (format!("{what} {e}"), String::new()))
                         });
                         match stored {
@@ -377,10 +460,11 @@ impl Ingest {
     /// only from the commune's allowed hosts when it lists some, and never from a loopback,
     /// private, link-local or otherwise internal address unless the commune allows it
     /// (`attachment_private_networks`). Redirects are followed by hand (3 at most), each
-    /// target checked again; a name is resolved once and the checked address is the one
-    /// connected to. What the public posts (an Open311 report's photo, `adapter`) is never
-    /// fetched from those addresses nor limited to the portal's hosts: it may be anywhere
-    /// public. `Err` is the detail for the quarantine, not for the caller.
+    /// target checked again; a name is resolved by the fetcher's own resolver, which refuses
+    /// internal addresses, so the address checked is the one connected to. What the public
+    /// posts (an Open311 report's photo, `adapter`) is never fetched from those addresses nor
+    /// limited to the portal's hosts: it may be anywhere public. `Err` is the detail for the
+    /// quarantine, not for the caller.
     async fn fetch(&self, tenant: &str, url: &str, adapter: &str) -> Result<Vec<u8>, String> {
         let public = adapter == crate::open311::SOURCE;
         let settings = self.cfg.commune(tenant).filter(|_| !public);
@@ -388,6 +472,11 @@ impl Ingest {
             .map(|c| c.attachment_hosts.as_slice())
             .unwrap_or_default();
         let private_ok = settings.is_some_and(|c| c.attachment_private_networks);
+        let client = if private_ok {
+            &self.fetchers.anywhere
+        } else {
+            &self.fetchers.public
+        };
         let mut url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
         for _ in 0..=3 {
             if !matches!(url.scheme(), "http" | "https") {
@@ -400,46 +489,23 @@ impl Ingest {
                     quote(&host)
                 ));
             }
-            let port = url.port_or_known_default().unwrap_or(80);
-            let addrs: Vec<SocketAddr> = match url.host() {
-                Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
-                Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-                Some(url::Host::Domain(d)) => tokio::time::timeout(
-                    Duration::from_secs(3),
-                    tokio::net::lookup_host((d.to_string(), port)),
-                )
-                .await
-                .map_err(|_| format!("resolving {:?} timed out", quote(d)))?
-                .map_err(|e| format!("cannot resolve {:?}: {e}", quote(d)))?
-                .collect(),
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                Some(url::Host::Domain(_)) => None,
                 None => return Err("URL without a host".into()),
             };
-            let Some(&addr) = addrs.first() else {
-                return Err(format!("{:?} has no address", quote(&host)));
-            };
-            if !private_ok {
-                if let Some(bad) = addrs.iter().find(|a| internal_address(a.ip())) {
-                    return Err(format!(
-                        "{:?} is an internal address ({}): not fetched",
-                        quote(&host),
-                        bad.ip()
-                    ));
-                }
+            if let Some(ip) = literal.filter(|ip| !private_ok && internal_address(*ip)) {
+                return Err(format!(
+                    "{:?} is an internal address ({ip}): not fetched",
+                    quote(&host)
+                ));
             }
-            let mut client = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .timeout(Duration::from_secs(20))
-                .redirect(reqwest::redirect::Policy::none());
-            if matches!(url.host(), Some(url::Host::Domain(_))) {
-                // Connect to the address just checked, not to a second resolution's.
-                client = client.resolve(&host, addr);
-            }
-            let client = client.build().map_err(|e| format!("HTTP client: {e}"))?;
             let mut resp = client
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             if resp.status().is_redirection() {
                 let next = resp
                     .headers()

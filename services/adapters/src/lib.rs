@@ -13,7 +13,8 @@
 //! - IO at the edges: [`ingest`] publishes parsed contacts (attachments to the content store,
 //!   duplicates skipped, the rest appended to the log) and keeps what cannot be parsed in the
 //!   [`quarantine`]; [`http`] serves the webhooks and upload endpoints; [`inbox`] watches the
-//!   CDR drop folder and the communes' Maildirs; [`telephony`] follows each commune's switch
+//!   CDR drop folder and the communes' Maildirs; [`imap`] reads their mailboxes on IMAP
+//!   servers (IDLE, UIDs remembered); [`telephony`] follows each commune's switch
 //!   live over its Manager Interface ([`ami`], pure: its wire format and the calls its events
 //!   tell) to show who calls on the agent's desk; [`demarches_sync`] fetches dossiers from
 //!   démarches-simplifiées on its webhook and polls for changes; [`metrics`] counts outcomes;
@@ -32,6 +33,7 @@ pub mod demarches;
 pub mod demarches_sync;
 pub mod email;
 pub mod http;
+pub mod imap;
 pub mod inbox;
 pub mod ingest;
 pub mod metrics;
@@ -298,6 +300,21 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
     contacthub_core::limits::clip(s, max)
 }
 
+/// Replaces the small state file `path` whole (a new file renamed over the old one), its
+/// folder made if missing: a connector's cursor or mark, read again at the next start.
+pub(crate) fn write_state(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
 /// Where the adapters keep their state inside a data folder.
 pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
     data.join("quarantine")
@@ -360,6 +377,13 @@ pub async fn run(
         data.join("connectors"),
         stop_rx.clone(),
     ));
+    let mailboxes = tokio::spawn(imap::run(
+        ingest.clone(),
+        channels.email.clone(),
+        cfg.clone(),
+        data.join("connectors"),
+        stop_rx.clone(),
+    ));
     let rate = contacthub_app::throttle::Rate::new(ingest.cfg.requests_per_minute_per_source);
     let endpoints = std::sync::Arc::new(http::Endpoints {
         ingest,
@@ -372,6 +396,7 @@ pub async fn run(
     let _ = watcher.await;
     let _ = switches.await;
     let _ = polls.await;
+    let _ = mailboxes.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

@@ -300,7 +300,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
         courrier_routed: ci/* co/* ev/ lc/ rq/* st/ tl/*
         desk_visit: ac/ ci/* el/ ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
         duplicate_dismissed: ci/* dd/ ev/ ks/ lc/ sk/ st/ tl/*
-        email: ci/* ev/ ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
+        email: ci/* dx/* ev/ id/* ih/* ks/ lc/ nx/* pd/* sk/ sq/ sr/ st/ tl/*
         household_membership: ci/* ev/ hh/* ks/ lc/ sk/ st/ tl/*
         identity_linked: ci/* ev/ lc/ mg/ st/ tl/*
         identity_unlinked: ci/* ev/ lc/ st/ tl/*

@@ -579,6 +579,35 @@ async fn the_demo_has_requests_in_every_state() {
             let shown = run(&["request", "show", "--tenant", tenant, reference]);
             assert!(shown.contains("démarche en ligne"), "{shown}");
         }
+        // A message of its IMAP mailbox and an SMS received on its OVHcloud account, on
+        // their senders' timelines.
+        let slug = match tenant {
+            "69091" => "givors",
+            "69096" => "grigny",
+            _ => "rive-de-gier",
+        };
+        let mail = run(&[
+            "timeline",
+            "--tenant",
+            tenant,
+            "--email",
+            &format!("sophie.lambert@{slug}.example.org"),
+        ]);
+        assert!(mail.contains("Horaires de la piscine"), "{tenant}: {mail}");
+        let received = (0..6).any(|n| {
+            let (ok, out) = serve.cli(&[
+                "timeline",
+                "--tenant",
+                tenant,
+                "--phone",
+                &format!("+336987654{n:02}"),
+            ]);
+            ok && out.contains("déchetterie")
+        });
+        assert!(
+            received,
+            "{tenant}: the SMS received on the OVHcloud account"
+        );
         // The dashboard of the demo says something, as text and as CSV.
         let board = run(&[
             "dashboard",

@@ -290,6 +290,9 @@ pub struct OvhSmsSettings {
     /// The sender declared on the account: a name (« VILLEGIVORS », 11 characters at most,
     /// the GSM rule) or a number.
     pub sender: String,
+    /// Read the SMS the account receives (`GET /sms/{service}/incoming`) every so many
+    /// seconds, each deleted from OVH once on the log; not read when absent.
+    pub incoming_poll_seconds: Option<u32>,
 }
 
 fn default_ovh_endpoint() -> String {
@@ -495,9 +498,13 @@ impl AdaptersConfig {
                 ]
                 .iter()
                 .all(|k| !k.trim().is_empty());
-                if !sender_ok || !keys_ok || url::Url::parse(&o.endpoint).is_err() {
+                if !sender_ok
+                    || !keys_ok
+                    || url::Url::parse(&o.endpoint).is_err()
+                    || o.incoming_poll_seconds.is_some_and(|s| s < 5)
+                {
                     return Err(Error::Config(format!(
-                        "commune {}: [commune.ovh_sms] needs service_name, application_key, application_secret, consumer_key, an endpoint URL and a sender (11 letters, digits or dashes at most, or a number)",
+                        "commune {}: [commune.ovh_sms] needs service_name, application_key, application_secret, consumer_key, an endpoint URL, a sender (11 letters, digits or dashes at most, or a number) and incoming_poll_seconds of 5 or more when set",
                         c.code
                     )));
                 }

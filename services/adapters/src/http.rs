@@ -6,6 +6,7 @@
 //! | `POST /v1/{commune}/forms`    | JSON submission               | JSON summary               |
 //! | `POST /v1/{commune}/publik?…` | w.c.s. form data (JSON), URL signed by Publik | JSON summary |
 //! | `POST /v1/{commune}/demarches-simplifiees` | the platform's webhook (`procedure_id`, `dossier_id`); the dossier is fetched from its API | JSON summary |
+//! | `GET|POST /v1/{commune}/ovh/status?t=…` | OVHcloud's delivery report of an SMS sent (`id`, `dlr`) | 204 |
 //! | `POST /v1/{commune}/email`    | one RFC 5322 message          | JSON summary               |
 //! | `POST /v1/{commune}/phone/cdr`| Asterisk CDR CSV              | JSON summary               |
 //! | `POST /v1/email`, `POST /v1/phone/cdr` | same, commune told from the content | JSON summary |
@@ -89,6 +90,7 @@ pub fn router(endpoints: Arc<Endpoints>, max_body_bytes: usize) -> Router {
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Sms)),
         )
         .route("/v1/{commune}/sms/status", post(sms_status))
+        .route("/v1/{commune}/ovh/status", get(ovh_status).post(ovh_status))
         .route(
             "/v1/{commune}/forms",
             post(|s, p, h, u, b| commune(s, p, h, u, b, Channel::Forms)),
@@ -409,16 +411,22 @@ async fn sms_status(
     } else {
         format!("SMS non remis ({status}, code {error})")
     };
+    bounce(&e, &code, &sid, &reason).await
+}
+
+/// Marks the answer sent as `message_id` bounced (its request back in its worklist): `204`,
+/// or `503` to be told again when no answer of this hub has that id yet.
+async fn bounce(e: &Endpoints, code: &str, message_id: &str, reason: &str) -> Response {
     let app = &e.ingest.app;
     let mut bounced = app
-        .answer_bounced(System::Adapters, &code, &sid, &reason)
+        .answer_bounced(System::Adapters, code, message_id, reason)
         .await;
     if matches!(bounced, Ok(None)) {
         // The report may come before the delivery it reports is visible: once the read model
         // shows the whole log, look again.
         bounced = match app.wait_caught_up().await {
             Ok(()) => {
-                app.answer_bounced(System::Adapters, &code, &sid, &reason)
+                app.answer_bounced(System::Adapters, code, message_id, reason)
                     .await
             }
             Err(err) => Err(err),
@@ -444,6 +452,50 @@ async fn sms_status(
                 format!("not recorded, try again: {err}"),
             )
         }
+    }
+}
+
+/// OVHcloud's delivery report of an SMS the hub sent (the job's `callBack`, by GET or POST):
+/// `id`, `dlr` (2 or 16: not delivered, a bounce), `description`; authenticated by the token
+/// the hub put in the URL (`t`).
+async fn ovh_status(
+    State(e): State<Arc<Endpoints>>,
+    Path(code): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = unknown_commune(&e, &code) {
+        return r;
+    }
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .chain(form_urlencoded::parse(&body))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| crate::clip(v.trim(), 200))
+            .unwrap_or_default()
+    };
+    let Some(account) = e.ingest.cfg.commune(&code).and_then(|c| c.ovh_sms.as_ref()) else {
+        return unauthorized(Some(&code));
+    };
+    let expected = crate::ovh::callback_token(&account.application_secret, &code);
+    if !bool::from(field("t").as_bytes().ct_eq(expected.as_bytes())) {
+        return unauthorized(Some(&code));
+    }
+    let id = field("id");
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a delivery report names its id (digits)",
+        );
+    }
+    match crate::ovh::undelivered(&field("dlr"), &field("description")) {
+        Some(reason) => bounce(&e, &code, &format!("ovh-{id}"), &reason).await,
+        None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 

@@ -254,6 +254,7 @@ pub struct Channels {
     pub publik: publik::Publik,
     pub open311: open311::Open311,
     pub demarches: demarches::Demarches,
+    pub ovh_incoming: ovh::OvhIncoming,
     pub email: email::Email,
 }
 
@@ -269,6 +270,7 @@ impl Channels {
             publik: publik::Publik::new(cfg.clone(), tenants.clone()),
             open311: open311::Open311::new(tenants.clone()),
             demarches: demarches::Demarches::new(cfg.clone(), tenants.clone()),
+            ovh_incoming: ovh::OvhIncoming::new(cfg.clone(), tenants.clone()),
             email: email::Email::new(cfg, tenants),
         }
     }
@@ -377,6 +379,12 @@ pub async fn run(
         data.join("connectors"),
         stop_rx.clone(),
     ));
+    let sms_accounts = tokio::spawn(ovh::run(
+        ingest.clone(),
+        channels.ovh_incoming.clone(),
+        cfg.clone(),
+        stop_rx.clone(),
+    ));
     let mailboxes = tokio::spawn(imap::run(
         ingest.clone(),
         channels.email.clone(),
@@ -397,6 +405,7 @@ pub async fn run(
     let _ = switches.await;
     let _ = polls.await;
     let _ = mailboxes.await;
+    let _ = sms_accounts.await;
     served.map_err(|e| Error::Io {
         path: "adapter endpoints".into(),
         source: e,

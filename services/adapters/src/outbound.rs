@@ -368,11 +368,20 @@ impl Providers {
                     .timeout(Duration::from_secs(30))
                     .build()
                     .map_err(|e| Error::Config(format!("OVHcloud SMS client: {e}")))?;
+                let callback = cfg.public_url.as_ref().map(|u| {
+                    format!(
+                        "{}/v1/{}/ovh/status?t={}",
+                        u.trim_end_matches('/'),
+                        c.code,
+                        crate::ovh::callback_token(&o.application_secret, &c.code)
+                    )
+                });
                 p.sms.insert(
                     c.code.clone(),
                     Arc::new(SmsRoute::Ovh(crate::ovh::Ovh {
                         http,
                         settings: o.clone(),
+                        callback,
                     })),
                 );
             }

@@ -167,8 +167,9 @@ pub async fn load_demo(app: &contacthub_app::App, seed: u64, people: usize) -> R
 
 /// In each commune, a form of its Publik portal (submitted, then taken in hand), a street
 /// report from an Open311 application and a dossier of démarches-simplifiées (deposited,
-/// instructed, with an instructeur's message), read by the same adapters as the real ones
-/// and written the same way: each opens a request. How many contacts.
+/// instructed, with an instructeur's message) — each opens a request —, a message of its
+/// IMAP mailbox and an SMS received on its OVHcloud account, read by the same adapters as
+/// the real ones and written the same way. How many contacts.
 async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
     use contacthub_adapters::{Adapter, Input, Item};
     let tenants = app.tenants().clone();
@@ -186,7 +187,9 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let publik = contacthub_adapters::publik::Publik::new(cfg.clone(), tenants.clone());
-    let ds = contacthub_adapters::demarches::Demarches::new(cfg, tenants.clone());
+    let ds = contacthub_adapters::demarches::Demarches::new(cfg.clone(), tenants.clone());
+    let email = contacthub_adapters::email::Email::new(cfg.clone(), tenants.clone());
+    let ovh = contacthub_adapters::ovh::OvhIncoming::new(cfg, tenants.clone());
     let open311 = contacthub_adapters::open311::Open311::new(tenants.clone());
     let now = app.now();
     let mut events = Vec::new();
@@ -227,7 +230,23 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
             ],
             "messages": [{"id": format!("demo-{n}"), "email": format!("urbanisme@{slug}.example.org"), "body": "Merci de préciser la hauteur de la clôture.", "createdAt": at(30)}]
         });
-        let inputs: [(&dyn Adapter, Vec<u8>, &str); 4] = [
+        // A message read from the town hall's mailbox (IMAP), an SMS received on its OVHcloud
+        // account.
+        let mail = format!(
+            "From: Sophie Lambert <sophie.lambert@{slug}.example.org>\r\nTo: mairie@{slug}.example.org\r\n\
+             Subject: Horaires de la piscine\r\nMessage-ID: <demo-imap-{n}@{slug}.example.org>\r\n\
+             Date: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             Bonjour, la piscine est-elle ouverte pendant les vacances de Noël ?\r\n",
+            chrono::DateTime::from_timestamp_micros(now - 20 * HOUR_US)
+                .map(|d| d.to_rfc2822())
+                .unwrap_or_default()
+        );
+        let sms = serde_json::json!({
+            "id": 90_000 + n, "creationDatetime": at(10), "credits": 0,
+            "message": "Bonjour, la déchetterie est-elle ouverte samedi ?",
+            "sender": format!("+336987654{:02}", n), "tag": ""
+        });
+        let inputs: [(&dyn Adapter, Vec<u8>, &str); 6] = [
             (
                 &publik,
                 serde_json::to_vec(&form(("new", "Nouveau"), at(50)))?,
@@ -244,6 +263,8 @@ async fn demo_connectors(app: &contacthub_app::App) -> Result<usize> {
                 "open311:Application de démonstration",
             ),
             (&ds, serde_json::to_vec(&dossier)?, "demo"),
+            (&email, mail.into_bytes(), "imap INBOX"),
+            (&ovh, serde_json::to_vec(&sms)?, "ovh incoming"),
         ];
         for (adapter, bytes, origin) in inputs {
             let items = adapter.parse(&Input {

@@ -71,8 +71,20 @@ async fn publik(backend: Backend) {
     let query = signed(KEY, now, "n1");
     let r = post(query.clone(), first.clone()).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    // The same signed URL again: refused (its nonce was taken).
-    assert_eq!(post(query, first.clone()).await.status(), 401);
+    // The same signed URL again: refused (its nonce was taken), by a restarted hub too.
+    assert_eq!(post(query.clone(), first.clone()).await.status(), 401);
+    let restarted = hub
+        .restart_adapters(&format!(
+            "[[commune]]\ncode = \"69091\"\n[commune.publik]\norig = \"{ORIG}\"\nkey = \"{KEY}\"\n"
+        ))
+        .await;
+    let replayed = reqwest::Client::new()
+        .post(format!("{restarted}/v1/69091/publik?{query}"))
+        .body(first.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401, "the nonce was kept on disk");
     // Unsigned, forged, stale, another portal's: refused.
     assert_eq!(post(String::new(), first.clone()).await.status(), 401);
     assert_eq!(

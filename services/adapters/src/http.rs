@@ -52,24 +52,75 @@ pub struct Endpoints {
     pub http: reqwest::Client,
 }
 
-/// Nonces of signed URLs seen within the tolerance window, with when (unix seconds).
+/// Nonces of signed URLs seen within the tolerance window, with when (unix seconds), kept in
+/// a file as well (one `UNIX NONCE` line each, appended; rewritten without the old ones when
+/// it grows), so a restarted hub still refuses a URL replayed within the window.
 #[derive(Default)]
-pub struct Nonces(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+pub struct Nonces {
+    seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    file: Option<std::path::PathBuf>,
+}
 
 impl Nonces {
-    /// Whether `nonce` is new (and now seen), forgetting those older than `window_s`.
+    /// The nonces kept in `file` (none when it does not exist yet).
+    pub fn open(file: std::path::PathBuf) -> Nonces {
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let seen = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (at, nonce) = l.split_once(' ')?;
+                Some((nonce.to_string(), at.parse().ok()?))
+            })
+            .collect();
+        Nonces {
+            seen: std::sync::Mutex::new(seen),
+            file: Some(file),
+        }
+    }
+
+    /// Whether `nonce` is new (and now seen), forgetting those older than twice `window_s`.
+    /// A nonce that cannot be written down is refused: taking it could let it be replayed.
     fn first_time(&self, nonce: &str, now_s: i64, window_s: u32) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| now_s - *at <= 2 * i64::from(window_s));
+        use std::io::Write;
+        if nonce.is_empty()
+            || nonce.len() > 128
+            || nonce.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            return false;
         }
-        match seen.entry(nonce.to_string()) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(now_s);
-                true
-            }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains_key(nonce) {
+            return false;
         }
+        let old = |at: i64| now_s - at > 2 * i64::from(window_s);
+        let compact = seen.len() > 10_000;
+        if compact {
+            seen.retain(|_, at| !old(*at));
+        }
+        seen.insert(nonce.to_string(), now_s);
+        let Some(file) = &self.file else {
+            return true;
+        };
+        let written = if compact {
+            let all: String = seen.iter().map(|(n, at)| format!("{at} {n}\n")).collect();
+            crate::write_state(file, &all).map_err(|e| e.to_string())
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .and_then(|mut f| f.write_all(format!("{now_s} {nonce}\n").as_bytes()))
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, "a Publik nonce could not be kept: the call is refused");
+            seen.remove(nonce);
+            return false;
+        }
+        true
     }
 }
 

@@ -397,7 +397,7 @@ pub async fn run(
         ingest,
         channels,
         rate,
-        nonces: Default::default(),
+        nonces: http::Nonces::open(data.join("connectors").join("publik-nonces")),
         http: demarches_sync::client(),
     });
     let served = http::serve(listener, endpoints, max_body_bytes, stopped(stop_rx)).await;

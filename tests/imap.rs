@@ -462,3 +462,113 @@ async fn a_mailbox_read_with_an_oauth2_token() {
     assert!(issued.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     hub.stop().await;
 }
+
+/// A written answer sent by e-mail bounces: the relay's delivery status notification lands
+/// in the mailbox the hub reads over IMAP, and the answer is marked bounced, its request back
+/// in the worklist — the same bounce handling as for a Maildir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounce_in_the_mailbox_puts_the_answer_back() {
+    use contacthub_app::commands;
+    let Some(dc) = Dovecot::start(&[("mairie", "secret-mairie")]) else {
+        return;
+    };
+    let smtp = contacthub_tests::smtp::SmtpServer::start().await;
+    let mut hub = TestHub::start(&Backend::Embedded).await;
+    hub.start_adapters(&format!(
+        "[[commune]]\ncode = \"69091\"\naddresses = [\"@ville-givors.fr\"]\n\
+         [commune.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"Mairie de Givors <reponses@ville-givors.fr>\"\n\
+         [[commune.imap]]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"mairie\"\npassword = \"secret-mairie\"\n",
+        smtp.port, dc.port
+    ))
+    .await;
+    // Claire, whose record has her address.
+    let scope = hub.scope(GIVORS);
+    let citizen = hub
+        .hub
+        .create_citizen(
+            &scope,
+            &commands::CreateCitizen {
+                identity: Some(pb::Identity {
+                    usage_name: "Roux".into(),
+                    first_names: "Claire".into(),
+                    emails: vec!["claire.roux@example.org".into()],
+                    preferred_channel: pb::ContactChannel::Email as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .citizen_id;
+    let reference = hub
+        .hub
+        .open_request(
+            &scope,
+            &commands::OpenRequest {
+                subject: "Carte de stationnement".into(),
+                category: pb::Category::Other,
+                citizen_id: citizen,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .reference;
+    let id = hub
+        .hub
+        .send_answer(
+            &scope,
+            &commands::ComposeAnswer {
+                reference: reference.clone(),
+                channel: pb::Channel::Email,
+                text: "Votre demande de carte de résidente est acceptée.".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .answer_event_id;
+    until("the answer leaves", || {
+        hub.hub
+            .get_answer(&scope, &id)
+            .is_ok_and(|a| a.status == pb::AnswerStatus::Delivered as i32)
+    })
+    .await;
+    let message_id = hub.hub.get_answer(&scope, &id).unwrap().provider_message_id;
+    dc.deliver(
+        "mairie",
+        format!(
+            "From: Mail Delivery System <MAILER-DAEMON@relay.ville-givors.fr>\r\nTo: reponses@ville-givors.fr\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-2@relay.ville-givors.fr>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+             --B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n\
+             --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.ville-givors.fr\r\n\r\n\
+             Final-Recipient: rfc822; claire.roux@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+             Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n\
+             --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Mairie de Givors <reponses@ville-givors.fr>\r\nMessage-ID: <{message_id}>\r\n\r\n--B--\r\n"
+        )
+        .as_bytes(),
+    );
+    until("the answer bounces", || {
+        hub.hub
+            .get_answer(&scope, &id)
+            .is_ok_and(|a| a.status == pb::AnswerStatus::Bounced as i32)
+    })
+    .await;
+    let request = hub.store.request(GIVORS, &reference).unwrap().unwrap();
+    assert_eq!(
+        request.status,
+        pb::RequestStatus::Reopened as i32,
+        "back in the worklist"
+    );
+    // The report is not a contact: no e-mail on Claire's timeline but the answer, marked.
+    let e = entries(&hub, "claire.roux@example.org").await;
+    let mails: Vec<_> = e
+        .iter()
+        .filter(|x| x.channel == pb::Channel::Email as i32)
+        .collect();
+    assert_eq!(mails.len(), 1, "{e:?}");
+    assert!(mails[0].summary.contains("revenue en erreur"), "{e:?}");
+    hub.stop().await;
+}

@@ -210,7 +210,7 @@ async fn polling_pages_through_changes_and_goes_on_after_a_restart() {
     assert_eq!(requests_of(&hub, 500).len(), 0);
     assert_eq!(
         ds.since_asked(),
-        vec![None, None, None],
+        vec![Some("2000-01-01T00:00:00Z".to_string()); 3],
         "three pages from the start"
     );
 

@@ -305,11 +305,14 @@ fn the_appointment_table_of_the_operations_doc_is_what_the_communes_file_takes()
 #[test]
 fn the_adapters_configuration_of_the_doc_is_valid() {
     let text = doc("adapters.md");
-    let block = text
+    let blocks: Vec<&str> = text
         .split("```toml\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
-        .expect("the doc shows adapters.toml");
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .collect();
+    assert!(blocks.len() >= 2, "adapters.toml, then a mailbox's block");
+    // The mailbox's block stands under the first block's commune.
+    let block = blocks.join("\n");
     let filled: String = block
         .lines()
         .map(|l| match (l.find('"'), l.find('…')) {
@@ -328,4 +331,5 @@ fn the_adapters_configuration_of_the_doc_is_valid() {
     assert_eq!(givors.demarches_simplifiees[0].demarche, 4321);
     assert!(givors.publik.is_some() && givors.ovh_sms.is_some());
     assert_eq!(givors.imap[0].move_to.as_deref(), Some("Traité"));
+    assert_eq!(givors.imap[1].max_message_mb, 50);
 }

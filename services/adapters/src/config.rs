@@ -175,7 +175,7 @@ pub enum ImapTls {
     Tls,
     /// Plain connection upgraded with STARTTLS, required (port 143 by default).
     Starttls,
-    /// No encryption (a server on the same host or network only; port 143 by default).
+    /// No encryption: only for a server on this machine (port 143 by default).
     None,
 }
 
@@ -527,10 +527,16 @@ impl AdaptersConfig {
                         && !f.contains(|c: char| c.is_control() || c == '"')
                 };
                 let oauth2_ok = m.oauth2.as_ref().is_none_or(|o| {
-                    (o.token_url.starts_with("https://") || o.token_url.starts_with("http://"))
+                    secure_url(&o.token_url)
                         && !o.client_id.is_empty()
                         && !o.client_secret.is_empty()
                 });
+                if m.tls == ImapTls::None && !loopback(&m.host) {
+                    return Err(Error::Config(format!(
+                        "commune {}: [[commune.imap]] {}: tls = \"none\" would send the password in clear; only for a server on this machine (127.0.0.1, localhost)",
+                        c.code, m.host
+                    )));
+                }
                 if m.host.trim().is_empty()
                     || m.user.trim().is_empty()
                     || m.password.as_deref().is_some_and(str::is_empty)
@@ -542,7 +548,7 @@ impl AdaptersConfig {
                     || m.max_message_mb == 0
                 {
                     return Err(Error::Config(format!(
-                        "commune {}: each [[commune.imap]] needs host, user, a password or an [commune.imap.oauth2] (token_url, client_id, client_secret) but not both, a folder (200 characters at most, no quotes), poll_seconds of 5 or more and max_message_mb of 1 or more",
+                        "commune {}: each [[commune.imap]] needs host, user, a password or an [commune.imap.oauth2] (an https token_url, client_id, client_secret) but not both, a folder (200 characters at most, no quotes), poll_seconds of 5 or more and max_message_mb of 1 or more",
                         c.code
                     )));
                 }
@@ -557,7 +563,7 @@ impl AdaptersConfig {
                 }
             }
             for d in &c.demarches_simplifiees {
-                let url_ok = d.api_url.starts_with("https://") || d.api_url.starts_with("http://");
+                let url_ok = secure_url(&d.api_url);
                 if d.demarche == 0
                     || d.token.trim().is_empty()
                     || d.token.len() > 500
@@ -566,7 +572,7 @@ impl AdaptersConfig {
                     || d.poll_seconds.is_some_and(|s| s < 10)
                 {
                     return Err(Error::Config(format!(
-                        "commune {}: each [[commune.demarches_simplifiees]] needs demarche (its number), token (500 characters at most), a known category (etat_civil, scolaire, urbanisme…), an http(s) api_url and poll_seconds of 10 or more when set; démarche {} does not",
+                        "commune {}: each [[commune.demarches_simplifiees]] needs demarche (its number), token (500 characters at most), a known category (etat_civil, scolaire, urbanisme…), an https api_url (http only on this machine) and poll_seconds of 10 or more when set; démarche {} does not",
                         c.code, d.demarche
                     )));
                 }
@@ -661,6 +667,23 @@ impl AdaptersConfig {
     }
 }
 
+/// Whether `host` is this machine (a loopback address or `localhost`).
+fn loopback(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An https URL, or an http one to this machine: where the hub may send a secret.
+fn secure_url(u: &str) -> bool {
+    match url::Url::parse(u) {
+        Ok(url) if url.scheme() == "https" => url.host_str().is_some(),
+        Ok(url) if url.scheme() == "http" => url.host_str().is_some_and(loopback),
+        _ => false,
+    }
+}
+
 /// `etat_civil` → `Category::EtatCivil`.
 pub fn category_named(name: &str) -> Option<Category> {
     Category::from_str_name(&format!("CATEGORY_{}", name.to_ascii_uppercase()))
@@ -669,6 +692,35 @@ pub fn category_named(name: &str) -> Option<Category> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_travel_in_clear_but_on_this_machine() {
+        let t = Tenants::builtin();
+        let imap = |host: &str, tls: &str| {
+            AdaptersConfig::from_toml(&format!("[[commune]]\ncode = \"69091\"\n[[commune.imap]]\nhost = \"{host}\"\ntls = \"{tls}\"\nuser = \"u\"\npassword = \"p\"\n"), &t)
+        };
+        assert!(imap("127.0.0.1", "none").is_ok());
+        assert!(imap("localhost", "none").is_ok());
+        let refused = imap("imap.ville-givors.fr", "none")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("in clear"), "{refused}");
+        assert!(imap("imap.ville-givors.fr", "starttls").is_ok());
+        let ds = |url: &str| {
+            AdaptersConfig::from_toml(&format!("[[commune]]\ncode = \"69091\"\n[[commune.demarches_simplifiees]]\ndemarche = 1\ntoken = \"t\"\ncategory = \"urbanisme\"\napi_url = \"{url}\"\n"), &t)
+        };
+        assert!(ds("https://www.demarches-simplifiees.fr/api/v2/graphql").is_ok());
+        assert!(ds("http://127.0.0.1:8080/api/v2/graphql").is_ok());
+        assert!(ds("http://demarches.example/api/v2/graphql").is_err());
+        // Both a password and OAuth 2.0, or neither: refused.
+        let both = AdaptersConfig::from_toml("[[commune]]\ncode = \"69091\"\n[[commune.imap]]\nhost = \"h\"\nuser = \"u\"\npassword = \"p\"\n[commune.imap.oauth2]\ntoken_url = \"https://login.example/token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n", &t);
+        assert!(both.is_err());
+        let neither = AdaptersConfig::from_toml(
+            "[[commune]]\ncode = \"69091\"\n[[commune.imap]]\nhost = \"h\"\nuser = \"u\"\n",
+            &t,
+        );
+        assert!(neither.is_err());
+    }
 
     #[test]
     fn configuration_is_checked_and_answers() {

@@ -381,7 +381,14 @@ impl Demarches {
                 .map(|f| Blob {
                     name: f.filename.clone(),
                     media_type: f.content_type.clone().unwrap_or_default(),
-                    source: BlobSource::Url(f.url.clone()),
+                    // The platform's links expire and are made anew at each fetch.
+                    source: match &f.checksum {
+                        Some(checksum) => BlobSource::Signed {
+                            url: f.url.clone(),
+                            checksum: checksum.clone(),
+                        },
+                        None => BlobSource::Url(f.url.clone()),
+                    },
                 })
                 .collect()
         };

@@ -8,30 +8,16 @@
 use crate::config::{AdaptersConfig, DemarcheSettings};
 use crate::demarches::{self, ApiError, Demarches, SOURCE};
 use crate::ingest::{Ingest, Summary};
-use crate::{Error, Input};
+use crate::Error;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The time a démarche never polled before is asked for changes since: all of them.
+const FROM_THE_START: &str = "2000-01-01T00:00:00Z";
+
 /// Tries of one query when the platform fails, and the pause before each new one.
 const BACKOFF: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(1500)];
-
-/// Why a dossier or a page could not be taken.
-#[derive(Debug)]
-pub enum Failed {
-    Api(ApiError),
-    /// The hub could not write what it fetched (the log or the quarantine): try again.
-    Hub(Error),
-}
-
-impl std::fmt::Display for Failed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failed::Api(e) => e.fmt(f),
-            Failed::Hub(e) => e.fmt(f),
-        }
-    }
-}
 
 /// The HTTP client of the API (one per hub).
 pub fn client() -> reqwest::Client {
@@ -78,14 +64,27 @@ async fn ask<T>(
     }
 }
 
-/// Tells the hub's connector health that démarche `settings` of `tenant` failed.
-fn failed(ingest: &Ingest, tenant: &str, e: &ApiError) {
-    let why = match e {
-        ApiError::Token(_) => "jeton d'API refusé par démarches-simplifiées (expiré ?)",
-        ApiError::Unavailable(_) => "démarches-simplifiées injoignable ou en erreur",
+/// Tells the hub's connector health that démarche `settings` of `tenant` failed: the error.
+fn failed(ingest: &Ingest, tenant: &str, e: ApiError) -> Error {
+    let (why, error) = match e {
+        ApiError::Token(detail) => (
+            "jeton d'API refusé par démarches-simplifiées (expiré ?)",
+            Error::Refused {
+                system: "démarches-simplifiées",
+                detail,
+            },
+        ),
+        ApiError::Unavailable(detail) => (
+            "démarches-simplifiées injoignable ou en erreur",
+            Error::Unavailable {
+                system: "démarches-simplifiées",
+                detail,
+            },
+        ),
     };
-    tracing::warn!(tenant, error = %e, "démarches-simplifiées");
+    tracing::warn!(tenant, error = %error, "démarches-simplifiées");
     ingest.connector(SOURCE, tenant, Some(why));
+    error
 }
 
 /// Fetches dossier `number` of démarche `settings` and takes it in: its champs, states and
@@ -98,15 +97,16 @@ pub async fn follow(
     tenant: &str,
     settings: &DemarcheSettings,
     number: u64,
-) -> Result<Summary, Failed> {
+) -> Result<Summary, Error> {
     let query = demarches::dossier_query(number);
     let dossier = match ask(http, settings, &query, demarches::dossier_answer).await {
         Ok(d) => d,
-        Err(e) => {
-            failed(ingest, tenant, &e);
-            return Err(Failed::Api(e));
-        }
+        Err(e) => return Err(failed(ingest, tenant, e)),
     };
+    // The token may see other démarches: a dossier of another one is not this démarche's.
+    let dossier = dossier.filter(|d| {
+        d.pointer("/demarche/number").and_then(|n| n.as_u64()) == Some(u64::from(settings.demarche))
+    });
     let Some(dossier) = dossier else {
         tracing::info!(
             tenant,
@@ -128,22 +128,11 @@ async fn take(
     tenant: &str,
     settings: &DemarcheSettings,
     dossier: &serde_json::Value,
-) -> Result<Summary, Failed> {
+) -> Result<Summary, Error> {
     let bytes = serde_json::to_vec(dossier).unwrap_or_default();
     let number = dossier.get("number").and_then(|n| n.as_u64()).unwrap_or(0);
     let origin = format!("démarche {} dossier {number}", settings.demarche);
-    ingest
-        .run(
-            adapter,
-            Input {
-                bytes: &bytes,
-                origin: &origin,
-                tenant: Some(tenant),
-                received_us: ingest.app.now(),
-            },
-        )
-        .await
-        .map_err(Failed::Hub)
+    ingest.run_read(adapter, &bytes, &origin, tenant).await
 }
 
 /// Where démarche `demarche` of `tenant` keeps its cursor.
@@ -166,43 +155,39 @@ pub async fn sync(
     tenant: &str,
     settings: &DemarcheSettings,
     cursor: &Path,
-) -> Result<usize, Failed> {
+) -> Result<usize, Error> {
     // A page's cursor goes with the query it came from: every page is asked since the same
-    // time, the file moving ahead as pages are taken.
-    let since = read_cursor(cursor);
+    // time, the file moving ahead as pages are taken. Always with a time: without one the
+    // platform orders by creation, and a cursor moved after the first page would skip the
+    // later pages' older changes.
+    let since = read_cursor(cursor).unwrap_or_else(|| FROM_THE_START.to_string());
     let mut after: Option<String> = None;
     let mut read = 0;
     loop {
-        let query =
-            demarches::dossiers_query(settings.demarche, since.as_deref(), after.as_deref());
+        let query = demarches::dossiers_query(settings.demarche, Some(&since), after.as_deref());
         let page = match ask(http, settings, &query, demarches::page_answer).await {
             Ok(p) => p,
-            Err(e) => {
-                failed(ingest, tenant, &e);
-                return Err(Failed::Api(e));
-            }
+            Err(e) => return Err(failed(ingest, tenant, e)),
         };
-        let mut latest = read_cursor(cursor).or(since.clone());
+        let mut latest = read_cursor(cursor).unwrap_or_else(|| since.clone());
         for d in &page.dossiers {
             take(ingest, adapter, tenant, settings, d).await?;
             read += 1;
             if let Some(t) = demarches::last_change(d) {
-                let newer = match (crate::publik::time_us(t), latest.as_deref()) {
-                    (Some(t_us), Some(l)) => crate::publik::time_us(l).is_none_or(|l| t_us > l),
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                };
+                let newer = crate::publik::time_us(t)
+                    .is_some_and(|t_us| crate::publik::time_us(&latest).is_none_or(|l| t_us > l));
                 if newer {
-                    latest = Some(t.to_string());
+                    latest = t.to_string();
                 }
             }
         }
-        if let Some(l) = latest.as_deref().filter(|l| Some(*l) != since.as_deref()) {
-            crate::write_state(cursor, l).map_err(Failed::Hub)?;
+        if latest != since && read_cursor(cursor).as_deref() != Some(latest.as_str()) {
+            crate::write_state(cursor, &latest)?;
         }
         match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+            // A platform repeating its page cursor would have the hub ask for ever.
+            Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+            _ => break,
         }
     }
     if read == 0 {

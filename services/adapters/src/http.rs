@@ -375,7 +375,7 @@ async fn demarches_webhook(
     .await;
     match followed {
         Ok(summary) => respond(Channel::Forms, &summary),
-        Err(crate::demarches_sync::Failed::Api(crate::demarches::ApiError::Token(why))) => {
+        Err(crate::Error::Refused { detail: why, .. }) => {
             let reason = format!(
                 "the token of démarche {} was refused by démarches-simplifiées: {why}",
                 hook.demarche
@@ -399,9 +399,11 @@ async fn demarches_webhook(
             refuse(StatusCode::BAD_GATEWAY, reason)
         }
         Err(err) => {
+            // What failed is for ops (the health, the logs), not for an unauthenticated caller.
+            tracing::warn!(tenant = %code, error = %err, "a démarches-simplifiées webhook not followed");
             let mut r = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("not recorded, try again: {err}"),
+                "not recorded, try again later",
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));

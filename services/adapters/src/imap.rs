@@ -31,8 +31,9 @@ pub const CONNECTOR: &str = "imap";
 const CHUNK: usize = 50;
 /// Bytes fetched per command at most (a message larger is fetched alone).
 const FETCH_BYTES: u64 = 32 * 1024 * 1024;
-/// IDLE is renewed this often (RFC 2177: servers may log a client off after 30 minutes).
-const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+/// IDLE is renewed this often (RFC 2177: servers may log a client off after 30 minutes;
+/// firewalls forget a quiet connection sooner).
+const IDLE_RENEW: Duration = Duration::from_secs(10 * 60);
 /// No answer from the server for this long while connecting or fetching: the connection is
 /// given up and made again.
 const SILENCE: Duration = Duration::from_secs(120);
@@ -86,20 +87,11 @@ impl AsyncWrite for Conn {
 
 type Session = async_imap::Session<Conn>;
 
-/// Why a session ended.
-#[derive(Debug, thiserror::Error)]
-enum Ended {
-    #[error("{0}")]
-    Imap(#[from] async_imap::error::Error),
-    #[error("{0}")]
-    Other(String),
-    #[error("the hub could not take the messages: {0}")]
-    Hub(#[from] Error),
-}
-
-impl From<std::io::Error> for Ended {
-    fn from(e: std::io::Error) -> Self {
-        Ended::Other(e.to_string())
+/// The error of a mailbox's session that failed: the connection is made again.
+fn lost(detail: impl Into<String>) -> Error {
+    Error::Unavailable {
+        system: "IMAP",
+        detail: detail.into(),
     }
 }
 
@@ -149,8 +141,13 @@ pub async fn run(
     let mut tasks = Vec::new();
     for c in &cfg.communes {
         for m in &c.imap {
+            // A message's documents may be as large as the mailbox lets a message be.
+            let mut ingest = ingest.clone();
+            ingest.max_document_bytes = ingest
+                .max_document_bytes
+                .max(u64::from(m.max_message_mb) * 1024 * 1024);
             let mailbox = Mailbox {
-                ingest: ingest.clone(),
+                ingest,
                 email: email.clone(),
                 tenant: c.code.clone(),
                 mark: mark_path(&dir, &c.code, m),
@@ -174,16 +171,16 @@ struct Mailbox {
 
 impl Mailbox {
     /// Sessions one after the other until `stop`, waiting longer after each failure (1 s,
-    /// doubled, a minute at most; back to 1 s once a session got going).
+    /// doubled, a minute at most; back to 1 s after a session that lasted a minute).
     async fn follow(self, mut stop: watch::Receiver<bool>) {
         let mut pause = Duration::from_secs(1);
         tracing::info!(tenant = %self.tenant, folder = %self.settings.folder, "reading an IMAP mailbox");
         loop {
-            let mut got_going = false;
-            match self.session(&mut stop, &mut got_going).await {
+            let began = std::time::Instant::now();
+            match self.session(&mut stop).await {
                 Ok(()) => return,
                 Err(e) => {
-                    if got_going {
+                    if began.elapsed() > Duration::from_secs(60) {
                         pause = Duration::from_secs(1);
                     }
                     tracing::warn!(tenant = %self.tenant, error = %e, "IMAP mailbox: connecting again");
@@ -202,30 +199,38 @@ impl Mailbox {
         self.ingest.connector(CONNECTOR, &self.tenant, why);
     }
 
-    async fn connect(&self) -> Result<Session, Ended> {
+    async fn connect(&self) -> Result<Session, Error> {
         let s = &self.settings;
         let tcp = tokio::time::timeout(SILENCE, TcpStream::connect((s.host.as_str(), s.port())))
             .await
-            .map_err(|_| Ended::Other("connecting timed out".into()))??;
-        tcp.set_nodelay(true)?;
-        let tls = || -> Result<tokio_native_tls::TlsConnector, Ended> {
+            .map_err(|_| lost("connecting timed out"))?
+            .map_err(|e| lost(format!("connecting: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| lost(format!("connecting: {e}")))?;
+        // Probes a quiet connection (an IDLE), so a firewall keeps it and a dead one is seen.
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(60))
+                .with_interval(Duration::from_secs(20)),
+        );
+        let tls = || -> Result<tokio_native_tls::TlsConnector, Error> {
             let mut b = tokio_native_tls::native_tls::TlsConnector::builder();
             if let Some(ca) = &s.ca_file {
-                let pem = std::fs::read(ca)?;
+                let pem = std::fs::read(ca).map_err(|e| lost(format!("ca_file: {e}")))?;
                 let cert = tokio_native_tls::native_tls::Certificate::from_pem(&pem)
-                    .map_err(|e| Ended::Other(format!("ca_file: {e}")))?;
+                    .map_err(|e| lost(format!("ca_file: {e}")))?;
                 b.add_root_certificate(cert);
             }
             b.build()
                 .map(tokio_native_tls::TlsConnector::from)
-                .map_err(|e| Ended::Other(format!("TLS: {e}")))
+                .map_err(|e| lost(format!("TLS: {e}")))
         };
         let wrap = |tcp| async move {
             tls()?
                 .connect(&s.host, tcp)
                 .await
                 .map(|t| Conn::Tls(Box::new(t)))
-                .map_err(|e| Ended::Other(format!("TLS: {e}")))
+                .map_err(|e| lost(format!("TLS: {e}")))
         };
         let conn = match s.tls {
             ImapTls::None => Conn::Plain(tcp),
@@ -256,30 +261,29 @@ impl Mailbox {
                 };
                 tokio::time::timeout(SILENCE, client.authenticate("XOAUTH2", xoauth2)).await
             }
-            (None, None) => return Err(Ended::Other("no credentials".into())),
+            (None, None) => return Err(lost("no credentials")),
         };
         let session = logged_in
-            .map_err(|_| Ended::Other("login timed out".into()))?
-            .map_err(|(e, _)| e)?;
+            .map_err(|_| lost("login timed out"))?
+            .map_err(|(e, _)| Error::Refused {
+                system: "IMAP",
+                detail: e.to_string(),
+            })?;
         Ok(session)
     }
 
     /// One session: logged in, the folder selected, new mail taken, then waiting for more.
     /// `Ok` when stopped.
-    async fn session(
-        &self,
-        stop: &mut watch::Receiver<bool>,
-        got_going: &mut bool,
-    ) -> Result<(), Ended> {
+    async fn session(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Error> {
         let s = &self.settings;
         let mut session = self.connect().await?;
-        let caps = session.capabilities().await?;
+        let caps = within(session.capabilities()).await?;
         let (idle, can_move) = (caps.has_str("IDLE"), caps.has_str("MOVE"));
         if let Some(target) = &s.move_to {
             // Made once; « already exists » afterwards.
-            let _ = session.create(folder_name(target)).await;
+            let _ = within(session.create(folder_name(target))).await;
         }
-        let folder = session.select(folder_name(&s.folder)).await?;
+        let folder = within(session.select(folder_name(&s.folder))).await?;
         let validity = folder.uid_validity.unwrap_or(0);
         let mut mark = read_mark(&self.mark);
         if mark.validity != validity {
@@ -291,7 +295,6 @@ impl Mailbox {
                 last_uid: 0,
             };
         }
-        *got_going = true;
         self.health(None);
         loop {
             self.take_new(&mut session, &mut mark, can_move).await?;
@@ -299,9 +302,21 @@ impl Mailbox {
                 let _ = session.logout().await;
                 return Ok(());
             }
+            // New mail announced during the last commands: taken before idling.
+            let mut announced = false;
+            while let Ok(r) = session.unsolicited_responses.try_recv() {
+                announced |= matches!(
+                    r,
+                    async_imap::types::UnsolicitedResponse::Exists(_)
+                        | async_imap::types::UnsolicitedResponse::Recent(_)
+                );
+            }
+            if announced {
+                continue;
+            }
             if idle {
                 let mut handle = session.idle();
-                handle.init().await?;
+                within(handle.init()).await?;
                 let stopping = {
                     let (wait, interrupt) = handle.wait_with_timeout(IDLE_RENEW);
                     tokio::pin!(wait);
@@ -314,7 +329,7 @@ impl Mailbox {
                         }
                     }
                 };
-                session = handle.done().await?;
+                session = within(handle.done()).await?;
                 if stopping {
                     let _ = session.logout().await;
                     return Ok(());
@@ -327,7 +342,7 @@ impl Mailbox {
                         return Ok(());
                     }
                 }
-                session.noop().await?;
+                within(session.noop()).await?;
             }
         }
     }
@@ -339,11 +354,11 @@ impl Mailbox {
         session: &mut Session,
         mark: &mut Mark,
         can_move: bool,
-    ) -> Result<(), Ended> {
+    ) -> Result<(), Error> {
         let s = &self.settings;
-        let found = session
-            .uid_search(format!("UID {}:*", mark.last_uid.saturating_add(1)))
-            .await?;
+        let found =
+            within(session.uid_search(format!("UID {}:*", mark.last_uid.saturating_add(1))))
+                .await?;
         // `n:*` names the last message even when its UID is below n.
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > mark.last_uid).collect();
         uids.sort_unstable();
@@ -354,13 +369,15 @@ impl Mailbox {
                     .uid_fetch(set(chunk), "(UID RFC822.SIZE)")
                     .await?
                     .try_filter_map(|f| async move {
-                        Ok(f.uid.map(|u| (u, u64::from(f.size.unwrap_or(0)))))
+                        // A size the server does not give: fetched alone, as the largest.
+                        Ok(f.uid.map(|u| (u, f.size.map_or(FETCH_BYTES, u64::from))))
                     })
                     .try_collect::<Vec<_>>()
                     .await
             })
             .await
-            .map_err(|_| Ended::Other("the server went silent".into()))??;
+            .map_err(|_| lost("the server went silent"))??;
+            whole(chunk, sizes.iter().map(|(u, _)| *u))?;
             let mut groups: Vec<Vec<u32>> = Vec::new();
             let mut bytes = 0;
             let mut too_big = Vec::new();
@@ -392,7 +409,7 @@ impl Mailbox {
     }
 
     /// Fetches `uids`, puts them on the log, then moves or flags them.
-    async fn take(&self, session: &mut Session, uids: &[u32], can_move: bool) -> Result<(), Ended> {
+    async fn take(&self, session: &mut Session, uids: &[u32], can_move: bool) -> Result<(), Error> {
         let fetched: Vec<(u32, Vec<u8>)> = tokio::time::timeout(SILENCE, async {
             session
                 .uid_fetch(set(uids), "(UID BODY.PEEK[])")
@@ -402,7 +419,7 @@ impl Mailbox {
                 .await
         })
         .await
-        .map_err(|_| Ended::Other("the server went silent".into()))??;
+        .map_err(|_| lost("the server went silent"))??;
         whole(uids, fetched.iter().map(|(u, _)| *u))?;
         let received_us = self.ingest.app.now();
         let origins: Vec<String> = fetched
@@ -434,29 +451,24 @@ impl Mailbox {
         session: &mut Session,
         uids: &[u32],
         can_move: bool,
-    ) -> Result<(), Ended> {
+    ) -> Result<(), Error> {
         let set = set(uids);
         match &self.settings.move_to {
-            Some(folder) if can_move => session.uid_mv(&set, folder_name(folder)).await?,
+            Some(folder) if can_move => within(session.uid_mv(&set, folder_name(folder))).await?,
             Some(folder) => {
-                session.uid_copy(&set, folder_name(folder)).await?;
-                session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await?;
-                session
-                    .uid_expunge(&set)
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await?;
+                within(session.uid_copy(&set, folder_name(folder))).await?;
+                flag(session, &set, "\\Deleted").await?;
+                within(async {
+                    session
+                        .uid_expunge(&set)
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
             }
             None => {
-                session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await?;
+                flag(session, &set, "\\Seen").await?;
             }
         }
         Ok(())
@@ -464,14 +476,17 @@ impl Mailbox {
 
     /// A message over `max_message_mb`: left in the mailbox, its headers kept in the
     /// quarantine with the reason.
-    async fn keep_too_big(&self, session: &mut Session, uid: u32, size: u64) -> Result<(), Ended> {
-        let header: Vec<u8> = session
-            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])")
-            .await?
-            .try_filter_map(|f| async move { Ok(f.header().map(<[u8]>::to_vec)) })
-            .try_collect::<Vec<_>>()
-            .await?
-            .concat();
+    async fn keep_too_big(&self, session: &mut Session, uid: u32, size: u64) -> Result<(), Error> {
+        let header: Vec<u8> = within(async {
+            session
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER])")
+                .await?
+                .try_filter_map(|f| async move { Ok(f.header().map(<[u8]>::to_vec)) })
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?
+        .concat();
         let reason = format!(
             "message of {} MB, over the mailbox's max_message_mb ({} MB): left in the mailbox, unread",
             size.div_ceil(1024 * 1024),
@@ -517,7 +532,7 @@ impl async_imap::Authenticator for XOAuth2 {
 }
 
 /// An access token from the identity provider (client credentials grant).
-async fn token(o: &crate::config::OAuth2Settings) -> Result<String, Ended> {
+async fn token(o: &crate::config::OAuth2Settings) -> Result<String, Error> {
     #[derive(serde::Deserialize)]
     struct Granted {
         access_token: String,
@@ -531,20 +546,30 @@ async fn token(o: &crate::config::OAuth2Settings) -> Result<String, Ended> {
     let resp = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| Ended::Other(format!("HTTP client: {e}")))?
+        .map_err(|e| lost(format!("HTTP client: {e}")))?
         .post(&o.token_url)
         .form(&form)
         .send()
         .await
-        .map_err(|e| Ended::Other(format!("token endpoint: {e}")))?;
+        .map_err(|e| lost(format!("token endpoint: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(Ended::Other(format!("token endpoint: HTTP {status}")));
+        return Err(lost(format!("token endpoint: HTTP {status}")));
     }
     resp.json::<Granted>()
         .await
         .map(|g| g.access_token)
-        .map_err(|e| Ended::Other(format!("token endpoint: {e}")))
+        .map_err(|e| lost(format!("token endpoint: {e}")))
+}
+
+/// `f`, given up after [`SILENCE`] without an answer (a server or a network that hangs).
+async fn within<T, E: Into<Error>>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(SILENCE, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(lost("the server went silent")),
+    }
 }
 
 /// Until `stop` says so.
@@ -553,22 +578,22 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Reads the server's greeting.
-async fn greeting(client: &mut async_imap::Client<Conn>) -> Result<(), Ended> {
+async fn greeting(client: &mut async_imap::Client<Conn>) -> Result<(), Error> {
     match tokio::time::timeout(SILENCE, client.read_response()).await {
         Ok(Some(Ok(_))) => Ok(()),
-        Ok(Some(Err(e))) => Err(e.into()),
-        Ok(None) => Err(Ended::Other("closed before its greeting".into())),
-        Err(_) => Err(Ended::Other("no greeting".into())),
+        Ok(Some(Err(e))) => Err(lost(e.to_string())),
+        Ok(None) => Err(lost("closed before its greeting")),
+        Err(_) => Err(lost("no greeting")),
     }
 }
 
 /// Whether a fetch gave every UID asked for: a connection closed in the middle ends the
 /// answer early, and what it did not give must not be taken as read.
-fn whole(asked: &[u32], got: impl Iterator<Item = u32>) -> Result<(), Ended> {
+fn whole(asked: &[u32], got: impl Iterator<Item = u32>) -> Result<(), Error> {
     let got: std::collections::HashSet<u32> = got.collect();
     match asked.iter().filter(|u| !got.contains(u)).count() {
         0 => Ok(()),
-        missing => Err(Ended::Other(format!(
+        missing => Err(lost(format!(
             "the server's answer ended early ({missing} of {} messages missing)",
             asked.len()
         ))),
@@ -576,6 +601,20 @@ fn whole(asked: &[u32], got: impl Iterator<Item = u32>) -> Result<(), Ended> {
 }
 
 /// `1,2,5` for UIDs.
+/// Adds `flag` to the messages `set` names.
+async fn flag(session: &mut Session, set: &str, flag: &str) -> Result<(), Error> {
+    let query = format!("+FLAGS.SILENT ({flag})");
+    within(async {
+        session
+            .uid_store(set, &query)
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    Ok(())
+}
+
 fn set(uids: &[u32]) -> String {
     uids.iter()
         .map(u32::to_string)

@@ -72,20 +72,23 @@ struct Fetchers {
 }
 
 impl Fetchers {
-    fn new() -> Fetchers {
+    /// Direct connections only: through a proxy, the resolver would see the proxy's name and
+    /// the proxy would reach whatever the URL names.
+    fn new() -> Result<Fetchers, Error> {
         let client = |internal_ok: bool| {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .timeout(Duration::from_secs(20))
                 .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
                 .dns_resolver(Arc::new(Resolver { internal_ok }))
                 .build()
-                .unwrap_or_default()
+                .map_err(|e| Error::Config(format!("the documents' HTTP client: {e}")))
         };
-        Fetchers {
-            public: client(false),
-            anywhere: client(true),
-        }
+        Ok(Fetchers {
+            public: client(false)?,
+            anywhere: client(true)?,
+        })
     }
 }
 
@@ -145,15 +148,15 @@ impl Ingest {
         quarantine: Quarantine,
         cfg: Arc<AdaptersConfig>,
         max_document_bytes: u64,
-    ) -> Self {
-        Ingest {
+    ) -> Result<Self, Error> {
+        Ok(Ingest {
             app,
             quarantine,
             metrics: Arc::new(Metrics::default()),
             cfg,
             max_document_bytes,
-            fetchers: Arc::new(Fetchers::new()),
-        }
+            fetchers: Arc::new(Fetchers::new()?),
+        })
     }
 
     /// Parses `input` with `adapter` and publishes the result. Fails only when the log or
@@ -162,6 +165,23 @@ impl Ingest {
     pub async fn run(&self, adapter: &dyn Adapter, input: Input<'_>) -> Result<Summary, Error> {
         let mut all = self.run_batch(adapter, &[input]).await?;
         Ok(all.remove(0))
+    }
+
+    /// [`Ingest::run`] for what a connector read itself from `tenant`'s system, received now.
+    pub(crate) async fn run_read(
+        &self,
+        adapter: &dyn Adapter,
+        bytes: &[u8],
+        origin: &str,
+        tenant: &str,
+    ) -> Result<Summary, Error> {
+        let input = Input {
+            bytes,
+            origin,
+            tenant: Some(tenant),
+            received_us: self.app.now(),
+        };
+        self.run(adapter, input).await
     }
 
     /// Tells the hub how connector `name` fared with `input`.
@@ -337,24 +357,20 @@ impl Ingest {
                             format!("document {} ({:?})", i + 1, crate::clip(&blob.name, 60));
                         let bytes = match &blob.source {
                             BlobSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b.as_slice())),
-                            BlobSource::Url(url) => self
+                            BlobSource::Url(url) | BlobSource::Signed { url, .. } => self
                                 .fetch(&event.tenant, url, name)
                                 .await
                                 .map(std::borrow::Cow::Owned)
                                 .map_err(|detail| (format!("{what} could not be fetched"), detail)),
                         };
-                        // A document carried in the input is bounded by the input's own
-                        // limit, which its source enforced (the request body, a mailbox's
-                        // max_message_mb); one fetched by URL by the document limit.
-                        let limit = match &blob.source {
-                            BlobSource::Bytes(_) => {
-                                self.max_document_bytes.max(input.bytes.len() as u64)
-                            }
-                            BlobSource::Url(_) => self.max_document_bytes,
-                        };
                         let stored = bytes.and_then(|b| {
                             self.app
-                                .store_document(System::Adapters, &b, &blob.media_type, limit)
+                                .store_document(
+                                    System::Adapters,
+                                    &b,
+                                    &blob.media_type,
+                                    self.max_document_bytes,
+                                )
                                 .map_err(|e| (format!("{what} {e}"), String::new()))
                         });
                         match stored {
@@ -553,18 +569,38 @@ pub fn internal_address(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
                 || o[0] >= 240
         }
         IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            let o = v6.octets();
+            let embedded = |a: u8, b: u8, c: u8, d: u8| {
+                internal_address(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
+            // An IPv4 address inside: mapped (::ffff:a.b.c.d), compatible (::a.b.c.d),
+            // NAT64 (64:ff9b::/96) or 6to4 (2002:aabb:ccdd::/48).
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return internal_address(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            if seg[..6].iter().all(|s| *s == 0) && !v6.is_loopback() && !v6.is_unspecified() {
+                return embedded(o[12], o[13], o[14], o[15]);
+            }
+            if seg[0] == 0x64 && seg[1] == 0xff9b {
+                // The well-known prefix carries the address in its last 32 bits; the local-use
+                // one (64:ff9b:1::/48, RFC 8215) is the network's own.
+                return seg[2] == 1 || embedded(o[12], o[13], o[14], o[15]);
+            }
+            if seg[0] == 0x2002 {
+                return embedded(o[2], o[3], o[4], o[5]);
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
         }
     }
 }
@@ -588,10 +624,23 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a00:1::1",
+            "fec0::1",
+            "2001:db8::1",
+            "198.18.0.1",
         ] {
             assert!(internal_address(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["93.184.216.34", "2a00:1450:4007:80e::200e", "8.8.8.8"] {
+        for public in [
+            "93.184.216.34",
+            "2a00:1450:4007:80e::200e",
+            "8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(!internal_address(public.parse().unwrap()), "{public}");
         }
         // The URL parser reads decimal IPv4 hosts as the address they are.

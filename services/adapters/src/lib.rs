@@ -63,6 +63,29 @@ pub enum Error {
     Log(String),
     #[error("read model: {0}")]
     Store(String),
+    /// A system the hub reads from (a mail server, a démarches platform) failed or could not
+    /// be reached: tried again later.
+    #[error("{system} unavailable: {detail}")]
+    Unavailable {
+        system: &'static str,
+        detail: String,
+    },
+    /// A system the hub reads from refused its credentials (a token expired, a password
+    /// changed): a fault of the configuration.
+    #[error("{system} refused the hub's credentials: {detail}")]
+    Refused {
+        system: &'static str,
+        detail: String,
+    },
+}
+
+impl From<async_imap::error::Error> for Error {
+    fn from(e: async_imap::error::Error) -> Self {
+        Error::Unavailable {
+            system: "IMAP",
+            detail: e.to_string(),
+        }
+    }
 }
 
 /// Raw input handed to an adapter, with where it came from.
@@ -93,6 +116,12 @@ pub enum BlobSource {
     Bytes(Vec<u8>),
     /// To be fetched by the publishing edge (web-form attachments given by URL).
     Url(String),
+    /// To be fetched likewise, from a link signed anew at each reading of its source (a
+    /// storage service's expiring URL): the file is known by the checksum its source gives.
+    Signed {
+        url: String,
+        checksum: String,
+    },
 }
 
 /// A parsed contact: a valid event ready for the log (without `attachments`, filled once the
@@ -218,9 +247,8 @@ pub(crate) fn checked(
     }
 }
 
-/// What identifies a document as received: name, type and content (or URL without its query
-/// and fragment, where storage services put the signature and expiry of a link made anew at
-/// each fetch).
+/// What identifies a document as received: name, type and content (or URL, or the checksum
+/// of a file behind a link made anew at each fetch).
 fn blob_fingerprint(b: &Blob) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -230,7 +258,11 @@ fn blob_fingerprint(b: &Blob) -> Vec<u8> {
     h.update([0]);
     match &b.source {
         BlobSource::Bytes(bytes) => h.update(bytes),
-        BlobSource::Url(u) => h.update(u.split(['?', '#']).next().unwrap_or_default().as_bytes()),
+        BlobSource::Url(u) => h.update(u.as_bytes()),
+        BlobSource::Signed { checksum, .. } => {
+            h.update(b"checksum:");
+            h.update(checksum.as_bytes());
+        }
     }
     h.finalize().to_vec()
 }
@@ -323,7 +355,9 @@ pub fn quarantine_dir(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Runs every adapter inside `serve` until `shutdown`: the HTTP endpoints on `listener`, the
-/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox) and the communes' Maildirs.
+/// CDR drop folder (`[phone] inbox`, default DATA/cdr-inbox), the communes' Maildirs, their
+/// switches (AMI), their IMAP mailboxes, the démarches that poll and the OVHcloud accounts
+/// that receive SMS.
 /// The sender of written answers ([`outbound::run`]) is started apart: one hub per log sends.
 pub async fn run(
     app: contacthub_app::App,
@@ -337,7 +371,7 @@ pub async fn run(
     let quarantine = quarantine::Quarantine::open(quarantine_dir(&data))?;
     let channels = Channels::new(cfg.clone(), app.tenants().clone());
     let max_document = max_body_bytes as u64;
-    let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document);
+    let ingest = ingest::Ingest::new(app, quarantine, cfg.clone(), max_document)?;
     let mut folders = vec![inbox::Watched::Cdr(
         cfg.phone
             .inbox

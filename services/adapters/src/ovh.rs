@@ -307,7 +307,10 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             loop {
                 match account.receive(&ingest, &adapter, &tenant).await {
-                    Ok(_) => ingest.connector(SOURCE, &tenant, None),
+                    Ok(0) => ingest.connector(SOURCE, &tenant, None),
+                    Ok(_) => {
+                        ingest.connector(SOURCE, &tenant, Some("des SMS reçus n'ont pu être pris"))
+                    }
                     Err(e) => {
                         tracing::warn!(tenant, error = %e, "reading OVHcloud's incoming SMS");
                         ingest.connector(
@@ -330,8 +333,9 @@ pub async fn run(
 }
 
 impl Ovh {
-    /// Takes every SMS waiting on the account: read, on the log, then deleted from OVH. How
-    /// many.
+    /// Takes every SMS waiting on the account, oldest first (a START after its STOP): read,
+    /// on the log, then deleted from OVH. One that fails is tried again next time, the
+    /// others go on; one OVH no longer has is done. How many failed.
     async fn receive(
         &self,
         ingest: &Ingest,
@@ -340,7 +344,7 @@ impl Ovh {
     ) -> Result<usize, String> {
         let service = &self.settings.service_name;
         let now = || chrono::Utc::now().timestamp();
-        let ids: Vec<i64> = self
+        let mut ids: Vec<i64> = self
             .signed(
                 reqwest::Method::GET,
                 &format!("/sms/{service}/incoming"),
@@ -354,38 +358,56 @@ impl Ovh {
             .json()
             .await
             .map_err(|e| e.to_string())?;
+        ids.sort_unstable();
+        let mut failed = 0;
         for id in &ids {
-            let path = format!("/sms/{service}/incoming/{id}");
-            let bytes = self
-                .signed(reqwest::Method::GET, &path, "", now())
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| e.to_string())?
-                .bytes()
-                .await
-                .map_err(|e| e.to_string())?;
-            let origin = format!("ovh incoming {id}");
-            ingest
-                .run(
-                    adapter,
-                    Input {
-                        bytes: &bytes,
-                        origin: &origin,
-                        tenant: Some(tenant),
-                        received_us: ingest.app.now(),
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            // On the log (or in the quarantine): OVH may forget it.
-            self.signed(reqwest::Method::DELETE, &path, "", now())
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = self.take(ingest, adapter, tenant, *id, &now).await {
+                tracing::warn!(tenant, id, error = %e, "an SMS received on OVHcloud not taken yet");
+                failed += 1;
+            }
         }
-        Ok(ids.len())
+        Ok(failed)
+    }
+
+    async fn take(
+        &self,
+        ingest: &Ingest,
+        adapter: &OvhIncoming,
+        tenant: &str,
+        id: i64,
+        now: &impl Fn() -> i64,
+    ) -> Result<(), String> {
+        let path = format!("/sms/{}/incoming/{id}", self.settings.service_name);
+        let got = self
+            .signed(reqwest::Method::GET, &path, "", now())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if got.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        let bytes = got
+            .error_for_status()
+            .map_err(|e| e.to_string())?
+            .bytes()
+            .await
+            .map_err(|e| e.to_string())?;
+        let origin = format!("ovh incoming {id}");
+        ingest
+            .run_read(adapter, &bytes, &origin, tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        // On the log (or in the quarantine): OVH may forget it.
+        let deleted = self
+            .signed(reqwest::Method::DELETE, &path, "", now())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if deleted.status().is_success() || deleted.status() == reqwest::StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(format!("deleting it: HTTP {}", deleted.status()))
+        }
     }
 }
 

@@ -3,11 +3,15 @@
 //! cluster's shared read trail is `rd/`, see `audit::on_a_cluster…`), the families its fold writes (a snapshot), and for each
 //! family whether it holds personal data (names, numbers, addresses, texts: erased by making
 //! the read model again from the log), ids only, or nothing of anyone. A new family fails
-//! this test until it is classified here, so none slips personal data in unnoticed.
+//! this test until it is classified here, so none slips personal data in unnoticed. What each
+//! kind of event of the demo's mix costs (keys and bytes per family) is kept in
+//! `docs/keys-per-event.md`, compared likewise (`UPDATE_EXPECT=1` rewrites both after a
+//! reviewed change of the fold).
 
 use contacthub_app::auth::Access;
 use contacthub_app::commands;
 use contacthub_core::fold::{apply, Kv, Outcome, Position};
+use contacthub_core::keys::Family;
 use contacthub_core::tenant::Tenants;
 use contacthub_tests::*;
 use std::cell::RefCell;
@@ -84,10 +88,11 @@ const FAMILIES: &[(&str, Holds)] = &[
 
 type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// A store that records which families each event's fold writes.
+/// A store that records the keys each event's fold writes (bytes of key and value of the
+/// last write of each).
 struct Recording<'a> {
     inner: &'a mut Mem,
-    written: &'a RefCell<BTreeSet<String>>,
+    written: &'a RefCell<BTreeMap<Vec<u8>, usize>>,
 }
 
 impl Kv for Recording<'_> {
@@ -97,7 +102,7 @@ impl Kv for Recording<'_> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.written
             .borrow_mut()
-            .insert(String::from_utf8_lossy(&key[..3.min(key.len())]).into_owned());
+            .insert(key.clone(), key.len() + value.len());
         Kv::put(&mut *self.inner, key, value);
     }
     fn remove(&mut self, key: Vec<u8>) {
@@ -110,6 +115,89 @@ impl Kv for Recording<'_> {
     ) -> contacthub_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Kv::scan_prefix(&*self.inner, prefix, limit)
     }
+}
+
+/// What the events of one kind wrote, summed.
+#[derive(Default)]
+struct Cost {
+    events: u64,
+    keys: u64,
+    bytes: u64,
+    families: BTreeMap<Family, u64>,
+    /// Keys of shared families ([`Family::shared`]): written once per batch of events.
+    shared: u64,
+}
+
+impl Cost {
+    fn add(&mut self, written: BTreeMap<Vec<u8>, usize>) {
+        self.events += 1;
+        for (key, bytes) in written {
+            let family = Family::of(&key).expect("every key has a family");
+            if family.shared() {
+                self.shared += 1;
+                continue;
+            }
+            self.keys += 1;
+            self.bytes += bytes as u64;
+            *self.families.entry(family).or_default() += 1;
+        }
+    }
+}
+
+/// `docs/keys-per-event.md`: the cost of each kind of event, as a mean per event.
+fn cost_report(costs: &BTreeMap<String, Cost>) -> String {
+    let mean = |n: u64, of: u64| n as f64 / of.max(1) as f64;
+    // Two decimals at most, without trailing zeros.
+    let short = |x: f64| {
+        if x > 0.0 && x < 0.005 {
+            return "<0.01".to_string();
+        }
+        let s = format!("{x:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    let mut out = String::from(
+        "# Keys each event writes\n\n\
+         What folding each kind of event writes in the read model, as a mean per event: distinct\n\
+         keys (a key written twice by one event counts once), their bytes (key and value, before\n\
+         sled's own overhead) and their families (`services/core/src/keys.rs`). Measured by\n\
+         `tests/families.rs` over the events `scripts/bench-vs-postgres` projects (the demo's\n\
+         generator, seed 42, 40 people per commune, not sealed); the test fails when the fold's\n\
+         writes change until this page is rewritten\n\
+         (`UPDATE_EXPECT=1 cargo test -p contacthub-tests --test e2e families`) and reviewed.\n\
+         Keys that many events rewrite (counters `st/`, numberings `sq/` `cs/` `rn/` `cn/`\n\
+         `tn/`, the accueil's day `ac/`, the checkpoint `ck/`) are written once per batch of\n\
+         events by the projector: they are counted apart, as shared keys.\n\n\
+         | event | events | keys per event | bytes per event | shared keys | keys by family |\n\
+         |---|---:|---:|---:|---:|---|\n",
+    );
+    let row = |name: &str, c: &Cost| {
+        let families: Vec<String> = c
+            .families
+            .iter()
+            .map(|(f, n)| {
+                let prefix = String::from_utf8_lossy(f.prefix()).into_owned();
+                format!("`{prefix}` {}", short(mean(*n, c.events)))
+            })
+            .collect();
+        format!(
+            "| {name} | {} | {} | {:.0} | {} | {} |\n",
+            c.events,
+            short(mean(c.keys, c.events)),
+            mean(c.bytes, c.events),
+            short(mean(c.shared, c.events)),
+            families.join(" · ")
+        )
+    };
+    let mut all = Cost::default();
+    for (kind, c) in costs {
+        out += &row(kind, c);
+        all.events += c.events;
+        all.keys += c.keys;
+        all.bytes += c.bytes;
+        all.shared += c.shared;
+    }
+    out += &row("**all**", &all);
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +331,7 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
             .find(|(k, _)| k == contacthub_core::event::HEADER_EVENT_TYPE)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
-        let written = RefCell::new(BTreeSet::new());
+        let written = RefCell::new(BTreeMap::new());
         let mut recording = Recording {
             inner: &mut kv,
             written: &written,
@@ -265,11 +353,23 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
             !matches!(outcome, Outcome::DeadLettered(_)),
             "{kind}: {outcome:?}"
         );
-        by_kind
-            .entry(kind)
-            .or_default()
-            .extend(written.into_inner());
+        let written = written.into_inner();
+        by_kind.entry(kind).or_default().extend(
+            written
+                .keys()
+                .map(|k| String::from_utf8_lossy(&k[..3.min(k.len())]).into_owned()),
+        );
     }
+    let listed: BTreeSet<&str> = FAMILIES.iter().map(|(f, _)| *f).collect();
+    let families: BTreeSet<String> = Family::ALL
+        .iter()
+        .map(|f| String::from_utf8_lossy(f.prefix()).into_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        families.iter().map(String::as_str).collect(),
+        "FAMILIES classifies every family of keys::Family, and no other"
+    );
     let classified: HashMap<&str, Holds> = FAMILIES.iter().copied().collect();
     let mut snapshot = String::new();
     for (kind, families) in &by_kind {
@@ -287,32 +387,32 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
     }
     // `*`: the family holds personal data (erased by making the read model again).
     expect_test::expect![[r#"
-        account_linked: ci/* ev/ ks/ lc/ sk/ st/ tl/* ua/ uc/
+        account_linked: ev/ lc/ st/ tl/* ua/ uc/
         account_proposed: ev/ st/ ua/ up/*
-        answer_composed: an/* ar/ ci/* ev/ ks/ lc/ pq/ rq/* sk/ st/ tl/*
-        appointment_booked: ad/ am/ as/ au/ ci/* ev/ ks/ lc/ sk/ st/ tl/*
+        answer_composed: an/* ar/ ev/ lc/ pq/ rq/* st/ tl/*
+        appointment_booked: ad/ am/ as/ au/ ev/ lc/ st/ tl/*
         catalogue_answer_published: ev/ ka/ st/
         citizen_erased: ci/* ev/ lc/ st/ tl/*
         citizen_registered: ci/* dx/* ev/ id/* ih/* ks/ lc/ nx/* sk/ st/ tl/*
-        citizen_updated: ci/* dx/* ev/ ih/* ks/ lc/ nx/* sk/ st/ tl/*
-        courrier: ce/ ci/* co/* ev/ ih/* ks/ lc/ od/ pd/* rc/ re/ rn/ rp/ rq/* sk/ sq/ st/ tl/*
-        courrier_answered: ci/* co/* ev/ lc/ rq/* st/ tl/*
-        courrier_routed: ci/* co/* ev/ lc/ rq/* st/ tl/*
-        desk_visit: ac/ ci/* el/ ev/ id/* ih/* ks/ lc/ pd/* sk/ st/ tl/*
-        duplicate_dismissed: ci/* dd/ ev/ ks/ lc/ sk/ st/ tl/*
+        citizen_updated: ci/* dx/* ev/ lc/ nx/* st/ tl/*
+        courrier: ce/ ci/* co/* ev/ ks/ lc/ od/ pd/* rc/ re/ rn/ rp/ rq/* sk/ sq/ st/ tl/*
+        courrier_answered: co/* ev/ lc/ rq/* st/ tl/*
+        courrier_routed: co/* ev/ lc/ rq/* st/ tl/*
+        desk_visit: ac/ ci/* el/ ev/ id/* ih/* lc/ pd/* st/ tl/*
+        duplicate_dismissed: dd/ ev/ ks/ lc/ sk/ st/ tl/*
         email: ci/* dx/* ev/ id/* ih/* ks/ lc/ nx/* pd/* sk/ sq/ sr/ st/ tl/*
-        household_membership: ci/* ev/ hh/* ks/ lc/ sk/ st/ tl/*
+        household_membership: ci/* ev/ hh/* lc/ st/ tl/*
         identity_linked: ci/* ev/ lc/ mg/ st/ tl/*
         identity_unlinked: ci/* ev/ lc/ st/ tl/*
-        notice_queued: ci/* ev/ ks/ lc/ nq/ nt/* sk/ st/ tl/*
+        notice_queued: ev/ lc/ nq/ nt/* st/ tl/*
         phone_call: ac/ ci/* ev/ id/* ih/* ks/ lc/ ra/* sk/ sq/ st/ tl/*
-        request_answered: ci/* ev/ lc/ rq/* st/ tl/*
-        request_assigned: ci/* ev/ lc/ rq/* st/ tl/*
-        request_closed: ci/* ev/ lc/ rq/* st/ tl/*
+        request_answered: ev/ lc/ rq/* st/ tl/*
+        request_assigned: ev/ lc/ rq/* st/ tl/*
+        request_closed: ev/ lc/ rq/* st/ tl/*
         request_grouped: ev/ rq/* st/
-        request_opened: ci/* ev/ ks/ lc/ od/ rc/ re/ rn/ rp/ rq/* rt/ sk/ sq/ st/ tl/*
-        request_reopened: ci/* ev/ lc/ od/ rq/* st/ tl/*
-        request_status_changed: ci/* ev/ lc/ rq/* st/ tl/*
+        request_opened: ev/ lc/ od/ rc/ re/ rn/ rp/ rq/* rt/ sq/ st/ tl/*
+        request_reopened: ev/ lc/ od/ rq/* st/ tl/*
+        request_status_changed: ev/ lc/ rq/* st/ tl/*
         sms: ci/* ev/ id/* ih/* ks/ lc/ pd/* sk/ sq/ sr/ st/ tl/*
         ticket_called: ev/ st/ tk/*
         ticket_closed: ev/ st/ tk/*
@@ -322,4 +422,46 @@ async fn every_key_family_is_classified_and_what_each_kind_of_event_writes_is_pi
     "#]]
     .assert_eq(&snapshot);
     hub.stop().await;
+}
+
+/// The cost of each kind of event of the demo's mix, pinned in `docs/keys-per-event.md`.
+#[test]
+fn what_each_kind_of_event_costs_is_pinned() {
+    let tenants = Tenants::builtin();
+    let cfg = contacthub_core::demo::DemoConfig {
+        people_per_tenant: 40,
+        ..Default::default()
+    };
+    let mut kv = Mem::new();
+    let mut costs: BTreeMap<String, Cost> = BTreeMap::new();
+    for (offset, e) in contacthub_core::demo::events(&cfg, &tenants).enumerate() {
+        let kind = e.payload.as_ref().map_or("", contacthub_core::event::kind);
+        let written = RefCell::new(BTreeMap::new());
+        let mut recording = Recording {
+            inner: &mut kv,
+            written: &written,
+        };
+        let pos = Position {
+            partition: 0,
+            offset: offset as u64,
+        };
+        let outcome = apply(
+            &mut recording,
+            &tenants,
+            pos,
+            e.tenant.as_bytes(),
+            &prost::Message::encode_to_vec(&e),
+            &contacthub_core::seal::NoKeys,
+        )
+        .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Applied { .. }),
+            "{kind}: {outcome:?}"
+        );
+        costs
+            .entry(kind.to_string())
+            .or_default()
+            .add(written.into_inner());
+    }
+    expect_test::expect_file!["../docs/keys-per-event.md"].assert_eq(&cost_report(&costs));
 }

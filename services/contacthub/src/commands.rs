@@ -175,11 +175,6 @@ fn hub_id(dir: &std::path::Path) -> Result<String> {
     Ok(id)
 }
 
-fn open_store(args: &LogArgs) -> Result<Store> {
-    let dir = args.data.join("read-model");
-    Store::open(&dir).with_context(|| format!("opening the read model in {}", dir.display()))
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     // Registered now, not when first polled: a SIGTERM that comes right after the hub said
@@ -429,7 +424,9 @@ async fn project(a: ProjectArgs) -> Result<()> {
     let tenants = tenants(&a.log)?;
     let log = open_log(&a.log).await?;
     let keys = open_keyring(&a.log).await?;
-    let store = open_store(&a.log)?;
+    // A read model sled cannot open (a crash at the wrong instant) is rebuilt, as `serve` does.
+    let dir = a.log.data.join("read-model");
+    let store = crate::server::open_read_model(&dir, &log, &tenants, &keys).await?;
     let (projector, _handle) = Projector::new(store, log, tenants, keys)?;
     let projector = projector.with_batch_size(a.batch_size);
     if a.exit_when_caught_up {

@@ -8,7 +8,7 @@
 //! | `ra/`  | tenant `\0` event id                 | `Unresolved`: a contact for an agent ("à rattacher") |
 //! | `ih/`  | tenant `\0` kind `:` id `\0` citizen  | empty: every holder of an identifier |
 //! | `sr/`  | tenant `\0` source reference        | event id (submission id, MessageSid, Message-ID) |
-//! | `lc/`  | tenant `\0` citizen                 | search card: last contact (i64 BE µs), merged into |
+//! | `lc/`  | tenant `\0` citizen                 | [`Card`]: entries, first and last contact, merged into |
 //! | `dd/`  | tenant `\0` citizen `\0` citizen      | empty: a pair dismissed as duplicates |
 //! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
@@ -58,35 +58,356 @@
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
-pub const CHECKPOINT: &[u8] = b"ck/";
+/// A family of keys of the read model: the one place each prefix is spelled. Every key
+/// starts with its family's prefix; [`Family::of`] reads it back (the cost of an event is
+/// counted by family: `docs/keys-per-event.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// `ck/`: a partition's next offset.
+    Checkpoint,
+    /// `ev/`: an applied event: its position, time, fingerprint and first citizen.
+    Applied,
+    /// `ra/`: a contact for an agent (« à rattacher »).
+    Unresolved,
+    /// `ih/`: a holder of a phone number or an e-mail address.
+    IdentifierHolder,
+    /// `sr/`: a contact by the reference its source gave it.
+    SourceRef,
+    /// `lc/`: a citizen's card: their contacts counted, the record they joined.
+    SearchCard,
+    /// `dd/`: a pair of citizens said different people.
+    DuplicateDismissed,
+    /// `pd/`: what a contact says beyond who it is from.
+    ContactDetail,
+    /// `id/`: the first holder of an identifier.
+    Identifier,
+    /// `ci/`: a citizen record.
+    Citizen,
+    /// `sk/`: a key that sealed a citizen's events.
+    SubjectKey,
+    /// `ks/`: a citizen a sealing key belongs to.
+    KeyOwner,
+    /// `tl/`: an entry of a citizen's timeline.
+    Timeline,
+    /// `mg/`: a record merged into another.
+    MergeMember,
+    /// `hh/`: a member of a household.
+    Household,
+    /// `rq/`: a request (demande).
+    Request,
+    /// `rn/`: the next request number of a commune's year.
+    RequestNumber,
+    /// `re/`: the request an event opened.
+    RequestByEvent,
+    /// `rc/`: a request a contact belongs to.
+    ContactRequest,
+    /// `rt/`: the request an e-mail thread belongs to.
+    RequestThread,
+    /// `od/`: an open request by its committed date.
+    OpenRequest,
+    /// `ka/`: a validated answer of the catalogue.
+    Catalogue,
+    /// `an/`: a written answer going out.
+    Answer,
+    /// `ar/`: an answer of a request.
+    RequestAnswer,
+    /// `ob/`: an answer waiting to be sent, by when.
+    Outbox,
+    /// `pq/`: a letter to print.
+    PrintQueue,
+    /// `pm/`: the answer a provider's message id names.
+    ProviderMessage,
+    /// `sq/`: the next provisional citizen number.
+    ProvisionalNumber,
+    /// `rd/`: a line of a hub's read trail.
+    TrailRead,
+    /// `cs/`: the next registered citizen number.
+    CitizenNumber,
+    /// `nx/`: search: a word of a citizen's record.
+    NameWord,
+    /// `dx/`: search: a word less one letter.
+    NameVariant,
+    /// `co/`: a registered letter.
+    Courrier,
+    /// `cn/`: the next chrono number of a commune's year.
+    ChronoNumber,
+    /// `ce/`: the chrono a registration event gave.
+    CourrierByEvent,
+    /// `tk/`: a ticket of the waiting line.
+    Ticket,
+    /// `tn/`: the numbering of a site's tickets of a day.
+    TicketNumbers,
+    /// `ac/`: the accueil's report of a day.
+    AccueilDay,
+    /// `el/`: a person an élu met at a permanence.
+    Permanence,
+    /// `ua/`: a citizens' space account.
+    Account,
+    /// `uc/`: an account of a citizen.
+    CitizenAccount,
+    /// `up/`: an account waiting for an agent.
+    AccountProposal,
+    /// `am/`: an appointment.
+    Appointment,
+    /// `as/`: a booking of a slot.
+    AppointmentSlot,
+    /// `au/`: an appointment of a citizen.
+    CitizenAppointment,
+    /// `ad/`: an appointment in the commune's agenda.
+    Agenda,
+    /// `rp/`: a request a citizen asked.
+    CitizenRequest,
+    /// `pf/`: the request a portal's file opened.
+    PortalFile,
+    /// `sx/`: a number that answered STOP.
+    SmsStopped,
+    /// `nt/`: a notice and what became of it.
+    Notice,
+    /// `nq/`: a notice waiting to be sent, by when.
+    NoticeDue,
+    /// `dl/`: a record the fold refused.
+    DeadLetter,
+    /// `mf/`: the format the read model was folded with.
+    Format,
+    /// `st/`: a counter (applied, dead letters, phone, dashboards).
+    Counter,
+}
+
+impl Family {
+    pub const ALL: [Family; 54] = [
+        Family::Checkpoint,
+        Family::Applied,
+        Family::Unresolved,
+        Family::IdentifierHolder,
+        Family::SourceRef,
+        Family::SearchCard,
+        Family::DuplicateDismissed,
+        Family::ContactDetail,
+        Family::Identifier,
+        Family::Citizen,
+        Family::SubjectKey,
+        Family::KeyOwner,
+        Family::Timeline,
+        Family::MergeMember,
+        Family::Household,
+        Family::Request,
+        Family::RequestNumber,
+        Family::RequestByEvent,
+        Family::ContactRequest,
+        Family::RequestThread,
+        Family::OpenRequest,
+        Family::Catalogue,
+        Family::Answer,
+        Family::RequestAnswer,
+        Family::Outbox,
+        Family::PrintQueue,
+        Family::ProviderMessage,
+        Family::ProvisionalNumber,
+        Family::TrailRead,
+        Family::CitizenNumber,
+        Family::NameWord,
+        Family::NameVariant,
+        Family::Courrier,
+        Family::ChronoNumber,
+        Family::CourrierByEvent,
+        Family::Ticket,
+        Family::TicketNumbers,
+        Family::AccueilDay,
+        Family::Permanence,
+        Family::Account,
+        Family::CitizenAccount,
+        Family::AccountProposal,
+        Family::Appointment,
+        Family::AppointmentSlot,
+        Family::CitizenAppointment,
+        Family::Agenda,
+        Family::CitizenRequest,
+        Family::PortalFile,
+        Family::SmsStopped,
+        Family::Notice,
+        Family::NoticeDue,
+        Family::DeadLetter,
+        Family::Format,
+        Family::Counter,
+    ];
+
+    /// The prefix of the family's keys (two letters and a slash).
+    pub const fn prefix(self) -> &'static [u8] {
+        match self {
+            Family::Checkpoint => b"ck/",
+            Family::Applied => b"ev/",
+            Family::Unresolved => b"ra/",
+            Family::IdentifierHolder => b"ih/",
+            Family::SourceRef => b"sr/",
+            Family::SearchCard => b"lc/",
+            Family::DuplicateDismissed => b"dd/",
+            Family::ContactDetail => b"pd/",
+            Family::Identifier => b"id/",
+            Family::Citizen => b"ci/",
+            Family::SubjectKey => b"sk/",
+            Family::KeyOwner => b"ks/",
+            Family::Timeline => b"tl/",
+            Family::MergeMember => b"mg/",
+            Family::Household => b"hh/",
+            Family::Request => b"rq/",
+            Family::RequestNumber => b"rn/",
+            Family::RequestByEvent => b"re/",
+            Family::ContactRequest => b"rc/",
+            Family::RequestThread => b"rt/",
+            Family::OpenRequest => b"od/",
+            Family::Catalogue => b"ka/",
+            Family::Answer => b"an/",
+            Family::RequestAnswer => b"ar/",
+            Family::Outbox => b"ob/",
+            Family::PrintQueue => b"pq/",
+            Family::ProviderMessage => b"pm/",
+            Family::ProvisionalNumber => b"sq/",
+            Family::TrailRead => b"rd/",
+            Family::CitizenNumber => b"cs/",
+            Family::NameWord => b"nx/",
+            Family::NameVariant => b"dx/",
+            Family::Courrier => b"co/",
+            Family::ChronoNumber => b"cn/",
+            Family::CourrierByEvent => b"ce/",
+            Family::Ticket => b"tk/",
+            Family::TicketNumbers => b"tn/",
+            Family::AccueilDay => b"ac/",
+            Family::Permanence => b"el/",
+            Family::Account => b"ua/",
+            Family::CitizenAccount => b"uc/",
+            Family::AccountProposal => b"up/",
+            Family::Appointment => b"am/",
+            Family::AppointmentSlot => b"as/",
+            Family::CitizenAppointment => b"au/",
+            Family::Agenda => b"ad/",
+            Family::CitizenRequest => b"rp/",
+            Family::PortalFile => b"pf/",
+            Family::SmsStopped => b"sx/",
+            Family::Notice => b"nt/",
+            Family::NoticeDue => b"nq/",
+            Family::DeadLetter => b"dl/",
+            Family::Format => b"mf/",
+            Family::Counter => b"st/",
+        }
+    }
+
+    /// What the family holds, in a word or two (reports).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Checkpoint => "checkpoint",
+            Family::Applied => "applied",
+            Family::Unresolved => "unresolved",
+            Family::IdentifierHolder => "identifier holder",
+            Family::SourceRef => "source reference",
+            Family::SearchCard => "search card",
+            Family::DuplicateDismissed => "duplicate dismissed",
+            Family::ContactDetail => "contact detail",
+            Family::Identifier => "identifier",
+            Family::Citizen => "citizen",
+            Family::SubjectKey => "subject key",
+            Family::KeyOwner => "key owner",
+            Family::Timeline => "timeline",
+            Family::MergeMember => "merge member",
+            Family::Household => "household",
+            Family::Request => "request",
+            Family::RequestNumber => "request number",
+            Family::RequestByEvent => "request by event",
+            Family::ContactRequest => "contact request",
+            Family::RequestThread => "request thread",
+            Family::OpenRequest => "open request",
+            Family::Catalogue => "catalogue",
+            Family::Answer => "answer",
+            Family::RequestAnswer => "request answer",
+            Family::Outbox => "outbox",
+            Family::PrintQueue => "print queue",
+            Family::ProviderMessage => "provider message",
+            Family::ProvisionalNumber => "provisional number",
+            Family::TrailRead => "trail read",
+            Family::CitizenNumber => "citizen number",
+            Family::NameWord => "name word",
+            Family::NameVariant => "name variant",
+            Family::Courrier => "courrier",
+            Family::ChronoNumber => "chrono number",
+            Family::CourrierByEvent => "courrier by event",
+            Family::Ticket => "ticket",
+            Family::TicketNumbers => "ticket numbers",
+            Family::AccueilDay => "accueil day",
+            Family::Permanence => "permanence",
+            Family::Account => "account",
+            Family::CitizenAccount => "citizen account",
+            Family::AccountProposal => "account proposal",
+            Family::Appointment => "appointment",
+            Family::AppointmentSlot => "appointment slot",
+            Family::CitizenAppointment => "citizen appointment",
+            Family::Agenda => "agenda",
+            Family::CitizenRequest => "citizen request",
+            Family::PortalFile => "portal file",
+            Family::SmsStopped => "SMS stopped",
+            Family::Notice => "notice",
+            Family::NoticeDue => "notice due",
+            Family::DeadLetter => "dead letter",
+            Family::Format => "format",
+            Family::Counter => "counter",
+        }
+    }
+
+    /// Whether many events rewrite the same few keys of the family (a counter, a commune's
+    /// or a day's numbering or tally): a batch of events writes each of them once, so they
+    /// cost per batch rather than per event.
+    pub fn shared(self) -> bool {
+        matches!(
+            self,
+            Family::Checkpoint
+                | Family::Counter
+                | Family::ProvisionalNumber
+                | Family::CitizenNumber
+                | Family::RequestNumber
+                | Family::ChronoNumber
+                | Family::TicketNumbers
+                | Family::AccueilDay
+        )
+    }
+
+    /// The family of a key of the read model.
+    pub fn of(key: &[u8]) -> Option<Family> {
+        let prefix = key.get(..3)?;
+        Family::ALL.into_iter().find(|f| f.prefix() == prefix)
+    }
+}
+
+pub const CHECKPOINT: &[u8] = Family::Checkpoint.prefix();
 
 /// The version of what the fold writes. A read model folded with another one is rebuilt from
 /// the log when the hub starts: bump it whenever a change of the fold or of this layout means
 /// an existing read model would read wrong (a new index, a value in another shape).
-pub const FORMAT: u32 = 15;
+pub const FORMAT: u32 = 16;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
-pub const DEAD_LETTER: &[u8] = b"dl/";
+pub const DEAD_LETTER: &[u8] = Family::DeadLetter.prefix();
 
-fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let len = prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
-    let mut k = Vec::with_capacity(len);
-    k.extend_from_slice(prefix);
+fn key(family: Family, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = family.prefix().to_vec();
+    joined(&mut k, parts);
+    k
+}
+
+/// `parts` after `k`, separated by `\0`.
+fn joined(k: &mut Vec<u8>, parts: &[&[u8]]) {
+    k.reserve(parts.iter().map(|p| p.len() + 1).sum::<usize>());
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             k.push(0);
         }
         k.extend_from_slice(p);
     }
-    k
 }
 
 pub fn checkpoint(partition: u32) -> Vec<u8> {
-    key(CHECKPOINT, &[&partition.to_be_bytes()])
+    key(Family::Checkpoint, &[&partition.to_be_bytes()])
 }
 
 pub fn applied(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"ev/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(Family::Applied, &[tenant.as_bytes(), event_id.as_bytes()])
 }
 
 /// Where an applied event went, as kept under its `ev/` key.
@@ -136,12 +457,15 @@ pub fn parse_applied(v: &[u8]) -> Option<Applied> {
 
 /// A contact for an agent: waiting to be attached, or that named an unknown citizen id.
 pub fn unresolved_claim(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"ra/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(
+        Family::Unresolved,
+        &[tenant.as_bytes(), event_id.as_bytes()],
+    )
 }
 
 /// Prefix of every contact for an agent of a commune.
 pub fn unresolved_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"ra/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Unresolved, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
@@ -150,7 +474,7 @@ pub fn unresolved_prefix(tenant: &str) -> Vec<u8> {
 pub fn identifier_holder(tenant: &str, kind: &str, normalized: &str, citizen: &str) -> Vec<u8> {
     let id = format!("{kind}:{normalized}");
     key(
-        b"ih/",
+        Family::IdentifierHolder,
         &[tenant.as_bytes(), id.as_bytes(), citizen.as_bytes()],
     )
 }
@@ -158,7 +482,10 @@ pub fn identifier_holder(tenant: &str, kind: &str, normalized: &str, citizen: &s
 /// Prefix of every holder of an identifier.
 pub fn identifier_holders_prefix(tenant: &str, kind: &str, normalized: &str) -> Vec<u8> {
     let id = format!("{kind}:{normalized}");
-    let mut k = key(b"ih/", &[tenant.as_bytes(), id.as_bytes()]);
+    let mut k = key(
+        Family::IdentifierHolder,
+        &[tenant.as_bytes(), id.as_bytes()],
+    );
     k.push(0);
     k
 }
@@ -166,35 +493,41 @@ pub fn identifier_holders_prefix(tenant: &str, kind: &str, normalized: &str) -> 
 /// A pair of citizens an agent said are different people (in id order).
 pub fn duplicate_dismissed(tenant: &str, a: &str, b: &str) -> Vec<u8> {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };
-    key(b"dd/", &[tenant.as_bytes(), a.as_bytes(), b.as_bytes()])
+    key(
+        Family::DuplicateDismissed,
+        &[tenant.as_bytes(), a.as_bytes(), b.as_bytes()],
+    )
 }
 
 /// Prefix of every citizen record of a commune.
 pub fn citizens_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"ci/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Citizen, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
 
 /// Everything personal a contact carries, for the agent who opens it.
 pub fn contact_detail(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"pd/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(
+        Family::ContactDetail,
+        &[tenant.as_bytes(), event_id.as_bytes()],
+    )
 }
 
 /// `kind` is `phone` or `email`.
 pub fn identifier(tenant: &str, kind: &str, normalized: &str) -> Vec<u8> {
     let id = format!("{kind}:{normalized}");
-    key(b"id/", &[tenant.as_bytes(), id.as_bytes()])
+    key(Family::Identifier, &[tenant.as_bytes(), id.as_bytes()])
 }
 
 pub fn citizen(tenant: &str, citizen_id: &str) -> Vec<u8> {
-    key(b"ci/", &[tenant.as_bytes(), citizen_id.as_bytes()])
+    key(Family::Citizen, &[tenant.as_bytes(), citizen_id.as_bytes()])
 }
 
 /// A key of the keyring that sealed an event of this citizen: what an erasure destroys.
 pub fn subject_key(tenant: &str, citizen_id: &str, key_id: &str) -> Vec<u8> {
     key(
-        b"sk/",
+        Family::SubjectKey,
         &[tenant.as_bytes(), citizen_id.as_bytes(), key_id.as_bytes()],
     )
 }
@@ -202,28 +535,34 @@ pub fn subject_key(tenant: &str, citizen_id: &str, key_id: &str) -> Vec<u8> {
 /// A citizen a key of the keyring belongs to (the reverse of [`subject_key`]).
 pub fn key_owner(tenant: &str, key_id: &str, citizen_id: &str) -> Vec<u8> {
     key(
-        b"ks/",
+        Family::KeyOwner,
         &[tenant.as_bytes(), key_id.as_bytes(), citizen_id.as_bytes()],
     )
 }
 
 /// Prefix of the owners of a key ([`key_owner`]); the citizen id follows it.
 pub fn key_owners_prefix(tenant: &str, key_id: &str) -> Vec<u8> {
-    let mut k = key(b"ks/", &[tenant.as_bytes(), key_id.as_bytes()]);
+    let mut k = key(Family::KeyOwner, &[tenant.as_bytes(), key_id.as_bytes()]);
     k.push(0);
     k
 }
 
 /// Prefix of the keys of [`subject_key`] of a citizen; the key id follows it.
 pub fn subject_keys_prefix(tenant: &str, citizen_id: &str) -> Vec<u8> {
-    let mut k = key(b"sk/", &[tenant.as_bytes(), citizen_id.as_bytes()]);
+    let mut k = key(
+        Family::SubjectKey,
+        &[tenant.as_bytes(), citizen_id.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 /// Prefix of a citizen's timeline; entries sort by time, then event id.
 pub fn timeline_prefix(tenant: &str, citizen_id: &str) -> Vec<u8> {
-    let mut k = key(b"tl/", &[tenant.as_bytes(), citizen_id.as_bytes()]);
+    let mut k = key(
+        Family::Timeline,
+        &[tenant.as_bytes(), citizen_id.as_bytes()],
+    );
     k.push(0);
     k
 }
@@ -242,27 +581,30 @@ pub fn timeline_entry(tenant: &str, citizen_id: &str, occurred_us: i64, event_id
 
 pub fn merge_member(tenant: &str, into: &str, member: &str) -> Vec<u8> {
     key(
-        b"mg/",
+        Family::MergeMember,
         &[tenant.as_bytes(), into.as_bytes(), member.as_bytes()],
     )
 }
 
 pub fn merge_members_prefix(tenant: &str, into: &str) -> Vec<u8> {
-    let mut k = key(b"mg/", &[tenant.as_bytes(), into.as_bytes()]);
+    let mut k = key(Family::MergeMember, &[tenant.as_bytes(), into.as_bytes()]);
     k.push(0);
     k
 }
 
 /// Prefix of every member of a household.
 pub fn household_members_prefix(tenant: &str, household: &str) -> Vec<u8> {
-    let mut k = key(b"hh/", &[tenant.as_bytes(), household.as_bytes()]);
+    let mut k = key(
+        Family::Household,
+        &[tenant.as_bytes(), household.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<u8> {
     key(
-        b"hh/",
+        Family::Household,
         &[
             tenant.as_bytes(),
             household.as_bytes(),
@@ -273,20 +615,20 @@ pub fn household_member(tenant: &str, household: &str, citizen_id: &str) -> Vec<
 
 /// The next number of a registered citizen (`PREFIX-000123`).
 pub fn citizen_sequence(tenant: &str) -> Vec<u8> {
-    key(b"cs/", &[tenant.as_bytes()])
+    key(Family::CitizenNumber, &[tenant.as_bytes()])
 }
 
 /// A word of a citizen's names or addresses (folded), for search.
 pub fn name_word(tenant: &str, word: &str, citizen: &str) -> Vec<u8> {
     key(
-        b"nx/",
+        Family::NameWord,
         &[tenant.as_bytes(), word.as_bytes(), citizen.as_bytes()],
     )
 }
 
 /// Prefix of every citizen having `word` (ends with the separator).
 pub fn name_word_prefix(tenant: &str, word: &str) -> Vec<u8> {
-    let mut k = key(b"nx/", &[tenant.as_bytes(), word.as_bytes()]);
+    let mut k = key(Family::NameWord, &[tenant.as_bytes(), word.as_bytes()]);
     k.push(0);
     k
 }
@@ -294,14 +636,17 @@ pub fn name_word_prefix(tenant: &str, word: &str) -> Vec<u8> {
 /// A word of a citizen's record less one letter, for search with one typo.
 pub fn name_variant(tenant: &str, variant: &str, citizen: &str) -> Vec<u8> {
     key(
-        b"dx/",
+        Family::NameVariant,
         &[tenant.as_bytes(), variant.as_bytes(), citizen.as_bytes()],
     )
 }
 
 /// Prefix of every citizen with a word that `variant` is one deletion of.
 pub fn name_variant_prefix(tenant: &str, variant: &str) -> Vec<u8> {
-    let mut k = key(b"dx/", &[tenant.as_bytes(), variant.as_bytes()]);
+    let mut k = key(
+        Family::NameVariant,
+        &[tenant.as_bytes(), variant.as_bytes()],
+    );
     k.push(0);
     k
 }
@@ -314,12 +659,12 @@ pub fn last_part(k: &[u8]) -> String {
 
 /// A request by its reference (`GIV-D-2026-000042`).
 pub fn request(tenant: &str, reference: &str) -> Vec<u8> {
-    key(b"rq/", &[tenant.as_bytes(), reference.as_bytes()])
+    key(Family::Request, &[tenant.as_bytes(), reference.as_bytes()])
 }
 
 /// Prefix of every request of a commune.
 pub fn requests_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"rq/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Request, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
@@ -327,28 +672,34 @@ pub fn requests_prefix(tenant: &str) -> Vec<u8> {
 /// A request `citizen` asked (one of its requesters).
 pub fn citizen_request(tenant: &str, citizen: &str, reference: &str) -> Vec<u8> {
     key(
-        b"rp/",
+        Family::CitizenRequest,
         &[tenant.as_bytes(), citizen.as_bytes(), reference.as_bytes()],
     )
 }
 
 /// Prefix of the requests `citizen` asked.
 pub fn citizen_requests_prefix(tenant: &str, citizen: &str) -> Vec<u8> {
-    let mut k = key(b"rp/", &[tenant.as_bytes(), citizen.as_bytes()]);
+    let mut k = key(
+        Family::CitizenRequest,
+        &[tenant.as_bytes(), citizen.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 /// The request an opening event opened (its reference).
 pub fn request_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"re/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(
+        Family::RequestByEvent,
+        &[tenant.as_bytes(), event_id.as_bytes()],
+    )
 }
 
 /// The request an e-mail thread belongs to (by the thread's first Message-ID).
 /// A request `contact_id` belongs to (opened from it, linked to it, or quoted by it).
 pub fn contact_request(tenant: &str, contact_id: &str, reference: &str) -> Vec<u8> {
     key(
-        b"rc/",
+        Family::ContactRequest,
         &[
             tenant.as_bytes(),
             contact_id.as_bytes(),
@@ -359,7 +710,10 @@ pub fn contact_request(tenant: &str, contact_id: &str, reference: &str) -> Vec<u
 
 /// Prefix of the requests a contact belongs to.
 pub fn contact_requests_prefix(tenant: &str, contact_id: &str) -> Vec<u8> {
-    let mut k = key(b"rc/", &[tenant.as_bytes(), contact_id.as_bytes()]);
+    let mut k = key(
+        Family::ContactRequest,
+        &[tenant.as_bytes(), contact_id.as_bytes()],
+    );
     k.push(0);
     k
 }
@@ -367,16 +721,25 @@ pub fn contact_requests_prefix(tenant: &str, contact_id: &str) -> Vec<u8> {
 /// The request a portal's file opened (`WebForm.thread_id`): written only by that file's
 /// first contact, apart from e-mail threads (`rt/`), which a sender chooses.
 pub fn portal_file(tenant: &str, thread_id: &str) -> Vec<u8> {
-    key(b"pf/", &[tenant.as_bytes(), thread_id.as_bytes()])
+    key(
+        Family::PortalFile,
+        &[tenant.as_bytes(), thread_id.as_bytes()],
+    )
 }
 
 pub fn request_thread(tenant: &str, thread_id: &str) -> Vec<u8> {
-    key(b"rt/", &[tenant.as_bytes(), thread_id.as_bytes()])
+    key(
+        Family::RequestThread,
+        &[tenant.as_bytes(), thread_id.as_bytes()],
+    )
 }
 
 /// The next request number of a commune's year.
 pub fn request_counter(tenant: &str, year: i32) -> Vec<u8> {
-    key(b"rn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+    key(
+        Family::RequestNumber,
+        &[tenant.as_bytes(), year.to_string().as_bytes()],
+    )
 }
 
 /// An open request (not answered, not closed) by its committed date: what "overdue now" and
@@ -384,7 +747,7 @@ pub fn request_counter(tenant: &str, year: i32) -> Vec<u8> {
 /// [`crate::dashboard::Slice::encode`] of the request.
 pub fn open_request(tenant: &str, due_us: i64, reference: &str) -> Vec<u8> {
     key(
-        b"od/",
+        Family::OpenRequest,
         &[
             tenant.as_bytes(),
             &due_us.to_be_bytes(),
@@ -395,16 +758,19 @@ pub fn open_request(tenant: &str, due_us: i64, reference: &str) -> Vec<u8> {
 
 /// A validated answer of a commune's catalogue.
 pub fn catalogue(tenant: &str, answer_id: &str) -> Vec<u8> {
-    key(b"ka/", &[tenant.as_bytes(), answer_id.as_bytes()])
+    key(
+        Family::Catalogue,
+        &[tenant.as_bytes(), answer_id.as_bytes()],
+    )
 }
 
 pub fn answer(tenant: &str, answer_id: &str) -> Vec<u8> {
-    key(b"an/", &[tenant.as_bytes(), answer_id.as_bytes()])
+    key(Family::Answer, &[tenant.as_bytes(), answer_id.as_bytes()])
 }
 
 pub fn request_answer(tenant: &str, reference: &str, answer_id: &str) -> Vec<u8> {
     key(
-        b"ar/",
+        Family::RequestAnswer,
         &[
             tenant.as_bytes(),
             reference.as_bytes(),
@@ -415,17 +781,23 @@ pub fn request_answer(tenant: &str, reference: &str, answer_id: &str) -> Vec<u8>
 
 /// Prefix of the answers of one request.
 pub fn request_answers_prefix(tenant: &str, reference: &str) -> Vec<u8> {
-    let mut k = key(b"ar/", &[tenant.as_bytes(), reference.as_bytes()]);
+    let mut k = key(
+        Family::RequestAnswer,
+        &[tenant.as_bytes(), reference.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 /// The answer a provider's message id (Message-ID, SMS sid) names, for bounces.
 pub fn provider_message(tenant: &str, message_id: &str) -> Vec<u8> {
-    key(b"pm/", &[tenant.as_bytes(), message_id.as_bytes()])
+    key(
+        Family::ProviderMessage,
+        &[tenant.as_bytes(), message_id.as_bytes()],
+    )
 }
 
-pub const OUTBOX: &[u8] = b"ob/";
+pub const OUTBOX: &[u8] = Family::Outbox.prefix();
 
 /// An answer waiting in the outbox, ordered by when it is next tried.
 pub fn outbox(due_us: i64, tenant: &str, answer_id: &str) -> Vec<u8> {
@@ -436,21 +808,21 @@ pub fn outbox(due_us: i64, tenant: &str, answer_id: &str) -> Vec<u8> {
 fn due_key(prefix: &[u8], due_us: i64, tenant: &str, id: &str) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(&due_us.max(0).to_be_bytes());
-    k.extend_from_slice(&key(b"", &[tenant.as_bytes(), id.as_bytes()]));
+    joined(&mut k, &[tenant.as_bytes(), id.as_bytes()]);
     k
 }
 
 /// A phone number (E.164) that answered STOP to the commune's SMS: none is sent to it.
 pub fn sms_stopped(tenant: &str, phone: &str) -> Vec<u8> {
-    key(b"sx/", &[tenant.as_bytes(), phone.as_bytes()])
+    key(Family::SmsStopped, &[tenant.as_bytes(), phone.as_bytes()])
 }
 
 /// A notice (an appointment's confirmation or reminder, a request's acknowledgement).
 pub fn notice(tenant: &str, id: &str) -> Vec<u8> {
-    key(b"nt/", &[tenant.as_bytes(), id.as_bytes()])
+    key(Family::Notice, &[tenant.as_bytes(), id.as_bytes()])
 }
 
-pub const NOTICES_DUE: &[u8] = b"nq/";
+pub const NOTICES_DUE: &[u8] = Family::NoticeDue.prefix();
 
 /// A notice waiting to be sent, ordered by when it is next tried.
 pub fn notice_due(due_us: i64, tenant: &str, id: &str) -> Vec<u8> {
@@ -468,19 +840,22 @@ pub fn parse_due(prefix: &[u8], k: &[u8]) -> Option<(i64, String, String)> {
 }
 
 pub fn print_queue(tenant: &str, answer_id: &str) -> Vec<u8> {
-    key(b"pq/", &[tenant.as_bytes(), answer_id.as_bytes()])
+    key(
+        Family::PrintQueue,
+        &[tenant.as_bytes(), answer_id.as_bytes()],
+    )
 }
 
 /// Prefix of a commune's letters to print.
 pub fn print_queue_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"pq/", &[tenant.as_bytes()]);
+    let mut k = key(Family::PrintQueue, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
 
 /// Prefix of every catalogue answer of a commune.
 pub fn catalogue_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"ka/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Catalogue, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
@@ -496,31 +871,34 @@ pub fn trail_read(tenant: &str, hub: &str, seq: u64) -> Vec<u8> {
 
 /// Every shared read-trail line of `tenant`.
 pub fn trail_prefix(tenant: &str) -> Vec<u8> {
-    key(b"rd/", &[tenant.as_bytes(), b""])
+    key(Family::TrailRead, &[tenant.as_bytes(), b""])
 }
 
 pub fn sequence(tenant: &str) -> Vec<u8> {
-    key(b"sq/", &[tenant.as_bytes()])
+    key(Family::ProvisionalNumber, &[tenant.as_bytes()])
 }
 
 pub fn courrier(tenant: &str, chrono: &str) -> Vec<u8> {
-    key(b"co/", &[tenant.as_bytes(), chrono.as_bytes()])
+    key(Family::Courrier, &[tenant.as_bytes(), chrono.as_bytes()])
 }
 
 pub fn courrier_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"co/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Courrier, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
 
 pub fn chrono_counter(tenant: &str, year: i32) -> Vec<u8> {
-    key(b"cn/", &[tenant.as_bytes(), year.to_string().as_bytes()])
+    key(
+        Family::ChronoNumber,
+        &[tenant.as_bytes(), year.to_string().as_bytes()],
+    )
 }
 
 /// A ticket of the waiting line (`day`: `yyyy-mm-dd`, Paris time, of its arrival).
 pub fn ticket(tenant: &str, day: &str, site: &str, number: &str) -> Vec<u8> {
     key(
-        b"tk/",
+        Family::Ticket,
         &[
             tenant.as_bytes(),
             day.as_bytes(),
@@ -532,7 +910,7 @@ pub fn ticket(tenant: &str, day: &str, site: &str, number: &str) -> Vec<u8> {
 
 /// Every ticket of `tenant` on `day` (all sites), or of one site when `site` is given.
 pub fn ticket_prefix(tenant: &str, day: &str, site: Option<&str>) -> Vec<u8> {
-    let mut k = key(b"tk/", &[tenant.as_bytes(), day.as_bytes()]);
+    let mut k = key(Family::Ticket, &[tenant.as_bytes(), day.as_bytes()]);
     k.push(0);
     if let Some(site) = site {
         k.extend_from_slice(site.as_bytes());
@@ -545,7 +923,7 @@ pub fn ticket_prefix(tenant: &str, day: &str, site: Option<&str>) -> Vec<u8> {
 /// letter.
 pub fn ticket_numbers(tenant: &str, day: &str, site: &str) -> Vec<u8> {
     key(
-        b"tn/",
+        Family::TicketNumbers,
         &[tenant.as_bytes(), day.as_bytes(), site.as_bytes()],
     )
 }
@@ -553,14 +931,14 @@ pub fn ticket_numbers(tenant: &str, day: &str, site: &str) -> Vec<u8> {
 /// What the accueil's report reads of a commune's day (`day`: `yyyy-mm-dd`, Paris time):
 /// [`pack_counters`] of [`crate::accueil::day`]'s parts.
 pub fn accueil_day(tenant: &str, day: &str) -> Vec<u8> {
-    key(b"ac/", &[tenant.as_bytes(), day.as_bytes()])
+    key(Family::AccueilDay, &[tenant.as_bytes(), day.as_bytes()])
 }
 
 /// A person `elu` met at a permanence at `at_us`: the contact `event_id` (its citizen, its
 /// request follow from it).
 pub fn permanence(tenant: &str, elu: &str, at_us: i64, event_id: &str) -> Vec<u8> {
     key(
-        b"el/",
+        Family::Permanence,
         &[
             tenant.as_bytes(),
             elu.as_bytes(),
@@ -572,13 +950,13 @@ pub fn permanence(tenant: &str, elu: &str, at_us: i64, event_id: &str) -> Vec<u8
 
 /// An appointment.
 pub fn appointment(tenant: &str, id: &str) -> Vec<u8> {
-    key(b"am/", &[tenant.as_bytes(), id.as_bytes()])
+    key(Family::Appointment, &[tenant.as_bytes(), id.as_bytes()])
 }
 
 /// The bookings of a slot: `kind` at `start_us` (each followed by its appointment id).
 pub fn appointment_slot(tenant: &str, kind: &str, start_us: i64) -> Vec<u8> {
     let mut k = key(
-        b"as/",
+        Family::AppointmentSlot,
         &[tenant.as_bytes(), kind.as_bytes(), &start_us.to_be_bytes()],
     );
     k.push(0);
@@ -587,14 +965,17 @@ pub fn appointment_slot(tenant: &str, kind: &str, start_us: i64) -> Vec<u8> {
 
 /// A person's appointments (each key followed by start and id).
 pub fn citizen_appointments(tenant: &str, citizen: &str) -> Vec<u8> {
-    let mut k = key(b"au/", &[tenant.as_bytes(), citizen.as_bytes()]);
+    let mut k = key(
+        Family::CitizenAppointment,
+        &[tenant.as_bytes(), citizen.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 /// The commune's agenda from its first key (each followed by start and id).
 pub fn agenda(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"ad/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Agenda, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
@@ -610,39 +991,45 @@ pub fn dated(prefix: &[u8], start_us: i64, id: &str) -> Vec<u8> {
 
 /// A citizens' space account (`account`: a keyed hash of the provider's subject).
 pub fn account(tenant: &str, account: &str) -> Vec<u8> {
-    key(b"ua/", &[tenant.as_bytes(), account.as_bytes()])
+    key(Family::Account, &[tenant.as_bytes(), account.as_bytes()])
 }
 
 /// `account` is `citizen`'s.
 pub fn citizen_account(tenant: &str, citizen: &str, account: &str) -> Vec<u8> {
     key(
-        b"uc/",
+        Family::CitizenAccount,
         &[tenant.as_bytes(), citizen.as_bytes(), account.as_bytes()],
     )
 }
 
 /// The accounts of `citizen`.
 pub fn citizen_accounts_prefix(tenant: &str, citizen: &str) -> Vec<u8> {
-    let mut k = key(b"uc/", &[tenant.as_bytes(), citizen.as_bytes()]);
+    let mut k = key(
+        Family::CitizenAccount,
+        &[tenant.as_bytes(), citizen.as_bytes()],
+    );
     k.push(0);
     k
 }
 
 /// An account waiting for an agent: the proposal event `event_id`.
 pub fn account_proposal(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"up/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(
+        Family::AccountProposal,
+        &[tenant.as_bytes(), event_id.as_bytes()],
+    )
 }
 
 /// Every account of the commune waiting for an agent.
 pub fn account_proposals_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = key(b"up/", &[tenant.as_bytes()]);
+    let mut k = key(Family::AccountProposal, &[tenant.as_bytes()]);
     k.push(0);
     k
 }
 
 /// Every person `elu` met at their permanences (every élu's when `None`), by élu then time.
 pub fn permanence_prefix(tenant: &str, elu: Option<&str>) -> Vec<u8> {
-    let mut k = key(b"el/", &[tenant.as_bytes()]);
+    let mut k = key(Family::Permanence, &[tenant.as_bytes()]);
     k.push(0);
     if let Some(elu) = elu {
         k.extend_from_slice(elu.as_bytes());
@@ -660,31 +1047,71 @@ pub fn parse_permanence(key: &[u8]) -> Option<(i64, String)> {
     Some((i64::from_be_bytes(time.try_into().ok()?), event))
 }
 
-/// What search ranking reads of a citizen: its last contact and the record it joined.
+/// A citizen's card: what changes with each of their contacts, apart from the record so a
+/// contact rewrites a few bytes, not the whole record; search ranking reads it for every
+/// candidate.
 pub fn search_card(tenant: &str, citizen: &str) -> Vec<u8> {
-    key(b"lc/", &[tenant.as_bytes(), citizen.as_bytes()])
+    key(Family::SearchCard, &[tenant.as_bytes(), citizen.as_bytes()])
 }
 
-pub fn search_card_value(last_seen_us: i64, merged_into: &str) -> Vec<u8> {
-    let mut v = last_seen_us.to_be_bytes().to_vec();
-    v.extend_from_slice(merged_into.as_bytes());
-    v
+/// What a citizen's card holds ([`search_card`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Card {
+    /// Their timeline's entries.
+    pub entries: u64,
+    /// First and last contact in µs (`i64::MIN`: none yet).
+    pub first_seen_us: i64,
+    pub last_seen_us: i64,
+    /// The record they joined (empty: none).
+    pub merged_into: String,
 }
 
-/// (last contact in µs, merged into) from a search card.
-pub fn parse_search_card(v: &[u8]) -> Option<(i64, String)> {
-    let at = i64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    Some((at, String::from_utf8_lossy(&v[8..]).into_owned()))
+impl Card {
+    /// A card with no contact yet.
+    pub fn new(merged_into: &str) -> Self {
+        Card {
+            entries: 0,
+            first_seen_us: i64::MIN,
+            last_seen_us: i64::MIN,
+            merged_into: merged_into.to_string(),
+        }
+    }
+
+    /// Last contact (i64 BE), first contact (i64 BE), entries (u64 BE), then the record
+    /// joined.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(24 + self.merged_into.len());
+        v.extend_from_slice(&self.last_seen_us.to_be_bytes());
+        v.extend_from_slice(&self.first_seen_us.to_be_bytes());
+        v.extend_from_slice(&self.entries.to_be_bytes());
+        v.extend_from_slice(self.merged_into.as_bytes());
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<Card> {
+        Some(Card {
+            last_seen_us: i64::from_be_bytes(v.get(..8)?.try_into().ok()?),
+            first_seen_us: i64::from_be_bytes(v.get(8..16)?.try_into().ok()?),
+            entries: u64::from_be_bytes(v.get(16..24)?.try_into().ok()?),
+            merged_into: String::from_utf8_lossy(&v[24..]).into_owned(),
+        })
+    }
 }
 
 /// A contact by the reference its source gave it (a form's submission id, an SMS's
 /// MessageSid, an e-mail's Message-ID), for search.
 pub fn source_ref(tenant: &str, reference: &str) -> Vec<u8> {
-    key(b"sr/", &[tenant.as_bytes(), reference.as_bytes()])
+    key(
+        Family::SourceRef,
+        &[tenant.as_bytes(), reference.as_bytes()],
+    )
 }
 
 pub fn courrier_by_event(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(b"ce/", &[tenant.as_bytes(), event_id.as_bytes()])
+    key(
+        Family::CourrierByEvent,
+        &[tenant.as_bytes(), event_id.as_bytes()],
+    )
 }
 
 pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {
@@ -695,7 +1122,7 @@ pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {
 }
 
 pub fn counter(name: &str) -> Vec<u8> {
-    key(b"st/", &[name.as_bytes()])
+    key(Family::Counter, &[name.as_bytes()])
 }
 
 /// Marks a packed counter: `<prefix>\0<figure>` holds several counters of one figure, as
@@ -820,6 +1247,33 @@ mod tests {
         fn unpacking_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             let _ = unpack_counters(&bytes);
         }
+    }
+
+    #[test]
+    fn cards_round_trip() {
+        let card = Card {
+            entries: 3,
+            first_seen_us: -1,
+            last_seen_us: 7,
+            merged_into: "GIV-000002".into(),
+        };
+        assert_eq!(Card::decode(&card.encode()), Some(card));
+        assert_eq!(Card::decode(&Card::new("").encode()), Some(Card::new("")));
+        assert_eq!(Card::decode(&[0; 23]), None);
+    }
+
+    #[test]
+    fn every_family_has_its_own_prefix_and_is_read_back() {
+        let mut seen = std::collections::BTreeSet::new();
+        for f in Family::ALL {
+            let p = f.prefix();
+            assert!(p.len() == 3 && p[2] == b'/', "{f:?}");
+            assert!(seen.insert(p), "{f:?} shares its prefix");
+            assert_eq!(Family::of(&key(f, &[b"69091", b"x"])), Some(f));
+        }
+        assert_eq!(Family::of(b"zz/1"), None);
+        assert_eq!(Family::of(FORMAT_KEY), Some(Family::Format));
+        assert_eq!(Family::of(&outbox(5, "69091", "a")), Some(Family::Outbox));
     }
 
     #[test]

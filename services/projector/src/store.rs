@@ -208,16 +208,22 @@ impl Store {
                 used.insert(sha.to_string());
             }
         };
-        for family in [&b"tl/"[..], b"ra/", b"co/", b"an/"] {
-            for kv in db.tree.scan_prefix(family) {
+        use keys::Family;
+        for family in [
+            Family::Timeline,
+            Family::Unresolved,
+            Family::Courrier,
+            Family::Answer,
+        ] {
+            for kv in db.tree.scan_prefix(family.prefix()) {
                 let (_, v) = kv.map_err(self.err())?;
                 match family {
-                    b"tl/" => {
+                    Family::Timeline => {
                         if let Ok(e) = TimelineEntry::decode(&v[..]) {
                             e.attachments.iter().for_each(|a| see(&a.sha256));
                         }
                     }
-                    b"ra/" => {
+                    Family::Unresolved => {
                         if let Ok(u) = pb::Unresolved::decode(&v[..]) {
                             u.entry
                                 .iter()
@@ -225,7 +231,7 @@ impl Store {
                                 .for_each(|a| see(&a.sha256));
                         }
                     }
-                    b"co/" => {
+                    Family::Courrier => {
                         if let Ok(c) = CourrierState::decode(&v[..]) {
                             c.scans.iter().for_each(|a| see(&a.sha256));
                         }
@@ -316,7 +322,8 @@ impl Store {
     /// it lacks ([`fold::citizens::union`], computed here so an unmerge stays exact). A record
     /// merged into another is returned as stored (it names the record it joined).
     pub fn citizen(&self, tenant: &str, id: &str) -> Result<Option<Citizen>> {
-        let Some(c) = self.get_msg::<Citizen>(&keys::citizen(tenant, id))? else {
+        let db = ReadOnly(self.db()?);
+        let Some(c) = fold::citizens::record(&db, tenant, id)? else {
             return Ok(None);
         };
         if !c.merged_into.is_empty() {
@@ -324,7 +331,7 @@ impl Store {
         }
         let mut merged = Vec::new();
         for member in self.members(tenant, id)?.iter().skip(1) {
-            if let Some(m) = self.get_msg::<Citizen>(&keys::citizen(tenant, member))? {
+            if let Some(m) = fold::citizens::record(&db, tenant, member)? {
                 merged.push(m);
             }
         }
@@ -388,7 +395,8 @@ impl Store {
             .tree
             .get(keys::search_card(tenant, citizen))
             .map_err(self.err())?
-            .and_then(|v| keys::parse_search_card(&v)))
+            .and_then(|v| keys::Card::decode(&v))
+            .map(|card| (card.last_seen_us, card.merged_into)))
     }
 
     /// A request by its reference.
@@ -719,15 +727,34 @@ impl Store {
 
     /// Every citizen record of a commune, in id order.
     pub fn citizens(&self, tenant: &str) -> Result<Vec<Citizen>> {
+        let db = self.db()?;
+        // Records and cards go in the same order (tenant, then citizen id): read side by side.
+        let (records, cards) = (keys::citizens_prefix(tenant), keys::search_card(tenant, ""));
+        let mut cards_read = db.tree.scan_prefix(&cards).peekable();
         let mut out = Vec::new();
-        for kv in self.db()?.tree.scan_prefix(keys::citizens_prefix(tenant)) {
+        for kv in db.tree.scan_prefix(&records) {
             let (k, v) = kv.map_err(self.err())?;
-            out.push(Citizen::decode(&*v).map_err(|source| {
+            let mut c = Citizen::decode(&*v).map_err(|source| {
                 Error::Domain(contacthub_core::Error::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     source,
                 })
-            })?);
+            })?;
+            let id = &k[records.len()..];
+            while let Some(Ok((card_key, card))) = cards_read.peek() {
+                let card_id = &card_key[cards.len()..];
+                if card_id < id {
+                    cards_read.next();
+                    continue;
+                }
+                if card_id == id {
+                    if let Some(card) = keys::Card::decode(card) {
+                        fold::citizens::with_card(&mut c, &card);
+                    }
+                }
+                break;
+            }
+            out.push(c);
         }
         Ok(out)
     }

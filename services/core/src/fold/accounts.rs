@@ -37,7 +37,7 @@ pub(crate) fn linked(kv: &mut impl Kv, v: &Valid, l: &pb::AccountLinked) -> Fold
         let key = keys::account_proposal(tenant, id);
         if let Some(p) = get_msg::<pb::AccountProposal>(kv, &key)? {
             for k in &p.key_ids {
-                super::file_key(kv, tenant, &l.citizen_id, k);
+                super::file_key(kv, tenant, &l.citizen_id, k)?;
             }
         }
         kv.remove(key);

@@ -17,27 +17,79 @@ use crate::tenant::Tenants;
 use crate::Result;
 use prost::Message;
 
-/// Writes a citizen record, and its search card (what ranking reads for every candidate).
+/// Writes a citizen record, and its card ([`keys::Card`]): the record without its counts of
+/// contacts, which the card holds (a contact rewrites the card alone: [`count_contact`]).
 pub(crate) fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
-    kv.put(keys::citizen(&c.tenant, &c.citizen_id), c.encode_to_vec());
-    let last_seen = c
-        .last_seen
-        .as_ref()
-        .and_then(contacthub_proto::ts::to_micros)
-        .unwrap_or(i64::MIN);
+    let micros = |t: &Option<contacthub_proto::Timestamp>| {
+        t.as_ref()
+            .and_then(contacthub_proto::ts::to_micros)
+            .unwrap_or(i64::MIN)
+    };
+    let card = keys::Card {
+        entries: c.entries,
+        first_seen_us: micros(&c.first_seen),
+        last_seen_us: micros(&c.last_seen),
+        merged_into: c.merged_into.clone(),
+    };
+    let record = Citizen {
+        entries: 0,
+        first_seen: None,
+        last_seen: None,
+        ..c.clone()
+    };
     kv.put(
-        keys::search_card(&c.tenant, &c.citizen_id),
-        keys::search_card_value(last_seen, &c.merged_into),
+        keys::citizen(&c.tenant, &c.citizen_id),
+        record.encode_to_vec(),
     );
+    kv.put(keys::search_card(&c.tenant, &c.citizen_id), card.encode());
 }
 
-/// The record of `id` as stored (not followed through merges).
-pub(crate) fn record(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {
+/// Counts a contact at `at_us` on `citizen`'s card; `false` when no such citizen is here.
+pub(crate) fn count_contact(
+    kv: &mut impl Kv,
+    tenant: &str,
+    citizen: &str,
+    at_us: i64,
+) -> Result<bool> {
+    let key = keys::search_card(tenant, citizen);
+    let Some(mut card) = kv.get(&key)?.and_then(|v| keys::Card::decode(&v)) else {
+        return Ok(false);
+    };
+    card.entries = card.entries.saturating_add(1);
+    if card.first_seen_us == i64::MIN || at_us < card.first_seen_us {
+        card.first_seen_us = at_us;
+    }
+    if card.last_seen_us == i64::MIN || card.last_seen_us < at_us {
+        card.last_seen_us = at_us;
+    }
+    kv.put(key, card.encode());
+    Ok(true)
+}
+
+/// The record of `id` as stored (not followed through merges), with its counts of contacts.
+pub fn record(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {
     load(kv, tenant, id)
 }
 
 fn load(kv: &impl Kv, tenant: &str, id: &str) -> Result<Option<Citizen>> {
-    get_msg(kv, &keys::citizen(tenant, id))
+    let Some(mut c) = get_msg::<Citizen>(kv, &keys::citizen(tenant, id))? else {
+        return Ok(None);
+    };
+    if let Some(card) = kv
+        .get(&keys::search_card(tenant, id))?
+        .and_then(|v| keys::Card::decode(&v))
+    {
+        with_card(&mut c, &card);
+    }
+    Ok(Some(c))
+}
+
+/// Fills a record's counts of contacts from its card.
+pub fn with_card(c: &mut Citizen, card: &keys::Card) {
+    let at = |us: i64| (us != i64::MIN).then(|| contacthub_proto::ts::from_micros(us));
+    c.entries = card.entries;
+    c.first_seen = at(card.first_seen_us);
+    c.last_seen = at(card.last_seen_us);
 }
 
 /// The citizen a (possibly merged) citizen id stands for now.
@@ -45,8 +97,11 @@ pub fn canonical(kv: &impl Kv, tenant: &str, id: &str) -> Result<String> {
     let mut id = id.to_string();
     // Merges are acyclic (checked on link); the bound only guards corrupt data.
     for _ in 0..64 {
-        match load(kv, tenant, &id)? {
-            Some(c) if !c.merged_into.is_empty() => id = c.merged_into,
+        match kv
+            .get(&keys::search_card(tenant, &id))?
+            .and_then(|v| keys::Card::decode(&v))
+        {
+            Some(card) if !card.merged_into.is_empty() => id = card.merged_into,
             _ => break,
         }
     }
@@ -265,16 +320,17 @@ pub(crate) fn resolve_party(
             claimed,
         });
     };
+    let before = c.clone();
     if !declared {
         add_identifiers(kv, &mut c, &party, None)?;
     } else if c.provisional {
         // On the record and found by agents, but indexed apart: only forms are matched
         // with it, never a call, an SMS or an e-mail.
         for (kind, value) in identifiers(&party, None) {
-            kv.put(
-                keys::identifier_holder(tenant, declared_kind(kind), &value, &citizen_id),
-                Vec::new(),
-            );
+            let holder = keys::identifier_holder(tenant, declared_kind(kind), &value, &citizen_id);
+            if kv.get(&holder)?.is_none() {
+                kv.put(holder, Vec::new());
+            }
             let list = if kind == "phone" {
                 &mut c.phones
             } else {
@@ -289,7 +345,10 @@ pub(crate) fn resolve_party(
         c.display_name = party.name.split_whitespace().collect::<Vec<_>>().join(" ");
         reindex(kv, &c, None)?;
     }
-    put_citizen(kv, &c);
+    // Most contacts come from what the record already holds: nothing to write then.
+    if c != before {
+        put_citizen(kv, &c);
+    }
     Ok(Resolution::Attached {
         citizen: citizen_id,
         claimed,
@@ -345,7 +404,7 @@ pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Fo
     super::timeline::put_entry(kv, tenant, &entry)?;
     // Its key is the citizen's to erase from now on.
     if !entry.key_id.is_empty() {
-        super::file_key(kv, tenant, &a.citizen_id, &entry.key_id);
+        super::file_key(kv, tenant, &a.citizen_id, &entry.key_id)?;
     }
     let ak = keys::applied(tenant, &a.contact_event_id);
     if let Some(done) = kv.get(&ak)?.and_then(|v| keys::parse_applied(&v)) {
@@ -396,10 +455,10 @@ fn add_identifiers(
             kv.put(ik, c.citizen_id.as_bytes().to_vec());
         }
         // Every holder is known: a shared identifier resolves no contact by itself.
-        kv.put(
-            keys::identifier_holder(&c.tenant, kind, &value, &c.citizen_id),
-            Vec::new(),
-        );
+        let holder = keys::identifier_holder(&c.tenant, kind, &value, &c.citizen_id);
+        if kv.get(&holder)?.is_none() {
+            kv.put(holder, Vec::new());
+        }
         let list = if kind == "phone" {
             &mut c.phones
         } else {

@@ -236,7 +236,7 @@ pub fn apply(
         owners.sort_unstable();
         owners.dedup();
         for citizen in owners.iter().filter(|c| !c.is_empty()) {
-            file_key(kv, &event.tenant, citizen, &key_id);
+            file_key(kv, &event.tenant, citizen, &key_id)?;
         }
     }
     kv.put(
@@ -321,9 +321,14 @@ fn dead_letter(
 
 /// Files `key_id` under `citizen` (and the citizen under the key): an erasure of the citizen
 /// destroys it unless another citizen it also belongs to stays.
-pub(crate) fn file_key(kv: &mut impl Kv, tenant: &str, citizen: &str, key_id: &str) {
-    kv.put(keys::subject_key(tenant, citizen, key_id), Vec::new());
-    kv.put(keys::key_owner(tenant, key_id, citizen), Vec::new());
+pub(crate) fn file_key(kv: &mut impl Kv, tenant: &str, citizen: &str, key_id: &str) -> Result<()> {
+    // Both are written together: filed once, not again by each of the citizen's events.
+    let filed = keys::subject_key(tenant, citizen, key_id);
+    if kv.get(&filed)?.is_none() {
+        kv.put(filed, Vec::new());
+        kv.put(keys::key_owner(tenant, key_id, citizen), Vec::new());
+    }
+    Ok(())
 }
 
 /// Applies a validated event: the aggregate it concerns, then the timeline entries of the
@@ -794,7 +799,7 @@ pub(crate) mod tests {
         }
         let givors = tenants.get("69091").unwrap();
         let mut lines: Vec<(String, String)> = kv
-            .scan_prefix(b"tl/", 10)
+            .scan_prefix(keys::Family::Timeline.prefix(), 10)
             .unwrap()
             .into_iter()
             .map(|(_, v)| {

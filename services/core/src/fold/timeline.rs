@@ -5,15 +5,10 @@ use super::{get_msg, Kv, Position};
 use crate::event::{kind, Valid};
 use crate::identity::{normalize_email, normalize_phone};
 use crate::keys;
-use crate::pb::{self, event::Payload, Citizen, TimelineEntry};
+use crate::pb::{self, event::Payload, TimelineEntry};
 use crate::render::{excerpt, facts};
 use crate::Result;
 use prost::Message;
-
-fn ts_lt(a: Option<contacthub_proto::Timestamp>, b: Option<contacthub_proto::Timestamp>) -> bool {
-    let k = |t: Option<contacthub_proto::Timestamp>| t.map(|t| (t.seconds, t.nanos));
-    k(a) < k(b)
-}
 
 /// Writes the entries of `v` for `citizens` and updates their records; `claimed` is a citizen
 /// id the contact named that no citizen has (linked on the entry for an agent).
@@ -43,23 +38,12 @@ pub(crate) fn write(
 
 /// Writes an entry in its citizen's timeline and counts it in the citizen's record.
 pub(crate) fn put_entry(kv: &mut impl Kv, tenant: &str, entry: &TimelineEntry) -> Result<()> {
-    let ck = keys::citizen(tenant, &entry.citizen_id);
-    if let Some(mut c) = get_msg::<Citizen>(kv, &ck)? {
-        c.entries += 1;
-        let occ = entry.occurred_at;
-        if c.first_seen.is_none() || ts_lt(occ, c.first_seen) {
-            c.first_seen = occ;
-        }
-        if c.last_seen.is_none() || ts_lt(c.last_seen, occ) {
-            c.last_seen = occ;
-        }
-        super::citizens::put_citizen(kv, &c);
-    }
     let at = entry
         .occurred_at
         .as_ref()
         .and_then(contacthub_proto::ts::to_micros)
         .unwrap_or(0);
+    super::citizens::count_contact(kv, tenant, &entry.citizen_id, at)?;
     kv.put(
         keys::timeline_entry(tenant, &entry.citizen_id, at, &entry.event_id),
         entry.encode_to_vec(),
@@ -253,7 +237,8 @@ mod tests {
                 crate::event::event_id("69091", "t", "late")
             ]
         );
-        let c = pb::Citizen::decode(kv.get(&keys::citizen("69091", citizen)).unwrap().as_slice())
+        let c = super::super::citizens::record(&kv, "69091", citizen)
+            .unwrap()
             .unwrap();
         assert_eq!(c.entries, 2);
         assert_eq!(

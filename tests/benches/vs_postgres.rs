@@ -8,7 +8,9 @@
 //!    (`contacts.csv`, `citizens.csv`, `identifiers.csv` in `--out`).
 //! 3. GetTimeline over gRPC (page of 20, random citizens, one connection per client, closed
 //!    loop) at 1, 8 and 64 clients, and a bare tonic server answering every call with the same
-//!    20-entry page: calls/s, p50, p99.
+//!    20-entry page: calls/s, p50, p99. The clients run in a process of their own (this
+//!    binary again, `--client URL`), as pgbench does beside PostgreSQL, so that both servers
+//!    share the machine's cores with their clients alike.
 //!
 //! Figures go to standard output and, as `name<TAB>value` lines, to `--out/contacthub.tsv`.
 //! Options: `--events N` (1,000,000), `--out DIR` (required), `--seconds S` per run (5).
@@ -261,6 +263,40 @@ async fn closed_loop(
     (all.len() as f64 / seconds, pct(0.5), pct(0.99))
 }
 
+/// Runs `clients` closed-loop clients against `url` in a child process (this binary with
+/// `--client`), reading the citizens to ask for from `who`: calls/s, p50 and p99 (ms).
+fn clients_apart(url: &str, clients: usize, seconds: f64, who: &Path) -> (f64, f64, f64) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--client", url, "--clients", &clients.to_string()])
+        .args(["--seconds", &seconds.to_string(), "--who"])
+        .arg(who)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the clients' process failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figures: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (figures[0], figures[1], figures[2])
+}
+
+/// The `--client` side of [`clients_apart`]: prints `calls/s p50 p99`.
+async fn client_process(arg: impl Fn(&str) -> Option<String>) {
+    let url = arg("--client").unwrap();
+    let clients: usize = arg("--clients").unwrap().parse().unwrap();
+    let seconds: f64 = arg("--seconds").unwrap().parse().unwrap();
+    let who: Vec<(String, String)> = std::fs::read_to_string(arg("--who").unwrap())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, c)| (t.to_string(), c.to_string()))
+        .collect();
+    let (rate, p50, p99) = closed_loop(&url, clients, seconds, Arc::new(who)).await;
+    println!("{rate} {p50} {p99}");
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -273,6 +309,9 @@ async fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if arg("--client").is_some() {
+        return client_process(arg).await;
+    }
     let events: usize = arg("--events").map_or(1_000_000, |n| n.replace('_', "").parse().unwrap());
     let seconds: f64 = arg("--seconds").map_or(5.0, |s| s.parse().unwrap());
     let out = PathBuf::from(arg("--out").expect("--out DIR: where the CSV files and figures go"));
@@ -345,8 +384,15 @@ async fn main() {
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             ),
     );
+    let who_file = out.join("who.tsv");
+    let lines: String = who.iter().map(|(t, c)| format!("{t}\t{c}\n")).collect();
+    std::fs::write(&who_file, lines).unwrap();
+    let apart = |url: String, clients: usize| {
+        let who_file = who_file.clone();
+        tokio::task::spawn_blocking(move || clients_apart(&url, clients, seconds, &who_file))
+    };
     for clients in [1usize, 8, 64] {
-        let (rate, p50, p99) = closed_loop(&url, clients, seconds, who.clone()).await;
+        let (rate, p50, p99) = apart(url.clone(), clients).await.unwrap();
         f.put(
             &format!("get_timeline_{clients}_calls_per_s"),
             format!("{rate:.0}"),
@@ -359,7 +405,7 @@ async fn main() {
             &format!("get_timeline_{clients}_p99_ms"),
             format!("{p99:.2}"),
         );
-        let (rate, p50, p99) = closed_loop(&echo_url, clients, seconds, who.clone()).await;
+        let (rate, p50, p99) = apart(echo_url.clone(), clients).await.unwrap();
         f.put(
             &format!("tonic_echo_{clients}_calls_per_s"),
             format!("{rate:.0}"),

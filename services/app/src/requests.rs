@@ -528,9 +528,20 @@ impl App {
         };
         let closed = |q: &Request| q.status == RequestStatus::Closed as i32;
         let answered = |q: &Request| q.status == RequestStatus::Answered as i32 || closed(q);
-        let mut out: Vec<Request> = self
-            .store
-            .requests(tenant)?
+        // Lists of what is late or soon due hold open requests only: read those due before
+        // the list's bound, not every request of the commune.
+        let bound = [
+            r.overdue_only.then_some(now),
+            (r.due_within_days > 0).then(|| now + i64::from(r.due_within_days) * DAY_US),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let candidates = match bound {
+            Some(until) => self.store.open_requests_before(tenant, until)?,
+            None => self.store.requests(tenant)?,
+        };
+        let mut out: Vec<Request> = candidates
             .into_iter()
             .filter(|q| {
                 scope

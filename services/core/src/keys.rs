@@ -4,13 +4,12 @@
 //! | prefix | key                                  | value                     |
 //! |--------|--------------------------------------|---------------------------|
 //! | `ck/`  | partition (u32 BE)                   | next offset (u64 BE)      |
-//! | `ev/`  | tenant `\0` event id                 | [`Applied`]: partition, offset, time, fingerprint, citizen |
+//! | `ev/`  | tenant `\0` event id                 | [`Applied`]: partition, offset, time, fingerprint, citizen; a contact's `Personal` (whole text, fields) |
 //! | `ra/`  | tenant `\0` event id                 | `Unresolved`: a contact for an agent ("à rattacher") |
 //! | `ih/`  | tenant `\0` kind `:` id `\0` citizen  | empty: every holder of an identifier |
 //! | `sr/`  | tenant `\0` source reference        | event id (submission id, MessageSid, Message-ID) |
 //! | `lc/`  | tenant `\0` citizen                 | [`Card`]: entries, first and last contact, merged into |
 //! | `dd/`  | tenant `\0` citizen `\0` citizen      | empty: a pair dismissed as duplicates |
-//! | `pd/`  | tenant `\0` event id (contacts)      | `Personal` (whole text, fields) |
 //! | `id/`  | tenant `\0` kind `:` normalised id   | citizen id                |
 //! | `ci/`  | tenant `\0` citizen id               | `Citizen`                 |
 //! | `tl/`  | tenant `\0` citizen `\0` time event  | `TimelineEntry`           |
@@ -65,7 +64,8 @@
 pub enum Family {
     /// `ck/`: a partition's next offset.
     Checkpoint,
-    /// `ev/`: an applied event: its position, time, fingerprint and first citizen.
+    /// `ev/`: an applied event: its position, time, fingerprint, first citizen and a
+    /// contact's detail.
     Applied,
     /// `ra/`: a contact for an agent (« à rattacher »).
     Unresolved,
@@ -77,8 +77,6 @@ pub enum Family {
     SearchCard,
     /// `dd/`: a pair of citizens said different people.
     DuplicateDismissed,
-    /// `pd/`: what a contact says beyond who it is from.
-    ContactDetail,
     /// `id/`: the first holder of an identifier.
     Identifier,
     /// `ci/`: a citizen record.
@@ -174,7 +172,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 54] = [
+    pub const ALL: [Family; 53] = [
         Family::Checkpoint,
         Family::Applied,
         Family::Unresolved,
@@ -182,7 +180,6 @@ impl Family {
         Family::SourceRef,
         Family::SearchCard,
         Family::DuplicateDismissed,
-        Family::ContactDetail,
         Family::Identifier,
         Family::Citizen,
         Family::SubjectKey,
@@ -241,7 +238,6 @@ impl Family {
             Family::SourceRef => b"sr/",
             Family::SearchCard => b"lc/",
             Family::DuplicateDismissed => b"dd/",
-            Family::ContactDetail => b"pd/",
             Family::Identifier => b"id/",
             Family::Citizen => b"ci/",
             Family::SubjectKey => b"sk/",
@@ -301,7 +297,6 @@ impl Family {
             Family::SourceRef => "source reference",
             Family::SearchCard => "search card",
             Family::DuplicateDismissed => "duplicate dismissed",
-            Family::ContactDetail => "contact detail",
             Family::Identifier => "identifier",
             Family::Citizen => "citizen",
             Family::SubjectKey => "subject key",
@@ -410,8 +405,10 @@ pub fn applied(tenant: &str, event_id: &str) -> Vec<u8> {
     key(Family::Applied, &[tenant.as_bytes(), event_id.as_bytes()])
 }
 
-/// Where an applied event went, as kept under its `ev/` key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where an applied event went, as kept under its `ev/` key, with what a contact says
+/// beyond who it is from (kept there rather than under a key of its own: one key less per
+/// contact).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     pub partition: u32,
     pub offset: u64,
@@ -420,39 +417,45 @@ pub struct Applied {
     pub fingerprint: Vec<u8>,
     /// Citizen of its first timeline entry (empty when it made none).
     pub citizen: String,
+    /// A contact's [`crate::pb::Personal`] beyond its party, encoded (empty: none).
+    pub detail: Vec<u8>,
 }
 
-/// The `ev/` value of an applied event.
-pub fn applied_value(
-    partition: u32,
-    offset: u64,
-    occurred_us: i64,
-    fingerprint: &[u8],
-    citizen: &str,
-) -> Vec<u8> {
-    let fp = &fingerprint[..fingerprint.len().min(255)];
-    let mut v = Vec::with_capacity(21 + fp.len() + citizen.len());
-    v.extend_from_slice(&partition.to_be_bytes());
-    v.extend_from_slice(&offset.to_be_bytes());
-    v.extend_from_slice(&occurred_us.to_be_bytes());
-    v.push(fp.len() as u8);
-    v.extend_from_slice(fp);
-    v.extend_from_slice(citizen.as_bytes());
-    v
-}
+impl Applied {
+    /// Partition (u32 BE), offset (u64 BE), time (i64 BE), the fingerprint and the citizen
+    /// each after its length (u8, u16 BE), then the detail.
+    pub fn encode(&self) -> Vec<u8> {
+        let fp = &self.fingerprint[..self.fingerprint.len().min(255)];
+        let citizen = &self.citizen.as_bytes()[..self.citizen.len().min(u16::MAX as usize)];
+        let mut v = Vec::with_capacity(23 + fp.len() + citizen.len() + self.detail.len());
+        v.extend_from_slice(&self.partition.to_be_bytes());
+        v.extend_from_slice(&self.offset.to_be_bytes());
+        v.extend_from_slice(&self.occurred_us.to_be_bytes());
+        v.push(fp.len() as u8);
+        v.extend_from_slice(fp);
+        v.extend_from_slice(&(citizen.len() as u16).to_be_bytes());
+        v.extend_from_slice(citizen);
+        v.extend_from_slice(&self.detail);
+        v
+    }
 
-/// Reads an `ev/` value written by [`applied_value`].
-pub fn parse_applied(v: &[u8]) -> Option<Applied> {
-    let fixed = v.get(..21)?;
-    let fp_len = usize::from(fixed[20]);
-    let fingerprint = v.get(21..21 + fp_len)?.to_vec();
-    Some(Applied {
-        partition: u32::from_be_bytes(fixed[0..4].try_into().ok()?),
-        offset: u64::from_be_bytes(fixed[4..12].try_into().ok()?),
-        occurred_us: i64::from_be_bytes(fixed[12..20].try_into().ok()?),
-        fingerprint,
-        citizen: String::from_utf8_lossy(&v[21 + fp_len..]).into_owned(),
-    })
+    /// Reads [`Applied::encode`]'s layout.
+    pub fn decode(v: &[u8]) -> Option<Applied> {
+        let fixed = v.get(..21)?;
+        let fp_len = usize::from(fixed[20]);
+        let fingerprint = v.get(21..21 + fp_len)?.to_vec();
+        let rest = &v[21 + fp_len..];
+        let citizen_len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let citizen = rest.get(2..2 + citizen_len)?;
+        Some(Applied {
+            partition: u32::from_be_bytes(fixed[0..4].try_into().ok()?),
+            offset: u64::from_be_bytes(fixed[4..12].try_into().ok()?),
+            occurred_us: i64::from_be_bytes(fixed[12..20].try_into().ok()?),
+            fingerprint,
+            citizen: String::from_utf8_lossy(citizen).into_owned(),
+            detail: rest[2 + citizen_len..].to_vec(),
+        })
+    }
 }
 
 /// A contact for an agent: waiting to be attached, or that named an unknown citizen id.
@@ -504,14 +507,6 @@ pub fn citizens_prefix(tenant: &str) -> Vec<u8> {
     let mut k = key(Family::Citizen, &[tenant.as_bytes()]);
     k.push(0);
     k
-}
-
-/// Everything personal a contact carries, for the agent who opens it.
-pub fn contact_detail(tenant: &str, event_id: &str) -> Vec<u8> {
-    key(
-        Family::ContactDetail,
-        &[tenant.as_bytes(), event_id.as_bytes()],
-    )
 }
 
 /// `kind` is `phone` or `email`.
@@ -1220,19 +1215,19 @@ mod tests {
 
     #[test]
     fn applied_values_round_trip() {
-        let v = applied_value(3, 42, -7, &[1, 2, 3], "GIV-000001");
-        let a = parse_applied(&v).unwrap();
-        assert_eq!(
-            (
-                a.partition,
-                a.offset,
-                a.occurred_us,
-                a.fingerprint.as_slice(),
-                a.citizen.as_str()
-            ),
-            (3, 42, -7, &[1u8, 2, 3][..], "GIV-000001")
-        );
-        assert_eq!(parse_applied(&v[..10]), None);
+        let a = Applied {
+            partition: 3,
+            offset: 42,
+            occurred_us: -7,
+            fingerprint: vec![1, 2, 3],
+            citizen: "GIV-000001".into(),
+            detail: b"texte".to_vec(),
+        };
+        let v = a.encode();
+        assert_eq!(Applied::decode(&v), Some(a));
+        assert_eq!(Applied::decode(&v[..10]), None);
+        let none = Applied::default();
+        assert_eq!(Applied::decode(&none.encode()), Some(none));
     }
 
     proptest::proptest! {

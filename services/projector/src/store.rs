@@ -456,6 +456,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The open requests of a commune (not answered, not closed) due before `until_us`,
+    /// oldest due first: read through the index of open requests, so the commune's answered
+    /// and closed requests are not decoded.
+    pub fn open_requests_before(&self, tenant: &str, until_us: i64) -> Result<Vec<pb::Request>> {
+        let start = keys::open_request(tenant, 0, "");
+        let end = keys::open_request(tenant, until_us.max(0), "");
+        let mut out = Vec::new();
+        for kv in self.db()?.tree.range(start..end) {
+            let (k, _) = kv.map_err(self.err())?;
+            out.extend(self.request(tenant, &keys::last_part(&k))?);
+        }
+        Ok(out)
+    }
+
     /// The open requests of a commune (not answered, not closed) due from `from_us` to before
     /// `until_us`, oldest due first: their dashboard slice.
     pub fn open_requests_due(
@@ -818,7 +832,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let Some(a) = keys::parse_applied(&v) else {
+        let Some(a) = keys::Applied::decode(&v) else {
             return Ok(None);
         };
         if a.citizen.is_empty() {
@@ -842,12 +856,30 @@ impl Store {
             .tree
             .get(keys::applied(tenant, event_id))
             .map_err(self.err())?
-            .and_then(|v| keys::parse_applied(&v[..])))
+            .and_then(|v| keys::Applied::decode(&v)))
     }
 
     /// The personal data of an applied contact (whole text, form fields, attachment names).
     pub fn contact_detail(&self, tenant: &str, event_id: &str) -> Result<Option<Personal>> {
-        self.get_msg(&keys::contact_detail(tenant, event_id))
+        let key = keys::applied(tenant, event_id);
+        let Some(a) = self
+            .db()?
+            .tree
+            .get(&key)
+            .map_err(self.err())?
+            .and_then(|v| keys::Applied::decode(&v))
+        else {
+            return Ok(None);
+        };
+        if a.detail.is_empty() {
+            return Ok(None);
+        }
+        Personal::decode(&a.detail[..]).map(Some).map_err(|source| {
+            Error::Domain(contacthub_core::Error::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })
+        })
     }
 
     /// A page of the timeline of `canonical` and every citizen merged into it, newest first.

@@ -381,7 +381,7 @@ pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Fo
         // nothing to attach, and nothing wrong.
         let done = kv
             .get(&keys::applied(tenant, &a.contact_event_id))?
-            .and_then(|v| keys::parse_applied(&v));
+            .and_then(|v| keys::Applied::decode(&v));
         if done.is_some_and(|d| d.citizen.is_empty()) {
             return Ok(Ok(Vec::new()));
         }
@@ -407,17 +407,9 @@ pub(crate) fn attach(kv: &mut impl Kv, v: &Valid, a: &pb::ContactAttached) -> Fo
         super::file_key(kv, tenant, &a.citizen_id, &entry.key_id)?;
     }
     let ak = keys::applied(tenant, &a.contact_event_id);
-    if let Some(done) = kv.get(&ak)?.and_then(|v| keys::parse_applied(&v)) {
-        kv.put(
-            ak,
-            keys::applied_value(
-                done.partition,
-                done.offset,
-                done.occurred_us,
-                &done.fingerprint,
-                &a.citizen_id,
-            ),
-        );
+    if let Some(mut done) = kv.get(&ak)?.and_then(|v| keys::Applied::decode(&v)) {
+        done.citizen = a.citizen_id.clone();
+        kv.put(ak, done.encode());
     }
     kv.remove(key);
     Ok(Ok(vec![a.citizen_id.clone()]))
@@ -674,7 +666,14 @@ pub(crate) fn erase(kv: &mut impl Kv, v: &Valid, x: &pb::CitizenErased) -> Folde
         super::accounts::end(kv, tenant, id)?;
         for (k, value) in kv.scan_prefix(&keys::timeline_prefix(tenant, id), usize::MAX)? {
             if let Ok(entry) = pb::TimelineEntry::decode(value.as_slice()) {
-                kv.remove(keys::contact_detail(tenant, &entry.event_id));
+                // What the contact said goes; that it was applied stays (its id is no one's).
+                let applied = keys::applied(tenant, &entry.event_id);
+                if let Some(mut a) = kv.get(&applied)?.and_then(|v| keys::Applied::decode(&v)) {
+                    if !a.detail.is_empty() {
+                        a.detail.clear();
+                        kv.put(applied, a.encode());
+                    }
+                }
             }
             kv.remove(k);
         }

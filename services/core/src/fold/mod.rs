@@ -239,28 +239,20 @@ pub fn apply(
             file_key(kv, &event.tenant, citizen, &key_id)?;
         }
     }
-    kv.put(
-        applied_key,
-        keys::applied_value(
-            pos.partition,
-            pos.offset,
-            valid.occurred_us,
-            &event.fingerprint,
-            entries.first().map_or("", |e| e.citizen_id.as_str()),
-        ),
-    );
-    // What the citizen wrote, beyond who they are (the party is in the entry and the citizen):
-    // kept only when there is some, so calls and visits cost nothing here.
+    // What the citizen wrote, beyond who they are (the party is in the entry and the citizen),
+    // kept with where the event went: only when there is some, so calls and visits cost
+    // nothing there.
+    let mut detail = Vec::new();
     if is_contact(payload) {
-        if let Some(mut detail) = event.personal.take() {
-            if !(detail.subject.is_empty()
-                && detail.text.is_empty()
-                && detail.fields.is_empty()
-                && detail.attachment_names.is_empty())
+        if let Some(mut personal) = event.personal.take() {
+            if !(personal.subject.is_empty()
+                && personal.text.is_empty()
+                && personal.fields.is_empty()
+                && personal.attachment_names.is_empty())
             {
                 // Of the party, only a postal address written on the contact (a letter's
                 // envelope): the receipt is sent there; who it is lives in the entry.
-                detail.party = detail
+                personal.party = personal
                     .party
                     .take()
                     .and_then(|p| p.address)
@@ -268,13 +260,21 @@ pub fn apply(
                         address: Some(a),
                         ..Default::default()
                     });
-                kv.put(
-                    keys::contact_detail(&event.tenant, &event.event_id),
-                    detail.encode_to_vec(),
-                );
+                detail = personal.encode_to_vec();
             }
         }
     }
+    let applied = keys::Applied {
+        partition: pos.partition,
+        offset: pos.offset,
+        occurred_us,
+        fingerprint: event.fingerprint.clone(),
+        citizen: entries
+            .first()
+            .map_or_else(String::new, |e| e.citizen_id.clone()),
+        detail,
+    };
+    kv.put(applied_key, applied.encode());
     counters::bump(kv, keys::COUNTER_APPLIED)?;
     if is_contact(payload) && event.direction != pb::Direction::Outbound as i32 {
         let slice = crate::dashboard::Slice::of(event.channel, event.category, "");

@@ -120,7 +120,7 @@ fn answer(
 fn applied_entry(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<pb::TimelineEntry>> {
     let Some(a) = kv
         .get(&keys::applied(tenant, event_id))?
-        .and_then(|v| keys::parse_applied(&v))
+        .and_then(|v| keys::Applied::decode(&v))
     else {
         return Ok(None);
     };
@@ -134,7 +134,7 @@ fn applied_entry(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<pb
 fn occurred(kv: &impl Kv, tenant: &str, event_id: &str) -> Result<Option<i64>> {
     Ok(kv
         .get(&keys::applied(tenant, event_id))?
-        .and_then(|v| keys::parse_applied(&v))
+        .and_then(|v| keys::Applied::decode(&v))
         .map(|a| a.occurred_us))
 }
 

@@ -145,9 +145,10 @@ pub(crate) fn noted(
     if crate::seal::erased(e) {
         return Ok(Ok(Vec::new()));
     }
-    let Some(applied) = kv
-        .get(&keys::applied(&e.tenant, &n.contact_event_id))?
-        .and_then(|a| keys::parse_applied(&a))
+    let applied_key = keys::applied(&e.tenant, &n.contact_event_id);
+    let Some(mut applied) = kv
+        .get(&applied_key)?
+        .and_then(|a| keys::Applied::decode(&a))
     else {
         return Ok(Err(Invalid(format!(
             "contact_noted: no contact {:?}",
@@ -175,10 +176,12 @@ pub(crate) fn noted(
         entry.category = n.category;
         kv.put(key, entry.encode_to_vec());
     }
-    let detail_key = keys::contact_detail(&e.tenant, &n.contact_event_id);
-    let mut detail = get_msg::<pb::Personal>(kv, &detail_key)?.unwrap_or_default();
-    detail.subject = subject;
-    kv.put(detail_key, detail.encode_to_vec());
+    // Undecodable, the detail would be the fold's to refuse: kept as it is then.
+    if let Ok(mut detail) = pb::Personal::decode(applied.detail.as_slice()) {
+        detail.subject = subject;
+        applied.detail = detail.encode_to_vec();
+        kv.put(applied_key, applied.encode());
+    }
     Ok(Ok(Vec::new()))
 }
 

@@ -287,65 +287,6 @@ impl Family {
         }
     }
 
-    /// What the family holds, in a word or two (reports).
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Checkpoint => "checkpoint",
-            Family::Applied => "applied",
-            Family::Unresolved => "unresolved",
-            Family::IdentifierHolder => "identifier holder",
-            Family::SourceRef => "source reference",
-            Family::SearchCard => "search card",
-            Family::DuplicateDismissed => "duplicate dismissed",
-            Family::Identifier => "identifier",
-            Family::Citizen => "citizen",
-            Family::SubjectKey => "subject key",
-            Family::KeyOwner => "key owner",
-            Family::Timeline => "timeline",
-            Family::MergeMember => "merge member",
-            Family::Household => "household",
-            Family::Request => "request",
-            Family::RequestNumber => "request number",
-            Family::RequestByEvent => "request by event",
-            Family::ContactRequest => "contact request",
-            Family::RequestThread => "request thread",
-            Family::OpenRequest => "open request",
-            Family::Catalogue => "catalogue",
-            Family::Answer => "answer",
-            Family::RequestAnswer => "request answer",
-            Family::Outbox => "outbox",
-            Family::PrintQueue => "print queue",
-            Family::ProviderMessage => "provider message",
-            Family::ProvisionalNumber => "provisional number",
-            Family::TrailRead => "trail read",
-            Family::CitizenNumber => "citizen number",
-            Family::NameWord => "name word",
-            Family::NameVariant => "name variant",
-            Family::Courrier => "courrier",
-            Family::ChronoNumber => "chrono number",
-            Family::CourrierByEvent => "courrier by event",
-            Family::Ticket => "ticket",
-            Family::TicketNumbers => "ticket numbers",
-            Family::AccueilDay => "accueil day",
-            Family::Permanence => "permanence",
-            Family::Account => "account",
-            Family::CitizenAccount => "citizen account",
-            Family::AccountProposal => "account proposal",
-            Family::Appointment => "appointment",
-            Family::AppointmentSlot => "appointment slot",
-            Family::CitizenAppointment => "citizen appointment",
-            Family::Agenda => "agenda",
-            Family::CitizenRequest => "citizen request",
-            Family::PortalFile => "portal file",
-            Family::SmsStopped => "SMS stopped",
-            Family::Notice => "notice",
-            Family::NoticeDue => "notice due",
-            Family::DeadLetter => "dead letter",
-            Family::Format => "format",
-            Family::Counter => "counter",
-        }
-    }
-
     /// Whether many events rewrite the same few keys of the family (a counter, a commune's
     /// or a day's numbering or tally): a batch of events writes each of them once, so they
     /// cost per batch rather than per event.

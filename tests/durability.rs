@@ -267,3 +267,25 @@ async fn a_read_model_rebuilt_while_serving_takes_over_with_nothing_lost() {
     };
     assert_eq!(digest(&data.join("read-model")), digest(&whole));
 }
+
+/// A read model open in another process is that process's: `project` on the same folder
+/// says so and stops, leaving it whole (it never takes it for damaged and rebuilds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_in_use_is_never_rebuilt_under_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_demo_log(&data, 5).await;
+    let held = Store::open(data.join("read-model")).unwrap();
+    held.batch().unwrap().commit(&[(0, 42)]).unwrap();
+    held.flush().unwrap();
+    let out = Command::new(contacthub_bin!())
+        .args(["project", "--exit-when-caught-up", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is open in another process"), "{stderr}");
+    assert_eq!(held.checkpoints(1).unwrap(), vec![42], "left as it was");
+    assert!(!data.join("read-model.old").exists() && !data.join("read-model.rebuild").exists());
+}

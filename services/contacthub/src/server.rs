@@ -95,6 +95,8 @@ pub async fn open_read_model(
             ),
             Err(e) => e.to_string(),
         },
+        // In use elsewhere: neither damaged nor ours to replace.
+        Err(e @ contacthub_projector::Error::Locked { .. }) => return Err(e.into()),
         Err(e) => e.to_string(),
     };
     tracing::warn!(folder = %dir.display(), reason = %why, "read model cannot be used as it is: rebuilding it from the log");

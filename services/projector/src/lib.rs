@@ -20,6 +20,9 @@ pub use store::{Store, TimelinePage, TimelineQuery};
 pub enum Error {
     #[error("read-model store {path}: {source}")]
     Sled { path: String, source: sled::Error },
+    /// Another process has the read model open: it is theirs, not to be rebuilt.
+    #[error("the read model in {path} is open in another process (serve or project)")]
+    Locked { path: String },
     #[error(transparent)]
     Domain(#[from] contacthub_core::Error),
     #[error(transparent)]

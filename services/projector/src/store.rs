@@ -41,7 +41,15 @@ fn open_sled(path: &Path) -> Result<Open> {
         .cache_capacity(256 << 20)
         .flush_every_ms(Some(500))
         .open()
-        .map_err(err)?;
+        .map_err(|e| match e {
+            // sled says so only in words (an `Other` I/O error).
+            sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                Error::Locked {
+                    path: path.display().to_string(),
+                }
+            }
+            e => err(e),
+        })?;
     let tree = db.open_tree("read-model").map_err(err)?;
     Ok(Open { db, tree })
 }

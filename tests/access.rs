@@ -44,6 +44,7 @@ async fn the_dpo_exports_everything_held_about_a_person() {
     let attachment = hub
         .hub
         .store_document(System::Adapters, &document, "application/pdf", 1 << 20)
+        .await
         .unwrap();
     let mut form = web_form(GIVORS, "export-form", PHONE, EMAIL, at(2026, 12, 2, 9, 0));
     form.attachments = vec![attachment];

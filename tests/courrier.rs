@@ -21,13 +21,13 @@ on_every_backend!(
 
 type Mailroom = pb::courrier_service_client::CourrierServiceClient<Channel>;
 
-fn pdf(seed: u32, size: usize) -> Vec<u8> {
+pub(crate) fn pdf(seed: u32, size: usize) -> Vec<u8> {
     let mut b = format!("%PDF-1.4\n% scan {seed}\n").into_bytes();
     b.resize(size.max(b.len()), b'x');
     b
 }
 
-fn header(tenant: &str, key: &str) -> pb::CourrierHeader {
+pub(crate) fn header(tenant: &str, key: &str) -> pb::CourrierHeader {
     pb::CourrierHeader {
         tenant: tenant.into(),
         sender: Some(pb::Party {
@@ -49,6 +49,16 @@ async fn register(
     header: pb::CourrierHeader,
     scans: Vec<Vec<u8>>,
 ) -> Result<pb::CourrierState, tonic::Status> {
+    c.register_courrier(tokio_stream::iter(registration(header, &scans)))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// What a client streams to register a letter with its scans (64 KiB chunks).
+pub(crate) fn registration(
+    header: pb::CourrierHeader,
+    scans: &[Vec<u8>],
+) -> Vec<pb::RegisterCourrierRequest> {
     let mut msgs = vec![pb::RegisterCourrierRequest {
         part: Some(Part::Header(header)),
     }];
@@ -67,9 +77,7 @@ async fn register(
             });
         }
     }
-    c.register_courrier(tokio_stream::iter(msgs))
-        .await
-        .map(|r| r.into_inner())
+    msgs
 }
 
 fn get(tenant: &str, chrono: &str) -> pb::GetCourrierRequest {
@@ -244,7 +252,7 @@ async fn bad_scans_are_refused_and_leave_nothing(backend: Backend) {
     assert_eq!(after, before);
     let content =
         contacthub_app::content::ContentStore::open(hub.dir.path().join("content")).unwrap();
-    assert_eq!(content.counts(), (0, 0));
+    assert_eq!(content.counts().await.unwrap(), (0, 0));
     let list = c
         .list_courrier(pb::ListCourrierRequest {
             tenant: GIVORS.into(),
@@ -262,7 +270,7 @@ async fn bad_scans_are_refused_and_leave_nothing(backend: Backend) {
     assert!(ok.chrono.ends_with("-000001"), "{}", ok.chrono);
     assert_eq!(ok.scans.len(), 1);
     assert_eq!(ok.scans[0].media_type, "application/pdf");
-    assert_eq!(content.counts(), (1, 0));
+    assert_eq!(content.counts().await.unwrap(), (1, 0));
     hub.stop().await;
 }
 

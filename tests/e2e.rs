@@ -7,6 +7,7 @@ mod appointments;
 mod audit;
 mod browser;
 mod citizens;
+mod cluster;
 mod courrier;
 mod demarches;
 mod docs;

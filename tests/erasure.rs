@@ -79,17 +79,21 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         .unwrap();
     // A letter with its scan and a form with a document, from the person's number, through
     // an adapter's write path.
+    let app = hub.hub.clone();
     let document = |bytes: &[u8]| {
-        hub.hub
-            .store_document(System::Adapters, bytes, "application/pdf", 1 << 20)
-            .unwrap()
+        let (app, bytes) = (app.clone(), bytes.to_vec());
+        async move {
+            app.store_document(System::Adapters, &bytes, "application/pdf", 1 << 20)
+                .await
+                .unwrap()
+        }
     };
     let mut mail = letter(GIVORS, "000888", PHONE, at(2026, 12, 2, 9, 0));
     mail.personal.as_mut().unwrap().text = LETTER.into();
     mail.personal.as_mut().unwrap().party.as_mut().unwrap().name = format!("{FIRST} {SURNAME}");
-    mail.attachments = vec![document(format!("%PDF {SCAN}").as_bytes())];
+    mail.attachments = vec![document(format!("%PDF {SCAN}").as_bytes()).await];
     let mut form = web_form(GIVORS, "erasure-form", PHONE, EMAIL, at(2026, 12, 2, 10, 0));
-    form.attachments = vec![document(format!("%PDF {ATTACHMENT}").as_bytes())];
+    form.attachments = vec![document(format!("%PDF {ATTACHMENT}").as_bytes()).await];
     form.personal.as_mut().unwrap().attachment_names = vec!["justificatif.pdf".into()];
     hub.hub
         .append_contacts(System::Adapters, &[mail, form])
@@ -183,7 +187,7 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
         "",
         at(2026, 12, 2, 11, 0),
     );
-    theirs.attachments = vec![document(format!("%PDF {BYSTANDER_DOCUMENT}").as_bytes())];
+    theirs.attachments = vec![document(format!("%PDF {BYSTANDER_DOCUMENT}").as_bytes()).await];
     hub.hub
         .append_contacts(System::Adapters, &[theirs])
         .await

@@ -460,8 +460,11 @@ async fn oversize_input_is_kept_and_never_blocks(backend: Backend) {
     assert_eq!(detail.attachment_names, ["texte-complet.txt"]);
     let kept = contacthub_app::content::ContentStore::open(hub.dir.path().join("content"))
         .unwrap()
-        .path(&entry.attachments[0].sha256);
-    assert_eq!(std::fs::read_to_string(kept).unwrap(), body);
+        .read(&entry.attachments[0].sha256)
+        .await
+        .unwrap()
+        .expect("the attachment is stored");
+    assert_eq!(String::from_utf8(kept).unwrap(), body);
 
     // An e-mail with a 2.5 MB subject, in a Maildir beside a good one: the bad one is
     // quarantined naming the field and its limit, the good one goes through.

@@ -63,6 +63,7 @@ async fn a_confidential_matter_is_read_by_its_service_only() {
     let doc = contacthub_app::content::ContentStore::open(hub.dir.path().join("content"))
         .unwrap()
         .put(b"%PDF-1.4\n", 1 << 20)
+        .await
         .expect("stored document");
     let form = social_aid_form(at(2026, 3, 2, 9, 0), &doc.sha256);
     hub.publish(&[

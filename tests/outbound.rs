@@ -29,7 +29,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Adapters configuration of Givors: its SMTP relay and SMS gateway are the test's.
-fn adapters_toml(smtp: &SmtpServer, gateway: Option<&Gateway>) -> String {
+pub(crate) fn adapters_toml(smtp: &SmtpServer, gateway: Option<&Gateway>) -> String {
     let mut t = format!(
         r#"
 [[commune]]
@@ -92,7 +92,10 @@ fn identity(preferred: pb::ContactChannel) -> pb::Identity {
 }
 
 /// A citizen and a request of theirs: (citizen id, request reference).
-async fn citizen_with_request(ch: &Channel, preferred: pb::ContactChannel) -> (String, String) {
+pub(crate) async fn citizen_with_request(
+    ch: &Channel,
+    preferred: pb::ContactChannel,
+) -> (String, String) {
     let citizen = CitizenServiceClient::new(ch.clone())
         .create_citizen(pb::CreateCitizenRequest {
             tenant: GIVORS.into(),
@@ -119,7 +122,7 @@ async fn citizen_with_request(ch: &Channel, preferred: pb::ContactChannel) -> (S
     (citizen, request)
 }
 
-fn compose(reference: &str, text: &str) -> pb::ComposeAnswerRequest {
+pub(crate) fn compose(reference: &str, text: &str) -> pb::ComposeAnswerRequest {
     pb::ComposeAnswerRequest {
         tenant: GIVORS.into(),
         reference: reference.into(),
@@ -129,7 +132,7 @@ fn compose(reference: &str, text: &str) -> pb::ComposeAnswerRequest {
 }
 
 /// Waits until the answer reaches `status`, and returns it.
-async fn wait_status(ch: &Channel, id: &str, status: pb::AnswerStatus) -> pb::Answer {
+pub(crate) async fn wait_status(ch: &Channel, id: &str, status: pb::AnswerStatus) -> pb::Answer {
     let mut out = OutboundServiceClient::new(ch.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

@@ -13,6 +13,7 @@ pub mod dovecot;
 pub mod ds;
 pub mod gateway;
 pub mod oidc;
+pub mod s3;
 pub mod smtp;
 
 pub use contacthub_app::auth::{token_hash, Access, Scope, System};
@@ -245,6 +246,8 @@ impl TestHub {
                 proxies: Default::default(),
                 // On Kafka, each test hub shares its read trail under a name of its own.
                 trail_hub: kafka.as_ref().map(|_| unique("hub")),
+                content: contacthub_app::content::ContentStore::open(dir.path().join("content"))
+                    .unwrap(),
             },
             log.clone(),
             listener,
@@ -915,8 +918,20 @@ pub fn spawn_serve_with_logs(
     extra: &[&std::ffi::OsStr],
     logs: std::process::Stdio,
 ) -> ServeChild {
+    spawn_serve_in(bin, data, extra, &[], logs)
+}
+
+/// [`spawn_serve_with_logs`] with environment variables `env` set for the child.
+pub fn spawn_serve_in(
+    bin: &Path,
+    data: &Path,
+    extra: &[&std::ffi::OsStr],
+    env: &[(&str, String)],
+    logs: std::process::Stdio,
+) -> ServeChild {
     use std::io::BufRead;
     let mut child = std::process::Command::new(bin)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("serve")
         .args(FREE_PORTS)
         .arg("--data")

@@ -363,16 +363,19 @@ impl Ingest {
                                 .map(std::borrow::Cow::Owned)
                                 .map_err(|detail| (format!("{what} could not be fetched"), detail)),
                         };
-                        let stored = bytes.and_then(|b| {
-                            self.app
+                        let stored = match bytes {
+                            Ok(b) => self
+                                .app
                                 .store_document(
                                     System::Adapters,
                                     &b,
                                     &blob.media_type,
                                     self.max_document_bytes,
                                 )
-                                .map_err(|e| (format!("{what} {e}"), String::new()))
-                        });
+                                .await
+                                .map_err(|e| (format!("{what} {e}"), String::new())),
+                            Err(e) => Err(e),
+                        };
                         match stored {
                             Ok(a) => {
                                 event.attachments.push(a);

@@ -42,6 +42,7 @@ impl AuditService for Audit {
         let export = self
             .app
             .export_citizen(&scope, &r.citizen_id)
+            .await
             .map_err(status)?;
         let chunks: Vec<Result<pb::ExportChunk, Status>> = export
             .zip

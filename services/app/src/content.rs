@@ -1,13 +1,21 @@
-//! Content-addressed storage of scans on local disk: `ROOT/sha256/ab/abcdef…`. Uploads go to
-//! `ROOT/tmp` first and are renamed into place only once complete and checked, so a failed
-//! upload leaves nothing behind.
+//! Content-addressed storage of documents (scans, attachments, answer letters) by their
+//! SHA-256: on local disk (`ROOT/sha256/ab/abcdef…`, the embedded default) or in S3-compatible
+//! object storage every hub of a cluster shares (`sha256/ab/abcdef…` under the URL's prefix).
+//! Uploads go to `ROOT/tmp` first, hashed as they come, and are put into place only once
+//! complete and checked, so a failed upload leaves nothing behind; a document is stored before
+//! the event that names it, and only documents no event names are ever collected
+//! ([`ContentStore::stored_before`], `App::collect_documents`).
 
 use contacthub_core::pb::Attachment;
+use futures::TryStreamExt;
+use object_store::{path::Path as ObjectPath, ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 /// Kinds of scans accepted, by their first bytes.
 pub fn sniff(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"%PDF-") {
@@ -23,7 +31,7 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Why an upload was refused.
+/// Why an upload was refused, or the store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("is larger than the limit of {limit} bytes")]
@@ -34,27 +42,170 @@ pub enum UploadError {
     Empty,
     #[error("could not be stored: {0}")]
     Io(#[from] std::io::Error),
+    #[error("could not be stored in the object store: {0}")]
+    Objects(#[from] object_store::Error),
+    #[error("the object store {0}")]
+    Config(String),
+}
+
+/// The content store: on disk, or in an object store the hubs share.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    /// Local folder: `tmp/` for uploads in progress, `sha256/` for the documents on disk.
+    root: PathBuf,
+    /// The shared object store, when documents live there.
+    objects: Option<Objects>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ContentStore {
-    root: PathBuf,
+struct Objects {
+    store: Arc<dyn ObjectStore>,
+    /// `s3://bucket/prefix`, as configured (for messages: no credentials in it).
+    url: String,
+}
+
+/// Where a document lives inside the store (on disk under the root, or as an object key).
+fn location(sha256: &str) -> String {
+    format!("sha256/{}/{sha256}", &sha256[..2.min(sha256.len())])
+}
+
+/// Whether `s` is a document's name in the store (64 hexadecimal digits).
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ContentStore {
+    /// A store on local disk under `root`.
     pub fn open(root: impl AsRef<Path>) -> std::io::Result<Self> {
         let root = root.as_ref().to_path_buf();
         std::fs::create_dir_all(root.join("tmp"))?;
         std::fs::create_dir_all(root.join("sha256"))?;
-        Ok(ContentStore { root })
+        Ok(ContentStore {
+            root,
+            objects: None,
+        })
     }
 
-    /// Where the content with this hash lives.
-    pub fn path(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("sha256")
-            .join(&sha256[..2.min(sha256.len())])
-            .join(sha256)
+    /// A store in S3-compatible object storage at `url` (`s3://bucket` or
+    /// `s3://bucket/prefix`), uploads in progress under `root/tmp`. `endpoint` is the
+    /// server's address when it is not AWS (MinIO, Ceph, Garage, OVHcloud, Scaleway…); the
+    /// credentials and region come from the usual `AWS_*` variables. Plain HTTP is allowed
+    /// to a loopback endpoint, elsewhere only with `AWS_ALLOW_HTTP=true`.
+    pub async fn s3(
+        root: impl AsRef<Path>,
+        url: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Self, UploadError> {
+        Self::s3_with(root, url, endpoint, &[]).await
+    }
+
+    /// [`ContentStore::s3`] with settings that take precedence over the environment's, by
+    /// their variable names (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`…).
+    pub async fn s3_with(
+        root: impl AsRef<Path>,
+        url: &str,
+        endpoint: Option<&str>,
+        settings: &[(&str, String)],
+    ) -> Result<Self, UploadError> {
+        let rest = url.trim().strip_prefix("s3://").ok_or_else(|| {
+            UploadError::Config(format!(
+                "{url:?} is not an S3 address: give s3://bucket or s3://bucket/prefix"
+            ))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.len() > 63 {
+            return Err(UploadError::Config(format!(
+                "{url:?} names no bucket: give s3://bucket or s3://bucket/prefix"
+            )));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(30),
+                ..Default::default()
+            });
+        for (name, value) in settings {
+            let key = name
+                .to_ascii_lowercase()
+                .parse::<object_store::aws::AmazonS3ConfigKey>()
+                .map_err(|_| UploadError::Config(format!("has no setting {name}")))?;
+            builder = builder.with_config(key, value);
+        }
+        if let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) {
+            builder = builder.with_endpoint(endpoint);
+            if loopback(endpoint) {
+                builder = builder.with_allow_http(true);
+            }
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|e| UploadError::Config(format!("{url:?} cannot be used: {e}")))?,
+        );
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        let root = root.as_ref().to_path_buf();
+        std::fs::create_dir_all(root.join("tmp"))?;
+        let s = ContentStore {
+            root,
+            objects: Some(Objects {
+                store,
+                url: format!("s3://{}", rest.trim_end_matches('/')),
+            }),
+        };
+        // Reachable, the bucket there and the credentials good: said at start, not at the
+        // first scan.
+        let probe = ObjectPath::from("sha256");
+        s.objects
+            .as_ref()
+            .expect("just set")
+            .store
+            .list_with_delimiter(Some(&probe))
+            .await
+            .map_err(|e| UploadError::Config(format!("{url:?} cannot be read: {e}")))?;
+        Ok(s)
+    }
+
+    /// Where the documents are, for messages: a folder or an `s3://` address.
+    pub fn describe(&self) -> String {
+        match &self.objects {
+            Some(o) => o.url.clone(),
+            None => self.root.join("sha256").display().to_string(),
+        }
+    }
+
+    /// Whether the documents are shared by every hub (object storage) rather than on this
+    /// hub's disk.
+    pub fn shared(&self) -> bool {
+        self.objects.is_some()
+    }
+
+    fn file(&self, sha256: &str) -> PathBuf {
+        self.root.join(location(sha256))
+    }
+
+    /// The document with this hash; `None` when the store has none.
+    pub async fn read(&self, sha256: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        if !is_sha256(sha256) {
+            return Ok(None);
+        }
+        match &self.objects {
+            Some(o) => match o.store.get(&ObjectPath::from(location(sha256))).await {
+                Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            None => match tokio::fs::read(self.file(sha256)).await {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// Starts an upload limited to `limit` bytes.
@@ -73,7 +224,7 @@ impl ContentStore {
 
     /// Stores a document of any type (e-mail and form attachments) in one go: `media_type` as
     /// declared, else sniffed, else `application/octet-stream`.
-    pub fn put_document(
+    pub async fn put_document(
         &self,
         bytes: &[u8],
         media_type: &str,
@@ -89,46 +240,217 @@ impl ContentStore {
             declared.to_ascii_lowercase()
         });
         u.write(bytes)?;
-        u.finish(self)
+        u.finish(self).await
     }
 
     /// Deletes the content with this hash (an erased person's document no record uses any
-    /// more); `false` when there was none.
-    pub fn remove(&self, sha256: &str) -> std::io::Result<bool> {
-        match std::fs::remove_file(self.path(sha256)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+    /// more, or one no event names); `false` when there was none.
+    pub async fn remove(&self, sha256: &str) -> Result<bool, UploadError> {
+        if !is_sha256(sha256) {
+            return Ok(false);
+        }
+        match &self.objects {
+            Some(o) => {
+                let at = ObjectPath::from(location(sha256));
+                match o.store.head(&at).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                }
+                o.store.delete(&at).await?;
+                Ok(true)
+            }
+            None => match std::fs::remove_file(self.file(sha256)) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 
     /// Stores bytes in one go.
-    pub fn put(&self, bytes: &[u8], limit: u64) -> Result<Attachment, UploadError> {
+    pub async fn put(&self, bytes: &[u8], limit: u64) -> Result<Attachment, UploadError> {
         let mut u = self.begin(limit)?;
         u.write(bytes)?;
-        u.finish(self)
+        u.finish(self).await
+    }
+
+    /// The documents last stored before `cutoff` (storing a document again renews it), by
+    /// hash; uploads left in `tmp/` since then (a process killed mid-upload) are deleted.
+    pub async fn stored_before(&self, cutoff: SystemTime) -> Result<BTreeSet<String>, UploadError> {
+        if let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) {
+            for e in rd.flatten() {
+                if modified(&e.path()).is_some_and(|m| m < cutoff) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut found = BTreeSet::new();
+        match &self.objects {
+            Some(o) => {
+                let mut list = o.store.list(Some(&ObjectPath::from("sha256")));
+                while let Some(meta) = list.try_next().await? {
+                    let when: SystemTime = meta.last_modified.into();
+                    match meta.location.filename() {
+                        Some(name) if is_sha256(name) && when < cutoff => {
+                            found.insert(name.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            None => {
+                for dir in std::fs::read_dir(self.root.join("sha256"))?.flatten() {
+                    for e in std::fs::read_dir(dir.path())?.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if is_sha256(&name) && modified(&e.path()).is_some_and(|m| m < cutoff) {
+                            found.insert(name);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes `sha256` unless it was stored again since `cutoff` (a document an event is
+    /// being written for); whether it was removed.
+    pub async fn remove_if_before(
+        &self,
+        sha256: &str,
+        cutoff: SystemTime,
+    ) -> Result<bool, UploadError> {
+        let last = match &self.objects {
+            Some(o) => match o.store.head(&ObjectPath::from(location(sha256))).await {
+                Ok(meta) => SystemTime::from(meta.last_modified),
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            },
+            None => match modified(&self.file(sha256)) {
+                Some(m) => m,
+                None => return Ok(false),
+            },
+        };
+        if last >= cutoff {
+            return Ok(false);
+        }
+        self.remove(sha256).await
     }
 
     /// Number of stored contents and of pending uploads (for tests and status).
-    pub fn counts(&self) -> (usize, usize) {
-        let count = |p: PathBuf| -> usize {
-            std::fs::read_dir(p).map_or(0, |rd| {
-                rd.flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            std::fs::read_dir(e.path()).map_or(0, |x| x.count())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-        };
-        (
-            count(self.root.join("sha256")),
-            count(self.root.join("tmp")),
-        )
+    pub async fn counts(&self) -> Result<(usize, usize), UploadError> {
+        let pending = std::fs::read_dir(self.root.join("tmp")).map_or(0, |rd| rd.count());
+        let stored = self
+            .stored_before(SystemTime::now() + Duration::from_secs(24 * 3600))
+            .await?
+            .len();
+        Ok((stored, pending))
     }
+
+    /// Copies every document of `self` into `to` (what `migrate` does with the log); the
+    /// number copied and the number `to` already had.
+    pub async fn copy_into(&self, to: &ContentStore) -> Result<(usize, usize), UploadError> {
+        let all = self
+            .stored_before(SystemTime::now() + Duration::from_secs(24 * 3600))
+            .await?;
+        let (mut copied, mut already) = (0, 0);
+        for sha in all {
+            if to.has(&sha).await? {
+                already += 1;
+                continue;
+            }
+            let Some(bytes) = self.read(&sha).await? else {
+                continue;
+            };
+            if hex(Sha256::digest(&bytes).as_slice()) != sha {
+                return Err(UploadError::Config(format!(
+                    "cannot copy: the document {sha} in {} does not match its hash",
+                    self.describe()
+                )));
+            }
+            to.place(&sha, None, bytes).await?;
+            copied += 1;
+        }
+        Ok((copied, already))
+    }
+
+    async fn has(&self, sha256: &str) -> Result<bool, UploadError> {
+        match &self.objects {
+            Some(o) => match o.store.head(&ObjectPath::from(location(sha256))).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(self.file(sha256).exists()),
+        }
+    }
+
+    /// Puts a checked document in place: from its temporary file on disk (renamed, or
+    /// touched when it is there already, so collection sees it as just stored), or as an
+    /// object (stored again if there: the same bytes, renewed).
+    async fn place(
+        &self,
+        sha256: &str,
+        temporary: Option<&Path>,
+        bytes: Vec<u8>,
+    ) -> Result<(), UploadError> {
+        match &self.objects {
+            Some(o) => {
+                let bytes = match temporary {
+                    Some(t) if bytes.is_empty() => tokio::fs::read(t).await?,
+                    _ => bytes,
+                };
+                o.store
+                    .put(&ObjectPath::from(location(sha256)), PutPayload::from(bytes))
+                    .await?;
+            }
+            None => {
+                let target = self.file(sha256);
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                if target.exists() {
+                    File::options()
+                        .write(true)
+                        .open(&target)?
+                        .set_modified(SystemTime::now())?;
+                } else if let Some(t) = temporary {
+                    std::fs::rename(t, &target)?;
+                } else {
+                    let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+                    std::fs::write(&tmp, &bytes)?;
+                    File::open(&tmp)?.sync_all()?;
+                    std::fs::rename(&tmp, &target)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether an endpoint is on this machine (plain HTTP allowed there).
+fn loopback(endpoint: &str) -> bool {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An upload in progress; dropped unfinished, it deletes its temporary file.
@@ -179,13 +501,7 @@ impl Upload {
     /// What the upload will be once finished (hash, type, size), without keeping it.
     pub fn peek(&self) -> Result<Attachment, UploadError> {
         let media_type = self.check()?;
-        let sha: String = self
-            .hasher
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = hex(self.hasher.clone().finalize().as_slice());
         Ok(Attachment {
             sha256: sha,
             media_type,
@@ -193,26 +509,15 @@ impl Upload {
         })
     }
 
-    /// Checks the content and moves it into place.
-    pub fn finish(mut self, store: &ContentStore) -> Result<Attachment, UploadError> {
+    /// Checks the content and puts it into place (on disk or in the object store); the
+    /// temporary file goes once this is done or dropped.
+    pub async fn finish(mut self, store: &ContentStore) -> Result<Attachment, UploadError> {
         let media_type = self.check()?;
         let file = self.file.take().expect("unfinished upload has its file");
         file.sync_all()?;
         drop(file);
-        let sha: String = std::mem::take(&mut self.hasher)
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let target = store.path(&sha);
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if target.exists() {
-            std::fs::remove_file(&self.path)?;
-        } else {
-            std::fs::rename(&self.path, &target)?;
-        }
+        let sha = hex(std::mem::take(&mut self.hasher).finalize().as_slice());
+        store.place(&sha, Some(&self.path), Vec::new()).await?;
         Ok(Attachment {
             sha256: sha,
             media_type,
@@ -233,27 +538,39 @@ impl Drop for Upload {
 mod tests {
     use super::*;
 
-    #[test]
-    fn scans_are_stored_by_hash_and_refusals_leave_nothing() {
+    #[tokio::test]
+    async fn scans_are_stored_by_hash_and_refusals_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path()).unwrap();
         let pdf = b"%PDF-1.4\n...".to_vec();
-        let a = store.put(&pdf, 1000).unwrap();
+        let a = store.put(&pdf, 1000).await.unwrap();
         assert_eq!(a.media_type, "application/pdf");
-        assert_eq!(std::fs::read(store.path(&a.sha256)).unwrap(), pdf);
+        assert_eq!(store.read(&a.sha256).await.unwrap().unwrap(), pdf);
         assert_eq!(
-            store.put(&pdf, 1000).unwrap(),
+            store.put(&pdf, 1000).await.unwrap(),
             a,
             "same content, same place"
         );
         assert!(matches!(
-            store.put(b"hello world", 1000),
+            store.put(b"hello world", 1000).await,
             Err(UploadError::NotAScan)
         ));
         assert!(matches!(
-            store.put(&[0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0], 5),
+            store
+                .put(&[0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0], 5)
+                .await,
             Err(UploadError::TooLarge { .. })
         ));
-        assert_eq!(store.counts(), (1, 0));
+        assert_eq!(store.counts().await.unwrap(), (1, 0));
+        assert_eq!(store.read("../../etc/passwd").await.unwrap(), None);
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(loopback("http://127.0.0.1:9000"));
+        assert!(loopback("http://localhost:9000/"));
+        assert!(loopback("http://[::1]:9000"));
+        assert!(!loopback("http://minio:9000"));
+        assert!(!loopback("https://s3.fr-par.scw.cloud"));
     }
 }

@@ -34,7 +34,9 @@ pub fn scan_refused(i: usize, name: &str, e: &UploadError) -> String {
         UploadError::TooLarge { limit } => format!("dépasse la taille maximale ({limit} octets)"),
         UploadError::NotAScan => "n'est ni un PDF, ni un TIFF, ni un JPEG, ni un PNG".into(),
         UploadError::Empty => "est vide".into(),
-        UploadError::Io(_) => "n'a pas pu être enregistré".into(),
+        UploadError::Io(_) | UploadError::Objects(_) | UploadError::Config(_) => {
+            "n'a pas pu être enregistré".into()
+        }
     };
     format!("le scan {} ({}) {why}", i + 1, quote(name))
 }
@@ -259,9 +261,13 @@ impl App {
             )));
         }
         for (i, (name, upload)) in uploads.into_iter().enumerate() {
-            upload
-                .finish(&self.content)
-                .map_err(|e| Error::Invalid(scan_refused(i, &name, &e)))?;
+            upload.finish(&self.content).await.map_err(|e| match e {
+                UploadError::Io(_) | UploadError::Objects(_) | UploadError::Config(_) => {
+                    tracing::error!(error = %e, "a scan could not be stored");
+                    Error::Unavailable(scan_refused(i, &name, &e))
+                }
+                _ => Error::Invalid(scan_refused(i, &name, &e)),
+            })?;
         }
         self.write(&e).await?;
         let state = self

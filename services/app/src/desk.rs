@@ -238,9 +238,12 @@ impl App {
             .get(n)
             .cloned()
             .ok_or_else(|| Error::NotFound(missing.into()))?;
-        let bytes = tokio::fs::read(self.content.path(&a.sha256))
+        let bytes = self
+            .content
+            .read(&a.sha256)
             .await
-            .map_err(|_| Error::NotFound("document introuvable dans le dépôt".into()))?;
+            .map_err(|e| Error::Unavailable(format!("le dépôt des documents ne répond pas : {e}")))?
+            .ok_or_else(|| Error::NotFound("document introuvable dans le dépôt".into()))?;
         Ok((a, bytes))
     }
 

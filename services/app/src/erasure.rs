@@ -167,7 +167,7 @@ impl App {
         let in_use = self.store.documents_in_use(&documents)?;
         let mut removed = 0usize;
         for sha in documents.difference(&in_use) {
-            match self.content.remove(sha) {
+            match self.content.remove(sha).await {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
                 Err(e) => {

@@ -55,21 +55,21 @@ fn identity_json(i: &pb::Identity) -> Value {
 impl App {
     /// Everything held about `citizen_id` (and the records merged into it), for the data
     /// protection officer of the commune only; recorded in the read trail as an export.
-    pub fn export_citizen(&self, scope: &Scope, citizen_id: &str) -> Result<Export> {
+    pub async fn export_citizen(&self, scope: &Scope, citizen_id: &str) -> Result<Export> {
         if !(scope.is_dpo() || scope.is_open_visitor()) {
             return Err(Error::Forbidden(
                 "l'export des données d'une personne est réservé au délégué à la protection des données".into(),
             ));
         }
         let commune = self.enter_figures(scope, scope.commune())?;
-        let export = self.assemble_export(&commune.code, citizen_id)?;
+        let export = self.assemble_export(&commune.code, citizen_id).await?;
         self.read_by(scope, citizen_id, audit::Reading::Export, "")?;
         Ok(export)
     }
 
     /// Everything held about `citizen_id` of `tenant` (and the records merged into it), for
     /// a caller already checked.
-    pub(crate) fn assemble_export(&self, tenant: &str, citizen_id: &str) -> Result<Export> {
+    pub(crate) async fn assemble_export(&self, tenant: &str, citizen_id: &str) -> Result<Export> {
         let commune = self.tenant(tenant)?;
         let record = self.store.citizen(tenant, citizen_id)?.ok_or_else(|| {
             Error::NotFound(format!("aucune fiche {citizen_id} dans cette commune"))
@@ -117,7 +117,8 @@ impl App {
             }
         }
         entries.reverse();
-        let mut documents: Vec<(String, Vec<u8>)> = Vec::new();
+        // (file in the archive, hash), read from the content store once the archive is known.
+        let mut documents: Vec<(String, String)> = Vec::new();
         let mut add_document = |sha: &str, name: &str| -> Result<String> {
             let file = format!(
                 "documents/{}-{}",
@@ -125,9 +126,7 @@ impl App {
                 name.replace(['/', '\\'], "_")
             );
             if !documents.iter().any(|(f, _)| *f == file) {
-                if let Ok(bytes) = std::fs::read(self.content.path(sha)) {
-                    documents.push((file.clone(), bytes));
-                }
+                documents.push((file.clone(), sha.to_string()));
             }
             Ok(file)
         };
@@ -274,9 +273,16 @@ impl App {
             &serde_json::to_vec_pretty(&data).map_err(|e| internal(&e))?,
         )?;
         put("resume.html", summary.as_bytes())?;
-        let n_documents = documents.len();
-        for (path, bytes) in &documents {
-            put(path, bytes)?;
+        let mut n_documents = 0;
+        for (path, sha) in &documents {
+            let stored = self.content.read(sha).await.map_err(|e| {
+                Error::Unavailable(format!("le dépôt des documents ne répond pas : {e}"))
+            })?;
+            // A document erased with another record (or never stored) is left out.
+            if let Some(bytes) = stored {
+                put(path, &bytes)?;
+                n_documents += 1;
+            }
         }
         let bytes = zip.finish().map_err(|e| internal(&e))?.into_inner();
         Ok(Export {

@@ -165,7 +165,7 @@ async fn attach(app: &App, path: &Path) -> Result<String, String> {
         .courrier(&tenant, &chrono)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no letter {chrono}"))?;
-    let attachment = store_scan(app, path)?;
+    let attachment = store_scan(app, path).await?;
     if letter.scans.iter().any(|s| s.sha256 == attachment.sha256) {
         return Ok(chrono); // Already attached (a scan dropped twice).
     }
@@ -200,7 +200,7 @@ async fn attach(app: &App, path: &Path) -> Result<String, String> {
 
 /// Copies a scan into the content store, its bytes streamed (and the upload limited), so a
 /// huge file costs no memory; [`attach`] checks its size before.
-fn store_scan(app: &App, path: &Path) -> Result<contacthub_core::pb::Attachment, String> {
+async fn store_scan(app: &App, path: &Path) -> Result<contacthub_core::pb::Attachment, String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let mut upload = app
@@ -221,6 +221,7 @@ fn store_scan(app: &App, path: &Path) -> Result<contacthub_core::pb::Attachment,
     }
     upload
         .finish(&app.content)
+        .await
         .map_err(|e| format!("the file {e}"))
 }
 

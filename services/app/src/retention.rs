@@ -227,3 +227,56 @@ impl App {
         Ok(due)
     }
 }
+
+/// What one collection of the content store did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Documents stored before the grace period that no event names: deleted.
+    pub removed: usize,
+    /// Documents stored before the grace period that an event names: kept.
+    pub kept: usize,
+}
+
+impl App {
+    /// Deletes the documents no event names that were last stored more than `grace` ago
+    /// (an upload whose event was never written: a crash, a refused registration), once the
+    /// read model shows the whole log. A document is stored before its event is appended and
+    /// storing it again renews it, so one an event is being written for is never taken; one
+    /// an event names is never taken whatever its age. Only the retention part runs it.
+    pub async fn collect_documents(
+        &self,
+        actor: System,
+        grace: std::time::Duration,
+    ) -> Result<Collected> {
+        actor.allowed(&[System::Retention], "collect documents")?;
+        let unavailable =
+            |e: crate::content::UploadError| Error::Unavailable(format!("the content store: {e}"));
+        let cutoff = std::time::SystemTime::now() - grace;
+        let candidates = self
+            .content
+            .stored_before(cutoff)
+            .await
+            .map_err(unavailable)?;
+        if candidates.is_empty() {
+            return Ok(Collected::default());
+        }
+        // Everything appended before the listing is in the read model before it is asked.
+        self.wait_caught_up().await?;
+        let in_use = self.store.documents_in_use(&candidates)?;
+        let mut done = Collected {
+            kept: in_use.len(),
+            ..Default::default()
+        };
+        for sha in candidates.difference(&in_use) {
+            if self
+                .content
+                .remove_if_before(sha, cutoff)
+                .await
+                .map_err(unavailable)?
+            {
+                done.removed += 1;
+            }
+        }
+        Ok(done)
+    }
+}

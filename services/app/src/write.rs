@@ -74,7 +74,7 @@ impl App {
 
     /// Stores a document a channel adapter received with a contact (an e-mail's or a form's
     /// attachment), before the contact naming it is recorded.
-    pub fn store_document(
+    pub async fn store_document(
         &self,
         actor: System,
         bytes: &[u8],
@@ -87,7 +87,7 @@ impl App {
                 format!("{actor:?} does not store documents"),
             )));
         }
-        self.content.put_document(bytes, media_type, limit)
+        self.content.put_document(bytes, media_type, limit).await
     }
 
     /// Whether the log holds no event yet (the demo loads only then).

@@ -270,10 +270,26 @@ pub struct LogArgs {
     pub master_key_file: Option<PathBuf>,
 }
 
+/// Where the documents (scans, attachments, answer letters) are kept.
+#[derive(Debug, Clone, Args)]
+pub struct ContentArgs {
+    /// S3-compatible object storage every hub of a cluster shares (`s3://bucket` or
+    /// `s3://bucket/prefix`); credentials and region from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_REGION. Absent: DATA/content on this machine's disk.
+    #[arg(long, env = "CONTACTHUB_CONTENT_URL")]
+    pub content_url: Option<String>,
+    /// The object storage's address when it is not AWS (MinIO, Garage, Ceph, OVHcloud…),
+    /// e.g. http://minio:9000 (plain HTTP: on loopback, or with AWS_ALLOW_HTTP=true).
+    #[arg(long, env = "CONTACTHUB_CONTENT_ENDPOINT", requires = "content_url")]
+    pub content_endpoint: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub content: ContentArgs,
     /// Address of the gRPC API.
     #[arg(long, env = "CONTACTHUB_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -385,6 +401,9 @@ pub struct MigrateArgs {
     /// again after an interruption: it goes on after what the topic already holds.
     #[command(flatten)]
     pub log: LogArgs,
+    /// The object storage the documents of DATA/content are copied to (--content-url).
+    #[command(flatten)]
+    pub content: ContentArgs,
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,35 @@ pub async fn open_log(args: &LogArgs) -> Result<Arc<dyn EventLog>> {
     }
 }
 
+/// Opens where the documents are kept: the object storage of `--content-url`, else
+/// `DATA/content` (a warning on Kafka: the other hubs of the cluster cannot read it).
+pub async fn open_content(
+    content: &ContentArgs,
+    log: &LogArgs,
+) -> Result<contacthub_app::content::ContentStore> {
+    use contacthub_app::content::ContentStore;
+    let dir = log.data.join("content");
+    match &content.content_url {
+        Some(url) => {
+            let store = ContentStore::s3(&dir, url, content.content_endpoint.as_deref())
+                .await
+                .with_context(|| format!("opening the content store {url}"))?;
+            tracing::info!(store = %store.describe(), "documents in object storage");
+            Ok(store)
+        }
+        None => {
+            if log.kafka.is_some() {
+                tracing::warn!(
+                    folder = %dir.display(),
+                    "documents are kept on this hub's disk: the other hubs of the cluster answer 404 for them; give --content-url s3://… (docs/operations.md)"
+                );
+            }
+            ContentStore::open(&dir)
+                .with_context(|| format!("opening the content store in {}", dir.display()))
+        }
+    }
+}
+
 /// The master key: `--master-key-file`, else `$CONTACTHUB_MASTER_KEY`, else the default file
 /// in the user's configuration folder, made on first use.
 pub fn master_key(args: &LogArgs) -> Result<MasterKey> {
@@ -338,6 +367,7 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
                 Some(_) => Some(hub_id(&a.log.data.join("keyring"))?),
                 None => None,
             },
+            content: open_content(&a.content, &a.log).await?,
         },
         log,
         listener,
@@ -574,10 +604,23 @@ async fn migrate(a: MigrateArgs) -> Result<()> {
         dir.display(),
         to.name()
     );
-    crate::say!(
-        "documents (scans, attachments, letters) stay in {}: mount that folder at the same path for every hub on Kafka (docs/operations.md)",
-        a.log.data.join("content").display()
-    );
+    let local = a.log.data.join("content");
+    if a.content.content_url.is_some() {
+        let from = contacthub_app::content::ContentStore::open(&local)
+            .with_context(|| format!("opening the content store in {}", local.display()))?;
+        let to = open_content(&a.content, &a.log).await?;
+        let (copied, already) = from.copy_into(&to).await?;
+        crate::say!(
+            "copied {copied} documents from {} to {} (already there: {already})",
+            local.display(),
+            to.describe()
+        );
+    } else {
+        crate::say!(
+            "documents (scans, attachments, letters) stay in {}: give --content-url s3://… to copy them to the object storage the hubs share (docs/operations.md)",
+            local.display()
+        );
+    }
     Ok(())
 }
 

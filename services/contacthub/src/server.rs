@@ -26,6 +26,8 @@ use tokio::task::JoinSet;
 
 /// How long [`Server::stop`] waits for the parts to finish before abandoning them.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a stored document may wait for the event naming it before collection takes it.
+const DOCUMENT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// What a server needs besides its log and listeners.
 pub struct ServerConfig {
@@ -52,6 +54,8 @@ pub struct ServerConfig {
     pub proxies: contacthub_app::source::Proxies,
     /// This hub's name in its cluster: its read trail is shared through the log (Kafka).
     pub trail_hub: Option<String>,
+    /// Where documents are kept: `DATA/content`, or the object storage the cluster shares.
+    pub content: contacthub_app::content::ContentStore,
 }
 
 /// A running hub.
@@ -151,9 +155,6 @@ impl Server {
             cfg.tenants.clone(),
             cfg.keys.clone(),
         )?;
-        let content_dir = cfg.data.join("content");
-        let content = contacthub_app::content::ContentStore::open(&content_dir)
-            .with_context(|| format!("opening the content store in {}", content_dir.display()))?;
         let franceconnect =
             contacthub_app::space::providers(&cfg.tenants).map_err(anyhow::Error::msg)?;
         let app = App::new(contacthub_app::Parts {
@@ -164,7 +165,7 @@ impl Server {
             tenants: cfg.tenants,
             visibility_timeout: cfg.visibility_timeout,
             access: cfg.access,
-            content,
+            content: cfg.content,
             max_scan_bytes: cfg.max_scan_bytes,
             scan_inbox: Some(cfg.scan_inbox.clone()),
             clock: cfg.clock,
@@ -289,8 +290,9 @@ impl Server {
         Ok(())
     }
 
-    /// Applies the communes' retention rules 5 minutes after the start, then once a day (one
-    /// hub per log: the one that sends the written answers).
+    /// Applies the communes' retention rules 5 minutes after the start, then once a day, and
+    /// collects the documents no event names (one hub per log: the one that sends the
+    /// written answers).
     pub fn start_retention(&mut self) {
         let app = self.app.clone();
         let mut stop = self.stop.subscribe();
@@ -316,6 +318,22 @@ impl Server {
                         Err(e) => {
                             tracing::warn!(tenant = %code, error = %e, "retention rules not applied; next try in a day")
                         }
+                    }
+                }
+                // Documents no event names (an upload whose event was never written).
+                match app
+                    .collect_documents(
+                        contacthub_app::auth::System::Retention,
+                        DOCUMENT_GRACE,
+                    )
+                    .await
+                {
+                    Ok(c) if c.removed > 0 => {
+                        tracing::warn!(removed = c.removed, kept = c.kept, "documents no event names deleted")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "documents not collected; next try in a day")
                     }
                 }
             }

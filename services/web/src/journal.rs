@@ -87,7 +87,7 @@ pub async fn export(
     use axum::response::IntoResponse;
     let scope = caller.dpo_scope(&desk, &tenant)?;
     let citizen = q.usager.trim();
-    let export = desk.app.export_citizen(&scope, citizen)?;
+    let export = desk.app.export_citizen(&scope, citizen).await?;
     let file: String = citizen
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')

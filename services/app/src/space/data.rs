@@ -14,9 +14,9 @@ const DPO_SERVICE: &str = "dpo";
 
 impl App {
     /// Everything the commune holds about the signed-in person (the access export).
-    pub fn my_data(&self, c: &Citizen) -> Result<Export> {
+    pub async fn my_data(&self, c: &Citizen) -> Result<Export> {
         let me = self.own_record(c)?;
-        self.assemble_export(c.tenant(), &me)
+        self.assemble_export(c.tenant(), &me).await
     }
 
     /// Asks the data protection officer to erase the person's data; the request's reference.

@@ -143,6 +143,7 @@ impl App {
             let stored = self
                 .content
                 .put_document(&u.bytes, kind, MAX_ATTACHMENT_BYTES)
+                .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "citizens' space: a document could not be stored");
                     Error::Unavailable("le document n'a pas pu être enregistré".into())

@@ -45,7 +45,7 @@ pub async fn export(
         Ok(x) => x,
         Err(res) => return *res,
     };
-    match space.app.my_data(&s.citizen) {
+    match space.app.my_data(&s.citizen).await {
         Ok(export) => {
             let mut res = export.zip.into_response();
             let h = res.headers_mut();

@@ -94,6 +94,15 @@ async fn a_request_is_followed_to_a_written_answer(backend: Backend) {
     assert!(overdue.requests.is_empty());
     let soon = c.list_requests(list(false, 5)).await.unwrap().into_inner();
     assert_eq!(soon.requests.len(), 1, "due within 5 days");
+    let far = c
+        .list_requests(list(false, 3_660))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(far.requests.len(), 1, "due within ten years");
+    let beyond = c.list_requests(list(false, u32::MAX)).await.unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::InvalidArgument);
+    assert!(beyond.message().contains("due_within_days"), "{beyond:?}");
     hub.set_clock(at(2026, 3, 12, 9, 0));
     let overdue = c.list_requests(list(true, 0)).await.unwrap().into_inner();
     assert_eq!(overdue.requests[0].reference, opened.reference);

@@ -13,6 +13,8 @@ use contacthub_core::pb::{self, event::Payload, Request, RequestStatus};
 use contacthub_proto::ts;
 
 const DAY_US: i64 = 86_400_000_000;
+/// The farthest a list of soon-due requests looks ahead.
+const MAX_DUE_WITHIN_DAYS: u32 = 3_660;
 
 impl App {
     /// A request of `tenant` by its reference, whoever asks: for the checks below only.
@@ -520,6 +522,12 @@ impl App {
             0 => 100,
             n => n.min(1_000) as usize,
         };
+        if r.due_within_days > MAX_DUE_WITHIN_DAYS {
+            return Err(Error::Invalid(format!(
+                "due_within_days : au plus {MAX_DUE_WITHIN_DAYS} jours"
+            )));
+        }
+        let within = i64::from(r.due_within_days) * DAY_US;
         let due = |q: &Request| {
             q.due_at
                 .as_ref()
@@ -532,7 +540,7 @@ impl App {
         // the list's bound, not every request of the commune.
         let bound = [
             r.overdue_only.then_some(now),
-            (r.due_within_days > 0).then(|| now + i64::from(r.due_within_days) * DAY_US),
+            (r.due_within_days > 0).then(|| now.saturating_add(within)),
         ]
         .into_iter()
         .flatten()
@@ -555,8 +563,7 @@ impl App {
             .filter(|q| !r.open_only || !closed(q))
             .filter(|q| !r.overdue_only || (!answered(q) && due(q) < now))
             .filter(|q| {
-                r.due_within_days == 0
-                    || (!answered(q) && due(q) < now + i64::from(r.due_within_days) * DAY_US)
+                r.due_within_days == 0 || (!answered(q) && due(q) < now.saturating_add(within))
             })
             .filter(|q| !r.unassigned_only || (q.assignee_agent_id.is_empty() && !closed(q)))
             .collect();

@@ -763,7 +763,15 @@ impl Store {
                 })
             })?;
             let id = &k[records.len()..];
-            while let Some(Ok((card_key, card))) = cards_read.peek() {
+            loop {
+                let (card_key, card) = match cards_read.peek() {
+                    None => break,
+                    Some(Ok(kv)) => kv,
+                    Some(Err(_)) => {
+                        let e = cards_read.next().and_then(Result::err);
+                        return Err(self.err()(e.expect("the peeked error")));
+                    }
+                };
                 let card_id = &card_key[cards.len()..];
                 if card_id < id {
                     cards_read.next();

@@ -44,16 +44,16 @@ pub(crate) fn put_citizen(kv: &mut impl Kv, c: &Citizen) {
     kv.put(keys::search_card(&c.tenant, &c.citizen_id), card.encode());
 }
 
-/// Counts a contact at `at_us` on `citizen`'s card; `false` when no such citizen is here.
+/// Counts a contact at `at_us` on `citizen`'s card (none when no such citizen is here).
 pub(crate) fn count_contact(
     kv: &mut impl Kv,
     tenant: &str,
     citizen: &str,
     at_us: i64,
-) -> Result<bool> {
+) -> Result<()> {
     let key = keys::search_card(tenant, citizen);
     let Some(mut card) = kv.get(&key)?.and_then(|v| keys::Card::decode(&v)) else {
-        return Ok(false);
+        return Ok(());
     };
     card.entries = card.entries.saturating_add(1);
     if card.first_seen_us == i64::MIN || at_us < card.first_seen_us {
@@ -63,7 +63,7 @@ pub(crate) fn count_contact(
         card.last_seen_us = at_us;
     }
     kv.put(key, card.encode());
-    Ok(true)
+    Ok(())
 }
 
 /// The record of `id` as stored (not followed through merges), with its counts of contacts.

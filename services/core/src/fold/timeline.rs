@@ -171,24 +171,29 @@ pub(crate) fn noted(
         applied.occurred_us,
         &n.contact_event_id,
     );
-    if let Some(mut entry) = get_msg::<TimelineEntry>(kv, &key)? {
-        entry.subject = subject.clone();
-        entry.category = n.category;
-        kv.put(key, entry.encode_to_vec());
-    }
-    // Undecodable, the detail would be the fold's to refuse: kept as it is then.
-    if let Ok(mut detail) = pb::Personal::decode(applied.detail.as_slice()) {
-        detail.subject = subject;
-        applied.detail = detail.encode_to_vec();
-        kv.put(applied_key, applied.encode());
-    }
+    // A contact no longer on a timeline (its person erased) keeps nothing to note.
+    let Some(mut entry) = get_msg::<TimelineEntry>(kv, &key)? else {
+        return Ok(Ok(Vec::new()));
+    };
+    entry.subject = subject.clone();
+    entry.category = n.category;
+    kv.put(key, entry.encode_to_vec());
+    let mut detail = pb::Personal::decode(applied.detail.as_slice()).map_err(|source| {
+        crate::Error::Corrupt {
+            key: String::from_utf8_lossy(&applied_key).into_owned(),
+            source,
+        }
+    })?;
+    detail.subject = subject;
+    applied.detail = detail.encode_to_vec();
+    kv.put(applied_key, applied.encode());
     Ok(Ok(Vec::new()))
 }
 
 #[cfg(test)]
 mod tests {
     use crate::event::contact;
-    use crate::fold::tests::{apply_all, Mem};
+    use crate::fold::tests::{apply_all, apply_from, Mem};
     use crate::fold::Outcome;
     use crate::keys;
     use crate::pb::{self, event::Payload};
@@ -249,5 +254,68 @@ mod tests {
             1_800_000_000,
             "first contact by occurrence, not by log order"
         );
+    }
+
+    /// A note on a call names its subject on the line and in the detail; on a contact whose
+    /// person was erased (no line, an emptied detail) it writes nothing back.
+    #[test]
+    fn a_note_never_writes_into_an_erased_contact() {
+        let mut kv = Mem::new();
+        let call = contact(
+            "69091",
+            "t",
+            "call-1",
+            1_800_000_000_000_000,
+            1_800_000_000_000_000,
+            Payload::PhoneCall(pb::PhoneCall::default()),
+            pb::Party {
+                phone: "0612345678".into(),
+                ..Default::default()
+            },
+        );
+        let note = |id: &str, subject: &str| {
+            let mut e = contact(
+                "69091",
+                "desk",
+                id,
+                1_800_000_100_000_000,
+                1_800_000_100_000_000,
+                Payload::ContactNoted(pb::ContactNoted {
+                    contact_event_id: call.event_id.clone(),
+                    category: pb::Category::Urbanisme as i32,
+                }),
+                pb::Party::default(),
+            );
+            e.direction = pb::Direction::Internal as i32;
+            e.personal.as_mut().unwrap().subject = subject.into();
+            e
+        };
+        let out = apply_all(&mut kv, &[call.clone(), note("note-1", "Nid-de-poule")]);
+        assert!(matches!(out[1], Outcome::Applied { .. }), "{out:?}");
+        let applied_key = keys::applied("69091", &call.event_id);
+        let applied = keys::Applied::decode(&kv[&applied_key]).unwrap();
+        let detail = pb::Personal::decode(applied.detail.as_slice()).unwrap();
+        assert_eq!(detail.subject, "Nid-de-poule");
+        let line_key = keys::timeline_entry(
+            "69091",
+            &applied.citizen,
+            applied.occurred_us,
+            &call.event_id,
+        );
+        let line = pb::TimelineEntry::decode(kv[&line_key].as_slice()).unwrap();
+        assert_eq!(line.subject, "Nid-de-poule");
+        // As an erasure leaves it: the line gone, the detail emptied.
+        kv.remove(&line_key);
+        let erased = keys::Applied {
+            detail: Vec::new(),
+            ..applied
+        };
+        kv.insert(applied_key.clone(), erased.encode());
+        apply_from(&mut kv, &[note("note-2", "Mme Durand, 3 rue Pasteur")], 2);
+        assert_eq!(
+            keys::Applied::decode(&kv[&applied_key]).unwrap().detail,
+            Vec::<u8>::new()
+        );
+        assert!(!kv.contains_key(&line_key));
     }
 }

@@ -29,6 +29,7 @@ mod outbound;
 mod ovh;
 mod permanence;
 mod publik;
+mod replay;
 mod requests;
 mod review;
 mod sealing;

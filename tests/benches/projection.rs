@@ -12,7 +12,9 @@
 //!
 //! 4. Mail room: courrier registrations/s with a 200 KB scan each, 8 concurrent clerks.
 //!
-//! Options: `--events N`, `--skip-projection`, `--skip-latency`, `--skip-courrier`.
+//! Options: `--events N`, `--batch-sizes 2000,20000` (events per sled batch, one projection
+//! each over the same log), `--clear-only`, `--skip-projection`, `--skip-latency`,
+//! `--skip-courrier`.
 
 use contacthub_core::{demo, pb, tenant::Tenants};
 use contacthub_log::{embedded::EmbeddedLog, EventLog};
@@ -33,9 +35,10 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn projection(events: usize) {
+async fn projection(events: usize, batch_sizes: &[usize], clear_only: bool) {
     // Clear, then sealed as the hub's writers seal (the cost of sealing, same run).
-    for sealed in [false, true] {
+    let kinds: &[bool] = if clear_only { &[false] } else { &[false, true] };
+    for &sealed in kinds {
         let dir = tempfile::tempdir().unwrap();
         let log: Arc<dyn EventLog> =
             Arc::new(EmbeddedLog::open(dir.path().join("log"), 12).unwrap());
@@ -56,18 +59,61 @@ async fn projection(events: usize) {
             written as f64 / gen.as_secs_f64()
         );
         let log_bytes = size_of(&dir.path().join("log"));
-        let store = Store::open(dir.path().join("read-model")).unwrap();
-        let (projector, _) =
-            Projector::new(store.clone(), log, Arc::new(Tenants::builtin()), keys).unwrap();
-        let started = Instant::now();
-        let n = projector.catch_up().await.unwrap();
-        let took = started.elapsed();
-        println!(
-            "[{how}] projection: {n} events in {:.1} s = {:.0} events/s; peak RSS of the process {:.0} MiB",
-            took.as_secs_f64(),
-            n as f64 / took.as_secs_f64(),
-            peak_rss_mib()
-        );
+        // `contacthub replay` first (the peak RSS is then its own): changes held in memory,
+        // written in key order.
+        for budget_mb in [256usize, 64] {
+            let model = dir.path().join(format!("read-model-replay-{budget_mb}"));
+            let store = Store::open(&model).unwrap();
+            let folded = std::sync::atomic::AtomicU64::new(0);
+            let started = Instant::now();
+            let done = contacthub_projector::replay::replay(
+                &store,
+                &*log,
+                &Tenants::builtin(),
+                &keys,
+                budget_mb << 20,
+                &folded,
+            )
+            .await
+            .unwrap();
+            let took = started.elapsed();
+            println!(
+                "[{how}] replay, {budget_mb} MiB held: {} events in {:.1} s = {:.0} events/s ({} writes in key order); read model {:.0} bytes/event; digest {}; peak RSS of the process {:.0} MiB",
+                done.records,
+                took.as_secs_f64(),
+                done.records as f64 / took.as_secs_f64(),
+                done.spills + 1,
+                size_of(&model) as f64 / done.records as f64,
+                &store.digest().unwrap()[..16],
+                peak_rss_mib()
+            );
+        }
+        for &batch in batch_sizes {
+            let model = dir.path().join(format!("read-model-{batch}"));
+            let store = Store::open(&model).unwrap();
+            let (projector, _) = Projector::new(
+                store.clone(),
+                log.clone(),
+                Arc::new(Tenants::builtin()),
+                keys.clone(),
+            )
+            .unwrap();
+            let projector = projector.with_batch_size(batch);
+            let started = Instant::now();
+            let n = projector.catch_up().await.unwrap();
+            let took = started.elapsed();
+            drop(projector);
+            store.flush().unwrap();
+            println!(
+                "[{how}] projection, {batch} events per batch: {n} events in {:.1} s = {:.0} events/s; read model {:.0} bytes/event; digest {}; peak RSS of the process {:.0} MiB",
+                took.as_secs_f64(),
+                n as f64 / took.as_secs_f64(),
+                size_of(&model) as f64 / n as f64,
+                &store.digest().unwrap()[..16],
+                peak_rss_mib()
+            );
+        }
+        let n = written;
         let size: u64 = size_of(dir.path());
         println!(
             "[{how}] on disk: log {:.0} bytes/event, keyring {:.0} KiB, all {:.0} bytes/event ({:.0} MiB)",
@@ -267,8 +313,19 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
+    let batch_sizes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--batch-sizes")
+        .and_then(|i| args.get(i + 1))
+        .map(|l| l.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![2000]);
     if !args.iter().any(|a| a == "--skip-projection") {
-        projection(events).await;
+        projection(
+            events,
+            &batch_sizes,
+            args.iter().any(|a| a == "--clear-only"),
+        )
+        .await;
     }
     if !args.iter().any(|a| a == "--skip-latency") {
         get_timeline_latency().await;

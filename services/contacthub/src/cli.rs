@@ -393,6 +393,10 @@ pub struct ReplayArgs {
     /// Empty folder for the rebuilt read model.
     #[arg(long, env = "CONTACTHUB_REPLAY_INTO")]
     pub into: PathBuf,
+    /// Memory for the changes held before they are written in key order, in megabytes
+    /// (more: fewer, larger sorted writes).
+    #[arg(long, env = "CONTACTHUB_REPLAY_MEMORY_MB", default_value_t = 256)]
+    pub memory_mb: u64,
 }
 
 #[derive(Debug, Args)]

@@ -490,13 +490,22 @@ async fn replay(a: ReplayArgs) -> Result<()> {
     let ends = log.end_offsets().await?;
     let keys = open_keyring(&a.log).await?;
     let store = Store::open(&a.into)?;
-    let (projector, _) = Projector::new(store.clone(), log, tenants, keys)?;
+    let folded = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    let progress = tokio::spawn(replay_progress(store.clone(), ends, done_rx));
-    let n = projector.catch_up().await;
+    let progress = tokio::spawn(replay_progress(folded.clone(), ends, done_rx));
+    let budget = a.memory_mb.saturating_mul(1 << 20) as usize;
+    let n = contacthub_projector::replay::replay(
+        &store,
+        log.as_ref(),
+        &tenants,
+        &keys,
+        budget,
+        &folded,
+    )
+    .await;
     let _ = done_tx.send(true);
     let _ = progress.await;
-    let n = n?;
+    let n = n?.records;
     crate::say!("replayed {n} records into {}", a.into.display());
     crate::say!("digest {}", store.digest()?);
     Ok(())
@@ -505,19 +514,13 @@ async fn replay(a: ReplayArgs) -> Result<()> {
 /// Shows how far a replay is, on standard error: a progress bar with events/s and the time
 /// left on a terminal, a line every ten seconds otherwise (logs, CI).
 async fn replay_progress(
-    store: Store,
+    folded: Arc<std::sync::atomic::AtomicU64>,
     ends: Vec<u64>,
     mut done: tokio::sync::watch::Receiver<bool>,
 ) {
     use std::io::IsTerminal;
     let total: u64 = ends.iter().sum();
-    let parts = ends.len() as u32;
-    let position = || -> u64 {
-        store
-            .checkpoints(parts)
-            .map(|c| c.iter().zip(&ends).map(|(c, e)| (*c).min(*e)).sum())
-            .unwrap_or(0)
-    };
+    let position = || folded.load(std::sync::atomic::Ordering::Relaxed).min(total);
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal.then(|| {
         let bar = indicatif::ProgressBar::new(total);

@@ -4,11 +4,13 @@
 //! Layout:
 //! - [`store`]: the sled read model, its queries and the batch that applies a group of events.
 //! - [`runner`]: the loop that reads the log, applies batches and publishes what changed.
+//! - [`replay`]: the whole log folded into a new read model, written in key order.
 //!
 //! Invariant: the checkpoint (next offset per partition) is written in the same atomic sled
 //! batch as the state those offsets produced, so a crash at any instant loses or doubles
 //! nothing: the restarted projector resumes exactly after the last applied batch.
 
+pub mod replay;
 pub mod runner;
 pub mod store;
 

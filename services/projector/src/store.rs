@@ -167,6 +167,16 @@ impl Store {
         Ok(())
     }
 
+    /// The sled tree itself: for the replay, which writes a new read model without batches.
+    pub(crate) fn tree(&self) -> Result<sled::Tree> {
+        Ok(self.db()?.tree.clone())
+    }
+
+    /// A sled error of this read model, with its folder.
+    pub(crate) fn sled_error(&self, source: sled::Error) -> Error {
+        self.err()(source)
+    }
+
     fn err(&self) -> impl Fn(sled::Error) -> Error + '_ {
         move |source| Error::Sled {
             path: self.inner.path.display().to_string(),
@@ -1182,7 +1192,7 @@ fn parse_token(t: &str) -> Option<(i64, String)> {
 pub struct Batch<'a> {
     store: &'a Store,
     open: Arc<Open>,
-    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    overlay: fold::Changes,
 }
 
 impl Kv for Batch<'_> {
@@ -1207,27 +1217,15 @@ impl Kv for Batch<'_> {
         prefix: &[u8],
         limit: usize,
     ) -> contacthub_core::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let pending: Vec<_> = self
-            .overlay
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .collect();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            scan(&self.open.tree, prefix, limit.saturating_add(pending.len()))?
-                .into_iter()
-                .collect();
-        for (k, v) in pending {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
-            };
-        }
-        Ok(merged.into_iter().take(limit).collect())
+        let layers = [&self.overlay];
+        let more = fold::pending(&layers, prefix);
+        let base = scan(&self.open.tree, prefix, limit.saturating_add(more))?;
+        Ok(fold::merge_scan(base, &layers, prefix, limit))
     }
 }
 
 /// Up to `limit` keys of `tree` starting with `prefix`, with their values.
-fn scan(
+pub(crate) fn scan(
     tree: &sled::Tree,
     prefix: &[u8],
     limit: usize,

@@ -61,7 +61,7 @@ impl Kv for BTreeMap<Vec<u8>, Vec<u8>> {
 /// commit, it leaves the underlying state as it was.
 pub struct Staged<'a, K: Kv> {
     base: &'a mut K,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: Changes,
 }
 
 impl<'a, K: Kv> Staged<'a, K> {
@@ -98,18 +98,41 @@ impl<K: Kv> Kv for Staged<'_, K> {
     }
     fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         // The base's keys, overridden by the held writes, in order.
-        let pending = self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .count();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+        let layers = [&self.writes];
+        let base = self
             .base
-            .scan_prefix(prefix, limit.saturating_add(pending))?
-            .into_iter()
-            .collect();
-        for (k, v) in self
-            .writes
+            .scan_prefix(prefix, limit.saturating_add(pending(&layers, prefix)))?;
+        Ok(merge_scan(base, &layers, prefix, limit))
+    }
+}
+
+/// Changes held over a state, in key order (`None`: removed).
+pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// How many changes of `layers` fall under `prefix`: how much more of the state below a
+/// prefix scan must read to still give `limit` keys once they are applied.
+pub fn pending(layers: &[&Changes], prefix: &[u8]) -> usize {
+    layers
+        .iter()
+        .map(|l| {
+            l.range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .count()
+        })
+        .sum()
+}
+
+/// `base`, a prefix scan of the state below, with `layers` of changes over it (oldest
+/// first): the first `limit` keys starting with `prefix`, with their values.
+pub fn merge_scan(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    layers: &[&Changes],
+    prefix: &[u8],
+    limit: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for layer in layers {
+        for (k, v) in layer
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
         {
@@ -118,8 +141,8 @@ impl<K: Kv> Kv for Staged<'_, K> {
                 None => merged.remove(k),
             };
         }
-        Ok(merged.into_iter().take(limit).collect())
     }
+    merged.into_iter().take(limit).collect()
 }
 
 /// Where a record sits on the log.

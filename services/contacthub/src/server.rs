@@ -113,14 +113,18 @@ pub async fn open_read_model(
     let n = {
         let store = Store::open(&fresh)
             .with_context(|| format!("creating a read model in {}", fresh.display()))?;
-        let (projector, _) =
-            Projector::new(store.clone(), log.clone(), tenants.clone(), keys.clone())?;
-        let n = projector
-            .catch_up()
-            .await
-            .context("rebuilding the read model from the log")?;
-        store.flush()?;
-        n
+        let folded = std::sync::atomic::AtomicU64::new(0);
+        contacthub_projector::replay::replay(
+            &store,
+            log.as_ref(),
+            tenants,
+            keys,
+            contacthub_projector::replay::BUDGET,
+            &folded,
+        )
+        .await
+        .context("rebuilding the read model from the log")?
+        .records
     };
     let old = dir.with_extension("old");
     if old.exists() {

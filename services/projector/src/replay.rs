@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Memory for held changes when none is chosen (`contacthub replay --memory-mb`'s default).
+pub const BUDGET: usize = 256 << 20;
+
 /// What a replay did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replayed {

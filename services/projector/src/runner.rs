@@ -102,9 +102,6 @@ pub struct Projector {
     tenants: Arc<Tenants>,
     /// Opens the events' sealed personal parts.
     keys: SharedKeyring,
-    /// Rebuild the read model from the log after folding an erasure (off for the rebuild's
-    /// own projector).
-    rebuild_on_erasure: bool,
     batch_size: usize,
     positions: watch::Sender<Vec<u64>>,
     failure: watch::Sender<Option<String>>,
@@ -133,7 +130,6 @@ impl Projector {
                 log,
                 tenants,
                 keys,
-                rebuild_on_erasure: true,
                 batch_size: 2000,
                 positions,
                 failure,
@@ -326,7 +322,7 @@ impl Projector {
                 k == contacthub_core::event::HEADER_EVENT_TYPE && v.as_slice() == b"citizen_erased"
             })
         });
-        if erasure && self.rebuild_on_erasure {
+        if erasure {
             // The keys it destroyed are known destroyed here (a keyring on Kafka learns it).
             self.keys.catch_up().await?;
             self.rebuild().await?;
@@ -370,18 +366,17 @@ impl Projector {
         }
         let n = {
             let store = Store::open(&fresh)?;
-            let (mut projector, _) = Projector::new(
-                store.clone(),
-                self.log.clone(),
-                self.tenants.clone(),
-                self.keys.clone(),
-            )?;
-            projector.rebuild_on_erasure = false;
-            let projector = projector.with_batch_size(self.batch_size);
-            // Boxed: the rebuild's projector is this same code (it never rebuilds in turn).
-            let n = Box::pin(projector.catch_up()).await?;
-            store.flush()?;
-            n
+            let folded = std::sync::atomic::AtomicU64::new(0);
+            crate::replay::replay(
+                &store,
+                self.log.as_ref(),
+                &self.tenants,
+                &self.keys,
+                crate::replay::BUDGET,
+                &folded,
+            )
+            .await?
+            .records
         };
         std::fs::rename(&live, &old).map_err(|e| io("moving", &live, e))?;
         std::fs::rename(&fresh, &live).map_err(|e| io("moving", &fresh, e))?;

@@ -147,7 +147,7 @@ async fn two_hubs_on_one_cluster_share_documents_and_one_sends() {
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let logs = || std::process::Stdio::null();
     let mut a = spawn_serve_in(&bin, &data_a, &os(&common), &s3.env(), logs());
-    let b = spawn_serve_in(&bin, &data_b, &os(&args_b), &s3.env(), logs());
+    let mut b = spawn_serve_in(&bin, &data_b, &os(&args_b), &s3.env(), logs());
 
     // The migrated letter, with its scan, on both hubs.
     for hub in [&a, &b] {
@@ -282,9 +282,10 @@ async fn two_hubs_on_one_cluster_share_documents_and_one_sends() {
     assert!(named >= 2, "{named} scans named");
     eprintln!("{cut} of 5 registrations cut by SIGKILL; {named} scans named, all stored");
     assert!(cut > 0, "no registration was cut: the kills came too late");
-    drop(b);
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    for hub in [&mut a, &mut b] {
+        hub.child.kill().unwrap();
+        hub.child.wait().unwrap();
+    }
 }
 
 /// What the content store does, run on disk and in object storage: stored by hash, read

@@ -79,7 +79,7 @@ async fn projector_survives_sigkill() {
     let store = Store::open(data.join("read-model")).unwrap();
     assert_eq!(
         store
-            .counter(contacthub_core::keys::COUNTER_APPLIED)
+            .counter(&contacthub_core::keys::Counter::Applied)
             .unwrap() as usize,
         events
     );
@@ -170,7 +170,7 @@ async fn acknowledged_visits_survive_sigkill_of_the_server() {
     }
     // Nothing doubled: as many entries applied as distinct events written.
     let applied = store
-        .counter(contacthub_core::keys::COUNTER_APPLIED)
+        .counter(&contacthub_core::keys::Counter::Applied)
         .unwrap();
     let log = EmbeddedLog::open(dir.path().join("log"), 4).unwrap();
     let written: u64 = log.end_offsets().await.unwrap().iter().sum();

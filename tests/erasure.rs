@@ -212,8 +212,11 @@ async fn an_erased_citizen_leaves_nothing_readable(backend: Backend) {
     assert!(timeline(&id).len() >= 4, "{:?}", timeline(&id));
     // Every figure but the count of events applied (the erasure is one more).
     let figures = || {
-        let mut all = hub.store.counters("").unwrap();
-        all.remove(contacthub_core::keys::COUNTER_APPLIED);
+        let mut all = hub
+            .store
+            .counters(contacthub_core::keys::Counters::All)
+            .unwrap();
+        all.remove(&contacthub_core::keys::Counter::Applied);
         all
     };
     let before = figures();
@@ -915,8 +918,11 @@ async fn erasing_a_provisional_record_keeps_everyone_else_in_place(backend: Back
         .unwrap();
     hub.settle().await;
     let figures = || {
-        let mut all = hub.store.counters("").unwrap();
-        all.remove(contacthub_core::keys::COUNTER_APPLIED);
+        let mut all = hub
+            .store
+            .counters(contacthub_core::keys::Counters::All)
+            .unwrap();
+        all.remove(&contacthub_core::keys::Counter::Applied);
         all
     };
     let before = figures();

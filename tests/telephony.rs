@@ -260,8 +260,10 @@ async fn the_desk_shows_who_calls(backend: Backend) {
     etat_civil
         .until("Plusieurs fiches ont ce numéro", Duration::from_secs(5))
         .await;
+    // A missed call rings (its hang-up, sent once the desk shows the ring, files a contact
+    // that gives the number a record of its own: a pop computed after it would know it).
     let missed = recorded("missed.txt");
-    switch.send(&missed.concat());
+    switch.send(&missed[..2].concat());
     let shown = accueil
         .until("Numéro inconnu.", Duration::from_secs(5))
         .await;
@@ -272,6 +274,7 @@ async fn the_desk_shows_who_calls(backend: Backend) {
             Duration::from_secs(1),
         )
         .await;
+    switch.send(&missed[2..].concat());
     switch.send(&recorded("withheld.txt").concat());
     accueil
         .until("Appel entrant — numéro masqué", Duration::from_secs(5))

@@ -455,7 +455,7 @@ async fn replay_is_byte_identical(backend: Backend) {
     let live = hub.store.digest().unwrap();
     let applied = hub
         .store
-        .counter(contacthub_core::keys::COUNTER_APPLIED)
+        .counter(&contacthub_core::keys::Counter::Applied)
         .unwrap();
     assert_eq!(applied as usize, events.len());
     let (_, replayed, n) = hub.stop_and_replay(97).await;

@@ -239,7 +239,7 @@ async fn main() {
         .expect("projected");
     let dead = hub
         .store
-        .counter(contacthub_core::keys::COUNTER_DEAD)
+        .counter(&contacthub_core::keys::Counter::DeadLetters)
         .unwrap();
     println!(
         "{} events of one commune over a year folded in {:.1} s ({} dead letters)",

@@ -235,7 +235,7 @@ async fn main() -> Result<()> {
             None => lost += 1,
         }
     }
-    let applied = store.counter(contacthub_core::keys::COUNTER_APPLIED)?;
+    let applied = store.counter(&contacthub_core::keys::Counter::Applied)?;
     let live = store.digest()?;
     drop(store);
     let replayed = dir.path().join("replayed");

@@ -20,32 +20,16 @@ impl App {
         let now = (self.clock)();
         let mut inputs = Inputs::default();
         for month in &months {
-            let prefix = dashboard::month_prefix(tenant, month);
-            let counters = self.store.counters(&prefix)?;
-            if !counters.is_empty() {
-                let counters = counters
-                    .into_iter()
-                    .map(|(name, n)| (name[prefix.len()..].to_string(), n))
-                    .collect();
-                inputs.counters.insert(month.clone(), counters);
-            }
-            let prefix = format!("{}{month}/", keys::phone_counter_prefix(tenant));
-            let phone = self.store.counters(&prefix)?;
-            if !phone.is_empty() {
-                let phone = phone
-                    .into_iter()
-                    .map(|(name, n)| (name[prefix.len()..].to_string(), n))
-                    .collect();
-                inputs.phone.insert(month.clone(), phone);
+            for run in [
+                keys::Counters::DashboardMonth { tenant, month },
+                keys::Counters::PhoneMonth { tenant, month },
+            ] {
+                inputs.counters.extend(self.store.counters(run)?);
             }
         }
-        let prefix = dashboard::due_prefix(tenant);
-        inputs.due_by_day = self
-            .store
-            .counters(&prefix)?
-            .into_iter()
-            .map(|(name, n)| (name[prefix.len()..].to_string(), n))
-            .collect();
+        inputs
+            .counters
+            .extend(self.store.counters(keys::Counters::Due { tenant })?);
         inputs.today = dashboard::day_of(now);
         inputs.overdue_today =
             self.store

@@ -41,8 +41,8 @@ impl App {
             backend: self.log.backend().into(),
             topic: self.log.name(),
             partitions,
-            dead_letters: self.store.counter(keys::COUNTER_DEAD).unwrap_or(0),
-            events_applied: self.store.counter(keys::COUNTER_APPLIED).unwrap_or(0),
+            dead_letters: self.store.counter(&keys::Counter::DeadLetters).unwrap_or(0),
+            events_applied: self.store.counter(&keys::Counter::Applied).unwrap_or(0),
             log_error,
             projector_error: self.projector.failing().unwrap_or_default(),
             open_watches: self.open_watches.load(std::sync::atomic::Ordering::SeqCst) as u64,
@@ -96,22 +96,12 @@ impl App {
     pub fn phone_report(&self, scope: &Scope) -> Result<pb::PhoneReport> {
         let tenant = scope.commune();
         self.enter_figures(scope, tenant)?;
-        let counters = self.store.counters(&keys::phone_counter_prefix(tenant))?;
-        // Counters are monthly: `phone/TENANT/MONTH/FIGURE`.
-        let prefix = keys::phone_counter_prefix(tenant);
-        let mut by_month: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
-        for (name, n) in &counters {
-            let Some((month, figure)) = name[prefix.len()..].split_once('/') else {
-                continue;
-            };
-            let slot = match figure {
-                keys::PHONE_INBOUND => 0,
-                keys::PHONE_MISSED => 1,
-                keys::PHONE_OUTBOUND => 2,
-                keys::PHONE_BOUNCED => 3,
-                _ => continue,
-            };
-            by_month.entry(month).or_default()[slot] += n;
+        let counters = self.store.counters(keys::Counters::Phone { tenant })?;
+        let mut by_month: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+        for (counter, n) in counters {
+            if let keys::Counter::Phone { month, figure, .. } = counter {
+                by_month.entry(month).or_default()[figure as usize] += n;
+            }
         }
         let figures = |[inbound, missed, outbound, bounced]: [u64; 4]| pb::PhoneFigures {
             inbound_calls: inbound,

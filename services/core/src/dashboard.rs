@@ -11,6 +11,7 @@
 //! a dashboard costs the same with a backlog of ten or of fifty thousand.
 
 use crate::courrier::paris;
+use crate::keys::{counter_value, Counter, PhoneFigure};
 use crate::pb::{self, Category, Channel};
 use crate::render::{category_fr, channel_fr};
 use std::collections::BTreeMap;
@@ -51,7 +52,7 @@ impl Slice {
         Slice {
             channel: channel_code(channel),
             category: category_code(category),
-            service: value(service),
+            service: counter_value(service),
         }
     }
 
@@ -79,22 +80,6 @@ impl Slice {
             (DIM_SERVICE, &self.service),
         ]
     }
-}
-
-/// A value as it may appear in a counter name (no `/`, no `=`, no `\0`, which marks a packed
-/// counter: `keys::PACKED`; bounded).
-fn value(s: &str) -> String {
-    s.trim()
-        .chars()
-        .take(64)
-        .map(|c| {
-            if matches!(c, '/' | '=' | '\0') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// `email`, `web_form`, `back_office`…
@@ -125,7 +110,7 @@ fn category_from_code(code: &str) -> i32 {
 
 /// The street of an address as counted for recurring problems (folded: `rue emile zola`).
 pub fn street_of(a: &pb::Address) -> Option<String> {
-    let s = value(&crate::identity::fold_name(&a.street));
+    let s = counter_value(&crate::identity::fold_name(&a.street));
     (!s.is_empty()).then_some(s)
 }
 
@@ -144,11 +129,6 @@ pub fn days_figure(days: u32) -> String {
     format!("{DAYS}{:04}", days.min(9999))
 }
 
-/// Prefix of every counter of a commune's open requests by the day they are due.
-pub fn due_prefix(tenant: &str) -> String {
-    format!("due/{tenant}/")
-}
-
 /// The Paris day (`YYYY-MM-DD`) of an instant.
 pub fn day_of(us: i64) -> String {
     paris(us).format("%Y-%m-%d").to_string()
@@ -158,25 +138,6 @@ pub fn day_of(us: i64) -> String {
 pub fn start_of_day(us: i64) -> i64 {
     let midnight = paris(us).date().and_hms_opt(0, 0, 0).unwrap_or_default();
     crate::courrier::paris_local_to_utc_us(midnight)
-}
-
-/// The name of the counter of open requests due on `day` in one slice.
-pub fn due_counter_name(tenant: &str, day: &str, dim: &str, val: &str) -> String {
-    format!("{}{day}/{dim}={}", due_prefix(tenant), value(val))
-}
-
-/// Prefix of every dashboard counter of a commune's month.
-pub fn month_prefix(tenant: &str, month: &str) -> String {
-    format!("dash/{tenant}/{month}/")
-}
-
-/// The name of one dashboard counter.
-pub fn counter_name(tenant: &str, month: &str, dim: &str, val: &str, figure: &str) -> String {
-    format!(
-        "{}{dim}={}/{figure}",
-        month_prefix(tenant, month),
-        value(val)
-    )
 }
 
 fn parse_month(s: &str) -> Option<(i32, u32)> {
@@ -236,13 +197,10 @@ pub fn period(from: &str, to: &str, now_us: i64) -> Result<(String, String), Str
 /// What the read model holds for a dashboard.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// Per month, its `dash/` counters by name after the month prefix (`channel=email/opened`).
-    pub counters: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Per month, the phone counters by figure (`inbound`, `missed`, `bounced`).
-    pub phone: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Open requests by the day they are due: names after [`due_prefix`]
-    /// (`2026-03-19/service=voirie`).
-    pub due_by_day: BTreeMap<String, u64>,
+    /// The commune's counters: its months' [`Counter::Dashboard`] and [`Counter::Phone`]
+    /// counters, and its open requests by the day they are due ([`Counter::Due`]); others
+    /// are not read.
+    pub counters: Vec<(Counter, u64)>,
     /// Today (Paris), `YYYY-MM-DD`: requests due before it are overdue.
     pub today: String,
     /// The slice of every open request due earlier today.
@@ -354,70 +312,82 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
     // (dimension, value) → figures, per month and over the period.
     type Slices = BTreeMap<(usize, String), Acc>;
     let mut period: Slices = BTreeMap::new();
-    let mut per_month: Vec<(String, Slices)> = Vec::new();
-    let mut streets: BTreeMap<String, u64> = BTreeMap::new();
     period.entry((0, String::new())).or_default();
-    for month in months {
-        let mut slices: Slices = BTreeMap::new();
-        slices.entry((0, String::new())).or_default();
-        for (name, n) in inputs.counters.get(month).into_iter().flatten() {
-            let Some((slice, figure)) = name.split_once('/') else {
-                continue;
-            };
-            let Some((dim, val)) = slice.split_once('=') else {
-                continue;
-            };
-            if dim == DIM_STREET {
-                if figure == OPENED {
-                    *streets.entry(val.to_string()).or_default() += n;
+    let mut by_month: BTreeMap<&str, Slices> = months
+        .iter()
+        .map(|m| (m.as_str(), [((0, String::new()), Acc::default())].into()))
+        .collect();
+    let mut streets: BTreeMap<String, u64> = BTreeMap::new();
+    let mut overdue: Slices = BTreeMap::new();
+    for (counter, n) in &inputs.counters {
+        match counter {
+            Counter::Dashboard {
+                month,
+                dim,
+                value,
+                figure,
+                ..
+            } => {
+                let Some(slices) = by_month.get_mut(month.as_str()) else {
+                    continue;
+                };
+                if dim == DIM_STREET {
+                    if figure == OPENED {
+                        *streets.entry(value.clone()).or_default() += n;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let Some(d) = DIM_ORDER.iter().position(|x| *x == dim) else {
-                continue;
-            };
-            let acc = slices.entry((d, val.to_string())).or_default();
-            if let Some(days) = figure.strip_prefix(DAYS) {
-                if let Ok(days) = days.parse() {
-                    *acc.days.entry(days).or_default() += n;
+                let Some(d) = DIM_ORDER.iter().position(|x| x == dim) else {
+                    continue;
+                };
+                let acc = slices.entry((d, value.clone())).or_default();
+                if let Some(days) = figure.strip_prefix(DAYS) {
+                    if let Ok(days) = days.parse() {
+                        *acc.days.entry(days).or_default() += n;
+                    }
+                } else if let Some(f) = figure_static(figure) {
+                    *acc.n.entry(f).or_default() += n;
                 }
-            } else if let Some(f) = figure_static(figure) {
-                *acc.n.entry(f).or_default() += n;
             }
+            Counter::Phone { month, figure, .. } => {
+                let Some(slices) = by_month.get_mut(month.as_str()) else {
+                    continue;
+                };
+                let commune = slices.entry((0, String::new())).or_default();
+                match figure {
+                    PhoneFigure::Inbound => commune.calls[0] += n,
+                    PhoneFigure::Missed => commune.calls[1] += n,
+                    PhoneFigure::Bounced => commune.calls[2] += n,
+                    PhoneFigure::Outbound => {}
+                }
+            }
+            Counter::Due {
+                day, dim, value, ..
+            } if day.as_str() < inputs.today.as_str() => {
+                if let Some(d) = DIM_ORDER.iter().position(|x| x == dim) {
+                    overdue.entry((d, value.clone())).or_default().overdue += n;
+                }
+            }
+            _ => {}
         }
-        if let Some(phone) = inputs.phone.get(month) {
-            let get = |f: &str| phone.get(f).copied().unwrap_or(0);
-            let commune = slices.entry((0, String::new())).or_default();
-            commune.calls = [
-                get(crate::keys::PHONE_INBOUND),
-                get(crate::keys::PHONE_MISSED),
-                get(crate::keys::PHONE_BOUNCED),
-            ];
-        }
-        for (k, acc) in &slices {
+    }
+    let per_month: Vec<(String, Slices)> = months
+        .iter()
+        .map(|m| (m.clone(), by_month.remove(m.as_str()).unwrap_or_default()))
+        .collect();
+    for (_, slices) in &per_month {
+        for (k, acc) in slices {
             period.entry(k.clone()).or_default().add(acc);
         }
-        per_month.push((month.clone(), slices));
     }
-    let mut overdue = |dim: &str, val: &str, n: u64| {
-        if let Some(d) = DIM_ORDER.iter().position(|x| *x == dim) {
-            period.entry((d, val.to_string())).or_default().overdue += n;
-        }
-    };
-    for (name, n) in &inputs.due_by_day {
-        let Some((day, slice)) = name.split_once('/') else {
-            continue;
-        };
-        if day >= inputs.today.as_str() {
-            break;
-        }
-        if let Some((dim, val)) = slice.split_once('=') {
-            overdue(dim, val, *n);
-        }
+    for (k, acc) in overdue {
+        period.entry(k).or_default().overdue += acc.overdue;
     }
     for slice in &inputs.overdue_today {
         for (dim, val) in slice.dims() {
-            overdue(dim, val, 1);
+            if let Some(d) = DIM_ORDER.iter().position(|x| *x == dim) {
+                period.entry((d, val.to_string())).or_default().overdue += 1;
+            }
         }
     }
     let service_dim = DIM_ORDER
@@ -630,24 +600,31 @@ mod tests {
     #[test]
     fn percentiles_and_shares_come_from_the_counters() {
         let t = "69091";
-        let mut c = BTreeMap::new();
-        let name = |dim: &str, v: &str, f: &str| {
-            counter_name(t, "2026-03", dim, v, f)[month_prefix(t, "2026-03").len()..].to_string()
-        };
-        c.insert(name(DIM_COMMUNE, "", ANSWERED), 4);
-        c.insert(name(DIM_COMMUNE, "", IN_TIME), 3);
+        let mut c = Vec::new();
+        let name = |dim: &str, v: &str, f: &str| Counter::dashboard(t, "2026-03", dim, v, f);
+        c.push((name(DIM_COMMUNE, "", ANSWERED), 4));
+        c.push((name(DIM_COMMUNE, "", IN_TIME), 3));
         for (d, n) in [(1, 2), (5, 1), (30, 1)] {
-            c.insert(name(DIM_COMMUNE, "", &days_figure(d)), n);
+            c.push((name(DIM_COMMUNE, "", &days_figure(d)), n));
         }
-        c.insert(name(DIM_STREET, "rue pasteur", OPENED), 2);
+        c.push((name(DIM_STREET, "rue pasteur", OPENED), 2));
+        // Another month's figures and a request due today are not counted.
+        c.push((
+            Counter::dashboard(t, "2026-04", DIM_COMMUNE, "", ANSWERED),
+            9,
+        ));
+        c.push((Counter::due(t, "2026-03-02", DIM_COMMUNE, ""), 1));
+        c.push((Counter::due(t, "2026-03-03", DIM_COMMUNE, ""), 5));
         let inputs = Inputs {
-            counters: [("2026-03".to_string(), c)].into(),
+            counters: c,
+            today: "2026-03-03".into(),
             ..Default::default()
         };
         let d = assemble(t, &["2026-03".into()], &inputs, 0);
         let f = d.rows[0].figures.unwrap();
         assert_eq!((f.p50_days_to_answer, f.p90_days_to_answer), (1, 30));
         assert_eq!(f.answered_in_time_percent, 75.0);
+        assert_eq!((f.requests_answered, f.overdue_now), (4, 1));
         assert_eq!(d.recurring[0].value, "rue pasteur");
         let text = csv(&d);
         assert!(text.contains(";75,0;1;30;"), "{text}");

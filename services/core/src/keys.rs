@@ -53,7 +53,7 @@
 //! | `nq/`  | due (i64 BE µs), tenant `\0` notice event id | empty: notices to send, by when |
 //! | `dl/`  | partition, offset (BE)               | `DeadLetter`              |
 //! | `mf/`  | `format`                             | [`FORMAT`] (u32 BE) the read model was folded with |
-//! | `st/`  | counter name (`phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
+//! | `st/`  | [`Counter::name`] (`applied`, `phone/…`, `dash/…`, `due/…`) | u64 BE; packed (`dash/…\0figure`): [`pack_counters`] |
 //!
 //! Tenants and ids never contain `\0` (validated), so prefixes of composite keys never collide.
 
@@ -1047,22 +1047,277 @@ pub fn dead_letter(partition: u32, offset: u64) -> Vec<u8> {
     k
 }
 
-pub fn counter(name: &str) -> Vec<u8> {
-    key(Family::Counter, &[name.as_bytes()])
+/// One counter of the read model (`st/` + its name), by what it counts: its name is written
+/// by [`Counter::name`] and read back by [`Counter::parse`], nowhere else. Values are u64 BE,
+/// but for [`Counter::DashboardPacked`] ([`pack_counters`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Counter {
+    /// `applied`: events the projector applied, every commune.
+    Applied,
+    /// `dead_letters`: events it set aside.
+    DeadLetters,
+    /// `phone/TENANT/MONTH/FIGURE`: a commune's calls in a Paris month.
+    Phone {
+        tenant: String,
+        month: String,
+        figure: PhoneFigure,
+    },
+    /// `dash/TENANT/MONTH/DIM=VALUE/FIGURE`: a dashboard figure of one slice in a month
+    /// (see [`crate::dashboard`]); a street (one dimension, many values) is kept so.
+    Dashboard {
+        tenant: String,
+        month: String,
+        dim: String,
+        value: String,
+        figure: String,
+    },
+    /// `dash/TENANT/MONTH/\0FIGURE`: the [`Counter::Dashboard`]s of one figure and month for
+    /// several slices, in one value (one read and one write per event instead of four).
+    DashboardPacked {
+        tenant: String,
+        month: String,
+        figure: String,
+    },
+    /// `due/TENANT/DAY/DIM=VALUE`: a commune's open requests due on a Paris day, by slice.
+    Due {
+        tenant: String,
+        day: String,
+        dim: String,
+        value: String,
+    },
 }
 
-/// Marks a packed counter: `<prefix>\0<figure>` holds several counters of one figure, as
-/// [`pack_counters`] lays them out; [`unpack_counter_name`] names each as if it stood alone.
-/// No counter name standing alone ever held a `\0` (dashboard values never do), so read models
-/// written before packing read the same.
-pub const PACKED: char = '\0';
-
-/// The name of the packed counter of `figure` under `prefix` (a dashboard month).
-pub fn packed_counter(prefix: &str, figure: &str) -> String {
-    format!("{prefix}{PACKED}{figure}")
+/// Which per-commune phone figure a [`Counter::Phone`] counts: inbound calls (bounces
+/// excluded), of which missed; outbound calls; bounces back to the central accueil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PhoneFigure {
+    Inbound,
+    Missed,
+    Outbound,
+    Bounced,
 }
 
-/// Counts by part (`dim=value`), in order: per part a u16 BE length, the part, a u64 BE count.
+impl PhoneFigure {
+    pub const ALL: [PhoneFigure; 4] = [
+        PhoneFigure::Inbound,
+        PhoneFigure::Missed,
+        PhoneFigure::Outbound,
+        PhoneFigure::Bounced,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneFigure::Inbound => "inbound",
+            PhoneFigure::Missed => "missed",
+            PhoneFigure::Outbound => "outbound",
+            PhoneFigure::Bounced => "bounced",
+        }
+    }
+
+    fn parse(s: &str) -> Option<PhoneFigure> {
+        PhoneFigure::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// A run of counters read together ([`Counters::name_prefix`] starts each of their names).
+#[derive(Debug, Clone, Copy)]
+pub enum Counters<'a> {
+    /// Every counter.
+    All,
+    /// A commune's phone counters, every month.
+    Phone { tenant: &'a str },
+    /// A commune's phone counters of one month.
+    PhoneMonth { tenant: &'a str, month: &'a str },
+    /// A commune's dashboard counters of one month, packed ones included.
+    DashboardMonth { tenant: &'a str, month: &'a str },
+    /// A commune's open requests by due day.
+    Due { tenant: &'a str },
+}
+
+impl Counters<'_> {
+    pub fn name_prefix(&self) -> String {
+        match self {
+            Counters::All => String::new(),
+            Counters::Phone { tenant } => format!("phone/{tenant}/"),
+            Counters::PhoneMonth { tenant, month } => format!("phone/{tenant}/{month}/"),
+            Counters::DashboardMonth { tenant, month } => format!("dash/{tenant}/{month}/"),
+            Counters::Due { tenant } => format!("due/{tenant}/"),
+        }
+    }
+
+    /// The first key of the run.
+    pub fn key_prefix(&self) -> Vec<u8> {
+        key(Family::Counter, &[self.name_prefix().as_bytes()])
+    }
+}
+
+/// A value as it may stand in a counter name: no `/`, no `=`, no `\0` (which marks a packed
+/// counter), at most 64 characters.
+pub fn counter_value(s: &str) -> String {
+    s.trim()
+        .chars()
+        .take(64)
+        .map(|c| {
+            if matches!(c, '/' | '=' | '\0') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl Counter {
+    /// A dashboard counter, its value made fit for a name ([`counter_value`]).
+    pub fn dashboard(tenant: &str, month: &str, dim: &str, value: &str, figure: &str) -> Counter {
+        Counter::Dashboard {
+            tenant: tenant.into(),
+            month: month.into(),
+            dim: dim.into(),
+            value: counter_value(value),
+            figure: figure.into(),
+        }
+    }
+
+    /// A due-day counter, its value made fit for a name ([`counter_value`]).
+    pub fn due(tenant: &str, day: &str, dim: &str, value: &str) -> Counter {
+        Counter::Due {
+            tenant: tenant.into(),
+            day: day.into(),
+            dim: dim.into(),
+            value: counter_value(value),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Counter::Applied => "applied".into(),
+            Counter::DeadLetters => "dead_letters".into(),
+            Counter::Phone {
+                tenant,
+                month,
+                figure,
+            } => format!("phone/{tenant}/{month}/{}", figure.as_str()),
+            Counter::Dashboard {
+                tenant,
+                month,
+                dim,
+                value,
+                figure,
+            } => format!("dash/{tenant}/{month}/{dim}={value}/{figure}"),
+            Counter::DashboardPacked {
+                tenant,
+                month,
+                figure,
+            } => format!("dash/{tenant}/{month}/\0{figure}"),
+            Counter::Due {
+                tenant,
+                day,
+                dim,
+                value,
+            } => format!("due/{tenant}/{day}/{dim}={value}"),
+        }
+    }
+
+    pub fn key(&self) -> Vec<u8> {
+        key(Family::Counter, &[self.name().as_bytes()])
+    }
+
+    /// Reads a name [`Counter::name`] wrote; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Counter> {
+        match name {
+            "applied" => return Some(Counter::Applied),
+            "dead_letters" => return Some(Counter::DeadLetters),
+            _ => {}
+        }
+        let (family, rest) = name.split_once('/')?;
+        let (tenant, rest) = rest.split_once('/')?;
+        let (when, rest) = rest.split_once('/')?;
+        let slice = |s: &str| {
+            s.split_once('=')
+                .map(|(d, v)| (d.to_string(), v.to_string()))
+        };
+        let (tenant, when) = (tenant.to_string(), when.to_string());
+        match family {
+            "phone" => Some(Counter::Phone {
+                tenant,
+                month: when,
+                figure: PhoneFigure::parse(rest)?,
+            }),
+            "dash" => {
+                if let Some(figure) = rest.strip_prefix('\0') {
+                    return Some(Counter::DashboardPacked {
+                        tenant,
+                        month: when,
+                        figure: figure.into(),
+                    });
+                }
+                // Figures may hold a `/` (`days/0003`); slices never do.
+                let (slice_part, figure) = rest.split_once('/')?;
+                let (dim, value) = slice(slice_part)?;
+                Some(Counter::Dashboard {
+                    tenant,
+                    month: when,
+                    dim,
+                    value,
+                    figure: figure.into(),
+                })
+            }
+            "due" => {
+                let (dim, value) = slice(rest)?;
+                Some(Counter::Due {
+                    tenant,
+                    day: when,
+                    dim,
+                    value,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads a counter's key ([`Counter::key`]).
+    pub fn from_key(k: &[u8]) -> Option<Counter> {
+        let name = std::str::from_utf8(k.strip_prefix(Family::Counter.prefix())?).ok()?;
+        Counter::parse(name)
+    }
+
+    /// The counters a value of this counter holds: itself with the u64 it holds, or for a
+    /// packed one each [`Counter::Dashboard`] it packs with its count.
+    pub fn unpack(&self, v: &[u8]) -> Vec<(Counter, u64)> {
+        let Counter::DashboardPacked {
+            tenant,
+            month,
+            figure,
+        } = self
+        else {
+            return vec![(self.clone(), read_u64(v))];
+        };
+        unpack_counters(v)
+            .into_iter()
+            .filter_map(|(part, n)| {
+                let (dim, value) = part.split_once('=')?;
+                Some((
+                    Counter::Dashboard {
+                        tenant: tenant.clone(),
+                        month: month.clone(),
+                        dim: dim.into(),
+                        value: value.into(),
+                        figure: figure.clone(),
+                    },
+                    n,
+                ))
+            })
+            .collect()
+    }
+
+    /// The part (`DIM=VALUE`) a dashboard counter has in its month's packed counter.
+    pub fn packed_part(dim: &str, value: &str) -> String {
+        format!("{dim}={}", counter_value(value))
+    }
+}
+
+/// Counts by part (`DIM=VALUE`), in order: per part a u16 BE length, the part, a u64 BE count.
 pub fn pack_counters(counts: &std::collections::BTreeMap<String, u64>) -> Vec<u8> {
     let mut out = Vec::new();
     for (part, n) in counts {
@@ -1094,34 +1349,6 @@ pub fn unpack_counters(v: &[u8]) -> std::collections::BTreeMap<String, u64> {
     }
     out
 }
-
-/// The name one part of a packed counter would have on its own: `<prefix><part>/<figure>`
-/// (see [`crate::dashboard::counter_name`]); `None` when `name` is not packed.
-pub fn unpack_counter_name(name: &str, part: &str) -> Option<String> {
-    let (prefix, figure) = name.split_once(PACKED)?;
-    Some(format!("{prefix}{part}/{figure}"))
-}
-
-pub const COUNTER_APPLIED: &str = "applied";
-
-/// Per-commune phone counters: inbound calls (bounces excluded), of which missed; outbound
-/// calls; bounces back to the central accueil.
-pub const PHONE_INBOUND: &str = "inbound";
-pub const PHONE_MISSED: &str = "missed";
-pub const PHONE_OUTBOUND: &str = "outbound";
-pub const PHONE_BOUNCED: &str = "bounced";
-
-/// Name of a per-commune monthly phone counter (month in Paris time), e.g.
-/// `phone/69091/2026-11/bounced`. Totals are sums over the months.
-pub fn phone_counter(tenant: &str, month: &str, figure: &str) -> String {
-    format!("phone/{tenant}/{month}/{figure}")
-}
-
-/// Prefix of every phone counter name of a commune.
-pub fn phone_counter_prefix(tenant: &str) -> String {
-    format!("phone/{tenant}/")
-}
-pub const COUNTER_DEAD: &str = "dead_letters";
 
 /// Decodes a u64 value written by this module.
 pub fn read_u64(v: &[u8]) -> u64 {
@@ -1167,6 +1394,33 @@ mod tests {
             counts in proptest::collection::btree_map("[a-z]{1,8}=[^\\x00/=]{0,64}", 0..u64::MAX, 0..40)
         ) {
             proptest::prop_assert_eq!(unpack_counters(&pack_counters(&counts)), counts);
+        }
+
+        #[test]
+        fn counters_read_back_their_own_names(
+            tenant in "[0-9]{5}",
+            when in "20[0-9]{2}-[01][0-9](-[0-3][0-9])?",
+            dim in "[a-z]{1,8}",
+            value in ".{0,80}",
+            figure in "[a-z_]{1,12}|days/[0-9]{4}",
+            phone in 0usize..4,
+        ) {
+            let counters = [
+                Counter::Applied,
+                Counter::DeadLetters,
+                Counter::Phone { tenant: tenant.clone(), month: when.clone(), figure: PhoneFigure::ALL[phone] },
+                Counter::dashboard(&tenant, &when, &dim, &value, &figure),
+                Counter::DashboardPacked { tenant: tenant.clone(), month: when.clone(), figure: figure.clone() },
+                Counter::due(&tenant, &when, &dim, &value),
+            ];
+            for c in counters {
+                proptest::prop_assert_eq!(Counter::from_key(&c.key()), Some(c));
+            }
+        }
+
+        #[test]
+        fn counter_names_never_panic(name in ".{0,80}") {
+            let _ = Counter::parse(&name);
         }
 
         #[test]

@@ -303,34 +303,28 @@ impl Store {
             .collect()
     }
 
-    /// Value of a counter (`keys::COUNTER_*`).
-    pub fn counter(&self, name: &str) -> Result<u64> {
+    /// Value of a counter (not a packed one: [`Store::counters`] reads those).
+    pub fn counter(&self, counter: &keys::Counter) -> Result<u64> {
         Ok(self
             .db()?
             .tree
-            .get(keys::counter(name))
+            .get(counter.key())
             .map_err(self.err())?
             .map_or(0, |v| keys::read_u64(&v)))
     }
 
-    /// Every counter whose name starts with `prefix`, by name; a packed counter
-    /// (`keys::PACKED`) counts as the counters it holds, under their own names. A packed
-    /// counter lies right under its month (`dashboard::month_prefix`): ask for a whole month,
-    /// not for one dimension of it.
-    pub fn counters(&self, prefix: &str) -> Result<BTreeMap<String, u64>> {
+    /// Every counter of a run, a packed counter read as the counters it holds. A key no
+    /// [`keys::Counter`] reads is not counted (a read model of another [`keys::FORMAT`] is
+    /// rebuilt before it is read).
+    pub fn counters(&self, run: keys::Counters) -> Result<BTreeMap<keys::Counter, u64>> {
         let mut out = BTreeMap::new();
-        let start = keys::counter(prefix);
-        for kv in self.db()?.tree.scan_prefix(&start) {
+        for kv in self.db()?.tree.scan_prefix(run.key_prefix()) {
             let (k, v) = kv.map_err(self.err())?;
-            let name = String::from_utf8_lossy(&k[start.len() - prefix.len()..]).into_owned();
-            if name.contains(keys::PACKED) {
-                for (part, n) in keys::unpack_counters(&v) {
-                    if let Some(name) = keys::unpack_counter_name(&name, &part) {
-                        *out.entry(name).or_insert(0) += n;
-                    }
-                }
-            } else {
-                *out.entry(name).or_insert(0) += keys::read_u64(&v);
+            let Some(counter) = keys::Counter::from_key(&k) else {
+                continue;
+            };
+            for (counter, n) in counter.unpack(&v) {
+                *out.entry(counter).or_insert(0) += n;
             }
         }
         Ok(out)

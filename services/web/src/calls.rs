@@ -103,6 +103,12 @@ fn fragment(tenant: &str, csrf: &str, pop: Pop) -> CallFragment {
             name,
         } => {
             f.number = number;
+            // A record the number made itself (a provisional one) has no name yet.
+            let name = if name.trim().is_empty() {
+                "(sans nom)".to_string()
+            } else {
+                name
+            };
             f.known = Some((citizen_id, name));
         }
         Who::Candidates { number, records } => {
@@ -175,4 +181,35 @@ pub async fn note(
         url_encode(&tenant),
         url_encode(&citizen)
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(name: &str) -> String {
+        let pop = Pop {
+            call: "c1".into(),
+            caller: Who::Known {
+                number: "04 78 12 34 56".into(),
+                citizen_id: "GIV-P000004".into(),
+                name: name.into(),
+            },
+            state: CallState::Ringing,
+            at_us: 0,
+            contact_event_id: String::new(),
+        };
+        fragment("69091", "csrf", pop).render().unwrap()
+    }
+
+    #[test]
+    fn a_record_with_no_name_yet_is_opened_by_its_number() {
+        let page = known("  ");
+        assert!(page.contains("Ouvrir la fiche GIV-P000004"), "{page}");
+        assert!(
+            page.contains("(sans nom)") && !page.contains("fiche de "),
+            "{page}"
+        );
+        assert!(known("Marie Durand").contains("Ouvrir la fiche de Marie Durand"));
+    }
 }

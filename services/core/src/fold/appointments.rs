@@ -355,12 +355,13 @@ mod tests {
             pb::appointment::Attendance::NoShow as i32
         );
         // Counted: three bookings (the moves are not new ones), one no-show.
-        let month = crate::dashboard::month_prefix(T, &crate::dashboard::month_of(NINE));
+        let packed = keys::Counter::DashboardPacked {
+            tenant: T.into(),
+            month: crate::dashboard::month_of(NINE),
+            figure: super::APPOINTMENTS.into(),
+        };
         let figures = kv
-            .get(&keys::counter(&keys::packed_counter(
-                &month,
-                super::APPOINTMENTS,
-            )))
+            .get(&packed.key())
             .map(|v| keys::unpack_counters(v))
             .unwrap_or_default();
         assert_eq!(figures.get("commune="), Some(&2), "{figures:?}");

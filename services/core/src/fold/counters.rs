@@ -4,13 +4,13 @@
 
 use super::Kv;
 use crate::courrier;
-use crate::keys;
+use crate::keys::{self, PhoneFigure};
 use crate::pb;
 use crate::Result;
 
 /// Adds one to a counter.
-pub(crate) fn bump(kv: &mut impl Kv, name: &str) -> Result<()> {
-    let k = keys::counter(name);
+pub(crate) fn bump(kv: &mut impl Kv, counter: &keys::Counter) -> Result<()> {
+    let k = counter.key();
     let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
     kv.put(k, (n + 1).to_be_bytes().to_vec());
     Ok(())
@@ -31,35 +31,38 @@ pub(crate) fn dashboard(
     if let [(dim, value)] = dims {
         return bump(
             kv,
-            &crate::dashboard::counter_name(tenant, &month, dim, value, figure),
+            &keys::Counter::dashboard(tenant, &month, dim, value, figure),
         );
     }
-    let prefix = crate::dashboard::month_prefix(tenant, &month);
-    let k = keys::counter(&keys::packed_counter(&prefix, figure));
+    let k = keys::Counter::DashboardPacked {
+        tenant: tenant.into(),
+        month,
+        figure: figure.into(),
+    }
+    .key();
     let mut counts = kv
         .get(&k)?
         .map(|v| keys::unpack_counters(&v))
         .unwrap_or_default();
     for (dim, value) in dims {
-        let name = crate::dashboard::counter_name(tenant, &month, dim, value, figure);
-        // `<dim>=<value>`: the name without the month prefix and the figure.
-        let part = &name[prefix.len()..name.len() - figure.len() - 1];
-        *counts.entry(part.to_string()).or_insert(0) += 1;
+        *counts
+            .entry(keys::Counter::packed_part(dim, value))
+            .or_insert(0) += 1;
     }
     kv.put(k, keys::pack_counters(&counts));
     Ok(())
 }
 
-/// Which per-commune phone counters a call moves (see [`keys::phone_counter`]): a bounce back
-/// to the central accueil is counted apart from the inbound calls it bounces.
-fn phone_figures(e: &pb::Event, call: &pb::PhoneCall) -> Vec<&'static str> {
+/// Which per-commune phone counters a call moves: a bounce back to the central accueil is
+/// counted apart from the inbound calls it bounces.
+fn phone_figures(e: &pb::Event, call: &pb::PhoneCall) -> Vec<PhoneFigure> {
     let inbound = e.direction != pb::Direction::Outbound as i32;
     let answered = call.disposition == pb::phone_call::Disposition::Answered as i32;
     match (inbound, call.bounced_to_accueil, answered) {
-        (_, true, _) => vec![keys::PHONE_BOUNCED],
-        (true, false, true) => vec![keys::PHONE_INBOUND],
-        (true, false, false) => vec![keys::PHONE_INBOUND, keys::PHONE_MISSED],
-        (false, false, _) => vec![keys::PHONE_OUTBOUND],
+        (_, true, _) => vec![PhoneFigure::Bounced],
+        (true, false, true) => vec![PhoneFigure::Inbound],
+        (true, false, false) => vec![PhoneFigure::Inbound, PhoneFigure::Missed],
+        (false, false, _) => vec![PhoneFigure::Outbound],
     }
 }
 
@@ -72,7 +75,12 @@ pub(crate) fn phone_call(
 ) -> Result<()> {
     let month = courrier::paris(occurred_us).format("%Y-%m").to_string();
     for figure in phone_figures(e, call) {
-        bump(kv, &keys::phone_counter(&e.tenant, &month, figure))?;
+        let counter = keys::Counter::Phone {
+            tenant: e.tenant.clone(),
+            month: month.clone(),
+            figure,
+        };
+        bump(kv, &counter)?;
     }
     Ok(())
 }
@@ -143,6 +151,7 @@ mod tests {
     use super::*;
     use crate::event::contact;
     use crate::fold::tests::{apply_all, Mem};
+    use crate::keys::Counter;
     use crate::pb::{event::Payload, phone_call::Disposition};
 
     #[test]
@@ -156,21 +165,20 @@ mod tests {
             ("category", "voirie"),
         ];
         dashboard(&mut kv, "69091", 1_800_000_000_000_000, &dims, "contacts").unwrap();
-        let prefix = crate::dashboard::month_prefix("69091", "2027-01");
+        let month = keys::Counters::DashboardMonth {
+            tenant: "69091",
+            month: "2027-01",
+        };
         let packed: Vec<_> = kv
-            .keys()
-            .filter(|k| k.starts_with(&keys::counter(&prefix)))
+            .iter()
+            .filter(|(k, _)| k.starts_with(&month.key_prefix()))
             .collect();
         assert_eq!(packed.len(), 1, "one key for the figure's month");
-        let name = keys::packed_counter(&prefix, "contacts");
-        let counts = keys::unpack_counters(&kv[&keys::counter(&name)]);
-        let named: Vec<(String, u64)> = counts
-            .iter()
-            .map(|(part, n)| (keys::unpack_counter_name(&name, part).unwrap(), *n))
-            .collect();
+        let (k, v) = packed[0];
+        let named = Counter::from_key(k).unwrap().unpack(v);
         let expect = |dim: &str, value: &str, n: u64| {
             (
-                crate::dashboard::counter_name("69091", "2027-01", dim, value, "contacts"),
+                Counter::dashboard("69091", "2027-01", dim, value, "contacts"),
                 n,
             )
         };
@@ -192,11 +200,9 @@ mod tests {
             "opened",
         )
         .unwrap();
-        assert!(
-            kv.contains_key(&keys::counter(&crate::dashboard::counter_name(
-                "69091", "2027-01", "street", "rue-zola", "opened"
-            )))
-        );
+        let street = Counter::dashboard("69091", "2027-01", "street", "rue\0zola", "opened");
+        assert_eq!(street.name(), "dash/69091/2027-01/street=rue-zola/opened");
+        assert!(kv.contains_key(&street.key()));
     }
 
     #[test]
@@ -240,19 +246,25 @@ mod tests {
                 call("3", Disposition::Answered, true),
             ],
         );
-        let read = |figure: &str| {
-            kv.get(&keys::counter(&keys::phone_counter(
-                "69091", "2027-01", figure,
-            )))
-            .map_or(0, |v| keys::read_u64(v))
+        let read = |figure: PhoneFigure| {
+            let counter = Counter::Phone {
+                tenant: "69091".into(),
+                month: "2027-01".into(),
+                figure,
+            };
+            kv.get(&counter.key()).map_or(0, |v| keys::read_u64(v))
         };
         assert_eq!(
-            [keys::PHONE_INBOUND, keys::PHONE_MISSED, keys::PHONE_BOUNCED].map(read),
+            [
+                PhoneFigure::Inbound,
+                PhoneFigure::Missed,
+                PhoneFigure::Bounced
+            ]
+            .map(read),
             [2, 1, 1]
         );
         assert_eq!(
-            kv.get(&keys::counter(keys::COUNTER_APPLIED))
-                .map(|v| keys::read_u64(v)),
+            kv.get(&Counter::Applied.key()).map(|v| keys::read_u64(v)),
             Some(3)
         );
     }

@@ -298,7 +298,7 @@ pub fn apply(
         detail,
     };
     kv.put(applied_key, applied.encode());
-    counters::bump(kv, keys::COUNTER_APPLIED)?;
+    counters::bump(kv, &keys::Counter::Applied)?;
     if is_contact(payload) && event.direction != pb::Direction::Outbound as i32 {
         let slice = crate::dashboard::Slice::of(event.channel, event.category, "");
         counters::dashboard(
@@ -338,7 +338,7 @@ fn dead_letter(
         keys::dead_letter(pos.partition, pos.offset),
         dl.encode_to_vec(),
     );
-    counters::bump(kv, keys::COUNTER_DEAD)?;
+    counters::bump(kv, &keys::Counter::DeadLetters)?;
     Ok(Outcome::DeadLettered(invalid.0))
 }
 

@@ -38,7 +38,7 @@ fn count_due(kv: &mut impl Kv, r: &Request, add: bool) -> Result<()> {
     let day = dashboard::day_of(due);
     let s = slice(r);
     for (dim, value) in s.dims() {
-        let k = keys::counter(&dashboard::due_counter_name(&r.tenant, &day, dim, value));
+        let k = keys::Counter::due(&r.tenant, &day, dim, value).key();
         let n = kv.get(&k)?.map_or(0, |v| keys::read_u64(&v));
         let n = if add { n + 1 } else { n.saturating_sub(1) };
         if n == 0 {

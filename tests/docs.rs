@@ -199,8 +199,11 @@ async fn the_readme_tour_runs_as_written() {
     let bin = contacthub_bin!();
     let adapters = serve.adapters.trim_start_matches("http://").to_string();
     let portal = serve.portal.trim_start_matches("http://").to_string();
-    // The letter registered is the first of this year.
-    let year = chrono::Utc::now().format("%Y").to_string();
+    // The letter registered is the first of this year (in Paris: chrono numbers are
+    // numbered by the commune's year).
+    let year = contacthub_core::courrier::paris(chrono::Utc::now().timestamp_micros())
+        .format("%Y")
+        .to_string();
     let script = tour
         .replace("cargo run --release -q --", &bin.display().to_string())
         .replace("cargo run --release --", &bin.display().to_string())

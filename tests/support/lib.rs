@@ -1121,7 +1121,14 @@ impl Tansu {
             .args(extra)
             .current_dir(db.parent().unwrap())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its log beside its database, kept across restarts, for a test that fails.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(db.with_extension("log"))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
             .spawn();
         let child = match child {
             Ok(c) => c,
@@ -1152,6 +1159,21 @@ impl Tansu {
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, as an operator's rolling restart stops it, and wait for it to end (SIGKILL
+    /// after 30 s).
+    pub fn stop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.kill9();
     }
 
     /// Starts it again on the same port and storage, as it was started.

@@ -100,7 +100,13 @@ impl App {
         let mut by_month: BTreeMap<String, [u64; 4]> = BTreeMap::new();
         for (counter, n) in counters {
             if let keys::Counter::Phone { month, figure, .. } = counter {
-                by_month.entry(month).or_default()[figure as usize] += n;
+                let slot = match figure {
+                    keys::PhoneFigure::Inbound => 0,
+                    keys::PhoneFigure::Missed => 1,
+                    keys::PhoneFigure::Outbound => 2,
+                    keys::PhoneFigure::Bounced => 3,
+                };
+                by_month.entry(month).or_default()[slot] += n;
             }
         }
         let figures = |[inbound, missed, outbound, bounced]: [u64; 4]| pb::PhoneFigures {

@@ -281,6 +281,10 @@ async fn main() -> Result<()> {
         if live == clean { "equal to" } else { "DIFFERENT from" },
         started.elapsed().as_secs_f64()
     );
+    if lost > 0 || doubled > 0 || live != clean || applied != records {
+        // Kept for whoever looks into it: the data folder, and on Kafka tansu's database.
+        eprintln!("kept: {}", dir.keep().display());
+    }
     ensure!(lost == 0 && doubled == 0, "lost {lost}, doubled {doubled}");
     ensure!(
         !acked.visits.is_empty() && !acked.sms.is_empty(),

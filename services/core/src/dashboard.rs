@@ -318,7 +318,6 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
         .map(|m| (m.as_str(), [((0, String::new()), Acc::default())].into()))
         .collect();
     let mut streets: BTreeMap<String, u64> = BTreeMap::new();
-    let mut overdue: Slices = BTreeMap::new();
     for (counter, n) in &inputs.counters {
         match counter {
             Counter::Dashboard {
@@ -365,7 +364,7 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
                 day, dim, value, ..
             } if day.as_str() < inputs.today.as_str() => {
                 if let Some(d) = DIM_ORDER.iter().position(|x| x == dim) {
-                    overdue.entry((d, value.clone())).or_default().overdue += n;
+                    period.entry((d, value.clone())).or_default().overdue += n;
                 }
             }
             _ => {}
@@ -379,9 +378,6 @@ pub fn assemble(tenant: &str, months: &[String], inputs: &Inputs, now_us: i64) -
         for (k, acc) in slices {
             period.entry(k.clone()).or_default().add(acc);
         }
-    }
-    for (k, acc) in overdue {
-        period.entry(k).or_default().overdue += acc.overdue;
     }
     for slice in &inputs.overdue_today {
         for (dim, val) in slice.dims() {

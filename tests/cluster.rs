@@ -310,12 +310,35 @@ async fn the_content_store_behaves_the_same_on_disk_and_in_object_storage() {
     let wrong = contacthub_app::content::ContentStore::s3_with(
         dir.path().join("wrong"),
         "s3://no-such-bucket",
-        Some(&s3.endpoint),
+        &contacthub_app::content::Transport {
+            endpoint: Some(s3.endpoint.clone()),
+            ..Default::default()
+        },
         &s3.env(),
     )
     .await
     .unwrap_err();
     assert!(wrong.to_string().contains("cannot be read"), "{wrong}");
+    // Plain HTTP beyond this machine only when asked for: refused before any connection
+    // (192.0.2.1 is an address nothing answers; a try would wait for its time-outs).
+    let started = std::time::Instant::now();
+    let clear = contacthub_app::content::ContentStore::s3_with(
+        dir.path().join("clear"),
+        "s3://contacthub",
+        &contacthub_app::content::Transport {
+            endpoint: Some("http://192.0.2.1:9000".into()),
+            ..Default::default()
+        },
+        &s3.env(),
+    )
+    .await
+    .unwrap_err();
+    assert!(clear.to_string().contains("cannot be read"), "{clear}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once, not after trying: {:?} ({clear})",
+        started.elapsed()
+    );
 }
 
 async fn content_store_contract(store: &contacthub_app::content::ContentStore) {
@@ -334,29 +357,59 @@ async fn content_store_contract(store: &contacthub_app::content::ContentStore) {
     let before = store.stored_before(cutoff).await.unwrap();
     assert!(before.contains(&a.sha256) && !before.contains(&b.sha256));
     store.put(&one, 1 << 20).await.unwrap();
-    assert!(!store.remove_if_before(&a.sha256, cutoff).await.unwrap());
+    assert!(!store.discard(&a.sha256, Some(cutoff)).await.unwrap());
     assert!(store.read(&a.sha256).await.unwrap().is_some());
-    assert!(store.remove(&b.sha256).await.unwrap());
-    assert!(!store.remove(&b.sha256).await.unwrap());
+    // In the trash: still readable, listed there, put back or purged.
+    assert!(store.discard(&b.sha256, None).await.unwrap());
+    assert!(!store
+        .stored_before(SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap()
+        .contains(&b.sha256));
+    assert!(store
+        .trashed_before(SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap()
+        .contains(&b.sha256));
+    assert!(store.read(&b.sha256).await.unwrap().is_some());
+    assert!(store.restore(&b.sha256).await.unwrap());
+    assert!(store
+        .stored_before(SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap()
+        .contains(&b.sha256));
+    assert!(store.discard(&b.sha256, None).await.unwrap());
+    assert!(store.purge(&b.sha256).await.unwrap());
+    assert!(!store.purge(&b.sha256).await.unwrap());
+    assert_eq!(store.read(&b.sha256).await.unwrap(), None);
+    let c = store.put(&pdf(3, 1000), 1 << 20).await.unwrap();
+    assert!(store.remove(&c.sha256).await.unwrap());
+    assert!(!store.remove(&c.sha256).await.unwrap());
     assert_eq!(store.read(&b.sha256).await.unwrap(), None);
 }
 
-/// Collection deletes a document no event names once it is older than the grace period,
-/// never one an event names, and only as the retention part.
+/// Collection moves a document no event names to the trash once it is older than the grace
+/// period and deletes it a grace period later; never one an event names (a dead-lettered one
+/// included), and one an event names by the second step goes back. Only the retention part
+/// runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_no_event_names_are_collected_and_no_other() {
     use contacthub_app::auth::System;
     let hub = TestHub::start(&Backend::Embedded).await;
-    let used = hub
-        .hub
-        .store_document(System::Adapters, &pdf(1, 2000), "application/pdf", 1 << 20)
-        .await
-        .unwrap();
-    let orphan = hub
-        .hub
-        .store_document(System::Adapters, &pdf(2, 2000), "application/pdf", 1 << 20)
-        .await
-        .unwrap();
+    let store = |n: u32| {
+        let app = hub.hub.clone();
+        async move {
+            app.store_document(System::Adapters, &pdf(n, 2000), "application/pdf", 1 << 20)
+                .await
+                .unwrap()
+        }
+    };
+    let (used, orphan, dead, late) = (
+        store(1).await,
+        store(2).await,
+        store(3).await,
+        store(4).await,
+    );
     let mut form = web_form(
         GIVORS,
         "collect-form",
@@ -369,6 +422,28 @@ async fn documents_no_event_names_are_collected_and_no_other() {
         .append_contacts(System::Adapters, &[form])
         .await
         .unwrap();
+    // An event the projector refuses (no party): dead-lettered, its document kept for when
+    // ops publish it again, fixed.
+    let mut refused_event = web_form(
+        GIVORS,
+        "collect-dead",
+        "06 12 34 56 79",
+        "b@example.org",
+        at(2026, 12, 2, 9, 5),
+    );
+    refused_event.personal = None;
+    refused_event.attachments = vec![dead.clone()];
+    hub.publish(&[refused_event]).await;
+    hub.settle().await;
+    assert_eq!(hub.store.dead_letters(10, |_| true).unwrap().len(), 1);
+    // An upload a killed process left behind.
+    let content =
+        contacthub_app::content::ContentStore::open(hub.dir.path().join("content")).unwrap();
+    std::fs::write(
+        hub.dir.path().join("content/tmp/left-behind"),
+        b"%PDF-1.4 half",
+    )
+    .unwrap();
     let refused = hub
         .hub
         .collect_documents(System::Adapters, Duration::ZERO)
@@ -384,16 +459,57 @@ async fn documents_no_event_names_are_collected_and_no_other() {
         .collect_documents(System::Retention, Duration::from_secs(3600))
         .await
         .unwrap();
-    assert_eq!((kept.removed, kept.kept), (0, 0));
+    assert_eq!(kept, contacthub_app::retention::Collected::default());
+    assert_eq!(content.counts().await.unwrap(), (4, 1));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let done = hub
+    let first = hub
         .hub
         .collect_documents(System::Retention, Duration::from_secs(1))
         .await
         .unwrap();
-    assert_eq!((done.removed, done.kept), (1, 1));
-    let content =
-        contacthub_app::content::ContentStore::open(hub.dir.path().join("content")).unwrap();
-    assert!(content.read(&used.sha256).await.unwrap().is_some());
+    assert_eq!(
+        (first.trashed, first.kept, first.removed, first.uploads),
+        (2, 2, 0, 1),
+        "{first:?}"
+    );
+    // In the trash, still readable: an event may name it yet (here it does, late).
+    for doc in [&used, &orphan, &dead, &late] {
+        assert!(content.read(&doc.sha256).await.unwrap().is_some());
+    }
+    let mut late_form = web_form(
+        GIVORS,
+        "collect-late",
+        "06 12 34 56 77",
+        "c@example.org",
+        at(2026, 12, 2, 9, 10),
+    );
+    late_form.attachments = vec![late.clone()];
+    hub.hub
+        .append_contacts(System::Adapters, &[late_form])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = hub
+        .hub
+        .collect_documents(System::Retention, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.removed, second.restored, second.trashed),
+        (1, 1, 0),
+        "{second:?}"
+    );
     assert!(content.read(&orphan.sha256).await.unwrap().is_none());
+    for doc in [&used, &dead, &late] {
+        assert!(content.read(&doc.sha256).await.unwrap().is_some());
+    }
+    let listed = content
+        .stored_before(SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        listed.contains(&late.sha256),
+        "put back among the documents"
+    );
+    assert_eq!(content.counts().await.unwrap(), (3, 0));
 }

@@ -96,7 +96,10 @@ impl S3 {
         contacthub_app::content::ContentStore::s3_with(
             local,
             &self.url(prefix),
-            Some(&self.endpoint),
+            &contacthub_app::content::Transport {
+                endpoint: Some(self.endpoint.clone()),
+                ..Default::default()
+            },
             &self.env(),
         )
         .await

@@ -3,8 +3,10 @@
 //! object storage every hub of a cluster shares (`sha256/ab/abcdef…` under the URL's prefix).
 //! Uploads go to `ROOT/tmp` first, hashed as they come, and are put into place only once
 //! complete and checked, so a failed upload leaves nothing behind; a document is stored before
-//! the event that names it, and only documents no event names are ever collected
-//! ([`ContentStore::stored_before`], `App::collect_documents`).
+//! the event that names it, and only documents no event names are ever collected, in two
+//! steps (`App::collect_documents`): first moved to `trash/` (still readable there), then,
+//! a grace period later, deleted — or put back if an event names it by then (an upload that
+//! renewed the document while it was being moved).
 
 use contacthub_core::pb::Attachment;
 use futures::TryStreamExt;
@@ -48,6 +50,18 @@ pub enum UploadError {
     Config(String),
 }
 
+/// How a hub reaches its object storage.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// The server's address when it is not AWS (`https://minio:9000`).
+    pub endpoint: Option<String>,
+    /// Plain HTTP to an endpoint that is not on this machine.
+    pub allow_http: bool,
+    /// The authority the server's certificate is checked against, when it is a private one
+    /// (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
 /// The content store: on disk, or in an object store the hubs share.
 #[derive(Debug, Clone)]
 pub struct ContentStore {
@@ -64,9 +78,25 @@ struct Objects {
     url: String,
 }
 
+/// The two places a document can be: in use, or in the trash on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Documents,
+    Trash,
+}
+
+impl Area {
+    fn dir(self) -> &'static str {
+        match self {
+            Area::Documents => "sha256",
+            Area::Trash => "trash",
+        }
+    }
+}
+
 /// Where a document lives inside the store (on disk under the root, or as an object key).
-fn location(sha256: &str) -> String {
-    format!("sha256/{}/{sha256}", &sha256[..2.min(sha256.len())])
+fn location(area: Area, sha256: &str) -> String {
+    format!("{}/{}/{sha256}", area.dir(), &sha256[..2.min(sha256.len())])
 }
 
 /// Whether `s` is a document's name in the store (64 hexadecimal digits).
@@ -87,16 +117,17 @@ impl ContentStore {
     }
 
     /// A store in S3-compatible object storage at `url` (`s3://bucket` or
-    /// `s3://bucket/prefix`), uploads in progress under `root/tmp`. `endpoint` is the
-    /// server's address when it is not AWS (MinIO, Ceph, Garage, OVHcloud, Scaleway…); the
-    /// credentials and region come from the usual `AWS_*` variables. Plain HTTP is allowed
-    /// to a loopback endpoint, elsewhere only with `AWS_ALLOW_HTTP=true`.
+    /// `s3://bucket/prefix`), uploads in progress under `root/tmp`. `transport.endpoint` is
+    /// the server's address when it is not AWS (MinIO, Ceph, Garage, OVHcloud, Scaleway…);
+    /// the credentials and region come from the usual `AWS_*` variables. Plain HTTP is
+    /// allowed to a loopback endpoint, elsewhere only with `transport.allow_http` (never from
+    /// `AWS_ALLOW_HTTP`: documents in clear are a choice made on the command line).
     pub async fn s3(
         root: impl AsRef<Path>,
         url: &str,
-        endpoint: Option<&str>,
+        transport: &Transport,
     ) -> Result<Self, UploadError> {
-        Self::s3_with(root, url, endpoint, &[]).await
+        Self::s3_with(root, url, transport, &[]).await
     }
 
     /// [`ContentStore::s3`] with settings that take precedence over the environment's, by
@@ -104,7 +135,7 @@ impl ContentStore {
     pub async fn s3_with(
         root: impl AsRef<Path>,
         url: &str,
-        endpoint: Option<&str>,
+        transport: &Transport,
         settings: &[(&str, String)],
     ) -> Result<Self, UploadError> {
         let rest = url.trim().strip_prefix("s3://").ok_or_else(|| {
@@ -125,6 +156,20 @@ impl ContentStore {
                 retry_timeout: Duration::from_secs(30),
                 ..Default::default()
             });
+        let endpoint = transport
+            .endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        let on_loopback = endpoint.is_some_and(loopback);
+        builder = builder.with_allow_http(on_loopback || transport.allow_http);
+        if let Some(pem) = &transport.ca_pem {
+            let ca = object_store::Certificate::from_pem(pem).map_err(|e| {
+                UploadError::Config(format!("has an authority certificate that is no PEM: {e}"))
+            })?;
+            builder = builder
+                .with_client_options(object_store::ClientOptions::new().with_root_certificate(ca));
+        }
         for (name, value) in settings {
             let key = name
                 .to_ascii_lowercase()
@@ -132,10 +177,13 @@ impl ContentStore {
                 .map_err(|_| UploadError::Config(format!("has no setting {name}")))?;
             builder = builder.with_config(key, value);
         }
-        if let Some(endpoint) = endpoint.map(str::trim).filter(|e| !e.is_empty()) {
+        if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
-            if loopback(endpoint) {
-                builder = builder.with_allow_http(true);
+            if endpoint.starts_with("http://") && !on_loopback {
+                tracing::warn!(
+                    endpoint,
+                    "documents travel in clear to the object storage (--content-allow-http): only inside a network nobody else reaches"
+                );
             }
         }
         let store: Arc<dyn ObjectStore> = Arc::new(
@@ -185,22 +233,32 @@ impl ContentStore {
         self.objects.is_some()
     }
 
-    fn file(&self, sha256: &str) -> PathBuf {
-        self.root.join(location(sha256))
+    fn file(&self, area: Area, sha256: &str) -> PathBuf {
+        self.root.join(location(area, sha256))
     }
 
-    /// The document with this hash; `None` when the store has none.
+    /// The document with this hash (from the trash if it is on its way out); `None` when
+    /// the store has none.
     pub async fn read(&self, sha256: &str) -> Result<Option<Vec<u8>>, UploadError> {
         if !is_sha256(sha256) {
             return Ok(None);
         }
+        for area in [Area::Documents, Area::Trash] {
+            if let Some(bytes) = self.read_in(area, sha256).await? {
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn read_in(&self, area: Area, sha256: &str) -> Result<Option<Vec<u8>>, UploadError> {
         match &self.objects {
-            Some(o) => match o.store.get(&ObjectPath::from(location(sha256))).await {
+            Some(o) => match o.store.get(&ObjectPath::from(location(area, sha256))).await {
                 Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e.into()),
             },
-            None => match tokio::fs::read(self.file(sha256)).await {
+            None => match tokio::fs::read(self.file(area, sha256)).await {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e.into()),
@@ -243,15 +301,21 @@ impl ContentStore {
         u.finish(self).await
     }
 
-    /// Deletes the content with this hash (an erased person's document no record uses any
-    /// more, or one no event names); `false` when there was none.
+    /// Deletes the document with this hash at once, in use or in the trash; `false` when
+    /// there was none. (Collection goes through the trash instead: [`ContentStore::discard`].)
     pub async fn remove(&self, sha256: &str) -> Result<bool, UploadError> {
         if !is_sha256(sha256) {
             return Ok(false);
         }
+        let documents = self.delete(Area::Documents, sha256).await?;
+        let trash = self.delete(Area::Trash, sha256).await?;
+        Ok(documents || trash)
+    }
+
+    async fn delete(&self, area: Area, sha256: &str) -> Result<bool, UploadError> {
         match &self.objects {
             Some(o) => {
-                let at = ObjectPath::from(location(sha256));
+                let at = ObjectPath::from(location(area, sha256));
                 match o.store.head(&at).await {
                     Ok(_) => {}
                     Err(object_store::Error::NotFound { .. }) => return Ok(false),
@@ -260,7 +324,7 @@ impl ContentStore {
                 o.store.delete(&at).await?;
                 Ok(true)
             }
-            None => match std::fs::remove_file(self.file(sha256)) {
+            None => match std::fs::remove_file(self.file(area, sha256)) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e.into()),
@@ -275,24 +339,51 @@ impl ContentStore {
         u.finish(self).await
     }
 
-    /// The documents last stored before `cutoff` (storing a document again renews it), by
-    /// hash; uploads left in `tmp/` since then (a process killed mid-upload) are deleted.
-    pub async fn stored_before(&self, cutoff: SystemTime) -> Result<BTreeSet<String>, UploadError> {
+    /// Deletes the uploads left in `tmp/` since before `cutoff` (a process killed
+    /// mid-upload); how many. Only collection calls it: an upload in progress is younger.
+    pub fn sweep_uploads(&self, cutoff: SystemTime) -> usize {
+        let mut swept = 0;
         if let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) {
             for e in rd.flatten() {
-                if modified(&e.path()).is_some_and(|m| m < cutoff) {
-                    let _ = std::fs::remove_file(e.path());
+                if modified(&e.path()).is_some_and(|m| m < cutoff)
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    swept += 1;
                 }
             }
         }
+        swept
+    }
+
+    /// The documents last stored before `cutoff` (storing a document again renews it), by
+    /// hash.
+    pub async fn stored_before(&self, cutoff: SystemTime) -> Result<BTreeSet<String>, UploadError> {
+        self.listed(Area::Documents, Some(cutoff)).await
+    }
+
+    /// The documents put in the trash before `cutoff`, by hash.
+    pub async fn trashed_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> Result<BTreeSet<String>, UploadError> {
+        self.listed(Area::Trash, Some(cutoff)).await
+    }
+
+    /// The names in `area` last written before `cutoff` (all of them without one). Anything
+    /// else found there (a stray file, a folder's name that is no hash) is left alone.
+    async fn listed(
+        &self,
+        area: Area,
+        cutoff: Option<SystemTime>,
+    ) -> Result<BTreeSet<String>, UploadError> {
+        let before = |when: SystemTime| cutoff.is_none_or(|c| when < c);
         let mut found = BTreeSet::new();
         match &self.objects {
             Some(o) => {
-                let mut list = o.store.list(Some(&ObjectPath::from("sha256")));
+                let mut list = o.store.list(Some(&ObjectPath::from(area.dir())));
                 while let Some(meta) = list.try_next().await? {
-                    let when: SystemTime = meta.last_modified.into();
                     match meta.location.filename() {
-                        Some(name) if is_sha256(name) && when < cutoff => {
+                        Some(name) if is_sha256(name) && before(meta.last_modified.into()) => {
                             found.insert(name.to_string());
                         }
                         _ => {}
@@ -300,10 +391,18 @@ impl ContentStore {
                 }
             }
             None => {
-                for dir in std::fs::read_dir(self.root.join("sha256"))?.flatten() {
+                let top = match std::fs::read_dir(self.root.join(area.dir())) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+                    Err(e) => return Err(e.into()),
+                };
+                for dir in top.flatten() {
+                    if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
                     for e in std::fs::read_dir(dir.path())?.flatten() {
                         let name = e.file_name().to_string_lossy().into_owned();
-                        if is_sha256(&name) && modified(&e.path()).is_some_and(|m| m < cutoff) {
+                        if is_sha256(&name) && modified(&e.path()).is_some_and(&before) {
                             found.insert(name);
                         }
                     }
@@ -313,46 +412,125 @@ impl ContentStore {
         Ok(found)
     }
 
-    /// Removes `sha256` unless it was stored again since `cutoff` (a document an event is
-    /// being written for); whether it was removed.
-    pub async fn remove_if_before(
+    /// Moves `sha256` to the trash unless it was stored again since `cutoff` (`None`: in
+    /// any case); whether it was moved. Still readable there; [`ContentStore::purge`] deletes
+    /// it, [`ContentStore::restore`] puts it back.
+    pub async fn discard(
         &self,
         sha256: &str,
-        cutoff: SystemTime,
+        cutoff: Option<SystemTime>,
     ) -> Result<bool, UploadError> {
-        let last = match &self.objects {
-            Some(o) => match o.store.head(&ObjectPath::from(location(sha256))).await {
-                Ok(meta) => SystemTime::from(meta.last_modified),
-                Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(e) => return Err(e.into()),
-            },
-            None => match modified(&self.file(sha256)) {
-                Some(m) => m,
-                None => return Ok(false),
-            },
-        };
-        if last >= cutoff {
+        if !is_sha256(sha256) {
             return Ok(false);
         }
-        self.remove(sha256).await
+        let Some(last) = self.last_written(Area::Documents, sha256).await? else {
+            return Ok(false);
+        };
+        if cutoff.is_some_and(|c| last >= c) {
+            return Ok(false);
+        }
+        self.shift(sha256, Area::Documents, Area::Trash).await?;
+        Ok(true)
     }
 
-    /// Number of stored contents and of pending uploads (for tests and status).
+    /// Deletes `sha256` for good (an erased person's document), from the trash too, unless
+    /// it was stored again since `since` (someone else's upload of the same bytes: kept);
+    /// whether anything was deleted.
+    pub async fn erase(&self, sha256: &str, since: SystemTime) -> Result<bool, UploadError> {
+        if !is_sha256(sha256) {
+            return Ok(false);
+        }
+        let trash = self.delete(Area::Trash, sha256).await?;
+        let documents = match self.last_written(Area::Documents, sha256).await? {
+            Some(last) if last < since => self.delete(Area::Documents, sha256).await?,
+            _ => false,
+        };
+        Ok(trash || documents)
+    }
+
+    /// Puts `sha256` back from the trash (an event names it after all); whether it was there.
+    pub async fn restore(&self, sha256: &str) -> Result<bool, UploadError> {
+        if !is_sha256(sha256) || self.last_written(Area::Trash, sha256).await?.is_none() {
+            return Ok(false);
+        }
+        self.shift(sha256, Area::Trash, Area::Documents).await?;
+        Ok(true)
+    }
+
+    /// Deletes `sha256` from the trash for good; whether it was there.
+    pub async fn purge(&self, sha256: &str) -> Result<bool, UploadError> {
+        if !is_sha256(sha256) {
+            return Ok(false);
+        }
+        self.delete(Area::Trash, sha256).await
+    }
+
+    /// When `sha256` was last written in `area`; `None` when it is not there.
+    async fn last_written(
+        &self,
+        area: Area,
+        sha256: &str,
+    ) -> Result<Option<SystemTime>, UploadError> {
+        match &self.objects {
+            Some(o) => match o
+                .store
+                .head(&ObjectPath::from(location(area, sha256)))
+                .await
+            {
+                Ok(meta) => Ok(Some(SystemTime::from(meta.last_modified))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(modified(&self.file(area, sha256))),
+        }
+    }
+
+    /// Moves a document from one area to the other, written now there (so the trash's time
+    /// is when it went in). A copy already at the target (the same bytes) stays.
+    async fn shift(&self, sha256: &str, from: Area, to: Area) -> Result<(), UploadError> {
+        match &self.objects {
+            Some(o) => {
+                let (src, dst) = (
+                    ObjectPath::from(location(from, sha256)),
+                    ObjectPath::from(location(to, sha256)),
+                );
+                o.store.copy(&src, &dst).await?;
+                o.store.delete(&src).await?;
+            }
+            None => {
+                let (src, dst) = (self.file(from, sha256), self.file(to, sha256));
+                if let Some(dir) = dst.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                if dst.exists() {
+                    std::fs::remove_file(&src)?;
+                } else {
+                    std::fs::rename(&src, &dst)?;
+                }
+                File::options()
+                    .write(true)
+                    .open(&dst)?
+                    .set_modified(SystemTime::now())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of stored documents (in the trash included) and of pending uploads (for tests
+    /// and status).
     pub async fn counts(&self) -> Result<(usize, usize), UploadError> {
         let pending = std::fs::read_dir(self.root.join("tmp")).map_or(0, |rd| rd.count());
-        let stored = self
-            .stored_before(SystemTime::now() + Duration::from_secs(24 * 3600))
-            .await?
-            .len();
-        Ok((stored, pending))
+        let mut stored = self.listed(Area::Documents, None).await?;
+        stored.extend(self.listed(Area::Trash, None).await?);
+        Ok((stored.len(), pending))
     }
 
-    /// Copies every document of `self` into `to` (what `migrate` does with the log); the
-    /// number copied and the number `to` already had.
+    /// Copies every document of `self` (in the trash included: collection decides) into
+    /// `to`, what `migrate` does with the log; the number copied and the number `to` already
+    /// had.
     pub async fn copy_into(&self, to: &ContentStore) -> Result<(usize, usize), UploadError> {
-        let all = self
-            .stored_before(SystemTime::now() + Duration::from_secs(24 * 3600))
-            .await?;
+        let mut all = self.listed(Area::Documents, None).await?;
+        all.extend(self.listed(Area::Trash, None).await?);
         let (mut copied, mut already) = (0, 0);
         for sha in all {
             if to.has(&sha).await? {
@@ -374,15 +552,17 @@ impl ContentStore {
         Ok((copied, already))
     }
 
+    /// Whether the store has `sha256`, in use or in the trash.
     async fn has(&self, sha256: &str) -> Result<bool, UploadError> {
-        match &self.objects {
-            Some(o) => match o.store.head(&ObjectPath::from(location(sha256))).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(e.into()),
-            },
-            None => Ok(self.file(sha256).exists()),
+        if !is_sha256(sha256) {
+            return Ok(false);
         }
+        for area in [Area::Documents, Area::Trash] {
+            if self.last_written(area, sha256).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Puts a checked document in place: from its temporary file on disk (renamed, or
@@ -401,20 +581,28 @@ impl ContentStore {
                     _ => bytes,
                 };
                 o.store
-                    .put(&ObjectPath::from(location(sha256)), PutPayload::from(bytes))
+                    .put(
+                        &ObjectPath::from(location(Area::Documents, sha256)),
+                        PutPayload::from(bytes),
+                    )
                     .await?;
             }
             None => {
-                let target = self.file(sha256);
+                let target = self.file(Area::Documents, sha256);
                 if let Some(dir) = target.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                if target.exists() {
-                    File::options()
+                let renewed = target.exists()
+                    && File::options()
                         .write(true)
-                        .open(&target)?
-                        .set_modified(SystemTime::now())?;
-                } else if let Some(t) = temporary {
+                        .open(&target)
+                        .and_then(|f| f.set_modified(SystemTime::now()))
+                        .is_ok();
+                if renewed {
+                    return Ok(());
+                }
+                // Not there, or moved to the trash meanwhile: placed anew.
+                if let Some(t) = temporary {
                     std::fs::rename(t, &target)?;
                 } else {
                     let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
@@ -563,6 +751,46 @@ mod tests {
         ));
         assert_eq!(store.counts().await.unwrap(), (1, 0));
         assert_eq!(store.read("../../etc/passwd").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn listing_skips_strays_and_leaves_uploads_to_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let a = store.put(b"%PDF-1.4 a", 1000).await.unwrap();
+        // A stray file where folders are expected, a name that is no hash: left alone.
+        std::fs::write(dir.path().join("sha256/stray.txt"), b"x").unwrap();
+        std::fs::write(
+            dir.path().join("sha256").join(&a.sha256[..2]).join("notes"),
+            b"x",
+        )
+        .unwrap();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let listed = store.stored_before(later).await.unwrap();
+        assert_eq!(
+            listed.into_iter().collect::<Vec<_>>(),
+            vec![a.sha256.clone()]
+        );
+        // An upload in progress survives listings, counts and copies; only a sweep takes it.
+        let mut upload = store.begin(1000).unwrap();
+        upload.write(b"%PDF-1.4 in progress").unwrap();
+        assert_eq!(store.counts().await.unwrap(), (1, 1));
+        let other = ContentStore::open(dir.path().join("other")).unwrap();
+        assert_eq!(store.copy_into(&other).await.unwrap(), (1, 0));
+        assert_eq!(store.counts().await.unwrap(), (1, 1));
+        assert_eq!(
+            store.sweep_uploads(SystemTime::now() - Duration::from_secs(60)),
+            0
+        );
+        assert_eq!(store.sweep_uploads(later), 1);
+        assert!(matches!(
+            upload.finish(&store).await,
+            Err(UploadError::Io(_))
+        ));
+        // Names that are no hash are never looked up.
+        assert!(!store.discard("../x", None).await.unwrap());
+        assert!(!store.erase("../x", SystemTime::now()).await.unwrap());
+        assert!(!store.restore("../x").await.unwrap());
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl App {
         records: &[(String, String)],
     ) -> Result<Vec<Erased>> {
         let tenant = scope.commune();
+        // A document stored again from now on is someone else's upload (the same bytes):
+        // theirs is kept.
+        let started = std::time::SystemTime::now();
         // Everything written until now is in the read model, so no key of theirs is missed.
         self.wait_caught_up().await?;
         let mut key_ids = Vec::new();
@@ -163,11 +166,14 @@ impl App {
             .max(std::time::Duration::from_secs(30 * 60));
         self.append_and_wait_within(&events, rebuild).await?;
         // The read model is made again without them: their documents that no record uses
-        // any more go from the content store.
-        let in_use = self.store.documents_in_use(&documents)?;
+        // any more are deleted, unless stored again since the erasure began (an upload of
+        // the same bytes for someone else, its event on its way: collection takes it later
+        // if that event never comes).
+        self.wait_caught_up().await?;
+        let in_use = self.store.documents_in_use(&documents, &*self.keys)?;
         let mut removed = 0usize;
         for sha in documents.difference(&in_use) {
-            match self.content.remove(sha).await {
+            match self.content.erase(sha, started).await {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
                 Err(e) => {

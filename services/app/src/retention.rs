@@ -231,18 +231,28 @@ impl App {
 /// What one collection of the content store did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Collected {
-    /// Documents stored before the grace period that no event names: deleted.
+    /// Documents stored before the grace period that no event names: moved to the trash.
+    pub trashed: usize,
+    /// Documents in the trash since before the grace period that no event names: deleted.
     pub removed: usize,
+    /// Documents in the trash that an event names after all: put back.
+    pub restored: usize,
     /// Documents stored before the grace period that an event names: kept.
     pub kept: usize,
+    /// Uploads left unfinished since before the grace period (a process killed): deleted.
+    pub uploads: usize,
 }
 
 impl App {
-    /// Deletes the documents no event names that were last stored more than `grace` ago
-    /// (an upload whose event was never written: a crash, a refused registration), once the
-    /// read model shows the whole log. A document is stored before its event is appended and
-    /// storing it again renews it, so one an event is being written for is never taken; one
-    /// an event names is never taken whatever its age. Only the retention part runs it.
+    /// Collects the documents no event names (an upload whose event was never written: a
+    /// crash, a refused registration), in two steps a grace period apart, once the read
+    /// model shows the whole log: documents last stored more than `grace` ago that nothing
+    /// names go to the trash (still readable there); documents in the trash for more than
+    /// `grace` are deleted, or put back if something names them by then. A document is
+    /// stored before its event is appended and storing it again renews it, so one an event
+    /// is being written for is never deleted, even when an upload renews it while it is
+    /// being moved; one an event names — dead-lettered ones included — is never taken
+    /// whatever its age. Only the retention part runs it.
     pub async fn collect_documents(
         &self,
         actor: System,
@@ -252,28 +262,48 @@ impl App {
         let unavailable =
             |e: crate::content::UploadError| Error::Unavailable(format!("the content store: {e}"));
         let cutoff = std::time::SystemTime::now() - grace;
+        let mut done = Collected {
+            uploads: self.content.sweep_uploads(cutoff),
+            ..Default::default()
+        };
         let candidates = self
             .content
             .stored_before(cutoff)
             .await
             .map_err(unavailable)?;
-        if candidates.is_empty() {
-            return Ok(Collected::default());
+        let trashed = self
+            .content
+            .trashed_before(cutoff)
+            .await
+            .map_err(unavailable)?;
+        if candidates.is_empty() && trashed.is_empty() {
+            return Ok(done);
         }
-        // Everything appended before the listing is in the read model before it is asked.
+        // Everything appended before the listing is in the read model (and its keys in the
+        // keyring) before it is asked.
         self.wait_caught_up().await?;
-        let in_use = self.store.documents_in_use(&candidates)?;
-        let mut done = Collected {
-            kept: in_use.len(),
-            ..Default::default()
-        };
+        self.keys.catch_up().await.map_err(|e| {
+            Error::Unavailable(format!("the keyring cannot be read right now: {e}"))
+        })?;
+        let all: std::collections::BTreeSet<String> = candidates.union(&trashed).cloned().collect();
+        let in_use = self.store.documents_in_use(&all, &*self.keys)?;
+        done.kept = candidates.intersection(&in_use).count();
         for sha in candidates.difference(&in_use) {
             if self
                 .content
-                .remove_if_before(sha, cutoff)
+                .discard(sha, Some(cutoff))
                 .await
                 .map_err(unavailable)?
             {
+                done.trashed += 1;
+            }
+        }
+        for sha in &trashed {
+            if in_use.contains(sha) {
+                if self.content.restore(sha).await.map_err(unavailable)? {
+                    done.restored += 1;
+                }
+            } else if self.content.purge(sha).await.map_err(unavailable)? {
                 done.removed += 1;
             }
         }

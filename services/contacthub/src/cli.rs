@@ -279,9 +279,21 @@ pub struct ContentArgs {
     #[arg(long, env = "CONTACTHUB_CONTENT_URL")]
     pub content_url: Option<String>,
     /// The object storage's address when it is not AWS (MinIO, Garage, Ceph, OVHcloud…),
-    /// e.g. http://minio:9000 (plain HTTP: on loopback, or with AWS_ALLOW_HTTP=true).
+    /// e.g. https://minio:9000 (plain HTTP: on loopback, or with --content-allow-http).
     #[arg(long, env = "CONTACTHUB_CONTENT_ENDPOINT", requires = "content_url")]
     pub content_endpoint: Option<String>,
+    /// Plain HTTP to an endpoint that is not on this machine: documents travel in clear, so
+    /// only inside a network nobody else reaches (said in a warning at start).
+    #[arg(
+        long,
+        env = "CONTACTHUB_CONTENT_ALLOW_HTTP",
+        requires = "content_endpoint"
+    )]
+    pub content_allow_http: bool,
+    /// The authority (PEM) the object storage's certificate is checked against, when it is a
+    /// private one.
+    #[arg(long, env = "CONTACTHUB_CONTENT_CA", requires = "content_endpoint")]
+    pub content_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

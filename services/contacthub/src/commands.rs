@@ -129,7 +129,18 @@ pub async fn open_content(
     let dir = log.data.join("content");
     match &content.content_url {
         Some(url) => {
-            let store = ContentStore::s3(&dir, url, content.content_endpoint.as_deref())
+            let ca_pem = match &content.content_ca {
+                Some(path) => Some(std::fs::read(path).with_context(|| {
+                    format!("reading the object storage's authority {}", path.display())
+                })?),
+                None => None,
+            };
+            let transport = contacthub_app::content::Transport {
+                endpoint: content.content_endpoint.clone(),
+                allow_http: content.content_allow_http,
+                ca_pem,
+            };
+            let store = ContentStore::s3(&dir, url, &transport)
                 .await
                 .with_context(|| format!("opening the content store {url}"))?;
             tracing::info!(store = %store.describe(), "documents in object storage");

@@ -92,6 +92,9 @@ pub async fn open_read_model(
     })?;
     let why = match Store::open(dir) {
         Ok(store) => match store.format() {
+            Ok(_) if store.unfinished_replay().unwrap_or(true) => {
+                "a replay began writing it and did not finish".to_string()
+            }
             Ok(f) if f == contacthub_core::keys::FORMAT => return Ok(store),
             Ok(f) => format!(
                 "it was folded with format {f}; this contacthub folds format {}",

@@ -151,6 +151,19 @@ fn account_id(id: &str) -> Result<(), Invalid> {
     }
 }
 
+/// The documents an opened event names, by SHA-256: its attachments and an answer's letter.
+pub fn documents(event: &Event) -> impl Iterator<Item = &str> {
+    let letter = match &event.payload {
+        Some(Payload::AnswerOutcome(o)) if !o.pdf_sha256.is_empty() => Some(o.pdf_sha256.as_str()),
+        _ => None,
+    };
+    event
+        .attachments
+        .iter()
+        .map(|a| a.sha256.as_str())
+        .chain(letter)
+}
+
 /// Decodes an event from log bytes.
 pub fn decode(bytes: &[u8]) -> Result<Event, Invalid> {
     Event::decode(bytes).map_err(|e| invalid(format!("not a contacthub event: {e}")))

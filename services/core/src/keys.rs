@@ -319,6 +319,9 @@ pub const CHECKPOINT: &[u8] = Family::Checkpoint.prefix();
 pub const FORMAT: u32 = 17;
 /// Where the read model says which [`FORMAT`] it was folded with.
 pub const FORMAT_KEY: &[u8] = b"mf/format";
+/// Present while a replay writes the read model (written first, removed once everything is
+/// on disk): a read model that has it is unfinished, whatever its checkpoints say.
+pub const REPLAYING_KEY: &[u8] = b"mf/replaying";
 pub const DEAD_LETTER: &[u8] = Family::DeadLetter.prefix();
 
 fn key(family: Family, parts: &[&[u8]]) -> Vec<u8> {

@@ -6,9 +6,11 @@
 //! - [`runner`]: the loop that reads the log, applies batches and publishes what changed.
 //! - [`replay`]: the whole log folded into a new read model, written in key order.
 //!
-//! Invariant: the checkpoint (next offset per partition) is written in the same atomic sled
-//! batch as the state those offsets produced, so a crash at any instant loses or doubles
-//! nothing: the restarted projector resumes exactly after the last applied batch.
+//! Invariant: the live projector writes the checkpoint (next offset per partition) in the
+//! same atomic sled batch as the state those offsets produced, so a crash at any instant
+//! loses or doubles nothing: the restarted projector resumes exactly after the last applied
+//! batch. A replay is not atomic; it marks the read model unfinished until its last write is
+//! on disk, and an unfinished one is never served.
 
 pub mod replay;
 pub mod runner;

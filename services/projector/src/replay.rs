@@ -4,11 +4,14 @@
 //! atomicity, and a replay that stops is begun again in an empty folder — and sled takes such
 //! writes about 2.5 times as fast as its atomic batches (docs/operations.md, « Replay in key
 //! order »). The result is, byte for byte, the read model a live projection makes (same
-//! digest; tests/replay.rs).
+//! digest; tests/replay.rs). A marker ([`keys::REPLAYING_KEY`]) is on disk while it writes:
+//! a read model a replay stopped in is never taken for a finished one, whatever its
+//! checkpoints say (`serve` rebuilds it).
 
 use crate::store::{scan, Store};
 use crate::Result;
 use contacthub_core::fold::{self, Changes, Kv, Outcome, Position};
+use contacthub_core::keys;
 use contacthub_core::tenant::Tenants;
 use contacthub_log::keyring::{Settled, SharedKeyring};
 use contacthub_log::EventLog;
@@ -39,6 +42,8 @@ struct Layers {
     held: Changes,
     held_bytes: usize,
     writing: Option<Arc<Changes>>,
+    /// The thread writing `writing`.
+    writer: Option<Writer>,
 }
 
 fn store_error(e: sled::Error) -> contacthub_core::Error {
@@ -56,12 +61,10 @@ impl Kv for Layers {
         Ok(self.tree.get(key).map_err(store_error)?.map(|v| v.to_vec()))
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.held_bytes += key.len() + value.len() + HELD_OVERHEAD;
-        self.held.insert(key, Some(value));
+        self.hold(key, Some(value));
     }
     fn remove(&mut self, key: Vec<u8>) {
-        self.held_bytes += key.len() + HELD_OVERHEAD;
-        self.held.insert(key, None);
+        self.hold(key, None);
     }
     fn scan_prefix(
         &self,
@@ -95,15 +98,22 @@ fn write(tree: &sled::Tree, changes: &Changes) -> Result<(), sled::Error> {
 type Writer = tokio::task::JoinHandle<Result<(), sled::Error>>;
 
 impl Layers {
+    /// Holds a change, counting what it adds to memory (a key held again costs its new
+    /// value, not a second node).
+    fn hold(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        let added = size(&value);
+        let (klen, fresh) = (key.len(), !self.held.contains_key(&key));
+        if let Some(old) = self.held.insert(key, value) {
+            self.held_bytes = self.held_bytes.saturating_sub(size(&old));
+        }
+        self.held_bytes += added + if fresh { klen + HELD_OVERHEAD } else { 0 };
+    }
+
     /// Hands the held changes (with `checkpoints`) to a writer thread, once the previous one
     /// is done; the fold goes on over them meanwhile.
-    async fn spill(
-        &mut self,
-        store: &Store,
-        checkpoints: &BTreeMap<u32, u64>,
-        previous: Option<Writer>,
-    ) -> Result<Writer> {
-        if let Some(w) = previous {
+    async fn spill(&mut self, store: &Store, checkpoints: &BTreeMap<u32, u64>) -> Result<()> {
+        if let Some(w) = self.writer.take() {
             finish(store, w).await?;
         }
         let mut changes = std::mem::take(&mut self.held);
@@ -117,7 +127,8 @@ impl Layers {
         let changes = Arc::new(changes);
         self.writing = Some(changes.clone());
         let tree = self.tree.clone();
-        Ok(tokio::task::spawn_blocking(move || write(&tree, &changes)))
+        self.writer = Some(tokio::task::spawn_blocking(move || write(&tree, &changes)));
+        Ok(())
     }
 }
 
@@ -127,11 +138,17 @@ async fn finish(store: &Store, w: Writer) -> Result<()> {
         .map_err(|e| store.sled_error(e))
 }
 
-/// Folds the whole log, as it ends now, into `store`, which must be new (no checkpoint):
-/// changes are held until they take about `budget` bytes, then written in key order while the
-/// fold goes on. `done` counts the records folded so far (for a progress bar). An erasure on
-/// the log folds as the rebuild after it would (the erased person's events no longer open);
-/// dead letters are kept in the read model and not published again.
+/// How long the log may give nothing before its announced end is reached: the replay then
+/// stops with an error rather than wait for records that will not come.
+const STALL: Duration = Duration::from_secs(60);
+
+/// Folds the whole log, as it ends now, into `store`, which must be new (nothing but its
+/// format): changes are held until they take about `budget` bytes, then written in key order
+/// while the fold goes on. `done` counts the records folded so far (for a progress bar). An
+/// erasure on the log folds as the rebuild after it would (the erased person's events no
+/// longer open); dead letters are kept in the read model and not published again. On error
+/// the writer is waited for (nothing writes behind the caller's back) and the read model
+/// stays marked unfinished.
 pub async fn replay(
     store: &Store,
     log: &dyn EventLog,
@@ -140,67 +157,115 @@ pub async fn replay(
     budget: usize,
     done: &AtomicU64,
 ) -> Result<Replayed> {
-    let partitions = log.partitions();
-    if store.checkpoints(partitions)?.iter().any(|&c| c > 0) {
+    if store.unfinished_replay()? || !store.is_new()? {
         return Err(crate::Error::Rebuild(format!(
-            "{} already holds a projection: replay folds into a new read model",
+            "{} already holds a read model (or an unfinished replay): replay folds into a new, empty folder",
             store.path().display()
         )));
     }
-    let end = log.end_offsets().await?;
-    keys.catch_up().await?;
-    let from: Vec<(u32, u64)> = (0..partitions).map(|p| (p, 0)).collect();
-    let mut reader = log.reader(&from).await?;
-    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+    let tree = store.tree()?;
+    tree.insert(keys::REPLAYING_KEY, &[])
+        .map_err(|e| store.sled_error(e))?;
+    store.flush()?;
     let mut kv = Layers {
-        tree: store.tree()?,
+        tree,
         held: Changes::new(),
         held_bytes: 0,
         writing: None,
+        writer: None,
     };
-    let mut writer: Option<Writer> = None;
-    let mut out = Replayed::default();
-    loop {
-        let reached = end
-            .iter()
-            .enumerate()
-            .all(|(p, &e)| next.get(&(p as u32)).copied().unwrap_or(0) >= e);
-        if reached {
-            break;
-        }
-        let records = reader.next_batch(5_000, Duration::from_secs(1)).await?;
-        for r in &records {
-            let pos = Position {
-                partition: r.partition,
-                offset: r.offset,
-            };
-            let (key, value) = (&r.record.key, &r.record.value);
-            let folded = match fold::apply(&mut kv, tenants, pos, key, value, &**keys) {
-                // A key another hub made since: learnt, else gone (as the live projector).
-                Err(contacthub_core::Error::KeyUnknown(_)) => {
-                    keys.catch_up().await?;
-                    fold::apply(&mut kv, tenants, pos, key, value, &Settled(&**keys))
-                }
-                other => other,
-            };
-            if let Outcome::DeadLettered(_) = folded? {
-                tracing::debug!(
-                    partition = r.partition,
-                    offset = r.offset,
-                    "replay: event dead-lettered"
-                );
-            }
-            next.insert(r.partition, r.offset + 1);
-            out.records += 1;
-            if kv.held_bytes > budget {
-                writer = Some(kv.spill(store, &next, writer.take()).await?);
-                out.spills += 1;
-            }
-        }
-        done.store(out.records, Ordering::Relaxed);
-    }
-    let last = kv.spill(store, &next, writer.take()).await?;
-    finish(store, last).await?;
+    let folded = kv.fold_log(store, log, tenants, keys, budget, done).await;
+    let written = match kv.writer.take() {
+        Some(w) => finish(store, w).await,
+        None => Ok(()),
+    };
+    let out = folded?;
+    written?;
+    store
+        .tree()?
+        .remove(keys::REPLAYING_KEY)
+        .map_err(|e| store.sled_error(e))?;
     store.flush()?;
     Ok(out)
+}
+
+impl Layers {
+    /// The fold of [`replay`], up to handing the last changes to the writer.
+    async fn fold_log(
+        &mut self,
+        store: &Store,
+        log: &dyn EventLog,
+        tenants: &Tenants,
+        keys: &SharedKeyring,
+        budget: usize,
+        done: &AtomicU64,
+    ) -> Result<Replayed> {
+        let partitions = log.partitions();
+        let end = log.end_offsets().await?;
+        keys.catch_up().await?;
+        let from: Vec<(u32, u64)> = (0..partitions).map(|p| (p, 0)).collect();
+        let mut reader = log.reader(&from).await?;
+        let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut out = Replayed::default();
+        let mut last_record = std::time::Instant::now();
+        loop {
+            let reached = end
+                .iter()
+                .enumerate()
+                .all(|(p, &e)| next.get(&(p as u32)).copied().unwrap_or(0) >= e);
+            if reached {
+                break;
+            }
+            let records = reader.next_batch(5_000, Duration::from_secs(1)).await?;
+            if records.is_empty() && last_record.elapsed() > STALL {
+                let short: Vec<String> = end
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(p, &e)| {
+                        let at = next.get(&(p as u32)).copied().unwrap_or(0);
+                        (at < e).then(|| format!("partition {p} at {at} of {e}"))
+                    })
+                    .collect();
+                return Err(crate::Error::Rebuild(format!(
+                    "the log gave nothing for {} s before its end ({}): not replayed",
+                    STALL.as_secs(),
+                    short.join(", ")
+                )));
+            }
+            if !records.is_empty() {
+                last_record = std::time::Instant::now();
+            }
+            for r in &records {
+                let pos = Position {
+                    partition: r.partition,
+                    offset: r.offset,
+                };
+                let (key, value) = (&r.record.key, &r.record.value);
+                let folded = match fold::apply(self, tenants, pos, key, value, &**keys) {
+                    // A key another hub made since: learnt, else gone (as the live projector).
+                    Err(contacthub_core::Error::KeyUnknown(_)) => {
+                        keys.catch_up().await?;
+                        fold::apply(self, tenants, pos, key, value, &Settled(&**keys))
+                    }
+                    other => other,
+                };
+                if let Outcome::DeadLettered(_) = folded? {
+                    tracing::debug!(
+                        partition = r.partition,
+                        offset = r.offset,
+                        "replay: event dead-lettered"
+                    );
+                }
+                next.insert(r.partition, r.offset + 1);
+                out.records += 1;
+                if self.held_bytes > budget {
+                    self.spill(store, &next).await?;
+                    out.spills += 1;
+                }
+            }
+            done.store(out.records, Ordering::Relaxed);
+        }
+        self.spill(store, &next).await?;
+        Ok(out)
+    }
 }

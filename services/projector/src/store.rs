@@ -196,6 +196,26 @@ impl Store {
         }
     }
 
+    /// Whether a replay began writing this read model and did not finish it.
+    pub fn unfinished_replay(&self) -> Result<bool> {
+        self.db()?
+            .tree
+            .contains_key(keys::REPLAYING_KEY)
+            .map_err(self.err())
+    }
+
+    /// Whether the read model holds nothing but its format (what `Store::open` writes).
+    pub fn is_new(&self) -> Result<bool> {
+        let db = self.db()?;
+        for kv in db.tree.iter().take(2) {
+            let (k, _) = kv.map_err(self.err())?;
+            if &*k != keys::FORMAT_KEY {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The [`keys::FORMAT`] this read model was folded with (0: before formats were kept).
     pub fn format(&self) -> Result<u32> {
         Ok(self
@@ -214,10 +234,14 @@ impl Store {
 
     /// Which of `candidates` (documents by SHA-256) some record still refers to, in any
     /// commune: a timeline line, a contact waiting in « à rattacher », a letter's scans, a
-    /// written answer's letter. A full scan of those families: for erasures, which are rare.
+    /// written answer's letter, or a dead-lettered event (opened with `keys`: ops may publish
+    /// it again once fixed). A full scan of those families: for collection and erasures,
+    /// which are rare. A record that does not decode, or a dead letter sealed with a key the
+    /// keyring does not know yet, is an error: nothing is said unused that might be used.
     pub fn documents_in_use(
         &self,
         candidates: &std::collections::BTreeSet<String>,
+        keys: &dyn contacthub_core::seal::Keys,
     ) -> Result<std::collections::BTreeSet<String>> {
         let mut used = std::collections::BTreeSet::new();
         let db = self.db()?;
@@ -225,6 +249,12 @@ impl Store {
             if candidates.contains(sha) {
                 used.insert(sha.to_string());
             }
+        };
+        let corrupt = |k: &[u8], source| {
+            Error::Domain(contacthub_core::Error::Corrupt {
+                key: String::from_utf8_lossy(k).into_owned(),
+                source,
+            })
         };
         use keys::Family;
         for family in [
@@ -234,31 +264,46 @@ impl Store {
             Family::Answer,
         ] {
             for kv in db.tree.scan_prefix(family.prefix()) {
-                let (_, v) = kv.map_err(self.err())?;
+                let (k, v) = kv.map_err(self.err())?;
                 match family {
-                    Family::Timeline => {
-                        if let Ok(e) = TimelineEntry::decode(&v[..]) {
-                            e.attachments.iter().for_each(|a| see(&a.sha256));
-                        }
-                    }
-                    Family::Unresolved => {
-                        if let Ok(u) = pb::Unresolved::decode(&v[..]) {
-                            u.entry
-                                .iter()
-                                .flat_map(|e| &e.attachments)
-                                .for_each(|a| see(&a.sha256));
-                        }
-                    }
-                    Family::Courrier => {
-                        if let Ok(c) = CourrierState::decode(&v[..]) {
-                            c.scans.iter().for_each(|a| see(&a.sha256));
-                        }
-                    }
-                    _ => {
-                        if let Ok(a) = pb::Answer::decode(&v[..]) {
-                            see(&a.pdf_sha256);
-                        }
-                    }
+                    Family::Timeline => TimelineEntry::decode(&v[..])
+                        .map_err(|e| corrupt(&k, e))?
+                        .attachments
+                        .iter()
+                        .for_each(|a| see(&a.sha256)),
+                    Family::Unresolved => pb::Unresolved::decode(&v[..])
+                        .map_err(|e| corrupt(&k, e))?
+                        .entry
+                        .iter()
+                        .flat_map(|e| &e.attachments)
+                        .for_each(|a| see(&a.sha256)),
+                    Family::Courrier => CourrierState::decode(&v[..])
+                        .map_err(|e| corrupt(&k, e))?
+                        .scans
+                        .iter()
+                        .for_each(|a| see(&a.sha256)),
+                    _ => see(&pb::Answer::decode(&v[..])
+                        .map_err(|e| corrupt(&k, e))?
+                        .pdf_sha256),
+                }
+            }
+        }
+        for kv in db.tree.scan_prefix(keys::DEAD_LETTER) {
+            let (k, v) = kv.map_err(self.err())?;
+            let dead = DeadLetter::decode(&v[..]).map_err(|e| corrupt(&k, e))?;
+            // Bytes that are no event name no document.
+            let Ok(mut event) = contacthub_core::event::decode(&dead.raw) else {
+                continue;
+            };
+            use contacthub_core::seal::{self, Unreadable};
+            match seal::open(&mut event, keys) {
+                Ok(()) => contacthub_core::event::documents(&event).for_each(&mut see),
+                // Erased, or unreadable for ever: what it named is no one's any more.
+                Err(Unreadable::Erased | Unreadable::Tampered | Unreadable::Malformed(_)) => {
+                    contacthub_core::event::documents(&event).for_each(&mut see)
+                }
+                Err(Unreadable::Unknown(id)) => {
+                    return Err(Error::Domain(contacthub_core::Error::KeyUnknown(id)))
                 }
             }
         }

@@ -648,6 +648,34 @@ fn outside_hours(v: &Valid) -> bool {
 pub(crate) mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// A prefix scan of the state read `pending` keys further, with layers of changes
+        /// over it, gives what a scan of the state with the changes applied gives.
+        #[test]
+        fn merge_scan_is_a_scan_of_the_changed_state(
+            state in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), proptest::collection::vec(proptest::num::u8::ANY, 0..3), 0..40),
+            layers in proptest::collection::vec(proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..3)), 0..20), 0..3),
+            prefix in proptest::collection::vec(0u8..4, 0..2),
+            limit in 0usize..12,
+        ) {
+            let under = |m: &BTreeMap<Vec<u8>, Vec<u8>>, n: usize| -> Vec<(Vec<u8>, Vec<u8>)> {
+                m.iter().filter(|(k, _)| k.starts_with(&prefix)).take(n).map(|(k, v)| (k.clone(), v.clone())).collect()
+            };
+            let refs: Vec<&Changes> = layers.iter().collect();
+            let base = under(&state, limit.saturating_add(pending(&refs, &prefix)));
+            let mut changed = state.clone();
+            for layer in &layers {
+                for (k, v) in layer {
+                    match v {
+                        Some(v) => changed.insert(k.clone(), v.clone()),
+                        None => changed.remove(k),
+                    };
+                }
+            }
+            proptest::prop_assert_eq!(merge_scan(base, &refs, &prefix, limit), under(&changed, limit));
+        }
+    }
+
     pub type Mem = BTreeMap<Vec<u8>, Vec<u8>>;
 
     /// Applies events at offsets 0, 1, 2… of partition 0.

@@ -118,6 +118,11 @@ fn kerr(e: rdkafka::error::KafkaError) -> Error {
 /// How long the dead-letter topic keeps a record: 90 days.
 pub const DEAD_LETTER_RETENTION_MS: &str = "7776000000";
 
+/// The events topic's `retention.ms`: the longest Kafka takes, the same as `-1` (no limit) on
+/// Apache Kafka, and also kept by brokers that read `-1` as 0 — tansu 0.6 deletes every
+/// record of a `delete` topic whose retention is `-1` at each start and every 10 minutes.
+pub const KEEP_FOREVER_MS: &str = "9223372036854775807";
+
 /// Creates the event topic (infinite retention: it is the system of record), the
 /// dead-letter topic (90 days) and the keys topic (compacted). Existing topics are left as
 /// they are.
@@ -154,7 +159,7 @@ pub async fn create_topics(
         partitions as i32,
         TopicReplication::Fixed(replication),
     )
-    .set("retention.ms", "-1")
+    .set("retention.ms", KEEP_FOREVER_MS)
     .set("retention.bytes", "-1")
     .set("cleanup.policy", "delete");
     // Dead letters are copies for other systems to see (the read model keeps its own, the

@@ -174,6 +174,21 @@ impl Projector {
             }
         };
         tracing::info!(backend = self.log.backend(), positions = ?*self.positions.borrow(), "projector started");
+        // A log that ends before what was applied from it lost records (a broker's retention
+        // deleting them): the read model keeps them, a replay would not. Said, not repaired.
+        if let Ok(ends) = self.log.end_offsets().await {
+            let applied = self.positions.borrow().clone();
+            for (partition, (&at, &end)) in applied.iter().zip(&ends).enumerate() {
+                if at > end {
+                    tracing::error!(
+                        partition,
+                        applied = at,
+                        log_end = end,
+                        "the log ends before what the read model applied from it: records were deleted on the broker (check the topic's retention.ms, docs/operations.md); a replay would lose them"
+                    );
+                }
+            }
+        }
         let mut backoff = Duration::from_millis(100);
         // Set after the store was reopened: an empty read then proves nothing is left to redo.
         let mut reopened = false;

@@ -175,7 +175,8 @@ impl Projector {
         };
         tracing::info!(backend = self.log.backend(), positions = ?*self.positions.borrow(), "projector started");
         // A log that ends before what was applied from it lost records (a broker's retention
-        // deleting them): the read model keeps them, a replay would not. Said, not repaired.
+        // deleting them) or reports its end short (tansu's high watermark): said, not
+        // repaired; the read model keeps what it applied, a replay would not.
         if let Ok(ends) = self.log.end_offsets().await {
             let applied = self.positions.borrow().clone();
             for (partition, (&at, &end)) in applied.iter().zip(&ends).enumerate() {
@@ -184,7 +185,7 @@ impl Projector {
                         partition,
                         applied = at,
                         log_end = end,
-                        "the log ends before what the read model applied from it: records were deleted on the broker (check the topic's retention.ms, docs/operations.md); a replay would lose them"
+                        "the log reports its end before what the read model applied from it: records deleted on the broker (check the topic's retention.ms, docs/operations.md: a replay would lose them), or a broker that reports its end short"
                     );
                 }
             }

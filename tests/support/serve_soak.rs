@@ -112,6 +112,26 @@ async fn main() -> Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
+    // Every start's logs, one after the other: what a start that failed said.
+    let serve_log = dir.path().join("serve.log");
+    let logs = || -> anyhow::Result<std::process::Stdio> {
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&serve_log)?
+            .into())
+    };
+    // A start that fails panics in the helper: the folder is kept then too.
+    let kept_on_panic = dir.path().to_path_buf();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!(
+            "kept: {} (serve's logs in serve.log)",
+            kept_on_panic.display()
+        );
+        std::process::exit(101);
+    }));
     let mut broker = None;
     let mut extra: Vec<String> = vec!["--partitions".into(), "4".into()];
     let mut kafka_cfg = None;
@@ -137,7 +157,7 @@ async fn main() -> Result<()> {
     let mut rng = rand::thread_rng();
     let started = std::time::Instant::now();
     for cycle in 0..cycles {
-        let mut serve = spawn_serve(&bin, &data, &os);
+        let mut serve = spawn_serve_with_logs(&bin, &data, &os, logs()?);
         let writing = tokio::spawn(writers(
             serve.grpc.clone(),
             serve.adapters.clone(),
@@ -174,7 +194,7 @@ async fn main() -> Result<()> {
     }
 
     // The last start: caught up, then stopped cleanly.
-    let serve = spawn_serve(&bin, &data, &os);
+    let serve = spawn_serve_with_logs(&bin, &data, &os, logs()?);
     let ch = tonic::transport::Endpoint::from_shared(serve.grpc.clone())?
         .connect()
         .await?;

@@ -336,3 +336,55 @@ fn the_adapters_configuration_of_the_doc_is_valid() {
     assert_eq!(givors.imap[0].move_to.as_deref(), Some("Traité"));
     assert_eq!(givors.imap[1].max_message_mb, 50);
 }
+
+/// Every `--flag` and `CONTACTHUB_*` variable docs/operations.md names is one `contacthub
+/// serve`, `migrate`, `replay` or `topics init` takes (a flag renamed or dropped fails here
+/// until the page says the new one).
+#[test]
+fn the_flags_of_the_operations_doc_are_the_programs() {
+    let doc = include_str!("../docs/operations.md");
+    let mut help = String::new();
+    for cmd in [
+        &["serve", "--help"][..],
+        &["migrate", "--help"],
+        &["replay", "--help"],
+        &["topics", "init", "--help"],
+    ] {
+        let out = std::process::Command::new(contacthub_bin!())
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        help.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let named = |marker: &str, allowed: fn(u8) -> bool| -> std::collections::BTreeSet<String> {
+        doc.match_indices(marker)
+            .map(|(i, _)| {
+                let rest = &doc.as_bytes()[i..];
+                let end = (marker.len()..rest.len())
+                    .find(|&j| !allowed(rest[j]))
+                    .unwrap_or(rest.len());
+                doc[i..i + end].trim_end_matches('-').to_string()
+            })
+            .filter(|f| f.len() > marker.len())
+            .collect()
+    };
+    let flags = named("`--content", |b| b.is_ascii_lowercase() || b == b'-');
+    let vars = named("CONTACTHUB_CONTENT", |b| {
+        b.is_ascii_uppercase() || b == b'_'
+    });
+    assert!(flags.len() >= 4 && vars.len() >= 4, "{flags:?} {vars:?}");
+    for flag in &flags {
+        let flag = flag.trim_start_matches('`');
+        assert!(
+            help.contains(flag),
+            "operations.md names {flag}, no command takes it"
+        );
+    }
+    for var in &vars {
+        assert!(
+            help.contains(var.as_str()),
+            "operations.md names {var}, no flag reads it"
+        );
+    }
+}

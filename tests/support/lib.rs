@@ -929,6 +929,18 @@ pub fn spawn_serve_in(
     env: &[(&str, String)],
     logs: std::process::Stdio,
 ) -> ServeChild {
+    try_spawn_serve_in(bin, data, extra, env, logs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`spawn_serve_in`], saying why when `serve` does not come up (it exited, or printed
+/// something else than its addresses) instead of panicking.
+pub fn try_spawn_serve_in(
+    bin: &Path,
+    data: &Path,
+    extra: &[&std::ffi::OsStr],
+    env: &[(&str, String)],
+    logs: std::process::Stdio,
+) -> Result<ServeChild, String> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(bin)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -940,37 +952,47 @@ pub fn spawn_serve_in(
         .stdout(std::process::Stdio::piped())
         .stderr(logs)
         .spawn()
-        .expect("starting contacthub serve");
+        .map_err(|e| format!("starting contacthub serve: {e}"))?;
     let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut addr = |prefix: &str| {
+    let mut addr = |prefix: &str| -> Result<String, String> {
         let mut line = String::new();
         out.read_line(&mut line)
-            .expect("reading the server's address");
-        assert!(
-            line.starts_with(prefix),
-            "unexpected first lines of serve: {line:?}"
-        );
+            .map_err(|e| format!("reading the server's address: {e}"))?;
+        if !line.starts_with(prefix) {
+            return Err(format!("unexpected first lines of serve: {line:?}"));
+        }
         let at = line.trim().rsplit(' ').next().unwrap_or_default();
         // `https://` when the hub serves TLS; an address without a scheme is plain.
         let (scheme, at) = match at.strip_prefix("https://") {
             Some(rest) => ("https", rest),
             None => ("http", at.trim_start_matches("http://")),
         };
-        format!("{scheme}://{}", at.trim_end_matches('/'))
+        Ok(format!("{scheme}://{}", at.trim_end_matches('/')))
     };
-    let grpc = addr("contacthub listening on");
-    let adapters = addr("adapter endpoints listening on");
-    let web = addr("web desk listening on");
-    let portal = addr("citizens' space listening on");
-    let metrics = addr("metrics listening on");
-    ServeChild {
-        child,
-        grpc,
-        adapters,
-        web,
-        portal,
-        metrics,
-        bin: bin.to_path_buf(),
+    let listening = (|| {
+        Ok::<_, String>((
+            addr("contacthub listening on")?,
+            addr("adapter endpoints listening on")?,
+            addr("web desk listening on")?,
+            addr("citizens' space listening on")?,
+            addr("metrics listening on")?,
+        ))
+    })();
+    match listening {
+        Ok((grpc, adapters, web, portal, metrics)) => Ok(ServeChild {
+            child,
+            grpc,
+            adapters,
+            web,
+            portal,
+            metrics,
+            bin: bin.to_path_buf(),
+        }),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
     }
 }
 

@@ -156,8 +156,21 @@ async fn main() -> Result<()> {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::thread_rng();
     let started = std::time::Instant::now();
+    let mut failed_starts = 0usize;
     for cycle in 0..cycles {
-        let mut serve = spawn_serve_with_logs(&bin, &data, &os, logs()?);
+        // A start that fails (the broker not answering in time after its restart) is
+        // started again, as systemd or Kubernetes would; counted.
+        let mut serve = loop {
+            match try_spawn_serve_in(&bin, &data, &os, &[], logs()?) {
+                Ok(s) => break s,
+                Err(e) if failed_starts < 20 => {
+                    failed_starts += 1;
+                    eprintln!("cycle {cycle}: serve did not start ({e}); starting it again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => anyhow::bail!("serve did not start 20 times, last: {e}"),
+            }
+        };
         let writing = tokio::spawn(writers(
             serve.grpc.clone(),
             serve.adapters.clone(),
@@ -284,7 +297,7 @@ async fn main() -> Result<()> {
     );
     let clean = Store::open(&replayed)?.digest()?;
     println!(
-        "{} backend: {cycles} SIGKILLs of serve{}, {} writes acknowledged ({} visits, {} SMS), {records} events on the log, {applied} applied; lost {lost}, doubled {doubled}; digest {} a clean replay's; {:.0} s",
+        "{} backend: {cycles} SIGKILLs of serve{}, {} writes acknowledged ({} visits, {} SMS), {records} events on the log, {applied} applied; lost {lost}, doubled {doubled}; digest {} a clean replay's; {failed_starts} starts failed and were made again; {:.0} s",
         if on_kafka { "kafka" } else { "embedded" },
         if on_kafka {
             format!(

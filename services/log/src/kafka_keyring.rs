@@ -299,8 +299,18 @@ impl Keyring for KafkaKeyring {
         .await
         .map_err(|e| Error::Kafka(e.to_string()))?
         .map_err(|e| {
+            use rdkafka::types::RDKafkaErrorCode as Code;
+            let missing = matches!(
+                e.rdkafka_error_code(),
+                Some(Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition)
+            );
+            let hint = if missing {
+                "create it with `contacthub topics init`"
+            } else {
+                "the broker did not answer in time: check that it runs and is reachable"
+            };
             Error::Kafka(format!(
-                "the keys topic {} cannot be read ({e}): create it with `contacthub topics init`",
+                "the keys topic {} cannot be read ({e}): {hint}",
                 self.topic
             ))
         })?;

@@ -382,6 +382,24 @@ async fn content_store_contract(store: &contacthub_app::content::ContentStore) {
     assert!(store.purge(&b.sha256).await.unwrap());
     assert!(!store.purge(&b.sha256).await.unwrap());
     assert_eq!(store.read(&b.sha256).await.unwrap(), None);
+    // Erased: unless written since (another upload, or a move to the trash racing it).
+    let e = store.put(&pdf(4, 1000), 1 << 20).await.unwrap();
+    let past = SystemTime::now() - Duration::from_secs(60);
+    let future = SystemTime::now() + Duration::from_secs(60);
+    assert!(!store.erase(&e.sha256, past).await.unwrap());
+    assert!(store.discard(&e.sha256, None).await.unwrap());
+    assert!(!store.erase(&e.sha256, past).await.unwrap());
+    assert!(
+        store.read(&e.sha256).await.unwrap().is_some(),
+        "kept in the trash"
+    );
+    store.put(&pdf(4, 1000), 1 << 20).await.unwrap();
+    assert!(store.erase(&e.sha256, future).await.unwrap());
+    assert_eq!(
+        store.read(&e.sha256).await.unwrap(),
+        None,
+        "gone from both places"
+    );
     let c = store.put(&pdf(3, 1000), 1 << 20).await.unwrap();
     assert!(store.remove(&c.sha256).await.unwrap());
     assert!(!store.remove(&c.sha256).await.unwrap());

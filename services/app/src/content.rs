@@ -162,14 +162,26 @@ impl ContentStore {
             .map(str::trim)
             .filter(|e| !e.is_empty());
         let on_loopback = endpoint.is_some_and(loopback);
-        builder = builder.with_allow_http(on_loopback || transport.allow_http);
         if let Some(pem) = &transport.ca_pem {
             let ca = object_store::Certificate::from_pem(pem).map_err(|e| {
                 UploadError::Config(format!("has an authority certificate that is no PEM: {e}"))
             })?;
+            // The client's options replaced whole: the environment's client settings (proxy,
+            // time-outs) applied again over them.
             builder = builder
                 .with_client_options(object_store::ClientOptions::new().with_root_certificate(ca));
+            for (name, value) in std::env::vars() {
+                let Some(rest) = name.strip_prefix("AWS_") else {
+                    continue;
+                };
+                if let Ok(key @ object_store::aws::AmazonS3ConfigKey::Client(_)) =
+                    rest.to_ascii_lowercase().parse()
+                {
+                    builder = builder.with_config(key, value);
+                }
+            }
         }
+        builder = builder.with_allow_http(on_loopback || transport.allow_http);
         for (name, value) in settings {
             let key = name
                 .to_ascii_lowercase()
@@ -433,19 +445,25 @@ impl ContentStore {
         Ok(true)
     }
 
-    /// Deletes `sha256` for good (an erased person's document), from the trash too, unless
-    /// it was stored again since `since` (someone else's upload of the same bytes: kept);
-    /// whether anything was deleted.
+    /// Deletes `sha256` for good (an erased person's document), in use and in the trash,
+    /// unless it was written there since `since` (someone else's upload of the same bytes, or
+    /// a collection's move racing that upload: kept, for collection to decide); whether
+    /// anything was deleted. Object stores keep times to the second, on their own clock:
+    /// give `since` with a margin.
     pub async fn erase(&self, sha256: &str, since: SystemTime) -> Result<bool, UploadError> {
         if !is_sha256(sha256) {
             return Ok(false);
         }
-        let trash = self.delete(Area::Trash, sha256).await?;
-        let documents = match self.last_written(Area::Documents, sha256).await? {
-            Some(last) if last < since => self.delete(Area::Documents, sha256).await?,
-            _ => false,
-        };
-        Ok(trash || documents)
+        let mut deleted = false;
+        // Documents first: a move to the trash racing this lands where it is looked at next.
+        for area in [Area::Documents, Area::Trash] {
+            if let Some(last) = self.last_written(area, sha256).await? {
+                if last < since {
+                    deleted |= self.delete(area, sha256).await?;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Puts `sha256` back from the trash (an event names it after all); whether it was there.

@@ -244,6 +244,22 @@ pub struct Collected {
 }
 
 impl App {
+    /// Which of `candidates` a record or a dead letter names, once everything appended
+    /// before the call is in the read model and every key made before it in the keyring (a
+    /// key still unknown after that is gone, as the projector settles it).
+    pub(crate) async fn documents_in_use(
+        &self,
+        candidates: &std::collections::BTreeSet<String>,
+    ) -> Result<std::collections::BTreeSet<String>> {
+        self.wait_caught_up().await?;
+        self.keys.catch_up().await.map_err(|e| {
+            Error::Unavailable(format!("the keyring cannot be read right now: {e}"))
+        })?;
+        Ok(self
+            .store
+            .documents_in_use(candidates, &contacthub_log::keyring::Settled(&*self.keys))?)
+    }
+
     /// Collects the documents no event names (an upload whose event was never written: a
     /// crash, a refused registration), in two steps a grace period apart, once the read
     /// model shows the whole log: documents last stored more than `grace` ago that nothing
@@ -279,14 +295,8 @@ impl App {
         if candidates.is_empty() && trashed.is_empty() {
             return Ok(done);
         }
-        // Everything appended before the listing is in the read model (and its keys in the
-        // keyring) before it is asked.
-        self.wait_caught_up().await?;
-        self.keys.catch_up().await.map_err(|e| {
-            Error::Unavailable(format!("the keyring cannot be read right now: {e}"))
-        })?;
         let all: std::collections::BTreeSet<String> = candidates.union(&trashed).cloned().collect();
-        let in_use = self.store.documents_in_use(&all, &*self.keys)?;
+        let in_use = self.documents_in_use(&all).await?;
         done.kept = candidates.intersection(&in_use).count();
         for sha in candidates.difference(&in_use) {
             if self

@@ -378,7 +378,19 @@ async fn serve(a: ServeArgs, log_format: LogFormat) -> Result<()> {
                 Some(_) => Some(hub_id(&a.log.data.join("keyring"))?),
                 None => None,
             },
-            content: open_content(&a.content, &a.log).await?,
+            content: {
+                let content = open_content(&a.content, &a.log).await?;
+                // This hub's own unfinished uploads (tmp/ is per hub, and the data folder is
+                // locked to this process): a killed process left them, nothing writes them.
+                let swept = content.sweep_uploads(std::time::SystemTime::now());
+                if swept > 0 {
+                    tracing::info!(
+                        uploads = swept,
+                        "unfinished uploads of a previous run deleted"
+                    );
+                }
+                content
+            },
         },
         log,
         listener,

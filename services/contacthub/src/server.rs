@@ -335,8 +335,8 @@ impl Server {
                     )
                     .await
                 {
-                    Ok(c) if c.removed > 0 => {
-                        tracing::warn!(removed = c.removed, kept = c.kept, "documents no event names deleted")
+                    Ok(c) if c != Default::default() => {
+                        tracing::warn!(trashed = c.trashed, removed = c.removed, restored = c.restored, kept = c.kept, uploads = c.uploads, "documents collected (restored: an event named one in the trash)")
                     }
                     Ok(_) => {}
                     Err(e) => {

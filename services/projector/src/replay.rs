@@ -181,6 +181,8 @@ pub async fn replay(
     };
     let out = folded?;
     written?;
+    // Everything on disk before the marker goes.
+    store.flush()?;
     store
         .tree()?
         .remove(keys::REPLAYING_KEY)

@@ -236,8 +236,8 @@ impl Store {
     /// commune: a timeline line, a contact waiting in « à rattacher », a letter's scans, a
     /// written answer's letter, or a dead-lettered event (opened with `keys`: ops may publish
     /// it again once fixed). A full scan of those families: for collection and erasures,
-    /// which are rare. A record that does not decode, or a dead letter sealed with a key the
-    /// keyring does not know yet, is an error: nothing is said unused that might be used.
+    /// which are rare. A record that does not decode, or a dead letter sealed with a key
+    /// `keys` does not know, is an error: nothing is said unused that might be used.
     pub fn documents_in_use(
         &self,
         candidates: &std::collections::BTreeSet<String>,
@@ -298,10 +298,8 @@ impl Store {
             use contacthub_core::seal::{self, Unreadable};
             match seal::open(&mut event, keys) {
                 Ok(()) => contacthub_core::event::documents(&event).for_each(&mut see),
-                // Erased, or unreadable for ever: what it named is no one's any more.
-                Err(Unreadable::Erased | Unreadable::Tampered | Unreadable::Malformed(_)) => {
-                    contacthub_core::event::documents(&event).for_each(&mut see)
-                }
+                // Erased, or unreadable for ever: what it named (sealed) is no one's any more.
+                Err(Unreadable::Erased | Unreadable::Tampered | Unreadable::Malformed(_)) => {}
                 Err(Unreadable::Unknown(id)) => {
                     return Err(Error::Domain(contacthub_core::Error::KeyUnknown(id)))
                 }

@@ -333,7 +333,12 @@ async fn the_content_store_behaves_the_same_on_disk_and_in_object_storage() {
     )
     .await
     .unwrap_err();
-    assert!(clear.to_string().contains("cannot be read"), "{clear}");
+    assert!(
+        clear
+            .to_string()
+            .contains("plain HTTP at http://192.0.2.1:9000"),
+        "{clear}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "refused at once, not after trying: {:?} ({clear})",

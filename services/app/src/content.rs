@@ -191,7 +191,13 @@ impl ContentStore {
         }
         if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
-            if endpoint.starts_with("http://") && !on_loopback {
+            let clear = endpoint.starts_with("http://") && !on_loopback;
+            if clear && !transport.allow_http {
+                return Err(UploadError::Config(format!(
+                    "{url:?} is reached in plain HTTP at {endpoint}: give an https:// endpoint, or --content-allow-http inside a network nobody else reaches"
+                )));
+            }
+            if clear {
                 tracing::warn!(
                     endpoint,
                     "documents travel in clear to the object storage (--content-allow-http): only inside a network nobody else reaches"

@@ -157,7 +157,8 @@ pub async fn replay(
     budget: usize,
     done: &AtomicU64,
 ) -> Result<Replayed> {
-    if store.unfinished_replay()? || !store.is_new()? {
+    // An unfinished replay's marker is more than a format too.
+    if !store.is_new()? {
         return Err(crate::Error::Rebuild(format!(
             "{} already holds a read model (or an unfinished replay): replay folds into a new, empty folder",
             store.path().display()

@@ -1,8 +1,8 @@
 //! Several hubs, one cluster: documents in S3-compatible object storage (moto, a real
 //! S3-protocol server) that every hub on a Kafka log (tansu) reads; `migrate` moving the
 //! documents with the log; one sender for the cluster; a hub killed while a scan uploads
-//! leaving no event that names a missing document; and the content store's behaviour, the
-//! same on disk and in object storage.
+//! leaving no event that names a missing document; the content store's behaviour, the same
+//! on disk and in object storage; and object storage over HTTPS with a private authority.
 
 use crate::courrier::{header, pdf, registration};
 use crate::outbound::{adapters_toml, citizen_with_request, compose, wait_status};
@@ -344,6 +344,72 @@ async fn the_content_store_behaves_the_same_on_disk_and_in_object_storage() {
         "refused at once, not after trying: {:?} ({clear})",
         started.elapsed()
     );
+}
+
+/// Object storage over HTTPS with a certificate from a private authority: a hub given
+/// `--content-ca` keeps a registered letter's scan there and its desk serves it back; a hub
+/// without the authority refuses to start, saying the store cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_over_https_with_a_private_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    contacthub_tests::pki::authority(&pki);
+    let (cert, key) = contacthub_tests::pki::server_cert(&pki, "s3");
+    let ca = pki.join("ca.pem");
+    let pem = std::fs::read(&ca).unwrap();
+    let Some(s3) = S3::start_with(Some((&cert, &key, &pem))).await else {
+        return;
+    };
+    assert!(
+        s3.endpoint.starts_with("https://127.0.0.1:"),
+        "{}",
+        s3.endpoint
+    );
+    let bin = contacthub_bin!();
+    let args = s3.args("tls");
+
+    // Without the authority: no start, and why.
+    let said = dir.path().join("refused.log");
+    let refused = try_spawn_serve_in(
+        &bin,
+        &dir.path().join("refused"),
+        &os(&args),
+        &s3.env(),
+        std::fs::File::create(&said).unwrap().into(),
+    );
+    assert!(
+        refused.is_err(),
+        "a hub started without the store's authority"
+    );
+    let said = std::fs::read_to_string(&said).unwrap();
+    assert!(
+        said.contains(&format!("opening the content store s3://{}/tls", s3.bucket))
+            && said.to_lowercase().contains("certificate"),
+        "{said}"
+    );
+
+    // With it: the scan goes to the bucket and comes back on the desk.
+    let mut with_ca = args.clone();
+    with_ca.extend(["--content-ca".into(), ca.display().to_string()]);
+    let mut hub = spawn_serve_in(
+        &bin,
+        &dir.path().join("data"),
+        &os(&with_ca),
+        &s3.env(),
+        std::process::Stdio::null(),
+    );
+    let scan = pdf(3, 200_000);
+    let letter = register(&hub.grpc, "over-https", &scan).await;
+    assert_eq!(s3.keys("tls/sha256/").await.len(), 1);
+    let (status, bytes) = scan_on_desk(&hub.web, &letter.chrono).await;
+    assert_eq!(status, 200);
+    assert!(
+        bytes == scan,
+        "the scan as registered, read back over HTTPS"
+    );
+    hub.child.kill().unwrap();
+    hub.child.wait().unwrap();
 }
 
 async fn content_store_contract(store: &contacthub_app::content::ContentStore) {

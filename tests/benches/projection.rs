@@ -13,7 +13,8 @@
 //! 4. Mail room: courrier registrations/s with a 200 KB scan each, 8 concurrent clerks.
 //!
 //! Options: `--events N`, `--batch-sizes 2000,20000` (events per sled batch, one projection
-//! each over the same log), `--clear-only`, `--skip-projection`, `--skip-latency`,
+//! each over the same log), `--replay-budgets 256,64` (MiB held by `replay`, one replay each;
+//! empty: none), `--clear-only`, `--skip-projection`, `--skip-latency`,
 //! `--skip-courrier`.
 
 use contacthub_core::{demo, pb, tenant::Tenants};
@@ -35,7 +36,7 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn projection(events: usize, batch_sizes: &[usize], clear_only: bool) {
+async fn projection(events: usize, batch_sizes: &[usize], budgets: &[usize], clear_only: bool) {
     // Clear, then sealed as the hub's writers seal (the cost of sealing, same run).
     let kinds: &[bool] = if clear_only { &[false] } else { &[false, true] };
     for &sealed in kinds {
@@ -61,7 +62,7 @@ async fn projection(events: usize, batch_sizes: &[usize], clear_only: bool) {
         let log_bytes = size_of(&dir.path().join("log"));
         // `contacthub replay` first (the peak RSS is then its own): changes held in memory,
         // written in key order.
-        for budget_mb in [256usize, 64] {
+        for &budget_mb in budgets {
             let model = dir.path().join(format!("read-model-replay-{budget_mb}"));
             let store = Store::open(&model).unwrap();
             let folded = std::sync::atomic::AtomicU64::new(0);
@@ -319,10 +320,17 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|l| l.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![2000]);
+    let budgets: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--replay-budgets")
+        .and_then(|i| args.get(i + 1))
+        .map(|l| l.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![256, 64]);
     if !args.iter().any(|a| a == "--skip-projection") {
         projection(
             events,
             &batch_sizes,
+            &budgets,
             args.iter().any(|a| a == "--clear-only"),
         )
         .await;

@@ -67,31 +67,10 @@ impl Dovecot {
             .collect();
         std::fs::write(path.join("users"), passwd).unwrap();
         let (port, tls_port) = (free_port(), free_port());
-        // A certificate for localhost, its own authority (the tests' `ca_file`).
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .arg("-keyout")
-            .arg(path.join("key.pem"))
-            .arg("-out")
-            .arg(path.join("cert.pem"))
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(made.success(), "a test certificate");
+        // A certificate for localhost from an authority of its own (the tests' `ca_file`).
+        crate::pki::authority(path);
+        let (cert, key) = crate::pki::server_cert(path, "imap");
+        let (cert, key) = (cert.display(), key.display());
         let who = if root {
             String::new()
         } else {
@@ -113,7 +92,7 @@ impl Dovecot {
         let config = format!(
             "base_dir = {p}/run\nstate_dir = {p}/state\ninstance_name = dc{port}\n\
              log_path = {p}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n\
-             ssl = yes\nssl_cert = <{p}/cert.pem\nssl_key = <{p}/key.pem\n\
+             ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login xoauth2 oauthbearer\n\
              mail_location = maildir:{p}/mail/%u/Maildir\nfirst_valid_uid = 1\nlast_valid_uid = 0\n\
              {who}{oauth2}\
@@ -178,7 +157,7 @@ impl Dovecot {
 
     /// The certificate the server presents for `localhost` (self-signed).
     pub fn certificate(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
+        self.dir.path().join("ca.pem")
     }
 
     /// Where `user`'s mail is (a Maildir).

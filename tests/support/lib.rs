@@ -13,6 +13,7 @@ pub mod dovecot;
 pub mod ds;
 pub mod gateway;
 pub mod oidc;
+pub mod pki;
 pub mod s3;
 pub mod smtp;
 
@@ -1109,8 +1110,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Makes the indexes tansu 0.6's SQLite engine lacks in its database `db` (made when absent;
+/// tests/fixtures/tansu/indexes.sql says why), with Python's `sqlite3` (python3 is there for
+/// moto). Without them a broker holding some 10,000 records stops answering in time.
+fn indexes(db: &Path) {
+    let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tansu/indexes.sql");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(open(sys.argv[2]).read()); c.close()",
+        ])
+        .arg(db)
+        .arg(sql)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "indexing tansu's database {}: {}",
+            db.display(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("indexing tansu's database needs python3: {e}"),
+    }
+}
+
 /// A tansu broker of the test's own on `127.0.0.1:port`, storing in SQLite so it survives
-/// SIGKILL and restarts. `None` when tansu is not installed (a panic when
+/// SIGKILL and restarts, with the indexes it lacks ([`indexes`]). `None` when tansu is not installed (a panic when
 /// `CONTACTHUB_TEST_REQUIRE_KAFKA` is set).
 pub struct Tansu {
     child: std::process::Child,
@@ -1125,6 +1150,7 @@ impl Tansu {
     /// to (its own address when `None`); `extra` are more `tansu broker` arguments.
     pub fn start(db: &Path, port: u16, advertised: Option<&str>, extra: &[&str]) -> Option<Tansu> {
         use std::process::{Command, Stdio};
+        indexes(db);
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("tansu")
             .args([

@@ -3,13 +3,16 @@
 //! test's own, stopped when dropped. The hubs reach it with `--content-url s3://BUCKET/…
 //! --content-endpoint http://127.0.0.1:PORT` and the `AWS_*` variables of [`S3::env`].
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct S3 {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when started with a certificate).
     pub endpoint: String,
+    /// A client that trusts the server's authority.
+    http: reqwest::Client,
     /// A bucket made for this server.
     pub bucket: String,
 }
@@ -23,12 +26,22 @@ impl S3 {
     /// A server with an empty bucket, or `None` when moto is not installed (a panic when
     /// `CONTACTHUB_TEST_REQUIRE_S3` is set).
     pub async fn start() -> Option<S3> {
+        S3::start_with(None).await
+    }
+
+    /// [`S3::start`] speaking HTTPS with `tls`: the certificate and key files it presents
+    /// and the authority (PEM) that signed them.
+    pub async fn start_with(tls: Option<(&Path, &Path, &[u8])>) -> Option<S3> {
         let port = crate::free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let mut command = Command::new("moto_server");
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut http = reqwest::Client::builder();
+        if let Some((cert, key, ca)) = tls {
+            command.arg("-c").arg(cert).arg("-k").arg(key);
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
+        }
+        let http = http.build().unwrap();
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         let child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -37,17 +50,18 @@ impl S3 {
                 return None;
             }
         };
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let s3 = S3 {
             child,
-            endpoint,
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            http,
             bucket: crate::unique("documents"),
         };
-        let http = reqwest::Client::new();
         let started = Instant::now();
         loop {
             // moto takes a bucket made by an unsigned PUT.
-            match http
+            match s3
+                .http
                 .put(format!("{}/{}", s3.endpoint, s3.bucket))
                 .send()
                 .await
@@ -108,15 +122,18 @@ impl S3 {
 
     /// The keys of the objects under `prefix`.
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
-        let body = reqwest::get(format!(
-            "{}/{}?list-type=2&prefix={prefix}",
-            self.endpoint, self.bucket
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        let body = self
+            .http
+            .get(format!(
+                "{}/{}?list-type=2&prefix={prefix}",
+                self.endpoint, self.bucket
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         body.split("<Key>")
             .skip(1)
             .filter_map(|s| s.split("</Key>").next())

@@ -50,6 +50,21 @@ pub enum UploadError {
     Config(String),
 }
 
+/// An error with the causes its message leaves out (an HTTP client's "error sending request"
+/// hides the certificate its server was refused for).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut said = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !said.contains(&more) {
+            said = format!("{said}: {more}");
+        }
+        cause = c.source();
+    }
+    said
+}
+
 /// How a hub reaches its object storage.
 #[derive(Debug, Clone, Default)]
 pub struct Transport {
@@ -204,11 +219,10 @@ impl ContentStore {
                 );
             }
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(
-            builder
-                .build()
-                .map_err(|e| UploadError::Config(format!("{url:?} cannot be used: {e}")))?,
-        );
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(builder.build().map_err(|e| {
+                UploadError::Config(format!("{url:?} cannot be used: {}", causes(&e)))
+            })?);
         let prefix = prefix.trim_matches('/');
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             store
@@ -233,7 +247,7 @@ impl ContentStore {
             .store
             .list_with_delimiter(Some(&probe))
             .await
-            .map_err(|e| UploadError::Config(format!("{url:?} cannot be read: {e}")))?;
+            .map_err(|e| UploadError::Config(format!("{url:?} cannot be read: {}", causes(&e))))?;
         Ok(s)
     }
 

@@ -512,7 +512,8 @@ async fn documents_no_event_names_are_collected_and_no_other() {
         .await
         .unwrap();
     // An event the projector refuses (no party): dead-lettered, its document kept for when
-    // ops publish it again, fixed.
+    // ops publish it again, fixed. Sealed as the hub's writers seal: its document's name is
+    // in the sealed part, read with the keyring.
     let mut refused_event = web_form(
         GIVORS,
         "collect-dead",
@@ -522,6 +523,13 @@ async fn documents_no_event_names_are_collected_and_no_other() {
     );
     refused_event.personal = None;
     refused_event.attachments = vec![dead.clone()];
+    {
+        use contacthub_core::seal;
+        let id = seal::subject(&refused_event);
+        let key = hub.keys.keys_for(std::slice::from_ref(&id)).await.unwrap()[0].unwrap();
+        seal::seal(&mut refused_event, &id, &key, [9; seal::NONCE_LEN]);
+        assert!(refused_event.attachments.is_empty() && refused_event.sealed.is_some());
+    }
     hub.publish(&[refused_event]).await;
     hub.settle().await;
     assert_eq!(hub.store.dead_letters(10, |_| true).unwrap().len(), 1);

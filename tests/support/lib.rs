@@ -1135,8 +1135,8 @@ fn indexes(db: &Path) {
 }
 
 /// A tansu broker of the test's own on `127.0.0.1:port`, storing in SQLite so it survives
-/// SIGKILL and restarts, with the indexes it lacks ([`indexes`]). `None` when tansu is not installed (a panic when
-/// `CONTACTHUB_TEST_REQUIRE_KAFKA` is set).
+/// SIGKILL and restarts, with the indexes it lacks ([`indexes`]). `None` when tansu is not
+/// installed (a panic when `CONTACTHUB_TEST_REQUIRE_KAFKA` is set).
 pub struct Tansu {
     child: std::process::Child,
     port: u16,

@@ -324,7 +324,15 @@ async fn main() {
         .iter()
         .position(|a| a == "--replay-budgets")
         .and_then(|i| args.get(i + 1))
-        .map(|l| l.split(',').filter_map(|n| n.parse().ok()).collect())
+        .map(|l| {
+            l.split(',')
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse()
+                        .unwrap_or_else(|_| panic!("--replay-budgets: {n:?} is not MiB"))
+                })
+                .collect()
+        })
         .unwrap_or_else(|| vec![256, 64]);
     if !args.iter().any(|a| a == "--skip-projection") {
         projection(

@@ -155,7 +155,8 @@ impl Dovecot {
         self.launch(&binary().expect("dovecot"));
     }
 
-    /// The certificate the server presents for `localhost` (self-signed).
+    /// The authority that signed the certificate the server presents for `localhost` (the
+    /// tests' `ca_file`).
     pub fn certificate(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }

@@ -1112,8 +1112,8 @@ pub fn free_port() -> u16 {
 
 /// Makes the indexes tansu 0.6's SQLite engine lacks in its database `db` (made when absent;
 /// tests/fixtures/tansu/indexes.sql says why), with Python's `sqlite3` (python3 is there for
-/// moto). Without them a broker holding some 10,000 records stops answering in time.
-fn indexes(db: &Path) {
+/// moto). Without them a broker holding some 20,000 records stops answering in time.
+fn indexes(db: &Path) -> Result<(), String> {
     let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tansu/indexes.sql");
     let out = std::process::Command::new("python3")
         .args([
@@ -1124,13 +1124,13 @@ fn indexes(db: &Path) {
         .arg(sql)
         .output();
     match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
             "indexing tansu's database {}: {}",
             db.display(),
             String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("indexing tansu's database needs python3: {e}"),
+        )),
+        Err(e) => Err(format!("indexing tansu's database needs python3: {e}")),
     }
 }
 
@@ -1150,7 +1150,14 @@ impl Tansu {
     /// to (its own address when `None`); `extra` are more `tansu broker` arguments.
     pub fn start(db: &Path, port: u16, advertised: Option<&str>, extra: &[&str]) -> Option<Tansu> {
         use std::process::{Command, Stdio};
-        indexes(db);
+        if let Err(e) = indexes(db) {
+            assert!(
+                std::env::var_os("CONTACTHUB_TEST_REQUIRE_KAFKA").is_none(),
+                "{e}"
+            );
+            eprintln!("skipped: {e}");
+            return None;
+        }
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("tansu")
             .args([

@@ -1,5 +1,6 @@
 //! A private certificate authority for the tests, made with the `openssl` command: the hub's
-//! TLS ports and the object storage over HTTPS are given certificates it signs.
+//! TLS ports, dovecot's IMAP and the object storage over HTTPS are given certificates it
+//! signs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,8 @@
 //! A real S3-protocol server for the tests: moto in server mode (PyPI `moto[server]`,
 //! installed by scripts/test-all), started on a free loopback port with a bucket of the
 //! test's own, stopped when dropped. The hubs reach it with `--content-url s3://BUCKET/…
-//! --content-endpoint http://127.0.0.1:PORT` and the `AWS_*` variables of [`S3::env`].
+//! --content-endpoint http://127.0.0.1:PORT` (`https://` with [`S3::start_with`]) and the
+//! `AWS_*` variables of [`S3::env`].
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -67,9 +68,10 @@ impl S3 {
                 .await
             {
                 Ok(r) if r.status().is_success() => break,
-                _ if started.elapsed() > Duration::from_secs(30) => {
-                    panic!("moto_server did not start on {}", s3.endpoint)
-                }
+                last if started.elapsed() > Duration::from_secs(30) => panic!(
+                    "moto_server did not make a bucket on {} (last answer: {last:?})",
+                    s3.endpoint
+                ),
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }

@@ -764,6 +764,33 @@ impl Drop for Upload {
 mod tests {
     use super::*;
 
+    /// A cause the message already says is not said twice; one it hides is added.
+    #[test]
+    fn an_error_says_the_causes_its_message_hides() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let certificate = E("invalid peer certificate: UnknownIssuer", None);
+        let sending = E("error sending request", Some(Box::new(certificate)));
+        let generic = E(
+            "Generic S3 error: error sending request",
+            Some(Box::new(sending)),
+        );
+        assert_eq!(
+            causes(&generic),
+            "Generic S3 error: error sending request: invalid peer certificate: UnknownIssuer"
+        );
+    }
+
     #[tokio::test]
     async fn scans_are_stored_by_hash_and_refusals_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();

@@ -389,6 +389,27 @@ async fn object_storage_over_https_with_a_private_authority() {
         "{said}"
     );
 
+    // A file that is no certificate (its key) given as the authority: said at start.
+    let mut wrong = args.clone();
+    wrong.extend(["--content-ca".into(), key.display().to_string()]);
+    let said = dir.path().join("wrong.log");
+    let refused = try_spawn_serve_in(
+        &bin,
+        &dir.path().join("wrong"),
+        &os(&wrong),
+        &s3.env(),
+        std::fs::File::create(&said).unwrap().into(),
+    );
+    assert!(
+        refused.is_err(),
+        "a hub started with a key as its authority"
+    );
+    let said = std::fs::read_to_string(&said).unwrap();
+    assert!(
+        said.contains("authority (--content-ca) is not a PEM certificate"),
+        "{said}"
+    );
+
     // With it: the scan goes to the bucket and comes back on the desk.
     let mut with_ca = args.clone();
     with_ca.extend(["--content-ca".into(), ca.display().to_string()]);

@@ -179,7 +179,10 @@ impl ContentStore {
         let on_loopback = endpoint.is_some_and(loopback);
         if let Some(pem) = &transport.ca_pem {
             let ca = object_store::Certificate::from_pem(pem).map_err(|e| {
-                UploadError::Config(format!("has an authority certificate that is no PEM: {e}"))
+                UploadError::Config(format!(
+                    "authority (--content-ca) is not a PEM certificate: {}",
+                    causes(&e)
+                ))
             })?;
             // The client's options replaced whole: the environment's client settings (proxy,
             // time-outs) applied again over them.

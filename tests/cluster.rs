@@ -369,42 +369,31 @@ async fn object_storage_over_https_with_a_private_authority() {
     let bin = contacthub_bin!();
     let args = s3.args("tls");
 
+    // What a hub started with `extra` in folder `name` said, having refused to start.
+    let refused = |name: &str, extra: &[String]| {
+        let mut all = args.clone();
+        all.extend_from_slice(extra);
+        let said = dir.path().join(format!("{name}.log"));
+        let started = try_spawn_serve_in(
+            &bin,
+            &dir.path().join(name),
+            &os(&all),
+            &s3.env(),
+            std::fs::File::create(&said).unwrap().into(),
+        );
+        assert!(started.is_err(), "a hub started with {extra:?}");
+        std::fs::read_to_string(&said).unwrap()
+    };
+
     // Without the authority: no start, and why.
-    let said = dir.path().join("refused.log");
-    let refused = try_spawn_serve_in(
-        &bin,
-        &dir.path().join("refused"),
-        &os(&args),
-        &s3.env(),
-        std::fs::File::create(&said).unwrap().into(),
-    );
-    assert!(
-        refused.is_err(),
-        "a hub started without the store's authority"
-    );
-    let said = std::fs::read_to_string(&said).unwrap();
+    let said = refused("refused", &[]);
     assert!(
         said.contains(&format!("opening the content store s3://{}/tls", s3.bucket))
             && said.to_lowercase().contains("certificate"),
         "{said}"
     );
-
     // A file that is no certificate (its key) given as the authority: said at start.
-    let mut wrong = args.clone();
-    wrong.extend(["--content-ca".into(), key.display().to_string()]);
-    let said = dir.path().join("wrong.log");
-    let refused = try_spawn_serve_in(
-        &bin,
-        &dir.path().join("wrong"),
-        &os(&wrong),
-        &s3.env(),
-        std::fs::File::create(&said).unwrap().into(),
-    );
-    assert!(
-        refused.is_err(),
-        "a hub started with a key as its authority"
-    );
-    let said = std::fs::read_to_string(&said).unwrap();
+    let said = refused("wrong", &["--content-ca".into(), key.display().to_string()]);
     assert!(
         said.contains("authority (--content-ca) is not a PEM certificate"),
         "{said}"

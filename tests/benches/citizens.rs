@@ -10,7 +10,6 @@ use contacthub_core::pb::{self, event::Payload};
 use contacthub_core::{demo, tenant::Tenants};
 use contacthub_proto::v1::citizen_service_client::CitizenServiceClient;
 use contacthub_tests::*;
-use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -19,28 +18,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// What an agent types: a full name in any order, a surname prefix, a surname with a typo.
-fn queries(people: &[(String, String)], n: usize) -> Vec<String> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    (0..n)
-        .map(|i| {
-            let (first, last) = &people[rng.gen_range(0..people.len())];
-            match i % 4 {
-                0 => format!("{last} {first}"),
-                1 => format!("{first} {last}"),
-                2 => last.chars().take(4).collect(),
-                _ => {
-                    // One letter changed.
-                    let mut c: Vec<char> = last.to_lowercase().chars().collect();
-                    let at = c.len() / 2;
-                    c[at] = if c[at] == 'e' { 'a' } else { 'e' };
-                    c.into_iter().collect()
-                }
-            }
-        })
-        .collect()
 }
 
 #[tokio::main]
@@ -115,7 +92,7 @@ async fn main() {
                 .connect()
                 .await
                 .unwrap();
-            let qs = queries(&givors[..], 440);
+            let qs = search_queries(&givors[..], 440);
             tasks.push(tokio::spawn(async move {
                 let mut client = CitizenServiceClient::new(channel);
                 let mut lat = Vec::new();

@@ -861,7 +861,12 @@ impl ServeChild {
 /// The master key of every test hub (tests only: a real one comes from a file outside the
 /// data folder).
 pub fn test_master_key() -> contacthub_log::keyring::MasterKey {
-    contacthub_log::keyring::MasterKey::parse(&"5e".repeat(32)).unwrap()
+    contacthub_log::keyring::MasterKey::parse(&test_master_key_hex()).unwrap()
+}
+
+/// [`test_master_key`] as `$CONTACTHUB_MASTER_KEY` gives it to a `contacthub` process.
+pub fn test_master_key_hex() -> String {
+    "5e".repeat(32)
 }
 
 /// The keyring of the hub whose data folder is `data` (the test master key).
@@ -1076,14 +1081,44 @@ pub async fn append_demo_sealed(
 
 /// The process's peak resident memory (VmHWM), in MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_kib("self").map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The peak resident memory of process `pid` (`self` for this one) so far, in KiB: its
+/// `VmHWM`; `None` once it has ended.
+pub fn peak_rss_kib(pid: &str) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
-        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// What agents type at the desk to find one of `people` (first names, surname): a full name
+/// in either order, a surname's first four letters, a surname with one letter changed; `n`
+/// searches, the same ones for the same `people` (seeded).
+pub fn search_queries(people: &[(String, String)], n: usize) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    (0..n)
+        .map(|i| {
+            let (first, last) = &people[rng.gen_range(0..people.len())];
+            match i % 4 {
+                0 => format!("{last} {first}"),
+                1 => format!("{first} {last}"),
+                2 => last.chars().take(4).collect(),
+                _ => {
+                    // One letter changed.
+                    let mut c: Vec<char> = last.to_lowercase().chars().collect();
+                    let at = c.len() / 2;
+                    c[at] = if c[at] == 'e' { 'a' } else { 'e' };
+                    c.into_iter().collect()
+                }
+            }
+        })
+        .collect()
 }
 
 /// Bytes of the files under `p`.

@@ -409,6 +409,12 @@ pub struct ReplayArgs {
     /// (more: fewer, larger sorted writes).
     #[arg(long, env = "CONTACTHUB_REPLAY_MEMORY_MB", default_value_t = 256)]
     pub memory_mb: u64,
+    /// sled's cache while replaying, in megabytes as sled counts them (pages' size on disk: in
+    /// memory they take three to four times that); a replay writes in key order and needs less
+    /// than a serving hub (256): less memory for a slightly slower replay.
+    #[arg(long, env = "CONTACTHUB_REPLAY_CACHE_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub cache_mb: u64,
 }
 
 #[derive(Debug, Args)]

@@ -512,7 +512,7 @@ async fn replay(a: ReplayArgs) -> Result<()> {
     };
     let ends = log.end_offsets().await?;
     let keys = open_keyring(&a.log).await?;
-    let store = Store::open(&a.into)?;
+    let store = Store::open_with_cache(&a.into, a.cache_mb << 20)?;
     let folded = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let progress = tokio::spawn(replay_progress(folded.clone(), ends, done_rx));

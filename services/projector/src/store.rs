@@ -23,6 +23,8 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
+    /// sled's cache, in bytes (as sled counts them: pages' size on disk).
+    cache: u64,
     open: RwLock<Option<Arc<Open>>>,
 }
 
@@ -31,14 +33,18 @@ struct Open {
     tree: sled::Tree,
 }
 
-fn open_sled(path: &Path) -> Result<Open> {
+/// sled's cache of a hub's read model, in bytes as sled counts them (the pages' size on disk;
+/// in memory they take three to four times that).
+pub const CACHE_BYTES: u64 = 256 << 20;
+
+fn open_sled(path: &Path, cache: u64) -> Result<Open> {
     let err = |source| Error::Sled {
         path: path.display().to_string(),
         source,
     };
     let db = sled::Config::new()
         .path(path)
-        .cache_capacity(256 << 20)
+        .cache_capacity(cache)
         .flush_every_ms(Some(500))
         .open()
         .map_err(|e| match e {
@@ -81,15 +87,21 @@ pub struct TimelinePage {
 }
 
 impl Store {
-    /// Opens (or creates) the read model in `path`.
     /// The folder of the read model.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
+    /// Opens (or creates) the read model in `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the read model in `path` with `cache` bytes of sled cache (a replay
+    /// writing in key order needs less than a hub serving reads).
+    pub fn open_with_cache(path: impl AsRef<Path>, cache: u64) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let open = open_sled(&path)?;
+        let open = open_sled(&path, cache)?;
         // A new read model is folded with this version of the fold.
         if open.tree.is_empty() {
             open.tree
@@ -102,6 +114,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
+                cache,
                 open: RwLock::new(Some(Arc::new(open))),
             }),
         })
@@ -163,7 +176,7 @@ impl Store {
                 }
             }
         }
-        *slot = Some(Arc::new(open_sled(&self.inner.path)?));
+        *slot = Some(Arc::new(open_sled(&self.inner.path, self.inner.cache)?));
         Ok(())
     }
 

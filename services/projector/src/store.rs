@@ -21,6 +21,16 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// Tells whether every handle on a read model is gone — sled closed, its folder free to be
+/// opened again, in this process too — without keeping it open ([`Store::closing`]).
+pub struct Closing(std::sync::Weak<Inner>);
+
+impl Closing {
+    pub fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 struct Inner {
     path: PathBuf,
     /// sled's cache, in bytes (as sled counts them: pages' size on disk).
@@ -37,25 +47,38 @@ struct Open {
 /// in memory they take three to four times that).
 pub const CACHE_BYTES: u64 = 256 << 20;
 
+/// How long an open waits for sled's lock on a folder before saying it is in use. sled lets
+/// go of its lock a moment after a database's last handle is dropped — its thread pool may
+/// still be writing a buffer — so a folder this process has just closed (a rebuild switched
+/// in, a reopen, a restart) can read as locked for a few milliseconds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn open_sled(path: &Path, cache: u64) -> Result<Open> {
     let err = |source| Error::Sled {
         path: path.display().to_string(),
         source,
     };
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(cache)
-        .flush_every_ms(Some(500))
-        .open()
-        .map_err(|e| match e {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache)
+            .flush_every_ms(Some(500))
+            .open();
+        match opened {
+            Ok(db) => break db,
             // sled says so only in words (an `Other` I/O error).
-            sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
-                Error::Locked {
-                    path: path.display().to_string(),
+            Err(sled::Error::Io(io)) if io.to_string().starts_with("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Locked {
+                        path: path.display().to_string(),
+                    });
                 }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            e => err(e),
-        })?;
+            Err(e) => return Err(err(e)),
+        }
+    };
     let tree = db.open_tree("read-model").map_err(err)?;
     Ok(Open { db, tree })
 }
@@ -87,6 +110,11 @@ pub struct TimelinePage {
 }
 
 impl Store {
+    /// What tells when this read model is closed (every clone dropped).
+    pub fn closing(&self) -> Closing {
+        Closing(Arc::downgrade(&self.inner))
+    }
+
     /// The folder of the read model.
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -21,8 +21,9 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-/// Tells whether every handle on a read model is gone — sled closed, its folder free to be
-/// opened again, in this process too — without keeping it open ([`Store::closing`]).
+/// Tells whether every handle on a read model is gone, without keeping it open
+/// ([`Store::closing`]): sled's lock on its folder follows a moment later, which an open
+/// waits for.
 pub struct Closing(std::sync::Weak<Inner>);
 
 impl Closing {

@@ -17,7 +17,7 @@ pub mod runner;
 pub mod store;
 
 pub use runner::{Applied, NotVisible, Projector, ProjectorHandle};
-pub use store::{Closing, Store, TimelinePage, TimelineQuery};
+pub use store::{Store, TimelinePage, TimelineQuery};
 
 /// Errors of the projector and read model.
 #[derive(Debug, thiserror::Error)]

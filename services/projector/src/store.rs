@@ -21,17 +21,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-/// Tells whether every handle on a read model is gone, without keeping it open
-/// ([`Store::closing`]): sled's lock on its folder follows a moment later, which an open
-/// waits for.
-pub struct Closing(std::sync::Weak<Inner>);
-
-impl Closing {
-    pub fn is_closed(&self) -> bool {
-        self.0.strong_count() == 0
-    }
-}
-
 struct Inner {
     path: PathBuf,
     /// sled's cache, in bytes (as sled counts them: pages' size on disk).
@@ -111,11 +100,6 @@ pub struct TimelinePage {
 }
 
 impl Store {
-    /// What tells when this read model is closed (every clone dropped).
-    pub fn closing(&self) -> Closing {
-        Closing(Arc::downgrade(&self.inner))
-    }
-
     /// The folder of the read model.
     pub fn path(&self) -> &Path {
         &self.inner.path
